@@ -1,0 +1,341 @@
+//! The error envelope (contract §2): every error, application or framework,
+//! answers `{"error": {...}}` — or the HTML error page when the client does
+//! not accept JSON and the endpoint produces no JSON. Handlers return
+//! `ApiError`; the `render_errors` middleware, which sees the request, picks the
+//! media type, stamps the call id and the time, and writes the body.
+
+use axum::Json;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{Html, IntoResponse, Response};
+use serde_json::{Map, Value, json};
+
+use super::AppState;
+use crate::domain::{AuthError, ErrorType};
+use crate::ledger::LedgerError;
+
+/// An error on its way to the client.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub kind: Option<ErrorType>,
+    pub message: String,
+    /// Routing failures (no resource method matched) carry no call id.
+    pub routed: bool,
+    /// Diagnostic detail, shown only when the `showstack` setting is on.
+    pub exception: Option<String>,
+}
+
+/// The HTTP status of an application error type (contract §2).
+pub fn status_of(kind: ErrorType) -> StatusCode {
+    use ErrorType::*;
+    match kind {
+        AuthenticationFailed | InvalidToken | PasswordMismatch => StatusCode::UNAUTHORIZED,
+        Unauthorized | DisabledUser => StatusCode::FORBIDDEN,
+        NoSuchUser | NoSuchLocalUser | NoSuchToken => StatusCode::NOT_FOUND,
+        NoTokenProvided | MissingParameter | IllegalParameter | IllegalUserName
+        | IllegalEmailAddress | IllegalPassword | UserAlreadyExists | NoSuchRole
+        | UnsupportedOperation => StatusCode::BAD_REQUEST,
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(error: AuthError) -> Self {
+        Self {
+            status: status_of(error.kind),
+            kind: Some(error.kind),
+            message: error.to_string(),
+            routed: true,
+            exception: None,
+        }
+    }
+}
+
+impl From<LedgerError> for ApiError {
+    fn from(error: LedgerError) -> Self {
+        match error {
+            LedgerError::Rejected(e) => e.into(),
+            other => {
+                tracing::error!(error = %other, "request failed inside the ledger");
+                Self::internal(other.to_string())
+            }
+        }
+    }
+}
+
+impl ApiError {
+    /// JSON that parses but does not fit the request (no appcode, like a mapping error upstream).
+    pub fn unreadable(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            kind: None,
+            message: message.into(),
+            routed: true,
+            exception: None,
+        }
+    }
+
+    pub fn internal(detail: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            kind: None,
+            message: "Internal Server Error".into(),
+            routed: true,
+            exception: Some(detail.into()),
+        }
+    }
+
+    /// A framework error: "HTTP 404 Not Found" and the like.
+    pub fn framework(status: StatusCode, routed: bool) -> Self {
+        let reason = status.canonical_reason().unwrap_or("Error");
+        Self {
+            status,
+            kind: None,
+            message: format!("HTTP {} {reason}", status.as_u16()),
+            routed,
+            exception: None,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status;
+        let mut response = status.into_response();
+        response.extensions_mut().insert(self);
+        response
+    }
+}
+
+/// Marks responses of endpoints that produce no body (their errors default to HTML).
+#[derive(Debug, Clone, Copy)]
+pub struct ProducesNothing;
+
+pub async fn produces_nothing(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    response.extensions_mut().insert(ProducesNothing);
+    response
+}
+
+/// The fallback for paths no route matches.
+pub async fn not_found() -> ApiError {
+    ApiError::framework(StatusCode::NOT_FOUND, false)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MediaType {
+    Json,
+    Html,
+}
+
+/// The first of JSON and HTML in the client's Accept list, by q-value.
+fn accepted(headers: &HeaderMap) -> Option<MediaType> {
+    let mut entries: Vec<(f32, usize, MediaType)> = Vec::new();
+    for (index, item) in headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .enumerate()
+    {
+        let mut parts = item.split(';');
+        let media = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
+        let q = parts
+            .filter_map(|p| p.trim().strip_prefix("q="))
+            .find_map(|q| q.trim().parse::<f32>().ok())
+            .unwrap_or(1.0);
+        let kind = match media.as_str() {
+            "application/json" => MediaType::Json,
+            "text/html" => MediaType::Html,
+            _ => continue,
+        };
+        if q > 0.0 {
+            entries.push((q, index, kind));
+        }
+    }
+    entries.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    entries.first().map(|e| e.2)
+}
+
+fn random_call_id() -> String {
+    use rand::Rng;
+    let mut rng = rand::thread_rng();
+    (0..16)
+        .map(|_| char::from(b'0' + rng.gen_range(0..10u8)))
+        .collect()
+}
+
+/// The call id of the current request (also written to the request's log span).
+#[derive(Debug, Clone)]
+pub struct CallId(pub String);
+
+/// Gives each request a call id, and turns every error response into the envelope.
+pub async fn render_errors(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let media = accepted(request.headers());
+    let call_id = random_call_id();
+    request.extensions_mut().insert(CallId(call_id.clone()));
+    let response = next.run(request).await;
+    let status = response.status();
+    let error = match response.extensions().get::<ApiError>() {
+        Some(error) => error.clone(),
+        None if status == StatusCode::METHOD_NOT_ALLOWED
+            || status == StatusCode::UNSUPPORTED_MEDIA_TYPE
+            || status == StatusCode::PAYLOAD_TOO_LARGE =>
+        {
+            ApiError::framework(status, false)
+        }
+        None => return response,
+    };
+    let produces_json = response.extensions().get::<ProducesNothing>().is_none();
+    let media = media.unwrap_or(if produces_json {
+        MediaType::Json
+    } else {
+        MediaType::Html
+    });
+    let show_stack = state.ledger.model.read().config.show_stack;
+    let body = envelope(
+        &error,
+        error.routed.then_some(call_id.as_str()),
+        state.ledger.now(),
+        show_stack,
+    );
+    let mut rendered = match media {
+        MediaType::Json => (error.status, Json(json!({ "error": body }))).into_response(),
+        MediaType::Html => (error.status, Html(html_page(&body))).into_response(),
+    };
+    if let Some(allow) = response.headers().get(header::ALLOW) {
+        rendered.headers_mut().insert(header::ALLOW, allow.clone());
+    }
+    for cookie in response.headers().get_all(header::SET_COOKIE) {
+        rendered
+            .headers_mut()
+            .append(header::SET_COOKIE, cookie.clone());
+    }
+    if media == MediaType::Json {
+        rendered.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+    }
+    rendered
+}
+
+fn envelope(
+    error: &ApiError,
+    call_id: Option<&str>,
+    now: i64,
+    show_stack: bool,
+) -> Map<String, Value> {
+    let mut body = Map::new();
+    body.insert("httpcode".into(), json!(error.status.as_u16()));
+    body.insert(
+        "httpstatus".into(),
+        json!(error.status.canonical_reason().unwrap_or("Error")),
+    );
+    if let Some(kind) = error.kind {
+        body.insert("appcode".into(), json!(kind.appcode()));
+        body.insert("apperror".into(), json!(kind.name()));
+    }
+    body.insert("message".into(), json!(error.message));
+    if let Some(call_id) = call_id {
+        body.insert("callid".into(), json!(call_id));
+    }
+    body.insert("time".into(), json!(now));
+    if let (true, Some(exception)) = (show_stack, &error.exception) {
+        body.insert("exception".into(), json!(exception));
+    }
+    body
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+/// The upstream error page (templates/error.mustache), escaped.
+fn html_page(body: &Map<String, Value>) -> String {
+    let field = |key: &str| match body.get(key) {
+        Some(Value::String(s)) => escape(s),
+        Some(other) => other.to_string(),
+        None => String::new(),
+    };
+    let mut page = format!(
+        "<!DOCTYPE html>\n<html lang=\"en\">\n  <head>\n    <meta charset='utf-8'>\n    <title>{code} {status}</title>\n  </head>\n  <body>\n    \
+         <p>Note that in a proper UI, the error message and exception should be HTML-escaped.</p>\n    <p>\n    \
+         An error occurred during the operation:\n    </p>\n    Timestamp: {time}<br/>\n",
+        code = field("httpcode"),
+        status = field("httpstatus"),
+        time = field("time"),
+    );
+    if body.contains_key("callid") {
+        page.push_str(&format!("        Call ID: {}</br>\n", field("callid")));
+    }
+    page.push_str(&format!(
+        "    Http code: {}<br/>\n    Http status: {}<br/>\n",
+        field("httpcode"),
+        field("httpstatus")
+    ));
+    if body.contains_key("appcode") {
+        page.push_str(&format!(
+            "        Application code: {}</br>\n",
+            field("appcode")
+        ));
+        page.push_str(&format!(
+            "        Application error: {}</br>\n",
+            field("apperror")
+        ));
+    }
+    page.push_str(&format!("    Message: {}<br/>\n", field("message")));
+    if body.contains_key("exception") {
+        page.push_str(&format!(
+            "    Exception:<br/>\n    <pre>\n        {}\n    </pre>\n",
+            field("exception")
+        ));
+    }
+    page.push_str("  </body>\n</html>\n");
+    page
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accept(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::ACCEPT,
+            HeaderValue::from_str(value).unwrap_or(HeaderValue::from_static("")),
+        );
+        headers
+    }
+
+    #[test]
+    fn the_best_q_of_json_and_html_wins() {
+        assert_eq!(accepted(&accept("application/json")), Some(MediaType::Json));
+        assert_eq!(
+            accepted(&accept("text/html;q=0.5, application/json")),
+            Some(MediaType::Json)
+        );
+        assert_eq!(
+            accepted(&accept("application/json;q=0.1, text/html")),
+            Some(MediaType::Html)
+        );
+        assert_eq!(accepted(&accept("*/*")), None);
+        assert_eq!(accepted(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn call_ids_are_sixteen_digits() {
+        let id = random_call_id();
+        assert_eq!(id.len(), 16);
+        assert!(id.chars().all(|c| c.is_ascii_digit()));
+    }
+}

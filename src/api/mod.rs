@@ -1,0 +1,259 @@
+//! The HTTP API (axum): the auth2-compatible routes, the error envelope, the
+//! caller checks and the permission table. The only module where HTTP exists.
+
+pub mod admin;
+pub mod error;
+pub mod local_account;
+pub mod permissions;
+pub mod request;
+pub mod root;
+pub mod tokens;
+pub mod v2;
+pub mod views;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::middleware;
+use axum::routing::{MethodRouter, get, post, put};
+use data_encoding::BASE32;
+use rand::RngCore;
+use tower_http::trace::TraceLayer;
+use uuid::Uuid;
+
+use crate::domain::token::{ClientInfo, TokenIssued};
+use crate::domain::{AuthError, ErrorType, TokenCommand, TokenKind, TokenName, UserName};
+use crate::ledger::Ledger;
+use crate::projections::token_index::encode_hash;
+use crate::projections::{TokenView, UserRecord, hash_token};
+use crate::store::EventMetadata;
+use error::ApiError;
+use permissions::Action;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub ledger: Arc<Ledger>,
+    pub info: Arc<ServiceInfo>,
+}
+
+/// Facts about this build, for the root document.
+#[derive(Debug, Clone)]
+pub struct ServiceInfo {
+    pub git_commit: String,
+}
+
+/// The caller behind a token: the token and its (enabled) user.
+pub struct Caller {
+    pub token: TokenView,
+    pub user: UserRecord,
+}
+
+impl Caller {
+    pub fn name(&self) -> &UserName {
+        &self.user.name
+    }
+}
+
+impl AppState {
+    pub fn now(&self) -> i64 {
+        self.ledger.now()
+    }
+
+    /// The valid token with this value (401 10020 otherwise).
+    pub fn token_view(&self, token: &str) -> Result<TokenView, ApiError> {
+        let hash = hash_token(token);
+        self.ledger
+            .model
+            .read()
+            .tokens
+            .find(&hash, self.now())
+            .ok_or_else(|| AuthError::bare(ErrorType::InvalidToken).into())
+    }
+
+    /// The token's enabled user (403 20010 when disabled).
+    pub fn user_of(&self, token: &TokenView) -> Result<UserRecord, ApiError> {
+        let model = self.ledger.model.read();
+        let user = model
+            .users
+            .get(&token.user)
+            .ok_or_else(|| AuthError::bare(ErrorType::InvalidToken))?;
+        if user.is_disabled() {
+            return Err(AuthError::disabled(user.name.as_str()).into());
+        }
+        Ok(user.clone())
+    }
+
+    /// Token, then token kind (Login only), then enabled user, then the permission.
+    pub fn login_caller(&self, token: &str, action: Option<Action>) -> Result<Caller, ApiError> {
+        let token = self.token_view(token)?;
+        require_login(&token)?;
+        let user = self.user_of(&token)?;
+        if let Some(action) = action {
+            permissions::check(action, &user.roles)?;
+        }
+        Ok(Caller { token, user })
+    }
+
+    /// Issues a new token for `user` and waits until it is introspectable.
+    pub async fn issue_token(
+        &self,
+        grant: NewToken,
+        metadata: &EventMetadata,
+    ) -> Result<(String, TokenView), ApiError> {
+        let mut secret = [0u8; 20];
+        rand::thread_rng().fill_bytes(&mut secret);
+        let value = BASE32.encode(&secret);
+        let id = Uuid::new_v4();
+        let now = self.now();
+        let lifetime = self
+            .ledger
+            .model
+            .read()
+            .config
+            .token_lifetimes
+            .of(grant.kind);
+        let issued = TokenIssued {
+            token_hash: encode_hash(&hash_token(&value)),
+            kind: grant.kind,
+            user: grant.user,
+            name: grant.name,
+            created: now,
+            expires: now.saturating_add(lifetime),
+            custom: grant.custom,
+            client: grant.client,
+        };
+        let view = TokenView {
+            id,
+            user: issued.user.clone(),
+            kind: issued.kind,
+            name: issued.name.as_ref().map(|n| n.to_string()),
+            created: issued.created,
+            expires: issued.expires,
+            custom: issued.custom.clone(),
+            client: issued.client.clone(),
+        };
+        self.ledger
+            .token(id, TokenCommand::Issue(issued), metadata)
+            .await?;
+        Ok((value, view))
+    }
+
+    /// The suggested client cache time (`cachefor`).
+    pub fn cache_for(&self) -> i64 {
+        self.ledger.model.read().config.suggested_cache_ms
+    }
+
+    pub fn ignore_ip(&self) -> bool {
+        self.ledger.model.read().config.ignore_ip
+    }
+}
+
+/// What a new token is to be.
+pub struct NewToken {
+    pub user: UserName,
+    pub kind: TokenKind,
+    pub name: Option<TokenName>,
+    pub custom: BTreeMap<String, String>,
+    pub client: ClientInfo,
+}
+
+/// Most privileged operations take only Login tokens (403 otherwise).
+pub fn require_login(token: &TokenView) -> Result<(), ApiError> {
+    if token.kind != TokenKind::Login {
+        return Err(AuthError::unauthorized(format!(
+            "{} tokens are not allowed for this operation",
+            token.kind.description()
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+/// A method route whose success has no body: its errors default to HTML.
+fn bodiless(route: MethodRouter<AppState>) -> MethodRouter<AppState> {
+    route.layer(middleware::from_fn(error::produces_nothing))
+}
+
+/// Every route of the service, with the error envelope around them.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(root::root))
+        .route(
+            "/api/V2/token",
+            get(v2::introspect).post(v2::create_agent_token),
+        )
+        .route(
+            "/api/V2/me",
+            get(v2::me).merge(bodiless(put(v2::update_me))),
+        )
+        .route("/api/V2/users", get(v2::users))
+        .route("/api/V2/users/search/{prefix}", get(v2::search))
+        .route("/api/V2/admin/anonids", get(v2::anon_ids))
+        .route("/localaccount/login", post(local_account::login))
+        .route("/localaccount/reset", bodiless(post(local_account::reset)))
+        .route("/tokens", get(tokens::list).post(tokens::create))
+        .route(
+            "/tokens/revoke/{id}",
+            bodiless(post(tokens::revoke).delete(tokens::revoke)),
+        )
+        .route(
+            "/tokens/revokeall",
+            bodiless(post(tokens::revoke_all).delete(tokens::revoke_all)),
+        )
+        .route("/logout", post(tokens::logout))
+        .route("/me/roles", bodiless(post(tokens::remove_own_roles)))
+        .route(
+            "/admin/localaccount/create",
+            post(admin::create_local_account),
+        )
+        .route("/admin/user/{user}", get(admin::user))
+        .route("/admin/user/{user}/roles", bodiless(post(admin::set_roles)))
+        .route(
+            "/admin/user/{user}/customroles",
+            bodiless(post(admin::set_custom_roles)),
+        )
+        .route("/admin/user/{user}/disable", bodiless(post(admin::disable)))
+        .route(
+            "/admin/user/{user}/forcereset",
+            bodiless(post(admin::force_reset)),
+        )
+        .route("/admin/user/{user}/reset", post(admin::reset_password))
+        .route("/admin/user/{user}/tokens", get(admin::user_tokens))
+        .route(
+            "/admin/user/{user}/tokens/revoke/{id}",
+            bodiless(post(admin::revoke_user_token)),
+        )
+        .route(
+            "/admin/user/{user}/tokens/revokeall",
+            bodiless(post(admin::revoke_user_tokens)),
+        )
+        .route("/admin/customroles", get(admin::custom_roles))
+        .route(
+            "/admin/customroles/set",
+            bodiless(post(admin::set_custom_role)),
+        )
+        .route(
+            "/admin/customroles/delete",
+            bodiless(post(admin::delete_custom_role)),
+        )
+        .route("/admin/forcereset", bodiless(post(admin::force_reset_all)))
+        .route("/admin/revokeall", bodiless(post(admin::revoke_all)))
+        .route("/admin/token", post(admin::view_token))
+        .route(
+            "/admin/config",
+            get(admin::config).merge(bodiless(post(admin::update_config))),
+        )
+        .route(
+            "/admin/config/token",
+            bodiless(post(admin::update_token_config)),
+        )
+        .fallback(error::not_found)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            error::render_errors,
+        ))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}

@@ -1,0 +1,489 @@
+//! Reading requests: bodies (strict JSON objects or forms, size-limited),
+//! tokens (the whole `Authorization` header, or the session cookie), and the
+//! request's context (call id, client address, user agent) that goes into
+//! event metadata and token records.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
+use serde_json::{Map, Value};
+
+use super::error::{ApiError, CallId};
+use crate::domain::names::{is_blank, java_trim};
+use crate::domain::token::ClientInfo;
+use crate::domain::{AuthError, ErrorType, UserName};
+use crate::store::EventMetadata;
+
+/// Request bodies larger than this are refused (413).
+pub const BODY_LIMIT: usize = 1 << 20;
+
+/// The session cookie's name (contract §9).
+pub const SESSION_COOKIE: &str = "kbase_session";
+
+/// A request body and what its `Content-Type` says it is.
+pub struct Body {
+    pub kind: BodyKind,
+    pub bytes: Bytes,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BodyKind {
+    Json,
+    Form,
+    /// No `Content-Type` header.
+    Unspecified,
+    Other,
+}
+
+impl<S: Send + Sync> FromRequest<S> for Body {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, _state: &S) -> Result<Self, ApiError> {
+        let kind = match request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+        {
+            None => BodyKind::Unspecified,
+            Some(value) => {
+                let media = value
+                    .split(';')
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_ascii_lowercase();
+                match media.as_str() {
+                    "application/json" => BodyKind::Json,
+                    "application/x-www-form-urlencoded" => BodyKind::Form,
+                    _ => BodyKind::Other,
+                }
+            }
+        };
+        let bytes = axum::body::to_bytes(request.into_body(), BODY_LIMIT)
+            .await
+            .map_err(|_| ApiError::framework(StatusCode::PAYLOAD_TOO_LARGE, true))?;
+        Ok(Self { kind, bytes })
+    }
+}
+
+impl Body {
+    /// The body as a JSON object, for endpoints that take only JSON.
+    pub fn json(&self) -> Result<JsonObject, ApiError> {
+        if self.kind == BodyKind::Form || self.kind == BodyKind::Other {
+            return Err(ApiError::framework(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                true,
+            ));
+        }
+        JsonObject::parse(&self.bytes)
+    }
+
+    /// The body as JSON or as a form, whichever its content type says.
+    pub fn input(&self) -> Result<Input, ApiError> {
+        match self.kind {
+            BodyKind::Form => Ok(Input::Form(Form::parse(&self.bytes)?)),
+            BodyKind::Json => Ok(Input::Json(JsonObject::parse(&self.bytes)?)),
+            BodyKind::Unspecified if self.bytes.iter().all(u8::is_ascii_whitespace) => {
+                Ok(Input::Form(Form::default()))
+            }
+            BodyKind::Unspecified => Ok(Input::Json(JsonObject::parse(&self.bytes)?)),
+            BodyKind::Other => Err(ApiError::framework(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                true,
+            )),
+        }
+    }
+}
+
+/// A JSON request body: an object whose members are read with the contract's checks.
+#[derive(Debug, Default)]
+pub struct JsonObject(Map<String, Value>);
+
+fn wrong_type(key: &str, expected: &str) -> ApiError {
+    ApiError::unreadable(format!(
+        "Unable to read the request body: {key} must be {expected}"
+    ))
+}
+
+impl JsonObject {
+    pub fn parse(bytes: &[u8]) -> Result<Self, ApiError> {
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(AuthError::missing("JSON body missing").into());
+        }
+        match serde_json::from_slice::<Value>(bytes) {
+            Ok(Value::Object(map)) => Ok(Self(map)),
+            Ok(Value::Null) => Err(AuthError::missing("JSON body missing").into()),
+            Ok(_) => Err(ApiError::unreadable(
+                "Unable to read the request body: expected a JSON object",
+            )),
+            Err(e) => Err(ApiError::unreadable(format!(
+                "Unable to parse the request body as JSON: {e}"
+            ))),
+        }
+    }
+
+    /// Refuses members outside `allowed` (30001, sorted, comma-joined).
+    pub fn reject_unexpected(&self, allowed: &[&str]) -> Result<(), ApiError> {
+        let mut unexpected: Vec<&str> = self
+            .0
+            .keys()
+            .map(String::as_str)
+            .filter(|k| !allowed.contains(k))
+            .collect();
+        if unexpected.is_empty() {
+            return Ok(());
+        }
+        unexpected.sort_unstable();
+        Err(AuthError::illegal(format!(
+            "Unexpected parameters in request: {}",
+            unexpected.join(", ")
+        ))
+        .into())
+    }
+
+    /// A string member; numbers and booleans are read as their text (as Jackson does).
+    pub fn string(&self, key: &str) -> Result<Option<String>, ApiError> {
+        match self.0.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(Value::Number(n)) => Ok(Some(n.to_string())),
+            Some(Value::Bool(b)) => Ok(Some(b.to_string())),
+            Some(_) => Err(wrong_type(key, "a string")),
+        }
+    }
+
+    pub fn boolean(&self, key: &str) -> Result<Option<bool>, ApiError> {
+        match self.0.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(Value::String(s)) if s == "true" => Ok(Some(true)),
+            Some(Value::String(s)) if s == "false" => Ok(Some(false)),
+            Some(_) => Err(wrong_type(key, "a boolean")),
+        }
+    }
+
+    pub fn integer(&self, key: &str) -> Result<Option<i64>, ApiError> {
+        match self.0.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) => n
+                .as_i64()
+                .map(Some)
+                .ok_or_else(|| wrong_type(key, "an integer")),
+            Some(Value::String(s)) => s
+                .trim()
+                .parse()
+                .map(Some)
+                .map_err(|_| wrong_type(key, "an integer")),
+            Some(_) => Err(wrong_type(key, "an integer")),
+        }
+    }
+
+    /// A list of strings; a JSON `null` element is kept as `None`.
+    pub fn string_list(&self, key: &str) -> Result<Option<Vec<Option<String>>>, ApiError> {
+        match self.0.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|item| match item {
+                    Value::Null => Ok(None),
+                    Value::String(s) => Ok(Some(s.clone())),
+                    _ => Err(wrong_type(key, "a list of strings")),
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some),
+            Some(_) => Err(wrong_type(key, "a list of strings")),
+        }
+    }
+
+    /// An object of string values.
+    pub fn string_map(&self, key: &str) -> Result<Option<BTreeMap<String, String>>, ApiError> {
+        match self.0.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Object(members)) => members
+                .iter()
+                .map(|(k, v)| match v {
+                    Value::String(s) => Ok((k.clone(), s.clone())),
+                    _ => Err(wrong_type(key, "an object of strings")),
+                })
+                .collect::<Result<BTreeMap<_, _>, _>>()
+                .map(Some),
+            Some(_) => Err(wrong_type(key, "an object of strings")),
+        }
+    }
+}
+
+/// A form body (`application/x-www-form-urlencoded`); the first value of a field wins.
+#[derive(Debug, Default)]
+pub struct Form(Vec<(String, String)>);
+
+impl Form {
+    pub fn parse(bytes: &[u8]) -> Result<Self, ApiError> {
+        serde_urlencoded::from_bytes(bytes)
+            .map(Self)
+            .map_err(|e| ApiError::unreadable(format!("Unable to parse the form: {e}")))
+    }
+
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn has(&self, key: &str) -> bool {
+        self.0.iter().any(|(k, _)| k == key)
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|(k, _)| k.as_str())
+    }
+
+    /// A checkbox: present and not blank.
+    pub fn checked(&self, key: &str) -> bool {
+        !is_blank(self.get(key))
+    }
+}
+
+/// A body that may be JSON or a form.
+pub enum Input {
+    Json(JsonObject),
+    Form(Form),
+}
+
+impl Input {
+    pub fn string(&self, key: &str) -> Result<Option<String>, ApiError> {
+        match self {
+            Input::Json(json) => json.string(key),
+            Input::Form(form) => Ok(form.get(key).map(str::to_owned)),
+        }
+    }
+
+    pub fn reject_unexpected(&self, allowed: &[&str]) -> Result<(), ApiError> {
+        match self {
+            Input::Json(json) => json.reject_unexpected(allowed),
+            Input::Form(_) => Ok(()),
+        }
+    }
+
+    pub fn is_form(&self) -> bool {
+        matches!(self, Input::Form(_))
+    }
+}
+
+/// Parses the form encoding of a custom context: `k1, v1; k2, v2`.
+pub fn parse_context_string(text: Option<&str>) -> Result<BTreeMap<String, String>, AuthError> {
+    let mut context = BTreeMap::new();
+    for item in text
+        .unwrap_or_default()
+        .split(';')
+        .map(java_trim)
+        .filter(|i| !i.is_empty())
+    {
+        let parts: Vec<&str> = item.split(',').collect();
+        if parts.len() != 2 {
+            return Err(AuthError::illegal(format!(
+                "Bad key/value pair in custom context: {item}"
+            )));
+        }
+        context.insert(
+            java_trim(parts[0]).to_owned(),
+            java_trim(parts[1]).to_owned(),
+        );
+    }
+    Ok(context)
+}
+
+/// The token in the `Authorization` header: the whole value, trimmed.
+pub fn header_token(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let token = java_trim(value);
+    (!token.is_empty()).then(|| token.to_owned())
+}
+
+/// The token in the session cookie.
+pub fn cookie_token(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, value)| java_trim(value.trim_matches('"')).to_owned())
+        .filter(|t| !t.is_empty() && t != "no token")
+}
+
+/// The header token, else the cookie token; 400 10010 when neither is there.
+pub fn any_token(headers: &HeaderMap) -> Result<String, ApiError> {
+    header_token(headers)
+        .or_else(|| cookie_token(headers))
+        .ok_or_else(no_token)
+}
+
+/// The header token; 400 10010 when absent.
+pub fn required_header_token(headers: &HeaderMap) -> Result<String, ApiError> {
+    header_token(headers).ok_or_else(no_token)
+}
+
+pub fn no_token() -> ApiError {
+    AuthError::new(ErrorType::NoTokenProvided, "No user token provided").into()
+}
+
+/// A `Set-Cookie` value for the session cookie.
+pub fn session_cookie(token: &str, max_age_secs: Option<i64>) -> String {
+    match max_age_secs {
+        Some(age) => format!("{SESSION_COOKIE}={token}; Path=/; Max-Age={age}; SameSite=Lax"),
+        None => format!("{SESSION_COOKIE}={token}; Path=/; SameSite=Lax"),
+    }
+}
+
+/// A `Set-Cookie` value that removes the session cookie.
+pub fn removed_session_cookie() -> String {
+    format!("{SESSION_COOKIE}=\"no token\"; Path=/; Max-Age=0; SameSite=Lax")
+}
+
+/// Who is calling and from where.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    pub call_id: String,
+    pub socket_ip: Option<String>,
+    pub forwarded_ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub headers: HeaderMap,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestContext {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        let header = |name: &str| {
+            parts
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let forwarded_ip = header("x-forwarded-for")
+            .and_then(|v| v.split(',').next().map(|s| s.trim().to_owned()))
+            .filter(|s| !s.is_empty())
+            .or_else(|| {
+                header("x-real-ip")
+                    .map(|s| s.trim().to_owned())
+                    .filter(|s| !s.is_empty())
+            });
+        Ok(Self {
+            call_id: parts
+                .extensions
+                .get::<CallId>()
+                .map(|c| c.0.clone())
+                .unwrap_or_default(),
+            socket_ip: parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip().to_string()),
+            forwarded_ip,
+            user_agent: header("user-agent"),
+            headers: parts.headers.clone(),
+        })
+    }
+}
+
+impl RequestContext {
+    /// The client's address: the proxy's word for it unless `ignore_ip` is set.
+    pub fn client_ip(&self, ignore_ip: bool) -> Option<String> {
+        if ignore_ip {
+            self.socket_ip.clone()
+        } else {
+            self.forwarded_ip.clone().or_else(|| self.socket_ip.clone())
+        }
+    }
+
+    /// Metadata for the events this request causes.
+    pub fn metadata(&self, actor: &UserName, ignore_ip: bool) -> EventMetadata {
+        EventMetadata {
+            actor: Some(actor.to_string()),
+            request_id: Some(self.call_id.clone()),
+            client_addr: self.client_ip(ignore_ip),
+            user_agent: self.user_agent.clone(),
+            reason: None,
+        }
+    }
+
+    /// The client as a token records it: address and parsed user agent.
+    pub fn client_info(&self, ignore_ip: bool) -> ClientInfo {
+        let known =
+            |s: &str| (!s.is_empty() && s != woothee::woothee::VALUE_UNKNOWN).then(|| s.to_owned());
+        let parsed = self
+            .user_agent
+            .as_deref()
+            .and_then(|ua| woothee::parser::Parser::new().parse(ua));
+        ClientInfo {
+            ip: self.client_ip(ignore_ip),
+            os: parsed.as_ref().and_then(|p| known(p.os)),
+            osver: parsed.as_ref().and_then(|p| known(&p.os_version)),
+            agent: parsed.as_ref().and_then(|p| known(p.name)),
+            agentver: parsed.as_ref().and_then(|p| known(&p.version)),
+            device: parsed.as_ref().and_then(|p| known(p.category)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unexpected_members_are_listed_sorted() {
+        let body = JsonObject::parse(br#"{"name":"x","zz":1,"aa":2}"#).unwrap_or_default();
+        let error = body.reject_unexpected(&["name"]).expect_err("refused");
+        assert_eq!(
+            error.message,
+            "30001 Illegal input parameter: Unexpected parameters in request: aa, zz"
+        );
+    }
+
+    #[test]
+    fn empty_and_null_bodies_are_missing() {
+        for body in [&b""[..], b"  ", b"null"] {
+            let error = JsonObject::parse(body).expect_err("missing");
+            assert_eq!(
+                error.message,
+                "30000 Missing input parameter: JSON body missing"
+            );
+        }
+        assert_eq!(
+            JsonObject::parse(b"[1]").expect_err("not an object").kind,
+            None
+        );
+        assert_eq!(
+            JsonObject::parse(b"{bad").expect_err("syntax").status,
+            StatusCode::BAD_REQUEST
+        );
+    }
+
+    #[test]
+    fn the_form_custom_context_is_pairs() {
+        let ctx = parse_context_string(Some(" a, 1; b ,2 ;")).unwrap_or_default();
+        assert_eq!(ctx.get("a").map(String::as_str), Some("1"));
+        assert_eq!(ctx.get("b").map(String::as_str), Some("2"));
+        let error = parse_context_string(Some("a, 1, 2")).expect_err("bad pair");
+        assert_eq!(
+            error.to_string(),
+            "30001 Illegal input parameter: Bad key/value pair in custom context: a, 1, 2"
+        );
+    }
+
+    #[test]
+    fn the_cookie_token_is_found_among_others() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::COOKIE,
+            "a=b; kbase_session=TOKEN123; c=d".parse().expect("header"),
+        );
+        assert_eq!(cookie_token(&headers).as_deref(), Some("TOKEN123"));
+    }
+}

@@ -1,0 +1,47 @@
+//! `GET /`: the service's identity (JSON when asked for, else the HTML page).
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, header};
+use axum::response::{Html, IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::AppState;
+
+pub const VERSION: &str = "0.7.2";
+pub const SERVICE_NAME: &str = "Authentication Service";
+
+pub fn root_document(state: &AppState) -> Value {
+    json!({
+        "version": VERSION,
+        "servicename": SERVICE_NAME,
+        "servertime": state.now(),
+        "gitcommithash": state.info.git_commit,
+    })
+}
+
+fn wants_json(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|item| {
+            item.split(';')
+                .next()
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+        })
+}
+
+pub async fn root(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let document = root_document(&state);
+    if wants_json(&headers) {
+        return Json(document).into_response();
+    }
+    Html(format!(
+        "<html>\n<body>\n\nAuth Server<br/>\nService name: {SERVICE_NAME}<br/>\nVersion: {VERSION}<br/>\n\
+         Server time: {}<br/>\nGit commit hash: {}<br/>\n\n</body>\n</html>\n",
+        document["servertime"], state.info.git_commit
+    ))
+    .into_response()
+}

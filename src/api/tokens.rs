@@ -1,0 +1,267 @@
+//! The caller's own tokens and session (upstream `Tokens`, `Logout`, `Me`):
+//! listing, developer/service tokens, revocation, logout, and dropping one's
+//! own roles. The token comes from the `Authorization` header or the session
+//! cookie.
+
+use std::collections::BTreeSet;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::error::ApiError;
+use super::permissions::{self, Action};
+use super::request::{
+    Body, Input, RequestContext, any_token, cookie_token, header_token, parse_context_string,
+    removed_session_cookie,
+};
+use super::{AppState, NewToken, require_login, views};
+use crate::domain::names::parse_custom_context;
+use crate::domain::token::RevocationReason;
+use crate::domain::{
+    Actor, AuthError, ErrorType, Role, TokenCommand, TokenKind, TokenName, UserCommand, UserName,
+};
+use crate::projections::TokenView;
+
+pub async fn list(
+    State(state): State<AppState>,
+    context: RequestContext,
+) -> Result<Json<Value>, ApiError> {
+    let token = any_token(&context.headers)?;
+    let view = state.token_view(&token)?;
+    let user = state.user_of(&view)?;
+    require_login(&view)?;
+    let others: Vec<Value> = state
+        .ledger
+        .model
+        .read()
+        .tokens
+        .tokens_of(&user.name, state.now())
+        .iter()
+        .filter(|t| t.id != view.id)
+        .map(views::ui_token)
+        .collect();
+    Ok(Json(json!({
+        "current": views::ui_token(&view),
+        "tokens": others,
+        "dev": permissions::allows(Action::CreateDevToken, &user.roles),
+        "service": permissions::allows(Action::CreateServToken, &user.roles),
+        "user": user.name,
+        "createurl": "tokens",
+        "revokeurl": "tokens/revoke/",
+        "revokeallurl": "tokens/revokeall",
+    })))
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    context: RequestContext,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let input = body.input()?;
+    input.reject_unexpected(&["name", "type", "customcontext"])?;
+    let token = any_token(&context.headers)?;
+    let custom = match &input {
+        Input::Form(form) => parse_context_string(form.get("customcontext"))?,
+        Input::Json(json) => json.string_map("customcontext")?.unwrap_or_default(),
+    };
+    let custom = parse_custom_context(&custom)?;
+    let name = TokenName::parse(input.string("name")?.as_deref())?;
+    let kind = if input.string("type")?.as_deref() == Some("service") {
+        TokenKind::Serv
+    } else {
+        TokenKind::Dev
+    };
+    let caller = state.login_caller(&token, None)?;
+    let needed = if kind == TokenKind::Serv {
+        Action::CreateServToken
+    } else {
+        Action::CreateDevToken
+    };
+    if !permissions::allows(needed, &caller.user.roles) {
+        return Err(AuthError::unauthorized(format!(
+            "User {} is not authorized to create the {} token type.",
+            caller.name(),
+            kind.description()
+        ))
+        .into());
+    }
+    let ignore_ip = state.ignore_ip();
+    let grant = NewToken {
+        user: caller.name().clone(),
+        kind,
+        name: Some(name),
+        custom,
+        client: context.client_info(ignore_ip),
+    };
+    let (value, view) = state
+        .issue_token(grant, &context.metadata(caller.name(), ignore_ip))
+        .await?;
+    Ok(Json(views::new_ui_token(&view, &value)))
+}
+
+/// The user's valid token with this id, if any.
+pub fn owned_token(state: &AppState, user: &UserName, id: &str) -> Result<TokenView, ApiError> {
+    let no_such = || {
+        AuthError::new(
+            ErrorType::NoSuchToken,
+            format!("No token {id} for user {user} exists"),
+        )
+    };
+    let id = Uuid::parse_str(id).map_err(|_| ApiError::framework(StatusCode::NOT_FOUND, true))?;
+    let tokens = state
+        .ledger
+        .model
+        .read()
+        .tokens
+        .tokens_of(user, state.now());
+    tokens
+        .into_iter()
+        .find(|t| t.id == id)
+        .ok_or_else(|| no_such().into())
+}
+
+pub async fn revoke_token(
+    state: &AppState,
+    token: &TokenView,
+    by: &UserName,
+    reason: RevocationReason,
+    context: &RequestContext,
+) -> Result<(), ApiError> {
+    let metadata = context.metadata(by, state.ignore_ip());
+    let command = TokenCommand::Revoke {
+        by: by.clone(),
+        reason,
+        at: state.now(),
+    };
+    match state.ledger.token(token.id, command, &metadata).await {
+        // Revoked concurrently: the outcome the caller asked for.
+        Err(crate::ledger::LedgerError::Rejected(e)) if e.kind == ErrorType::NoSuchToken => Ok(()),
+        other => other.map(|_| ()).map_err(Into::into),
+    }
+}
+
+pub async fn revoke(
+    State(state): State<AppState>,
+    context: RequestContext,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let token = any_token(&context.headers)?;
+    let view = state.token_view(&token)?;
+    require_login(&view)?;
+    let target = owned_token(&state, &view.user, &id)?;
+    revoke_token(
+        &state,
+        &target,
+        &view.user,
+        RevocationReason::Revoked,
+        &context,
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn revoke_all(
+    State(state): State<AppState>,
+    context: RequestContext,
+) -> Result<Response, ApiError> {
+    let token = any_token(&context.headers)?;
+    let view = state.token_view(&token)?;
+    require_login(&view)?;
+    let metadata = context.metadata(&view.user, state.ignore_ip());
+    state
+        .ledger
+        .user(
+            &view.user,
+            UserCommand::RevokeAllTokens {
+                by: view.user.clone(),
+                at: state.now(),
+            },
+            &metadata,
+        )
+        .await?;
+    Ok(no_content_clearing_cookie(&context))
+}
+
+/// 204, removing the session cookie when the request came with it.
+pub fn no_content_clearing_cookie(context: &RequestContext) -> Response {
+    if header_token(&context.headers).is_none() && cookie_token(&context.headers).is_some() {
+        return (
+            StatusCode::NO_CONTENT,
+            [(header::SET_COOKIE, removed_session_cookie())],
+        )
+            .into_response();
+    }
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// Revokes the token used; never fails on an invalid one (`{"user": null}`).
+pub async fn logout(
+    State(state): State<AppState>,
+    context: RequestContext,
+) -> Result<Response, ApiError> {
+    let token = any_token(&context.headers)?;
+    let Ok(view) = state.token_view(&token) else {
+        return Ok(Json(json!({ "user": null })).into_response());
+    };
+    revoke_token(
+        &state,
+        &view,
+        &view.user,
+        RevocationReason::Logout,
+        &context,
+    )
+    .await?;
+    let body = Json(json!({ "user": view.user }));
+    if header_token(&context.headers).is_none() {
+        return Ok((
+            StatusCode::OK,
+            [(header::SET_COOKIE, removed_session_cookie())],
+            body,
+        )
+            .into_response());
+    }
+    Ok(body.into_response())
+}
+
+/// Drops roles the caller holds (`{"roles": [...]}` or a form whose keys are role ids).
+pub async fn remove_own_roles(
+    State(state): State<AppState>,
+    context: RequestContext,
+    body: Body,
+) -> Result<StatusCode, ApiError> {
+    let input = body.input()?;
+    let token = any_token(&context.headers)?;
+    let mut remove = BTreeSet::new();
+    match &input {
+        Input::Json(json) => {
+            for id in json.string_list("roles")?.unwrap_or_default() {
+                let id = id.unwrap_or_default();
+                remove.insert(
+                    Role::from_id(&id)
+                        .ok_or_else(|| AuthError::new(ErrorType::NoSuchRole, id.clone()))?,
+                );
+            }
+        }
+        Input::Form(form) => remove.extend(form.keys().filter_map(Role::from_id)),
+    }
+    let view = state.token_view(&token)?;
+    require_login(&view)?;
+    let user = state.user_of(&view)?;
+    let actor = Actor {
+        name: user.name.clone(),
+        roles: user.roles.clone(),
+    };
+    let metadata = context.metadata(&user.name, state.ignore_ip());
+    let command = UserCommand::UpdateRoles {
+        add: BTreeSet::new(),
+        remove,
+        actor,
+        at: state.now(),
+    };
+    state.ledger.user(&user.name, command, &metadata).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,192 @@
+//! The standard API (`/api/V2`, contract §6): introspection, agent tokens,
+//! the caller's profile, user lookup and search, anonymous-id translation.
+//! Checks run in the contract's order, which decides which error a client sees.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use uuid::Uuid;
+
+use super::error::ApiError;
+use super::permissions::{self, Action};
+use super::request::{Body, RequestContext, required_header_token};
+use super::{AppState, NewToken, require_login, views};
+use crate::domain::names::{is_blank, java_trim, parse_custom_context, parse_user_list};
+use crate::domain::{AuthError, DisplayName, EmailAddress, TokenKind, TokenName, UserCommand};
+use crate::projections::SearchSpec;
+
+const MAX_LIST: usize = 10_000;
+
+pub async fn introspect(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let token = required_header_token(&headers)?;
+    let view = state.token_view(&token)?;
+    Ok(Json(views::api_token(&view, state.cache_for())))
+}
+
+pub async fn create_agent_token(
+    State(state): State<AppState>,
+    context: RequestContext,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let body = body.json()?;
+    body.reject_unexpected(&["name", "customcontext"])?;
+    let custom = parse_custom_context(&body.string_map("customcontext")?.unwrap_or_default())?;
+    let token = required_header_token(&context.headers)?;
+    let name = TokenName::parse(body.string("name")?.as_deref())?;
+    let caller = state.login_caller(&token, None)?;
+    let ignore_ip = state.ignore_ip();
+    let grant = NewToken {
+        user: caller.name().clone(),
+        kind: TokenKind::Agent,
+        name: Some(name),
+        custom,
+        client: context.client_info(ignore_ip),
+    };
+    let (value, view) = state
+        .issue_token(grant, &context.metadata(caller.name(), ignore_ip))
+        .await?;
+    Ok(Json(views::new_api_token(&view, &value, state.cache_for())))
+}
+
+pub async fn me(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let token = required_header_token(&headers)?;
+    let view = state.token_view(&token)?;
+    let user = state.user_of(&view)?;
+    Ok(Json(views::user(&user)))
+}
+
+pub async fn update_me(
+    State(state): State<AppState>,
+    context: RequestContext,
+    body: Body,
+) -> Result<StatusCode, ApiError> {
+    let body = body.json()?;
+    body.reject_unexpected(&["display", "email"])?;
+    let token = required_header_token(&context.headers)?;
+    let display = body.string("display")?;
+    let email = body.string("email")?;
+    let display = if is_blank(display.as_deref()) {
+        None
+    } else {
+        Some(DisplayName::parse(display.as_deref())?)
+    };
+    let email = if is_blank(email.as_deref()) {
+        None
+    } else {
+        Some(EmailAddress::parse(email.as_deref())?)
+    };
+    let view = state.token_view(&token)?;
+    require_login(&view)?;
+    let user = state.user_of(&view)?;
+    if display.is_some() || email.is_some() {
+        let metadata = context.metadata(&user.name, state.ignore_ip());
+        state
+            .ledger
+            .user(
+                &user.name,
+                UserCommand::UpdateProfile { display, email },
+                &metadata,
+            )
+            .await?;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    list: Option<String>,
+}
+
+pub async fn users(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let names = parse_user_list(query.list.as_deref())?;
+    let token = required_header_token(&headers)?;
+    state.token_view(&token)?;
+    if names.len() > MAX_LIST {
+        return Err(AuthError::illegal(format!("User count exceeds maximum of {MAX_LIST}")).into());
+    }
+    let model = state.ledger.model.read();
+    let found: Map<String, Value> = names
+        .iter()
+        .filter_map(|name| model.users.get(name))
+        .filter(|u| !u.is_disabled() && !u.name.is_root())
+        .map(|u| (u.name.to_string(), json!(u.display)))
+        .collect();
+    Ok(Json(Value::Object(found)))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SearchQuery {
+    fields: Option<String>,
+}
+
+pub async fn search(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(prefix): Path<String>,
+    Query(query): Query<SearchQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let token = required_header_token(&headers)?;
+    let rule = state.ledger.model.read().users.rule();
+    let spec = SearchSpec::parse(&prefix, query.fields.as_deref(), rule)?;
+    let view = state.token_view(&token)?;
+    state.user_of(&view)?;
+    let model = state.ledger.model.read();
+    let found: Map<String, Value> = model
+        .users
+        .search(&spec)
+        .into_iter()
+        .map(|u| (u.name.to_string(), json!(u.display)))
+        .collect();
+    Ok(Json(Value::Object(found)))
+}
+
+pub async fn anon_ids(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let mut ids = Vec::new();
+    if !is_blank(query.list.as_deref()) {
+        for element in query.list.as_deref().unwrap_or_default().split(',') {
+            let trimmed = java_trim(element);
+            let id = Uuid::parse_str(trimmed).map_err(|_| {
+                AuthError::illegal(format!(
+                    "Illegal anonymous user ID [{trimmed}]: Invalid UUID string: {trimmed}"
+                ))
+            })?;
+            ids.push(id);
+        }
+    }
+    let token = required_header_token(&headers)?;
+    let view = state.token_view(&token)?;
+    let user = state.user_of(&view)?;
+    permissions::check(Action::ViewAnonIds, &user.roles)?;
+    if ids.len() > MAX_LIST {
+        return Err(AuthError::illegal(format!(
+            "Anonymous ID count exceeds maximum of {MAX_LIST}"
+        ))
+        .into());
+    }
+    let model = state.ledger.model.read();
+    let found: BTreeMap<String, Value> = ids
+        .iter()
+        .filter_map(|id| model.users.by_anon_id(id))
+        .filter(|u| !u.is_disabled() && !u.name.is_root())
+        .map(|u| (u.anon_id.to_string(), json!(u.name)))
+        .collect();
+    Ok(Json(json!(found)))
+}

@@ -1,0 +1,93 @@
+//! The JSON shapes of the contract (§5.3, §5.4, §9): tokens as the API and
+//! the UI show them, users as themselves and as administrators see them.
+//! Every documented member is present; absent values are `null`.
+
+use std::collections::BTreeSet;
+
+use serde_json::{Value, json};
+
+use crate::domain::Role;
+use crate::projections::{TokenView, UserRecord};
+
+/// `APIToken` (introspection).
+pub fn api_token(token: &TokenView, cache_for: i64) -> Value {
+    json!({
+        "type": token.kind.description(),
+        "id": token.id,
+        "expires": token.expires,
+        "created": token.created,
+        "name": token.name,
+        "user": token.user,
+        "custom": token.custom,
+        "cachefor": cache_for,
+    })
+}
+
+/// `NewAPIToken`: `APIToken` plus the token itself.
+pub fn new_api_token(token: &TokenView, value: &str, cache_for: i64) -> Value {
+    let mut out = api_token(token, cache_for);
+    out["token"] = json!(value);
+    out
+}
+
+/// `UIToken`: the token with where it was created from.
+pub fn ui_token(token: &TokenView) -> Value {
+    json!({
+        "type": token.kind.description(),
+        "id": token.id,
+        "expires": token.expires,
+        "created": token.created,
+        "name": token.name,
+        "user": token.user,
+        "custom": token.custom,
+        "os": token.client.os,
+        "osver": token.client.osver,
+        "agent": token.client.agent,
+        "agentver": token.client.agentver,
+        "device": token.client.device,
+        "ip": token.client.ip,
+    })
+}
+
+/// `NewUIToken`: `UIToken` plus the token itself.
+pub fn new_ui_token(token: &TokenView, value: &str) -> Value {
+    let mut out = ui_token(token);
+    out["token"] = json!(value);
+    out
+}
+
+pub fn roles(roles: &BTreeSet<Role>) -> Value {
+    Value::Array(
+        roles
+            .iter()
+            .map(|r| json!({"id": r.id(), "desc": r.description()}))
+            .collect(),
+    )
+}
+
+/// The user as `/api/V2/me` shows it. Every account here is local (no linked identities).
+pub fn user(record: &UserRecord) -> Value {
+    json!({
+        "user": record.name,
+        "anonid": record.anon_id,
+        "display": record.display,
+        "email": record.email,
+        "created": record.created,
+        "lastlogin": record.last_login,
+        "local": true,
+        "roles": roles(&record.roles),
+        "customroles": record.custom_roles,
+        "idents": [],
+        "policyids": [],
+    })
+}
+
+/// The user as an administrator sees it: the user plus its disabled state.
+pub fn admin_user(record: &UserRecord) -> Value {
+    let mut out = user(record);
+    out["disabled"] = json!(record.is_disabled());
+    out["disabledreason"] = json!(record.disabled_reason);
+    out["enabletoggledate"] = json!(record.enable_toggle.as_ref().map(|(at, _)| at));
+    out["enabletoggledby"] = json!(record.enable_toggle.as_ref().map(|(_, by)| by));
+    out
+}

@@ -1,0 +1,183 @@
+//! Configuration: an optional TOML file, overridden by environment variables,
+//! overridden by command-line flags; every setting has a default, so
+//! `authledger serve` needs none of them.
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::domain::ServerSettings;
+use crate::domain::canonical::Canonicalization;
+use crate::domain::server_config::{DAY_MS, RedirectUrls, TokenLifetimes};
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_STORE: &str = "sqlite://./authledger-data/events.db";
+
+/// The configuration file's contents. Unknown keys are an error, so a typo is not silently ignored.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub listen: Option<String>,
+    pub store: Option<String>,
+    /// `"full"` (default: acknowledged writes survive power loss) or `"normal"`.
+    pub sqlite_synchronous: Option<String>,
+    /// `"0.6.0"` (default) or `"pre-0.6.0"`: the display-name rule user search folds with.
+    pub display_name_rule: Option<Canonicalization>,
+    /// The settings a new log starts with; later changes are events (`POST /admin/config`).
+    #[serde(default)]
+    pub initial: InitialSettings,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct InitialSettings {
+    pub allow_login: Option<bool>,
+    pub show_stack: Option<bool>,
+    pub ignore_ip: Option<bool>,
+    pub token_cache_minutes: Option<i64>,
+    pub login_token_days: Option<i64>,
+    pub agent_token_days: Option<i64>,
+    pub dev_token_days: Option<i64>,
+    pub serv_token_days: Option<i64>,
+    pub allowed_login_redirect: Option<String>,
+    pub complete_login_redirect: Option<String>,
+    pub post_link_redirect: Option<String>,
+    pub complete_link_redirect: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the configuration file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("the configuration file {path} is not valid: {source}")]
+    Parse {
+        path: String,
+        source: Box<toml::de::Error>,
+    },
+    #[error("invalid setting {key}: {reason}")]
+    Invalid { key: &'static str, reason: String },
+}
+
+impl FileConfig {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&text).map_err(|source| ConfigError::Parse {
+            path: path.display().to_string(),
+            source: Box::new(source),
+        })
+    }
+
+    pub fn parse(text: &str) -> Result<Self, toml::de::Error> {
+        toml::from_str(text)
+    }
+
+    pub fn sqlite_full_sync(&self) -> Result<bool, ConfigError> {
+        match self.sqlite_synchronous.as_deref() {
+            None | Some("full") => Ok(true),
+            Some("normal") => Ok(false),
+            Some(other) => Err(ConfigError::Invalid {
+                key: "sqlite_synchronous",
+                reason: format!("{other:?} is not \"full\" or \"normal\""),
+            }),
+        }
+    }
+
+    /// The starting settings of a new log.
+    pub fn initial_settings(&self) -> Result<ServerSettings, ConfigError> {
+        let i = &self.initial;
+        let defaults = ServerSettings::default();
+        let positive = |key: &'static str,
+                        value: Option<i64>,
+                        unit: i64,
+                        default: i64|
+         -> Result<i64, ConfigError> {
+            match value {
+                None => Ok(default),
+                Some(v) if v >= 1 => Ok(v.saturating_mul(unit)),
+                Some(v) => Err(ConfigError::Invalid {
+                    key,
+                    reason: format!("{v} is less than 1"),
+                }),
+            }
+        };
+        let lifetimes = TokenLifetimes::default();
+        Ok(ServerSettings {
+            allow_login: i.allow_login.unwrap_or(defaults.allow_login),
+            show_stack: i.show_stack.unwrap_or(defaults.show_stack),
+            ignore_ip: i.ignore_ip.unwrap_or(defaults.ignore_ip),
+            redirects: RedirectUrls {
+                allowed_login: i.allowed_login_redirect.clone(),
+                complete_login: i.complete_login_redirect.clone(),
+                post_link: i.post_link_redirect.clone(),
+                complete_link: i.complete_link_redirect.clone(),
+            },
+            token_lifetimes: TokenLifetimes {
+                login: positive(
+                    "initial.login_token_days",
+                    i.login_token_days,
+                    DAY_MS,
+                    lifetimes.login,
+                )?,
+                agent: positive(
+                    "initial.agent_token_days",
+                    i.agent_token_days,
+                    DAY_MS,
+                    lifetimes.agent,
+                )?,
+                dev: positive(
+                    "initial.dev_token_days",
+                    i.dev_token_days,
+                    DAY_MS,
+                    lifetimes.dev,
+                )?,
+                serv: positive(
+                    "initial.serv_token_days",
+                    i.serv_token_days,
+                    DAY_MS,
+                    lifetimes.serv,
+                )?,
+            },
+            suggested_cache_ms: positive(
+                "initial.token_cache_minutes",
+                i.token_cache_minutes,
+                60_000,
+                defaults.suggested_cache_ms,
+            )?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_file_means_every_default() {
+        let config = FileConfig::parse("").unwrap_or_default();
+        assert_eq!(
+            config.initial_settings().ok(),
+            Some(ServerSettings::default())
+        );
+        assert!(config.sqlite_full_sync().unwrap_or(false));
+    }
+
+    #[test]
+    fn settings_are_read_and_checked() {
+        let config = FileConfig::parse(
+            "store = \"postgres://x/y\"\n[initial]\nallow_login = true\nagent_token_days = 2\n",
+        )
+        .unwrap_or_default();
+        let settings = config.initial_settings().unwrap_or_default();
+        assert!(settings.allow_login);
+        assert_eq!(settings.token_lifetimes.agent, 2 * DAY_MS);
+        assert!(FileConfig::parse("unknown_key = 1").is_err());
+        let bad = FileConfig::parse("[initial]\nlogin_token_days = 0").unwrap_or_default();
+        assert!(bad.initial_settings().is_err());
+    }
+}

@@ -1,0 +1,325 @@
+//! The `ServerConfig` aggregate (a single instance, id `server`): the
+//! admin-editable settings of contract §9. A new log starts with
+//! `ServerConfigInitialized` from the configuration file; every later change is
+//! a `ServerConfigUpdated` listing only what changed.
+
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::{Aggregate, DomainEvent};
+use serde::{Deserialize, Serialize};
+
+use super::error::AuthError;
+use super::names::UserName;
+use super::token::TokenKind;
+
+pub const SERVER_CONFIG_ID: &str = "server";
+
+pub const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// One of the four redirect URLs an administrator may configure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum RedirectKind {
+    #[serde(rename = "allowedloginredirect")]
+    AllowedLogin,
+    #[serde(rename = "completeloginredirect")]
+    CompleteLogin,
+    #[serde(rename = "postlinkredirect")]
+    PostLink,
+    #[serde(rename = "completelinkredirect")]
+    CompleteLink,
+}
+
+impl RedirectKind {
+    pub const ALL: [RedirectKind; 4] = [
+        Self::AllowedLogin,
+        Self::CompleteLogin,
+        Self::PostLink,
+        Self::CompleteLink,
+    ];
+
+    pub fn key(self) -> &'static str {
+        match self {
+            Self::AllowedLogin => "allowedloginredirect",
+            Self::CompleteLogin => "completeloginredirect",
+            Self::PostLink => "postlinkredirect",
+            Self::CompleteLink => "completelinkredirect",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct RedirectUrls {
+    pub allowed_login: Option<String>,
+    pub complete_login: Option<String>,
+    pub post_link: Option<String>,
+    pub complete_link: Option<String>,
+}
+
+impl RedirectUrls {
+    pub fn get(&self, kind: RedirectKind) -> Option<&String> {
+        match kind {
+            RedirectKind::AllowedLogin => self.allowed_login.as_ref(),
+            RedirectKind::CompleteLogin => self.complete_login.as_ref(),
+            RedirectKind::PostLink => self.post_link.as_ref(),
+            RedirectKind::CompleteLink => self.complete_link.as_ref(),
+        }
+    }
+
+    fn slot(&mut self, kind: RedirectKind) -> &mut Option<String> {
+        match kind {
+            RedirectKind::AllowedLogin => &mut self.allowed_login,
+            RedirectKind::CompleteLogin => &mut self.complete_login,
+            RedirectKind::PostLink => &mut self.post_link,
+            RedirectKind::CompleteLink => &mut self.complete_link,
+        }
+    }
+}
+
+/// Token lifetimes in milliseconds, by token kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenLifetimes {
+    pub login: i64,
+    pub agent: i64,
+    pub dev: i64,
+    pub serv: i64,
+}
+
+impl Default for TokenLifetimes {
+    fn default() -> Self {
+        Self {
+            login: 14 * DAY_MS,
+            agent: 7 * DAY_MS,
+            dev: 90 * DAY_MS,
+            serv: 100_000_000 * DAY_MS,
+        }
+    }
+}
+
+impl TokenLifetimes {
+    pub fn of(&self, kind: TokenKind) -> i64 {
+        match kind {
+            TokenKind::Login => self.login,
+            TokenKind::Agent => self.agent,
+            TokenKind::Dev => self.dev,
+            TokenKind::Serv => self.serv,
+        }
+    }
+
+    fn slot(&mut self, kind: TokenKind) -> &mut i64 {
+        match kind {
+            TokenKind::Login => &mut self.login,
+            TokenKind::Agent => &mut self.agent,
+            TokenKind::Dev => &mut self.dev,
+            TokenKind::Serv => &mut self.serv,
+        }
+    }
+}
+
+/// The whole admin-editable configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerSettings {
+    pub allow_login: bool,
+    pub show_stack: bool,
+    pub ignore_ip: bool,
+    pub redirects: RedirectUrls,
+    pub token_lifetimes: TokenLifetimes,
+    /// How long clients may cache an introspection answer (`cachefor`), ms.
+    pub suggested_cache_ms: i64,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            allow_login: false,
+            show_stack: false,
+            ignore_ip: false,
+            redirects: RedirectUrls::default(),
+            token_lifetimes: TokenLifetimes::default(),
+            suggested_cache_ms: 300_000,
+        }
+    }
+}
+
+/// One changed setting.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ConfigChange {
+    AllowLogin(bool),
+    ShowStack(bool),
+    IgnoreIp(bool),
+    RedirectUrl {
+        which: RedirectKind,
+        url: Option<String>,
+    },
+    TokenLifetime {
+        kind: TokenKind,
+        ms: i64,
+    },
+    SuggestedCacheTime {
+        ms: i64,
+    },
+}
+
+impl ServerSettings {
+    /// The fold shared by the aggregate and the projection.
+    pub fn apply(&mut self, change: &ConfigChange) {
+        match change {
+            ConfigChange::AllowLogin(v) => self.allow_login = *v,
+            ConfigChange::ShowStack(v) => self.show_stack = *v,
+            ConfigChange::IgnoreIp(v) => self.ignore_ip = *v,
+            ConfigChange::RedirectUrl { which, url } => *self.redirects.slot(*which) = url.clone(),
+            ConfigChange::TokenLifetime { kind, ms } => *self.token_lifetimes.slot(*kind) = *ms,
+            ConfigChange::SuggestedCacheTime { ms } => self.suggested_cache_ms = *ms,
+        }
+    }
+
+    /// Would applying `change` alter anything?
+    pub fn changes(&self, change: &ConfigChange) -> bool {
+        let mut next = self.clone();
+        next.apply(change);
+        next != *self
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ServerConfigEvent {
+    ServerConfigInitialized {
+        settings: ServerSettings,
+    },
+    ServerConfigUpdated {
+        changes: Vec<ConfigChange>,
+        by: UserName,
+        at: i64,
+    },
+}
+
+impl DomainEvent for ServerConfigEvent {
+    fn event_type(&self) -> String {
+        match self {
+            Self::ServerConfigInitialized { .. } => "ServerConfigInitialized",
+            Self::ServerConfigUpdated { .. } => "ServerConfigUpdated",
+        }
+        .to_owned()
+    }
+
+    fn event_version(&self) -> String {
+        "1.0".to_owned()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ServerConfigCommand {
+    /// Records the starting settings of a new log; does nothing on an initialized one.
+    Initialize(ServerSettings),
+    /// Records the changes that alter something; nothing when none do.
+    Update {
+        changes: Vec<ConfigChange>,
+        by: UserName,
+        at: i64,
+    },
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct ServerConfig {
+    settings: Option<ServerSettings>,
+}
+
+impl Aggregate for ServerConfig {
+    const TYPE: &'static str = "ServerConfig";
+    type Command = ServerConfigCommand;
+    type Event = ServerConfigEvent;
+    type Error = AuthError;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: ServerConfigCommand,
+        _: &(),
+        sink: &EventSink<Self>,
+    ) -> Result<(), AuthError> {
+        match command {
+            ServerConfigCommand::Initialize(settings) => {
+                if self.settings.is_none() {
+                    sink.write(
+                        ServerConfigEvent::ServerConfigInitialized { settings },
+                        self,
+                    )
+                    .await;
+                }
+            }
+            ServerConfigCommand::Update { changes, by, at } => {
+                let mut current = self.settings.clone().unwrap_or_default();
+                let mut effective = Vec::new();
+                for change in changes {
+                    if current.changes(&change) {
+                        current.apply(&change);
+                        effective.push(change);
+                    }
+                }
+                if !effective.is_empty() {
+                    sink.write(
+                        ServerConfigEvent::ServerConfigUpdated {
+                            changes: effective,
+                            by,
+                            at,
+                        },
+                        self,
+                    )
+                    .await;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, event: ServerConfigEvent) {
+        match event {
+            ServerConfigEvent::ServerConfigInitialized { settings } => {
+                self.settings = Some(settings)
+            }
+            ServerConfigEvent::ServerConfigUpdated { changes, .. } => {
+                let settings = self.settings.get_or_insert_with(ServerSettings::default);
+                for change in &changes {
+                    settings.apply(change);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cqrs_es::test::TestFramework;
+
+    #[tokio::test]
+    async fn initializing_twice_records_once() {
+        TestFramework::<ServerConfig>::with(())
+            .given(vec![ServerConfigEvent::ServerConfigInitialized {
+                settings: ServerSettings::default(),
+            }])
+            .when_async(ServerConfigCommand::Initialize(ServerSettings::default()))
+            .await
+            .then_expect_events(vec![]);
+    }
+
+    #[tokio::test]
+    async fn only_effective_changes_are_recorded() {
+        TestFramework::<ServerConfig>::with(())
+            .given(vec![ServerConfigEvent::ServerConfigInitialized {
+                settings: ServerSettings::default(),
+            }])
+            .when_async(ServerConfigCommand::Update {
+                changes: vec![
+                    ConfigChange::AllowLogin(true),
+                    ConfigChange::ShowStack(false),
+                ],
+                by: UserName::root(),
+                at: 1,
+            })
+            .await
+            .then_expect_events(vec![ServerConfigEvent::ServerConfigUpdated {
+                changes: vec![ConfigChange::AllowLogin(true)],
+                by: UserName::root(),
+                at: 1,
+            }]);
+    }
+}

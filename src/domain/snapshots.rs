@@ -1,0 +1,187 @@
+//! Pins the stored JSON of every event type (insta snapshots) and checks that
+//! events.md documents exactly the event types that exist, at their versions.
+//! A shape change fails here: add an upcaster, bump the version, update events.md.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use cqrs_es::DomainEvent;
+use serde::Serialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::custom_role::CustomRoleEvent;
+use super::names::{CustomRoleId, DisplayName, EmailAddress, UserName};
+use super::roles::Role;
+use super::server_config::{ConfigChange, RedirectKind, ServerConfigEvent, ServerSettings};
+use super::system::SystemEvent;
+use super::token::{RevocationReason, TokenEvent, TokenKind, TokenRevoked};
+use super::user::UserEvent;
+
+fn stored<E: DomainEvent + Serialize>(event: &E) -> (String, Value) {
+    let payload = serde_json::to_value(event).unwrap_or(Value::Null);
+    (
+        event.event_type(),
+        json!({"event_type": event.event_type(), "event_version": event.event_version(), "payload": payload}),
+    )
+}
+
+fn name(n: &str) -> UserName {
+    UserName::from_log(n.to_owned())
+}
+
+fn role(id: &str) -> CustomRoleId {
+    CustomRoleId::parse(Some(id)).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// One sample of every event type, in the stored form (type, version, payload).
+fn samples() -> Vec<(String, Value)> {
+    let admin = name("alice");
+    let at = 1_700_000_000_000;
+    let mut all = vec![
+        stored(&UserEvent::UserCreated {
+            user: name("bob"),
+            display: DisplayName::parse(Some("Bob Builder")).unwrap_or_else(|e| panic!("{e}")),
+            email: EmailAddress::parse(Some("bob@example.org")).ok(),
+            anon_id: Uuid::from_u128(0x2c1b5a8e_4f5b_4d8e_9d6e_0d7f1c1a0b9e),
+            created: at,
+            created_by: admin.clone(),
+        }),
+        stored(&UserEvent::DisplayNameChanged {
+            display: DisplayName::parse(Some("Bob B")).unwrap_or_else(|e| panic!("{e}")),
+        }),
+        stored(&UserEvent::EmailChanged {
+            email: EmailAddress::parse(Some("b@example.com")).ok(),
+        }),
+        stored(&UserEvent::PasswordChanged {
+            credential_id: Uuid::from_u128(42),
+            changed_by: name("bob"),
+            at,
+        }),
+        stored(&UserEvent::PasswordResetForced {
+            by: admin.clone(),
+            at,
+        }),
+        stored(&UserEvent::PasswordResetCleared { at }),
+        stored(&UserEvent::LoginRecorded { at }),
+        stored(&UserEvent::RolesGranted {
+            roles: BTreeSet::from([Role::DevToken, Role::ServToken]),
+            by: admin.clone(),
+            at,
+        }),
+        stored(&UserEvent::RolesRemoved {
+            roles: BTreeSet::from([Role::Admin]),
+            by: admin.clone(),
+            at,
+        }),
+        stored(&UserEvent::CustomRolesGranted {
+            roles: BTreeSet::from([role("curator")]),
+            by: admin.clone(),
+            at,
+        }),
+        stored(&UserEvent::CustomRolesRemoved {
+            roles: BTreeSet::from([role("curator")]),
+            by: admin.clone(),
+            at,
+        }),
+        stored(&UserEvent::UserDisabled {
+            reason: "left the lab".into(),
+            by: admin.clone(),
+            at,
+        }),
+        stored(&UserEvent::UserEnabled {
+            by: admin.clone(),
+            at,
+        }),
+        stored(&UserEvent::UserTokensRevoked {
+            by: admin.clone(),
+            at,
+        }),
+        stored(&TokenEvent::TokenIssued(super::token::tests::grant())),
+        stored(&TokenEvent::TokenRevoked(TokenRevoked {
+            token_hash: super::token::tests::grant().token_hash,
+            revoked_by: admin.clone(),
+            reason: RevocationReason::Administrator,
+            at,
+        })),
+        stored(&CustomRoleEvent::CustomRoleSet {
+            id: role("curator"),
+            description: "Curates data".into(),
+            by: admin.clone(),
+            at,
+        }),
+        stored(&CustomRoleEvent::CustomRoleDeleted {
+            id: role("curator"),
+            by: admin.clone(),
+            at,
+        }),
+        stored(&ServerConfigEvent::ServerConfigInitialized {
+            settings: ServerSettings::default(),
+        }),
+        stored(&ServerConfigEvent::ServerConfigUpdated {
+            changes: vec![
+                ConfigChange::AllowLogin(true),
+                ConfigChange::ShowStack(false),
+                ConfigChange::IgnoreIp(true),
+                ConfigChange::RedirectUrl {
+                    which: RedirectKind::CompleteLogin,
+                    url: Some("https://example.org/done".into()),
+                },
+                ConfigChange::TokenLifetime {
+                    kind: TokenKind::Agent,
+                    ms: 86_400_000,
+                },
+                ConfigChange::SuggestedCacheTime { ms: 60_000 },
+            ],
+            by: admin.clone(),
+            at,
+        }),
+        stored(&SystemEvent::AllTokensRevoked {
+            by: admin.clone(),
+            at,
+        }),
+        stored(&SystemEvent::AllPasswordResetsForced { by: admin, at }),
+    ];
+    all.sort_by(|a, b| a.0.cmp(&b.0));
+    all
+}
+
+#[test]
+fn every_event_type_has_a_pinned_stored_shape() {
+    for (event_type, value) in samples() {
+        insta::assert_json_snapshot!(event_type, value);
+    }
+}
+
+#[test]
+fn events_md_documents_every_event_type_at_its_version() {
+    let doc = include_str!("../../events.md");
+    // Headings of the form "### `EventType` — v1.0".
+    let documented: BTreeMap<String, String> = doc
+        .lines()
+        .filter_map(|l| l.strip_prefix("### `"))
+        .filter_map(|l| {
+            let (name, rest) = l.split_once('`')?;
+            Some((
+                name.to_owned(),
+                rest.trim()
+                    .trim_start_matches('—')
+                    .trim()
+                    .trim_start_matches('v')
+                    .to_owned(),
+            ))
+        })
+        .collect();
+    let existing: BTreeMap<String, String> = samples()
+        .into_iter()
+        .map(|(t, v)| {
+            (
+                t,
+                v["event_version"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        documented, existing,
+        "events.md headings must match the event types and versions"
+    );
+}

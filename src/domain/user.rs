@@ -1,0 +1,796 @@
+//! The `User` aggregate: one per user name (the root user included). It owns
+//! the account's profile, its password *reference*, its built-in and custom
+//! roles, its disabled state and the per-user token watermark, and enforces the
+//! contract's rules on who may change roles, disable and reset passwords.
+
+use std::collections::BTreeSet;
+
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::{Aggregate, DomainEvent};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::Actor;
+use super::error::{AuthError, ErrorType};
+use super::names::{CustomRoleId, DisplayName, EmailAddress, UserName};
+use super::roles::{Role, RoleSet};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum UserEvent {
+    /// A local account was created. The password, if any, follows as `PasswordChanged`.
+    UserCreated {
+        user: UserName,
+        display: DisplayName,
+        email: Option<EmailAddress>,
+        anon_id: Uuid,
+        created: i64,
+        created_by: UserName,
+    },
+    DisplayNameChanged {
+        display: DisplayName,
+    },
+    EmailChanged {
+        email: Option<EmailAddress>,
+    },
+    /// The password hash now lives in the credentials store under `credential_id`.
+    PasswordChanged {
+        credential_id: Uuid,
+        changed_by: UserName,
+        at: i64,
+    },
+    PasswordResetForced {
+        by: UserName,
+        at: i64,
+    },
+    PasswordResetCleared {
+        at: i64,
+    },
+    LoginRecorded {
+        at: i64,
+    },
+    RolesGranted {
+        roles: BTreeSet<Role>,
+        by: UserName,
+        at: i64,
+    },
+    RolesRemoved {
+        roles: BTreeSet<Role>,
+        by: UserName,
+        at: i64,
+    },
+    CustomRolesGranted {
+        roles: BTreeSet<CustomRoleId>,
+        by: UserName,
+        at: i64,
+    },
+    CustomRolesRemoved {
+        roles: BTreeSet<CustomRoleId>,
+        by: UserName,
+        at: i64,
+    },
+    /// Disabling also invalidates every token the user holds.
+    UserDisabled {
+        reason: String,
+        by: UserName,
+        at: i64,
+    },
+    /// Tokens issued before re-enabling stay invalid.
+    UserEnabled {
+        by: UserName,
+        at: i64,
+    },
+    /// Every token of the user issued before this event is invalid.
+    UserTokensRevoked {
+        by: UserName,
+        at: i64,
+    },
+}
+
+impl DomainEvent for UserEvent {
+    fn event_type(&self) -> String {
+        match self {
+            Self::UserCreated { .. } => "UserCreated",
+            Self::DisplayNameChanged { .. } => "DisplayNameChanged",
+            Self::EmailChanged { .. } => "EmailChanged",
+            Self::PasswordChanged { .. } => "PasswordChanged",
+            Self::PasswordResetForced { .. } => "PasswordResetForced",
+            Self::PasswordResetCleared { .. } => "PasswordResetCleared",
+            Self::LoginRecorded { .. } => "LoginRecorded",
+            Self::RolesGranted { .. } => "RolesGranted",
+            Self::RolesRemoved { .. } => "RolesRemoved",
+            Self::CustomRolesGranted { .. } => "CustomRolesGranted",
+            Self::CustomRolesRemoved { .. } => "CustomRolesRemoved",
+            Self::UserDisabled { .. } => "UserDisabled",
+            Self::UserEnabled { .. } => "UserEnabled",
+            Self::UserTokensRevoked { .. } => "UserTokensRevoked",
+        }
+        .to_owned()
+    }
+
+    fn event_version(&self) -> String {
+        "1.0".to_owned()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum UserCommand {
+    Create {
+        user: UserName,
+        display: DisplayName,
+        email: Option<EmailAddress>,
+        anon_id: Uuid,
+        created: i64,
+        by: UserName,
+        /// A password set at creation; `require_reset` makes it temporary.
+        password: Option<NewPassword>,
+    },
+    /// Changes what differs; `None` leaves a field alone.
+    UpdateProfile {
+        display: Option<DisplayName>,
+        email: Option<EmailAddress>,
+    },
+    SetPassword(NewPassword),
+    /// An administrator forces the next login to change the password.
+    ForceReset {
+        actor: Actor,
+        at: i64,
+    },
+    RecordLogin {
+        at: i64,
+    },
+    /// Adds and removes built-in roles under the grant rules.
+    UpdateRoles {
+        add: BTreeSet<Role>,
+        remove: BTreeSet<Role>,
+        actor: Actor,
+        at: i64,
+    },
+    /// Adds and removes custom roles; the caller checked that the roles exist.
+    UpdateCustomRoles {
+        add: BTreeSet<CustomRoleId>,
+        remove: BTreeSet<CustomRoleId>,
+        by: UserName,
+        at: i64,
+    },
+    Disable {
+        reason: String,
+        actor: Actor,
+        at: i64,
+    },
+    Enable {
+        actor: Actor,
+        at: i64,
+    },
+    /// The CLI re-enables root when it resets root's password.
+    EnableRoot {
+        at: i64,
+    },
+    RevokeAllTokens {
+        by: UserName,
+        at: i64,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewPassword {
+    pub credential_id: Uuid,
+    pub require_reset: bool,
+    pub by: UserName,
+    pub at: i64,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct User {
+    name: Option<UserName>,
+    display: Option<DisplayName>,
+    email: Option<EmailAddress>,
+    roles: BTreeSet<Role>,
+    custom_roles: BTreeSet<CustomRoleId>,
+    has_password: bool,
+    reset_required: bool,
+    disabled: bool,
+}
+
+/// Role descriptions in the contract's order, joined for messages.
+fn describe(roles: &BTreeSet<Role>) -> String {
+    roles
+        .iter()
+        .map(|r| r.description())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// May `actor` reset (or force a reset of) the password of `target`, who holds `target_roles`?
+/// (upstream `checkCanResetPassword`)
+pub fn check_can_reset_password(
+    actor: &Actor,
+    target: &UserName,
+    target_roles: &BTreeSet<Role>,
+) -> Result<(), AuthError> {
+    if !target_roles.is_admin_like() || *target == actor.name || actor.name.is_root() {
+        return Ok(());
+    }
+    if target.is_root() {
+        return Err(AuthError::unauthorized("Only root can reset root password"));
+    }
+    if target_roles.contains(&Role::CreateAdmin) {
+        return Err(AuthError::unauthorized(
+            "Cannot reset password of user with create administrator role",
+        ));
+    }
+    if !actor.roles.contains(&Role::CreateAdmin) {
+        return Err(AuthError::unauthorized(
+            "Cannot reset password of user with administrator role",
+        ));
+    }
+    Ok(())
+}
+
+impl User {
+    fn password_events(&self, password: NewPassword) -> Vec<UserEvent> {
+        let mut events = vec![UserEvent::PasswordChanged {
+            credential_id: password.credential_id,
+            changed_by: password.by.clone(),
+            at: password.at,
+        }];
+        if password.require_reset {
+            events.push(UserEvent::PasswordResetForced {
+                by: password.by,
+                at: password.at,
+            });
+        } else if self.reset_required {
+            events.push(UserEvent::PasswordResetCleared { at: password.at });
+        }
+        events
+    }
+
+    fn decide(&self, command: UserCommand) -> Result<Vec<UserEvent>, AuthError> {
+        let name = match (&command, &self.name) {
+            (UserCommand::Create { user, .. }, Some(_)) => {
+                return Err(AuthError::new(ErrorType::UserAlreadyExists, user.as_str()));
+            }
+            (UserCommand::Create { user, .. }, None) => user.clone(),
+            (_, Some(name)) => name.clone(),
+            (_, None) => return Err(AuthError::bare(ErrorType::NoSuchUser)),
+        };
+        let events = match command {
+            UserCommand::Create {
+                user,
+                display,
+                email,
+                anon_id,
+                created,
+                by,
+                password,
+            } => {
+                let root = user.is_root();
+                let mut events = vec![UserEvent::UserCreated {
+                    user,
+                    display,
+                    email,
+                    anon_id,
+                    created,
+                    created_by: by.clone(),
+                }];
+                if root {
+                    events.push(UserEvent::RolesGranted {
+                        roles: BTreeSet::from([Role::Root]),
+                        by,
+                        at: created,
+                    });
+                }
+                if let Some(password) = password {
+                    events.extend(self.password_events(password));
+                }
+                events
+            }
+            UserCommand::UpdateProfile { display, email } => {
+                let mut events = Vec::new();
+                if let Some(display) = display.filter(|d| Some(d) != self.display.as_ref()) {
+                    events.push(UserEvent::DisplayNameChanged { display });
+                }
+                if let Some(email) = email.filter(|e| Some(e) != self.email.as_ref()) {
+                    events.push(UserEvent::EmailChanged { email: Some(email) });
+                }
+                events
+            }
+            UserCommand::SetPassword(password) => self.password_events(password),
+            UserCommand::ForceReset { actor, at } => {
+                if !self.has_password {
+                    return Err(AuthError::new(
+                        ErrorType::NoSuchUser,
+                        format!("{name} is not a local user and has no password"),
+                    ));
+                }
+                check_can_reset_password(&actor, &name, &self.roles)?;
+                vec![UserEvent::PasswordResetForced { by: actor.name, at }]
+            }
+            UserCommand::RecordLogin { at } => vec![UserEvent::LoginRecorded { at }],
+            UserCommand::UpdateRoles {
+                add,
+                remove,
+                actor,
+                at,
+            } => {
+                let both: BTreeSet<Role> = add.intersection(&remove).copied().collect();
+                if !both.is_empty() {
+                    return Err(AuthError::illegal(format!(
+                        "One or more roles is to be both removed and added: {}",
+                        describe(&both)
+                    )));
+                }
+                if name.is_root() {
+                    return Err(AuthError::unauthorized("Cannot change ROOT roles"));
+                }
+                let ungrantable: BTreeSet<Role> = add
+                    .iter()
+                    .filter(|r| !actor.roles.may_grant(**r))
+                    .copied()
+                    .collect();
+                if !ungrantable.is_empty() {
+                    return Err(AuthError::unauthorized(format!(
+                        "User {} is not authorized to grant role(s): {}",
+                        actor.name,
+                        describe(&ungrantable)
+                    )));
+                }
+                let unremovable: BTreeSet<Role> = remove
+                    .iter()
+                    .filter(|r| !actor.roles.may_grant(**r))
+                    .copied()
+                    .collect();
+                if !unremovable.is_empty() && actor.name != name {
+                    return Err(AuthError::unauthorized(format!(
+                        "User {} is not authorized to remove role(s): {}",
+                        actor.name,
+                        describe(&unremovable)
+                    )));
+                }
+                let granted: BTreeSet<Role> = add.difference(&self.roles).copied().collect();
+                let removed: BTreeSet<Role> = remove.intersection(&self.roles).copied().collect();
+                let mut events = Vec::new();
+                if !granted.is_empty() {
+                    events.push(UserEvent::RolesGranted {
+                        roles: granted,
+                        by: actor.name.clone(),
+                        at,
+                    });
+                }
+                if !removed.is_empty() {
+                    events.push(UserEvent::RolesRemoved {
+                        roles: removed,
+                        by: actor.name,
+                        at,
+                    });
+                }
+                events
+            }
+            UserCommand::UpdateCustomRoles {
+                add,
+                remove,
+                by,
+                at,
+            } => {
+                let both: Vec<&str> = add
+                    .intersection(&remove)
+                    .map(CustomRoleId::as_str)
+                    .collect();
+                if !both.is_empty() {
+                    return Err(AuthError::illegal(format!(
+                        "One or more roles is to be both removed and added: {}",
+                        both.join(", ")
+                    )));
+                }
+                let granted: BTreeSet<CustomRoleId> =
+                    add.difference(&self.custom_roles).cloned().collect();
+                let removed: BTreeSet<CustomRoleId> =
+                    remove.intersection(&self.custom_roles).cloned().collect();
+                let mut events = Vec::new();
+                if !granted.is_empty() {
+                    events.push(UserEvent::CustomRolesGranted {
+                        roles: granted,
+                        by: by.clone(),
+                        at,
+                    });
+                }
+                if !removed.is_empty() {
+                    events.push(UserEvent::CustomRolesRemoved {
+                        roles: removed,
+                        by,
+                        at,
+                    });
+                }
+                events
+            }
+            UserCommand::Disable { reason, actor, at } => {
+                if name.is_root() && !actor.name.is_root() {
+                    return Err(AuthError::unauthorized(format!(
+                        "User {} cannot disable the root account",
+                        actor.name
+                    )));
+                }
+                vec![UserEvent::UserDisabled {
+                    reason,
+                    by: actor.name,
+                    at,
+                }]
+            }
+            UserCommand::Enable { actor, at } => {
+                if name.is_root() {
+                    return Err(AuthError::unauthorized(format!(
+                        "User {} cannot enable the root user via this method",
+                        actor.name
+                    )));
+                }
+                if self.disabled {
+                    vec![UserEvent::UserEnabled { by: actor.name, at }]
+                } else {
+                    vec![]
+                }
+            }
+            UserCommand::EnableRoot { at } => {
+                if self.disabled {
+                    vec![UserEvent::UserEnabled {
+                        by: UserName::root(),
+                        at,
+                    }]
+                } else {
+                    vec![]
+                }
+            }
+            UserCommand::RevokeAllTokens { by, at } => {
+                vec![UserEvent::UserTokensRevoked { by, at }]
+            }
+        };
+        Ok(events)
+    }
+}
+
+impl Aggregate for User {
+    const TYPE: &'static str = "User";
+    type Command = UserCommand;
+    type Event = UserEvent;
+    type Error = AuthError;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: UserCommand,
+        _: &(),
+        sink: &EventSink<Self>,
+    ) -> Result<(), AuthError> {
+        for event in self.decide(command)? {
+            sink.write(event, self).await;
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, event: UserEvent) {
+        match event {
+            UserEvent::UserCreated {
+                user,
+                display,
+                email,
+                ..
+            } => {
+                self.name = Some(user);
+                self.display = Some(display);
+                self.email = email;
+            }
+            UserEvent::DisplayNameChanged { display } => self.display = Some(display),
+            UserEvent::EmailChanged { email } => self.email = email,
+            UserEvent::PasswordChanged { .. } => self.has_password = true,
+            UserEvent::PasswordResetForced { .. } => self.reset_required = true,
+            UserEvent::PasswordResetCleared { .. } => self.reset_required = false,
+            UserEvent::LoginRecorded { .. } | UserEvent::UserTokensRevoked { .. } => {}
+            UserEvent::RolesGranted { roles, .. } => self.roles.extend(roles),
+            UserEvent::RolesRemoved { roles, .. } => self.roles.retain(|r| !roles.contains(r)),
+            UserEvent::CustomRolesGranted { roles, .. } => self.custom_roles.extend(roles),
+            UserEvent::CustomRolesRemoved { roles, .. } => {
+                self.custom_roles.retain(|r| !roles.contains(r))
+            }
+            UserEvent::UserDisabled { .. } => self.disabled = true,
+            UserEvent::UserEnabled { .. } => self.disabled = false,
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use cqrs_es::test::TestFramework;
+
+    pub(crate) fn name(n: &str) -> UserName {
+        UserName::from_log(n.to_owned())
+    }
+
+    pub(crate) fn created(n: &str) -> UserEvent {
+        UserEvent::UserCreated {
+            user: name(n),
+            display: DisplayName::parse(Some("Alice Smith")).expect("valid"),
+            email: EmailAddress::parse(Some("alice@example.org")).ok(),
+            anon_id: Uuid::from_u128(0x2c1b5a8e_4f5b_4d8e_9d6e_0d7f1c1a0b9e),
+            created: 1_700_000_000_000,
+            created_by: UserName::root(),
+        }
+    }
+
+    fn actor(n: &str, roles: &[Role]) -> Actor {
+        Actor {
+            name: name(n),
+            roles: roles.iter().copied().collect(),
+        }
+    }
+
+    fn update_roles(add: &[Role], remove: &[Role], by: Actor) -> UserCommand {
+        UserCommand::UpdateRoles {
+            add: add.iter().copied().collect(),
+            remove: remove.iter().copied().collect(),
+            actor: by,
+            at: 5,
+        }
+    }
+
+    #[tokio::test]
+    async fn creating_an_existing_user_fails() {
+        let UserEvent::UserCreated {
+            user,
+            display,
+            email,
+            anon_id,
+            created: at,
+            created_by,
+        } = created("alice")
+        else {
+            unreachable!()
+        };
+        TestFramework::<User>::with(())
+            .given(vec![created("alice")])
+            .when_async(UserCommand::Create {
+                user,
+                display,
+                email,
+                anon_id,
+                created: at,
+                by: created_by,
+                password: None,
+            })
+            .await
+            .then_expect_error_message("40000 User already exists: alice");
+    }
+
+    #[tokio::test]
+    async fn creating_with_a_temporary_password_forces_a_reset() {
+        let UserEvent::UserCreated {
+            user,
+            display,
+            email,
+            anon_id,
+            created: at,
+            created_by,
+        } = created("alice")
+        else {
+            unreachable!()
+        };
+        let credential_id = Uuid::from_u128(7);
+        TestFramework::<User>::with(())
+            .given_no_previous_events()
+            .when_async(UserCommand::Create {
+                user,
+                display,
+                email,
+                anon_id,
+                created: at,
+                by: created_by.clone(),
+                password: Some(NewPassword {
+                    credential_id,
+                    require_reset: true,
+                    by: created_by.clone(),
+                    at,
+                }),
+            })
+            .await
+            .then_expect_events(vec![
+                created("alice"),
+                UserEvent::PasswordChanged {
+                    credential_id,
+                    changed_by: created_by.clone(),
+                    at,
+                },
+                UserEvent::PasswordResetForced { by: created_by, at },
+            ]);
+    }
+
+    #[tokio::test]
+    async fn changing_the_password_clears_a_forced_reset() {
+        let credential_id = Uuid::from_u128(8);
+        TestFramework::<User>::with(())
+            .given(vec![
+                created("alice"),
+                UserEvent::PasswordResetForced {
+                    by: UserName::root(),
+                    at: 2,
+                },
+            ])
+            .when_async(UserCommand::SetPassword(NewPassword {
+                credential_id,
+                require_reset: false,
+                by: name("alice"),
+                at: 3,
+            }))
+            .await
+            .then_expect_events(vec![
+                UserEvent::PasswordChanged {
+                    credential_id,
+                    changed_by: name("alice"),
+                    at: 3,
+                },
+                UserEvent::PasswordResetCleared { at: 3 },
+            ]);
+    }
+
+    #[tokio::test]
+    async fn admins_grant_token_roles_only_the_missing_ones_are_recorded() {
+        TestFramework::<User>::with(())
+            .given(vec![
+                created("bob"),
+                UserEvent::RolesGranted {
+                    roles: BTreeSet::from([Role::DevToken]),
+                    by: name("al"),
+                    at: 1,
+                },
+            ])
+            .when_async(update_roles(
+                &[Role::DevToken, Role::ServToken],
+                &[],
+                actor("al", &[Role::Admin]),
+            ))
+            .await
+            .then_expect_events(vec![UserEvent::RolesGranted {
+                roles: BTreeSet::from([Role::ServToken]),
+                by: name("al"),
+                at: 5,
+            }]);
+    }
+
+    #[tokio::test]
+    async fn root_may_not_grant_admin() {
+        TestFramework::<User>::with(())
+            .given(vec![created("bob")])
+            .when_async(update_roles(&[Role::Admin], &[], actor("***ROOT***", &[Role::Root])))
+            .await
+            .then_expect_error_message("20000 Unauthorized: User ***ROOT*** is not authorized to grant role(s): Administrator");
+    }
+
+    #[tokio::test]
+    async fn anyone_may_remove_their_own_roles() {
+        TestFramework::<User>::with(())
+            .given(vec![
+                created("bob"),
+                UserEvent::RolesGranted {
+                    roles: BTreeSet::from([Role::Admin]),
+                    by: name("c"),
+                    at: 1,
+                },
+            ])
+            .when_async(update_roles(
+                &[],
+                &[Role::Admin],
+                actor("bob", &[Role::Admin]),
+            ))
+            .await
+            .then_expect_events(vec![UserEvent::RolesRemoved {
+                roles: BTreeSet::from([Role::Admin]),
+                by: name("bob"),
+                at: 5,
+            }]);
+    }
+
+    #[tokio::test]
+    async fn others_roles_are_removed_only_within_the_grant_rules() {
+        TestFramework::<User>::with(())
+            .given(vec![
+                created("bob"),
+                UserEvent::RolesGranted {
+                    roles: BTreeSet::from([Role::Admin]),
+                    by: name("c"),
+                    at: 1,
+                },
+            ])
+            .when_async(update_roles(
+                &[],
+                &[Role::Admin, Role::DevToken],
+                actor("al", &[Role::Admin]),
+            ))
+            .await
+            .then_expect_error_message(
+                "20000 Unauthorized: User al is not authorized to remove role(s): Administrator",
+            );
+    }
+
+    #[tokio::test]
+    async fn a_role_cannot_be_added_and_removed_at_once() {
+        TestFramework::<User>::with(())
+            .given(vec![created("bob")])
+            .when_async(update_roles(&[Role::DevToken], &[Role::DevToken], actor("al", &[Role::Admin])))
+            .await
+            .then_expect_error_message(
+                "30001 Illegal input parameter: One or more roles is to be both removed and added: Create developer tokens",
+            );
+    }
+
+    #[tokio::test]
+    async fn roots_roles_never_change() {
+        TestFramework::<User>::with(())
+            .given(vec![created("***ROOT***")])
+            .when_async(update_roles(
+                &[Role::CreateAdmin],
+                &[],
+                actor("***ROOT***", &[Role::Root]),
+            ))
+            .await
+            .then_expect_error_message("20000 Unauthorized: Cannot change ROOT roles");
+    }
+
+    #[tokio::test]
+    async fn only_root_disables_root() {
+        TestFramework::<User>::with(())
+            .given(vec![created("***ROOT***")])
+            .when_async(UserCommand::Disable {
+                reason: "x".into(),
+                actor: actor("al", &[Role::Admin]),
+                at: 1,
+            })
+            .await
+            .then_expect_error_message(
+                "20000 Unauthorized: User al cannot disable the root account",
+            );
+    }
+
+    #[tokio::test]
+    async fn enabling_an_enabled_user_records_nothing() {
+        TestFramework::<User>::with(())
+            .given(vec![created("bob")])
+            .when_async(UserCommand::Enable {
+                actor: actor("al", &[Role::Admin]),
+                at: 1,
+            })
+            .await
+            .then_expect_events(vec![]);
+    }
+
+    #[tokio::test]
+    async fn a_plain_admin_cannot_reset_another_admins_password() {
+        TestFramework::<User>::with(())
+            .given(vec![
+                created("bob"),
+                UserEvent::PasswordChanged {
+                    credential_id: Uuid::from_u128(1),
+                    changed_by: name("bob"),
+                    at: 1,
+                },
+                UserEvent::RolesGranted {
+                    roles: BTreeSet::from([Role::Admin]),
+                    by: name("c"),
+                    at: 1,
+                },
+            ])
+            .when_async(UserCommand::ForceReset {
+                actor: actor("al", &[Role::Admin]),
+                at: 2,
+            })
+            .await
+            .then_expect_error_message(
+                "20000 Unauthorized: Cannot reset password of user with administrator role",
+            );
+    }
+
+    #[tokio::test]
+    async fn commands_on_a_missing_user_fail() {
+        TestFramework::<User>::with(())
+            .given_no_previous_events()
+            .when_async(UserCommand::RecordLogin { at: 1 })
+            .await
+            .then_expect_error(AuthError::bare(ErrorType::NoSuchUser));
+    }
+}

@@ -1,0 +1,184 @@
+//! The running ledger: the log, the command bus, the projections and their
+//! runner, and the clock — what the HTTP API and the command line act on.
+//! Every command goes through `Ledger`, which answers only once the
+//! projections have folded the command's events (read-your-writes).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+use crate::clock::SharedClock;
+use crate::domain::canonical::Canonicalization;
+use crate::domain::{
+    AuthError, CustomRoleCommand, CustomRoleId, ServerConfigCommand, ServerSettings, SystemCommand,
+    TokenCommand, UserCommand, UserName,
+};
+use crate::projections::runner::RunnerError;
+use crate::projections::{Projections, ReadModel, Runner};
+use crate::store::{CommandBus, CommandError, EventLog, EventMetadata, StoreError, StoreOptions};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error(transparent)]
+    Rejected(#[from] AuthError),
+    #[error("the command kept conflicting with concurrent changes")]
+    Conflict,
+    #[error("the log failed: {0}")]
+    Store(String),
+    #[error("the projections did not reach position {0} in time")]
+    Lagging(i64),
+    #[error(transparent)]
+    Open(#[from] StoreError),
+    #[error(transparent)]
+    Replay(#[from] RunnerError),
+}
+
+impl From<CommandError> for LedgerError {
+    fn from(error: CommandError) -> Self {
+        match error {
+            CommandError::Rejected(e) => Self::Rejected(e),
+            CommandError::Conflict => Self::Conflict,
+            CommandError::Store(e) => Self::Store(e),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct LedgerOptions {
+    pub store_url: String,
+    pub store: StoreOptions,
+    pub canonicalization: Canonicalization,
+    /// The settings a new log starts with.
+    pub initial_settings: ServerSettings,
+    /// How often the runner looks for commits made by other processes.
+    pub poll: Duration,
+    /// How long a command waits for the projections to fold it.
+    pub settle_timeout: Duration,
+}
+
+impl LedgerOptions {
+    pub fn new(store_url: impl Into<String>) -> Self {
+        Self {
+            store_url: store_url.into(),
+            store: StoreOptions::default(),
+            canonicalization: Canonicalization::default(),
+            initial_settings: ServerSettings::default(),
+            poll: Duration::from_millis(250),
+            settle_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+pub struct Ledger {
+    pub log: EventLog,
+    pub model: Arc<ReadModel>,
+    bus: CommandBus,
+    clock: SharedClock,
+    runner: JoinHandle<()>,
+    settle_timeout: Duration,
+}
+
+impl Ledger {
+    /// Opens the log, folds it, starts tailing, and records the initial settings on a new log.
+    pub async fn open(options: LedgerOptions, clock: SharedClock) -> Result<Self, LedgerError> {
+        let log = EventLog::open(&options.store_url, options.store.clone(), clock.clone()).await?;
+        let model = Arc::new(ReadModel::new(Projections::new(options.canonicalization)));
+        let runner = Runner::new(log.clone(), model.clone());
+        let folded = runner.catch_up().await?;
+        tracing::info!(
+            events = folded,
+            position = model.position(),
+            store = log.kind(),
+            "projections caught up"
+        );
+        let waker = runner.waker();
+        let bus = CommandBus::new(&log, Arc::new(move |_| waker.notify_one()));
+        let runner = runner.spawn(options.poll);
+        let ledger = Self {
+            log,
+            model,
+            bus,
+            clock,
+            runner,
+            settle_timeout: options.settle_timeout,
+        };
+        ledger
+            .server_config(
+                ServerConfigCommand::Initialize(options.initial_settings),
+                &EventMetadata::actor("system"),
+            )
+            .await?;
+        Ok(ledger)
+    }
+
+    /// Now, in epoch milliseconds.
+    pub fn now(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// Waits for the projections to reach `position`.
+    pub async fn settle(&self, position: Option<i64>) -> Result<Option<i64>, LedgerError> {
+        if let Some(position) = position {
+            if !self.model.wait_for(position, self.settle_timeout).await {
+                return Err(LedgerError::Lagging(position));
+            }
+        }
+        Ok(position)
+    }
+
+    pub async fn user(
+        &self,
+        name: &UserName,
+        command: UserCommand,
+        metadata: &EventMetadata,
+    ) -> Result<Option<i64>, LedgerError> {
+        let position = self.bus.user(name, command, metadata).await?;
+        self.settle(position).await
+    }
+
+    pub async fn token(
+        &self,
+        id: Uuid,
+        command: TokenCommand,
+        metadata: &EventMetadata,
+    ) -> Result<Option<i64>, LedgerError> {
+        let position = self.bus.token(id, command, metadata).await?;
+        self.settle(position).await
+    }
+
+    pub async fn custom_role(
+        &self,
+        id: &CustomRoleId,
+        command: CustomRoleCommand,
+        metadata: &EventMetadata,
+    ) -> Result<Option<i64>, LedgerError> {
+        let position = self.bus.custom_role(id, command, metadata).await?;
+        self.settle(position).await
+    }
+
+    pub async fn server_config(
+        &self,
+        command: ServerConfigCommand,
+        metadata: &EventMetadata,
+    ) -> Result<Option<i64>, LedgerError> {
+        let position = self.bus.server_config(command, metadata).await?;
+        self.settle(position).await
+    }
+
+    pub async fn system(
+        &self,
+        command: SystemCommand,
+        metadata: &EventMetadata,
+    ) -> Result<Option<i64>, LedgerError> {
+        let position = self.bus.system(command, metadata).await?;
+        self.settle(position).await
+    }
+
+    /// Stops tailing and closes the store.
+    pub async fn close(&self) {
+        self.runner.abort();
+        self.log.close().await;
+    }
+}

@@ -1,0 +1,14 @@
+//! authledger: an authentication service whose source of truth is an
+//! immutable event log. Reading order — and the direction of every import —
+//! is domain → store → projections → api.
+
+pub mod api;
+pub mod clock;
+pub mod config;
+pub mod domain;
+pub mod ledger;
+pub mod passwords;
+pub mod projections;
+pub mod root_account;
+pub mod server;
+pub mod store;

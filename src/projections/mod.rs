@@ -1,0 +1,146 @@
+//! The read side: in-memory projections folded from the log in position
+//! order, by one runner. A projection is a pure fold — no I/O, no clock — so
+//! rebuilding it from the log gives exactly the live state. All projections
+//! sit behind one lock and advance together, so a reader sees them at one
+//! position.
+
+pub mod runner;
+pub mod token_index;
+pub mod user_directory;
+
+use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Duration;
+
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::domain::canonical::Canonicalization;
+use crate::domain::{
+    LedgerEvent, ServerConfigEvent, ServerSettings, SystemEvent, TokenEvent, UserEvent, UserName,
+};
+
+pub use runner::Runner;
+pub use token_index::{TokenHash, TokenIndex, TokenView, hash_token};
+pub use user_directory::{SearchSpec, UserDirectory, UserRecord};
+
+/// Every projection, at one log position.
+pub struct Projections {
+    pub tokens: TokenIndex,
+    pub users: UserDirectory,
+    pub config: ServerSettings,
+    /// The position of the last event folded in.
+    pub position: i64,
+}
+
+impl Projections {
+    pub fn new(rule: Canonicalization) -> Self {
+        Self {
+            tokens: TokenIndex::default(),
+            users: UserDirectory::new(rule),
+            config: ServerSettings::default(),
+            position: 0,
+        }
+    }
+
+    /// Folds one event. `recorded_at` is the log's time for the event.
+    pub fn apply(
+        &mut self,
+        position: i64,
+        recorded_at: i64,
+        aggregate_id: &str,
+        event: &LedgerEvent,
+    ) {
+        self.tokens.sweep_expired(recorded_at);
+        match event {
+            LedgerEvent::User(event) => {
+                let name = UserName::from_log(aggregate_id.to_owned());
+                self.users.apply_user(position, &name, event);
+                match event {
+                    UserEvent::UserDisabled { .. } => {
+                        self.tokens.revoke_user(&name);
+                        self.tokens.set_disabled(&name, true);
+                    }
+                    UserEvent::UserEnabled { .. } => {
+                        // Tokens issued while disabled (a race with the disable) stay invalid.
+                        self.tokens.revoke_user(&name);
+                        self.tokens.set_disabled(&name, false);
+                    }
+                    UserEvent::UserTokensRevoked { .. } => self.tokens.revoke_user(&name),
+                    _ => {}
+                }
+            }
+            LedgerEvent::Token(TokenEvent::TokenIssued(grant)) => {
+                match Uuid::parse_str(aggregate_id) {
+                    Ok(id) => self.tokens.issue(id, grant),
+                    Err(_) => tracing::error!(
+                        position,
+                        "token event with a malformed aggregate id; not indexed"
+                    ),
+                }
+            }
+            LedgerEvent::Token(TokenEvent::TokenRevoked(revoked)) => {
+                self.tokens.revoke(&revoked.token_hash)
+            }
+            LedgerEvent::CustomRole(event) => self.users.apply_custom_role(event),
+            LedgerEvent::ServerConfig(ServerConfigEvent::ServerConfigInitialized { settings }) => {
+                self.config = settings.clone()
+            }
+            LedgerEvent::ServerConfig(ServerConfigEvent::ServerConfigUpdated {
+                changes, ..
+            }) => {
+                for change in changes {
+                    self.config.apply(change);
+                }
+            }
+            LedgerEvent::System(event) => {
+                if let SystemEvent::AllTokensRevoked { .. } = event {
+                    self.tokens.revoke_all();
+                }
+                self.users.apply_system(position, event);
+            }
+        }
+        self.position = position;
+    }
+}
+
+/// The projections shared by every request, and the position they have reached.
+pub struct ReadModel {
+    state: RwLock<Projections>,
+    applied: watch::Sender<i64>,
+}
+
+impl ReadModel {
+    pub fn new(projections: Projections) -> Self {
+        let (applied, _) = watch::channel(projections.position);
+        Self {
+            state: RwLock::new(projections),
+            applied,
+        }
+    }
+
+    pub fn read(&self) -> RwLockReadGuard<'_, Projections> {
+        self.state.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn write(&self) -> RwLockWriteGuard<'_, Projections> {
+        self.state.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The position every projection has reached.
+    pub fn position(&self) -> i64 {
+        *self.applied.borrow()
+    }
+
+    pub(crate) fn publish(&self, position: i64) {
+        self.applied.send_replace(position);
+    }
+
+    /// Waits until the projections reach `position`; false if they did not within `limit`.
+    pub async fn wait_for(&self, position: i64, limit: Duration) -> bool {
+        let mut receiver = self.applied.subscribe();
+        matches!(
+            tokio::time::timeout(limit, receiver.wait_for(|p| *p >= position)).await,
+            Ok(Ok(_))
+        )
+    }
+}

@@ -1,0 +1,116 @@
+//! The one runner that feeds every projection: it reads the log after the
+//! position the projections have reached, decodes outside the lock, folds a
+//! batch under the write lock and publishes the new position. It catches up
+//! at start-up, then tails: woken after each local commit, and polling for
+//! commits made by other processes sharing the log.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cqrs_es::persist::EventUpcaster;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+use super::ReadModel;
+use crate::domain::{DecodeError, LedgerEvent, upcasters};
+use crate::store::{EventLog, StoreError};
+
+const BATCH: i64 = 2_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunnerError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("event at position {position} cannot be read: {source}")]
+    Decode { position: i64, source: DecodeError },
+}
+
+pub struct Runner {
+    log: EventLog,
+    model: Arc<ReadModel>,
+    wake: Arc<Notify>,
+    upcasters: Vec<Box<dyn EventUpcaster>>,
+}
+
+impl Runner {
+    pub fn new(log: EventLog, model: Arc<ReadModel>) -> Self {
+        Self {
+            log,
+            model,
+            wake: Arc::new(Notify::new()),
+            upcasters: upcasters(),
+        }
+    }
+
+    /// A handle that wakes the runner (call it after a local commit).
+    pub fn waker(&self) -> Arc<Notify> {
+        self.wake.clone()
+    }
+
+    /// Folds everything in the log; returns how many events were folded.
+    pub async fn catch_up(&self) -> Result<u64, RunnerError> {
+        let mut total = 0;
+        loop {
+            let folded = self.step().await?;
+            if folded == 0 {
+                return Ok(total);
+            }
+            total += folded;
+        }
+    }
+
+    /// Folds the next batch; returns how many events it held.
+    async fn step(&self) -> Result<u64, RunnerError> {
+        let from = self.model.position();
+        let rows = self.log.read_after(from, BATCH).await?;
+        let Some(last) = rows.last().map(|r| r.position) else {
+            return Ok(0);
+        };
+        let mut decoded = Vec::with_capacity(rows.len());
+        for row in rows {
+            let event = LedgerEvent::decode(
+                &row.aggregate_type,
+                &row.event_type,
+                &row.event_version,
+                &row.payload,
+                &self.upcasters,
+            )
+            .map_err(|source| RunnerError::Decode {
+                position: row.position,
+                source,
+            })?;
+            decoded.push((row.position, row.recorded_at, row.aggregate_id, event));
+        }
+        let folded = decoded.len() as u64;
+        {
+            let mut state = self.model.write();
+            for (position, recorded_at, aggregate_id, event) in &decoded {
+                state.apply(*position, *recorded_at, aggregate_id, event);
+            }
+        }
+        self.model.publish(last);
+        Ok(folded)
+    }
+
+    /// Tails the log until the task is aborted. `poll` bounds how late a commit
+    /// by another process is seen.
+    pub fn spawn(self, poll: Duration) -> JoinHandle<()> {
+        tokio::spawn(async move {
+            loop {
+                match self.step().await {
+                    Ok(0) => {
+                        tokio::select! {
+                            _ = self.wake.notified() => {}
+                            _ = tokio::time::sleep(poll) => {}
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(error) => {
+                        tracing::error!(%error, "projection runner cannot advance; retrying");
+                        tokio::time::sleep(poll.max(Duration::from_millis(500))).await;
+                    }
+                }
+            }
+        })
+    }
+}

@@ -1,0 +1,379 @@
+//! The token index: SHA-256 of a token → what the token is. It holds only
+//! tokens that can still be valid: a revocation, a user's revoke-all, a
+//! disable or re-enable, and the server-wide revoke-all evict tokens as they
+//! are folded; expired tokens are swept on a schedule taken from the log's own
+//! recorded times (so a rebuild gives the same state). Expiry and the owner's
+//! disabled state are still checked at query time against the request's time.
+//!
+//! Memory is the constraint here (one record per live token): records live in
+//! a slab addressed by `u32`, the hash map holds only hash → slot, names and
+//! rarely-used context are boxed.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
+
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::domain::token::{ClientInfo, TokenIssued};
+use crate::domain::{TokenKind, UserName};
+
+/// The raw SHA-256 of a token's value.
+pub type TokenHash = [u8; 32];
+
+/// Hashes a token's value (already trimmed) as the index and the log know it.
+pub fn hash_token(token: &str) -> TokenHash {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// SHA-256 output is uniformly distributed: its first eight bytes are a fine hash.
+#[derive(Default)]
+pub struct DigestHasher(u64);
+
+impl Hasher for DigestHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // `[u8; 32]` hashes as its length (8 bytes) then its bytes; keep the first 8 content bytes.
+        if bytes.len() >= 8 {
+            let mut first = [0u8; 8];
+            first.copy_from_slice(&bytes[..8]);
+            self.0 = u64::from_le_bytes(first);
+        }
+    }
+
+    fn write_usize(&mut self, _length: usize) {}
+}
+
+type DigestMap<V> = HashMap<TokenHash, V, BuildHasherDefault<DigestHasher>>;
+
+/// Sweep expired tokens at most this often, in log time.
+const SWEEP_INTERVAL_MS: i64 = 60_000;
+
+struct Record {
+    hash: TokenHash,
+    id: Uuid,
+    owner: u32,
+    kind: TokenKind,
+    created: i64,
+    expires: i64,
+    name: Option<Box<str>>,
+    extra: Option<Box<Extra>>,
+}
+
+struct Extra {
+    custom: BTreeMap<String, String>,
+    client: ClientInfo,
+}
+
+struct Owner {
+    name: UserName,
+    disabled: bool,
+    slots: Vec<u32>,
+}
+
+/// What a token is, as introspection and token lists show it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenView {
+    pub id: Uuid,
+    pub user: UserName,
+    pub kind: TokenKind,
+    pub name: Option<String>,
+    pub created: i64,
+    pub expires: i64,
+    pub custom: BTreeMap<String, String>,
+    pub client: ClientInfo,
+}
+
+#[derive(Default)]
+pub struct TokenIndex {
+    slots: Vec<Option<Record>>,
+    free: Vec<u32>,
+    by_hash: DigestMap<u32>,
+    owners: Vec<Owner>,
+    owner_ids: HashMap<UserName, u32>,
+    next_sweep_at: i64,
+}
+
+impl TokenIndex {
+    fn owner_id(&mut self, user: &UserName) -> u32 {
+        if let Some(id) = self.owner_ids.get(user) {
+            return *id;
+        }
+        let id = self.owners.len() as u32;
+        self.owners.push(Owner {
+            name: user.clone(),
+            disabled: false,
+            slots: Vec::new(),
+        });
+        self.owner_ids.insert(user.clone(), id);
+        id
+    }
+
+    fn view(&self, record: &Record) -> TokenView {
+        let (custom, client) = match &record.extra {
+            Some(extra) => (extra.custom.clone(), extra.client.clone()),
+            None => (BTreeMap::new(), ClientInfo::default()),
+        };
+        TokenView {
+            id: record.id,
+            user: self.owners[record.owner as usize].name.clone(),
+            kind: record.kind,
+            name: record.name.as_deref().map(str::to_owned),
+            created: record.created,
+            expires: record.expires,
+            custom,
+            client,
+        }
+    }
+
+    /// The valid token with this hash at `now`, if any.
+    pub fn find(&self, hash: &TokenHash, now: i64) -> Option<TokenView> {
+        let slot = *self.by_hash.get(hash)?;
+        let record = self.slots.get(slot as usize)?.as_ref()?;
+        if record.expires <= now || self.owners[record.owner as usize].disabled {
+            return None;
+        }
+        Some(self.view(record))
+    }
+
+    /// The user's valid tokens at `now`, sorted by id.
+    pub fn tokens_of(&self, user: &UserName, now: i64) -> Vec<TokenView> {
+        let Some(owner) = self
+            .owner_ids
+            .get(user)
+            .map(|id| &self.owners[*id as usize])
+        else {
+            return Vec::new();
+        };
+        if owner.disabled {
+            return Vec::new();
+        }
+        let mut tokens: Vec<TokenView> = owner
+            .slots
+            .iter()
+            .filter_map(|slot| self.slots[*slot as usize].as_ref())
+            .filter(|record| record.expires > now)
+            .map(|record| self.view(record))
+            .collect();
+        tokens.sort_by_key(|t| t.id.to_string());
+        tokens
+    }
+
+    /// How many tokens the index holds (valid or awaiting the expiry sweep).
+    pub fn len(&self) -> usize {
+        self.by_hash.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_hash.is_empty()
+    }
+
+    pub(crate) fn issue(&mut self, id: Uuid, grant: &TokenIssued) {
+        let Some(hash) = decode_hash(&grant.token_hash) else {
+            tracing::error!(token_id = %id, "token event with an undecodable hash; not indexed");
+            return;
+        };
+        let owner = self.owner_id(&grant.user);
+        let extra = (!grant.custom.is_empty() || !grant.client.is_empty()).then(|| {
+            Box::new(Extra {
+                custom: grant.custom.clone(),
+                client: grant.client.clone(),
+            })
+        });
+        let record = Record {
+            hash,
+            id,
+            owner,
+            kind: grant.kind,
+            created: grant.created,
+            expires: grant.expires,
+            name: grant.name.as_ref().map(|n| n.as_str().into()),
+            extra,
+        };
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.slots[slot as usize] = Some(record);
+                slot
+            }
+            None => {
+                self.slots.push(Some(record));
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.by_hash.insert(hash, slot);
+        self.owners[owner as usize].slots.push(slot);
+    }
+
+    pub(crate) fn revoke(&mut self, token_hash: &str) {
+        let Some(slot) = decode_hash(token_hash).and_then(|hash| self.by_hash.remove(&hash)) else {
+            return;
+        };
+        if let Some(record) = self.slots[slot as usize].take() {
+            self.owners[record.owner as usize]
+                .slots
+                .retain(|s| *s != slot);
+            self.free.push(slot);
+        }
+    }
+
+    /// Evicts every token the user holds now.
+    pub(crate) fn revoke_user(&mut self, user: &UserName) {
+        let Some(owner) = self.owner_ids.get(user).copied() else {
+            return;
+        };
+        let slots = std::mem::take(&mut self.owners[owner as usize].slots);
+        self.evict(&slots);
+    }
+
+    pub(crate) fn set_disabled(&mut self, user: &UserName, disabled: bool) {
+        let owner = self.owner_id(user);
+        self.owners[owner as usize].disabled = disabled;
+    }
+
+    /// Evicts every token (the server-wide revoke-all).
+    pub(crate) fn revoke_all(&mut self) {
+        self.slots = Vec::new();
+        self.free = Vec::new();
+        self.by_hash = DigestMap::default();
+        for owner in &mut self.owners {
+            owner.slots = Vec::new();
+        }
+    }
+
+    /// Drops tokens expired by `log_time`, at most once per sweep interval.
+    pub(crate) fn sweep_expired(&mut self, log_time: i64) {
+        if log_time < self.next_sweep_at {
+            return;
+        }
+        self.next_sweep_at = log_time + SWEEP_INTERVAL_MS;
+        let expired: Vec<u32> = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter_map(|(slot, r)| {
+                r.as_ref()
+                    .filter(|r| r.expires <= log_time)
+                    .map(|_| slot as u32)
+            })
+            .collect();
+        if expired.is_empty() {
+            return;
+        }
+        let mut by_owner: HashMap<u32, Vec<u32>> = HashMap::new();
+        for slot in &expired {
+            if let Some(record) = &self.slots[*slot as usize] {
+                by_owner.entry(record.owner).or_default().push(*slot);
+            }
+        }
+        for (owner, slots) in by_owner {
+            let gone: HashSet<u32> = slots.into_iter().collect();
+            self.owners[owner as usize]
+                .slots
+                .retain(|s| !gone.contains(s));
+        }
+        self.evict(&expired);
+    }
+
+    /// Frees the slots (already detached from their owners) and their hashes.
+    fn evict(&mut self, slots: &[u32]) {
+        for slot in slots {
+            if let Some(record) = self.slots[*slot as usize].take() {
+                self.by_hash.remove(&record.hash);
+                self.free.push(*slot);
+            }
+        }
+    }
+}
+
+/// Decodes the standard-base64 hash an event carries.
+pub fn decode_hash(encoded: &str) -> Option<TokenHash> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .ok()?;
+    bytes.try_into().ok()
+}
+
+/// Encodes a hash as events carry it.
+pub fn encode_hash(hash: &TokenHash) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(hash)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::TokenName;
+
+    fn grant(token: &str, user: &str, expires: i64) -> TokenIssued {
+        TokenIssued {
+            token_hash: encode_hash(&hash_token(token)),
+            kind: TokenKind::Agent,
+            user: UserName::from_log(user.into()),
+            name: TokenName::parse(Some("n")).ok(),
+            created: 0,
+            expires,
+            custom: BTreeMap::new(),
+            client: ClientInfo::default(),
+        }
+    }
+
+    #[test]
+    fn a_token_is_found_until_it_expires() {
+        let mut index = TokenIndex::default();
+        index.issue(Uuid::from_u128(1), &grant("t1", "alice", 100));
+        assert_eq!(
+            index
+                .find(&hash_token("t1"), 99)
+                .map(|v| v.user.to_string()),
+            Some("alice".into())
+        );
+        assert!(index.find(&hash_token("t1"), 100).is_none());
+        assert!(index.find(&hash_token("t2"), 0).is_none());
+    }
+
+    #[test]
+    fn revoking_a_user_evicts_only_their_tokens() {
+        let mut index = TokenIndex::default();
+        index.issue(Uuid::from_u128(1), &grant("a1", "alice", 100));
+        index.issue(Uuid::from_u128(2), &grant("b1", "bob", 100));
+        index.revoke_user(&UserName::from_log("alice".into()));
+        assert!(index.find(&hash_token("a1"), 0).is_none());
+        assert!(index.find(&hash_token("b1"), 0).is_some());
+        // the freed slot is reused without disturbing others
+        index.issue(Uuid::from_u128(3), &grant("a2", "alice", 100));
+        assert_eq!(
+            index
+                .tokens_of(&UserName::from_log("alice".into()), 0)
+                .len(),
+            1
+        );
+        assert_eq!(index.len(), 2);
+    }
+
+    #[test]
+    fn a_disabled_owners_tokens_are_invalid() {
+        let mut index = TokenIndex::default();
+        index.issue(Uuid::from_u128(1), &grant("a1", "alice", 100));
+        index.set_disabled(&UserName::from_log("alice".into()), true);
+        assert!(index.find(&hash_token("a1"), 0).is_none());
+    }
+
+    #[test]
+    fn the_sweep_drops_expired_tokens() {
+        let mut index = TokenIndex::default();
+        index.issue(Uuid::from_u128(1), &grant("a1", "alice", 100));
+        index.issue(Uuid::from_u128(2), &grant("a2", "alice", 1_000_000));
+        index.sweep_expired(200);
+        assert_eq!(index.len(), 1);
+        assert_eq!(
+            index
+                .tokens_of(&UserName::from_log("alice".into()), 0)
+                .len(),
+            1
+        );
+    }
+}

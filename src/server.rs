@@ -1,0 +1,121 @@
+//! Starting and stopping the HTTP server on an opened ledger.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::ServiceExt;
+use axum::extract::Request;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tower::Layer;
+use tower_http::normalize_path::NormalizePathLayer;
+
+use crate::api::{self, AppState, ServiceInfo};
+use crate::clock::SharedClock;
+use crate::ledger::{Ledger, LedgerError, LedgerOptions};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
+}
+
+/// A running server.
+pub struct Server {
+    pub addr: SocketAddr,
+    pub ledger: Arc<Ledger>,
+    shutdown: oneshot::Sender<()>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl Server {
+    /// Opens the ledger at `options` and serves it on `listen` (port 0 picks a free port).
+    pub async fn start(
+        options: LedgerOptions,
+        clock: SharedClock,
+        listen: &str,
+    ) -> Result<Self, StartError> {
+        let ledger = Arc::new(Ledger::open(options, clock).await?);
+        let listener = TcpListener::bind(listen)
+            .await
+            .map_err(|source| StartError::Listen {
+                addr: listen.to_owned(),
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Listen {
+            addr: listen.to_owned(),
+            source,
+        })?;
+        let info = ServiceInfo {
+            git_commit: env!("AUTHLEDGER_GIT_COMMIT").to_owned(),
+        };
+        let state = AppState {
+            ledger: ledger.clone(),
+            info: Arc::new(info),
+        };
+        // Every path also answers with one trailing slash (contract §1).
+        let app = NormalizePathLayer::trim_trailing_slash().layer(api::router(state));
+        let (shutdown, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            axum::serve(
+                listener,
+                ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(app),
+            )
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await
+        });
+        Ok(Self {
+            addr,
+            ledger,
+            shutdown,
+            task,
+        })
+    }
+
+    /// Serves until the process is told to stop (Ctrl-C or SIGTERM).
+    pub async fn run_until_signal(self) -> std::io::Result<()> {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        self.stop().await
+    }
+
+    /// Stops accepting requests, finishes those in flight, closes the store.
+    pub async fn stop(self) -> std::io::Result<()> {
+        let _ = self.shutdown.send(());
+        let result = self
+            .task
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        self.ledger.close().await;
+        result
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+}

@@ -1,0 +1,327 @@
+//! The event log: an append-only table of events with a global position that
+//! is consistent with commit order, on embedded SQLite (the default) or
+//! PostgreSQL. Appends go through one group-committing writer per process;
+//! each batch takes the log's write lock, checks every request's expected
+//! aggregate sequence (the optimistic lock), numbers the events densely from
+//! the current head and commits once. Reads never lock.
+//!
+//! Secrets (password hashes) live beside the log in the `secrets` table and
+//! are referenced from events by id, so the immutable log never holds them.
+
+mod command_bus;
+mod postgres;
+mod repository;
+mod sqlite;
+mod writer;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use cqrs_es::persist::SerializedEvent;
+use uuid::Uuid;
+
+use crate::clock::SharedClock;
+
+pub use command_bus::{CommandBus, CommandError};
+pub use repository::LogRepository;
+
+/// An event as it lies in the log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEvent {
+    pub position: i64,
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub sequence: i64,
+    pub event_type: String,
+    pub event_version: String,
+    /// The event's JSON, exactly as written.
+    pub payload: String,
+    /// The command's metadata JSON, exactly as written.
+    pub metadata: String,
+    /// Epoch milliseconds at which the writer committed the event.
+    pub recorded_at: i64,
+}
+
+/// Who caused an event and from where; copied onto every event of a command.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventMetadata {
+    pub actor: Option<String>,
+    pub request_id: Option<String>,
+    pub client_addr: Option<String>,
+    pub user_agent: Option<String>,
+    pub reason: Option<String>,
+}
+
+impl EventMetadata {
+    pub fn actor(actor: impl Into<String>) -> Self {
+        Self {
+            actor: Some(actor.into()),
+            ..Self::default()
+        }
+    }
+
+    pub fn into_map(self) -> HashMap<String, String> {
+        let mut map = HashMap::new();
+        let pairs = [
+            ("actor", self.actor),
+            ("request_id", self.request_id),
+            ("client_addr", self.client_addr),
+            ("user_agent", self.user_agent),
+            ("reason", self.reason),
+        ];
+        for (key, value) in pairs {
+            if let Some(value) = value {
+                map.insert(key.to_owned(), value);
+            }
+        }
+        map
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("unsupported store URL {0:?}: expected sqlite://PATH or postgres://...")]
+    UnsupportedUrl(String),
+    #[error("cannot open the store at {url}: {source}")]
+    Connect { url: String, source: sqlx::Error },
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "the store's schema version {found} is newer than this authledger understands ({supported})"
+    )]
+    SchemaTooNew { found: i64, supported: i64 },
+    #[error("store error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("the log writer has stopped")]
+    WriterGone,
+    #[error("appending failed: {0}")]
+    Failed(String),
+}
+
+/// Why an append did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    /// Another command wrote to the same aggregate first.
+    #[error("optimistic lock conflict")]
+    Conflict,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What one storage engine provides. Both implementations own their schema.
+#[async_trait]
+pub(crate) trait Backend: Send + Sync + 'static {
+    /// Appends every request of the batch that does not conflict, in one
+    /// transaction under the log's write lock. Per request: the position of its
+    /// last event, or `None` when its first sequence was already taken.
+    async fn append_batch(
+        &self,
+        batch: &[&[SerializedEvent]],
+        recorded_at: i64,
+    ) -> Result<Vec<Option<i64>>, StoreError>;
+    /// The events of one aggregate after `after_sequence`, in sequence order.
+    async fn load(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+        after_sequence: i64,
+    ) -> Result<Vec<SerializedEvent>, StoreError>;
+    /// All events of one aggregate type, in position order.
+    async fn load_type(&self, aggregate_type: &str) -> Result<Vec<SerializedEvent>, StoreError>;
+    /// Up to `limit` events after `position`, in position order.
+    async fn read_after(&self, position: i64, limit: i64) -> Result<Vec<StoredEvent>, StoreError>;
+    /// The position of the newest event (0 for an empty log).
+    async fn head(&self) -> Result<i64, StoreError>;
+    async fn put_secret(
+        &self,
+        id: Uuid,
+        kind: &str,
+        secret: &str,
+        created_at: i64,
+    ) -> Result<(), StoreError>;
+    async fn get_secret(&self, id: Uuid) -> Result<Option<String>, StoreError>;
+    async fn delete_secret(&self, id: Uuid) -> Result<(), StoreError>;
+    async fn close(&self);
+}
+
+/// Which engine a store URL names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreKind {
+    Sqlite { path: String },
+    Postgres { url: String },
+}
+
+impl StoreKind {
+    pub fn parse(url: &str) -> Result<Self, StoreError> {
+        if let Some(path) = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+        {
+            if path.is_empty() {
+                return Err(StoreError::UnsupportedUrl(url.to_owned()));
+            }
+            Ok(Self::Sqlite {
+                path: path.to_owned(),
+            })
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Self::Postgres {
+                url: url.to_owned(),
+            })
+        } else {
+            Err(StoreError::UnsupportedUrl(url.to_owned()))
+        }
+    }
+}
+
+/// Tuning of the store that is not part of its identity.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// SQLite `synchronous=FULL` (durable acknowledged writes) when true, `NORMAL` otherwise.
+    pub sqlite_full_sync: bool,
+    /// Table-name prefix; a separate log lives beside the main one under another prefix.
+    pub table_prefix: String,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            sqlite_full_sync: true,
+            table_prefix: String::new(),
+        }
+    }
+}
+
+/// The log, shared by the command side, the projection runner and tools.
+#[derive(Clone)]
+pub struct EventLog {
+    backend: Arc<dyn Backend>,
+    writer: writer::WriterHandle,
+    kind: &'static str,
+}
+
+impl EventLog {
+    /// Opens (creating if needed) the store at `url` and its schema.
+    pub async fn open(
+        url: &str,
+        options: StoreOptions,
+        clock: SharedClock,
+    ) -> Result<Self, StoreError> {
+        let (backend, kind): (Arc<dyn Backend>, _) = match StoreKind::parse(url)? {
+            StoreKind::Sqlite { path } => (
+                Arc::new(sqlite::SqliteBackend::open(&path, &options).await?),
+                "sqlite",
+            ),
+            StoreKind::Postgres { url } => (
+                Arc::new(postgres::PostgresBackend::open(&url, &options).await?),
+                "postgres",
+            ),
+        };
+        let writer = writer::spawn(backend.clone(), clock);
+        Ok(Self {
+            backend,
+            writer,
+            kind,
+        })
+    }
+
+    /// "sqlite" or "postgres".
+    pub fn kind(&self) -> &'static str {
+        self.kind
+    }
+
+    /// Appends the events of one command atomically; returns the position of the last one.
+    pub async fn append(&self, events: Vec<SerializedEvent>) -> Result<i64, AppendError> {
+        self.writer.append(events).await
+    }
+
+    pub async fn load(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+        after_sequence: i64,
+    ) -> Result<Vec<SerializedEvent>, StoreError> {
+        self.backend
+            .load(aggregate_type, aggregate_id, after_sequence)
+            .await
+    }
+
+    pub async fn read_after(
+        &self,
+        position: i64,
+        limit: i64,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        self.backend.read_after(position, limit).await
+    }
+
+    pub async fn head(&self) -> Result<i64, StoreError> {
+        self.backend.head().await
+    }
+
+    pub async fn put_secret(
+        &self,
+        id: Uuid,
+        kind: &str,
+        secret: &str,
+        created_at: i64,
+    ) -> Result<(), StoreError> {
+        self.backend.put_secret(id, kind, secret, created_at).await
+    }
+
+    pub async fn get_secret(&self, id: Uuid) -> Result<Option<String>, StoreError> {
+        self.backend.get_secret(id).await
+    }
+
+    pub async fn delete_secret(&self, id: Uuid) -> Result<(), StoreError> {
+        self.backend.delete_secret(id).await
+    }
+
+    pub(crate) fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+
+    /// Stops the writer and closes the connections.
+    pub async fn close(&self) {
+        self.writer.stop().await;
+        self.backend.close().await;
+    }
+}
+
+/// The SQL both engines share, with the table prefix applied.
+#[derive(Debug, Clone)]
+pub(crate) struct Tables {
+    pub events: String,
+    pub secrets: String,
+    pub schema: String,
+}
+
+impl Tables {
+    pub fn new(prefix: &str) -> Self {
+        Self {
+            events: format!("{prefix}events"),
+            secrets: format!("{prefix}secrets"),
+            schema: format!("{prefix}schema_version"),
+        }
+    }
+}
+
+/// The schema version this build writes and understands.
+pub(crate) const SCHEMA_VERSION: i64 = 1;
+
+/// Columns of a stored event, in the order every SELECT lists them.
+pub(crate) const EVENT_COLUMNS: &str = "position, aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, recorded_at";
+
+pub(crate) fn serialized(event: &StoredEvent) -> Result<SerializedEvent, serde_json::Error> {
+    Ok(SerializedEvent::new(
+        event.aggregate_id.clone(),
+        event.sequence as usize,
+        event.aggregate_type.clone(),
+        event.event_type.clone(),
+        event.event_version.clone(),
+        serde_json::from_str(&event.payload)?,
+        serde_json::from_str(&event.metadata)?,
+    ))
+}

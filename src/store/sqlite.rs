@@ -1,0 +1,345 @@
+//! The embedded log: one SQLite file in WAL mode. One connection writes (SQLite
+//! admits one writer anyway; `BEGIN IMMEDIATE` makes the batch's write lock
+//! explicit), a small pool reads concurrently. `synchronous=FULL` by default,
+//! so an acknowledged write survives a power cut.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use cqrs_es::persist::SerializedEvent;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{Row, SqliteConnection, SqlitePool};
+use uuid::Uuid;
+
+use super::{
+    Backend, EVENT_COLUMNS, SCHEMA_VERSION, StoreError, StoreOptions, StoredEvent, Tables,
+    serialized,
+};
+
+pub(crate) struct SqliteBackend {
+    writer: SqlitePool,
+    readers: SqlitePool,
+    q: Queries,
+}
+
+/// The SQL of this backend, with table names filled in once.
+struct Queries {
+    head: String,
+    current_sequence: String,
+    insert: String,
+    load: String,
+    load_type: String,
+    read_after: String,
+    put_secret: String,
+    get_secret: String,
+    delete_secret: String,
+}
+
+impl Queries {
+    fn new(t: &Tables) -> Self {
+        let events = &t.events;
+        Self {
+            head: format!("SELECT COALESCE(MAX(position), 0) FROM {events}"),
+            current_sequence: format!(
+                "SELECT COALESCE(MAX(sequence), 0) FROM {events} WHERE aggregate_type = ? AND aggregate_id = ?"
+            ),
+            insert: format!(
+                "INSERT INTO {events} ({EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            ),
+            load: format!(
+                "SELECT {EVENT_COLUMNS} FROM {events}
+                 WHERE aggregate_type = ? AND aggregate_id = ? AND sequence > ? ORDER BY sequence"
+            ),
+            load_type: format!(
+                "SELECT {EVENT_COLUMNS} FROM {events} WHERE aggregate_type = ? ORDER BY position"
+            ),
+            read_after: format!(
+                "SELECT {EVENT_COLUMNS} FROM {events} WHERE position > ? ORDER BY position LIMIT ?"
+            ),
+            put_secret: format!(
+                "INSERT INTO {} (id, kind, secret, created_at) VALUES (?, ?, ?, ?)",
+                t.secrets
+            ),
+            get_secret: format!("SELECT secret FROM {} WHERE id = ?", t.secrets),
+            delete_secret: format!("DELETE FROM {} WHERE id = ?", t.secrets),
+        }
+    }
+}
+
+impl SqliteBackend {
+    pub async fn open(path: &str, options: &StoreOptions) -> Result<Self, StoreError> {
+        if let Some(parent) = Path::new(path)
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(parent).map_err(|source| StoreError::DataDir {
+                path: parent.display().to_string(),
+                source,
+            })?;
+        }
+        let connect_error = |source| StoreError::Connect {
+            url: format!("sqlite://{path}"),
+            source,
+        };
+        let base = SqliteConnectOptions::from_str("sqlite:")
+            .map_err(connect_error)?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(if options.sqlite_full_sync {
+                SqliteSynchronous::Full
+            } else {
+                SqliteSynchronous::Normal
+            })
+            .busy_timeout(Duration::from_secs(10))
+            .pragma("temp_store", "memory");
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(base.clone())
+            .await
+            .map_err(connect_error)?;
+        let tables = Tables::new(&options.table_prefix);
+        migrate(&writer, &tables).await?;
+        let readers = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(base.read_only(true))
+            .await
+            .map_err(connect_error)?;
+        Ok(Self {
+            writer,
+            readers,
+            q: Queries::new(&tables),
+        })
+    }
+}
+
+async fn migrate(pool: &SqlitePool, t: &Tables) -> Result<(), StoreError> {
+    let mut tx = pool.begin().await?;
+    let ddl = format!(
+        "CREATE TABLE IF NOT EXISTS {events} (
+            position       INTEGER PRIMARY KEY,
+            aggregate_type TEXT    NOT NULL,
+            aggregate_id   TEXT    NOT NULL,
+            sequence       INTEGER NOT NULL CHECK (sequence >= 1),
+            event_type     TEXT    NOT NULL,
+            event_version  TEXT    NOT NULL,
+            payload        TEXT    NOT NULL,
+            metadata       TEXT    NOT NULL,
+            recorded_at    INTEGER NOT NULL,
+            UNIQUE (aggregate_type, aggregate_id, sequence)
+        ) STRICT;
+        CREATE TABLE IF NOT EXISTS {secrets} (
+            id         TEXT    PRIMARY KEY,
+            kind       TEXT    NOT NULL,
+            secret     TEXT    NOT NULL,
+            created_at INTEGER NOT NULL
+        ) STRICT;
+        CREATE TABLE IF NOT EXISTS {schema} (version INTEGER NOT NULL) STRICT;",
+        events = t.events,
+        secrets = t.secrets,
+        schema = t.schema
+    );
+    sqlx::raw_sql(&ddl).execute(&mut *tx).await?;
+    let found: Option<i64> = sqlx::query_scalar(&format!("SELECT MAX(version) FROM {}", t.schema))
+        .fetch_one(&mut *tx)
+        .await?;
+    match found {
+        None => {
+            sqlx::query(&format!("INSERT INTO {} (version) VALUES (?)", t.schema))
+                .bind(SCHEMA_VERSION)
+                .execute(&mut *tx)
+                .await?;
+        }
+        Some(found) if found > SCHEMA_VERSION => {
+            return Err(StoreError::SchemaTooNew {
+                found,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        Some(_) => {}
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+fn stored_event(row: &SqliteRow) -> Result<StoredEvent, sqlx::Error> {
+    Ok(StoredEvent {
+        position: row.try_get(0)?,
+        aggregate_type: row.try_get(1)?,
+        aggregate_id: row.try_get(2)?,
+        sequence: row.try_get(3)?,
+        event_type: row.try_get(4)?,
+        event_version: row.try_get(5)?,
+        payload: row.try_get(6)?,
+        metadata: row.try_get(7)?,
+        recorded_at: row.try_get(8)?,
+    })
+}
+
+fn to_serialized(rows: Vec<SqliteRow>) -> Result<Vec<SerializedEvent>, StoreError> {
+    rows.iter()
+        .map(|row| {
+            let event = stored_event(row)?;
+            serialized(&event).map_err(|e| StoreError::Database(sqlx::Error::Decode(Box::new(e))))
+        })
+        .collect()
+}
+
+impl SqliteBackend {
+    async fn append_locked(
+        &self,
+        conn: &mut SqliteConnection,
+        batch: &[&[SerializedEvent]],
+        recorded_at: i64,
+    ) -> Result<Vec<Option<i64>>, StoreError> {
+        let mut next: i64 = sqlx::query_scalar::<_, i64>(&self.q.head)
+            .fetch_one(&mut *conn)
+            .await?
+            + 1;
+        // The newest sequence of every aggregate this batch touched, as of the requests before.
+        let mut newest: HashMap<(&str, &str), i64> = HashMap::new();
+        let mut results = Vec::with_capacity(batch.len());
+        for request in batch {
+            let Some(first) = request.first() else {
+                results.push(None);
+                continue;
+            };
+            let key = (first.aggregate_type.as_str(), first.aggregate_id.as_str());
+            let current = match newest.get(&key) {
+                Some(sequence) => *sequence,
+                None => {
+                    sqlx::query_scalar::<_, i64>(&self.q.current_sequence)
+                        .bind(key.0)
+                        .bind(key.1)
+                        .fetch_one(&mut *conn)
+                        .await?
+                }
+            };
+            if first.sequence as i64 != current + 1 {
+                newest.insert(key, current);
+                results.push(None);
+                continue;
+            }
+            for event in request.iter() {
+                sqlx::query(&self.q.insert)
+                    .bind(next)
+                    .bind(&event.aggregate_type)
+                    .bind(&event.aggregate_id)
+                    .bind(event.sequence as i64)
+                    .bind(&event.event_type)
+                    .bind(&event.event_version)
+                    .bind(event.payload.to_string())
+                    .bind(event.metadata.to_string())
+                    .bind(recorded_at)
+                    .execute(&mut *conn)
+                    .await?;
+                next += 1;
+            }
+            newest.insert(key, request.last().map_or(current, |e| e.sequence as i64));
+            results.push(Some(next - 1));
+        }
+        Ok(results)
+    }
+}
+
+#[async_trait]
+impl Backend for SqliteBackend {
+    async fn append_batch(
+        &self,
+        batch: &[&[SerializedEvent]],
+        recorded_at: i64,
+    ) -> Result<Vec<Option<i64>>, StoreError> {
+        let mut conn = self.writer.acquire().await?;
+        sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+        match self.append_locked(&mut conn, batch, recorded_at).await {
+            Ok(results) => {
+                sqlx::query("COMMIT").execute(&mut *conn).await?;
+                Ok(results)
+            }
+            Err(error) => {
+                let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+                Err(error)
+            }
+        }
+    }
+
+    async fn load(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+        after_sequence: i64,
+    ) -> Result<Vec<SerializedEvent>, StoreError> {
+        let rows = sqlx::query(&self.q.load)
+            .bind(aggregate_type)
+            .bind(aggregate_id)
+            .bind(after_sequence)
+            .fetch_all(&self.readers)
+            .await?;
+        to_serialized(rows)
+    }
+
+    async fn load_type(&self, aggregate_type: &str) -> Result<Vec<SerializedEvent>, StoreError> {
+        let rows = sqlx::query(&self.q.load_type)
+            .bind(aggregate_type)
+            .fetch_all(&self.readers)
+            .await?;
+        to_serialized(rows)
+    }
+
+    async fn read_after(&self, position: i64, limit: i64) -> Result<Vec<StoredEvent>, StoreError> {
+        let rows = sqlx::query(&self.q.read_after)
+            .bind(position)
+            .bind(limit)
+            .fetch_all(&self.readers)
+            .await?;
+        Ok(rows.iter().map(stored_event).collect::<Result<_, _>>()?)
+    }
+
+    async fn head(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(&self.q.head)
+            .fetch_one(&self.readers)
+            .await?)
+    }
+
+    async fn put_secret(
+        &self,
+        id: Uuid,
+        kind: &str,
+        secret: &str,
+        created_at: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(&self.q.put_secret)
+            .bind(id.to_string())
+            .bind(kind)
+            .bind(secret)
+            .bind(created_at)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn get_secret(&self, id: Uuid) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar(&self.q.get_secret)
+            .bind(id.to_string())
+            .fetch_optional(&self.readers)
+            .await?)
+    }
+
+    async fn delete_secret(&self, id: Uuid) -> Result<(), StoreError> {
+        sqlx::query(&self.q.delete_secret)
+            .bind(id.to_string())
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.readers.close().await;
+        self.writer.close().await;
+    }
+}
