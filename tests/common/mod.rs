@@ -1,0 +1,486 @@
+//! The integration-test harness: a real server on a real store (a fresh
+//! SQLite file, or fresh tables in PostgreSQL), a real HTTP client, and
+//! helpers for the flows most tests start with.
+//!
+//! PostgreSQL: `AUTHLEDGER_TEST_PG` names the database (default
+//! `postgres://postgres@127.0.0.1:5432/postgres`). When it cannot be reached
+//! the PostgreSQL variants are skipped with a loud message — unless
+//! `AUTHLEDGER_REQUIRE_PG=1` (CI), where that is a failure.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use authledger::clock::{Clock, SystemClock};
+use authledger::ledger::LedgerOptions;
+use authledger::root_account::set_root_password;
+use authledger::server::Server;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+pub const ROOT: &str = "***ROOT***";
+pub const ROOT_PASSWORD: &str = "the root of all passphrases 2024!";
+pub const USER_PASSWORD: &str = "correct horse battery staple 77";
+
+/// Where a test's events live.
+#[derive(Clone)]
+pub enum TestStore {
+    Sqlite { dir: Arc<tempfile::TempDir> },
+    Postgres { url: String, prefix: String },
+}
+
+impl TestStore {
+    pub fn sqlite() -> Self {
+        Self::Sqlite {
+            dir: Arc::new(tempfile::tempdir().expect("a temporary directory")),
+        }
+    }
+
+    /// Fresh tables in the test database, or None (after saying so loudly) when it is unreachable and not required.
+    pub async fn postgres() -> Option<Self> {
+        let url = std::env::var("AUTHLEDGER_TEST_PG")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let required = std::env::var("AUTHLEDGER_REQUIRE_PG").is_ok_and(|v| v == "1");
+        match sqlx::PgPool::connect(&url).await {
+            Ok(pool) => {
+                pool.close().await;
+                let prefix = format!("t{}_", uuid::Uuid::new_v4().simple());
+                Some(Self::Postgres { url, prefix })
+            }
+            Err(error) if required => panic!(
+                "PostgreSQL is required (AUTHLEDGER_REQUIRE_PG=1) but {url} is unreachable: {error}"
+            ),
+            Err(error) => {
+                eprintln!(
+                    "\n!!!!! SKIPPING a PostgreSQL test: {url} is unreachable ({error}). Set AUTHLEDGER_TEST_PG. !!!!!\n"
+                );
+                None
+            }
+        }
+    }
+
+    pub fn options(&self) -> LedgerOptions {
+        match self {
+            Self::Sqlite { dir } => LedgerOptions::new(format!(
+                "sqlite://{}",
+                dir.path().join("events.db").display()
+            )),
+            Self::Postgres { url, prefix } => {
+                let mut options = LedgerOptions::new(url.clone());
+                options.store.table_prefix = prefix.clone();
+                options
+            }
+        }
+    }
+
+    pub fn url(&self) -> String {
+        self.options().store_url
+    }
+
+    /// Drops this test's PostgreSQL tables.
+    pub async fn cleanup(&self) {
+        if let Self::Postgres { url, prefix } = self {
+            if let Ok(pool) = sqlx::PgPool::connect(url).await {
+                for table in ["events", "secrets", "schema_version"] {
+                    let _ = sqlx::query(&format!("DROP TABLE IF EXISTS {prefix}{table}"))
+                        .execute(&pool)
+                        .await;
+                }
+                pool.close().await;
+            }
+        }
+    }
+
+    /// Every stored text of this log (events and secrets), for scans.
+    pub async fn dump(&self) -> String {
+        let mut out = String::new();
+        match self {
+            Self::Sqlite { dir } => {
+                let url = format!("sqlite://{}", dir.path().join("events.db").display());
+                let pool = sqlx::SqlitePool::connect(&url)
+                    .await
+                    .expect("open the SQLite file");
+                let rows: Vec<(String, String)> =
+                    sqlx::query_as("SELECT payload, metadata FROM events")
+                        .fetch_all(&pool)
+                        .await
+                        .expect("events");
+                for (p, m) in rows {
+                    out.push_str(&p);
+                    out.push_str(&m);
+                }
+                let secrets: Vec<(String,)> = sqlx::query_as("SELECT secret FROM secrets")
+                    .fetch_all(&pool)
+                    .await
+                    .expect("secrets");
+                for (s,) in secrets {
+                    out.push_str(&s);
+                }
+                pool.close().await;
+                // The raw file too, WAL included.
+                for name in ["events.db", "events.db-wal"] {
+                    if let Ok(bytes) = std::fs::read(dir.path().join(name)) {
+                        out.push_str(&String::from_utf8_lossy(&bytes));
+                    }
+                }
+            }
+            Self::Postgres { url, prefix } => {
+                let pool = sqlx::PgPool::connect(url).await.expect("connect");
+                let rows: Vec<(String, String)> =
+                    sqlx::query_as(&format!("SELECT payload, metadata FROM {prefix}events"))
+                        .fetch_all(&pool)
+                        .await
+                        .expect("events");
+                for (p, m) in rows {
+                    out.push_str(&p);
+                    out.push_str(&m);
+                }
+                let secrets: Vec<(String,)> =
+                    sqlx::query_as(&format!("SELECT secret FROM {prefix}secrets"))
+                        .fetch_all(&pool)
+                        .await
+                        .expect("secrets");
+                for (s,) in secrets {
+                    out.push_str(&s);
+                }
+                pool.close().await;
+            }
+        }
+        out
+    }
+}
+
+/// A running server and a client for it.
+pub struct Harness {
+    pub store: TestStore,
+    pub server: Server,
+    pub http: reqwest::Client,
+    pub base: String,
+    clock: Arc<dyn Clock>,
+}
+
+/// A decoded answer.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub text: String,
+}
+
+impl Answer {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
+    }
+
+    /// Asserts an error envelope with this status and message.
+    #[track_caller]
+    pub fn assert_error(&self, status: u16, message: &str) {
+        assert_eq!(self.status.as_u16(), status, "status of {}", self.text);
+        let body = self.json();
+        assert_eq!(
+            body["error"]["message"],
+            json!(message),
+            "message of {}",
+            self.text
+        );
+        assert_eq!(body["error"]["httpcode"], json!(status));
+    }
+
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    }
+}
+
+impl Harness {
+    pub async fn start(store: TestStore) -> Self {
+        Self::start_with(store, Arc::new(SystemClock), |_| {}).await
+    }
+
+    pub async fn start_with(
+        store: TestStore,
+        clock: Arc<dyn Clock>,
+        tune: impl FnOnce(&mut LedgerOptions),
+    ) -> Self {
+        let mut options = store.options();
+        tune(&mut options);
+        let server = Server::start(options, clock.clone(), "127.0.0.1:0")
+            .await
+            .expect("the server starts");
+        let base = format!("http://{}", server.addr);
+        Self {
+            store,
+            server,
+            http: reqwest::Client::new(),
+            base,
+            clock,
+        }
+    }
+
+    pub async fn sqlite() -> Self {
+        Self::start(TestStore::sqlite()).await
+    }
+
+    /// Stops the server and starts a new one on the same store.
+    pub async fn restart(self) -> Self {
+        let store = self.store.clone();
+        let clock = self.clock.clone();
+        self.server.stop().await.expect("the server stops");
+        Self::start_with(store, clock, |_| {}).await
+    }
+
+    pub async fn finish(self) {
+        let store = self.store.clone();
+        self.server.stop().await.expect("the server stops");
+        store.cleanup().await;
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn send(&self, request: reqwest::RequestBuilder) -> Answer {
+        let response = request.send().await.expect("the request is answered");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.expect("a body");
+        Answer {
+            status,
+            headers,
+            text,
+        }
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Answer {
+        let mut request = self
+            .http
+            .get(self.url(path))
+            .header("Accept", "application/json");
+        if let Some(token) = token {
+            request = request.header("Authorization", token);
+        }
+        self.send(request).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Answer {
+        self.json_request(reqwest::Method::POST, path, token, body)
+            .await
+    }
+
+    pub async fn put(&self, path: &str, token: Option<&str>, body: Value) -> Answer {
+        self.json_request(reqwest::Method::PUT, path, token, body)
+            .await
+    }
+
+    pub async fn delete(&self, path: &str, token: Option<&str>) -> Answer {
+        let mut request = self
+            .http
+            .delete(self.url(path))
+            .header("Accept", "application/json");
+        if let Some(token) = token {
+            request = request.header("Authorization", token);
+        }
+        self.send(request).await
+    }
+
+    pub async fn json_request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Value,
+    ) -> Answer {
+        let mut request = self
+            .http
+            .request(method, self.url(path))
+            .header("Accept", "application/json")
+            .header("Content-Type", "application/json")
+            .body(body.to_string());
+        if let Some(token) = token {
+            request = request.header("Authorization", token);
+        }
+        self.send(request).await
+    }
+
+    pub async fn raw(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        content_type: &str,
+        body: &str,
+    ) -> Answer {
+        let mut request = self
+            .http
+            .request(method, self.url(path))
+            .header("Accept", "application/json")
+            .header("Content-Type", content_type)
+            .body(body.to_owned());
+        if let Some(token) = token {
+            request = request.header("Authorization", token);
+        }
+        self.send(request).await
+    }
+
+    /// Creates root (if needed) and logs it in; returns a Login token.
+    pub async fn root_token(&self) -> String {
+        set_root_password(&self.server.ledger, ROOT_PASSWORD.into())
+            .await
+            .expect("root's password is set");
+        self.login(ROOT, ROOT_PASSWORD).await
+    }
+
+    pub async fn login(&self, user: &str, password: &str) -> String {
+        let answer = self
+            .post(
+                "/localaccount/login",
+                None,
+                json!({"user": user, "pwd": password}),
+            )
+            .await;
+        assert_eq!(
+            answer.status,
+            StatusCode::OK,
+            "login of {user}: {}",
+            answer.text
+        );
+        answer.json()["token"].as_str().expect("a token").to_owned()
+    }
+
+    /// An administrator holding CreateAdmin and Admin, made the upstream way
+    /// (root grants CreateAdmin; a CreateAdmin grants Admin), with non-admin
+    /// login enabled. Returns its Login token.
+    pub async fn admin_token(&self, root: &str) -> String {
+        let created = self
+            .post(
+                "/admin/localaccount/create",
+                Some(root),
+                json!({"user": "admin", "display": "The Admin", "email": "admin@example.org"}),
+            )
+            .await;
+        assert_eq!(
+            created.status,
+            StatusCode::OK,
+            "create admin: {}",
+            created.text
+        );
+        let granted = self
+            .post(
+                "/admin/user/admin/roles",
+                Some(root),
+                json!({"roles": ["CreateAdmin"]}),
+            )
+            .await;
+        assert_eq!(granted.status, 204, "{}", granted.text);
+        let temporary = created.json()["pwd"]
+            .as_str()
+            .expect("a temporary password")
+            .to_owned();
+        let reset = self
+            .post(
+                "/localaccount/reset",
+                None,
+                json!({"user": "admin", "pwdold": temporary, "pwdnew": USER_PASSWORD}),
+            )
+            .await;
+        assert_eq!(
+            reset.status,
+            StatusCode::NO_CONTENT,
+            "reset admin: {}",
+            reset.text
+        );
+        let token = self.login("admin", USER_PASSWORD).await;
+        let granted = self
+            .post(
+                "/admin/user/admin/roles",
+                Some(&token),
+                json!({"roles": ["CreateAdmin", "Admin"]}),
+            )
+            .await;
+        assert_eq!(granted.status, 204, "{}", granted.text);
+        let allowed = self
+            .post("/admin/config", Some(&token), json!({"allowlogin": true}))
+            .await;
+        assert_eq!(allowed.status, 204, "{}", allowed.text);
+        token
+    }
+
+    /// Root's and the administrator's Login tokens.
+    pub async fn administrators(&self) -> (String, String) {
+        let root = self.root_token().await;
+        let admin = self.admin_token(&root).await;
+        (root, admin)
+    }
+
+    /// Creates a local account (through `admin`) and sets its password to [`USER_PASSWORD`].
+    pub async fn user_with_password(&self, admin: &str, name: &str) {
+        let created = self
+            .post("/admin/localaccount/create", Some(admin), json!({"user": name, "display": format!("User {name}"), "email": format!("{name}@example.org")}))
+            .await;
+        assert_eq!(
+            created.status,
+            StatusCode::OK,
+            "create {name}: {}",
+            created.text
+        );
+        let temporary = created.json()["pwd"]
+            .as_str()
+            .expect("a temporary password")
+            .to_owned();
+        let reset = self
+            .post(
+                "/localaccount/reset",
+                None,
+                json!({"user": name, "pwdold": temporary, "pwdnew": USER_PASSWORD}),
+            )
+            .await;
+        assert_eq!(
+            reset.status,
+            StatusCode::NO_CONTENT,
+            "reset {name}: {}",
+            reset.text
+        );
+    }
+
+    /// A logged-in ordinary user; returns its Login token.
+    pub async fn user_token(&self, admin: &str, name: &str) -> String {
+        self.user_with_password(admin, name).await;
+        self.login(name, USER_PASSWORD).await
+    }
+
+    /// An Agent token for the holder of `login`.
+    pub async fn agent_token(&self, login: &str, name: &str) -> String {
+        let answer = self
+            .post("/api/V2/token", Some(login), json!({"name": name}))
+            .await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+        answer.json()["token"].as_str().expect("a token").to_owned()
+    }
+}
+
+/// Runs an async test body against SQLite and against PostgreSQL, as two tests.
+#[macro_export]
+macro_rules! on_both_stores {
+    ($case:ident) => {
+        mod $case {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let harness =
+                    $crate::common::Harness::start($crate::common::TestStore::sqlite()).await;
+                let harness = super::$case(harness).await;
+                harness.finish().await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let Some(store) = $crate::common::TestStore::postgres().await else {
+                    return;
+                };
+                let harness = $crate::common::Harness::start(store).await;
+                let harness = super::$case(harness).await;
+                harness.finish().await;
+            }
+        }
+    };
+}
