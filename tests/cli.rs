@@ -1,0 +1,293 @@
+//! The `authledger` binary end to end: `set-root-password` (stdin, weak
+//! passwords, re-enabling root), one-line start-up errors, `serve` with zero
+//! setup, the README quickstart, and no secret in the logs or the store.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_authledger");
+const ROOT_PASSWORD: &str = "an excellent root passphrase 31!";
+const USER_PASSWORD: &str = "correct horse battery staple 77";
+
+fn set_root_password(dir: &Path, store: &str, password: &str) -> std::process::Output {
+    let mut child = Command::new(BIN)
+        .args(["set-root-password", "--store", store])
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(format!("{password}\n").as_bytes())
+        .expect("write");
+    child.wait_with_output().expect("it finishes")
+}
+
+/// A running `authledger serve`; killed on drop.
+struct Serving {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(dir: &Path, args: &[&str], log: &Path) -> Serving {
+    let log_file = std::fs::File::create(log).expect("a log file");
+    let mut child = Command::new(BIN)
+        .arg("serve")
+        .args(["--listen", "127.0.0.1:0"])
+        .args(args)
+        .current_dir(dir)
+        .env("RUST_LOG", "trace")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    let stderr = child.stderr.take().expect("stderr");
+    let (found, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut log_file = log_file;
+        let mut announced = false;
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = writeln!(log_file, "{line}");
+            if !announced {
+                if let Some(addr) = line.strip_prefix("authledger listening on ") {
+                    let _ = found.send(addr.to_owned());
+                    announced = true;
+                }
+            }
+        }
+    });
+    let base = receiver
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the server announces its address");
+    Serving { child, base }
+}
+
+async fn call(
+    http: &reqwest::Client,
+    method: reqwest::Method,
+    url: String,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut request = http
+        .request(method, url)
+        .header("Accept", "application/json");
+    if let Some(token) = token {
+        request = request.header("Authorization", token);
+    }
+    if let Some(body) = body {
+        request = request
+            .header("Content-Type", "application/json")
+            .body(body.to_string());
+    }
+    let response = request.send().await.expect("answered");
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+#[test]
+fn set_root_password_reads_stdin_refuses_weak_passwords_and_re_enables_root() {
+    let dir = tempfile::tempdir().expect("dir");
+    let store = "sqlite://./data/events.db";
+    let weak = set_root_password(dir.path(), store, "password");
+    assert_eq!(weak.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&weak.stderr);
+    assert!(
+        stderr.contains("30030 Illegal password: Password is not strong enough."),
+        "{stderr}"
+    );
+
+    let created = set_root_password(dir.path(), store, ROOT_PASSWORD);
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    assert!(String::from_utf8_lossy(&created.stderr).contains("created the root account"));
+    let again = set_root_password(dir.path(), store, "a different root passphrase 55");
+    assert!(again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr)
+            .contains("set the root account's password and enabled it")
+    );
+    assert!(dir.path().join("data/events.db").exists());
+}
+
+#[test]
+fn an_unreachable_store_is_a_one_line_error() {
+    let dir = tempfile::tempdir().expect("dir");
+    for args in [
+        vec!["serve", "--store", "postgres://nobody@127.0.0.1:1/none"],
+        vec!["serve", "--store", "mysql://x"],
+        vec!["serve", "--store", "sqlite:///proc/forbidden/events.db"],
+    ] {
+        let output = Command::new(BIN)
+            .args(&args)
+            .current_dir(dir.path())
+            .output()
+            .expect("runs");
+        assert_eq!(output.status.code(), Some(1), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let lines: Vec<&str> = stderr
+            .lines()
+            .filter(|l| l.starts_with("authledger:"))
+            .collect();
+        assert_eq!(lines.len(), 1, "one error line for {args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+    let output = Command::new(BIN)
+        .args(["serve", "--config", "missing.toml"])
+        .current_dir(dir.path())
+        .output()
+        .expect("runs");
+    assert!(
+        String::from_utf8_lossy(&output.stderr)
+            .contains("cannot read the configuration file missing.toml")
+    );
+}
+
+/// The README's quickstart, from zero to an introspected token, with the
+/// default store created in the working directory — and afterwards no
+/// password or token anywhere in the log, the store or the server's trace log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_quickstart_works_and_leaks_no_secret() {
+    let dir = tempfile::tempdir().expect("dir");
+    let created = set_root_password(
+        dir.path(),
+        "sqlite://./authledger-data/events.db",
+        ROOT_PASSWORD,
+    );
+    assert!(created.status.success());
+    let log = dir.path().join("server.log");
+    let server = serve(dir.path(), &[], &log);
+    let http = reqwest::Client::new();
+    let url = |path: &str| format!("{}{path}", server.base);
+    let mut secrets: Vec<String> = vec![ROOT_PASSWORD.into(), USER_PASSWORD.into()];
+
+    let (status, body) = call(
+        &http,
+        reqwest::Method::POST,
+        url("/localaccount/login"),
+        None,
+        Some(json!({"user": "***ROOT***", "pwd": ROOT_PASSWORD})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let root = body["token"].as_str().expect("root token").to_owned();
+    let (status, body) = call(
+        &http,
+        reqwest::Method::POST,
+        url("/admin/localaccount/create"),
+        Some(&root),
+        Some(json!({"user": "alice", "display": "Alice Admin", "email": "alice@example.org"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let temporary = body["pwd"].as_str().expect("temporary").to_owned();
+    let (status, _) = call(
+        &http,
+        reqwest::Method::POST,
+        url("/admin/user/alice/roles"),
+        Some(&root),
+        Some(json!({"roles": ["CreateAdmin"]})),
+    )
+    .await;
+    assert_eq!(status, 204);
+    let (status, body) = call(
+        &http,
+        reqwest::Method::POST,
+        url("/localaccount/reset"),
+        None,
+        Some(json!({"user": "alice", "pwdold": temporary, "pwdnew": USER_PASSWORD})),
+    )
+    .await;
+    assert_eq!(status, 204, "{body}");
+    let (status, body) = call(
+        &http,
+        reqwest::Method::POST,
+        url("/localaccount/login"),
+        None,
+        Some(json!({"user": "alice", "pwd": USER_PASSWORD})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let alice = body["token"].as_str().expect("token").to_owned();
+    let (status, _) = call(
+        &http,
+        reqwest::Method::POST,
+        url("/admin/user/alice/roles"),
+        Some(&alice),
+        Some(json!({"roles": ["CreateAdmin", "Admin"]})),
+    )
+    .await;
+    assert_eq!(status, 204);
+    let (status, _) = call(
+        &http,
+        reqwest::Method::POST,
+        url("/admin/config"),
+        Some(&alice),
+        Some(json!({"allowlogin": true})),
+    )
+    .await;
+    assert_eq!(status, 204);
+    let (status, body) = call(
+        &http,
+        reqwest::Method::POST,
+        url("/api/V2/token"),
+        Some(&alice),
+        Some(json!({"name": "my script"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let agent = body["token"].as_str().expect("agent").to_owned();
+    let (status, body) = call(
+        &http,
+        reqwest::Method::GET,
+        url("/api/V2/token"),
+        Some(&agent),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["user"], "alice");
+    assert_eq!(body["type"], "Agent");
+    secrets.extend([root, alice, agent, temporary]);
+    drop(server);
+
+    let mut haystack = std::fs::read_to_string(&log).expect("the log");
+    assert!(
+        haystack.contains("TRACE") || haystack.contains("DEBUG"),
+        "the server logged at trace level"
+    );
+    for name in ["authledger-data/events.db", "authledger-data/events.db-wal"] {
+        if let Ok(bytes) = std::fs::read(dir.path().join(name)) {
+            haystack.push_str(&String::from_utf8_lossy(&bytes));
+        }
+    }
+    assert!(haystack.contains("TokenIssued"), "the store was scanned");
+    for secret in &secrets {
+        assert!(
+            !haystack.contains(secret.as_str()),
+            "a secret ({} chars) appears in the log or the store",
+            secret.len()
+        );
+    }
+}
