@@ -6,11 +6,13 @@
 //! disabled state are still checked at query time against the request's time.
 //!
 //! Memory is the constraint here (one record per live token): records live in
-//! a slab addressed by `u32`, the hash map holds only hash → slot, names and
-//! rarely-used context are boxed.
+//! a slab addressed by `u32`; the hash table holds only slot numbers (each
+//! record keeps its hash once); names, custom context and client details are
+//! boxed and packed.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::hash::{BuildHasherDefault, Hasher};
+
+use hashbrown::HashTable;
 
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -27,30 +29,17 @@ pub fn hash_token(token: &str) -> TokenHash {
 }
 
 /// SHA-256 output is uniformly distributed: its first eight bytes are a fine hash.
-#[derive(Default)]
-pub struct DigestHasher(u64);
-
-impl Hasher for DigestHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        // `[u8; 32]` hashes as its length (8 bytes) then its bytes; keep the first 8 content bytes.
-        if bytes.len() >= 8 {
-            let mut first = [0u8; 8];
-            first.copy_from_slice(&bytes[..8]);
-            self.0 = u64::from_le_bytes(first);
-        }
-    }
-
-    fn write_usize(&mut self, _length: usize) {}
+fn bucket_hash(hash: &TokenHash) -> u64 {
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&hash[..8]);
+    u64::from_le_bytes(first)
 }
-
-type DigestMap<V> = HashMap<TokenHash, V, BuildHasherDefault<DigestHasher>>;
 
 /// Sweep expired tokens at most this often, in log time.
 const SWEEP_INTERVAL_MS: i64 = 60_000;
+
+/// Separates the packed client fields (never in a user agent or an address).
+const FIELD_SEPARATOR: char = '\u{1f}';
 
 struct Record {
     hash: TokenHash,
@@ -60,12 +49,50 @@ struct Record {
     created: i64,
     expires: i64,
     name: Option<Box<str>>,
-    extra: Option<Box<Extra>>,
+    /// Custom context and client details, which most tokens lack or share little of.
+    detail: Option<Box<Detail>>,
 }
 
-struct Extra {
-    custom: BTreeMap<String, String>,
-    client: ClientInfo,
+struct Detail {
+    custom: Box<[(Box<str>, Box<str>)]>,
+    /// The six client fields, packed into one allocation.
+    client: Box<str>,
+}
+
+fn pack_client(client: &ClientInfo) -> Box<str> {
+    let fields = [
+        &client.ip,
+        &client.os,
+        &client.osver,
+        &client.agent,
+        &client.agentver,
+        &client.device,
+    ];
+    let mut packed = String::new();
+    for (i, field) in fields.into_iter().enumerate() {
+        if i > 0 {
+            packed.push(FIELD_SEPARATOR);
+        }
+        if let Some(value) = field {
+            packed.extend(value.chars().filter(|c| *c != FIELD_SEPARATOR));
+        }
+    }
+    packed.into_boxed_str()
+}
+
+fn unpack_client(packed: &str) -> ClientInfo {
+    let mut fields = packed
+        .split(FIELD_SEPARATOR)
+        .map(|f| (!f.is_empty()).then(|| f.to_owned()));
+    let mut next = || fields.next().flatten();
+    ClientInfo {
+        ip: next(),
+        os: next(),
+        osver: next(),
+        agent: next(),
+        agentver: next(),
+        device: next(),
+    }
 }
 
 struct Owner {
@@ -91,7 +118,8 @@ pub struct TokenView {
 pub struct TokenIndex {
     slots: Vec<Option<Record>>,
     free: Vec<u32>,
-    by_hash: DigestMap<u32>,
+    /// Slots, found by the hash their record holds (the hash is stored once, in the record).
+    by_hash: HashTable<u32>,
     owners: Vec<Owner>,
     owner_ids: HashMap<UserName, u32>,
     next_sweep_at: i64,
@@ -113,8 +141,15 @@ impl TokenIndex {
     }
 
     fn view(&self, record: &Record) -> TokenView {
-        let (custom, client) = match &record.extra {
-            Some(extra) => (extra.custom.clone(), extra.client.clone()),
+        let (custom, client) = match &record.detail {
+            Some(detail) => (
+                detail
+                    .custom
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+                unpack_client(&detail.client),
+            ),
             None => (BTreeMap::new(), ClientInfo::default()),
         };
         TokenView {
@@ -129,9 +164,20 @@ impl TokenIndex {
         }
     }
 
+    fn slot_of(&self, hash: &TokenHash) -> Option<u32> {
+        let slots = &self.slots;
+        self.by_hash
+            .find(bucket_hash(hash), |slot| {
+                slots[*slot as usize]
+                    .as_ref()
+                    .is_some_and(|r| r.hash == *hash)
+            })
+            .copied()
+    }
+
     /// The valid token with this hash at `now`, if any.
     pub fn find(&self, hash: &TokenHash, now: i64) -> Option<TokenView> {
-        let slot = *self.by_hash.get(hash)?;
+        let slot = self.slot_of(hash)?;
         let record = self.slots.get(slot as usize)?.as_ref()?;
         if record.expires <= now || self.owners[record.owner as usize].disabled {
             return None;
@@ -176,11 +222,19 @@ impl TokenIndex {
             tracing::error!(token_id = %id, "token event with an undecodable hash; not indexed");
             return;
         };
+        if self.slot_of(&hash).is_some() {
+            tracing::error!(token_id = %id, "a token hash issued twice; the first grant stands");
+            return;
+        }
         let owner = self.owner_id(&grant.user);
-        let extra = (!grant.custom.is_empty() || !grant.client.is_empty()).then(|| {
-            Box::new(Extra {
-                custom: grant.custom.clone(),
-                client: grant.client.clone(),
+        let detail = (!grant.custom.is_empty() || !grant.client.is_empty()).then(|| {
+            Box::new(Detail {
+                custom: grant
+                    .custom
+                    .iter()
+                    .map(|(k, v)| (k.as_str().into(), v.as_str().into()))
+                    .collect(),
+                client: pack_client(&grant.client),
             })
         });
         let record = Record {
@@ -191,7 +245,7 @@ impl TokenIndex {
             created: grant.created,
             expires: grant.expires,
             name: grant.name.as_ref().map(|n| n.as_str().into()),
-            extra,
+            detail,
         };
         let slot = match self.free.pop() {
             Some(slot) => {
@@ -203,20 +257,23 @@ impl TokenIndex {
                 (self.slots.len() - 1) as u32
             }
         };
-        self.by_hash.insert(hash, slot);
+        let slots = &self.slots;
+        self.by_hash.insert_unique(bucket_hash(&hash), slot, |s| {
+            slots[*s as usize]
+                .as_ref()
+                .map_or(0, |r| bucket_hash(&r.hash))
+        });
         self.owners[owner as usize].slots.push(slot);
     }
 
     pub(crate) fn revoke(&mut self, token_hash: &str) {
-        let Some(slot) = decode_hash(token_hash).and_then(|hash| self.by_hash.remove(&hash)) else {
+        let Some(slot) = decode_hash(token_hash).and_then(|hash| self.slot_of(&hash)) else {
             return;
         };
-        if let Some(record) = self.slots[slot as usize].take() {
-            self.owners[record.owner as usize]
-                .slots
-                .retain(|s| *s != slot);
-            self.free.push(slot);
+        if let Some(owner) = self.slots[slot as usize].as_ref().map(|r| r.owner) {
+            self.owners[owner as usize].slots.retain(|s| *s != slot);
         }
+        self.evict(&[slot]);
     }
 
     /// Evicts every token the user holds now.
@@ -237,7 +294,7 @@ impl TokenIndex {
     pub(crate) fn revoke_all(&mut self) {
         self.slots = Vec::new();
         self.free = Vec::new();
-        self.by_hash = DigestMap::default();
+        self.by_hash = HashTable::new();
         for owner in &mut self.owners {
             owner.slots = Vec::new();
         }
@@ -262,14 +319,13 @@ impl TokenIndex {
         if expired.is_empty() {
             return;
         }
-        let mut by_owner: HashMap<u32, Vec<u32>> = HashMap::new();
+        let mut by_owner: HashMap<u32, HashSet<u32>> = HashMap::new();
         for slot in &expired {
             if let Some(record) = &self.slots[*slot as usize] {
-                by_owner.entry(record.owner).or_default().push(*slot);
+                by_owner.entry(record.owner).or_default().insert(*slot);
             }
         }
-        for (owner, slots) in by_owner {
-            let gone: HashSet<u32> = slots.into_iter().collect();
+        for (owner, gone) in by_owner {
             self.owners[owner as usize]
                 .slots
                 .retain(|s| !gone.contains(s));
@@ -277,13 +333,17 @@ impl TokenIndex {
         self.evict(&expired);
     }
 
-    /// Frees the slots (already detached from their owners) and their hashes.
+    /// Frees the slots (already detached from their owners) and their hash entries.
     fn evict(&mut self, slots: &[u32]) {
         for slot in slots {
-            if let Some(record) = self.slots[*slot as usize].take() {
-                self.by_hash.remove(&record.hash);
-                self.free.push(*slot);
+            let Some(hash) = self.slots[*slot as usize].as_ref().map(|r| r.hash) else {
+                continue;
+            };
+            if let Ok(entry) = self.by_hash.find_entry(bucket_hash(&hash), |s| s == slot) {
+                entry.remove();
             }
+            self.slots[*slot as usize] = None;
+            self.free.push(*slot);
         }
     }
 }
@@ -360,6 +420,26 @@ mod tests {
         index.issue(Uuid::from_u128(1), &grant("a1", "alice", 100));
         index.set_disabled(&UserName::from_log("alice".into()), true);
         assert!(index.find(&hash_token("a1"), 0).is_none());
+    }
+
+    #[test]
+    fn client_details_and_custom_context_come_back_as_issued() {
+        let mut index = TokenIndex::default();
+        let mut issued = grant("c1", "alice", 100);
+        issued.custom = BTreeMap::from([("k".to_owned(), "v".to_owned())]);
+        issued.client = ClientInfo {
+            ip: Some("10.0.0.1".into()),
+            os: None,
+            osver: Some("14".into()),
+            agent: Some("Firefox".into()),
+            agentver: None,
+            device: Some("pc".into()),
+        };
+        index.issue(Uuid::from_u128(9), &issued);
+        let view = index.find(&hash_token("c1"), 0).expect("found");
+        assert_eq!(view.client, issued.client);
+        assert_eq!(view.custom, issued.custom);
+        assert_eq!(view.id, Uuid::from_u128(9));
     }
 
     #[test]

@@ -90,7 +90,20 @@ impl TestStore {
         }
     }
 
-    /// Every stored text of this log (events and secrets), for scans.
+    /// The raw bytes of an SQLite store's files (WAL included), as text; empty for PostgreSQL.
+    pub fn raw_files(&self) -> String {
+        let mut out = String::new();
+        if let Self::Sqlite { dir } = self {
+            for name in ["events.db", "events.db-wal"] {
+                if let Ok(bytes) = std::fs::read(dir.path().join(name)) {
+                    out.push_str(&String::from_utf8_lossy(&bytes));
+                }
+            }
+        }
+        out
+    }
+
+    /// Every stored text of this log (events and secrets, as rows), for scans.
     pub async fn dump(&self) -> String {
         let mut out = String::new();
         match self {
@@ -116,12 +129,6 @@ impl TestStore {
                     out.push_str(&s);
                 }
                 pool.close().await;
-                // The raw file too, WAL included.
-                for name in ["events.db", "events.db-wal"] {
-                    if let Ok(bytes) = std::fs::read(dir.path().join(name)) {
-                        out.push_str(&String::from_utf8_lossy(&bytes));
-                    }
-                }
             }
             Self::Postgres { url, prefix } => {
                 let pool = sqlx::PgPool::connect(url).await.expect("connect");
