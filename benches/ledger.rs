@@ -49,10 +49,7 @@ unsafe impl GlobalAlloc for Counting {
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATED.fetch_add(
-            new_size as isize - layout.size() as isize,
-            Ordering::Relaxed,
-        );
+        ALLOCATED.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
         unsafe { System.realloc(ptr, layout, new_size) }
     }
 }
@@ -117,10 +114,7 @@ fn grant(user: &UserName, token: &str, kind: TokenKind, n: usize, now: i64) -> T
         created: now,
         expires: now + 365 * 86_400_000,
         custom: BTreeMap::new(),
-        client: ClientInfo {
-            ip: Some("127.0.0.1".into()),
-            ..ClientInfo::default()
-        },
+        client: ClientInfo { ip: Some("127.0.0.1".into()), ..ClientInfo::default() },
     }
 }
 
@@ -140,9 +134,7 @@ fn resident_kib() -> i64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         })
         .unwrap_or(0)
 }
@@ -169,11 +161,7 @@ async fn seed(store: String, tokens: usize, tokens_out: String, sample: usize, l
     let login = new_token();
     let now = clock.now_ms();
     ledger
-        .token(
-            Uuid::new_v4(),
-            TokenCommand::Issue(grant(&user, &login, TokenKind::Login, 0, now)),
-            &meta,
-        )
+        .token(Uuid::new_v4(), TokenCommand::Issue(grant(&user, &login, TokenKind::Login, 0, now)), &meta)
         .await
         .expect("login");
     std::fs::write(&login_out, &login).expect("login file");
@@ -195,9 +183,7 @@ async fn seed(store: String, tokens: usize, tokens_out: String, sample: usize, l
                 }
                 let token = new_token();
                 let event = TokenEvent::TokenIssued(grant(&user, &token, TokenKind::Agent, n, now));
-                log.append(vec![serialized(Uuid::new_v4(), event)])
-                    .await
-                    .expect("append");
+                log.append(vec![serialized(Uuid::new_v4(), event)]).await.expect("append");
                 if kept.len() < keep {
                     kept.push(token);
                 }
@@ -212,22 +198,14 @@ async fn seed(store: String, tokens: usize, tokens_out: String, sample: usize, l
         }
     }
     let seconds = started.elapsed().as_secs_f64();
-    println!(
-        "seeded {tokens} tokens in {seconds:.1} s ({:.0} events/s)",
-        tokens as f64 / seconds
-    );
+    println!("seeded {tokens} tokens in {seconds:.1} s ({:.0} events/s)", tokens as f64 / seconds);
     ledger.close().await;
 }
 
 async fn commit_rate(store: String, tasks: usize, commands: usize, sqlite_normal: bool) {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let options = StoreOptions {
-        sqlite_full_sync: !sqlite_normal,
-        ..StoreOptions::default()
-    };
-    let log = EventLog::open(&store, options, clock.clone())
-        .await
-        .expect("open");
+    let options = StoreOptions { sqlite_full_sync: !sqlite_normal, ..StoreOptions::default() };
+    let log = EventLog::open(&store, options, clock.clone()).await.expect("open");
     let bus = Arc::new(CommandBus::new(&log, Arc::new(|_| {})));
     let user = UserName::parse(Some("rate")).expect("name");
     let started = Instant::now();
@@ -240,16 +218,8 @@ async fn commit_rate(store: String, tasks: usize, commands: usize, sqlite_normal
         handles.push(tokio::spawn(async move {
             let meta = EventMetadata::actor("bench");
             for i in 0..per_task {
-                let command = TokenCommand::Issue(grant(
-                    &user,
-                    &new_token(),
-                    TokenKind::Agent,
-                    t * per_task + i,
-                    now,
-                ));
-                bus.token(Uuid::new_v4(), command, &meta)
-                    .await
-                    .expect("command");
+                let command = TokenCommand::Issue(grant(&user, &new_token(), TokenKind::Agent, t * per_task + i, now));
+                bus.token(Uuid::new_v4(), command, &meta).await.expect("command");
             }
         }));
     }
@@ -258,9 +228,13 @@ async fn commit_rate(store: String, tasks: usize, commands: usize, sqlite_normal
     }
     let seconds = started.elapsed().as_secs_f64();
     let done = per_task * tasks;
+    let store = match log.kind() {
+        "sqlite" if sqlite_normal => "sqlite(synchronous=NORMAL)",
+        "sqlite" => "sqlite(synchronous=FULL)",
+        other => other,
+    };
     println!(
-        "commit-rate store={} tasks={tasks} commands={done} seconds={seconds:.2} rate={:.0}",
-        log.kind(),
+        "commit-rate store={store} tasks={tasks} commands={done} seconds={seconds:.2} rate={:.0}",
         done as f64 / seconds
     );
     log.close().await;
@@ -274,13 +248,7 @@ fn memory(tokens: usize) {
     let allocated_before = ALLOCATED.load(Ordering::Relaxed);
     let now = 1_800_000_000_000;
     for n in 0..tokens {
-        let event = LedgerEvent::Token(TokenEvent::TokenIssued(grant(
-            &user,
-            &new_token(),
-            TokenKind::Agent,
-            n,
-            now,
-        )));
+        let event = LedgerEvent::Token(TokenEvent::TokenIssued(grant(&user, &new_token(), TokenKind::Agent, n, now)));
         projections.apply(n as i64 + 1, now, &Uuid::new_v4().to_string(), &event);
     }
     let allocated = ALLOCATED.load(Ordering::Relaxed) - allocated_before;
@@ -295,20 +263,13 @@ fn memory(tokens: usize) {
 
 async fn catch_up(store: String) {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let log = EventLog::open(&store, StoreOptions::default(), clock)
-        .await
-        .expect("open");
-    let model = Arc::new(ReadModel::new(
-        Projections::new(Canonicalization::default()),
-    ));
+    let log = EventLog::open(&store, StoreOptions::default(), clock).await.expect("open");
+    let model = Arc::new(ReadModel::new(Projections::new(Canonicalization::default())));
     let runner = Runner::new(log.clone(), model.clone());
     let started = Instant::now();
     let folded = runner.catch_up().await.expect("catch up");
     let seconds = started.elapsed().as_secs_f64();
-    println!(
-        "catch-up events={folded} seconds={seconds:.2} rate={:.0}",
-        folded as f64 / seconds
-    );
+    println!("catch-up events={folded} seconds={seconds:.2} rate={:.0}", folded as f64 / seconds);
     log.close().await;
 }
 
@@ -316,24 +277,14 @@ fn main() {
     // `cargo bench` passes `--bench`; drop it.
     let args: Vec<String> = std::env::args().filter(|a| a != "--bench").collect();
     let cli = Cli::parse_from(args);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     match cli.command {
-        Command::Seed {
-            store,
-            tokens,
-            tokens_out,
-            sample,
-            login_out,
-        } => runtime.block_on(seed(store, tokens, tokens_out, sample, login_out)),
-        Command::CommitRate {
-            store,
-            tasks,
-            commands,
-            sqlite_normal,
-        } => runtime.block_on(commit_rate(store, tasks, commands, sqlite_normal)),
+        Command::Seed { store, tokens, tokens_out, sample, login_out } => {
+            runtime.block_on(seed(store, tokens, tokens_out, sample, login_out))
+        }
+        Command::CommitRate { store, tasks, commands, sqlite_normal } => {
+            runtime.block_on(commit_rate(store, tasks, commands, sqlite_normal))
+        }
         Command::Memory { tokens } => memory(tokens),
         Command::CatchUp { store } => runtime.block_on(catch_up(store)),
     }

@@ -48,29 +48,19 @@ pub struct InitialSettings {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read the configuration file {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    Read { path: String, source: std::io::Error },
     #[error("the configuration file {path} is not valid: {source}")]
-    Parse {
-        path: String,
-        source: Box<toml::de::Error>,
-    },
+    Parse { path: String, source: Box<toml::de::Error> },
     #[error("invalid setting {key}: {reason}")]
     Invalid { key: &'static str, reason: String },
 }
 
 impl FileConfig {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
-        Self::parse(&text).map_err(|source| ConfigError::Parse {
-            path: path.display().to_string(),
-            source: Box::new(source),
-        })
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+        Self::parse(&text)
+            .map_err(|source| ConfigError::Parse { path: path.display().to_string(), source: Box::new(source) })
     }
 
     pub fn parse(text: &str) -> Result<Self, toml::de::Error> {
@@ -92,18 +82,11 @@ impl FileConfig {
     pub fn initial_settings(&self) -> Result<ServerSettings, ConfigError> {
         let i = &self.initial;
         let defaults = ServerSettings::default();
-        let positive = |key: &'static str,
-                        value: Option<i64>,
-                        unit: i64,
-                        default: i64|
-         -> Result<i64, ConfigError> {
+        let positive = |key: &'static str, value: Option<i64>, unit: i64, default: i64| -> Result<i64, ConfigError> {
             match value {
                 None => Ok(default),
                 Some(v) if v >= 1 => Ok(v.saturating_mul(unit)),
-                Some(v) => Err(ConfigError::Invalid {
-                    key,
-                    reason: format!("{v} is less than 1"),
-                }),
+                Some(v) => Err(ConfigError::Invalid { key, reason: format!("{v} is less than 1") }),
             }
         };
         let lifetimes = TokenLifetimes::default();
@@ -118,30 +101,10 @@ impl FileConfig {
                 complete_link: i.complete_link_redirect.clone(),
             },
             token_lifetimes: TokenLifetimes {
-                login: positive(
-                    "initial.login_token_days",
-                    i.login_token_days,
-                    DAY_MS,
-                    lifetimes.login,
-                )?,
-                agent: positive(
-                    "initial.agent_token_days",
-                    i.agent_token_days,
-                    DAY_MS,
-                    lifetimes.agent,
-                )?,
-                dev: positive(
-                    "initial.dev_token_days",
-                    i.dev_token_days,
-                    DAY_MS,
-                    lifetimes.dev,
-                )?,
-                serv: positive(
-                    "initial.serv_token_days",
-                    i.serv_token_days,
-                    DAY_MS,
-                    lifetimes.serv,
-                )?,
+                login: positive("initial.login_token_days", i.login_token_days, DAY_MS, lifetimes.login)?,
+                agent: positive("initial.agent_token_days", i.agent_token_days, DAY_MS, lifetimes.agent)?,
+                dev: positive("initial.dev_token_days", i.dev_token_days, DAY_MS, lifetimes.dev)?,
+                serv: positive("initial.serv_token_days", i.serv_token_days, DAY_MS, lifetimes.serv)?,
             },
             suggested_cache_ms: positive(
                 "initial.token_cache_minutes",
@@ -160,19 +123,15 @@ mod tests {
     #[test]
     fn an_empty_file_means_every_default() {
         let config = FileConfig::parse("").unwrap_or_default();
-        assert_eq!(
-            config.initial_settings().ok(),
-            Some(ServerSettings::default())
-        );
+        assert_eq!(config.initial_settings().ok(), Some(ServerSettings::default()));
         assert!(config.sqlite_full_sync().unwrap_or(false));
     }
 
     #[test]
     fn settings_are_read_and_checked() {
-        let config = FileConfig::parse(
-            "store = \"postgres://x/y\"\n[initial]\nallow_login = true\nagent_token_days = 2\n",
-        )
-        .unwrap_or_default();
+        let config =
+            FileConfig::parse("store = \"postgres://x/y\"\n[initial]\nallow_login = true\nagent_token_days = 2\n")
+                .unwrap_or_default();
         let settings = config.initial_settings().unwrap_or_default();
         assert!(settings.allow_login);
         assert_eq!(settings.token_lifetimes.agent, 2 * DAY_MS);

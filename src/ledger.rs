@@ -12,8 +12,8 @@ use uuid::Uuid;
 use crate::clock::SharedClock;
 use crate::domain::canonical::Canonicalization;
 use crate::domain::{
-    AuthError, CustomRoleCommand, CustomRoleId, ServerConfigCommand, ServerSettings, SystemCommand,
-    TokenCommand, UserCommand, UserName,
+    AuthError, CustomRoleCommand, CustomRoleId, ServerConfigCommand, ServerSettings, SystemCommand, TokenCommand,
+    UserCommand, UserName,
 };
 use crate::projections::runner::RunnerError;
 use crate::projections::{Projections, ReadModel, Runner};
@@ -87,28 +87,13 @@ impl Ledger {
         let model = Arc::new(ReadModel::new(Projections::new(options.canonicalization)));
         let runner = Runner::new(log.clone(), model.clone());
         let folded = runner.catch_up().await?;
-        tracing::info!(
-            events = folded,
-            position = model.position(),
-            store = log.kind(),
-            "projections caught up"
-        );
+        tracing::info!(events = folded, position = model.position(), store = log.kind(), "projections caught up");
         let waker = runner.waker();
         let bus = CommandBus::new(&log, Arc::new(move |_| waker.notify_one()));
         let runner = runner.spawn(options.poll);
-        let ledger = Self {
-            log,
-            model,
-            bus,
-            clock,
-            runner,
-            settle_timeout: options.settle_timeout,
-        };
+        let ledger = Self { log, model, bus, clock, runner, settle_timeout: options.settle_timeout };
         ledger
-            .server_config(
-                ServerConfigCommand::Initialize(options.initial_settings),
-                &EventMetadata::actor("system"),
-            )
+            .server_config(ServerConfigCommand::Initialize(options.initial_settings), &EventMetadata::actor("system"))
             .await?;
         Ok(ledger)
     }
@@ -167,11 +152,7 @@ impl Ledger {
         self.settle(position).await
     }
 
-    pub async fn system(
-        &self,
-        command: SystemCommand,
-        metadata: &EventMetadata,
-    ) -> Result<Option<i64>, LedgerError> {
+    pub async fn system(&self, command: SystemCommand, metadata: &EventMetadata) -> Result<Option<i64>, LedgerError> {
         let position = self.bus.system(command, metadata).await?;
         self.settle(position).await
     }

@@ -58,11 +58,7 @@ impl Common {
             Some(path) => FileConfig::load(path).map_err(|e| e.to_string())?,
             None => FileConfig::default(),
         };
-        let store = self
-            .store
-            .clone()
-            .or_else(|| file.store.clone())
-            .unwrap_or_else(|| DEFAULT_STORE.to_owned());
+        let store = self.store.clone().or_else(|| file.store.clone()).unwrap_or_else(|| DEFAULT_STORE.to_owned());
         let mut options = LedgerOptions::new(store);
         options.store.sqlite_full_sync = file.sqlite_full_sync().map_err(|e| e.to_string())?;
         options.canonicalization = file.display_name_rule.unwrap_or_default();
@@ -81,13 +77,8 @@ fn read_password() -> Result<String, String> {
         return Ok(first);
     }
     let mut input = String::new();
-    std::io::stdin()
-        .read_to_string(&mut input)
-        .map_err(|e| e.to_string())?;
-    let password = input
-        .strip_suffix('\n')
-        .map(|s| s.strip_suffix('\r').unwrap_or(s))
-        .unwrap_or(&input);
+    std::io::stdin().read_to_string(&mut input).map_err(|e| e.to_string())?;
+    let password = input.strip_suffix('\n').map(|s| s.strip_suffix('\r').unwrap_or(s)).unwrap_or(&input);
     Ok(password.to_owned())
 }
 
@@ -95,12 +86,8 @@ async fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
         Command::Serve { listen, common } => {
             let (file, options) = common.resolve()?;
-            let listen = listen
-                .or(file.listen)
-                .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
-            let server = Server::start(options, Arc::new(SystemClock), &listen)
-                .await
-                .map_err(|e| e.to_string())?;
+            let listen = listen.or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+            let server = Server::start(options, Arc::new(SystemClock), &listen).await.map_err(|e| e.to_string())?;
             tracing::info!(addr = %server.addr, "authledger is serving");
             eprintln!("authledger listening on http://{}", server.addr);
             server.run_until_signal().await.map_err(|e| e.to_string())
@@ -108,12 +95,8 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::SetRootPassword { common } => {
             let (_, options) = common.resolve()?;
             let password = read_password()?;
-            let ledger = Ledger::open(options, Arc::new(SystemClock))
-                .await
-                .map_err(|e| e.to_string())?;
-            let outcome = set_root_password(&ledger, password)
-                .await
-                .map_err(|e| e.to_string());
+            let ledger = Ledger::open(options, Arc::new(SystemClock)).await.map_err(|e| e.to_string())?;
+            let outcome = set_root_password(&ledger, password).await.map_err(|e| e.to_string());
             ledger.close().await;
             match outcome? {
                 RootOutcome::Created => eprintln!("created the root account (***ROOT***)"),

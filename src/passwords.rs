@@ -12,28 +12,17 @@ use crate::domain::{AuthError, ErrorType};
 
 pub const MAX_LENGTH: usize = 256;
 const TEMPORARY_LENGTH: usize = 10;
-const TEMPORARY_ALPHABET: &[u8] =
-    b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789+!@$%&*";
+const TEMPORARY_ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789+!@$%&*";
 
 /// The contract's password rules: length first, then strength.
 pub fn check_strength(password: &str) -> Result<(), AuthError> {
     if password.chars().count() > MAX_LENGTH {
-        return Err(AuthError::new(
-            ErrorType::IllegalPassword,
-            format!("Password exceeds max length ({MAX_LENGTH})"),
-        ));
+        return Err(AuthError::new(ErrorType::IllegalPassword, format!("Password exceeds max length ({MAX_LENGTH})")));
     }
     let estimate = zxcvbn::zxcvbn(password, &[]);
     if u8::from(estimate.score()) < 3 {
-        let warning = estimate
-            .feedback()
-            .and_then(|f| f.warning())
-            .map(|w| w.to_string())
-            .unwrap_or_default();
-        return Err(AuthError::new(
-            ErrorType::IllegalPassword,
-            format!("Password is not strong enough. {warning}"),
-        ));
+        let warning = estimate.feedback().and_then(|f| f.warning()).map(|w| w.to_string()).unwrap_or_default();
+        return Err(AuthError::new(ErrorType::IllegalPassword, format!("Password is not strong enough. {warning}")));
     }
     Ok(())
 }
@@ -46,10 +35,7 @@ fn hasher() -> Argon2<'static> {
 pub async fn hash(password: String) -> Result<String, String> {
     tokio::task::spawn_blocking(move || {
         let salt = SaltString::generate(&mut OsRng);
-        hasher()
-            .hash_password(password.as_bytes(), &salt)
-            .map(|h| h.to_string())
-            .map_err(|e| e.to_string())
+        hasher().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(|e| e.to_string())
     })
     .await
     .map_err(|e| e.to_string())?
@@ -65,11 +51,7 @@ pub async fn verify(password: String, stored: Option<String>) -> bool {
     let stored = stored.unwrap_or_else(|| DECOY.to_owned());
     let matched = tokio::task::spawn_blocking(move || {
         PasswordHash::new(&stored)
-            .map(|parsed| {
-                hasher()
-                    .verify_password(password.as_bytes(), &parsed)
-                    .is_ok()
-            })
+            .map(|parsed| hasher().verify_password(password.as_bytes(), &parsed).is_ok())
             .unwrap_or(false)
     })
     .await
@@ -80,9 +62,8 @@ pub async fn verify(password: String, stored: Option<String>) -> bool {
 /// A fresh temporary password (upstream's alphabet and length).
 pub fn temporary() -> String {
     let mut rng = rand::thread_rng();
-    let mut chars: Vec<u8> = (0..TEMPORARY_LENGTH)
-        .map(|_| TEMPORARY_ALPHABET[rng.gen_range(0..TEMPORARY_ALPHABET.len())])
-        .collect();
+    let mut chars: Vec<u8> =
+        (0..TEMPORARY_LENGTH).map(|_| TEMPORARY_ALPHABET[rng.gen_range(0..TEMPORARY_ALPHABET.len())]).collect();
     chars.shuffle(&mut rng);
     String::from_utf8(chars).unwrap_or_default()
 }
@@ -94,24 +75,15 @@ mod tests {
     #[test]
     fn weak_and_long_passwords_are_refused() {
         let weak = check_strength("short").expect_err("weak");
-        assert!(
-            weak.to_string()
-                .starts_with("30030 Illegal password: Password is not strong enough."),
-            "{weak}"
-        );
+        assert!(weak.to_string().starts_with("30030 Illegal password: Password is not strong enough."), "{weak}");
         let long = check_strength(&"x".repeat(257)).expect_err("long");
-        assert_eq!(
-            long.to_string(),
-            "30030 Illegal password: Password exceeds max length (256)"
-        );
+        assert_eq!(long.to_string(), "30030 Illegal password: Password exceeds max length (256)");
         assert!(check_strength("correct horse battery staple 42!").is_ok());
     }
 
     #[tokio::test]
     async fn a_hash_verifies_its_password_only() {
-        let stored = hash("a long passphrase it is".into())
-            .await
-            .expect("hashed");
+        let stored = hash("a long passphrase it is".into()).await.expect("hashed");
         assert!(stored.starts_with("$argon2id$"));
         assert!(verify("a long passphrase it is".into(), Some(stored.clone())).await);
         assert!(!verify("another".into(), Some(stored)).await);

@@ -26,10 +26,7 @@ pub enum RootError {
 }
 
 /// Creates root with `password`, or sets its password and re-enables it.
-pub async fn set_root_password(
-    ledger: &Ledger,
-    password: String,
-) -> Result<RootOutcome, RootError> {
+pub async fn set_root_password(ledger: &Ledger, password: String) -> Result<RootOutcome, RootError> {
     passwords::check_strength(&password).map_err(RootError::WeakPassword)?;
     let root = UserName::root();
     let hashed = passwords::hash(password).await.map_err(RootError::Failed)?;
@@ -40,22 +37,9 @@ pub async fn set_root_password(
         .put_secret(credential_id, "password", &hashed, now)
         .await
         .map_err(|e| RootError::Failed(e.to_string()))?;
-    let metadata = EventMetadata {
-        reason: Some("set-root-password".into()),
-        ..EventMetadata::actor(UserName::ROOT)
-    };
-    let password = NewPassword {
-        credential_id,
-        require_reset: false,
-        by: root.clone(),
-        at: now,
-    };
-    let previous = ledger
-        .model
-        .read()
-        .users
-        .get(&root)
-        .and_then(|r| r.credential);
+    let metadata = EventMetadata { reason: Some("set-root-password".into()), ..EventMetadata::actor(UserName::ROOT) };
+    let password = NewPassword { credential_id, require_reset: false, by: root.clone(), at: now };
+    let previous = ledger.model.read().users.get(&root).and_then(|r| r.credential);
     let exists = ledger.model.read().users.get(&root).is_some();
     if !exists {
         let display = DisplayName::parse(Some("root")).map_err(RootError::WeakPassword)?;
@@ -71,12 +55,8 @@ pub async fn set_root_password(
         ledger.user(&root, command, &metadata).await?;
         return Ok(RootOutcome::Created);
     }
-    ledger
-        .user(&root, UserCommand::SetPassword(password), &metadata)
-        .await?;
-    ledger
-        .user(&root, UserCommand::EnableRoot { at: now }, &metadata)
-        .await?;
+    ledger.user(&root, UserCommand::SetPassword(password), &metadata).await?;
+    ledger.user(&root, UserCommand::EnableRoot { at: now }, &metadata).await?;
     if let Some(old) = previous {
         let _ = ledger.log.delete_secret(old).await;
     }

@@ -20,10 +20,7 @@ pub enum StartError {
     #[error(transparent)]
     Ledger(#[from] LedgerError),
     #[error("cannot listen on {addr}: {source}")]
-    Listen {
-        addr: String,
-        source: std::io::Error,
-    },
+    Listen { addr: String, source: std::io::Error },
 }
 
 /// A running server.
@@ -36,48 +33,24 @@ pub struct Server {
 
 impl Server {
     /// Opens the ledger at `options` and serves it on `listen` (port 0 picks a free port).
-    pub async fn start(
-        options: LedgerOptions,
-        clock: SharedClock,
-        listen: &str,
-    ) -> Result<Self, StartError> {
+    pub async fn start(options: LedgerOptions, clock: SharedClock, listen: &str) -> Result<Self, StartError> {
         let ledger = Arc::new(Ledger::open(options, clock).await?);
-        let listener = TcpListener::bind(listen)
-            .await
-            .map_err(|source| StartError::Listen {
-                addr: listen.to_owned(),
-                source,
-            })?;
-        let addr = listener.local_addr().map_err(|source| StartError::Listen {
-            addr: listen.to_owned(),
-            source,
-        })?;
-        let info = ServiceInfo {
-            git_commit: env!("AUTHLEDGER_GIT_COMMIT").to_owned(),
-        };
-        let state = AppState {
-            ledger: ledger.clone(),
-            info: Arc::new(info),
-        };
+        let listener =
+            TcpListener::bind(listen).await.map_err(|source| StartError::Listen { addr: listen.to_owned(), source })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Listen { addr: listen.to_owned(), source })?;
+        let info = ServiceInfo { git_commit: env!("AUTHLEDGER_GIT_COMMIT").to_owned() };
+        let state = AppState { ledger: ledger.clone(), info: Arc::new(info) };
         // Every path also answers with one trailing slash (contract §1).
         let app = NormalizePathLayer::trim_trailing_slash().layer(api::router(state));
         let (shutdown, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            axum::serve(
-                listener,
-                ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(app),
-            )
-            .with_graceful_shutdown(async {
-                let _ = stopped.await;
-            })
-            .await
+            axum::serve(listener, ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(app))
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await
         });
-        Ok(Self {
-            addr,
-            ledger,
-            shutdown,
-            task,
-        })
+        Ok(Self { addr, ledger, shutdown, task })
     }
 
     /// Serves until the process is told to stop (Ctrl-C or SIGTERM).
@@ -90,10 +63,7 @@ impl Server {
     /// Stops accepting requests, finishes those in flight, closes the store.
     pub async fn stop(self) -> std::io::Result<()> {
         let _ = self.shutdown.send(());
-        let result = self
-            .task
-            .await
-            .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        let result = self.task.await.unwrap_or_else(|e| Err(std::io::Error::other(e)));
         self.ledger.close().await;
         result
     }

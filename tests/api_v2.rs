@@ -13,34 +13,21 @@ async fn introspection_answers_the_token_and_its_errors(h: Harness) -> Harness {
     let (_, admin) = h.administrators().await;
     let login = h.user_token(&admin, "alice").await;
     let answer = h
-        .post(
-            "/api/V2/token",
-            Some(&login),
-            json!({"name": "my script", "customcontext": {"client": "narrative"}}),
-        )
+        .post("/api/V2/token", Some(&login), json!({"name": "my script", "customcontext": {"client": "narrative"}}))
         .await;
     assert_eq!(answer.status, 200, "{}", answer.text);
     let created = answer.json();
     let token = created["token"].as_str().expect("token").to_owned();
     assert_eq!(token.len(), 32);
-    assert!(
-        token
-            .chars()
-            .all(|c| c.is_ascii_uppercase() || ('2'..='7').contains(&c))
-    );
+    assert!(token.chars().all(|c| c.is_ascii_uppercase() || ('2'..='7').contains(&c)));
     assert_eq!(created["type"], "Agent");
     assert_eq!(created["cachefor"], 300_000);
-    assert_eq!(
-        created["expires"].as_i64().unwrap_or(0) - created["created"].as_i64().unwrap_or(0),
-        7 * 86_400_000
-    );
+    assert_eq!(created["expires"].as_i64().unwrap_or(0) - created["created"].as_i64().unwrap_or(0), 7 * 86_400_000);
 
     let answer = h.get("/api/V2/token", Some(&token)).await;
     assert_eq!(answer.status, 200);
     let view = answer.json();
-    for key in [
-        "type", "id", "expires", "created", "name", "user", "custom", "cachefor",
-    ] {
+    for key in ["type", "id", "expires", "created", "name", "user", "custom", "cachefor"] {
         assert!(view.get(key).is_some(), "member {key} of {view}");
     }
     assert!(view.get("token").is_none());
@@ -49,24 +36,13 @@ async fn introspection_answers_the_token_and_its_errors(h: Harness) -> Harness {
     assert_eq!(view["id"], created["id"]);
 
     // Surrounding whitespace is trimmed; a scheme prefix is part of the token.
-    assert_eq!(
-        h.get("/api/V2/token", Some(&format!("  {token} ")))
-            .await
-            .status,
-        200
-    );
-    h.get("/api/V2/token", Some(&format!("Bearer {token}")))
-        .await
-        .assert_error(401, "10020 Invalid token");
-    h.get("/api/V2/token", None)
-        .await
-        .assert_error(400, "10010 No authentication token: No user token provided");
+    assert_eq!(h.get("/api/V2/token", Some(&format!("  {token} "))).await.status, 200);
+    h.get("/api/V2/token", Some(&format!("Bearer {token}"))).await.assert_error(401, "10020 Invalid token");
+    h.get("/api/V2/token", None).await.assert_error(400, "10010 No authentication token: No user token provided");
     h.get("/api/V2/token", Some("   "))
         .await
         .assert_error(400, "10010 No authentication token: No user token provided");
-    h.get("/api/V2/token", Some("NOTATOKEN"))
-        .await
-        .assert_error(401, "10020 Invalid token");
+    h.get("/api/V2/token", Some("NOTATOKEN")).await.assert_error(401, "10020 Invalid token");
     // Every path also answers with a trailing slash.
     assert_eq!(h.get("/api/V2/token/", Some(&token)).await.status, 200);
     // Paths are case-sensitive.
@@ -80,65 +56,31 @@ async fn agent_token_creation_validates_in_order(h: Harness) -> Harness {
     let login = h.user_token(&admin, "bob").await;
     let agent = h.agent_token(&login, "agent").await;
     let path = "/api/V2/token";
-    h.raw(
-        reqwest::Method::POST,
-        path,
-        Some(&login),
-        "application/json",
-        "",
-    )
-    .await
-    .assert_error(400, "30000 Missing input parameter: JSON body missing");
-    h.post(
-        path,
-        Some(&login),
-        json!({"name": "x", "zed": 1, "alpha": 2}),
-    )
-    .await
-    .assert_error(
-        400,
-        "30001 Illegal input parameter: Unexpected parameters in request: alpha, zed",
-    );
-    h.post(
-        path,
-        None,
-        json!({"name": "x", "customcontext": {"k": "  "}}),
-    )
-    .await
-    .assert_error(400, "30000 Missing input parameter: value");
+    h.raw(reqwest::Method::POST, path, Some(&login), "application/json", "")
+        .await
+        .assert_error(400, "30000 Missing input parameter: JSON body missing");
+    h.post(path, Some(&login), json!({"name": "x", "zed": 1, "alpha": 2}))
+        .await
+        .assert_error(400, "30001 Illegal input parameter: Unexpected parameters in request: alpha, zed");
+    h.post(path, None, json!({"name": "x", "customcontext": {"k": "  "}}))
+        .await
+        .assert_error(400, "30000 Missing input parameter: value");
     h.post(path, None, json!({"name": "x"}))
         .await
         .assert_error(400, "10010 No authentication token: No user token provided");
-    h.post(path, Some("bad"), json!({}))
-        .await
-        .assert_error(400, "30000 Missing input parameter: token name");
+    h.post(path, Some("bad"), json!({})).await.assert_error(400, "30000 Missing input parameter: token name");
     h.post(path, Some("bad"), json!({"name": "n".repeat(101)}))
         .await
-        .assert_error(
-            400,
-            "30001 Illegal input parameter: token name size greater than limit 100",
-        );
-    h.post(path, Some("bad"), json!({"name": "x"}))
-        .await
-        .assert_error(401, "10020 Invalid token");
+        .assert_error(400, "30001 Illegal input parameter: token name size greater than limit 100");
+    h.post(path, Some("bad"), json!({"name": "x"})).await.assert_error(401, "10020 Invalid token");
     h.post(path, Some(&agent), json!({"name": "x"}))
         .await
-        .assert_error(
-            403,
-            "20000 Unauthorized: Agent tokens are not allowed for this operation",
-        );
+        .assert_error(403, "20000 Unauthorized: Agent tokens are not allowed for this operation");
     let too_many: serde_json::Map<String, serde_json::Value> =
         (0..101).map(|i| (format!("k{i}"), json!("v"))).collect();
-    h.post(
-        path,
-        Some(&login),
-        json!({"name": "x", "customcontext": too_many}),
-    )
-    .await
-    .assert_error(
-        400,
-        "30001 Illegal input parameter: Exceeded max size of custom context: 100 items",
-    );
+    h.post(path, Some(&login), json!({"name": "x", "customcontext": too_many}))
+        .await
+        .assert_error(400, "30001 Illegal input parameter: Exceeded max size of custom context: 100 items");
     h
 }
 on_both_stores!(agent_token_creation_validates_in_order);
@@ -160,55 +102,29 @@ async fn me_shows_and_updates_the_profile(h: Harness) -> Harness {
     assert!(me["lastlogin"].is_i64());
     assert!(uuid::Uuid::parse_str(me["anonid"].as_str().unwrap_or_default()).is_ok());
 
-    let answer = h
-        .put(
-            "/api/V2/me",
-            Some(&login),
-            json!({"display": "  Carol C  ", "email": "c@example.com"}),
-        )
-        .await;
+    let answer = h.put("/api/V2/me", Some(&login), json!({"display": "  Carol C  ", "email": "c@example.com"})).await;
     assert_eq!(answer.status, 204, "{}", answer.text);
     let me = h.get("/api/V2/me", Some(&login)).await.json();
     assert_eq!(me["display"], "Carol C");
     assert_eq!(me["email"], "c@example.com");
     // Blank members change nothing.
-    assert_eq!(
-        h.put(
-            "/api/V2/me",
-            Some(&login),
-            json!({"display": " ", "email": null})
-        )
-        .await
-        .status,
-        204
-    );
-    assert_eq!(
-        h.get("/api/V2/me", Some(&login)).await.json()["display"],
-        "Carol C"
-    );
+    assert_eq!(h.put("/api/V2/me", Some(&login), json!({"display": " ", "email": null})).await.status, 204);
+    assert_eq!(h.get("/api/V2/me", Some(&login)).await.json()["display"], "Carol C");
 
     h.put("/api/V2/me", Some(&login), json!({"email": "nope@local"}))
         .await
         .assert_error(400, "30020 Illegal email address: nope@local");
     h.put("/api/V2/me", Some("bad"), json!({"display": "x\u{1}y"}))
         .await
-        .assert_error(
-            400,
-            "30001 Illegal input parameter: display name contains control characters",
-        );
+        .assert_error(400, "30001 Illegal input parameter: display name contains control characters");
     h.put("/api/V2/me", None, json!({"display": "x"}))
         .await
         .assert_error(400, "10010 No authentication token: No user token provided");
-    h.put("/api/V2/me", Some("bad"), json!({"display": "x"}))
-        .await
-        .assert_error(401, "10020 Invalid token");
+    h.put("/api/V2/me", Some("bad"), json!({"display": "x"})).await.assert_error(401, "10020 Invalid token");
     let agent = h.agent_token(&login, "a").await;
     h.put("/api/V2/me", Some(&agent), json!({"display": "x"}))
         .await
-        .assert_error(
-            403,
-            "20000 Unauthorized: Agent tokens are not allowed for this operation",
-        );
+        .assert_error(403, "20000 Unauthorized: Agent tokens are not allowed for this operation");
     // Any token type may read the profile.
     assert_eq!(h.get("/api/V2/me", Some(&agent)).await.status, 200);
     h
@@ -219,59 +135,29 @@ async fn user_lists_answer_display_names_of_enabled_users(h: Harness) -> Harness
     let (_, admin) = h.administrators().await;
     let login = h.user_token(&admin, "dave").await;
     h.user_with_password(&admin, "erin").await;
-    let answer = h
-        .get(
-            "/api/V2/users?list=dave,%20erin%20,nobody,***ROOT***",
-            Some(&login),
-        )
-        .await;
+    let answer = h.get("/api/V2/users?list=dave,%20erin%20,nobody,***ROOT***", Some(&login)).await;
     assert_eq!(answer.status, 200, "{}", answer.text);
-    assert_eq!(
-        answer.json(),
-        json!({"dave": "User dave", "erin": "User erin"})
-    );
-    assert_eq!(
-        h.get("/api/V2/users/?list=", Some(&login)).await.json(),
-        json!({})
-    );
+    assert_eq!(answer.json(), json!({"dave": "User dave", "erin": "User erin"}));
+    assert_eq!(h.get("/api/V2/users/?list=", Some(&login)).await.json(), json!({}));
     assert_eq!(h.get("/api/V2/users", Some(&login)).await.json(), json!({}));
     h.get("/api/V2/users?list=dave,Bad", None).await
         .assert_error(400, "30010 Illegal user name: Illegal user name [Bad]: 30010 Illegal user name: Illegal character in user name Bad: B");
-    h.get("/api/V2/users?list=dave,%20%20", Some(&login)).await.assert_error(
-        400,
-        "30010 Illegal user name: Illegal user name [  ]: 30000 Missing input parameter: user name",
-    );
+    h.get("/api/V2/users?list=dave,%20%20", Some(&login))
+        .await
+        .assert_error(400, "30010 Illegal user name: Illegal user name [  ]: 30000 Missing input parameter: user name");
     h.get("/api/V2/users?list=dave", None)
         .await
         .assert_error(400, "10010 No authentication token: No user token provided");
-    h.get("/api/V2/users?list=dave", Some("bad"))
-        .await
-        .assert_error(401, "10020 Invalid token");
-    let many = (0..10_001)
-        .map(|i| format!("u{i}"))
-        .collect::<Vec<_>>()
-        .join(",");
+    h.get("/api/V2/users?list=dave", Some("bad")).await.assert_error(401, "10020 Invalid token");
+    let many = (0..10_001).map(|i| format!("u{i}")).collect::<Vec<_>>().join(",");
     h.get(&format!("/api/V2/users?list={many}"), Some(&login))
         .await
-        .assert_error(
-            400,
-            "30001 Illegal input parameter: User count exceeds maximum of 10000",
-        );
+        .assert_error(400, "30001 Illegal input parameter: User count exceeds maximum of 10000");
     // Disabled users vanish from lists.
-    let disabled = h
-        .post(
-            "/admin/user/erin/disable",
-            Some(&admin),
-            json!({"disable": true, "disabledreason": "left"}),
-        )
-        .await;
+    let disabled =
+        h.post("/admin/user/erin/disable", Some(&admin), json!({"disable": true, "disabledreason": "left"})).await;
     assert_eq!(disabled.status, 204, "{}", disabled.text);
-    assert_eq!(
-        h.get("/api/V2/users?list=dave,erin", Some(&login))
-            .await
-            .json(),
-        json!({"dave": "User dave"})
-    );
+    assert_eq!(h.get("/api/V2/users?list=dave,erin", Some(&login)).await.json(), json!({"dave": "User dave"}));
     h
 }
 on_both_stores!(user_lists_answer_display_names_of_enabled_users);
@@ -279,36 +165,15 @@ on_both_stores!(user_lists_answer_display_names_of_enabled_users);
 async fn search_matches_names_and_display_parts(h: Harness) -> Harness {
     let (_, admin) = h.administrators().await;
     let login = h.user_token(&admin, "frank").await;
-    for (name, display) in [
-        ("barbara", "Bar Thing"),
-        ("thomas", "Tom Jean-Luc"),
-        ("zed", "Zed Zulu"),
-    ] {
+    for (name, display) in [("barbara", "Bar Thing"), ("thomas", "Tom Jean-Luc"), ("zed", "Zed Zulu")] {
         h.user_with_password(&admin, name).await;
         let token = h.login(name, USER_PASSWORD).await;
-        assert_eq!(
-            h.put("/api/V2/me", Some(&token), json!({"display": display}))
-                .await
-                .status,
-            204
-        );
+        assert_eq!(h.put("/api/V2/me", Some(&token), json!({"display": display})).await.status, 204);
     }
-    let search =
-        |prefix: &str, fields: &str| format!("/api/V2/users/search/{prefix}?fields={fields}");
-    assert_eq!(
-        h.get(&search("b%20th", ""), Some(&login)).await.json(),
-        json!({"barbara": "Bar Thing"})
-    );
-    assert_eq!(
-        h.get(&search("th", "username"), Some(&login)).await.json(),
-        json!({"thomas": "Tom Jean-Luc"})
-    );
-    assert_eq!(
-        h.get(&search("luc", "displayname"), Some(&login))
-            .await
-            .json(),
-        json!({"thomas": "Tom Jean-Luc"})
-    );
+    let search = |prefix: &str, fields: &str| format!("/api/V2/users/search/{prefix}?fields={fields}");
+    assert_eq!(h.get(&search("b%20th", ""), Some(&login)).await.json(), json!({"barbara": "Bar Thing"}));
+    assert_eq!(h.get(&search("th", "username"), Some(&login)).await.json(), json!({"thomas": "Tom Jean-Luc"}));
+    assert_eq!(h.get(&search("luc", "displayname"), Some(&login)).await.json(), json!({"thomas": "Tom Jean-Luc"}));
     assert_eq!(
         h.get(&search("th", ""), Some(&login)).await.json(),
         json!({"admin": "The Admin", "barbara": "Bar Thing", "thomas": "Tom Jean-Luc"})
@@ -321,31 +186,15 @@ async fn search_matches_names_and_display_parts(h: Harness) -> Harness {
         400,
         "30001 Illegal input parameter: The search prefix 99 contains no valid username prefix and a user name search was requested",
     );
-    h.get(&search("th", ""), None)
-        .await
-        .assert_error(400, "10010 No authentication token: No user token provided");
-    h.get(&search("th", ""), Some("bad"))
-        .await
-        .assert_error(401, "10020 Invalid token");
+    h.get(&search("th", ""), None).await.assert_error(400, "10010 No authentication token: No user token provided");
+    h.get(&search("th", ""), Some("bad")).await.assert_error(401, "10020 Invalid token");
     // Root never appears; disabled users vanish.
+    assert_eq!(h.get(&search("root", ""), Some(&login)).await.json(), json!({}));
     assert_eq!(
-        h.get(&search("root", ""), Some(&login)).await.json(),
-        json!({})
-    );
-    assert_eq!(
-        h.post(
-            "/admin/user/zed/disable",
-            Some(&admin),
-            json!({"disable": true, "disabledreason": "x"})
-        )
-        .await
-        .status,
+        h.post("/admin/user/zed/disable", Some(&admin), json!({"disable": true, "disabledreason": "x"})).await.status,
         204
     );
-    assert_eq!(
-        h.get(&search("zed", ""), Some(&login)).await.json(),
-        json!({})
-    );
+    assert_eq!(h.get(&search("zed", ""), Some(&login)).await.json(), json!({}));
     h
 }
 on_both_stores!(search_matches_names_and_display_parts);
@@ -353,30 +202,18 @@ on_both_stores!(search_matches_names_and_display_parts);
 async fn anonymous_ids_are_translated_for_admins_only(h: Harness) -> Harness {
     let (root, admin) = h.administrators().await;
     let login = h.user_token(&admin, "gina").await;
-    let anon = h.get("/api/V2/me", Some(&login)).await.json()["anonid"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let anon = h.get("/api/V2/me", Some(&login)).await.json()["anonid"].as_str().unwrap_or_default().to_owned();
     let unknown = uuid::Uuid::new_v4();
-    let answer = h
-        .get(
-            &format!("/api/V2/admin/anonids?list={anon},{unknown}"),
-            Some(&admin),
-        )
-        .await;
+    let answer = h.get(&format!("/api/V2/admin/anonids?list={anon},{unknown}"), Some(&admin)).await;
     assert_eq!(answer.status, 200, "{}", answer.text);
     assert_eq!(answer.json(), json!({ anon.clone(): "gina" }));
     h.get("/api/V2/admin/anonids?list=not-a-uuid", Some(&admin)).await.assert_error(
         400,
         "30001 Illegal input parameter: Illegal anonymous user ID [not-a-uuid]: Invalid UUID string: not-a-uuid",
     );
-    h.get(&format!("/api/V2/admin/anonids?list={anon}"), Some(&login))
-        .await
-        .assert_error(403, "20000 Unauthorized");
+    h.get(&format!("/api/V2/admin/anonids?list={anon}"), Some(&login)).await.assert_error(403, "20000 Unauthorized");
     // Root holds Root, not Admin.
-    h.get(&format!("/api/V2/admin/anonids?list={anon}"), Some(&root))
-        .await
-        .assert_error(403, "20000 Unauthorized");
+    h.get(&format!("/api/V2/admin/anonids?list={anon}"), Some(&root)).await.assert_error(403, "20000 Unauthorized");
     h.get(&format!("/api/V2/admin/anonids?list={anon}"), None)
         .await
         .assert_error(400, "10010 No authentication token: No user token provided");
@@ -393,11 +230,7 @@ async fn the_root_document_names_the_service(h: Harness) -> Harness {
     assert!(root["servertime"].is_i64());
     assert!(root["gitcommithash"].is_string());
     let html = h.send(h.http.get(h.url("/"))).await;
-    assert!(
-        html.text.contains("Service name: Authentication Service"),
-        "{}",
-        html.text
-    );
+    assert!(html.text.contains("Service name: Authentication Service"), "{}", html.text);
     h
 }
 on_both_stores!(the_root_document_names_the_service);
@@ -414,8 +247,6 @@ async fn tokens_expire_at_their_expiry_time() {
     clock.set(expires - 1);
     assert_eq!(h.get("/api/V2/token", Some(&agent)).await.status, 200);
     clock.set(expires);
-    h.get("/api/V2/token", Some(&agent))
-        .await
-        .assert_error(401, "10020 Invalid token");
+    h.get("/api/V2/token", Some(&agent)).await.assert_error(401, "10020 Invalid token");
     h.finish().await;
 }

@@ -13,55 +13,13 @@ async fn bad_requests_are_refused_cleanly(h: Harness) -> Harness {
     let head = h.server.ledger.log.head().await.expect("head");
 
     let cases: Vec<(Method, &str, &str, Vec<u8>, u16)> = vec![
-        (
-            Method::POST,
-            "/api/V2/token",
-            "application/json",
-            b"{bad".to_vec(),
-            400,
-        ),
-        (
-            Method::POST,
-            "/api/V2/token",
-            "application/json",
-            b"not json".to_vec(),
-            400,
-        ),
-        (
-            Method::POST,
-            "/api/V2/token",
-            "application/json",
-            b"[1, 2]".to_vec(),
-            400,
-        ),
-        (
-            Method::POST,
-            "/api/V2/token",
-            "application/json",
-            b"\"a string\"".to_vec(),
-            400,
-        ),
-        (
-            Method::POST,
-            "/api/V2/token",
-            "application/json",
-            br#"{"name": ["x"]}"#.to_vec(),
-            400,
-        ),
-        (
-            Method::POST,
-            "/api/V2/token",
-            "application/json",
-            br#"{"name": {"x": 1}}"#.to_vec(),
-            400,
-        ),
-        (
-            Method::POST,
-            "/api/V2/token",
-            "application/json",
-            br#"{"name": "x", "customcontext": ["a"]}"#.to_vec(),
-            400,
-        ),
+        (Method::POST, "/api/V2/token", "application/json", b"{bad".to_vec(), 400),
+        (Method::POST, "/api/V2/token", "application/json", b"not json".to_vec(), 400),
+        (Method::POST, "/api/V2/token", "application/json", b"[1, 2]".to_vec(), 400),
+        (Method::POST, "/api/V2/token", "application/json", b"\"a string\"".to_vec(), 400),
+        (Method::POST, "/api/V2/token", "application/json", br#"{"name": ["x"]}"#.to_vec(), 400),
+        (Method::POST, "/api/V2/token", "application/json", br#"{"name": {"x": 1}}"#.to_vec(), 400),
+        (Method::POST, "/api/V2/token", "application/json", br#"{"name": "x", "customcontext": ["a"]}"#.to_vec(), 400),
         (
             Method::POST,
             "/api/V2/token",
@@ -69,69 +27,19 @@ async fn bad_requests_are_refused_cleanly(h: Harness) -> Harness {
             br#"{"name": "x", "customcontext": {"a": 1}}"#.to_vec(),
             400,
         ),
-        (
-            Method::POST,
-            "/api/V2/token",
-            "application/json",
-            b"{\"name\": \"\xff\xfe\"}".to_vec(),
-            400,
-        ),
-        (
-            Method::POST,
-            "/api/V2/token",
-            "application/json",
-            br#"{"name": "\ud800"}"#.to_vec(),
-            400,
-        ),
-        (
-            Method::POST,
-            "/api/V2/token",
-            "application/json",
-            "{\"name\": \"a\u{0}b\"}".as_bytes().to_vec(),
-            400,
-        ),
-        (
-            Method::POST,
-            "/api/V2/token",
-            "application/json",
-            br#"{"name": "a\u0000b"}"#.to_vec(),
-            400,
-        ),
-        (
-            Method::POST,
-            "/api/V2/token",
-            "text/plain",
-            br#"{"name": "x"}"#.to_vec(),
-            415,
-        ),
-        (
-            Method::POST,
-            "/api/V2/token",
-            "application/json",
-            vec![b' '; 2 << 20],
-            413,
-        ),
+        (Method::POST, "/api/V2/token", "application/json", b"{\"name\": \"\xff\xfe\"}".to_vec(), 400),
+        (Method::POST, "/api/V2/token", "application/json", br#"{"name": "\ud800"}"#.to_vec(), 400),
+        (Method::POST, "/api/V2/token", "application/json", "{\"name\": \"a\u{0}b\"}".as_bytes().to_vec(), 400),
+        (Method::POST, "/api/V2/token", "application/json", br#"{"name": "a\u0000b"}"#.to_vec(), 400),
+        (Method::POST, "/api/V2/token", "text/plain", br#"{"name": "x"}"#.to_vec(), 415),
+        (Method::POST, "/api/V2/token", "application/json", vec![b' '; 2 << 20], 413),
+        (Method::PUT, "/api/V2/me", "application/json", br#"{"display": 5}"#.to_vec(), 204),
+        (Method::PUT, "/api/V2/me", "application/json", br#"{"email": "a@b"}"#.to_vec(), 400),
         (
             Method::PUT,
             "/api/V2/me",
             "application/json",
-            br#"{"display": 5}"#.to_vec(),
-            204,
-        ),
-        (
-            Method::PUT,
-            "/api/V2/me",
-            "application/json",
-            br#"{"email": "a@b"}"#.to_vec(),
-            400,
-        ),
-        (
-            Method::PUT,
-            "/api/V2/me",
-            "application/json",
-            "{\"display\": \"\u{202e}evil\u{0007}\"}"
-                .as_bytes()
-                .to_vec(),
+            "{\"display\": \"\u{202e}evil\u{0007}\"}".as_bytes().to_vec(),
             400,
         ),
         (
@@ -152,90 +60,29 @@ async fn bad_requests_are_refused_cleanly(h: Harness) -> Harness {
             Method::POST,
             "/admin/localaccount/create",
             "application/json",
-            br#"{"user": "ok_name", "display": "A", "email": "a@example.org", "role": "Admin"}"#
-                .to_vec(),
+            br#"{"user": "ok_name", "display": "A", "email": "a@example.org", "role": "Admin"}"#.to_vec(),
             400,
         ),
-        (
-            Method::POST,
-            "/admin/user/%00/roles",
-            "application/json",
-            br#"{"roles": []}"#.to_vec(),
-            400,
-        ),
-        (
-            Method::POST,
-            "/admin/user/wendy/roles",
-            "application/json",
-            br#"{"roles": [null]}"#.to_vec(),
-            400,
-        ),
-        (
-            Method::POST,
-            "/admin/user/wendy/roles",
-            "application/json",
-            br#"{"roles": "Admin"}"#.to_vec(),
-            400,
-        ),
-        (
-            Method::POST,
-            "/admin/user/wendy/disable",
-            "application/json",
-            br#"{"disable": "maybe"}"#.to_vec(),
-            400,
-        ),
-        (
-            Method::POST,
-            "/admin/config",
-            "application/json",
-            br#"{"allowlogin": 1}"#.to_vec(),
-            400,
-        ),
-        (
-            Method::POST,
-            "/admin/config/token",
-            "application/json",
-            br#"{"tokensugcache": "x"}"#.to_vec(),
-            400,
-        ),
+        (Method::POST, "/admin/user/%00/roles", "application/json", br#"{"roles": []}"#.to_vec(), 400),
+        (Method::POST, "/admin/user/wendy/roles", "application/json", br#"{"roles": [null]}"#.to_vec(), 400),
+        (Method::POST, "/admin/user/wendy/roles", "application/json", br#"{"roles": "Admin"}"#.to_vec(), 400),
+        (Method::POST, "/admin/user/wendy/disable", "application/json", br#"{"disable": "maybe"}"#.to_vec(), 400),
+        (Method::POST, "/admin/config", "application/json", br#"{"allowlogin": 1}"#.to_vec(), 400),
+        (Method::POST, "/admin/config/token", "application/json", br#"{"tokensugcache": "x"}"#.to_vec(), 400),
         (
             Method::POST,
             "/admin/customroles/set",
             "application/json",
-            "{\"id\": \"r\u{1F600}\", \"desc\": \"d\"}"
-                .as_bytes()
-                .to_vec(),
+            "{\"id\": \"r\u{1F600}\", \"desc\": \"d\"}".as_bytes().to_vec(),
             400,
         ),
-        (
-            Method::POST,
-            "/tokens/revoke/not-a-uuid",
-            "application/json",
-            b"{}".to_vec(),
-            404,
-        ),
-        (
-            Method::POST,
-            "/localaccount/login",
-            "application/json",
-            br#"{"user": "wendy", "pwd": 12}"#.to_vec(),
-            401,
-        ),
-        (
-            Method::POST,
-            "/localaccount/login",
-            "application/x-www-form-urlencoded",
-            b"user=%ZZ&pwd=x".to_vec(),
-            400,
-        ),
+        (Method::POST, "/tokens/revoke/not-a-uuid", "application/json", b"{}".to_vec(), 404),
+        (Method::POST, "/localaccount/login", "application/json", br#"{"user": "wendy", "pwd": 12}"#.to_vec(), 401),
+        (Method::POST, "/localaccount/login", "application/x-www-form-urlencoded", b"user=%ZZ&pwd=x".to_vec(), 400),
     ];
     for (method, path, content_type, body, status) in cases {
         // The token belongs to an administrator, so each case fails on its input, not on permission.
-        let token = if path.starts_with("/admin") {
-            &admin
-        } else {
-            &login
-        };
+        let token = if path.starts_with("/admin") { &admin } else { &login };
         let request = h
             .http
             .request(method.clone(), h.url(path))
@@ -244,12 +91,7 @@ async fn bad_requests_are_refused_cleanly(h: Harness) -> Harness {
             .header("Authorization", token.as_str())
             .body(body);
         let answer = h.send(request).await;
-        assert_eq!(
-            answer.status.as_u16(),
-            status,
-            "{method} {path} {content_type}: {}",
-            answer.text
-        );
+        assert_eq!(answer.status.as_u16(), status, "{method} {path} {content_type}: {}", answer.text);
         if status >= 400 {
             let error = answer.json();
             assert_eq!(error["error"]["httpcode"], json!(status), "{}", answer.text);
@@ -258,15 +100,8 @@ async fn bad_requests_are_refused_cleanly(h: Harness) -> Harness {
         }
     }
     // `{"display": 5}` is read as the text "5" (as upstream's JSON binding does): the one write above.
-    assert_eq!(
-        h.server.ledger.log.head().await.expect("head"),
-        head + 1,
-        "only the accepted request wrote"
-    );
-    assert_eq!(
-        h.get("/api/V2/me", Some(&login)).await.json()["display"],
-        "5"
-    );
+    assert_eq!(h.server.ledger.log.head().await.expect("head"), head + 1, "only the accepted request wrote");
+    assert_eq!(h.get("/api/V2/me", Some(&login)).await.json()["display"], "5");
     assert_eq!(h.get("/", None).await.status, 200, "still serving");
     h
 }
@@ -277,48 +112,21 @@ async fn routing_errors_and_media_types(h: Harness) -> Harness {
     assert_eq!(answer.status, 404);
     let error = answer.json();
     assert_eq!(error["error"]["message"], "HTTP 404 Not Found");
-    assert!(
-        error["error"].get("callid").is_none(),
-        "no call id for routing failures"
-    );
+    assert!(error["error"].get("callid").is_none(), "no call id for routing failures");
     assert!(error["error"].get("appcode").is_none());
 
-    let answer = h
-        .send(
-            h.http
-                .patch(h.url("/api/V2/token"))
-                .header("Accept", "application/json"),
-        )
-        .await;
+    let answer = h.send(h.http.patch(h.url("/api/V2/token")).header("Accept", "application/json")).await;
     assert_eq!(answer.status, 405);
-    assert_eq!(
-        answer.json()["error"]["message"],
-        "HTTP 405 Method Not Allowed"
-    );
+    assert_eq!(answer.json()["error"]["message"], "HTTP 405 Method Not Allowed");
 
     // An application error has a call id of 16 digits.
     let answer = h.get("/api/V2/token", Some("bogus")).await;
-    let call_id = answer.json()["error"]["callid"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    assert!(
-        call_id.len() == 16 && call_id.chars().all(|c| c.is_ascii_digit()),
-        "{call_id}"
-    );
+    let call_id = answer.json()["error"]["callid"].as_str().unwrap_or_default().to_owned();
+    assert!(call_id.len() == 16 && call_id.chars().all(|c| c.is_ascii_digit()), "{call_id}");
 
     // JSON-producing endpoints answer errors in JSON without an Accept header ...
-    let answer = h
-        .send(
-            h.http
-                .get(h.url("/api/V2/token"))
-                .header("Authorization", "bogus"),
-        )
-        .await;
-    assert_eq!(
-        answer.header("content-type").as_deref(),
-        Some("application/json")
-    );
+    let answer = h.send(h.http.get(h.url("/api/V2/token")).header("Authorization", "bogus")).await;
+    assert_eq!(answer.header("content-type").as_deref(), Some("application/json"));
     // ... endpoints without a body answer HTML unless JSON is accepted.
     let answer = h
         .send(
@@ -330,31 +138,12 @@ async fn routing_errors_and_media_types(h: Harness) -> Harness {
         )
         .await;
     assert_eq!(answer.status, 401);
-    assert!(
-        answer
-            .header("content-type")
-            .unwrap_or_default()
-            .starts_with("text/html")
-    );
-    assert!(
-        answer.text.contains("<title>401 Unauthorized</title>"),
-        "{}",
-        answer.text
-    );
+    assert!(answer.header("content-type").unwrap_or_default().starts_with("text/html"));
+    assert!(answer.text.contains("<title>401 Unauthorized</title>"), "{}", answer.text);
     assert!(answer.text.contains("Message: 10020 Invalid token"));
     // An explicit preference for HTML wins even on a JSON endpoint.
-    let answer = h
-        .send(
-            h.http
-                .get(h.url("/api/V2/token"))
-                .header("Accept", "text/html"),
-        )
-        .await;
-    assert!(
-        answer.text.contains("Application code: 10010"),
-        "{}",
-        answer.text
-    );
+    let answer = h.send(h.http.get(h.url("/api/V2/token")).header("Accept", "text/html")).await;
+    assert!(answer.text.contains("Application code: 10010"), "{}", answer.text);
     h
 }
 on_both_stores!(routing_errors_and_media_types);

@@ -24,12 +24,7 @@ fn set_root_password(dir: &Path, store: &str, password: &str) -> std::process::O
         .stderr(Stdio::piped())
         .spawn()
         .expect("the binary runs");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(format!("{password}\n").as_bytes())
-        .expect("write");
+    child.stdin.take().expect("stdin").write_all(format!("{password}\n").as_bytes()).expect("write");
     child.wait_with_output().expect("it finishes")
 }
 
@@ -73,9 +68,7 @@ fn serve(dir: &Path, args: &[&str], log: &Path) -> Serving {
             }
         }
     });
-    let base = receiver
-        .recv_timeout(Duration::from_secs(60))
-        .expect("the server announces its address");
+    let base = receiver.recv_timeout(Duration::from_secs(60)).expect("the server announces its address");
     Serving { child, base }
 }
 
@@ -86,16 +79,12 @@ async fn call(
     token: Option<&str>,
     body: Option<Value>,
 ) -> (u16, Value) {
-    let mut request = http
-        .request(method, url)
-        .header("Accept", "application/json");
+    let mut request = http.request(method, url).header("Accept", "application/json");
     if let Some(token) = token {
         request = request.header("Authorization", token);
     }
     if let Some(body) = body {
-        request = request
-            .header("Content-Type", "application/json")
-            .body(body.to_string());
+        request = request.header("Content-Type", "application/json").body(body.to_string());
     }
     let response = request.send().await.expect("answered");
     let status = response.status().as_u16();
@@ -110,24 +99,14 @@ fn set_root_password_reads_stdin_refuses_weak_passwords_and_re_enables_root() {
     let weak = set_root_password(dir.path(), store, "password");
     assert_eq!(weak.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&weak.stderr);
-    assert!(
-        stderr.contains("30030 Illegal password: Password is not strong enough."),
-        "{stderr}"
-    );
+    assert!(stderr.contains("30030 Illegal password: Password is not strong enough."), "{stderr}");
 
     let created = set_root_password(dir.path(), store, ROOT_PASSWORD);
-    assert!(
-        created.status.success(),
-        "{}",
-        String::from_utf8_lossy(&created.stderr)
-    );
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
     assert!(String::from_utf8_lossy(&created.stderr).contains("created the root account"));
     let again = set_root_password(dir.path(), store, "a different root passphrase 55");
     assert!(again.status.success());
-    assert!(
-        String::from_utf8_lossy(&again.stderr)
-            .contains("set the root account's password and enabled it")
-    );
+    assert!(String::from_utf8_lossy(&again.stderr).contains("set the root account's password and enabled it"));
     assert!(dir.path().join("data/events.db").exists());
 }
 
@@ -139,29 +118,16 @@ fn an_unreachable_store_is_a_one_line_error() {
         vec!["serve", "--store", "mysql://x"],
         vec!["serve", "--store", "sqlite:///proc/forbidden/events.db"],
     ] {
-        let output = Command::new(BIN)
-            .args(&args)
-            .current_dir(dir.path())
-            .output()
-            .expect("runs");
+        let output = Command::new(BIN).args(&args).current_dir(dir.path()).output().expect("runs");
         assert_eq!(output.status.code(), Some(1), "{args:?}");
         let stderr = String::from_utf8_lossy(&output.stderr);
-        let lines: Vec<&str> = stderr
-            .lines()
-            .filter(|l| l.starts_with("authledger:"))
-            .collect();
+        let lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("authledger:")).collect();
         assert_eq!(lines.len(), 1, "one error line for {args:?}: {stderr}");
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
-    let output = Command::new(BIN)
-        .args(["serve", "--config", "missing.toml"])
-        .current_dir(dir.path())
-        .output()
-        .expect("runs");
-    assert!(
-        String::from_utf8_lossy(&output.stderr)
-            .contains("cannot read the configuration file missing.toml")
-    );
+    let output =
+        Command::new(BIN).args(["serve", "--config", "missing.toml"]).current_dir(dir.path()).output().expect("runs");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("cannot read the configuration file missing.toml"));
 }
 
 /// The README's quickstart, from zero to an introspected token, with the
@@ -170,11 +136,7 @@ fn an_unreachable_store_is_a_one_line_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_quickstart_works_and_leaks_no_secret() {
     let dir = tempfile::tempdir().expect("dir");
-    let created = set_root_password(
-        dir.path(),
-        "sqlite://./authledger-data/events.db",
-        ROOT_PASSWORD,
-    );
+    let created = set_root_password(dir.path(), "sqlite://./authledger-data/events.db", ROOT_PASSWORD);
     assert!(created.status.success());
     let log = dir.path().join("server.log");
     let server = serve(dir.path(), &[], &log);
@@ -239,33 +201,15 @@ async fn the_quickstart_works_and_leaks_no_secret() {
     )
     .await;
     assert_eq!(status, 204);
-    let (status, _) = call(
-        &http,
-        reqwest::Method::POST,
-        url("/admin/config"),
-        Some(&alice),
-        Some(json!({"allowlogin": true})),
-    )
-    .await;
+    let (status, _) =
+        call(&http, reqwest::Method::POST, url("/admin/config"), Some(&alice), Some(json!({"allowlogin": true}))).await;
     assert_eq!(status, 204);
-    let (status, body) = call(
-        &http,
-        reqwest::Method::POST,
-        url("/api/V2/token"),
-        Some(&alice),
-        Some(json!({"name": "my script"})),
-    )
-    .await;
+    let (status, body) =
+        call(&http, reqwest::Method::POST, url("/api/V2/token"), Some(&alice), Some(json!({"name": "my script"})))
+            .await;
     assert_eq!(status, 200, "{body}");
     let agent = body["token"].as_str().expect("agent").to_owned();
-    let (status, body) = call(
-        &http,
-        reqwest::Method::GET,
-        url("/api/V2/token"),
-        Some(&agent),
-        None,
-    )
-    .await;
+    let (status, body) = call(&http, reqwest::Method::GET, url("/api/V2/token"), Some(&agent), None).await;
     assert_eq!(status, 200);
     assert_eq!(body["user"], "alice");
     assert_eq!(body["type"], "Agent");
@@ -273,10 +217,7 @@ async fn the_quickstart_works_and_leaks_no_secret() {
     drop(server);
 
     let mut haystack = std::fs::read_to_string(&log).expect("the log");
-    assert!(
-        haystack.contains("TRACE") || haystack.contains("DEBUG"),
-        "the server logged at trace level"
-    );
+    assert!(haystack.contains("TRACE") || haystack.contains("DEBUG"), "the server logged at trace level");
     for name in ["authledger-data/events.db", "authledger-data/events.db-wal"] {
         if let Ok(bytes) = std::fs::read(dir.path().join(name)) {
             haystack.push_str(&String::from_utf8_lossy(&bytes));

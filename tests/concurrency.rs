@@ -9,9 +9,7 @@ use std::sync::Arc;
 use authledger::clock::SystemClock;
 use authledger::domain::token::{ClientInfo, RevocationReason, TokenIssued};
 use authledger::domain::user::NewPassword;
-use authledger::domain::{
-    Actor, DisplayName, ErrorType, Role, TokenCommand, TokenKind, UserCommand, UserName,
-};
+use authledger::domain::{Actor, DisplayName, ErrorType, Role, TokenCommand, TokenKind, UserCommand, UserName};
 use authledger::ledger::{Ledger, LedgerError};
 use authledger::store::EventMetadata;
 use common::TestStore;
@@ -40,11 +38,7 @@ fn create(user: &str) -> UserCommand {
 
 async fn racing_commands(store: TestStore) {
     let options = store.options();
-    let ledger = Arc::new(
-        Ledger::open(options, Arc::new(SystemClock))
-            .await
-            .expect("opens"),
-    );
+    let ledger = Arc::new(Ledger::open(options, Arc::new(SystemClock)).await.expect("opens"));
     let meta = EventMetadata::actor("test");
 
     // Eight racing creations of one user: exactly one wins, the rest see it exists.
@@ -52,9 +46,7 @@ async fn racing_commands(store: TestStore) {
     for _ in 0..8 {
         let ledger = ledger.clone();
         let meta = meta.clone();
-        tasks.push(tokio::spawn(async move {
-            ledger.user(&name("carol"), create("carol"), &meta).await
-        }));
+        tasks.push(tokio::spawn(async move { ledger.user(&name("carol"), create("carol"), &meta).await }));
     }
     let mut created = 0;
     for task in tasks {
@@ -67,39 +59,23 @@ async fn racing_commands(store: TestStore) {
     assert_eq!(created, 1);
 
     // Racing grants of different roles on the same user all land (retried on fresh state).
-    let admin = Actor {
-        name: name("alice"),
-        roles: BTreeSet::from([Role::Admin, Role::CreateAdmin]),
-    };
+    let admin = Actor { name: name("alice"), roles: BTreeSet::from([Role::Admin, Role::CreateAdmin]) };
     let mut tasks = Vec::new();
     for role in [Role::DevToken, Role::ServToken, Role::Admin] {
         let ledger = ledger.clone();
         let meta = meta.clone();
         let admin = admin.clone();
         tasks.push(tokio::spawn(async move {
-            let command = UserCommand::UpdateRoles {
-                add: BTreeSet::from([role]),
-                remove: BTreeSet::new(),
-                actor: admin,
-                at: 2,
-            };
+            let command =
+                UserCommand::UpdateRoles { add: BTreeSet::from([role]), remove: BTreeSet::new(), actor: admin, at: 2 };
             ledger.user(&name("carol"), command, &meta).await
         }));
     }
     for task in tasks {
         task.await.expect("task").expect("each grant lands");
     }
-    let roles = ledger
-        .model
-        .read()
-        .users
-        .get(&name("carol"))
-        .map(|u| u.roles.clone())
-        .unwrap_or_default();
-    assert_eq!(
-        roles,
-        BTreeSet::from([Role::Admin, Role::DevToken, Role::ServToken])
-    );
+    let roles = ledger.model.read().users.get(&name("carol")).map(|u| u.roles.clone()).unwrap_or_default();
+    assert_eq!(roles, BTreeSet::from([Role::Admin, Role::DevToken, Role::ServToken]));
 
     // Racing revocations of one token: exactly one revokes, the others find it gone.
     for round in 0..5 {
@@ -114,20 +90,13 @@ async fn racing_commands(store: TestStore) {
             custom: Default::default(),
             client: ClientInfo::default(),
         };
-        ledger
-            .token(id, TokenCommand::Issue(grant), &meta)
-            .await
-            .expect("issued");
+        ledger.token(id, TokenCommand::Issue(grant), &meta).await.expect("issued");
         let mut tasks = Vec::new();
         for _ in 0..4 {
             let ledger = ledger.clone();
             let meta = meta.clone();
             tasks.push(tokio::spawn(async move {
-                let command = TokenCommand::Revoke {
-                    by: name("carol"),
-                    reason: RevocationReason::Revoked,
-                    at: 3,
-                };
+                let command = TokenCommand::Revoke { by: name("carol"), reason: RevocationReason::Revoked, at: 3 };
                 ledger.token(id, command, &meta).await
             }));
         }

@@ -36,13 +36,7 @@ fn command(aggregate: &str, first_sequence: usize, events: usize) -> Vec<Seriali
 
 async fn open(store: &TestStore) -> EventLog {
     let options = store.options();
-    EventLog::open(
-        &options.store_url,
-        options.store.clone(),
-        Arc::new(SystemClock),
-    )
-    .await
-    .expect("the log opens")
+    EventLog::open(&options.store_url, options.store.clone(), Arc::new(SystemClock)).await.expect("the log opens")
 }
 
 async fn race(store: TestStore, independent_writers: bool) {
@@ -56,10 +50,7 @@ async fn race(store: TestStore, independent_writers: bool) {
         vec![open(&store).await]
     };
     // Commands of one or two events, so a batch holds requests of different sizes.
-    let total: i64 = (0..COMMANDS_PER_WRITER)
-        .map(|c| 1 + (c % 2) as i64)
-        .sum::<i64>()
-        * WRITERS as i64;
+    let total: i64 = (0..COMMANDS_PER_WRITER).map(|c| 1 + (c % 2) as i64).sum::<i64>() * WRITERS as i64;
 
     let reader_log = open(&store).await;
     let reader = tokio::spawn(async move {
@@ -67,27 +58,13 @@ async fn race(store: TestStore, independent_writers: bool) {
         let mut newest: HashMap<String, i64> = HashMap::new();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
         while seen < total {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the reader stalled at position {seen}"
-            );
+            assert!(tokio::time::Instant::now() < deadline, "the reader stalled at position {seen}");
             let rows = reader_log.read_after(seen, 97).await.expect("read");
             for row in rows {
-                assert_eq!(
-                    row.position,
-                    seen + 1,
-                    "the reader skipped or reordered a position"
-                );
+                assert_eq!(row.position, seen + 1, "the reader skipped or reordered a position");
                 seen = row.position;
-                let previous = newest
-                    .insert(row.aggregate_id.clone(), row.sequence)
-                    .unwrap_or(0);
-                assert_eq!(
-                    row.sequence,
-                    previous + 1,
-                    "aggregate {} out of order",
-                    row.aggregate_id
-                );
+                let previous = newest.insert(row.aggregate_id.clone(), row.sequence).unwrap_or(0);
+                assert_eq!(row.sequence, previous + 1, "aggregate {} out of order", row.aggregate_id);
             }
             tokio::task::yield_now().await;
         }
@@ -103,9 +80,7 @@ async fn race(store: TestStore, independent_writers: bool) {
             let mut sequence = 1;
             for c in 0..COMMANDS_PER_WRITER {
                 let events = 1 + c % 2;
-                log.append(command(&aggregate, sequence, events))
-                    .await
-                    .expect("append");
+                log.append(command(&aggregate, sequence, events)).await.expect("append");
                 sequence += events;
             }
         }));
@@ -124,25 +99,14 @@ async fn race(store: TestStore, independent_writers: bool) {
 
 async fn conflicting_appends_never_both_win(store: TestStore) {
     let log = open(&store).await;
-    log.append(command("contested", 1, 1))
-        .await
-        .expect("first event");
+    log.append(command("contested", 1, 1)).await.expect("first event");
     for round in 0..20 {
         let sequence = round + 2;
-        let (a, b) = tokio::join!(
-            log.append(command("contested", sequence, 1)),
-            log.append(command("contested", sequence, 1))
-        );
+        let (a, b) =
+            tokio::join!(log.append(command("contested", sequence, 1)), log.append(command("contested", sequence, 1)));
         let wins = [&a, &b].iter().filter(|r| r.is_ok()).count();
-        assert_eq!(
-            wins, 1,
-            "round {round}: exactly one append of sequence {sequence} wins"
-        );
-        assert!(
-            [a, b]
-                .into_iter()
-                .any(|r| matches!(r, Err(AppendError::Conflict)))
-        );
+        assert_eq!(wins, 1, "round {round}: exactly one append of sequence {sequence} wins");
+        assert!([a, b].into_iter().any(|r| matches!(r, Err(AppendError::Conflict))));
     }
     log.close().await;
     store.cleanup().await;

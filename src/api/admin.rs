@@ -24,39 +24,25 @@ use crate::domain::server_config::{ConfigChange, DAY_MS, RedirectKind};
 use crate::domain::token::RevocationReason;
 use crate::domain::user::{NewPassword, check_can_reset_password};
 use crate::domain::{
-    Actor, AuthError, CustomRoleCommand, CustomRoleId, DisplayName, EmailAddress, ErrorType, Role,
-    ServerConfigCommand, SystemCommand, TokenKind, UserCommand, UserName,
+    Actor, AuthError, CustomRoleCommand, CustomRoleId, DisplayName, EmailAddress, ErrorType, Role, ServerConfigCommand,
+    SystemCommand, TokenKind, UserCommand, UserName,
 };
 use crate::passwords;
 use crate::projections::UserRecord;
 
 fn actor(caller: &Caller) -> Actor {
-    Actor {
-        name: caller.user.name.clone(),
-        roles: caller.user.roles.clone(),
-    }
+    Actor { name: caller.user.name.clone(), roles: caller.user.roles.clone() }
 }
 
 /// The calling administrator, checked for `action`.
-fn administrator(
-    state: &AppState,
-    context: &RequestContext,
-    action: Action,
-) -> Result<Caller, ApiError> {
+fn administrator(state: &AppState, context: &RequestContext, action: Action) -> Result<Caller, ApiError> {
     let token = any_token(&context.headers)?;
     state.login_caller(&token, Some(action))
 }
 
 /// The named user (404 `No such user: <name>` when absent).
 fn target(state: &AppState, name: &UserName) -> Result<UserRecord, ApiError> {
-    state
-        .ledger
-        .model
-        .read()
-        .users
-        .get(name)
-        .cloned()
-        .ok_or_else(|| AuthError::no_such_user(name.as_str()).into())
+    state.ledger.model.read().users.get(name).cloned().ok_or_else(|| AuthError::no_such_user(name.as_str()).into())
 }
 
 fn parse_user(raw: &str) -> Result<UserName, ApiError> {
@@ -71,11 +57,7 @@ pub async fn create_local_account(
     let input = body.input()?;
     input.reject_unexpected(&["user", "display", "email"])?;
     let token = any_token(&context.headers)?;
-    let (user, display, email) = (
-        input.string("user")?,
-        input.string("display")?,
-        input.string("email")?,
-    );
+    let (user, display, email) = (input.string("user")?, input.string("display")?, input.string("email")?);
     let name = UserName::parse(user.as_deref())?;
     let display_name = DisplayName::parse(display.as_deref())?;
     let email_address = EmailAddress::parse(email.as_deref())?;
@@ -84,9 +66,7 @@ pub async fn create_local_account(
         return Err(AuthError::unauthorized("Cannot create ROOT user").into());
     }
     let temporary = passwords::temporary();
-    let hashed = passwords::hash(temporary.clone())
-        .await
-        .map_err(ApiError::internal)?;
+    let hashed = passwords::hash(temporary.clone()).await.map_err(ApiError::internal)?;
     let credential_id = Uuid::new_v4();
     let now = state.now();
     state
@@ -102,21 +82,14 @@ pub async fn create_local_account(
         anon_id: Uuid::new_v4(),
         created: now,
         by: caller.name().clone(),
-        password: Some(NewPassword {
-            credential_id,
-            require_reset: true,
-            by: caller.name().clone(),
-            at: now,
-        }),
+        password: Some(NewPassword { credential_id, require_reset: true, by: caller.name().clone(), at: now }),
     };
     let metadata = context.metadata(caller.name(), state.ignore_ip());
     if let Err(error) = state.ledger.user(&name, command, &metadata).await {
         let _ = state.ledger.log.delete_secret(credential_id).await;
         return Err(error.into());
     }
-    Ok(Json(
-        json!({ "user": user, "display": display, "email": email, "pwd": temporary }),
-    ))
+    Ok(Json(json!({ "user": user, "display": display, "email": email, "pwd": temporary })))
 }
 
 pub async fn user(
@@ -137,17 +110,11 @@ fn requested_roles(input: &Input) -> Result<BTreeSet<Role>, ApiError> {
             let mut roles = BTreeSet::new();
             for id in json.string_list("roles")?.unwrap_or_default() {
                 let id = id.ok_or_else(|| AuthError::illegal("Null item in roles"))?;
-                roles.insert(
-                    Role::from_id(&id).ok_or_else(|| AuthError::new(ErrorType::NoSuchRole, id))?,
-                );
+                roles.insert(Role::from_id(&id).ok_or_else(|| AuthError::new(ErrorType::NoSuchRole, id))?);
             }
             Ok(roles)
         }
-        Input::Form(form) => Ok(form
-            .keys()
-            .filter_map(Role::from_id)
-            .filter(|r| *r != Role::Root)
-            .collect()),
+        Input::Form(form) => Ok(form.keys().filter_map(Role::from_id).filter(|r| *r != Role::Root).collect()),
     }
 }
 
@@ -163,25 +130,9 @@ pub async fn set_roles(
     let caller = administrator(&state, &context, Action::ChangeRoles)?;
     let current = target(&state, &name)?.roles;
     let add: BTreeSet<Role> = wanted.difference(&current).copied().collect();
-    let remove: BTreeSet<Role> = current
-        .difference(&wanted)
-        .copied()
-        .filter(|r| *r != Role::Root)
-        .collect();
-    let command = UserCommand::UpdateRoles {
-        add,
-        remove,
-        actor: actor(&caller),
-        at: state.now(),
-    };
-    state
-        .ledger
-        .user(
-            &name,
-            command,
-            &context.metadata(caller.name(), state.ignore_ip()),
-        )
-        .await?;
+    let remove: BTreeSet<Role> = current.difference(&wanted).copied().filter(|r| *r != Role::Root).collect();
+    let command = UserCommand::UpdateRoles { add, remove, actor: actor(&caller), at: state.now() };
+    state.ledger.user(&name, command, &context.metadata(caller.name(), state.ignore_ip())).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -205,11 +156,7 @@ pub async fn set_custom_roles(
             }
             wanted
         }
-        Input::Form(form) => existing
-            .keys()
-            .filter(|id| form.has(id.as_str()))
-            .cloned()
-            .collect(),
+        Input::Form(form) => existing.keys().filter(|id| form.has(id.as_str())).cloned().collect(),
     };
     let caller = administrator(&state, &context, Action::ChangeCustomRolesOfUser)?;
     if let Some(missing) = wanted.iter().find(|id| !existing.contains_key(*id)) {
@@ -218,27 +165,12 @@ pub async fn set_custom_roles(
     let current = target(&state, &name)?.custom_roles;
     let add = wanted.difference(&current).cloned().collect();
     let remove = current.difference(&wanted).cloned().collect();
-    let command = UserCommand::UpdateCustomRoles {
-        add,
-        remove,
-        by: caller.name().clone(),
-        at: state.now(),
-    };
-    state
-        .ledger
-        .user(
-            &name,
-            command,
-            &context.metadata(caller.name(), state.ignore_ip()),
-        )
-        .await?;
+    let command = UserCommand::UpdateCustomRoles { add, remove, by: caller.name().clone(), at: state.now() };
+    state.ledger.user(&name, command, &context.metadata(caller.name(), state.ignore_ip())).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub async fn custom_roles(
-    State(state): State<AppState>,
-    context: RequestContext,
-) -> Result<Json<Value>, ApiError> {
+pub async fn custom_roles(State(state): State<AppState>, context: RequestContext) -> Result<Json<Value>, ApiError> {
     administrator(&state, &context, Action::ListCustomRoles)?;
     let roles: Vec<Value> = state
         .ledger
@@ -262,20 +194,8 @@ pub async fn set_custom_role(
     let id = CustomRoleId::parse(input.string("id")?.as_deref())?;
     let description = parse_role_description(input.string("desc")?.as_deref())?;
     let caller = administrator(&state, &context, Action::SetCustomRole)?;
-    let command = CustomRoleCommand::Set {
-        id: id.clone(),
-        description,
-        by: caller.name().clone(),
-        at: state.now(),
-    };
-    state
-        .ledger
-        .custom_role(
-            &id,
-            command,
-            &context.metadata(caller.name(), state.ignore_ip()),
-        )
-        .await?;
+    let command = CustomRoleCommand::Set { id: id.clone(), description, by: caller.name().clone(), at: state.now() };
+    state.ledger.custom_role(&id, command, &context.metadata(caller.name(), state.ignore_ip())).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -292,19 +212,8 @@ pub async fn delete_custom_role(
     }
     let caller = administrator(&state, &context, Action::DeleteCustomRole)?;
     let id = CustomRoleId::parse(raw.as_deref())?;
-    let command = CustomRoleCommand::Delete {
-        id: id.clone(),
-        by: caller.name().clone(),
-        at: state.now(),
-    };
-    state
-        .ledger
-        .custom_role(
-            &id,
-            command,
-            &context.metadata(caller.name(), state.ignore_ip()),
-        )
-        .await?;
+    let command = CustomRoleCommand::Delete { id: id.clone(), by: caller.name().clone(), at: state.now() };
+    state.ledger.custom_role(&id, command, &context.metadata(caller.name(), state.ignore_ip())).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -320,43 +229,23 @@ pub async fn disable(
     let (disable, reason) = match &input {
         Input::Json(json) => {
             json.reject_unexpected(&["disable", "disabledreason"])?;
-            let disable = json
-                .boolean("disable")?
-                .ok_or_else(|| AuthError::missing("disable"))?;
+            let disable = json.boolean("disable")?.ok_or_else(|| AuthError::missing("disable"))?;
             (disable, json.string("disabledreason")?)
         }
-        Input::Form(form) => (
-            form.has("disable"),
-            form.get("disabledreason").map(str::to_owned),
-        ),
+        Input::Form(form) => (form.has("disable"), form.get("disabledreason").map(str::to_owned)),
     };
-    let reason = if disable {
-        Some(check_length(reason.as_deref(), "reason", 1000)?.to_owned())
-    } else {
-        None
-    };
+    let reason = if disable { Some(check_length(reason.as_deref(), "reason", 1000)?.to_owned()) } else { None };
     let caller = administrator(&state, &context, Action::DisableOrEnableUser)?;
     target(&state, &name)?;
     let at = state.now();
+    // The reason is the event's, and the request's too (auditors filter on metadata).
+    let mut metadata = context.metadata(caller.name(), state.ignore_ip());
+    metadata.reason = reason.clone();
     let command = match reason {
-        Some(reason) => UserCommand::Disable {
-            reason,
-            actor: actor(&caller),
-            at,
-        },
-        None => UserCommand::Enable {
-            actor: actor(&caller),
-            at,
-        },
+        Some(reason) => UserCommand::Disable { reason, actor: actor(&caller), at },
+        None => UserCommand::Enable { actor: actor(&caller), at },
     };
-    state
-        .ledger
-        .user(
-            &name,
-            command,
-            &context.metadata(caller.name(), state.ignore_ip()),
-        )
-        .await?;
+    state.ledger.user(&name, command, &metadata).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -368,34 +257,15 @@ pub async fn force_reset(
     let name = parse_user(&user)?;
     let caller = administrator(&state, &context, Action::ForcePasswordReset)?;
     target(&state, &name)?;
-    let command = UserCommand::ForceReset {
-        actor: actor(&caller),
-        at: state.now(),
-    };
-    state
-        .ledger
-        .user(
-            &name,
-            command,
-            &context.metadata(caller.name(), state.ignore_ip()),
-        )
-        .await?;
+    let command = UserCommand::ForceReset { actor: actor(&caller), at: state.now() };
+    state.ledger.user(&name, command, &context.metadata(caller.name(), state.ignore_ip())).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub async fn force_reset_all(
-    State(state): State<AppState>,
-    context: RequestContext,
-) -> Result<StatusCode, ApiError> {
+pub async fn force_reset_all(State(state): State<AppState>, context: RequestContext) -> Result<StatusCode, ApiError> {
     let caller = administrator(&state, &context, Action::ForceAllPasswordResets)?;
-    let command = SystemCommand::ForceAllPasswordResets {
-        by: caller.name().clone(),
-        at: state.now(),
-    };
-    state
-        .ledger
-        .system(command, &context.metadata(caller.name(), state.ignore_ip()))
-        .await?;
+    let command = SystemCommand::ForceAllPasswordResets { by: caller.name().clone(), at: state.now() };
+    state.ledger.system(command, &context.metadata(caller.name(), state.ignore_ip())).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -409,23 +279,12 @@ pub async fn reset_password(
     let caller = administrator(&state, &context, Action::ResetPassword)?;
     let record = target(&state, &name)?;
     if record.credential.is_none() {
-        return Err(AuthError::no_such_user(&format!(
-            "{name} is not a local user and has no password"
-        ))
-        .into());
+        return Err(AuthError::no_such_user(&format!("{name} is not a local user and has no password")).into());
     }
     check_can_reset_password(&actor(&caller), &name, &record.roles)?;
     let temporary = passwords::temporary();
     let metadata = context.metadata(caller.name(), state.ignore_ip());
-    set_password(
-        &state,
-        &record,
-        temporary.clone(),
-        true,
-        &metadata,
-        caller.name(),
-    )
-    .await?;
+    set_password(&state, &record, temporary.clone(), true, &metadata, caller.name()).await?;
     Ok(Json(json!({ "user": name, "pwd": temporary })))
 }
 
@@ -436,15 +295,8 @@ pub async fn user_tokens(
 ) -> Result<Json<Value>, ApiError> {
     let name = parse_user(&user)?;
     administrator(&state, &context, Action::ViewUserTokens)?;
-    let tokens: Vec<Value> = state
-        .ledger
-        .model
-        .read()
-        .tokens
-        .tokens_of(&name, state.now())
-        .iter()
-        .map(views::ui_token)
-        .collect();
+    let tokens: Vec<Value> =
+        state.ledger.model.read().tokens.tokens_of(&name, state.now()).iter().map(views::ui_token).collect();
     Ok(Json(json!({ "user": name, "tokens": tokens })))
 }
 
@@ -456,14 +308,7 @@ pub async fn revoke_user_token(
     let name = parse_user(&user)?;
     let caller = administrator(&state, &context, Action::RevokeUserTokens)?;
     let token = owned_token(&state, &name, &id)?;
-    revoke_token(
-        &state,
-        &token,
-        caller.name(),
-        RevocationReason::Administrator,
-        &context,
-    )
-    .await?;
+    revoke_token(&state, &token, caller.name(), RevocationReason::Administrator, &context).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -475,36 +320,17 @@ pub async fn revoke_user_tokens(
     let name = parse_user(&user)?;
     let caller = administrator(&state, &context, Action::RevokeUserTokens)?;
     if state.ledger.model.read().users.get(&name).is_some() {
-        let command = UserCommand::RevokeAllTokens {
-            by: caller.name().clone(),
-            at: state.now(),
-        };
-        state
-            .ledger
-            .user(
-                &name,
-                command,
-                &context.metadata(caller.name(), state.ignore_ip()),
-            )
-            .await?;
+        let command = UserCommand::RevokeAllTokens { by: caller.name().clone(), at: state.now() };
+        state.ledger.user(&name, command, &context.metadata(caller.name(), state.ignore_ip())).await?;
     }
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// Invalidates every token of every user (one event), the caller's included.
-pub async fn revoke_all(
-    State(state): State<AppState>,
-    context: RequestContext,
-) -> Result<Response, ApiError> {
+pub async fn revoke_all(State(state): State<AppState>, context: RequestContext) -> Result<Response, ApiError> {
     let caller = administrator(&state, &context, Action::RevokeAllTokens)?;
-    let command = SystemCommand::RevokeAllTokens {
-        by: caller.name().clone(),
-        at: state.now(),
-    };
-    state
-        .ledger
-        .system(command, &context.metadata(caller.name(), state.ignore_ip()))
-        .await?;
+    let command = SystemCommand::RevokeAllTokens { by: caller.name().clone(), at: state.now() };
+    state.ledger.system(command, &context.metadata(caller.name(), state.ignore_ip())).await?;
     Ok(no_content_clearing_cookie(&context))
 }
 
@@ -520,16 +346,11 @@ pub async fn view_token(
         return Err(AuthError::missing("token").into());
     }
     administrator(&state, &context, Action::ViewToken)?;
-    let view = state.token_view(crate::domain::names::java_trim(
-        token.as_deref().unwrap_or_default(),
-    ))?;
+    let view = state.token_view(crate::domain::names::java_trim(token.as_deref().unwrap_or_default()))?;
     Ok(Json(views::ui_token(&view)))
 }
 
-pub async fn config(
-    State(state): State<AppState>,
-    context: RequestContext,
-) -> Result<Json<Value>, ApiError> {
+pub async fn config(State(state): State<AppState>, context: RequestContext) -> Result<Json<Value>, ApiError> {
     administrator(&state, &context, Action::ViewConfig)?;
     let config = state.ledger.model.read().config.clone();
     let mut out = json!({
@@ -550,9 +371,7 @@ pub async fn config(
 
 fn valid_url(text: &str) -> Result<String, ApiError> {
     match url::Url::parse(text) {
-        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host_str().is_some() => {
-            Ok(text.to_owned())
-        }
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host_str().is_some() => Ok(text.to_owned()),
         _ => Err(AuthError::illegal(format!("Illegal URL: {text}")).into()),
     }
 }
@@ -567,34 +386,19 @@ pub async fn update_config(
     let mut keys: Vec<&str> = vec!["allowlogin", "showstack", "ignoreip", "remove"];
     keys.extend(RedirectKind::ALL.iter().map(|k| k.key()));
     body.reject_unexpected(&keys)?;
-    let remove: Vec<String> = body
-        .string_list("remove")?
-        .unwrap_or_default()
-        .into_iter()
-        .flatten()
-        .collect();
+    let remove: Vec<String> = body.string_list("remove")?.unwrap_or_default().into_iter().flatten().collect();
     let removing = |key: &str| remove.iter().any(|r| r == key);
     let mut changes = Vec::new();
     for kind in RedirectKind::ALL {
         if removing(kind.key()) {
-            changes.push(ConfigChange::RedirectUrl {
-                which: kind,
-                url: None,
-            });
+            changes.push(ConfigChange::RedirectUrl { which: kind, url: None });
         } else if let Some(url) = body.string(kind.key())?.filter(|u| !is_blank(Some(u))) {
-            changes.push(ConfigChange::RedirectUrl {
-                which: kind,
-                url: Some(valid_url(&url)?),
-            });
+            changes.push(ConfigChange::RedirectUrl { which: kind, url: Some(valid_url(&url)?) });
         }
     }
-    for (key, change) in [
-        (
-            "ignoreip",
-            ConfigChange::IgnoreIp as fn(bool) -> ConfigChange,
-        ),
-        ("showstack", ConfigChange::ShowStack),
-    ] {
+    for (key, change) in
+        [("ignoreip", ConfigChange::IgnoreIp as fn(bool) -> ConfigChange), ("showstack", ConfigChange::ShowStack)]
+    {
         if removing(key) {
             changes.push(change(false));
         } else if let Some(value) = body.boolean(key)? {
@@ -606,15 +410,8 @@ pub async fn update_config(
     }
     let token = super::request::required_header_token(&context.headers)?;
     let caller = state.login_caller(&token, Some(Action::ChangeConfig))?;
-    let command = ServerConfigCommand::Update {
-        changes,
-        by: caller.name().clone(),
-        at: state.now(),
-    };
-    state
-        .ledger
-        .server_config(command, &context.metadata(caller.name(), state.ignore_ip()))
-        .await?;
+    let command = ServerConfigCommand::Update { changes, by: caller.name().clone(), at: state.now() };
+    state.ledger.server_config(command, &context.metadata(caller.name(), state.ignore_ip())).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -625,46 +422,24 @@ pub async fn update_token_config(
     body: Body,
 ) -> Result<StatusCode, ApiError> {
     let input = body.input()?;
-    input.reject_unexpected(&[
-        "tokensugcache",
-        "tokenlogin",
-        "tokenagent",
-        "tokendev",
-        "tokenserv",
-    ])?;
+    input.reject_unexpected(&["tokensugcache", "tokenlogin", "tokenagent", "tokendev", "tokenserv"])?;
     let number = |key: &str| -> Result<i64, ApiError> {
         match &input {
             Input::Json(json) => Ok(json.integer(key)?.unwrap_or(0)),
             Input::Form(form) => match form.get(key).map(str::trim).filter(|v| !v.is_empty()) {
                 None => Ok(0),
-                Some(v) => v.parse().map_err(|_| {
-                    ApiError::unreadable(format!("Unable to read the form: {key} must be a number"))
-                }),
+                Some(v) => v
+                    .parse()
+                    .map_err(|_| ApiError::unreadable(format!("Unable to read the form: {key} must be a number"))),
             },
         }
     };
     let fields = [
         ("tokensugcache", "Suggested token cache time", None),
-        (
-            "tokenlogin",
-            "Login token expiration time",
-            Some(TokenKind::Login),
-        ),
-        (
-            "tokenagent",
-            "Agent token expiration time",
-            Some(TokenKind::Agent),
-        ),
-        (
-            "tokendev",
-            "Developer token expiration time",
-            Some(TokenKind::Dev),
-        ),
-        (
-            "tokenserv",
-            "Server token expiration time",
-            Some(TokenKind::Serv),
-        ),
+        ("tokenlogin", "Login token expiration time", Some(TokenKind::Login)),
+        ("tokenagent", "Agent token expiration time", Some(TokenKind::Agent)),
+        ("tokendev", "Developer token expiration time", Some(TokenKind::Dev)),
+        ("tokenserv", "Server token expiration time", Some(TokenKind::Serv)),
     ];
     let mut changes = Vec::new();
     for (key, label, kind) in fields {
@@ -673,24 +448,12 @@ pub async fn update_token_config(
             return Err(AuthError::illegal(format!("{label} must be at least 1")).into());
         }
         changes.push(match kind {
-            None => ConfigChange::SuggestedCacheTime {
-                ms: value.saturating_mul(60_000),
-            },
-            Some(kind) => ConfigChange::TokenLifetime {
-                kind,
-                ms: value.saturating_mul(DAY_MS),
-            },
+            None => ConfigChange::SuggestedCacheTime { ms: value.saturating_mul(60_000) },
+            Some(kind) => ConfigChange::TokenLifetime { kind, ms: value.saturating_mul(DAY_MS) },
         });
     }
     let caller = administrator(&state, &context, Action::ChangeConfig)?;
-    let command = ServerConfigCommand::Update {
-        changes,
-        by: caller.name().clone(),
-        at: state.now(),
-    };
-    state
-        .ledger
-        .server_config(command, &context.metadata(caller.name(), state.ignore_ip()))
-        .await?;
+    let command = ServerConfigCommand::Update { changes, by: caller.name().clone(), at: state.now() };
+    state.ledger.server_config(command, &context.metadata(caller.name(), state.ignore_ip())).await?;
     Ok(StatusCode::NO_CONTENT)
 }

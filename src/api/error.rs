@@ -34,9 +34,8 @@ pub fn status_of(kind: ErrorType) -> StatusCode {
         AuthenticationFailed | InvalidToken | PasswordMismatch => StatusCode::UNAUTHORIZED,
         Unauthorized | DisabledUser => StatusCode::FORBIDDEN,
         NoSuchUser | NoSuchLocalUser | NoSuchToken => StatusCode::NOT_FOUND,
-        NoTokenProvided | MissingParameter | IllegalParameter | IllegalUserName
-        | IllegalEmailAddress | IllegalPassword | UserAlreadyExists | NoSuchRole
-        | UnsupportedOperation => StatusCode::BAD_REQUEST,
+        NoTokenProvided | MissingParameter | IllegalParameter | IllegalUserName | IllegalEmailAddress
+        | IllegalPassword | UserAlreadyExists | NoSuchRole | UnsupportedOperation => StatusCode::BAD_REQUEST,
     }
 }
 
@@ -67,13 +66,7 @@ impl From<LedgerError> for ApiError {
 impl ApiError {
     /// JSON that parses but does not fit the request (no appcode, like a mapping error upstream).
     pub fn unreadable(message: impl Into<String>) -> Self {
-        Self {
-            status: StatusCode::BAD_REQUEST,
-            kind: None,
-            message: message.into(),
-            routed: true,
-            exception: None,
-        }
+        Self { status: StatusCode::BAD_REQUEST, kind: None, message: message.into(), routed: true, exception: None }
     }
 
     pub fn internal(detail: impl Into<String>) -> Self {
@@ -89,13 +82,7 @@ impl ApiError {
     /// A framework error: "HTTP 404 Not Found" and the like.
     pub fn framework(status: StatusCode, routed: bool) -> Self {
         let reason = status.canonical_reason().unwrap_or("Error");
-        Self {
-            status,
-            kind: None,
-            message: format!("HTTP {} {reason}", status.as_u16()),
-            routed,
-            exception: None,
-        }
+        Self { status, kind: None, message: format!("HTTP {} {reason}", status.as_u16()), routed, exception: None }
     }
 }
 
@@ -132,19 +119,13 @@ enum MediaType {
 /// The first of JSON and HTML in the client's Accept list, by q-value.
 fn accepted(headers: &HeaderMap) -> Option<MediaType> {
     let mut entries: Vec<(f32, usize, MediaType)> = Vec::new();
-    for (index, item) in headers
-        .get_all(header::ACCEPT)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .enumerate()
+    for (index, item) in
+        headers.get_all(header::ACCEPT).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).enumerate()
     {
         let mut parts = item.split(';');
         let media = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
-        let q = parts
-            .filter_map(|p| p.trim().strip_prefix("q="))
-            .find_map(|q| q.trim().parse::<f32>().ok())
-            .unwrap_or(1.0);
+        let q =
+            parts.filter_map(|p| p.trim().strip_prefix("q=")).find_map(|q| q.trim().parse::<f32>().ok()).unwrap_or(1.0);
         let kind = match media.as_str() {
             "application/json" => MediaType::Json,
             "text/html" => MediaType::Html,
@@ -161,9 +142,7 @@ fn accepted(headers: &HeaderMap) -> Option<MediaType> {
 fn random_call_id() -> String {
     use rand::Rng;
     let mut rng = rand::thread_rng();
-    (0..16)
-        .map(|_| char::from(b'0' + rng.gen_range(0..10u8)))
-        .collect()
+    (0..16).map(|_| char::from(b'0' + rng.gen_range(0..10u8))).collect()
 }
 
 /// The call id of the current request (also written to the request's log span).
@@ -171,11 +150,7 @@ fn random_call_id() -> String {
 pub struct CallId(pub String);
 
 /// Gives each request a call id, and turns every error response into the envelope.
-pub async fn render_errors(
-    State(state): State<AppState>,
-    mut request: Request,
-    next: Next,
-) -> Response {
+pub async fn render_errors(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let media = accepted(request.headers());
     let call_id = random_call_id();
     request.extensions_mut().insert(CallId(call_id.clone()));
@@ -192,18 +167,9 @@ pub async fn render_errors(
         None => return response,
     };
     let produces_json = response.extensions().get::<ProducesNothing>().is_none();
-    let media = media.unwrap_or(if produces_json {
-        MediaType::Json
-    } else {
-        MediaType::Html
-    });
+    let media = media.unwrap_or(if produces_json { MediaType::Json } else { MediaType::Html });
     let show_stack = state.ledger.model.read().config.show_stack;
-    let body = envelope(
-        &error,
-        error.routed.then_some(call_id.as_str()),
-        state.ledger.now(),
-        show_stack,
-    );
+    let body = envelope(&error, error.routed.then_some(call_id.as_str()), state.ledger.now(), show_stack);
     let mut rendered = match media {
         MediaType::Json => (error.status, Json(json!({ "error": body }))).into_response(),
         MediaType::Html => (error.status, Html(html_page(&body))).into_response(),
@@ -212,31 +178,18 @@ pub async fn render_errors(
         rendered.headers_mut().insert(header::ALLOW, allow.clone());
     }
     for cookie in response.headers().get_all(header::SET_COOKIE) {
-        rendered
-            .headers_mut()
-            .append(header::SET_COOKIE, cookie.clone());
+        rendered.headers_mut().append(header::SET_COOKIE, cookie.clone());
     }
     if media == MediaType::Json {
-        rendered.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
+        rendered.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     }
     rendered
 }
 
-fn envelope(
-    error: &ApiError,
-    call_id: Option<&str>,
-    now: i64,
-    show_stack: bool,
-) -> Map<String, Value> {
+fn envelope(error: &ApiError, call_id: Option<&str>, now: i64, show_stack: bool) -> Map<String, Value> {
     let mut body = Map::new();
     body.insert("httpcode".into(), json!(error.status.as_u16()));
-    body.insert(
-        "httpstatus".into(),
-        json!(error.status.canonical_reason().unwrap_or("Error")),
-    );
+    body.insert("httpstatus".into(), json!(error.status.canonical_reason().unwrap_or("Error")));
     if let Some(kind) = error.kind {
         body.insert("appcode".into(), json!(kind.appcode()));
         body.insert("apperror".into(), json!(kind.name()));
@@ -253,11 +206,7 @@ fn envelope(
 }
 
 fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
 }
 
 /// The upstream error page (templates/error.mustache), escaped.
@@ -284,21 +233,12 @@ fn html_page(body: &Map<String, Value>) -> String {
         field("httpstatus")
     ));
     if body.contains_key("appcode") {
-        page.push_str(&format!(
-            "        Application code: {}</br>\n",
-            field("appcode")
-        ));
-        page.push_str(&format!(
-            "        Application error: {}</br>\n",
-            field("apperror")
-        ));
+        page.push_str(&format!("        Application code: {}</br>\n", field("appcode")));
+        page.push_str(&format!("        Application error: {}</br>\n", field("apperror")));
     }
     page.push_str(&format!("    Message: {}<br/>\n", field("message")));
     if body.contains_key("exception") {
-        page.push_str(&format!(
-            "    Exception:<br/>\n    <pre>\n        {}\n    </pre>\n",
-            field("exception")
-        ));
+        page.push_str(&format!("    Exception:<br/>\n    <pre>\n        {}\n    </pre>\n", field("exception")));
     }
     page.push_str("  </body>\n</html>\n");
     page
@@ -310,24 +250,15 @@ mod tests {
 
     fn accept(value: &str) -> HeaderMap {
         let mut headers = HeaderMap::new();
-        headers.insert(
-            header::ACCEPT,
-            HeaderValue::from_str(value).unwrap_or(HeaderValue::from_static("")),
-        );
+        headers.insert(header::ACCEPT, HeaderValue::from_str(value).unwrap_or(HeaderValue::from_static("")));
         headers
     }
 
     #[test]
     fn the_best_q_of_json_and_html_wins() {
         assert_eq!(accepted(&accept("application/json")), Some(MediaType::Json));
-        assert_eq!(
-            accepted(&accept("text/html;q=0.5, application/json")),
-            Some(MediaType::Json)
-        );
-        assert_eq!(
-            accepted(&accept("application/json;q=0.1, text/html")),
-            Some(MediaType::Html)
-        );
+        assert_eq!(accepted(&accept("text/html;q=0.5, application/json")), Some(MediaType::Json));
+        assert_eq!(accepted(&accept("application/json;q=0.1, text/html")), Some(MediaType::Html));
         assert_eq!(accepted(&accept("*/*")), None);
         assert_eq!(accepted(&HeaderMap::new()), None);
     }

@@ -12,9 +12,7 @@ use axum::response::{IntoResponse, Response};
 use uuid::Uuid;
 
 use super::error::ApiError;
-use super::request::{
-    Body, Input, RequestContext, parse_context_string, removed_session_cookie, session_cookie,
-};
+use super::request::{Body, Input, RequestContext, parse_context_string, removed_session_cookie, session_cookie};
 use super::{AppState, NewToken, views};
 use crate::domain::names::{is_blank, parse_custom_context};
 use crate::domain::user::NewPassword;
@@ -24,19 +22,10 @@ use crate::projections::UserRecord;
 
 /// Checks a local user's password, then whether they may log in now
 /// (upstream `getLocalUser`: password, non-admin login switch, disabled).
-pub async fn verify_local_user(
-    state: &AppState,
-    name: &UserName,
-    password: &str,
-) -> Result<UserRecord, ApiError> {
+pub async fn verify_local_user(state: &AppState, name: &UserName, password: &str) -> Result<UserRecord, ApiError> {
     let record = state.ledger.model.read().users.get(name).cloned();
     let stored = match record.as_ref().and_then(|r| r.credential) {
-        Some(id) => state
-            .ledger
-            .log
-            .get_secret(id)
-            .await
-            .map_err(|e| ApiError::internal(e.to_string()))?,
+        Some(id) => state.ledger.log.get_secret(id).await.map_err(|e| ApiError::internal(e.to_string()))?,
         None => None,
     };
     let matched = passwords::verify(password.to_owned(), stored).await;
@@ -46,10 +35,9 @@ pub async fn verify_local_user(
     };
     let allow_login = state.ledger.model.read().config.allow_login;
     if !allow_login && !record.roles.is_admin_like() {
-        return Err(AuthError::unauthorized(format!(
-            "User {name} cannot log in because non-admin login is disabled"
-        ))
-        .into());
+        return Err(
+            AuthError::unauthorized(format!("User {name} cannot log in because non-admin login is disabled")).into()
+        );
     }
     if record.is_disabled() {
         return Err(AuthError::disabled(name.as_str()).into());
@@ -61,11 +49,7 @@ fn missing(field: &str) -> ApiError {
     AuthError::missing(field).into()
 }
 
-pub async fn login(
-    State(state): State<AppState>,
-    context: RequestContext,
-    body: Body,
-) -> Result<Response, ApiError> {
+pub async fn login(State(state): State<AppState>, context: RequestContext, body: Body) -> Result<Response, ApiError> {
     let input = body.input()?;
     let (user, password, stay_logged_in, custom) = match &input {
         Input::Form(form) => {
@@ -77,12 +61,7 @@ pub async fn login(
             if is_blank(password.as_deref()) {
                 return Err(missing("pwd"));
             }
-            (
-                user,
-                password,
-                form.has("stayloggedin"),
-                parse_context_string(form.get("customcontext"))?,
-            )
+            (user, password, form.has("stayloggedin"), parse_context_string(form.get("customcontext"))?)
         }
         Input::Json(json) => {
             json.reject_unexpected(&["user", "pwd", "stayloggedin", "customcontext"])?;
@@ -95,12 +74,7 @@ pub async fn login(
                 return Err(missing("pwd"));
             }
             let stay = json.boolean("stayloggedin")?.unwrap_or(false);
-            (
-                user,
-                password,
-                stay,
-                json.string_map("customcontext")?.unwrap_or_default(),
-            )
+            (user, password, stay, json.string_map("customcontext")?.unwrap_or_default())
         }
     };
     let custom = parse_custom_context(&custom)?;
@@ -126,25 +100,11 @@ pub async fn login(
         client: context.client_info(ignore_ip),
     };
     let (value, view) = state.issue_token(grant, &metadata).await?;
-    state
-        .ledger
-        .user(
-            &name,
-            UserCommand::RecordLogin { at: view.created },
-            &metadata,
-        )
-        .await?;
+    state.ledger.user(&name, UserCommand::RecordLogin { at: view.created }, &metadata).await?;
     if input.is_form() {
-        let max_age = stay_logged_in
-            .then(|| ((view.expires - state.now()) / 1000).clamp(0, i64::from(i32::MAX)));
+        let max_age = stay_logged_in.then(|| ((view.expires - state.now()) / 1000).clamp(0, i64::from(i32::MAX)));
         let cookie = session_cookie(&value, max_age);
-        return Ok((
-            StatusCode::SEE_OTHER,
-            [
-                (header::LOCATION, "/me".to_owned()),
-                (header::SET_COOKIE, cookie),
-            ],
-        )
+        return Ok((StatusCode::SEE_OTHER, [(header::LOCATION, "/me".to_owned()), (header::SET_COOKIE, cookie)])
             .into_response());
     }
     Ok(Json(views::new_ui_token(&view, &value)).into_response())
@@ -159,9 +119,7 @@ pub async fn set_password(
     metadata: &crate::store::EventMetadata,
     by: &UserName,
 ) -> Result<(), ApiError> {
-    let hashed = passwords::hash(password)
-        .await
-        .map_err(ApiError::internal)?;
+    let hashed = passwords::hash(password).await.map_err(ApiError::internal)?;
     let credential_id = Uuid::new_v4();
     let now = state.now();
     state
@@ -170,12 +128,7 @@ pub async fn set_password(
         .put_secret(credential_id, "password", &hashed, now)
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?;
-    let command = UserCommand::SetPassword(NewPassword {
-        credential_id,
-        require_reset,
-        by: by.clone(),
-        at: now,
-    });
+    let command = UserCommand::SetPassword(NewPassword { credential_id, require_reset, by: by.clone(), at: now });
     state.ledger.user(&user.name, command, metadata).await?;
     if let Some(old) = user.credential {
         if let Err(error) = state.ledger.log.delete_secret(old).await {
@@ -185,19 +138,12 @@ pub async fn set_password(
     Ok(())
 }
 
-pub async fn reset(
-    State(state): State<AppState>,
-    context: RequestContext,
-    body: Body,
-) -> Result<Response, ApiError> {
+pub async fn reset(State(state): State<AppState>, context: RequestContext, body: Body) -> Result<Response, ApiError> {
     let input = body.input()?;
     input.reject_unexpected(&["user", "pwdold", "pwdnew"])?;
-    let fields: BTreeMap<&str, Option<String>> = [
-        ("user", input.string("user")?),
-        ("pwdold", input.string("pwdold")?),
-        ("pwdnew", input.string("pwdnew")?),
-    ]
-    .into();
+    let fields: BTreeMap<&str, Option<String>> =
+        [("user", input.string("user")?), ("pwdold", input.string("pwdold")?), ("pwdnew", input.string("pwdnew")?)]
+            .into();
     for field in ["user", "pwdold", "pwdnew"] {
         if is_blank(fields[field].as_deref()) {
             return Err(missing(field));
@@ -207,21 +153,15 @@ pub async fn reset(
     let old = fields["pwdold"].clone().unwrap_or_default();
     let new = fields["pwdnew"].clone().unwrap_or_default();
     if old == new {
-        return Err(AuthError::new(
-            ErrorType::IllegalPassword,
-            "Old and new passwords are identical.",
-        )
-        .into());
+        return Err(AuthError::new(ErrorType::IllegalPassword, "Old and new passwords are identical.").into());
     }
     passwords::check_strength(&new)?;
     let record = verify_local_user(&state, &name, &old).await?;
     let metadata = context.metadata(&name, state.ignore_ip());
     set_password(&state, &record, new, false, &metadata, &name).await?;
     if input.is_form() {
-        let headers = [
-            (header::LOCATION, "/localaccount/login".to_owned()),
-            (header::SET_COOKIE, removed_session_cookie()),
-        ];
+        let headers =
+            [(header::LOCATION, "/localaccount/login".to_owned()), (header::SET_COOKIE, removed_session_cookie())];
         return Ok((StatusCode::SEE_OTHER, headers).into_response());
     }
     Ok(StatusCode::NO_CONTENT.into_response())

@@ -75,10 +75,7 @@ impl AppState {
     /// The token's enabled user (403 20010 when disabled).
     pub fn user_of(&self, token: &TokenView) -> Result<UserRecord, ApiError> {
         let model = self.ledger.model.read();
-        let user = model
-            .users
-            .get(&token.user)
-            .ok_or_else(|| AuthError::bare(ErrorType::InvalidToken))?;
+        let user = model.users.get(&token.user).ok_or_else(|| AuthError::bare(ErrorType::InvalidToken))?;
         if user.is_disabled() {
             return Err(AuthError::disabled(user.name.as_str()).into());
         }
@@ -107,13 +104,7 @@ impl AppState {
         let value = BASE32.encode(&secret);
         let id = Uuid::new_v4();
         let now = self.now();
-        let lifetime = self
-            .ledger
-            .model
-            .read()
-            .config
-            .token_lifetimes
-            .of(grant.kind);
+        let lifetime = self.ledger.model.read().config.token_lifetimes.of(grant.kind);
         let issued = TokenIssued {
             token_hash: encode_hash(&hash_token(&value)),
             kind: grant.kind,
@@ -134,9 +125,7 @@ impl AppState {
             custom: issued.custom.clone(),
             client: issued.client.clone(),
         };
-        self.ledger
-            .token(id, TokenCommand::Issue(issued), metadata)
-            .await?;
+        self.ledger.token(id, TokenCommand::Issue(issued), metadata).await?;
         Ok((value, view))
     }
 
@@ -180,80 +169,38 @@ fn bodiless(route: MethodRouter<AppState>) -> MethodRouter<AppState> {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(root::root))
-        .route(
-            "/api/V2/token",
-            get(v2::introspect).post(v2::create_agent_token),
-        )
-        .route(
-            "/api/V2/me",
-            get(v2::me).merge(bodiless(put(v2::update_me))),
-        )
+        .route("/api/V2/token", get(v2::introspect).post(v2::create_agent_token))
+        .route("/api/V2/me", get(v2::me).merge(bodiless(put(v2::update_me))))
         .route("/api/V2/users", get(v2::users))
         .route("/api/V2/users/search/{prefix}", get(v2::search))
         .route("/api/V2/admin/anonids", get(v2::anon_ids))
         .route("/localaccount/login", post(local_account::login))
         .route("/localaccount/reset", bodiless(post(local_account::reset)))
         .route("/tokens", get(tokens::list).post(tokens::create))
-        .route(
-            "/tokens/revoke/{id}",
-            bodiless(post(tokens::revoke).delete(tokens::revoke)),
-        )
-        .route(
-            "/tokens/revokeall",
-            bodiless(post(tokens::revoke_all).delete(tokens::revoke_all)),
-        )
+        .route("/tokens/revoke/{id}", bodiless(post(tokens::revoke).delete(tokens::revoke)))
+        .route("/tokens/revokeall", bodiless(post(tokens::revoke_all).delete(tokens::revoke_all)))
         .route("/logout", post(tokens::logout))
         .route("/me/roles", bodiless(post(tokens::remove_own_roles)))
-        .route(
-            "/admin/localaccount/create",
-            post(admin::create_local_account),
-        )
+        .route("/admin/localaccount/create", post(admin::create_local_account))
         .route("/admin/user/{user}", get(admin::user))
         .route("/admin/user/{user}/roles", bodiless(post(admin::set_roles)))
-        .route(
-            "/admin/user/{user}/customroles",
-            bodiless(post(admin::set_custom_roles)),
-        )
+        .route("/admin/user/{user}/customroles", bodiless(post(admin::set_custom_roles)))
         .route("/admin/user/{user}/disable", bodiless(post(admin::disable)))
-        .route(
-            "/admin/user/{user}/forcereset",
-            bodiless(post(admin::force_reset)),
-        )
+        .route("/admin/user/{user}/forcereset", bodiless(post(admin::force_reset)))
         .route("/admin/user/{user}/reset", post(admin::reset_password))
         .route("/admin/user/{user}/tokens", get(admin::user_tokens))
-        .route(
-            "/admin/user/{user}/tokens/revoke/{id}",
-            bodiless(post(admin::revoke_user_token)),
-        )
-        .route(
-            "/admin/user/{user}/tokens/revokeall",
-            bodiless(post(admin::revoke_user_tokens)),
-        )
+        .route("/admin/user/{user}/tokens/revoke/{id}", bodiless(post(admin::revoke_user_token)))
+        .route("/admin/user/{user}/tokens/revokeall", bodiless(post(admin::revoke_user_tokens)))
         .route("/admin/customroles", get(admin::custom_roles))
-        .route(
-            "/admin/customroles/set",
-            bodiless(post(admin::set_custom_role)),
-        )
-        .route(
-            "/admin/customroles/delete",
-            bodiless(post(admin::delete_custom_role)),
-        )
+        .route("/admin/customroles/set", bodiless(post(admin::set_custom_role)))
+        .route("/admin/customroles/delete", bodiless(post(admin::delete_custom_role)))
         .route("/admin/forcereset", bodiless(post(admin::force_reset_all)))
         .route("/admin/revokeall", bodiless(post(admin::revoke_all)))
         .route("/admin/token", post(admin::view_token))
-        .route(
-            "/admin/config",
-            get(admin::config).merge(bodiless(post(admin::update_config))),
-        )
-        .route(
-            "/admin/config/token",
-            bodiless(post(admin::update_token_config)),
-        )
+        .route("/admin/config", get(admin::config).merge(bodiless(post(admin::update_config))))
+        .route("/admin/config/token", bodiless(post(admin::update_token_config)))
         .fallback(error::not_found)
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            error::render_errors,
-        ))
+        .layer(middleware::from_fn_with_state(state.clone(), error::render_errors))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -72,8 +72,8 @@ fn requirement(action: Action) -> Requirement {
     const ANY_ADMIN: &[Role] = &[Role::Admin, Role::CreateAdmin, Role::Root];
     match action {
         ViewAnonIds => Requirement::Holds(&[Role::Admin]),
-        CreateLocalAccount | ViewUser | ChangeRoles | ListCustomRoles | DisableOrEnableUser
-        | ForcePasswordReset | ResetPassword => Requirement::Holds(ANY_ADMIN),
+        CreateLocalAccount | ViewUser | ChangeRoles | ListCustomRoles | DisableOrEnableUser | ForcePasswordReset
+        | ResetPassword => Requirement::Holds(ANY_ADMIN),
         ChangeCustomRolesOfUser
         | SetCustomRole
         | DeleteCustomRole
@@ -93,19 +93,13 @@ fn requirement(action: Action) -> Requirement {
 pub fn allows(action: Action, roles: &BTreeSet<Role>) -> bool {
     match requirement(action) {
         Requirement::Holds(needed) => needed.iter().any(|r| roles.contains(r)),
-        Requirement::Confers(needed) => roles
-            .iter()
-            .any(|held| held.included().iter().any(|r| needed.contains(r))),
+        Requirement::Confers(needed) => roles.iter().any(|held| held.included().iter().any(|r| needed.contains(r))),
     }
 }
 
 /// `allows`, as the contract's error.
 pub fn check(action: Action, roles: &BTreeSet<Role>) -> Result<(), AuthError> {
-    if allows(action, roles) {
-        Ok(())
-    } else {
-        Err(AuthError::bare(crate::domain::ErrorType::Unauthorized))
-    }
+    if allows(action, roles) { Ok(()) } else { Err(AuthError::bare(crate::domain::ErrorType::Unauthorized)) }
 }
 
 #[cfg(test)]
@@ -144,17 +138,10 @@ mod tests {
     #[test]
     fn every_action_by_every_single_role_matches_the_matrix() {
         for action in Action::ALL {
-            assert!(
-                !allows(action, &BTreeSet::new()),
-                "{action:?} allowed with no roles"
-            );
+            assert!(!allows(action, &BTreeSet::new()), "{action:?} allowed with no roles");
             for role in Role::ALL {
                 let allowed = allows(action, &BTreeSet::from([role]));
-                assert_eq!(
-                    allowed,
-                    expected(action).contains(&role),
-                    "{action:?} by {role:?}"
-                );
+                assert_eq!(allowed, expected(action).contains(&role), "{action:?} by {role:?}");
             }
         }
     }
@@ -164,13 +151,8 @@ mod tests {
         for action in Action::ALL {
             for a in Role::ALL {
                 for b in Role::ALL {
-                    let either = allows(action, &BTreeSet::from([a]))
-                        || allows(action, &BTreeSet::from([b]));
-                    assert_eq!(
-                        allows(action, &BTreeSet::from([a, b])),
-                        either,
-                        "{action:?} by {a:?}+{b:?}"
-                    );
+                    let either = allows(action, &BTreeSet::from([a])) || allows(action, &BTreeSet::from([b]));
+                    assert_eq!(allows(action, &BTreeSet::from([a, b])), either, "{action:?} by {a:?}+{b:?}");
                 }
             }
         }

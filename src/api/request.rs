@@ -43,19 +43,10 @@ impl<S: Send + Sync> FromRequest<S> for Body {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, _state: &S) -> Result<Self, ApiError> {
-        let kind = match request
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-        {
+        let kind = match request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) {
             None => BodyKind::Unspecified,
             Some(value) => {
-                let media = value
-                    .split(';')
-                    .next()
-                    .unwrap_or_default()
-                    .trim()
-                    .to_ascii_lowercase();
+                let media = value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
                 match media.as_str() {
                     "application/json" => BodyKind::Json,
                     "application/x-www-form-urlencoded" => BodyKind::Form,
@@ -74,10 +65,7 @@ impl Body {
     /// The body as a JSON object, for endpoints that take only JSON.
     pub fn json(&self) -> Result<JsonObject, ApiError> {
         if self.kind == BodyKind::Form || self.kind == BodyKind::Other {
-            return Err(ApiError::framework(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                true,
-            ));
+            return Err(ApiError::framework(StatusCode::UNSUPPORTED_MEDIA_TYPE, true));
         }
         JsonObject::parse(&self.bytes)
     }
@@ -87,14 +75,9 @@ impl Body {
         match self.kind {
             BodyKind::Form => Ok(Input::Form(Form::parse(&self.bytes)?)),
             BodyKind::Json => Ok(Input::Json(JsonObject::parse(&self.bytes)?)),
-            BodyKind::Unspecified if self.bytes.iter().all(u8::is_ascii_whitespace) => {
-                Ok(Input::Form(Form::default()))
-            }
+            BodyKind::Unspecified if self.bytes.iter().all(u8::is_ascii_whitespace) => Ok(Input::Form(Form::default())),
             BodyKind::Unspecified => Ok(Input::Json(JsonObject::parse(&self.bytes)?)),
-            BodyKind::Other => Err(ApiError::framework(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                true,
-            )),
+            BodyKind::Other => Err(ApiError::framework(StatusCode::UNSUPPORTED_MEDIA_TYPE, true)),
         }
     }
 }
@@ -104,9 +87,7 @@ impl Body {
 pub struct JsonObject(Map<String, Value>);
 
 fn wrong_type(key: &str, expected: &str) -> ApiError {
-    ApiError::unreadable(format!(
-        "Unable to read the request body: {key} must be {expected}"
-    ))
+    ApiError::unreadable(format!("Unable to read the request body: {key} must be {expected}"))
 }
 
 impl JsonObject {
@@ -117,32 +98,19 @@ impl JsonObject {
         match serde_json::from_slice::<Value>(bytes) {
             Ok(Value::Object(map)) => Ok(Self(map)),
             Ok(Value::Null) => Err(AuthError::missing("JSON body missing").into()),
-            Ok(_) => Err(ApiError::unreadable(
-                "Unable to read the request body: expected a JSON object",
-            )),
-            Err(e) => Err(ApiError::unreadable(format!(
-                "Unable to parse the request body as JSON: {e}"
-            ))),
+            Ok(_) => Err(ApiError::unreadable("Unable to read the request body: expected a JSON object")),
+            Err(e) => Err(ApiError::unreadable(format!("Unable to parse the request body as JSON: {e}"))),
         }
     }
 
     /// Refuses members outside `allowed` (30001, sorted, comma-joined).
     pub fn reject_unexpected(&self, allowed: &[&str]) -> Result<(), ApiError> {
-        let mut unexpected: Vec<&str> = self
-            .0
-            .keys()
-            .map(String::as_str)
-            .filter(|k| !allowed.contains(k))
-            .collect();
+        let mut unexpected: Vec<&str> = self.0.keys().map(String::as_str).filter(|k| !allowed.contains(k)).collect();
         if unexpected.is_empty() {
             return Ok(());
         }
         unexpected.sort_unstable();
-        Err(AuthError::illegal(format!(
-            "Unexpected parameters in request: {}",
-            unexpected.join(", ")
-        ))
-        .into())
+        Err(AuthError::illegal(format!("Unexpected parameters in request: {}", unexpected.join(", "))).into())
     }
 
     /// A string member; numbers and booleans are read as their text (as Jackson does).
@@ -169,15 +137,8 @@ impl JsonObject {
     pub fn integer(&self, key: &str) -> Result<Option<i64>, ApiError> {
         match self.0.get(key) {
             None | Some(Value::Null) => Ok(None),
-            Some(Value::Number(n)) => n
-                .as_i64()
-                .map(Some)
-                .ok_or_else(|| wrong_type(key, "an integer")),
-            Some(Value::String(s)) => s
-                .trim()
-                .parse()
-                .map(Some)
-                .map_err(|_| wrong_type(key, "an integer")),
+            Some(Value::Number(n)) => n.as_i64().map(Some).ok_or_else(|| wrong_type(key, "an integer")),
+            Some(Value::String(s)) => s.trim().parse().map(Some).map_err(|_| wrong_type(key, "an integer")),
             Some(_) => Err(wrong_type(key, "an integer")),
         }
     }
@@ -228,10 +189,7 @@ impl Form {
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
     pub fn has(&self, key: &str) -> bool {
@@ -277,22 +235,12 @@ impl Input {
 /// Parses the form encoding of a custom context: `k1, v1; k2, v2`.
 pub fn parse_context_string(text: Option<&str>) -> Result<BTreeMap<String, String>, AuthError> {
     let mut context = BTreeMap::new();
-    for item in text
-        .unwrap_or_default()
-        .split(';')
-        .map(java_trim)
-        .filter(|i| !i.is_empty())
-    {
+    for item in text.unwrap_or_default().split(';').map(java_trim).filter(|i| !i.is_empty()) {
         let parts: Vec<&str> = item.split(',').collect();
         if parts.len() != 2 {
-            return Err(AuthError::illegal(format!(
-                "Bad key/value pair in custom context: {item}"
-            )));
+            return Err(AuthError::illegal(format!("Bad key/value pair in custom context: {item}")));
         }
-        context.insert(
-            java_trim(parts[0]).to_owned(),
-            java_trim(parts[1]).to_owned(),
-        );
+        context.insert(java_trim(parts[0]).to_owned(), java_trim(parts[1]).to_owned());
     }
     Ok(context)
 }
@@ -319,9 +267,7 @@ pub fn cookie_token(headers: &HeaderMap) -> Option<String> {
 
 /// The header token, else the cookie token; 400 10010 when neither is there.
 pub fn any_token(headers: &HeaderMap) -> Result<String, ApiError> {
-    header_token(headers)
-        .or_else(|| cookie_token(headers))
-        .ok_or_else(no_token)
+    header_token(headers).or_else(|| cookie_token(headers)).ok_or_else(no_token)
 }
 
 /// The header token; 400 10010 when absent.
@@ -360,31 +306,14 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestContext {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
-        let header = |name: &str| {
-            parts
-                .headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-        };
+        let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let forwarded_ip = header("x-forwarded-for")
             .and_then(|v| v.split(',').next().map(|s| s.trim().to_owned()))
             .filter(|s| !s.is_empty())
-            .or_else(|| {
-                header("x-real-ip")
-                    .map(|s| s.trim().to_owned())
-                    .filter(|s| !s.is_empty())
-            });
+            .or_else(|| header("x-real-ip").map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()));
         Ok(Self {
-            call_id: parts
-                .extensions
-                .get::<CallId>()
-                .map(|c| c.0.clone())
-                .unwrap_or_default(),
-            socket_ip: parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip().to_string()),
+            call_id: parts.extensions.get::<CallId>().map(|c| c.0.clone()).unwrap_or_default(),
+            socket_ip: parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()),
             forwarded_ip,
             user_agent: header("user-agent"),
             headers: parts.headers.clone(),
@@ -395,11 +324,7 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestContext {
 impl RequestContext {
     /// The client's address: the proxy's word for it unless `ignore_ip` is set.
     pub fn client_ip(&self, ignore_ip: bool) -> Option<String> {
-        if ignore_ip {
-            self.socket_ip.clone()
-        } else {
-            self.forwarded_ip.clone().or_else(|| self.socket_ip.clone())
-        }
+        if ignore_ip { self.socket_ip.clone() } else { self.forwarded_ip.clone().or_else(|| self.socket_ip.clone()) }
     }
 
     /// Metadata for the events this request causes.
@@ -415,12 +340,8 @@ impl RequestContext {
 
     /// The client as a token records it: address and parsed user agent.
     pub fn client_info(&self, ignore_ip: bool) -> ClientInfo {
-        let known =
-            |s: &str| (!s.is_empty() && s != woothee::woothee::VALUE_UNKNOWN).then(|| s.to_owned());
-        let parsed = self
-            .user_agent
-            .as_deref()
-            .and_then(|ua| woothee::parser::Parser::new().parse(ua));
+        let known = |s: &str| (!s.is_empty() && s != woothee::woothee::VALUE_UNKNOWN).then(|| s.to_owned());
+        let parsed = self.user_agent.as_deref().and_then(|ua| woothee::parser::Parser::new().parse(ua));
         ClientInfo {
             ip: self.client_ip(ignore_ip),
             os: parsed.as_ref().and_then(|p| known(p.os)),
@@ -440,29 +361,17 @@ mod tests {
     fn unexpected_members_are_listed_sorted() {
         let body = JsonObject::parse(br#"{"name":"x","zz":1,"aa":2}"#).unwrap_or_default();
         let error = body.reject_unexpected(&["name"]).expect_err("refused");
-        assert_eq!(
-            error.message,
-            "30001 Illegal input parameter: Unexpected parameters in request: aa, zz"
-        );
+        assert_eq!(error.message, "30001 Illegal input parameter: Unexpected parameters in request: aa, zz");
     }
 
     #[test]
     fn empty_and_null_bodies_are_missing() {
         for body in [&b""[..], b"  ", b"null"] {
             let error = JsonObject::parse(body).expect_err("missing");
-            assert_eq!(
-                error.message,
-                "30000 Missing input parameter: JSON body missing"
-            );
+            assert_eq!(error.message, "30000 Missing input parameter: JSON body missing");
         }
-        assert_eq!(
-            JsonObject::parse(b"[1]").expect_err("not an object").kind,
-            None
-        );
-        assert_eq!(
-            JsonObject::parse(b"{bad").expect_err("syntax").status,
-            StatusCode::BAD_REQUEST
-        );
+        assert_eq!(JsonObject::parse(b"[1]").expect_err("not an object").kind, None);
+        assert_eq!(JsonObject::parse(b"{bad").expect_err("syntax").status, StatusCode::BAD_REQUEST);
     }
 
     #[test]
@@ -471,19 +380,13 @@ mod tests {
         assert_eq!(ctx.get("a").map(String::as_str), Some("1"));
         assert_eq!(ctx.get("b").map(String::as_str), Some("2"));
         let error = parse_context_string(Some("a, 1, 2")).expect_err("bad pair");
-        assert_eq!(
-            error.to_string(),
-            "30001 Illegal input parameter: Bad key/value pair in custom context: a, 1, 2"
-        );
+        assert_eq!(error.to_string(), "30001 Illegal input parameter: Bad key/value pair in custom context: a, 1, 2");
     }
 
     #[test]
     fn the_cookie_token_is_found_among_others() {
         let mut headers = HeaderMap::new();
-        headers.insert(
-            header::COOKIE,
-            "a=b; kbase_session=TOKEN123; c=d".parse().expect("header"),
-        );
+        headers.insert(header::COOKIE, "a=b; kbase_session=TOKEN123; c=d".parse().expect("header"));
         assert_eq!(cookie_token(&headers).as_deref(), Some("TOKEN123"));
     }
 }

@@ -15,21 +15,15 @@ use uuid::Uuid;
 use super::error::ApiError;
 use super::permissions::{self, Action};
 use super::request::{
-    Body, Input, RequestContext, any_token, cookie_token, header_token, parse_context_string,
-    removed_session_cookie,
+    Body, Input, RequestContext, any_token, cookie_token, header_token, parse_context_string, removed_session_cookie,
 };
 use super::{AppState, NewToken, require_login, views};
 use crate::domain::names::parse_custom_context;
 use crate::domain::token::RevocationReason;
-use crate::domain::{
-    Actor, AuthError, ErrorType, Role, TokenCommand, TokenKind, TokenName, UserCommand, UserName,
-};
+use crate::domain::{Actor, AuthError, ErrorType, Role, TokenCommand, TokenKind, TokenName, UserCommand, UserName};
 use crate::projections::TokenView;
 
-pub async fn list(
-    State(state): State<AppState>,
-    context: RequestContext,
-) -> Result<Json<Value>, ApiError> {
+pub async fn list(State(state): State<AppState>, context: RequestContext) -> Result<Json<Value>, ApiError> {
     let token = any_token(&context.headers)?;
     let view = state.token_view(&token)?;
     let user = state.user_of(&view)?;
@@ -70,17 +64,9 @@ pub async fn create(
     };
     let custom = parse_custom_context(&custom)?;
     let name = TokenName::parse(input.string("name")?.as_deref())?;
-    let kind = if input.string("type")?.as_deref() == Some("service") {
-        TokenKind::Serv
-    } else {
-        TokenKind::Dev
-    };
+    let kind = if input.string("type")?.as_deref() == Some("service") { TokenKind::Serv } else { TokenKind::Dev };
     let caller = state.login_caller(&token, None)?;
-    let needed = if kind == TokenKind::Serv {
-        Action::CreateServToken
-    } else {
-        Action::CreateDevToken
-    };
+    let needed = if kind == TokenKind::Serv { Action::CreateServToken } else { Action::CreateDevToken };
     if !permissions::allows(needed, &caller.user.roles) {
         return Err(AuthError::unauthorized(format!(
             "User {} is not authorized to create the {} token type.",
@@ -97,31 +83,16 @@ pub async fn create(
         custom,
         client: context.client_info(ignore_ip),
     };
-    let (value, view) = state
-        .issue_token(grant, &context.metadata(caller.name(), ignore_ip))
-        .await?;
+    let (value, view) = state.issue_token(grant, &context.metadata(caller.name(), ignore_ip)).await?;
     Ok(Json(views::new_ui_token(&view, &value)))
 }
 
 /// The user's valid token with this id, if any.
 pub fn owned_token(state: &AppState, user: &UserName, id: &str) -> Result<TokenView, ApiError> {
-    let no_such = || {
-        AuthError::new(
-            ErrorType::NoSuchToken,
-            format!("No token {id} for user {user} exists"),
-        )
-    };
+    let no_such = || AuthError::new(ErrorType::NoSuchToken, format!("No token {id} for user {user} exists"));
     let id = Uuid::parse_str(id).map_err(|_| ApiError::framework(StatusCode::NOT_FOUND, true))?;
-    let tokens = state
-        .ledger
-        .model
-        .read()
-        .tokens
-        .tokens_of(user, state.now());
-    tokens
-        .into_iter()
-        .find(|t| t.id == id)
-        .ok_or_else(|| no_such().into())
+    let tokens = state.ledger.model.read().tokens.tokens_of(user, state.now());
+    tokens.into_iter().find(|t| t.id == id).ok_or_else(|| no_such().into())
 }
 
 pub async fn revoke_token(
@@ -132,11 +103,7 @@ pub async fn revoke_token(
     context: &RequestContext,
 ) -> Result<(), ApiError> {
     let metadata = context.metadata(by, state.ignore_ip());
-    let command = TokenCommand::Revoke {
-        by: by.clone(),
-        reason,
-        at: state.now(),
-    };
+    let command = TokenCommand::Revoke { by: by.clone(), reason, at: state.now() };
     match state.ledger.token(token.id, command, &metadata).await {
         // Revoked concurrently: the outcome the caller asked for.
         Err(crate::ledger::LedgerError::Rejected(e)) if e.kind == ErrorType::NoSuchToken => Ok(()),
@@ -153,35 +120,18 @@ pub async fn revoke(
     let view = state.token_view(&token)?;
     require_login(&view)?;
     let target = owned_token(&state, &view.user, &id)?;
-    revoke_token(
-        &state,
-        &target,
-        &view.user,
-        RevocationReason::Revoked,
-        &context,
-    )
-    .await?;
+    revoke_token(&state, &target, &view.user, RevocationReason::Revoked, &context).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub async fn revoke_all(
-    State(state): State<AppState>,
-    context: RequestContext,
-) -> Result<Response, ApiError> {
+pub async fn revoke_all(State(state): State<AppState>, context: RequestContext) -> Result<Response, ApiError> {
     let token = any_token(&context.headers)?;
     let view = state.token_view(&token)?;
     require_login(&view)?;
     let metadata = context.metadata(&view.user, state.ignore_ip());
     state
         .ledger
-        .user(
-            &view.user,
-            UserCommand::RevokeAllTokens {
-                by: view.user.clone(),
-                at: state.now(),
-            },
-            &metadata,
-        )
+        .user(&view.user, UserCommand::RevokeAllTokens { by: view.user.clone(), at: state.now() }, &metadata)
         .await?;
     Ok(no_content_clearing_cookie(&context))
 }
@@ -189,40 +139,21 @@ pub async fn revoke_all(
 /// 204, removing the session cookie when the request came with it.
 pub fn no_content_clearing_cookie(context: &RequestContext) -> Response {
     if header_token(&context.headers).is_none() && cookie_token(&context.headers).is_some() {
-        return (
-            StatusCode::NO_CONTENT,
-            [(header::SET_COOKIE, removed_session_cookie())],
-        )
-            .into_response();
+        return (StatusCode::NO_CONTENT, [(header::SET_COOKIE, removed_session_cookie())]).into_response();
     }
     StatusCode::NO_CONTENT.into_response()
 }
 
 /// Revokes the token used; never fails on an invalid one (`{"user": null}`).
-pub async fn logout(
-    State(state): State<AppState>,
-    context: RequestContext,
-) -> Result<Response, ApiError> {
+pub async fn logout(State(state): State<AppState>, context: RequestContext) -> Result<Response, ApiError> {
     let token = any_token(&context.headers)?;
     let Ok(view) = state.token_view(&token) else {
         return Ok(Json(json!({ "user": null })).into_response());
     };
-    revoke_token(
-        &state,
-        &view,
-        &view.user,
-        RevocationReason::Logout,
-        &context,
-    )
-    .await?;
+    revoke_token(&state, &view, &view.user, RevocationReason::Logout, &context).await?;
     let body = Json(json!({ "user": view.user }));
     if header_token(&context.headers).is_none() {
-        return Ok((
-            StatusCode::OK,
-            [(header::SET_COOKIE, removed_session_cookie())],
-            body,
-        )
-            .into_response());
+        return Ok((StatusCode::OK, [(header::SET_COOKIE, removed_session_cookie())], body).into_response());
     }
     Ok(body.into_response())
 }
@@ -240,10 +171,7 @@ pub async fn remove_own_roles(
         Input::Json(json) => {
             for id in json.string_list("roles")?.unwrap_or_default() {
                 let id = id.unwrap_or_default();
-                remove.insert(
-                    Role::from_id(&id)
-                        .ok_or_else(|| AuthError::new(ErrorType::NoSuchRole, id.clone()))?,
-                );
+                remove.insert(Role::from_id(&id).ok_or_else(|| AuthError::new(ErrorType::NoSuchRole, id.clone()))?);
             }
         }
         Input::Form(form) => remove.extend(form.keys().filter_map(Role::from_id)),
@@ -251,17 +179,9 @@ pub async fn remove_own_roles(
     let view = state.token_view(&token)?;
     require_login(&view)?;
     let user = state.user_of(&view)?;
-    let actor = Actor {
-        name: user.name.clone(),
-        roles: user.roles.clone(),
-    };
+    let actor = Actor { name: user.name.clone(), roles: user.roles.clone() };
     let metadata = context.metadata(&user.name, state.ignore_ip());
-    let command = UserCommand::UpdateRoles {
-        add: BTreeSet::new(),
-        remove,
-        actor,
-        at: state.now(),
-    };
+    let command = UserCommand::UpdateRoles { add: BTreeSet::new(), remove, actor, at: state.now() };
     state.ledger.user(&user.name, command, &metadata).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -21,10 +21,7 @@ use crate::projections::SearchSpec;
 
 const MAX_LIST: usize = 10_000;
 
-pub async fn introspect(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+pub async fn introspect(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
     let token = required_header_token(&headers)?;
     let view = state.token_view(&token)?;
     Ok(Json(views::api_token(&view, state.cache_for())))
@@ -49,16 +46,11 @@ pub async fn create_agent_token(
         custom,
         client: context.client_info(ignore_ip),
     };
-    let (value, view) = state
-        .issue_token(grant, &context.metadata(caller.name(), ignore_ip))
-        .await?;
+    let (value, view) = state.issue_token(grant, &context.metadata(caller.name(), ignore_ip)).await?;
     Ok(Json(views::new_api_token(&view, &value, state.cache_for())))
 }
 
-pub async fn me(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+pub async fn me(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
     let token = required_header_token(&headers)?;
     let view = state.token_view(&token)?;
     let user = state.user_of(&view)?;
@@ -75,29 +67,14 @@ pub async fn update_me(
     let token = required_header_token(&context.headers)?;
     let display = body.string("display")?;
     let email = body.string("email")?;
-    let display = if is_blank(display.as_deref()) {
-        None
-    } else {
-        Some(DisplayName::parse(display.as_deref())?)
-    };
-    let email = if is_blank(email.as_deref()) {
-        None
-    } else {
-        Some(EmailAddress::parse(email.as_deref())?)
-    };
+    let display = if is_blank(display.as_deref()) { None } else { Some(DisplayName::parse(display.as_deref())?) };
+    let email = if is_blank(email.as_deref()) { None } else { Some(EmailAddress::parse(email.as_deref())?) };
     let view = state.token_view(&token)?;
     require_login(&view)?;
     let user = state.user_of(&view)?;
     if display.is_some() || email.is_some() {
         let metadata = context.metadata(&user.name, state.ignore_ip());
-        state
-            .ledger
-            .user(
-                &user.name,
-                UserCommand::UpdateProfile { display, email },
-                &metadata,
-            )
-            .await?;
+        state.ledger.user(&user.name, UserCommand::UpdateProfile { display, email }, &metadata).await?;
     }
     Ok(StatusCode::NO_CONTENT)
 }
@@ -145,12 +122,8 @@ pub async fn search(
     let view = state.token_view(&token)?;
     state.user_of(&view)?;
     let model = state.ledger.model.read();
-    let found: Map<String, Value> = model
-        .users
-        .search(&spec)
-        .into_iter()
-        .map(|u| (u.name.to_string(), json!(u.display)))
-        .collect();
+    let found: Map<String, Value> =
+        model.users.search(&spec).into_iter().map(|u| (u.name.to_string(), json!(u.display))).collect();
     Ok(Json(Value::Object(found)))
 }
 
@@ -164,9 +137,7 @@ pub async fn anon_ids(
         for element in query.list.as_deref().unwrap_or_default().split(',') {
             let trimmed = java_trim(element);
             let id = Uuid::parse_str(trimmed).map_err(|_| {
-                AuthError::illegal(format!(
-                    "Illegal anonymous user ID [{trimmed}]: Invalid UUID string: {trimmed}"
-                ))
+                AuthError::illegal(format!("Illegal anonymous user ID [{trimmed}]: Invalid UUID string: {trimmed}"))
             })?;
             ids.push(id);
         }
@@ -176,10 +147,7 @@ pub async fn anon_ids(
     let user = state.user_of(&view)?;
     permissions::check(Action::ViewAnonIds, &user.roles)?;
     if ids.len() > MAX_LIST {
-        return Err(AuthError::illegal(format!(
-            "Anonymous ID count exceeds maximum of {MAX_LIST}"
-        ))
-        .into());
+        return Err(AuthError::illegal(format!("Anonymous ID count exceeds maximum of {MAX_LIST}")).into());
     }
     let model = state.ledger.model.read();
     let found: BTreeMap<String, Value> = ids

@@ -57,12 +57,7 @@ pub fn new_ui_token(token: &TokenView, value: &str) -> Value {
 }
 
 pub fn roles(roles: &BTreeSet<Role>) -> Value {
-    Value::Array(
-        roles
-            .iter()
-            .map(|r| json!({"id": r.id(), "desc": r.description()}))
-            .collect(),
-    )
+    Value::Array(roles.iter().map(|r| json!({"id": r.id(), "desc": r.description()})).collect())
 }
 
 /// The user as `/api/V2/me` shows it. Every account here is local (no linked identities).

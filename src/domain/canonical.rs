@@ -43,11 +43,7 @@ pub fn canonicalize_v1(display: &str) -> Vec<String> {
     display
         .to_lowercase()
         .split_whitespace()
-        .map(|piece| {
-            piece
-                .trim_matches(|c: char| !c.is_alphanumeric())
-                .to_owned()
-        })
+        .map(|piece| piece.trim_matches(|c: char| !c.is_alphanumeric()).to_owned())
         .filter(|piece| !piece.is_empty())
         .collect()
 }
@@ -58,22 +54,13 @@ mod tests {
 
     #[test]
     fn current_rule_splits_on_hyphens_and_drops_punctuation() {
-        assert_eq!(
-            canonicalize_v2("  Dr. Jean-Luc  O'Neil (PhD) jean "),
-            ["dr", "jean", "luc", "oneil", "phd"]
-        );
-        assert_eq!(
-            canonicalize_v2("Smith-Jones, J.R."),
-            ["smith", "jones", "jr"]
-        );
+        assert_eq!(canonicalize_v2("  Dr. Jean-Luc  O'Neil (PhD) jean "), ["dr", "jean", "luc", "oneil", "phd"]);
+        assert_eq!(canonicalize_v2("Smith-Jones, J.R."), ["smith", "jones", "jr"]);
     }
 
     #[test]
     fn old_rule_keeps_interior_punctuation_and_duplicates() {
-        assert_eq!(
-            canonicalize_v1("  Dr. Jean-Luc  O'Neil (PhD) jean "),
-            ["dr", "jean-luc", "o'neil", "phd", "jean"]
-        );
+        assert_eq!(canonicalize_v1("  Dr. Jean-Luc  O'Neil (PhD) jean "), ["dr", "jean-luc", "o'neil", "phd", "jean"]);
         assert_eq!(canonicalize_v1("Smith-Jones, J.R."), ["smith-jones", "j.r"]);
     }
 }

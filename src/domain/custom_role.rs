@@ -11,17 +11,8 @@ use super::names::{CustomRoleId, UserName};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum CustomRoleEvent {
-    CustomRoleSet {
-        id: CustomRoleId,
-        description: String,
-        by: UserName,
-        at: i64,
-    },
-    CustomRoleDeleted {
-        id: CustomRoleId,
-        by: UserName,
-        at: i64,
-    },
+    CustomRoleSet { id: CustomRoleId, description: String, by: UserName, at: i64 },
+    CustomRoleDeleted { id: CustomRoleId, by: UserName, at: i64 },
 }
 
 impl DomainEvent for CustomRoleEvent {
@@ -40,17 +31,8 @@ impl DomainEvent for CustomRoleEvent {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum CustomRoleCommand {
-    Set {
-        id: CustomRoleId,
-        description: String,
-        by: UserName,
-        at: i64,
-    },
-    Delete {
-        id: CustomRoleId,
-        by: UserName,
-        at: i64,
-    },
+    Set { id: CustomRoleId, description: String, by: UserName, at: i64 },
+    Delete { id: CustomRoleId, by: UserName, at: i64 },
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -65,24 +47,11 @@ impl Aggregate for CustomRole {
     type Error = AuthError;
     type Services = ();
 
-    async fn handle(
-        &mut self,
-        command: CustomRoleCommand,
-        _: &(),
-        sink: &EventSink<Self>,
-    ) -> Result<(), AuthError> {
+    async fn handle(&mut self, command: CustomRoleCommand, _: &(), sink: &EventSink<Self>) -> Result<(), AuthError> {
         let event = match command {
-            CustomRoleCommand::Set {
-                id,
-                description,
-                by,
-                at,
-            } => CustomRoleEvent::CustomRoleSet {
-                id,
-                description,
-                by,
-                at,
-            },
+            CustomRoleCommand::Set { id, description, by, at } => {
+                CustomRoleEvent::CustomRoleSet { id, description, by, at }
+            }
             CustomRoleCommand::Delete { id, by, at } => {
                 if !self.exists {
                     return Err(AuthError::new(ErrorType::NoSuchRole, id.as_str()));
@@ -112,12 +81,7 @@ mod tests {
     async fn setting_a_role_records_its_description() {
         TestFramework::<CustomRole>::with(())
             .given_no_previous_events()
-            .when_async(CustomRoleCommand::Set {
-                id: id(),
-                description: "Curates".into(),
-                by: UserName::root(),
-                at: 1,
-            })
+            .when_async(CustomRoleCommand::Set { id: id(), description: "Curates".into(), by: UserName::root(), at: 1 })
             .await
             .then_expect_events(vec![CustomRoleEvent::CustomRoleSet {
                 id: id(),
@@ -131,23 +95,10 @@ mod tests {
     async fn deleting_a_missing_role_fails() {
         TestFramework::<CustomRole>::with(())
             .given(vec![
-                CustomRoleEvent::CustomRoleSet {
-                    id: id(),
-                    description: "d".into(),
-                    by: UserName::root(),
-                    at: 1,
-                },
-                CustomRoleEvent::CustomRoleDeleted {
-                    id: id(),
-                    by: UserName::root(),
-                    at: 2,
-                },
+                CustomRoleEvent::CustomRoleSet { id: id(), description: "d".into(), by: UserName::root(), at: 1 },
+                CustomRoleEvent::CustomRoleDeleted { id: id(), by: UserName::root(), at: 2 },
             ])
-            .when_async(CustomRoleCommand::Delete {
-                id: id(),
-                by: UserName::root(),
-                at: 3,
-            })
+            .when_async(CustomRoleCommand::Delete { id: id(), by: UserName::root(), at: 3 })
             .await
             .then_expect_error_message("50040 No such role: curator");
     }

@@ -82,10 +82,7 @@ pub struct AuthError {
 
 impl AuthError {
     pub fn new(kind: ErrorType, detail: impl Into<String>) -> Self {
-        Self {
-            kind,
-            detail: Some(detail.into()),
-        }
+        Self { kind, detail: Some(detail.into()) }
     }
 
     pub fn bare(kind: ErrorType) -> Self {
@@ -131,13 +128,7 @@ mod tests {
 
     #[test]
     fn message_is_code_name_and_detail() {
-        assert_eq!(
-            AuthError::missing("user name").to_string(),
-            "30000 Missing input parameter: user name"
-        );
-        assert_eq!(
-            AuthError::bare(ErrorType::InvalidToken).to_string(),
-            "10020 Invalid token"
-        );
+        assert_eq!(AuthError::missing("user name").to_string(), "30000 Missing input parameter: user name");
+        assert_eq!(AuthError::bare(ErrorType::InvalidToken).to_string(), "10020 Invalid token");
     }
 }

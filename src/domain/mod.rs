@@ -52,12 +52,7 @@ pub enum DecodeError {
     #[error("unknown aggregate type {0}")]
     UnknownAggregate(String),
     #[error("cannot decode {event_type} v{event_version} of {aggregate_type}: {source}")]
-    Payload {
-        aggregate_type: String,
-        event_type: String,
-        event_version: String,
-        source: serde_json::Error,
-    },
+    Payload { aggregate_type: String, event_type: String, event_version: String, source: serde_json::Error },
 }
 
 /// The upcasters for stored events whose shape has since changed. Every
@@ -83,10 +78,7 @@ impl LedgerEvent {
             event_version: event_version.to_owned(),
             source,
         };
-        if upcasters
-            .iter()
-            .any(|u| u.can_upcast(event_type, event_version))
-        {
+        if upcasters.iter().any(|u| u.can_upcast(event_type, event_version)) {
             let value = serde_json::from_str(payload).map_err(error)?;
             let serialized = SerializedEvent::new(
                 String::new(),
@@ -97,21 +89,11 @@ impl LedgerEvent {
                 value,
                 serde_json::Value::Null,
             );
-            let upcast = upcasters.iter().fold(serialized, |e, u| {
-                if u.can_upcast(&e.event_type, &e.event_version) {
-                    u.upcast(e)
-                } else {
-                    e
-                }
-            });
+            let upcast = upcasters
+                .iter()
+                .fold(serialized, |e, u| if u.can_upcast(&e.event_type, &e.event_version) { u.upcast(e) } else { e });
             let text = upcast.payload.to_string();
-            return Self::decode(
-                aggregate_type,
-                &upcast.event_type,
-                &upcast.event_version,
-                &text,
-                &[],
-            );
+            return Self::decode(aggregate_type, &upcast.event_type, &upcast.event_version, &text, &[]);
         }
         fn parse<A: Aggregate>(payload: &str) -> Result<A::Event, serde_json::Error>
         where
@@ -123,9 +105,7 @@ impl LedgerEvent {
             User::TYPE => Self::User(parse::<User>(payload).map_err(error)?),
             Token::TYPE => Self::Token(parse::<Token>(payload).map_err(error)?),
             CustomRole::TYPE => Self::CustomRole(parse::<CustomRole>(payload).map_err(error)?),
-            ServerConfig::TYPE => {
-                Self::ServerConfig(parse::<ServerConfig>(payload).map_err(error)?)
-            }
+            ServerConfig::TYPE => Self::ServerConfig(parse::<ServerConfig>(payload).map_err(error)?),
             System::TYPE => Self::System(parse::<System>(payload).map_err(error)?),
             other => return Err(DecodeError::UnknownAggregate(other.to_owned())),
         })

@@ -26,34 +26,22 @@ fn is_iso_control(c: char) -> bool {
 
 /// The generic check of §4.1: present, at most `limit` code points once trimmed,
 /// no control characters. Returns the trimmed value.
-pub fn check_name<'a>(
-    value: Option<&'a str>,
-    kind: &str,
-    limit: usize,
-) -> Result<&'a str, AuthError> {
+pub fn check_name<'a>(value: Option<&'a str>, kind: &str, limit: usize) -> Result<&'a str, AuthError> {
     let trimmed = check_length(value, kind, limit)?;
     if trimmed.chars().any(is_iso_control) {
-        return Err(AuthError::illegal(format!(
-            "{kind} contains control characters"
-        )));
+        return Err(AuthError::illegal(format!("{kind} contains control characters")));
     }
     Ok(trimmed)
 }
 
 /// Presence and length only (no control-character check). Returns the trimmed value.
-pub fn check_length<'a>(
-    value: Option<&'a str>,
-    kind: &str,
-    limit: usize,
-) -> Result<&'a str, AuthError> {
+pub fn check_length<'a>(value: Option<&'a str>, kind: &str, limit: usize) -> Result<&'a str, AuthError> {
     let trimmed = match value {
         Some(v) if !java_trim(v).is_empty() => java_trim(v),
         _ => return Err(AuthError::missing(kind)),
     };
     if trimmed.chars().count() > limit {
-        return Err(AuthError::illegal(format!(
-            "{kind} size greater than limit {limit}"
-        )));
+        return Err(AuthError::illegal(format!("{kind} size greater than limit {limit}")));
     }
     Ok(trimmed)
 }
@@ -61,10 +49,7 @@ pub fn check_length<'a>(
 /// The first maximal run of characters for which `illegal` holds.
 fn first_run(s: &str, illegal: impl Fn(char) -> bool) -> Option<&str> {
     let start = s.char_indices().find(|&(_, c)| illegal(c))?.0;
-    let end = s[start..]
-        .char_indices()
-        .find(|&(_, c)| !illegal(c))
-        .map_or(s.len(), |(i, _)| start + i);
+    let end = s[start..].char_indices().find(|&(_, c)| !illegal(c)).map_or(s.len(), |(i, _)| start + i);
     Some(&s[start..end])
 }
 
@@ -117,10 +102,7 @@ impl UserName {
             ));
         }
         if !raw.starts_with(|c: char| c.is_ascii_lowercase()) {
-            return Err(AuthError::new(
-                ErrorType::IllegalUserName,
-                "Username must start with a letter",
-            ));
+            return Err(AuthError::new(ErrorType::IllegalUserName, "Username must start with a letter"));
         }
         Ok(Self(raw.to_owned()))
     }
@@ -174,9 +156,7 @@ impl CustomRoleId {
         check_name(input, "custom role id", 100)?;
         let raw = input.unwrap_or_default();
         if let Some(run) = first_run(raw, |c| !(c.is_ascii_alphanumeric() || c == '_')) {
-            return Err(AuthError::illegal(format!(
-                "Illegal character in custom role id {raw}: {run}"
-            )));
+            return Err(AuthError::illegal(format!("Illegal character in custom role id {raw}: {run}")));
         }
         Ok(Self(raw.to_owned()))
     }
@@ -230,13 +210,9 @@ fn is_valid_email(address: &str) -> bool {
 
 /// A token's custom context (§4.7): at most 100 entries, keys ≤ 20 and values ≤ 80
 /// code points, neither blank. Stored untrimmed.
-pub fn parse_custom_context(
-    context: &BTreeMap<String, String>,
-) -> Result<BTreeMap<String, String>, AuthError> {
+pub fn parse_custom_context(context: &BTreeMap<String, String>) -> Result<BTreeMap<String, String>, AuthError> {
     if context.len() > 100 {
-        return Err(AuthError::illegal(
-            "Exceeded max size of custom context: 100 items",
-        ));
+        return Err(AuthError::illegal("Exceeded max size of custom context: 100 items"));
     }
     for (key, value) in context {
         check_length(Some(key), "key", 20)?;
@@ -253,12 +229,8 @@ pub fn parse_user_list(list: Option<&str>) -> Result<Vec<UserName>, AuthError> {
     }
     let mut names = Vec::new();
     for element in list.unwrap_or_default().split(',') {
-        let name = UserName::parse(Some(java_trim(element))).map_err(|e| {
-            AuthError::new(
-                ErrorType::IllegalUserName,
-                format!("Illegal user name [{element}]: {e}"),
-            )
-        })?;
+        let name = UserName::parse(Some(java_trim(element)))
+            .map_err(|e| AuthError::new(ErrorType::IllegalUserName, format!("Illegal user name [{element}]: {e}")))?;
         names.push(name);
     }
     Ok(names)
@@ -274,22 +246,10 @@ mod tests {
 
     #[test]
     fn user_names_follow_the_grammar() {
-        assert_eq!(
-            UserName::parse(Some("alice_2")).map(|u| u.to_string()),
-            Ok("alice_2".into())
-        );
-        assert_eq!(
-            msg(UserName::parse(None)),
-            "30000 Missing input parameter: user name"
-        );
-        assert_eq!(
-            msg(UserName::parse(Some("   "))),
-            "30000 Missing input parameter: user name"
-        );
-        assert_eq!(
-            msg(UserName::parse(Some("Abc"))),
-            "30010 Illegal user name: Illegal character in user name Abc: A"
-        );
+        assert_eq!(UserName::parse(Some("alice_2")).map(|u| u.to_string()), Ok("alice_2".into()));
+        assert_eq!(msg(UserName::parse(None)), "30000 Missing input parameter: user name");
+        assert_eq!(msg(UserName::parse(Some("   "))), "30000 Missing input parameter: user name");
+        assert_eq!(msg(UserName::parse(Some("Abc"))), "30010 Illegal user name: Illegal character in user name Abc: A");
         assert_eq!(
             msg(UserName::parse(Some("ab-c"))),
             "30010 Illegal user name: Illegal character in user name ab-c: -"
@@ -298,14 +258,8 @@ mod tests {
             msg(UserName::parse(Some("abCDe"))),
             "30010 Illegal user name: Illegal character in user name abCDe: CD"
         );
-        assert_eq!(
-            msg(UserName::parse(Some("1abc"))),
-            "30010 Illegal user name: Username must start with a letter"
-        );
-        assert_eq!(
-            msg(UserName::parse(Some("_abc"))),
-            "30010 Illegal user name: Username must start with a letter"
-        );
+        assert_eq!(msg(UserName::parse(Some("1abc"))), "30010 Illegal user name: Username must start with a letter");
+        assert_eq!(msg(UserName::parse(Some("_abc"))), "30010 Illegal user name: Username must start with a letter");
         assert_eq!(
             msg(UserName::parse(Some(" abc"))),
             "30010 Illegal user name: Illegal character in user name  abc:  "
@@ -351,22 +305,10 @@ mod tests {
 
     #[test]
     fn emails_need_a_public_looking_domain() {
-        assert!(
-            EmailAddress::parse(Some(" a.b@example.org "))
-                .is_ok_and(|e| e.as_str() == "a.b@example.org")
-        );
-        assert_eq!(
-            msg(EmailAddress::parse(Some("foo@bar"))),
-            "30020 Illegal email address: foo@bar"
-        );
-        assert_eq!(
-            msg(EmailAddress::parse(Some("not an email"))),
-            "30020 Illegal email address: not an email"
-        );
-        assert_eq!(
-            msg(EmailAddress::parse(Some(""))),
-            "30000 Missing input parameter: email address"
-        );
+        assert!(EmailAddress::parse(Some(" a.b@example.org ")).is_ok_and(|e| e.as_str() == "a.b@example.org"));
+        assert_eq!(msg(EmailAddress::parse(Some("foo@bar"))), "30020 Illegal email address: foo@bar");
+        assert_eq!(msg(EmailAddress::parse(Some("not an email"))), "30020 Illegal email address: not an email");
+        assert_eq!(msg(EmailAddress::parse(Some(""))), "30000 Missing input parameter: email address");
     }
 
     #[test]
@@ -383,13 +325,8 @@ mod tests {
     fn custom_context_limits() {
         let mut ctx = BTreeMap::new();
         ctx.insert("k".repeat(21), "v".into());
-        assert_eq!(
-            msg(parse_custom_context(&ctx)),
-            "30001 Illegal input parameter: key size greater than limit 20"
-        );
-        let many: BTreeMap<_, _> = (0..101)
-            .map(|i| (format!("k{i}"), "v".to_string()))
-            .collect();
+        assert_eq!(msg(parse_custom_context(&ctx)), "30001 Illegal input parameter: key size greater than limit 20");
+        let many: BTreeMap<_, _> = (0..101).map(|i| (format!("k{i}"), "v".to_string())).collect();
         assert_eq!(
             msg(parse_custom_context(&many)),
             "30001 Illegal input parameter: Exceeded max size of custom context: 100 items"

@@ -16,13 +16,7 @@ pub enum Role {
 }
 
 impl Role {
-    pub const ALL: [Role; 5] = [
-        Role::Admin,
-        Role::CreateAdmin,
-        Role::DevToken,
-        Role::Root,
-        Role::ServToken,
-    ];
+    pub const ALL: [Role; 5] = [Role::Admin, Role::CreateAdmin, Role::DevToken, Role::Root, Role::ServToken];
 
     pub fn id(self) -> &'static str {
         match self {
@@ -89,9 +83,7 @@ impl RoleSet for BTreeSet<Role> {
     }
 
     fn is_admin_like(&self) -> bool {
-        self.contains(&Role::Admin)
-            || self.contains(&Role::CreateAdmin)
-            || self.contains(&Role::Root)
+        self.contains(&Role::Admin) || self.contains(&Role::CreateAdmin) || self.contains(&Role::Root)
     }
 }
 

@@ -29,12 +29,7 @@ pub enum RedirectKind {
 }
 
 impl RedirectKind {
-    pub const ALL: [RedirectKind; 4] = [
-        Self::AllowedLogin,
-        Self::CompleteLogin,
-        Self::PostLink,
-        Self::CompleteLink,
-    ];
+    pub const ALL: [RedirectKind; 4] = [Self::AllowedLogin, Self::CompleteLogin, Self::PostLink, Self::CompleteLink];
 
     pub fn key(self) -> &'static str {
         match self {
@@ -85,12 +80,7 @@ pub struct TokenLifetimes {
 
 impl Default for TokenLifetimes {
     fn default() -> Self {
-        Self {
-            login: 14 * DAY_MS,
-            agent: 7 * DAY_MS,
-            dev: 90 * DAY_MS,
-            serv: 100_000_000 * DAY_MS,
-        }
+        Self { login: 14 * DAY_MS, agent: 7 * DAY_MS, dev: 90 * DAY_MS, serv: 100_000_000 * DAY_MS }
     }
 }
 
@@ -145,17 +135,9 @@ pub enum ConfigChange {
     AllowLogin(bool),
     ShowStack(bool),
     IgnoreIp(bool),
-    RedirectUrl {
-        which: RedirectKind,
-        url: Option<String>,
-    },
-    TokenLifetime {
-        kind: TokenKind,
-        ms: i64,
-    },
-    SuggestedCacheTime {
-        ms: i64,
-    },
+    RedirectUrl { which: RedirectKind, url: Option<String> },
+    TokenLifetime { kind: TokenKind, ms: i64 },
+    SuggestedCacheTime { ms: i64 },
 }
 
 impl ServerSettings {
@@ -181,14 +163,8 @@ impl ServerSettings {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ServerConfigEvent {
-    ServerConfigInitialized {
-        settings: ServerSettings,
-    },
-    ServerConfigUpdated {
-        changes: Vec<ConfigChange>,
-        by: UserName,
-        at: i64,
-    },
+    ServerConfigInitialized { settings: ServerSettings },
+    ServerConfigUpdated { changes: Vec<ConfigChange>, by: UserName, at: i64 },
 }
 
 impl DomainEvent for ServerConfigEvent {
@@ -210,11 +186,7 @@ pub enum ServerConfigCommand {
     /// Records the starting settings of a new log; does nothing on an initialized one.
     Initialize(ServerSettings),
     /// Records the changes that alter something; nothing when none do.
-    Update {
-        changes: Vec<ConfigChange>,
-        by: UserName,
-        at: i64,
-    },
+    Update { changes: Vec<ConfigChange>, by: UserName, at: i64 },
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -229,20 +201,11 @@ impl Aggregate for ServerConfig {
     type Error = AuthError;
     type Services = ();
 
-    async fn handle(
-        &mut self,
-        command: ServerConfigCommand,
-        _: &(),
-        sink: &EventSink<Self>,
-    ) -> Result<(), AuthError> {
+    async fn handle(&mut self, command: ServerConfigCommand, _: &(), sink: &EventSink<Self>) -> Result<(), AuthError> {
         match command {
             ServerConfigCommand::Initialize(settings) => {
                 if self.settings.is_none() {
-                    sink.write(
-                        ServerConfigEvent::ServerConfigInitialized { settings },
-                        self,
-                    )
-                    .await;
+                    sink.write(ServerConfigEvent::ServerConfigInitialized { settings }, self).await;
                 }
             }
             ServerConfigCommand::Update { changes, by, at } => {
@@ -255,15 +218,7 @@ impl Aggregate for ServerConfig {
                     }
                 }
                 if !effective.is_empty() {
-                    sink.write(
-                        ServerConfigEvent::ServerConfigUpdated {
-                            changes: effective,
-                            by,
-                            at,
-                        },
-                        self,
-                    )
-                    .await;
+                    sink.write(ServerConfigEvent::ServerConfigUpdated { changes: effective, by, at }, self).await;
                 }
             }
         }
@@ -272,9 +227,7 @@ impl Aggregate for ServerConfig {
 
     fn apply(&mut self, event: ServerConfigEvent) {
         match event {
-            ServerConfigEvent::ServerConfigInitialized { settings } => {
-                self.settings = Some(settings)
-            }
+            ServerConfigEvent::ServerConfigInitialized { settings } => self.settings = Some(settings),
             ServerConfigEvent::ServerConfigUpdated { changes, .. } => {
                 let settings = self.settings.get_or_insert_with(ServerSettings::default);
                 for change in &changes {
@@ -293,9 +246,7 @@ mod tests {
     #[tokio::test]
     async fn initializing_twice_records_once() {
         TestFramework::<ServerConfig>::with(())
-            .given(vec![ServerConfigEvent::ServerConfigInitialized {
-                settings: ServerSettings::default(),
-            }])
+            .given(vec![ServerConfigEvent::ServerConfigInitialized { settings: ServerSettings::default() }])
             .when_async(ServerConfigCommand::Initialize(ServerSettings::default()))
             .await
             .then_expect_events(vec![]);
@@ -304,14 +255,9 @@ mod tests {
     #[tokio::test]
     async fn only_effective_changes_are_recorded() {
         TestFramework::<ServerConfig>::with(())
-            .given(vec![ServerConfigEvent::ServerConfigInitialized {
-                settings: ServerSettings::default(),
-            }])
+            .given(vec![ServerConfigEvent::ServerConfigInitialized { settings: ServerSettings::default() }])
             .when_async(ServerConfigCommand::Update {
-                changes: vec![
-                    ConfigChange::AllowLogin(true),
-                    ConfigChange::ShowStack(false),
-                ],
+                changes: vec![ConfigChange::AllowLogin(true), ConfigChange::ShowStack(false)],
                 by: UserName::root(),
                 at: 1,
             })

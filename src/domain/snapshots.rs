@@ -49,18 +49,9 @@ fn samples() -> Vec<(String, Value)> {
         stored(&UserEvent::DisplayNameChanged {
             display: DisplayName::parse(Some("Bob B")).unwrap_or_else(|e| panic!("{e}")),
         }),
-        stored(&UserEvent::EmailChanged {
-            email: EmailAddress::parse(Some("b@example.com")).ok(),
-        }),
-        stored(&UserEvent::PasswordChanged {
-            credential_id: Uuid::from_u128(42),
-            changed_by: name("bob"),
-            at,
-        }),
-        stored(&UserEvent::PasswordResetForced {
-            by: admin.clone(),
-            at,
-        }),
+        stored(&UserEvent::EmailChanged { email: EmailAddress::parse(Some("b@example.com")).ok() }),
+        stored(&UserEvent::PasswordChanged { credential_id: Uuid::from_u128(42), changed_by: name("bob"), at }),
+        stored(&UserEvent::PasswordResetForced { by: admin.clone(), at }),
         stored(&UserEvent::PasswordResetCleared { at }),
         stored(&UserEvent::LoginRecorded { at }),
         stored(&UserEvent::RolesGranted {
@@ -68,34 +59,12 @@ fn samples() -> Vec<(String, Value)> {
             by: admin.clone(),
             at,
         }),
-        stored(&UserEvent::RolesRemoved {
-            roles: BTreeSet::from([Role::Admin]),
-            by: admin.clone(),
-            at,
-        }),
-        stored(&UserEvent::CustomRolesGranted {
-            roles: BTreeSet::from([role("curator")]),
-            by: admin.clone(),
-            at,
-        }),
-        stored(&UserEvent::CustomRolesRemoved {
-            roles: BTreeSet::from([role("curator")]),
-            by: admin.clone(),
-            at,
-        }),
-        stored(&UserEvent::UserDisabled {
-            reason: "left the lab".into(),
-            by: admin.clone(),
-            at,
-        }),
-        stored(&UserEvent::UserEnabled {
-            by: admin.clone(),
-            at,
-        }),
-        stored(&UserEvent::UserTokensRevoked {
-            by: admin.clone(),
-            at,
-        }),
+        stored(&UserEvent::RolesRemoved { roles: BTreeSet::from([Role::Admin]), by: admin.clone(), at }),
+        stored(&UserEvent::CustomRolesGranted { roles: BTreeSet::from([role("curator")]), by: admin.clone(), at }),
+        stored(&UserEvent::CustomRolesRemoved { roles: BTreeSet::from([role("curator")]), by: admin.clone(), at }),
+        stored(&UserEvent::UserDisabled { reason: "left the lab".into(), by: admin.clone(), at }),
+        stored(&UserEvent::UserEnabled { by: admin.clone(), at }),
+        stored(&UserEvent::UserTokensRevoked { by: admin.clone(), at }),
         stored(&TokenEvent::TokenIssued(super::token::tests::grant())),
         stored(&TokenEvent::TokenRevoked(TokenRevoked {
             token_hash: super::token::tests::grant().token_hash,
@@ -109,14 +78,8 @@ fn samples() -> Vec<(String, Value)> {
             by: admin.clone(),
             at,
         }),
-        stored(&CustomRoleEvent::CustomRoleDeleted {
-            id: role("curator"),
-            by: admin.clone(),
-            at,
-        }),
-        stored(&ServerConfigEvent::ServerConfigInitialized {
-            settings: ServerSettings::default(),
-        }),
+        stored(&CustomRoleEvent::CustomRoleDeleted { id: role("curator"), by: admin.clone(), at }),
+        stored(&ServerConfigEvent::ServerConfigInitialized { settings: ServerSettings::default() }),
         stored(&ServerConfigEvent::ServerConfigUpdated {
             changes: vec![
                 ConfigChange::AllowLogin(true),
@@ -126,19 +89,13 @@ fn samples() -> Vec<(String, Value)> {
                     which: RedirectKind::CompleteLogin,
                     url: Some("https://example.org/done".into()),
                 },
-                ConfigChange::TokenLifetime {
-                    kind: TokenKind::Agent,
-                    ms: 86_400_000,
-                },
+                ConfigChange::TokenLifetime { kind: TokenKind::Agent, ms: 86_400_000 },
                 ConfigChange::SuggestedCacheTime { ms: 60_000 },
             ],
             by: admin.clone(),
             at,
         }),
-        stored(&SystemEvent::AllTokensRevoked {
-            by: admin.clone(),
-            at,
-        }),
+        stored(&SystemEvent::AllTokensRevoked { by: admin.clone(), at }),
         stored(&SystemEvent::AllPasswordResetsForced { by: admin, at }),
     ];
     all.sort_by(|a, b| a.0.cmp(&b.0));
@@ -161,27 +118,10 @@ fn events_md_documents_every_event_type_at_its_version() {
         .filter_map(|l| l.strip_prefix("### `"))
         .filter_map(|l| {
             let (name, rest) = l.split_once('`')?;
-            Some((
-                name.to_owned(),
-                rest.trim()
-                    .trim_start_matches('—')
-                    .trim()
-                    .trim_start_matches('v')
-                    .to_owned(),
-            ))
+            Some((name.to_owned(), rest.trim().trim_start_matches('—').trim().trim_start_matches('v').to_owned()))
         })
         .collect();
-    let existing: BTreeMap<String, String> = samples()
-        .into_iter()
-        .map(|(t, v)| {
-            (
-                t,
-                v["event_version"].as_str().unwrap_or_default().to_owned(),
-            )
-        })
-        .collect();
-    assert_eq!(
-        documented, existing,
-        "events.md headings must match the event types and versions"
-    );
+    let existing: BTreeMap<String, String> =
+        samples().into_iter().map(|(t, v)| (t, v["event_version"].as_str().unwrap_or_default().to_owned())).collect();
+    assert_eq!(documented, existing, "events.md headings must match the event types and versions");
 }

@@ -48,17 +48,10 @@ impl Aggregate for System {
     type Error = AuthError;
     type Services = ();
 
-    async fn handle(
-        &mut self,
-        command: SystemCommand,
-        _: &(),
-        sink: &EventSink<Self>,
-    ) -> Result<(), AuthError> {
+    async fn handle(&mut self, command: SystemCommand, _: &(), sink: &EventSink<Self>) -> Result<(), AuthError> {
         let event = match command {
             SystemCommand::RevokeAllTokens { by, at } => SystemEvent::AllTokensRevoked { by, at },
-            SystemCommand::ForceAllPasswordResets { by, at } => {
-                SystemEvent::AllPasswordResetsForced { by, at }
-            }
+            SystemCommand::ForceAllPasswordResets { by, at } => SystemEvent::AllPasswordResetsForced { by, at },
         };
         sink.write(event, self).await;
         Ok(())
@@ -75,18 +68,9 @@ mod tests {
     #[tokio::test]
     async fn revoke_all_is_one_event() {
         TestFramework::<System>::with(())
-            .given(vec![SystemEvent::AllTokensRevoked {
-                by: UserName::root(),
-                at: 1,
-            }])
-            .when_async(SystemCommand::RevokeAllTokens {
-                by: UserName::root(),
-                at: 2,
-            })
+            .given(vec![SystemEvent::AllTokensRevoked { by: UserName::root(), at: 1 }])
+            .when_async(SystemCommand::RevokeAllTokens { by: UserName::root(), at: 2 })
             .await
-            .then_expect_events(vec![SystemEvent::AllTokensRevoked {
-                by: UserName::root(),
-                at: 2,
-            }]);
+            .then_expect_events(vec![SystemEvent::AllTokensRevoked { by: UserName::root(), at: 2 }]);
     }
 }

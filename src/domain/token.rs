@@ -120,11 +120,7 @@ impl DomainEvent for TokenEvent {
 #[derive(Debug, Clone, PartialEq)]
 pub enum TokenCommand {
     Issue(TokenIssued),
-    Revoke {
-        by: UserName,
-        reason: RevocationReason,
-        at: i64,
-    },
+    Revoke { by: UserName, reason: RevocationReason, at: i64 },
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -141,12 +137,7 @@ impl Aggregate for Token {
     type Error = AuthError;
     type Services = ();
 
-    async fn handle(
-        &mut self,
-        command: TokenCommand,
-        _: &(),
-        sink: &EventSink<Self>,
-    ) -> Result<(), AuthError> {
+    async fn handle(&mut self, command: TokenCommand, _: &(), sink: &EventSink<Self>) -> Result<(), AuthError> {
         match command {
             TokenCommand::Issue(grant) => {
                 if self.hash.is_some() {
@@ -158,16 +149,8 @@ impl Aggregate for Token {
                 let Some(token_hash) = self.hash.clone().filter(|_| !self.revoked) else {
                     return Err(AuthError::bare(ErrorType::NoSuchToken));
                 };
-                sink.write(
-                    TokenEvent::TokenRevoked(TokenRevoked {
-                        token_hash,
-                        revoked_by: by,
-                        reason,
-                        at,
-                    }),
-                    self,
-                )
-                .await;
+                sink.write(TokenEvent::TokenRevoked(TokenRevoked { token_hash, revoked_by: by, reason, at }), self)
+                    .await;
             }
         }
         Ok(())
@@ -195,19 +178,12 @@ pub(crate) mod tests {
             created: 1_700_000_000_000,
             expires: 1_700_604_800_000,
             custom: BTreeMap::from([("client".into(), "narrative".into())]),
-            client: ClientInfo {
-                ip: Some("192.0.2.7".into()),
-                ..ClientInfo::default()
-            },
+            client: ClientInfo { ip: Some("192.0.2.7".into()), ..ClientInfo::default() },
         }
     }
 
     fn revoke() -> TokenCommand {
-        TokenCommand::Revoke {
-            by: UserName::from_log("alice".into()),
-            reason: RevocationReason::Revoked,
-            at: 1,
-        }
+        TokenCommand::Revoke { by: UserName::from_log("alice".into()), reason: RevocationReason::Revoked, at: 1 }
     }
 
     #[tokio::test]
@@ -251,10 +227,7 @@ pub(crate) mod tests {
             at: 1,
         };
         TestFramework::<Token>::with(())
-            .given(vec![
-                TokenEvent::TokenIssued(grant()),
-                TokenEvent::TokenRevoked(revoked),
-            ])
+            .given(vec![TokenEvent::TokenIssued(grant()), TokenEvent::TokenRevoked(revoked)])
             .when_async(revoke())
             .await
             .then_expect_error(AuthError::bare(ErrorType::NoSuchToken));

@@ -193,11 +193,7 @@ pub struct User {
 
 /// Role descriptions in the contract's order, joined for messages.
 fn describe(roles: &BTreeSet<Role>) -> String {
-    roles
-        .iter()
-        .map(|r| r.description())
-        .collect::<Vec<_>>()
-        .join(", ")
+    roles.iter().map(|r| r.description()).collect::<Vec<_>>().join(", ")
 }
 
 /// May `actor` reset (or force a reset of) the password of `target`, who holds `target_roles`?
@@ -214,14 +210,10 @@ pub fn check_can_reset_password(
         return Err(AuthError::unauthorized("Only root can reset root password"));
     }
     if target_roles.contains(&Role::CreateAdmin) {
-        return Err(AuthError::unauthorized(
-            "Cannot reset password of user with create administrator role",
-        ));
+        return Err(AuthError::unauthorized("Cannot reset password of user with create administrator role"));
     }
     if !actor.roles.contains(&Role::CreateAdmin) {
-        return Err(AuthError::unauthorized(
-            "Cannot reset password of user with administrator role",
-        ));
+        return Err(AuthError::unauthorized("Cannot reset password of user with administrator role"));
     }
     Ok(())
 }
@@ -234,10 +226,7 @@ impl User {
             at: password.at,
         }];
         if password.require_reset {
-            events.push(UserEvent::PasswordResetForced {
-                by: password.by,
-                at: password.at,
-            });
+            events.push(UserEvent::PasswordResetForced { by: password.by, at: password.at });
         } else if self.reset_required {
             events.push(UserEvent::PasswordResetCleared { at: password.at });
         }
@@ -254,30 +243,12 @@ impl User {
             (_, None) => return Err(AuthError::bare(ErrorType::NoSuchUser)),
         };
         let events = match command {
-            UserCommand::Create {
-                user,
-                display,
-                email,
-                anon_id,
-                created,
-                by,
-                password,
-            } => {
+            UserCommand::Create { user, display, email, anon_id, created, by, password } => {
                 let root = user.is_root();
-                let mut events = vec![UserEvent::UserCreated {
-                    user,
-                    display,
-                    email,
-                    anon_id,
-                    created,
-                    created_by: by.clone(),
-                }];
+                let mut events =
+                    vec![UserEvent::UserCreated { user, display, email, anon_id, created, created_by: by.clone() }];
                 if root {
-                    events.push(UserEvent::RolesGranted {
-                        roles: BTreeSet::from([Role::Root]),
-                        by,
-                        at: created,
-                    });
+                    events.push(UserEvent::RolesGranted { roles: BTreeSet::from([Role::Root]), by, at: created });
                 }
                 if let Some(password) = password {
                     events.extend(self.password_events(password));
@@ -306,12 +277,7 @@ impl User {
                 vec![UserEvent::PasswordResetForced { by: actor.name, at }]
             }
             UserCommand::RecordLogin { at } => vec![UserEvent::LoginRecorded { at }],
-            UserCommand::UpdateRoles {
-                add,
-                remove,
-                actor,
-                at,
-            } => {
+            UserCommand::UpdateRoles { add, remove, actor, at } => {
                 let both: BTreeSet<Role> = add.intersection(&remove).copied().collect();
                 if !both.is_empty() {
                     return Err(AuthError::illegal(format!(
@@ -322,11 +288,7 @@ impl User {
                 if name.is_root() {
                     return Err(AuthError::unauthorized("Cannot change ROOT roles"));
                 }
-                let ungrantable: BTreeSet<Role> = add
-                    .iter()
-                    .filter(|r| !actor.roles.may_grant(**r))
-                    .copied()
-                    .collect();
+                let ungrantable: BTreeSet<Role> = add.iter().filter(|r| !actor.roles.may_grant(**r)).copied().collect();
                 if !ungrantable.is_empty() {
                     return Err(AuthError::unauthorized(format!(
                         "User {} is not authorized to grant role(s): {}",
@@ -334,11 +296,8 @@ impl User {
                         describe(&ungrantable)
                     )));
                 }
-                let unremovable: BTreeSet<Role> = remove
-                    .iter()
-                    .filter(|r| !actor.roles.may_grant(**r))
-                    .copied()
-                    .collect();
+                let unremovable: BTreeSet<Role> =
+                    remove.iter().filter(|r| !actor.roles.may_grant(**r)).copied().collect();
                 if !unremovable.is_empty() && actor.name != name {
                     return Err(AuthError::unauthorized(format!(
                         "User {} is not authorized to remove role(s): {}",
@@ -350,55 +309,29 @@ impl User {
                 let removed: BTreeSet<Role> = remove.intersection(&self.roles).copied().collect();
                 let mut events = Vec::new();
                 if !granted.is_empty() {
-                    events.push(UserEvent::RolesGranted {
-                        roles: granted,
-                        by: actor.name.clone(),
-                        at,
-                    });
+                    events.push(UserEvent::RolesGranted { roles: granted, by: actor.name.clone(), at });
                 }
                 if !removed.is_empty() {
-                    events.push(UserEvent::RolesRemoved {
-                        roles: removed,
-                        by: actor.name,
-                        at,
-                    });
+                    events.push(UserEvent::RolesRemoved { roles: removed, by: actor.name, at });
                 }
                 events
             }
-            UserCommand::UpdateCustomRoles {
-                add,
-                remove,
-                by,
-                at,
-            } => {
-                let both: Vec<&str> = add
-                    .intersection(&remove)
-                    .map(CustomRoleId::as_str)
-                    .collect();
+            UserCommand::UpdateCustomRoles { add, remove, by, at } => {
+                let both: Vec<&str> = add.intersection(&remove).map(CustomRoleId::as_str).collect();
                 if !both.is_empty() {
                     return Err(AuthError::illegal(format!(
                         "One or more roles is to be both removed and added: {}",
                         both.join(", ")
                     )));
                 }
-                let granted: BTreeSet<CustomRoleId> =
-                    add.difference(&self.custom_roles).cloned().collect();
-                let removed: BTreeSet<CustomRoleId> =
-                    remove.intersection(&self.custom_roles).cloned().collect();
+                let granted: BTreeSet<CustomRoleId> = add.difference(&self.custom_roles).cloned().collect();
+                let removed: BTreeSet<CustomRoleId> = remove.intersection(&self.custom_roles).cloned().collect();
                 let mut events = Vec::new();
                 if !granted.is_empty() {
-                    events.push(UserEvent::CustomRolesGranted {
-                        roles: granted,
-                        by: by.clone(),
-                        at,
-                    });
+                    events.push(UserEvent::CustomRolesGranted { roles: granted, by: by.clone(), at });
                 }
                 if !removed.is_empty() {
-                    events.push(UserEvent::CustomRolesRemoved {
-                        roles: removed,
-                        by,
-                        at,
-                    });
+                    events.push(UserEvent::CustomRolesRemoved { roles: removed, by, at });
                 }
                 events
             }
@@ -409,11 +342,7 @@ impl User {
                         actor.name
                     )));
                 }
-                vec![UserEvent::UserDisabled {
-                    reason,
-                    by: actor.name,
-                    at,
-                }]
+                vec![UserEvent::UserDisabled { reason, by: actor.name, at }]
             }
             UserCommand::Enable { actor, at } => {
                 if name.is_root() {
@@ -422,18 +351,11 @@ impl User {
                         actor.name
                     )));
                 }
-                if self.disabled {
-                    vec![UserEvent::UserEnabled { by: actor.name, at }]
-                } else {
-                    vec![]
-                }
+                if self.disabled { vec![UserEvent::UserEnabled { by: actor.name, at }] } else { vec![] }
             }
             UserCommand::EnableRoot { at } => {
                 if self.disabled {
-                    vec![UserEvent::UserEnabled {
-                        by: UserName::root(),
-                        at,
-                    }]
+                    vec![UserEvent::UserEnabled { by: UserName::root(), at }]
                 } else {
                     vec![]
                 }
@@ -453,12 +375,7 @@ impl Aggregate for User {
     type Error = AuthError;
     type Services = ();
 
-    async fn handle(
-        &mut self,
-        command: UserCommand,
-        _: &(),
-        sink: &EventSink<Self>,
-    ) -> Result<(), AuthError> {
+    async fn handle(&mut self, command: UserCommand, _: &(), sink: &EventSink<Self>) -> Result<(), AuthError> {
         for event in self.decide(command)? {
             sink.write(event, self).await;
         }
@@ -467,12 +384,7 @@ impl Aggregate for User {
 
     fn apply(&mut self, event: UserEvent) {
         match event {
-            UserEvent::UserCreated {
-                user,
-                display,
-                email,
-                ..
-            } => {
+            UserEvent::UserCreated { user, display, email, .. } => {
                 self.name = Some(user);
                 self.display = Some(display);
                 self.email = email;
@@ -486,9 +398,7 @@ impl Aggregate for User {
             UserEvent::RolesGranted { roles, .. } => self.roles.extend(roles),
             UserEvent::RolesRemoved { roles, .. } => self.roles.retain(|r| !roles.contains(r)),
             UserEvent::CustomRolesGranted { roles, .. } => self.custom_roles.extend(roles),
-            UserEvent::CustomRolesRemoved { roles, .. } => {
-                self.custom_roles.retain(|r| !roles.contains(r))
-            }
+            UserEvent::CustomRolesRemoved { roles, .. } => self.custom_roles.retain(|r| !roles.contains(r)),
             UserEvent::UserDisabled { .. } => self.disabled = true,
             UserEvent::UserEnabled { .. } => self.disabled = false,
         }
@@ -516,10 +426,7 @@ pub(crate) mod tests {
     }
 
     fn actor(n: &str, roles: &[Role]) -> Actor {
-        Actor {
-            name: name(n),
-            roles: roles.iter().copied().collect(),
-        }
+        Actor { name: name(n), roles: roles.iter().copied().collect() }
     }
 
     fn update_roles(add: &[Role], remove: &[Role], by: Actor) -> UserCommand {
@@ -533,15 +440,7 @@ pub(crate) mod tests {
 
     #[tokio::test]
     async fn creating_an_existing_user_fails() {
-        let UserEvent::UserCreated {
-            user,
-            display,
-            email,
-            anon_id,
-            created: at,
-            created_by,
-        } = created("alice")
-        else {
+        let UserEvent::UserCreated { user, display, email, anon_id, created: at, created_by } = created("alice") else {
             unreachable!()
         };
         TestFramework::<User>::with(())
@@ -561,15 +460,7 @@ pub(crate) mod tests {
 
     #[tokio::test]
     async fn creating_with_a_temporary_password_forces_a_reset() {
-        let UserEvent::UserCreated {
-            user,
-            display,
-            email,
-            anon_id,
-            created: at,
-            created_by,
-        } = created("alice")
-        else {
+        let UserEvent::UserCreated { user, display, email, anon_id, created: at, created_by } = created("alice") else {
             unreachable!()
         };
         let credential_id = Uuid::from_u128(7);
@@ -582,21 +473,12 @@ pub(crate) mod tests {
                 anon_id,
                 created: at,
                 by: created_by.clone(),
-                password: Some(NewPassword {
-                    credential_id,
-                    require_reset: true,
-                    by: created_by.clone(),
-                    at,
-                }),
+                password: Some(NewPassword { credential_id, require_reset: true, by: created_by.clone(), at }),
             })
             .await
             .then_expect_events(vec![
                 created("alice"),
-                UserEvent::PasswordChanged {
-                    credential_id,
-                    changed_by: created_by.clone(),
-                    at,
-                },
+                UserEvent::PasswordChanged { credential_id, changed_by: created_by.clone(), at },
                 UserEvent::PasswordResetForced { by: created_by, at },
             ]);
     }
@@ -605,13 +487,7 @@ pub(crate) mod tests {
     async fn changing_the_password_clears_a_forced_reset() {
         let credential_id = Uuid::from_u128(8);
         TestFramework::<User>::with(())
-            .given(vec![
-                created("alice"),
-                UserEvent::PasswordResetForced {
-                    by: UserName::root(),
-                    at: 2,
-                },
-            ])
+            .given(vec![created("alice"), UserEvent::PasswordResetForced { by: UserName::root(), at: 2 }])
             .when_async(UserCommand::SetPassword(NewPassword {
                 credential_id,
                 require_reset: false,
@@ -620,11 +496,7 @@ pub(crate) mod tests {
             }))
             .await
             .then_expect_events(vec![
-                UserEvent::PasswordChanged {
-                    credential_id,
-                    changed_by: name("alice"),
-                    at: 3,
-                },
+                UserEvent::PasswordChanged { credential_id, changed_by: name("alice"), at: 3 },
                 UserEvent::PasswordResetCleared { at: 3 },
             ]);
     }
@@ -634,17 +506,9 @@ pub(crate) mod tests {
         TestFramework::<User>::with(())
             .given(vec![
                 created("bob"),
-                UserEvent::RolesGranted {
-                    roles: BTreeSet::from([Role::DevToken]),
-                    by: name("al"),
-                    at: 1,
-                },
+                UserEvent::RolesGranted { roles: BTreeSet::from([Role::DevToken]), by: name("al"), at: 1 },
             ])
-            .when_async(update_roles(
-                &[Role::DevToken, Role::ServToken],
-                &[],
-                actor("al", &[Role::Admin]),
-            ))
+            .when_async(update_roles(&[Role::DevToken, Role::ServToken], &[], actor("al", &[Role::Admin])))
             .await
             .then_expect_events(vec![UserEvent::RolesGranted {
                 roles: BTreeSet::from([Role::ServToken]),
@@ -659,7 +523,9 @@ pub(crate) mod tests {
             .given(vec![created("bob")])
             .when_async(update_roles(&[Role::Admin], &[], actor("***ROOT***", &[Role::Root])))
             .await
-            .then_expect_error_message("20000 Unauthorized: User ***ROOT*** is not authorized to grant role(s): Administrator");
+            .then_expect_error_message(
+                "20000 Unauthorized: User ***ROOT*** is not authorized to grant role(s): Administrator",
+            );
     }
 
     #[tokio::test]
@@ -667,17 +533,9 @@ pub(crate) mod tests {
         TestFramework::<User>::with(())
             .given(vec![
                 created("bob"),
-                UserEvent::RolesGranted {
-                    roles: BTreeSet::from([Role::Admin]),
-                    by: name("c"),
-                    at: 1,
-                },
+                UserEvent::RolesGranted { roles: BTreeSet::from([Role::Admin]), by: name("c"), at: 1 },
             ])
-            .when_async(update_roles(
-                &[],
-                &[Role::Admin],
-                actor("bob", &[Role::Admin]),
-            ))
+            .when_async(update_roles(&[], &[Role::Admin], actor("bob", &[Role::Admin])))
             .await
             .then_expect_events(vec![UserEvent::RolesRemoved {
                 roles: BTreeSet::from([Role::Admin]),
@@ -691,17 +549,9 @@ pub(crate) mod tests {
         TestFramework::<User>::with(())
             .given(vec![
                 created("bob"),
-                UserEvent::RolesGranted {
-                    roles: BTreeSet::from([Role::Admin]),
-                    by: name("c"),
-                    at: 1,
-                },
+                UserEvent::RolesGranted { roles: BTreeSet::from([Role::Admin]), by: name("c"), at: 1 },
             ])
-            .when_async(update_roles(
-                &[],
-                &[Role::Admin, Role::DevToken],
-                actor("al", &[Role::Admin]),
-            ))
+            .when_async(update_roles(&[], &[Role::Admin, Role::DevToken], actor("al", &[Role::Admin])))
             .await
             .then_expect_error_message(
                 "20000 Unauthorized: User al is not authorized to remove role(s): Administrator",
@@ -723,11 +573,7 @@ pub(crate) mod tests {
     async fn roots_roles_never_change() {
         TestFramework::<User>::with(())
             .given(vec![created("***ROOT***")])
-            .when_async(update_roles(
-                &[Role::CreateAdmin],
-                &[],
-                actor("***ROOT***", &[Role::Root]),
-            ))
+            .when_async(update_roles(&[Role::CreateAdmin], &[], actor("***ROOT***", &[Role::Root])))
             .await
             .then_expect_error_message("20000 Unauthorized: Cannot change ROOT roles");
     }
@@ -736,25 +582,16 @@ pub(crate) mod tests {
     async fn only_root_disables_root() {
         TestFramework::<User>::with(())
             .given(vec![created("***ROOT***")])
-            .when_async(UserCommand::Disable {
-                reason: "x".into(),
-                actor: actor("al", &[Role::Admin]),
-                at: 1,
-            })
+            .when_async(UserCommand::Disable { reason: "x".into(), actor: actor("al", &[Role::Admin]), at: 1 })
             .await
-            .then_expect_error_message(
-                "20000 Unauthorized: User al cannot disable the root account",
-            );
+            .then_expect_error_message("20000 Unauthorized: User al cannot disable the root account");
     }
 
     #[tokio::test]
     async fn enabling_an_enabled_user_records_nothing() {
         TestFramework::<User>::with(())
             .given(vec![created("bob")])
-            .when_async(UserCommand::Enable {
-                actor: actor("al", &[Role::Admin]),
-                at: 1,
-            })
+            .when_async(UserCommand::Enable { actor: actor("al", &[Role::Admin]), at: 1 })
             .await
             .then_expect_events(vec![]);
     }
@@ -764,25 +601,12 @@ pub(crate) mod tests {
         TestFramework::<User>::with(())
             .given(vec![
                 created("bob"),
-                UserEvent::PasswordChanged {
-                    credential_id: Uuid::from_u128(1),
-                    changed_by: name("bob"),
-                    at: 1,
-                },
-                UserEvent::RolesGranted {
-                    roles: BTreeSet::from([Role::Admin]),
-                    by: name("c"),
-                    at: 1,
-                },
+                UserEvent::PasswordChanged { credential_id: Uuid::from_u128(1), changed_by: name("bob"), at: 1 },
+                UserEvent::RolesGranted { roles: BTreeSet::from([Role::Admin]), by: name("c"), at: 1 },
             ])
-            .when_async(UserCommand::ForceReset {
-                actor: actor("al", &[Role::Admin]),
-                at: 2,
-            })
+            .when_async(UserCommand::ForceReset { actor: actor("al", &[Role::Admin]), at: 2 })
             .await
-            .then_expect_error_message(
-                "20000 Unauthorized: Cannot reset password of user with administrator role",
-            );
+            .then_expect_error_message("20000 Unauthorized: Cannot reset password of user with administrator role");
     }
 
     #[tokio::test]

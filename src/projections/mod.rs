@@ -15,9 +15,7 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::domain::canonical::Canonicalization;
-use crate::domain::{
-    LedgerEvent, ServerConfigEvent, ServerSettings, SystemEvent, TokenEvent, UserEvent, UserName,
-};
+use crate::domain::{LedgerEvent, ServerConfigEvent, ServerSettings, SystemEvent, TokenEvent, UserEvent, UserName};
 
 pub use runner::Runner;
 pub use token_index::{TokenHash, TokenIndex, TokenView, hash_token};
@@ -43,13 +41,7 @@ impl Projections {
     }
 
     /// Folds one event. `recorded_at` is the log's time for the event.
-    pub fn apply(
-        &mut self,
-        position: i64,
-        recorded_at: i64,
-        aggregate_id: &str,
-        event: &LedgerEvent,
-    ) {
+    pub fn apply(&mut self, position: i64, recorded_at: i64, aggregate_id: &str, event: &LedgerEvent) {
         self.tokens.sweep_expired(recorded_at);
         match event {
             LedgerEvent::User(event) => {
@@ -69,25 +61,16 @@ impl Projections {
                     _ => {}
                 }
             }
-            LedgerEvent::Token(TokenEvent::TokenIssued(grant)) => {
-                match Uuid::parse_str(aggregate_id) {
-                    Ok(id) => self.tokens.issue(id, grant),
-                    Err(_) => tracing::error!(
-                        position,
-                        "token event with a malformed aggregate id; not indexed"
-                    ),
-                }
-            }
-            LedgerEvent::Token(TokenEvent::TokenRevoked(revoked)) => {
-                self.tokens.revoke(&revoked.token_hash)
-            }
+            LedgerEvent::Token(TokenEvent::TokenIssued(grant)) => match Uuid::parse_str(aggregate_id) {
+                Ok(id) => self.tokens.issue(id, grant),
+                Err(_) => tracing::error!(position, "token event with a malformed aggregate id; not indexed"),
+            },
+            LedgerEvent::Token(TokenEvent::TokenRevoked(revoked)) => self.tokens.revoke(&revoked.token_hash),
             LedgerEvent::CustomRole(event) => self.users.apply_custom_role(event),
             LedgerEvent::ServerConfig(ServerConfigEvent::ServerConfigInitialized { settings }) => {
                 self.config = settings.clone()
             }
-            LedgerEvent::ServerConfig(ServerConfigEvent::ServerConfigUpdated {
-                changes, ..
-            }) => {
+            LedgerEvent::ServerConfig(ServerConfigEvent::ServerConfigUpdated { changes, .. }) => {
                 for change in changes {
                     self.config.apply(change);
                 }
@@ -112,10 +95,7 @@ pub struct ReadModel {
 impl ReadModel {
     pub fn new(projections: Projections) -> Self {
         let (applied, _) = watch::channel(projections.position);
-        Self {
-            state: RwLock::new(projections),
-            applied,
-        }
+        Self { state: RwLock::new(projections), applied }
     }
 
     pub fn read(&self) -> RwLockReadGuard<'_, Projections> {
@@ -138,9 +118,6 @@ impl ReadModel {
     /// Waits until the projections reach `position`; false if they did not within `limit`.
     pub async fn wait_for(&self, position: i64, limit: Duration) -> bool {
         let mut receiver = self.applied.subscribe();
-        matches!(
-            tokio::time::timeout(limit, receiver.wait_for(|p| *p >= position)).await,
-            Ok(Ok(_))
-        )
+        matches!(tokio::time::timeout(limit, receiver.wait_for(|p| *p >= position)).await, Ok(Ok(_)))
     }
 }

@@ -34,12 +34,7 @@ pub struct Runner {
 
 impl Runner {
     pub fn new(log: EventLog, model: Arc<ReadModel>) -> Self {
-        Self {
-            log,
-            model,
-            wake: Arc::new(Notify::new()),
-            upcasters: upcasters(),
-        }
+        Self { log, model, wake: Arc::new(Notify::new()), upcasters: upcasters() }
     }
 
     /// A handle that wakes the runner (call it after a local commit).
@@ -75,10 +70,7 @@ impl Runner {
                 &row.payload,
                 &self.upcasters,
             )
-            .map_err(|source| RunnerError::Decode {
-                position: row.position,
-                source,
-            })?;
+            .map_err(|source| RunnerError::Decode { position: row.position, source })?;
             decoded.push((row.position, row.recorded_at, row.aggregate_id, event));
         }
         let folded = decoded.len() as u64;

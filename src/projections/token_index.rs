@@ -60,14 +60,7 @@ struct Detail {
 }
 
 fn pack_client(client: &ClientInfo) -> Box<str> {
-    let fields = [
-        &client.ip,
-        &client.os,
-        &client.osver,
-        &client.agent,
-        &client.agentver,
-        &client.device,
-    ];
+    let fields = [&client.ip, &client.os, &client.osver, &client.agent, &client.agentver, &client.device];
     let mut packed = String::new();
     for (i, field) in fields.into_iter().enumerate() {
         if i > 0 {
@@ -81,18 +74,9 @@ fn pack_client(client: &ClientInfo) -> Box<str> {
 }
 
 fn unpack_client(packed: &str) -> ClientInfo {
-    let mut fields = packed
-        .split(FIELD_SEPARATOR)
-        .map(|f| (!f.is_empty()).then(|| f.to_owned()));
+    let mut fields = packed.split(FIELD_SEPARATOR).map(|f| (!f.is_empty()).then(|| f.to_owned()));
     let mut next = || fields.next().flatten();
-    ClientInfo {
-        ip: next(),
-        os: next(),
-        osver: next(),
-        agent: next(),
-        agentver: next(),
-        device: next(),
-    }
+    ClientInfo { ip: next(), os: next(), osver: next(), agent: next(), agentver: next(), device: next() }
 }
 
 struct Owner {
@@ -131,11 +115,7 @@ impl TokenIndex {
             return *id;
         }
         let id = self.owners.len() as u32;
-        self.owners.push(Owner {
-            name: user.clone(),
-            disabled: false,
-            slots: Vec::new(),
-        });
+        self.owners.push(Owner { name: user.clone(), disabled: false, slots: Vec::new() });
         self.owner_ids.insert(user.clone(), id);
         id
     }
@@ -143,11 +123,7 @@ impl TokenIndex {
     fn view(&self, record: &Record) -> TokenView {
         let (custom, client) = match &record.detail {
             Some(detail) => (
-                detail
-                    .custom
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
+                detail.custom.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
                 unpack_client(&detail.client),
             ),
             None => (BTreeMap::new(), ClientInfo::default()),
@@ -167,11 +143,7 @@ impl TokenIndex {
     fn slot_of(&self, hash: &TokenHash) -> Option<u32> {
         let slots = &self.slots;
         self.by_hash
-            .find(bucket_hash(hash), |slot| {
-                slots[*slot as usize]
-                    .as_ref()
-                    .is_some_and(|r| r.hash == *hash)
-            })
+            .find(bucket_hash(hash), |slot| slots[*slot as usize].as_ref().is_some_and(|r| r.hash == *hash))
             .copied()
     }
 
@@ -187,11 +159,7 @@ impl TokenIndex {
 
     /// The user's valid tokens at `now`, sorted by id.
     pub fn tokens_of(&self, user: &UserName, now: i64) -> Vec<TokenView> {
-        let Some(owner) = self
-            .owner_ids
-            .get(user)
-            .map(|id| &self.owners[*id as usize])
-        else {
+        let Some(owner) = self.owner_ids.get(user).map(|id| &self.owners[*id as usize]) else {
             return Vec::new();
         };
         if owner.disabled {
@@ -229,11 +197,7 @@ impl TokenIndex {
         let owner = self.owner_id(&grant.user);
         let detail = (!grant.custom.is_empty() || !grant.client.is_empty()).then(|| {
             Box::new(Detail {
-                custom: grant
-                    .custom
-                    .iter()
-                    .map(|(k, v)| (k.as_str().into(), v.as_str().into()))
-                    .collect(),
+                custom: grant.custom.iter().map(|(k, v)| (k.as_str().into(), v.as_str().into())).collect(),
                 client: pack_client(&grant.client),
             })
         });
@@ -259,9 +223,7 @@ impl TokenIndex {
         };
         let slots = &self.slots;
         self.by_hash.insert_unique(bucket_hash(&hash), slot, |s| {
-            slots[*s as usize]
-                .as_ref()
-                .map_or(0, |r| bucket_hash(&r.hash))
+            slots[*s as usize].as_ref().map_or(0, |r| bucket_hash(&r.hash))
         });
         self.owners[owner as usize].slots.push(slot);
     }
@@ -310,11 +272,7 @@ impl TokenIndex {
             .slots
             .iter()
             .enumerate()
-            .filter_map(|(slot, r)| {
-                r.as_ref()
-                    .filter(|r| r.expires <= log_time)
-                    .map(|_| slot as u32)
-            })
+            .filter_map(|(slot, r)| r.as_ref().filter(|r| r.expires <= log_time).map(|_| slot as u32))
             .collect();
         if expired.is_empty() {
             return;
@@ -326,9 +284,7 @@ impl TokenIndex {
             }
         }
         for (owner, gone) in by_owner {
-            self.owners[owner as usize]
-                .slots
-                .retain(|s| !gone.contains(s));
+            self.owners[owner as usize].slots.retain(|s| !gone.contains(s));
         }
         self.evict(&expired);
     }
@@ -351,9 +307,7 @@ impl TokenIndex {
 /// Decodes the standard-base64 hash an event carries.
 pub fn decode_hash(encoded: &str) -> Option<TokenHash> {
     use base64::Engine;
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(encoded)
-        .ok()?;
+    let bytes = base64::engine::general_purpose::STANDARD.decode(encoded).ok()?;
     bytes.try_into().ok()
 }
 
@@ -385,12 +339,7 @@ mod tests {
     fn a_token_is_found_until_it_expires() {
         let mut index = TokenIndex::default();
         index.issue(Uuid::from_u128(1), &grant("t1", "alice", 100));
-        assert_eq!(
-            index
-                .find(&hash_token("t1"), 99)
-                .map(|v| v.user.to_string()),
-            Some("alice".into())
-        );
+        assert_eq!(index.find(&hash_token("t1"), 99).map(|v| v.user.to_string()), Some("alice".into()));
         assert!(index.find(&hash_token("t1"), 100).is_none());
         assert!(index.find(&hash_token("t2"), 0).is_none());
     }
@@ -405,12 +354,7 @@ mod tests {
         assert!(index.find(&hash_token("b1"), 0).is_some());
         // the freed slot is reused without disturbing others
         index.issue(Uuid::from_u128(3), &grant("a2", "alice", 100));
-        assert_eq!(
-            index
-                .tokens_of(&UserName::from_log("alice".into()), 0)
-                .len(),
-            1
-        );
+        assert_eq!(index.tokens_of(&UserName::from_log("alice".into()), 0).len(), 1);
         assert_eq!(index.len(), 2);
     }
 
@@ -449,11 +393,6 @@ mod tests {
         index.issue(Uuid::from_u128(2), &grant("a2", "alice", 1_000_000));
         index.sweep_expired(200);
         assert_eq!(index.len(), 1);
-        assert_eq!(
-            index
-                .tokens_of(&UserName::from_log("alice".into()), 0)
-                .len(),
-            1
-        );
+        assert_eq!(index.tokens_of(&UserName::from_log("alice".into()), 0).len(), 1);
     }
 }

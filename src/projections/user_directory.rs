@@ -13,9 +13,7 @@ use uuid::Uuid;
 
 use crate::domain::canonical::Canonicalization;
 use crate::domain::names::java_trim;
-use crate::domain::{
-    AuthError, CustomRoleEvent, CustomRoleId, Role, SystemEvent, UserEvent, UserName,
-};
+use crate::domain::{AuthError, CustomRoleEvent, CustomRoleId, Role, SystemEvent, UserEvent, UserName};
 
 /// Search answers hold at most this many users.
 pub const MAX_SEARCH_RESULTS: usize = 10_000;
@@ -59,16 +57,8 @@ pub struct SearchSpec {
 
 impl SearchSpec {
     /// `fields` is the raw `fields` parameter; only `username` and `displayname` count.
-    pub fn parse(
-        prefix: &str,
-        fields: Option<&str>,
-        rule: Canonicalization,
-    ) -> Result<Self, AuthError> {
-        let requested: Vec<&str> = fields
-            .unwrap_or_default()
-            .split(',')
-            .map(java_trim)
-            .collect();
+    pub fn parse(prefix: &str, fields: Option<&str>, rule: Canonicalization) -> Result<Self, AuthError> {
+        let requested: Vec<&str> = fields.unwrap_or_default().split(',').map(java_trim).collect();
         let mut by_user = requested.contains(&"username");
         let mut by_display = requested.contains(&"displayname");
         if !by_user && !by_display {
@@ -77,13 +67,8 @@ impl SearchSpec {
         }
         let mut user_terms: Vec<String> = Vec::new();
         for piece in prefix.to_lowercase().split_whitespace() {
-            let kept: String = piece
-                .chars()
-                .filter(|c| matches!(c, 'a'..='z' | '0'..='9' | '_'))
-                .collect();
-            let term = kept
-                .trim_start_matches(|c: char| !c.is_ascii_lowercase())
-                .to_owned();
+            let kept: String = piece.chars().filter(|c| matches!(c, 'a'..='z' | '0'..='9' | '_')).collect();
+            let term = kept.trim_start_matches(|c: char| !c.is_ascii_lowercase()).to_owned();
             if !term.is_empty() && !user_terms.contains(&term) {
                 user_terms.push(term);
             }
@@ -100,12 +85,7 @@ impl SearchSpec {
                 "The search prefix {prefix} contains only punctuation and a display name search was requested"
             )));
         }
-        Ok(Self {
-            user_terms,
-            display_terms,
-            by_user,
-            by_display,
-        })
+        Ok(Self { user_terms, display_terms, by_user, by_display })
     }
 }
 
@@ -123,10 +103,7 @@ pub struct UserDirectory {
 
 impl UserDirectory {
     pub fn new(rule: Canonicalization) -> Self {
-        Self {
-            rule,
-            ..Self::default()
-        }
+        Self { rule, ..Self::default() }
     }
 
     pub fn rule(&self) -> Canonicalization {
@@ -138,9 +115,7 @@ impl UserDirectory {
     }
 
     pub fn by_anon_id(&self, anon_id: &Uuid) -> Option<&UserRecord> {
-        self.anon_ids
-            .get(anon_id)
-            .and_then(|name| self.users.get(name))
+        self.anon_ids.get(anon_id).and_then(|name| self.users.get(name))
     }
 
     pub fn len(&self) -> usize {
@@ -157,8 +132,7 @@ impl UserDirectory {
 
     /// Must this user change their password before logging in?
     pub fn reset_required(&self, user: &UserRecord) -> bool {
-        user.reset_forced
-            || (user.credential.is_some() && user.password_position < self.all_resets_forced_at)
+        user.reset_forced || (user.credential.is_some() && user.password_position < self.all_resets_forced_at)
     }
 
     pub fn custom_roles(&self) -> &BTreeMap<CustomRoleId, String> {
@@ -170,18 +144,12 @@ impl UserDirectory {
         let user_match = |u: &UserRecord| {
             spec.by_user
                 && !spec.user_terms.is_empty()
-                && spec
-                    .user_terms
-                    .iter()
-                    .all(|t| u.name.as_str().starts_with(t.as_str()))
+                && spec.user_terms.iter().all(|t| u.name.as_str().starts_with(t.as_str()))
         };
         let display_match = |u: &UserRecord| {
             spec.by_display
                 && !spec.display_terms.is_empty()
-                && spec
-                    .display_terms
-                    .iter()
-                    .all(|t| u.canonical.iter().any(|c| c.starts_with(t.as_str())))
+                && spec.display_terms.iter().all(|t| u.canonical.iter().any(|c| c.starts_with(t.as_str())))
         };
         let mut candidates: BTreeSet<&UserName> = BTreeSet::new();
         if let (true, Some(first)) = (spec.by_user, spec.user_terms.first()) {
@@ -208,11 +176,7 @@ impl UserDirectory {
             .filter(|u| user_match(u) || display_match(u))
             .collect();
         if spec.by_display && !spec.by_user {
-            found.sort_by(|a, b| {
-                a.canonical
-                    .cmp(&b.canonical)
-                    .then_with(|| a.name.cmp(&b.name))
-            });
+            found.sort_by(|a, b| a.canonical.cmp(&b.canonical).then_with(|| a.name.cmp(&b.name)));
         }
         found.truncate(MAX_SEARCH_RESULTS);
         found
@@ -232,23 +196,12 @@ impl UserDirectory {
         }
         user.canonical = self.rule.apply(&user.display);
         for term in &user.canonical {
-            self.display_terms
-                .entry(term.clone())
-                .or_default()
-                .insert(name.clone());
+            self.display_terms.entry(term.clone()).or_default().insert(name.clone());
         }
     }
 
     pub(crate) fn apply_user(&mut self, position: i64, name: &UserName, event: &UserEvent) {
-        if let UserEvent::UserCreated {
-            user,
-            display,
-            email,
-            anon_id,
-            created,
-            ..
-        } = event
-        {
+        if let UserEvent::UserCreated { user, display, email, anon_id, created, .. } = event {
             self.users.insert(
                 user.clone(),
                 UserRecord {
@@ -273,11 +226,9 @@ impl UserDirectory {
             return;
         }
         let existing_roles: Vec<CustomRoleId> = match event {
-            UserEvent::CustomRolesGranted { roles, .. } => roles
-                .iter()
-                .filter(|r| self.custom_roles.contains_key(*r))
-                .cloned()
-                .collect(),
+            UserEvent::CustomRolesGranted { roles, .. } => {
+                roles.iter().filter(|r| self.custom_roles.contains_key(*r)).cloned().collect()
+            }
             _ => Vec::new(),
         };
         let Some(user) = self.users.get_mut(name) else {
@@ -301,9 +252,7 @@ impl UserDirectory {
             UserEvent::RolesRemoved { roles, .. } => user.roles.retain(|r| !roles.contains(r)),
             // A role deleted while the grant was in flight is not granted.
             UserEvent::CustomRolesGranted { .. } => user.custom_roles.extend(existing_roles),
-            UserEvent::CustomRolesRemoved { roles, .. } => {
-                user.custom_roles.retain(|r| !roles.contains(r))
-            }
+            UserEvent::CustomRolesRemoved { roles, .. } => user.custom_roles.retain(|r| !roles.contains(r)),
             UserEvent::UserDisabled { reason, by, at } => {
                 user.disabled_reason = Some(reason.clone());
                 user.enable_toggle = Some((*at, by.clone()));
@@ -318,9 +267,7 @@ impl UserDirectory {
 
     pub(crate) fn apply_custom_role(&mut self, event: &CustomRoleEvent) {
         match event {
-            CustomRoleEvent::CustomRoleSet {
-                id, description, ..
-            } => {
+            CustomRoleEvent::CustomRoleSet { id, description, .. } => {
                 self.custom_roles.insert(id.clone(), description.clone());
             }
             CustomRoleEvent::CustomRoleDeleted { id, .. } => {
@@ -368,16 +315,14 @@ mod tests {
     #[test]
     fn every_display_term_must_prefix_some_name_part() {
         let d = directory(&[("foo", "bar thing"), ("baz", "Bartholomew")]);
-        let spec =
-            SearchSpec::parse("b th", None, Canonicalization::V2).unwrap_or_else(|e| panic!("{e}"));
+        let spec = SearchSpec::parse("b th", None, Canonicalization::V2).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(names(d.search(&spec)), ["foo"]);
     }
 
     #[test]
     fn user_name_search_matches_prefixes() {
         let d = directory(&[("alice", "A"), ("alfred", "B"), ("bob", "C")]);
-        let spec = SearchSpec::parse("al", Some("username"), Canonicalization::V2)
-            .unwrap_or_else(|e| panic!("{e}"));
+        let spec = SearchSpec::parse("al", Some("username"), Canonicalization::V2).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(names(d.search(&spec)), ["alfred", "alice"]);
     }
 
@@ -388,8 +333,7 @@ mod tests {
             e.to_string(),
             "30001 Illegal input parameter: The search prefix !! contains only punctuation and a display name search was requested"
         );
-        let e =
-            SearchSpec::parse("99", Some("username"), Canonicalization::V2).expect_err("refused");
+        let e = SearchSpec::parse("99", Some("username"), Canonicalization::V2).expect_err("refused");
         assert!(e.to_string().contains("contains no valid username prefix"));
         assert!(SearchSpec::parse("9un$der_s", None, Canonicalization::V2).is_ok());
     }
@@ -409,11 +353,7 @@ mod tests {
         d.apply_user(
             5,
             &alice,
-            &UserEvent::CustomRolesGranted {
-                roles: BTreeSet::from([id.clone()]),
-                by: by.clone(),
-                at: 0,
-            },
+            &UserEvent::CustomRolesGranted { roles: BTreeSet::from([id.clone()]), by: by.clone(), at: 0 },
         );
         assert_eq!(d.get(&alice).map(|u| u.custom_roles.len()), Some(1));
         d.apply_custom_role(&CustomRoleEvent::CustomRoleDeleted { id, by, at: 0 });

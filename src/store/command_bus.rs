@@ -15,9 +15,8 @@ use uuid::Uuid;
 use super::repository::COMMITTED;
 use super::{EventLog, EventMetadata, LogRepository};
 use crate::domain::{
-    AuthError, CustomRole, CustomRoleCommand, CustomRoleId, ServerConfig, ServerConfigCommand,
-    System, SystemCommand, Token, TokenCommand, User, UserCommand, UserName,
-    server_config::SERVER_CONFIG_ID, system::SYSTEM_ID, upcasters,
+    AuthError, CustomRole, CustomRoleCommand, CustomRoleId, ServerConfig, ServerConfigCommand, System, SystemCommand,
+    Token, TokenCommand, User, UserCommand, UserName, server_config::SERVER_CONFIG_ID, system::SYSTEM_ID, upcasters,
 };
 
 /// How many times a command that lost an optimistic race is retried on fresh state.
@@ -47,8 +46,7 @@ pub struct CommandBus {
 }
 
 fn framework<A: Aggregate<Services = ()>>(log: &EventLog) -> Framework<A> {
-    let store = PersistedEventStore::new_event_store(LogRepository::new(log.clone()))
-        .with_upcasters(upcasters());
+    let store = PersistedEventStore::new_event_store(LogRepository::new(log.clone())).with_upcasters(upcasters());
     CqrsFramework::new(store, Vec::new(), ())
 }
 
@@ -71,8 +69,7 @@ impl CommandBus {
         command: UserCommand,
         metadata: &EventMetadata,
     ) -> Result<Option<i64>, CommandError> {
-        self.execute(&self.users, name.as_str(), command, metadata)
-            .await
+        self.execute(&self.users, name.as_str(), command, metadata).await
     }
 
     pub async fn token(
@@ -81,8 +78,7 @@ impl CommandBus {
         command: TokenCommand,
         metadata: &EventMetadata,
     ) -> Result<Option<i64>, CommandError> {
-        self.execute(&self.tokens, &id.to_string(), command, metadata)
-            .await
+        self.execute(&self.tokens, &id.to_string(), command, metadata).await
     }
 
     pub async fn custom_role(
@@ -91,8 +87,7 @@ impl CommandBus {
         command: CustomRoleCommand,
         metadata: &EventMetadata,
     ) -> Result<Option<i64>, CommandError> {
-        self.execute(&self.custom_roles, id.as_str(), command, metadata)
-            .await
+        self.execute(&self.custom_roles, id.as_str(), command, metadata).await
     }
 
     pub async fn server_config(
@@ -100,17 +95,11 @@ impl CommandBus {
         command: ServerConfigCommand,
         metadata: &EventMetadata,
     ) -> Result<Option<i64>, CommandError> {
-        self.execute(&self.server_config, SERVER_CONFIG_ID, command, metadata)
-            .await
+        self.execute(&self.server_config, SERVER_CONFIG_ID, command, metadata).await
     }
 
-    pub async fn system(
-        &self,
-        command: SystemCommand,
-        metadata: &EventMetadata,
-    ) -> Result<Option<i64>, CommandError> {
-        self.execute(&self.system, SYSTEM_ID, command, metadata)
-            .await
+    pub async fn system(&self, command: SystemCommand, metadata: &EventMetadata) -> Result<Option<i64>, CommandError> {
+        self.execute(&self.system, SYSTEM_ID, command, metadata).await
     }
 
     /// Runs `command`, retrying on optimistic conflicts. `Ok(None)` when the
@@ -129,8 +118,7 @@ impl CommandBus {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let run =
-                framework.execute_with_metadata(id, command.clone(), metadata.clone().into_map());
+            let run = framework.execute_with_metadata(id, command.clone(), metadata.clone().into_map());
             let (result, position) = COMMITTED
                 .scope(Cell::new(None), async {
                     let result = run.await;

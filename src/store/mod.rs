@@ -55,10 +55,7 @@ pub struct EventMetadata {
 
 impl EventMetadata {
     pub fn actor(actor: impl Into<String>) -> Self {
-        Self {
-            actor: Some(actor.into()),
-            ..Self::default()
-        }
+        Self { actor: Some(actor.into()), ..Self::default() }
     }
 
     pub fn into_map(self) -> HashMap<String, String> {
@@ -86,13 +83,8 @@ pub enum StoreError {
     #[error("cannot open the store at {url}: {source}")]
     Connect { url: String, source: sqlx::Error },
     #[error("cannot create the data directory {path}: {source}")]
-    DataDir {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error(
-        "the store's schema version {found} is newer than this authledger understands ({supported})"
-    )]
+    DataDir { path: String, source: std::io::Error },
+    #[error("the store's schema version {found} is newer than this authledger understands ({supported})")]
     SchemaTooNew { found: i64, supported: i64 },
     #[error("store error: {0}")]
     Database(#[from] sqlx::Error),
@@ -136,13 +128,7 @@ pub(crate) trait Backend: Send + Sync + 'static {
     async fn read_after(&self, position: i64, limit: i64) -> Result<Vec<StoredEvent>, StoreError>;
     /// The position of the newest event (0 for an empty log).
     async fn head(&self) -> Result<i64, StoreError>;
-    async fn put_secret(
-        &self,
-        id: Uuid,
-        kind: &str,
-        secret: &str,
-        created_at: i64,
-    ) -> Result<(), StoreError>;
+    async fn put_secret(&self, id: Uuid, kind: &str, secret: &str, created_at: i64) -> Result<(), StoreError>;
     async fn get_secret(&self, id: Uuid) -> Result<Option<String>, StoreError>;
     async fn delete_secret(&self, id: Uuid) -> Result<(), StoreError>;
     async fn close(&self);
@@ -157,20 +143,13 @@ pub enum StoreKind {
 
 impl StoreKind {
     pub fn parse(url: &str) -> Result<Self, StoreError> {
-        if let Some(path) = url
-            .strip_prefix("sqlite://")
-            .or_else(|| url.strip_prefix("sqlite:"))
-        {
+        if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
             if path.is_empty() {
                 return Err(StoreError::UnsupportedUrl(url.to_owned()));
             }
-            Ok(Self::Sqlite {
-                path: path.to_owned(),
-            })
+            Ok(Self::Sqlite { path: path.to_owned() })
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Ok(Self::Postgres {
-                url: url.to_owned(),
-            })
+            Ok(Self::Postgres { url: url.to_owned() })
         } else {
             Err(StoreError::UnsupportedUrl(url.to_owned()))
         }
@@ -188,10 +167,7 @@ pub struct StoreOptions {
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        Self {
-            sqlite_full_sync: true,
-            table_prefix: String::new(),
-        }
+        Self { sqlite_full_sync: true, table_prefix: String::new() }
     }
 }
 
@@ -205,27 +181,15 @@ pub struct EventLog {
 
 impl EventLog {
     /// Opens (creating if needed) the store at `url` and its schema.
-    pub async fn open(
-        url: &str,
-        options: StoreOptions,
-        clock: SharedClock,
-    ) -> Result<Self, StoreError> {
+    pub async fn open(url: &str, options: StoreOptions, clock: SharedClock) -> Result<Self, StoreError> {
         let (backend, kind): (Arc<dyn Backend>, _) = match StoreKind::parse(url)? {
-            StoreKind::Sqlite { path } => (
-                Arc::new(sqlite::SqliteBackend::open(&path, &options).await?),
-                "sqlite",
-            ),
-            StoreKind::Postgres { url } => (
-                Arc::new(postgres::PostgresBackend::open(&url, &options).await?),
-                "postgres",
-            ),
+            StoreKind::Sqlite { path } => (Arc::new(sqlite::SqliteBackend::open(&path, &options).await?), "sqlite"),
+            StoreKind::Postgres { url } => {
+                (Arc::new(postgres::PostgresBackend::open(&url, &options).await?), "postgres")
+            }
         };
         let writer = writer::spawn(backend.clone(), clock);
-        Ok(Self {
-            backend,
-            writer,
-            kind,
-        })
+        Ok(Self { backend, writer, kind })
     }
 
     /// "sqlite" or "postgres".
@@ -244,16 +208,10 @@ impl EventLog {
         aggregate_id: &str,
         after_sequence: i64,
     ) -> Result<Vec<SerializedEvent>, StoreError> {
-        self.backend
-            .load(aggregate_type, aggregate_id, after_sequence)
-            .await
+        self.backend.load(aggregate_type, aggregate_id, after_sequence).await
     }
 
-    pub async fn read_after(
-        &self,
-        position: i64,
-        limit: i64,
-    ) -> Result<Vec<StoredEvent>, StoreError> {
+    pub async fn read_after(&self, position: i64, limit: i64) -> Result<Vec<StoredEvent>, StoreError> {
         self.backend.read_after(position, limit).await
     }
 
@@ -261,13 +219,7 @@ impl EventLog {
         self.backend.head().await
     }
 
-    pub async fn put_secret(
-        &self,
-        id: Uuid,
-        kind: &str,
-        secret: &str,
-        created_at: i64,
-    ) -> Result<(), StoreError> {
+    pub async fn put_secret(&self, id: Uuid, kind: &str, secret: &str, created_at: i64) -> Result<(), StoreError> {
         self.backend.put_secret(id, kind, secret, created_at).await
     }
 
@@ -312,7 +264,50 @@ impl Tables {
 pub(crate) const SCHEMA_VERSION: i64 = 1;
 
 /// Columns of a stored event, in the order every SELECT lists them.
-pub(crate) const EVENT_COLUMNS: &str = "position, aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, recorded_at";
+pub(crate) const EVENT_COLUMNS: &str =
+    "position, aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, recorded_at";
+
+/// The distinct aggregates a batch appends to.
+pub(crate) fn batch_aggregates<'a>(batch: &[&'a [SerializedEvent]]) -> Vec<(&'a str, &'a str)> {
+    let mut keys: Vec<(&str, &str)> =
+        batch.iter().filter_map(|r| r.first()).map(|e| (e.aggregate_type.as_str(), e.aggregate_id.as_str())).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    keys
+}
+
+/// Decides a batch under the log's write lock: a request appends when its
+/// first sequence follows its aggregate's newest (counting the requests before
+/// it in the batch); its events are numbered on from `next`. Returns, per
+/// request, the position of its last event (or `None`: a conflict), and the
+/// rows to insert.
+pub(crate) fn plan_batch<'a>(
+    batch: &[&'a [SerializedEvent]],
+    mut newest: HashMap<(String, String), i64>,
+    mut next: i64,
+) -> (Vec<Option<i64>>, Vec<(i64, &'a SerializedEvent)>) {
+    let mut results = Vec::with_capacity(batch.len());
+    let mut rows = Vec::new();
+    for request in batch {
+        let Some(first) = request.first() else {
+            results.push(None);
+            continue;
+        };
+        let key = (first.aggregate_type.clone(), first.aggregate_id.clone());
+        let current = newest.get(&key).copied().unwrap_or(0);
+        if first.sequence as i64 != current + 1 {
+            results.push(None);
+            continue;
+        }
+        for event in request.iter() {
+            rows.push((next, event));
+            next += 1;
+        }
+        newest.insert(key, request.last().map_or(current, |e| e.sequence as i64));
+        results.push(Some(next - 1));
+    }
+    (results, rows)
+}
 
 pub(crate) fn serialized(event: &StoredEvent) -> Result<SerializedEvent, serde_json::Error> {
     Ok(SerializedEvent::new(

@@ -16,8 +16,8 @@ use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
 
 use super::{
-    Backend, EVENT_COLUMNS, SCHEMA_VERSION, StoreError, StoreOptions, StoredEvent, Tables,
-    serialized,
+    Backend, EVENT_COLUMNS, SCHEMA_VERSION, StoreError, StoreOptions, StoredEvent, Tables, batch_aggregates,
+    plan_batch, serialized,
 };
 
 pub(crate) struct PostgresBackend {
@@ -82,18 +82,11 @@ impl PostgresBackend {
             .acquire_timeout(Duration::from_secs(10))
             .connect(url)
             .await
-            .map_err(|source| StoreError::Connect {
-                url: redact(url),
-                source,
-            })?;
+            .map_err(|source| StoreError::Connect { url: redact(url), source })?;
         let tables = Tables::new(&options.table_prefix);
         let lock_key = lock_key(&tables.events);
         migrate(&pool, &tables, lock_key).await?;
-        Ok(Self {
-            pool,
-            lock_key,
-            q: Queries::new(&tables),
-        })
+        Ok(Self { pool, lock_key, q: Queries::new(&tables) })
     }
 
     async fn append_locked(
@@ -102,52 +95,17 @@ impl PostgresBackend {
         batch: &[&[SerializedEvent]],
         recorded_at: i64,
     ) -> Result<Vec<Option<i64>>, StoreError> {
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(self.lock_key)
-            .execute(&mut *conn)
-            .await?;
-        let mut next: i64 = sqlx::query_scalar::<_, i64>(&self.q.head)
-            .fetch_one(&mut *conn)
-            .await?
-            + 1;
-
-        let mut keys: Vec<(&str, &str)> = batch
-            .iter()
-            .filter_map(|r| r.first())
-            .map(|e| (e.aggregate_type.as_str(), e.aggregate_id.as_str()))
-            .collect();
-        keys.sort_unstable();
-        keys.dedup();
-        let (types, ids): (Vec<&str>, Vec<&str>) = keys.iter().copied().unzip();
-        let rows = sqlx::query(&self.q.current_sequences)
-            .bind(&types)
-            .bind(&ids)
-            .fetch_all(&mut *conn)
-            .await?;
-        let mut newest: HashMap<(String, String), i64> = HashMap::with_capacity(rows.len());
-        for row in rows {
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(self.lock_key).execute(&mut *conn).await?;
+        let next: i64 = sqlx::query_scalar::<_, i64>(&self.q.head).fetch_one(&mut *conn).await? + 1;
+        let (types, ids): (Vec<&str>, Vec<&str>) = batch_aggregates(batch).into_iter().unzip();
+        let mut newest = HashMap::with_capacity(types.len());
+        for row in sqlx::query(&self.q.current_sequences).bind(&types).bind(&ids).fetch_all(&mut *conn).await? {
             newest.insert((row.try_get(0)?, row.try_get(1)?), row.try_get(2)?);
         }
-
+        let (results, rows) = plan_batch(batch, newest, next);
         let mut columns = InsertColumns::default();
-        let mut results = Vec::with_capacity(batch.len());
-        for request in batch {
-            let Some(first) = request.first() else {
-                results.push(None);
-                continue;
-            };
-            let key = (first.aggregate_type.clone(), first.aggregate_id.clone());
-            let current = newest.get(&key).copied().unwrap_or(0);
-            if first.sequence as i64 != current + 1 {
-                results.push(None);
-                continue;
-            }
-            for event in request.iter() {
-                columns.push(next, event, recorded_at);
-                next += 1;
-            }
-            newest.insert(key, request.last().map_or(current, |e| e.sequence as i64));
-            results.push(Some(next - 1));
+        for (position, event) in rows {
+            columns.push(position, event, recorded_at);
         }
         if !columns.position.is_empty() {
             sqlx::query(&self.q.insert)
@@ -212,10 +170,7 @@ fn redact(url: &str) -> String {
 async fn migrate(pool: &PgPool, t: &Tables, lock_key: i64) -> Result<(), StoreError> {
     let mut tx = pool.begin().await?;
     // Two processes starting on an empty database must not race on CREATE TABLE.
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(lock_key)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(lock_key).execute(&mut *tx).await?;
     let ddl = format!(
         "CREATE TABLE IF NOT EXISTS {events} (
             position       bigint PRIMARY KEY,
@@ -241,9 +196,8 @@ async fn migrate(pool: &PgPool, t: &Tables, lock_key: i64) -> Result<(), StoreEr
         schema = t.schema
     );
     sqlx::raw_sql(&ddl).execute(&mut *tx).await?;
-    let found: Option<i32> = sqlx::query_scalar(&format!("SELECT MAX(version) FROM {}", t.schema))
-        .fetch_one(&mut *tx)
-        .await?;
+    let found: Option<i32> =
+        sqlx::query_scalar(&format!("SELECT MAX(version) FROM {}", t.schema)).fetch_one(&mut *tx).await?;
     match found.map(i64::from) {
         None => {
             sqlx::query(&format!("INSERT INTO {} (version) VALUES ($1)", t.schema))
@@ -252,10 +206,7 @@ async fn migrate(pool: &PgPool, t: &Tables, lock_key: i64) -> Result<(), StoreEr
                 .await?;
         }
         Some(found) if found > SCHEMA_VERSION => {
-            return Err(StoreError::SchemaTooNew {
-                found,
-                supported: SCHEMA_VERSION,
-            });
+            return Err(StoreError::SchemaTooNew { found, supported: SCHEMA_VERSION });
         }
         Some(_) => {}
     }
@@ -315,35 +266,20 @@ impl Backend for PostgresBackend {
     }
 
     async fn load_type(&self, aggregate_type: &str) -> Result<Vec<SerializedEvent>, StoreError> {
-        let rows = sqlx::query(&self.q.load_type)
-            .bind(aggregate_type)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(&self.q.load_type).bind(aggregate_type).fetch_all(&self.pool).await?;
         to_serialized(rows)
     }
 
     async fn read_after(&self, position: i64, limit: i64) -> Result<Vec<StoredEvent>, StoreError> {
-        let rows = sqlx::query(&self.q.read_after)
-            .bind(position)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(&self.q.read_after).bind(position).bind(limit).fetch_all(&self.pool).await?;
         Ok(rows.iter().map(stored_event).collect::<Result<_, _>>()?)
     }
 
     async fn head(&self) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar(&self.q.head)
-            .fetch_one(&self.pool)
-            .await?)
+        Ok(sqlx::query_scalar(&self.q.head).fetch_one(&self.pool).await?)
     }
 
-    async fn put_secret(
-        &self,
-        id: Uuid,
-        kind: &str,
-        secret: &str,
-        created_at: i64,
-    ) -> Result<(), StoreError> {
+    async fn put_secret(&self, id: Uuid, kind: &str, secret: &str, created_at: i64) -> Result<(), StoreError> {
         sqlx::query(&self.q.put_secret)
             .bind(id.to_string())
             .bind(kind)
@@ -355,17 +291,11 @@ impl Backend for PostgresBackend {
     }
 
     async fn get_secret(&self, id: Uuid) -> Result<Option<String>, StoreError> {
-        Ok(sqlx::query_scalar(&self.q.get_secret)
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await?)
+        Ok(sqlx::query_scalar(&self.q.get_secret).bind(id.to_string()).fetch_optional(&self.pool).await?)
     }
 
     async fn delete_secret(&self, id: Uuid) -> Result<(), StoreError> {
-        sqlx::query(&self.q.delete_secret)
-            .bind(id.to_string())
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(&self.q.delete_secret).bind(id.to_string()).execute(&self.pool).await?;
         Ok(())
     }
 
@@ -378,10 +308,7 @@ impl Backend for PostgresBackend {
 mod tests {
     #[test]
     fn passwords_are_redacted_from_urls() {
-        assert_eq!(
-            super::redact("postgres://u:secret@h:5432/db"),
-            "postgres://u:***@h:5432/db"
-        );
+        assert_eq!(super::redact("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
         assert_eq!(super::redact("postgres://h/db"), "postgres://h/db");
     }
 }

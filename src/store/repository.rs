@@ -6,9 +6,7 @@
 use std::cell::Cell;
 
 use cqrs_es::Aggregate;
-use cqrs_es::persist::{
-    PersistedEventRepository, PersistenceError, ReplayStream, SerializedEvent, SerializedSnapshot,
-};
+use cqrs_es::persist::{PersistedEventRepository, PersistenceError, ReplayStream, SerializedEvent, SerializedSnapshot};
 use serde_json::Value;
 
 use super::{AppendError, EventLog, StoreError};
@@ -33,9 +31,9 @@ impl LogRepository {
 fn store_error(error: StoreError) -> PersistenceError {
     match error {
         StoreError::Database(sqlx::Error::Decode(e)) => PersistenceError::DeserializationError(e),
-        StoreError::Database(
-            e @ (sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed),
-        ) => PersistenceError::ConnectionError(Box::new(e)),
+        StoreError::Database(e @ (sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed)) => {
+            PersistenceError::ConnectionError(Box::new(e))
+        }
         other => PersistenceError::UnknownError(Box::new(other)),
     }
 }
@@ -53,14 +51,8 @@ async fn stream(events: Vec<SerializedEvent>) -> ReplayStream {
 }
 
 impl PersistedEventRepository for LogRepository {
-    async fn get_events<A: Aggregate>(
-        &self,
-        aggregate_id: &str,
-    ) -> Result<Vec<SerializedEvent>, PersistenceError> {
-        self.log
-            .load(A::TYPE, aggregate_id, 0)
-            .await
-            .map_err(store_error)
+    async fn get_events<A: Aggregate>(&self, aggregate_id: &str) -> Result<Vec<SerializedEvent>, PersistenceError> {
+        self.log.load(A::TYPE, aggregate_id, 0).await.map_err(store_error)
     }
 
     async fn get_last_events<A: Aggregate>(
@@ -68,10 +60,7 @@ impl PersistedEventRepository for LogRepository {
         aggregate_id: &str,
         last_sequence: usize,
     ) -> Result<Vec<SerializedEvent>, PersistenceError> {
-        self.log
-            .load(A::TYPE, aggregate_id, last_sequence as i64)
-            .await
-            .map_err(store_error)
+        self.log.load(A::TYPE, aggregate_id, last_sequence as i64).await.map_err(store_error)
     }
 
     /// Aggregates are always rebuilt from their events; no snapshots are kept.
@@ -88,9 +77,7 @@ impl PersistedEventRepository for LogRepository {
         snapshot_update: Option<(String, Value, usize)>,
     ) -> Result<(), PersistenceError> {
         if snapshot_update.is_some() {
-            return Err(PersistenceError::UnknownError(
-                "this log keeps no aggregate snapshots".into(),
-            ));
+            return Err(PersistenceError::UnknownError("this log keeps no aggregate snapshots".into()));
         }
         if events.is_empty() {
             return Ok(());
@@ -105,25 +92,13 @@ impl PersistedEventRepository for LogRepository {
         }
     }
 
-    async fn stream_events<A: Aggregate>(
-        &self,
-        aggregate_id: &str,
-    ) -> Result<ReplayStream, PersistenceError> {
-        let events = self
-            .log
-            .load(A::TYPE, aggregate_id, 0)
-            .await
-            .map_err(store_error)?;
+    async fn stream_events<A: Aggregate>(&self, aggregate_id: &str) -> Result<ReplayStream, PersistenceError> {
+        let events = self.log.load(A::TYPE, aggregate_id, 0).await.map_err(store_error)?;
         Ok(stream(events).await)
     }
 
     async fn stream_all_events<A: Aggregate>(&self) -> Result<ReplayStream, PersistenceError> {
-        let events = self
-            .log
-            .backend()
-            .load_type(A::TYPE)
-            .await
-            .map_err(store_error)?;
+        let events = self.log.backend().load_type(A::TYPE).await.map_err(store_error)?;
         Ok(stream(events).await)
     }
 }

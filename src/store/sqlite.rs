@@ -10,15 +10,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use cqrs_es::persist::SerializedEvent;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
 use sqlx::{Row, SqliteConnection, SqlitePool};
 use uuid::Uuid;
 
 use super::{
-    Backend, EVENT_COLUMNS, SCHEMA_VERSION, StoreError, StoreOptions, StoredEvent, Tables,
-    serialized,
+    Backend, EVENT_COLUMNS, SCHEMA_VERSION, StoreError, StoreOptions, StoredEvent, Tables, batch_aggregates,
+    plan_batch, serialized,
 };
 
 pub(crate) struct SqliteBackend {
@@ -30,7 +28,8 @@ pub(crate) struct SqliteBackend {
 /// The SQL of this backend, with table names filled in once.
 struct Queries {
     head: String,
-    current_sequence: String,
+    /// Completed with `(VALUES (?, ?), ...) GROUP BY ...` per batch.
+    current_sequences: String,
     insert: String,
     load: String,
     load_type: String,
@@ -45,26 +44,17 @@ impl Queries {
         let events = &t.events;
         Self {
             head: format!("SELECT COALESCE(MAX(position), 0) FROM {events}"),
-            current_sequence: format!(
-                "SELECT COALESCE(MAX(sequence), 0) FROM {events} WHERE aggregate_type = ? AND aggregate_id = ?"
+            current_sequences: format!(
+                "SELECT aggregate_type, aggregate_id, MAX(sequence) FROM {events} WHERE (aggregate_type, aggregate_id) IN"
             ),
-            insert: format!(
-                "INSERT INTO {events} ({EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            ),
+            insert: format!("INSERT INTO {events} ({EVENT_COLUMNS}) VALUES"),
             load: format!(
                 "SELECT {EVENT_COLUMNS} FROM {events}
                  WHERE aggregate_type = ? AND aggregate_id = ? AND sequence > ? ORDER BY sequence"
             ),
-            load_type: format!(
-                "SELECT {EVENT_COLUMNS} FROM {events} WHERE aggregate_type = ? ORDER BY position"
-            ),
-            read_after: format!(
-                "SELECT {EVENT_COLUMNS} FROM {events} WHERE position > ? ORDER BY position LIMIT ?"
-            ),
-            put_secret: format!(
-                "INSERT INTO {} (id, kind, secret, created_at) VALUES (?, ?, ?, ?)",
-                t.secrets
-            ),
+            load_type: format!("SELECT {EVENT_COLUMNS} FROM {events} WHERE aggregate_type = ? ORDER BY position"),
+            read_after: format!("SELECT {EVENT_COLUMNS} FROM {events} WHERE position > ? ORDER BY position LIMIT ?"),
+            put_secret: format!("INSERT INTO {} (id, kind, secret, created_at) VALUES (?, ?, ?, ?)", t.secrets),
             get_secret: format!("SELECT secret FROM {} WHERE id = ?", t.secrets),
             delete_secret: format!("DELETE FROM {} WHERE id = ?", t.secrets),
         }
@@ -73,38 +63,23 @@ impl Queries {
 
 impl SqliteBackend {
     pub async fn open(path: &str, options: &StoreOptions) -> Result<Self, StoreError> {
-        if let Some(parent) = Path::new(path)
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-        {
-            std::fs::create_dir_all(parent).map_err(|source| StoreError::DataDir {
-                path: parent.display().to_string(),
-                source,
-            })?;
+        if let Some(parent) = Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .map_err(|source| StoreError::DataDir { path: parent.display().to_string(), source })?;
         }
-        let connect_error = |source| StoreError::Connect {
-            url: format!("sqlite://{path}"),
-            source,
-        };
+        let connect_error = |source| StoreError::Connect { url: format!("sqlite://{path}"), source };
         let base = SqliteConnectOptions::from_str("sqlite:")
             .map_err(connect_error)?
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(if options.sqlite_full_sync {
-                SqliteSynchronous::Full
-            } else {
-                SqliteSynchronous::Normal
-            })
+            .synchronous(if options.sqlite_full_sync { SqliteSynchronous::Full } else { SqliteSynchronous::Normal })
             .busy_timeout(Duration::from_secs(10))
             .pragma("temp_store", "memory")
             // A replaced password hash is overwritten in the file, not just unlinked.
             .pragma("secure_delete", "on");
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(base.clone())
-            .await
-            .map_err(connect_error)?;
+        let writer =
+            SqlitePoolOptions::new().max_connections(1).connect_with(base.clone()).await.map_err(connect_error)?;
         let tables = Tables::new(&options.table_prefix);
         migrate(&writer, &tables).await?;
         let readers = SqlitePoolOptions::new()
@@ -112,11 +87,7 @@ impl SqliteBackend {
             .connect_with(base.read_only(true))
             .await
             .map_err(connect_error)?;
-        Ok(Self {
-            writer,
-            readers,
-            q: Queries::new(&tables),
-        })
+        Ok(Self { writer, readers, q: Queries::new(&tables) })
     }
 }
 
@@ -147,9 +118,8 @@ async fn migrate(pool: &SqlitePool, t: &Tables) -> Result<(), StoreError> {
         schema = t.schema
     );
     sqlx::raw_sql(&ddl).execute(&mut *tx).await?;
-    let found: Option<i64> = sqlx::query_scalar(&format!("SELECT MAX(version) FROM {}", t.schema))
-        .fetch_one(&mut *tx)
-        .await?;
+    let found: Option<i64> =
+        sqlx::query_scalar(&format!("SELECT MAX(version) FROM {}", t.schema)).fetch_one(&mut *tx).await?;
     match found {
         None => {
             sqlx::query(&format!("INSERT INTO {} (version) VALUES (?)", t.schema))
@@ -158,10 +128,7 @@ async fn migrate(pool: &SqlitePool, t: &Tables) -> Result<(), StoreError> {
                 .await?;
         }
         Some(found) if found > SCHEMA_VERSION => {
-            return Err(StoreError::SchemaTooNew {
-                found,
-                supported: SCHEMA_VERSION,
-            });
+            return Err(StoreError::SchemaTooNew { found, supported: SCHEMA_VERSION });
         }
         Some(_) => {}
     }
@@ -199,37 +166,27 @@ impl SqliteBackend {
         batch: &[&[SerializedEvent]],
         recorded_at: i64,
     ) -> Result<Vec<Option<i64>>, StoreError> {
-        let mut next: i64 = sqlx::query_scalar::<_, i64>(&self.q.head)
-            .fetch_one(&mut *conn)
-            .await?
-            + 1;
-        // The newest sequence of every aggregate this batch touched, as of the requests before.
-        let mut newest: HashMap<(&str, &str), i64> = HashMap::new();
-        let mut results = Vec::with_capacity(batch.len());
-        for request in batch {
-            let Some(first) = request.first() else {
-                results.push(None);
-                continue;
-            };
-            let key = (first.aggregate_type.as_str(), first.aggregate_id.as_str());
-            let current = match newest.get(&key) {
-                Some(sequence) => *sequence,
-                None => {
-                    sqlx::query_scalar::<_, i64>(&self.q.current_sequence)
-                        .bind(key.0)
-                        .bind(key.1)
-                        .fetch_one(&mut *conn)
-                        .await?
-                }
-            };
-            if first.sequence as i64 != current + 1 {
-                newest.insert(key, current);
-                results.push(None);
-                continue;
+        let next: i64 = sqlx::query_scalar::<_, i64>(&self.q.head).fetch_one(&mut *conn).await? + 1;
+        let mut newest = HashMap::new();
+        for keys in batch_aggregates(batch).chunks(KEYS_PER_QUERY) {
+            let values = vec!["(?, ?)"; keys.len()].join(", ");
+            let sql = format!("{} ({values}) GROUP BY aggregate_type, aggregate_id", self.q.current_sequences);
+            let mut query = sqlx::query(&sql).persistent(false);
+            for (aggregate_type, aggregate_id) in keys {
+                query = query.bind(*aggregate_type).bind(*aggregate_id);
             }
-            for event in request.iter() {
-                sqlx::query(&self.q.insert)
-                    .bind(next)
+            for row in query.fetch_all(&mut *conn).await? {
+                newest.insert((row.try_get(0)?, row.try_get(1)?), row.try_get(2)?);
+            }
+        }
+        let (results, rows) = plan_batch(batch, newest, next);
+        for chunk in rows.chunks(ROWS_PER_INSERT) {
+            let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+            let sql = format!("{} {values}", self.q.insert);
+            let mut query = sqlx::query(&sql).persistent(chunk.len() == ROWS_PER_INSERT || chunk.len() == 1);
+            for (position, event) in chunk {
+                query = query
+                    .bind(*position)
                     .bind(&event.aggregate_type)
                     .bind(&event.aggregate_id)
                     .bind(event.sequence as i64)
@@ -237,17 +194,17 @@ impl SqliteBackend {
                     .bind(&event.event_version)
                     .bind(event.payload.to_string())
                     .bind(event.metadata.to_string())
-                    .bind(recorded_at)
-                    .execute(&mut *conn)
-                    .await?;
-                next += 1;
+                    .bind(recorded_at);
             }
-            newest.insert(key, request.last().map_or(current, |e| e.sequence as i64));
-            results.push(Some(next - 1));
+            query.execute(&mut *conn).await?;
         }
         Ok(results)
     }
 }
+
+/// Bound variables stay far below SQLite's limit (32766).
+const KEYS_PER_QUERY: usize = 500;
+const ROWS_PER_INSERT: usize = 256;
 
 #[async_trait]
 impl Backend for SqliteBackend {
@@ -286,35 +243,20 @@ impl Backend for SqliteBackend {
     }
 
     async fn load_type(&self, aggregate_type: &str) -> Result<Vec<SerializedEvent>, StoreError> {
-        let rows = sqlx::query(&self.q.load_type)
-            .bind(aggregate_type)
-            .fetch_all(&self.readers)
-            .await?;
+        let rows = sqlx::query(&self.q.load_type).bind(aggregate_type).fetch_all(&self.readers).await?;
         to_serialized(rows)
     }
 
     async fn read_after(&self, position: i64, limit: i64) -> Result<Vec<StoredEvent>, StoreError> {
-        let rows = sqlx::query(&self.q.read_after)
-            .bind(position)
-            .bind(limit)
-            .fetch_all(&self.readers)
-            .await?;
+        let rows = sqlx::query(&self.q.read_after).bind(position).bind(limit).fetch_all(&self.readers).await?;
         Ok(rows.iter().map(stored_event).collect::<Result<_, _>>()?)
     }
 
     async fn head(&self) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar(&self.q.head)
-            .fetch_one(&self.readers)
-            .await?)
+        Ok(sqlx::query_scalar(&self.q.head).fetch_one(&self.readers).await?)
     }
 
-    async fn put_secret(
-        &self,
-        id: Uuid,
-        kind: &str,
-        secret: &str,
-        created_at: i64,
-    ) -> Result<(), StoreError> {
+    async fn put_secret(&self, id: Uuid, kind: &str, secret: &str, created_at: i64) -> Result<(), StoreError> {
         sqlx::query(&self.q.put_secret)
             .bind(id.to_string())
             .bind(kind)
@@ -326,17 +268,11 @@ impl Backend for SqliteBackend {
     }
 
     async fn get_secret(&self, id: Uuid) -> Result<Option<String>, StoreError> {
-        Ok(sqlx::query_scalar(&self.q.get_secret)
-            .bind(id.to_string())
-            .fetch_optional(&self.readers)
-            .await?)
+        Ok(sqlx::query_scalar(&self.q.get_secret).bind(id.to_string()).fetch_optional(&self.readers).await?)
     }
 
     async fn delete_secret(&self, id: Uuid) -> Result<(), StoreError> {
-        sqlx::query(&self.q.delete_secret)
-            .bind(id.to_string())
-            .execute(&self.writer)
-            .await?;
+        sqlx::query(&self.q.delete_secret).bind(id.to_string()).execute(&self.writer).await?;
         Ok(())
     }
 

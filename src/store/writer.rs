@@ -15,10 +15,7 @@ use crate::clock::SharedClock;
 const MAX_BATCH: usize = 256;
 
 enum Message {
-    Append {
-        events: Vec<SerializedEvent>,
-        reply: oneshot::Sender<Result<i64, AppendError>>,
-    },
+    Append { events: Vec<SerializedEvent>, reply: oneshot::Sender<Result<i64, AppendError>> },
     Stop(oneshot::Sender<()>),
 }
 
@@ -30,10 +27,7 @@ pub(crate) struct WriterHandle {
 impl WriterHandle {
     pub async fn append(&self, events: Vec<SerializedEvent>) -> Result<i64, AppendError> {
         let (reply, answer) = oneshot::channel();
-        self.sender
-            .send(Message::Append { events, reply })
-            .await
-            .map_err(|_| StoreError::WriterGone)?;
+        self.sender.send(Message::Append { events, reply }).await.map_err(|_| StoreError::WriterGone)?;
         answer.await.map_err(|_| StoreError::WriterGone)?
     }
 
@@ -67,8 +61,7 @@ pub(crate) fn spawn(backend: Arc<dyn Backend>, clock: SharedClock) -> WriterHand
                 // Recorded times never run backwards within a process, whatever the wall clock does.
                 let recorded_at = clock.now_ms().max(last_recorded_at);
                 last_recorded_at = recorded_at;
-                let requests: Vec<&[SerializedEvent]> =
-                    batch.iter().map(|(events, _)| events.as_slice()).collect();
+                let requests: Vec<&[SerializedEvent]> = batch.iter().map(|(events, _)| events.as_slice()).collect();
                 match backend.append_batch(&requests, recorded_at).await {
                     Ok(results) => {
                         for ((_, reply), result) in batch.into_iter().zip(results) {
@@ -79,8 +72,7 @@ pub(crate) fn spawn(backend: Arc<dyn Backend>, clock: SharedClock) -> WriterHand
                         tracing::error!(%error, requests = batch.len(), "appending to the log failed");
                         let message = error.to_string();
                         for (_, reply) in batch {
-                            let _ = reply
-                                .send(Err(AppendError::Store(StoreError::Failed(message.clone()))));
+                            let _ = reply.send(Err(AppendError::Store(StoreError::Failed(message.clone()))));
                         }
                     }
                 }

@@ -30,9 +30,7 @@ pub enum TestStore {
 
 impl TestStore {
     pub fn sqlite() -> Self {
-        Self::Sqlite {
-            dir: Arc::new(tempfile::tempdir().expect("a temporary directory")),
-        }
+        Self::Sqlite { dir: Arc::new(tempfile::tempdir().expect("a temporary directory")) }
     }
 
     /// Fresh tables in the test database, or None (after saying so loudly) when it is unreachable and not required.
@@ -46,9 +44,9 @@ impl TestStore {
                 let prefix = format!("t{}_", uuid::Uuid::new_v4().simple());
                 Some(Self::Postgres { url, prefix })
             }
-            Err(error) if required => panic!(
-                "PostgreSQL is required (AUTHLEDGER_REQUIRE_PG=1) but {url} is unreachable: {error}"
-            ),
+            Err(error) if required => {
+                panic!("PostgreSQL is required (AUTHLEDGER_REQUIRE_PG=1) but {url} is unreachable: {error}")
+            }
             Err(error) => {
                 eprintln!(
                     "\n!!!!! SKIPPING a PostgreSQL test: {url} is unreachable ({error}). Set AUTHLEDGER_TEST_PG. !!!!!\n"
@@ -60,10 +58,7 @@ impl TestStore {
 
     pub fn options(&self) -> LedgerOptions {
         match self {
-            Self::Sqlite { dir } => LedgerOptions::new(format!(
-                "sqlite://{}",
-                dir.path().join("events.db").display()
-            )),
+            Self::Sqlite { dir } => LedgerOptions::new(format!("sqlite://{}", dir.path().join("events.db").display())),
             Self::Postgres { url, prefix } => {
                 let mut options = LedgerOptions::new(url.clone());
                 options.store.table_prefix = prefix.clone();
@@ -81,9 +76,7 @@ impl TestStore {
         if let Self::Postgres { url, prefix } = self {
             if let Ok(pool) = sqlx::PgPool::connect(url).await {
                 for table in ["events", "secrets", "schema_version"] {
-                    let _ = sqlx::query(&format!("DROP TABLE IF EXISTS {prefix}{table}"))
-                        .execute(&pool)
-                        .await;
+                    let _ = sqlx::query(&format!("DROP TABLE IF EXISTS {prefix}{table}")).execute(&pool).await;
                 }
                 pool.close().await;
             }
@@ -109,22 +102,15 @@ impl TestStore {
         match self {
             Self::Sqlite { dir } => {
                 let url = format!("sqlite://{}", dir.path().join("events.db").display());
-                let pool = sqlx::SqlitePool::connect(&url)
-                    .await
-                    .expect("open the SQLite file");
+                let pool = sqlx::SqlitePool::connect(&url).await.expect("open the SQLite file");
                 let rows: Vec<(String, String)> =
-                    sqlx::query_as("SELECT payload, metadata FROM events")
-                        .fetch_all(&pool)
-                        .await
-                        .expect("events");
+                    sqlx::query_as("SELECT payload, metadata FROM events").fetch_all(&pool).await.expect("events");
                 for (p, m) in rows {
                     out.push_str(&p);
                     out.push_str(&m);
                 }
-                let secrets: Vec<(String,)> = sqlx::query_as("SELECT secret FROM secrets")
-                    .fetch_all(&pool)
-                    .await
-                    .expect("secrets");
+                let secrets: Vec<(String,)> =
+                    sqlx::query_as("SELECT secret FROM secrets").fetch_all(&pool).await.expect("secrets");
                 for (s,) in secrets {
                     out.push_str(&s);
                 }
@@ -141,11 +127,10 @@ impl TestStore {
                     out.push_str(&p);
                     out.push_str(&m);
                 }
-                let secrets: Vec<(String,)> =
-                    sqlx::query_as(&format!("SELECT secret FROM {prefix}secrets"))
-                        .fetch_all(&pool)
-                        .await
-                        .expect("secrets");
+                let secrets: Vec<(String,)> = sqlx::query_as(&format!("SELECT secret FROM {prefix}secrets"))
+                    .fetch_all(&pool)
+                    .await
+                    .expect("secrets");
                 for (s,) in secrets {
                     out.push_str(&s);
                 }
@@ -183,20 +168,12 @@ impl Answer {
     pub fn assert_error(&self, status: u16, message: &str) {
         assert_eq!(self.status.as_u16(), status, "status of {}", self.text);
         let body = self.json();
-        assert_eq!(
-            body["error"]["message"],
-            json!(message),
-            "message of {}",
-            self.text
-        );
+        assert_eq!(body["error"]["message"], json!(message), "message of {}", self.text);
         assert_eq!(body["error"]["httpcode"], json!(status));
     }
 
     pub fn header(&self, name: &str) -> Option<String> {
-        self.headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
+        self.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
     }
 }
 
@@ -205,24 +182,12 @@ impl Harness {
         Self::start_with(store, Arc::new(SystemClock), |_| {}).await
     }
 
-    pub async fn start_with(
-        store: TestStore,
-        clock: Arc<dyn Clock>,
-        tune: impl FnOnce(&mut LedgerOptions),
-    ) -> Self {
+    pub async fn start_with(store: TestStore, clock: Arc<dyn Clock>, tune: impl FnOnce(&mut LedgerOptions)) -> Self {
         let mut options = store.options();
         tune(&mut options);
-        let server = Server::start(options, clock.clone(), "127.0.0.1:0")
-            .await
-            .expect("the server starts");
+        let server = Server::start(options, clock.clone(), "127.0.0.1:0").await.expect("the server starts");
         let base = format!("http://{}", server.addr);
-        Self {
-            store,
-            server,
-            http: reqwest::Client::new(),
-            base,
-            clock,
-        }
+        Self { store, server, http: reqwest::Client::new(), base, clock }
     }
 
     pub async fn sqlite() -> Self {
@@ -252,18 +217,11 @@ impl Harness {
         let status = response.status();
         let headers = response.headers().clone();
         let text = response.text().await.expect("a body");
-        Answer {
-            status,
-            headers,
-            text,
-        }
+        Answer { status, headers, text }
     }
 
     pub async fn get(&self, path: &str, token: Option<&str>) -> Answer {
-        let mut request = self
-            .http
-            .get(self.url(path))
-            .header("Accept", "application/json");
+        let mut request = self.http.get(self.url(path)).header("Accept", "application/json");
         if let Some(token) = token {
             request = request.header("Authorization", token);
         }
@@ -271,33 +229,22 @@ impl Harness {
     }
 
     pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Answer {
-        self.json_request(reqwest::Method::POST, path, token, body)
-            .await
+        self.json_request(reqwest::Method::POST, path, token, body).await
     }
 
     pub async fn put(&self, path: &str, token: Option<&str>, body: Value) -> Answer {
-        self.json_request(reqwest::Method::PUT, path, token, body)
-            .await
+        self.json_request(reqwest::Method::PUT, path, token, body).await
     }
 
     pub async fn delete(&self, path: &str, token: Option<&str>) -> Answer {
-        let mut request = self
-            .http
-            .delete(self.url(path))
-            .header("Accept", "application/json");
+        let mut request = self.http.delete(self.url(path)).header("Accept", "application/json");
         if let Some(token) = token {
             request = request.header("Authorization", token);
         }
         self.send(request).await
     }
 
-    pub async fn json_request(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        token: Option<&str>,
-        body: Value,
-    ) -> Answer {
+    pub async fn json_request(&self, method: reqwest::Method, path: &str, token: Option<&str>, body: Value) -> Answer {
         let mut request = self
             .http
             .request(method, self.url(path))
@@ -332,26 +279,13 @@ impl Harness {
 
     /// Creates root (if needed) and logs it in; returns a Login token.
     pub async fn root_token(&self) -> String {
-        set_root_password(&self.server.ledger, ROOT_PASSWORD.into())
-            .await
-            .expect("root's password is set");
+        set_root_password(&self.server.ledger, ROOT_PASSWORD.into()).await.expect("root's password is set");
         self.login(ROOT, ROOT_PASSWORD).await
     }
 
     pub async fn login(&self, user: &str, password: &str) -> String {
-        let answer = self
-            .post(
-                "/localaccount/login",
-                None,
-                json!({"user": user, "pwd": password}),
-            )
-            .await;
-        assert_eq!(
-            answer.status,
-            StatusCode::OK,
-            "login of {user}: {}",
-            answer.text
-        );
+        let answer = self.post("/localaccount/login", None, json!({"user": user, "pwd": password})).await;
+        assert_eq!(answer.status, StatusCode::OK, "login of {user}: {}", answer.text);
         answer.json()["token"].as_str().expect("a token").to_owned()
     }
 
@@ -366,49 +300,19 @@ impl Harness {
                 json!({"user": "admin", "display": "The Admin", "email": "admin@example.org"}),
             )
             .await;
-        assert_eq!(
-            created.status,
-            StatusCode::OK,
-            "create admin: {}",
-            created.text
-        );
-        let granted = self
-            .post(
-                "/admin/user/admin/roles",
-                Some(root),
-                json!({"roles": ["CreateAdmin"]}),
-            )
-            .await;
+        assert_eq!(created.status, StatusCode::OK, "create admin: {}", created.text);
+        let granted = self.post("/admin/user/admin/roles", Some(root), json!({"roles": ["CreateAdmin"]})).await;
         assert_eq!(granted.status, 204, "{}", granted.text);
-        let temporary = created.json()["pwd"]
-            .as_str()
-            .expect("a temporary password")
-            .to_owned();
+        let temporary = created.json()["pwd"].as_str().expect("a temporary password").to_owned();
         let reset = self
-            .post(
-                "/localaccount/reset",
-                None,
-                json!({"user": "admin", "pwdold": temporary, "pwdnew": USER_PASSWORD}),
-            )
+            .post("/localaccount/reset", None, json!({"user": "admin", "pwdold": temporary, "pwdnew": USER_PASSWORD}))
             .await;
-        assert_eq!(
-            reset.status,
-            StatusCode::NO_CONTENT,
-            "reset admin: {}",
-            reset.text
-        );
+        assert_eq!(reset.status, StatusCode::NO_CONTENT, "reset admin: {}", reset.text);
         let token = self.login("admin", USER_PASSWORD).await;
-        let granted = self
-            .post(
-                "/admin/user/admin/roles",
-                Some(&token),
-                json!({"roles": ["CreateAdmin", "Admin"]}),
-            )
-            .await;
+        let granted =
+            self.post("/admin/user/admin/roles", Some(&token), json!({"roles": ["CreateAdmin", "Admin"]})).await;
         assert_eq!(granted.status, 204, "{}", granted.text);
-        let allowed = self
-            .post("/admin/config", Some(&token), json!({"allowlogin": true}))
-            .await;
+        let allowed = self.post("/admin/config", Some(&token), json!({"allowlogin": true})).await;
         assert_eq!(allowed.status, 204, "{}", allowed.text);
         token
     }
@@ -423,31 +327,18 @@ impl Harness {
     /// Creates a local account (through `admin`) and sets its password to [`USER_PASSWORD`].
     pub async fn user_with_password(&self, admin: &str, name: &str) {
         let created = self
-            .post("/admin/localaccount/create", Some(admin), json!({"user": name, "display": format!("User {name}"), "email": format!("{name}@example.org")}))
-            .await;
-        assert_eq!(
-            created.status,
-            StatusCode::OK,
-            "create {name}: {}",
-            created.text
-        );
-        let temporary = created.json()["pwd"]
-            .as_str()
-            .expect("a temporary password")
-            .to_owned();
-        let reset = self
             .post(
-                "/localaccount/reset",
-                None,
-                json!({"user": name, "pwdold": temporary, "pwdnew": USER_PASSWORD}),
+                "/admin/localaccount/create",
+                Some(admin),
+                json!({"user": name, "display": format!("User {name}"), "email": format!("{name}@example.org")}),
             )
             .await;
-        assert_eq!(
-            reset.status,
-            StatusCode::NO_CONTENT,
-            "reset {name}: {}",
-            reset.text
-        );
+        assert_eq!(created.status, StatusCode::OK, "create {name}: {}", created.text);
+        let temporary = created.json()["pwd"].as_str().expect("a temporary password").to_owned();
+        let reset = self
+            .post("/localaccount/reset", None, json!({"user": name, "pwdold": temporary, "pwdnew": USER_PASSWORD}))
+            .await;
+        assert_eq!(reset.status, StatusCode::NO_CONTENT, "reset {name}: {}", reset.text);
     }
 
     /// A logged-in ordinary user; returns its Login token.
@@ -458,9 +349,7 @@ impl Harness {
 
     /// An Agent token for the holder of `login`.
     pub async fn agent_token(&self, login: &str, name: &str) -> String {
-        let answer = self
-            .post("/api/V2/token", Some(login), json!({"name": name}))
-            .await;
+        let answer = self.post("/api/V2/token", Some(login), json!({"name": name})).await;
         assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
         answer.json()["token"].as_str().expect("a token").to_owned()
     }
@@ -473,8 +362,7 @@ macro_rules! on_both_stores {
         mod $case {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                let harness =
-                    $crate::common::Harness::start($crate::common::TestStore::sqlite()).await;
+                let harness = $crate::common::Harness::start($crate::common::TestStore::sqlite()).await;
                 let harness = super::$case(harness).await;
                 harness.finish().await;
             }

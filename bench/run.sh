@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Rerunnable benchmark of authledger (not a test). Prints the figures the
+# foundation issue asks for:
+#   P1  introspection req/s ÷ GET / req/s, same server, wrk, 64 connections, ≥ 1,000,000 live tokens; p99
+#   P2  POST /api/V2/token req/s on PostgreSQL at 16 connections ÷ raw commit rate of one-event commands at 16 tasks
+#   P5  memory per live token in the token index
+#   and what durable commits cost (SQLite synchronous=FULL vs NORMAL; PostgreSQL).
+# Needs wrk (apt-get install wrk) and a PostgreSQL reachable at $PG_BASE (trust auth).
+# Knobs: TOKENS (1000000), DURATION (20s), PG_BASE (postgres://postgres@127.0.0.1:5432).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+TOKENS=${TOKENS:-1000000}
+DURATION=${DURATION:-20s}
+PG_BASE=${PG_BASE:-postgres://postgres@127.0.0.1:5432}
+PORT=${PORT:-18181}
+command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
+
+cargo build --release --bin authledger --bench ledger 2>&1 | tail -n 1
+BENCH=(cargo bench -q --bench ledger --)
+SERVER=target/release/authledger
+WORK=$(mktemp -d)
+PGDB="authledger_bench_$$"
+SERVER_PID=
+cleanup() {
+    [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null || true
+    psql -q "$PG_BASE/postgres" -c "DROP DATABASE IF EXISTS \"$PGDB\" WITH (FORCE)" 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+start_server() { # store; sets SERVER_PID and STARTUP (seconds until the first answer)
+    local started
+    started=$(date +%s.%N)
+    RUST_LOG=warn "$SERVER" serve --store "$1" --listen "127.0.0.1:$PORT" >/dev/null 2>"$WORK/server.log" &
+    SERVER_PID=$!
+    until curl -sf -o /dev/null "http://127.0.0.1:$PORT/"; do
+        kill -0 "$SERVER_PID" 2>/dev/null || { cat "$WORK/server.log" >&2; exit 1; }
+        sleep 0.05
+    done
+    STARTUP=$(echo "$(date +%s.%N) - $started" | bc)
+}
+stop_server() {
+    kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=
+}
+rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$SERVER_PID/status"; }
+# wrk output → "requests_per_second p99_ms non2xx"
+wrk_figures() {
+    awk '/Requests\/sec/ {rps=$2}
+         /^ +99%/ {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v=v*1000}; p99=v}
+         /Non-2xx/ {bad=$5}
+         END {printf "%s %s %s\n", rps, p99, (bad == "" ? 0 : bad)}'
+}
+
+echo "== P5: memory per live token ($TOKENS tokens folded into the token index)"
+"${BENCH[@]}" memory --tokens "$TOKENS"
+
+echo "== P1: introspection vs GET / with $TOKENS live tokens (SQLite store)"
+"${BENCH[@]}" seed --store "sqlite://$WORK/p1.db" --tokens "$TOKENS" --tokens-out "$WORK/tokens.txt" --login-out "$WORK/login.txt"
+"${BENCH[@]}" catch-up --store "sqlite://$WORK/p1.db"
+start_server "sqlite://$WORK/p1.db"
+echo "server start-up (fold $TOKENS+ events, then serve): ${STARTUP}s; RSS $(rss_kib) KiB"
+wrk -t2 -c64 -d5s "http://127.0.0.1:$PORT/" >/dev/null   # warm-up
+read -r ROOT_RPS ROOT_P99 ROOT_BAD < <(wrk -t2 -c64 -d"$DURATION" --latency "http://127.0.0.1:$PORT/" | wrk_figures)
+read -r INTRO_RPS INTRO_P99 INTRO_BAD < <(TOKENS_FILE="$WORK/tokens.txt" wrk -t2 -c64 -d"$DURATION" --latency -s bench/introspect.lua "http://127.0.0.1:$PORT/api/V2/token" | wrk_figures)
+stop_server
+echo "GET /            : $ROOT_RPS req/s, p99 ${ROOT_P99} ms, non-2xx $ROOT_BAD"
+echo "GET /api/V2/token: $INTRO_RPS req/s, p99 ${INTRO_P99} ms, non-2xx $INTRO_BAD"
+echo "P1 ratio: $(echo "scale=3; $INTRO_RPS / $ROOT_RPS" | bc)  (target >= 0.8, p99 <= 2 ms)"
+
+echo "== P2: token creation on PostgreSQL at 16 connections vs raw commit rate at 16 tasks"
+psql -q "$PG_BASE/postgres" -c "CREATE DATABASE \"$PGDB\""
+PG="$PG_BASE/$PGDB"
+"${BENCH[@]}" seed --store "$PG" --tokens 0 --tokens-out "$WORK/none.txt" --login-out "$WORK/pglogin.txt" >/dev/null
+start_server "$PG"
+LOGIN_FILE="$WORK/pglogin.txt" wrk -t2 -c16 -d3s -s bench/create_token.lua "http://127.0.0.1:$PORT/api/V2/token" >/dev/null
+read -r CREATE_RPS CREATE_P99 CREATE_BAD < <(LOGIN_FILE="$WORK/pglogin.txt" wrk -t2 -c16 -d"$DURATION" --latency -s bench/create_token.lua "http://127.0.0.1:$PORT/api/V2/token" | wrk_figures)
+stop_server
+RAW=$("${BENCH[@]}" commit-rate --store "$PG" --tasks 16 --commands 40000 | sed -E 's/.*rate=([0-9]+).*/\1/')
+echo "POST /api/V2/token: $CREATE_RPS req/s, p99 ${CREATE_P99} ms, non-2xx $CREATE_BAD"
+echo "raw commit rate   : $RAW commands/s"
+echo "P2 ratio: $(echo "scale=3; $CREATE_RPS / $RAW" | bc)  (target >= 0.6)"
+
+echo "== Durability: what acknowledged-write durability costs (commands/s, one-event token issues)"
+for tasks in 1 16; do
+    "${BENCH[@]}" commit-rate --store "sqlite://$WORK/full-$tasks.db" --tasks "$tasks" --commands 4000
+    "${BENCH[@]}" commit-rate --store "sqlite://$WORK/normal-$tasks.db" --tasks "$tasks" --commands 4000 --sqlite-normal
+    "${BENCH[@]}" commit-rate --store "$PG" --tasks "$tasks" --commands 4000
+done
