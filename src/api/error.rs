@@ -117,11 +117,9 @@ enum MediaType {
 }
 
 /// The first of JSON and HTML in the client's Accept list, by q-value.
-fn accepted(headers: &HeaderMap) -> Option<MediaType> {
+fn accepted_of<'a>(values: impl Iterator<Item = &'a HeaderValue>) -> Option<MediaType> {
     let mut entries: Vec<(f32, usize, MediaType)> = Vec::new();
-    for (index, item) in
-        headers.get_all(header::ACCEPT).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).enumerate()
-    {
+    for (index, item) in values.filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).enumerate() {
         let mut parts = item.split(';');
         let media = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
         let q =
@@ -145,15 +143,23 @@ fn random_call_id() -> String {
     (0..16).map(|_| char::from(b'0' + rng.gen_range(0..10u8))).collect()
 }
 
-/// The call id of the current request (also written to the request's log span).
-#[derive(Debug, Clone)]
-pub struct CallId(pub String);
+/// The call id of the current request, drawn when first needed (an error, or
+/// an event's metadata) so that answering successfully costs nothing.
+#[derive(Debug, Clone, Default)]
+pub struct CallId(std::sync::Arc<std::sync::OnceLock<String>>);
+
+impl CallId {
+    pub fn get(&self) -> &str {
+        self.0.get_or_init(random_call_id)
+    }
+}
 
 /// Gives each request a call id, and turns every error response into the envelope.
 pub async fn render_errors(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
-    let media = accepted(request.headers());
-    let call_id = random_call_id();
-    request.extensions_mut().insert(CallId(call_id.clone()));
+    // Kept aside unparsed: only an error needs it.
+    let accept: Vec<HeaderValue> = request.headers().get_all(header::ACCEPT).iter().cloned().collect();
+    let call_id = CallId::default();
+    request.extensions_mut().insert(call_id.clone());
     let response = next.run(request).await;
     let status = response.status();
     let error = match response.extensions().get::<ApiError>() {
@@ -167,9 +173,9 @@ pub async fn render_errors(State(state): State<AppState>, mut request: Request, 
         None => return response,
     };
     let produces_json = response.extensions().get::<ProducesNothing>().is_none();
-    let media = media.unwrap_or(if produces_json { MediaType::Json } else { MediaType::Html });
+    let media = accepted_of(accept.iter()).unwrap_or(if produces_json { MediaType::Json } else { MediaType::Html });
     let show_stack = state.ledger.model.read().config.show_stack;
-    let body = envelope(&error, error.routed.then_some(call_id.as_str()), state.ledger.now(), show_stack);
+    let body = envelope(&error, error.routed.then(|| call_id.get()), state.ledger.now(), show_stack);
     let mut rendered = match media {
         MediaType::Json => (error.status, Json(json!({ "error": body }))).into_response(),
         MediaType::Html => (error.status, Html(html_page(&body))).into_response(),
@@ -247,6 +253,10 @@ fn html_page(body: &Map<String, Value>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn accepted(headers: &HeaderMap) -> Option<MediaType> {
+        accepted_of(headers.get_all(header::ACCEPT).iter())
+    }
 
     fn accept(value: &str) -> HeaderMap {
         let mut headers = HeaderMap::new();

@@ -312,7 +312,7 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestContext {
             .filter(|s| !s.is_empty())
             .or_else(|| header("x-real-ip").map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()));
         Ok(Self {
-            call_id: parts.extensions.get::<CallId>().map(|c| c.0.clone()).unwrap_or_default(),
+            call_id: parts.extensions.get::<CallId>().map(|c| c.get().to_owned()).unwrap_or_default(),
             socket_ip: parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()),
             forwarded_ip,
             user_agent: header("user-agent"),

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
@@ -16,15 +17,23 @@ use super::permissions::{self, Action};
 use super::request::{Body, RequestContext, required_header_token};
 use super::{AppState, NewToken, require_login, views};
 use crate::domain::names::{is_blank, java_trim, parse_custom_context, parse_user_list};
-use crate::domain::{AuthError, DisplayName, EmailAddress, TokenKind, TokenName, UserCommand};
-use crate::projections::SearchSpec;
+use crate::domain::{AuthError, DisplayName, EmailAddress, ErrorType, TokenKind, TokenName, UserCommand};
+use crate::projections::{SearchSpec, hash_token};
 
 const MAX_LIST: usize = 10_000;
 
-pub async fn introspect(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+pub async fn introspect(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     let token = required_header_token(&headers)?;
-    let view = state.token_view(&token)?;
-    Ok(Json(views::api_token(&view, state.cache_for())))
+    let hash = hash_token(&token);
+    let now = state.now();
+    let model = state.ledger.model.read();
+    let cache_for = model.config.suggested_cache_ms;
+    let body = model
+        .tokens
+        .with_token(&hash, now, |found| views::api_token_bytes(found, cache_for))
+        .ok_or_else(|| AuthError::bare(ErrorType::InvalidToken))?;
+    drop(model);
+    Ok(([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response())
 }
 
 pub async fn create_agent_token(

@@ -4,9 +4,12 @@
 
 use std::collections::BTreeSet;
 
+use serde::{Serialize, Serializer};
 use serde_json::{Value, json};
+use uuid::Uuid;
 
 use crate::domain::Role;
+use crate::projections::token_index::TokenRef;
 use crate::projections::{TokenView, UserRecord};
 
 /// `APIToken` (introspection).
@@ -21,6 +24,40 @@ pub fn api_token(token: &TokenView, cache_for: i64) -> Value {
         "custom": token.custom,
         "cachefor": cache_for,
     })
+}
+
+/// `APIToken` written straight from the index, with no intermediate copies:
+/// the same members as [`api_token`].
+pub fn api_token_bytes(token: TokenRef<'_>, cache_for: i64) -> Vec<u8> {
+    struct Custom<'a>(&'a [(Box<str>, Box<str>)]);
+    impl Serialize for Custom<'_> {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            serializer.collect_map(self.0.iter().map(|(k, v)| (k, v)))
+        }
+    }
+    #[derive(Serialize)]
+    struct ApiToken<'a> {
+        #[serde(rename = "type")]
+        kind: &'static str,
+        id: Uuid,
+        expires: i64,
+        created: i64,
+        name: Option<&'a str>,
+        user: &'a str,
+        custom: Custom<'a>,
+        cachefor: i64,
+    }
+    let json = ApiToken {
+        kind: token.kind.description(),
+        id: token.id,
+        expires: token.expires,
+        created: token.created,
+        name: token.name,
+        user: token.user.as_str(),
+        custom: Custom(token.custom),
+        cachefor: cache_for,
+    };
+    serde_json::to_vec(&json).unwrap_or_default()
 }
 
 /// `NewAPIToken`: `APIToken` plus the token itself.

@@ -98,6 +98,17 @@ pub struct TokenView {
     pub client: ClientInfo,
 }
 
+/// A token read in place (see [`TokenIndex::with_token`]).
+pub struct TokenRef<'a> {
+    pub id: Uuid,
+    pub user: &'a UserName,
+    pub kind: TokenKind,
+    pub name: Option<&'a str>,
+    pub created: i64,
+    pub expires: i64,
+    pub custom: &'a [(Box<str>, Box<str>)],
+}
+
 #[derive(Default)]
 pub struct TokenIndex {
     slots: Vec<Option<Record>>,
@@ -149,12 +160,31 @@ impl TokenIndex {
 
     /// The valid token with this hash at `now`, if any.
     pub fn find(&self, hash: &TokenHash, now: i64) -> Option<TokenView> {
+        self.valid(hash, now).map(|record| self.view(record))
+    }
+
+    /// Reads the valid token with this hash at `now` in place, without copying
+    /// it (introspection, the hottest path, serializes straight from here).
+    pub fn with_token<R>(&self, hash: &TokenHash, now: i64, read: impl FnOnce(TokenRef<'_>) -> R) -> Option<R> {
+        let record = self.valid(hash, now)?;
+        Some(read(TokenRef {
+            id: record.id,
+            user: &self.owners[record.owner as usize].name,
+            kind: record.kind,
+            name: record.name.as_deref(),
+            created: record.created,
+            expires: record.expires,
+            custom: record.detail.as_ref().map_or(&[], |d| &d.custom),
+        }))
+    }
+
+    fn valid(&self, hash: &TokenHash, now: i64) -> Option<&Record> {
         let slot = self.slot_of(hash)?;
         let record = self.slots.get(slot as usize)?.as_ref()?;
         if record.expires <= now || self.owners[record.owner as usize].disabled {
             return None;
         }
-        Some(self.view(record))
+        Some(record)
     }
 
     /// The user's valid tokens at `now`, sorted by id.
