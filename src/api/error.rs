@@ -6,7 +6,7 @@
 
 use axum::Json;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use serde_json::{Map, Value, json};
@@ -253,6 +253,7 @@ fn html_page(body: &Map<String, Value>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::HeaderMap;
 
     fn accepted(headers: &HeaderMap) -> Option<MediaType> {
         accepted_of(headers.get_all(header::ACCEPT).iter())
