@@ -8,9 +8,11 @@
 //! Memory is the constraint here (one record per live token): records live in
 //! a slab addressed by `u32`; the hash table holds only slot numbers (each
 //! record keeps its hash once); names, custom context and client details are
-//! boxed and packed.
+//! boxed and packed. Each owner's tokens are a list threaded through the
+//! records and expiries are kept in hour buckets, so every eviction is O(1)
+//! and folding a long log stays linear in its length.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 use hashbrown::HashTable;
 
@@ -38,6 +40,12 @@ fn bucket_hash(hash: &TokenHash) -> u64 {
 /// Sweep expired tokens at most this often, in log time.
 const SWEEP_INTERVAL_MS: i64 = 60_000;
 
+/// Expiries are bucketed by the hour; a bucket is swept once it lies wholly in the past.
+const BUCKET_MS: i64 = 3_600_000;
+
+/// The end of a slot list.
+const NIL: u32 = u32::MAX;
+
 /// Separates the packed client fields (never in a user agent or an address).
 const FIELD_SEPARATOR: char = '\u{1f}';
 
@@ -45,6 +53,9 @@ struct Record {
     hash: TokenHash,
     id: Uuid,
     owner: u32,
+    /// The owner's previous and next token (`NIL` at the ends).
+    prev: u32,
+    next: u32,
     kind: TokenKind,
     created: i64,
     expires: i64,
@@ -82,7 +93,8 @@ fn unpack_client(packed: &str) -> ClientInfo {
 struct Owner {
     name: UserName,
     disabled: bool,
-    slots: Vec<u32>,
+    /// The first of the owner's tokens (`NIL` when none).
+    head: u32,
 }
 
 /// What a token is, as introspection and token lists show it.
@@ -117,6 +129,8 @@ pub struct TokenIndex {
     by_hash: HashTable<u32>,
     owners: Vec<Owner>,
     owner_ids: HashMap<UserName, u32>,
+    /// Hour bucket → slots whose token expires in it (an entry may be stale: checked when swept).
+    expiries: BTreeMap<i64, Vec<u32>>,
     next_sweep_at: i64,
 }
 
@@ -126,7 +140,7 @@ impl TokenIndex {
             return *id;
         }
         let id = self.owners.len() as u32;
-        self.owners.push(Owner { name: user.clone(), disabled: false, slots: Vec::new() });
+        self.owners.push(Owner { name: user.clone(), disabled: false, head: NIL });
         self.owner_ids.insert(user.clone(), id);
         id
     }
@@ -189,21 +203,31 @@ impl TokenIndex {
 
     /// The user's valid tokens at `now`, sorted by id.
     pub fn tokens_of(&self, user: &UserName, now: i64) -> Vec<TokenView> {
-        let Some(owner) = self.owner_ids.get(user).map(|id| &self.owners[*id as usize]) else {
+        let Some(owner) = self.owner_ids.get(user).copied() else {
             return Vec::new();
         };
-        if owner.disabled {
+        if self.owners[owner as usize].disabled {
             return Vec::new();
         }
-        let mut tokens: Vec<TokenView> = owner
-            .slots
-            .iter()
-            .filter_map(|slot| self.slots[*slot as usize].as_ref())
+        let mut tokens: Vec<TokenView> = self
+            .owned_slots(owner)
+            .into_iter()
+            .filter_map(|slot| self.slots[slot as usize].as_ref())
             .filter(|record| record.expires > now)
             .map(|record| self.view(record))
             .collect();
         tokens.sort_by_key(|t| t.id.to_string());
         tokens
+    }
+
+    fn owned_slots(&self, owner: u32) -> Vec<u32> {
+        let mut slots = Vec::new();
+        let mut slot = self.owners[owner as usize].head;
+        while slot != NIL {
+            slots.push(slot);
+            slot = self.slots[slot as usize].as_ref().map_or(NIL, |r| r.next);
+        }
+        slots
     }
 
     /// How many tokens the index holds (valid or awaiting the expiry sweep).
@@ -231,10 +255,13 @@ impl TokenIndex {
                 client: pack_client(&grant.client),
             })
         });
+        let head = self.owners[owner as usize].head;
         let record = Record {
             hash,
             id,
             owner,
+            prev: NIL,
+            next: head,
             kind: grant.kind,
             created: grant.created,
             expires: grant.expires,
@@ -255,17 +282,17 @@ impl TokenIndex {
         self.by_hash.insert_unique(bucket_hash(&hash), slot, |s| {
             slots[*s as usize].as_ref().map_or(0, |r| bucket_hash(&r.hash))
         });
-        self.owners[owner as usize].slots.push(slot);
+        if let Some(Some(first)) = self.slots.get_mut(head as usize) {
+            first.prev = slot;
+        }
+        self.owners[owner as usize].head = slot;
+        self.expiries.entry(grant.expires.div_euclid(BUCKET_MS)).or_default().push(slot);
     }
 
     pub(crate) fn revoke(&mut self, token_hash: &str) {
-        let Some(slot) = decode_hash(token_hash).and_then(|hash| self.slot_of(&hash)) else {
-            return;
-        };
-        if let Some(owner) = self.slots[slot as usize].as_ref().map(|r| r.owner) {
-            self.owners[owner as usize].slots.retain(|s| *s != slot);
+        if let Some(slot) = decode_hash(token_hash).and_then(|hash| self.slot_of(&hash)) {
+            self.remove(slot);
         }
-        self.evict(&[slot]);
     }
 
     /// Evicts every token the user holds now.
@@ -273,8 +300,9 @@ impl TokenIndex {
         let Some(owner) = self.owner_ids.get(user).copied() else {
             return;
         };
-        let slots = std::mem::take(&mut self.owners[owner as usize].slots);
-        self.evict(&slots);
+        for slot in self.owned_slots(owner) {
+            self.remove(slot);
+        }
     }
 
     pub(crate) fn set_disabled(&mut self, user: &UserName, disabled: bool) {
@@ -287,50 +315,49 @@ impl TokenIndex {
         self.slots = Vec::new();
         self.free = Vec::new();
         self.by_hash = HashTable::new();
+        self.expiries = BTreeMap::new();
         for owner in &mut self.owners {
-            owner.slots = Vec::new();
+            owner.head = NIL;
         }
     }
 
-    /// Drops tokens expired by `log_time`, at most once per sweep interval.
+    /// Drops tokens expired by `log_time`, at most once per sweep interval,
+    /// visiting only the hour buckets that have wholly passed.
     pub(crate) fn sweep_expired(&mut self, log_time: i64) {
         if log_time < self.next_sweep_at {
             return;
         }
         self.next_sweep_at = log_time + SWEEP_INTERVAL_MS;
-        let expired: Vec<u32> = self
-            .slots
-            .iter()
-            .enumerate()
-            .filter_map(|(slot, r)| r.as_ref().filter(|r| r.expires <= log_time).map(|_| slot as u32))
-            .collect();
-        if expired.is_empty() {
-            return;
-        }
-        let mut by_owner: HashMap<u32, HashSet<u32>> = HashMap::new();
-        for slot in &expired {
-            if let Some(record) = &self.slots[*slot as usize] {
-                by_owner.entry(record.owner).or_default().insert(*slot);
+        let current = log_time.div_euclid(BUCKET_MS);
+        while let Some(entry) = self.expiries.first_entry() {
+            if *entry.key() >= current {
+                break;
+            }
+            for slot in entry.remove() {
+                // The slot may since have been freed, or reused by a later token.
+                if self.slots[slot as usize].as_ref().is_some_and(|r| r.expires <= log_time) {
+                    self.remove(slot);
+                }
             }
         }
-        for (owner, gone) in by_owner {
-            self.owners[owner as usize].slots.retain(|s| !gone.contains(s));
-        }
-        self.evict(&expired);
     }
 
-    /// Frees the slots (already detached from their owners) and their hash entries.
-    fn evict(&mut self, slots: &[u32]) {
-        for slot in slots {
-            let Some(hash) = self.slots[*slot as usize].as_ref().map(|r| r.hash) else {
-                continue;
-            };
-            if let Ok(entry) = self.by_hash.find_entry(bucket_hash(&hash), |s| s == slot) {
-                entry.remove();
-            }
-            self.slots[*slot as usize] = None;
-            self.free.push(*slot);
+    /// Unlinks a token from its owner's list and frees its slot and hash entry.
+    fn remove(&mut self, slot: u32) {
+        let Some(record) = self.slots.get_mut(slot as usize).and_then(Option::take) else {
+            return;
+        };
+        match self.slots.get_mut(record.prev as usize) {
+            Some(Some(previous)) => previous.next = record.next,
+            _ => self.owners[record.owner as usize].head = record.next,
         }
+        if let Some(Some(following)) = self.slots.get_mut(record.next as usize) {
+            following.prev = record.prev;
+        }
+        if let Ok(entry) = self.by_hash.find_entry(bucket_hash(&record.hash), |s| *s == slot) {
+            entry.remove();
+        }
+        self.free.push(slot);
     }
 }
 
@@ -417,12 +444,35 @@ mod tests {
     }
 
     #[test]
-    fn the_sweep_drops_expired_tokens() {
+    fn the_sweep_drops_expired_tokens_once_their_hour_has_passed() {
         let mut index = TokenIndex::default();
         index.issue(Uuid::from_u128(1), &grant("a1", "alice", 100));
-        index.issue(Uuid::from_u128(2), &grant("a2", "alice", 1_000_000));
-        index.sweep_expired(200);
+        index.issue(Uuid::from_u128(2), &grant("a2", "alice", 10 * BUCKET_MS));
+        index.issue(Uuid::from_u128(3), &grant("b1", "bob", 200));
+        index.sweep_expired(300);
+        assert_eq!(index.len(), 3, "the hour of the expiries has not passed");
+        index.sweep_expired(BUCKET_MS + 1);
         assert_eq!(index.len(), 1);
         assert_eq!(index.tokens_of(&UserName::from_log("alice".into()), 0).len(), 1);
+        assert!(index.tokens_of(&UserName::from_log("bob".into()), 0).is_empty());
+    }
+
+    #[test]
+    fn owner_lists_survive_removal_from_any_position() {
+        let mut index = TokenIndex::default();
+        for i in 0..5u128 {
+            index.issue(Uuid::from_u128(i), &grant(&format!("t{i}"), "alice", 100));
+        }
+        let alice = UserName::from_log("alice".into());
+        for gone in ["t0", "t2", "t4"] {
+            index.revoke(&encode_hash(&hash_token(gone)));
+        }
+        let ids: Vec<Uuid> = index.tokens_of(&alice, 0).into_iter().map(|t| t.id).collect();
+        assert_eq!(ids, [Uuid::from_u128(1), Uuid::from_u128(3)]);
+        index.issue(Uuid::from_u128(7), &grant("t7", "alice", 100));
+        assert_eq!(index.tokens_of(&alice, 0).len(), 3);
+        index.revoke_user(&alice);
+        assert!(index.tokens_of(&alice, 0).is_empty());
+        assert!(index.is_empty());
     }
 }

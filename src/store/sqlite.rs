@@ -215,16 +215,16 @@ impl Backend for SqliteBackend {
     ) -> Result<Vec<Option<i64>>, StoreError> {
         let mut conn = self.writer.acquire().await?;
         sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
-        match self.append_locked(&mut conn, batch, recorded_at).await {
-            Ok(results) => {
-                sqlx::query("COMMIT").execute(&mut *conn).await?;
-                Ok(results)
-            }
-            Err(error) => {
-                let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
-                Err(error)
-            }
+        let outcome = match self.append_locked(&mut conn, batch, recorded_at).await {
+            Ok(results) => sqlx::query("COMMIT").execute(&mut *conn).await.map(|_| results).map_err(StoreError::from),
+            Err(error) => Err(error),
+        };
+        if outcome.is_err() {
+            // Whatever failed (a statement or the commit itself, e.g. a full disk), the
+            // writer's connection must not stay inside the transaction.
+            let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
         }
+        outcome
     }
 
     async fn load(
