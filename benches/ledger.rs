@@ -24,7 +24,7 @@ use authledger::domain::{
 };
 use authledger::ledger::{Ledger, LedgerOptions};
 use authledger::projections::token_index::encode_hash;
-use authledger::projections::{Projections, ReadModel, Runner, hash_token};
+use authledger::projections::{Fold, Projections, ReadModel, Runner, hash_token};
 use authledger::store::{CommandBus, EventLog, EventMetadata, StoreOptions};
 use clap::{Parser, Subcommand};
 use cqrs_es::DomainEvent;
@@ -249,7 +249,7 @@ fn memory(tokens: usize) {
     let now = 1_800_000_000_000;
     for n in 0..tokens {
         let event = LedgerEvent::Token(TokenEvent::TokenIssued(grant(&user, &new_token(), TokenKind::Agent, n, now)));
-        projections.apply(n as i64 + 1, now, &Uuid::new_v4().to_string(), &event);
+        projections.apply(n as i64 + 1, now, &Uuid::new_v4().to_string(), 1, &event);
     }
     let allocated = ALLOCATED.load(Ordering::Relaxed) - allocated_before;
     let rss = (resident_kib() - rss_before) * 1024;

@@ -23,6 +23,8 @@ pub struct FileConfig {
     pub sqlite_synchronous: Option<String>,
     /// `"0.6.0"` (default) or `"pre-0.6.0"`: the display-name rule user search folds with.
     pub display_name_rule: Option<Canonicalization>,
+    /// Serve test mode (contract §8): off unless set.
+    pub test_mode_enabled: Option<bool>,
     /// The settings a new log starts with; later changes are events (`POST /admin/config`).
     #[serde(default)]
     pub initial: InitialSettings,

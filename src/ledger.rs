@@ -56,6 +56,8 @@ pub struct LedgerOptions {
     pub poll: Duration,
     /// How long a command waits for the projections to fold it.
     pub settle_timeout: Duration,
+    /// Serve test mode: a second, expiring log beside this one (see `test_mode`).
+    pub test_mode: bool,
 }
 
 impl LedgerOptions {
@@ -67,6 +69,7 @@ impl LedgerOptions {
             initial_settings: ServerSettings::default(),
             poll: Duration::from_millis(250),
             settle_timeout: Duration::from_secs(10),
+            test_mode: false,
         }
     }
 }

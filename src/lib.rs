@@ -12,3 +12,4 @@ pub mod projections;
 pub mod root_account;
 pub mod server;
 pub mod store;
+pub mod test_mode;

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand};
 
 use authledger::clock::SystemClock;
@@ -31,6 +32,15 @@ enum Command {
         /// Address to listen on.
         #[arg(long, env = "AUTHLEDGER_LISTEN")]
         listen: Option<String>,
+        /// Serve test mode: throw-away test users, tokens and roles in a separate, expiring log.
+        #[arg(
+            long,
+            env = "AUTHLEDGER_TEST_MODE",
+            num_args = 0..=1,
+            default_missing_value = "true",
+            value_parser = BoolishValueParser::new()
+        )]
+        test_mode: Option<bool>,
         #[command(flatten)]
         common: Common,
     },
@@ -84,8 +94,9 @@ fn read_password() -> Result<String, String> {
 
 async fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
-        Command::Serve { listen, common } => {
-            let (file, options) = common.resolve()?;
+        Command::Serve { listen, test_mode, common } => {
+            let (file, mut options) = common.resolve()?;
+            options.test_mode = test_mode.or(file.test_mode_enabled).unwrap_or(false);
             let listen = listen.or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
             let server = Server::start(options, Arc::new(SystemClock), &listen).await.map_err(|e| e.to_string())?;
             tracing::info!(addr = %server.addr, "authledger is serving");

@@ -14,6 +14,7 @@ use tower_http::normalize_path::NormalizePathLayer;
 use crate::api::{self, AppState, ServiceInfo};
 use crate::clock::SharedClock;
 use crate::ledger::{Ledger, LedgerError, LedgerOptions};
+use crate::test_mode::{SWEEP_EVERY, TestLedger};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -27,6 +28,8 @@ pub enum StartError {
 pub struct Server {
     pub addr: SocketAddr,
     pub ledger: Arc<Ledger>,
+    /// The test-mode log, when test mode is on.
+    pub test_mode: Option<Arc<TestLedger>>,
     shutdown: oneshot::Sender<()>,
     task: JoinHandle<std::io::Result<()>>,
 }
@@ -34,12 +37,20 @@ pub struct Server {
 impl Server {
     /// Opens the ledger at `options` and serves it on `listen` (port 0 picks a free port).
     pub async fn start(options: LedgerOptions, clock: SharedClock, listen: &str) -> Result<Self, StartError> {
+        let test_mode = match options.test_mode {
+            true => {
+                let test_mode = TestLedger::open(&options, clock.clone()).await?;
+                test_mode.start_sweeper(SWEEP_EVERY);
+                Some(test_mode)
+            }
+            false => None,
+        };
         let ledger = Arc::new(Ledger::open(options, clock).await?);
         let listener =
             TcpListener::bind(listen).await.map_err(|source| StartError::Listen { addr: listen.to_owned(), source })?;
         let addr = listener.local_addr().map_err(|source| StartError::Listen { addr: listen.to_owned(), source })?;
         let info = ServiceInfo { git_commit: env!("AUTHLEDGER_GIT_COMMIT").to_owned() };
-        let state = AppState { ledger: ledger.clone(), info: Arc::new(info) };
+        let state = AppState { ledger: ledger.clone(), test_mode: test_mode.clone(), info: Arc::new(info) };
         // Every path also answers with one trailing slash (contract §1).
         let app = NormalizePathLayer::trim_trailing_slash().layer(api::router(state));
         let (shutdown, stopped) = oneshot::channel::<()>();
@@ -50,7 +61,7 @@ impl Server {
                 })
                 .await
         });
-        Ok(Self { addr, ledger, shutdown, task })
+        Ok(Self { addr, ledger, test_mode, shutdown, task })
     }
 
     /// Serves until the process is told to stop (Ctrl-C or SIGTERM).
@@ -65,6 +76,9 @@ impl Server {
         let _ = self.shutdown.send(());
         let result = self.task.await.unwrap_or_else(|e| Err(std::io::Error::other(e)));
         self.ledger.close().await;
+        if let Some(test_mode) = &self.test_mode {
+            test_mode.close().await;
+        }
         result
     }
 }

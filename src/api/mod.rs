@@ -3,10 +3,12 @@
 
 pub mod admin;
 pub mod error;
+pub mod legacy;
 pub mod local_account;
 pub mod permissions;
 pub mod request;
 pub mod root;
+pub mod test_mode;
 pub mod tokens;
 pub mod v2;
 pub mod views;
@@ -16,7 +18,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::middleware;
-use axum::routing::{MethodRouter, get, post, put};
+use axum::routing::{MethodRouter, delete, get, post, put};
 use data_encoding::BASE32;
 use rand::RngCore;
 use tower_http::trace::TraceLayer;
@@ -28,6 +30,7 @@ use crate::ledger::Ledger;
 use crate::projections::token_index::encode_hash;
 use crate::projections::{TokenView, UserRecord, hash_token};
 use crate::store::EventMetadata;
+use crate::test_mode::TestLedger;
 use error::ApiError;
 use permissions::Action;
 
@@ -35,6 +38,8 @@ use permissions::Action;
 #[derive(Clone)]
 pub struct AppState {
     pub ledger: Arc<Ledger>,
+    /// The test-mode log, when test mode is on.
+    pub test_mode: Option<Arc<TestLedger>>,
     pub info: Arc<ServiceInfo>,
 }
 
@@ -199,6 +204,25 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/token", post(admin::view_token))
         .route("/admin/config", get(admin::config).merge(bodiless(post(admin::update_config))))
         .route("/admin/config/token", bodiless(post(admin::update_token_config)))
+        .route("/api/legacy/KBase/Sessions/Login", get(legacy::kbase_get).post(legacy::kbase_login))
+        .route("/api/legacy/globus/goauth/token", get(legacy::globus_token_endpoint))
+        .route("/api/legacy/globus/users/{user}", get(legacy::globus_user))
+        .route("/testmode", get(test_mode::root))
+        .route("/testmode/api/V2/testmodeonly/user", post(test_mode::create_user))
+        .route("/testmode/api/V2/testmodeonly/user/{name}", get(test_mode::get_user))
+        .route("/testmode/api/V2/testmodeonly/token", post(test_mode::create_token))
+        .route(
+            "/testmode/api/V2/testmodeonly/customroles",
+            get(test_mode::custom_roles).merge(bodiless(post(test_mode::set_custom_role))),
+        )
+        .route("/testmode/api/V2/testmodeonly/userroles", bodiless(put(test_mode::set_user_roles)))
+        .route("/testmode/api/V2/testmodeonly/clear", bodiless(delete(test_mode::clear)))
+        .route("/testmode/api/V2/token", get(test_mode::introspect))
+        .route("/testmode/api/V2/me", get(test_mode::me))
+        .route("/testmode/api/V2/users", get(test_mode::users))
+        .route("/testmode/api/legacy/KBase/Sessions/Login", get(legacy::kbase_get).post(legacy::test_kbase_login))
+        .route("/testmode/api/legacy/globus/goauth/token", get(legacy::test_globus_token_endpoint))
+        .route("/testmode/api/legacy/globus/users/{user}", get(legacy::test_globus_user))
         .fallback(error::not_found)
         .layer(middleware::from_fn_with_state(state.clone(), error::render_errors))
         .layer(TraceLayer::new_for_http())

@@ -20,7 +20,8 @@ use crate::domain::names::{is_blank, java_trim, parse_custom_context, parse_user
 use crate::domain::{AuthError, DisplayName, EmailAddress, ErrorType, TokenKind, TokenName, UserCommand};
 use crate::projections::{SearchSpec, hash_token};
 
-const MAX_LIST: usize = 10_000;
+/// The most users or anonymous ids one lookup may name.
+pub const MAX_LIST: usize = 10_000;
 
 pub async fn introspect(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     let token = required_header_token(&headers)?;
@@ -90,7 +91,7 @@ pub async fn update_me(
 
 #[derive(Debug, Deserialize)]
 pub struct ListQuery {
-    list: Option<String>,
+    pub list: Option<String>,
 }
 
 pub async fn users(

@@ -9,6 +9,7 @@ pub mod names;
 pub mod roles;
 pub mod server_config;
 pub mod system;
+pub mod test_mode;
 pub mod token;
 pub mod user;
 
@@ -27,6 +28,7 @@ pub use names::{CustomRoleId, DisplayName, EmailAddress, TokenName, UserName};
 pub use roles::{Role, RoleSet};
 pub use server_config::{ServerConfig, ServerConfigCommand, ServerConfigEvent, ServerSettings};
 pub use system::{System, SystemCommand, SystemEvent};
+pub use test_mode::{TestCustomRoleEvent, TestDataEvent, TestUserEvent};
 pub use token::{Token, TokenCommand, TokenEvent, TokenKind};
 pub use user::{User, UserCommand, UserEvent};
 
@@ -62,10 +64,30 @@ pub fn upcasters() -> Vec<Box<dyn EventUpcaster>> {
     Vec::new()
 }
 
-impl LedgerEvent {
+/// Any event of the test-mode log.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TestModeEvent {
+    Token(TokenEvent),
+    User(TestUserEvent),
+    CustomRole(TestCustomRoleEvent),
+    Data(TestDataEvent),
+}
+
+fn parse<A: Aggregate>(payload: &str) -> Result<A::Event, serde_json::Error>
+where
+    A::Event: DeserializeOwned,
+{
+    serde_json::from_str(payload)
+}
+
+/// The events of one log, decoded from their stored form.
+pub trait LogEvent: Sized {
+    /// Parses the payload of an event of `aggregate_type`; `None` when this log has no such aggregate.
+    fn parse(aggregate_type: &str, payload: &str) -> Option<Result<Self, serde_json::Error>>;
+
     /// Decodes a stored event from its payload text, upcasting it first when an
     /// upcaster claims it (the common case parses the text once, directly).
-    pub fn decode(
+    fn decode(
         aggregate_type: &str,
         event_type: &str,
         event_version: &str,
@@ -95,19 +117,35 @@ impl LedgerEvent {
             let text = upcast.payload.to_string();
             return Self::decode(aggregate_type, &upcast.event_type, &upcast.event_version, &text, &[]);
         }
-        fn parse<A: Aggregate>(payload: &str) -> Result<A::Event, serde_json::Error>
-        where
-            A::Event: DeserializeOwned,
-        {
-            serde_json::from_str(payload)
+        match Self::parse(aggregate_type, payload) {
+            Some(parsed) => parsed.map_err(error),
+            None => Err(DecodeError::UnknownAggregate(aggregate_type.to_owned())),
         }
-        Ok(match aggregate_type {
-            User::TYPE => Self::User(parse::<User>(payload).map_err(error)?),
-            Token::TYPE => Self::Token(parse::<Token>(payload).map_err(error)?),
-            CustomRole::TYPE => Self::CustomRole(parse::<CustomRole>(payload).map_err(error)?),
-            ServerConfig::TYPE => Self::ServerConfig(parse::<ServerConfig>(payload).map_err(error)?),
-            System::TYPE => Self::System(parse::<System>(payload).map_err(error)?),
-            other => return Err(DecodeError::UnknownAggregate(other.to_owned())),
+    }
+}
+
+impl LogEvent for LedgerEvent {
+    fn parse(aggregate_type: &str, payload: &str) -> Option<Result<Self, serde_json::Error>> {
+        Some(match aggregate_type {
+            User::TYPE => parse::<User>(payload).map(Self::User),
+            Token::TYPE => parse::<Token>(payload).map(Self::Token),
+            CustomRole::TYPE => parse::<CustomRole>(payload).map(Self::CustomRole),
+            ServerConfig::TYPE => parse::<ServerConfig>(payload).map(Self::ServerConfig),
+            System::TYPE => parse::<System>(payload).map(Self::System),
+            _ => return None,
+        })
+    }
+}
+
+impl LogEvent for TestModeEvent {
+    fn parse(aggregate_type: &str, payload: &str) -> Option<Result<Self, serde_json::Error>> {
+        use test_mode::{TestCustomRole, TestData, TestUser};
+        Some(match aggregate_type {
+            Token::TYPE => parse::<Token>(payload).map(Self::Token),
+            TestUser::TYPE => parse::<TestUser>(payload).map(Self::User),
+            TestCustomRole::TYPE => parse::<TestCustomRole>(payload).map(Self::CustomRole),
+            TestData::TYPE => parse::<TestData>(payload).map(Self::Data),
+            _ => return None,
         })
     }
 }

@@ -14,6 +14,7 @@ use super::names::{CustomRoleId, DisplayName, EmailAddress, UserName};
 use super::roles::Role;
 use super::server_config::{ConfigChange, RedirectKind, ServerConfigEvent, ServerSettings};
 use super::system::SystemEvent;
+use super::test_mode::{TEST_DATA_LIFETIME_MS, TestCustomRoleEvent, TestDataEvent, TestUserEvent};
 use super::token::{RevocationReason, TokenEvent, TokenKind, TokenRevoked};
 use super::user::UserEvent;
 
@@ -97,6 +98,25 @@ fn samples() -> Vec<(String, Value)> {
         }),
         stored(&SystemEvent::AllTokensRevoked { by: admin.clone(), at }),
         stored(&SystemEvent::AllPasswordResetsForced { by: admin, at }),
+        stored(&TestUserEvent::TestUserCreated {
+            user: name("tester"),
+            display: DisplayName::parse(Some("Test User")).unwrap_or_else(|e| panic!("{e}")),
+            anon_id: Uuid::from_u128(0x5f1d2c0b_0e8b_4a8d_9f0a_7c6e4b2d9a13),
+            created: at,
+            expires: at + TEST_DATA_LIFETIME_MS,
+        }),
+        stored(&TestUserEvent::TestUserRolesReplaced {
+            roles: BTreeSet::from([Role::Admin, Role::DevToken]),
+            custom_roles: BTreeSet::from([role("tester")]),
+            at,
+        }),
+        stored(&TestCustomRoleEvent::TestCustomRoleSet {
+            id: role("tester"),
+            description: "Tests things".into(),
+            expires: at + TEST_DATA_LIFETIME_MS,
+        }),
+        stored(&TestDataEvent::TestDataCleared { at }),
+        stored(&TestDataEvent::TestDataSwept { before: at }),
     ];
     all.sort_by(|a, b| a.0.cmp(&b.0));
     all

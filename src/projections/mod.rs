@@ -5,6 +5,7 @@
 //! position.
 
 pub mod runner;
+pub mod test_mode;
 pub mod token_index;
 pub mod user_directory;
 
@@ -15,13 +16,26 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::domain::canonical::Canonicalization;
-use crate::domain::{LedgerEvent, ServerConfigEvent, ServerSettings, SystemEvent, TokenEvent, UserEvent, UserName};
+use crate::domain::{
+    LedgerEvent, LogEvent, ServerConfigEvent, ServerSettings, SystemEvent, TokenEvent, UserEvent, UserName,
+};
 
 pub use runner::Runner;
+pub use test_mode::TestProjections;
 pub use token_index::{TokenHash, TokenIndex, TokenView, hash_token};
 pub use user_directory::{SearchSpec, UserDirectory, UserRecord};
 
-/// Every projection, at one log position.
+/// A set of projections folded from one log: a pure function of the events,
+/// in position order.
+pub trait Fold: Send + Sync + 'static {
+    type Event: LogEvent + Send + Sync;
+
+    /// Folds one event. `recorded_at` is the log's time for the event;
+    /// `sequence` its number within its aggregate.
+    fn apply(&mut self, position: i64, recorded_at: i64, aggregate_id: &str, sequence: i64, event: &Self::Event);
+}
+
+/// Every projection of the main log, at one log position.
 pub struct Projections {
     pub tokens: TokenIndex,
     pub users: UserDirectory,
@@ -39,9 +53,12 @@ impl Projections {
             position: 0,
         }
     }
+}
 
-    /// Folds one event. `recorded_at` is the log's time for the event.
-    pub fn apply(&mut self, position: i64, recorded_at: i64, aggregate_id: &str, event: &LedgerEvent) {
+impl Fold for Projections {
+    type Event = LedgerEvent;
+
+    fn apply(&mut self, position: i64, recorded_at: i64, aggregate_id: &str, _sequence: i64, event: &LedgerEvent) {
         self.tokens.sweep_expired(recorded_at);
         match event {
             LedgerEvent::User(event) => {
@@ -87,22 +104,22 @@ impl Projections {
 }
 
 /// The projections shared by every request, and the position they have reached.
-pub struct ReadModel {
-    state: RwLock<Projections>,
+pub struct ReadModel<P = Projections> {
+    state: RwLock<P>,
     applied: watch::Sender<i64>,
 }
 
-impl ReadModel {
-    pub fn new(projections: Projections) -> Self {
-        let (applied, _) = watch::channel(projections.position);
+impl<P> ReadModel<P> {
+    pub fn new(projections: P) -> Self {
+        let (applied, _) = watch::channel(0);
         Self { state: RwLock::new(projections), applied }
     }
 
-    pub fn read(&self) -> RwLockReadGuard<'_, Projections> {
+    pub fn read(&self) -> RwLockReadGuard<'_, P> {
         self.state.read().unwrap_or_else(PoisonError::into_inner)
     }
 
-    pub(crate) fn write(&self) -> RwLockWriteGuard<'_, Projections> {
+    pub(crate) fn write(&self) -> RwLockWriteGuard<'_, P> {
         self.state.write().unwrap_or_else(PoisonError::into_inner)
     }
 

@@ -11,8 +11,8 @@ use cqrs_es::persist::EventUpcaster;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
-use super::ReadModel;
-use crate::domain::{DecodeError, LedgerEvent, upcasters};
+use super::{Fold, Projections, ReadModel};
+use crate::domain::{DecodeError, LogEvent, upcasters};
 use crate::store::{EventLog, StoreError};
 
 const BATCH: i64 = 2_000;
@@ -25,15 +25,15 @@ pub enum RunnerError {
     Decode { position: i64, source: DecodeError },
 }
 
-pub struct Runner {
+pub struct Runner<P = Projections> {
     log: EventLog,
-    model: Arc<ReadModel>,
+    model: Arc<ReadModel<P>>,
     wake: Arc<Notify>,
     upcasters: Vec<Box<dyn EventUpcaster>>,
 }
 
-impl Runner {
-    pub fn new(log: EventLog, model: Arc<ReadModel>) -> Self {
+impl<P: Fold> Runner<P> {
+    pub fn new(log: EventLog, model: Arc<ReadModel<P>>) -> Self {
         Self { log, model, wake: Arc::new(Notify::new()), upcasters: upcasters() }
     }
 
@@ -63,7 +63,7 @@ impl Runner {
         };
         let mut decoded = Vec::with_capacity(rows.len());
         for row in rows {
-            let event = LedgerEvent::decode(
+            let event = P::Event::decode(
                 &row.aggregate_type,
                 &row.event_type,
                 &row.event_version,
@@ -71,13 +71,13 @@ impl Runner {
                 &self.upcasters,
             )
             .map_err(|source| RunnerError::Decode { position: row.position, source })?;
-            decoded.push((row.position, row.recorded_at, row.aggregate_id, event));
+            decoded.push((row.position, row.recorded_at, row.aggregate_id, row.sequence, event));
         }
         let folded = decoded.len() as u64;
         {
             let mut state = self.model.write();
-            for (position, recorded_at, aggregate_id, event) in &decoded {
-                state.apply(*position, *recorded_at, aggregate_id, event);
+            for (position, recorded_at, aggregate_id, sequence, event) in &decoded {
+                state.apply(*position, *recorded_at, aggregate_id, *sequence, event);
             }
         }
         self.model.publish(last);

@@ -321,6 +321,43 @@ impl TokenIndex {
         }
     }
 
+    /// The ids of held tokens that have expired by `now` (what a sweeper may delete).
+    pub fn expired_ids(&self, now: i64) -> Vec<Uuid> {
+        let mut ids: Vec<Uuid> = self
+            .expiries
+            .range(..=now.div_euclid(BUCKET_MS))
+            .flat_map(|(_, slots)| slots)
+            .filter_map(|slot| self.slots[*slot as usize].as_ref())
+            .filter(|record| record.expires <= now)
+            .map(|record| record.id)
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+
+    /// Drops every token expired by `before`, now (not on the sweep schedule).
+    pub(crate) fn evict_expired(&mut self, before: i64) {
+        let buckets: Vec<i64> = self.expiries.range(..=before.div_euclid(BUCKET_MS)).map(|(b, _)| *b).collect();
+        for bucket in buckets {
+            let Some(slots) = self.expiries.remove(&bucket) else {
+                continue;
+            };
+            let mut kept = Vec::new();
+            for slot in slots {
+                match self.slots[slot as usize].as_ref() {
+                    Some(record) if record.expires <= before => self.remove(slot),
+                    Some(record) if record.expires.div_euclid(BUCKET_MS) == bucket => kept.push(slot),
+                    // Freed, or reused by a token listed in its own bucket.
+                    _ => {}
+                }
+            }
+            if !kept.is_empty() {
+                self.expiries.insert(bucket, kept);
+            }
+        }
+    }
+
     /// Drops tokens expired by `log_time`, at most once per sweep interval,
     /// visiting only the hour buckets that have wholly passed.
     pub(crate) fn sweep_expired(&mut self, log_time: i64) {

@@ -14,6 +14,9 @@ use uuid::Uuid;
 
 use super::repository::COMMITTED;
 use super::{EventLog, EventMetadata, LogRepository};
+use crate::domain::test_mode::{
+    TEST_DATA_ID, TestCustomRole, TestCustomRoleCommand, TestData, TestDataCommand, TestUser, TestUserCommand,
+};
 use crate::domain::{
     AuthError, CustomRole, CustomRoleCommand, CustomRoleId, ServerConfig, ServerConfigCommand, System, SystemCommand,
     Token, TokenCommand, User, UserCommand, UserName, server_config::SERVER_CONFIG_ID, system::SYSTEM_ID, upcasters,
@@ -69,7 +72,7 @@ impl CommandBus {
         command: UserCommand,
         metadata: &EventMetadata,
     ) -> Result<Option<i64>, CommandError> {
-        self.execute(&self.users, name.as_str(), command, metadata).await
+        execute(&self.users, name.as_str(), command, metadata, &self.on_commit).await
     }
 
     pub async fn token(
@@ -78,7 +81,7 @@ impl CommandBus {
         command: TokenCommand,
         metadata: &EventMetadata,
     ) -> Result<Option<i64>, CommandError> {
-        self.execute(&self.tokens, &id.to_string(), command, metadata).await
+        execute(&self.tokens, &id.to_string(), command, metadata, &self.on_commit).await
     }
 
     pub async fn custom_role(
@@ -87,7 +90,7 @@ impl CommandBus {
         command: CustomRoleCommand,
         metadata: &EventMetadata,
     ) -> Result<Option<i64>, CommandError> {
-        self.execute(&self.custom_roles, id.as_str(), command, metadata).await
+        execute(&self.custom_roles, id.as_str(), command, metadata, &self.on_commit).await
     }
 
     pub async fn server_config(
@@ -95,52 +98,106 @@ impl CommandBus {
         command: ServerConfigCommand,
         metadata: &EventMetadata,
     ) -> Result<Option<i64>, CommandError> {
-        self.execute(&self.server_config, SERVER_CONFIG_ID, command, metadata).await
+        execute(&self.server_config, SERVER_CONFIG_ID, command, metadata, &self.on_commit).await
     }
 
     pub async fn system(&self, command: SystemCommand, metadata: &EventMetadata) -> Result<Option<i64>, CommandError> {
-        self.execute(&self.system, SYSTEM_ID, command, metadata).await
+        execute(&self.system, SYSTEM_ID, command, metadata, &self.on_commit).await
+    }
+}
+
+/// The write side of the test-mode log: test users, test custom roles, test
+/// tokens (the ordinary `Token` aggregate) and the clear/sweep markers.
+pub struct TestCommandBus {
+    users: Framework<TestUser>,
+    tokens: Framework<Token>,
+    custom_roles: Framework<TestCustomRole>,
+    data: Framework<TestData>,
+    on_commit: Arc<dyn Fn(i64) + Send + Sync>,
+}
+
+impl TestCommandBus {
+    pub fn new(log: &EventLog, on_commit: Arc<dyn Fn(i64) + Send + Sync>) -> Self {
+        Self {
+            users: framework(log),
+            tokens: framework(log),
+            custom_roles: framework(log),
+            data: framework(log),
+            on_commit,
+        }
     }
 
-    /// Runs `command`, retrying on optimistic conflicts. `Ok(None)` when the
-    /// command decided that nothing needed recording.
-    async fn execute<A>(
+    pub async fn user(
         &self,
-        framework: &Framework<A>,
-        id: &str,
-        command: A::Command,
+        name: &UserName,
+        command: TestUserCommand,
         metadata: &EventMetadata,
-    ) -> Result<Option<i64>, CommandError>
-    where
-        A: Aggregate<Error = AuthError>,
-        A::Command: Clone,
-    {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let run = framework.execute_with_metadata(id, command.clone(), metadata.clone().into_map());
-            let (result, position) = COMMITTED
-                .scope(Cell::new(None), async {
-                    let result = run.await;
-                    (result, COMMITTED.with(Cell::get))
-                })
-                .await;
-            match result {
-                Ok(()) => {
-                    if let Some(position) = position {
-                        (self.on_commit)(position);
-                    }
-                    return Ok(position);
+    ) -> Result<Option<i64>, CommandError> {
+        execute(&self.users, name.as_str(), command, metadata, &self.on_commit).await
+    }
+
+    pub async fn token(
+        &self,
+        id: Uuid,
+        command: TokenCommand,
+        metadata: &EventMetadata,
+    ) -> Result<Option<i64>, CommandError> {
+        execute(&self.tokens, &id.to_string(), command, metadata, &self.on_commit).await
+    }
+
+    pub async fn custom_role(
+        &self,
+        id: &CustomRoleId,
+        command: TestCustomRoleCommand,
+        metadata: &EventMetadata,
+    ) -> Result<Option<i64>, CommandError> {
+        execute(&self.custom_roles, id.as_str(), command, metadata, &self.on_commit).await
+    }
+
+    pub async fn data(&self, command: TestDataCommand, metadata: &EventMetadata) -> Result<Option<i64>, CommandError> {
+        execute(&self.data, TEST_DATA_ID, command, metadata, &self.on_commit).await
+    }
+}
+
+/// Runs `command`, retrying on optimistic conflicts, and tells `on_commit`
+/// the position committed. `Ok(None)` when the command decided that nothing
+/// needed recording.
+async fn execute<A>(
+    framework: &Framework<A>,
+    id: &str,
+    command: A::Command,
+    metadata: &EventMetadata,
+    on_commit: &Arc<dyn Fn(i64) + Send + Sync>,
+) -> Result<Option<i64>, CommandError>
+where
+    A: Aggregate<Error = AuthError>,
+    A::Command: Clone,
+{
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let run = framework.execute_with_metadata(id, command.clone(), metadata.clone().into_map());
+        let (result, position) = COMMITTED
+            .scope(Cell::new(None), async {
+                let result = run.await;
+                (result, COMMITTED.with(Cell::get))
+            })
+            .await;
+        match result {
+            Ok(()) => {
+                if let Some(position) = position {
+                    (on_commit)(position);
                 }
-                Err(AggregateError::AggregateConflict) if attempt < MAX_ATTEMPTS => {
-                    let ceiling = 1u64 << attempt.min(6);
-                    let pause = rand::thread_rng().gen_range(0..=ceiling);
-                    tokio::time::sleep(Duration::from_millis(pause)).await;
-                }
-                Err(AggregateError::AggregateConflict) => return Err(CommandError::Conflict),
-                Err(AggregateError::UserError(e)) => return Err(CommandError::Rejected(e)),
-                Err(other) => return Err(CommandError::Store(other.to_string())),
+                return Ok(position);
             }
+            Err(AggregateError::AggregateConflict) if attempt < MAX_ATTEMPTS => {
+                let ceiling = 1u64 << attempt.min(6);
+                let pause = rand::thread_rng().gen_range(0..=ceiling);
+                tokio::time::sleep(Duration::from_millis(pause)).await;
+            }
+            Err(AggregateError::AggregateConflict) => return Err(CommandError::Conflict),
+            Err(AggregateError::UserError(e)) => return Err(CommandError::Rejected(e)),
+            Err(other) => return Err(CommandError::Store(other.to_string())),
         }
     }
 }

@@ -23,7 +23,7 @@ use uuid::Uuid;
 
 use crate::clock::SharedClock;
 
-pub use command_bus::{CommandBus, CommandError};
+pub use command_bus::{CommandBus, CommandError, TestCommandBus};
 pub use repository::LogRepository;
 
 /// An event as it lies in the log.
@@ -131,7 +131,21 @@ pub(crate) trait Backend: Send + Sync + 'static {
     async fn put_secret(&self, id: Uuid, kind: &str, secret: &str, created_at: i64) -> Result<(), StoreError>;
     async fn get_secret(&self, id: Uuid) -> Result<Option<String>, StoreError>;
     async fn delete_secret(&self, id: Uuid) -> Result<(), StoreError>;
+    /// Deletes rows of an expiring log, in one transaction; returns how many.
+    async fn purge(&self, purge: &Purge) -> Result<u64, StoreError>;
     async fn close(&self);
+}
+
+/// Rows an expiring log (test mode's) deletes. The main log never deletes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Purge {
+    /// Only rows below this position are touched, so the newest row (the head,
+    /// from which positions continue) always stays.
+    pub below: i64,
+    /// Every row below this position goes (what a clear left behind).
+    pub everything_below: Option<i64>,
+    /// These aggregates' events go, through a sequence: (type, id, sequence).
+    pub aggregates: Vec<(String, String, i64)>,
 }
 
 /// Which engine a store URL names.
@@ -163,11 +177,13 @@ pub struct StoreOptions {
     pub sqlite_full_sync: bool,
     /// Table-name prefix; a separate log lives beside the main one under another prefix.
     pub table_prefix: String,
+    /// Whether rows may be deleted ([`EventLog::purge`]): only test mode's log, whose records expire.
+    pub expiring: bool,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        Self { sqlite_full_sync: true, table_prefix: String::new() }
+        Self { sqlite_full_sync: true, table_prefix: String::new(), expiring: false }
     }
 }
 
@@ -177,6 +193,7 @@ pub struct EventLog {
     backend: Arc<dyn Backend>,
     writer: writer::WriterHandle,
     kind: &'static str,
+    expiring: bool,
 }
 
 impl EventLog {
@@ -189,7 +206,7 @@ impl EventLog {
             }
         };
         let writer = writer::spawn(backend.clone(), clock);
-        Ok(Self { backend, writer, kind })
+        Ok(Self { backend, writer, kind, expiring: options.expiring })
     }
 
     /// "sqlite" or "postgres".
@@ -229,6 +246,14 @@ impl EventLog {
 
     pub async fn delete_secret(&self, id: Uuid) -> Result<(), StoreError> {
         self.backend.delete_secret(id).await
+    }
+
+    /// Deletes expired rows of an expiring log; refused on any other log.
+    pub async fn purge(&self, purge: &Purge) -> Result<u64, StoreError> {
+        if !self.expiring {
+            return Err(StoreError::Failed("this log is append-only: nothing in it is ever deleted".into()));
+        }
+        self.backend.purge(purge).await
     }
 
     pub(crate) fn backend(&self) -> &Arc<dyn Backend> {

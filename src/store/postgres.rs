@@ -16,7 +16,7 @@ use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
 
 use super::{
-    Backend, EVENT_COLUMNS, SCHEMA_VERSION, StoreError, StoreOptions, StoredEvent, Tables, batch_aggregates,
+    Backend, EVENT_COLUMNS, Purge, SCHEMA_VERSION, StoreError, StoreOptions, StoredEvent, Tables, batch_aggregates,
     plan_batch, serialized,
 };
 
@@ -38,6 +38,8 @@ struct Queries {
     put_secret: String,
     get_secret: String,
     delete_secret: String,
+    purge_below: String,
+    purge_aggregate: String,
 }
 
 impl Queries {
@@ -64,6 +66,11 @@ impl Queries {
             put_secret: format!("INSERT INTO {} (id, kind, secret, created_at) VALUES ($1, $2, $3, $4)", t.secrets),
             get_secret: format!("SELECT secret FROM {} WHERE id = $1", t.secrets),
             delete_secret: format!("DELETE FROM {} WHERE id = $1", t.secrets),
+            purge_below: format!("DELETE FROM {events} WHERE position < $1"),
+            purge_aggregate: format!(
+                "DELETE FROM {events}
+                 WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence <= $3 AND position < $4"
+            ),
         }
     }
 }
@@ -297,6 +304,27 @@ impl Backend for PostgresBackend {
     async fn delete_secret(&self, id: Uuid) -> Result<(), StoreError> {
         sqlx::query(&self.q.delete_secret).bind(id.to_string()).execute(&self.pool).await?;
         Ok(())
+    }
+
+    async fn purge(&self, purge: &Purge) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut deleted = 0;
+        if let Some(position) = purge.everything_below {
+            let position = position.min(purge.below);
+            deleted += sqlx::query(&self.q.purge_below).bind(position).execute(&mut *tx).await?.rows_affected();
+        }
+        for (aggregate_type, aggregate_id, sequence) in &purge.aggregates {
+            deleted += sqlx::query(&self.q.purge_aggregate)
+                .bind(aggregate_type)
+                .bind(aggregate_id)
+                .bind(sequence)
+                .bind(purge.below)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(deleted)
     }
 
     async fn close(&self) {

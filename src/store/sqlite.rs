@@ -15,7 +15,7 @@ use sqlx::{Row, SqliteConnection, SqlitePool};
 use uuid::Uuid;
 
 use super::{
-    Backend, EVENT_COLUMNS, SCHEMA_VERSION, StoreError, StoreOptions, StoredEvent, Tables, batch_aggregates,
+    Backend, EVENT_COLUMNS, Purge, SCHEMA_VERSION, StoreError, StoreOptions, StoredEvent, Tables, batch_aggregates,
     plan_batch, serialized,
 };
 
@@ -37,6 +37,8 @@ struct Queries {
     put_secret: String,
     get_secret: String,
     delete_secret: String,
+    purge_below: String,
+    purge_aggregate: String,
 }
 
 impl Queries {
@@ -57,6 +59,10 @@ impl Queries {
             put_secret: format!("INSERT INTO {} (id, kind, secret, created_at) VALUES (?, ?, ?, ?)", t.secrets),
             get_secret: format!("SELECT secret FROM {} WHERE id = ?", t.secrets),
             delete_secret: format!("DELETE FROM {} WHERE id = ?", t.secrets),
+            purge_below: format!("DELETE FROM {events} WHERE position < ?"),
+            purge_aggregate: format!(
+                "DELETE FROM {events} WHERE aggregate_type = ? AND aggregate_id = ? AND sequence <= ? AND position < ?"
+            ),
         }
     }
 }
@@ -274,6 +280,35 @@ impl Backend for SqliteBackend {
     async fn delete_secret(&self, id: Uuid) -> Result<(), StoreError> {
         sqlx::query(&self.q.delete_secret).bind(id.to_string()).execute(&self.writer).await?;
         Ok(())
+    }
+
+    async fn purge(&self, purge: &Purge) -> Result<u64, StoreError> {
+        let mut conn = self.writer.acquire().await?;
+        sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+        let outcome = async {
+            let mut deleted = 0;
+            if let Some(position) = purge.everything_below {
+                let position = position.min(purge.below);
+                deleted += sqlx::query(&self.q.purge_below).bind(position).execute(&mut *conn).await?.rows_affected();
+            }
+            for (aggregate_type, aggregate_id, sequence) in &purge.aggregates {
+                deleted += sqlx::query(&self.q.purge_aggregate)
+                    .bind(aggregate_type)
+                    .bind(aggregate_id)
+                    .bind(sequence)
+                    .bind(purge.below)
+                    .execute(&mut *conn)
+                    .await?
+                    .rows_affected();
+            }
+            sqlx::query("COMMIT").execute(&mut *conn).await?;
+            Ok::<u64, StoreError>(deleted)
+        }
+        .await;
+        if outcome.is_err() {
+            let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+        }
+        outcome
     }
 
     async fn close(&self) {

@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use authledger::clock::{Clock, SystemClock};
+use authledger::clock::{Clock, ManualClock, SystemClock};
 use authledger::ledger::LedgerOptions;
 use authledger::root_account::set_root_password;
 use authledger::server::Server;
@@ -20,6 +20,8 @@ use serde_json::{Value, json};
 pub const ROOT: &str = "***ROOT***";
 pub const ROOT_PASSWORD: &str = "the root of all passphrases 2024!";
 pub const USER_PASSWORD: &str = "correct horse battery staple 77";
+/// Where a test's manual clock starts: 2024-06-11T08:40:00Z.
+pub const TEST_EPOCH: i64 = 1_718_095_200_000;
 
 /// Where a test's events live.
 #[derive(Clone)]
@@ -77,6 +79,7 @@ impl TestStore {
             if let Ok(pool) = sqlx::PgPool::connect(url).await {
                 for table in ["events", "secrets", "schema_version"] {
                     let _ = sqlx::query(&format!("DROP TABLE IF EXISTS {prefix}{table}")).execute(&pool).await;
+                    let _ = sqlx::query(&format!("DROP TABLE IF EXISTS {prefix}testmode_{table}")).execute(&pool).await;
                 }
                 pool.close().await;
             }
@@ -94,6 +97,54 @@ impl TestStore {
             }
         }
         out
+    }
+
+    /// The rows of the test-mode log: (aggregate type, aggregate id, event type), in position order.
+    pub async fn test_log_rows(&self) -> Vec<(String, String, String)> {
+        let sql = "SELECT aggregate_type, aggregate_id, event_type FROM {table} ORDER BY position";
+        match self {
+            Self::Sqlite { dir } => {
+                let url = format!("sqlite://{}", dir.path().join("events.testmode.db").display());
+                let pool = sqlx::SqlitePool::connect(&url).await.expect("open the test-mode SQLite file");
+                let rows = sqlx::query_as(&sql.replace("{table}", "testmode_events"))
+                    .fetch_all(&pool)
+                    .await
+                    .expect("test-mode events");
+                pool.close().await;
+                rows
+            }
+            Self::Postgres { url, prefix } => {
+                let pool = sqlx::PgPool::connect(url).await.expect("connect");
+                let rows = sqlx::query_as(&sql.replace("{table}", &format!("{prefix}testmode_events")))
+                    .fetch_all(&pool)
+                    .await
+                    .expect("test-mode events");
+                pool.close().await;
+                rows
+            }
+        }
+    }
+
+    /// How many rows the main log holds.
+    pub async fn main_log_len(&self) -> i64 {
+        match self {
+            Self::Sqlite { dir } => {
+                let url = format!("sqlite://{}", dir.path().join("events.db").display());
+                let pool = sqlx::SqlitePool::connect(&url).await.expect("open the SQLite file");
+                let n = sqlx::query_scalar("SELECT COUNT(*) FROM events").fetch_one(&pool).await.expect("count");
+                pool.close().await;
+                n
+            }
+            Self::Postgres { url, prefix } => {
+                let pool = sqlx::PgPool::connect(url).await.expect("connect");
+                let n = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {prefix}events"))
+                    .fetch_one(&pool)
+                    .await
+                    .expect("count");
+                pool.close().await;
+                n
+            }
+        }
     }
 
     /// Every stored text of this log (events and secrets, as rows), for scans.
@@ -148,6 +199,9 @@ pub struct Harness {
     pub http: reqwest::Client,
     pub base: String,
     clock: Arc<dyn Clock>,
+    /// The clock, when the test controls it.
+    pub manual: Option<Arc<ManualClock>>,
+    test_mode: bool,
 }
 
 /// A decoded answer.
@@ -185,9 +239,28 @@ impl Harness {
     pub async fn start_with(store: TestStore, clock: Arc<dyn Clock>, tune: impl FnOnce(&mut LedgerOptions)) -> Self {
         let mut options = store.options();
         tune(&mut options);
+        let test_mode = options.test_mode;
         let server = Server::start(options, clock.clone(), "127.0.0.1:0").await.expect("the server starts");
         let base = format!("http://{}", server.addr);
-        Self { store, server, http: reqwest::Client::new(), base, clock }
+        Self { store, server, http: reqwest::Client::new(), base, clock, manual: None, test_mode }
+    }
+
+    /// A server with test mode on and a clock the test moves (starting at [`TEST_EPOCH`]).
+    pub async fn test_mode(store: TestStore) -> Self {
+        let manual = ManualClock::new(TEST_EPOCH);
+        let clock: Arc<dyn Clock> = manual.clone();
+        let mut harness = Self::start_with(store, clock, |o| o.test_mode = true).await;
+        harness.manual = Some(manual);
+        harness
+    }
+
+    /// Moves the test's clock on.
+    pub fn advance(&self, ms: i64) {
+        self.manual.as_ref().expect("a harness with a manual clock").advance(ms);
+    }
+
+    pub fn now(&self) -> i64 {
+        self.clock.now_ms()
     }
 
     pub async fn sqlite() -> Self {
@@ -198,8 +271,11 @@ impl Harness {
     pub async fn restart(self) -> Self {
         let store = self.store.clone();
         let clock = self.clock.clone();
+        let (manual, test_mode) = (self.manual.clone(), self.test_mode);
         self.server.stop().await.expect("the server stops");
-        Self::start_with(store, clock, |_| {}).await
+        let mut harness = Self::start_with(store, clock, |o| o.test_mode = test_mode).await;
+        harness.manual = manual;
+        harness
     }
 
     pub async fn finish(self) {
@@ -355,9 +431,30 @@ impl Harness {
     }
 }
 
-/// Runs an async test body against SQLite and against PostgreSQL, as two tests.
+/// Runs an async test body against SQLite and against PostgreSQL, as two tests
+/// (`test_mode`: with test mode on and a manual clock).
 #[macro_export]
 macro_rules! on_both_stores {
+    ($case:ident, test_mode) => {
+        mod $case {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let harness = $crate::common::Harness::test_mode($crate::common::TestStore::sqlite()).await;
+                let harness = super::$case(harness).await;
+                harness.finish().await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let Some(store) = $crate::common::TestStore::postgres().await else {
+                    return;
+                };
+                let harness = $crate::common::Harness::test_mode(store).await;
+                let harness = super::$case(harness).await;
+                harness.finish().await;
+            }
+        }
+    };
     ($case:ident) => {
         mod $case {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

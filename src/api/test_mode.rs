@@ -1,0 +1,248 @@
+//! Test mode's endpoints (contract §8): creating throw-away users, tokens and
+//! custom roles without credentials, and reading them back through the
+//! test-mode mirrors of the standard API. Request validation runs first; only
+//! then does a disabled test mode answer 400 70000, as upstream orders it.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use data_encoding::BASE32;
+use rand::RngCore;
+use serde_json::{Map, Value, json};
+use uuid::Uuid;
+
+use super::error::ApiError;
+use super::request::{Body, required_header_token};
+use super::v2::{ListQuery, MAX_LIST};
+use super::{AppState, root, views};
+use crate::domain::names::{parse_role_description, parse_user_list};
+use crate::domain::test_mode::{TEST_DATA_LIFETIME_MS, TestCustomRoleCommand, TestUserCommand};
+use crate::domain::token::{ClientInfo, TokenIssued};
+use crate::domain::{
+    AuthError, CustomRoleId, DisplayName, ErrorType, Role, TokenCommand, TokenKind, TokenName, UserName,
+};
+use crate::projections::test_mode::TestUserRecord;
+use crate::projections::token_index::encode_hash;
+use crate::projections::{TestProjections, TokenView, hash_token};
+use crate::test_mode::TestLedger;
+
+/// The test-mode ledger; 400 70000 when test mode is off.
+pub fn ledger(state: &AppState) -> Result<&Arc<TestLedger>, ApiError> {
+    state
+        .test_mode
+        .as_ref()
+        .ok_or_else(|| AuthError::new(ErrorType::UnsupportedOperation, "Test mode is not enabled").into())
+}
+
+/// The valid test token with this value (after the test-mode check).
+pub fn token_view(state: &AppState, token: &str) -> Result<TokenView, ApiError> {
+    let ledger = ledger(state)?;
+    let now = state.now();
+    ledger
+        .model
+        .read()
+        .tokens
+        .find(&hash_token(token), now)
+        .ok_or_else(|| AuthError::bare(ErrorType::InvalidToken).into())
+}
+
+fn user_json(model: &TestProjections, user: &TestUserRecord, now: i64) -> Value {
+    json!({
+        "user": user.name,
+        "anonid": user.anon_id,
+        "display": user.display,
+        "email": null,
+        "created": user.created,
+        "lastlogin": null,
+        "local": true,
+        "roles": views::roles(&user.roles),
+        "customroles": model.custom_roles_of(user, now),
+        "idents": [],
+        "policyids": [],
+    })
+}
+
+/// The live test user as JSON; 404 when there is none.
+fn user_answer(ledger: &TestLedger, name: &UserName, now: i64) -> Result<Json<Value>, ApiError> {
+    let model = ledger.model.read();
+    let user = model.user(name, now).ok_or_else(|| AuthError::no_such_user(name.as_str()))?;
+    Ok(Json(user_json(&model, user, now)))
+}
+
+/// `GET /testmode` (works with test mode off).
+pub async fn root(State(state): State<AppState>) -> Json<Value> {
+    Json(root::root_document(&state))
+}
+
+/// `POST /testmode/api/V2/testmodeonly/user` `{"user", "display"}`.
+pub async fn create_user(State(state): State<AppState>, body: Body) -> Result<Json<Value>, ApiError> {
+    let body = body.json()?;
+    body.reject_unexpected(&["user", "display"])?;
+    let name = UserName::parse(body.string("user")?.as_deref())?;
+    let display = DisplayName::parse(body.string("display")?.as_deref())?;
+    let ledger = ledger(&state)?;
+    let now = state.now();
+    let command = TestUserCommand::Create { user: name.clone(), display, anon_id: Uuid::new_v4(), now };
+    ledger.user(&name, command).await?;
+    user_answer(ledger, &name, now)
+}
+
+/// `GET /testmode/api/V2/testmodeonly/user/{name}`.
+pub async fn get_user(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
+    let name = UserName::parse(Some(&name))?;
+    let ledger = ledger(&state)?;
+    user_answer(ledger, &name, state.now())
+}
+
+/// `POST /testmode/api/V2/testmodeonly/token` `{"user", "type", "name"?}`.
+pub async fn create_token(State(state): State<AppState>, body: Body) -> Result<Json<Value>, ApiError> {
+    let body = body.json()?;
+    body.reject_unexpected(&["user", "name", "type"])?;
+    let user = UserName::parse(body.string("user")?.as_deref())?;
+    let name = match body.string("name")? {
+        Some(name) => Some(TokenName::parse(Some(&name))?),
+        None => None,
+    };
+    let kind = body.string("type")?;
+    let kind = kind
+        .as_deref()
+        .and_then(TokenKind::from_id)
+        .ok_or_else(|| AuthError::illegal(format!("Invalid token type: {}", kind.as_deref().unwrap_or("null"))))?;
+    let ledger = ledger(&state)?;
+    let now = state.now();
+    if ledger.model.read().user(&user, now).is_none() {
+        return Err(AuthError::no_such_user(user.as_str()).into());
+    }
+    let mut secret = [0u8; 20];
+    rand::thread_rng().fill_bytes(&mut secret);
+    let value = BASE32.encode(&secret);
+    let id = Uuid::new_v4();
+    let issued = TokenIssued {
+        token_hash: encode_hash(&hash_token(&value)),
+        kind,
+        user: user.clone(),
+        name: name.clone(),
+        created: now,
+        expires: now.saturating_add(TEST_DATA_LIFETIME_MS),
+        custom: Default::default(),
+        client: ClientInfo::default(),
+    };
+    ledger.token(id, TokenCommand::Issue(issued)).await?;
+    let view = TokenView {
+        id,
+        user,
+        kind,
+        name: name.map(|n| n.to_string()),
+        created: now,
+        expires: now.saturating_add(TEST_DATA_LIFETIME_MS),
+        custom: Default::default(),
+        client: ClientInfo::default(),
+    };
+    Ok(Json(views::new_api_token(&view, &value, state.cache_for())))
+}
+
+/// `GET /testmode/api/V2/token`.
+pub async fn introspect(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+    let token = required_header_token(&headers)?;
+    let view = token_view(&state, &token)?;
+    Ok(Json(views::api_token(&view, state.cache_for())))
+}
+
+/// `GET /testmode/api/V2/me`: the token's owner; 404 once the owner's hour is over.
+pub async fn me(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+    let token = required_header_token(&headers)?;
+    let view = token_view(&state, &token)?;
+    user_answer(ledger(&state)?, &view.user, state.now())
+}
+
+/// `GET /testmode/api/V2/users?list=`: display names of live test users.
+pub async fn users(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let names = parse_user_list(query.list.as_deref())?;
+    let token = required_header_token(&headers)?;
+    token_view(&state, &token)?;
+    if names.len() > MAX_LIST {
+        return Err(AuthError::illegal(format!("User count exceeds maximum of {MAX_LIST}")).into());
+    }
+    let now = state.now();
+    let model = ledger(&state)?.model.read();
+    let found: Map<String, Value> =
+        names.iter().filter_map(|name| model.user(name, now)).map(|u| (u.name.to_string(), json!(u.display))).collect();
+    Ok(Json(Value::Object(found)))
+}
+
+/// `POST /testmode/api/V2/testmodeonly/customroles` `{"id", "desc"}`: creates or
+/// replaces a role, whose hour starts again.
+pub async fn set_custom_role(State(state): State<AppState>, body: Body) -> Result<StatusCode, ApiError> {
+    let body = body.json()?;
+    body.reject_unexpected(&["id", "desc"])?;
+    let id = CustomRoleId::parse(body.string("id")?.as_deref())?;
+    let description = parse_role_description(body.string("desc")?.as_deref())?;
+    let ledger = ledger(&state)?;
+    let now = state.now();
+    ledger.custom_role(&id, TestCustomRoleCommand::Set { id: id.clone(), description, now }).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /testmode/api/V2/testmodeonly/customroles`.
+pub async fn custom_roles(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let ledger = ledger(&state)?;
+    let now = state.now();
+    let model = ledger.model.read();
+    let roles: Vec<Value> =
+        model.custom_roles(now).into_iter().map(|(id, desc)| json!({"id": id, "desc": desc})).collect();
+    Ok(Json(json!({ "customroles": roles })))
+}
+
+/// Reads a role list member where `null` items are refused with `message`.
+fn list_without_nulls(items: Option<Vec<Option<String>>>, message: &str) -> Result<Vec<String>, ApiError> {
+    items.unwrap_or_default().into_iter().map(|item| item.ok_or_else(|| AuthError::illegal(message).into())).collect()
+}
+
+/// `PUT /testmode/api/V2/testmodeonly/userroles` `{"user", "roles"?, "customroles"?}`:
+/// replaces the user's roles (absent lists mean none).
+pub async fn set_user_roles(State(state): State<AppState>, body: Body) -> Result<StatusCode, ApiError> {
+    let body = body.json()?;
+    body.reject_unexpected(&["user", "roles", "customroles"])?;
+    let roles = list_without_nulls(body.string_list("roles")?, "Null item in roles")?;
+    let custom = list_without_nulls(body.string_list("customroles")?, "Null item in custom roles")?;
+    let user = UserName::parse(body.string("user")?.as_deref())?;
+    let mut built_in = BTreeSet::new();
+    for id in &roles {
+        // Root is not a role a test user can hold (upstream: a 500 from its storage layer).
+        match Role::from_id(id).filter(|r| *r != Role::Root) {
+            Some(role) => built_in.insert(role),
+            None => return Err(AuthError::illegal(format!("Invalid role id: {id}")).into()),
+        };
+    }
+    let ledger = ledger(&state)?;
+    let now = state.now();
+    let mut custom_roles = BTreeSet::new();
+    {
+        let model = ledger.model.read();
+        for id in &custom {
+            let known = CustomRoleId::parse(Some(id)).ok().filter(|id| model.has_custom_role(id, now));
+            match known {
+                Some(id) => custom_roles.insert(id),
+                None => return Err(AuthError::new(ErrorType::NoSuchRole, id.as_str()).into()),
+            };
+        }
+    }
+    let command = TestUserCommand::ReplaceRoles { user: user.clone(), roles: built_in, custom_roles, now };
+    ledger.user(&user, command).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `DELETE /testmode/api/V2/testmodeonly/clear`: forgets all test data (204 even with test mode off).
+pub async fn clear(State(state): State<AppState>) -> Result<StatusCode, ApiError> {
+    if let Some(ledger) = &state.test_mode {
+        ledger.clear().await?;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}

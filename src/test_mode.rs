@@ -1,0 +1,189 @@
+//! Test mode (contract §8): a second, fully separate event log for throw-away
+//! test users, custom roles and tokens, with its own projections fed by the
+//! same runner code. Nothing in it reaches the main log's projections, and
+//! nothing of the main log reaches it.
+//!
+//! Every test record expires one hour after it was made. Reads check expiry
+//! against the request's time; the sweeper then deletes expired rows for
+//! real — the only deletion authledger ever performs, and only on this log.
+//! A sweep first appends a marker (so the log's head, from which positions
+//! continue, is never deleted), then deletes the expired aggregates' rows
+//! below it. A clear is a marker too, followed by deleting every row below it.
+
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+use crate::clock::SharedClock;
+use crate::domain::test_mode::{TestCustomRoleCommand, TestDataCommand, TestUserCommand};
+use crate::domain::{CustomRoleId, TokenCommand, UserName};
+use crate::ledger::{LedgerError, LedgerOptions};
+use crate::projections::{ReadModel, Runner, TestProjections};
+use crate::store::{EventLog, EventMetadata, Purge, StoreKind, TestCommandBus};
+
+/// How often the sweeper deletes expired test data by default.
+pub const SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+/// Where the test-mode log of a main log lives: its own SQLite file beside the
+/// main one (so the two never wait on each other's write lock), or its own
+/// tables (prefix `testmode_`) in the same PostgreSQL database.
+pub fn test_log_options(main: &LedgerOptions) -> LedgerOptions {
+    let mut options = main.clone();
+    if let Ok(StoreKind::Sqlite { path }) = StoreKind::parse(&main.store_url) {
+        let path = std::path::Path::new(&path);
+        let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "events".into());
+        let file = path.with_file_name(format!("{stem}.testmode.db"));
+        options.store_url = format!("sqlite://{}", file.display());
+    }
+    options.store.table_prefix = format!("{}testmode_", main.store.table_prefix);
+    options.store.expiring = true;
+    options
+}
+
+/// What one sweep did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Swept {
+    /// Expired records (users, custom roles, tokens) dropped.
+    pub records: usize,
+    /// Rows deleted from the log.
+    pub rows: u64,
+}
+
+pub struct TestLedger {
+    pub log: EventLog,
+    pub model: Arc<ReadModel<TestProjections>>,
+    bus: TestCommandBus,
+    clock: SharedClock,
+    runner: JoinHandle<()>,
+    sweeper: Mutex<Option<JoinHandle<()>>>,
+    settle_timeout: Duration,
+}
+
+impl TestLedger {
+    /// Opens the test-mode log for the main log at `main` and folds it.
+    pub async fn open(main: &LedgerOptions, clock: SharedClock) -> Result<Arc<Self>, LedgerError> {
+        let options = test_log_options(main);
+        let log = EventLog::open(&options.store_url, options.store.clone(), clock.clone()).await?;
+        let model = Arc::new(ReadModel::new(TestProjections::default()));
+        let runner = Runner::new(log.clone(), model.clone());
+        let folded = runner.catch_up().await?;
+        tracing::info!(events = folded, position = model.position(), "test-mode projections caught up");
+        let waker = runner.waker();
+        let bus = TestCommandBus::new(&log, Arc::new(move |_| waker.notify_one()));
+        let runner = runner.spawn(options.poll);
+        Ok(Arc::new(Self {
+            log,
+            model,
+            bus,
+            clock,
+            runner,
+            sweeper: Mutex::new(None),
+            settle_timeout: options.settle_timeout,
+        }))
+    }
+
+    /// Sweeps every `every` until closed.
+    pub fn start_sweeper(self: &Arc<Self>, every: Duration) {
+        let ledger: Weak<Self> = Arc::downgrade(self);
+        let task = tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(every);
+            ticks.tick().await;
+            loop {
+                ticks.tick().await;
+                let Some(ledger) = ledger.upgrade() else {
+                    return;
+                };
+                if let Err(error) = ledger.sweep().await {
+                    tracing::error!(%error, "the test-mode sweeper failed; trying again later");
+                }
+            }
+        });
+        if let Some(old) = self.sweeper.lock().unwrap_or_else(PoisonError::into_inner).replace(task) {
+            old.abort();
+        }
+    }
+
+    pub fn now(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    async fn settle(&self, position: Option<i64>) -> Result<Option<i64>, LedgerError> {
+        if let Some(position) = position {
+            if !self.model.wait_for(position, self.settle_timeout).await {
+                return Err(LedgerError::Lagging(position));
+            }
+        }
+        Ok(position)
+    }
+
+    pub async fn user(&self, name: &UserName, command: TestUserCommand) -> Result<Option<i64>, LedgerError> {
+        let position = self.bus.user(name, command, &metadata()).await?;
+        self.settle(position).await
+    }
+
+    pub async fn token(&self, id: Uuid, command: TokenCommand) -> Result<Option<i64>, LedgerError> {
+        let position = self.bus.token(id, command, &metadata()).await?;
+        self.settle(position).await
+    }
+
+    pub async fn custom_role(
+        &self,
+        id: &CustomRoleId,
+        command: TestCustomRoleCommand,
+    ) -> Result<Option<i64>, LedgerError> {
+        let position = self.bus.custom_role(id, command, &metadata()).await?;
+        self.settle(position).await
+    }
+
+    /// Forgets every test record: a clear marker, then the rows below it are deleted.
+    pub async fn clear(&self) -> Result<(), LedgerError> {
+        let position = self.bus.data(TestDataCommand::Clear { now: self.now() }, &metadata()).await?;
+        let Some(position) = self.settle(position).await? else {
+            return Ok(());
+        };
+        let purge = Purge { below: position, everything_below: Some(position), aggregates: Vec::new() };
+        self.log.purge(&purge).await?;
+        Ok(())
+    }
+
+    /// Deletes what has expired by now: a sweep marker (which drops the same
+    /// records from the projections), then the expired aggregates' rows, older
+    /// markers, and anything an interrupted clear left behind.
+    pub async fn sweep(&self) -> Result<Swept, LedgerError> {
+        let now = self.now();
+        let (expired, cleared_below) = {
+            let model = self.model.read();
+            (model.expired(now), model.cleared_below())
+        };
+        if expired.is_empty() {
+            return Ok(Swept::default());
+        }
+        let position = self.bus.data(TestDataCommand::Sweep { before: now }, &metadata()).await?;
+        let Some(marker) = self.settle(position).await? else {
+            return Ok(Swept::default());
+        };
+        let mut aggregates: Vec<(String, String, i64)> =
+            expired.iter().map(|e| (e.aggregate_type.to_owned(), e.aggregate_id.clone(), e.through_sequence)).collect();
+        aggregates.push(("TestData".to_owned(), crate::domain::test_mode::TEST_DATA_ID.to_owned(), i64::MAX));
+        let purge = Purge { below: marker, everything_below: cleared_below, aggregates };
+        let rows = self.log.purge(&purge).await?;
+        tracing::info!(records = expired.len(), rows, "swept expired test-mode data");
+        Ok(Swept { records: expired.len(), rows })
+    }
+
+    /// Stops sweeping and tailing and closes the log.
+    pub async fn close(&self) {
+        if let Some(task) = self.sweeper.lock().unwrap_or_else(PoisonError::into_inner).take() {
+            task.abort();
+        }
+        self.runner.abort();
+        self.log.close().await;
+    }
+}
+
+/// Test-mode commands are anonymous (the endpoints take no credentials).
+fn metadata() -> EventMetadata {
+    EventMetadata::actor("testmode")
+}

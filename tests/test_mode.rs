@@ -1,0 +1,458 @@
+//! Test mode over HTTP (contract §8): its endpoints and their errors, its
+//! isolation from the main log in both directions, the one-hour expiry
+//! (on an injected clock), the sweeper's physical deletion, and clear.
+
+mod common;
+
+use common::{Answer, Harness, TEST_EPOCH, TestStore};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const HOUR: i64 = 3_600_000;
+const OFF: &str = "70000 Unsupported operation: Test mode is not enabled";
+
+async fn create_user(h: &Harness, user: &str, display: &str) -> Value {
+    let answer = h.post("/testmode/api/V2/testmodeonly/user", None, json!({"user": user, "display": display})).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    answer.json()
+}
+
+async fn create_token(h: &Harness, user: &str, kind: &str) -> Value {
+    let answer = h.post("/testmode/api/V2/testmodeonly/token", None, json!({"user": user, "type": kind})).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    answer.json()
+}
+
+fn token_of(created: &Value) -> String {
+    created["token"].as_str().expect("a token").to_owned()
+}
+
+async fn set_role(h: &Harness, id: &str, desc: &str) {
+    let answer = h.post("/testmode/api/V2/testmodeonly/customroles", None, json!({"id": id, "desc": desc})).await;
+    assert_eq!(answer.status, StatusCode::NO_CONTENT, "{}", answer.text);
+}
+
+async fn custom_roles(h: &Harness) -> Value {
+    let answer = h.get("/testmode/api/V2/testmodeonly/customroles", None).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    answer.json()
+}
+
+async fn form(h: &Harness, path: &str, content_type: Option<&str>, body: &str) -> Answer {
+    let mut request = h.http.post(h.url(path)).header("Accept", "application/json").body(body.to_owned());
+    if let Some(content_type) = content_type {
+        request = request.header("Content-Type", content_type);
+    }
+    h.send(request).await
+}
+
+async fn get_with(h: &Harness, path: &str, headers: &[(&str, &str)]) -> Answer {
+    let mut request = h.http.get(h.url(path)).header("Accept", "application/json");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    h.send(request).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_test_mode_off_data_endpoints_answer_70000_after_validating_the_request() {
+    let h = Harness::sqlite().await;
+    let root = h.get("/testmode", None).await;
+    assert_eq!(root.status, StatusCode::OK);
+    assert_eq!(root.json()["servicename"], "Authentication Service");
+
+    let user = "/testmode/api/V2/testmodeonly/user";
+    h.post(user, None, json!({"user": "alice", "display": "A"})).await.assert_error(400, OFF);
+    h.raw(reqwest::Method::POST, user, None, "application/json", "")
+        .await
+        .assert_error(400, "30000 Missing input parameter: JSON body missing");
+    h.post(user, None, json!({"user": "alice", "display": "A", "x": 1}))
+        .await
+        .assert_error(400, "30001 Illegal input parameter: Unexpected parameters in request: x");
+    h.post(user, None, json!({"user": "Alice", "display": "A"}))
+        .await
+        .assert_error(400, "30010 Illegal user name: Illegal character in user name Alice: A");
+    h.post(user, None, json!({"user": "alice"})).await.assert_error(400, "30000 Missing input parameter: display name");
+    h.get("/testmode/api/V2/testmodeonly/user/alice", None).await.assert_error(400, OFF);
+
+    let token = "/testmode/api/V2/testmodeonly/token";
+    h.post(token, None, json!({"user": "alice", "type": "Login"})).await.assert_error(400, OFF);
+    h.post(token, None, json!({"user": "alice", "type": "login"}))
+        .await
+        .assert_error(400, "30001 Illegal input parameter: Invalid token type: login");
+
+    h.get("/testmode/api/V2/token", None)
+        .await
+        .assert_error(400, "10010 No authentication token: No user token provided");
+    h.get("/testmode/api/V2/token", Some("ABC")).await.assert_error(400, OFF);
+    h.get("/testmode/api/V2/me", Some("ABC")).await.assert_error(400, OFF);
+    h.get("/testmode/api/V2/users?list=a,B", Some("ABC")).await.assert_error(
+        400,
+        "30010 Illegal user name: Illegal user name [B]: 30010 Illegal user name: Illegal character in user name B: B",
+    );
+    h.get("/testmode/api/V2/users?list=a", None)
+        .await
+        .assert_error(400, "10010 No authentication token: No user token provided");
+    h.get("/testmode/api/V2/users?list=a", Some("ABC")).await.assert_error(400, OFF);
+
+    let roles = "/testmode/api/V2/testmodeonly/customroles";
+    h.post(roles, None, json!({"id": "r", "desc": "d"})).await.assert_error(400, OFF);
+    h.post(roles, None, json!({"id": "r!", "desc": "d"}))
+        .await
+        .assert_error(400, "30001 Illegal input parameter: Illegal character in custom role id r!: !");
+    h.get(roles, None).await.assert_error(400, OFF);
+    let userroles = "/testmode/api/V2/testmodeonly/userroles";
+    h.put(userroles, None, json!({"user": "alice", "roles": ["Admin"]})).await.assert_error(400, OFF);
+    h.put(userroles, None, json!({"user": "alice", "roles": ["Boss"]}))
+        .await
+        .assert_error(400, "30001 Illegal input parameter: Invalid role id: Boss");
+
+    let cleared = h.delete("/testmode/api/V2/testmodeonly/clear", None).await;
+    assert_eq!(cleared.status, StatusCode::NO_CONTENT);
+
+    let kbase = "/testmode/api/legacy/KBase/Sessions/Login";
+    form(&h, kbase, Some("application/x-www-form-urlencoded"), "token=ABC").await.assert_error(400, OFF);
+    form(&h, kbase, Some("application/x-www-form-urlencoded"), "fields=name")
+        .await
+        .assert_error(400, "30000 Missing input parameter: token");
+    get_with(
+        &h,
+        "/testmode/api/legacy/globus/goauth/token?grant_type=client_credentials",
+        &[("globus-goauthtoken", "ABC")],
+    )
+    .await
+    .assert_error(400, OFF);
+    get_with(&h, "/testmode/api/legacy/globus/users/alice", &[("Authorization", "OAuth ABC")])
+        .await
+        .assert_error(400, OFF);
+    h.finish().await;
+}
+
+async fn users_tokens_and_roles_round_trip(h: Harness) -> Harness {
+    let alice = create_user(&h, "alice", "  Alice A ").await;
+    assert_eq!(alice["user"], "alice");
+    assert_eq!(alice["display"], "Alice A");
+    assert_eq!(alice["created"], json!(TEST_EPOCH));
+    for (key, value) in [
+        ("email", json!(null)),
+        ("lastlogin", json!(null)),
+        ("local", json!(true)),
+        ("roles", json!([])),
+        ("customroles", json!([])),
+        ("idents", json!([])),
+        ("policyids", json!([])),
+    ] {
+        assert_eq!(alice[key], value, "{key}");
+    }
+    assert!(uuid::Uuid::parse_str(alice["anonid"].as_str().unwrap_or_default()).is_ok());
+
+    let user = "/testmode/api/V2/testmodeonly/user";
+    h.post(user, None, json!({"user": "alice", "display": "Again"}))
+        .await
+        .assert_error(400, "40000 User already exists: alice");
+    h.post(user, None, json!({"user": "***ROOT***", "display": "R"}))
+        .await
+        .assert_error(403, "20000 Unauthorized: Cannot create root user");
+    let fetched = h.get("/testmode/api/V2/testmodeonly/user/alice/", None).await;
+    assert_eq!(fetched.json(), alice, "the same user, trailing slash and all");
+    h.get("/testmode/api/V2/testmodeonly/user/bob", None).await.assert_error(404, "50000 No such user: bob");
+
+    let token = "/testmode/api/V2/testmodeonly/token";
+    for (kind, shown) in [("Login", "Login"), ("Agent", "Agent"), ("Dev", "Developer"), ("Serv", "Service")] {
+        let created = create_token(&h, "alice", kind).await;
+        assert_eq!(created["type"], shown);
+        assert_eq!(created["expires"].as_i64(), created["created"].as_i64().map(|c| c + HOUR));
+        assert_eq!(created["name"], json!(null));
+        assert_eq!(created["custom"], json!({}));
+        assert_eq!(created["cachefor"], 300_000);
+    }
+    let named = h.post(token, None, json!({"user": "alice", "type": "Agent", "name": " my tests "})).await.json();
+    assert_eq!(named["name"], "my tests");
+    h.post(token, None, json!({"user": "alice", "type": "Agent", "name": "  "}))
+        .await
+        .assert_error(400, "30000 Missing input parameter: token name");
+    h.post(token, None, json!({"user": "alice"}))
+        .await
+        .assert_error(400, "30001 Illegal input parameter: Invalid token type: null");
+    h.post(token, None, json!({"user": "alice", "type": "Login", "customcontext": {}}))
+        .await
+        .assert_error(400, "30001 Illegal input parameter: Unexpected parameters in request: customcontext");
+    h.post(token, None, json!({"user": "bob", "type": "Login"})).await.assert_error(404, "50000 No such user: bob");
+
+    let value = token_of(&named);
+    let introspected = h.get("/testmode/api/V2/token", Some(&value)).await.json();
+    let mut expected = named.clone();
+    expected.as_object_mut().map(|o| o.remove("token"));
+    assert_eq!(introspected, expected);
+    h.get("/testmode/api/V2/token", Some("NOPE")).await.assert_error(401, "10020 Invalid token");
+    assert_eq!(h.get("/testmode/api/V2/me", Some(&value)).await.json(), alice);
+    let users = h.get("/testmode/api/V2/users?list=alice,nobody", Some(&value)).await;
+    assert_eq!(users.json(), json!({"alice": "Alice A"}));
+    assert_eq!(h.get("/testmode/api/V2/users", Some(&value)).await.json(), json!({}));
+
+    assert_eq!(custom_roles(&h).await, json!({"customroles": []}));
+    set_role(&h, "zeta", "Last").await;
+    set_role(&h, "tester", "Tests").await;
+    set_role(&h, "tester", "Tests things").await;
+    assert_eq!(
+        custom_roles(&h).await,
+        json!({"customroles": [{"id": "tester", "desc": "Tests things"}, {"id": "zeta", "desc": "Last"}]})
+    );
+
+    let userroles = "/testmode/api/V2/testmodeonly/userroles";
+    let set = h
+        .put(userroles, None, json!({"user": "alice", "roles": ["DevToken", "Admin"], "customroles": ["tester"]}))
+        .await;
+    assert_eq!(set.status, StatusCode::NO_CONTENT, "{}", set.text);
+    let alice = h.get("/testmode/api/V2/testmodeonly/user/alice", None).await.json();
+    assert_eq!(
+        alice["roles"],
+        json!([{"id": "Admin", "desc": "Administrator"}, {"id": "DevToken", "desc": "Create developer tokens"}])
+    );
+    assert_eq!(alice["customroles"], json!(["tester"]));
+    h.put(userroles, None, json!({"user": "bob", "customroles": ["nope"]}))
+        .await
+        .assert_error(400, "50040 No such role: nope");
+    h.put(userroles, None, json!({"user": "bob", "customroles": ["tester"]}))
+        .await
+        .assert_error(404, "50000 No such user: bob");
+    h.put(userroles, None, json!({"user": "alice", "roles": ["Root"]}))
+        .await
+        .assert_error(400, "30001 Illegal input parameter: Invalid role id: Root");
+    h.put(userroles, None, json!({"user": "alice", "roles": ["admin"]}))
+        .await
+        .assert_error(400, "30001 Illegal input parameter: Invalid role id: admin");
+    h.put(userroles, None, json!({"user": "alice", "roles": [null]}))
+        .await
+        .assert_error(400, "30001 Illegal input parameter: Null item in roles");
+    h.put(userroles, None, json!({"user": "alice", "customroles": [null]}))
+        .await
+        .assert_error(400, "30001 Illegal input parameter: Null item in custom roles");
+    let cleared = h.put(userroles, None, json!({"user": "alice"})).await;
+    assert_eq!(cleared.status, StatusCode::NO_CONTENT);
+    let alice = h.get("/testmode/api/V2/testmodeonly/user/alice", None).await.json();
+    assert_eq!((alice["roles"].clone(), alice["customroles"].clone()), (json!([]), json!([])));
+    h
+}
+on_both_stores!(users_tokens_and_roles_round_trip, test_mode);
+
+async fn legacy_mirrors_read_test_data(h: Harness) -> Harness {
+    create_user(&h, "alice", "Alice A").await;
+    create_user(&h, "bob", "Bob B").await;
+    let token = token_of(&create_token(&h, "alice", "Agent").await);
+    let kbase = "/testmode/api/legacy/KBase/Sessions/Login";
+    let answer =
+        form(&h, kbase, Some("application/x-www-form-urlencoded"), &format!("token={token}&fields=token,name,email"))
+            .await;
+    assert_eq!(answer.json(), json!({"user_id": "alice", "token": token, "name": "Alice A", "email": null}));
+    let answer = form(&h, kbase, Some("application/x-www-form-urlencoded"), &format!("token={token}")).await;
+    assert_eq!(answer.json(), json!({"user_id": "alice"}));
+    let get = h.get(kbase, None).await;
+    assert_eq!(get.status, StatusCode::UNAUTHORIZED);
+
+    let globus = get_with(
+        &h,
+        "/testmode/api/legacy/globus/goauth/token?grant_type=client_credentials",
+        &[("x-globus-goauthtoken", &token)],
+    )
+    .await
+    .json();
+    assert_eq!(globus["lifetime"], 3600);
+    assert_eq!(globus["user_name"], "alice");
+    assert_eq!(globus["issued_on"], json!(TEST_EPOCH / 1000));
+    assert_eq!(globus["expires_in"], 3600);
+
+    let me = get_with(&h, "/testmode/api/legacy/globus/users/alice", &[("Authorization", &format!("OAuth {token}"))])
+        .await
+        .json();
+    assert_eq!(
+        (me["username"].clone(), me["fullname"].clone(), me["email"].clone()),
+        (json!("alice"), json!("Alice A"), json!(null))
+    );
+    let bob =
+        get_with(&h, "/testmode/api/legacy/globus/users/bob", &[("Authorization", &format!("OAuth {token}"))]).await;
+    assert_eq!(bob.json()["full_name"], "Bob B");
+    get_with(&h, "/testmode/api/legacy/globus/users/carol", &[("Authorization", &format!("OAuth {token}"))])
+        .await
+        .assert_error(404, "50000 No such user: carol");
+    h
+}
+on_both_stores!(legacy_mirrors_read_test_data, test_mode);
+
+async fn test_data_and_main_data_never_meet(h: Harness) -> Harness {
+    let (_root, admin) = h.administrators().await;
+    let main_agent = h.agent_token(&admin, "main script").await;
+    let custom = h.post("/admin/customroles/set", Some(&admin), json!({"id": "main_role", "desc": "Main"})).await;
+    assert_eq!(custom.status, StatusCode::NO_CONTENT, "{}", custom.text);
+
+    // A test user may take a name the main log has.
+    create_user(&h, "admin", "Test Admin").await;
+    create_user(&h, "tina", "Tina T").await;
+    set_role(&h, "test_role", "Test").await;
+    let test_token = token_of(&create_token(&h, "tina", "Login").await);
+
+    // Test data is invisible to the main API...
+    h.get("/api/V2/token", Some(&test_token)).await.assert_error(401, "10020 Invalid token");
+    h.get("/api/V2/me", Some(&test_token)).await.assert_error(401, "10020 Invalid token");
+    assert_eq!(h.get("/api/V2/users?list=tina,admin", Some(&admin)).await.json(), json!({"admin": "The Admin"}));
+    let main_roles = h.get("/admin/customroles", Some(&admin)).await.json();
+    assert!(!main_roles.to_string().contains("test_role"), "{main_roles}");
+    get_with(
+        &h,
+        "/api/legacy/globus/goauth/token?grant_type=client_credentials",
+        &[("globus-goauthtoken", &test_token)],
+    )
+    .await
+    .assert_error(403, "10020 Invalid token: Authentication failed");
+    form(
+        &h,
+        "/api/legacy/KBase/Sessions/Login",
+        Some("application/x-www-form-urlencoded"),
+        &format!("token={test_token}"),
+    )
+    .await
+    .assert_error(401, "10020 Invalid token");
+
+    // ...and main data to test mode's.
+    h.get("/testmode/api/V2/token", Some(&main_agent)).await.assert_error(401, "10020 Invalid token");
+    h.get("/testmode/api/V2/me", Some(&admin)).await.assert_error(401, "10020 Invalid token");
+    h.get("/testmode/api/V2/testmodeonly/user/alice", None).await.assert_error(404, "50000 No such user: alice");
+    assert_eq!(h.get("/testmode/api/V2/testmodeonly/user/admin", None).await.json()["display"], "Test Admin");
+    assert_eq!(
+        h.get("/testmode/api/V2/users?list=admin,tina", Some(&test_token)).await.json(),
+        json!({"admin": "Test Admin", "tina": "Tina T"})
+    );
+    assert_eq!(custom_roles(&h).await, json!({"customroles": [{"id": "test_role", "desc": "Test"}]}));
+    h.put("/testmode/api/V2/testmodeonly/userroles", None, json!({"user": "tina", "customroles": ["main_role"]}))
+        .await
+        .assert_error(400, "50040 No such role: main_role");
+    get_with(
+        &h,
+        "/testmode/api/legacy/globus/goauth/token?grant_type=client_credentials",
+        &[("globus-goauthtoken", &main_agent)],
+    )
+    .await
+    .assert_error(403, "10020 Invalid token: Authentication failed");
+
+    // Clearing test data leaves the main log alone.
+    let before = h.store.main_log_len().await;
+    assert_eq!(h.delete("/testmode/api/V2/testmodeonly/clear", None).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(h.store.main_log_len().await, before);
+    assert_eq!(h.get("/api/V2/token", Some(&main_agent)).await.status, StatusCode::OK);
+    h
+}
+on_both_stores!(test_data_and_main_data_never_meet, test_mode);
+
+async fn every_record_expires_one_hour_after_it_was_made(h: Harness) -> Harness {
+    let first = create_user(&h, "alice", "Alice A").await;
+    let early = token_of(&create_token(&h, "alice", "Login").await);
+    set_role(&h, "short", "Set once").await;
+    set_role(&h, "renewed", "Set twice").await;
+    h.advance(HOUR / 2);
+    let late = token_of(&create_token(&h, "alice", "Agent").await);
+    set_role(&h, "renewed", "Set twice").await;
+
+    h.advance(HOUR / 2 - 1);
+    assert_eq!(h.get("/testmode/api/V2/testmodeonly/user/alice", None).await.status, StatusCode::OK);
+    assert_eq!(h.get("/testmode/api/V2/token", Some(&early)).await.status, StatusCode::OK);
+    assert_eq!(custom_roles(&h).await["customroles"].as_array().map(Vec::len), Some(2));
+
+    h.advance(1);
+    h.get("/testmode/api/V2/testmodeonly/user/alice", None).await.assert_error(404, "50000 No such user: alice");
+    h.get("/testmode/api/V2/token", Some(&early)).await.assert_error(401, "10020 Invalid token");
+    assert_eq!(custom_roles(&h).await, json!({"customroles": [{"id": "renewed", "desc": "Set twice"}]}));
+    assert_eq!(h.get("/testmode/api/V2/users?list=alice", Some(&late)).await.json(), json!({}));
+    // The later token outlives its user.
+    assert_eq!(h.get("/testmode/api/V2/token", Some(&late)).await.status, StatusCode::OK);
+    h.get("/testmode/api/V2/me", Some(&late)).await.assert_error(404, "50000 No such user: alice");
+    h.post("/testmode/api/V2/testmodeonly/token", None, json!({"user": "alice", "type": "Login"}))
+        .await
+        .assert_error(404, "50000 No such user: alice");
+
+    // The name is free again: a new user, with a new anonymous id.
+    let second = create_user(&h, "alice", "Alice Again").await;
+    assert_ne!(second["anonid"], first["anonid"]);
+    assert_eq!(second["created"], json!(TEST_EPOCH + HOUR));
+
+    h.advance(HOUR / 2);
+    assert_eq!(custom_roles(&h).await, json!({"customroles": []}));
+    h.get("/testmode/api/V2/token", Some(&late)).await.assert_error(401, "10020 Invalid token");
+    h
+}
+on_both_stores!(every_record_expires_one_hour_after_it_was_made, test_mode);
+
+async fn the_sweeper_deletes_expired_rows_and_the_log_carries_on(h: Harness) -> Harness {
+    create_user(&h, "old", "Old One").await;
+    let old_token = token_of(&create_token(&h, "old", "Login").await);
+    set_role(&h, "old_role", "Old").await;
+    let put =
+        h.put("/testmode/api/V2/testmodeonly/userroles", None, json!({"user": "old", "customroles": ["old_role"]}));
+    assert_eq!(put.await.status, StatusCode::NO_CONTENT);
+    h.advance(HOUR / 2);
+    create_user(&h, "young", "Young One").await;
+    let young_token = token_of(&create_token(&h, "young", "Login").await);
+    let main_before = h.store.main_log_len().await;
+
+    let test_mode = h.server.test_mode.clone().expect("test mode is on");
+    assert_eq!(test_mode.sweep().await.expect("a sweep").records, 0, "nothing has expired yet");
+    h.advance(HOUR / 2);
+    let swept = test_mode.sweep().await.expect("a sweep");
+    assert_eq!(swept.records, 3, "the old user, its token and the old role");
+    let rows = h.store.test_log_rows().await;
+    assert!(rows.iter().all(|(_, id, _)| id != "old" && id != "old_role"), "{rows:?}");
+    let types: Vec<&str> = rows.iter().map(|(_, _, t)| t.as_str()).collect();
+    assert_eq!(types, ["TestUserCreated", "TokenIssued", "TestDataSwept"]);
+    assert_eq!(h.store.main_log_len().await, main_before, "the main log is never touched");
+
+    // The log carries on past the deletion (positions continue from the marker)...
+    create_user(&h, "newer", "Newer One").await;
+    assert_eq!(h.get("/testmode/api/V2/me", Some(&young_token)).await.json()["user"], "young");
+    // ...and a restart folds what is left into the same state.
+    let h = h.restart().await;
+    h.get("/testmode/api/V2/token", Some(&old_token)).await.assert_error(401, "10020 Invalid token");
+    h.get("/testmode/api/V2/testmodeonly/user/old", None).await.assert_error(404, "50000 No such user: old");
+    assert_eq!(h.get("/testmode/api/V2/me", Some(&young_token)).await.json()["user"], "young");
+    assert_eq!(h.get("/testmode/api/V2/testmodeonly/user/newer", None).await.status, StatusCode::OK);
+    assert_eq!(custom_roles(&h).await, json!({"customroles": []}));
+
+    // A later sweep also deletes the earlier marker.
+    h.advance(HOUR);
+    let test_mode = h.server.test_mode.clone().expect("test mode is on");
+    assert_eq!(test_mode.sweep().await.expect("a sweep").records, 3);
+    let rows = h.store.test_log_rows().await;
+    assert_eq!(rows.len(), 1, "only the newest marker: {rows:?}");
+    create_user(&h, "fresh", "Fresh").await;
+    h
+}
+on_both_stores!(the_sweeper_deletes_expired_rows_and_the_log_carries_on, test_mode);
+
+async fn clear_forgets_every_test_record(h: Harness) -> Harness {
+    create_user(&h, "alice", "Alice A").await;
+    let token = token_of(&create_token(&h, "alice", "Login").await);
+    set_role(&h, "tester", "Tests").await;
+    let cleared = h.delete("/testmode/api/V2/testmodeonly/clear/", None).await;
+    assert_eq!(cleared.status, StatusCode::NO_CONTENT, "{}", cleared.text);
+    h.get("/testmode/api/V2/testmodeonly/user/alice", None).await.assert_error(404, "50000 No such user: alice");
+    h.get("/testmode/api/V2/token", Some(&token)).await.assert_error(401, "10020 Invalid token");
+    assert_eq!(custom_roles(&h).await, json!({"customroles": []}));
+    let rows = h.store.test_log_rows().await;
+    assert_eq!(rows, [("TestData".to_owned(), "testdata".to_owned(), "TestDataCleared".to_owned())]);
+
+    create_user(&h, "alice", "Alice Again").await;
+    let h = h.restart().await;
+    assert_eq!(h.get("/testmode/api/V2/testmodeonly/user/alice", None).await.json()["display"], "Alice Again");
+    h.get("/testmode/api/V2/token", Some(&token)).await.assert_error(401, "10020 Invalid token");
+    h
+}
+on_both_stores!(clear_forgets_every_test_record, test_mode);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_mode_lives_in_its_own_sqlite_file() {
+    let store = TestStore::sqlite();
+    let h = Harness::test_mode(store.clone()).await;
+    create_user(&h, "alice", "Alice A").await;
+    let TestStore::Sqlite { dir } = &store else { unreachable!("an SQLite store") };
+    assert!(dir.path().join("events.testmode.db").exists());
+    assert!(!store.dump().await.contains("TestUserCreated"), "no test event in the main file");
+    h.finish().await;
+}
