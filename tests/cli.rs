@@ -42,11 +42,17 @@ impl Drop for Serving {
 }
 
 fn serve(dir: &Path, args: &[&str], log: &Path) -> Serving {
+    serve_with(dir, args, &[], log)
+}
+
+fn serve_with(dir: &Path, args: &[&str], env: &[(&str, &str)], log: &Path) -> Serving {
     let log_file = std::fs::File::create(log).expect("a log file");
     let mut child = Command::new(BIN)
         .arg("serve")
         .args(["--listen", "127.0.0.1:0"])
         .args(args)
+        .env_remove("AUTHLEDGER_TEST_MODE")
+        .envs(env.iter().copied())
         .current_dir(dir)
         .env("RUST_LOG", "trace")
         .stdout(Stdio::null())
@@ -231,4 +237,53 @@ async fn the_quickstart_works_and_leaks_no_secret() {
             secret.len()
         );
     }
+}
+
+/// Test mode is off unless the flag, the environment or the file turns it on;
+/// its log is its own file, and its tokens stay out of logs and files too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_mode_is_off_unless_asked_for() {
+    let dir = tempfile::tempdir().expect("dir");
+    let http = reqwest::Client::new();
+    let create = |base: &str| {
+        let url = format!("{base}/testmode/api/V2/testmodeonly/user");
+        call(&http, reqwest::Method::POST, url, None, Some(json!({"user": "tess", "display": "Tess"})))
+    };
+    let off = serve(dir.path(), &[], &dir.path().join("off.log"));
+    let (status, body) = create(&off.base).await;
+    assert_eq!((status, body["error"]["appcode"].clone()), (400, json!(70000)));
+    drop(off);
+    assert!(!dir.path().join("authledger-data/events.testmode.db").exists());
+
+    let flagged = serve(dir.path(), &["--test-mode"], &dir.path().join("flag.log"));
+    assert_eq!(create(&flagged.base).await.0, 200);
+    drop(flagged);
+    assert!(dir.path().join("authledger-data/events.testmode.db").exists());
+
+    let disabled = serve(dir.path(), &["--test-mode=false"], &dir.path().join("false.log"));
+    assert_eq!(create(&disabled.base).await.1["error"]["appcode"], json!(70000));
+    drop(disabled);
+
+    let log = dir.path().join("env.log");
+    let by_env = serve_with(dir.path(), &[], &[("AUTHLEDGER_TEST_MODE", "true")], &log);
+    let (status, body) = create(&by_env.base).await;
+    assert_eq!((status, body["error"]["appcode"].clone()), (400, json!(40000)), "tess outlived the restarts");
+    let url = format!("{}/testmode/api/V2/testmodeonly/token", by_env.base);
+    let (status, token) =
+        call(&http, reqwest::Method::POST, url, None, Some(json!({"user": "tess", "type": "Login"}))).await;
+    assert_eq!(status, 200, "{token}");
+    let token = token["token"].as_str().expect("a token").to_owned();
+    let url = format!("{}/testmode/api/V2/me", by_env.base);
+    assert_eq!(call(&http, reqwest::Method::GET, url, Some(&token), None).await.1["user"], "tess");
+    drop(by_env);
+    let logged = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(!logged.is_empty() && !logged.contains(&token), "the test token is not logged");
+    let file = std::fs::read(dir.path().join("authledger-data/events.testmode.db")).unwrap_or_default();
+    assert!(!String::from_utf8_lossy(&file).contains(&token), "the test token is not stored");
+
+    let config = dir.path().join("authledger.toml");
+    std::fs::write(&config, "test_mode_enabled = true\n").expect("write the config");
+    let by_file = serve(dir.path(), &["--config", config.to_str().unwrap_or_default()], &dir.path().join("f.log"));
+    let url = format!("{}/testmode/api/V2/testmodeonly/user/tess", by_file.base);
+    assert_eq!(call(&http, reqwest::Method::GET, url, None, None).await.0, 200);
 }

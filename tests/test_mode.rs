@@ -456,3 +456,35 @@ async fn test_mode_lives_in_its_own_sqlite_file() {
     assert!(!store.dump().await.contains("TestUserCreated"), "no test event in the main file");
     h.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_to_test_mode_is_a_4xx_and_writes_nothing() {
+    let h = Harness::test_mode(TestStore::sqlite()).await;
+    let user = "/testmode/api/V2/testmodeonly/user";
+    let json = "application/json";
+    for (body, status) in [
+        ("{not json", 400),
+        ("[1, 2]", 400),
+        ("{\"user\": {\"a\": 1}, \"display\": \"x\"}", 400),
+        ("{\"user\": \"\\u00e9mile\", \"display\": \"x\"}", 400),
+        ("{\"user\": \"ok\", \"display\": \"a\\u0007b\"}", 400),
+    ] {
+        let answer = h.raw(reqwest::Method::POST, user, None, json, body).await;
+        assert_eq!(answer.status.as_u16(), status, "{body}: {}", answer.text);
+        assert!(answer.json()["error"]["message"].is_string());
+    }
+    let huge = format!("{{\"user\": \"a\", \"display\": \"{}\"}}", "x".repeat(2 << 20));
+    assert_eq!(h.raw(reqwest::Method::POST, user, None, json, &huge).await.status, StatusCode::PAYLOAD_TOO_LARGE);
+    let form = h.raw(reqwest::Method::POST, user, None, "application/x-www-form-urlencoded", "user=a&display=b").await;
+    assert_eq!(form.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let roles = "/testmode/api/V2/testmodeonly/userroles";
+    h.raw(reqwest::Method::PUT, roles, None, json, "{\"user\": \"a\", \"roles\": \"Admin\"}")
+        .await
+        .assert_error(400, "Unable to read the request body: roles must be a list of strings");
+    h.post("/testmode/api/V2/testmodeonly/token", None, json!({"user": "a", "type": "Login", "name": "x".repeat(101)}))
+        .await
+        .assert_error(400, "30001 Illegal input parameter: token name size greater than limit 100");
+    assert!(h.store.test_log_rows().await.is_empty(), "nothing was written");
+    create_user(&h, "still", "Still Serving").await;
+    h.finish().await;
+}
