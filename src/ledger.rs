@@ -74,6 +74,18 @@ impl LedgerOptions {
     }
 }
 
+/// Waits up to `limit` for `model` to reach `position` (read-your-writes).
+pub(crate) async fn settle<P>(
+    model: &ReadModel<P>,
+    position: Option<i64>,
+    limit: Duration,
+) -> Result<Option<i64>, LedgerError> {
+    match position {
+        Some(position) if !model.wait_for(position, limit).await => Err(LedgerError::Lagging(position)),
+        _ => Ok(position),
+    }
+}
+
 pub struct Ledger {
     pub log: EventLog,
     pub model: Arc<ReadModel>,
@@ -108,12 +120,7 @@ impl Ledger {
 
     /// Waits for the projections to reach `position`.
     pub async fn settle(&self, position: Option<i64>) -> Result<Option<i64>, LedgerError> {
-        if let Some(position) = position {
-            if !self.model.wait_for(position, self.settle_timeout).await {
-                return Err(LedgerError::Lagging(position));
-            }
-        }
-        Ok(position)
+        settle(&self.model, position, self.settle_timeout).await
     }
 
     pub async fn user(

@@ -19,7 +19,7 @@ use uuid::Uuid;
 use crate::clock::SharedClock;
 use crate::domain::test_mode::{TestCustomRoleCommand, TestDataCommand, TestUserCommand};
 use crate::domain::{CustomRoleId, TokenCommand, UserName};
-use crate::ledger::{LedgerError, LedgerOptions};
+use crate::ledger::{LedgerError, LedgerOptions, settle};
 use crate::projections::{ReadModel, Runner, TestProjections};
 use crate::store::{EventLog, EventMetadata, Purge, StoreKind, TestCommandBus};
 
@@ -110,12 +110,7 @@ impl TestLedger {
     }
 
     async fn settle(&self, position: Option<i64>) -> Result<Option<i64>, LedgerError> {
-        if let Some(position) = position {
-            if !self.model.wait_for(position, self.settle_timeout).await {
-                return Err(LedgerError::Lagging(position));
-            }
-        }
-        Ok(position)
+        settle(&self.model, position, self.settle_timeout).await
     }
 
     pub async fn user(&self, name: &UserName, command: TestUserCommand) -> Result<Option<i64>, LedgerError> {

@@ -4,28 +4,12 @@
 
 mod common;
 
-use common::{Answer, Harness};
+use common::Harness;
 use reqwest::StatusCode;
 use serde_json::json;
 
 const KBASE: &str = "/api/legacy/KBase/Sessions/Login";
 const FORM: &str = "application/x-www-form-urlencoded";
-
-async fn form(h: &Harness, content_type: Option<&str>, body: &str) -> Answer {
-    let mut request = h.http.post(h.url(KBASE)).header("Accept", "application/json").body(body.to_owned());
-    if let Some(content_type) = content_type {
-        request = request.header("Content-Type", content_type);
-    }
-    h.send(request).await
-}
-
-async fn get_with(h: &Harness, path: &str, headers: &[(&str, &str)]) -> Answer {
-    let mut request = h.http.get(h.url(path)).header("Accept", "application/json");
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    h.send(request).await
-}
 
 async fn kbase_login_answers_the_fields_asked_for(h: Harness) -> Harness {
     let (_root, admin) = h.administrators().await;
@@ -41,24 +25,24 @@ async fn kbase_login_answers_the_fields_asked_for(h: Harness) -> Harness {
          Here's the compatibility part: \"user_id\": null"
     );
 
-    assert_eq!(form(&h, Some(FORM), &format!("token={agent}")).await.json(), json!({"user_id": "alice"}));
-    let all = form(&h, Some(FORM), &format!("token=%20{agent}%20&fields=token,name,email")).await;
+    assert_eq!(h.post_as(KBASE, Some(FORM), &format!("token={agent}")).await.json(), json!({"user_id": "alice"}));
+    let all = h.post_as(KBASE, Some(FORM), &format!("token=%20{agent}%20&fields=token,name,email")).await;
     assert_eq!(
         all.json(),
         json!({"user_id": "alice", "token": agent, "name": "User alice", "email": "alice@example.org"})
     );
-    let some = form(&h, Some(FORM), &format!("token={agent}&fields=%20name%20,bogus")).await;
+    let some = h.post_as(KBASE, Some(FORM), &format!("token={agent}&fields=%20name%20,bogus")).await;
     assert_eq!(some.json(), json!({"user_id": "alice", "name": "User alice"}));
 
-    form(&h, Some(FORM), "fields=name").await.assert_error(400, "30000 Missing input parameter: token");
-    form(&h, Some(FORM), "token=%20%20").await.assert_error(400, "30000 Missing input parameter: token");
-    form(&h, Some(FORM), "token=NOPE").await.assert_error(401, "10020 Invalid token");
+    h.post_as(KBASE, Some(FORM), "fields=name").await.assert_error(400, "30000 Missing input parameter: token");
+    h.post_as(KBASE, Some(FORM), "token=%20%20").await.assert_error(400, "30000 Missing input parameter: token");
+    h.post_as(KBASE, Some(FORM), "token=NOPE").await.assert_error(401, "10020 Invalid token");
     // Upstream compares the whole content type: a charset parameter reads as "no token".
-    form(&h, Some("application/x-www-form-urlencoded; charset=UTF-8"), &format!("token={agent}"))
+    h.post_as(KBASE, Some("application/x-www-form-urlencoded; charset=UTF-8"), &format!("token={agent}"))
         .await
         .assert_error(400, "30000 Missing input parameter: token");
-    form(&h, None, "").await.assert_error(400, "30000 Missing input parameter: token");
-    let json_body = form(&h, Some("application/json"), "{}").await;
+    h.post_as(KBASE, None, "").await.assert_error(400, "30000 Missing input parameter: token");
+    let json_body = h.post_as(KBASE, Some("application/json"), "{}").await;
     assert_eq!(json_body.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     h
 }
@@ -72,7 +56,7 @@ async fn globus_token_introspection_in_seconds(h: Harness) -> Harness {
 
     let introspected = h.get("/api/V2/token", Some(&agent)).await.json();
     let before = h.now() / 1000;
-    let answer = get_with(&h, path, &[("globus-goauthtoken", &agent)]).await.json();
+    let answer = h.get_with(path, &[("globus-goauthtoken", &agent)]).await.json();
     let expiry = introspected["expires"].as_i64().unwrap_or_default() / 1000;
     let issued = introspected["created"].as_i64().unwrap_or_default() / 1000;
     assert_eq!(answer["access_token"], json!(agent));
@@ -86,17 +70,17 @@ async fn globus_token_introspection_in_seconds(h: Harness) -> Harness {
     assert_eq!(answer["token_id"], introspected["id"]);
     assert_eq!(answer["token_type"], "Bearer");
 
-    let fallback = get_with(&h, path, &[("globus-goauthtoken", "  "), ("x-globus-goauthtoken", &agent)]).await;
+    let fallback = h.get_with(path, &[("globus-goauthtoken", "  "), ("x-globus-goauthtoken", &agent)]).await;
     assert_eq!(fallback.json()["user_name"], "alice");
 
-    get_with(&h, "/api/legacy/globus/goauth/token", &[("globus-goauthtoken", &agent)])
+    h.get_with("/api/legacy/globus/goauth/token", &[("globus-goauthtoken", &agent)])
         .await
         .assert_error(400, "70000 Unsupported operation: Only client_credentials grant_type supported. Got null");
-    get_with(&h, "/api/legacy/globus/goauth/token?grant_type=password", &[("globus-goauthtoken", &agent)])
+    h.get_with("/api/legacy/globus/goauth/token?grant_type=password", &[("globus-goauthtoken", &agent)])
         .await
         .assert_error(400, "70000 Unsupported operation: Only client_credentials grant_type supported. Got password");
-    get_with(&h, path, &[]).await.assert_error(403, "10010 No authentication token");
-    get_with(&h, path, &[("globus-goauthtoken", "NOPE")])
+    h.get_with(path, &[]).await.assert_error(403, "10010 No authentication token");
+    h.get_with(path, &[("globus-goauthtoken", "NOPE")])
         .await
         .assert_error(403, "10020 Invalid token: Authentication failed");
     h
@@ -109,38 +93,38 @@ async fn globus_users_shows_email_only_to_oneself(h: Harness) -> Harness {
     h.user_with_password(&admin, "bob").await;
     let oauth = format!("OAuth {login}");
 
-    let me = get_with(&h, "/api/legacy/globus/users/alice", &[("Authorization", &oauth)]).await;
+    let me = h.get_with("/api/legacy/globus/users/alice", &[("Authorization", &oauth)]).await;
     assert_eq!(
         me.json(),
         json!({"username": "alice", "user_name": "alice", "full_name": "User alice", "fullname": "User alice",
                "email": "alice@example.org", "email_validated": false, "ssh_pubkeys": [],
                "resource_type": "users", "organization": null, "custom_fields": {}})
     );
-    let bob = get_with(&h, "/api/legacy/globus/users/bob", &[("Authorization", &format!("globus:  {login} "))]).await;
+    let bob = h.get_with("/api/legacy/globus/users/bob", &[("Authorization", &format!("globus:  {login} "))]).await;
     assert_eq!((bob.json()["username"].clone(), bob.json()["email"].clone()), (json!("bob"), json!(null)));
-    let by_x = get_with(&h, "/api/legacy/globus/users/bob", &[("x-globus-goauthtoken", &login)]).await;
+    let by_x = h.get_with("/api/legacy/globus/users/bob", &[("x-globus-goauthtoken", &login)]).await;
     assert_eq!(by_x.json()["username"], "bob");
 
     for bad in [login.as_str(), "a b c"] {
-        get_with(&h, "/api/legacy/globus/users/bob", &[("Authorization", bad)])
+        h.get_with("/api/legacy/globus/users/bob", &[("Authorization", bad)])
             .await
             .assert_error(403, "10010 No authentication token: Invalid authorization header");
     }
-    get_with(&h, "/api/legacy/globus/users/bob", &[]).await.assert_error(403, "10010 No authentication token");
-    get_with(&h, "/api/legacy/globus/users/Bob", &[("Authorization", &oauth)])
+    h.get_with("/api/legacy/globus/users/bob", &[]).await.assert_error(403, "10010 No authentication token");
+    h.get_with("/api/legacy/globus/users/Bob", &[("Authorization", &oauth)])
         .await
         .assert_error(400, "30010 Illegal user name: Illegal character in user name Bob: B");
-    get_with(&h, "/api/legacy/globus/users/bob", &[("Authorization", "OAuth NOPE")])
+    h.get_with("/api/legacy/globus/users/bob", &[("Authorization", "OAuth NOPE")])
         .await
         .assert_error(403, "10020 Invalid token: Authentication failed.");
-    get_with(&h, "/api/legacy/globus/users/nobody", &[("Authorization", &oauth)])
+    h.get_with("/api/legacy/globus/users/nobody", &[("Authorization", &oauth)])
         .await
         .assert_error(404, "50000 No such user: nobody");
 
     let disabled =
         h.post("/admin/user/bob/disable", Some(&admin), json!({"disable": true, "disabledreason": "left"})).await;
     assert_eq!(disabled.status, StatusCode::NO_CONTENT, "{}", disabled.text);
-    get_with(&h, "/api/legacy/globus/users/bob", &[("Authorization", &oauth)])
+    h.get_with("/api/legacy/globus/users/bob", &[("Authorization", &oauth)])
         .await
         .assert_error(404, "50000 No such user: bob");
     h

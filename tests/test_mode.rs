@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Answer, Harness, TEST_EPOCH, TestStore};
+use common::{Harness, TEST_EPOCH, TestStore};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -36,22 +36,6 @@ async fn custom_roles(h: &Harness) -> Value {
     let answer = h.get("/testmode/api/V2/testmodeonly/customroles", None).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
     answer.json()
-}
-
-async fn form(h: &Harness, path: &str, content_type: Option<&str>, body: &str) -> Answer {
-    let mut request = h.http.post(h.url(path)).header("Accept", "application/json").body(body.to_owned());
-    if let Some(content_type) = content_type {
-        request = request.header("Content-Type", content_type);
-    }
-    h.send(request).await
-}
-
-async fn get_with(h: &Harness, path: &str, headers: &[(&str, &str)]) -> Answer {
-    let mut request = h.http.get(h.url(path)).header("Accept", "application/json");
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    h.send(request).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -111,18 +95,17 @@ async fn with_test_mode_off_data_endpoints_answer_70000_after_validating_the_req
     assert_eq!(cleared.status, StatusCode::NO_CONTENT);
 
     let kbase = "/testmode/api/legacy/KBase/Sessions/Login";
-    form(&h, kbase, Some("application/x-www-form-urlencoded"), "token=ABC").await.assert_error(400, OFF);
-    form(&h, kbase, Some("application/x-www-form-urlencoded"), "fields=name")
+    h.post_as(kbase, Some("application/x-www-form-urlencoded"), "token=ABC").await.assert_error(400, OFF);
+    h.post_as(kbase, Some("application/x-www-form-urlencoded"), "fields=name")
         .await
         .assert_error(400, "30000 Missing input parameter: token");
-    get_with(
-        &h,
+    h.get_with(
         "/testmode/api/legacy/globus/goauth/token?grant_type=client_credentials",
         &[("globus-goauthtoken", "ABC")],
     )
     .await
     .assert_error(400, OFF);
-    get_with(&h, "/testmode/api/legacy/globus/users/alice", &[("Authorization", "OAuth ABC")])
+    h.get_with("/testmode/api/legacy/globus/users/alice", &[("Authorization", "OAuth ABC")])
         .await
         .assert_error(400, OFF);
     h.finish().await;
@@ -241,28 +224,29 @@ async fn legacy_mirrors_read_test_data(h: Harness) -> Harness {
     create_user(&h, "bob", "Bob B").await;
     let token = token_of(&create_token(&h, "alice", "Agent").await);
     let kbase = "/testmode/api/legacy/KBase/Sessions/Login";
-    let answer =
-        form(&h, kbase, Some("application/x-www-form-urlencoded"), &format!("token={token}&fields=token,name,email"))
-            .await;
+    let answer = h
+        .post_as(kbase, Some("application/x-www-form-urlencoded"), &format!("token={token}&fields=token,name,email"))
+        .await;
     assert_eq!(answer.json(), json!({"user_id": "alice", "token": token, "name": "Alice A", "email": null}));
-    let answer = form(&h, kbase, Some("application/x-www-form-urlencoded"), &format!("token={token}")).await;
+    let answer = h.post_as(kbase, Some("application/x-www-form-urlencoded"), &format!("token={token}")).await;
     assert_eq!(answer.json(), json!({"user_id": "alice"}));
     let get = h.get(kbase, None).await;
     assert_eq!(get.status, StatusCode::UNAUTHORIZED);
 
-    let globus = get_with(
-        &h,
-        "/testmode/api/legacy/globus/goauth/token?grant_type=client_credentials",
-        &[("x-globus-goauthtoken", &token)],
-    )
-    .await
-    .json();
+    let globus = h
+        .get_with(
+            "/testmode/api/legacy/globus/goauth/token?grant_type=client_credentials",
+            &[("x-globus-goauthtoken", &token)],
+        )
+        .await
+        .json();
     assert_eq!(globus["lifetime"], 3600);
     assert_eq!(globus["user_name"], "alice");
     assert_eq!(globus["issued_on"], json!(TEST_EPOCH / 1000));
     assert_eq!(globus["expires_in"], 3600);
 
-    let me = get_with(&h, "/testmode/api/legacy/globus/users/alice", &[("Authorization", &format!("OAuth {token}"))])
+    let me = h
+        .get_with("/testmode/api/legacy/globus/users/alice", &[("Authorization", &format!("OAuth {token}"))])
         .await
         .json();
     assert_eq!(
@@ -270,9 +254,9 @@ async fn legacy_mirrors_read_test_data(h: Harness) -> Harness {
         (json!("alice"), json!("Alice A"), json!(null))
     );
     let bob =
-        get_with(&h, "/testmode/api/legacy/globus/users/bob", &[("Authorization", &format!("OAuth {token}"))]).await;
+        h.get_with("/testmode/api/legacy/globus/users/bob", &[("Authorization", &format!("OAuth {token}"))]).await;
     assert_eq!(bob.json()["full_name"], "Bob B");
-    get_with(&h, "/testmode/api/legacy/globus/users/carol", &[("Authorization", &format!("OAuth {token}"))])
+    h.get_with("/testmode/api/legacy/globus/users/carol", &[("Authorization", &format!("OAuth {token}"))])
         .await
         .assert_error(404, "50000 No such user: carol");
     h
@@ -297,15 +281,10 @@ async fn test_data_and_main_data_never_meet(h: Harness) -> Harness {
     assert_eq!(h.get("/api/V2/users?list=tina,admin", Some(&admin)).await.json(), json!({"admin": "The Admin"}));
     let main_roles = h.get("/admin/customroles", Some(&admin)).await.json();
     assert!(!main_roles.to_string().contains("test_role"), "{main_roles}");
-    get_with(
-        &h,
-        "/api/legacy/globus/goauth/token?grant_type=client_credentials",
-        &[("globus-goauthtoken", &test_token)],
-    )
-    .await
-    .assert_error(403, "10020 Invalid token: Authentication failed");
-    form(
-        &h,
+    h.get_with("/api/legacy/globus/goauth/token?grant_type=client_credentials", &[("globus-goauthtoken", &test_token)])
+        .await
+        .assert_error(403, "10020 Invalid token: Authentication failed");
+    h.post_as(
         "/api/legacy/KBase/Sessions/Login",
         Some("application/x-www-form-urlencoded"),
         &format!("token={test_token}"),
@@ -326,8 +305,7 @@ async fn test_data_and_main_data_never_meet(h: Harness) -> Harness {
     h.put("/testmode/api/V2/testmodeonly/userroles", None, json!({"user": "tina", "customroles": ["main_role"]}))
         .await
         .assert_error(400, "50040 No such role: main_role");
-    get_with(
-        &h,
+    h.get_with(
         "/testmode/api/legacy/globus/goauth/token?grant_type=client_credentials",
         &[("globus-goauthtoken", &main_agent)],
     )

@@ -353,6 +353,24 @@ impl Harness {
         self.send(request).await
     }
 
+    /// A POST with this body and content type (none when `None`).
+    pub async fn post_as(&self, path: &str, content_type: Option<&str>, body: &str) -> Answer {
+        let mut request = self.http.post(self.url(path)).header("Accept", "application/json").body(body.to_owned());
+        if let Some(content_type) = content_type {
+            request = request.header("Content-Type", content_type);
+        }
+        self.send(request).await
+    }
+
+    /// A GET with these headers.
+    pub async fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> Answer {
+        let mut request = self.http.get(self.url(path)).header("Accept", "application/json");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        self.send(request).await
+    }
+
     /// Creates root (if needed) and logs it in; returns a Login token.
     pub async fn root_token(&self) -> String {
         set_root_password(&self.server.ledger, ROOT_PASSWORD.into()).await.expect("root's password is set");
