@@ -6,7 +6,8 @@
 #   P5  memory per live token in the token index
 #   and what durable commits cost (SQLite synchronous=FULL vs NORMAL; PostgreSQL).
 # Needs wrk (apt-get install wrk) and a PostgreSQL reachable at $PG_BASE (trust auth).
-# Knobs: TOKENS (1000000), DURATION (10s per wrk run), ROUNDS (5), PG_BASE (postgres://postgres@127.0.0.1:5432).
+# Knobs: TOKENS (1000000), DURATION (10s per wrk run), ROUNDS (5), PG_BASE (postgres://postgres@127.0.0.1:5432),
+# PARTS ("p5 p1 p2 durability": which measurements to run).
 # Both wrk runs of P1 build requests with a Lua function (bench/root.lua,
 # bench/introspect.lua), so the load generator costs the same in each.
 set -euo pipefail
@@ -17,13 +18,21 @@ DURATION=${DURATION:-10s}
 ROUNDS=${ROUNDS:-5}
 PG_BASE=${PG_BASE:-postgres://postgres@127.0.0.1:5432}
 PORT=${PORT:-18181}
+PARTS=${PARTS:-p5 p1 p2 durability}
+part() { [[ " $PARTS " == *" $1 "* ]]; }
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
 
 cargo build --release --bin authledger --bench ledger 2>&1 | tail -n 1
-BENCH=(cargo bench -q --bench ledger --)
-SERVER_BIN=target/release/authledger
-SERVER=$SERVER_BIN
+# The measurement tool, built once: editing the sources during a run does not change what runs.
+BENCH_BIN=$(cargo bench --bench ledger --no-run --message-format=json 2>/dev/null \
+    | grep -o '"executable":"[^"]*"' | tail -n 1 | cut -d'"' -f4)
+[ -x "$BENCH_BIN" ] || { echo "cannot find the built bench binary" >&2; exit 1; }
 WORK=$(mktemp -d)
+cp "$BENCH_BIN" "$WORK/ledger-bench"
+cp target/release/authledger "$WORK/authledger"
+BENCH=("$WORK/ledger-bench")
+SERVER_BIN=$WORK/authledger
+SERVER=$SERVER_BIN
 PGDB="authledger_bench_$$"
 SERVER_PID=
 cleanup() {
@@ -57,9 +66,12 @@ wrk_figures() {
          END {printf "%s %s %s\n", rps, p99, (bad == "" ? 0 : bad)}'
 }
 
+if part p5; then
 echo "== P5: memory per live token ($TOKENS tokens folded into the token index)"
 "${BENCH[@]}" memory --tokens "$TOKENS"
+fi
 
+if part p1; then
 echo "== P1: introspection vs GET / with $TOKENS live tokens (SQLite store)"
 "${BENCH[@]}" seed --store "sqlite://$WORK/p1.db" --tokens "$TOKENS" --tokens-out "$WORK/tokens.txt" --login-out "$WORK/login.txt"
 "${BENCH[@]}" catch-up --store "sqlite://$WORK/p1.db"
@@ -98,10 +110,15 @@ p1_round shared "" "" 2
 if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
     TOKIO_WORKER_THREADS=1 p1_round pinned "taskset -c 0" "taskset -c 1" 1
 fi
+fi
 
-echo "== P2: token creation on PostgreSQL at 16 connections vs raw commit rate at 16 tasks"
+if part p2 || part durability; then
 psql -q "$PG_BASE/postgres" -c "CREATE DATABASE \"$PGDB\""
 PG="$PG_BASE/$PGDB"
+fi
+
+if part p2; then
+echo "== P2: token creation on PostgreSQL at 16 connections vs raw commit rate at 16 tasks"
 "${BENCH[@]}" seed --store "$PG" --tokens 0 --tokens-out "$WORK/none.txt" --login-out "$WORK/pglogin.txt" >/dev/null
 RAW_BEFORE=$("${BENCH[@]}" commit-rate --store "$PG" --tasks 16 --commands 20000 | sed -E 's/.*rate=([0-9]+).*/\1/')
 start_server "$PG"
@@ -113,10 +130,13 @@ RAW=$(( (RAW_BEFORE + RAW_AFTER) / 2 ))
 echo "POST /api/V2/token: $CREATE_RPS req/s, p99 ${CREATE_P99} ms, non-2xx $CREATE_BAD"
 echo "raw commit rate   : $RAW commands/s (mean of $RAW_BEFORE before and $RAW_AFTER after the HTTP run)"
 echo "P2 ratio: $(echo "scale=3; $CREATE_RPS / $RAW" | bc)  (target >= 0.6)"
+fi
 
+if part durability; then
 echo "== Durability: what acknowledged-write durability costs (commands/s, one-event token issues)"
 for tasks in 1 16; do
     "${BENCH[@]}" commit-rate --store "sqlite://$WORK/full-$tasks.db" --tasks "$tasks" --commands 4000
     "${BENCH[@]}" commit-rate --store "sqlite://$WORK/normal-$tasks.db" --tasks "$tasks" --commands 4000 --sqlite-normal
     "${BENCH[@]}" commit-rate --store "$PG" --tasks "$tasks" --commands 4000
 done
+fi
