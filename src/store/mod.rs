@@ -8,6 +8,7 @@
 //! Secrets (password hashes) live beside the log in the `secrets` table and
 //! are referenced from events by id, so the immutable log never holds them.
 
+pub mod chain;
 mod command_bus;
 mod postgres;
 mod repository;
@@ -41,6 +42,8 @@ pub struct StoredEvent {
     pub metadata: String,
     /// Epoch milliseconds at which the writer committed the event.
     pub recorded_at: i64,
+    /// The integrity chain's value at this row, hex (see [`chain`]).
+    pub chain: Option<String>,
 }
 
 /// Who caused an event and from where; copied onto every event of a command.
@@ -248,6 +251,28 @@ impl EventLog {
         self.backend.delete_secret(id).await
     }
 
+    /// Checks the integrity chain over the whole log, in position order;
+    /// `progress` hears how many rows have been checked so far.
+    pub async fn verify_chain(
+        &self,
+        mut progress: impl FnMut(i64),
+    ) -> Result<Result<chain::ChainVerifier, chain::ChainBreak>, StoreError> {
+        const BATCH: i64 = 10_000;
+        let mut verifier = chain::ChainVerifier::default();
+        loop {
+            let rows = self.read_after(verifier.checked(), BATCH).await?;
+            if rows.is_empty() {
+                return Ok(Ok(verifier));
+            }
+            for row in &rows {
+                if let Err(broken) = verifier.check(row) {
+                    return Ok(Err(broken));
+                }
+            }
+            progress(verifier.checked());
+        }
+    }
+
     /// Deletes expired rows of an expiring log; refused on any other log.
     pub async fn purge(&self, purge: &Purge) -> Result<u64, StoreError> {
         if !self.expiring {
@@ -286,11 +311,63 @@ impl Tables {
 }
 
 /// The schema version this build writes and understands.
-pub(crate) const SCHEMA_VERSION: i64 = 1;
+/// 1: the events and secrets tables. 2: the `chain` column (backfilled on upgrade).
+pub(crate) const SCHEMA_VERSION: i64 = 2;
 
 /// Columns of a stored event, in the order every SELECT lists them.
-pub(crate) const EVENT_COLUMNS: &str =
-    "position, aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, recorded_at";
+pub(crate) const EVENT_COLUMNS: &str = "position, aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, recorded_at, chain";
+
+/// Selects the newest row's position and chain value (nothing on an empty log).
+pub(crate) fn head_query(events: &str) -> String {
+    format!("SELECT position, chain FROM {events} ORDER BY position DESC LIMIT 1")
+}
+
+/// A row about to be inserted, with its stored texts and its chain value.
+pub(crate) struct NewRow<'a> {
+    pub position: i64,
+    pub event: &'a SerializedEvent,
+    pub payload: String,
+    pub metadata: String,
+    pub chain: String,
+}
+
+/// Renders a planned batch's rows and chains them on from `previous`.
+pub(crate) fn seal<'a>(rows: Vec<(i64, &'a SerializedEvent)>, previous: [u8; 32], recorded_at: i64) -> Vec<NewRow<'a>> {
+    let mut previous = previous;
+    rows.into_iter()
+        .map(|(position, event)| {
+            let payload = event.payload.to_string();
+            let metadata = event.metadata.to_string();
+            let value = chain::link(
+                &previous,
+                chain::RowRef {
+                    position,
+                    aggregate_type: &event.aggregate_type,
+                    aggregate_id: &event.aggregate_id,
+                    sequence: event.sequence as i64,
+                    event_type: &event.event_type,
+                    event_version: &event.event_version,
+                    payload: &payload,
+                    metadata: &metadata,
+                    recorded_at,
+                },
+            );
+            previous = value;
+            NewRow { position, event, payload, metadata, chain: chain::encode(&value) }
+        })
+        .collect()
+}
+
+/// The chain values of a whole log's rows, in position order (the upgrade to schema 2).
+pub(crate) fn backfill_chain(rows: &[StoredEvent]) -> Vec<(i64, String)> {
+    let mut previous = chain::GENESIS;
+    rows.iter()
+        .map(|row| {
+            previous = chain::link(&previous, chain::RowRef::from(row));
+            (row.position, chain::encode(&previous))
+        })
+        .collect()
+}
 
 /// The distinct aggregates a batch appends to.
 pub(crate) fn batch_aggregates<'a>(batch: &[&'a [SerializedEvent]]) -> Vec<(&'a str, &'a str)> {

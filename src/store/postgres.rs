@@ -16,8 +16,8 @@ use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
 
 use super::{
-    Backend, EVENT_COLUMNS, Purge, SCHEMA_VERSION, StoreError, StoreOptions, StoredEvent, Tables, batch_aggregates,
-    plan_batch, serialized,
+    Backend, EVENT_COLUMNS, NewRow, Purge, SCHEMA_VERSION, StoreError, StoreOptions, StoredEvent, Tables,
+    backfill_chain, batch_aggregates, chain, head_query, plan_batch, seal, serialized,
 };
 
 pub(crate) struct PostgresBackend {
@@ -30,6 +30,7 @@ pub(crate) struct PostgresBackend {
 /// The SQL of this backend, with table names filled in once.
 struct Queries {
     head: String,
+    last: String,
     current_sequences: String,
     insert: String,
     load: String,
@@ -47,6 +48,7 @@ impl Queries {
         let events = &t.events;
         Self {
             head: format!("SELECT COALESCE(MAX(position), 0) FROM {events}"),
+            last: head_query(events),
             current_sequences: format!(
                 "SELECT k.t, k.i, COALESCE((SELECT MAX(e.sequence) FROM {events} e
                      WHERE e.aggregate_type = k.t AND e.aggregate_id = k.i), 0)
@@ -55,7 +57,7 @@ impl Queries {
             insert: format!(
                 "INSERT INTO {events} ({EVENT_COLUMNS})
                  SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::text[],
-                                      $6::text[], $7::text[], $8::text[], $9::bigint[])"
+                                      $6::text[], $7::text[], $8::text[], $9::bigint[], $10::text[])"
             ),
             load: format!(
                 "SELECT {EVENT_COLUMNS} FROM {events}
@@ -103,7 +105,9 @@ impl PostgresBackend {
         recorded_at: i64,
     ) -> Result<Vec<Option<i64>>, StoreError> {
         sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(self.lock_key).execute(&mut *conn).await?;
-        let next: i64 = sqlx::query_scalar::<_, i64>(&self.q.head).fetch_one(&mut *conn).await? + 1;
+        let last: Option<(i64, Option<String>)> = sqlx::query_as(&self.q.last).fetch_optional(&mut *conn).await?;
+        let next = last.as_ref().map_or(0, |(position, _)| *position) + 1;
+        let previous = last.and_then(|(_, c)| c).and_then(|c| chain::decode(&c)).unwrap_or(chain::GENESIS);
         let (types, ids): (Vec<&str>, Vec<&str>) = batch_aggregates(batch).into_iter().unzip();
         let mut newest = HashMap::with_capacity(types.len());
         for row in sqlx::query(&self.q.current_sequences).bind(&types).bind(&ids).fetch_all(&mut *conn).await? {
@@ -111,8 +115,8 @@ impl PostgresBackend {
         }
         let (results, rows) = plan_batch(batch, newest, next);
         let mut columns = InsertColumns::default();
-        for (position, event) in rows {
-            columns.push(position, event, recorded_at);
+        for row in seal(rows, previous, recorded_at) {
+            columns.push(row, recorded_at);
         }
         if !columns.position.is_empty() {
             sqlx::query(&self.q.insert)
@@ -125,6 +129,7 @@ impl PostgresBackend {
                 .bind(&columns.payload)
                 .bind(&columns.metadata)
                 .bind(&columns.recorded_at)
+                .bind(&columns.chain)
                 .execute(&mut *conn)
                 .await?;
         }
@@ -144,19 +149,21 @@ struct InsertColumns {
     payload: Vec<String>,
     metadata: Vec<String>,
     recorded_at: Vec<i64>,
+    chain: Vec<String>,
 }
 
 impl InsertColumns {
-    fn push(&mut self, position: i64, event: &SerializedEvent, recorded_at: i64) {
-        self.position.push(position);
-        self.aggregate_type.push(event.aggregate_type.clone());
-        self.aggregate_id.push(event.aggregate_id.clone());
-        self.sequence.push(event.sequence as i64);
-        self.event_type.push(event.event_type.clone());
-        self.event_version.push(event.event_version.clone());
-        self.payload.push(event.payload.to_string());
-        self.metadata.push(event.metadata.to_string());
+    fn push(&mut self, row: NewRow<'_>, recorded_at: i64) {
+        self.position.push(row.position);
+        self.aggregate_type.push(row.event.aggregate_type.clone());
+        self.aggregate_id.push(row.event.aggregate_id.clone());
+        self.sequence.push(row.event.sequence as i64);
+        self.event_type.push(row.event.event_type.clone());
+        self.event_version.push(row.event.event_version.clone());
+        self.payload.push(row.payload);
+        self.metadata.push(row.metadata);
         self.recorded_at.push(recorded_at);
+        self.chain.push(row.chain);
     }
 }
 
@@ -189,6 +196,7 @@ async fn migrate(pool: &PgPool, t: &Tables, lock_key: i64) -> Result<(), StoreEr
             payload        text   NOT NULL,
             metadata       text   NOT NULL,
             recorded_at    bigint NOT NULL,
+            chain          text,
             UNIQUE (aggregate_type, aggregate_id, sequence)
         );
         CREATE TABLE IF NOT EXISTS {secrets} (
@@ -215,6 +223,29 @@ async fn migrate(pool: &PgPool, t: &Tables, lock_key: i64) -> Result<(), StoreEr
         Some(found) if found > SCHEMA_VERSION => {
             return Err(StoreError::SchemaTooNew { found, supported: SCHEMA_VERSION });
         }
+        Some(1) => {
+            // Schema 2 adds the integrity chain: computed here for every existing row.
+            sqlx::query(&format!("ALTER TABLE {} ADD COLUMN chain text", t.events)).execute(&mut *tx).await?;
+            let rows = sqlx::query(&format!("SELECT {EVENT_COLUMNS} FROM {} ORDER BY position", t.events))
+                .fetch_all(&mut *tx)
+                .await?;
+            let rows = rows.iter().map(stored_event).collect::<Result<Vec<_>, _>>()?;
+            let (positions, values): (Vec<i64>, Vec<String>) = backfill_chain(&rows).into_iter().unzip();
+            sqlx::query(&format!(
+                "UPDATE {} AS e SET chain = v.chain FROM UNNEST($1::bigint[], $2::text[]) AS v(position, chain)
+                 WHERE e.position = v.position",
+                t.events
+            ))
+            .bind(&positions)
+            .bind(&values)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(&format!("INSERT INTO {} (version) VALUES ($1)", t.schema))
+                .bind(SCHEMA_VERSION as i32)
+                .execute(&mut *tx)
+                .await?;
+            tracing::info!(events = rows.len(), "upgraded the log to schema 2 (integrity chain)");
+        }
         Some(_) => {}
     }
     tx.commit().await?;
@@ -232,6 +263,7 @@ fn stored_event(row: &PgRow) -> Result<StoredEvent, sqlx::Error> {
         payload: row.try_get(6)?,
         metadata: row.try_get(7)?,
         recorded_at: row.try_get(8)?,
+        chain: row.try_get(9)?,
     })
 }
 

@@ -15,8 +15,8 @@ use sqlx::{Row, SqliteConnection, SqlitePool};
 use uuid::Uuid;
 
 use super::{
-    Backend, EVENT_COLUMNS, Purge, SCHEMA_VERSION, StoreError, StoreOptions, StoredEvent, Tables, batch_aggregates,
-    plan_batch, serialized,
+    Backend, EVENT_COLUMNS, Purge, SCHEMA_VERSION, StoreError, StoreOptions, StoredEvent, Tables, backfill_chain,
+    batch_aggregates, chain, head_query, plan_batch, seal, serialized,
 };
 
 pub(crate) struct SqliteBackend {
@@ -28,6 +28,7 @@ pub(crate) struct SqliteBackend {
 /// The SQL of this backend, with table names filled in once.
 struct Queries {
     head: String,
+    last: String,
     /// Completed with `(VALUES (?, ?), ...) GROUP BY ...` per batch.
     current_sequences: String,
     insert: String,
@@ -46,6 +47,7 @@ impl Queries {
         let events = &t.events;
         Self {
             head: format!("SELECT COALESCE(MAX(position), 0) FROM {events}"),
+            last: head_query(events),
             current_sequences: format!(
                 "SELECT aggregate_type, aggregate_id, MAX(sequence) FROM {events} WHERE (aggregate_type, aggregate_id) IN"
             ),
@@ -110,6 +112,7 @@ async fn migrate(pool: &SqlitePool, t: &Tables) -> Result<(), StoreError> {
             payload        TEXT    NOT NULL,
             metadata       TEXT    NOT NULL,
             recorded_at    INTEGER NOT NULL,
+            chain          TEXT,
             UNIQUE (aggregate_type, aggregate_id, sequence)
         ) STRICT;
         CREATE TABLE IF NOT EXISTS {secrets} (
@@ -136,6 +139,23 @@ async fn migrate(pool: &SqlitePool, t: &Tables) -> Result<(), StoreError> {
         Some(found) if found > SCHEMA_VERSION => {
             return Err(StoreError::SchemaTooNew { found, supported: SCHEMA_VERSION });
         }
+        Some(1) => {
+            // Schema 2 adds the integrity chain: computed here for every existing row.
+            sqlx::query(&format!("ALTER TABLE {} ADD COLUMN chain TEXT", t.events)).execute(&mut *tx).await?;
+            let rows = sqlx::query(&format!("SELECT {EVENT_COLUMNS} FROM {} ORDER BY position", t.events))
+                .fetch_all(&mut *tx)
+                .await?;
+            let rows = rows.iter().map(stored_event).collect::<Result<Vec<_>, _>>()?;
+            let update = format!("UPDATE {} SET chain = ? WHERE position = ?", t.events);
+            for (position, value) in backfill_chain(&rows) {
+                sqlx::query(&update).bind(value).bind(position).execute(&mut *tx).await?;
+            }
+            sqlx::query(&format!("INSERT INTO {} (version) VALUES (?)", t.schema))
+                .bind(SCHEMA_VERSION)
+                .execute(&mut *tx)
+                .await?;
+            tracing::info!(events = rows.len(), "upgraded the log to schema 2 (integrity chain)");
+        }
         Some(_) => {}
     }
     tx.commit().await?;
@@ -153,6 +173,7 @@ fn stored_event(row: &SqliteRow) -> Result<StoredEvent, sqlx::Error> {
         payload: row.try_get(6)?,
         metadata: row.try_get(7)?,
         recorded_at: row.try_get(8)?,
+        chain: row.try_get(9)?,
     })
 }
 
@@ -172,7 +193,9 @@ impl SqliteBackend {
         batch: &[&[SerializedEvent]],
         recorded_at: i64,
     ) -> Result<Vec<Option<i64>>, StoreError> {
-        let next: i64 = sqlx::query_scalar::<_, i64>(&self.q.head).fetch_one(&mut *conn).await? + 1;
+        let last: Option<(i64, Option<String>)> = sqlx::query_as(&self.q.last).fetch_optional(&mut *conn).await?;
+        let next = last.as_ref().map_or(0, |(position, _)| *position) + 1;
+        let previous = last.and_then(|(_, c)| c).and_then(|c| chain::decode(&c)).unwrap_or(chain::GENESIS);
         let mut newest = HashMap::new();
         for keys in batch_aggregates(batch).chunks(KEYS_PER_QUERY) {
             let values = vec!["(?, ?)"; keys.len()].join(", ");
@@ -186,21 +209,23 @@ impl SqliteBackend {
             }
         }
         let (results, rows) = plan_batch(batch, newest, next);
+        let rows = seal(rows, previous, recorded_at);
         for chunk in rows.chunks(ROWS_PER_INSERT) {
-            let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+            let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
             let sql = format!("{} {values}", self.q.insert);
             let mut query = sqlx::query(&sql).persistent(chunk.len() == ROWS_PER_INSERT || chunk.len() == 1);
-            for (position, event) in chunk {
+            for row in chunk {
                 query = query
-                    .bind(*position)
-                    .bind(&event.aggregate_type)
-                    .bind(&event.aggregate_id)
-                    .bind(event.sequence as i64)
-                    .bind(&event.event_type)
-                    .bind(&event.event_version)
-                    .bind(event.payload.to_string())
-                    .bind(event.metadata.to_string())
-                    .bind(recorded_at);
+                    .bind(row.position)
+                    .bind(&row.event.aggregate_type)
+                    .bind(&row.event.aggregate_id)
+                    .bind(row.event.sequence as i64)
+                    .bind(&row.event.event_type)
+                    .bind(&row.event.event_version)
+                    .bind(&row.payload)
+                    .bind(&row.metadata)
+                    .bind(recorded_at)
+                    .bind(&row.chain);
             }
             query.execute(&mut *conn).await?;
         }

@@ -125,6 +125,28 @@ impl TestStore {
         }
     }
 
+    /// Runs SQL on the main log's database directly (tampering, downgrades):
+    /// `{events}` and `{schema}` name this log's tables.
+    pub async fn execute(&self, sql: &str) {
+        match self {
+            Self::Sqlite { dir } => {
+                let sql = sql.replace("{events}", "events").replace("{schema}", "schema_version");
+                let url = format!("sqlite://{}", dir.path().join("events.db").display());
+                let pool = sqlx::SqlitePool::connect(&url).await.expect("open the SQLite file");
+                sqlx::raw_sql(&sql).execute(&pool).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+                pool.close().await;
+            }
+            Self::Postgres { url, prefix } => {
+                let sql = sql
+                    .replace("{events}", &format!("{prefix}events"))
+                    .replace("{schema}", &format!("{prefix}schema_version"));
+                let pool = sqlx::PgPool::connect(url).await.expect("connect");
+                sqlx::raw_sql(&sql).execute(&pool).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+                pool.close().await;
+            }
+        }
+    }
+
     /// How many rows the main log holds.
     pub async fn main_log_len(&self) -> i64 {
         match self {
