@@ -4,6 +4,7 @@
 
 pub mod canonical;
 pub mod custom_role;
+pub mod describe;
 pub mod error;
 pub mod names;
 pub mod roles;

@@ -89,12 +89,22 @@ pub enum StoreError {
     DataDir { path: String, source: std::io::Error },
     #[error("the store's schema version {found} is newer than this authledger understands ({supported})")]
     SchemaTooNew { found: i64, supported: i64 },
+    #[error(
+        "the store's schema version {found} is older than {supported}: start `authledger serve` on it once to upgrade"
+    )]
+    SchemaTooOld { found: i64, supported: i64 },
+    #[error("there is no authledger log at {0}")]
+    NoLog(String),
     #[error("store error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("the log writer has stopped")]
     WriterGone,
     #[error("appending failed: {0}")]
     Failed(String),
+    #[error("the target log is not empty ({events} events, {secrets} secrets): import only into an empty store")]
+    NotEmpty { events: i64, secrets: i64 },
+    #[error("the import stopped: {0}")]
+    Import(String),
 }
 
 /// Why an append did not happen.
@@ -134,9 +144,33 @@ pub(crate) trait Backend: Send + Sync + 'static {
     async fn put_secret(&self, id: Uuid, kind: &str, secret: &str, created_at: i64) -> Result<(), StoreError>;
     async fn get_secret(&self, id: Uuid) -> Result<Option<String>, StoreError>;
     async fn delete_secret(&self, id: Uuid) -> Result<(), StoreError>;
+    /// Every stored secret (for export).
+    async fn secrets(&self) -> Result<Vec<SecretRow>, StoreError>;
+    /// Writes exported rows verbatim (positions, times and chain values kept)
+    /// into an empty log, in one transaction; refused when the log is not empty.
+    async fn import(
+        &self,
+        rows: &mut (dyn Iterator<Item = Result<ImportRow, String>> + Send),
+    ) -> Result<u64, StoreError>;
     /// Deletes rows of an expiring log, in one transaction; returns how many.
     async fn purge(&self, purge: &Purge) -> Result<u64, StoreError>;
     async fn close(&self);
+}
+
+/// A row of the `secrets` table.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SecretRow {
+    pub id: String,
+    pub kind: String,
+    pub secret: String,
+    pub created_at: i64,
+}
+
+/// One row of an exported log.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ImportRow {
+    Event(StoredEvent),
+    Secret(SecretRow),
 }
 
 /// Rows an expiring log (test mode's) deletes. The main log never deletes.
@@ -182,11 +216,13 @@ pub struct StoreOptions {
     pub table_prefix: String,
     /// Whether rows may be deleted ([`EventLog::purge`]): only test mode's log, whose records expire.
     pub expiring: bool,
+    /// Open an existing log without creating, upgrading or writing anything (tools that only read).
+    pub read_only: bool,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        Self { sqlite_full_sync: true, table_prefix: String::new(), expiring: false }
+        Self { sqlite_full_sync: true, table_prefix: String::new(), expiring: false, read_only: false }
     }
 }
 
@@ -273,6 +309,19 @@ impl EventLog {
         }
     }
 
+    /// Every stored secret.
+    pub async fn secrets(&self) -> Result<Vec<SecretRow>, StoreError> {
+        self.backend.secrets().await
+    }
+
+    /// Writes exported rows verbatim into this log, which must be empty.
+    pub async fn import(
+        &self,
+        rows: &mut (dyn Iterator<Item = Result<ImportRow, String>> + Send),
+    ) -> Result<u64, StoreError> {
+        self.backend.import(rows).await
+    }
+
     /// Deletes expired rows of an expiring log; refused on any other log.
     pub async fn purge(&self, purge: &Purge) -> Result<u64, StoreError> {
         if !self.expiring {
@@ -307,6 +356,16 @@ impl Tables {
             secrets: format!("{prefix}secrets"),
             schema: format!("{prefix}schema_version"),
         }
+    }
+}
+
+/// Checks, without changing anything, that a log opened read-only has this build's schema.
+pub(crate) fn check_schema(found: Option<i64>, location: &str) -> Result<(), StoreError> {
+    match found {
+        None => Err(StoreError::NoLog(location.to_owned())),
+        Some(found) if found > SCHEMA_VERSION => Err(StoreError::SchemaTooNew { found, supported: SCHEMA_VERSION }),
+        Some(found) if found < SCHEMA_VERSION => Err(StoreError::SchemaTooOld { found, supported: SCHEMA_VERSION }),
+        Some(_) => Ok(()),
     }
 }
 

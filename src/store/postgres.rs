@@ -16,8 +16,8 @@ use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
 
 use super::{
-    Backend, EVENT_COLUMNS, NewRow, Purge, SCHEMA_VERSION, StoreError, StoreOptions, StoredEvent, Tables,
-    backfill_chain, batch_aggregates, chain, head_query, plan_batch, seal, serialized,
+    Backend, EVENT_COLUMNS, ImportRow, NewRow, Purge, SCHEMA_VERSION, SecretRow, StoreError, StoreOptions, StoredEvent,
+    Tables, backfill_chain, batch_aggregates, chain, check_schema, head_query, plan_batch, seal, serialized,
 };
 
 pub(crate) struct PostgresBackend {
@@ -41,6 +41,9 @@ struct Queries {
     delete_secret: String,
     purge_below: String,
     purge_aggregate: String,
+    all_secrets: String,
+    count_events: String,
+    count_secrets: String,
 }
 
 impl Queries {
@@ -69,6 +72,9 @@ impl Queries {
             get_secret: format!("SELECT secret FROM {} WHERE id = $1", t.secrets),
             delete_secret: format!("DELETE FROM {} WHERE id = $1", t.secrets),
             purge_below: format!("DELETE FROM {events} WHERE position < $1"),
+            all_secrets: format!("SELECT id, kind, secret, created_at FROM {} ORDER BY created_at, id", t.secrets),
+            count_events: format!("SELECT COUNT(*) FROM {events}"),
+            count_secrets: format!("SELECT COUNT(*) FROM {}", t.secrets),
             purge_aggregate: format!(
                 "DELETE FROM {events}
                  WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence <= $3 AND position < $4"
@@ -94,7 +100,15 @@ impl PostgresBackend {
             .map_err(|source| StoreError::Connect { url: redact(url), source })?;
         let tables = Tables::new(&options.table_prefix);
         let lock_key = lock_key(&tables.events);
-        migrate(&pool, &tables, lock_key).await?;
+        if options.read_only {
+            let found: Option<i32> = sqlx::query_scalar(&format!("SELECT MAX(version) FROM {}", tables.schema))
+                .fetch_one(&pool)
+                .await
+                .unwrap_or(None);
+            check_schema(found.map(i64::from), &redact(url))?;
+        } else {
+            migrate(&pool, &tables, lock_key).await?;
+        }
         Ok(Self { pool, lock_key, q: Queries::new(&tables) })
     }
 
@@ -118,22 +132,37 @@ impl PostgresBackend {
         for row in seal(rows, previous, recorded_at) {
             columns.push(row, recorded_at);
         }
-        if !columns.position.is_empty() {
-            sqlx::query(&self.q.insert)
-                .bind(&columns.position)
-                .bind(&columns.aggregate_type)
-                .bind(&columns.aggregate_id)
-                .bind(&columns.sequence)
-                .bind(&columns.event_type)
-                .bind(&columns.event_version)
-                .bind(&columns.payload)
-                .bind(&columns.metadata)
-                .bind(&columns.recorded_at)
-                .bind(&columns.chain)
-                .execute(&mut *conn)
-                .await?;
-        }
+        columns.insert(&self.q.insert, conn).await?;
         Ok(results)
+    }
+}
+
+/// Imported events waiting to be written.
+#[derive(Default)]
+struct ImportColumns {
+    events: Vec<StoredEvent>,
+}
+
+impl PostgresBackend {
+    /// Writes the waiting imported events as they were exported.
+    async fn insert_verbatim(&self, conn: &mut PgConnection, waiting: &mut ImportColumns) -> Result<(), StoreError> {
+        if waiting.events.is_empty() {
+            return Ok(());
+        }
+        let mut c = InsertColumns::default();
+        for e in waiting.events.drain(..) {
+            c.position.push(e.position);
+            c.aggregate_type.push(e.aggregate_type);
+            c.aggregate_id.push(e.aggregate_id);
+            c.sequence.push(e.sequence);
+            c.event_type.push(e.event_type);
+            c.event_version.push(e.event_version);
+            c.payload.push(e.payload);
+            c.metadata.push(e.metadata);
+            c.recorded_at.push(e.recorded_at);
+            c.chain.push(e.chain.unwrap_or_default());
+        }
+        c.insert(&self.q.insert, conn).await
     }
 }
 
@@ -153,6 +182,25 @@ struct InsertColumns {
 }
 
 impl InsertColumns {
+    async fn insert(&self, sql: &str, conn: &mut PgConnection) -> Result<(), StoreError> {
+        if !self.position.is_empty() {
+            sqlx::query(sql)
+                .bind(&self.position)
+                .bind(&self.aggregate_type)
+                .bind(&self.aggregate_id)
+                .bind(&self.sequence)
+                .bind(&self.event_type)
+                .bind(&self.event_version)
+                .bind(&self.payload)
+                .bind(&self.metadata)
+                .bind(&self.recorded_at)
+                .bind(&self.chain)
+                .execute(&mut *conn)
+                .await?;
+        }
+        Ok(())
+    }
+
     fn push(&mut self, row: NewRow<'_>, recorded_at: i64) {
         self.position.push(row.position);
         self.aggregate_type.push(row.event.aggregate_type.clone());
@@ -336,6 +384,50 @@ impl Backend for PostgresBackend {
     async fn delete_secret(&self, id: Uuid) -> Result<(), StoreError> {
         sqlx::query(&self.q.delete_secret).bind(id.to_string()).execute(&self.pool).await?;
         Ok(())
+    }
+
+    async fn secrets(&self) -> Result<Vec<SecretRow>, StoreError> {
+        let rows: Vec<(String, String, String, i64)> =
+            sqlx::query_as(&self.q.all_secrets).fetch_all(&self.pool).await?;
+        Ok(rows.into_iter().map(|(id, kind, secret, created_at)| SecretRow { id, kind, secret, created_at }).collect())
+    }
+
+    async fn import(
+        &self,
+        rows: &mut (dyn Iterator<Item = Result<ImportRow, String>> + Send),
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // Appends by a server on the same tables wait, so "empty" stays true until the commit.
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(self.lock_key).execute(&mut *tx).await?;
+        let events: i64 = sqlx::query_scalar(&self.q.count_events).fetch_one(&mut *tx).await?;
+        let secrets: i64 = sqlx::query_scalar(&self.q.count_secrets).fetch_one(&mut *tx).await?;
+        if events + secrets > 0 {
+            return Err(StoreError::NotEmpty { events, secrets });
+        }
+        const CHUNK: usize = 5_000;
+        let mut written = 0;
+        let mut columns = ImportColumns::default();
+        for row in rows {
+            match row.map_err(StoreError::Import)? {
+                ImportRow::Event(e) => columns.events.push(e),
+                ImportRow::Secret(s) => {
+                    sqlx::query(&self.q.put_secret)
+                        .bind(&s.id)
+                        .bind(&s.kind)
+                        .bind(&s.secret)
+                        .bind(s.created_at)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+            written += 1;
+            if columns.events.len() >= CHUNK {
+                self.insert_verbatim(&mut tx, &mut columns).await?;
+            }
+        }
+        self.insert_verbatim(&mut tx, &mut columns).await?;
+        tx.commit().await?;
+        Ok(written)
     }
 
     async fn purge(&self, purge: &Purge) -> Result<u64, StoreError> {

@@ -15,8 +15,8 @@ use sqlx::{Row, SqliteConnection, SqlitePool};
 use uuid::Uuid;
 
 use super::{
-    Backend, EVENT_COLUMNS, Purge, SCHEMA_VERSION, StoreError, StoreOptions, StoredEvent, Tables, backfill_chain,
-    batch_aggregates, chain, head_query, plan_batch, seal, serialized,
+    Backend, EVENT_COLUMNS, ImportRow, Purge, SCHEMA_VERSION, SecretRow, StoreError, StoreOptions, StoredEvent, Tables,
+    backfill_chain, batch_aggregates, chain, check_schema, head_query, plan_batch, seal, serialized,
 };
 
 pub(crate) struct SqliteBackend {
@@ -40,6 +40,9 @@ struct Queries {
     delete_secret: String,
     purge_below: String,
     purge_aggregate: String,
+    all_secrets: String,
+    count_events: String,
+    count_secrets: String,
 }
 
 impl Queries {
@@ -62,6 +65,9 @@ impl Queries {
             get_secret: format!("SELECT secret FROM {} WHERE id = ?", t.secrets),
             delete_secret: format!("DELETE FROM {} WHERE id = ?", t.secrets),
             purge_below: format!("DELETE FROM {events} WHERE position < ?"),
+            all_secrets: format!("SELECT id, kind, secret, created_at FROM {} ORDER BY created_at, id", t.secrets),
+            count_events: format!("SELECT COUNT(*) FROM {events}"),
+            count_secrets: format!("SELECT COUNT(*) FROM {}", t.secrets),
             purge_aggregate: format!(
                 "DELETE FROM {events} WHERE aggregate_type = ? AND aggregate_id = ? AND sequence <= ? AND position < ?"
             ),
@@ -71,6 +77,9 @@ impl Queries {
 
 impl SqliteBackend {
     pub async fn open(path: &str, options: &StoreOptions) -> Result<Self, StoreError> {
+        if options.read_only && !Path::new(path).exists() {
+            return Err(StoreError::NoLog(format!("sqlite://{path}")));
+        }
         if let Some(parent) = Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent)
                 .map_err(|source| StoreError::DataDir { path: parent.display().to_string(), source })?;
@@ -86,10 +95,21 @@ impl SqliteBackend {
             .pragma("temp_store", "memory")
             // A replaced password hash is overwritten in the file, not just unlinked.
             .pragma("secure_delete", "on");
-        let writer =
-            SqlitePoolOptions::new().max_connections(1).connect_with(base.clone()).await.map_err(connect_error)?;
         let tables = Tables::new(&options.table_prefix);
-        migrate(&writer, &tables).await?;
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(base.clone().read_only(options.read_only))
+            .await
+            .map_err(connect_error)?;
+        if options.read_only {
+            let found: Option<i64> = sqlx::query_scalar(&format!("SELECT MAX(version) FROM {}", tables.schema))
+                .fetch_one(&writer)
+                .await
+                .unwrap_or(None);
+            check_schema(found, &format!("sqlite://{path}"))?;
+        } else {
+            migrate(&writer, &tables).await?;
+        }
         let readers = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(base.read_only(true))
@@ -305,6 +325,64 @@ impl Backend for SqliteBackend {
     async fn delete_secret(&self, id: Uuid) -> Result<(), StoreError> {
         sqlx::query(&self.q.delete_secret).bind(id.to_string()).execute(&self.writer).await?;
         Ok(())
+    }
+
+    async fn secrets(&self) -> Result<Vec<SecretRow>, StoreError> {
+        let rows: Vec<(String, String, String, i64)> =
+            sqlx::query_as(&self.q.all_secrets).fetch_all(&self.readers).await?;
+        Ok(rows.into_iter().map(|(id, kind, secret, created_at)| SecretRow { id, kind, secret, created_at }).collect())
+    }
+
+    async fn import(
+        &self,
+        rows: &mut (dyn Iterator<Item = Result<ImportRow, String>> + Send),
+    ) -> Result<u64, StoreError> {
+        let mut conn = self.writer.acquire().await?;
+        sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+        let outcome = async {
+            let events: i64 = sqlx::query_scalar(&self.q.count_events).fetch_one(&mut *conn).await?;
+            let secrets: i64 = sqlx::query_scalar(&self.q.count_secrets).fetch_one(&mut *conn).await?;
+            if events + secrets > 0 {
+                return Err(StoreError::NotEmpty { events, secrets });
+            }
+            let mut written = 0;
+            for row in rows {
+                match row.map_err(StoreError::Import)? {
+                    ImportRow::Event(e) => {
+                        sqlx::query(&format!("{} (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", self.q.insert))
+                            .bind(e.position)
+                            .bind(&e.aggregate_type)
+                            .bind(&e.aggregate_id)
+                            .bind(e.sequence)
+                            .bind(&e.event_type)
+                            .bind(&e.event_version)
+                            .bind(&e.payload)
+                            .bind(&e.metadata)
+                            .bind(e.recorded_at)
+                            .bind(&e.chain)
+                            .execute(&mut *conn)
+                            .await?;
+                    }
+                    ImportRow::Secret(s) => {
+                        sqlx::query(&self.q.put_secret)
+                            .bind(&s.id)
+                            .bind(&s.kind)
+                            .bind(&s.secret)
+                            .bind(s.created_at)
+                            .execute(&mut *conn)
+                            .await?;
+                    }
+                }
+                written += 1;
+            }
+            sqlx::query("COMMIT").execute(&mut *conn).await?;
+            Ok::<u64, StoreError>(written)
+        }
+        .await;
+        if outcome.is_err() {
+            let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+        }
+        outcome
     }
 
     async fn purge(&self, purge: &Purge) -> Result<u64, StoreError> {

@@ -1,0 +1,217 @@
+//! The `replay` command. Readable tables by default, `--format json` for
+//! machines; a progress bar on a terminal, silence when piped.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use authledger::config::DEFAULT_STORE;
+use authledger::domain::UserName;
+use authledger::store::StoreOptions;
+use clap::{Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use replay::{Entry, Query, Subject};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use uuid::Uuid;
+
+#[derive(Parser)]
+#[command(name = "replay", version, about = "Read an authledger event log: history, verification, export and import")]
+struct Cli {
+    /// The event store: sqlite://PATH or postgres://...
+    #[arg(long, env = "AUTHLEDGER_STORE", global = true, default_value = DEFAULT_STORE)]
+    store: String,
+    /// Output format.
+    #[arg(long, value_enum, global = true, default_value_t = Format::Table)]
+    format: Format,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    Table,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Every event touching a user, a token, or everything, in commit order.
+    History {
+        #[arg(long, group = "subject")]
+        user: Option<String>,
+        /// A token id (not the token itself).
+        #[arg(long, group = "subject")]
+        token: Option<Uuid>,
+        #[arg(long, group = "subject")]
+        all: bool,
+        /// Only events recorded at or after this time (RFC 3339, or epoch milliseconds).
+        #[arg(long, value_parser = parse_time)]
+        since: Option<i64>,
+        /// Only events recorded at or before this time (RFC 3339, or epoch milliseconds).
+        #[arg(long, value_parser = parse_time)]
+        until: Option<i64>,
+    },
+    /// Check the integrity chain over the whole log; names the first bad position.
+    Verify,
+    /// Write the whole log (and the password-hash table) as JSON lines.
+    Export { file: String },
+    /// Load an export into an empty store (its chain is verified first).
+    Import { file: String },
+}
+
+fn parse_time(text: &str) -> Result<i64, String> {
+    if let Ok(ms) = text.parse::<i64>() {
+        return Ok(ms);
+    }
+    OffsetDateTime::parse(text, &Rfc3339)
+        .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
+        .map_err(|e| format!("{text:?} is neither RFC 3339 nor epoch milliseconds: {e}"))
+}
+
+fn rfc3339(ms: i64) -> String {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_else(|| ms.to_string())
+}
+
+/// A progress bar up to `total` on a terminal; hidden when piped.
+fn progress(total: u64, what: &str) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template("{msg} {bar:40} {pos}/{len} ({per_sec}, {eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_message(what.to_owned());
+    bar
+}
+
+fn print_history(entries: &[Entry], format: Format) {
+    if format == Format::Json {
+        println!("{}", serde_json::to_string_pretty(entries).unwrap_or_default());
+        return;
+    }
+    let dash = || "-".to_owned();
+    let rows: Vec<[String; 6]> = entries
+        .iter()
+        .map(|e| {
+            [
+                e.position.to_string(),
+                rfc3339(e.recorded_at),
+                e.actor.clone().unwrap_or_else(dash),
+                e.client_addr.clone().unwrap_or_else(dash),
+                e.reason.clone().unwrap_or_else(dash),
+                format!("{}: {}", e.event_type, e.description),
+            ]
+        })
+        .collect();
+    let header = ["POSITION", "RECORDED", "ACTOR", "FROM", "REASON", "EVENT"].map(str::to_owned);
+    let mut widths = [0usize; 5];
+    for row in std::iter::once(&header).chain(&rows) {
+        for (i, width) in widths.iter_mut().enumerate() {
+            *width = (*width).max(row[i].chars().count());
+        }
+    }
+    for row in std::iter::once(&header).chain(&rows) {
+        let mut line = String::new();
+        for (i, width) in widths.iter().enumerate() {
+            line.push_str(&format!("{:<width$}  ", row[i]));
+        }
+        line.push_str(&row[5]);
+        println!("{line}");
+    }
+    // User agents are long: listed after the table, by position.
+    let agents: Vec<&Entry> = entries.iter().filter(|e| e.user_agent.is_some()).collect();
+    if !agents.is_empty() {
+        println!("\nUser agents:");
+        for e in agents {
+            println!("  {}: {}", e.position, e.user_agent.as_deref().unwrap_or_default());
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<bool, String> {
+    let fail = |e: replay::ReplayError| e.to_string();
+    match cli.command {
+        Command::History { user, token, all, since, until } => {
+            let subject = match (user, token, all) {
+                (Some(user), _, _) => Subject::User(UserName::parse(Some(&user)).map_err(|e| e.to_string())?),
+                (_, Some(token), _) => Subject::Token(token),
+                (_, _, true) => Subject::All,
+                _ => return Err("say whose history: --user U, --token TOKEN_ID or --all".into()),
+            };
+            let log = replay::open(&cli.store, replay::read_only()).await.map_err(fail)?;
+            let bar = progress(log.head().await.map_err(|e| e.to_string())? as u64, "reading");
+            let entries = replay::history(&log, &Query { subject, since, until }, |p| bar.set_position(p as u64))
+                .await
+                .map_err(fail)?;
+            bar.finish_and_clear();
+            print_history(&entries, cli.format);
+            Ok(true)
+        }
+        Command::Verify => {
+            let log = replay::open(&cli.store, replay::read_only()).await.map_err(fail)?;
+            let head = log.head().await.map_err(|e| e.to_string())?;
+            let bar = progress(head as u64, "verifying");
+            let outcome = replay::verify_chain(&log, |p| bar.set_position(p as u64)).await.map_err(fail)?;
+            bar.finish_and_clear();
+            let (ok, report) = match &outcome {
+                Ok(verified) => (
+                    true,
+                    serde_json::json!({
+                        "chain": "intact",
+                        "events": verified.checked(),
+                        "head_chain": authledger::store::chain::encode(&verified.head()),
+                    }),
+                ),
+                Err(broken) => (
+                    false,
+                    serde_json::json!({"chain": "broken", "position": broken.position(), "problem": broken.to_string()}),
+                ),
+            };
+            match (cli.format, &outcome) {
+                (Format::Json, _) => println!("{report}"),
+                (Format::Table, Ok(v)) => println!(
+                    "chain intact: {} events; head chain {} (keep it: a log rewritten from some row to its head would change it)",
+                    v.checked(),
+                    authledger::store::chain::encode(&v.head())
+                ),
+                (Format::Table, Err(broken)) => println!("chain BROKEN at position {}: {broken}", broken.position()),
+            }
+            Ok(ok)
+        }
+        Command::Export { file } => {
+            let log = replay::open(&cli.store, replay::read_only()).await.map_err(fail)?;
+            let bar = progress(log.head().await.map_err(|e| e.to_string())? as u64, "exporting");
+            let out = std::fs::File::create(&file).map_err(|e| format!("{file}: {e}"))?;
+            let mut out = std::io::BufWriter::new(out);
+            let moved = replay::export(&log, &mut out, |p| bar.set_position(p as u64)).await.map_err(fail)?;
+            bar.finish_and_clear();
+            eprintln!("exported {} events and {} secrets to {file}", moved.events, moved.secrets);
+            Ok(true)
+        }
+        Command::Import { file } => {
+            let log = replay::open(&cli.store, StoreOptions::default()).await.map_err(fail)?;
+            let moved = replay::import(&file, &log).await.map_err(fail);
+            log.close().await;
+            let moved = moved?;
+            eprintln!("imported {} events and {} secrets from {file}", moved.events, moved.secrets);
+            Ok(true)
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match run(Cli::parse()).await {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(message) => {
+            eprintln!("replay: {message}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,243 @@
+//! `replay` against real logs on SQLite and PostgreSQL, filled through the
+//! server's HTTP API: history with every event type, per-user and per-token
+//! history, export and import into an empty store that then answers exactly
+//! as before, and the refusals (non-empty target, a file that does not verify).
+
+#[path = "../../tests/common/mod.rs"]
+mod common;
+
+use std::collections::BTreeSet;
+
+use authledger::domain::UserName;
+use authledger::store::StoreOptions;
+use common::{Harness, TestStore, USER_PASSWORD};
+use replay::{Query, Subject};
+use serde_json::{Value, json};
+
+/// The event types events.md documents for the main log.
+fn documented_types() -> BTreeSet<String> {
+    let doc = include_str!("../../events.md");
+    let main = doc.split("# The test-mode log").next().unwrap_or_default();
+    main.lines()
+        .filter_map(|l| l.strip_prefix("### `"))
+        .filter_map(|l| l.split_once('`').map(|(name, _)| name.to_owned()))
+        .collect()
+}
+
+async fn ok(answer: common::Answer) -> Value {
+    assert!(answer.status.is_success(), "{}", answer.text);
+    if answer.text.is_empty() { Value::Null } else { answer.json() }
+}
+
+/// Drives the server through every kind of event; returns (alice's login token, a live agent token's id).
+async fn every_kind_of_event(h: &Harness) -> (String, String) {
+    let (_root, admin) = h.administrators().await;
+    let alice = h.user_token(&admin, "alice").await;
+    ok(h.put("/api/V2/me", Some(&alice), json!({"display": "Alice Liddell", "email": "alice@wonder.land"})).await)
+        .await;
+    ok(h.post("/admin/customroles/set", Some(&admin), json!({"id": "curator", "desc": "Curates"})).await).await;
+    ok(h.post("/admin/user/alice/customroles", Some(&admin), json!({"customroles": ["curator"]})).await).await;
+    ok(h.post("/admin/user/alice/customroles", Some(&admin), json!({"customroles": []})).await).await;
+    ok(h.post("/admin/customroles/delete", Some(&admin), json!({"id": "curator"})).await).await;
+    ok(h.post("/admin/user/alice/roles", Some(&admin), json!({"roles": ["DevToken"]})).await).await;
+    ok(h.post("/admin/user/alice/roles", Some(&admin), json!({"roles": []})).await).await;
+    let agent = ok(h.post("/api/V2/token", Some(&alice), json!({"name": "to revoke"})).await).await;
+    let agent_id = agent["id"].as_str().unwrap_or_default().to_owned();
+    let path = format!("/tokens/revoke/{agent_id}");
+    ok(h.raw(reqwest::Method::DELETE, &path, Some(&alice), "application/json", "").await).await;
+    ok(h.post("/admin/user/alice/forcereset", Some(&admin), json!({})).await).await;
+    ok(h.post("/admin/user/alice/disable", Some(&admin), json!({"disable": true, "disabledreason": "audit"})).await)
+        .await;
+    ok(h.post("/admin/user/alice/disable", Some(&admin), json!({"disable": false})).await).await;
+    ok(h.post(
+        "/localaccount/reset",
+        None,
+        json!({"user": "alice", "pwdold": USER_PASSWORD, "pwdnew": "a new and lengthy passphrase 9"}),
+    )
+    .await)
+    .await;
+    let alice = h.login("alice", "a new and lengthy passphrase 9").await;
+    h.agent_token(&alice, "revoked with all").await;
+    ok(h.delete("/tokens/revokeall", Some(&alice)).await).await;
+    ok(h.post("/admin/revokeall", Some(&admin), json!({})).await).await;
+    let root = h.login(common::ROOT, common::ROOT_PASSWORD).await;
+    ok(h.post("/admin/forcereset", Some(&root), json!({})).await).await;
+    // Live after everything: issued after the revoke-all (login predates the forced resets).
+    let alice_now = h
+        .post(
+            "/localaccount/reset",
+            None,
+            json!({"user": "alice", "pwdold": "a new and lengthy passphrase 9", "pwdnew": USER_PASSWORD}),
+        )
+        .await;
+    ok(alice_now).await;
+    let alice = h.login("alice", USER_PASSWORD).await;
+    let live = ok(h.post("/api/V2/token", Some(&alice), json!({"name": "live"})).await).await;
+    (alice, live["token"].as_str().unwrap_or_default().to_owned())
+}
+
+async fn read_only(h: &Harness) -> authledger::store::EventLog {
+    let mut options = h.store.options();
+    options.store.read_only = true;
+    authledger::store::EventLog::open(
+        &options.store_url,
+        options.store,
+        std::sync::Arc::new(authledger::clock::SystemClock),
+    )
+    .await
+    .expect("the log opens read-only")
+}
+
+async fn history_covers_every_event_type_and_follows_users_and_tokens(h: Harness) -> Harness {
+    let (alice, live) = every_kind_of_event(&h).await;
+    let log = read_only(&h).await;
+    let all = replay::history(&log, &Query { subject: Subject::All, since: None, until: None }, |_| {})
+        .await
+        .expect("history");
+    let types: BTreeSet<String> = all.iter().map(|e| e.event_type.clone()).collect();
+    assert_eq!(types, documented_types(), "every event type of events.md appears in the history");
+    let positions: Vec<i64> = all.iter().map(|e| e.position).collect();
+    assert!(positions.windows(2).all(|w| w[0] + 1 == w[1]), "every event, in commit order");
+    let disabled = all.iter().find(|e| e.event_type == "UserDisabled").expect("a disable");
+    assert_eq!(disabled.description, "admin disabled alice: audit");
+    assert_eq!(disabled.actor.as_deref(), Some("admin"));
+    assert!(disabled.client_addr.as_deref().is_some_and(|a| a.starts_with("127.")), "{disabled:?}");
+
+    let alice_name = UserName::parse(Some("alice")).expect("a name");
+    let mine = replay::history(&log, &Query { subject: Subject::User(alice_name), since: None, until: None }, |_| {})
+        .await
+        .expect("history");
+    assert!(mine.iter().all(|e| e.aggregate_id == "alice" || e.aggregate_type == "Token"), "{mine:?}");
+    assert!(mine.iter().any(|e| e.event_type == "TokenRevoked"));
+    assert!(!mine.iter().any(|e| e.aggregate_id == "admin"));
+
+    // The agent token revoked by "revoke all of mine": its history ends with that event.
+    let revoked_with_all = all
+        .iter()
+        .find(|e| e.event_type == "TokenIssued" && e.description.contains("\"revoked with all\""))
+        .expect("the token");
+    let id = revoked_with_all.aggregate_id.parse().expect("a token id");
+    let token = replay::history(&log, &Query { subject: Subject::Token(id), since: None, until: None }, |_| {})
+        .await
+        .expect("history");
+    let kinds: Vec<&str> = token.iter().map(|e| e.event_type.as_str()).collect();
+    assert_eq!(kinds, ["TokenIssued", "UserTokensRevoked", "AllTokensRevoked"]);
+
+    // A time window.
+    let since = disabled.recorded_at;
+    let later = replay::history(&log, &Query { subject: Subject::All, since: Some(since), until: None }, |_| {})
+        .await
+        .expect("history");
+    assert!(later.iter().all(|e| e.recorded_at >= since) && later.len() < all.len());
+    log.close().await;
+    let _ = (alice, live);
+    h
+}
+on_both_stores!(history_covers_every_event_type_and_follows_users_and_tokens);
+
+async fn same_answers(h: &Harness, alice: &str, live: &str) -> Vec<Value> {
+    vec![
+        h.get("/api/V2/token", Some(live)).await.json(),
+        h.get("/api/V2/me", Some(alice)).await.json(),
+        h.get("/tokens", Some(alice)).await.json(),
+        h.get("/api/V2/users?list=alice,admin", Some(live)).await.json(),
+    ]
+}
+
+async fn export_then_import_into_an_empty_store_answers_the_same(h: Harness) -> Harness {
+    let (alice, live) = every_kind_of_event(&h).await;
+    let before = same_answers(&h, &alice, &live).await;
+    let dir = tempfile::tempdir().expect("a directory");
+    let file = dir.path().join("log.jsonl");
+    let log = read_only(&h).await;
+    let mut out = std::fs::File::create(&file).expect("a file");
+    let exported = replay::export(&log, &mut out, |_| {}).await.expect("export");
+    log.close().await;
+    assert_eq!(exported.events as i64, h.server.ledger.log.head().await.expect("head"));
+    assert!(exported.secrets >= 3, "root's, admin's and alice's password hashes");
+
+    // Into a fresh store of the same kind.
+    let target = match &h.store {
+        TestStore::Sqlite { .. } => TestStore::sqlite(),
+        TestStore::Postgres { .. } => TestStore::postgres().await.expect("PostgreSQL"),
+    };
+    let options = target.options();
+    let log = replay::open(
+        &options.store_url,
+        StoreOptions { table_prefix: options.store.table_prefix.clone(), ..StoreOptions::default() },
+    )
+    .await
+    .expect("open the target");
+    let path = file.to_str().expect("a path");
+    let imported = replay::import(path, &log).await.expect("import");
+    assert_eq!(imported, exported);
+    // A second import is refused: the target is no longer empty.
+    let again = replay::import(path, &log).await.expect_err("refused");
+    assert!(again.to_string().contains("not empty"), "{again}");
+    log.close().await;
+
+    let moved = Harness::start(target).await;
+    assert_eq!(same_answers(&moved, &alice, &live).await, before);
+    let verified = moved.server.ledger.log.verify_chain(|_| {}).await.expect("readable");
+    assert!(verified.is_ok(), "{verified:?}");
+    // The password hashes came along: alice can log in on the new store.
+    moved.login("alice", USER_PASSWORD).await;
+    moved.finish().await;
+    h
+}
+on_both_stores!(export_then_import_into_an_empty_store_answers_the_same);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tampered_export_is_refused_at_its_position() {
+    let h = Harness::sqlite().await;
+    h.administrators().await;
+    let dir = tempfile::tempdir().expect("a directory");
+    let file = dir.path().join("log.jsonl");
+    let log = read_only(&h).await;
+    let mut out = std::fs::File::create(&file).expect("a file");
+    replay::export(&log, &mut out, |_| {}).await.expect("export");
+    log.close().await;
+    let text = std::fs::read_to_string(&file).expect("the export");
+    let tampered: Vec<String> = text
+        .lines()
+        .map(|l| if l.contains("\"position\":5,") { l.replace("\"actor\":\"", "\"actor\":\"x") } else { l.to_owned() })
+        .collect();
+    std::fs::write(&file, tampered.join("\n")).expect("write");
+    let target = TestStore::sqlite();
+    let log = replay::open(&target.url(), StoreOptions::default()).await.expect("open");
+    let refused = replay::import(file.to_str().expect("a path"), &log).await.expect_err("refused");
+    assert!(refused.to_string().contains("position 5"), "{refused}");
+    assert_eq!(log.head().await.expect("head"), 0, "nothing imported");
+    log.close().await;
+    h.finish().await;
+}
+
+/// The binary: tables, JSON, and exit codes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_replay_command_reports_and_fails_loudly() {
+    let h = Harness::sqlite().await;
+    h.administrators().await;
+    let store = h.store.url();
+    let bin = env!("CARGO_BIN_EXE_replay");
+    let run =
+        |args: &[&str]| std::process::Command::new(bin).args(["--store", &store]).args(args).output().expect("runs");
+
+    let table = run(&["history", "--user", "admin"]);
+    assert!(table.status.success());
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(text.starts_with("POSITION") && text.contains("***ROOT*** granted CreateAdmin to admin"), "{text}");
+    let json = run(&["history", "--all", "--format", "json"]);
+    let entries: Value = serde_json::from_slice(&json.stdout).expect("JSON");
+    assert_eq!(entries[0]["event_type"], "ServerConfigInitialized");
+    assert!(!String::from_utf8_lossy(&json.stderr).contains('█'), "no progress bar when piped");
+    assert_eq!(run(&["history"]).status.code(), Some(2));
+
+    let verified = run(&["verify"]);
+    assert!(String::from_utf8_lossy(&verified.stdout).starts_with("chain intact"));
+    h.store.execute("UPDATE {events} SET metadata = '{}' WHERE position = 3").await;
+    let broken = run(&["verify", "--format", "json"]);
+    assert_eq!(broken.status.code(), Some(1));
+    let report: Value = serde_json::from_slice(&broken.stdout).expect("JSON");
+    assert_eq!((report["chain"].clone(), report["position"].clone()), (json!("broken"), json!(3)));
+    h.finish().await;
+}

@@ -1,0 +1,91 @@
+//! One line of plain English per event, for auditors reading history.
+
+use std::collections::BTreeSet;
+use std::fmt::Display;
+
+use super::server_config::ConfigChange;
+use super::token::{RevocationReason, TokenIssued};
+use super::{CustomRoleEvent, LedgerEvent, ServerConfigEvent, SystemEvent, TokenEvent, UserEvent};
+
+fn list<T: Display>(items: &BTreeSet<T>) -> String {
+    items.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+}
+
+fn issued(grant: &TokenIssued, token_id: &str) -> String {
+    let name = grant.name.as_ref().map(|n| format!(" \"{n}\"")).unwrap_or_default();
+    format!("{:?} token{name} {token_id} issued to {}, expires {}", grant.kind, grant.user, grant.expires)
+}
+
+fn change(c: &ConfigChange) -> String {
+    match c {
+        ConfigChange::AllowLogin(v) => format!("allowlogin={v}"),
+        ConfigChange::ShowStack(v) => format!("showstack={v}"),
+        ConfigChange::IgnoreIp(v) => format!("ignoreip={v}"),
+        ConfigChange::RedirectUrl { which, url } => format!("{which:?} redirect={}", url.as_deref().unwrap_or("none")),
+        ConfigChange::TokenLifetime { kind, ms } => format!("{kind:?} token lifetime={ms} ms"),
+        ConfigChange::SuggestedCacheTime { ms } => format!("suggested cache time={ms} ms"),
+    }
+}
+
+impl LedgerEvent {
+    /// What the event means, in one line; `aggregate_id` is the id of the aggregate it belongs to.
+    pub fn describe(&self, aggregate_id: &str) -> String {
+        let u = aggregate_id;
+        match self {
+            LedgerEvent::User(event) => match event {
+                UserEvent::UserCreated { display, email, created_by, .. } => {
+                    let email = email.as_ref().map(|e| format!(" <{e}>")).unwrap_or_default();
+                    format!("{created_by} created account {u} ({display}{email})")
+                }
+                UserEvent::DisplayNameChanged { display } => format!("{u} changed display name to \"{display}\""),
+                UserEvent::EmailChanged { email } => match email {
+                    Some(email) => format!("{u} changed email to {email}"),
+                    None => format!("{u} removed email"),
+                },
+                UserEvent::PasswordChanged { changed_by, .. } => format!("{changed_by} set the password of {u}"),
+                UserEvent::PasswordResetForced { by, .. } => format!("{by} forced a password reset of {u}"),
+                UserEvent::PasswordResetCleared { .. } => format!("{u} completed the forced password reset"),
+                UserEvent::LoginRecorded { .. } => format!("{u} logged in"),
+                UserEvent::RolesGranted { roles, by, .. } => {
+                    format!("{by} granted {} to {u}", list(&roles.iter().map(|r| r.id()).collect()))
+                }
+                UserEvent::RolesRemoved { roles, by, .. } => {
+                    format!("{by} removed {} from {u}", list(&roles.iter().map(|r| r.id()).collect()))
+                }
+                UserEvent::CustomRolesGranted { roles, by, .. } => {
+                    format!("{by} granted custom roles {} to {u}", list(roles))
+                }
+                UserEvent::CustomRolesRemoved { roles, by, .. } => {
+                    format!("{by} removed custom roles {} from {u}", list(roles))
+                }
+                UserEvent::UserDisabled { reason, by, .. } => format!("{by} disabled {u}: {reason}"),
+                UserEvent::UserEnabled { by, .. } => format!("{by} enabled {u}"),
+                UserEvent::UserTokensRevoked { by, .. } => format!("{by} revoked every token of {u}"),
+            },
+            LedgerEvent::Token(TokenEvent::TokenIssued(grant)) => issued(grant, u),
+            LedgerEvent::Token(TokenEvent::TokenRevoked(revoked)) => match revoked.reason {
+                RevocationReason::Revoked => format!("{} revoked token {u}", revoked.revoked_by),
+                RevocationReason::Logout => format!("{} logged out, revoking token {u}", revoked.revoked_by),
+                RevocationReason::Administrator => format!("administrator {} revoked token {u}", revoked.revoked_by),
+            },
+            LedgerEvent::CustomRole(CustomRoleEvent::CustomRoleSet { description, by, .. }) => {
+                format!("{by} set custom role {u}: \"{description}\"")
+            }
+            LedgerEvent::CustomRole(CustomRoleEvent::CustomRoleDeleted { by, .. }) => {
+                format!("{by} deleted custom role {u}")
+            }
+            LedgerEvent::ServerConfig(ServerConfigEvent::ServerConfigInitialized { .. }) => {
+                "the server's settings were initialized".to_owned()
+            }
+            LedgerEvent::ServerConfig(ServerConfigEvent::ServerConfigUpdated { changes, by, .. }) => {
+                format!("{by} changed settings: {}", changes.iter().map(change).collect::<Vec<_>>().join(", "))
+            }
+            LedgerEvent::System(SystemEvent::AllTokensRevoked { by, .. }) => {
+                format!("{by} revoked every token of every user")
+            }
+            LedgerEvent::System(SystemEvent::AllPasswordResetsForced { by, .. }) => {
+                format!("{by} forced a password reset of every local user")
+            }
+        }
+    }
+}
