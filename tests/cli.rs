@@ -66,11 +66,9 @@ fn serve_with(dir: &Path, args: &[&str], env: &[(&str, &str)], log: &Path) -> Se
         let mut announced = false;
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             let _ = writeln!(log_file, "{line}");
-            if !announced {
-                if let Some(addr) = line.strip_prefix("authledger listening on ") {
-                    let _ = found.send(addr.to_owned());
-                    announced = true;
-                }
+            if !announced && let Some(addr) = line.strip_prefix("authledger listening on ") {
+                let _ = found.send(addr.to_owned());
+                announced = true;
             }
         }
     });

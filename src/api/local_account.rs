@@ -130,10 +130,10 @@ pub async fn set_password(
         .map_err(|e| ApiError::internal(e.to_string()))?;
     let command = UserCommand::SetPassword(NewPassword { credential_id, require_reset, by: by.clone(), at: now });
     state.ledger.user(&user.name, command, metadata).await?;
-    if let Some(old) = user.credential {
-        if let Err(error) = state.ledger.log.delete_secret(old).await {
-            tracing::warn!(%error, user = %user.name, "could not forget a replaced password hash");
-        }
+    if let Some(old) = user.credential
+        && let Err(error) = state.ledger.log.delete_secret(old).await
+    {
+        tracing::warn!(%error, user = %user.name, "could not forget a replaced password hash");
     }
     Ok(())
 }

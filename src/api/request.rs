@@ -347,7 +347,7 @@ impl RequestContext {
             os: parsed.as_ref().and_then(|p| known(p.os)),
             osver: parsed.as_ref().and_then(|p| known(&p.os_version)),
             agent: parsed.as_ref().and_then(|p| known(p.name)),
-            agentver: parsed.as_ref().and_then(|p| known(&p.version)),
+            agentver: parsed.as_ref().and_then(|p| known(p.version)),
             device: parsed.as_ref().and_then(|p| known(p.category)),
         }
     }

@@ -75,14 +75,14 @@ impl TestStore {
 
     /// Drops this test's PostgreSQL tables.
     pub async fn cleanup(&self) {
-        if let Self::Postgres { url, prefix } = self {
-            if let Ok(pool) = sqlx::PgPool::connect(url).await {
-                for table in ["events", "secrets", "schema_version"] {
-                    let _ = sqlx::query(&format!("DROP TABLE IF EXISTS {prefix}{table}")).execute(&pool).await;
-                    let _ = sqlx::query(&format!("DROP TABLE IF EXISTS {prefix}testmode_{table}")).execute(&pool).await;
-                }
-                pool.close().await;
+        if let Self::Postgres { url, prefix } = self
+            && let Ok(pool) = sqlx::PgPool::connect(url).await
+        {
+            for table in ["events", "secrets", "schema_version"] {
+                let _ = sqlx::query(&format!("DROP TABLE IF EXISTS {prefix}{table}")).execute(&pool).await;
+                let _ = sqlx::query(&format!("DROP TABLE IF EXISTS {prefix}testmode_{table}")).execute(&pool).await;
             }
+            pool.close().await;
         }
     }
 
