@@ -13,6 +13,7 @@ use std::sync::Arc;
 use authledger::clock::SystemClock;
 use authledger::domain::{LedgerEvent, LogEvent, TokenEvent, UserEvent, UserName, upcasters};
 use authledger::domain::{SystemEvent, token::TokenIssued};
+use authledger::projections::{Fold, Projections};
 use authledger::store::chain::{ChainBreak, ChainVerifier};
 use authledger::store::{EventLog, ImportRow, SecretRow, StoreError, StoreOptions, StoredEvent};
 use serde::{Deserialize, Serialize};
@@ -188,6 +189,175 @@ pub async fn history(log: &EventLog, query: &Query, mut progress: impl FnMut(i64
     })
     .await?;
     Ok(entries)
+}
+
+// -------------------------------------------------------------------- as-of
+
+/// A user as it stood at a moment.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UserAsOf {
+    pub at: i64,
+    pub user: String,
+    pub display: String,
+    pub email: Option<String>,
+    pub roles: Vec<String>,
+    pub custom_roles: Vec<String>,
+    /// The reason, when the account was disabled at that moment.
+    pub disabled: Option<String>,
+    /// The user's tokens that were valid at that moment.
+    pub tokens: Vec<LiveToken>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LiveToken {
+    pub id: Uuid,
+    pub kind: String,
+    pub name: Option<String>,
+    pub created: i64,
+    pub expires: i64,
+}
+
+/// Whether a token was valid at a moment, and if not, why.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TokenAsOf {
+    pub at: i64,
+    pub id: Uuid,
+    pub valid: bool,
+    /// Owner, kind, creation and expiry, once issued.
+    pub token: Option<LiveToken>,
+    pub user: Option<String>,
+    /// Why it was not valid: the event that ended it, its expiry, or that it did not exist yet.
+    pub because: Option<String>,
+    /// The event that ended it, when one did.
+    pub ended_by: Option<Entry>,
+}
+
+/// Folds the log as committed by `at` into the server's own projections.
+async fn fold_until(
+    log: &EventLog,
+    at: i64,
+    mut each: impl FnMut(&StoredEvent, &LedgerEvent),
+) -> Result<Projections, ReplayError> {
+    let upcasters = upcasters();
+    let mut projections = Projections::new(Default::default());
+    let mut after = 0;
+    'scan: loop {
+        let rows = log.read_after(after, BATCH).await?;
+        let Some(last) = rows.last() else {
+            break;
+        };
+        after = last.position;
+        for row in &rows {
+            if row.recorded_at > at {
+                break 'scan;
+            }
+            let event =
+                LedgerEvent::decode(&row.aggregate_type, &row.event_type, &row.event_version, &row.payload, &upcasters)
+                    .map_err(|e| ReplayError::Decode { position: row.position, message: e.to_string() })?;
+            projections.apply(row.position, row.recorded_at, &row.aggregate_id, row.sequence, &event);
+            each(row, &event);
+        }
+    }
+    Ok(projections)
+}
+
+fn live(view: &authledger::projections::TokenView) -> LiveToken {
+    LiveToken {
+        id: view.id,
+        kind: view.kind.description().to_owned(),
+        name: view.name.clone(),
+        created: view.created,
+        expires: view.expires,
+    }
+}
+
+/// The user as it stood at `at` (`None`: it did not exist yet).
+pub async fn user_as_of(log: &EventLog, user: &UserName, at: i64) -> Result<Option<UserAsOf>, ReplayError> {
+    let projections = fold_until(log, at, |_, _| {}).await?;
+    let Some(record) = projections.users.get(user) else {
+        return Ok(None);
+    };
+    Ok(Some(UserAsOf {
+        at,
+        user: record.name.to_string(),
+        display: record.display.clone(),
+        email: record.email.clone(),
+        roles: record.roles.iter().map(|r| r.id().to_owned()).collect(),
+        custom_roles: record.custom_roles.iter().map(ToString::to_string).collect(),
+        disabled: record.disabled_reason.clone(),
+        tokens: projections.tokens.tokens_of(user, at).iter().map(live).collect(),
+    }))
+}
+
+/// Whether token `id` was valid at `at`, and what ended it if it was not.
+pub async fn token_as_of(log: &EventLog, id: Uuid, at: i64) -> Result<TokenAsOf, ReplayError> {
+    let key = id.to_string();
+    let mut issued: Option<TokenIssued> = None;
+    let mut ended: Option<Entry> = None;
+    let projections = fold_until(log, at, |row, event| {
+        if ended.is_some() {
+            return;
+        }
+        if row.aggregate_type == "Token" && row.aggregate_id == key {
+            match event {
+                LedgerEvent::Token(TokenEvent::TokenIssued(grant)) => issued = Some(grant.clone()),
+                LedgerEvent::Token(TokenEvent::TokenRevoked(_)) => ended = Some(entry(row, event)),
+                _ => {}
+            }
+            return;
+        }
+        let Some(grant) = &issued else {
+            return;
+        };
+        let ends = match event {
+            LedgerEvent::User(UserEvent::UserTokensRevoked { .. } | UserEvent::UserDisabled { .. }) => {
+                row.aggregate_id == grant.user.as_str()
+            }
+            LedgerEvent::System(SystemEvent::AllTokensRevoked { .. }) => true,
+            _ => false,
+        };
+        if ends && row.recorded_at < grant.expires {
+            ended = Some(entry(row, event));
+        }
+    })
+    .await?;
+    let Some(grant) = issued else {
+        return Ok(TokenAsOf {
+            at,
+            id,
+            valid: false,
+            token: None,
+            user: None,
+            because: Some("no such token had been issued by then".into()),
+            ended_by: None,
+        });
+    };
+    let hash = authledger::projections::token_index::decode_hash(&grant.token_hash);
+    let view = hash.and_then(|h| projections.tokens.find(&h, at));
+    let token = LiveToken {
+        id,
+        kind: grant.kind.description().to_owned(),
+        name: grant.name.as_ref().map(ToString::to_string),
+        created: grant.created,
+        expires: grant.expires,
+    };
+    let because = match (&view, &ended) {
+        (Some(_), _) => None,
+        (None, Some(event)) => {
+            Some(format!("{} at position {}: {}", event.event_type, event.position, event.description))
+        }
+        (None, None) if grant.expires <= at => Some(format!("it expired at {}", grant.expires)),
+        (None, None) => Some("its owner was disabled".into()),
+    };
+    Ok(TokenAsOf {
+        at,
+        id,
+        valid: view.is_some(),
+        token: Some(token),
+        user: Some(grant.user.to_string()),
+        because,
+        ended_by: if view.is_some() { None } else { ended },
+    })
 }
 
 // ------------------------------------------------------------------- verify

@@ -51,6 +51,17 @@ enum Command {
         #[arg(long, value_parser = parse_time)]
         until: Option<i64>,
     },
+    /// A user's state at a moment (profile, roles, disabled, live tokens), or whether a token was valid then and why not.
+    AsOf {
+        /// The moment (RFC 3339, or epoch milliseconds).
+        #[arg(value_parser = parse_time)]
+        at: i64,
+        #[arg(long, group = "subject", required = true)]
+        user: Option<String>,
+        /// A token id (not the token itself).
+        #[arg(long, group = "subject", required = true)]
+        token: Option<Uuid>,
+    },
     /// Check the integrity chain over the whole log; names the first bad position.
     Verify,
     /// Write the whole log (and the password-hash table) as JSON lines.
@@ -133,6 +144,31 @@ fn print_history(entries: &[Entry], format: Format) {
     }
 }
 
+/// A JSON object as aligned `key: value` lines; times in epoch ms shown with their RFC 3339 form.
+fn print_fields(value: &serde_json::Value) {
+    let Some(object) = value.as_object() else {
+        println!("{value}");
+        return;
+    };
+    let width = object.keys().map(String::len).max().unwrap_or(0);
+    for (key, field) in object {
+        let shown = match field {
+            serde_json::Value::Number(n) if matches!(key.as_str(), "at" | "created" | "expires") => {
+                format!("{} ({n})", rfc3339(n.as_i64().unwrap_or_default()))
+            }
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Null => "-".into(),
+            serde_json::Value::Array(items) if items.iter().all(|i| !i.is_object()) => items
+                .iter()
+                .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_owned))
+                .collect::<Vec<_>>()
+                .join(", "),
+            other => serde_json::to_string_pretty(other).unwrap_or_default(),
+        };
+        println!("{key:<width$}  {shown}");
+    }
+}
+
 async fn run(cli: Cli) -> Result<bool, String> {
     let fail = |e: replay::ReplayError| e.to_string();
     match cli.command {
@@ -150,6 +186,27 @@ async fn run(cli: Cli) -> Result<bool, String> {
                 .map_err(fail)?;
             bar.finish_and_clear();
             print_history(&entries, cli.format);
+            Ok(true)
+        }
+        Command::AsOf { at, user, token } => {
+            let log = replay::open(&cli.store, replay::read_only()).await.map_err(fail)?;
+            let json = match (user, token) {
+                (Some(user), _) => {
+                    let name = UserName::parse(Some(&user)).map_err(|e| e.to_string())?;
+                    match replay::user_as_of(&log, &name, at).await.map_err(fail)? {
+                        Some(state) => serde_json::to_value(&state).unwrap_or_default(),
+                        None => return Err(format!("there was no user {user} at {}", rfc3339(at))),
+                    }
+                }
+                (_, Some(token)) => {
+                    serde_json::to_value(replay::token_as_of(&log, token, at).await.map_err(fail)?).unwrap_or_default()
+                }
+                _ => return Err("say whose state: --user U or --token TOKEN_ID".into()),
+            };
+            match cli.format {
+                Format::Json => println!("{}", serde_json::to_string_pretty(&json).unwrap_or_default()),
+                Format::Table => print_fields(&json),
+            }
             Ok(true)
         }
         Command::Verify => {

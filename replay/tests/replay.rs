@@ -241,3 +241,51 @@ async fn the_replay_command_reports_and_fails_loudly() {
     assert_eq!((report["chain"].clone(), report["position"].clone()), (json!("broken"), json!(3)));
     h.finish().await;
 }
+
+async fn as_of_answers_between_two_changes(h: Harness) -> Harness {
+    let t0 = common::TEST_EPOCH;
+    let (_root, admin) = h.administrators().await;
+    let alice = h.user_token(&admin, "alice").await;
+    h.advance(1_000);
+    ok(h.post("/admin/user/alice/roles", Some(&admin), json!({"roles": ["DevToken"]})).await).await;
+    h.advance(1_000);
+    ok(h.post("/admin/user/alice/roles", Some(&admin), json!({"roles": ["DevToken", "ServToken"]})).await).await;
+    let agent = ok(h.post("/api/V2/token", Some(&alice), json!({"name": "nightly"})).await).await;
+    let agent_id: uuid::Uuid = agent["id"].as_str().unwrap_or_default().parse().expect("a token id");
+    h.advance(1_000);
+    ok(h.post("/admin/user/alice/disable", Some(&admin), json!({"disable": true, "disabledreason": "audit"})).await)
+        .await;
+    let log = read_only(&h).await;
+    let name = UserName::parse(Some("alice")).expect("a name");
+
+    let between = replay::user_as_of(&log, &name, t0 + 1_500).await.expect("as-of").expect("alice existed");
+    assert_eq!(between.roles, ["DevToken"]);
+    assert_eq!(between.tokens.len(), 1, "only her login token: {between:?}");
+    assert_eq!(between.disabled, None);
+    let after = replay::user_as_of(&log, &name, t0 + 2_500).await.expect("as-of").expect("alice existed");
+    assert_eq!(after.roles, ["DevToken", "ServToken"]);
+    assert!(after.tokens.iter().any(|t| t.id == agent_id && t.name.as_deref() == Some("nightly")));
+    let disabled = replay::user_as_of(&log, &name, t0 + 3_500).await.expect("as-of").expect("alice existed");
+    assert_eq!(disabled.disabled.as_deref(), Some("audit"));
+    assert!(disabled.tokens.is_empty());
+    assert!(replay::user_as_of(&log, &name, t0 - 1).await.expect("as-of").is_none(), "not yet created");
+
+    let valid = replay::token_as_of(&log, agent_id, t0 + 2_500).await.expect("as-of");
+    assert!(valid.valid && valid.because.is_none(), "{valid:?}");
+    let ended = replay::token_as_of(&log, agent_id, t0 + 3_500).await.expect("as-of");
+    assert!(!ended.valid);
+    assert_eq!(ended.ended_by.as_ref().map(|e| e.event_type.as_str()), Some("UserDisabled"));
+    assert!(ended.because.as_deref().is_some_and(|b| b.contains("admin disabled alice: audit")), "{ended:?}");
+    let early = replay::token_as_of(&log, agent_id, t0 + 1_500).await.expect("as-of");
+    assert_eq!(early.because.as_deref(), Some("no such token had been issued by then"));
+    let admin_view = h.get("/api/V2/token", Some(&admin)).await.json();
+    let admin_token: uuid::Uuid = admin_view["id"].as_str().unwrap_or_default().parse().expect("an id");
+    let expired = replay::token_as_of(&log, admin_token, t0 + 15 * 86_400_000).await.expect("as-of");
+    assert!(
+        !expired.valid && expired.because.as_deref().is_some_and(|b| b.starts_with("it expired at")),
+        "{expired:?}"
+    );
+    log.close().await;
+    h
+}
+on_both_stores!(as_of_answers_between_two_changes, test_mode);
