@@ -80,10 +80,7 @@ fn parse_time(text: &str) -> Result<i64, String> {
 }
 
 fn rfc3339(ms: i64) -> String {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_else(|| ms.to_string())
+    authledger::domain::describe::timestamp(ms)
 }
 
 /// A progress bar up to `total` on a terminal; hidden when piped.
@@ -144,6 +141,18 @@ fn print_history(entries: &[Entry], format: Format) {
     }
 }
 
+/// A token as one line: id, kind, name, creation and expiry.
+fn token_line(t: &serde_json::Value) -> String {
+    let name = t["name"].as_str().map(|n| format!(" \"{n}\"")).unwrap_or_default();
+    format!(
+        "\n    {} {}{name}, created {}, expires {}",
+        t["id"].as_str().unwrap_or_default(),
+        t["kind"].as_str().unwrap_or_default(),
+        rfc3339(t["created"].as_i64().unwrap_or_default()),
+        rfc3339(t["expires"].as_i64().unwrap_or_default())
+    )
+}
+
 /// A JSON object as aligned `key: value` lines; times in epoch ms shown with their RFC 3339 form.
 fn print_fields(value: &serde_json::Value) {
     let Some(object) = value.as_object() else {
@@ -158,6 +167,8 @@ fn print_fields(value: &serde_json::Value) {
             }
             serde_json::Value::String(s) => s.clone(),
             serde_json::Value::Null => "-".into(),
+            serde_json::Value::Array(tokens) if key == "tokens" => tokens.iter().map(token_line).collect(),
+            serde_json::Value::Object(_) if key == "token" => token_line(field),
             serde_json::Value::Array(items) if items.iter().all(|i| !i.is_object()) => items
                 .iter()
                 .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_owned))

@@ -11,9 +11,17 @@ fn list<T: Display>(items: &BTreeSet<T>) -> String {
     items.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
 }
 
+/// Epoch milliseconds as RFC 3339 (UTC).
+pub fn timestamp(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_else(|| ms.to_string())
+}
+
 fn issued(grant: &TokenIssued, token_id: &str) -> String {
     let name = grant.name.as_ref().map(|n| format!(" \"{n}\"")).unwrap_or_default();
-    format!("{:?} token{name} {token_id} issued to {}, expires {}", grant.kind, grant.user, grant.expires)
+    format!("{:?} token{name} {token_id} issued to {}, expires {}", grant.kind, grant.user, timestamp(grant.expires))
 }
 
 fn change(c: &ConfigChange) -> String {
