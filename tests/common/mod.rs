@@ -291,11 +291,20 @@ impl Harness {
 
     /// Stops the server and starts a new one on the same store.
     pub async fn restart(self) -> Self {
+        self.restart_with(|_| {}).await
+    }
+
+    /// Stops the server and starts a new one on the same store, with changed options.
+    pub async fn restart_with(self, tune: impl FnOnce(&mut LedgerOptions)) -> Self {
         let store = self.store.clone();
         let clock = self.clock.clone();
         let (manual, test_mode) = (self.manual.clone(), self.test_mode);
         self.server.stop().await.expect("the server stops");
-        let mut harness = Self::start_with(store, clock, |o| o.test_mode = test_mode).await;
+        let mut harness = Self::start_with(store, clock, |o| {
+            o.test_mode = test_mode;
+            tune(o);
+        })
+        .await;
         harness.manual = manual;
         harness
     }
