@@ -12,8 +12,8 @@ use uuid::Uuid;
 use crate::clock::SharedClock;
 use crate::domain::canonical::Canonicalization;
 use crate::domain::{
-    AuthError, CustomRoleCommand, CustomRoleId, ServerConfigCommand, ServerSettings, SystemCommand, TokenCommand,
-    UserCommand, UserName,
+    AuditCommand, AuthError, CustomRoleCommand, CustomRoleId, ServerConfigCommand, ServerSettings, SystemCommand,
+    TokenCommand, UserCommand, UserName,
 };
 use crate::projections::runner::RunnerError;
 use crate::projections::{Projections, ReadModel, Runner};
@@ -164,6 +164,16 @@ impl Ledger {
 
     pub async fn system(&self, command: SystemCommand, metadata: &EventMetadata) -> Result<Option<i64>, LedgerError> {
         let position = self.bus.system(command, metadata).await?;
+        self.settle(position).await
+    }
+
+    pub async fn audit(
+        &self,
+        reader: &UserName,
+        command: AuditCommand,
+        metadata: &EventMetadata,
+    ) -> Result<Option<i64>, LedgerError> {
+        let position = self.bus.audit(reader, command, metadata).await?;
         self.settle(position).await
     }
 

@@ -3,6 +3,7 @@
 //! is domain → store → projections → api.
 
 pub mod api;
+pub mod audit;
 pub mod clock;
 pub mod config;
 pub mod domain;

@@ -344,6 +344,8 @@ async fn every_privileged_endpoint_obeys_the_permission_table(h: Harness) -> Har
     type Call = (Action, reqwest::Method, String, Value);
     let calls: Vec<Call> = vec![
         (Action::ViewAnonIds, reqwest::Method::GET, "/api/V2/admin/anonids?list=".into(), Value::Null),
+        (Action::ReadAuditTrail, reqwest::Method::GET, "/api/V2/admin/audit?limit=1".into(), Value::Null),
+        (Action::ReadAuditTrail, reqwest::Method::GET, "/api/V2/admin/asof?user=admin&at=1".into(), Value::Null),
         (Action::ViewUser, reqwest::Method::GET, "/admin/user/admin".into(), Value::Null),
         (Action::ChangeRoles, reqwest::Method::POST, "/admin/user/nobody/roles".into(), json!({"roles": []})),
         (

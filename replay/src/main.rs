@@ -181,7 +181,9 @@ fn print_fields(value: &serde_json::Value) {
 }
 
 async fn run(cli: Cli) -> Result<bool, String> {
-    let fail = |e: replay::ReplayError| e.to_string();
+    fn fail(e: impl std::fmt::Display) -> String {
+        e.to_string()
+    }
     match cli.command {
         Command::History { user, token, all, since, until } => {
             let subject = match (user, token, all) {

@@ -35,6 +35,11 @@ async fn every_kind_of_event(h: &Harness) -> (String, String) {
     let alice = h.user_token(&admin, "alice").await;
     ok(h.put("/api/V2/me", Some(&alice), json!({"display": "Alice Liddell", "email": "alice@wonder.land"})).await)
         .await;
+    // Reads that are recorded: the audit trail, past state, unmasking an anonymous id.
+    ok(h.get("/api/V2/admin/audit?user=alice", Some(&admin)).await).await;
+    ok(h.get("/api/V2/admin/asof?user=alice&at=2100-01-01T00:00:00Z", Some(&admin)).await).await;
+    let anon = ok(h.get("/api/V2/me", Some(&alice)).await).await["anonid"].as_str().unwrap_or_default().to_owned();
+    ok(h.get(&format!("/api/V2/admin/anonids?list={anon}"), Some(&admin)).await).await;
     ok(h.post("/admin/customroles/set", Some(&admin), json!({"id": "curator", "desc": "Curates"})).await).await;
     ok(h.post("/admin/user/alice/customroles", Some(&admin), json!({"customroles": ["curator"]})).await).await;
     ok(h.post("/admin/user/alice/customroles", Some(&admin), json!({"customroles": []})).await).await;

@@ -2,6 +2,7 @@
 //! caller checks and the permission table. The only module where HTTP exists.
 
 pub mod admin;
+pub mod auditor;
 pub mod error;
 pub mod legacy;
 pub mod local_account;
@@ -179,6 +180,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/V2/users", get(v2::users))
         .route("/api/V2/users/search/{prefix}", get(v2::search))
         .route("/api/V2/admin/anonids", get(v2::anon_ids))
+        .route("/api/V2/admin/audit", get(auditor::audit_trail))
+        .route("/api/V2/admin/asof", get(auditor::as_of))
         .route("/localaccount/login", post(local_account::login))
         .route("/localaccount/reset", bodiless(post(local_account::reset)))
         .route("/tokens", get(tokens::list).post(tokens::create))

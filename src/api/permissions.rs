@@ -11,6 +11,8 @@ use crate::domain::{AuthError, Role};
 pub enum Action {
     /// Translate anonymous ids into user names.
     ViewAnonIds,
+    /// Read the audit trail and past state (`/api/V2/admin/audit`, `/api/V2/admin/asof`).
+    ReadAuditTrail,
     CreateLocalAccount,
     /// See a user's administrative record.
     ViewUser,
@@ -35,8 +37,9 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 20] = [
+    pub const ALL: [Action; 21] = [
         Action::ViewAnonIds,
+        Action::ReadAuditTrail,
         Action::CreateLocalAccount,
         Action::ViewUser,
         Action::ChangeRoles,
@@ -71,7 +74,7 @@ fn requirement(action: Action) -> Requirement {
     use Action::*;
     const ANY_ADMIN: &[Role] = &[Role::Admin, Role::CreateAdmin, Role::Root];
     match action {
-        ViewAnonIds => Requirement::Holds(&[Role::Admin]),
+        ViewAnonIds | ReadAuditTrail => Requirement::Holds(&[Role::Admin]),
         CreateLocalAccount | ViewUser | ChangeRoles | ListCustomRoles | DisableOrEnableUser | ForcePasswordReset
         | ResetPassword => Requirement::Holds(ANY_ADMIN),
         ChangeCustomRolesOfUser
@@ -113,6 +116,7 @@ mod tests {
         use Role::*;
         match action {
             ViewAnonIds => &[Admin],
+            ReadAuditTrail => &[Admin],
             CreateLocalAccount => &[Admin, CreateAdmin, Root],
             ViewUser => &[Admin, CreateAdmin, Root],
             ChangeRoles => &[Admin, CreateAdmin, Root],

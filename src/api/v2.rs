@@ -17,7 +17,7 @@ use super::permissions::{self, Action};
 use super::request::{Body, RequestContext, required_header_token};
 use super::{AppState, NewToken, require_login, views};
 use crate::domain::names::{is_blank, java_trim, parse_custom_context, parse_user_list};
-use crate::domain::{AuthError, DisplayName, EmailAddress, ErrorType, TokenKind, TokenName, UserCommand};
+use crate::domain::{AuditCommand, AuthError, DisplayName, EmailAddress, ErrorType, TokenKind, TokenName, UserCommand};
 use crate::projections::{SearchSpec, hash_token};
 
 /// The most users or anonymous ids one lookup may name.
@@ -139,9 +139,10 @@ pub async fn search(
 
 pub async fn anon_ids(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    context: RequestContext,
     Query(query): Query<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
+    let headers = &context.headers;
     let mut ids = Vec::new();
     if !is_blank(query.list.as_deref()) {
         for element in query.list.as_deref().unwrap_or_default().split(',') {
@@ -158,6 +159,11 @@ pub async fn anon_ids(
     permissions::check(Action::ViewAnonIds, &user.roles)?;
     if ids.len() > MAX_LIST {
         return Err(AuthError::illegal(format!("Anonymous ID count exceeds maximum of {MAX_LIST}")).into());
+    }
+    if !ids.is_empty() {
+        // Unmasking anonymous ids is recorded: who translated which.
+        let command = AuditCommand::TranslateAnonIds { anon_ids: ids.clone(), at: state.now() };
+        state.ledger.audit(&user.name, command, &context.metadata(&user.name, state.ignore_ip())).await?;
     }
     let model = state.ledger.model.read();
     let found: BTreeMap<String, Value> = ids

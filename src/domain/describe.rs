@@ -5,7 +5,9 @@ use std::fmt::Display;
 
 use super::server_config::ConfigChange;
 use super::token::{RevocationReason, TokenIssued};
-use super::{CustomRoleEvent, LedgerEvent, ServerConfigEvent, SystemEvent, TokenEvent, UserEvent};
+use super::{
+    AuditEvent, AuditSubject, CustomRoleEvent, LedgerEvent, ServerConfigEvent, SystemEvent, TokenEvent, UserEvent,
+};
 
 fn list<T: Display>(items: &BTreeSet<T>) -> String {
     items.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
@@ -93,6 +95,29 @@ impl LedgerEvent {
             }
             LedgerEvent::System(SystemEvent::AllPasswordResetsForced { by, .. }) => {
                 format!("{by} forced a password reset of every local user")
+            }
+            LedgerEvent::Audit(AuditEvent::AuditTrailRead { subject, since, until, .. }) => {
+                let whose = match subject {
+                    AuditSubject::All => "everyone".to_owned(),
+                    AuditSubject::User(user) => user.to_string(),
+                    AuditSubject::Token(id) => format!("token {id}"),
+                };
+                let window = match (since, until) {
+                    (None, None) => String::new(),
+                    (since, until) => format!(
+                        " from {} to {}",
+                        since.map_or_else(|| "the start".to_owned(), timestamp),
+                        until.map_or_else(|| "now".to_owned(), timestamp)
+                    ),
+                };
+                format!("{u} read the history of {whose}{window}")
+            }
+            LedgerEvent::Audit(AuditEvent::StateAsOfRead { user, as_of, .. }) => {
+                format!("{u} read the state of {user} as of {}", timestamp(*as_of))
+            }
+            LedgerEvent::Audit(AuditEvent::AnonIdsTranslated { anon_ids, .. }) => {
+                let ids: Vec<String> = anon_ids.iter().map(ToString::to_string).collect();
+                format!("{u} translated anonymous ids {}", ids.join(", "))
             }
         }
     }

@@ -2,6 +2,7 @@
 //! Pure: no I/O, no clock, no randomness — commands carry the times and ids
 //! the application chose.
 
+pub mod audit;
 pub mod canonical;
 pub mod custom_role;
 pub mod describe;
@@ -23,6 +24,7 @@ use cqrs_es::Aggregate;
 use cqrs_es::persist::{EventUpcaster, SerializedEvent};
 use serde::de::DeserializeOwned;
 
+pub use audit::{Audit, AuditCommand, AuditEvent, AuditSubject};
 pub use custom_role::{CustomRole, CustomRoleCommand, CustomRoleEvent};
 pub use error::{AuthError, ErrorType};
 pub use names::{CustomRoleId, DisplayName, EmailAddress, TokenName, UserName};
@@ -48,6 +50,7 @@ pub enum LedgerEvent {
     CustomRole(CustomRoleEvent),
     ServerConfig(ServerConfigEvent),
     System(SystemEvent),
+    Audit(AuditEvent),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -133,6 +136,7 @@ impl LogEvent for LedgerEvent {
             CustomRole::TYPE => parse::<CustomRole>(payload).map(Self::CustomRole),
             ServerConfig::TYPE => parse::<ServerConfig>(payload).map(Self::ServerConfig),
             System::TYPE => parse::<System>(payload).map(Self::System),
+            Audit::TYPE => parse::<Audit>(payload).map(Self::Audit),
             _ => return None,
         })
     }

@@ -98,6 +98,8 @@ impl Fold for Projections {
                 }
                 self.users.apply_system(position, event);
             }
+            // Records of who read what: no projection state depends on them.
+            LedgerEvent::Audit(_) => {}
         }
         self.position = position;
     }

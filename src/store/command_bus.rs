@@ -18,8 +18,9 @@ use crate::domain::test_mode::{
     TEST_DATA_ID, TestCustomRole, TestCustomRoleCommand, TestData, TestDataCommand, TestUser, TestUserCommand,
 };
 use crate::domain::{
-    AuthError, CustomRole, CustomRoleCommand, CustomRoleId, ServerConfig, ServerConfigCommand, System, SystemCommand,
-    Token, TokenCommand, User, UserCommand, UserName, server_config::SERVER_CONFIG_ID, system::SYSTEM_ID, upcasters,
+    Audit, AuditCommand, AuthError, CustomRole, CustomRoleCommand, CustomRoleId, ServerConfig, ServerConfigCommand,
+    System, SystemCommand, Token, TokenCommand, User, UserCommand, UserName, server_config::SERVER_CONFIG_ID,
+    system::SYSTEM_ID, upcasters,
 };
 
 /// How many times a command that lost an optimistic race is retried on fresh state.
@@ -45,6 +46,7 @@ pub struct CommandBus {
     custom_roles: Framework<CustomRole>,
     server_config: Framework<ServerConfig>,
     system: Framework<System>,
+    audit: Framework<Audit>,
     on_commit: Arc<dyn Fn(i64) + Send + Sync>,
 }
 
@@ -62,6 +64,7 @@ impl CommandBus {
             custom_roles: framework(log),
             server_config: framework(log),
             system: framework(log),
+            audit: framework(log),
             on_commit,
         }
     }
@@ -103,6 +106,16 @@ impl CommandBus {
 
     pub async fn system(&self, command: SystemCommand, metadata: &EventMetadata) -> Result<Option<i64>, CommandError> {
         execute(&self.system, SYSTEM_ID, command, metadata, &self.on_commit).await
+    }
+
+    /// Records a read by `reader` (in the reader's own `Audit` aggregate).
+    pub async fn audit(
+        &self,
+        reader: &UserName,
+        command: AuditCommand,
+        metadata: &EventMetadata,
+    ) -> Result<Option<i64>, CommandError> {
+        execute(&self.audit, reader.as_str(), command, metadata, &self.on_commit).await
     }
 }
 
