@@ -153,7 +153,7 @@ pub async fn anon_ids(
             ids.push(id);
         }
     }
-    let token = required_header_token(&headers)?;
+    let token = required_header_token(headers)?;
     let view = state.token_view(&token)?;
     let user = state.user_of(&view)?;
     permissions::check(Action::ViewAnonIds, &user.roles)?;
