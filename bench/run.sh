@@ -3,11 +3,12 @@
 # foundation issue asks for:
 #   P1  introspection req/s ÷ GET / req/s, same server, wrk, 64 connections, ≥ 1,000,000 live tokens; p99
 #   P2  POST /api/V2/token req/s on PostgreSQL at 16 connections ÷ raw commit rate of one-event commands at 16 tasks
+#   P3  full projection rebuild events/s ÷ raw sequential read rows/s of the same log (in the P1 part)
 #   P5  memory per live token in the token index
 #   and what durable commits cost (SQLite synchronous=FULL vs NORMAL; PostgreSQL).
 # Needs wrk (apt-get install wrk) and a PostgreSQL reachable at $PG_BASE (trust auth).
 # Knobs: TOKENS (1000000), DURATION (10s per wrk run), ROUNDS (5), PG_BASE (postgres://postgres@127.0.0.1:5432),
-# PARTS ("p5 p1 p2 durability": which measurements to run).
+# PARTS ("p5 p1 p2 durability", add or use "p3" alone: which measurements to run).
 # Both wrk runs of P1 build requests with a Lua function (bench/root.lua,
 # bench/introspect.lua), so the load generator costs the same in each.
 set -euo pipefail
@@ -18,7 +19,7 @@ DURATION=${DURATION:-10s}
 ROUNDS=${ROUNDS:-5}
 PG_BASE=${PG_BASE:-postgres://postgres@127.0.0.1:5432}
 PORT=${PORT:-18181}
-PARTS=${PARTS:-p5 p1 p2 durability}
+PARTS=${PARTS:-p5 p1 p2 durability}   # p3 runs with p1 (same seeded log), or alone
 part() { [[ " $PARTS " == *" $1 "* ]]; }
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
 
@@ -71,10 +72,14 @@ echo "== P5: memory per live token ($TOKENS tokens folded into the token index)"
 "${BENCH[@]}" memory --tokens "$TOKENS"
 fi
 
-if part p1; then
-echo "== P1: introspection vs GET / with $TOKENS live tokens (SQLite store)"
+if part p1 || part p3; then
+echo "== Seeding $TOKENS live tokens (SQLite store); P3: full rebuild vs raw read of that log"
 "${BENCH[@]}" seed --store "sqlite://$WORK/p1.db" --tokens "$TOKENS" --tokens-out "$WORK/tokens.txt" --login-out "$WORK/login.txt"
 "${BENCH[@]}" catch-up --store "sqlite://$WORK/p1.db"
+fi
+
+if part p1; then
+echo "== P1: introspection vs GET / with $TOKENS live tokens (SQLite store)"
 median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2 ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2)}'; }
 p1_round() { # label, then the prefixes for server and wrk (taskset or nothing), wrk threads
     local label=$1 server_prefix=$2 wrk_prefix=$3 threads=$4
