@@ -15,9 +15,10 @@ use crate::domain::{
     AuditCommand, AuthError, CustomRoleCommand, CustomRoleId, ServerConfigCommand, ServerSettings, SystemCommand,
     TokenCommand, UserCommand, UserName,
 };
+use crate::projections::checkpoint::Checkpoint;
 use crate::projections::runner::RunnerError;
 use crate::projections::{Projections, ReadModel, Runner};
-use crate::store::{CommandBus, CommandError, EventLog, EventMetadata, StoreError, StoreOptions};
+use crate::store::{CommandBus, CommandError, EventLog, EventMetadata, StoreError, StoreOptions, StoredCheckpoint};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
@@ -74,6 +75,68 @@ impl LedgerOptions {
     }
 }
 
+/// The newest usable checkpoint for `rule`: made from this very log (its
+/// chain value at the checkpoint's position matches) and readable. Anything
+/// else is reported and ignored — the log is folded from the start instead.
+async fn load_checkpoint(log: &EventLog, rule: Canonicalization) -> Option<Projections> {
+    let stored = match log.latest_checkpoint(rule.name()).await {
+        Ok(Some(stored)) => stored,
+        Ok(None) => return None,
+        Err(error) => {
+            tracing::warn!(%error, "cannot read checkpoints; folding the whole log");
+            return None;
+        }
+    };
+    match log.chain_at(stored.position).await {
+        Ok(chain) if chain.is_some() && chain == stored.chain => {}
+        Ok(_) => {
+            tracing::warn!(
+                position = stored.position,
+                "the checkpoint was not made from this log; folding the whole log"
+            );
+            return None;
+        }
+        Err(error) => {
+            tracing::warn!(%error, "cannot check the checkpoint; folding the whole log");
+            return None;
+        }
+    }
+    match Checkpoint::decode(&stored.data) {
+        Ok(checkpoint) if checkpoint.rule == rule && checkpoint.position == stored.position => {
+            tracing::info!(position = stored.position, digest = %stored.digest, "loaded a checkpoint");
+            Some(Projections::restore(checkpoint))
+        }
+        Ok(_) => None,
+        Err(error) => {
+            tracing::warn!(%error, "unusable checkpoint; folding the whole log");
+            None
+        }
+    }
+}
+
+/// Folds the whole log into fresh projections and stores them as a
+/// checkpoint; returns it (with its digest).
+pub async fn rebuild_checkpoint(
+    log: &EventLog,
+    rule: Canonicalization,
+    now: i64,
+) -> Result<(Checkpoint, String), LedgerError> {
+    let model = Arc::new(ReadModel::new(Projections::new(rule)));
+    Runner::new(log.clone(), model.clone()).catch_up().await?;
+    let checkpoint = model.read().checkpoint();
+    let digest = checkpoint.digest();
+    let stored = StoredCheckpoint {
+        position: checkpoint.position,
+        rule: rule.name().to_owned(),
+        chain: log.chain_at(checkpoint.position).await?,
+        digest: digest.clone(),
+        created_at: now,
+        data: checkpoint.encode(),
+    };
+    log.put_checkpoint(&stored).await?;
+    Ok((checkpoint, digest))
+}
+
 /// Waits up to `limit` for `model` to reach `position` (read-your-writes).
 pub(crate) async fn settle<P>(
     model: &ReadModel<P>,
@@ -89,6 +152,8 @@ pub(crate) async fn settle<P>(
 pub struct Ledger {
     pub log: EventLog,
     pub model: Arc<ReadModel>,
+    /// The position of the checkpoint the projections started from (`None`: folded from the start).
+    pub checkpoint: Option<i64>,
     bus: CommandBus,
     clock: SharedClock,
     runner: JoinHandle<()>,
@@ -99,14 +164,22 @@ impl Ledger {
     /// Opens the log, folds it, starts tailing, and records the initial settings on a new log.
     pub async fn open(options: LedgerOptions, clock: SharedClock) -> Result<Self, LedgerError> {
         let log = EventLog::open(&options.store_url, options.store.clone(), clock.clone()).await?;
-        let model = Arc::new(ReadModel::new(Projections::new(options.canonicalization)));
+        let loaded = load_checkpoint(&log, options.canonicalization).await;
+        let checkpoint = loaded.as_ref().map(|p| p.position);
+        let model = Arc::new(match loaded {
+            Some(projections) => {
+                let position = projections.position;
+                ReadModel::at(projections, position)
+            }
+            None => ReadModel::new(Projections::new(options.canonicalization)),
+        });
         let runner = Runner::new(log.clone(), model.clone());
         let folded = runner.catch_up().await?;
         tracing::info!(events = folded, position = model.position(), store = log.kind(), "projections caught up");
         let waker = runner.waker();
         let bus = CommandBus::new(&log, Arc::new(move |_| waker.notify_one()));
         let runner = runner.spawn(options.poll);
-        let ledger = Self { log, model, bus, clock, runner, settle_timeout: options.settle_timeout };
+        let ledger = Self { log, model, checkpoint, bus, clock, runner, settle_timeout: options.settle_timeout };
         ledger
             .server_config(ServerConfigCommand::Initialize(options.initial_settings), &EventMetadata::actor("system"))
             .await?;

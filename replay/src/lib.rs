@@ -11,6 +11,9 @@ use std::io::{BufRead, Write};
 use std::sync::Arc;
 
 use authledger::clock::SystemClock;
+use authledger::domain::canonical::Canonicalization;
+use authledger::domain::{LedgerEvent, LogEvent};
+use authledger::projections::{Fold, Projections};
 use authledger::store::chain::{ChainBreak, ChainVerifier};
 use authledger::store::{EventLog, ImportRow, SecretRow, StoreError, StoreOptions, StoredEvent};
 use serde::{Deserialize, Serialize};
@@ -25,6 +28,8 @@ pub enum ReplayError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Audit(#[from] AuditError),
+    #[error(transparent)]
+    Ledger(#[from] authledger::ledger::LedgerError),
     #[error("event at position {position} cannot be read: {message}")]
     Decode { position: i64, message: String },
     #[error("{path}: {source}")]
@@ -72,6 +77,62 @@ pub async fn verify_chain(
     progress: impl FnMut(i64),
 ) -> Result<Result<ChainVerifier, ChainBreak>, ReplayError> {
     Ok(log.verify_chain(progress).await?)
+}
+
+// -------------------------------------------------------------- checkpoints
+
+/// Folds the whole log into fresh projections and stores them as a checkpoint
+/// the server loads at start-up. Returns its position, digest and size.
+pub async fn rebuild(log: &EventLog, rule: Canonicalization) -> Result<(i64, String, usize), ReplayError> {
+    let now = authledger::clock::Clock::now_ms(&SystemClock);
+    let (checkpoint, digest) = authledger::ledger::rebuild_checkpoint(log, rule, now).await?;
+    Ok((checkpoint.position, digest, checkpoint.encode().len()))
+}
+
+/// A stored checkpoint against a fresh fold of the log up to its position.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckpointCheck {
+    pub position: i64,
+    pub stored: String,
+    pub rebuilt: String,
+}
+
+impl CheckpointCheck {
+    pub fn matches(&self) -> bool {
+        self.stored == self.rebuilt
+    }
+}
+
+/// Rebuilds every projection from scratch up to the newest checkpoint's
+/// position and compares digests (`None`: there is no checkpoint to compare with).
+pub async fn verify_checkpoint(log: &EventLog, rule: Canonicalization) -> Result<Option<CheckpointCheck>, ReplayError> {
+    let Some(stored) = log.latest_checkpoint(rule.name()).await? else {
+        return Ok(None);
+    };
+    let upcasters = authledger::domain::upcasters();
+    let mut projections = Projections::new(rule);
+    let mut after = 0;
+    'fold: loop {
+        let rows = log.read_after(after, BATCH).await?;
+        let Some(last) = rows.last() else {
+            break;
+        };
+        after = last.position;
+        for row in &rows {
+            if row.position > stored.position {
+                break 'fold;
+            }
+            let event =
+                LedgerEvent::decode(&row.aggregate_type, &row.event_type, &row.event_version, &row.payload, &upcasters)
+                    .map_err(|e| AuditError::Decode { position: row.position, message: e.to_string() })?;
+            projections.apply(row.position, row.recorded_at, &row.aggregate_id, row.sequence, &event);
+        }
+    }
+    Ok(Some(CheckpointCheck {
+        position: stored.position,
+        stored: stored.digest,
+        rebuilt: projections.checkpoint().digest(),
+    }))
 }
 
 // ----------------------------------------------------------- export/import

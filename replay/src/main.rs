@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use authledger::config::DEFAULT_STORE;
 use authledger::domain::UserName;
+use authledger::domain::canonical::Canonicalization;
 use authledger::store::StoreOptions;
 use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -62,12 +63,32 @@ enum Command {
         #[arg(long, group = "subject", required = true)]
         token: Option<Uuid>,
     },
-    /// Check the integrity chain over the whole log; names the first bad position.
-    Verify,
+    /// Check the integrity chain over the whole log (naming the first bad position), then
+    /// rebuild every projection up to the newest checkpoint and compare digests.
+    Verify {
+        /// The display-name rule whose checkpoint to compare with.
+        #[arg(long, value_parser = parse_rule, default_value = "0.6.0")]
+        display_name_rule: Canonicalization,
+    },
+    /// Rebuild every projection from the log and store a checkpoint, which the
+    /// server loads at start-up instead of folding the whole log.
+    Rebuild {
+        /// The display-name rule to fold the user directory with (the server's `display_name_rule`).
+        #[arg(long, value_parser = parse_rule, default_value = "0.6.0")]
+        display_name_rule: Canonicalization,
+    },
     /// Write the whole log (and the password-hash table) as JSON lines.
     Export { file: String },
     /// Load an export into an empty store (its chain is verified first).
     Import { file: String },
+}
+
+fn parse_rule(text: &str) -> Result<Canonicalization, String> {
+    match text {
+        "0.6.0" => Ok(Canonicalization::V2),
+        "pre-0.6.0" => Ok(Canonicalization::V1),
+        other => Err(format!("{other:?} is not \"0.6.0\" or \"pre-0.6.0\"")),
+    }
 }
 
 fn parse_time(text: &str) -> Result<i64, String> {
@@ -222,34 +243,80 @@ async fn run(cli: Cli) -> Result<bool, String> {
             }
             Ok(true)
         }
-        Command::Verify => {
+        Command::Rebuild { display_name_rule } => {
+            let log = replay::open(&cli.store, StoreOptions::default()).await.map_err(fail)?;
+            let started = std::time::Instant::now();
+            let built = replay::rebuild(&log, display_name_rule).await.map_err(fail);
+            log.close().await;
+            let (position, digest, size) = built?;
+            let seconds = started.elapsed().as_secs_f64();
+            match cli.format {
+                Format::Json => println!(
+                    "{}",
+                    serde_json::json!({"position": position, "digest": digest, "bytes": size, "seconds": seconds})
+                ),
+                Format::Table => println!(
+                    "checkpoint at position {position} ({} rule): digest {digest}, {size} bytes, rebuilt in {seconds:.2} s",
+                    display_name_rule.name()
+                ),
+            }
+            Ok(true)
+        }
+        Command::Verify { display_name_rule } => {
             let log = replay::open(&cli.store, replay::read_only()).await.map_err(fail)?;
             let head = log.head().await.map_err(|e| e.to_string())?;
             let bar = progress(head as u64, "verifying");
             let outcome = replay::verify_chain(&log, |p| bar.set_position(p as u64)).await.map_err(fail)?;
             bar.finish_and_clear();
-            let (ok, report) = match &outcome {
-                Ok(verified) => (
-                    true,
-                    serde_json::json!({
-                        "chain": "intact",
-                        "events": verified.checked(),
-                        "head_chain": authledger::store::chain::encode(&verified.head()),
-                    }),
-                ),
-                Err(broken) => (
-                    false,
-                    serde_json::json!({"chain": "broken", "position": broken.position(), "problem": broken.to_string()}),
-                ),
+            let check = match &outcome {
+                Ok(_) => replay::verify_checkpoint(&log, display_name_rule).await.map_err(fail)?,
+                Err(_) => None,
             };
-            match (cli.format, &outcome) {
-                (Format::Json, _) => println!("{report}"),
-                (Format::Table, Ok(v)) => println!(
-                    "chain intact: {} events; head chain {} (keep it: a log rewritten from some row to its head would change it)",
-                    v.checked(),
-                    authledger::store::chain::encode(&v.head())
-                ),
-                (Format::Table, Err(broken)) => println!("chain BROKEN at position {}: {broken}", broken.position()),
+            let ok = outcome.is_ok() && check.as_ref().is_none_or(|c| c.matches());
+            match cli.format {
+                Format::Json => {
+                    let mut report = match &outcome {
+                        Ok(v) => serde_json::json!({
+                            "chain": "intact",
+                            "events": v.checked(),
+                            "head_chain": authledger::store::chain::encode(&v.head()),
+                        }),
+                        Err(broken) => serde_json::json!({
+                            "chain": "broken", "position": broken.position(), "problem": broken.to_string(),
+                        }),
+                    };
+                    report["checkpoint"] = serde_json::to_value(&check).unwrap_or_default();
+                    report["projections"] = match &check {
+                        Some(c) if c.matches() => "match".into(),
+                        Some(_) => "differ".into(),
+                        None => serde_json::Value::Null,
+                    };
+                    println!("{report}");
+                }
+                Format::Table => {
+                    match &outcome {
+                        Ok(v) => println!(
+                            "chain intact: {} events; head chain {} (keep it: a log rewritten from some row to its head would change it)",
+                            v.checked(),
+                            authledger::store::chain::encode(&v.head())
+                        ),
+                        Err(broken) => println!("chain BROKEN at position {}: {broken}", broken.position()),
+                    }
+                    match &check {
+                        None if outcome.is_ok() => {
+                            println!("no checkpoint to compare projections with (see `replay rebuild`)")
+                        }
+                        None => {}
+                        Some(c) if c.matches() => println!(
+                            "projections rebuilt from scratch match the checkpoint at position {} (digest {})",
+                            c.position, c.rebuilt
+                        ),
+                        Some(c) => println!(
+                            "projections DIFFER from the checkpoint at position {}: stored {}, rebuilt {}",
+                            c.position, c.stored, c.rebuilt
+                        ),
+                    }
+                }
             }
             Ok(ok)
         }

@@ -294,3 +294,51 @@ async fn as_of_answers_between_two_changes(h: Harness) -> Harness {
     h
 }
 on_both_stores!(as_of_answers_between_two_changes, test_mode);
+
+async fn writable(h: &Harness) -> authledger::store::EventLog {
+    let options = h.store.options();
+    replay::open(&options.store_url, options.store).await.expect("the log opens")
+}
+
+async fn a_checkpoint_is_loaded_at_start_up_and_answers_the_same(h: Harness) -> Harness {
+    let (alice, live) = every_kind_of_event(&h).await;
+    let before = same_answers(&h, &alice, &live).await;
+    let head = h.server.ledger.log.head().await.expect("head");
+    assert_eq!(h.server.ledger.checkpoint, None, "no checkpoint yet: folded from the start");
+
+    let log = writable(&h).await;
+    let rule = authledger::domain::canonical::Canonicalization::default();
+    let (position, digest, bytes) = replay::rebuild(&log, rule).await.expect("rebuild");
+    assert_eq!(position, head);
+    assert!(bytes > 0 && digest.len() == 64);
+    let check = replay::verify_checkpoint(&log, rule).await.expect("verify").expect("a checkpoint");
+    assert!(check.matches(), "{check:?}");
+    log.close().await;
+
+    let h = h.restart().await;
+    assert_eq!(h.server.ledger.checkpoint, Some(head), "started from the checkpoint");
+    assert_eq!(same_answers(&h, &alice, &live).await, before);
+    // The live state at the checkpoint's position is the checkpoint, byte for byte.
+    assert_eq!(h.server.ledger.model.read().checkpoint().digest(), digest);
+    // Events after the checkpoint fold on top of it, and survive another restart.
+    let newer = h.agent_token(&alice, "after the checkpoint").await;
+    let h = h.restart().await;
+    assert_eq!(h.server.ledger.checkpoint, Some(head));
+    assert_eq!(h.get("/api/V2/token", Some(&newer)).await.json()["name"], "after the checkpoint");
+    let from_checkpoint = same_answers(&h, &alice, &live).await;
+
+    // A checkpoint that was not made from this log (its chain differs) is ignored.
+    h.store.execute("UPDATE {checkpoints} SET chain = 'feed'").await;
+    let h = h.restart().await;
+    assert_eq!(h.server.ledger.checkpoint, None, "folded from the start instead");
+    assert_eq!(same_answers(&h, &alice, &live).await, from_checkpoint, "checkpoint + tail = the whole fold");
+
+    // A checkpoint whose state differs from a fresh rebuild is reported.
+    h.store.execute("UPDATE {checkpoints} SET digest = 'not the digest'").await;
+    let log = read_only(&h).await;
+    let check = replay::verify_checkpoint(&log, rule).await.expect("verify").expect("a checkpoint");
+    assert!(!check.matches());
+    log.close().await;
+    h
+}
+on_both_stores!(a_checkpoint_is_loaded_at_start_up_and_answers_the_same);

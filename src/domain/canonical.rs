@@ -17,6 +17,14 @@ pub enum Canonicalization {
 }
 
 impl Canonicalization {
+    /// The rule's name, as configured (`"0.6.0"`, `"pre-0.6.0"`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::V1 => "pre-0.6.0",
+            Self::V2 => "0.6.0",
+        }
+    }
+
     pub fn apply(self, display: &str) -> Vec<String> {
         match self {
             Self::V1 => canonicalize_v1(display),

@@ -4,6 +4,7 @@
 //! sit behind one lock and advance together, so a reader sees them at one
 //! position.
 
+pub mod checkpoint;
 pub mod runner;
 pub mod test_mode;
 pub mod token_index;
@@ -113,7 +114,12 @@ pub struct ReadModel<P = Projections> {
 
 impl<P> ReadModel<P> {
     pub fn new(projections: P) -> Self {
-        let (applied, _) = watch::channel(0);
+        Self::at(projections, 0)
+    }
+
+    /// Projections that have already folded the log up to `position` (a checkpoint).
+    pub fn at(projections: P, position: i64) -> Self {
+        let (applied, _) = watch::channel(position);
         Self { state: RwLock::new(projections), applied }
     }
 

@@ -25,6 +25,32 @@ use crate::domain::{TokenKind, UserName};
 /// The raw SHA-256 of a token's value.
 pub type TokenHash = [u8; 32];
 
+/// A token as a checkpoint keeps it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SavedToken {
+    pub hash: TokenHash,
+    pub id: Uuid,
+    /// Index into [`SavedTokens::owners`].
+    pub owner: u32,
+    pub kind: TokenKind,
+    pub created: i64,
+    pub expires: i64,
+    pub name: Option<String>,
+    pub custom: Vec<(String, String)>,
+    /// The packed client fields, if any.
+    pub client: Option<String>,
+}
+
+/// The token index as a checkpoint keeps it: in a canonical order (owners by
+/// name, tokens by id), so equal states give equal bytes.
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+pub struct SavedTokens {
+    /// Owner names and whether each is disabled.
+    pub owners: Vec<(UserName, bool)>,
+    pub tokens: Vec<SavedToken>,
+    pub next_sweep_at: i64,
+}
+
 /// Hashes a token's value (already trimmed) as the index and the log know it.
 pub fn hash_token(token: &str) -> TokenHash {
     Sha256::digest(token.as_bytes()).into()
@@ -255,19 +281,26 @@ impl TokenIndex {
                 client: pack_client(&grant.client),
             })
         });
-        let head = self.owners[owner as usize].head;
-        let record = Record {
+        self.insert(Record {
             hash,
             id,
             owner,
             prev: NIL,
-            next: head,
+            next: NIL,
             kind: grant.kind,
             created: grant.created,
             expires: grant.expires,
             name: grant.name.as_ref().map(|n| n.as_str().into()),
             detail,
-        };
+        });
+    }
+
+    /// Puts a record in a slot, at the head of its owner's list, in the hash table and its expiry bucket.
+    fn insert(&mut self, mut record: Record) {
+        let (hash, owner, expires) = (record.hash, record.owner, record.expires);
+        let head = self.owners[owner as usize].head;
+        record.prev = NIL;
+        record.next = head;
         let slot = match self.free.pop() {
             Some(slot) => {
                 self.slots[slot as usize] = Some(record);
@@ -286,7 +319,7 @@ impl TokenIndex {
             first.prev = slot;
         }
         self.owners[owner as usize].head = slot;
-        self.expiries.entry(grant.expires.div_euclid(BUCKET_MS)).or_default().push(slot);
+        self.expiries.entry(expires.div_euclid(BUCKET_MS)).or_default().push(slot);
     }
 
     pub(crate) fn revoke(&mut self, token_hash: &str) {
@@ -319,6 +352,75 @@ impl TokenIndex {
         for owner in &mut self.owners {
             owner.head = NIL;
         }
+    }
+
+    /// The index in canonical form, for a checkpoint.
+    pub fn save(&self) -> SavedTokens {
+        let mut owners: Vec<(UserName, bool, u32)> =
+            self.owners.iter().enumerate().map(|(i, o)| (o.name.clone(), o.disabled, i as u32)).collect();
+        owners.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut renumbered = vec![0u32; owners.len()];
+        for (new, (_, _, old)) in owners.iter().enumerate() {
+            renumbered[*old as usize] = new as u32;
+        }
+        let mut tokens: Vec<SavedToken> =
+            self.slots
+                .iter()
+                .flatten()
+                .map(|r| SavedToken {
+                    hash: r.hash,
+                    id: r.id,
+                    owner: renumbered[r.owner as usize],
+                    kind: r.kind,
+                    created: r.created,
+                    expires: r.expires,
+                    name: r.name.as_deref().map(str::to_owned),
+                    custom: r.detail.as_ref().map_or_else(Vec::new, |d| {
+                        d.custom.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+                    }),
+                    client: r.detail.as_ref().map(|d| d.client.to_string()),
+                })
+                .collect();
+        tokens.sort_by_key(|t| t.id);
+        SavedTokens {
+            owners: owners.into_iter().map(|(name, disabled, _)| (name, disabled)).collect(),
+            tokens,
+            next_sweep_at: self.next_sweep_at,
+        }
+    }
+
+    /// Rebuilds the index from a checkpoint.
+    pub fn restore(saved: SavedTokens) -> Self {
+        let mut index = Self { next_sweep_at: saved.next_sweep_at, ..Self::default() };
+        for (name, disabled) in saved.owners {
+            let id = index.owner_id(&name);
+            index.owners[id as usize].disabled = disabled;
+        }
+        for token in saved.tokens {
+            let owner = token.owner;
+            if owner as usize >= index.owners.len() {
+                continue;
+            }
+            let detail = (!token.custom.is_empty() || token.client.is_some()).then(|| {
+                Box::new(Detail {
+                    custom: token.custom.into_iter().map(|(k, v)| (k.into_boxed_str(), v.into_boxed_str())).collect(),
+                    client: token.client.unwrap_or_default().into_boxed_str(),
+                })
+            });
+            index.insert(Record {
+                hash: token.hash,
+                id: token.id,
+                owner,
+                prev: NIL,
+                next: NIL,
+                kind: token.kind,
+                created: token.created,
+                expires: token.expires,
+                name: token.name.map(String::into_boxed_str),
+                detail,
+            });
+        }
+        index
     }
 
     /// The ids of held tokens that have expired by `now` (what a sweeper may delete).

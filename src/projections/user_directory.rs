@@ -18,7 +18,7 @@ use crate::domain::{AuthError, CustomRoleEvent, CustomRoleId, Role, SystemEvent,
 /// Search answers hold at most this many users.
 pub const MAX_SEARCH_RESULTS: usize = 10_000;
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct UserRecord {
     pub name: UserName,
     pub display: String,
@@ -89,6 +89,14 @@ impl SearchSpec {
     }
 }
 
+/// The directory as a checkpoint keeps it (users by name, roles by id).
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+pub struct SavedDirectory {
+    pub users: Vec<UserRecord>,
+    pub custom_roles: Vec<(CustomRoleId, String)>,
+    pub all_resets_forced_at: i64,
+}
+
 #[derive(Default)]
 pub struct UserDirectory {
     users: BTreeMap<UserName, UserRecord>,
@@ -108,6 +116,29 @@ impl UserDirectory {
 
     pub fn rule(&self) -> Canonicalization {
         self.rule
+    }
+
+    /// The directory in canonical form, for a checkpoint.
+    pub fn save(&self) -> SavedDirectory {
+        SavedDirectory {
+            users: self.users.values().cloned().collect(),
+            custom_roles: self.custom_roles.iter().map(|(id, desc)| (id.clone(), desc.clone())).collect(),
+            all_resets_forced_at: self.all_resets_forced_at,
+        }
+    }
+
+    /// Rebuilds the directory (and its indexes) from a checkpoint made with `rule`.
+    pub fn restore(saved: SavedDirectory, rule: Canonicalization) -> Self {
+        let mut directory = Self::new(rule);
+        directory.custom_roles = saved.custom_roles.into_iter().collect();
+        directory.all_resets_forced_at = saved.all_resets_forced_at;
+        for user in saved.users {
+            let name = user.name.clone();
+            directory.anon_ids.insert(user.anon_id, name.clone());
+            directory.users.insert(name.clone(), user);
+            directory.index_display(&name);
+        }
+        directory
     }
 
     pub fn get(&self, name: &UserName) -> Option<&UserRecord> {

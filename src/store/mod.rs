@@ -152,9 +152,26 @@ pub(crate) trait Backend: Send + Sync + 'static {
         &self,
         rows: &mut (dyn Iterator<Item = Result<ImportRow, String>> + Send),
     ) -> Result<u64, StoreError>;
+    /// Stores a checkpoint of the projections (replacing one at the same position and rule).
+    async fn put_checkpoint(&self, checkpoint: &StoredCheckpoint) -> Result<(), StoreError>;
+    /// The newest checkpoint made with this display-name rule.
+    async fn latest_checkpoint(&self, rule: &str) -> Result<Option<StoredCheckpoint>, StoreError>;
     /// Deletes rows of an expiring log, in one transaction; returns how many.
     async fn purge(&self, purge: &Purge) -> Result<u64, StoreError>;
     async fn close(&self);
+}
+
+/// A row of the `checkpoints` table: the projections' state at `position`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCheckpoint {
+    pub position: i64,
+    /// The display-name rule the state was folded with.
+    pub rule: String,
+    /// The log's chain value at `position`: a checkpoint only applies to the log it was made from.
+    pub chain: Option<String>,
+    pub digest: String,
+    pub created_at: i64,
+    pub data: Vec<u8>,
 }
 
 /// A row of the `secrets` table.
@@ -309,6 +326,20 @@ impl EventLog {
         }
     }
 
+    pub async fn put_checkpoint(&self, checkpoint: &StoredCheckpoint) -> Result<(), StoreError> {
+        self.backend.put_checkpoint(checkpoint).await
+    }
+
+    pub async fn latest_checkpoint(&self, rule: &str) -> Result<Option<StoredCheckpoint>, StoreError> {
+        self.backend.latest_checkpoint(rule).await
+    }
+
+    /// The chain value of the event at `position`, if there is such an event.
+    pub async fn chain_at(&self, position: i64) -> Result<Option<String>, StoreError> {
+        let rows = self.read_after(position - 1, 1).await?;
+        Ok(rows.into_iter().find(|r| r.position == position).and_then(|r| r.chain))
+    }
+
     /// Every stored secret.
     pub async fn secrets(&self) -> Result<Vec<SecretRow>, StoreError> {
         self.backend.secrets().await
@@ -345,6 +376,7 @@ impl EventLog {
 #[derive(Debug, Clone)]
 pub(crate) struct Tables {
     pub events: String,
+    pub checkpoints: String,
     pub secrets: String,
     pub schema: String,
 }
@@ -353,6 +385,7 @@ impl Tables {
     pub fn new(prefix: &str) -> Self {
         Self {
             events: format!("{prefix}events"),
+            checkpoints: format!("{prefix}checkpoints"),
             secrets: format!("{prefix}secrets"),
             schema: format!("{prefix}schema_version"),
         }

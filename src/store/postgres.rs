@@ -16,8 +16,9 @@ use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
 
 use super::{
-    Backend, EVENT_COLUMNS, ImportRow, NewRow, Purge, SCHEMA_VERSION, SecretRow, StoreError, StoreOptions, StoredEvent,
-    Tables, backfill_chain, batch_aggregates, chain, check_schema, head_query, plan_batch, seal, serialized,
+    Backend, EVENT_COLUMNS, ImportRow, NewRow, Purge, SCHEMA_VERSION, SecretRow, StoreError, StoreOptions,
+    StoredCheckpoint, StoredEvent, Tables, backfill_chain, batch_aggregates, chain, check_schema, head_query,
+    plan_batch, seal, serialized,
 };
 
 pub(crate) struct PostgresBackend {
@@ -41,6 +42,8 @@ struct Queries {
     delete_secret: String,
     purge_below: String,
     purge_aggregate: String,
+    put_checkpoint: String,
+    latest_checkpoint: String,
     all_secrets: String,
     count_events: String,
     count_secrets: String,
@@ -74,6 +77,16 @@ impl Queries {
             purge_below: format!("DELETE FROM {events} WHERE position < $1"),
             all_secrets: format!("SELECT id, kind, secret, created_at FROM {} ORDER BY created_at, id", t.secrets),
             count_events: format!("SELECT COUNT(*) FROM {events}"),
+            put_checkpoint: format!(
+                "INSERT INTO {} (position, rule, chain, digest, created_at, data) VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (rule, position) DO UPDATE SET chain = EXCLUDED.chain, digest = EXCLUDED.digest,
+                 created_at = EXCLUDED.created_at, data = EXCLUDED.data",
+                t.checkpoints
+            ),
+            latest_checkpoint: format!(
+                "SELECT position, rule, chain, digest, created_at, data FROM {} WHERE rule = $1 ORDER BY position DESC LIMIT 1",
+                t.checkpoints
+            ),
             count_secrets: format!("SELECT COUNT(*) FROM {}", t.secrets),
             purge_aggregate: format!(
                 "DELETE FROM {events}
@@ -253,7 +266,17 @@ async fn migrate(pool: &PgPool, t: &Tables, lock_key: i64) -> Result<(), StoreEr
             secret     text   NOT NULL,
             created_at bigint NOT NULL
         );
-        CREATE TABLE IF NOT EXISTS {schema} (version integer NOT NULL);",
+        CREATE TABLE IF NOT EXISTS {schema} (version integer NOT NULL);
+        CREATE TABLE IF NOT EXISTS {checkpoints} (
+            position   bigint NOT NULL,
+            rule       text   NOT NULL,
+            chain      text,
+            digest     text   NOT NULL,
+            created_at bigint NOT NULL,
+            data       bytea  NOT NULL,
+            PRIMARY KEY (rule, position)
+        );",
+        checkpoints = t.checkpoints,
         events = t.events,
         secrets = t.secrets,
         schema = t.schema
@@ -428,6 +451,32 @@ impl Backend for PostgresBackend {
         self.insert_verbatim(&mut tx, &mut columns).await?;
         tx.commit().await?;
         Ok(written)
+    }
+
+    async fn put_checkpoint(&self, c: &StoredCheckpoint) -> Result<(), StoreError> {
+        sqlx::query(&self.q.put_checkpoint)
+            .bind(c.position)
+            .bind(&c.rule)
+            .bind(&c.chain)
+            .bind(&c.digest)
+            .bind(c.created_at)
+            .bind(&c.data)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn latest_checkpoint(&self, rule: &str) -> Result<Option<StoredCheckpoint>, StoreError> {
+        let row: Option<(i64, String, Option<String>, String, i64, Vec<u8>)> =
+            sqlx::query_as(&self.q.latest_checkpoint).bind(rule).fetch_optional(&self.pool).await?;
+        Ok(row.map(|(position, rule, chain, digest, created_at, data)| StoredCheckpoint {
+            position,
+            rule,
+            chain,
+            digest,
+            created_at,
+            data,
+        }))
     }
 
     async fn purge(&self, purge: &Purge) -> Result<u64, StoreError> {

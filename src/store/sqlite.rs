@@ -15,8 +15,9 @@ use sqlx::{Row, SqliteConnection, SqlitePool};
 use uuid::Uuid;
 
 use super::{
-    Backend, EVENT_COLUMNS, ImportRow, Purge, SCHEMA_VERSION, SecretRow, StoreError, StoreOptions, StoredEvent, Tables,
-    backfill_chain, batch_aggregates, chain, check_schema, head_query, plan_batch, seal, serialized,
+    Backend, EVENT_COLUMNS, ImportRow, Purge, SCHEMA_VERSION, SecretRow, StoreError, StoreOptions, StoredCheckpoint,
+    StoredEvent, Tables, backfill_chain, batch_aggregates, chain, check_schema, head_query, plan_batch, seal,
+    serialized,
 };
 
 pub(crate) struct SqliteBackend {
@@ -40,6 +41,8 @@ struct Queries {
     delete_secret: String,
     purge_below: String,
     purge_aggregate: String,
+    put_checkpoint: String,
+    latest_checkpoint: String,
     all_secrets: String,
     count_events: String,
     count_secrets: String,
@@ -67,6 +70,14 @@ impl Queries {
             purge_below: format!("DELETE FROM {events} WHERE position < ?"),
             all_secrets: format!("SELECT id, kind, secret, created_at FROM {} ORDER BY created_at, id", t.secrets),
             count_events: format!("SELECT COUNT(*) FROM {events}"),
+            put_checkpoint: format!(
+                "INSERT OR REPLACE INTO {} (position, rule, chain, digest, created_at, data) VALUES (?, ?, ?, ?, ?, ?)",
+                t.checkpoints
+            ),
+            latest_checkpoint: format!(
+                "SELECT position, rule, chain, digest, created_at, data FROM {} WHERE rule = ? ORDER BY position DESC LIMIT 1",
+                t.checkpoints
+            ),
             count_secrets: format!("SELECT COUNT(*) FROM {}", t.secrets),
             purge_aggregate: format!(
                 "DELETE FROM {events} WHERE aggregate_type = ? AND aggregate_id = ? AND sequence <= ? AND position < ?"
@@ -141,7 +152,17 @@ async fn migrate(pool: &SqlitePool, t: &Tables) -> Result<(), StoreError> {
             secret     TEXT    NOT NULL,
             created_at INTEGER NOT NULL
         ) STRICT;
-        CREATE TABLE IF NOT EXISTS {schema} (version INTEGER NOT NULL) STRICT;",
+        CREATE TABLE IF NOT EXISTS {schema} (version INTEGER NOT NULL) STRICT;
+        CREATE TABLE IF NOT EXISTS {checkpoints} (
+            position   INTEGER NOT NULL,
+            rule       TEXT    NOT NULL,
+            chain      TEXT,
+            digest     TEXT    NOT NULL,
+            created_at INTEGER NOT NULL,
+            data       BLOB    NOT NULL,
+            PRIMARY KEY (rule, position)
+        ) STRICT;",
+        checkpoints = t.checkpoints,
         events = t.events,
         secrets = t.secrets,
         schema = t.schema
@@ -383,6 +404,32 @@ impl Backend for SqliteBackend {
             let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
         }
         outcome
+    }
+
+    async fn put_checkpoint(&self, c: &StoredCheckpoint) -> Result<(), StoreError> {
+        sqlx::query(&self.q.put_checkpoint)
+            .bind(c.position)
+            .bind(&c.rule)
+            .bind(&c.chain)
+            .bind(&c.digest)
+            .bind(c.created_at)
+            .bind(&c.data)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn latest_checkpoint(&self, rule: &str) -> Result<Option<StoredCheckpoint>, StoreError> {
+        let row: Option<(i64, String, Option<String>, String, i64, Vec<u8>)> =
+            sqlx::query_as(&self.q.latest_checkpoint).bind(rule).fetch_optional(&self.readers).await?;
+        Ok(row.map(|(position, rule, chain, digest, created_at, data)| StoredCheckpoint {
+            position,
+            rule,
+            chain,
+            digest,
+            created_at,
+            data,
+        }))
     }
 
     async fn purge(&self, purge: &Purge) -> Result<u64, StoreError> {

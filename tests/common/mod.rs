@@ -130,7 +130,10 @@ impl TestStore {
     pub async fn execute(&self, sql: &str) {
         match self {
             Self::Sqlite { dir } => {
-                let sql = sql.replace("{events}", "events").replace("{schema}", "schema_version");
+                let sql = sql
+                    .replace("{events}", "events")
+                    .replace("{schema}", "schema_version")
+                    .replace("{checkpoints}", "checkpoints");
                 let url = format!("sqlite://{}", dir.path().join("events.db").display());
                 let pool = sqlx::SqlitePool::connect(&url).await.expect("open the SQLite file");
                 sqlx::raw_sql(&sql).execute(&pool).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
@@ -139,7 +142,8 @@ impl TestStore {
             Self::Postgres { url, prefix } => {
                 let sql = sql
                     .replace("{events}", &format!("{prefix}events"))
-                    .replace("{schema}", &format!("{prefix}schema_version"));
+                    .replace("{schema}", &format!("{prefix}schema_version"))
+                    .replace("{checkpoints}", &format!("{prefix}checkpoints"));
                 let pool = sqlx::PgPool::connect(url).await.expect("connect");
                 sqlx::raw_sql(&sql).execute(&pool).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
                 pool.close().await;

@@ -1,0 +1,80 @@
+//! Checkpoints: the projections' whole state at one log position, so a
+//! server starts by loading it and folding only what came after, instead of
+//! replaying the whole log. A checkpoint is canonical (owners, users and
+//! tokens in a fixed order), so equal states have equal bytes and a digest
+//! of them compares a rebuild with a live or stored state.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::Projections;
+use super::token_index::{SavedTokens, TokenIndex};
+use super::user_directory::{SavedDirectory, UserDirectory};
+use crate::domain::ServerSettings;
+use crate::domain::canonical::Canonicalization;
+
+/// The checkpoint format this build writes and reads.
+pub const FORMAT: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub format: u32,
+    /// The position of the last event folded in.
+    pub position: i64,
+    /// The display-name rule the user directory was folded with.
+    pub rule: Canonicalization,
+    pub config: ServerSettings,
+    pub users: SavedDirectory,
+    pub tokens: SavedTokens,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    #[error("the checkpoint cannot be read: {0}")]
+    Decode(#[from] postcard::Error),
+    #[error("the checkpoint has format {0}; this build reads {FORMAT}")]
+    Format(u32),
+}
+
+impl Checkpoint {
+    pub fn encode(&self) -> Vec<u8> {
+        postcard::to_stdvec(self).unwrap_or_default()
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, CheckpointError> {
+        let checkpoint: Self = postcard::from_bytes(bytes)?;
+        if checkpoint.format != FORMAT {
+            return Err(CheckpointError::Format(checkpoint.format));
+        }
+        Ok(checkpoint)
+    }
+
+    /// SHA-256 of the canonical bytes, hex.
+    pub fn digest(&self) -> String {
+        data_encoding::HEXLOWER.encode(&Sha256::digest(self.encode()))
+    }
+}
+
+impl Projections {
+    /// This state, canonically.
+    pub fn checkpoint(&self) -> Checkpoint {
+        Checkpoint {
+            format: FORMAT,
+            position: self.position,
+            rule: self.users.rule(),
+            config: self.config.clone(),
+            users: self.users.save(),
+            tokens: self.tokens.save(),
+        }
+    }
+
+    /// The state a checkpoint holds.
+    pub fn restore(checkpoint: Checkpoint) -> Self {
+        Self {
+            tokens: TokenIndex::restore(checkpoint.tokens),
+            users: UserDirectory::restore(checkpoint.users, checkpoint.rule),
+            config: checkpoint.config,
+            position: checkpoint.position,
+        }
+    }
+}
