@@ -16,7 +16,7 @@ async fn kbase_login_answers_the_fields_asked_for(h: Harness) -> Harness {
     let login = h.user_token(&admin, "alice").await;
     let agent = h.agent_token(&login, "script").await;
 
-    let get = h.get(KBASE, None).await;
+    let get = h.send(h.http.get(h.url(KBASE))).await;
     assert_eq!(get.status, StatusCode::UNAUTHORIZED);
     assert_eq!(get.header("content-type").as_deref(), Some("text/html"));
     assert_eq!(
@@ -24,6 +24,10 @@ async fn kbase_login_answers_the_fields_asked_for(h: Harness) -> Harness {
         "This GET method is just here for compatibility with the old java client and does nothing useful. \
          Here's the compatibility part: \"user_id\": null"
     );
+    // An HTML-only endpoint: a client that accepts only JSON is not served (406, no call id).
+    let json_only = h.get(KBASE, None).await;
+    json_only.assert_error(406, "HTTP 406 Not Acceptable");
+    assert!(json_only.json()["error"].get("callid").is_none());
 
     assert_eq!(h.post_as(KBASE, Some(FORM), &format!("token={agent}")).await.json(), json!({"user_id": "alice"}));
     let all = h.post_as(KBASE, Some(FORM), &format!("token=%20{agent}%20&fields=token,name,email")).await;

@@ -230,7 +230,7 @@ async fn legacy_mirrors_read_test_data(h: Harness) -> Harness {
     assert_eq!(answer.json(), json!({"user_id": "alice", "token": token, "name": "Alice A", "email": null}));
     let answer = h.post_as(kbase, Some("application/x-www-form-urlencoded"), &format!("token={token}")).await;
     assert_eq!(answer.json(), json!({"user_id": "alice"}));
-    let get = h.get(kbase, None).await;
+    let get = h.send(h.http.get(h.url(kbase))).await;
     assert_eq!(get.status, StatusCode::UNAUTHORIZED);
 
     let globus = h
@@ -464,5 +464,50 @@ async fn bad_input_to_test_mode_is_a_4xx_and_writes_nothing() {
         .assert_error(400, "30001 Illegal input parameter: token name size greater than limit 100");
     assert!(h.store.test_log_rows().await.is_empty(), "nothing was written");
     create_user(&h, "still", "Still Serving").await;
+    h.finish().await;
+}
+
+/// Request-parsing details where upstream's framework (Jersey + Jackson) decides the answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_parsing_follows_upstreams_framework() {
+    let h = Harness::test_mode(TestStore::sqlite()).await;
+    create_user(&h, "alice", "Alice A").await;
+    create_user(&h, "bob", "Bob B").await;
+    let token = token_of(&create_token(&h, "alice", "Login").await);
+    // Java's split drops trailing empty elements; a repeated parameter's first value wins.
+    let users = |q: &str| format!("/testmode/api/V2/users?{q}");
+    assert_eq!(h.get(&users("list=alice,"), Some(&token)).await.json(), json!({"alice": "Alice A"}));
+    assert_eq!(h.get(&users("list=,"), Some(&token)).await.json(), json!({}));
+    assert_eq!(h.get(&users("list=alice&list=bob"), Some(&token)).await.json(), json!({"alice": "Alice A"}));
+    assert_eq!(h.get(&users("list=alice,alice"), Some(&token)).await.json(), json!({"alice": "Alice A"}));
+    let globus = "/testmode/api/legacy/globus/goauth/token?grant_type=client_credentials&grant_type=password";
+    assert_eq!(h.get_with(globus, &[("globus-goauthtoken", &token)]).await.json()["user_name"], "alice");
+
+    // Jackson maps the whole body first: a wrong type beats an unexpected key.
+    let roles = "/testmode/api/V2/testmodeonly/userroles";
+    let wrong = h.put(roles, None, json!({"user": "alice", "roles": "Admin", "x": 1})).await;
+    wrong.assert_error(400, "Unable to read the request body: roles must be a list of strings");
+    assert!(wrong.json()["error"].get("appcode").is_none());
+    // ...and reads scalars in a string list as their text.
+    h.put(roles, None, json!({"user": "alice", "roles": [1]}))
+        .await
+        .assert_error(400, "30001 Illegal input parameter: Invalid role id: 1");
+    h.put(roles, None, json!({"user": "alice", "customroles": [true]}))
+        .await
+        .assert_error(400, "50040 No such role: true");
+    // A blank detail is no detail.
+    h.put(roles, None, json!({"user": "alice", "customroles": [" "]})).await.assert_error(400, "50040 No such role");
+
+    // A content type no endpoint consumes is refused before one is chosen: no call id, HTML unless JSON is asked for.
+    let user = "/testmode/api/V2/testmodeonly/user";
+    let form = h.raw(reqwest::Method::POST, user, None, "text/plain", "user=a").await;
+    assert_eq!(form.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert!(form.json()["error"].get("callid").is_none());
+    let html = h.send(h.http.post(h.url(user)).header("Content-Type", "text/plain").body("x")).await;
+    assert!(html.text.starts_with("<!DOCTYPE html>"), "{}", html.text);
+    // A body with no content type is octet-stream, which no endpoint reads.
+    let untyped = h.send(h.http.post(h.url(user)).header("Accept", "application/json").body("{}")).await;
+    assert_eq!(untyped.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert!(untyped.json()["error"].get("callid").is_some());
     h.finish().await;
 }

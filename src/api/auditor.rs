@@ -3,7 +3,7 @@
 //! the live log. Every read is itself recorded (`Audit` events).
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::AppState;
 use super::error::ApiError;
 use super::permissions::{self, Action};
-use super::request::{RequestContext, required_header_token};
+use super::request::{FirstQuery, RequestContext, required_header_token};
 use crate::audit::{self, AuditError, Subject};
 use crate::domain::names::{is_blank, java_trim};
 use crate::domain::{AuditCommand, AuditSubject, AuthError, UserName};
@@ -80,7 +80,7 @@ fn auditor(state: &AppState, token: &str) -> Result<UserRecord, ApiError> {
 pub async fn audit_trail(
     State(state): State<AppState>,
     context: RequestContext,
-    Query(query): Query<AuditQuery>,
+    FirstQuery(query): FirstQuery<AuditQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let subject = match (query.user.as_deref(), query.token.as_deref()) {
         (Some(user), Some(token)) if !is_blank(Some(user)) && !is_blank(Some(token)) => {
@@ -123,7 +123,7 @@ pub struct AsOfQuery {
 pub async fn as_of(
     State(state): State<AppState>,
     context: RequestContext,
-    Query(query): Query<AsOfQuery>,
+    FirstQuery(query): FirstQuery<AsOfQuery>,
 ) -> Result<Json<Value>, ApiError> {
     if is_blank(query.user.as_deref()) {
         return Err(AuthError::missing("user").into());

@@ -172,7 +172,9 @@ pub async fn render_errors(State(state): State<AppState>, mut request: Request, 
         }
         None => return response,
     };
-    let produces_json = response.extensions().get::<ProducesNothing>().is_none();
+    // When no endpoint was chosen (no route, wrong method, a content type no
+    // endpoint consumes), upstream has no endpoint media type to fall back on: HTML.
+    let produces_json = error.routed && response.extensions().get::<ProducesNothing>().is_none();
     let media = accepted_of(accept.iter()).unwrap_or(if produces_json { MediaType::Json } else { MediaType::Html });
     let show_stack = state.ledger.model.read().config.show_stack;
     let body = envelope(&error, error.routed.then(|| call_id.get()), state.ledger.now(), show_stack);

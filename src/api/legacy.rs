@@ -3,14 +3,14 @@
 //! handlers serve both; a [`Realm`] says which log a request reads.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::error::ApiError;
-use super::request::{Body, Form};
+use super::request::{Body, FirstQuery, Form};
 use super::{AppState, test_mode};
 use crate::domain::names::java_trim;
 use crate::domain::{AuthError, ErrorType, UserName};
@@ -93,8 +93,26 @@ fn globus_token(state: &AppState, realm: Realm, token: &str, detail: &str) -> Re
 const KBASE_GET_TEXT: &str = "This GET method is just here for compatibility with the old java client and does \
                               nothing useful. Here's the compatibility part: \"user_id\": null";
 
-/// `GET /api/legacy/KBase/Sessions/Login`: always 401, with a fixed text.
-pub async fn kbase_get() -> Response {
+/// Whether the `Accept` header admits HTML (absent: anything goes).
+fn accepts_html(headers: &HeaderMap) -> bool {
+    let mut values = headers.get_all(header::ACCEPT).iter().filter_map(|v| v.to_str().ok()).peekable();
+    if values.peek().is_none() {
+        return true;
+    }
+    values.flat_map(|v| v.split(',')).any(|item| {
+        let mut parts = item.split(';');
+        let media = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
+        let refused = parts.any(|p| p.trim().strip_prefix("q=").is_some_and(|q| q.trim().parse::<f32>() == Ok(0.0)));
+        !refused && matches!(media.as_str(), "text/html" | "text/*" | "*/*")
+    })
+}
+
+/// `GET /api/legacy/KBase/Sessions/Login`: always 401, with a fixed text — an
+/// HTML-only endpoint, so a client that accepts no HTML gets 406.
+pub async fn kbase_get(headers: HeaderMap) -> Response {
+    if !accepts_html(&headers) {
+        return ApiError::framework(StatusCode::NOT_ACCEPTABLE, false).into_response();
+    }
     (StatusCode::UNAUTHORIZED, [(header::CONTENT_TYPE, "text/html")], KBASE_GET_TEXT).into_response()
 }
 
@@ -114,8 +132,11 @@ fn kbase(state: &AppState, realm: Realm, headers: &HeaderMap, body: &Body) -> Re
     let form = match (content_type, media.as_deref()) {
         // Upstream compares the whole media type, so a charset parameter is "no token".
         (Some(value), Some("application/x-www-form-urlencoded")) if !value.contains(';') => Form::parse(&body.bytes)?,
-        (Some(_), Some("application/x-www-form-urlencoded")) | (None, _) => return Err(missing_token()),
-        _ => return Err(ApiError::framework(StatusCode::UNSUPPORTED_MEDIA_TYPE, true)),
+        (Some(_), Some("application/x-www-form-urlencoded")) => return Err(missing_token()),
+        // No content type: an empty body reads as no form; any other is octet-stream, which nothing reads.
+        (None, _) if body.bytes.is_empty() => return Err(missing_token()),
+        (None, _) => return Err(ApiError::framework(StatusCode::UNSUPPORTED_MEDIA_TYPE, true)),
+        _ => return Err(ApiError::framework(StatusCode::UNSUPPORTED_MEDIA_TYPE, false)),
     };
     let token = java_trim(form.get("token").unwrap_or_default());
     if token.is_empty() {
@@ -176,7 +197,7 @@ fn globus_header_token(headers: &HeaderMap, preferred: Option<String>) -> Result
 pub async fn globus_token_endpoint(
     state: State<AppState>,
     headers: HeaderMap,
-    query: Query<GrantQuery>,
+    FirstQuery(query): FirstQuery<GrantQuery>,
 ) -> Result<Json<Value>, ApiError> {
     globus_token_answer(&state, Realm::Main, &headers, &query)
 }
@@ -184,7 +205,7 @@ pub async fn globus_token_endpoint(
 pub async fn test_globus_token_endpoint(
     state: State<AppState>,
     headers: HeaderMap,
-    query: Query<GrantQuery>,
+    FirstQuery(query): FirstQuery<GrantQuery>,
 ) -> Result<Json<Value>, ApiError> {
     globus_token_answer(&state, Realm::Test, &headers, &query)
 }

@@ -64,10 +64,15 @@ impl<S: Send + Sync> FromRequest<S> for Body {
 impl Body {
     /// The body as a JSON object, for endpoints that take only JSON.
     pub fn json(&self) -> Result<JsonObject, ApiError> {
-        if self.kind == BodyKind::Form || self.kind == BodyKind::Other {
-            return Err(ApiError::framework(StatusCode::UNSUPPORTED_MEDIA_TYPE, true));
+        match self.kind {
+            // No endpoint consumes that media type: refused before one is chosen.
+            BodyKind::Form | BodyKind::Other => Err(ApiError::framework(StatusCode::UNSUPPORTED_MEDIA_TYPE, false)),
+            // A body without a content type is octet-stream to upstream, which no endpoint reads.
+            BodyKind::Unspecified if !self.bytes.is_empty() => {
+                Err(ApiError::framework(StatusCode::UNSUPPORTED_MEDIA_TYPE, true))
+            }
+            _ => JsonObject::parse(&self.bytes),
         }
-        JsonObject::parse(&self.bytes)
     }
 
     /// The body as JSON or as a form, whichever its content type says.
@@ -77,7 +82,7 @@ impl Body {
             BodyKind::Json => Ok(Input::Json(JsonObject::parse(&self.bytes)?)),
             BodyKind::Unspecified if self.bytes.iter().all(u8::is_ascii_whitespace) => Ok(Input::Form(Form::default())),
             BodyKind::Unspecified => Ok(Input::Json(JsonObject::parse(&self.bytes)?)),
-            BodyKind::Other => Err(ApiError::framework(StatusCode::UNSUPPORTED_MEDIA_TYPE, true)),
+            BodyKind::Other => Err(ApiError::framework(StatusCode::UNSUPPORTED_MEDIA_TYPE, false)),
         }
     }
 }
@@ -152,6 +157,9 @@ impl JsonObject {
                 .map(|item| match item {
                     Value::Null => Ok(None),
                     Value::String(s) => Ok(Some(s.clone())),
+                    // As Jackson reads a list of strings: scalars become their text.
+                    Value::Number(n) => Ok(Some(n.to_string())),
+                    Value::Bool(b) => Ok(Some(b.to_string())),
                     _ => Err(wrong_type(key, "a list of strings")),
                 })
                 .collect::<Result<Vec<_>, _>>()
@@ -229,6 +237,24 @@ impl Input {
 
     pub fn is_form(&self) -> bool {
         matches!(self, Input::Form(_))
+    }
+}
+
+/// Query parameters as upstream reads them: the first value of a repeated
+/// name wins, and a query that does not parse is a 400 in the envelope.
+pub struct FirstQuery<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequestParts<S> for FirstQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        let unreadable = |e: &dyn std::fmt::Display| ApiError::unreadable(format!("Unable to read the query: {e}"));
+        let pairs: Vec<(String, String)> =
+            serde_urlencoded::from_str(parts.uri.query().unwrap_or_default()).map_err(|e| unreadable(&e))?;
+        let mut seen = std::collections::HashSet::new();
+        let first: Vec<(String, String)> = pairs.into_iter().filter(|(k, _)| seen.insert(k.clone())).collect();
+        let encoded = serde_urlencoded::to_string(&first).map_err(|e| unreadable(&e))?;
+        serde_urlencoded::from_str(&encoded).map(FirstQuery).map_err(|e| unreadable(&e))
     }
 }
 

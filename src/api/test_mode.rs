@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use data_encoding::BASE32;
 use rand::RngCore;
@@ -15,7 +15,7 @@ use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use super::error::ApiError;
-use super::request::{Body, required_header_token};
+use super::request::{Body, FirstQuery, required_header_token};
 use super::v2::{ListQuery, MAX_LIST};
 use super::{AppState, root, views};
 use crate::domain::names::{parse_role_description, parse_user_list};
@@ -80,9 +80,11 @@ pub async fn root(State(state): State<AppState>) -> Json<Value> {
 /// `POST /testmode/api/V2/testmodeonly/user` `{"user", "display"}`.
 pub async fn create_user(State(state): State<AppState>, body: Body) -> Result<Json<Value>, ApiError> {
     let body = body.json()?;
+    // Members are read (and type-checked) first, as Jackson maps the whole body before anything else.
+    let (name, display) = (body.string("user")?, body.string("display")?);
     body.reject_unexpected(&["user", "display"])?;
-    let name = UserName::parse(body.string("user")?.as_deref())?;
-    let display = DisplayName::parse(body.string("display")?.as_deref())?;
+    let name = UserName::parse(name.as_deref())?;
+    let display = DisplayName::parse(display.as_deref())?;
     let ledger = ledger(&state)?;
     let now = state.now();
     let command = TestUserCommand::Create { user: name.clone(), display, anon_id: Uuid::new_v4(), now };
@@ -100,13 +102,13 @@ pub async fn get_user(State(state): State<AppState>, Path(name): Path<String>) -
 /// `POST /testmode/api/V2/testmodeonly/token` `{"user", "type", "name"?}`.
 pub async fn create_token(State(state): State<AppState>, body: Body) -> Result<Json<Value>, ApiError> {
     let body = body.json()?;
+    let (user, name, kind) = (body.string("user")?, body.string("name")?, body.string("type")?);
     body.reject_unexpected(&["user", "name", "type"])?;
-    let user = UserName::parse(body.string("user")?.as_deref())?;
-    let name = match body.string("name")? {
+    let user = UserName::parse(user.as_deref())?;
+    let name = match name {
         Some(name) => Some(TokenName::parse(Some(&name))?),
         None => None,
     };
-    let kind = body.string("type")?;
     let kind = kind
         .as_deref()
         .and_then(TokenKind::from_id)
@@ -162,7 +164,7 @@ pub async fn me(State(state): State<AppState>, headers: HeaderMap) -> Result<Jso
 pub async fn users(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(query): Query<ListQuery>,
+    FirstQuery(query): FirstQuery<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let names = parse_user_list(query.list.as_deref())?;
     let token = required_header_token(&headers)?;
@@ -181,9 +183,10 @@ pub async fn users(
 /// replaces a role, whose hour starts again.
 pub async fn set_custom_role(State(state): State<AppState>, body: Body) -> Result<StatusCode, ApiError> {
     let body = body.json()?;
+    let (id, description) = (body.string("id")?, body.string("desc")?);
     body.reject_unexpected(&["id", "desc"])?;
-    let id = CustomRoleId::parse(body.string("id")?.as_deref())?;
-    let description = parse_role_description(body.string("desc")?.as_deref())?;
+    let id = CustomRoleId::parse(id.as_deref())?;
+    let description = parse_role_description(description.as_deref())?;
     let ledger = ledger(&state)?;
     let now = state.now();
     ledger.custom_role(&id, TestCustomRoleCommand::Set { id: id.clone(), description, now }).await?;
@@ -209,10 +212,11 @@ fn list_without_nulls(items: Option<Vec<Option<String>>>, message: &str) -> Resu
 /// replaces the user's roles (absent lists mean none).
 pub async fn set_user_roles(State(state): State<AppState>, body: Body) -> Result<StatusCode, ApiError> {
     let body = body.json()?;
+    let (user, roles, custom) = (body.string("user")?, body.string_list("roles")?, body.string_list("customroles")?);
     body.reject_unexpected(&["user", "roles", "customroles"])?;
-    let roles = list_without_nulls(body.string_list("roles")?, "Null item in roles")?;
-    let custom = list_without_nulls(body.string_list("customroles")?, "Null item in custom roles")?;
-    let user = UserName::parse(body.string("user")?.as_deref())?;
+    let roles = list_without_nulls(roles, "Null item in roles")?;
+    let custom = list_without_nulls(custom, "Null item in custom roles")?;
+    let user = UserName::parse(user.as_deref())?;
     let mut built_in = BTreeSet::new();
     for id in &roles {
         // Root is not a role a test user can hold (upstream: a 500 from its storage layer).

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::error::ApiError;
 use super::permissions::{self, Action};
-use super::request::{Body, RequestContext, required_header_token};
+use super::request::{Body, FirstQuery, RequestContext, required_header_token};
 use super::{AppState, NewToken, require_login, views};
 use crate::domain::names::{is_blank, java_trim, parse_custom_context, parse_user_list};
 use crate::domain::{AuditCommand, AuthError, DisplayName, EmailAddress, ErrorType, TokenKind, TokenName, UserCommand};
@@ -97,7 +97,7 @@ pub struct ListQuery {
 pub async fn users(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(query): Query<ListQuery>,
+    FirstQuery(query): FirstQuery<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let names = parse_user_list(query.list.as_deref())?;
     let token = required_header_token(&headers)?;
@@ -124,7 +124,7 @@ pub async fn search(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(prefix): Path<String>,
-    Query(query): Query<SearchQuery>,
+    FirstQuery(query): FirstQuery<SearchQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let token = required_header_token(&headers)?;
     let rule = state.ledger.model.read().users.rule();
@@ -140,7 +140,7 @@ pub async fn search(
 pub async fn anon_ids(
     State(state): State<AppState>,
     context: RequestContext,
-    Query(query): Query<ListQuery>,
+    FirstQuery(query): FirstQuery<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let headers = &context.headers;
     let mut ids = Vec::new();

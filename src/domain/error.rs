@@ -113,7 +113,8 @@ impl AuthError {
 impl fmt::Display for AuthError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {}", self.kind.appcode(), self.kind.name())?;
-        if let Some(detail) = &self.detail {
+        // As upstream: a blank detail is no detail.
+        if let Some(detail) = self.detail.as_deref().filter(|d| !super::names::java_trim(d).is_empty()) {
             write!(f, ": {detail}")?;
         }
         Ok(())

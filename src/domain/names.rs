@@ -228,10 +228,18 @@ pub fn parse_user_list(list: Option<&str>) -> Result<Vec<UserName>, AuthError> {
         return Ok(Vec::new());
     }
     let mut names = Vec::new();
-    for element in list.unwrap_or_default().split(',') {
+    let mut seen = std::collections::HashSet::new();
+    let mut elements: Vec<&str> = list.unwrap_or_default().split(',').collect();
+    // Java's split drops trailing empty strings: "a," is ["a"].
+    while elements.last() == Some(&"") {
+        elements.pop();
+    }
+    for element in elements {
         let name = UserName::parse(Some(java_trim(element)))
             .map_err(|e| AuthError::new(ErrorType::IllegalUserName, format!("Illegal user name [{element}]: {e}")))?;
-        names.push(name);
+        if seen.insert(name.clone()) {
+            names.push(name);
+        }
     }
     Ok(names)
 }
