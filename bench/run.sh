@@ -4,11 +4,12 @@
 #   P1  introspection req/s ÷ GET / req/s, same server, wrk, 64 connections, ≥ 1,000,000 live tokens; p99
 #   P2  POST /api/V2/token req/s on PostgreSQL at 16 connections ÷ raw commit rate of one-event commands at 16 tasks
 #   P3  full projection rebuild events/s ÷ raw sequential read rows/s of the same log (in the P1 part)
+#   P4  server start-up from a checkpoint ÷ full rebuild time, same log (`replay rebuild` writes the checkpoint)
 #   P5  memory per live token in the token index
 #   and what durable commits cost (SQLite synchronous=FULL vs NORMAL; PostgreSQL).
 # Needs wrk (apt-get install wrk) and a PostgreSQL reachable at $PG_BASE (trust auth).
 # Knobs: TOKENS (1000000), DURATION (10s per wrk run), ROUNDS (5), PG_BASE (postgres://postgres@127.0.0.1:5432),
-# PARTS ("p5 p1 p2 durability", add or use "p3" alone: which measurements to run).
+# PARTS ("p5 p1 p3 p4 p2 durability" by default: which measurements to run).
 # Both wrk runs of P1 build requests with a Lua function (bench/root.lua,
 # bench/introspect.lua), so the load generator costs the same in each.
 set -euo pipefail
@@ -19,11 +20,11 @@ DURATION=${DURATION:-10s}
 ROUNDS=${ROUNDS:-5}
 PG_BASE=${PG_BASE:-postgres://postgres@127.0.0.1:5432}
 PORT=${PORT:-18181}
-PARTS=${PARTS:-p5 p1 p2 durability}   # p3 runs with p1 (same seeded log), or alone
+PARTS=${PARTS:-p5 p1 p3 p4 p2 durability}   # p1, p3 and p4 share one seeded log
 part() { [[ " $PARTS " == *" $1 "* ]]; }
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
 
-cargo build --release --bin authledger --bench ledger 2>&1 | tail -n 1
+cargo build --release --bin authledger --bin replay --bench ledger 2>&1 | tail -n 1
 # The measurement tool, built once: editing the sources during a run does not change what runs.
 BENCH_BIN=$(cargo bench --bench ledger --no-run --message-format=json 2>/dev/null \
     | grep -o '"executable":"[^"]*"' | tail -n 1 | cut -d'"' -f4)
@@ -31,6 +32,7 @@ BENCH_BIN=$(cargo bench --bench ledger --no-run --message-format=json 2>/dev/nul
 WORK=$(mktemp -d)
 cp "$BENCH_BIN" "$WORK/ledger-bench"
 cp target/release/authledger "$WORK/authledger"
+cp target/release/replay "$WORK/replay"
 BENCH=("$WORK/ledger-bench")
 SERVER_BIN=$WORK/authledger
 SERVER=$SERVER_BIN
@@ -72,7 +74,7 @@ echo "== P5: memory per live token ($TOKENS tokens folded into the token index)"
 "${BENCH[@]}" memory --tokens "$TOKENS"
 fi
 
-if part p1 || part p3; then
+if part p1 || part p3 || part p4; then
 echo "== Seeding $TOKENS live tokens (SQLite store); P3: full rebuild vs raw read of that log"
 "${BENCH[@]}" seed --store "sqlite://$WORK/p1.db" --tokens "$TOKENS" --tokens-out "$WORK/tokens.txt" --login-out "$WORK/login.txt"
 "${BENCH[@]}" catch-up --store "sqlite://$WORK/p1.db"
@@ -115,6 +117,20 @@ p1_round shared "" "" 2
 if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
     TOKIO_WORKER_THREADS=1 p1_round pinned "taskset -c 0" "taskset -c 1" 1
 fi
+fi
+
+if part p4; then
+echo "== P4: start-up from a checkpoint vs a full rebuild ($TOKENS+ events, SQLite)"
+start_server "sqlite://$WORK/p1.db"
+FULL_STARTUP=$STARTUP
+stop_server
+REBUILD=$("$WORK/replay" --store "sqlite://$WORK/p1.db" --format json rebuild)
+REBUILD_SECONDS=$(echo "$REBUILD" | sed -E 's/.*"seconds":([0-9.]+).*/\1/')
+echo "replay rebuild: $REBUILD"
+start_server "sqlite://$WORK/p1.db"
+echo "start-up without a checkpoint: ${FULL_STARTUP}s; with the checkpoint: ${STARTUP}s; RSS $(rss_kib) KiB"
+stop_server
+echo "P4 ratio: $(echo "scale=3; $STARTUP / $REBUILD_SECONDS" | bc)  (start-up from the checkpoint ÷ full rebuild; target <= 0.1)"
 fi
 
 if part p2 || part durability; then
