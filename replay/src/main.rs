@@ -104,6 +104,17 @@ fn rfc3339(ms: i64) -> String {
     authledger::domain::describe::timestamp(ms)
 }
 
+/// A spinner for work without a known length, on a terminal; hidden when piped.
+fn spinner(what: &str) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new_spinner();
+    bar.set_message(what.to_owned());
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    bar
+}
+
 /// A progress bar up to `total` on a terminal; hidden when piped.
 fn progress(total: u64, what: &str) -> ProgressBar {
     if !std::io::stderr().is_terminal() {
@@ -246,7 +257,9 @@ async fn run(cli: Cli) -> Result<bool, String> {
         Command::Rebuild { display_name_rule } => {
             let log = replay::open(&cli.store, StoreOptions::default()).await.map_err(fail)?;
             let started = std::time::Instant::now();
+            let bar = spinner("rebuilding every projection from the log");
             let built = replay::rebuild(&log, display_name_rule).await.map_err(fail);
+            bar.finish_and_clear();
             log.close().await;
             let (position, digest, size) = built?;
             let seconds = started.elapsed().as_secs_f64();
@@ -332,7 +345,9 @@ async fn run(cli: Cli) -> Result<bool, String> {
         }
         Command::Import { file } => {
             let log = replay::open(&cli.store, StoreOptions::default()).await.map_err(fail)?;
+            let bar = spinner("verifying and importing");
             let moved = replay::import(&file, &log).await.map_err(fail);
+            bar.finish_and_clear();
             log.close().await;
             let moved = moved?;
             eprintln!("imported {} events and {} secrets from {file}", moved.events, moved.secrets);
