@@ -109,6 +109,12 @@ pub async fn verify_checkpoint(log: &EventLog, rule: Canonicalization) -> Result
     let Some(stored) = log.latest_checkpoint(rule.name()).await? else {
         return Ok(None);
     };
+    let rebuilt = digest_at(log, rule, stored.position).await?;
+    Ok(Some(CheckpointCheck { position: stored.position, stored: stored.digest, rebuilt }))
+}
+
+/// The digest of every projection folded from scratch up to `position`.
+pub async fn digest_at(log: &EventLog, rule: Canonicalization, position: i64) -> Result<String, ReplayError> {
     let upcasters = authledger::domain::upcasters();
     let mut projections = Projections::new(rule);
     let mut after = 0;
@@ -119,7 +125,7 @@ pub async fn verify_checkpoint(log: &EventLog, rule: Canonicalization) -> Result
         };
         after = last.position;
         for row in &rows {
-            if row.position > stored.position {
+            if row.position > position {
                 break 'fold;
             }
             let event =
@@ -128,11 +134,7 @@ pub async fn verify_checkpoint(log: &EventLog, rule: Canonicalization) -> Result
             projections.apply(row.position, row.recorded_at, &row.aggregate_id, row.sequence, &event);
         }
     }
-    Ok(Some(CheckpointCheck {
-        position: stored.position,
-        stored: stored.digest,
-        rebuilt: projections.checkpoint().digest(),
-    }))
+    Ok(projections.checkpoint().digest())
 }
 
 // ----------------------------------------------------------- export/import

@@ -69,6 +69,10 @@ enum Command {
         /// The display-name rule whose checkpoint to compare with.
         #[arg(long, value_parser = parse_rule, default_value = "0.6.0")]
         display_name_rule: Canonicalization,
+        /// Also compare with the live projections of the server at this URL (an Admin's
+        /// token in AUTHLEDGER_ADMIN_TOKEN), rebuilt up to the position the server reports.
+        #[arg(long)]
+        server: Option<String>,
     },
     /// Rebuild every projection from the log and store a checkpoint, which the
     /// server loads at start-up instead of folding the whole log.
@@ -212,6 +216,28 @@ fn print_fields(value: &serde_json::Value) {
     }
 }
 
+/// The live server's projections (`GET /api/V2/admin/digest`) against a rebuild up to their position.
+async fn live_check(log: &authledger::store::EventLog, url: &str) -> Result<replay::CheckpointCheck, String> {
+    let token = std::env::var("AUTHLEDGER_ADMIN_TOKEN")
+        .map_err(|_| "--server needs an Admin's token in AUTHLEDGER_ADMIN_TOKEN".to_owned())?;
+    let answer = reqwest::Client::new()
+        .get(format!("{}/api/V2/admin/digest", url.trim_end_matches('/')))
+        .header("Authorization", token)
+        .header("Accept", "application/json")
+        .send()
+        .await
+        .map_err(|e| format!("{url}: {e}"))?;
+    let status = answer.status();
+    let served: serde_json::Value = answer.json().await.map_err(|e| format!("{url}: {e}"))?;
+    if !status.is_success() {
+        return Err(format!("{url} answered {status}: {}", served["error"]["message"]));
+    }
+    let position = served["position"].as_i64().ok_or("the server sent no position")?;
+    let rule = parse_rule(served["rule"].as_str().unwrap_or_default())?;
+    let rebuilt = replay::digest_at(log, rule, position).await.map_err(|e| e.to_string())?;
+    Ok(replay::CheckpointCheck { position, stored: served["digest"].as_str().unwrap_or_default().to_owned(), rebuilt })
+}
+
 async fn run(cli: Cli) -> Result<bool, String> {
     fn fail(e: impl std::fmt::Display) -> String {
         e.to_string()
@@ -275,7 +301,7 @@ async fn run(cli: Cli) -> Result<bool, String> {
             }
             Ok(true)
         }
-        Command::Verify { display_name_rule } => {
+        Command::Verify { display_name_rule, server } => {
             let log = replay::open(&cli.store, replay::read_only()).await.map_err(fail)?;
             let head = log.head().await.map_err(|e| e.to_string())?;
             let bar = progress(head as u64, "verifying");
@@ -285,7 +311,13 @@ async fn run(cli: Cli) -> Result<bool, String> {
                 Ok(_) => replay::verify_checkpoint(&log, display_name_rule).await.map_err(fail)?,
                 Err(_) => None,
             };
-            let ok = outcome.is_ok() && check.as_ref().is_none_or(|c| c.matches());
+            let live = match (&server, &outcome) {
+                (Some(url), Ok(_)) => Some(live_check(&log, url).await?),
+                _ => None,
+            };
+            let ok = outcome.is_ok()
+                && check.as_ref().is_none_or(|c| c.matches())
+                && live.as_ref().is_none_or(|c| c.matches());
             match cli.format {
                 Format::Json => {
                     let mut report = match &outcome {
@@ -304,6 +336,7 @@ async fn run(cli: Cli) -> Result<bool, String> {
                         Some(_) => "differ".into(),
                         None => serde_json::Value::Null,
                     };
+                    report["server"] = serde_json::to_value(&live).unwrap_or_default();
                     println!("{report}");
                 }
                 Format::Table => {
@@ -328,6 +361,17 @@ async fn run(cli: Cli) -> Result<bool, String> {
                             "projections DIFFER from the checkpoint at position {}: stored {}, rebuilt {}",
                             c.position, c.stored, c.rebuilt
                         ),
+                    }
+                    match &live {
+                        Some(c) if c.matches() => println!(
+                            "projections rebuilt from scratch match the live server's at position {} (digest {})",
+                            c.position, c.rebuilt
+                        ),
+                        Some(c) => println!(
+                            "projections DIFFER from the live server's at position {}: served {}, rebuilt {}",
+                            c.position, c.stored, c.rebuilt
+                        ),
+                        None => {}
                     }
                 }
             }

@@ -239,6 +239,22 @@ async fn the_replay_command_reports_and_fails_loudly() {
 
     let verified = run(&["verify"]);
     assert!(String::from_utf8_lossy(&verified.stdout).starts_with("chain intact"));
+    // Against the live server's projections, as an Admin sees their digest.
+    let admin = h.login("admin", USER_PASSWORD).await;
+    let live = std::process::Command::new(bin)
+        .args(["--store", &store, "verify", "--server", &h.base])
+        .env("AUTHLEDGER_ADMIN_TOKEN", &admin)
+        .output()
+        .expect("runs");
+    let text = String::from_utf8_lossy(&live.stdout);
+    assert!(live.status.success() && text.contains("match the live server's at position"), "{text}");
+    let refused = std::process::Command::new(bin)
+        .args(["--store", &store, "verify", "--server", &h.base])
+        .env("AUTHLEDGER_ADMIN_TOKEN", "NOPE")
+        .output()
+        .expect("runs");
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("10020 Invalid token"));
     h.store.execute("UPDATE {events} SET metadata = '{}' WHERE position = 3").await;
     let broken = run(&["verify", "--format", "json"]);
     assert_eq!(broken.status.code(), Some(1));

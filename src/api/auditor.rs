@@ -138,3 +138,16 @@ pub async fn as_of(
     let found = found.ok_or_else(|| AuthError::no_such_user(user.as_str()))?;
     Ok(Json(serde_json::to_value(found).unwrap_or_default()))
 }
+
+/// `GET /api/V2/admin/digest`: the live projections' position and digest, to
+/// compare with a rebuild from the log (`replay verify --server`).
+pub async fn digest(State(state): State<AppState>, context: RequestContext) -> Result<Json<Value>, ApiError> {
+    let token = required_header_token(&context.headers)?;
+    auditor(&state, &token)?;
+    let checkpoint = state.ledger.model.read().checkpoint();
+    Ok(Json(json!({
+        "position": checkpoint.position,
+        "rule": checkpoint.rule.name(),
+        "digest": checkpoint.digest(),
+    })))
+}

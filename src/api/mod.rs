@@ -182,6 +182,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/V2/admin/anonids", get(v2::anon_ids))
         .route("/api/V2/admin/audit", get(auditor::audit_trail))
         .route("/api/V2/admin/asof", get(auditor::as_of))
+        .route("/api/V2/admin/digest", get(auditor::digest))
         .route("/localaccount/login", post(local_account::login))
         .route("/localaccount/reset", bodiless(post(local_account::reset)))
         .route("/tokens", get(tokens::list).post(tokens::create))
