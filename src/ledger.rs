@@ -124,17 +124,28 @@ pub async fn rebuild_checkpoint(
     let model = Arc::new(ReadModel::new(Projections::new(rule)));
     Runner::new(log.clone(), model.clone()).catch_up().await?;
     let checkpoint = model.read().checkpoint();
+    let digest = store_checkpoint(log, &checkpoint, now).await?;
+    Ok((checkpoint, digest))
+}
+
+/// Stores `checkpoint` with the log's chain value at its position; returns its digest.
+pub async fn store_checkpoint(log: &EventLog, checkpoint: &Checkpoint, now: i64) -> Result<String, LedgerError> {
     let digest = checkpoint.digest();
     let stored = StoredCheckpoint {
         position: checkpoint.position,
-        rule: rule.name().to_owned(),
+        rule: checkpoint.rule.name().to_owned(),
         chain: log.chain_at(checkpoint.position).await?,
         digest: digest.clone(),
         created_at: now,
         data: checkpoint.encode(),
     };
     log.put_checkpoint(&stored).await?;
-    Ok((checkpoint, digest))
+    Ok(digest)
+}
+
+/// The newest usable checkpoint for `rule`, as projections (see the server's start-up).
+pub async fn usable_checkpoint(log: &EventLog, rule: Canonicalization) -> Option<Projections> {
+    load_checkpoint(log, rule).await
 }
 
 /// Waits up to `limit` for `model` to reach `position` (read-your-writes).

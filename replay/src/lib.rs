@@ -84,9 +84,8 @@ pub async fn verify_chain(
 /// Folds the whole log into fresh projections and stores them as a checkpoint
 /// the server loads at start-up. Returns its position, digest and size.
 pub async fn rebuild(log: &EventLog, rule: Canonicalization) -> Result<(i64, String, usize), ReplayError> {
-    let now = authledger::clock::Clock::now_ms(&SystemClock);
-    let (checkpoint, digest) = authledger::ledger::rebuild_checkpoint(log, rule, now).await?;
-    Ok((checkpoint.position, digest, checkpoint.encode().len()))
+    let rebuilt = rebuild_part(log, rule, Part::All).await?;
+    Ok((rebuilt.position, rebuilt.digest, rebuilt.bytes))
 }
 
 /// A stored checkpoint against a fresh fold of the log up to its position.
@@ -115,9 +114,13 @@ pub async fn verify_checkpoint(log: &EventLog, rule: Canonicalization) -> Result
 
 /// The digest of every projection folded from scratch up to `position`.
 pub async fn digest_at(log: &EventLog, rule: Canonicalization, position: i64) -> Result<String, ReplayError> {
+    Ok(fold(log, Projections::new(rule), Some(position)).await?.checkpoint().digest())
+}
+
+/// Folds the log after `projections.position` into them, up to `until` (or the head).
+async fn fold(log: &EventLog, mut projections: Projections, until: Option<i64>) -> Result<Projections, ReplayError> {
     let upcasters = authledger::domain::upcasters();
-    let mut projections = Projections::new(rule);
-    let mut after = 0;
+    let mut after = projections.position;
     'fold: loop {
         let rows = log.read_after(after, BATCH).await?;
         let Some(last) = rows.last() else {
@@ -125,7 +128,7 @@ pub async fn digest_at(log: &EventLog, rule: Canonicalization, position: i64) ->
         };
         after = last.position;
         for row in &rows {
-            if row.position > position {
+            if until.is_some_and(|until| row.position > until) {
                 break 'fold;
             }
             let event =
@@ -134,7 +137,56 @@ pub async fn digest_at(log: &EventLog, rule: Canonicalization, position: i64) ->
             projections.apply(row.position, row.recorded_at, &row.aggregate_id, row.sequence, &event);
         }
     }
-    Ok(projections.checkpoint().digest())
+    Ok(projections)
+}
+
+/// Which projection `rebuild --projection` rebuilds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    All,
+    TokenIndex,
+    UserDirectory,
+    Settings,
+}
+
+/// What a rebuild stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Rebuilt {
+    pub position: i64,
+    pub digest: String,
+    pub bytes: usize,
+    /// Whether the other projections were carried forward from the previous checkpoint.
+    pub carried_forward: bool,
+}
+
+/// Rebuilds `part` from the log and stores a checkpoint. For one projection,
+/// the others are carried forward from the newest usable checkpoint (folded on
+/// to the same position); without one, everything is rebuilt.
+pub async fn rebuild_part(log: &EventLog, rule: Canonicalization, part: Part) -> Result<Rebuilt, ReplayError> {
+    let now = authledger::clock::Clock::now_ms(&SystemClock);
+    let previous = match part {
+        Part::All => None,
+        _ => authledger::ledger::usable_checkpoint(log, rule).await,
+    };
+    let fresh = fold(log, Projections::new(rule), None).await?;
+    let carried_forward = previous.is_some();
+    let projections = match previous {
+        None => fresh,
+        Some(previous) => {
+            let mut kept = fold(log, previous, Some(fresh.position)).await?;
+            match part {
+                Part::TokenIndex => kept.tokens = fresh.tokens,
+                Part::UserDirectory => kept.users = fresh.users,
+                Part::Settings => kept.config = fresh.config,
+                // `previous` is only read for a single projection.
+                Part::All => kept = fresh,
+            }
+            kept
+        }
+    };
+    let checkpoint = projections.checkpoint();
+    let digest = authledger::ledger::store_checkpoint(log, &checkpoint, now).await?;
+    Ok(Rebuilt { position: checkpoint.position, digest, bytes: checkpoint.encode().len(), carried_forward })
 }
 
 // ----------------------------------------------------------- export/import

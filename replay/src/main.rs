@@ -34,6 +34,14 @@ enum Format {
     Json,
 }
 
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ProjectionName {
+    All,
+    TokenIndex,
+    UserDirectory,
+    Settings,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Every event touching a user, a token, or everything, in commit order.
@@ -80,6 +88,9 @@ enum Command {
         /// The display-name rule to fold the user directory with (the server's `display_name_rule`).
         #[arg(long, value_parser = parse_rule, default_value = "0.6.0")]
         display_name_rule: Canonicalization,
+        /// Rebuild only this projection; the others are carried forward from the newest checkpoint.
+        #[arg(long, value_enum, default_value_t = ProjectionName::All)]
+        projection: ProjectionName,
     },
     /// Write the whole log (and the password-hash table) as JSON lines.
     Export { file: String },
@@ -280,23 +291,38 @@ async fn run(cli: Cli) -> Result<bool, String> {
             }
             Ok(true)
         }
-        Command::Rebuild { display_name_rule } => {
+        Command::Rebuild { display_name_rule, projection } => {
+            let part = match projection {
+                ProjectionName::All => replay::Part::All,
+                ProjectionName::TokenIndex => replay::Part::TokenIndex,
+                ProjectionName::UserDirectory => replay::Part::UserDirectory,
+                ProjectionName::Settings => replay::Part::Settings,
+            };
             let log = replay::open(&cli.store, StoreOptions::default()).await.map_err(fail)?;
             let started = std::time::Instant::now();
-            let bar = spinner("rebuilding every projection from the log");
-            let built = replay::rebuild(&log, display_name_rule).await.map_err(fail);
+            let bar = spinner("rebuilding from the log");
+            let built = replay::rebuild_part(&log, display_name_rule, part).await.map_err(fail);
             bar.finish_and_clear();
             log.close().await;
-            let (position, digest, size) = built?;
+            let built = built?;
             let seconds = started.elapsed().as_secs_f64();
             match cli.format {
-                Format::Json => println!(
-                    "{}",
-                    serde_json::json!({"position": position, "digest": digest, "bytes": size, "seconds": seconds})
-                ),
+                Format::Json => {
+                    let mut report = serde_json::to_value(&built).unwrap_or_default();
+                    report["seconds"] = seconds.into();
+                    println!("{report}");
+                }
                 Format::Table => println!(
-                    "checkpoint at position {position} ({} rule): digest {digest}, {size} bytes, rebuilt in {seconds:.2} s",
-                    display_name_rule.name()
+                    "checkpoint at position {} ({} rule): digest {}, {} bytes, rebuilt in {seconds:.2} s{}",
+                    built.position,
+                    display_name_rule.name(),
+                    built.digest,
+                    built.bytes,
+                    if built.carried_forward {
+                        " (other projections carried forward from the last checkpoint)"
+                    } else {
+                        ""
+                    }
                 ),
             }
             Ok(true)
