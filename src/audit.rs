@@ -238,15 +238,16 @@ pub struct TokenAsOf {
     pub ended_by: Option<Entry>,
 }
 
-/// Folds the log as committed by `at` into the server's own projections.
-async fn fold_until(
+/// Folds the log after `projections.position` into them, in position order,
+/// until `stop` says a row is past the end; `each` sees every folded event.
+pub async fn fold(
     log: &EventLog,
-    at: i64,
+    mut projections: Projections,
+    stop: impl Fn(&StoredEvent) -> bool,
     mut each: impl FnMut(&StoredEvent, &LedgerEvent),
 ) -> Result<Projections, AuditError> {
     let upcasters = upcasters();
-    let mut projections = Projections::new(Default::default());
-    let mut after = 0;
+    let mut after = projections.position;
     'scan: loop {
         let rows = log.read_after(after, BATCH).await?;
         let Some(last) = rows.last() else {
@@ -254,7 +255,7 @@ async fn fold_until(
         };
         after = last.position;
         for row in &rows {
-            if row.recorded_at > at {
+            if stop(row) {
                 break 'scan;
             }
             let event = decode(row, &upcasters)?;
@@ -263,6 +264,15 @@ async fn fold_until(
         }
     }
     Ok(projections)
+}
+
+/// Folds the log as committed by `at` into the server's own projections.
+async fn fold_until(
+    log: &EventLog,
+    at: i64,
+    each: impl FnMut(&StoredEvent, &LedgerEvent),
+) -> Result<Projections, AuditError> {
+    fold(log, Projections::new(Default::default()), |row| row.recorded_at > at, each).await
 }
 
 fn live(view: &TokenView) -> LiveToken {

@@ -12,8 +12,7 @@ use std::sync::Arc;
 
 use authledger::clock::SystemClock;
 use authledger::domain::canonical::Canonicalization;
-use authledger::domain::{LedgerEvent, LogEvent};
-use authledger::projections::{Fold, Projections};
+use authledger::projections::Projections;
 use authledger::store::chain::{ChainBreak, ChainVerifier};
 use authledger::store::{EventLog, ImportRow, SecretRow, StoreError, StoreOptions, StoredEvent};
 use serde::{Deserialize, Serialize};
@@ -118,26 +117,9 @@ pub async fn digest_at(log: &EventLog, rule: Canonicalization, position: i64) ->
 }
 
 /// Folds the log after `projections.position` into them, up to `until` (or the head).
-async fn fold(log: &EventLog, mut projections: Projections, until: Option<i64>) -> Result<Projections, ReplayError> {
-    let upcasters = authledger::domain::upcasters();
-    let mut after = projections.position;
-    'fold: loop {
-        let rows = log.read_after(after, BATCH).await?;
-        let Some(last) = rows.last() else {
-            break;
-        };
-        after = last.position;
-        for row in &rows {
-            if until.is_some_and(|until| row.position > until) {
-                break 'fold;
-            }
-            let event =
-                LedgerEvent::decode(&row.aggregate_type, &row.event_type, &row.event_version, &row.payload, &upcasters)
-                    .map_err(|e| AuditError::Decode { position: row.position, message: e.to_string() })?;
-            projections.apply(row.position, row.recorded_at, &row.aggregate_id, row.sequence, &event);
-        }
-    }
-    Ok(projections)
+async fn fold(log: &EventLog, projections: Projections, until: Option<i64>) -> Result<Projections, ReplayError> {
+    let past_end = |row: &StoredEvent| until.is_some_and(|until| row.position > until);
+    Ok(authledger::audit::fold(log, projections, past_end, |_, _| {}).await?)
 }
 
 /// Which projection `rebuild --projection` rebuilds.
