@@ -15,34 +15,12 @@ use crate::domain::{LedgerEvent, LogEvent, SystemEvent, TokenEvent, UserEvent, U
 use crate::projections::{Fold, Projections, TokenView};
 use crate::store::{EventLog, StoreError, StoredEvent};
 
-/// How many rows one read fetches.
-const BATCH: i64 = 10_000;
-
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("event at position {position} cannot be read: {message}")]
     Decode { position: i64, message: String },
-}
-
-/// Reads the whole log in position order, handing each batch to `each`
-/// (which returns false to stop).
-async fn scan(
-    log: &EventLog,
-    mut each: impl FnMut(&[StoredEvent]) -> Result<bool, AuditError>,
-) -> Result<(), AuditError> {
-    let mut after = 0;
-    loop {
-        let rows = log.read_after(after, BATCH).await?;
-        let Some(last) = rows.last() else {
-            return Ok(());
-        };
-        after = last.position;
-        if !each(&rows)? {
-            return Ok(());
-        }
-    }
 }
 
 fn decode(
@@ -174,7 +152,7 @@ pub async fn history_page(
     let mut selector = Selector { subject: query.subject.clone(), tokens: Default::default(), token: None };
     let mut entries = Vec::new();
     let mut more = false;
-    scan(log, |rows| {
+    log.scan(0, |rows| {
         for row in rows {
             let event = decode(row, &upcasters)?;
             let in_window = row.position > after
@@ -190,7 +168,7 @@ pub async fn history_page(
             }
         }
         progress(rows.last().map_or(0, |r| r.position));
-        Ok(true)
+        Ok::<bool, AuditError>(true)
     })
     .await?;
     let next = if more { entries.last().map(|e| e.position) } else { None };
@@ -247,22 +225,18 @@ pub async fn fold(
     mut each: impl FnMut(&StoredEvent, &LedgerEvent),
 ) -> Result<Projections, AuditError> {
     let upcasters = upcasters();
-    let mut after = projections.position;
-    'scan: loop {
-        let rows = log.read_after(after, BATCH).await?;
-        let Some(last) = rows.last() else {
-            break;
-        };
-        after = last.position;
-        for row in &rows {
+    log.scan(projections.position, |rows| {
+        for row in rows {
             if stop(row) {
-                break 'scan;
+                return Ok(false);
             }
             let event = decode(row, &upcasters)?;
             projections.apply(row.position, row.recorded_at, &row.aggregate_id, row.sequence, &event);
             each(row, &event);
         }
-    }
+        Ok::<bool, AuditError>(true)
+    })
+    .await?;
     Ok(projections)
 }
 

@@ -15,7 +15,7 @@ use crate::domain::{
     AuditCommand, AuthError, CustomRoleCommand, CustomRoleId, ServerConfigCommand, ServerSettings, SystemCommand,
     TokenCommand, UserCommand, UserName,
 };
-use crate::projections::checkpoint::Checkpoint;
+use crate::projections::checkpoint::{Checkpoint, digest_of};
 use crate::projections::runner::RunnerError;
 use crate::projections::{Projections, ReadModel, Runner};
 use crate::store::{CommandBus, CommandError, EventLog, EventMetadata, StoreError, StoreOptions, StoredCheckpoint};
@@ -78,7 +78,7 @@ impl LedgerOptions {
 /// The newest usable checkpoint for `rule`: made from this very log (its
 /// chain value at the checkpoint's position matches) and readable. Anything
 /// else is reported and ignored — the log is folded from the start instead.
-async fn load_checkpoint(log: &EventLog, rule: Canonicalization) -> Option<Projections> {
+pub async fn load_checkpoint(log: &EventLog, rule: Canonicalization) -> Option<Projections> {
     let stored = match log.latest_checkpoint(rule.name()).await {
         Ok(Some(stored)) => stored,
         Ok(None) => return None,
@@ -114,38 +114,26 @@ async fn load_checkpoint(log: &EventLog, rule: Canonicalization) -> Option<Proje
     }
 }
 
-/// Folds the whole log into fresh projections and stores them as a
-/// checkpoint; returns it (with its digest).
-pub async fn rebuild_checkpoint(
+/// Stores `checkpoint` with the log's chain value at its position; returns its
+/// digest and size (it is encoded once).
+pub async fn store_checkpoint(
     log: &EventLog,
-    rule: Canonicalization,
+    checkpoint: &Checkpoint,
     now: i64,
-) -> Result<(Checkpoint, String), LedgerError> {
-    let model = Arc::new(ReadModel::new(Projections::new(rule)));
-    Runner::new(log.clone(), model.clone()).catch_up().await?;
-    let checkpoint = model.read().checkpoint();
-    let digest = store_checkpoint(log, &checkpoint, now).await?;
-    Ok((checkpoint, digest))
-}
-
-/// Stores `checkpoint` with the log's chain value at its position; returns its digest.
-pub async fn store_checkpoint(log: &EventLog, checkpoint: &Checkpoint, now: i64) -> Result<String, LedgerError> {
-    let digest = checkpoint.digest();
+) -> Result<(String, usize), LedgerError> {
+    let data = checkpoint.encode();
+    let digest = digest_of(&data);
+    let bytes = data.len();
     let stored = StoredCheckpoint {
         position: checkpoint.position,
         rule: checkpoint.rule.name().to_owned(),
         chain: log.chain_at(checkpoint.position).await?,
         digest: digest.clone(),
         created_at: now,
-        data: checkpoint.encode(),
+        data,
     };
     log.put_checkpoint(&stored).await?;
-    Ok(digest)
-}
-
-/// The newest usable checkpoint for `rule`, as projections (see the server's start-up).
-pub async fn usable_checkpoint(log: &EventLog, rule: Canonicalization) -> Option<Projections> {
-    load_checkpoint(log, rule).await
+    Ok((digest, bytes))
 }
 
 /// Waits up to `limit` for `model` to reach `position` (read-your-writes).
@@ -177,13 +165,7 @@ impl Ledger {
         let log = EventLog::open(&options.store_url, options.store.clone(), clock.clone()).await?;
         let loaded = load_checkpoint(&log, options.canonicalization).await;
         let checkpoint = loaded.as_ref().map(|p| p.position);
-        let model = Arc::new(match loaded {
-            Some(projections) => {
-                let position = projections.position;
-                ReadModel::at(projections, position)
-            }
-            None => ReadModel::new(Projections::new(options.canonicalization)),
-        });
+        let model = Arc::new(ReadModel::new(loaded.unwrap_or_else(|| Projections::new(options.canonicalization))));
         let runner = Runner::new(log.clone(), model.clone());
         let folded = runner.catch_up().await?;
         tracing::info!(events = folded, position = model.position(), store = log.kind(), "projections caught up");

@@ -18,9 +18,6 @@ use authledger::store::{EventLog, ImportRow, SecretRow, StoreError, StoreOptions
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// How many rows one read fetches.
-const BATCH: i64 = 10_000;
-
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
     #[error(transparent)]
@@ -46,22 +43,6 @@ pub async fn open(store: &str, options: StoreOptions) -> Result<EventLog, Replay
 
 pub fn read_only() -> StoreOptions {
     StoreOptions { read_only: true, ..StoreOptions::default() }
-}
-
-/// Reads the whole log in position order, handing each batch to `each`.
-async fn scan(
-    log: &EventLog,
-    mut each: impl FnMut(&[StoredEvent]) -> Result<(), ReplayError>,
-) -> Result<(), ReplayError> {
-    let mut after = 0;
-    loop {
-        let rows = log.read_after(after, BATCH).await?;
-        let Some(last) = rows.last() else {
-            return Ok(());
-        };
-        after = last.position;
-        each(&rows)?;
-    }
 }
 
 pub use authledger::audit::{
@@ -148,7 +129,7 @@ pub async fn rebuild_part(log: &EventLog, rule: Canonicalization, part: Part) ->
     let now = authledger::clock::Clock::now_ms(&SystemClock);
     let previous = match part {
         Part::All => None,
-        _ => authledger::ledger::usable_checkpoint(log, rule).await,
+        _ => authledger::ledger::load_checkpoint(log, rule).await,
     };
     let fresh = fold(log, Projections::new(rule), None).await?;
     let carried_forward = previous.is_some();
@@ -167,8 +148,8 @@ pub async fn rebuild_part(log: &EventLog, rule: Canonicalization, part: Part) ->
         }
     };
     let checkpoint = projections.checkpoint();
-    let digest = authledger::ledger::store_checkpoint(log, &checkpoint, now).await?;
-    Ok(Rebuilt { position: checkpoint.position, digest, bytes: checkpoint.encode().len(), carried_forward })
+    let (digest, bytes) = authledger::ledger::store_checkpoint(log, &checkpoint, now).await?;
+    Ok(Rebuilt { position: checkpoint.position, digest, bytes, carried_forward })
 }
 
 // ----------------------------------------------------------- export/import
@@ -257,14 +238,14 @@ pub struct Moved {
 pub async fn export(log: &EventLog, out: &mut impl Write, mut progress: impl FnMut(i64)) -> Result<Moved, ReplayError> {
     let mut moved = Moved::default();
     let io = |source| ReplayError::File { path: "the export file".into(), source };
-    scan(log, |rows| {
+    log.scan(0, |rows| {
         for row in rows {
             let line = serde_json::to_string(&Line::from_event(row)?).unwrap_or_default();
             writeln!(out, "{line}").map_err(io)?;
             moved.events += 1;
         }
         progress(rows.last().map_or(0, |r| r.position));
-        Ok(())
+        Ok::<bool, ReplayError>(true)
     })
     .await?;
     for secret in log.secrets().await? {

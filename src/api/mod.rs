@@ -105,34 +105,10 @@ impl AppState {
         grant: NewToken,
         metadata: &EventMetadata,
     ) -> Result<(String, TokenView), ApiError> {
-        let mut secret = [0u8; 20];
-        rand::thread_rng().fill_bytes(&mut secret);
-        let value = BASE32.encode(&secret);
-        let id = Uuid::new_v4();
-        let now = self.now();
         let lifetime = self.ledger.model.read().config.token_lifetimes.of(grant.kind);
-        let issued = TokenIssued {
-            token_hash: encode_hash(&hash_token(&value)),
-            kind: grant.kind,
-            user: grant.user,
-            name: grant.name,
-            created: now,
-            expires: now.saturating_add(lifetime),
-            custom: grant.custom,
-            client: grant.client,
-        };
-        let view = TokenView {
-            id,
-            user: issued.user.clone(),
-            kind: issued.kind,
-            name: issued.name.as_ref().map(|n| n.to_string()),
-            created: issued.created,
-            expires: issued.expires,
-            custom: issued.custom.clone(),
-            client: issued.client.clone(),
-        };
-        self.ledger.token(id, TokenCommand::Issue(issued), metadata).await?;
-        Ok((value, view))
+        let minted = mint(grant, self.now(), lifetime);
+        self.ledger.token(minted.view.id, TokenCommand::Issue(minted.issued), metadata).await?;
+        Ok((minted.value, minted.view))
     }
 
     /// The suggested client cache time (`cachefor`).
@@ -152,6 +128,42 @@ pub struct NewToken {
     pub name: Option<TokenName>,
     pub custom: BTreeMap<String, String>,
     pub client: ClientInfo,
+}
+
+/// A new token: its value (shown once, never stored), the grant the log
+/// records (only the value's hash) and the token as answers show it.
+pub struct Minted {
+    pub value: String,
+    pub issued: TokenIssued,
+    pub view: TokenView,
+}
+
+/// Mints a token for `grant`: 20 random bytes in base32, a fresh id, valid for `lifetime` from `now`.
+pub fn mint(grant: NewToken, now: i64, lifetime: i64) -> Minted {
+    let mut secret = [0u8; 20];
+    rand::thread_rng().fill_bytes(&mut secret);
+    let value = BASE32.encode(&secret);
+    let issued = TokenIssued {
+        token_hash: encode_hash(&hash_token(&value)),
+        kind: grant.kind,
+        user: grant.user,
+        name: grant.name,
+        created: now,
+        expires: now.saturating_add(lifetime),
+        custom: grant.custom,
+        client: grant.client,
+    };
+    let view = TokenView {
+        id: Uuid::new_v4(),
+        user: issued.user.clone(),
+        kind: issued.kind,
+        name: issued.name.as_ref().map(|n| n.to_string()),
+        created: issued.created,
+        expires: issued.expires,
+        custom: issued.custom.clone(),
+        client: issued.client.clone(),
+    };
+    Minted { value, issued, view }
 }
 
 /// Most privileged operations take only Login tokens (403 otherwise).

@@ -9,23 +9,20 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use data_encoding::BASE32;
-use rand::RngCore;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use super::error::ApiError;
 use super::request::{Body, FirstQuery, required_header_token};
-use super::v2::{ListQuery, MAX_LIST};
-use super::{AppState, root, views};
-use crate::domain::names::{parse_role_description, parse_user_list};
+use super::v2::{ListQuery, lookup_names};
+use super::{AppState, Minted, NewToken, mint, root, views};
+use crate::domain::names::parse_role_description;
 use crate::domain::test_mode::{TEST_DATA_LIFETIME_MS, TestCustomRoleCommand, TestUserCommand};
-use crate::domain::token::{ClientInfo, TokenIssued};
+use crate::domain::token::ClientInfo;
 use crate::domain::{
     AuthError, CustomRoleId, DisplayName, ErrorType, Role, TokenCommand, TokenKind, TokenName, UserName,
 };
 use crate::projections::test_mode::TestUserRecord;
-use crate::projections::token_index::encode_hash;
 use crate::projections::{TestProjections, TokenView, hash_token};
 use crate::test_mode::TestLedger;
 
@@ -49,20 +46,19 @@ pub fn token_view(state: &AppState, token: &str) -> Result<TokenView, ApiError> 
         .ok_or_else(|| AuthError::bare(ErrorType::InvalidToken).into())
 }
 
+/// A test user as the user JSON: no email, never logged in; custom roles that still exist.
 fn user_json(model: &TestProjections, user: &TestUserRecord, now: i64) -> Value {
-    json!({
-        "user": user.name,
-        "anonid": user.anon_id,
-        "display": user.display,
-        "email": null,
-        "created": user.created,
-        "lastlogin": null,
-        "local": true,
-        "roles": views::roles(&user.roles),
-        "customroles": model.custom_roles_of(user, now),
-        "idents": [],
-        "policyids": [],
-    })
+    views::UserJson {
+        name: &user.name,
+        anon_id: user.anon_id,
+        display: user.display.as_str(),
+        email: None,
+        created: user.created,
+        last_login: None,
+        roles: &user.roles,
+        custom_roles: model.custom_roles_of(user, now),
+    }
+    .render()
 }
 
 /// The live test user as JSON; 404 when there is none.
@@ -118,31 +114,9 @@ pub async fn create_token(State(state): State<AppState>, body: Body) -> Result<J
     if ledger.model.read().user(&user, now).is_none() {
         return Err(AuthError::no_such_user(user.as_str()).into());
     }
-    let mut secret = [0u8; 20];
-    rand::thread_rng().fill_bytes(&mut secret);
-    let value = BASE32.encode(&secret);
-    let id = Uuid::new_v4();
-    let issued = TokenIssued {
-        token_hash: encode_hash(&hash_token(&value)),
-        kind,
-        user: user.clone(),
-        name: name.clone(),
-        created: now,
-        expires: now.saturating_add(TEST_DATA_LIFETIME_MS),
-        custom: Default::default(),
-        client: ClientInfo::default(),
-    };
-    ledger.token(id, TokenCommand::Issue(issued)).await?;
-    let view = TokenView {
-        id,
-        user,
-        kind,
-        name: name.map(|n| n.to_string()),
-        created: now,
-        expires: now.saturating_add(TEST_DATA_LIFETIME_MS),
-        custom: Default::default(),
-        client: ClientInfo::default(),
-    };
+    let grant = NewToken { user, kind, name, custom: Default::default(), client: ClientInfo::default() };
+    let Minted { value, issued, view } = mint(grant, now, TEST_DATA_LIFETIME_MS);
+    ledger.token(view.id, TokenCommand::Issue(issued)).await?;
     Ok(Json(views::new_api_token(&view, &value, state.cache_for())))
 }
 
@@ -166,12 +140,7 @@ pub async fn users(
     headers: HeaderMap,
     FirstQuery(query): FirstQuery<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let names = parse_user_list(query.list.as_deref())?;
-    let token = required_header_token(&headers)?;
-    token_view(&state, &token)?;
-    if names.len() > MAX_LIST {
-        return Err(AuthError::illegal(format!("User count exceeds maximum of {MAX_LIST}")).into());
-    }
+    let names = lookup_names(query.list.as_deref(), &headers, |token| token_view(&state, token).map(drop))?;
     let now = state.now();
     let model = ledger(&state)?.model.read();
     let found: Map<String, Value> =

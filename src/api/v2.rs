@@ -17,7 +17,9 @@ use super::permissions::{self, Action};
 use super::request::{Body, FirstQuery, RequestContext, required_header_token};
 use super::{AppState, NewToken, require_login, views};
 use crate::domain::names::{is_blank, java_trim, parse_custom_context, parse_user_list};
-use crate::domain::{AuditCommand, AuthError, DisplayName, EmailAddress, ErrorType, TokenKind, TokenName, UserCommand};
+use crate::domain::{
+    AuditCommand, AuthError, DisplayName, EmailAddress, ErrorType, TokenKind, TokenName, UserCommand, UserName,
+};
 use crate::projections::{SearchSpec, hash_token};
 
 /// The most users or anonymous ids one lookup may name.
@@ -94,17 +96,27 @@ pub struct ListQuery {
     pub list: Option<String>,
 }
 
+/// The names of a display-name lookup, checked in the contract's order: the
+/// list, the token's presence, the token (`check_token`), the list's size.
+pub fn lookup_names(
+    list: Option<&str>,
+    headers: &HeaderMap,
+    check_token: impl FnOnce(&str) -> Result<(), ApiError>,
+) -> Result<Vec<UserName>, ApiError> {
+    let names = parse_user_list(list)?;
+    check_token(&required_header_token(headers)?)?;
+    if names.len() > MAX_LIST {
+        return Err(AuthError::illegal(format!("User count exceeds maximum of {MAX_LIST}")).into());
+    }
+    Ok(names)
+}
+
 pub async fn users(
     State(state): State<AppState>,
     headers: HeaderMap,
     FirstQuery(query): FirstQuery<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let names = parse_user_list(query.list.as_deref())?;
-    let token = required_header_token(&headers)?;
-    state.token_view(&token)?;
-    if names.len() > MAX_LIST {
-        return Err(AuthError::illegal(format!("User count exceeds maximum of {MAX_LIST}")).into());
-    }
+    let names = lookup_names(query.list.as_deref(), &headers, |token| state.token_view(token).map(drop))?;
     let model = state.ledger.model.read();
     let found: Map<String, Value> = names
         .iter()

@@ -8,7 +8,7 @@ use serde::{Serialize, Serializer};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::domain::Role;
+use crate::domain::{Role, UserName};
 use crate::projections::token_index::TokenRef;
 use crate::projections::{TokenView, UserRecord};
 
@@ -97,21 +97,51 @@ pub fn roles(roles: &BTreeSet<Role>) -> Value {
     Value::Array(roles.iter().map(|r| json!({"id": r.id(), "desc": r.description()})).collect())
 }
 
-/// The user as `/api/V2/me` shows it. Every account here is local (no linked identities).
+/// What the user JSON (§5.4) says of one user; the rest is the same for every account here.
+pub struct UserJson<'a, C: Serialize> {
+    pub name: &'a UserName,
+    pub anon_id: Uuid,
+    pub display: &'a str,
+    pub email: Option<&'a str>,
+    pub created: i64,
+    pub last_login: Option<i64>,
+    pub roles: &'a BTreeSet<Role>,
+    /// Sorted custom role ids.
+    pub custom_roles: C,
+}
+
+impl<C: Serialize> UserJson<'_, C> {
+    /// Every account here is local (no linked identities, no policy ids).
+    pub fn render(&self) -> Value {
+        json!({
+            "user": self.name,
+            "anonid": self.anon_id,
+            "display": self.display,
+            "email": self.email,
+            "created": self.created,
+            "lastlogin": self.last_login,
+            "local": true,
+            "roles": roles(self.roles),
+            "customroles": self.custom_roles,
+            "idents": [],
+            "policyids": [],
+        })
+    }
+}
+
+/// The user as `/api/V2/me` shows it.
 pub fn user(record: &UserRecord) -> Value {
-    json!({
-        "user": record.name,
-        "anonid": record.anon_id,
-        "display": record.display,
-        "email": record.email,
-        "created": record.created,
-        "lastlogin": record.last_login,
-        "local": true,
-        "roles": roles(&record.roles),
-        "customroles": record.custom_roles,
-        "idents": [],
-        "policyids": [],
-    })
+    UserJson {
+        name: &record.name,
+        anon_id: record.anon_id,
+        display: &record.display,
+        email: record.email.as_deref(),
+        created: record.created,
+        last_login: record.last_login,
+        roles: &record.roles,
+        custom_roles: &record.custom_roles,
+    }
+    .render()
 }
 
 /// The user as an administrator sees it: the user plus its disabled state.

@@ -51,8 +51,13 @@ impl Checkpoint {
 
     /// SHA-256 of the canonical bytes, hex.
     pub fn digest(&self) -> String {
-        data_encoding::HEXLOWER.encode(&Sha256::digest(self.encode()))
+        digest_of(&self.encode())
     }
+}
+
+/// The digest of a checkpoint's encoded bytes.
+pub fn digest_of(encoded: &[u8]) -> String {
+    data_encoding::HEXLOWER.encode(&Sha256::digest(encoded))
 }
 
 impl Projections {

@@ -34,6 +34,9 @@ pub trait Fold: Send + Sync + 'static {
     /// Folds one event. `recorded_at` is the log's time for the event;
     /// `sequence` its number within its aggregate.
     fn apply(&mut self, position: i64, recorded_at: i64, aggregate_id: &str, sequence: i64, event: &Self::Event);
+
+    /// The position of the last event folded in (0 when none; a restored checkpoint's otherwise).
+    fn position(&self) -> i64;
 }
 
 /// Every projection of the main log, at one log position.
@@ -58,6 +61,10 @@ impl Projections {
 
 impl Fold for Projections {
     type Event = LedgerEvent;
+
+    fn position(&self) -> i64 {
+        self.position
+    }
 
     fn apply(&mut self, position: i64, recorded_at: i64, aggregate_id: &str, _sequence: i64, event: &LedgerEvent) {
         self.tokens.sweep_expired(recorded_at);
@@ -112,17 +119,15 @@ pub struct ReadModel<P = Projections> {
     applied: watch::Sender<i64>,
 }
 
-impl<P> ReadModel<P> {
+impl<P: Fold> ReadModel<P> {
+    /// Projections that have folded the log up to their position (0 when fresh, or a checkpoint's).
     pub fn new(projections: P) -> Self {
-        Self::at(projections, 0)
-    }
-
-    /// Projections that have already folded the log up to `position` (a checkpoint).
-    pub fn at(projections: P, position: i64) -> Self {
-        let (applied, _) = watch::channel(position);
+        let (applied, _) = watch::channel(projections.position());
         Self { state: RwLock::new(projections), applied }
     }
+}
 
+impl<P> ReadModel<P> {
     pub fn read(&self) -> RwLockReadGuard<'_, P> {
         self.state.read().unwrap_or_else(PoisonError::into_inner)
     }

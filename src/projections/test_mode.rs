@@ -56,6 +56,8 @@ pub struct TestProjections {
     roles: BTreeMap<CustomRoleId, TestRole>,
     /// The position of the newest clear: every row below it is to be deleted.
     cleared_below: Option<i64>,
+    /// The position of the last event folded in.
+    position: i64,
 }
 
 impl TestProjections {
@@ -149,6 +151,10 @@ impl TestProjections {
 impl Fold for TestProjections {
     type Event = TestModeEvent;
 
+    fn position(&self) -> i64 {
+        self.position
+    }
+
     fn apply(&mut self, position: i64, _recorded_at: i64, aggregate_id: &str, sequence: i64, event: &TestModeEvent) {
         match event {
             TestModeEvent::Token(TokenEvent::TokenIssued(grant)) => match Uuid::parse_str(aggregate_id) {
@@ -163,6 +169,7 @@ impl Fold for TestProjections {
             }
             TestModeEvent::Data(event) => self.apply_data(position, event),
         }
+        self.position = position;
     }
 }
 

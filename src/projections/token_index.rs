@@ -440,7 +440,23 @@ impl TokenIndex {
 
     /// Drops every token expired by `before`, now (not on the sweep schedule).
     pub(crate) fn evict_expired(&mut self, before: i64) {
-        let buckets: Vec<i64> = self.expiries.range(..=before.div_euclid(BUCKET_MS)).map(|(b, _)| *b).collect();
+        self.evict_through(before.div_euclid(BUCKET_MS), before);
+    }
+
+    /// Drops tokens expired by `log_time`, at most once per sweep interval,
+    /// visiting only the hour buckets that have wholly passed.
+    pub(crate) fn sweep_expired(&mut self, log_time: i64) {
+        if log_time < self.next_sweep_at {
+            return;
+        }
+        self.next_sweep_at = log_time + SWEEP_INTERVAL_MS;
+        self.evict_through(log_time.div_euclid(BUCKET_MS) - 1, log_time);
+    }
+
+    /// Visits the expiry buckets up to `last_bucket`, dropping tokens expired
+    /// by `before` and keeping the bucket's other tokens listed.
+    fn evict_through(&mut self, last_bucket: i64, before: i64) {
+        let buckets: Vec<i64> = self.expiries.range(..=last_bucket).map(|(b, _)| *b).collect();
         for bucket in buckets {
             let Some(slots) = self.expiries.remove(&bucket) else {
                 continue;
@@ -456,27 +472,6 @@ impl TokenIndex {
             }
             if !kept.is_empty() {
                 self.expiries.insert(bucket, kept);
-            }
-        }
-    }
-
-    /// Drops tokens expired by `log_time`, at most once per sweep interval,
-    /// visiting only the hour buckets that have wholly passed.
-    pub(crate) fn sweep_expired(&mut self, log_time: i64) {
-        if log_time < self.next_sweep_at {
-            return;
-        }
-        self.next_sweep_at = log_time + SWEEP_INTERVAL_MS;
-        let current = log_time.div_euclid(BUCKET_MS);
-        while let Some(entry) = self.expiries.first_entry() {
-            if *entry.key() >= current {
-                break;
-            }
-            for slot in entry.remove() {
-                // The slot may since have been freed, or reused by a later token.
-                if self.slots[slot as usize].as_ref().is_some_and(|r| r.expires <= log_time) {
-                    self.remove(slot);
-                }
             }
         }
     }

@@ -304,26 +304,45 @@ impl EventLog {
         self.backend.delete_secret(id).await
     }
 
+    /// Reads the log after `after` in position order, a batch at a time,
+    /// until the log ends or `each` returns false (tools that read it all).
+    pub async fn scan<E: From<StoreError>>(
+        &self,
+        after: i64,
+        mut each: impl FnMut(&[StoredEvent]) -> Result<bool, E>,
+    ) -> Result<(), E> {
+        const BATCH: i64 = 10_000;
+        let mut after = after;
+        loop {
+            let rows = self.read_after(after, BATCH).await?;
+            let Some(last) = rows.last() else {
+                return Ok(());
+            };
+            after = last.position;
+            if !each(&rows)? {
+                return Ok(());
+            }
+        }
+    }
+
     /// Checks the integrity chain over the whole log, in position order;
     /// `progress` hears how many rows have been checked so far.
     pub async fn verify_chain(
         &self,
         mut progress: impl FnMut(i64),
     ) -> Result<Result<chain::ChainVerifier, chain::ChainBreak>, StoreError> {
-        const BATCH: i64 = 10_000;
         let mut verifier = chain::ChainVerifier::default();
-        loop {
-            let rows = self.read_after(verifier.checked(), BATCH).await?;
-            if rows.is_empty() {
-                return Ok(Ok(verifier));
-            }
-            for row in &rows {
-                if let Err(broken) = verifier.check(row) {
-                    return Ok(Err(broken));
-                }
-            }
+        let mut broken = None;
+        self.scan(0, |rows| {
+            broken = rows.iter().find_map(|row| verifier.check(row).err());
             progress(verifier.checked());
-        }
+            Ok::<bool, StoreError>(broken.is_none())
+        })
+        .await?;
+        Ok(match broken {
+            Some(broken) => Err(broken),
+            None => Ok(verifier),
+        })
     }
 
     pub async fn put_checkpoint(&self, checkpoint: &StoredCheckpoint) -> Result<(), StoreError> {
