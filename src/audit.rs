@@ -11,7 +11,9 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::domain::token::TokenIssued;
-use crate::domain::{LedgerEvent, LogEvent, SystemEvent, TokenEvent, UserEvent, UserName, upcasters};
+use crate::domain::{
+    CertificateEvent, InviteEvent, LedgerEvent, LogEvent, SystemEvent, TokenEvent, UserEvent, UserName, upcasters,
+};
 use crate::projections::{Fold, Projections, TokenView};
 use crate::store::{EventLog, StoreError, StoredEvent};
 
@@ -72,6 +74,8 @@ struct Selector {
     subject: Subject,
     /// Tokens issued to the user (user history).
     tokens: HashSet<String>,
+    /// Invitations of the user (user history).
+    invites: HashSet<String>,
     /// The token's owner and expiry, once issued (token history).
     token: Option<(UserName, i64)>,
 }
@@ -87,6 +91,12 @@ impl Selector {
                     true
                 }
                 LedgerEvent::Token(_) => self.tokens.contains(&row.aggregate_id),
+                LedgerEvent::Certificate(CertificateEvent::UserCertIssued { user: subject, .. }) => subject == user,
+                LedgerEvent::Invite(InviteEvent::InviteIssued { user: invited, .. }) if invited == user => {
+                    self.invites.insert(row.aggregate_id.clone());
+                    true
+                }
+                LedgerEvent::Invite(_) => self.invites.contains(&row.aggregate_id),
                 _ => false,
             },
             Subject::Token(id) => {
@@ -149,7 +159,12 @@ pub async fn history_page(
     mut progress: impl FnMut(i64),
 ) -> Result<(Vec<Entry>, Option<i64>), AuditError> {
     let upcasters = upcasters();
-    let mut selector = Selector { subject: query.subject.clone(), tokens: Default::default(), token: None };
+    let mut selector = Selector {
+        subject: query.subject.clone(),
+        tokens: Default::default(),
+        invites: Default::default(),
+        token: None,
+    };
     let mut entries = Vec::new();
     let mut more = false;
     log.scan(0, |rows| {

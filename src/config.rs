@@ -6,6 +6,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use crate::access::{AccessOptions, StaticToken};
 use crate::domain::ServerSettings;
 use crate::domain::canonical::Canonicalization;
 use crate::domain::server_config::{DAY_MS, RedirectUrls, TokenLifetimes};
@@ -25,6 +26,15 @@ pub struct FileConfig {
     pub display_name_rule: Option<Canonicalization>,
     /// Serve test mode (contract §8): off unless set.
     pub test_mode_enabled: Option<bool>,
+    /// Join tokens for hosts, `ROLE[,ROLE]:VALUE` (roles: node, proxy, auth); no expiry.
+    #[serde(default)]
+    pub static_tokens: Vec<String>,
+    /// The base URL of invitation links (default: the server's own address).
+    pub public_url: Option<String>,
+    /// The longest validity of a user certificate, e.g. `"30h"` (default 30h).
+    pub max_user_cert_ttl: Option<String>,
+    /// The validity of a host certificate, e.g. `"30d"` (default 30 days).
+    pub host_cert_ttl: Option<String>,
     /// The settings a new log starts with; later changes are events (`POST /admin/config`).
     #[serde(default)]
     pub initial: InitialSettings,
@@ -80,6 +90,47 @@ impl FileConfig {
         }
     }
 
+    /// The SSH side's settings; a malformed static token stops start-up with an error naming it.
+    pub fn access_options(&self) -> Result<AccessOptions, ConfigError> {
+        let defaults = AccessOptions::default();
+        let static_tokens = self
+            .static_tokens
+            .iter()
+            .enumerate()
+            .map(|(i, entry)| {
+                StaticToken::parse(entry).map_err(|reason| ConfigError::Invalid {
+                    key: "static_tokens",
+                    reason: format!("entry {}: {reason}", i + 1),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let duration = |key: &'static str, value: &Option<String>, default: i64| -> Result<i64, ConfigError> {
+            match value {
+                None => Ok(default),
+                Some(text) => match parse_duration_ms(text) {
+                    Ok(ms) if ms >= 60_000 => Ok(ms),
+                    Ok(_) => Err(ConfigError::Invalid { key, reason: format!("{text:?} is shorter than a minute") }),
+                    Err(reason) => Err(ConfigError::Invalid { key, reason }),
+                },
+            }
+        };
+        if let Some(url) = &self.public_url
+            && url::Url::parse(url).is_err()
+        {
+            return Err(ConfigError::Invalid { key: "public_url", reason: format!("{url:?} is not a URL") });
+        }
+        Ok(AccessOptions {
+            static_tokens,
+            max_user_cert_ttl_ms: duration(
+                "max_user_cert_ttl",
+                &self.max_user_cert_ttl,
+                defaults.max_user_cert_ttl_ms,
+            )?,
+            host_cert_ttl_ms: duration("host_cert_ttl", &self.host_cert_ttl, defaults.host_cert_ttl_ms)?,
+            public_url: self.public_url.as_ref().map(|u| u.trim_end_matches('/').to_owned()),
+        })
+    }
+
     /// The starting settings of a new log.
     pub fn initial_settings(&self) -> Result<ServerSettings, ConfigError> {
         let i = &self.initial;
@@ -118,6 +169,12 @@ impl FileConfig {
     }
 }
 
+/// A duration such as `15m`, `30h` or `2d 4h`, in milliseconds.
+pub fn parse_duration_ms(text: &str) -> Result<i64, String> {
+    let duration = humantime::parse_duration(text.trim()).map_err(|e| format!("{text:?} is not a duration: {e}"))?;
+    i64::try_from(duration.as_millis()).map_err(|_| format!("{text:?} is too long"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,5 +197,21 @@ mod tests {
         assert!(FileConfig::parse("unknown_key = 1").is_err());
         let bad = FileConfig::parse("[initial]\nlogin_token_days = 0").unwrap_or_default();
         assert!(bad.initial_settings().is_err());
+    }
+
+    #[test]
+    fn a_malformed_static_token_is_named() {
+        let config = FileConfig::parse("static_tokens = [\"node:aaaa\", \"nodes:bbbb\"]").unwrap_or_default();
+        assert_eq!(
+            config.access_options().err().map(|e| e.to_string()).as_deref(),
+            Some(
+                "invalid setting static_tokens: entry 2: static token \"nodes:…\": Unknown host role \"nodes\": expected one of node, proxy, auth"
+            )
+        );
+        let config =
+            FileConfig::parse("static_tokens = [\"node,proxy:aaaa\"]\nmax_user_cert_ttl = \"8h\"").unwrap_or_default();
+        let options = config.access_options().unwrap_or_default();
+        assert_eq!(options.static_tokens.len(), 1);
+        assert_eq!(options.max_user_cert_ttl_ms, 8 * 3_600_000);
     }
 }

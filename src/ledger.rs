@@ -9,11 +9,13 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
+use crate::access::AccessOptions;
 use crate::clock::SharedClock;
 use crate::domain::canonical::Canonicalization;
 use crate::domain::{
-    AuditCommand, AuthError, CustomRoleCommand, CustomRoleId, ServerConfigCommand, ServerSettings, SystemCommand,
-    TokenCommand, UserCommand, UserName,
+    AuditCommand, AuthError, CaKind, CertAuthorityCommand, CustomRoleCommand, CustomRoleId, InviteCommand,
+    ProvisionTokenCommand, RecordCertificate, ServerConfigCommand, ServerSettings, SystemCommand, TokenCommand,
+    UserCommand, UserName,
 };
 use crate::projections::checkpoint::{Checkpoint, digest_of};
 use crate::projections::runner::RunnerError;
@@ -59,6 +61,8 @@ pub struct LedgerOptions {
     pub settle_timeout: Duration,
     /// Serve test mode: a second, expiring log beside this one (see `test_mode`).
     pub test_mode: bool,
+    /// The SSH side's settings: static join tokens, certificate lifetimes, the public URL.
+    pub access: AccessOptions,
 }
 
 impl LedgerOptions {
@@ -71,6 +75,7 @@ impl LedgerOptions {
             poll: Duration::from_millis(250),
             settle_timeout: Duration::from_secs(10),
             test_mode: false,
+            access: AccessOptions::default(),
         }
     }
 }
@@ -240,6 +245,46 @@ impl Ledger {
         metadata: &EventMetadata,
     ) -> Result<Option<i64>, LedgerError> {
         let position = self.bus.audit(reader, command, metadata).await?;
+        self.settle(position).await
+    }
+
+    pub async fn cert_authority(
+        &self,
+        ca: CaKind,
+        command: CertAuthorityCommand,
+        metadata: &EventMetadata,
+    ) -> Result<Option<i64>, LedgerError> {
+        let position = self.bus.cert_authority(ca, command, metadata).await?;
+        self.settle(position).await
+    }
+
+    pub async fn certificate(
+        &self,
+        serial: u64,
+        command: RecordCertificate,
+        metadata: &EventMetadata,
+    ) -> Result<Option<i64>, LedgerError> {
+        let position = self.bus.certificate(serial, command, metadata).await?;
+        self.settle(position).await
+    }
+
+    pub async fn provision_token(
+        &self,
+        id: Uuid,
+        command: ProvisionTokenCommand,
+        metadata: &EventMetadata,
+    ) -> Result<Option<i64>, LedgerError> {
+        let position = self.bus.provision_token(id, command, metadata).await?;
+        self.settle(position).await
+    }
+
+    pub async fn invite(
+        &self,
+        id: Uuid,
+        command: InviteCommand,
+        metadata: &EventMetadata,
+    ) -> Result<Option<i64>, LedgerError> {
+        let position = self.bus.invite(id, command, metadata).await?;
         self.settle(position).await
     }
 

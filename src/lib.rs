@@ -2,6 +2,7 @@
 //! immutable event log. Reading order — and the direction of every import —
 //! is domain → store → projections → api.
 
+pub mod access;
 pub mod api;
 pub mod audit;
 pub mod clock;

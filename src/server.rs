@@ -11,6 +11,8 @@ use tokio::task::JoinHandle;
 use tower::Layer;
 use tower_http::normalize_path::NormalizePathLayer;
 
+use crate::access::AccessService;
+use crate::access::authority::{AuthorityError, ensure_authorities};
 use crate::api::{self, AppState, ServiceInfo};
 use crate::clock::SharedClock;
 use crate::ledger::{Ledger, LedgerError, LedgerOptions};
@@ -20,6 +22,8 @@ use crate::test_mode::{SWEEP_EVERY, TestLedger};
 pub enum StartError {
     #[error(transparent)]
     Ledger(#[from] LedgerError),
+    #[error("cannot create the certificate authorities: {0}")]
+    Authorities(#[from] AuthorityError),
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: String, source: std::io::Error },
 }
@@ -45,12 +49,15 @@ impl Server {
             }
             false => None,
         };
+        let access_options = options.access.clone();
         let ledger = Arc::new(Ledger::open(options, clock).await?);
+        ensure_authorities(&ledger).await?;
         let listener =
             TcpListener::bind(listen).await.map_err(|source| StartError::Listen { addr: listen.to_owned(), source })?;
         let addr = listener.local_addr().map_err(|source| StartError::Listen { addr: listen.to_owned(), source })?;
         let info = ServiceInfo { git_commit: env!("AUTHLEDGER_GIT_COMMIT").to_owned() };
-        let state = AppState { ledger: ledger.clone(), test_mode: test_mode.clone(), info: Arc::new(info) };
+        let access = Arc::new(AccessService::new(access_options, addr));
+        let state = AppState { ledger: ledger.clone(), test_mode: test_mode.clone(), info: Arc::new(info), access };
         // Every path also answers with one trailing slash (contract §1).
         let app = NormalizePathLayer::trim_trailing_slash().layer(api::router(state));
         let (shutdown, stopped) = oneshot::channel::<()>();

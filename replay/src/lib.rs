@@ -110,6 +110,7 @@ pub enum Part {
     TokenIndex,
     UserDirectory,
     Settings,
+    Access,
 }
 
 /// What a rebuild stored.
@@ -141,6 +142,7 @@ pub async fn rebuild_part(log: &EventLog, rule: Canonicalization, part: Part) ->
                 Part::TokenIndex => kept.tokens = fresh.tokens,
                 Part::UserDirectory => kept.users = fresh.users,
                 Part::Settings => kept.config = fresh.config,
+                Part::Access => kept.access = fresh.access,
                 // `previous` is only read for a single projection.
                 Part::All => kept = fresh,
             }

@@ -40,6 +40,7 @@ enum ProjectionName {
     TokenIndex,
     UserDirectory,
     Settings,
+    Access,
 }
 
 #[derive(Subcommand)]
@@ -297,6 +298,7 @@ async fn run(cli: Cli) -> Result<bool, String> {
                 ProjectionName::TokenIndex => replay::Part::TokenIndex,
                 ProjectionName::UserDirectory => replay::Part::UserDirectory,
                 ProjectionName::Settings => replay::Part::Settings,
+                ProjectionName::Access => replay::Part::Access,
             };
             let log = replay::open(&cli.store, StoreOptions::default()).await.map_err(fail)?;
             let started = std::time::Instant::now();

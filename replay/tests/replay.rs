@@ -35,6 +35,26 @@ async fn every_kind_of_event(h: &Harness) -> (String, String) {
     let alice = h.user_token(&admin, "alice").await;
     ok(h.put("/api/V2/me", Some(&alice), json!({"display": "Alice Liddell", "email": "alice@wonder.land"})).await)
         .await;
+    // The SSH side: certificates, logins, authorities, join tokens, invitations, second factors.
+    let key = ssh_key::PrivateKey::random(&mut rand::rngs::OsRng, ssh_key::Algorithm::Ed25519).expect("a key");
+    let public_key = key.public_key().to_openssh().expect("OpenSSH");
+    ok(h.post("/admin/user/alice/logins", Some(&admin), json!({"logins": ["alice", "deploy"]})).await).await;
+    ok(h.post("/api/V2/certs/ssh", Some(&alice), json!({"public_key": public_key, "ttl": 600})).await).await;
+    ok(h.post("/api/V2/admin/ca/rotate", Some(&admin), json!({"ca": "host"})).await).await;
+    let tokens =
+        ok(h.post("/api/V2/admin/provisiontokens", Some(&admin), json!({"roles": ["node"], "count": 2})).await).await;
+    let join = json!({"token": tokens["tokens"][0]["token"], "host_id": "web-1", "public_key": public_key});
+    ok(h.post("/api/V2/hosts/join", None, join).await).await;
+    let unused = tokens["tokens"][1]["id"].as_str().unwrap_or_default().to_owned();
+    ok(h.delete(&format!("/api/V2/admin/provisiontokens/{unused}"), Some(&admin)).await).await;
+    let revoked = ok(h.post("/api/V2/admin/invites", Some(&admin), json!({"user": "dave"})).await).await;
+    let revoked = revoked["id"].as_str().unwrap_or_default().to_owned();
+    ok(h.delete(&format!("/api/V2/admin/invites/{revoked}"), Some(&admin)).await).await;
+    let invite = json!({"user": "carol", "logins": ["carol"], "identities": ["github:carol@example.org"]});
+    let (_, totp) = h.invited_user(&admin, invite, USER_PASSWORD).await;
+    let wrong_code = if h.code(&totp) == "000000" { "111111" } else { "000000" };
+    let wrong = json!({"user": "carol", "pwd": USER_PASSWORD, "second_factor_token": wrong_code});
+    assert_eq!(h.post("/localaccount/login", None, wrong).await.status, 401);
     // Reads that are recorded: the audit trail, past state, unmasking an anonymous id.
     ok(h.get("/api/V2/admin/audit?user=alice", Some(&admin)).await).await;
     ok(h.get("/api/V2/admin/asof?user=alice&at=2100-01-01T00:00:00Z", Some(&admin)).await).await;
@@ -112,7 +132,11 @@ async fn history_covers_every_event_type_and_follows_users_and_tokens(h: Harness
     let mine = replay::history(&log, &Query { subject: Subject::User(alice_name), since: None, until: None }, |_| {})
         .await
         .expect("history");
-    assert!(mine.iter().all(|e| e.aggregate_id == "alice" || e.aggregate_type == "Token"), "{mine:?}");
+    assert!(
+        mine.iter().all(|e| e.aggregate_id == "alice" || ["Token", "Certificate"].contains(&e.aggregate_type.as_str())),
+        "{mine:?}"
+    );
+    assert!(mine.iter().any(|e| e.event_type == "UserCertIssued"), "a user's certificates are in their history");
     assert!(mine.iter().any(|e| e.event_type == "TokenRevoked"));
     assert!(!mine.iter().any(|e| e.aggregate_id == "admin"));
 

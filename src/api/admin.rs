@@ -35,17 +35,17 @@ fn actor(caller: &Caller) -> Actor {
 }
 
 /// The calling administrator, checked for `action`.
-fn administrator(state: &AppState, context: &RequestContext, action: Action) -> Result<Caller, ApiError> {
+pub(super) fn administrator(state: &AppState, context: &RequestContext, action: Action) -> Result<Caller, ApiError> {
     let token = any_token(&context.headers)?;
     state.login_caller(&token, Some(action))
 }
 
 /// The named user (404 `No such user: <name>` when absent).
-fn target(state: &AppState, name: &UserName) -> Result<UserRecord, ApiError> {
+pub(super) fn target(state: &AppState, name: &UserName) -> Result<UserRecord, ApiError> {
     state.ledger.model.read().users.get(name).cloned().ok_or_else(|| AuthError::no_such_user(name.as_str()).into())
 }
 
-fn parse_user(raw: &str) -> Result<UserName, ApiError> {
+pub(super) fn parse_user(raw: &str) -> Result<UserName, ApiError> {
     Ok(UserName::parse(Some(raw))?)
 }
 

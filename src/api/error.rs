@@ -137,6 +137,16 @@ fn accepted_of<'a>(values: impl Iterator<Item = &'a HeaderValue>) -> Option<Medi
     entries.first().map(|e| e.2)
 }
 
+/// Whether the client prefers JSON to HTML (a page's default is HTML).
+pub fn prefers_json(headers: &axum::http::HeaderMap) -> bool {
+    accepted_of(headers.get_all(header::ACCEPT).iter()) == Some(MediaType::Json)
+}
+
+/// Text made safe for an HTML page.
+pub fn escape_html(text: &str) -> String {
+    escape(text)
+}
+
 fn random_call_id() -> String {
     use rand::Rng;
     let mut rng = rand::thread_rng();

@@ -14,15 +14,25 @@ use uuid::Uuid;
 use super::error::ApiError;
 use super::request::{Body, Input, RequestContext, parse_context_string, removed_session_cookie, session_cookie};
 use super::{AppState, NewToken, views};
+use crate::access::second_factor;
 use crate::domain::names::{is_blank, parse_custom_context};
 use crate::domain::user::NewPassword;
+use crate::domain::user::locked;
 use crate::domain::{AuthError, ErrorType, RoleSet, TokenKind, UserCommand, UserName};
 use crate::passwords;
 use crate::projections::UserRecord;
+use crate::store::EventMetadata;
 
 /// Checks a local user's password, then whether they may log in now
-/// (upstream `getLocalUser`: password, non-admin login switch, disabled).
-pub async fn verify_local_user(state: &AppState, name: &UserName, password: &str) -> Result<UserRecord, ApiError> {
+/// (upstream `getLocalUser`: password, non-admin login switch, disabled),
+/// then — for an account with a second factor — the TOTP code.
+pub async fn verify_local_user(
+    state: &AppState,
+    name: &UserName,
+    password: &str,
+    code: Option<&str>,
+    metadata: &EventMetadata,
+) -> Result<UserRecord, ApiError> {
     let record = state.ledger.model.read().users.get(name).cloned();
     let stored = match record.as_ref().and_then(|r| r.credential) {
         Some(id) => state.ledger.log.get_secret(id).await.map_err(|e| ApiError::internal(e.to_string()))?,
@@ -42,7 +52,50 @@ pub async fn verify_local_user(state: &AppState, name: &UserName, password: &str
     if record.is_disabled() {
         return Err(AuthError::disabled(name.as_str()).into());
     }
+    if let Some(credential) = record.second_factor {
+        verify_second_factor(state, &record, credential, code, metadata).await?;
+    }
     Ok(record)
+}
+
+/// Checks a TOTP code; every wrong code is counted (an event on the user, so
+/// racing attempts are counted exactly), and too many lock the account.
+async fn verify_second_factor(
+    state: &AppState,
+    record: &UserRecord,
+    credential: Uuid,
+    code: Option<&str>,
+    metadata: &EventMetadata,
+) -> Result<(), ApiError> {
+    let now = state.now();
+    if let Some(until) = record.locked_until.filter(|until| now < *until) {
+        return Err(locked(until).into());
+    }
+    let Some(code) = code.filter(|c| !c.trim().is_empty()) else {
+        return Err(AuthError::new(
+            ErrorType::AuthenticationFailed,
+            "this account has a second factor: second_factor_token is required",
+        )
+        .into());
+    };
+    let secret = state
+        .ledger
+        .log
+        .get_secret(credential)
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .ok_or_else(|| ApiError::internal("the second-factor secret is missing"))?;
+    let step = second_factor::check(&secret, record.name.as_str(), code, now)?;
+    state.ledger.user(&record.name, UserCommand::VerifySecondFactor { step, at: now }, metadata).await?;
+    if step.is_none() {
+        let locked_until = state.ledger.model.read().users.get(&record.name).and_then(|r| r.locked_until);
+        return Err(match locked_until.filter(|until| now < *until) {
+            Some(until) => locked(until),
+            None => AuthError::new(ErrorType::AuthenticationFailed, "wrong second-factor code"),
+        }
+        .into());
+    }
+    Ok(())
 }
 
 fn missing(field: &str) -> ApiError {
@@ -64,7 +117,7 @@ pub async fn login(State(state): State<AppState>, context: RequestContext, body:
             (user, password, form.has("stayloggedin"), parse_context_string(form.get("customcontext"))?)
         }
         Input::Json(json) => {
-            json.reject_unexpected(&["user", "pwd", "stayloggedin", "customcontext"])?;
+            json.reject_unexpected(&["user", "pwd", "stayloggedin", "customcontext", "second_factor_token"])?;
             let user = json.string("user")?;
             let password = json.string("pwd")?;
             if is_blank(user.as_deref()) {
@@ -79,7 +132,11 @@ pub async fn login(State(state): State<AppState>, context: RequestContext, body:
     };
     let custom = parse_custom_context(&custom)?;
     let name = UserName::parse(user.as_deref())?;
-    let record = verify_local_user(&state, &name, password.as_deref().unwrap_or_default()).await?;
+    let code = input.string("second_factor_token")?;
+    let ignore_ip = state.ignore_ip();
+    let metadata = context.metadata(&name, ignore_ip);
+    let record =
+        verify_local_user(&state, &name, password.as_deref().unwrap_or_default(), code.as_deref(), &metadata).await?;
     if state.ledger.model.read().users.reset_required(&record) {
         if input.is_form() {
             let target = format!("/localaccount/reset?user={name}");
@@ -90,8 +147,6 @@ pub async fn login(State(state): State<AppState>, context: RequestContext, body:
         ))
         .into());
     }
-    let ignore_ip = state.ignore_ip();
-    let metadata = context.metadata(&name, ignore_ip);
     let grant = NewToken {
         user: name.clone(),
         kind: TokenKind::Login,
@@ -140,7 +195,7 @@ pub async fn set_password(
 
 pub async fn reset(State(state): State<AppState>, context: RequestContext, body: Body) -> Result<Response, ApiError> {
     let input = body.input()?;
-    input.reject_unexpected(&["user", "pwdold", "pwdnew"])?;
+    input.reject_unexpected(&["user", "pwdold", "pwdnew", "second_factor_token"])?;
     let fields: BTreeMap<&str, Option<String>> =
         [("user", input.string("user")?), ("pwdold", input.string("pwdold")?), ("pwdnew", input.string("pwdnew")?)]
             .into();
@@ -156,8 +211,9 @@ pub async fn reset(State(state): State<AppState>, context: RequestContext, body:
         return Err(AuthError::new(ErrorType::IllegalPassword, "Old and new passwords are identical.").into());
     }
     passwords::check_strength(&new)?;
-    let record = verify_local_user(&state, &name, &old).await?;
     let metadata = context.metadata(&name, state.ignore_ip());
+    let code = input.string("second_factor_token")?;
+    let record = verify_local_user(&state, &name, &old, code.as_deref(), &metadata).await?;
     set_password(&state, &record, new, false, &metadata, &name).await?;
     if input.is_form() {
         let headers =

@@ -4,11 +4,14 @@
 pub mod admin;
 pub mod auditor;
 pub mod error;
+pub mod invites;
 pub mod legacy;
 pub mod local_account;
 pub mod permissions;
+pub mod provisioning;
 pub mod request;
 pub mod root;
+pub mod ssh;
 pub mod test_mode;
 pub mod tokens;
 pub mod v2;
@@ -25,6 +28,7 @@ use rand::RngCore;
 use tower_http::trace::TraceLayer;
 use uuid::Uuid;
 
+use crate::access::AccessService;
 use crate::domain::token::{ClientInfo, TokenIssued};
 use crate::domain::{AuthError, ErrorType, TokenCommand, TokenKind, TokenName, UserName};
 use crate::ledger::Ledger;
@@ -42,6 +46,8 @@ pub struct AppState {
     /// The test-mode log, when test mode is on.
     pub test_mode: Option<Arc<TestLedger>>,
     pub info: Arc<ServiceInfo>,
+    /// The SSH side: settings, the authorities' key cache, the public URL.
+    pub access: Arc<AccessService>,
 }
 
 /// Facts about this build, for the root document.
@@ -195,6 +201,19 @@ pub fn router(state: AppState) -> Router {
         .route("/api/V2/admin/audit", get(auditor::audit_trail))
         .route("/api/V2/admin/asof", get(auditor::as_of))
         .route("/api/V2/admin/digest", get(auditor::digest))
+        .route("/api/V2/ca", get(ssh::authorities))
+        .route("/api/V2/admin/ca/rotate", post(ssh::rotate))
+        .route("/api/V2/certs/ssh", post(ssh::user_certificate))
+        .route("/api/V2/admin/certs", get(ssh::certificates))
+        .route("/api/V2/admin/provisiontokens", get(provisioning::list).post(provisioning::issue))
+        .route("/api/V2/admin/provisiontokens/{id}", bodiless(delete(provisioning::delete)))
+        .route("/api/V2/hosts/join", post(provisioning::join))
+        .route("/api/V2/admin/hosts", get(provisioning::hosts))
+        .route("/api/V2/admin/invites", get(invites::list).post(invites::issue))
+        .route("/api/V2/admin/invites/{id}", bodiless(delete(invites::revoke)))
+        .route("/web/newuser/{token}", get(invites::open))
+        .route("/api/V2/invites/complete", post(invites::complete))
+        .route("/admin/user/{user}/logins", bodiless(post(ssh::set_logins)))
         .route("/localaccount/login", post(local_account::login))
         .route("/localaccount/reset", bodiless(post(local_account::reset)))
         .route("/tokens", get(tokens::list).post(tokens::create))

@@ -34,10 +34,21 @@ pub enum Action {
     ChangeConfig,
     CreateDevToken,
     CreateServToken,
+    /// Issue, list and delete provisioning (join) tokens (Teleport's `GenerateToken`).
+    ManageProvisionTokens,
+    /// Invite users (sign-up tokens), list and revoke invitations.
+    InviteUser,
+    /// Set the logins (certificate principals) of a user.
+    ChangeLogins,
+    /// Obtain an SSH certificate for another user (anyone may for themselves).
+    IssueCertForOthers,
+    /// List every certificate issued and every joined host.
+    ViewCertificates,
+    RotateCertAuthority,
 }
 
 impl Action {
-    pub const ALL: [Action; 21] = [
+    pub const ALL: [Action; 27] = [
         Action::ViewAnonIds,
         Action::ReadAuditTrail,
         Action::CreateLocalAccount,
@@ -59,6 +70,12 @@ impl Action {
         Action::ChangeConfig,
         Action::CreateDevToken,
         Action::CreateServToken,
+        Action::ManageProvisionTokens,
+        Action::InviteUser,
+        Action::ChangeLogins,
+        Action::IssueCertForOthers,
+        Action::ViewCertificates,
+        Action::RotateCertAuthority,
     ];
 }
 
@@ -75,8 +92,8 @@ fn requirement(action: Action) -> Requirement {
     const ANY_ADMIN: &[Role] = &[Role::Admin, Role::CreateAdmin, Role::Root];
     match action {
         ViewAnonIds | ReadAuditTrail => Requirement::Holds(&[Role::Admin]),
-        CreateLocalAccount | ViewUser | ChangeRoles | ListCustomRoles | DisableOrEnableUser | ForcePasswordReset
-        | ResetPassword => Requirement::Holds(ANY_ADMIN),
+        CreateLocalAccount | InviteUser | ViewUser | ChangeRoles | ListCustomRoles | DisableOrEnableUser
+        | ForcePasswordReset | ResetPassword => Requirement::Holds(ANY_ADMIN),
         ChangeCustomRolesOfUser
         | SetCustomRole
         | DeleteCustomRole
@@ -85,7 +102,12 @@ fn requirement(action: Action) -> Requirement {
         | RevokeAllTokens
         | ViewToken
         | ViewConfig
-        | ChangeConfig => Requirement::Holds(&[Role::Admin]),
+        | ChangeConfig
+        | ManageProvisionTokens
+        | ChangeLogins
+        | IssueCertForOthers
+        | ViewCertificates
+        | RotateCertAuthority => Requirement::Holds(&[Role::Admin]),
         ForceAllPasswordResets => Requirement::Holds(&[Role::Root, Role::CreateAdmin]),
         CreateDevToken => Requirement::Confers(&[Role::DevToken]),
         CreateServToken => Requirement::Confers(&[Role::ServToken]),
@@ -136,6 +158,12 @@ mod tests {
             ChangeConfig => &[Admin],
             CreateDevToken => &[Admin, DevToken, ServToken],
             CreateServToken => &[Admin, ServToken],
+            ManageProvisionTokens => &[Admin],
+            InviteUser => &[Admin, CreateAdmin, Root],
+            ChangeLogins => &[Admin],
+            IssueCertForOthers => &[Admin],
+            ViewCertificates => &[Admin],
+            RotateCertAuthority => &[Admin],
         }
     }
 

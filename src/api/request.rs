@@ -355,8 +355,13 @@ impl RequestContext {
 
     /// Metadata for the events this request causes.
     pub fn metadata(&self, actor: &UserName, ignore_ip: bool) -> EventMetadata {
+        self.metadata_of(actor.as_str(), ignore_ip)
+    }
+
+    /// Metadata for events caused by an actor that is not a user (a joining host: `host:ID`).
+    pub fn metadata_of(&self, actor: &str, ignore_ip: bool) -> EventMetadata {
         EventMetadata {
-            actor: Some(actor.to_string()),
+            actor: Some(actor.to_owned()),
             request_id: Some(self.call_id.clone()),
             client_addr: self.client_ip(ignore_ip),
             user_agent: self.user_agent.clone(),

@@ -6,7 +6,8 @@ use std::fmt::Display;
 use super::server_config::ConfigChange;
 use super::token::{RevocationReason, TokenIssued};
 use super::{
-    AuditEvent, AuditSubject, CustomRoleEvent, LedgerEvent, ServerConfigEvent, SystemEvent, TokenEvent, UserEvent,
+    AuditEvent, AuditSubject, CertAuthorityEvent, CertificateEvent, CustomRoleEvent, InviteEvent, JoinToken,
+    LedgerEvent, ProvisionTokenEvent, ServerConfigEvent, SystemEvent, TokenEvent, UserEvent,
 };
 
 fn list<T: Display>(items: &BTreeSet<T>) -> String {
@@ -71,6 +72,24 @@ impl LedgerEvent {
                 UserEvent::UserDisabled { reason, by, .. } => format!("{by} disabled {u}: {reason}"),
                 UserEvent::UserEnabled { by, .. } => format!("{by} enabled {u}"),
                 UserEvent::UserTokensRevoked { by, .. } => format!("{by} revoked every token of {u}"),
+                UserEvent::InvitationAccepted { invite, invited_by, .. } => {
+                    format!("{u} accepted invitation {invite} from {invited_by}")
+                }
+                UserEvent::LoginsChanged { logins, by, .. } => {
+                    format!("{by} set the logins of {u} to {}", list(logins))
+                }
+                UserEvent::IdentitiesLinked { identities, .. } => {
+                    format!("{u} was linked to identities {}", list(identities))
+                }
+                UserEvent::SecondFactorEnrolled { .. } => format!("{u} enrolled a second factor (TOTP)"),
+                UserEvent::SecondFactorAccepted { .. } => format!("{u} gave a valid second-factor code"),
+                UserEvent::SecondFactorRejected { failures, locked_until, .. } => match locked_until {
+                    Some(until) => format!(
+                        "{u} gave a wrong second-factor code ({failures} in a row); locked until {}",
+                        timestamp(*until)
+                    ),
+                    None => format!("{u} gave a wrong second-factor code ({failures} in a row)"),
+                },
             },
             LedgerEvent::Token(TokenEvent::TokenIssued(grant)) => issued(grant, u),
             LedgerEvent::Token(TokenEvent::TokenRevoked(revoked)) => match revoked.reason {
@@ -115,6 +134,72 @@ impl LedgerEvent {
             LedgerEvent::Audit(AuditEvent::StateAsOfRead { user, as_of, .. }) => {
                 format!("{u} read the state of {user} as of {}", timestamp(*as_of))
             }
+            LedgerEvent::CertAuthority(CertAuthorityEvent::CertAuthorityCreated { ca, key, .. }) => {
+                format!("the {ca} certificate authority was created with key {}", key.fingerprint)
+            }
+            LedgerEvent::CertAuthority(CertAuthorityEvent::CertAuthorityRotated {
+                ca,
+                key,
+                previous_fingerprint,
+                by,
+                ..
+            }) => {
+                format!(
+                    "{by} rotated the {ca} certificate authority from {previous_fingerprint} to {}",
+                    key.fingerprint
+                )
+            }
+            LedgerEvent::Certificate(CertificateEvent::UserCertIssued { user, principals, requested_by, cert }) => {
+                format!(
+                    "{requested_by} obtained user certificate {} for {user} (logins {}) on key {}, valid {} to {}",
+                    cert.serial,
+                    list(principals),
+                    cert.key_fingerprint,
+                    timestamp(cert.valid_after),
+                    timestamp(cert.valid_before)
+                )
+            }
+            LedgerEvent::Certificate(CertificateEvent::HostCertIssued { host_id, roles, token, cert }) => {
+                let token = match token {
+                    JoinToken::Static { id } => format!("static token {id}"),
+                    JoinToken::Issued { id } => format!("provisioning token {id}"),
+                };
+                format!(
+                    "host {host_id} joined as {} with {token}: host certificate {} on key {}, valid until {}",
+                    list(roles),
+                    cert.serial,
+                    cert.key_fingerprint,
+                    timestamp(cert.valid_before)
+                )
+            }
+            LedgerEvent::ProvisionToken(ProvisionTokenEvent::ProvisionTokenIssued {
+                roles,
+                expires,
+                issued_by,
+                ..
+            }) => {
+                format!(
+                    "{issued_by} issued provisioning token {u} for {}, expires {}",
+                    list(roles),
+                    timestamp(*expires)
+                )
+            }
+            LedgerEvent::ProvisionToken(ProvisionTokenEvent::ProvisionTokenUsed { host_id, roles, .. }) => {
+                format!("host {host_id} used provisioning token {u} to join as {}", list(roles))
+            }
+            LedgerEvent::ProvisionToken(ProvisionTokenEvent::ProvisionTokenDeleted { by, .. }) => {
+                format!("{by} deleted provisioning token {u}")
+            }
+            LedgerEvent::Invite(InviteEvent::InviteIssued { user, logins, expires, issued_by, .. }) => format!(
+                "{issued_by} invited {user} (logins {}) with invitation {u}, expires {}",
+                list(logins),
+                timestamp(*expires)
+            ),
+            LedgerEvent::Invite(InviteEvent::InviteSecondFactorOffered { .. }) => {
+                format!("invitation {u} was opened and offered a new second factor")
+            }
+            LedgerEvent::Invite(InviteEvent::InviteRedeemed { .. }) => format!("invitation {u} was redeemed"),
+            LedgerEvent::Invite(InviteEvent::InviteRevoked { by, .. }) => format!("{by} revoked invitation {u}"),
             LedgerEvent::Audit(AuditEvent::AnonIdsTranslated { anon_ids, .. }) => {
                 let ids: Vec<String> = anon_ids.iter().map(ToString::to_string).collect();
                 format!("{u} translated anonymous ids {}", ids.join(", "))

@@ -4,10 +4,15 @@
 
 pub mod audit;
 pub mod canonical;
+pub mod cert_authority;
+pub mod certificate;
 pub mod custom_role;
 pub mod describe;
 pub mod error;
+pub mod invite;
 pub mod names;
+pub mod principals;
+pub mod provision_token;
 pub mod roles;
 pub mod server_config;
 pub mod system;
@@ -25,9 +30,14 @@ use cqrs_es::persist::{EventUpcaster, SerializedEvent};
 use serde::de::DeserializeOwned;
 
 pub use audit::{Audit, AuditCommand, AuditEvent, AuditSubject};
+pub use cert_authority::{CaKind, CertAuthority, CertAuthorityCommand, CertAuthorityEvent, SigningKey};
+pub use certificate::{Certificate, CertificateEvent, JoinToken, RecordCertificate, Signed};
 pub use custom_role::{CustomRole, CustomRoleCommand, CustomRoleEvent};
 pub use error::{AuthError, ErrorType};
+pub use invite::{Invite, InviteCommand, InviteEvent};
 pub use names::{CustomRoleId, DisplayName, EmailAddress, TokenName, UserName};
+pub use principals::{HostId, HostRole, Identity, Login};
+pub use provision_token::{ProvisionToken, ProvisionTokenCommand, ProvisionTokenEvent};
 pub use roles::{Role, RoleSet};
 pub use server_config::{ServerConfig, ServerConfigCommand, ServerConfigEvent, ServerSettings};
 pub use system::{System, SystemCommand, SystemEvent};
@@ -51,6 +61,10 @@ pub enum LedgerEvent {
     ServerConfig(ServerConfigEvent),
     System(SystemEvent),
     Audit(AuditEvent),
+    CertAuthority(CertAuthorityEvent),
+    Certificate(CertificateEvent),
+    ProvisionToken(ProvisionTokenEvent),
+    Invite(InviteEvent),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -137,6 +151,10 @@ impl LogEvent for LedgerEvent {
             ServerConfig::TYPE => parse::<ServerConfig>(payload).map(Self::ServerConfig),
             System::TYPE => parse::<System>(payload).map(Self::System),
             Audit::TYPE => parse::<Audit>(payload).map(Self::Audit),
+            CertAuthority::TYPE => parse::<CertAuthority>(payload).map(Self::CertAuthority),
+            Certificate::TYPE => parse::<Certificate>(payload).map(Self::Certificate),
+            ProvisionToken::TYPE => parse::<ProvisionToken>(payload).map(Self::ProvisionToken),
+            Invite::TYPE => parse::<Invite>(payload).map(Self::Invite),
             _ => return None,
         })
     }

@@ -10,8 +10,13 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::audit::{AuditEvent, AuditSubject};
+use super::cert_authority::{CaKind, CertAuthorityEvent};
+use super::certificate::{CertificateEvent, JoinToken, Signed};
 use super::custom_role::CustomRoleEvent;
+use super::invite::InviteEvent;
 use super::names::{CustomRoleId, DisplayName, EmailAddress, UserName};
+use super::principals::{HostId, HostRole, Identity, Login};
+use super::provision_token::ProvisionTokenEvent;
 use super::roles::Role;
 use super::server_config::{ConfigChange, RedirectKind, ServerConfigEvent, ServerSettings};
 use super::system::SystemEvent;
@@ -33,6 +38,21 @@ fn name(n: &str) -> UserName {
 
 fn role(id: &str) -> CustomRoleId {
     CustomRoleId::parse(Some(id)).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn login(l: &str) -> Login {
+    Login::parse(l).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn signed(serial: u64) -> Signed {
+    Signed {
+        serial,
+        key_fingerprint: "SHA256:Bq2vqg0yW8f1mR3+0kq8C7uW0m3kUeD1m4yYx8n4m2E".into(),
+        valid_after: 1_699_999_940_000,
+        valid_before: 1_700_003_600_000,
+        ca_fingerprint: "SHA256:fingerprint1".into(),
+        at: 1_700_000_000_000,
+    }
 }
 
 /// One sample of every event type, in the stored form (type, version, payload).
@@ -67,6 +87,68 @@ fn samples() -> Vec<(String, Value)> {
         stored(&UserEvent::UserDisabled { reason: "left the lab".into(), by: admin.clone(), at }),
         stored(&UserEvent::UserEnabled { by: admin.clone(), at }),
         stored(&UserEvent::UserTokensRevoked { by: admin.clone(), at }),
+        stored(&UserEvent::InvitationAccepted { invite: Uuid::from_u128(0x1a), invited_by: admin.clone(), at }),
+        stored(&UserEvent::LoginsChanged {
+            logins: BTreeSet::from([login("bob"), login("deploy")]),
+            by: admin.clone(),
+            at,
+        }),
+        stored(&UserEvent::IdentitiesLinked {
+            identities: BTreeSet::from([Identity { connector: "github".into(), email: "bob@example.org".into() }]),
+            at,
+        }),
+        stored(&UserEvent::SecondFactorEnrolled { credential_id: Uuid::from_u128(0x2f), at }),
+        stored(&UserEvent::SecondFactorAccepted { step: 56_669_840, at }),
+        stored(&UserEvent::SecondFactorRejected { failures: 5, locked_until: Some(at + 900_000), at }),
+        stored(&CertAuthorityEvent::CertAuthorityCreated {
+            ca: CaKind::User,
+            key: super::cert_authority::tests::key(1),
+            at,
+        }),
+        stored(&CertAuthorityEvent::CertAuthorityRotated {
+            ca: CaKind::Host,
+            key: super::cert_authority::tests::key(2),
+            previous_fingerprint: "SHA256:fingerprint1".into(),
+            by: admin.clone(),
+            at,
+        }),
+        stored(&CertificateEvent::UserCertIssued {
+            user: name("bob"),
+            principals: BTreeSet::from([login("bob"), login("deploy")]),
+            requested_by: admin.clone(),
+            cert: signed(17_942_113_209_114_222_001),
+        }),
+        stored(&CertificateEvent::HostCertIssued {
+            host_id: HostId::parse("web-1.example.org").unwrap_or_else(|e| panic!("{e}")),
+            roles: BTreeSet::from([HostRole::Node, HostRole::Proxy]),
+            token: JoinToken::Issued { id: Uuid::from_u128(0x3c) },
+            cert: signed(42),
+        }),
+        stored(&ProvisionTokenEvent::ProvisionTokenIssued {
+            token_hash: "n4bQgYhMfWWaL+qgxVrQFaO/TxsrC4Is0V1sFbDwCgg=".into(),
+            roles: BTreeSet::from([HostRole::Node]),
+            expires: at + 900_000,
+            issued_by: admin.clone(),
+            at,
+        }),
+        stored(&ProvisionTokenEvent::ProvisionTokenUsed {
+            host_id: HostId::parse("web-1.example.org").unwrap_or_else(|e| panic!("{e}")),
+            roles: BTreeSet::from([HostRole::Node]),
+            at,
+        }),
+        stored(&ProvisionTokenEvent::ProvisionTokenDeleted { by: admin.clone(), at }),
+        stored(&InviteEvent::InviteIssued {
+            token_hash: "n4bQgYhMfWWaL+qgxVrQFaO/TxsrC4Is0V1sFbDwCgg=".into(),
+            user: name("carol"),
+            logins: BTreeSet::from([login("carol")]),
+            identities: BTreeSet::from([Identity { connector: "github".into(), email: "carol@example.org".into() }]),
+            expires: at + 3_600_000,
+            issued_by: admin.clone(),
+            at,
+        }),
+        stored(&InviteEvent::InviteSecondFactorOffered { credential_id: Uuid::from_u128(0x2f), at }),
+        stored(&InviteEvent::InviteRedeemed { credential_id: Uuid::from_u128(0x2f), at }),
+        stored(&InviteEvent::InviteRevoked { by: admin.clone(), at }),
         stored(&TokenEvent::TokenIssued(super::token::tests::grant())),
         stored(&TokenEvent::TokenRevoked(TokenRevoked {
             token_hash: super::token::tests::grant().token_hash,

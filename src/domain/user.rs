@@ -13,6 +13,7 @@ use uuid::Uuid;
 use super::Actor;
 use super::error::{AuthError, ErrorType};
 use super::names::{CustomRoleId, DisplayName, EmailAddress, UserName};
+use super::principals::{Identity, Login};
 use super::roles::{Role, RoleSet};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -84,6 +85,39 @@ pub enum UserEvent {
         by: UserName,
         at: i64,
     },
+    /// The account was created by redeeming an invitation (follows `UserCreated`).
+    InvitationAccepted {
+        invite: Uuid,
+        invited_by: UserName,
+        at: i64,
+    },
+    /// The logins (SSH certificate principals) the user may use; until set, the user name.
+    LoginsChanged {
+        logins: BTreeSet<Login>,
+        by: UserName,
+        at: i64,
+    },
+    IdentitiesLinked {
+        identities: BTreeSet<Identity>,
+        at: i64,
+    },
+    /// A TOTP secret (in the credentials store under `credential_id`) now guards the account's logins.
+    SecondFactorEnrolled {
+        credential_id: Uuid,
+        at: i64,
+    },
+    /// A login gave the valid code of time step `step`; no code of that step or earlier is accepted again.
+    SecondFactorAccepted {
+        step: u64,
+        at: i64,
+    },
+    /// A login gave a wrong code; `failures` counts them since the last success or lock.
+    /// At the limit the account is locked until `locked_until`.
+    SecondFactorRejected {
+        failures: u32,
+        locked_until: Option<i64>,
+        at: i64,
+    },
 }
 
 impl DomainEvent for UserEvent {
@@ -103,6 +137,12 @@ impl DomainEvent for UserEvent {
             Self::UserDisabled { .. } => "UserDisabled",
             Self::UserEnabled { .. } => "UserEnabled",
             Self::UserTokensRevoked { .. } => "UserTokensRevoked",
+            Self::InvitationAccepted { .. } => "InvitationAccepted",
+            Self::LoginsChanged { .. } => "LoginsChanged",
+            Self::IdentitiesLinked { .. } => "IdentitiesLinked",
+            Self::SecondFactorEnrolled { .. } => "SecondFactorEnrolled",
+            Self::SecondFactorAccepted { .. } => "SecondFactorAccepted",
+            Self::SecondFactorRejected { .. } => "SecondFactorRejected",
         }
         .to_owned()
     }
@@ -169,7 +209,41 @@ pub enum UserCommand {
         by: UserName,
         at: i64,
     },
+    /// Creates the account an invitation describes, with its password and second factor.
+    AcceptInvitation(Box<Invitation>),
+    SetLogins {
+        logins: BTreeSet<Login>,
+        by: UserName,
+        at: i64,
+    },
+    /// The outcome of checking a second-factor code: the matched time step, or
+    /// `None` for a wrong code. Refused while the account is locked, and for a
+    /// step not newer than the last accepted one (a replayed code).
+    VerifySecondFactor {
+        step: Option<u64>,
+        at: i64,
+    },
 }
+
+/// An accepted invitation: the account it creates.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Invitation {
+    pub invite: Uuid,
+    pub invited_by: UserName,
+    pub user: UserName,
+    pub display: DisplayName,
+    pub anon_id: Uuid,
+    pub logins: BTreeSet<Login>,
+    pub identities: BTreeSet<Identity>,
+    pub password: NewPassword,
+    pub second_factor: Uuid,
+    pub at: i64,
+}
+
+/// Wrong second-factor codes in a row that lock an account.
+pub const SECOND_FACTOR_FAILURE_LIMIT: u32 = 5;
+/// How long a lock lasts.
+pub const SECOND_FACTOR_LOCK_MS: i64 = 15 * 60 * 1000;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewPassword {
@@ -189,6 +263,18 @@ pub struct User {
     has_password: bool,
     reset_required: bool,
     disabled: bool,
+    second_factor: bool,
+    last_step: Option<u64>,
+    failures: u32,
+    locked_until: Option<i64>,
+}
+
+/// The error for a locked account.
+pub fn locked(until: i64) -> AuthError {
+    AuthError::new(
+        ErrorType::AuthenticationFailed,
+        format!("too many wrong second-factor codes; the account is locked until {until} (epoch ms)"),
+    )
 }
 
 /// Role descriptions in the contract's order, joined for messages.
@@ -238,7 +324,11 @@ impl User {
             (UserCommand::Create { user, .. }, Some(_)) => {
                 return Err(AuthError::new(ErrorType::UserAlreadyExists, user.as_str()));
             }
+            (UserCommand::AcceptInvitation(invitation), Some(_)) => {
+                return Err(AuthError::new(ErrorType::UserAlreadyExists, invitation.user.as_str()));
+            }
             (UserCommand::Create { user, .. }, None) => user.clone(),
+            (UserCommand::AcceptInvitation(invitation), None) => invitation.user.clone(),
             (_, Some(name)) => name.clone(),
             (_, None) => return Err(AuthError::bare(ErrorType::NoSuchUser)),
         };
@@ -363,6 +453,62 @@ impl User {
             UserCommand::RevokeAllTokens { by, at } => {
                 vec![UserEvent::UserTokensRevoked { by, at }]
             }
+            UserCommand::AcceptInvitation(invitation) => {
+                let Invitation {
+                    invite,
+                    invited_by,
+                    user,
+                    display,
+                    anon_id,
+                    logins,
+                    identities,
+                    password,
+                    second_factor,
+                    at,
+                } = *invitation;
+                let mut events = vec![
+                    UserEvent::UserCreated {
+                        user,
+                        display,
+                        email: None,
+                        anon_id,
+                        created: at,
+                        created_by: invited_by.clone(),
+                    },
+                    UserEvent::InvitationAccepted { invite, invited_by: invited_by.clone(), at },
+                    UserEvent::LoginsChanged { logins, by: invited_by, at },
+                ];
+                if !identities.is_empty() {
+                    events.push(UserEvent::IdentitiesLinked { identities, at });
+                }
+                events.extend(self.password_events(password));
+                events.push(UserEvent::SecondFactorEnrolled { credential_id: second_factor, at });
+                events
+            }
+            UserCommand::SetLogins { logins, by, at } => vec![UserEvent::LoginsChanged { logins, by, at }],
+            UserCommand::VerifySecondFactor { step, at } => {
+                if !self.second_factor {
+                    return Err(AuthError::illegal(format!("{name} has no second factor")));
+                }
+                if let Some(until) = self.locked_until.filter(|until| at < *until) {
+                    return Err(locked(until));
+                }
+                match step {
+                    Some(step) if self.last_step.is_some_and(|last| step <= last) => {
+                        return Err(AuthError::new(
+                            ErrorType::AuthenticationFailed,
+                            "this second-factor code was already used; wait for the next one",
+                        ));
+                    }
+                    Some(step) => vec![UserEvent::SecondFactorAccepted { step, at }],
+                    None => {
+                        let failures = self.failures + 1;
+                        let locked_until =
+                            (failures >= SECOND_FACTOR_FAILURE_LIMIT).then(|| at + SECOND_FACTOR_LOCK_MS);
+                        vec![UserEvent::SecondFactorRejected { failures, locked_until, at }]
+                    }
+                }
+            }
         };
         Ok(events)
     }
@@ -401,6 +547,20 @@ impl Aggregate for User {
             UserEvent::CustomRolesRemoved { roles, .. } => self.custom_roles.retain(|r| !roles.contains(r)),
             UserEvent::UserDisabled { .. } => self.disabled = true,
             UserEvent::UserEnabled { .. } => self.disabled = false,
+            UserEvent::InvitationAccepted { .. }
+            | UserEvent::LoginsChanged { .. }
+            | UserEvent::IdentitiesLinked { .. } => {}
+            UserEvent::SecondFactorEnrolled { .. } => self.second_factor = true,
+            UserEvent::SecondFactorAccepted { step, .. } => {
+                self.last_step = Some(step);
+                self.failures = 0;
+                self.locked_until = None;
+            }
+            UserEvent::SecondFactorRejected { failures, locked_until, .. } => {
+                // A lock starts a new count.
+                self.failures = if locked_until.is_some() { 0 } else { failures };
+                self.locked_until = locked_until;
+            }
         }
     }
 }
@@ -616,5 +776,59 @@ pub(crate) mod tests {
             .when_async(UserCommand::RecordLogin { at: 1 })
             .await
             .then_expect_error(AuthError::bare(ErrorType::NoSuchUser));
+    }
+
+    fn enrolled(n: &str) -> Vec<UserEvent> {
+        vec![created(n), UserEvent::SecondFactorEnrolled { credential_id: Uuid::from_u128(9), at: 1 }]
+    }
+
+    fn rejected(failures: u32, locked_until: Option<i64>) -> UserEvent {
+        UserEvent::SecondFactorRejected { failures, locked_until, at: 10 }
+    }
+
+    #[tokio::test]
+    async fn the_fifth_wrong_code_locks_the_account() {
+        let mut given = enrolled("carol");
+        given.extend((1..5).map(|n| rejected(n, None)));
+        TestFramework::<User>::with(())
+            .given(given)
+            .when_async(UserCommand::VerifySecondFactor { step: None, at: 10 })
+            .await
+            .then_expect_events(vec![rejected(5, Some(10 + SECOND_FACTOR_LOCK_MS))]);
+    }
+
+    #[tokio::test]
+    async fn a_locked_account_refuses_even_a_right_code() {
+        let mut given = enrolled("carol");
+        given.push(rejected(5, Some(1_000)));
+        TestFramework::<User>::with(())
+            .given(given)
+            .when_async(UserCommand::VerifySecondFactor { step: Some(3), at: 999 })
+            .await
+            .then_expect_error(locked(1_000));
+    }
+
+    #[tokio::test]
+    async fn after_the_lock_a_right_code_is_accepted() {
+        let mut given = enrolled("carol");
+        given.push(rejected(5, Some(1_000)));
+        TestFramework::<User>::with(())
+            .given(given)
+            .when_async(UserCommand::VerifySecondFactor { step: Some(3), at: 1_000 })
+            .await
+            .then_expect_events(vec![UserEvent::SecondFactorAccepted { step: 3, at: 1_000 }]);
+    }
+
+    #[tokio::test]
+    async fn a_code_is_accepted_once() {
+        let mut given = enrolled("carol");
+        given.push(UserEvent::SecondFactorAccepted { step: 3, at: 5 });
+        TestFramework::<User>::with(())
+            .given(given)
+            .when_async(UserCommand::VerifySecondFactor { step: Some(3), at: 6 })
+            .await
+            .then_expect_error_message(
+                "10000 Authentication failed: this second-factor code was already used; wait for the next one",
+            );
     }
 }

@@ -7,14 +7,15 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::Projections;
 use super::token_index::{SavedTokens, TokenIndex};
 use super::user_directory::{SavedDirectory, UserDirectory};
+use super::{Access, Projections};
 use crate::domain::ServerSettings;
 use crate::domain::canonical::Canonicalization;
 
 /// The checkpoint format this build writes and reads.
-pub const FORMAT: u32 = 1;
+/// 2: the access projection (authorities, provisioning tokens, invitations, hosts, certificates).
+pub const FORMAT: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Checkpoint {
@@ -26,6 +27,7 @@ pub struct Checkpoint {
     pub config: ServerSettings,
     pub users: SavedDirectory,
     pub tokens: SavedTokens,
+    pub access: Access,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +72,7 @@ impl Projections {
             config: self.config.clone(),
             users: self.users.save(),
             tokens: self.tokens.save(),
+            access: self.access.clone(),
         }
     }
 
@@ -79,6 +82,7 @@ impl Projections {
             tokens: TokenIndex::restore(checkpoint.tokens),
             users: UserDirectory::restore(checkpoint.users, checkpoint.rule),
             config: checkpoint.config,
+            access: checkpoint.access,
             position: checkpoint.position,
         }
     }

@@ -4,6 +4,7 @@
 //! sit behind one lock and advance together, so a reader sees them at one
 //! position.
 
+pub mod access;
 pub mod checkpoint;
 pub mod runner;
 pub mod test_mode;
@@ -21,6 +22,7 @@ use crate::domain::{
     LedgerEvent, LogEvent, ServerConfigEvent, ServerSettings, SystemEvent, TokenEvent, UserEvent, UserName,
 };
 
+pub use access::Access;
 pub use runner::Runner;
 pub use test_mode::TestProjections;
 pub use token_index::{TokenHash, TokenIndex, TokenView, hash_token};
@@ -44,6 +46,8 @@ pub struct Projections {
     pub tokens: TokenIndex,
     pub users: UserDirectory,
     pub config: ServerSettings,
+    /// Certificate authorities, provisioning tokens, invitations, hosts and certificates.
+    pub access: Access,
     /// The position of the last event folded in.
     pub position: i64,
 }
@@ -54,6 +58,7 @@ impl Projections {
             tokens: TokenIndex::default(),
             users: UserDirectory::new(rule),
             config: ServerSettings::default(),
+            access: Access::default(),
             position: 0,
         }
     }
@@ -68,6 +73,7 @@ impl Fold for Projections {
 
     fn apply(&mut self, position: i64, recorded_at: i64, aggregate_id: &str, _sequence: i64, event: &LedgerEvent) {
         self.tokens.sweep_expired(recorded_at);
+        self.access.sweep_expired(recorded_at);
         match event {
             LedgerEvent::User(event) => {
                 let name = UserName::from_log(aggregate_id.to_owned());
@@ -108,6 +114,16 @@ impl Fold for Projections {
             }
             // Records of who read what: no projection state depends on them.
             LedgerEvent::Audit(_) => {}
+            LedgerEvent::CertAuthority(event) => self.access.apply_authority(event),
+            LedgerEvent::Certificate(event) => self.access.apply_certificate(position, event),
+            LedgerEvent::ProvisionToken(event) => match Uuid::parse_str(aggregate_id) {
+                Ok(id) => self.access.apply_provision_token(id, event),
+                Err(_) => tracing::error!(position, "provisioning token event with a malformed aggregate id"),
+            },
+            LedgerEvent::Invite(event) => match Uuid::parse_str(aggregate_id) {
+                Ok(id) => self.access.apply_invite(id, event),
+                Err(_) => tracing::error!(position, "invitation event with a malformed aggregate id"),
+            },
         }
         self.position = position;
     }

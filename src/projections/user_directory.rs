@@ -13,7 +13,9 @@ use uuid::Uuid;
 
 use crate::domain::canonical::Canonicalization;
 use crate::domain::names::java_trim;
-use crate::domain::{AuthError, CustomRoleEvent, CustomRoleId, Role, SystemEvent, UserEvent, UserName};
+use crate::domain::{
+    AuthError, CustomRoleEvent, CustomRoleId, Identity, Login, Role, SystemEvent, UserEvent, UserName,
+};
 
 /// Search answers hold at most this many users.
 pub const MAX_SEARCH_RESULTS: usize = 10_000;
@@ -34,6 +36,17 @@ pub struct UserRecord {
     pub enable_toggle: Option<(i64, UserName)>,
     /// The credentials-store id of the current password hash.
     pub credential: Option<Uuid>,
+    /// The logins set for the user (`None`: the user name alone).
+    pub logins: Option<BTreeSet<Login>>,
+    pub identities: BTreeSet<Identity>,
+    /// The invitation the account was created from.
+    pub invited: Option<Uuid>,
+    /// The credentials-store id of the enrolled TOTP secret.
+    pub second_factor: Option<Uuid>,
+    /// The time step of the last accepted second-factor code.
+    pub last_step: Option<u64>,
+    /// After too many wrong second-factor codes, logins are refused until this time.
+    pub locked_until: Option<i64>,
     reset_forced: bool,
     /// The log position of the last password change.
     password_position: i64,
@@ -43,6 +56,14 @@ pub struct UserRecord {
 impl UserRecord {
     pub fn is_disabled(&self) -> bool {
         self.disabled_reason.is_some()
+    }
+
+    /// The principals of the user's SSH certificates: the logins set, else the user name.
+    pub fn effective_logins(&self) -> BTreeSet<Login> {
+        match &self.logins {
+            Some(logins) => logins.clone(),
+            None => Login::parse(self.name.as_str()).into_iter().collect(),
+        }
     }
 }
 
@@ -247,6 +268,12 @@ impl UserDirectory {
                     disabled_reason: None,
                     enable_toggle: None,
                     credential: None,
+                    logins: None,
+                    identities: BTreeSet::new(),
+                    invited: None,
+                    second_factor: None,
+                    last_step: None,
+                    locked_until: None,
                     reset_forced: false,
                     password_position: 0,
                     canonical: Vec::new(),
@@ -293,6 +320,19 @@ impl UserDirectory {
                 user.enable_toggle = Some((*at, by.clone()));
             }
             UserEvent::UserTokensRevoked { .. } => {}
+            UserEvent::InvitationAccepted { invite, .. } => user.invited = Some(*invite),
+            UserEvent::LoginsChanged { logins, .. } => user.logins = Some(logins.clone()),
+            UserEvent::IdentitiesLinked { identities, .. } => user.identities.extend(identities.iter().cloned()),
+            UserEvent::SecondFactorEnrolled { credential_id, .. } => user.second_factor = Some(*credential_id),
+            UserEvent::SecondFactorAccepted { step, .. } => {
+                user.last_step = Some(*step);
+                user.locked_until = None;
+            }
+            UserEvent::SecondFactorRejected { locked_until, .. } => {
+                if locked_until.is_some() {
+                    user.locked_until = *locked_until;
+                }
+            }
         }
     }
 

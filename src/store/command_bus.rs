@@ -18,9 +18,10 @@ use crate::domain::test_mode::{
     TEST_DATA_ID, TestCustomRole, TestCustomRoleCommand, TestData, TestDataCommand, TestUser, TestUserCommand,
 };
 use crate::domain::{
-    Audit, AuditCommand, AuthError, CustomRole, CustomRoleCommand, CustomRoleId, ServerConfig, ServerConfigCommand,
-    System, SystemCommand, Token, TokenCommand, User, UserCommand, UserName, server_config::SERVER_CONFIG_ID,
-    system::SYSTEM_ID, upcasters,
+    Audit, AuditCommand, AuthError, CaKind, CertAuthority, CertAuthorityCommand, Certificate, CustomRole,
+    CustomRoleCommand, CustomRoleId, Invite, InviteCommand, ProvisionToken, ProvisionTokenCommand, RecordCertificate,
+    ServerConfig, ServerConfigCommand, System, SystemCommand, Token, TokenCommand, User, UserCommand, UserName,
+    server_config::SERVER_CONFIG_ID, system::SYSTEM_ID, upcasters,
 };
 
 /// How many times a command that lost an optimistic race is retried on fresh state.
@@ -47,6 +48,10 @@ pub struct CommandBus {
     server_config: Framework<ServerConfig>,
     system: Framework<System>,
     audit: Framework<Audit>,
+    cert_authorities: Framework<CertAuthority>,
+    certificates: Framework<Certificate>,
+    provision_tokens: Framework<ProvisionToken>,
+    invites: Framework<Invite>,
     on_commit: Arc<dyn Fn(i64) + Send + Sync>,
 }
 
@@ -65,8 +70,49 @@ impl CommandBus {
             server_config: framework(log),
             system: framework(log),
             audit: framework(log),
+            cert_authorities: framework(log),
+            certificates: framework(log),
+            provision_tokens: framework(log),
+            invites: framework(log),
             on_commit,
         }
+    }
+
+    pub async fn cert_authority(
+        &self,
+        ca: CaKind,
+        command: CertAuthorityCommand,
+        metadata: &EventMetadata,
+    ) -> Result<Option<i64>, CommandError> {
+        execute(&self.cert_authorities, ca.id(), command, metadata, &self.on_commit).await
+    }
+
+    /// Records a certificate under its serial (refused when the serial is taken).
+    pub async fn certificate(
+        &self,
+        serial: u64,
+        command: RecordCertificate,
+        metadata: &EventMetadata,
+    ) -> Result<Option<i64>, CommandError> {
+        execute(&self.certificates, &serial.to_string(), command, metadata, &self.on_commit).await
+    }
+
+    pub async fn provision_token(
+        &self,
+        id: Uuid,
+        command: ProvisionTokenCommand,
+        metadata: &EventMetadata,
+    ) -> Result<Option<i64>, CommandError> {
+        execute(&self.provision_tokens, &id.to_string(), command, metadata, &self.on_commit).await
+    }
+
+    pub async fn invite(
+        &self,
+        id: Uuid,
+        command: InviteCommand,
+        metadata: &EventMetadata,
+    ) -> Result<Option<i64>, CommandError> {
+        execute(&self.invites, &id.to_string(), command, metadata, &self.on_commit).await
     }
 
     pub async fn user(

@@ -476,6 +476,34 @@ impl Harness {
         self.login(name, USER_PASSWORD).await
     }
 
+    /// Invites a user through `admin` (`invite` is the invitation's body), opens
+    /// the invitation and completes it with `password` and a valid code.
+    /// Returns the session token and the enrolled TOTP.
+    pub async fn invited_user(&self, admin: &str, invite: Value, password: &str) -> (String, totp_rs::Totp) {
+        let issued = self.post("/api/V2/admin/invites", Some(admin), invite).await;
+        assert_eq!(issued.status, StatusCode::OK, "invite: {}", issued.text);
+        let token = issued.json()["token"].as_str().expect("an invitation token").to_owned();
+        let totp = self.open_invitation(&token).await;
+        let code = totp.generate(u64::try_from(self.now() / 1000).unwrap_or(0)).to_string();
+        let body = json!({"invite_token": token, "pass": password, "second_factor_token": code});
+        let completed = self.post("/api/V2/invites/complete", None, body).await;
+        assert_eq!(completed.status, StatusCode::OK, "complete: {}", completed.text);
+        (completed.json()["token"].as_str().expect("a session token").to_owned(), totp)
+    }
+
+    /// Opens an invitation (`GET /web/newuser/{token}`, JSON) and returns the TOTP it offers.
+    pub async fn open_invitation(&self, token: &str) -> totp_rs::Totp {
+        let opened = self.get(&format!("/web/newuser/{token}"), None).await;
+        assert_eq!(opened.status, StatusCode::OK, "open: {}", opened.text);
+        let uri = opened.json()["second_factor"]["otpauth_uri"].as_str().expect("an otpauth URI").to_owned();
+        totp_rs::Totp::from_url(&uri).expect("a TOTP URI")
+    }
+
+    /// The current code of `totp` by the server's clock.
+    pub fn code(&self, totp: &totp_rs::Totp) -> String {
+        totp.generate(u64::try_from(self.now() / 1000).unwrap_or(0)).to_string()
+    }
+
     /// An Agent token for the holder of `login`.
     pub async fn agent_token(&self, login: &str, name: &str) -> String {
         let answer = self.post("/api/V2/token", Some(login), json!({"name": name})).await;

@@ -1,0 +1,148 @@
+//! The SSH side of the service: certificate authorities and the certificates
+//! they sign, provisioning (join) tokens — static ones from the configuration
+//! file included — and TOTP second factors. The domain decides; this module
+//! holds what the domain may not: keys, randomness and the credentials store.
+
+pub mod authority;
+pub mod second_factor;
+
+use std::collections::BTreeSet;
+
+use rand::Rng;
+use sha2::{Digest, Sha256};
+
+use crate::domain::certificate::SERIAL_TAKEN;
+use crate::domain::{AuthError, CertificateEvent, ErrorType, HostRole, RecordCertificate};
+use crate::ledger::{Ledger, LedgerError};
+use crate::store::EventMetadata;
+use authority::{AuthorityError, KeyCache};
+
+pub const HOUR_MS: i64 = 60 * 60 * 1000;
+
+/// Settings of the SSH side (configuration, not events).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccessOptions {
+    /// Join tokens from the configuration file: no expiry, any number of uses.
+    pub static_tokens: Vec<StaticToken>,
+    /// The longest validity a user certificate may have.
+    pub max_user_cert_ttl_ms: i64,
+    /// The validity of a host certificate.
+    pub host_cert_ttl_ms: i64,
+    /// The base URL invitations point at (`{public_url}/web/newuser/TOKEN`);
+    /// the server's own address when unset.
+    pub public_url: Option<String>,
+}
+
+impl Default for AccessOptions {
+    fn default() -> Self {
+        Self {
+            static_tokens: Vec::new(),
+            max_user_cert_ttl_ms: 30 * HOUR_MS,
+            host_cert_ttl_ms: 30 * 24 * HOUR_MS,
+            public_url: None,
+        }
+    }
+}
+
+/// A join token from the configuration file: `ROLE[,ROLE]:VALUE`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaticToken {
+    /// The first 16 hex digits of the value's SHA-256: how the log and the API name it.
+    pub id: String,
+    pub value_hash: [u8; 32],
+    pub roles: BTreeSet<HostRole>,
+}
+
+impl StaticToken {
+    /// Parses one configuration entry; the error names the entry (without its value).
+    pub fn parse(entry: &str) -> Result<Self, String> {
+        let (roles, value) = entry
+            .split_once(':')
+            .ok_or_else(|| format!("static token {:?} is not ROLE[,ROLE]:VALUE", redact(entry)))?;
+        if value.trim().is_empty() {
+            return Err(format!("static token \"{roles}:\" has an empty value"));
+        }
+        let roles = HostRole::parse_list(roles.split(','))
+            .map_err(|e| format!("static token \"{roles}:…\": {}", e.detail.unwrap_or_default()))?;
+        let value_hash: [u8; 32] = Sha256::digest(value.trim().as_bytes()).into();
+        let id = data_encoding::HEXLOWER.encode(&value_hash[..8]);
+        Ok(Self { id, value_hash, roles })
+    }
+}
+
+/// An entry with its value hidden (for errors).
+fn redact(entry: &str) -> String {
+    match entry.split_once(':') {
+        Some((roles, _)) => format!("{roles}:…"),
+        None => "…".to_owned(),
+    }
+}
+
+/// What the SSH side of a running server shares.
+pub struct AccessService {
+    pub options: AccessOptions,
+    pub keys: KeyCache,
+    /// Where invitation links point: the configured public URL, else the server's address.
+    pub public_url: String,
+}
+
+impl AccessService {
+    pub fn new(options: AccessOptions, listening: std::net::SocketAddr) -> Self {
+        let public_url = options.public_url.clone().unwrap_or_else(|| format!("http://{listening}"));
+        Self { options, keys: KeyCache::default(), public_url }
+    }
+
+    /// The static token with this value.
+    pub fn static_token(&self, value: &str) -> Option<&StaticToken> {
+        let hash: [u8; 32] = Sha256::digest(value.trim().as_bytes()).into();
+        self.options.static_tokens.iter().find(|t| t.value_hash == hash)
+    }
+}
+
+/// Signs a certificate under a fresh random serial and records it; a serial
+/// already taken (the log refuses it) is replaced and the certificate signed
+/// again. `sign` makes the certificate and its event for a serial.
+pub async fn issue_certificate(
+    ledger: &Ledger,
+    metadata: &EventMetadata,
+    sign: impl Fn(u64) -> Result<(String, CertificateEvent), AuthorityError>,
+) -> Result<(String, CertificateEvent), AuthorityError> {
+    for _ in 0..8 {
+        let serial = rand::thread_rng().gen_range(1..=u64::MAX);
+        let (certificate, event) = sign(serial)?;
+        match ledger.certificate(serial, RecordCertificate(event.clone()), metadata).await {
+            Ok(_) => return Ok((certificate, event)),
+            Err(LedgerError::Rejected(e)) if e.detail.as_deref() == Some(SERIAL_TAKEN) => continue,
+            Err(error) => return Err(error.into()),
+        }
+    }
+    Err(AuthorityError::Ledger(LedgerError::Rejected(AuthError::new(
+        ErrorType::IllegalParameter,
+        "no free certificate serial was found",
+    ))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn static_tokens_are_roles_and_a_value() {
+        let token = StaticToken::parse("node,proxy:8c2a1f").map_err(|e| e.to_string());
+        assert_eq!(
+            token.as_ref().map(|t| t.roles.clone()).ok(),
+            Some(BTreeSet::from([HostRole::Node, HostRole::Proxy]))
+        );
+        assert_eq!(token.map(|t| t.id.len()).ok(), Some(16));
+    }
+
+    #[test]
+    fn a_malformed_static_token_is_named_without_its_value() {
+        assert_eq!(StaticToken::parse("node").err().as_deref(), Some("static token \"…\" is not ROLE[,ROLE]:VALUE"));
+        assert_eq!(StaticToken::parse("node:").err().as_deref(), Some("static token \"node:\" has an empty value"));
+        assert_eq!(
+            StaticToken::parse("node,admin:secretvalue").err().as_deref(),
+            Some("static token \"node,admin:…\": Unknown host role \"admin\": expected one of node, proxy, auth")
+        );
+    }
+}

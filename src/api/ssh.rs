@@ -1,0 +1,250 @@
+//! SSH certificates over HTTP: the authorities' public keys (`GET /api/V2/ca`),
+//! rotating an authority, user certificates (`POST /api/V2/certs/ssh`), the
+//! logins a user's certificates carry, and the list of every certificate issued.
+
+use std::collections::BTreeSet;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+use ssh_key::certificate::CertType;
+
+use super::AppState;
+use super::admin::{administrator, parse_user, target};
+use super::error::ApiError;
+use super::permissions::{self, Action};
+use super::request::{Body, FirstQuery, RequestContext, any_token};
+use crate::access::authority::{self, AuthorityError, CertSpec};
+use crate::access::issue_certificate;
+use crate::domain::describe::timestamp;
+use crate::domain::{AuthError, CaKind, CertificateEvent, JoinToken, Login, Signed, UserCommand};
+use crate::projections::access::CertificateRecord;
+
+impl From<AuthorityError> for ApiError {
+    fn from(error: AuthorityError) -> Self {
+        match error {
+            AuthorityError::Ledger(e) => e.into(),
+            other => {
+                tracing::error!(error = %other, "certificate authority failure");
+                ApiError::internal(other.to_string())
+            }
+        }
+    }
+}
+
+/// Whole seconds (certificates count seconds).
+fn seconds(ms: i64) -> u64 {
+    u64::try_from(ms / 1000).unwrap_or(0)
+}
+
+/// How far back a certificate's validity starts, for clocks a little behind ours.
+const BACKDATE_MS: i64 = 60_000;
+
+fn authority_json(state: &AppState, ca: CaKind) -> Value {
+    match state.ledger.model.read().access.authority(ca) {
+        None => Value::Null,
+        Some(record) => {
+            let line = match ca {
+                CaKind::User => authority::authorized_keys_line(&record.key.public_key),
+                CaKind::Host => authority::known_hosts_line(&record.key.public_key),
+            };
+            json!({
+                "public_key": record.key.public_key,
+                "fingerprint": record.key.fingerprint,
+                "created": record.created,
+                "rotated": record.rotated,
+                if ca == CaKind::User { "authorized_keys" } else { "known_hosts" }: line,
+            })
+        }
+    }
+}
+
+/// `GET /api/V2/ca`: both public keys, as `authorized_keys` and `known_hosts` lines. Public.
+pub async fn authorities(State(state): State<AppState>) -> Json<Value> {
+    Json(json!({ "user": authority_json(&state, CaKind::User), "host": authority_json(&state, CaKind::Host) }))
+}
+
+/// `POST /api/V2/admin/ca/rotate` `{"ca": "user"|"host"}`: a new signing key from now on.
+pub async fn rotate(
+    State(state): State<AppState>,
+    context: RequestContext,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let json = body.json()?;
+    json.reject_unexpected(&["ca"])?;
+    let ca = CaKind::parse(&json.string("ca")?.ok_or_else(|| AuthError::missing("ca"))?)?;
+    let caller = administrator(&state, &context, Action::RotateCertAuthority)?;
+    let metadata = context.metadata(caller.name(), state.ignore_ip());
+    authority::install_key(&state.ledger, ca, Some(caller.name().clone()), &metadata).await?;
+    Ok(Json(json!({ ca.id(): authority_json(&state, ca) })))
+}
+
+/// `POST /api/V2/certs/ssh` `{"public_key", "ttl", "user"?}`: a user certificate
+/// signed by the user CA for the caller (or, for an Admin, the named user).
+pub async fn user_certificate(
+    State(state): State<AppState>,
+    context: RequestContext,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let json = body.json()?;
+    json.reject_unexpected(&["public_key", "ttl", "user"])?;
+    let public_key =
+        authority::parse_public_key(&json.string("public_key")?.ok_or_else(|| AuthError::missing("public_key"))?)?;
+    let ttl = json.integer("ttl")?.ok_or_else(|| AuthError::missing("ttl"))?;
+    if ttl < 1 {
+        return Err(AuthError::illegal("ttl must be a positive number of seconds").into());
+    }
+    let named = json.string("user")?.map(|u| parse_user(&u)).transpose()?;
+    let token = any_token(&context.headers)?;
+    let caller = state.login_caller(&token, None)?;
+    let subject = match named {
+        Some(name) if name != *caller.name() => {
+            permissions::check(Action::IssueCertForOthers, &caller.user.roles)?;
+            let record = target(&state, &name)?;
+            if record.is_disabled() {
+                return Err(AuthError::disabled(name.as_str()).into());
+            }
+            record
+        }
+        _ => caller.user.clone(),
+    };
+    let principals = subject.effective_logins();
+    if principals.is_empty() {
+        return Err(
+            AuthError::illegal(format!("{} has no logins; an administrator sets them first", subject.name)).into()
+        );
+    }
+    let now = state.now();
+    let ttl_ms = ttl.saturating_mul(1000).min(state.access.options.max_user_cert_ttl_ms);
+    let (valid_after, valid_before) = (now - BACKDATE_MS, now.saturating_add(ttl_ms));
+    let (ca, private) = state.access.keys.signer(&state.ledger, CaKind::User).await?;
+    let metadata = context.metadata(caller.name(), state.ignore_ip());
+    let key_fingerprint = authority::fingerprint(&public_key);
+    let (certificate, event) = issue_certificate(&state.ledger, &metadata, |serial| {
+        let certificate = authority::sign(
+            &private,
+            CertSpec {
+                cert_type: CertType::User,
+                subject: &public_key,
+                key_id: format!("{}@authledger serial {serial}", subject.name),
+                principals: principals.iter().map(|p| p.as_str().to_owned()).collect(),
+                serial,
+                valid_after: seconds(valid_after),
+                valid_before: seconds(valid_before),
+            },
+        )?;
+        let cert = Signed {
+            serial,
+            key_fingerprint: key_fingerprint.clone(),
+            valid_after: seconds(valid_after) as i64 * 1000,
+            valid_before: seconds(valid_before) as i64 * 1000,
+            ca_fingerprint: ca.fingerprint.clone(),
+            at: now,
+        };
+        let event = CertificateEvent::UserCertIssued {
+            user: subject.name.clone(),
+            principals: principals.clone(),
+            requested_by: caller.name().clone(),
+            cert,
+        };
+        Ok((certificate, event))
+    })
+    .await?;
+    let cert = event.cert();
+    Ok(Json(json!({
+        "certificate": certificate,
+        "serial": cert.serial.to_string(),
+        "user": subject.name,
+        "principals": principals,
+        "valid_after": cert.valid_after,
+        "valid_before": cert.valid_before,
+        "ca_fingerprint": cert.ca_fingerprint,
+    })))
+}
+
+/// `POST /admin/user/{user}/logins` `{"logins": [...]}`: the principals of the user's certificates.
+pub async fn set_logins(
+    State(state): State<AppState>,
+    context: RequestContext,
+    Path(user): Path<String>,
+    body: Body,
+) -> Result<StatusCode, ApiError> {
+    let name = parse_user(&user)?;
+    let json = body.json()?;
+    json.reject_unexpected(&["logins"])?;
+    let listed = json.string_list("logins")?.ok_or_else(|| AuthError::missing("logins"))?;
+    let listed: Vec<String> = listed
+        .into_iter()
+        .map(|l| l.ok_or_else(|| AuthError::illegal("Null item in logins")))
+        .collect::<Result<_, _>>()?;
+    let logins: BTreeSet<Login> = Login::parse_list(listed.iter().map(String::as_str))?;
+    let caller = administrator(&state, &context, Action::ChangeLogins)?;
+    target(&state, &name)?;
+    let command = UserCommand::SetLogins { logins, by: caller.name().clone(), at: state.now() };
+    state.ledger.user(&name, command, &context.metadata(caller.name(), state.ignore_ip())).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn certificate_json(record: &CertificateRecord) -> Value {
+    let cert = record.event.cert();
+    let mut out = json!({
+        "position": record.position,
+        "serial": cert.serial.to_string(),
+        "key_fingerprint": cert.key_fingerprint,
+        "ca_fingerprint": cert.ca_fingerprint,
+        "valid_after": cert.valid_after,
+        "valid_before": cert.valid_before,
+        "issued": cert.at,
+        "issued_at": timestamp(cert.at),
+    });
+    match &record.event {
+        CertificateEvent::UserCertIssued { user, principals, requested_by, .. } => {
+            out["type"] = json!("user");
+            out["user"] = json!(user);
+            out["principals"] = json!(principals);
+            out["requested_by"] = json!(requested_by);
+        }
+        CertificateEvent::HostCertIssued { host_id, roles, token, .. } => {
+            out["type"] = json!("host");
+            out["host_id"] = json!(host_id);
+            out["roles"] = json!(roles);
+            out["token"] = match token {
+                JoinToken::Static { id } => json!({"static": id}),
+                JoinToken::Issued { id } => json!({"issued": id}),
+            };
+        }
+    }
+    out
+}
+
+#[derive(serde::Deserialize)]
+pub struct CertificateQuery {
+    user: Option<String>,
+    host: Option<String>,
+}
+
+/// `GET /api/V2/admin/certs[?user=NAME|host=ID]`: every certificate issued, oldest first.
+pub async fn certificates(
+    State(state): State<AppState>,
+    context: RequestContext,
+    FirstQuery(query): FirstQuery<CertificateQuery>,
+) -> Result<Json<Value>, ApiError> {
+    administrator(&state, &context, Action::ViewCertificates)?;
+    let user = query.user.as_deref().map(parse_user).transpose()?;
+    let host = query.host.as_ref();
+    let model = state.ledger.model.read();
+    let listed: Vec<Value> = model
+        .access
+        .certificates()
+        .iter()
+        .filter(|r| match &r.event {
+            CertificateEvent::UserCertIssued { user: u, .. } => host.is_none() && user.as_ref().is_none_or(|n| n == u),
+            CertificateEvent::HostCertIssued { host_id, .. } => {
+                user.is_none() && host.is_none_or(|h| h == host_id.as_str())
+            }
+        })
+        .map(certificate_json)
+        .collect();
+    Ok(Json(json!({ "certificates": listed })))
+}

@@ -1,0 +1,219 @@
+//! The access projection: the certificate authorities' public keys, pending
+//! provisioning tokens and invitations (by the hash of their value), joined
+//! hosts, and every certificate ever issued. Expired tokens and invitations
+//! are forgotten as the log's time passes them; queries also check expiry
+//! against the request's time.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::domain::{
+    CaKind, CertAuthorityEvent, CertificateEvent, HostId, HostRole, Identity, InviteEvent, Login, ProvisionTokenEvent,
+    SigningKey, UserName,
+};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuthorityRecord {
+    pub kind: CaKind,
+    pub key: SigningKey,
+    pub created: i64,
+    pub rotated: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProvisionTokenRecord {
+    pub id: Uuid,
+    pub token_hash: String,
+    pub roles: BTreeSet<HostRole>,
+    pub expires: i64,
+    pub issued_by: UserName,
+    pub created: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InviteRecord {
+    pub id: Uuid,
+    pub token_hash: String,
+    pub user: UserName,
+    pub logins: BTreeSet<Login>,
+    pub identities: BTreeSet<Identity>,
+    pub expires: i64,
+    pub issued_by: UserName,
+    pub created: i64,
+    /// The TOTP secret last offered to the invitee.
+    pub offered: Option<Uuid>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostRecord {
+    pub host_id: HostId,
+    pub roles: BTreeSet<HostRole>,
+    pub joined: i64,
+    pub serial: u64,
+    pub valid_before: i64,
+}
+
+/// A certificate as issued, with the log position that recorded it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CertificateRecord {
+    pub position: i64,
+    pub event: CertificateEvent,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Access {
+    authorities: BTreeMap<CaKind, AuthorityRecord>,
+    provision_tokens: BTreeMap<Uuid, ProvisionTokenRecord>,
+    invites: BTreeMap<Uuid, InviteRecord>,
+    hosts: BTreeMap<HostId, HostRecord>,
+    certificates: Vec<CertificateRecord>,
+    /// The earliest expiry among pending tokens and invitations (sweeps wait for it).
+    soonest_expiry: Option<i64>,
+}
+
+impl Access {
+    pub fn authority(&self, kind: CaKind) -> Option<&AuthorityRecord> {
+        self.authorities.get(&kind)
+    }
+
+    /// The pending, unexpired provisioning token with this hash.
+    pub fn provision_token(&self, token_hash: &str, now: i64) -> Option<&ProvisionTokenRecord> {
+        self.provision_tokens.values().find(|t| t.token_hash == token_hash && now < t.expires)
+    }
+
+    /// Pending, unexpired provisioning tokens, soonest expiry first.
+    pub fn provision_tokens(&self, now: i64) -> Vec<&ProvisionTokenRecord> {
+        let mut tokens: Vec<_> = self.provision_tokens.values().filter(|t| now < t.expires).collect();
+        tokens.sort_by_key(|t| (t.expires, t.id));
+        tokens
+    }
+
+    pub fn has_provision_token(&self, id: &Uuid) -> bool {
+        self.provision_tokens.contains_key(id)
+    }
+
+    /// The pending, unexpired invitation with this hash.
+    pub fn invite(&self, token_hash: &str, now: i64) -> Option<&InviteRecord> {
+        self.invites.values().find(|i| i.token_hash == token_hash && now < i.expires)
+    }
+
+    /// Pending, unexpired invitations, soonest expiry first.
+    pub fn invites(&self, now: i64) -> Vec<&InviteRecord> {
+        let mut invites: Vec<_> = self.invites.values().filter(|i| now < i.expires).collect();
+        invites.sort_by_key(|i| (i.expires, i.id));
+        invites
+    }
+
+    pub fn has_invite(&self, id: &Uuid) -> bool {
+        self.invites.contains_key(id)
+    }
+
+    pub fn hosts(&self) -> impl Iterator<Item = &HostRecord> {
+        self.hosts.values()
+    }
+
+    /// Every certificate issued, in the order the log recorded them.
+    pub fn certificates(&self) -> &[CertificateRecord] {
+        &self.certificates
+    }
+
+    /// Forgets tokens and invitations that expired by `now` (the log's time).
+    pub(crate) fn sweep_expired(&mut self, now: i64) {
+        if self.soonest_expiry.is_none_or(|soonest| now < soonest) {
+            return;
+        }
+        self.provision_tokens.retain(|_, t| now < t.expires);
+        self.invites.retain(|_, i| now < i.expires);
+        self.soonest_expiry =
+            self.provision_tokens.values().map(|t| t.expires).chain(self.invites.values().map(|i| i.expires)).min();
+    }
+
+    fn expires_at(&mut self, expires: i64) {
+        self.soonest_expiry = Some(self.soonest_expiry.map_or(expires, |s| s.min(expires)));
+    }
+
+    pub(crate) fn apply_authority(&mut self, event: &CertAuthorityEvent) {
+        match event {
+            CertAuthorityEvent::CertAuthorityCreated { ca, key, at } => {
+                self.authorities
+                    .insert(*ca, AuthorityRecord { kind: *ca, key: key.clone(), created: *at, rotated: None });
+            }
+            CertAuthorityEvent::CertAuthorityRotated { ca, key, at, .. } => {
+                if let Some(record) = self.authorities.get_mut(ca) {
+                    record.key = key.clone();
+                    record.rotated = Some(*at);
+                }
+            }
+        }
+    }
+
+    pub(crate) fn apply_certificate(&mut self, position: i64, event: &CertificateEvent) {
+        if let CertificateEvent::HostCertIssued { host_id, roles, cert, .. } = event {
+            self.hosts.insert(
+                host_id.clone(),
+                HostRecord {
+                    host_id: host_id.clone(),
+                    roles: roles.clone(),
+                    joined: cert.at,
+                    serial: cert.serial,
+                    valid_before: cert.valid_before,
+                },
+            );
+        }
+        self.certificates.push(CertificateRecord { position, event: event.clone() });
+    }
+
+    pub(crate) fn apply_provision_token(&mut self, id: Uuid, event: &ProvisionTokenEvent) {
+        match event {
+            ProvisionTokenEvent::ProvisionTokenIssued { token_hash, roles, expires, issued_by, at } => {
+                self.provision_tokens.insert(
+                    id,
+                    ProvisionTokenRecord {
+                        id,
+                        token_hash: token_hash.clone(),
+                        roles: roles.clone(),
+                        expires: *expires,
+                        issued_by: issued_by.clone(),
+                        created: *at,
+                    },
+                );
+                self.expires_at(*expires);
+            }
+            ProvisionTokenEvent::ProvisionTokenUsed { .. } | ProvisionTokenEvent::ProvisionTokenDeleted { .. } => {
+                self.provision_tokens.remove(&id);
+            }
+        }
+    }
+
+    pub(crate) fn apply_invite(&mut self, id: Uuid, event: &InviteEvent) {
+        match event {
+            InviteEvent::InviteIssued { token_hash, user, logins, identities, expires, issued_by, at } => {
+                self.invites.insert(
+                    id,
+                    InviteRecord {
+                        id,
+                        token_hash: token_hash.clone(),
+                        user: user.clone(),
+                        logins: logins.clone(),
+                        identities: identities.clone(),
+                        expires: *expires,
+                        issued_by: issued_by.clone(),
+                        created: *at,
+                        offered: None,
+                    },
+                );
+                self.expires_at(*expires);
+            }
+            InviteEvent::InviteSecondFactorOffered { credential_id, .. } => {
+                if let Some(invite) = self.invites.get_mut(&id) {
+                    invite.offered = Some(*credential_id);
+                }
+            }
+            InviteEvent::InviteRedeemed { .. } | InviteEvent::InviteRevoked { .. } => {
+                self.invites.remove(&id);
+            }
+        }
+    }
+}

@@ -1,0 +1,183 @@
+//! Provisioning (join) tokens over HTTP, on both stores: issuing `count`
+//! tokens for validated roles, listing them without their values, deleting,
+//! single use, expiry, static tokens from the configuration, and the host
+//! certificate a join returns (checked with the ssh-key crate).
+
+mod common;
+
+use std::sync::Arc;
+
+use authledger::access::StaticToken;
+use authledger::clock::{Clock, ManualClock};
+use common::{Harness, TEST_EPOCH, TestStore};
+use serde_json::{Value, json};
+use ssh_key::certificate::CertType;
+use ssh_key::{Algorithm, Certificate, HashAlg, PrivateKey, PublicKey};
+
+const STATIC_TOKEN: &str = "4f1c9a0e7b2d4c6a8e0f1a2b3c4d5e6f";
+
+fn host_key() -> String {
+    let key = PrivateKey::random(&mut rand::rngs::OsRng, Algorithm::Ed25519).expect("a key");
+    key.public_key().to_openssh().expect("OpenSSH")
+}
+
+async fn issue(h: &Harness, admin: &str, body: Value) -> common::Answer {
+    h.post("/api/V2/admin/provisiontokens", Some(admin), body).await
+}
+
+async fn join(h: &Harness, token: &str, host: &str, roles: Option<Value>) -> common::Answer {
+    let mut body = json!({"token": token, "host_id": host, "public_key": host_key()});
+    if let Some(roles) = roles {
+        body["roles"] = roles;
+    }
+    h.post("/api/V2/hosts/join", None, body).await
+}
+
+async fn tokens_are_issued_listed_used_once_and_deleted(h: Harness) -> Harness {
+    let (_, admin) = h.administrators().await;
+    let answer = issue(&h, &admin, json!({"roles": ["node", "proxy"], "ttl": 900, "count": 3})).await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    let issued: Vec<Value> = answer.json()["tokens"].as_array().cloned().unwrap_or_default();
+    assert_eq!(issued.len(), 3);
+    let values: Vec<String> = issued.iter().map(|t| t["token"].as_str().unwrap_or_default().to_owned()).collect();
+    for value in &values {
+        assert_eq!(value.len(), 32, "16 random bytes, hex");
+        assert!(value.chars().all(|c| c.is_ascii_hexdigit()));
+    }
+    assert_eq!(values.iter().collect::<std::collections::BTreeSet<_>>().len(), 3, "distinct");
+    let listed = h.get("/api/V2/admin/provisiontokens", Some(&admin)).await;
+    assert_eq!(listed.status, 200, "{}", listed.text);
+    assert_eq!(listed.json()["tokens"].as_array().map(Vec::len), Some(3));
+    for value in &values {
+        assert!(!listed.text.contains(value.as_str()), "the list never shows a value");
+        assert!(!h.store.dump().await.contains(value.as_str()), "the log never holds a value");
+    }
+
+    let joined = join(&h, &values[0], "web-1.example.org", Some(json!(["node"]))).await;
+    assert_eq!(joined.status, 200, "{}", joined.text);
+    let body = joined.json();
+    assert_eq!(body["roles"], json!(["node"]));
+    let certificate =
+        Certificate::from_openssh(body["certificate"].as_str().unwrap_or_default()).expect("a certificate");
+    let ca = h.get("/api/V2/ca", None).await.json();
+    let host_ca = PublicKey::from_openssh(ca["host"]["public_key"].as_str().unwrap_or_default()).expect("host CA");
+    let now = u64::try_from(h.now() / 1000).unwrap_or(0);
+    certificate.validate_at(now, [&host_ca.fingerprint(HashAlg::Sha256)]).expect("signed by the host CA");
+    assert_eq!(certificate.cert_type(), CertType::Host);
+    assert_eq!(certificate.valid_principals(), ["web-1.example.org".to_owned()]);
+    assert_eq!(body["known_hosts"], ca["host"]["known_hosts"]);
+    assert_eq!(body["user_ca"], ca["user"]["public_key"]);
+
+    join(&h, &values[0], "web-2", None)
+        .await
+        .assert_error(401, "10020 Invalid token: unknown, used or expired provisioning token");
+    join(&h, &values[1], "web-2", Some(json!(["auth"])))
+        .await
+        .assert_error(403, "20000 Unauthorized: The provisioning token does not allow the role(s): auth");
+    let id = issued[1]["id"].as_str().unwrap_or_default().to_owned();
+    let deleted = h.delete(&format!("/api/V2/admin/provisiontokens/{id}"), Some(&admin)).await;
+    assert_eq!(deleted.status, 204, "{}", deleted.text);
+    join(&h, &values[1], "web-2", None)
+        .await
+        .assert_error(401, "10020 Invalid token: unknown, used or expired provisioning token");
+    h.delete(&format!("/api/V2/admin/provisiontokens/{id}"), Some(&admin))
+        .await
+        .assert_error(404, &format!("50010 No such token: no such provisioning token {id}"));
+    assert_eq!(
+        h.get("/api/V2/admin/provisiontokens", Some(&admin)).await.json()["tokens"].as_array().map(Vec::len),
+        Some(1)
+    );
+
+    let hosts = h.get("/api/V2/admin/hosts", Some(&admin)).await.json();
+    assert_eq!(hosts["hosts"][0]["host_id"], json!("web-1.example.org"));
+    let history = h.get("/api/V2/admin/audit", Some(&admin)).await.json();
+    let joins: Vec<&Value> =
+        history["events"].as_array().into_iter().flatten().filter(|e| e["event_type"] == "HostCertIssued").collect();
+    assert_eq!(joins.len(), 1);
+    assert_eq!(joins[0]["actor"], json!("host:web-1.example.org"));
+    h
+}
+on_both_stores!(tokens_are_issued_listed_used_once_and_deleted);
+
+async fn bad_token_requests_are_refused_and_write_nothing(h: Harness) -> Harness {
+    let (_, admin) = h.administrators().await;
+    let alice = h.user_token(&admin, "alice").await;
+    let before = h.store.main_log_len().await;
+    let cases = [
+        (
+            json!({"roles": ["node", "admin"]}),
+            "30001 Illegal input parameter: Unknown host role \"admin\": expected one of node, proxy, auth",
+        ),
+        (json!({"roles": []}), "30001 Illegal input parameter: At least one host role is required"),
+        (json!({"ttl": 60}), "30000 Missing input parameter: roles"),
+        (json!({"roles": ["node"], "count": 0}), "30001 Illegal input parameter: count must be between 1 and 100"),
+        (
+            json!({"roles": ["node"], "ttl": -5}),
+            "30001 Illegal input parameter: ttl must be between 1 and 2592000 seconds",
+        ),
+        (json!({"roles": "node"}), ""),
+    ];
+    for (body, message) in cases {
+        let answer = issue(&h, &admin, body).await;
+        if message.is_empty() {
+            assert_eq!(answer.status, 400, "{}", answer.text);
+        } else {
+            answer.assert_error(400, message);
+        }
+    }
+    issue(&h, &alice, json!({"roles": ["node"]})).await.assert_error(403, "20000 Unauthorized");
+    assert_eq!(h.get("/api/V2/admin/provisiontokens", Some(&alice)).await.status, 403);
+    join(&h, "0000", "web-1", None)
+        .await
+        .assert_error(401, "10020 Invalid token: unknown, used or expired provisioning token");
+    join(&h, "0000", "-bad host", None).await.assert_error(
+        400,
+        "30001 Illegal input parameter: Illegal host id \"-bad host\": 1 to 253 characters of A-Z a-z 0-9 . - _, not starting with . or -",
+    );
+    let no_key = h.post("/api/V2/hosts/join", None, json!({"token": "x", "host_id": "h"})).await;
+    no_key.assert_error(400, "30000 Missing input parameter: public_key");
+    assert_eq!(h.store.main_log_len().await, before, "nothing recorded");
+    h
+}
+on_both_stores!(bad_token_requests_are_refused_and_write_nothing);
+
+async fn static_tokens_join_any_number_of_hosts(h: Harness) -> Harness {
+    let h = h
+        .restart_with(|o| {
+            o.access.static_tokens = vec![StaticToken::parse(&format!("node,proxy:{STATIC_TOKEN}")).expect("valid")]
+        })
+        .await;
+    let (_, admin) = h.administrators().await;
+    for host in ["node-a", "node-b"] {
+        let joined = join(&h, STATIC_TOKEN, host, None).await;
+        assert_eq!(joined.status, 200, "{}", joined.text);
+        assert_eq!(joined.json()["roles"], json!(["node", "proxy"]));
+    }
+    join(&h, STATIC_TOKEN, "node-c", Some(json!(["auth"])))
+        .await
+        .assert_error(403, "20000 Unauthorized: The provisioning token does not allow the role(s): auth");
+    let listed = h.get("/api/V2/admin/provisiontokens", Some(&admin)).await.json();
+    let static_id = listed["static"][0]["id"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(static_id.len(), 16);
+    let certs = h.get("/api/V2/admin/certs?host=node-b", Some(&admin)).await.json();
+    assert_eq!(certs["certificates"][0]["token"], json!({"static": static_id}));
+    assert!(!h.store.dump().await.contains(STATIC_TOKEN), "the value never enters the log");
+    h
+}
+on_both_stores!(static_tokens_join_any_number_of_hosts);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_token_joins_nobody() {
+    let manual = ManualClock::new(TEST_EPOCH);
+    let clock: Arc<dyn Clock> = manual.clone();
+    let h = Harness::start_with(TestStore::sqlite(), clock, |_| {}).await;
+    let (_, admin) = h.administrators().await;
+    let answer = issue(&h, &admin, json!({"roles": ["node"], "ttl": 60})).await;
+    let value = answer.json()["tokens"][0]["token"].as_str().unwrap_or_default().to_owned();
+    manual.advance(60_000);
+    join(&h, &value, "late", None)
+        .await
+        .assert_error(401, "10020 Invalid token: unknown, used or expired provisioning token");
+    assert_eq!(h.get("/api/V2/admin/provisiontokens", Some(&admin)).await.json()["tokens"], json!([]));
+    h.finish().await;
+}

@@ -1,0 +1,215 @@
+//! SSH certificate authorities and user certificates over HTTP, on both
+//! stores: the public keys, certificates checked with the ssh-key crate and
+//! `ssh-keygen -L` (principals, validity, signer), the TTL bound, who may ask
+//! for whom, logins, rotation, and the auditor's list of certificates.
+
+mod common;
+
+use common::Harness;
+use serde_json::{Value, json};
+use ssh_key::certificate::CertType;
+use ssh_key::{Algorithm, Certificate, Fingerprint, HashAlg, PrivateKey, PublicKey};
+
+fn new_key() -> PrivateKey {
+    PrivateKey::random(&mut rand::rngs::OsRng, Algorithm::Ed25519).expect("a key")
+}
+
+fn public_line(key: &PrivateKey) -> String {
+    key.public_key().to_openssh().expect("an OpenSSH public key")
+}
+
+fn ca_fingerprint(ca: &Value) -> Fingerprint {
+    let key = PublicKey::from_openssh(ca["public_key"].as_str().expect("a public key")).expect("parses");
+    key.fingerprint(HashAlg::Sha256)
+}
+
+async fn request_cert(h: &Harness, token: &str, body: Value) -> common::Answer {
+    h.post("/api/V2/certs/ssh", Some(token), body).await
+}
+
+/// `ssh-keygen -L` on a certificate: its printed description.
+fn ssh_keygen_describe(certificate: &str) -> String {
+    let dir = tempfile::tempdir().expect("a directory");
+    let path = dir.path().join("id-cert.pub");
+    std::fs::write(&path, certificate).expect("write the certificate");
+    let out =
+        std::process::Command::new("ssh-keygen").arg("-L").arg("-f").arg(&path).output().expect("ssh-keygen runs");
+    assert!(out.status.success(), "ssh-keygen -L failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+async fn authorities_are_published_and_survive_a_restart(h: Harness) -> Harness {
+    let ca = h.get("/api/V2/ca", None).await;
+    assert_eq!(ca.status, 200, "{}", ca.text);
+    let ca = ca.json();
+    for kind in ["user", "host"] {
+        let key = ca[kind]["public_key"].as_str().expect("a public key");
+        assert!(key.starts_with("ssh-ed25519 "), "{key}");
+        assert!(ca[kind]["fingerprint"].as_str().is_some_and(|f| f.starts_with("SHA256:")));
+    }
+    assert_ne!(ca["user"]["public_key"], ca["host"]["public_key"]);
+    assert_eq!(
+        ca["user"]["authorized_keys"],
+        json!(format!("cert-authority {}", ca["user"]["public_key"].as_str().unwrap_or_default()))
+    );
+    assert_eq!(
+        ca["host"]["known_hosts"],
+        json!(format!("@cert-authority * {}", ca["host"]["public_key"].as_str().unwrap_or_default()))
+    );
+    // The private keys are in the credentials store, never in an event.
+    let events = h.store.dump().await;
+    assert!(events.contains("OPENSSH PRIVATE KEY"), "the keys are stored");
+    let h = h.restart().await;
+    let again = h.get("/api/V2/ca", None).await.json();
+    assert_eq!(again["user"]["fingerprint"], ca["user"]["fingerprint"], "a restart keeps the authority");
+    assert_eq!(again["host"]["fingerprint"], ca["host"]["fingerprint"]);
+    h
+}
+on_both_stores!(authorities_are_published_and_survive_a_restart);
+
+async fn a_user_certificate_carries_the_logins_validity_and_signer(h: Harness) -> Harness {
+    let (_, admin) = h.administrators().await;
+    let alice = h.user_token(&admin, "alice").await;
+    let key = new_key();
+    let answer = request_cert(&h, &alice, json!({"public_key": public_line(&key), "ttl": 3600})).await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    let body = answer.json();
+    assert_eq!(body["principals"], json!(["alice"]));
+    let certificate = body["certificate"].as_str().expect("a certificate");
+    let parsed = Certificate::from_openssh(certificate).expect("an OpenSSH certificate");
+    let ca = h.get("/api/V2/ca", None).await.json();
+    let now = u64::try_from(h.now() / 1000).unwrap_or(0);
+    parsed.validate_at(now, [&ca_fingerprint(&ca["user"])]).expect("signed by the user CA and valid now");
+    assert!(parsed.validate_at(now, [&ca_fingerprint(&ca["host"])]).is_err(), "not by the host CA");
+    assert_eq!(parsed.cert_type(), CertType::User);
+    assert_eq!(parsed.valid_principals(), ["alice".to_owned()]);
+    assert_eq!(parsed.public_key(), key.public_key().key_data());
+    assert_eq!(parsed.valid_before() - parsed.valid_after(), 3600 + 60, "the TTL, backdated a minute for skew");
+    assert_eq!(parsed.serial().to_string(), body["serial"].as_str().unwrap_or_default());
+    let described = ssh_keygen_describe(certificate);
+    assert!(described.contains("Type: ssh-ed25519-cert-v01@openssh.com user certificate"), "{described}");
+    assert!(
+        described.contains(&format!("Signing CA: ED25519 {}", ca["user"]["fingerprint"].as_str().unwrap_or_default())),
+        "{described}"
+    );
+    assert!(described.contains("Principals: \n                alice\n"), "{described}");
+    assert!(described.contains("permit-pty"), "{described}");
+    h
+}
+on_both_stores!(a_user_certificate_carries_the_logins_validity_and_signer);
+
+async fn validity_is_bounded_by_the_configured_maximum(h: Harness) -> Harness {
+    let h = h.restart_with(|o| o.access.max_user_cert_ttl_ms = 2 * 3_600_000).await;
+    let (_, admin) = h.administrators().await;
+    let bob = h.user_token(&admin, "bob").await;
+    let answer = request_cert(&h, &bob, json!({"public_key": public_line(&new_key()), "ttl": 10 * 3600})).await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    let parsed = Certificate::from_openssh(answer.json()["certificate"].as_str().unwrap_or_default()).expect("parses");
+    assert_eq!(parsed.valid_before() - parsed.valid_after(), 2 * 3600 + 60);
+    h
+}
+on_both_stores!(validity_is_bounded_by_the_configured_maximum);
+
+async fn only_an_admin_asks_for_someone_else(h: Harness) -> Harness {
+    let (_, admin) = h.administrators().await;
+    let alice = h.user_token(&admin, "alice").await;
+    h.user_with_password(&admin, "bob").await;
+    let key = public_line(&new_key());
+    let before = h.store.main_log_len().await;
+    let refused = request_cert(&h, &alice, json!({"public_key": key, "ttl": 60, "user": "bob"})).await;
+    refused.assert_error(403, "20000 Unauthorized");
+    assert_eq!(h.store.main_log_len().await, before, "nothing recorded");
+    let set = h.post("/admin/user/bob/logins", Some(&admin), json!({"logins": ["bob", "deploy"]})).await;
+    assert_eq!(set.status, 204, "{}", set.text);
+    let granted = request_cert(&h, &admin, json!({"public_key": key, "ttl": 60, "user": "bob"})).await;
+    assert_eq!(granted.status, 200, "{}", granted.text);
+    assert_eq!(granted.json()["principals"], json!(["bob", "deploy"]));
+    let listed = h.get("/api/V2/admin/certs?user=bob", Some(&admin)).await;
+    assert_eq!(listed.status, 200, "{}", listed.text);
+    let certs = listed.json()["certificates"].as_array().cloned().unwrap_or_default();
+    assert_eq!(certs.len(), 1);
+    assert_eq!(certs[0]["user"], json!("bob"));
+    assert_eq!(certs[0]["requested_by"], json!("admin"));
+    assert_eq!(certs[0]["principals"], json!(["bob", "deploy"]));
+    assert_eq!(h.get("/api/V2/admin/certs", Some(&alice)).await.status, 403);
+    let history = h.get("/api/V2/admin/audit?user=bob", Some(&admin)).await.json();
+    let types: Vec<&str> =
+        history["events"].as_array().into_iter().flatten().filter_map(|e| e["event_type"].as_str()).collect();
+    assert!(types.contains(&"UserCertIssued") && types.contains(&"LoginsChanged"), "{types:?}");
+    h
+}
+on_both_stores!(only_an_admin_asks_for_someone_else);
+
+async fn bad_certificate_requests_are_refused_and_write_nothing(h: Harness) -> Harness {
+    let (_, admin) = h.administrators().await;
+    let alice = h.user_token(&admin, "alice").await;
+    let key = public_line(&new_key());
+    let before = h.store.main_log_len().await;
+    let cases = [
+        (json!({"ttl": 60}), 400, "30000 Missing input parameter: public_key"),
+        (
+            json!({"public_key": key, "ttl": 0}),
+            400,
+            "30001 Illegal input parameter: ttl must be a positive number of seconds",
+        ),
+        (json!({"public_key": key}), 400, "30000 Missing input parameter: ttl"),
+        (json!({"public_key": key, "ttl": 60, "user": "nobody"}), 404, "50000 No such user: nobody"),
+        (
+            json!({"public_key": key, "ttl": 60, "extra": 1}),
+            400,
+            "30001 Illegal input parameter: Unexpected parameters in request: extra",
+        ),
+    ];
+    for (body, status, message) in cases {
+        let answer = request_cert(&h, if status == 404 { &admin } else { &alice }, body).await;
+        answer.assert_error(status, message);
+    }
+    let garbage = request_cert(&h, &alice, json!({"public_key": "ssh-ed25519 not-base64!", "ttl": 60})).await;
+    assert_eq!(garbage.status, 400, "{}", garbage.text);
+    assert!(
+        garbage.json()["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("30001 Illegal input parameter: public_key is not an OpenSSH public key")
+    );
+    for (logins, message) in [
+        (json!([]), "30001 Illegal input parameter: At least one login is required"),
+        (
+            json!(["a,b"]),
+            "30001 Illegal input parameter: Illegal login \"a,b\": 1 to 100 characters of A-Z a-z 0-9 _ . -, not starting with . or -",
+        ),
+    ] {
+        h.post("/admin/user/alice/logins", Some(&admin), json!({"logins": logins})).await.assert_error(400, message);
+    }
+    let anonymous = h.post("/api/V2/certs/ssh", None, json!({"public_key": key, "ttl": 60})).await;
+    anonymous.assert_error(400, "10010 No authentication token: No user token provided");
+    assert_eq!(h.store.main_log_len().await, before, "nothing recorded");
+    assert_eq!(h.get("/api/V2/ca", None).await.status, 200, "still serving");
+    h
+}
+on_both_stores!(bad_certificate_requests_are_refused_and_write_nothing);
+
+async fn rotation_replaces_the_signing_key(h: Harness) -> Harness {
+    let (_, admin) = h.administrators().await;
+    let before = h.get("/api/V2/ca", None).await.json();
+    let rotated = h.post("/api/V2/admin/ca/rotate", Some(&admin), json!({"ca": "user"})).await;
+    assert_eq!(rotated.status, 200, "{}", rotated.text);
+    let after = h.get("/api/V2/ca", None).await.json();
+    assert_ne!(after["user"]["fingerprint"], before["user"]["fingerprint"]);
+    assert_eq!(after["host"]["fingerprint"], before["host"]["fingerprint"]);
+    let answer = request_cert(&h, &admin, json!({"public_key": public_line(&new_key()), "ttl": 60})).await;
+    let parsed = Certificate::from_openssh(answer.json()["certificate"].as_str().unwrap_or_default()).expect("parses");
+    let now = u64::try_from(h.now() / 1000).unwrap_or(0);
+    parsed.validate_at(now, [&ca_fingerprint(&after["user"])]).expect("signed by the new key");
+    assert!(parsed.validate_at(now, [&ca_fingerprint(&before["user"])]).is_err());
+    let alice = h.user_token(&admin, "alice").await;
+    h.post("/api/V2/admin/ca/rotate", Some(&alice), json!({"ca": "user"}))
+        .await
+        .assert_error(403, "20000 Unauthorized");
+    h.post("/api/V2/admin/ca/rotate", Some(&admin), json!({"ca": "db"})).await.assert_error(
+        400,
+        "30001 Illegal input parameter: Unknown certificate authority \"db\": expected user or host",
+    );
+    h
+}
+on_both_stores!(rotation_replaces_the_signing_key);
