@@ -341,6 +341,8 @@ async fn every_privileged_endpoint_obeys_the_permission_table(h: Harness) -> Har
         callers.push((name.into(), role.into_iter().collect(), h.login(name, USER_PASSWORD).await));
     }
     let missing = uuid::Uuid::new_v4();
+    let key = ssh_key::PrivateKey::random(&mut rand::rngs::OsRng, ssh_key::Algorithm::Ed25519).expect("a key");
+    let public_key = key.public_key().to_openssh().expect("OpenSSH");
     type Call = (Action, reqwest::Method, String, Value);
     let calls: Vec<Call> = vec![
         (Action::ViewAnonIds, reqwest::Method::GET, "/api/V2/admin/anonids?list=".into(), Value::Null),
@@ -383,12 +385,48 @@ async fn every_privileged_endpoint_obeys_the_permission_table(h: Harness) -> Har
         ),
         (Action::CreateDevToken, reqwest::Method::POST, "/tokens".into(), json!({"name": "d"})),
         (Action::CreateServToken, reqwest::Method::POST, "/tokens".into(), json!({"name": "s", "type": "service"})),
+        (Action::ManageProvisionTokens, reqwest::Method::GET, "/api/V2/admin/provisiontokens".into(), Value::Null),
+        (
+            Action::ManageProvisionTokens,
+            reqwest::Method::POST,
+            "/api/V2/admin/provisiontokens".into(),
+            json!({"roles": ["node"]}),
+        ),
+        (
+            Action::ManageProvisionTokens,
+            reqwest::Method::DELETE,
+            format!("/api/V2/admin/provisiontokens/{missing}"),
+            Value::Null,
+        ),
+        (Action::InviteUser, reqwest::Method::GET, "/api/V2/admin/invites".into(), Value::Null),
+        (Action::InviteUser, reqwest::Method::POST, "/api/V2/admin/invites".into(), json!({"user": "invited"})),
+        (Action::InviteUser, reqwest::Method::DELETE, format!("/api/V2/admin/invites/{missing}"), Value::Null),
+        (Action::ChangeLogins, reqwest::Method::POST, "/admin/user/nobody/logins".into(), json!({"logins": ["x"]})),
+        (
+            Action::IssueCertForOthers,
+            reqwest::Method::POST,
+            "/api/V2/certs/ssh".into(),
+            json!({"public_key": public_key, "ttl": 60, "user": "nobody"}),
+        ),
+        (Action::ViewCertificates, reqwest::Method::GET, "/api/V2/admin/certs".into(), Value::Null),
+        (Action::ViewCertificates, reqwest::Method::GET, "/api/V2/admin/hosts".into(), Value::Null),
+        (Action::RotateCertAuthority, reqwest::Method::POST, "/api/V2/admin/ca/rotate".into(), json!({"ca": "host"})),
     ];
+    let every_action: BTreeSet<Action> = calls.iter().map(|c| c.0).collect();
+    let elsewhere =
+        [Action::CreateLocalAccount, Action::SetCustomRole, Action::ForceAllPasswordResets, Action::RevokeAllTokens];
+    assert_eq!(
+        every_action.len() + elsewhere.len(),
+        Action::ALL.len(),
+        "every action of the table is called over HTTP below"
+    );
     let denied = |answer: &common::Answer| answer.status == 403 && answer.json()["error"]["appcode"] == json!(20000);
     for (who, roles, token) in &callers {
         for (action, method, path, body) in &calls {
             let answer = if *method == reqwest::Method::GET {
                 h.get(path, Some(token)).await
+            } else if *method == reqwest::Method::DELETE {
+                h.delete(path, Some(token)).await
             } else {
                 h.json_request(method.clone(), path, Some(token), body.clone()).await
             };
