@@ -1,4 +1,5 @@
-//! The `authledger` command: `serve`, and `set-root-password`.
+//! The `authledger` command: `serve`, `set-root-password`, and the administrative
+//! commands that talk to a running server (`tokens`, `users`).
 
 use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
@@ -8,8 +9,10 @@ use std::sync::Arc;
 use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand};
 
+use authledger::client::{self, Client};
 use authledger::clock::SystemClock;
-use authledger::config::{DEFAULT_LISTEN, DEFAULT_STORE, FileConfig};
+use authledger::config::{DEFAULT_LISTEN, DEFAULT_STORE, FileConfig, parse_duration_ms};
+use authledger::domain::Identity;
 use authledger::ledger::{Ledger, LedgerOptions};
 use authledger::root_account::{RootOutcome, set_root_password};
 use authledger::server::Server;
@@ -50,6 +53,102 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Provisioning (join) tokens for hosts, on a running server.
+    Tokens {
+        #[command(subcommand)]
+        action: TokensAction,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Users, on a running server.
+    Users {
+        #[command(subcommand)]
+        action: UsersAction,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokensAction {
+    /// Issue provisioning tokens; prints them and the command a new host runs to join.
+    Add {
+        /// Host roles, comma-separated: node, proxy, auth.
+        #[arg(long, value_delimiter = ',', required = true)]
+        roles: Vec<String>,
+        /// How long the tokens live, e.g. 15m, 2h, 1d.
+        #[arg(long, default_value = "30m")]
+        ttl: String,
+        /// How many tokens (each joins one host).
+        #[arg(long, default_value_t = 1)]
+        count: i64,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// List pending provisioning tokens (never their values) and the static ones.
+    Ls {
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Delete a provisioning token by id.
+    Rm { id: String },
+}
+
+#[derive(Subcommand)]
+enum UsersAction {
+    /// Invite a user: prints the sign-up URL (single use, at most one hour).
+    Add {
+        name: String,
+        /// Logins (SSH certificate principals), comma-separated; default: the user name.
+        #[arg(long, value_delimiter = ',')]
+        logins: Vec<String>,
+        /// An identity to link, connector:email (repeatable).
+        #[arg(long = "identity")]
+        identities: Vec<String>,
+        /// How long the invitation lives (at most 1h).
+        #[arg(long, default_value = "1h")]
+        ttl: String,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Args)]
+struct Remote {
+    /// The server's base URL.
+    #[arg(long, env = "AUTHLEDGER_SERVER", default_value = "http://127.0.0.1:8080", global = true)]
+    server: String,
+    /// A file holding an Admin's token (default: the AUTHLEDGER_ADMIN_TOKEN environment variable).
+    #[arg(long, global = true)]
+    token_file: Option<PathBuf>,
+}
+
+impl Remote {
+    fn client(&self) -> Result<Client, String> {
+        let token = match &self.token_file {
+            Some(path) => std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?,
+            None => std::env::var("AUTHLEDGER_ADMIN_TOKEN")
+                .map_err(|_| "set AUTHLEDGER_ADMIN_TOKEN (or --token-file) to an Admin's token".to_owned())?,
+        };
+        if token.trim().is_empty() {
+            return Err("the admin token is empty".into());
+        }
+        Ok(Client::new(&self.server, &token))
+    }
+}
+
+fn seconds(ttl: &str) -> Result<i64, String> {
+    parse_duration_ms(ttl).map(|ms| ms / 1000).map_err(|e| format!("--ttl: {e}"))
+}
+
+fn print_json(value: &serde_json::Value) {
+    println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
 }
 
 #[derive(Args)]
@@ -115,6 +214,48 @@ async fn run(cli: Cli) -> Result<(), String> {
                 RootOutcome::PasswordReset => {
                     eprintln!("set the root account's password and enabled it")
                 }
+            }
+            Ok(())
+        }
+        Command::Tokens { action, remote } => {
+            let client = remote.client()?;
+            match action {
+                TokensAction::Add { roles, ttl, count, format } => {
+                    let answer = client.add_tokens(&roles, seconds(&ttl)?, count).await.map_err(|e| e.to_string())?;
+                    match format {
+                        Format::Json => {
+                            let values: Vec<&serde_json::Value> =
+                                answer["tokens"].as_array().into_iter().flatten().map(|t| &t["token"]).collect();
+                            print_json(&serde_json::json!(values));
+                        }
+                        Format::Text => print!("{}", client::tokens_added_text(client.server(), &answer, &ttl)),
+                    }
+                }
+                TokensAction::Ls { format } => {
+                    let answer = client.list_tokens().await.map_err(|e| e.to_string())?;
+                    match format {
+                        Format::Json => print_json(&answer),
+                        Format::Text => print!("{}", client::tokens_listed_text(&answer)),
+                    }
+                }
+                TokensAction::Rm { id } => {
+                    client.remove_token(&id).await.map_err(|e| e.to_string())?;
+                    println!("deleted provisioning token {id}");
+                }
+            }
+            Ok(())
+        }
+        Command::Users { action: UsersAction::Add { name, logins, identities, ttl, format }, remote } => {
+            for identity in &identities {
+                Identity::parse(identity).map_err(|_| {
+                    format!("--identity {identity:?}: expected connector:email, e.g. github:alice@example.org")
+                })?;
+            }
+            let client = remote.client()?;
+            let answer = client.invite(&name, &logins, &identities, seconds(&ttl)?).await.map_err(|e| e.to_string())?;
+            match format {
+                Format::Json => print_json(&answer),
+                Format::Text => print!("{}", client::invited_text(&answer)),
             }
             Ok(())
         }

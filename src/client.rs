@@ -1,0 +1,155 @@
+//! The administrative commands that talk to a running server over its HTTP
+//! API with an Admin's token (like `tctl`): `tokens add|ls|rm` and `users add`.
+//! Each prints text for people or JSON for scripts; a refusal prints the
+//! server's message.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::domain::describe::timestamp;
+
+/// Where the server is and who is asking.
+pub struct Client {
+    http: reqwest::Client,
+    server: String,
+    token: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot reach {server}: {source}")]
+    Unreachable { server: String, source: reqwest::Error },
+    #[error("the server refused: {0}")]
+    Refused(String),
+    #[error("the server answered {status} with an unreadable body: {body}")]
+    Unreadable { status: StatusCode, body: String },
+}
+
+impl Client {
+    pub fn new(server: &str, token: &str) -> Self {
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap_or_default();
+        Self { http, server: server.trim_end_matches('/').to_owned(), token: token.trim().to_owned() }
+    }
+
+    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Result<Value, ClientError> {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.server))
+            .header("Authorization", &self.token)
+            .header("Accept", "application/json");
+        if let Some(body) = body {
+            request = request.header("Content-Type", "application/json").body(body.to_string());
+        }
+        let response =
+            request.send().await.map_err(|source| ClientError::Unreachable { server: self.server.clone(), source })?;
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        if status.is_success() {
+            return Ok(if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::Null) });
+        }
+        match serde_json::from_str::<Value>(&text).ok().and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
+        {
+            Some(message) => Err(ClientError::Refused(message)),
+            None => Err(ClientError::Unreadable { status, body: text }),
+        }
+    }
+
+    /// Issues `count` provisioning tokens; returns the server's answer.
+    pub async fn add_tokens(&self, roles: &[String], ttl_seconds: i64, count: i64) -> Result<Value, ClientError> {
+        let body = json!({"roles": roles, "ttl": ttl_seconds, "count": count});
+        self.call(Method::POST, "/api/V2/admin/provisiontokens", Some(body)).await
+    }
+
+    pub async fn list_tokens(&self) -> Result<Value, ClientError> {
+        self.call(Method::GET, "/api/V2/admin/provisiontokens", None).await
+    }
+
+    pub async fn remove_token(&self, id: &str) -> Result<(), ClientError> {
+        let path = format!(
+            "/api/V2/admin/provisiontokens/{}",
+            url::form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>()
+        );
+        self.call(Method::DELETE, &path, None).await.map(|_| ())
+    }
+
+    /// Invites a user; returns the server's answer (`token`, `url`, `expires`).
+    pub async fn invite(
+        &self,
+        user: &str,
+        logins: &[String],
+        identities: &[String],
+        ttl_seconds: i64,
+    ) -> Result<Value, ClientError> {
+        let mut body = json!({"user": user, "identities": identities, "ttl": ttl_seconds});
+        if !logins.is_empty() {
+            body["logins"] = json!(logins);
+        }
+        self.call(Method::POST, "/api/V2/admin/invites", Some(body)).await
+    }
+
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+}
+
+/// What `tokens add` prints for people: each token, how long it lives, and how a host joins with it.
+pub fn tokens_added_text(server: &str, answer: &Value, ttl: &str) -> String {
+    let tokens: Vec<&str> =
+        answer["tokens"].as_array().into_iter().flatten().filter_map(|t| t["token"].as_str()).collect();
+    let roles: Vec<&str> =
+        answer["tokens"][0]["roles"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+    let expires = answer["expires"].as_i64().map(timestamp).unwrap_or_default();
+    let mut out = String::new();
+    let noun = if tokens.len() == 1 { "token" } else { "tokens" };
+    out.push_str(&format!(
+        "{} provisioning {noun} for role(s) {}, valid for {ttl} (until {expires}), one host each:\n",
+        tokens.len(),
+        roles.join(",")
+    ));
+    for token in &tokens {
+        out.push_str(&format!("  {token}\n"));
+    }
+    out.push_str("\nOn the new host, run (it answers with a host certificate and the CA lines to trust):\n\n");
+    out.push_str(&format!(
+        "  curl -sf -X POST {server}/api/V2/hosts/join -H 'Content-Type: application/json' \\\n    \
+         -d '{{\"token\":\"{}\",\"host_id\":\"'\"$(hostname -f)\"'\",\"public_key\":\"'\"$(cat /etc/ssh/ssh_host_ed25519_key.pub)\"'\"}}'\n",
+        tokens.first().copied().unwrap_or_default()
+    ));
+    out
+}
+
+/// What `tokens ls` prints for people.
+pub fn tokens_listed_text(answer: &Value) -> String {
+    let mut out = format!("{:<38} {:<16} {}\n", "ID", "ROLES", "EXPIRES");
+    for token in answer["tokens"].as_array().into_iter().flatten() {
+        let roles: Vec<&str> = token["roles"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+        out.push_str(&format!(
+            "{:<38} {:<16} {}\n",
+            token["id"].as_str().unwrap_or_default(),
+            roles.join(","),
+            token["expires"].as_i64().map(timestamp).unwrap_or_default()
+        ));
+    }
+    for token in answer["static"].as_array().into_iter().flatten() {
+        let roles: Vec<&str> = token["roles"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+        out.push_str(&format!(
+            "{:<38} {:<16} {}\n",
+            format!("static:{}", token["id"].as_str().unwrap_or_default()),
+            roles.join(","),
+            "never (configuration)"
+        ));
+    }
+    out
+}
+
+/// What `users add` prints for people.
+pub fn invited_text(answer: &Value) -> String {
+    format!(
+        "Invited {}. The invitation is valid until {} and works once; share this URL with them:\n\n{}\n",
+        answer["user"].as_str().unwrap_or_default(),
+        answer["expires"].as_i64().map(timestamp).unwrap_or_default(),
+        answer["url"].as_str().unwrap_or_default()
+    )
+}
