@@ -285,3 +285,79 @@ async fn test_mode_is_off_unless_asked_for() {
     let url = format!("{}/testmode/api/V2/testmodeonly/user/tess", by_file.base);
     assert_eq!(call(&http, reqwest::Method::GET, url, None, None).await.0, 200);
 }
+
+/// The SSH side's secrets — provisioning and static token values, invitation
+/// tokens, TOTP secrets and the authorities' private keys — never reach the
+/// trace log, and never an event (the TOTP secrets and private keys live only
+/// in the credentials store, referenced by id).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ssh_flows_leak_no_secret() {
+    let dir = tempfile::tempdir().expect("dir");
+    let static_value = "5e1f0c3a9b7d4e2f8a6c1b0d9e8f7a6b";
+    std::fs::write(dir.path().join("authledger.toml"), format!("static_tokens = [\"node:{static_value}\"]\n"))
+        .expect("config");
+    assert!(set_root_password(dir.path(), "sqlite://./authledger-data/events.db", ROOT_PASSWORD).status.success());
+    let log = dir.path().join("server.log");
+    let server = serve(dir.path(), &["--config", "authledger.toml"], &log);
+    let http = reqwest::Client::new();
+    let url = |path: &str| format!("{}{path}", server.base);
+    let post = |path: &str, token: Option<&str>, body: Value| {
+        let (url, token) = (url(path), token.map(str::to_owned));
+        let http = http.clone();
+        async move { call(&http, reqwest::Method::POST, url, token.as_deref(), Some(body)).await }
+    };
+    let (_, body) = post("/localaccount/login", None, json!({"user": "***ROOT***", "pwd": ROOT_PASSWORD})).await;
+    let root = body["token"].as_str().expect("root token").to_owned();
+    let (_, body) = post("/admin/localaccount/create", Some(&root), json!({"user": "ada", "display": "Ada", "email": "a@example.org"})).await;
+    let temporary = body["pwd"].as_str().expect("temporary").to_owned();
+    post("/admin/user/ada/roles", Some(&root), json!({"roles": ["CreateAdmin"]})).await;
+    post("/localaccount/reset", None, json!({"user": "ada", "pwdold": temporary, "pwdnew": USER_PASSWORD})).await;
+    let (_, body) = post("/localaccount/login", None, json!({"user": "ada", "pwd": USER_PASSWORD})).await;
+    let ada = body["token"].as_str().expect("ada").to_owned();
+    let (status, _) = post("/admin/user/ada/roles", Some(&ada), json!({"roles": ["CreateAdmin", "Admin"]})).await;
+    assert_eq!(status, 204);
+
+    let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl";
+    let (status, body) = post("/api/V2/admin/provisiontokens", Some(&ada), json!({"roles": ["node"]})).await;
+    assert_eq!(status, 200, "{body}");
+    let join_token = body["tokens"][0]["token"].as_str().expect("a token").to_owned();
+    for token in [join_token.as_str(), static_value] {
+        let (status, body) = post("/api/V2/hosts/join", None, json!({"token": token, "host_id": "h", "public_key": key})).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let (status, body) = post("/api/V2/admin/invites", Some(&ada), json!({"user": "carol"})).await;
+    assert_eq!(status, 200, "{body}");
+    let invitation = body["token"].as_str().expect("an invitation").to_owned();
+    let (status, body) = call(&http, reqwest::Method::GET, url(&format!("/web/newuser/{invitation}")), None, None).await;
+    assert_eq!(status, 200, "{body}");
+    let totp = totp_rs::Totp::from_url(body["second_factor"]["otpauth_uri"].as_str().unwrap_or_default()).expect("TOTP");
+    let totp_secret = totp.secret().to_base32();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let body = json!({"invite_token": invitation, "pass": USER_PASSWORD, "second_factor_token": totp.generate(now).to_string()});
+    let (status, body) = post("/api/V2/invites/complete", None, body).await;
+    assert_eq!(status, 200, "{body}");
+    let session = body["token"].as_str().expect("a session").to_owned();
+    drop(server);
+
+    let trace = std::fs::read_to_string(&log).expect("the log");
+    assert!(trace.contains("/web/newuser/…"), "the invitation's path is logged, redacted");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", dir.path().join("authledger-data/events.db").display()))
+        .await
+        .expect("open the store");
+    let events: Vec<(String, String)> =
+        sqlx::query_as("SELECT payload, metadata FROM events").fetch_all(&pool).await.expect("events");
+    let events: String = events.into_iter().map(|(p, m)| p + &m).collect();
+    assert!(events.contains("InviteRedeemed") && events.contains("HostCertIssued"), "the events were scanned");
+    let private_keys: Vec<(String,)> =
+        sqlx::query_as("SELECT secret FROM secrets WHERE kind LIKE 'ca-%'").fetch_all(&pool).await.expect("keys");
+    assert_eq!(private_keys.len(), 2, "both authorities' keys are in the credentials store");
+    pool.close().await;
+    let mut secrets = vec![join_token, static_value.to_owned(), invitation, totp_secret, session, USER_PASSWORD.to_owned()];
+    secrets.extend(private_keys.into_iter().map(|(k,)| {
+        k.lines().filter(|l| !l.starts_with("-----")).collect::<String>()
+    }));
+    for secret in &secrets {
+        assert!(!trace.contains(secret.as_str()), "a secret ({} chars) appears in the trace log", secret.len());
+        assert!(!events.contains(secret.as_str()), "a secret ({} chars) appears in an event", secret.len());
+    }
+}

@@ -184,6 +184,15 @@ pub fn require_login(token: &TokenView) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// A request's URI as the trace log shows it: an invitation's token (it is in
+/// the path of `/web/newuser/{token}`) never reaches the log.
+fn logged_uri(uri: &axum::http::Uri) -> String {
+    match uri.path().strip_prefix("/web/newuser/") {
+        Some(_) => "/web/newuser/…".to_owned(),
+        None => uri.to_string(),
+    }
+}
+
 /// A method route whose success has no body: its errors default to HTML.
 fn bodiless(route: MethodRouter<AppState>) -> MethodRouter<AppState> {
     route.layer(middleware::from_fn(error::produces_nothing))
@@ -260,6 +269,13 @@ pub fn router(state: AppState) -> Router {
         .route("/testmode/api/legacy/globus/users/{user}", get(legacy::test_globus_user))
         .fallback(error::not_found)
         .layer(middleware::from_fn_with_state(state.clone(), error::render_errors))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::extract::Request| {
+            tracing::debug_span!(
+                "request",
+                method = %request.method(),
+                uri = %logged_uri(request.uri()),
+                version = ?request.version(),
+            )
+        }))
         .with_state(state)
 }
