@@ -308,7 +308,12 @@ async fn the_ssh_flows_leak_no_secret() {
     };
     let (_, body) = post("/localaccount/login", None, json!({"user": "***ROOT***", "pwd": ROOT_PASSWORD})).await;
     let root = body["token"].as_str().expect("root token").to_owned();
-    let (_, body) = post("/admin/localaccount/create", Some(&root), json!({"user": "ada", "display": "Ada", "email": "a@example.org"})).await;
+    let (_, body) = post(
+        "/admin/localaccount/create",
+        Some(&root),
+        json!({"user": "ada", "display": "Ada", "email": "a@example.org"}),
+    )
+    .await;
     let temporary = body["pwd"].as_str().expect("temporary").to_owned();
     post("/admin/user/ada/roles", Some(&root), json!({"roles": ["CreateAdmin"]})).await;
     post("/localaccount/reset", None, json!({"user": "ada", "pwdold": temporary, "pwdnew": USER_PASSWORD})).await;
@@ -322,15 +327,18 @@ async fn the_ssh_flows_leak_no_secret() {
     assert_eq!(status, 200, "{body}");
     let join_token = body["tokens"][0]["token"].as_str().expect("a token").to_owned();
     for token in [join_token.as_str(), static_value] {
-        let (status, body) = post("/api/V2/hosts/join", None, json!({"token": token, "host_id": "h", "public_key": key})).await;
+        let (status, body) =
+            post("/api/V2/hosts/join", None, json!({"token": token, "host_id": "h", "public_key": key})).await;
         assert_eq!(status, 200, "{body}");
     }
     let (status, body) = post("/api/V2/admin/invites", Some(&ada), json!({"user": "carol"})).await;
     assert_eq!(status, 200, "{body}");
     let invitation = body["token"].as_str().expect("an invitation").to_owned();
-    let (status, body) = call(&http, reqwest::Method::GET, url(&format!("/web/newuser/{invitation}")), None, None).await;
+    let (status, body) =
+        call(&http, reqwest::Method::GET, url(&format!("/web/newuser/{invitation}")), None, None).await;
     assert_eq!(status, 200, "{body}");
-    let totp = totp_rs::Totp::from_url(body["second_factor"]["otpauth_uri"].as_str().unwrap_or_default()).expect("TOTP");
+    let totp =
+        totp_rs::Totp::from_url(body["second_factor"]["otpauth_uri"].as_str().unwrap_or_default()).expect("TOTP");
     let totp_secret = totp.secret().to_base32();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let body = json!({"invite_token": invitation, "pass": USER_PASSWORD, "second_factor_token": totp.generate(now).to_string()});
@@ -341,9 +349,10 @@ async fn the_ssh_flows_leak_no_secret() {
 
     let trace = std::fs::read_to_string(&log).expect("the log");
     assert!(trace.contains("/web/newuser/…"), "the invitation's path is logged, redacted");
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", dir.path().join("authledger-data/events.db").display()))
-        .await
-        .expect("open the store");
+    let pool =
+        sqlx::SqlitePool::connect(&format!("sqlite://{}", dir.path().join("authledger-data/events.db").display()))
+            .await
+            .expect("open the store");
     let events: Vec<(String, String)> =
         sqlx::query_as("SELECT payload, metadata FROM events").fetch_all(&pool).await.expect("events");
     let events: String = events.into_iter().map(|(p, m)| p + &m).collect();
@@ -352,10 +361,10 @@ async fn the_ssh_flows_leak_no_secret() {
         sqlx::query_as("SELECT secret FROM secrets WHERE kind LIKE 'ca-%'").fetch_all(&pool).await.expect("keys");
     assert_eq!(private_keys.len(), 2, "both authorities' keys are in the credentials store");
     pool.close().await;
-    let mut secrets = vec![join_token, static_value.to_owned(), invitation, totp_secret, session, USER_PASSWORD.to_owned()];
-    secrets.extend(private_keys.into_iter().map(|(k,)| {
-        k.lines().filter(|l| !l.starts_with("-----")).collect::<String>()
-    }));
+    let mut secrets =
+        vec![join_token, static_value.to_owned(), invitation, totp_secret, session, USER_PASSWORD.to_owned()];
+    secrets
+        .extend(private_keys.into_iter().map(|(k,)| k.lines().filter(|l| !l.starts_with("-----")).collect::<String>()));
     for secret in &secrets {
         assert!(!trace.contains(secret.as_str()), "a secret ({} chars) appears in the trace log", secret.len());
         assert!(!events.contains(secret.as_str()), "a secret ({} chars) appears in an event", secret.len());

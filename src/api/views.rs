@@ -151,5 +151,11 @@ pub fn admin_user(record: &UserRecord) -> Value {
     out["disabledreason"] = json!(record.disabled_reason);
     out["enabletoggledate"] = json!(record.enable_toggle.as_ref().map(|(at, _)| at));
     out["enabletoggledby"] = json!(record.enable_toggle.as_ref().map(|(_, by)| by));
+    // The SSH side (authledger's additions to the auth2 record).
+    out["logins"] = json!(record.effective_logins());
+    out["identities"] = json!(record.identities.iter().map(ToString::to_string).collect::<Vec<_>>());
+    out["secondfactor"] = json!(record.second_factor.is_some());
+    out["lockeduntil"] = json!(record.locked_until);
+    out["invitation"] = json!(record.invited);
     out
 }
