@@ -170,6 +170,7 @@ async fn same_answers(h: &Harness, alice: &str, live: &str) -> Vec<Value> {
         h.get("/api/V2/me", Some(alice)).await.json(),
         h.get("/tokens", Some(alice)).await.json(),
         h.get("/api/V2/users?list=alice,admin", Some(live)).await.json(),
+        h.get("/api/V2/ca", None).await.json(),
     ]
 }
 
@@ -210,7 +211,16 @@ async fn export_then_import_into_an_empty_store_answers_the_same(h: Harness) -> 
     let verified = moved.server.ledger.log.verify_chain(|_| {}).await.expect("readable");
     assert!(verified.is_ok(), "{verified:?}");
     // The password hashes came along: alice can log in on the new store.
-    moved.login("alice", USER_PASSWORD).await;
+    let alice = moved.login("alice", USER_PASSWORD).await;
+    // So did the authorities' private keys: the moved server signs with the same user CA.
+    let key = ssh_key::PrivateKey::random(&mut rand::rngs::OsRng, ssh_key::Algorithm::Ed25519).expect("a key");
+    let body = json!({"public_key": key.public_key().to_openssh().expect("OpenSSH"), "ttl": 60});
+    let cert = ok(moved.post("/api/V2/certs/ssh", Some(&alice), body).await).await;
+    let cert = ssh_key::Certificate::from_openssh(cert["certificate"].as_str().unwrap_or_default()).expect("parses");
+    let user_ca = ssh_key::PublicKey::from_openssh(before[4]["user"]["public_key"].as_str().unwrap_or_default())
+        .expect("the user CA");
+    let now = u64::try_from(moved.now() / 1000).unwrap_or(0);
+    cert.validate_at(now, [&user_ca.fingerprint(ssh_key::HashAlg::Sha256)]).expect("signed by the same user CA");
     moved.finish().await;
     h
 }
@@ -354,9 +364,11 @@ async fn a_checkpoint_is_loaded_at_start_up_and_answers_the_same(h: Harness) -> 
     let check = replay::verify_checkpoint(&log, rule).await.expect("verify").expect("a checkpoint");
     assert!(check.matches(), "{check:?}");
     // One projection rebuilt, the others carried forward: the same state.
-    let part = replay::rebuild_part(&log, rule, replay::Part::UserDirectory).await.expect("rebuild");
-    assert!(part.carried_forward);
-    assert_eq!((part.position, part.digest.clone()), (head, digest.clone()));
+    for part in [replay::Part::UserDirectory, replay::Part::Access] {
+        let part = replay::rebuild_part(&log, rule, part).await.expect("rebuild");
+        assert!(part.carried_forward);
+        assert_eq!((part.position, part.digest.clone()), (head, digest.clone()));
+    }
     log.close().await;
 
     let h = h.restart().await;
