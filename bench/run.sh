@@ -7,6 +7,8 @@
 #   P4  server start-up from a checkpoint ÷ full rebuild time, same log (`replay rebuild` writes the checkpoint)
 #   P5  memory per live token in the token index
 #   and what durable commits cost (SQLite synchronous=FULL vs NORMAL; PostgreSQL).
+#   ssh: SSH certificates per second (user certificates, host joins with a static token) beside
+#        POST /api/V2/token on the same SQLite server: what signing and recording a certificate cost.
 # Needs wrk (apt-get install wrk) and a PostgreSQL reachable at $PG_BASE (trust auth).
 # Knobs: TOKENS (1000000), DURATION (10s per wrk run), ROUNDS (5), PG_BASE (postgres://postgres@127.0.0.1:5432),
 # PARTS ("p5 p1 p3 p4 p2 durability" by default: which measurements to run).
@@ -20,7 +22,7 @@ DURATION=${DURATION:-10s}
 ROUNDS=${ROUNDS:-5}
 PG_BASE=${PG_BASE:-postgres://postgres@127.0.0.1:5432}
 PORT=${PORT:-18181}
-PARTS=${PARTS:-p5 p1 p3 p4 p2 durability}   # p1, p3 and p4 share one seeded log
+PARTS=${PARTS:-p5 p1 p3 p4 p2 durability ssh}   # p1, p3 and p4 share one seeded log
 part() { [[ " $PARTS " == *" $1 "* ]]; }
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
 
@@ -45,11 +47,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-start_server() { # store; sets SERVER_PID and STARTUP (seconds until the first answer)
-    local started
+start_server() { # store [more serve flags]; sets SERVER_PID and STARTUP (seconds until the first answer)
+    local started store=$1
+    shift
     started=$(date +%s.%N)
     # shellcheck disable=SC2086
-    RUST_LOG=warn $SERVER serve --store "$1" --listen "127.0.0.1:$PORT" >/dev/null 2>"$WORK/server.log" &
+    RUST_LOG=warn $SERVER serve --store "$store" --listen "127.0.0.1:$PORT" "$@" >/dev/null 2>"$WORK/server.log" &
     SERVER_PID=$!
     until curl -sf -o /dev/null "http://127.0.0.1:$PORT/"; do
         kill -0 "$SERVER_PID" 2>/dev/null || { cat "$WORK/server.log" >&2; exit 1; }
@@ -160,4 +163,21 @@ for tasks in 1 16; do
     "${BENCH[@]}" commit-rate --store "sqlite://$WORK/normal-$tasks.db" --tasks "$tasks" --commands 4000 --sqlite-normal
     "${BENCH[@]}" commit-rate --store "$PG" --tasks "$tasks" --commands 4000
 done
+fi
+
+if part ssh; then
+echo "== SSH: certificates per second vs token creation, same SQLite server, 16 connections"
+JOIN_TOKEN=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
+printf 'static_tokens = ["node:%s"]\n' "$JOIN_TOKEN" > "$WORK/ssh.toml"
+"${BENCH[@]}" seed --store "sqlite://$WORK/ssh.db" --tokens 0 --tokens-out "$WORK/none.txt" --login-out "$WORK/sshlogin.txt" >/dev/null
+start_server "sqlite://$WORK/ssh.db" --config "$WORK/ssh.toml"
+ssh_run() { # label script url [env]
+    LOGIN_FILE="$WORK/sshlogin.txt" JOIN_TOKEN=$JOIN_TOKEN wrk -t2 -c16 -d3s -s "$2" "$3" >/dev/null
+    read -r rps p99 bad < <(LOGIN_FILE="$WORK/sshlogin.txt" JOIN_TOKEN=$JOIN_TOKEN wrk -t2 -c16 -d"$DURATION" --latency -s "$2" "$3" | wrk_figures)
+    echo "$1: $rps req/s, p99 $p99 ms, non-2xx $bad"
+}
+ssh_run "POST /api/V2/token (baseline)" bench/create_token.lua "http://127.0.0.1:$PORT/api/V2/token"
+ssh_run "POST /api/V2/certs/ssh        " bench/user_cert.lua "http://127.0.0.1:$PORT/api/V2/certs/ssh"
+ssh_run "POST /api/V2/hosts/join       " bench/host_join.lua "http://127.0.0.1:$PORT/api/V2/hosts/join"
+stop_server
 fi
