@@ -201,15 +201,16 @@ mod tests {
 
     #[test]
     fn a_malformed_static_token_is_named() {
-        let config = FileConfig::parse("static_tokens = [\"node:aaaa\", \"nodes:bbbb\"]").unwrap_or_default();
+        let config =
+            FileConfig::parse("static_tokens = [\"node:aaaaaaaaaaaaaaaa\", \"nodes:bbbb\"]").unwrap_or_default();
         assert_eq!(
             config.access_options().err().map(|e| e.to_string()).as_deref(),
             Some(
                 "invalid setting static_tokens: entry 2: static token \"nodes:…\": Unknown host role \"nodes\": expected one of node, proxy, auth"
             )
         );
-        let config =
-            FileConfig::parse("static_tokens = [\"node,proxy:aaaa\"]\nmax_user_cert_ttl = \"8h\"").unwrap_or_default();
+        let config = FileConfig::parse("static_tokens = [\"node,proxy:aaaaaaaaaaaaaaaa\"]\nmax_user_cert_ttl = \"8h\"")
+            .unwrap_or_default();
         let options = config.access_options().unwrap_or_default();
         assert_eq!(options.static_tokens.len(), 1);
         assert_eq!(options.max_user_cert_ttl_ms, 8 * 3_600_000);

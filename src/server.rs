@@ -13,6 +13,7 @@ use tower_http::normalize_path::NormalizePathLayer;
 
 use crate::access::AccessService;
 use crate::access::authority::{AuthorityError, ensure_authorities};
+use crate::access::second_factor::forget_orphans;
 use crate::api::{self, AppState, ServiceInfo};
 use crate::clock::SharedClock;
 use crate::ledger::{Ledger, LedgerError, LedgerOptions};
@@ -36,6 +37,24 @@ pub struct Server {
     pub test_mode: Option<Arc<TestLedger>>,
     shutdown: oneshot::Sender<()>,
     task: JoinHandle<std::io::Result<()>>,
+    /// Forgets orphaned second-factor secrets now and then.
+    sweeper: JoinHandle<()>,
+}
+
+/// How often orphaned second-factor secrets are looked for.
+const SECRET_SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
+
+fn start_secret_sweeper(ledger: Arc<Ledger>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            match forget_orphans(&ledger).await {
+                Ok(0) => {}
+                Ok(forgotten) => tracing::info!(forgotten, "forgot orphaned second-factor secrets"),
+                Err(error) => tracing::warn!(%error, "cannot sweep orphaned second-factor secrets"),
+            }
+            tokio::time::sleep(SECRET_SWEEP_EVERY).await;
+        }
+    })
 }
 
 impl Server {
@@ -68,7 +87,8 @@ impl Server {
                 })
                 .await
         });
-        Ok(Self { addr, ledger, test_mode, shutdown, task })
+        let sweeper = start_secret_sweeper(ledger.clone());
+        Ok(Self { addr, ledger, test_mode, shutdown, task, sweeper })
     }
 
     /// Serves until the process is told to stop (Ctrl-C or SIGTERM).
@@ -80,6 +100,7 @@ impl Server {
 
     /// Stops accepting requests, finishes those in flight, closes the store.
     pub async fn stop(self) -> std::io::Result<()> {
+        self.sweeper.abort();
         let _ = self.shutdown.send(());
         let result = self.task.await.unwrap_or_else(|e| Err(std::io::Error::other(e)));
         self.ledger.close().await;

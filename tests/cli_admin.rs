@@ -132,7 +132,7 @@ on_both_stores!(users_are_invited_from_the_command_line);
 fn a_malformed_static_token_stops_serve_naming_it() {
     let dir = tempfile::tempdir().expect("a directory");
     let config = dir.path().join("authledger.toml");
-    std::fs::write(&config, "static_tokens = [\"node:8c2a1f0e\", \"nodes:s3cr3tvalue\"]\n").expect("write");
+    std::fs::write(&config, "static_tokens = [\"node:8c2a1f0e9d3b7c64\", \"nodes:s3cr3tvalue\"]\n").expect("write");
     let out = Command::new(BIN)
         .args(["serve", "--listen", "127.0.0.1:0", "--config"])
         .arg(&config)

@@ -134,7 +134,7 @@ async fn failed_completions_create_nothing(h: Harness) -> Harness {
 on_both_stores!(failed_completions_create_nothing);
 
 async fn bad_invitations_are_refused(h: Harness) -> Harness {
-    let (_, admin) = h.administrators().await;
+    let (root, admin) = h.administrators().await;
     let alice = h.user_token(&admin, "alice").await;
     let before = h.store.main_log_len().await;
     let post = |body: Value| {
@@ -164,8 +164,13 @@ async fn bad_invitations_are_refused(h: Harness) -> Harness {
         .await
         .assert_error(403, "20000 Unauthorized");
     assert_eq!(h.store.main_log_len().await, before, "nothing recorded");
-    let id = invite(&h, &admin, json!({"user": "erin"})).await["id"].as_str().unwrap_or_default().to_owned();
+    let issued = invite(&h, &root, json!({"user": "erin"})).await;
+    let id = issued["id"].as_str().unwrap_or_default().to_owned();
+    h.open_invitation(issued["token"].as_str().unwrap_or_default()).await;
+    let offered = h.server.ledger.log.secret_ids("totp", i64::MAX).await.expect("secrets").len();
     assert_eq!(h.delete(&format!("/api/V2/admin/invites/{id}"), Some(&admin)).await.status, 204);
+    let left = h.server.ledger.log.secret_ids("totp", i64::MAX).await.expect("secrets").len();
+    assert_eq!(left + 1, offered, "revoking forgets the offered secret");
     h.delete(&format!("/api/V2/admin/invites/{id}"), Some(&admin))
         .await
         .assert_error(404, &format!("50010 No such token: no such pending invitation {id}"));
@@ -268,6 +273,10 @@ async fn parallel_wrong_codes_lock_the_account_exactly(store: TestStore) {
     let right = json!({"user": "carol", "pwd": USER_PASSWORD, "second_factor_token": h.code(&totp)});
     h.post("/localaccount/login", None, right).await.assert_error(401, &locked);
     assert_eq!(h.get("/admin/user/carol", Some(&admin)).await.json()["lockeduntil"], json!(until));
+    // While locked, a wrong password gets the same answer: the lock is no password oracle.
+    let wrong_password =
+        json!({"user": "carol", "pwd": "surely not the password 42", "second_factor_token": h.code(&totp)});
+    h.post("/localaccount/login", None, wrong_password).await.assert_error(401, &locked);
     clock.advance(15 * 60_000);
     let right = json!({"user": "carol", "pwd": USER_PASSWORD, "second_factor_token": h.code(&totp)});
     let answer = h.post("/localaccount/login", None, right).await;
@@ -300,4 +309,75 @@ async fn an_expired_invitation_creates_nothing() {
         .assert_error(401, "10020 Invalid token: unknown, used or expired invitation");
     assert_eq!(h.get("/admin/user/fay", Some(&admin)).await.status, 404);
     h.finish().await;
+}
+
+/// A forced reset is answered before the code is spent, so the reset can use it.
+async fn a_forced_reset_does_not_spend_the_code(store: TestStore) {
+    let (h, clock) = manual(store).await;
+    let (_, admin) = h.administrators().await;
+    let (_, totp) = h.invited_user(&admin, json!({"user": "carol"}), USER_PASSWORD).await;
+    assert_eq!(h.post("/admin/user/carol/forcereset", Some(&admin), json!({})).await.status, 204);
+    clock.advance(30_000);
+    let code = h.code(&totp);
+    let login = json!({"user": "carol", "pwd": USER_PASSWORD, "second_factor_token": code});
+    h.post("/localaccount/login", None, login).await.assert_error(
+        403,
+        "20000 Unauthorized: User carol must reset their password at /localaccount/reset before logging in",
+    );
+    let new = "an entirely new passphrase 2026";
+    let reset = json!({"user": "carol", "pwdold": USER_PASSWORD, "pwdnew": new});
+    h.post("/localaccount/reset", None, reset.clone()).await.assert_error(
+        401,
+        "10000 Authentication failed: this account has a second factor: second_factor_token is required",
+    );
+    let mut with_code = reset;
+    with_code["second_factor_token"] = json!(code);
+    let answer = h.post("/localaccount/reset", None, with_code).await;
+    assert_eq!(answer.status, 204, "{}", answer.text);
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forced_reset_does_not_spend_the_code_sqlite() {
+    a_forced_reset_does_not_spend_the_code(TestStore::sqlite()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forced_reset_does_not_spend_the_code_postgres() {
+    if let Some(store) = TestStore::postgres().await {
+        a_forced_reset_does_not_spend_the_code(store).await;
+    }
+}
+
+/// Secrets offered by invitations that were never completed are forgotten
+/// once no invitation can use them; enrolled ones stay.
+async fn orphaned_second_factor_secrets_are_forgotten(store: TestStore) {
+    let (h, clock) = manual(store).await;
+    let (_, admin) = h.administrators().await;
+    h.invited_user(&admin, json!({"user": "carol"}), USER_PASSWORD).await;
+    let token = invite(&h, &admin, json!({"user": "dan"})).await["token"].as_str().unwrap_or_default().to_owned();
+    h.open_invitation(&token).await;
+    h.open_invitation(&token).await;
+    let stored = || async { h.server.ledger.log.secret_ids("totp", i64::MAX).await.expect("secrets").len() };
+    assert_eq!(stored().await, 2, "carol's enrolled secret and dan's latest offer");
+    let ledger = &h.server.ledger;
+    assert_eq!(authledger::access::second_factor::forget_orphans(ledger).await.ok(), Some(0), "too young to judge");
+    clock.advance(authledger::access::second_factor::ORPHAN_AGE_MS + 1);
+    assert_eq!(authledger::access::second_factor::forget_orphans(ledger).await.ok(), Some(1));
+    assert_eq!(stored().await, 1);
+    let carol = h.get("/admin/user/carol", Some(&admin)).await.json();
+    assert_eq!(carol["secondfactor"], json!(true));
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orphaned_second_factor_secrets_are_forgotten_sqlite() {
+    orphaned_second_factor_secrets_are_forgotten(TestStore::sqlite()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orphaned_second_factor_secrets_are_forgotten_postgres() {
+    if let Some(store) = TestStore::postgres().await {
+        orphaned_second_factor_secrets_are_forgotten(store).await;
+    }
 }

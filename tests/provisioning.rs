@@ -153,6 +153,15 @@ async fn static_tokens_join_any_number_of_hosts(h: Harness) -> Harness {
         assert_eq!(joined.status, 200, "{}", joined.text);
         assert_eq!(joined.json()["roles"], json!(["node", "proxy"]));
     }
+    // A shared static token cannot take over a host that joined with another key…
+    join(&h, STATIC_TOKEN, "node-a", None).await.assert_error(
+        403,
+        "20000 Unauthorized: Host node-a already joined with another key; join it again with an issued provisioning token",
+    );
+    // …an issued token (an admin's explicit grant) can.
+    let issued = issue(&h, &admin, json!({"roles": ["node"]})).await.json()["tokens"][0]["token"].clone();
+    let rejoined = join(&h, issued.as_str().unwrap_or_default(), "node-a", None).await;
+    assert_eq!(rejoined.status, 200, "{}", rejoined.text);
     join(&h, STATIC_TOKEN, "node-c", Some(json!(["auth"])))
         .await
         .assert_error(403, "20000 Unauthorized: The provisioning token does not allow the role(s): auth");

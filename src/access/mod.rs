@@ -54,16 +54,25 @@ pub struct StaticToken {
 }
 
 impl StaticToken {
+    pub const MIN_LENGTH: usize = 16;
+
     /// Parses one configuration entry; the error names the entry (without its value).
     pub fn parse(entry: &str) -> Result<Self, String> {
-        let (roles, value) = entry
+        let (listed, value) = entry
             .split_once(':')
             .ok_or_else(|| format!("static token {:?} is not ROLE[,ROLE]:VALUE", redact(entry)))?;
         if value.trim().is_empty() {
-            return Err(format!("static token \"{roles}:\" has an empty value"));
+            return Err(format!("static token \"{listed}:\" has an empty value"));
         }
-        let roles = HostRole::parse_list(roles.split(','))
-            .map_err(|e| format!("static token \"{roles}:…\": {}", e.detail.unwrap_or_default()))?;
+        let roles = HostRole::parse_list(listed.split(','))
+            .map_err(|e| format!("static token \"{listed}:…\": {}", e.detail.unwrap_or_default()))?;
+        // Its id (a hash prefix) is public: only a long value keeps the value unguessable from it.
+        if value.trim().chars().count() < StaticToken::MIN_LENGTH {
+            return Err(format!(
+                "static token \"{listed}:…\" is shorter than {} characters (use e.g. `openssl rand -hex 16`)",
+                StaticToken::MIN_LENGTH
+            ));
+        }
         let value_hash: [u8; 32] = Sha256::digest(value.trim().as_bytes()).into();
         let id = data_encoding::HEXLOWER.encode(&value_hash[..8]);
         Ok(Self { id, value_hash, roles })
@@ -128,7 +137,7 @@ mod tests {
 
     #[test]
     fn static_tokens_are_roles_and_a_value() {
-        let token = StaticToken::parse("node,proxy:8c2a1f").map_err(|e| e.to_string());
+        let token = StaticToken::parse("node,proxy:8c2a1f0e9d3b7c64").map_err(|e| e.to_string());
         assert_eq!(
             token.as_ref().map(|t| t.roles.clone()).ok(),
             Some(BTreeSet::from([HostRole::Node, HostRole::Proxy]))
@@ -140,6 +149,10 @@ mod tests {
     fn a_malformed_static_token_is_named_without_its_value() {
         assert_eq!(StaticToken::parse("node").err().as_deref(), Some("static token \"…\" is not ROLE[,ROLE]:VALUE"));
         assert_eq!(StaticToken::parse("node:").err().as_deref(), Some("static token \"node:\" has an empty value"));
+        assert_eq!(
+            StaticToken::parse("node:8c2a1f").err().as_deref(),
+            Some("static token \"node:…\" is shorter than 16 characters (use e.g. `openssl rand -hex 16`)")
+        );
         assert_eq!(
             StaticToken::parse("node,admin:secretvalue").err().as_deref(),
             Some("static token \"node,admin:…\": Unknown host role \"admin\": expected one of node, proxy, auth")

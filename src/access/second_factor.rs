@@ -9,6 +9,32 @@ use crate::domain::AuthError;
 
 pub const ISSUER: &str = "authledger";
 
+/// The credentials-store kind of a TOTP secret.
+pub const SECRET_KIND: &str = "totp";
+
+/// How old an unreferenced TOTP secret must be before it is forgotten: older
+/// than any invitation can live, with room for replicas' projections to catch up.
+pub const ORPHAN_AGE_MS: i64 = 2 * crate::domain::invite::MAX_INVITE_TTL_MS;
+
+/// Forgets TOTP secrets nothing refers to any more — offers of invitations that
+/// expired, were revoked or were opened again concurrently. Returns how many.
+pub async fn forget_orphans(ledger: &crate::ledger::Ledger) -> Result<usize, crate::store::StoreError> {
+    let now = ledger.now();
+    let stored = ledger.log.secret_ids(SECRET_KIND, now - ORPHAN_AGE_MS).await?;
+    let live: std::collections::HashSet<uuid::Uuid> = {
+        let model = ledger.model.read();
+        let enrolled = model.users.users().filter_map(|u| u.second_factor);
+        let offered = model.access.invites(now).into_iter().filter_map(|i| i.offered).collect::<Vec<_>>();
+        enrolled.chain(offered).collect()
+    };
+    let mut forgotten = 0;
+    for id in stored.into_iter().filter(|id| !live.contains(id)) {
+        ledger.log.delete_secret(id).await?;
+        forgotten += 1;
+    }
+    Ok(forgotten)
+}
+
 /// 160 random bits, base32 (what the credentials store keeps).
 pub fn new_secret() -> String {
     let mut bytes = [0u8; 20];

@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use super::admin::administrator;
 use super::error::{ApiError, escape_html, prefers_json};
-use super::permissions::Action;
+use super::permissions::{self, Action};
 use super::request::{Body, RequestContext, session_cookie};
 use super::{AppState, NewToken};
 use crate::access::second_factor;
@@ -29,8 +29,6 @@ use crate::passwords;
 use crate::projections::access::InviteRecord;
 use crate::projections::hash_token;
 use crate::projections::token_index::encode_hash;
-
-const TOTP_SECRET_KIND: &str = "totp";
 
 fn non_null(listed: Vec<Option<String>>, what: &str) -> Result<Vec<String>, ApiError> {
     Ok(listed
@@ -66,6 +64,11 @@ pub async fn issue(
         );
     }
     let caller = administrator(&state, &context, Action::InviteUser)?;
+    // Logins are what SSH certificates will carry: naming them is an Admin's call,
+    // as it is for an existing user (`POST /admin/user/{u}/logins`).
+    if json.string_list("logins")?.is_some() && !permissions::allows(Action::ChangeLogins, &caller.user.roles) {
+        return Err(AuthError::unauthorized("Only an Admin may set the logins of an invitation").into());
+    }
     if state.ledger.model.read().users.get(&user).is_some() {
         return Err(AuthError::new(ErrorType::UserAlreadyExists, user.as_str()).into());
     }
@@ -114,11 +117,14 @@ pub async fn revoke(
     let caller = administrator(&state, &context, Action::InviteUser)?;
     let no_such = || AuthError::new(ErrorType::NoSuchToken, format!("no such pending invitation {id}"));
     let id = Uuid::parse_str(&id).map_err(|_| no_such())?;
-    if !state.ledger.model.read().access.has_invite(&id) {
+    let Some(offered) = state.ledger.model.read().access.invite_by_id(&id).map(|i| i.offered) else {
         return Err(no_such().into());
-    }
+    };
     let command = InviteCommand::Revoke { by: caller.name().clone(), at: state.now() };
     state.ledger.invite(id, command, &context.metadata(caller.name(), state.ignore_ip())).await?;
+    if let Some(secret) = offered {
+        let _ = state.ledger.log.delete_secret(secret).await;
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -142,7 +148,7 @@ pub async fn open(
     state
         .ledger
         .log
-        .put_secret(credential_id, TOTP_SECRET_KIND, &secret, now)
+        .put_secret(credential_id, second_factor::SECRET_KIND, &secret, now)
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?;
     let metadata = context.metadata_of(&format!("invitee:{}", invite.user), state.ignore_ip());
@@ -156,14 +162,14 @@ pub async fn open(
         let _ = state.ledger.log.delete_secret(previous).await;
     }
     if prefers_json(&context.headers) {
-        return Ok(Json(json!({
+        return Ok(([(header::CACHE_CONTROL, "no-store")], Json(json!({
             "user": invite.user,
             "logins": invite.logins,
             "expires": invite.expires,
             "second_factor": { "type": "totp", "otpauth_uri": enrolment.uri, "qr_png_base64": enrolment.qr_png_base64 },
             "complete": "/api/V2/invites/complete",
-        }))
-        .into_response());
+        })))
+            .into_response());
     }
     let user = escape_html(invite.user.as_str());
     let page = format!(
@@ -214,6 +220,7 @@ pub async fn complete(
     if state.ledger.model.read().users.get(&invite.user).is_some() {
         return Err(AuthError::new(ErrorType::UserAlreadyExists, invite.user.as_str()).into());
     }
+    let display = DisplayName::parse(Some(invite.user.as_str()))?;
     let hashed = passwords::hash(password).await.map_err(ApiError::internal)?;
     let credential_id = Uuid::new_v4();
     state
@@ -230,7 +237,6 @@ pub async fn complete(
         let _ = state.ledger.log.delete_secret(credential_id).await;
         return Err(error.into());
     }
-    let display = DisplayName::parse(Some(invite.user.as_str()))?;
     let invitation = Invitation {
         invite: invite.id,
         invited_by: invite.issued_by.clone(),
@@ -243,7 +249,14 @@ pub async fn complete(
         second_factor: offered,
         at: now,
     };
-    state.ledger.user(&invite.user, UserCommand::AcceptInvitation(Box::new(invitation)), &metadata).await?;
+    // Only a name taken since the checks above (or a failing store) ends here; the
+    // invitation is spent either way, since its name cannot be created any more.
+    if let Err(error) =
+        state.ledger.user(&invite.user, UserCommand::AcceptInvitation(Box::new(invitation)), &metadata).await
+    {
+        let _ = state.ledger.log.delete_secret(credential_id).await;
+        return Err(error.into());
+    }
     // The code just used counts as used: it cannot log in again.
     state.ledger.user(&invite.user, UserCommand::VerifySecondFactor { step: Some(step), at: now }, &metadata).await?;
     let ignore_ip = state.ignore_ip();

@@ -24,16 +24,15 @@ use crate::projections::UserRecord;
 use crate::store::EventMetadata;
 
 /// Checks a local user's password, then whether they may log in now
-/// (upstream `getLocalUser`: password, non-admin login switch, disabled),
-/// then — for an account with a second factor — the TOTP code.
-pub async fn verify_local_user(
-    state: &AppState,
-    name: &UserName,
-    password: &str,
-    code: Option<&str>,
-    metadata: &EventMetadata,
-) -> Result<UserRecord, ApiError> {
+/// (upstream `getLocalUser`: password, non-admin login switch, disabled).
+/// A locked account is refused first, whatever the password, so a lock is no
+/// oracle for password guesses. The second factor is checked separately
+/// ([`verify_second_factor`]), after the caller's own checks.
+pub async fn verify_local_user(state: &AppState, name: &UserName, password: &str) -> Result<UserRecord, ApiError> {
     let record = state.ledger.model.read().users.get(name).cloned();
+    if let Some(until) = record.as_ref().and_then(|r| r.locked_until).filter(|until| state.now() < *until) {
+        return Err(locked(until).into());
+    }
     let stored = match record.as_ref().and_then(|r| r.credential) {
         Some(id) => state.ledger.log.get_secret(id).await.map_err(|e| ApiError::internal(e.to_string()))?,
         None => None,
@@ -52,21 +51,21 @@ pub async fn verify_local_user(
     if record.is_disabled() {
         return Err(AuthError::disabled(name.as_str()).into());
     }
-    if let Some(credential) = record.second_factor {
-        verify_second_factor(state, &record, credential, code, metadata).await?;
-    }
     Ok(record)
 }
 
-/// Checks a TOTP code; every wrong code is counted (an event on the user, so
-/// racing attempts are counted exactly), and too many lock the account.
-async fn verify_second_factor(
+/// For an account with a second factor, checks its TOTP code; every wrong code
+/// is counted (an event on the user, so racing attempts are counted exactly),
+/// and too many lock the account.
+pub async fn verify_second_factor(
     state: &AppState,
     record: &UserRecord,
-    credential: Uuid,
     code: Option<&str>,
     metadata: &EventMetadata,
 ) -> Result<(), ApiError> {
+    let Some(credential) = record.second_factor else {
+        return Ok(());
+    };
     let now = state.now();
     if let Some(until) = record.locked_until.filter(|until| now < *until) {
         return Err(locked(until).into());
@@ -135,8 +134,8 @@ pub async fn login(State(state): State<AppState>, context: RequestContext, body:
     let code = input.string("second_factor_token")?;
     let ignore_ip = state.ignore_ip();
     let metadata = context.metadata(&name, ignore_ip);
-    let record =
-        verify_local_user(&state, &name, password.as_deref().unwrap_or_default(), code.as_deref(), &metadata).await?;
+    let record = verify_local_user(&state, &name, password.as_deref().unwrap_or_default()).await?;
+    // A forced reset is answered before the code is used: the reset asks for it.
     if state.ledger.model.read().users.reset_required(&record) {
         if input.is_form() {
             let target = format!("/localaccount/reset?user={name}");
@@ -147,6 +146,7 @@ pub async fn login(State(state): State<AppState>, context: RequestContext, body:
         ))
         .into());
     }
+    verify_second_factor(&state, &record, code.as_deref(), &metadata).await?;
     let grant = NewToken {
         user: name.clone(),
         kind: TokenKind::Login,
@@ -213,7 +213,8 @@ pub async fn reset(State(state): State<AppState>, context: RequestContext, body:
     passwords::check_strength(&new)?;
     let metadata = context.metadata(&name, state.ignore_ip());
     let code = input.string("second_factor_token")?;
-    let record = verify_local_user(&state, &name, &old, code.as_deref(), &metadata).await?;
+    let record = verify_local_user(&state, &name, &old).await?;
+    verify_second_factor(&state, &record, code.as_deref(), &metadata).await?;
     set_password(&state, &record, new, false, &metadata, &name).await?;
     if input.is_form() {
         let headers =

@@ -141,8 +141,21 @@ pub async fn join(State(state): State<AppState>, context: RequestContext, body: 
     let now = state.now();
     let metadata = context.metadata_of(&format!("host:{host_id}"), state.ignore_ip());
     let invalid = || AuthError::new(ErrorType::InvalidToken, "unknown, used or expired provisioning token");
+    // The signing key first: a token is never spent on a join that cannot be signed.
+    let (ca, private) = state.access.keys.signer(&state.ledger, CaKind::Host).await?;
+    let key_fingerprint = authority::fingerprint(&public_key);
     let (token, roles) = match state.access.static_token(&value) {
         Some(token) => {
+            // A static token is shared and never expires: it may not take over a
+            // host id that joined with another key (an issued token, an admin's
+            // explicit grant, may).
+            let known = state.ledger.model.read().access.host(&host_id).map(|h| h.key_fingerprint.clone());
+            if known.is_some_and(|known| known != key_fingerprint) {
+                return Err(AuthError::unauthorized(format!(
+                    "Host {host_id} already joined with another key; join it again with an issued provisioning token"
+                ))
+                .into());
+            }
             let roles = requested.unwrap_or_else(|| token.roles.clone());
             let uncovered: Vec<&str> = roles.difference(&token.roles).map(|r| r.id()).collect();
             if !uncovered.is_empty() {
@@ -167,10 +180,8 @@ pub async fn join(State(state): State<AppState>, context: RequestContext, body: 
             (JoinToken::Issued { id }, roles)
         }
     };
-    let (ca, private) = state.access.keys.signer(&state.ledger, CaKind::Host).await?;
     let valid_after = (now - 60_000) / 1000;
     let valid_before = now.saturating_add(state.access.options.host_cert_ttl_ms) / 1000;
-    let key_fingerprint = authority::fingerprint(&public_key);
     let (certificate, _) = issue_certificate(&state.ledger, &metadata, |serial| {
         let certificate = authority::sign(
             &private,

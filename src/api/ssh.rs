@@ -116,8 +116,10 @@ pub async fn user_certificate(
         );
     }
     let now = state.now();
-    let ttl_ms = ttl.saturating_mul(1000).min(state.access.options.max_user_cert_ttl_ms);
-    let (valid_after, valid_before) = (now - BACKDATE_MS, now.saturating_add(ttl_ms));
+    // Backdated for clocks a little behind, but never valid longer than the maximum in all.
+    let valid_after = now - BACKDATE_MS;
+    let valid_before =
+        now.saturating_add(ttl.saturating_mul(1000)).min(valid_after + state.access.options.max_user_cert_ttl_ms);
     let (ca, private) = state.access.keys.signer(&state.ledger, CaKind::User).await?;
     let metadata = context.metadata(caller.name(), state.ignore_ip());
     let key_fingerprint = authority::fingerprint(&public_key);

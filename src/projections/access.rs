@@ -53,6 +53,8 @@ pub struct HostRecord {
     pub joined: i64,
     pub serial: u64,
     pub valid_before: i64,
+    /// The host key its latest certificate certifies.
+    pub key_fingerprint: String,
 }
 
 /// A certificate as issued, with the log position that recorded it.
@@ -106,8 +108,12 @@ impl Access {
         invites
     }
 
-    pub fn has_invite(&self, id: &Uuid) -> bool {
-        self.invites.contains_key(id)
+    pub fn invite_by_id(&self, id: &Uuid) -> Option<&InviteRecord> {
+        self.invites.get(id)
+    }
+
+    pub fn host(&self, id: &HostId) -> Option<&HostRecord> {
+        self.hosts.get(id)
     }
 
     pub fn hosts(&self) -> impl Iterator<Item = &HostRecord> {
@@ -159,6 +165,7 @@ impl Access {
                     joined: cert.at,
                     serial: cert.serial,
                     valid_before: cert.valid_before,
+                    key_fingerprint: cert.key_fingerprint.clone(),
                 },
             );
         }

@@ -144,6 +144,8 @@ pub(crate) trait Backend: Send + Sync + 'static {
     async fn put_secret(&self, id: Uuid, kind: &str, secret: &str, created_at: i64) -> Result<(), StoreError>;
     async fn get_secret(&self, id: Uuid) -> Result<Option<String>, StoreError>;
     async fn delete_secret(&self, id: Uuid) -> Result<(), StoreError>;
+    /// The ids of the secrets of `kind` stored before `created_before`.
+    async fn secret_ids(&self, kind: &str, created_before: i64) -> Result<Vec<Uuid>, StoreError>;
     /// Every stored secret (for export).
     async fn secrets(&self) -> Result<Vec<SecretRow>, StoreError>;
     /// Writes exported rows verbatim (positions, times and chain values kept)
@@ -302,6 +304,11 @@ impl EventLog {
 
     pub async fn delete_secret(&self, id: Uuid) -> Result<(), StoreError> {
         self.backend.delete_secret(id).await
+    }
+
+    /// The ids of the secrets of `kind` stored before `created_before` (epoch ms).
+    pub async fn secret_ids(&self, kind: &str, created_before: i64) -> Result<Vec<Uuid>, StoreError> {
+        self.backend.secret_ids(kind, created_before).await
     }
 
     /// Reads the log after `after` in position order, a batch at a time,

@@ -40,6 +40,7 @@ struct Queries {
     put_secret: String,
     get_secret: String,
     delete_secret: String,
+    secret_ids: String,
     purge_below: String,
     purge_aggregate: String,
     put_checkpoint: String,
@@ -74,6 +75,7 @@ impl Queries {
             put_secret: format!("INSERT INTO {} (id, kind, secret, created_at) VALUES ($1, $2, $3, $4)", t.secrets),
             get_secret: format!("SELECT secret FROM {} WHERE id = $1", t.secrets),
             delete_secret: format!("DELETE FROM {} WHERE id = $1", t.secrets),
+            secret_ids: format!("SELECT id FROM {} WHERE kind = $1 AND created_at < $2 ORDER BY id", t.secrets),
             purge_below: format!("DELETE FROM {events} WHERE position < $1"),
             all_secrets: format!("SELECT id, kind, secret, created_at FROM {} ORDER BY created_at, id", t.secrets),
             count_events: format!("SELECT COUNT(*) FROM {events}"),
@@ -402,6 +404,12 @@ impl Backend for PostgresBackend {
 
     async fn get_secret(&self, id: Uuid) -> Result<Option<String>, StoreError> {
         Ok(sqlx::query_scalar(&self.q.get_secret).bind(id.to_string()).fetch_optional(&self.pool).await?)
+    }
+
+    async fn secret_ids(&self, kind: &str, created_before: i64) -> Result<Vec<Uuid>, StoreError> {
+        let ids: Vec<String> =
+            sqlx::query_scalar(&self.q.secret_ids).bind(kind).bind(created_before).fetch_all(&self.pool).await?;
+        Ok(ids.iter().filter_map(|id| Uuid::parse_str(id).ok()).collect())
     }
 
     async fn delete_secret(&self, id: Uuid) -> Result<(), StoreError> {

@@ -39,6 +39,7 @@ struct Queries {
     put_secret: String,
     get_secret: String,
     delete_secret: String,
+    secret_ids: String,
     purge_below: String,
     purge_aggregate: String,
     put_checkpoint: String,
@@ -67,6 +68,7 @@ impl Queries {
             put_secret: format!("INSERT INTO {} (id, kind, secret, created_at) VALUES (?, ?, ?, ?)", t.secrets),
             get_secret: format!("SELECT secret FROM {} WHERE id = ?", t.secrets),
             delete_secret: format!("DELETE FROM {} WHERE id = ?", t.secrets),
+            secret_ids: format!("SELECT id FROM {} WHERE kind = ? AND created_at < ? ORDER BY id", t.secrets),
             purge_below: format!("DELETE FROM {events} WHERE position < ?"),
             all_secrets: format!("SELECT id, kind, secret, created_at FROM {} ORDER BY created_at, id", t.secrets),
             count_events: format!("SELECT COUNT(*) FROM {events}"),
@@ -341,6 +343,12 @@ impl Backend for SqliteBackend {
 
     async fn get_secret(&self, id: Uuid) -> Result<Option<String>, StoreError> {
         Ok(sqlx::query_scalar(&self.q.get_secret).bind(id.to_string()).fetch_optional(&self.readers).await?)
+    }
+
+    async fn secret_ids(&self, kind: &str, created_before: i64) -> Result<Vec<Uuid>, StoreError> {
+        let ids: Vec<String> =
+            sqlx::query_scalar(&self.q.secret_ids).bind(kind).bind(created_before).fetch_all(&self.readers).await?;
+        Ok(ids.iter().filter_map(|id| Uuid::parse_str(id).ok()).collect())
     }
 
     async fn delete_secret(&self, id: Uuid) -> Result<(), StoreError> {
