@@ -35,6 +35,8 @@ pub struct FileConfig {
     pub max_user_cert_ttl: Option<String>,
     /// The validity of a host certificate, e.g. `"30d"` (default 30 days).
     pub host_cert_ttl: Option<String>,
+    /// The hosts clients should trust the host CA for, in known_hosts pattern syntax (default `*`).
+    pub known_hosts_pattern: Option<String>,
     /// The settings a new log starts with; later changes are events (`POST /admin/config`).
     #[serde(default)]
     pub initial: InitialSettings,
@@ -119,7 +121,17 @@ impl FileConfig {
         {
             return Err(ConfigError::Invalid { key: "public_url", reason: format!("{url:?} is not a URL") });
         }
+        let known_hosts_pattern = self.known_hosts_pattern.clone().unwrap_or(defaults.known_hosts_pattern);
+        if known_hosts_pattern.is_empty() || known_hosts_pattern.chars().any(char::is_whitespace) {
+            return Err(ConfigError::Invalid {
+                key: "known_hosts_pattern",
+                reason: format!(
+                    "{known_hosts_pattern:?} is not a known_hosts pattern list (comma-separated, no spaces)"
+                ),
+            });
+        }
         Ok(AccessOptions {
+            known_hosts_pattern,
             static_tokens,
             max_user_cert_ttl_ms: duration(
                 "max_user_cert_ttl",

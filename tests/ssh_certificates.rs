@@ -63,6 +63,12 @@ async fn authorities_are_published_and_survive_a_restart(h: Harness) -> Harness 
     let again = h.get("/api/V2/ca", None).await.json();
     assert_eq!(again["user"]["fingerprint"], ca["user"]["fingerprint"], "a restart keeps the authority");
     assert_eq!(again["host"]["fingerprint"], ca["host"]["fingerprint"]);
+    let h = h.restart_with(|o| o.access.known_hosts_pattern = "*.example.internal".into()).await;
+    let scoped = h.get("/api/V2/ca", None).await.json();
+    assert_eq!(
+        scoped["host"]["known_hosts"],
+        json!(format!("@cert-authority *.example.internal {}", ca["host"]["public_key"].as_str().unwrap_or_default()))
+    );
     h
 }
 on_both_stores!(authorities_are_published_and_survive_a_restart);

@@ -158,7 +158,7 @@ pub fn authorized_keys_line(public_key: &str) -> String {
     format!("cert-authority {public_key}")
 }
 
-/// The `known_hosts` line that makes a client trust the host CA.
-pub fn known_hosts_line(public_key: &str) -> String {
-    format!("@cert-authority * {public_key}")
+/// The `known_hosts` line that makes a client trust the host CA for hosts matching `hosts`.
+pub fn known_hosts_line(hosts: &str, public_key: &str) -> String {
+    format!("@cert-authority {hosts} {public_key}")
 }

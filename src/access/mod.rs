@@ -31,6 +31,8 @@ pub struct AccessOptions {
     /// The base URL invitations point at (`{public_url}/web/newuser/TOKEN`);
     /// the server's own address when unset.
     pub public_url: Option<String>,
+    /// The host patterns clients trust the host CA for (the `known_hosts` line), e.g. `*.example.internal`.
+    pub known_hosts_pattern: String,
 }
 
 impl Default for AccessOptions {
@@ -40,6 +42,7 @@ impl Default for AccessOptions {
             max_user_cert_ttl_ms: 30 * HOUR_MS,
             host_cert_ttl_ms: 30 * 24 * HOUR_MS,
             public_url: None,
+            known_hosts_pattern: "*".to_owned(),
         }
     }
 }

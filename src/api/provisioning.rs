@@ -218,7 +218,7 @@ pub async fn join(State(state): State<AppState>, context: RequestContext, body: 
         "roles": roles,
         "certificate": certificate,
         "valid_before": valid_before * 1000,
-        "known_hosts": authority::known_hosts_line(&ca.public_key),
+        "known_hosts": authority::known_hosts_line(&state.access.options.known_hosts_pattern, &ca.public_key),
         "user_ca": user_ca,
     })))
 }

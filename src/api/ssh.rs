@@ -47,7 +47,9 @@ fn authority_json(state: &AppState, ca: CaKind) -> Value {
         Some(record) => {
             let line = match ca {
                 CaKind::User => authority::authorized_keys_line(&record.key.public_key),
-                CaKind::Host => authority::known_hosts_line(&record.key.public_key),
+                CaKind::Host => {
+                    authority::known_hosts_line(&state.access.options.known_hosts_pattern, &record.key.public_key)
+                }
             };
             json!({
                 "public_key": record.key.public_key,
