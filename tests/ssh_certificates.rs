@@ -138,6 +138,18 @@ async fn only_an_admin_asks_for_someone_else(h: Harness) -> Harness {
     assert_eq!(certs[0]["requested_by"], json!("admin"));
     assert_eq!(certs[0]["principals"], json!(["bob", "deploy"]));
     assert_eq!(h.get("/api/V2/admin/certs", Some(&alice)).await.status, 403);
+    // Pages, oldest first.
+    let again = request_cert(&h, &alice, json!({"public_key": key, "ttl": 60})).await;
+    assert_eq!(again.status, 200, "{}", again.text);
+    let first = h.get("/api/V2/admin/certs?limit=1", Some(&admin)).await.json();
+    assert_eq!(first["certificates"][0]["user"], json!("bob"));
+    let next = first["next"].as_i64().expect("a next page");
+    let second = h.get(&format!("/api/V2/admin/certs?limit=1&after={next}"), Some(&admin)).await.json();
+    assert_eq!(second["certificates"][0]["user"], json!("alice"));
+    assert_eq!(second["next"], Value::Null);
+    h.get("/api/V2/admin/certs?limit=0", Some(&admin))
+        .await
+        .assert_error(400, "30001 Illegal input parameter: limit must be between 1 and 10000");
     let history = h.get("/api/V2/admin/audit?user=bob", Some(&admin)).await.json();
     let types: Vec<&str> =
         history["events"].as_array().into_iter().flatten().filter_map(|e| e["event_type"].as_str()).collect();

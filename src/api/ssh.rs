@@ -226,9 +226,16 @@ fn certificate_json(record: &CertificateRecord) -> Value {
 pub struct CertificateQuery {
     user: Option<String>,
     host: Option<String>,
+    /// Only certificates recorded after this log position (the previous page's `next`).
+    after: Option<i64>,
+    limit: Option<usize>,
 }
 
-/// `GET /api/V2/admin/certs[?user=NAME|host=ID]`: every certificate issued, oldest first.
+/// The most certificates one page holds.
+const MAX_PAGE: usize = 10_000;
+
+/// `GET /api/V2/admin/certs[?user=NAME|host=ID][&after=POSITION][&limit=N]`: every
+/// certificate issued, oldest first, a page at a time (`next` continues; null at the end).
 pub async fn certificates(
     State(state): State<AppState>,
     context: RequestContext,
@@ -237,10 +244,14 @@ pub async fn certificates(
     administrator(&state, &context, Action::ViewCertificates)?;
     let user = query.user.as_deref().map(parse_user).transpose()?;
     let host = query.host.as_ref();
+    let limit = query.limit.unwrap_or(1_000);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(AuthError::illegal(format!("limit must be between 1 and {MAX_PAGE}")).into());
+    }
     let model = state.ledger.model.read();
-    let listed: Vec<Value> = model
-        .access
-        .certificates()
+    let all = model.access.certificates();
+    let start = query.after.map_or(0, |after| all.partition_point(|r| r.position <= after));
+    let mut page: Vec<&CertificateRecord> = all[start..]
         .iter()
         .filter(|r| match &r.event {
             CertificateEvent::UserCertIssued { user: u, .. } => host.is_none() && user.as_ref().is_none_or(|n| n == u),
@@ -248,7 +259,11 @@ pub async fn certificates(
                 user.is_none() && host.is_none_or(|h| h == host_id.as_str())
             }
         })
-        .map(certificate_json)
+        .take(limit + 1)
         .collect();
-    Ok(Json(json!({ "certificates": listed })))
+    let more = page.len() > limit;
+    page.truncate(limit);
+    let next = if more { page.last().map(|r| r.position) } else { None };
+    let listed: Vec<Value> = page.into_iter().map(certificate_json).collect();
+    Ok(Json(json!({ "certificates": listed, "next": next })))
 }
