@@ -205,6 +205,20 @@ pub struct UserAsOf {
     pub disabled: Option<String>,
     /// The user's tokens that were valid at that moment.
     pub tokens: Vec<LiveToken>,
+    /// The logins (SSH principals) the user's new certificates would have carried.
+    pub logins: Vec<String>,
+    pub second_factor: bool,
+    /// The user's SSH certificates that were valid at that moment.
+    pub certificates: Vec<LiveCertificate>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LiveCertificate {
+    pub serial: String,
+    pub principals: Vec<String>,
+    pub key_fingerprint: String,
+    pub valid_after: i64,
+    pub valid_before: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -289,6 +303,27 @@ pub async fn user_as_of(log: &EventLog, user: &UserName, at: i64) -> Result<Opti
         custom_roles: record.custom_roles.iter().map(ToString::to_string).collect(),
         disabled: record.disabled_reason.clone(),
         tokens: projections.tokens.tokens_of(user, at).iter().map(live).collect(),
+        logins: record.effective_logins().iter().map(ToString::to_string).collect(),
+        second_factor: record.second_factor.is_some(),
+        certificates: projections
+            .access
+            .certificates()
+            .iter()
+            .filter_map(|r| match &r.event {
+                CertificateEvent::UserCertIssued { user: subject, principals, cert, .. }
+                    if subject == user && cert.valid_after <= at && at < cert.valid_before =>
+                {
+                    Some(LiveCertificate {
+                        serial: cert.serial.to_string(),
+                        principals: principals.iter().map(ToString::to_string).collect(),
+                        key_fingerprint: cert.key_fingerprint.clone(),
+                        valid_after: cert.valid_after,
+                        valid_before: cert.valid_before,
+                    })
+                }
+                _ => None,
+            })
+            .collect(),
     }))
 }
 

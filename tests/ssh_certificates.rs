@@ -100,6 +100,15 @@ async fn a_user_certificate_carries_the_logins_validity_and_signer(h: Harness) -
     );
     assert!(described.contains("Principals: \n                alice\n"), "{described}");
     assert!(described.contains("permit-pty"), "{described}");
+    // An auditor asks what alice could do at a moment: her logins and the certificates valid then.
+    let now = h.now();
+    let then = h.get(&format!("/api/V2/admin/asof?user=alice&at={now}"), Some(&admin)).await.json();
+    assert_eq!(then["logins"], json!(["alice"]));
+    assert_eq!(then["certificates"][0]["serial"], body["serial"]);
+    assert_eq!(then["certificates"][0]["principals"], json!(["alice"]));
+    let expired_at = body["valid_before"].as_i64().unwrap_or_default();
+    let later = h.get(&format!("/api/V2/admin/asof?user=alice&at={expired_at}"), Some(&admin)).await.json();
+    assert_eq!(later["certificates"], json!([]), "expired by then");
     h
 }
 on_both_stores!(a_user_certificate_carries_the_logins_validity_and_signer);
