@@ -31,6 +31,18 @@ fn hasher() -> Argon2<'static> {
     Argon2::new(Algorithm::Argon2id, Version::V0x13, Params::default())
 }
 
+/// The credentials-store kind of a password hash.
+pub const SECRET_KIND: &str = "password";
+
+/// Hashes `password` and keeps the hash in the credentials store; returns its
+/// id, which events carry instead of the hash.
+pub async fn store(log: &crate::store::EventLog, password: String, now: i64) -> Result<uuid::Uuid, String> {
+    let hashed = hash(password).await?;
+    let credential_id = uuid::Uuid::new_v4();
+    log.put_secret(credential_id, SECRET_KIND, &hashed, now).await.map_err(|e| e.to_string())?;
+    Ok(credential_id)
+}
+
 /// The argon2id PHC string of `password`.
 pub async fn hash(password: String) -> Result<String, String> {
     tokio::task::spawn_blocking(move || {

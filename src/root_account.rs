@@ -29,14 +29,8 @@ pub enum RootError {
 pub async fn set_root_password(ledger: &Ledger, password: String) -> Result<RootOutcome, RootError> {
     passwords::check_strength(&password).map_err(RootError::WeakPassword)?;
     let root = UserName::root();
-    let hashed = passwords::hash(password).await.map_err(RootError::Failed)?;
-    let credential_id = Uuid::new_v4();
     let now = ledger.now();
-    ledger
-        .log
-        .put_secret(credential_id, "password", &hashed, now)
-        .await
-        .map_err(|e| RootError::Failed(e.to_string()))?;
+    let credential_id = passwords::store(&ledger.log, password, now).await.map_err(RootError::Failed)?;
     let metadata = EventMetadata { reason: Some("set-root-password".into()), ..EventMetadata::actor(UserName::ROOT) };
     let password = NewPassword { credential_id, require_reset: false, by: root.clone(), at: now };
     let previous = ledger.model.read().users.get(&root).and_then(|r| r.credential);

@@ -32,7 +32,6 @@ async fn bad_requests_are_refused_cleanly(h: Harness) -> Harness {
         (Method::POST, "/api/V2/token", "application/json", "{\"name\": \"a\u{0}b\"}".as_bytes().to_vec(), 400),
         (Method::POST, "/api/V2/token", "application/json", br#"{"name": "a\u0000b"}"#.to_vec(), 400),
         (Method::POST, "/api/V2/token", "text/plain", br#"{"name": "x"}"#.to_vec(), 415),
-        (Method::POST, "/api/V2/token", "application/json", vec![b' '; 2 << 20], 413),
         (Method::PUT, "/api/V2/me", "application/json", br#"{"display": 5}"#.to_vec(), 204),
         (Method::PUT, "/api/V2/me", "application/json", br#"{"email": "a@b"}"#.to_vec(), 400),
         (
@@ -153,14 +152,18 @@ on_both_stores!(routing_errors_and_media_types);
 async fn huge_bodies_do_not_hurt_the_server(h: Harness) -> Harness {
     let (_, admin) = h.administrators().await;
     let head = h.server.ledger.log.head().await.expect("head");
-    let request = h
-        .http
-        .post(h.url("/api/V2/token"))
-        .header("Content-Type", "application/json")
-        .header("Authorization", admin.as_str())
-        .body(vec![b'{'; 16 << 20]);
-    if let Ok(response) = request.send().await {
-        assert_eq!(response.status(), 413);
+    // Just over the limit, and far over it.
+    for size in [(1 << 20) + 1, 2 << 20, 16 << 20] {
+        let request = h
+            .http
+            .post(h.url("/api/V2/token"))
+            .header("Content-Type", "application/json")
+            .header("Authorization", admin.as_str())
+            .body(vec![b' '; size]);
+        // The server may answer 413 and close before the client has sent it all.
+        if let Ok(response) = request.send().await {
+            assert_eq!(response.status(), 413, "{size} bytes");
+        }
     }
     assert_eq!(h.server.ledger.log.head().await.expect("head"), head);
     assert_eq!(h.get("/", None).await.status, 200, "still serving");

@@ -66,15 +66,9 @@ pub async fn create_local_account(
         return Err(AuthError::unauthorized("Cannot create ROOT user").into());
     }
     let temporary = passwords::temporary();
-    let hashed = passwords::hash(temporary.clone()).await.map_err(ApiError::internal)?;
-    let credential_id = Uuid::new_v4();
     let now = state.now();
-    state
-        .ledger
-        .log
-        .put_secret(credential_id, "password", &hashed, now)
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let credential_id =
+        passwords::store(&state.ledger.log, temporary.clone(), now).await.map_err(ApiError::internal)?;
     let command = UserCommand::Create {
         user: name.clone(),
         display: display_name,

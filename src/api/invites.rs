@@ -30,13 +30,6 @@ use crate::projections::access::InviteRecord;
 use crate::projections::hash_token;
 use crate::projections::token_index::encode_hash;
 
-fn non_null(listed: Vec<Option<String>>, what: &str) -> Result<Vec<String>, ApiError> {
-    Ok(listed
-        .into_iter()
-        .map(|v| v.ok_or_else(|| AuthError::illegal(format!("Null item in {what}"))))
-        .collect::<Result<_, _>>()?)
-}
-
 /// `POST /api/V2/admin/invites` `{"user", "logins"?, "identities"?, "ttl"?}` → `{"token", "url", "expires", "id"}`.
 pub async fn issue(
     State(state): State<AppState>,
@@ -49,14 +42,13 @@ pub async fn issue(
     if user.is_root() {
         return Err(AuthError::illegal("The root account cannot be invited").into());
     }
-    let logins = match json.string_list("logins")? {
+    let named_logins = json.strings("logins")?;
+    let logins = match &named_logins {
         None => Login::parse_list([user.as_str()])?,
-        Some(listed) => Login::parse_list(non_null(listed, "logins")?.iter().map(String::as_str))?,
+        Some(listed) => Login::parse_list(listed.iter().map(String::as_str))?,
     };
-    let identities: BTreeSet<Identity> = non_null(json.string_list("identities")?.unwrap_or_default(), "identities")?
-        .iter()
-        .map(|i| Identity::parse(i))
-        .collect::<Result<_, _>>()?;
+    let identities: BTreeSet<Identity> =
+        json.strings("identities")?.unwrap_or_default().iter().map(|i| Identity::parse(i)).collect::<Result<_, _>>()?;
     let ttl = json.integer("ttl")?.unwrap_or(MAX_INVITE_TTL_MS / 1000);
     if !(1..=MAX_INVITE_TTL_MS / 1000).contains(&ttl) {
         return Err(
@@ -66,7 +58,7 @@ pub async fn issue(
     let caller = administrator(&state, &context, Action::InviteUser)?;
     // Logins are what SSH certificates will carry: naming them is an Admin's call,
     // as it is for an existing user (`POST /admin/user/{u}/logins`).
-    if json.string_list("logins")?.is_some() && !permissions::allows(Action::ChangeLogins, &caller.user.roles) {
+    if named_logins.is_some() && !permissions::allows(Action::ChangeLogins, &caller.user.roles) {
         return Err(AuthError::unauthorized("Only an Admin may set the logins of an invitation").into());
     }
     if state.ledger.model.read().users.get(&user).is_some() {
@@ -221,14 +213,7 @@ pub async fn complete(
         return Err(AuthError::new(ErrorType::UserAlreadyExists, invite.user.as_str()).into());
     }
     let display = DisplayName::parse(Some(invite.user.as_str()))?;
-    let hashed = passwords::hash(password).await.map_err(ApiError::internal)?;
-    let credential_id = Uuid::new_v4();
-    state
-        .ledger
-        .log
-        .put_secret(credential_id, "password", &hashed, now)
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let credential_id = passwords::store(&state.ledger.log, password, now).await.map_err(ApiError::internal)?;
     let metadata = context.metadata_of(invite.user.as_str(), state.ignore_ip());
     // Spending the invitation first makes it single use even against a racing completion.
     if let Err(error) =

@@ -9,7 +9,6 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use uuid::Uuid;
 
 use super::error::ApiError;
 use super::request::{Body, Input, RequestContext, parse_context_string, removed_session_cookie, session_cookie};
@@ -174,15 +173,8 @@ pub async fn set_password(
     metadata: &crate::store::EventMetadata,
     by: &UserName,
 ) -> Result<(), ApiError> {
-    let hashed = passwords::hash(password).await.map_err(ApiError::internal)?;
-    let credential_id = Uuid::new_v4();
     let now = state.now();
-    state
-        .ledger
-        .log
-        .put_secret(credential_id, "password", &hashed, now)
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let credential_id = passwords::store(&state.ledger.log, password, now).await.map_err(ApiError::internal)?;
     let command = UserCommand::SetPassword(NewPassword { credential_id, require_reset, by: by.clone(), at: now });
     state.ledger.user(&user.name, command, metadata).await?;
     if let Some(old) = user.credential

@@ -33,16 +33,10 @@ const DEFAULT_TTL_SECONDS: i64 = 30 * 60;
 const MAX_COUNT: i64 = 100;
 
 fn roles_of(json: &JsonObject, required: bool) -> Result<Option<BTreeSet<HostRole>>, ApiError> {
-    match json.string_list("roles")? {
+    match json.strings("roles")? {
         None if required => Err(AuthError::missing("roles").into()),
         None => Ok(None),
-        Some(listed) => {
-            let listed: Vec<String> = listed
-                .into_iter()
-                .map(|r| r.ok_or_else(|| AuthError::illegal("Null item in roles")))
-                .collect::<Result<_, _>>()?;
-            Ok(Some(HostRole::parse_list(listed.iter().map(String::as_str))?))
-        }
+        Some(listed) => Ok(Some(HostRole::parse_list(listed.iter().map(String::as_str))?)),
     }
 }
 

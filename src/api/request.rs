@@ -168,6 +168,15 @@ impl JsonObject {
         }
     }
 
+    /// A list of strings in which a `null` is refused (`Null item in <key>`).
+    pub fn strings(&self, key: &str) -> Result<Option<Vec<String>>, ApiError> {
+        let Some(items) = self.string_list(key)? else {
+            return Ok(None);
+        };
+        let items = items.into_iter().map(|item| item.ok_or_else(|| AuthError::illegal(format!("Null item in {key}"))));
+        Ok(Some(items.collect::<Result<Vec<_>, _>>()?))
+    }
+
     /// An object of string values.
     pub fn string_map(&self, key: &str) -> Result<Option<BTreeMap<String, String>>, ApiError> {
         match self.0.get(key) {

@@ -177,11 +177,7 @@ pub async fn set_logins(
     let name = parse_user(&user)?;
     let json = body.json()?;
     json.reject_unexpected(&["logins"])?;
-    let listed = json.string_list("logins")?.ok_or_else(|| AuthError::missing("logins"))?;
-    let listed: Vec<String> = listed
-        .into_iter()
-        .map(|l| l.ok_or_else(|| AuthError::illegal("Null item in logins")))
-        .collect::<Result<_, _>>()?;
+    let listed = json.strings("logins")?.ok_or_else(|| AuthError::missing("logins"))?;
     let logins: BTreeSet<Login> = Login::parse_list(listed.iter().map(String::as_str))?;
     let caller = administrator(&state, &context, Action::ChangeLogins)?;
     target(&state, &name)?;
