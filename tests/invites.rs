@@ -51,6 +51,11 @@ async fn an_invitation_creates_the_account_and_its_session(h: Harness) -> Harnes
     assert_eq!(page.status, 200);
     assert!(page.text.contains("<img alt=\"TOTP QR code\" src=\"data:image/png;base64,"), "{}", page.text);
     assert!(page.text.contains("name=\"second_factor_token\""));
+    let offers = h.server.ledger.log.secret_ids("totp", i64::MAX).await.expect("secrets");
+    let probed = h.send(h.http.head(h.url(&format!("/web/newuser/{token}")))).await;
+    assert_eq!(probed.status, 200);
+    let after = h.server.ledger.log.secret_ids("totp", i64::MAX).await.expect("secrets");
+    assert_eq!(after, offers, "a HEAD (a link checker) offers nothing");
     let totp = h.open_invitation(&token).await;
     assert_eq!(totp.account_name(), "carol");
     let answer = h.post("/api/V2/invites/complete", None, complete_body(&token, USER_PASSWORD, &h.code(&totp))).await;

@@ -125,6 +125,12 @@ fn pending(state: &AppState, token: &str) -> Result<InviteRecord, ApiError> {
     state.ledger.model.read().access.invite(&hash, state.now()).cloned().ok_or_else(|| unusable().into())
 }
 
+/// `HEAD /web/newuser/{token}`: whether the invitation can be used — without
+/// offering a new secret (link checkers probe with HEAD).
+pub async fn probe(State(state): State<AppState>, Path(token): Path<String>) -> Result<StatusCode, ApiError> {
+    pending(&state, &token).map(|_| StatusCode::OK)
+}
+
 /// `GET /web/newuser/{token}`: the invitation's user and a fresh TOTP enrolment
 /// (HTML with a QR code and the completion form, or JSON when asked for).
 pub async fn open(

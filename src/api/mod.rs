@@ -220,7 +220,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/V2/admin/hosts", get(provisioning::hosts))
         .route("/api/V2/admin/invites", get(invites::list).post(invites::issue))
         .route("/api/V2/admin/invites/{id}", bodiless(delete(invites::revoke)))
-        .route("/web/newuser/{token}", get(invites::open))
+        .route("/web/newuser/{token}", get(invites::open).head(invites::probe))
         .route("/api/V2/invites/complete", post(invites::complete))
         .route("/admin/user/{user}/logins", bodiless(post(ssh::set_logins)))
         .route("/localaccount/login", post(local_account::login))
