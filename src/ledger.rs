@@ -13,9 +13,9 @@ use crate::access::AccessOptions;
 use crate::clock::SharedClock;
 use crate::domain::canonical::Canonicalization;
 use crate::domain::{
-    AuditCommand, AuthError, CaKind, CertAuthorityCommand, CustomRoleCommand, CustomRoleId, InviteCommand,
-    ProvisionTokenCommand, RecordCertificate, ServerConfigCommand, ServerSettings, SystemCommand, TokenCommand,
-    UserCommand, UserName,
+    AuditCommand, AuthError, CaKind, CertAuthorityCommand, CustomRoleCommand, CustomRoleId, HostId, InviteCommand,
+    JoinHost, ProvisionTokenCommand, RecordCertificate, ServerConfigCommand, ServerSettings, SystemCommand,
+    TokenCommand, UserCommand, UserName,
 };
 use crate::projections::checkpoint::{Checkpoint, digest_of};
 use crate::projections::runner::RunnerError;
@@ -275,6 +275,16 @@ impl Ledger {
         metadata: &EventMetadata,
     ) -> Result<Option<i64>, LedgerError> {
         let position = self.bus.provision_token(id, command, metadata).await?;
+        self.settle(position).await
+    }
+
+    pub async fn host(
+        &self,
+        id: &HostId,
+        command: JoinHost,
+        metadata: &EventMetadata,
+    ) -> Result<Option<i64>, LedgerError> {
+        let position = self.bus.host(id, command, metadata).await?;
         self.settle(position).await
     }
 

@@ -90,11 +90,14 @@ async fn tokens_are_issued_listed_used_once_and_deleted(h: Harness) -> Harness {
 
     let hosts = h.get("/api/V2/admin/hosts", Some(&admin)).await.json();
     assert_eq!(hosts["hosts"][0]["host_id"], json!("web-1.example.org"));
+    assert_eq!(hosts["hosts"][0]["serial"], json!(certificate.serial().to_string()));
     let history = h.get("/api/V2/admin/audit", Some(&admin)).await.json();
-    let joins: Vec<&Value> =
-        history["events"].as_array().into_iter().flatten().filter(|e| e["event_type"] == "HostCertIssued").collect();
-    assert_eq!(joins.len(), 1);
-    assert_eq!(joins[0]["actor"], json!("host:web-1.example.org"));
+    for event_type in ["HostJoined", "HostCertIssued"] {
+        let joins: Vec<&Value> =
+            history["events"].as_array().into_iter().flatten().filter(|e| e["event_type"] == event_type).collect();
+        assert_eq!(joins.len(), 1, "{event_type}");
+        assert_eq!(joins[0]["actor"], json!("host:web-1.example.org"));
+    }
     h
 }
 on_both_stores!(tokens_are_issued_listed_used_once_and_deleted);
@@ -156,7 +159,7 @@ async fn static_tokens_join_any_number_of_hosts(h: Harness) -> Harness {
     // A shared static token cannot take over a host that joined with another key…
     join(&h, STATIC_TOKEN, "node-a", None).await.assert_error(
         403,
-        "20000 Unauthorized: Host node-a already joined with another key; join it again with an issued provisioning token",
+        "20000 Unauthorized: This host id already joined with another key; join it again with an issued provisioning token",
     );
     // …an issued token (an admin's explicit grant) can.
     let issued = issue(&h, &admin, json!({"roles": ["node"]})).await.json()["tokens"][0]["token"].clone();

@@ -21,7 +21,8 @@ use super::request::{Body, JsonObject, RequestContext};
 use crate::access::authority::{self, CertSpec};
 use crate::access::issue_certificate;
 use crate::domain::{
-    AuthError, CaKind, CertificateEvent, ErrorType, HostId, HostRole, JoinToken, ProvisionTokenCommand, Signed,
+    AuthError, CaKind, CertificateEvent, ErrorType, HostId, HostRole, JoinHost, JoinToken, ProvisionTokenCommand,
+    Signed,
 };
 use crate::projections::hash_token;
 use crate::projections::token_index::encode_hash;
@@ -140,16 +141,6 @@ pub async fn join(State(state): State<AppState>, context: RequestContext, body: 
     let key_fingerprint = authority::fingerprint(&public_key);
     let (token, roles) = match state.access.static_token(&value) {
         Some(token) => {
-            // A static token is shared and never expires: it may not take over a
-            // host id that joined with another key (an issued token, an admin's
-            // explicit grant, may).
-            let known = state.ledger.model.read().access.host(&host_id).map(|h| h.key_fingerprint.clone());
-            if known.is_some_and(|known| known != key_fingerprint) {
-                return Err(AuthError::unauthorized(format!(
-                    "Host {host_id} already joined with another key; join it again with an issued provisioning token"
-                ))
-                .into());
-            }
             let roles = requested.unwrap_or_else(|| token.roles.clone());
             let uncovered: Vec<&str> = roles.difference(&token.roles).map(|r| r.id()).collect();
             if !uncovered.is_empty() {
@@ -174,6 +165,12 @@ pub async fn join(State(state): State<AppState>, context: RequestContext, body: 
             (JoinToken::Issued { id }, roles)
         }
     };
+    // Binds the host id to its key: a shared static token may not take over a
+    // host id that joined with another key (an issued token, an admin's explicit
+    // grant for one host, may). The Host aggregate decides, so racing joins cannot both win.
+    let join =
+        JoinHost { roles: roles.clone(), key_fingerprint: key_fingerprint.clone(), token: token.clone(), at: now };
+    state.ledger.host(&host_id, join, &metadata).await?;
     let valid_after = (now - 60_000) / 1000;
     let valid_before = now.saturating_add(state.access.options.host_cert_ttl_ms) / 1000;
     let (certificate, _) = issue_certificate(&state.ledger, &metadata, |serial| {
@@ -226,8 +223,9 @@ pub async fn hosts(State(state): State<AppState>, context: RequestContext) -> Re
         .hosts()
         .map(|h| {
             json!({
-                "host_id": h.host_id, "roles": h.roles, "joined": h.joined,
-                "serial": h.serial.to_string(), "valid_before": h.valid_before,
+                "host_id": h.host_id, "roles": h.roles, "joined": h.joined, "key_fingerprint": h.key_fingerprint,
+                "serial": h.certificate.map(|(serial, _)| serial.to_string()),
+                "valid_before": h.certificate.map(|(_, valid_before)| valid_before),
             })
         })
         .collect();

@@ -6,7 +6,7 @@ use std::fmt::Display;
 use super::server_config::ConfigChange;
 use super::token::{RevocationReason, TokenIssued};
 use super::{
-    AuditEvent, AuditSubject, CertAuthorityEvent, CertificateEvent, CustomRoleEvent, InviteEvent, JoinToken,
+    AuditEvent, AuditSubject, CertAuthorityEvent, CertificateEvent, CustomRoleEvent, HostEvent, InviteEvent, JoinToken,
     LedgerEvent, ProvisionTokenEvent, ServerConfigEvent, SystemEvent, TokenEvent, UserEvent,
 };
 
@@ -25,6 +25,13 @@ pub fn timestamp(ms: i64) -> String {
 fn issued(grant: &TokenIssued, token_id: &str) -> String {
     let name = grant.name.as_ref().map(|n| format!(" \"{n}\"")).unwrap_or_default();
     format!("{:?} token{name} {token_id} issued to {}, expires {}", grant.kind, grant.user, timestamp(grant.expires))
+}
+
+fn join_token(token: &JoinToken) -> String {
+    match token {
+        JoinToken::Static { id } => format!("static token {id}"),
+        JoinToken::Issued { id } => format!("provisioning token {id}"),
+    }
 }
 
 fn change(c: &ConfigChange) -> String {
@@ -160,14 +167,11 @@ impl LedgerEvent {
                 )
             }
             LedgerEvent::Certificate(CertificateEvent::HostCertIssued { host_id, roles, token, cert }) => {
-                let token = match token {
-                    JoinToken::Static { id } => format!("static token {id}"),
-                    JoinToken::Issued { id } => format!("provisioning token {id}"),
-                };
                 format!(
-                    "host {host_id} joined as {} with {token}: host certificate {} on key {}, valid until {}",
+                    "host {host_id} ({}) got host certificate {} with {} on key {}, valid until {}",
                     list(roles),
                     cert.serial,
+                    join_token(token),
                     cert.key_fingerprint,
                     timestamp(cert.valid_before)
                 )
@@ -199,6 +203,9 @@ impl LedgerEvent {
                 format!("invitation {u} was opened and offered a new second factor")
             }
             LedgerEvent::Invite(InviteEvent::InviteRedeemed { .. }) => format!("invitation {u} was redeemed"),
+            LedgerEvent::Host(HostEvent::HostJoined { roles, key_fingerprint, token, .. }) => {
+                format!("host {u} joined as {} with key {key_fingerprint} and {}", list(roles), join_token(token))
+            }
             LedgerEvent::Invite(InviteEvent::InviteRevoked { by, .. }) => format!("{by} revoked invitation {u}"),
             LedgerEvent::Audit(AuditEvent::AnonIdsTranslated { anon_ids, .. }) => {
                 let ids: Vec<String> = anon_ids.iter().map(ToString::to_string).collect();

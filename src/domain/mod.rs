@@ -9,6 +9,7 @@ pub mod certificate;
 pub mod custom_role;
 pub mod describe;
 pub mod error;
+pub mod host;
 pub mod invite;
 pub mod names;
 pub mod principals;
@@ -34,6 +35,7 @@ pub use cert_authority::{CaKind, CertAuthority, CertAuthorityCommand, CertAuthor
 pub use certificate::{Certificate, CertificateEvent, JoinToken, RecordCertificate, Signed};
 pub use custom_role::{CustomRole, CustomRoleCommand, CustomRoleEvent};
 pub use error::{AuthError, ErrorType};
+pub use host::{Host, HostEvent, JoinHost};
 pub use invite::{Invite, InviteCommand, InviteEvent};
 pub use names::{CustomRoleId, DisplayName, EmailAddress, TokenName, UserName};
 pub use principals::{HostId, HostRole, Identity, Login};
@@ -65,6 +67,7 @@ pub enum LedgerEvent {
     Certificate(CertificateEvent),
     ProvisionToken(ProvisionTokenEvent),
     Invite(InviteEvent),
+    Host(HostEvent),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -155,6 +158,7 @@ impl LogEvent for LedgerEvent {
             Certificate::TYPE => parse::<Certificate>(payload).map(Self::Certificate),
             ProvisionToken::TYPE => parse::<ProvisionToken>(payload).map(Self::ProvisionToken),
             Invite::TYPE => parse::<Invite>(payload).map(Self::Invite),
+            Host::TYPE => parse::<Host>(payload).map(Self::Host),
             _ => return None,
         })
     }

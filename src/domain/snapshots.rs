@@ -124,6 +124,10 @@ fn samples() -> Vec<(String, Value)> {
             token: JoinToken::Issued { id: Uuid::from_u128(0x3c) },
             cert: signed(42),
         }),
+        stored(&super::host::tests::joined(
+            "SHA256:Bq2vqg0yW8f1mR3+0kq8C7uW0m3kUeD1m4yYx8n4m2E",
+            JoinToken::Static { id: "8c2a1f0e9d3b7c64".into() },
+        )),
         stored(&ProvisionTokenEvent::ProvisionTokenIssued {
             token_hash: "n4bQgYhMfWWaL+qgxVrQFaO/TxsrC4Is0V1sFbDwCgg=".into(),
             roles: BTreeSet::from([HostRole::Node]),

@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::domain::{
-    CaKind, CertAuthorityEvent, CertificateEvent, HostId, HostRole, Identity, InviteEvent, Login, ProvisionTokenEvent,
-    SigningKey, UserName,
+    CaKind, CertAuthorityEvent, CertificateEvent, HostEvent, HostId, HostRole, Identity, InviteEvent, Login,
+    ProvisionTokenEvent, SigningKey, UserName,
 };
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -51,10 +51,10 @@ pub struct HostRecord {
     pub host_id: HostId,
     pub roles: BTreeSet<HostRole>,
     pub joined: i64,
-    pub serial: u64,
-    pub valid_before: i64,
-    /// The host key its latest certificate certifies.
+    /// The host key the host id is bound to.
     pub key_fingerprint: String,
+    /// Its latest host certificate: serial and end of validity.
+    pub certificate: Option<(u64, i64)>,
 }
 
 /// A certificate as issued, with the log position that recorded it.
@@ -156,20 +156,26 @@ impl Access {
     }
 
     pub(crate) fn apply_certificate(&mut self, position: i64, event: &CertificateEvent) {
-        if let CertificateEvent::HostCertIssued { host_id, roles, cert, .. } = event {
-            self.hosts.insert(
-                host_id.clone(),
-                HostRecord {
-                    host_id: host_id.clone(),
-                    roles: roles.clone(),
-                    joined: cert.at,
-                    serial: cert.serial,
-                    valid_before: cert.valid_before,
-                    key_fingerprint: cert.key_fingerprint.clone(),
-                },
-            );
+        if let CertificateEvent::HostCertIssued { host_id, cert, .. } = event
+            && let Some(host) = self.hosts.get_mut(host_id)
+        {
+            host.certificate = Some((cert.serial, cert.valid_before));
         }
         self.certificates.push(CertificateRecord { position, event: event.clone() });
+    }
+
+    pub(crate) fn apply_host(&mut self, host_id: HostId, event: &HostEvent) {
+        let HostEvent::HostJoined { roles, key_fingerprint, at, .. } = event;
+        self.hosts.insert(
+            host_id.clone(),
+            HostRecord {
+                host_id,
+                roles: roles.clone(),
+                joined: *at,
+                key_fingerprint: key_fingerprint.clone(),
+                certificate: None,
+            },
+        );
     }
 
     pub(crate) fn apply_provision_token(&mut self, id: Uuid, event: &ProvisionTokenEvent) {

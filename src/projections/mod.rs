@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use crate::domain::canonical::Canonicalization;
 use crate::domain::{
-    LedgerEvent, LogEvent, ServerConfigEvent, ServerSettings, SystemEvent, TokenEvent, UserEvent, UserName,
+    HostId, LedgerEvent, LogEvent, ServerConfigEvent, ServerSettings, SystemEvent, TokenEvent, UserEvent, UserName,
 };
 
 pub use access::Access;
@@ -119,6 +119,10 @@ impl Fold for Projections {
             LedgerEvent::ProvisionToken(event) => match Uuid::parse_str(aggregate_id) {
                 Ok(id) => self.access.apply_provision_token(id, event),
                 Err(_) => tracing::error!(position, "provisioning token event with a malformed aggregate id"),
+            },
+            LedgerEvent::Host(event) => match HostId::parse(aggregate_id) {
+                Ok(id) => self.access.apply_host(id, event),
+                Err(_) => tracing::error!(position, "host event with a malformed aggregate id"),
             },
             LedgerEvent::Invite(event) => match Uuid::parse_str(aggregate_id) {
                 Ok(id) => self.access.apply_invite(id, event),

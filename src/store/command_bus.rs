@@ -19,9 +19,9 @@ use crate::domain::test_mode::{
 };
 use crate::domain::{
     Audit, AuditCommand, AuthError, CaKind, CertAuthority, CertAuthorityCommand, Certificate, CustomRole,
-    CustomRoleCommand, CustomRoleId, Invite, InviteCommand, ProvisionToken, ProvisionTokenCommand, RecordCertificate,
-    ServerConfig, ServerConfigCommand, System, SystemCommand, Token, TokenCommand, User, UserCommand, UserName,
-    server_config::SERVER_CONFIG_ID, system::SYSTEM_ID, upcasters,
+    CustomRoleCommand, CustomRoleId, Host, HostId, Invite, InviteCommand, JoinHost, ProvisionToken,
+    ProvisionTokenCommand, RecordCertificate, ServerConfig, ServerConfigCommand, System, SystemCommand, Token,
+    TokenCommand, User, UserCommand, UserName, server_config::SERVER_CONFIG_ID, system::SYSTEM_ID, upcasters,
 };
 
 /// How many times a command that lost an optimistic race is retried on fresh state.
@@ -52,6 +52,7 @@ pub struct CommandBus {
     certificates: Framework<Certificate>,
     provision_tokens: Framework<ProvisionToken>,
     invites: Framework<Invite>,
+    hosts: Framework<Host>,
     on_commit: Arc<dyn Fn(i64) + Send + Sync>,
 }
 
@@ -74,6 +75,7 @@ impl CommandBus {
             certificates: framework(log),
             provision_tokens: framework(log),
             invites: framework(log),
+            hosts: framework(log),
             on_commit,
         }
     }
@@ -104,6 +106,15 @@ impl CommandBus {
         metadata: &EventMetadata,
     ) -> Result<Option<i64>, CommandError> {
         execute(&self.provision_tokens, &id.to_string(), command, metadata, &self.on_commit).await
+    }
+
+    pub async fn host(
+        &self,
+        id: &HostId,
+        command: JoinHost,
+        metadata: &EventMetadata,
+    ) -> Result<Option<i64>, CommandError> {
+        execute(&self.hosts, id.as_str(), command, metadata, &self.on_commit).await
     }
 
     pub async fn invite(
