@@ -61,7 +61,7 @@ enum Command {
         #[arg(long, value_parser = parse_time)]
         until: Option<i64>,
     },
-    /// A user's state at a moment (profile, roles, disabled, live tokens), or whether a token was valid then and why not.
+    /// A user's state at a moment (profile, roles, disabled, live tokens, SSH logins and certificates), or whether a token was valid then and why not.
     AsOf {
         /// The moment (RFC 3339, or epoch milliseconds).
         #[arg(value_parser = parse_time)]
@@ -201,6 +201,20 @@ fn token_line(t: &serde_json::Value) -> String {
     )
 }
 
+/// An SSH certificate as one line: serial, principals, validity and the certified key.
+fn certificate_line(c: &serde_json::Value) -> String {
+    let principals = c["principals"]
+        .as_array()
+        .map_or_else(String::new, |p| p.iter().filter_map(serde_json::Value::as_str).collect::<Vec<_>>().join(", "));
+    format!(
+        "\n    {} for {principals}, valid {} to {}, key {}",
+        c["serial"].as_str().unwrap_or_default(),
+        rfc3339(c["valid_after"].as_i64().unwrap_or_default()),
+        rfc3339(c["valid_before"].as_i64().unwrap_or_default()),
+        c["key_fingerprint"].as_str().unwrap_or_default()
+    )
+}
+
 /// A JSON object as aligned `key: value` lines; times in epoch ms shown with their RFC 3339 form.
 fn print_fields(value: &serde_json::Value) {
     let Some(object) = value.as_object() else {
@@ -215,8 +229,12 @@ fn print_fields(value: &serde_json::Value) {
             }
             serde_json::Value::String(s) => s.clone(),
             serde_json::Value::Null => "-".into(),
+            serde_json::Value::Array(items) if items.is_empty() => "-".into(),
             serde_json::Value::Array(tokens) if key == "tokens" => tokens.iter().map(token_line).collect(),
             serde_json::Value::Object(_) if key == "token" => token_line(field),
+            serde_json::Value::Array(certificates) if key == "certificates" => {
+                certificates.iter().map(certificate_line).collect()
+            }
             serde_json::Value::Array(items) if items.iter().all(|i| !i.is_object()) => items
                 .iter()
                 .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_owned))

@@ -289,6 +289,16 @@ async fn the_replay_command_reports_and_fails_loudly() {
         .expect("runs");
     assert_eq!(refused.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("10020 Invalid token"));
+    // A user's state as a table: one line per token and per SSH certificate.
+    let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPPs2rJNNxAeNELDM1aoE0AOY5kfVLtcwSSQS39pFubW";
+    let cert = ok(h.post("/api/V2/certs/ssh", Some(&admin), json!({"public_key": key, "ttl": 3600})).await).await;
+    let serial = cert["serial"].as_str().expect("a serial").to_owned();
+    let as_of = run(&["as-of", &(h.now() + 1_000).to_string(), "--user", "admin"]);
+    let text = String::from_utf8_lossy(&as_of.stdout);
+    let line = text.lines().find(|l| l.contains(&serial)).unwrap_or_default();
+    assert!(line.starts_with("    ") && line.contains("for admin, valid 20"), "{text}");
+    assert!(line.contains(", key SHA256:"), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("custom_roles") && l.ends_with(" -")), "{text}");
     h.store.execute("UPDATE {events} SET metadata = '{}' WHERE position = 3").await;
     let broken = run(&["verify", "--format", "json"]);
     assert_eq!(broken.status.code(), Some(1));
