@@ -6,10 +6,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use crate::access::AccessOptions;
+use crate::background::BackgroundTask;
 use crate::clock::SharedClock;
 use crate::domain::canonical::Canonicalization;
 use crate::domain::{
@@ -160,7 +160,7 @@ pub struct Ledger {
     pub checkpoint: Option<i64>,
     bus: CommandBus,
     clock: SharedClock,
-    runner: JoinHandle<()>,
+    runner: BackgroundTask,
     settle_timeout: Duration,
 }
 
@@ -176,7 +176,7 @@ impl Ledger {
         tracing::info!(events = folded, position = model.position(), store = log.kind(), "projections caught up");
         let waker = runner.waker();
         let bus = CommandBus::new(&log, Arc::new(move |_| waker.notify_one()));
-        let runner = runner.spawn(options.poll);
+        let runner = BackgroundTask::new(runner.spawn(options.poll));
         let ledger = Self { log, model, checkpoint, bus, clock, runner, settle_timeout: options.settle_timeout };
         ledger
             .server_config(ServerConfigCommand::Initialize(options.initial_settings), &EventMetadata::actor("system"))
@@ -300,7 +300,7 @@ impl Ledger {
 
     /// Stops tailing and closes the store.
     pub async fn close(&self) {
-        self.runner.abort();
+        self.runner.stop().await;
         self.log.close().await;
     }
 }

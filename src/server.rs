@@ -15,6 +15,7 @@ use crate::access::AccessService;
 use crate::access::authority::{AuthorityError, ensure_authorities};
 use crate::access::second_factor::forget_orphans;
 use crate::api::{self, AppState, ServiceInfo};
+use crate::background::BackgroundTask;
 use crate::clock::SharedClock;
 use crate::ledger::{Ledger, LedgerError, LedgerOptions};
 use crate::test_mode::{SWEEP_EVERY, TestLedger};
@@ -38,14 +39,14 @@ pub struct Server {
     shutdown: oneshot::Sender<()>,
     task: JoinHandle<std::io::Result<()>>,
     /// Forgets orphaned second-factor secrets now and then.
-    sweeper: JoinHandle<()>,
+    sweeper: BackgroundTask,
 }
 
 /// How often orphaned second-factor secrets are looked for.
 const SECRET_SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
 
-fn start_secret_sweeper(ledger: Arc<Ledger>) -> JoinHandle<()> {
-    tokio::spawn(async move {
+fn start_secret_sweeper(ledger: Arc<Ledger>) -> BackgroundTask {
+    BackgroundTask::new(tokio::spawn(async move {
         loop {
             match forget_orphans(&ledger).await {
                 Ok(0) => {}
@@ -54,7 +55,7 @@ fn start_secret_sweeper(ledger: Arc<Ledger>) -> JoinHandle<()> {
             }
             tokio::time::sleep(SECRET_SWEEP_EVERY).await;
         }
-    })
+    }))
 }
 
 impl Server {
@@ -100,7 +101,7 @@ impl Server {
 
     /// Stops accepting requests, finishes those in flight, closes the store.
     pub async fn stop(self) -> std::io::Result<()> {
-        self.sweeper.abort();
+        self.sweeper.stop().await;
         let _ = self.shutdown.send(());
         let result = self.task.await.unwrap_or_else(|e| Err(std::io::Error::other(e)));
         self.ledger.close().await;

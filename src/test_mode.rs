@@ -10,12 +10,12 @@
 //! continue, is never deleted), then deletes the expired aggregates' rows
 //! below it. A clear is a marker too, followed by deleting every row below it.
 
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use tokio::task::JoinHandle;
 use uuid::Uuid;
 
+use crate::background::BackgroundTask;
 use crate::clock::SharedClock;
 use crate::domain::test_mode::{TestCustomRoleCommand, TestDataCommand, TestUserCommand};
 use crate::domain::{CustomRoleId, TokenCommand, UserName};
@@ -56,8 +56,8 @@ pub struct TestLedger {
     pub model: Arc<ReadModel<TestProjections>>,
     bus: TestCommandBus,
     clock: SharedClock,
-    runner: JoinHandle<()>,
-    sweeper: Mutex<Option<JoinHandle<()>>>,
+    runner: BackgroundTask,
+    sweeper: BackgroundTask,
     settle_timeout: Duration,
 }
 
@@ -72,14 +72,14 @@ impl TestLedger {
         tracing::info!(events = folded, position = model.position(), "test-mode projections caught up");
         let waker = runner.waker();
         let bus = TestCommandBus::new(&log, Arc::new(move |_| waker.notify_one()));
-        let runner = runner.spawn(options.poll);
+        let runner = BackgroundTask::new(runner.spawn(options.poll));
         Ok(Arc::new(Self {
             log,
             model,
             bus,
             clock,
             runner,
-            sweeper: Mutex::new(None),
+            sweeper: BackgroundTask::default(),
             settle_timeout: options.settle_timeout,
         }))
     }
@@ -100,9 +100,7 @@ impl TestLedger {
                 }
             }
         });
-        if let Some(old) = self.sweeper.lock().unwrap_or_else(PoisonError::into_inner).replace(task) {
-            old.abort();
-        }
+        self.sweeper.replace(task);
     }
 
     pub fn now(&self) -> i64 {
@@ -170,10 +168,8 @@ impl TestLedger {
 
     /// Stops sweeping and tailing and closes the log.
     pub async fn close(&self) {
-        if let Some(task) = self.sweeper.lock().unwrap_or_else(PoisonError::into_inner).take() {
-            task.abort();
-        }
-        self.runner.abort();
+        self.sweeper.stop().await;
+        self.runner.stop().await;
         self.log.close().await;
     }
 }
