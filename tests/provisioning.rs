@@ -25,6 +25,11 @@ async fn issue(h: &Harness, admin: &str, body: Value) -> common::Answer {
     h.post("/api/V2/admin/provisiontokens", Some(admin), body).await
 }
 
+fn ok(answer: common::Answer) -> Value {
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    answer.json()
+}
+
 async fn join(h: &Harness, token: &str, host: &str, roles: Option<Value>) -> common::Answer {
     let mut body = json!({"token": token, "host_id": host, "public_key": host_key()});
     if let Some(roles) = roles {
@@ -143,6 +148,52 @@ async fn bad_token_requests_are_refused_and_write_nothing(h: Harness) -> Harness
     h
 }
 on_both_stores!(bad_token_requests_are_refused_and_write_nothing);
+
+/// When the log refuses one of `count` tokens, the request fails and the ones
+/// issued before it are withdrawn: no token whose value nobody saw stays usable.
+async fn a_request_that_fails_midway_leaves_no_usable_token(h: Harness) -> Harness {
+    let (_, admin) = h.administrators().await;
+    // The log refuses a third ProvisionTokenIssued (the store's own trigger, as a full disk would).
+    let refuse_third = match &h.store {
+        TestStore::Sqlite { .. } => "CREATE TRIGGER refuse_third BEFORE INSERT ON {events} \
+             WHEN NEW.event_type = 'ProvisionTokenIssued' \
+             AND (SELECT COUNT(*) FROM {events} WHERE event_type = 'ProvisionTokenIssued') >= 2 \
+             BEGIN SELECT RAISE(ABORT, 'injected failure'); END;"
+            .to_owned(),
+        TestStore::Postgres { prefix, .. } => format!(
+            "CREATE FUNCTION {prefix}refuse_third() RETURNS trigger AS $$ BEGIN \
+             IF NEW.event_type = 'ProvisionTokenIssued' \
+             AND (SELECT COUNT(*) FROM {{events}} WHERE event_type = 'ProvisionTokenIssued') >= 2 \
+             THEN RAISE EXCEPTION 'injected failure'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql; \
+             CREATE TRIGGER refuse_third BEFORE INSERT ON {{events}} FOR EACH ROW EXECUTE FUNCTION {prefix}refuse_third();"
+        ),
+    };
+    h.store.execute(&refuse_third).await;
+    let failed = issue(&h, &admin, json!({"roles": ["node"], "count": 5})).await;
+    assert_eq!(failed.status, 500, "{}", failed.text);
+    assert!(failed.json()["error"]["message"].is_string(), "the auth2 envelope: {}", failed.text);
+    let listed = ok(h.get("/api/V2/admin/provisiontokens", Some(&admin)).await);
+    assert_eq!(listed["tokens"], json!([]), "the two issued before the failure are withdrawn");
+    let audit = ok(h.get("/api/V2/admin/audit?limit=1000", Some(&admin)).await);
+    let deleted: Vec<&Value> = audit["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|e| e["event_type"] == "ProvisionTokenDeleted")
+        .collect();
+    assert_eq!(deleted.len(), 2, "{audit}");
+    assert!(deleted.iter().all(|e| e["reason"] == "withdrawn: the request that issued it failed"), "{audit}");
+    // The server keeps serving: a single token still fits under the trigger.
+    let drop = match &h.store {
+        TestStore::Sqlite { .. } => "DROP TRIGGER refuse_third",
+        TestStore::Postgres { .. } => "DROP TRIGGER refuse_third ON {events}",
+    };
+    h.store.execute(drop).await;
+    let fine = ok(issue(&h, &admin, json!({"roles": ["node"], "count": 1})).await);
+    assert_eq!(fine["tokens"].as_array().map(Vec::len), Some(1));
+    h
+}
+on_both_stores!(a_request_that_fails_midway_leaves_no_usable_token);
 
 async fn static_tokens_join_any_number_of_hosts(h: Harness) -> Harness {
     let h = h

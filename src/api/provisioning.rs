@@ -22,10 +22,11 @@ use crate::access::authority::{self, CertSpec};
 use crate::access::issue_certificate;
 use crate::domain::{
     AuthError, CaKind, CertificateEvent, ErrorType, HostId, HostRole, JoinHost, JoinToken, ProvisionTokenCommand,
-    Signed,
+    Signed, UserName,
 };
 use crate::projections::hash_token;
 use crate::projections::token_index::encode_hash;
+use crate::store::EventMetadata;
 
 /// The longest a provisioning token may live, and how long it lives when not said.
 const MAX_TTL_SECONDS: i64 = 30 * 24 * 3600;
@@ -75,10 +76,31 @@ pub async fn issue(
             issued_by: caller.name().clone(),
             at: now,
         };
-        state.ledger.provision_token(id, command, &metadata).await?;
-        issued.push(json!({ "token": value, "id": id, "roles": roles, "expires": expires }));
+        if let Err(error) = state.ledger.provision_token(id, command, &metadata).await {
+            withdraw(&state, issued.iter().map(|(id, _)| *id), caller.name(), &metadata).await;
+            return Err(error.into());
+        }
+        issued.push((id, value));
     }
-    Ok(Json(json!({ "tokens": issued, "expires": expires, "ttl": ttl })))
+    let tokens: Vec<Value> = issued
+        .into_iter()
+        .map(|(id, value)| json!({ "token": value, "id": id, "roles": roles, "expires": expires }))
+        .collect();
+    Ok(Json(json!({ "tokens": tokens, "expires": expires, "ttl": ttl })))
+}
+
+/// Deletes the tokens a failed request issued before it failed: their values
+/// were never shown to anyone, so they must not stay usable. Best effort — a
+/// log that refused the issue may refuse these too; the tokens then expire.
+async fn withdraw(state: &AppState, ids: impl Iterator<Item = Uuid>, by: &UserName, metadata: &EventMetadata) {
+    let metadata =
+        EventMetadata { reason: Some("withdrawn: the request that issued it failed".into()), ..metadata.clone() };
+    for id in ids {
+        let command = ProvisionTokenCommand::Delete { by: by.clone(), at: state.now() };
+        if let Err(error) = state.ledger.provision_token(id, command, &metadata).await {
+            tracing::warn!(%id, %error, "cannot withdraw a provisioning token of a failed request; it stays until it expires");
+        }
+    }
 }
 
 /// `GET /api/V2/admin/provisiontokens`: pending tokens (never their values) and the static ones.
