@@ -7,7 +7,8 @@
 #   P4  server start-up from a checkpoint ÷ full rebuild time, same log (`replay rebuild` writes the checkpoint)
 #   P5  memory per live token in the token index
 #   and what durable commits cost (SQLite synchronous=FULL vs NORMAL; PostgreSQL).
-#   ssh: SSH certificates per second (user certificates, host joins with a static token) beside
+#   ssh: SSH certificates per second (user certificates, host joins with a static token: new hosts, and
+#        one host renewing its certificate 16 connections at a time) beside
 #        POST /api/V2/token on the same SQLite server: what signing and recording a certificate cost.
 # Needs wrk (apt-get install wrk) and a PostgreSQL reachable at $PG_BASE (trust auth).
 # Knobs: TOKENS (1000000), DURATION (10s per wrk run), ROUNDS (5), PG_BASE (postgres://postgres@127.0.0.1:5432),
@@ -178,6 +179,9 @@ ssh_run() { # label script url [env]
 }
 ssh_run "POST /api/V2/token (baseline)" bench/create_token.lua "http://127.0.0.1:$PORT/api/V2/token"
 ssh_run "POST /api/V2/certs/ssh        " bench/user_cert.lua "http://127.0.0.1:$PORT/api/V2/certs/ssh"
-ssh_run "POST /api/V2/hosts/join       " bench/host_join.lua "http://127.0.0.1:$PORT/api/V2/hosts/join"
+ssh_run "POST /api/V2/hosts/join (new)  " bench/host_join.lua "http://127.0.0.1:$PORT/api/V2/hosts/join"
+export HOST_MODE=renew
+ssh_run "POST /api/V2/hosts/join (renew)" bench/host_join.lua "http://127.0.0.1:$PORT/api/V2/hosts/join"
+unset HOST_MODE
 stop_server
 fi

@@ -229,6 +229,40 @@ async fn static_tokens_join_any_number_of_hosts(h: Harness) -> Harness {
 }
 on_both_stores!(static_tokens_join_any_number_of_hosts);
 
+/// A host renewing its certificate with the key it is bound to records the
+/// certificate only — no new binding — so parallel rejoins of one host never
+/// contend, and the host list shows the latest join's roles.
+async fn rejoining_with_the_bound_key_renews_without_rebinding(h: Harness) -> Harness {
+    let h = h
+        .restart_with(|o| {
+            o.access.static_tokens = vec![StaticToken::parse(&format!("node,proxy:{STATIC_TOKEN}")).expect("valid")]
+        })
+        .await;
+    let (_, admin) = h.administrators().await;
+    let key = host_key();
+    let first = json!({"token": STATIC_TOKEN, "host_id": "node-r", "public_key": key});
+    ok(h.post("/api/V2/hosts/join", None, first).await);
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let rejoin = json!({"token": STATIC_TOKEN, "host_id": "node-r", "public_key": key, "roles": ["node"]});
+    let answers = futures::future::join_all((0..8).map(|_| h.post("/api/V2/hosts/join", None, rejoin.clone()))).await;
+    let serials: std::collections::BTreeSet<String> =
+        answers.into_iter().map(|a| ok(a)["serial"].as_str().unwrap_or_default().to_owned()).collect();
+    assert_eq!(serials.len(), 8, "eight distinct certificates");
+
+    let history = ok(h.get("/api/V2/admin/audit?limit=1000", Some(&admin)).await);
+    let count = |event_type: &str| {
+        history["events"].as_array().into_iter().flatten().filter(|e| e["event_type"] == event_type).count()
+    };
+    assert_eq!((count("HostJoined"), count("HostCertIssued")), (1, 9), "one binding, nine certificates");
+    let hosts = ok(h.get("/api/V2/admin/hosts", Some(&admin)).await);
+    let host = &hosts["hosts"][0];
+    assert_eq!(host["roles"], json!(["node"]), "the latest join's roles");
+    assert!(host["last_joined"].as_i64() > host["joined"].as_i64(), "{hosts}");
+    assert!(serials.contains(host["serial"].as_str().unwrap_or_default()), "the latest certificate: {hosts}");
+    h
+}
+on_both_stores!(rejoining_with_the_bound_key_renews_without_rebinding);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_token_joins_nobody() {
     let manual = ManualClock::new(TEST_EPOCH);

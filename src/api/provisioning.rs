@@ -195,7 +195,7 @@ pub async fn join(State(state): State<AppState>, context: RequestContext, body: 
     state.ledger.host(&host_id, join, &metadata).await?;
     let valid_after = (now - 60_000) / 1000;
     let valid_before = now.saturating_add(state.access.options.host_cert_ttl_ms) / 1000;
-    let (certificate, _) = issue_certificate(&state.ledger, &metadata, |serial| {
+    let (certificate, event) = issue_certificate(&state.ledger, &metadata, |serial| {
         let certificate = authority::sign(
             &private,
             CertSpec {
@@ -225,11 +225,14 @@ pub async fn join(State(state): State<AppState>, context: RequestContext, body: 
         Ok((certificate, event))
     })
     .await?;
+    let serial = event.cert().serial.to_string();
     let user_ca = state.ledger.model.read().access.authority(CaKind::User).map(|a| a.key.public_key.clone());
     Ok(Json(json!({
         "host_id": host_id,
         "roles": roles,
         "certificate": certificate,
+        "serial": serial,
+        "valid_after": valid_after * 1000,
         "valid_before": valid_before * 1000,
         "known_hosts": authority::known_hosts_line(&state.access.options.known_hosts_pattern, &ca.public_key),
         "user_ca": user_ca,
@@ -245,7 +248,7 @@ pub async fn hosts(State(state): State<AppState>, context: RequestContext) -> Re
         .hosts()
         .map(|h| {
             json!({
-                "host_id": h.host_id, "roles": h.roles, "joined": h.joined, "key_fingerprint": h.key_fingerprint,
+                "host_id": h.host_id, "roles": h.roles, "joined": h.joined, "last_joined": h.last_joined, "key_fingerprint": h.key_fingerprint,
                 "serial": h.certificate.map(|(serial, _)| serial.to_string()),
                 "valid_before": h.certificate.map(|(_, valid_before)| valid_before),
             })

@@ -49,8 +49,12 @@ pub struct InviteRecord {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HostRecord {
     pub host_id: HostId,
+    /// The roles of its latest join.
     pub roles: BTreeSet<HostRole>,
+    /// When the host id was bound to its current key.
     pub joined: i64,
+    /// Its latest join (a rejoin with the same key renews its certificate).
+    pub last_joined: i64,
     /// The host key the host id is bound to.
     pub key_fingerprint: String,
     /// Its latest host certificate: serial and end of validity.
@@ -156,10 +160,12 @@ impl Access {
     }
 
     pub(crate) fn apply_certificate(&mut self, position: i64, event: &CertificateEvent) {
-        if let CertificateEvent::HostCertIssued { host_id, cert, .. } = event
+        if let CertificateEvent::HostCertIssued { host_id, roles, cert, .. } = event
             && let Some(host) = self.hosts.get_mut(host_id)
         {
             host.certificate = Some((cert.serial, cert.valid_before));
+            host.roles = roles.clone();
+            host.last_joined = cert.at;
         }
         self.certificates.push(CertificateRecord { position, event: event.clone() });
     }
@@ -172,6 +178,7 @@ impl Access {
                 host_id,
                 roles: roles.clone(),
                 joined: *at,
+                last_joined: *at,
                 key_fingerprint: key_fingerprint.clone(),
                 certificate: None,
             },

@@ -15,7 +15,8 @@ use crate::domain::canonical::Canonicalization;
 
 /// The checkpoint format this build writes and reads.
 /// 2: the access projection (authorities, provisioning tokens, invitations, hosts, certificates).
-pub const FORMAT: u32 = 2;
+/// 3: hosts keep their latest join (`last_joined`) beside the binding time.
+pub const FORMAT: u32 = 3;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Checkpoint {
