@@ -161,7 +161,7 @@ async fn seed(store: String, tokens: usize, tokens_out: String, sample: usize, l
     let login = new_token();
     let now = clock.now_ms();
     ledger
-        .token(Uuid::new_v4(), TokenCommand::Issue(grant(&user, &login, TokenKind::Login, 0, now)), &meta)
+        .token(Uuid::new_v4(), TokenCommand::Issue(Box::new(grant(&user, &login, TokenKind::Login, 0, now))), &meta)
         .await
         .expect("login");
     std::fs::write(&login_out, &login).expect("login file");
@@ -218,7 +218,8 @@ async fn commit_rate(store: String, tasks: usize, commands: usize, sqlite_normal
         handles.push(tokio::spawn(async move {
             let meta = EventMetadata::actor("bench");
             for i in 0..per_task {
-                let command = TokenCommand::Issue(grant(&user, &new_token(), TokenKind::Agent, t * per_task + i, now));
+                let command =
+                    TokenCommand::Issue(Box::new(grant(&user, &new_token(), TokenKind::Agent, t * per_task + i, now)));
                 bus.token(Uuid::new_v4(), command, &meta).await.expect("command");
             }
         }));

@@ -90,7 +90,7 @@ async fn racing_commands(store: TestStore) {
             custom: Default::default(),
             client: ClientInfo::default(),
         };
-        ledger.token(id, TokenCommand::Issue(grant), &meta).await.expect("issued");
+        ledger.token(id, TokenCommand::Issue(Box::new(grant)), &meta).await.expect("issued");
         let mut tasks = Vec::new();
         for _ in 0..4 {
             let ledger = ledger.clone();

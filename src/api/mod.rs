@@ -113,7 +113,7 @@ impl AppState {
     ) -> Result<(String, TokenView), ApiError> {
         let lifetime = self.ledger.model.read().config.token_lifetimes.of(grant.kind);
         let minted = mint(grant, self.now(), lifetime);
-        self.ledger.token(minted.view.id, TokenCommand::Issue(minted.issued), metadata).await?;
+        self.ledger.token(minted.view.id, TokenCommand::Issue(Box::new(minted.issued)), metadata).await?;
         Ok((minted.value, minted.view))
     }
 

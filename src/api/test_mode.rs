@@ -116,7 +116,7 @@ pub async fn create_token(State(state): State<AppState>, body: Body) -> Result<J
     }
     let grant = NewToken { user, kind, name, custom: Default::default(), client: ClientInfo::default() };
     let Minted { value, issued, view } = mint(grant, now, TEST_DATA_LIFETIME_MS);
-    ledger.token(view.id, TokenCommand::Issue(issued)).await?;
+    ledger.token(view.id, TokenCommand::Issue(Box::new(issued))).await?;
     Ok(Json(views::new_api_token(&view, &value, state.cache_for())))
 }
 

@@ -119,7 +119,7 @@ impl DomainEvent for TokenEvent {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum TokenCommand {
-    Issue(TokenIssued),
+    Issue(Box<TokenIssued>),
     Revoke { by: UserName, reason: RevocationReason, at: i64 },
 }
 
@@ -143,7 +143,7 @@ impl Aggregate for Token {
                 if self.hash.is_some() {
                     return Err(AuthError::illegal("Token id already issued"));
                 }
-                sink.write(TokenEvent::TokenIssued(grant), self).await;
+                sink.write(TokenEvent::TokenIssued(*grant), self).await;
             }
             TokenCommand::Revoke { by, reason, at } => {
                 let Some(token_hash) = self.hash.clone().filter(|_| !self.revoked) else {
@@ -190,7 +190,7 @@ pub(crate) mod tests {
     async fn issuing_a_new_token_records_its_grant() {
         TestFramework::<Token>::with(())
             .given_no_previous_events()
-            .when_async(TokenCommand::Issue(grant()))
+            .when_async(TokenCommand::Issue(Box::new(grant())))
             .await
             .then_expect_events(vec![TokenEvent::TokenIssued(grant())]);
     }
@@ -199,7 +199,7 @@ pub(crate) mod tests {
     async fn a_token_id_is_issued_only_once() {
         TestFramework::<Token>::with(())
             .given(vec![TokenEvent::TokenIssued(grant())])
-            .when_async(TokenCommand::Issue(grant()))
+            .when_async(TokenCommand::Issue(Box::new(grant())))
             .await
             .then_expect_error_message("30001 Illegal input parameter: Token id already issued");
     }
