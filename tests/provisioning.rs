@@ -25,6 +25,14 @@ async fn issue(h: &Harness, admin: &str, body: Value) -> common::Answer {
     h.post("/api/V2/admin/provisiontokens", Some(admin), body).await
 }
 
+/// The server again, configured with `node,proxy:STATIC_TOKEN`.
+async fn with_static_token(h: Harness) -> Harness {
+    h.restart_with(|o| {
+        o.access.static_tokens = vec![StaticToken::parse(&format!("node,proxy:{STATIC_TOKEN}")).expect("valid")]
+    })
+    .await
+}
+
 fn ok(answer: common::Answer) -> Value {
     assert_eq!(answer.status, 200, "{}", answer.text);
     answer.json()
@@ -196,11 +204,7 @@ async fn a_request_that_fails_midway_leaves_no_usable_token(h: Harness) -> Harne
 on_both_stores!(a_request_that_fails_midway_leaves_no_usable_token);
 
 async fn static_tokens_join_any_number_of_hosts(h: Harness) -> Harness {
-    let h = h
-        .restart_with(|o| {
-            o.access.static_tokens = vec![StaticToken::parse(&format!("node,proxy:{STATIC_TOKEN}")).expect("valid")]
-        })
-        .await;
+    let h = with_static_token(h).await;
     let (_, admin) = h.administrators().await;
     for host in ["node-a", "node-b"] {
         let joined = join(&h, STATIC_TOKEN, host, None).await;
@@ -233,11 +237,7 @@ on_both_stores!(static_tokens_join_any_number_of_hosts);
 /// certificate only — no new binding — so parallel rejoins of one host never
 /// contend, and the host list shows the latest join's roles.
 async fn rejoining_with_the_bound_key_renews_without_rebinding(h: Harness) -> Harness {
-    let h = h
-        .restart_with(|o| {
-            o.access.static_tokens = vec![StaticToken::parse(&format!("node,proxy:{STATIC_TOKEN}")).expect("valid")]
-        })
-        .await;
+    let h = with_static_token(h).await;
     let (_, admin) = h.administrators().await;
     let key = host_key();
     let first = json!({"token": STATIC_TOKEN, "host_id": "node-r", "public_key": key});

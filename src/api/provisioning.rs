@@ -225,15 +225,15 @@ pub async fn join(State(state): State<AppState>, context: RequestContext, body: 
         Ok((certificate, event))
     })
     .await?;
-    let serial = event.cert().serial.to_string();
+    let cert = event.cert();
     let user_ca = state.ledger.model.read().access.authority(CaKind::User).map(|a| a.key.public_key.clone());
     Ok(Json(json!({
         "host_id": host_id,
         "roles": roles,
         "certificate": certificate,
-        "serial": serial,
-        "valid_after": valid_after * 1000,
-        "valid_before": valid_before * 1000,
+        "serial": cert.serial.to_string(),
+        "valid_after": cert.valid_after,
+        "valid_before": cert.valid_before,
         "known_hosts": authority::known_hosts_line(&state.access.options.known_hosts_pattern, &ca.public_key),
         "user_ca": user_ca,
     })))
@@ -248,9 +248,9 @@ pub async fn hosts(State(state): State<AppState>, context: RequestContext) -> Re
         .hosts()
         .map(|h| {
             json!({
-                "host_id": h.host_id, "roles": h.roles, "joined": h.joined, "last_joined": h.last_joined, "key_fingerprint": h.key_fingerprint,
-                "serial": h.certificate.map(|(serial, _)| serial.to_string()),
-                "valid_before": h.certificate.map(|(_, valid_before)| valid_before),
+                "host_id": h.host_id, "roles": h.roles, "joined": h.joined, "last_joined": h.last_joined(), "key_fingerprint": h.key_fingerprint,
+                "serial": h.certificate.map(|c| c.serial.to_string()),
+                "valid_before": h.certificate.map(|c| c.valid_before),
             })
         })
         .collect();

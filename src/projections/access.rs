@@ -53,12 +53,25 @@ pub struct HostRecord {
     pub roles: BTreeSet<HostRole>,
     /// When the host id was bound to its current key.
     pub joined: i64,
-    /// Its latest join (a rejoin with the same key renews its certificate).
-    pub last_joined: i64,
     /// The host key the host id is bound to.
     pub key_fingerprint: String,
-    /// Its latest host certificate: serial and end of validity.
-    pub certificate: Option<(u64, i64)>,
+    /// Its latest host certificate (every join ends with one).
+    pub certificate: Option<HostCertificate>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct HostCertificate {
+    pub serial: u64,
+    pub valid_before: i64,
+    /// When it was issued: the host's latest join.
+    pub issued: i64,
+}
+
+impl HostRecord {
+    /// Its latest join (a rejoin with the bound key renews its certificate).
+    pub fn last_joined(&self) -> i64 {
+        self.certificate.map_or(self.joined, |c| c.issued)
+    }
 }
 
 /// A certificate as issued, with the log position that recorded it.
@@ -163,9 +176,9 @@ impl Access {
         if let CertificateEvent::HostCertIssued { host_id, roles, cert, .. } = event
             && let Some(host) = self.hosts.get_mut(host_id)
         {
-            host.certificate = Some((cert.serial, cert.valid_before));
+            host.certificate =
+                Some(HostCertificate { serial: cert.serial, valid_before: cert.valid_before, issued: cert.at });
             host.roles = roles.clone();
-            host.last_joined = cert.at;
         }
         self.certificates.push(CertificateRecord { position, event: event.clone() });
     }
@@ -178,7 +191,6 @@ impl Access {
                 host_id,
                 roles: roles.clone(),
                 joined: *at,
-                last_joined: *at,
                 key_fingerprint: key_fingerprint.clone(),
                 certificate: None,
             },

@@ -15,7 +15,7 @@ use crate::domain::canonical::Canonicalization;
 
 /// The checkpoint format this build writes and reads.
 /// 2: the access projection (authorities, provisioning tokens, invitations, hosts, certificates).
-/// 3: hosts keep their latest join (`last_joined`) beside the binding time.
+/// 3: a host's latest certificate keeps when it was issued (the host's latest join).
 pub const FORMAT: u32 = 3;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
