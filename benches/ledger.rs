@@ -16,16 +16,18 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::Instant;
 
+use authledger::app::commands::CommandBus;
+use authledger::app::ledger::{Ledger, LedgerOptions};
 use authledger::clock::{Clock, SystemClock};
 use authledger::domain::canonical::Canonicalization;
 use authledger::domain::token::{ClientInfo, TokenIssued};
 use authledger::domain::{
     DisplayName, LedgerEvent, TokenCommand, TokenEvent, TokenKind, TokenName, UserCommand, UserName,
 };
-use authledger::ledger::{Ledger, LedgerOptions};
+use authledger::domain::{Token, User};
 use authledger::projections::token_index::encode_hash;
 use authledger::projections::{Fold, Projections, ReadModel, Runner, hash_token};
-use authledger::store::{CommandBus, EventLog, EventMetadata, StoreOptions};
+use authledger::store::{EventLog, EventMetadata, Store, StoreOptions};
 use clap::{Parser, Subcommand};
 use cqrs_es::DomainEvent;
 use cqrs_es::persist::SerializedEvent;
@@ -156,12 +158,16 @@ async fn seed(store: String, tokens: usize, tokens_out: String, sample: usize, l
             by: UserName::root(),
             password: None,
         };
-        ledger.user(&user, create, &meta).await.expect("user");
+        ledger.execute::<User>(&user, create, &meta).await.expect("user");
     }
     let login = new_token();
     let now = clock.now_ms();
     ledger
-        .token(Uuid::new_v4(), TokenCommand::Issue(Box::new(grant(&user, &login, TokenKind::Login, 0, now))), &meta)
+        .execute::<Token>(
+            Uuid::new_v4(),
+            TokenCommand::Issue(Box::new(grant(&user, &login, TokenKind::Login, 0, now))),
+            &meta,
+        )
         .await
         .expect("login");
     std::fs::write(&login_out, &login).expect("login file");
@@ -205,7 +211,7 @@ async fn seed(store: String, tokens: usize, tokens_out: String, sample: usize, l
 async fn commit_rate(store: String, tasks: usize, commands: usize, sqlite_normal: bool) {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let options = StoreOptions { sqlite_full_sync: !sqlite_normal, ..StoreOptions::default() };
-    let log = EventLog::open(&store, options, clock.clone()).await.expect("open");
+    let log = Store::open(&store, options, clock.clone()).await.expect("open").log;
     let bus = Arc::new(CommandBus::new(&log, Arc::new(|_| {})));
     let user = UserName::parse(Some("rate")).expect("name");
     let started = Instant::now();
@@ -220,7 +226,7 @@ async fn commit_rate(store: String, tasks: usize, commands: usize, sqlite_normal
             for i in 0..per_task {
                 let command =
                     TokenCommand::Issue(Box::new(grant(&user, &new_token(), TokenKind::Agent, t * per_task + i, now)));
-                bus.token(Uuid::new_v4(), command, &meta).await.expect("command");
+                bus.execute::<Token>(&Uuid::new_v4(), command, &meta).await.expect("command");
             }
         }));
     }
@@ -281,7 +287,7 @@ async fn raw_read(log: &EventLog) -> (u64, f64) {
 /// raw sequential read of the same table, read before and after the rebuild.
 async fn catch_up(store: String) {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let log = EventLog::open(&store, StoreOptions::default(), clock).await.expect("open");
+    let log = Store::open(&store, StoreOptions::default(), clock).await.expect("open").log;
     let (rows, before) = raw_read(&log).await;
     let model = Arc::new(ReadModel::new(Projections::new(Canonicalization::default())));
     let runner = Runner::new(log.clone(), model.clone());

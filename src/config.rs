@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::access::{AccessOptions, StaticToken};
+use crate::app::ssh::{AccessOptions, StaticToken};
 use crate::domain::ServerSettings;
 use crate::domain::canonical::Canonicalization;
 use crate::domain::server_config::{DAY_MS, RedirectUrls, TokenLifetimes};

@@ -1,19 +1,22 @@
 //! authledger: an authentication service whose source of truth is an
 //! immutable event log. Reading order — and the direction of every import —
-//! is domain → store → projections → api.
+//! is domain → store → projections → app → api:
+//!
+//! - [`domain`]: aggregates, commands, events, rules; pure (no I/O, clock or randomness);
+//! - [`store`]: the event log (SQLite or PostgreSQL), the credentials store, checkpoints' storage;
+//! - [`projections`]: read models folded from the log, and the runner that feeds them;
+//! - [`app`]: the use cases — every multi-step flow, credential, random value and the one command path;
+//! - [`api`]: HTTP — parse, call one `app` function, render; the error envelope; the permission table.
+//!
+//! Beside them: [`config`] (the configuration file → options), [`server`]
+//! (wires a ledger to the HTTP router and runs it) and [`clock`] (the
+//! injected time every layer above the domain reads).
 
-pub mod access;
 pub mod api;
-pub mod audit;
-pub mod background;
-pub mod client;
+pub mod app;
 pub mod clock;
 pub mod config;
 pub mod domain;
-pub mod ledger;
-pub mod passwords;
 pub mod projections;
-pub mod root_account;
 pub mod server;
 pub mod store;
-pub mod test_mode;

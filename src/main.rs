@@ -9,12 +9,12 @@ use std::sync::Arc;
 use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand};
 
-use authledger::client::{self, Client};
+use authledger::api::client::{self, Client};
+use authledger::app::ledger::{Ledger, LedgerOptions};
+use authledger::app::root_account::{RootOutcome, set_root_password};
 use authledger::clock::SystemClock;
 use authledger::config::{DEFAULT_LISTEN, DEFAULT_STORE, FileConfig, parse_duration_ms};
 use authledger::domain::Identity;
-use authledger::ledger::{Ledger, LedgerOptions};
-use authledger::root_account::{RootOutcome, set_root_password};
 use authledger::server::Server;
 
 #[derive(Parser)]

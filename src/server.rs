@@ -11,21 +11,22 @@ use tokio::task::JoinHandle;
 use tower::Layer;
 use tower_http::normalize_path::NormalizePathLayer;
 
-use crate::access::AccessService;
-use crate::access::authority::{AuthorityError, ensure_authorities};
-use crate::access::second_factor::forget_orphans;
 use crate::api::{self, AppState, ServiceInfo};
-use crate::background::BackgroundTask;
+use crate::app::AppError;
+use crate::app::background::BackgroundTask;
+use crate::app::ledger::{Ledger, LedgerOptions};
+use crate::app::second_factor::forget_orphans;
+use crate::app::ssh::AccessService;
+use crate::app::ssh::authority::ensure_authorities;
+use crate::app::test_mode::{SWEEP_EVERY, TestLedger};
 use crate::clock::SharedClock;
-use crate::ledger::{Ledger, LedgerError, LedgerOptions};
-use crate::test_mode::{SWEEP_EVERY, TestLedger};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error(transparent)]
-    Ledger(#[from] LedgerError),
+    Ledger(#[from] AppError),
     #[error("cannot create the certificate authorities: {0}")]
-    Authorities(#[from] AuthorityError),
+    Authorities(AppError),
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: String, source: std::io::Error },
 }
@@ -71,7 +72,7 @@ impl Server {
         };
         let access_options = options.access.clone();
         let ledger = Arc::new(Ledger::open(options, clock).await?);
-        ensure_authorities(&ledger).await?;
+        ensure_authorities(&ledger).await.map_err(StartError::Authorities)?;
         let listener =
             TcpListener::bind(listen).await.map_err(|source| StartError::Listen { addr: listen.to_owned(), source })?;
         let addr = listener.local_addr().map_err(|source| StartError::Listen { addr: listen.to_owned(), source })?;

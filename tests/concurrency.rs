@@ -6,11 +6,13 @@ mod common;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use authledger::app::AppError;
+use authledger::app::ledger::Ledger;
 use authledger::clock::SystemClock;
 use authledger::domain::token::{ClientInfo, RevocationReason, TokenIssued};
 use authledger::domain::user::NewPassword;
 use authledger::domain::{Actor, DisplayName, ErrorType, Role, TokenCommand, TokenKind, UserCommand, UserName};
-use authledger::ledger::{Ledger, LedgerError};
+use authledger::domain::{Token, User};
 use authledger::store::EventMetadata;
 use common::TestStore;
 use uuid::Uuid;
@@ -46,13 +48,13 @@ async fn racing_commands(store: TestStore) {
     for _ in 0..8 {
         let ledger = ledger.clone();
         let meta = meta.clone();
-        tasks.push(tokio::spawn(async move { ledger.user(&name("carol"), create("carol"), &meta).await }));
+        tasks.push(tokio::spawn(async move { ledger.execute::<User>(&name("carol"), create("carol"), &meta).await }));
     }
     let mut created = 0;
     for task in tasks {
         match task.await.expect("task") {
             Ok(Some(_)) => created += 1,
-            Err(LedgerError::Rejected(e)) => assert_eq!(e.kind, ErrorType::UserAlreadyExists),
+            Err(AppError::Rejected(e)) => assert_eq!(e.kind, ErrorType::UserAlreadyExists),
             other => panic!("unexpected {other:?}"),
         }
     }
@@ -68,7 +70,7 @@ async fn racing_commands(store: TestStore) {
         tasks.push(tokio::spawn(async move {
             let command =
                 UserCommand::UpdateRoles { add: BTreeSet::from([role]), remove: BTreeSet::new(), actor: admin, at: 2 };
-            ledger.user(&name("carol"), command, &meta).await
+            ledger.execute::<User>(&name("carol"), command, &meta).await
         }));
     }
     for task in tasks {
@@ -90,21 +92,21 @@ async fn racing_commands(store: TestStore) {
             custom: Default::default(),
             client: ClientInfo::default(),
         };
-        ledger.token(id, TokenCommand::Issue(Box::new(grant)), &meta).await.expect("issued");
+        ledger.execute::<Token>(id, TokenCommand::Issue(Box::new(grant)), &meta).await.expect("issued");
         let mut tasks = Vec::new();
         for _ in 0..4 {
             let ledger = ledger.clone();
             let meta = meta.clone();
             tasks.push(tokio::spawn(async move {
                 let command = TokenCommand::Revoke { by: name("carol"), reason: RevocationReason::Revoked, at: 3 };
-                ledger.token(id, command, &meta).await
+                ledger.execute::<Token>(id, command, &meta).await
             }));
         }
         let mut revoked = 0;
         for task in tasks {
             match task.await.expect("task") {
                 Ok(Some(_)) => revoked += 1,
-                Err(LedgerError::Rejected(e)) => assert_eq!(e.kind, ErrorType::NoSuchToken),
+                Err(AppError::Rejected(e)) => assert_eq!(e.kind, ErrorType::NoSuchToken),
                 other => panic!("unexpected {other:?}"),
             }
         }

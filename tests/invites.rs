@@ -51,10 +51,10 @@ async fn an_invitation_creates_the_account_and_its_session(h: Harness) -> Harnes
     assert_eq!(page.status, 200);
     assert!(page.text.contains("<img alt=\"TOTP QR code\" src=\"data:image/png;base64,"), "{}", page.text);
     assert!(page.text.contains("name=\"second_factor_token\""));
-    let offers = h.server.ledger.log.secret_ids("totp", i64::MAX).await.expect("secrets");
+    let offers = h.server.ledger.credentials.ids_older_than("totp", i64::MAX).await.expect("secrets");
     let probed = h.send(h.http.head(h.url(&format!("/web/newuser/{token}")))).await;
     assert_eq!(probed.status, 200);
-    let after = h.server.ledger.log.secret_ids("totp", i64::MAX).await.expect("secrets");
+    let after = h.server.ledger.credentials.ids_older_than("totp", i64::MAX).await.expect("secrets");
     assert_eq!(after, offers, "a HEAD (a link checker) offers nothing");
     let totp = h.open_invitation(&token).await;
     assert_eq!(totp.account_name(), "carol");
@@ -172,9 +172,9 @@ async fn bad_invitations_are_refused(h: Harness) -> Harness {
     let issued = invite(&h, &root, json!({"user": "erin"})).await;
     let id = issued["id"].as_str().unwrap_or_default().to_owned();
     h.open_invitation(issued["token"].as_str().unwrap_or_default()).await;
-    let offered = h.server.ledger.log.secret_ids("totp", i64::MAX).await.expect("secrets").len();
+    let offered = h.server.ledger.credentials.ids_older_than("totp", i64::MAX).await.expect("secrets").len();
     assert_eq!(h.delete(&format!("/api/V2/admin/invites/{id}"), Some(&admin)).await.status, 204);
-    let left = h.server.ledger.log.secret_ids("totp", i64::MAX).await.expect("secrets").len();
+    let left = h.server.ledger.credentials.ids_older_than("totp", i64::MAX).await.expect("secrets").len();
     assert_eq!(left + 1, offered, "revoking forgets the offered secret");
     h.delete(&format!("/api/V2/admin/invites/{id}"), Some(&admin))
         .await
@@ -363,12 +363,13 @@ async fn orphaned_second_factor_secrets_are_forgotten(store: TestStore) {
     let token = invite(&h, &admin, json!({"user": "dan"})).await["token"].as_str().unwrap_or_default().to_owned();
     h.open_invitation(&token).await;
     h.open_invitation(&token).await;
-    let stored = || async { h.server.ledger.log.secret_ids("totp", i64::MAX).await.expect("secrets").len() };
+    let stored =
+        || async { h.server.ledger.credentials.ids_older_than("totp", i64::MAX).await.expect("secrets").len() };
     assert_eq!(stored().await, 2, "carol's enrolled secret and dan's latest offer");
     let ledger = &h.server.ledger;
-    assert_eq!(authledger::access::second_factor::forget_orphans(ledger).await.ok(), Some(0), "too young to judge");
-    clock.advance(authledger::access::second_factor::ORPHAN_AGE_MS + 1);
-    assert_eq!(authledger::access::second_factor::forget_orphans(ledger).await.ok(), Some(1));
+    assert_eq!(authledger::app::second_factor::forget_orphans(ledger).await.ok(), Some(0), "too young to judge");
+    clock.advance(authledger::app::second_factor::ORPHAN_AGE_MS + 1);
+    assert_eq!(authledger::app::second_factor::forget_orphans(ledger).await.ok(), Some(1));
     assert_eq!(stored().await, 1);
     let carol = h.get("/admin/user/carol", Some(&admin)).await.json();
     assert_eq!(carol["secondfactor"], json!(true));

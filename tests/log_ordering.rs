@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use authledger::clock::SystemClock;
-use authledger::store::{AppendError, EventLog};
+use authledger::store::{AppendError, EventLog, Store};
 use common::TestStore;
 use cqrs_es::persist::SerializedEvent;
 use serde_json::json;
@@ -36,7 +36,7 @@ fn command(aggregate: &str, first_sequence: usize, events: usize) -> Vec<Seriali
 
 async fn open(store: &TestStore) -> EventLog {
     let options = store.options();
-    EventLog::open(&options.store_url, options.store.clone(), Arc::new(SystemClock)).await.expect("the log opens")
+    Store::open(&options.store_url, options.store.clone(), Arc::new(SystemClock)).await.expect("the log opens").log
 }
 
 async fn race(store: TestStore, independent_writers: bool) {

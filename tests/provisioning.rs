@@ -7,7 +7,7 @@ mod common;
 
 use std::sync::Arc;
 
-use authledger::access::StaticToken;
+use authledger::app::ssh::StaticToken;
 use authledger::clock::{Clock, ManualClock};
 use common::{Harness, TEST_EPOCH, TestStore};
 use serde_json::{Value, json};

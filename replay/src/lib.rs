@@ -2,7 +2,7 @@
 //! log, without the server. It opens the same stores through the same store
 //! code — read-only, except `import`, which fills an empty store.
 //!
-//! - [`history`], [`user_as_of`], [`token_as_of`]: the auditor's questions (`authledger::audit`).
+//! - [`history`], [`user_as_of`], [`token_as_of`]: the auditor's questions (`authledger::app::history`).
 //! - [`verify_chain`]: the integrity chain over the whole log.
 //! - [`export`] / [`import`]: the whole log (and the password-hash table) as JSON lines,
 //!   in position order with metadata, times and chain values, so a log moves between stores.
@@ -14,7 +14,7 @@ use authledger::clock::SystemClock;
 use authledger::domain::canonical::Canonicalization;
 use authledger::projections::Projections;
 use authledger::store::chain::{ChainBreak, ChainVerifier};
-use authledger::store::{EventLog, ImportRow, SecretRow, StoreError, StoreOptions, StoredEvent};
+use authledger::store::{EventLog, ImportRow, SecretRow, Store, StoreError, StoreOptions, StoredEvent};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -25,7 +25,7 @@ pub enum ReplayError {
     #[error(transparent)]
     Audit(#[from] AuditError),
     #[error(transparent)]
-    Ledger(#[from] authledger::ledger::LedgerError),
+    App(#[from] authledger::app::AppError),
     #[error("event at position {position} cannot be read: {message}")]
     Decode { position: i64, message: String },
     #[error("{path}: {source}")]
@@ -36,16 +36,17 @@ pub enum ReplayError {
     Tampered { path: String, broken: ChainBreak },
 }
 
-/// Opens a log: read-only, or (for `import`) creating its schema.
-pub async fn open(store: &str, options: StoreOptions) -> Result<EventLog, ReplayError> {
-    Ok(EventLog::open(store, options, Arc::new(SystemClock)).await?)
+/// Opens a store (its log, credentials and checkpoints): read-only, or (for
+/// `import` and `rebuild`) creating its schema.
+pub async fn open(store: &str, options: StoreOptions) -> Result<Store, ReplayError> {
+    Ok(Store::open(store, options, Arc::new(SystemClock)).await?)
 }
 
 pub fn read_only() -> StoreOptions {
     StoreOptions { read_only: true, ..StoreOptions::default() }
 }
 
-pub use authledger::audit::{
+pub use authledger::app::history::{
     AuditError, Entry, LiveToken, Query, Subject, TokenAsOf, UserAsOf, history, token_as_of, user_as_of,
 };
 
@@ -63,8 +64,8 @@ pub async fn verify_chain(
 
 /// Folds the whole log into fresh projections and stores them as a checkpoint
 /// the server loads at start-up. Returns its position, digest and size.
-pub async fn rebuild(log: &EventLog, rule: Canonicalization) -> Result<(i64, String, usize), ReplayError> {
-    let rebuilt = rebuild_part(log, rule, Part::All).await?;
+pub async fn rebuild(store: &Store, rule: Canonicalization) -> Result<(i64, String, usize), ReplayError> {
+    let rebuilt = rebuild_part(store, rule, Part::All).await?;
     Ok((rebuilt.position, rebuilt.digest, rebuilt.bytes))
 }
 
@@ -84,11 +85,11 @@ impl CheckpointCheck {
 
 /// Rebuilds every projection from scratch up to the newest checkpoint's
 /// position and compares digests (`None`: there is no checkpoint to compare with).
-pub async fn verify_checkpoint(log: &EventLog, rule: Canonicalization) -> Result<Option<CheckpointCheck>, ReplayError> {
-    let Some(stored) = log.latest_checkpoint(rule.name()).await? else {
+pub async fn verify_checkpoint(store: &Store, rule: Canonicalization) -> Result<Option<CheckpointCheck>, ReplayError> {
+    let Some(stored) = store.checkpoints.latest(rule.name()).await? else {
         return Ok(None);
     };
-    let rebuilt = digest_at(log, rule, stored.position).await?;
+    let rebuilt = digest_at(&store.log, rule, stored.position).await?;
     Ok(Some(CheckpointCheck { position: stored.position, stored: stored.digest, rebuilt }))
 }
 
@@ -100,7 +101,7 @@ pub async fn digest_at(log: &EventLog, rule: Canonicalization, position: i64) ->
 /// Folds the log after `projections.position` into them, up to `until` (or the head).
 async fn fold(log: &EventLog, projections: Projections, until: Option<i64>) -> Result<Projections, ReplayError> {
     let past_end = |row: &StoredEvent| until.is_some_and(|until| row.position > until);
-    Ok(authledger::audit::fold(log, projections, past_end, |_, _| {}).await?)
+    Ok(authledger::app::history::fold(log, projections, past_end, |_, _| {}).await?)
 }
 
 /// Which projection `rebuild --projection` rebuilds.
@@ -126,11 +127,12 @@ pub struct Rebuilt {
 /// Rebuilds `part` from the log and stores a checkpoint. For one projection,
 /// the others are carried forward from the newest usable checkpoint (folded on
 /// to the same position); without one, everything is rebuilt.
-pub async fn rebuild_part(log: &EventLog, rule: Canonicalization, part: Part) -> Result<Rebuilt, ReplayError> {
+pub async fn rebuild_part(store: &Store, rule: Canonicalization, part: Part) -> Result<Rebuilt, ReplayError> {
+    let log = &store.log;
     let now = authledger::clock::Clock::now_ms(&SystemClock);
     let previous = match part {
         Part::All => None,
-        _ => authledger::ledger::load_checkpoint(log, rule).await,
+        _ => authledger::projections::checkpoint::load_checkpoint(log, &store.checkpoints, rule).await,
     };
     let fresh = fold(log, Projections::new(rule), None).await?;
     let carried_forward = previous.is_some();
@@ -150,7 +152,8 @@ pub async fn rebuild_part(log: &EventLog, rule: Canonicalization, part: Part) ->
         }
     };
     let checkpoint = projections.checkpoint();
-    let (digest, bytes) = authledger::ledger::store_checkpoint(log, &checkpoint, now).await?;
+    let (digest, bytes) =
+        authledger::projections::checkpoint::store_checkpoint(log, &store.checkpoints, &checkpoint, now).await?;
     Ok(Rebuilt { position: checkpoint.position, digest, bytes, carried_forward })
 }
 
@@ -237,7 +240,8 @@ pub struct Moved {
 }
 
 /// Writes the whole log, then the secrets table, as JSON lines.
-pub async fn export(log: &EventLog, out: &mut impl Write, mut progress: impl FnMut(i64)) -> Result<Moved, ReplayError> {
+pub async fn export(store: &Store, out: &mut impl Write, mut progress: impl FnMut(i64)) -> Result<Moved, ReplayError> {
+    let log = &store.log;
     let mut moved = Moved::default();
     let io = |source| ReplayError::File { path: "the export file".into(), source };
     log.scan(0, |rows| {
@@ -250,7 +254,7 @@ pub async fn export(log: &EventLog, out: &mut impl Write, mut progress: impl FnM
         Ok::<bool, ReplayError>(true)
     })
     .await?;
-    for secret in log.secrets().await? {
+    for secret in store.credentials.all().await? {
         let line = Line::Secret {
             id: secret.id,
             secret_kind: secret.kind,
@@ -300,9 +304,9 @@ pub fn verify_file(path: &str) -> Result<Moved, ReplayError> {
 
 /// Imports an export file into an empty log: the file's chain is verified
 /// first, then every row is written verbatim in one transaction.
-pub async fn import(path: &str, log: &EventLog) -> Result<Moved, ReplayError> {
+pub async fn import(path: &str, store: &Store) -> Result<Moved, ReplayError> {
     let moved = verify_file(path)?;
     let mut rows = lines(path)?.map(|row| row.map(|(_, r)| r).map_err(|e| e.to_string()));
-    log.import(&mut rows).await?;
+    store.log.import(&mut rows).await?;
     Ok(moved)
 }

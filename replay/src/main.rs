@@ -280,7 +280,8 @@ async fn run(cli: Cli) -> Result<bool, String> {
                 (_, _, true) => Subject::All,
                 _ => return Err("say whose history: --user U, --token TOKEN_ID or --all".into()),
             };
-            let log = replay::open(&cli.store, replay::read_only()).await.map_err(fail)?;
+            let store = replay::open(&cli.store, replay::read_only()).await.map_err(fail)?;
+            let log = &store.log;
             let bar = progress(log.head().await.map_err(|e| e.to_string())? as u64, "reading");
             let entries = replay::history(&log, &Query { subject, since, until }, |p| bar.set_position(p as u64))
                 .await
@@ -290,7 +291,8 @@ async fn run(cli: Cli) -> Result<bool, String> {
             Ok(true)
         }
         Command::AsOf { at, user, token } => {
-            let log = replay::open(&cli.store, replay::read_only()).await.map_err(fail)?;
+            let store = replay::open(&cli.store, replay::read_only()).await.map_err(fail)?;
+            let log = &store.log;
             let json = match (user, token) {
                 (Some(user), _) => {
                     let name = UserName::parse(Some(&user)).map_err(|e| e.to_string())?;
@@ -318,10 +320,11 @@ async fn run(cli: Cli) -> Result<bool, String> {
                 ProjectionName::Settings => replay::Part::Settings,
                 ProjectionName::Access => replay::Part::Access,
             };
-            let log = replay::open(&cli.store, StoreOptions::default()).await.map_err(fail)?;
+            let store = replay::open(&cli.store, StoreOptions::default()).await.map_err(fail)?;
+            let log = &store.log;
             let started = std::time::Instant::now();
             let bar = spinner("rebuilding from the log");
-            let built = replay::rebuild_part(&log, display_name_rule, part).await.map_err(fail);
+            let built = replay::rebuild_part(&store, display_name_rule, part).await.map_err(fail);
             bar.finish_and_clear();
             log.close().await;
             let built = built?;
@@ -348,13 +351,14 @@ async fn run(cli: Cli) -> Result<bool, String> {
             Ok(true)
         }
         Command::Verify { display_name_rule, server } => {
-            let log = replay::open(&cli.store, replay::read_only()).await.map_err(fail)?;
+            let store = replay::open(&cli.store, replay::read_only()).await.map_err(fail)?;
+            let log = &store.log;
             let head = log.head().await.map_err(|e| e.to_string())?;
             let bar = progress(head as u64, "verifying");
             let outcome = replay::verify_chain(&log, |p| bar.set_position(p as u64)).await.map_err(fail)?;
             bar.finish_and_clear();
             let check = match &outcome {
-                Ok(_) => replay::verify_checkpoint(&log, display_name_rule).await.map_err(fail)?,
+                Ok(_) => replay::verify_checkpoint(&store, display_name_rule).await.map_err(fail)?,
                 Err(_) => None,
             };
             let live = match (&server, &outcome) {
@@ -424,19 +428,21 @@ async fn run(cli: Cli) -> Result<bool, String> {
             Ok(ok)
         }
         Command::Export { file } => {
-            let log = replay::open(&cli.store, replay::read_only()).await.map_err(fail)?;
+            let store = replay::open(&cli.store, replay::read_only()).await.map_err(fail)?;
+            let log = &store.log;
             let bar = progress(log.head().await.map_err(|e| e.to_string())? as u64, "exporting");
             let out = std::fs::File::create(&file).map_err(|e| format!("{file}: {e}"))?;
             let mut out = std::io::BufWriter::new(out);
-            let moved = replay::export(&log, &mut out, |p| bar.set_position(p as u64)).await.map_err(fail)?;
+            let moved = replay::export(&store, &mut out, |p| bar.set_position(p as u64)).await.map_err(fail)?;
             bar.finish_and_clear();
             eprintln!("exported {} events and {} secrets to {file}", moved.events, moved.secrets);
             Ok(true)
         }
         Command::Import { file } => {
-            let log = replay::open(&cli.store, StoreOptions::default()).await.map_err(fail)?;
+            let store = replay::open(&cli.store, StoreOptions::default()).await.map_err(fail)?;
+            let log = &store.log;
             let bar = spinner("verifying and importing");
-            let moved = replay::import(&file, &log).await.map_err(fail);
+            let moved = replay::import(&file, &store).await.map_err(fail);
             bar.finish_and_clear();
             log.close().await;
             let moved = moved?;

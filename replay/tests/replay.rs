@@ -101,10 +101,10 @@ async fn every_kind_of_event(h: &Harness) -> (String, String) {
     (alice, live["token"].as_str().unwrap_or_default().to_owned())
 }
 
-async fn read_only(h: &Harness) -> authledger::store::EventLog {
+async fn read_only(h: &Harness) -> authledger::store::Store {
     let mut options = h.store.options();
     options.store.read_only = true;
-    authledger::store::EventLog::open(
+    authledger::store::Store::open(
         &options.store_url,
         options.store,
         std::sync::Arc::new(authledger::clock::SystemClock),
@@ -115,7 +115,8 @@ async fn read_only(h: &Harness) -> authledger::store::EventLog {
 
 async fn history_covers_every_event_type_and_follows_users_and_tokens(h: Harness) -> Harness {
     let (alice, live) = every_kind_of_event(&h).await;
-    let log = read_only(&h).await;
+    let store = read_only(&h).await;
+    let log = &store.log;
     let all = replay::history(&log, &Query { subject: Subject::All, since: None, until: None }, |_| {})
         .await
         .expect("history");
@@ -179,9 +180,10 @@ async fn export_then_import_into_an_empty_store_answers_the_same(h: Harness) -> 
     let before = same_answers(&h, &alice, &live).await;
     let dir = tempfile::tempdir().expect("a directory");
     let file = dir.path().join("log.jsonl");
-    let log = read_only(&h).await;
+    let store = read_only(&h).await;
+    let log = &store.log;
     let mut out = std::fs::File::create(&file).expect("a file");
-    let exported = replay::export(&log, &mut out, |_| {}).await.expect("export");
+    let exported = replay::export(&store, &mut out, |_| {}).await.expect("export");
     log.close().await;
     assert_eq!(exported.events as i64, h.server.ledger.log.head().await.expect("head"));
     assert!(exported.secrets >= 3, "root's, admin's and alice's password hashes");
@@ -192,17 +194,18 @@ async fn export_then_import_into_an_empty_store_answers_the_same(h: Harness) -> 
         TestStore::Postgres { .. } => TestStore::postgres().await.expect("PostgreSQL"),
     };
     let options = target.options();
-    let log = replay::open(
+    let store = replay::open(
         &options.store_url,
         StoreOptions { table_prefix: options.store.table_prefix.clone(), ..StoreOptions::default() },
     )
     .await
     .expect("open the target");
+    let log = &store.log;
     let path = file.to_str().expect("a path");
-    let imported = replay::import(path, &log).await.expect("import");
+    let imported = replay::import(path, &store).await.expect("import");
     assert_eq!(imported, exported);
     // A second import is refused: the target is no longer empty.
-    let again = replay::import(path, &log).await.expect_err("refused");
+    let again = replay::import(path, &store).await.expect_err("refused");
     assert!(again.to_string().contains("not empty"), "{again}");
     log.close().await;
 
@@ -232,9 +235,10 @@ async fn a_tampered_export_is_refused_at_its_position() {
     h.administrators().await;
     let dir = tempfile::tempdir().expect("a directory");
     let file = dir.path().join("log.jsonl");
-    let log = read_only(&h).await;
+    let store = read_only(&h).await;
+    let log = &store.log;
     let mut out = std::fs::File::create(&file).expect("a file");
-    replay::export(&log, &mut out, |_| {}).await.expect("export");
+    replay::export(&store, &mut out, |_| {}).await.expect("export");
     log.close().await;
     let text = std::fs::read_to_string(&file).expect("the export");
     let tampered: Vec<String> = text
@@ -243,8 +247,9 @@ async fn a_tampered_export_is_refused_at_its_position() {
         .collect();
     std::fs::write(&file, tampered.join("\n")).expect("write");
     let target = TestStore::sqlite();
-    let log = replay::open(&target.url(), StoreOptions::default()).await.expect("open");
-    let refused = replay::import(file.to_str().expect("a path"), &log).await.expect_err("refused");
+    let store = replay::open(&target.url(), StoreOptions::default()).await.expect("open");
+    let log = &store.log;
+    let refused = replay::import(file.to_str().expect("a path"), &store).await.expect_err("refused");
     assert!(refused.to_string().contains("position 5"), "{refused}");
     assert_eq!(log.head().await.expect("head"), 0, "nothing imported");
     log.close().await;
@@ -320,7 +325,8 @@ async fn as_of_answers_between_two_changes(h: Harness) -> Harness {
     h.advance(1_000);
     ok(h.post("/admin/user/alice/disable", Some(&admin), json!({"disable": true, "disabledreason": "audit"})).await)
         .await;
-    let log = read_only(&h).await;
+    let store = read_only(&h).await;
+    let log = &store.log;
     let name = UserName::parse(Some("alice")).expect("a name");
 
     let between = replay::user_as_of(&log, &name, t0 + 1_500).await.expect("as-of").expect("alice existed");
@@ -355,7 +361,7 @@ async fn as_of_answers_between_two_changes(h: Harness) -> Harness {
 }
 on_both_stores!(as_of_answers_between_two_changes, test_mode);
 
-async fn writable(h: &Harness) -> authledger::store::EventLog {
+async fn writable(h: &Harness) -> authledger::store::Store {
     let options = h.store.options();
     replay::open(&options.store_url, options.store).await.expect("the log opens")
 }
@@ -366,16 +372,17 @@ async fn a_checkpoint_is_loaded_at_start_up_and_answers_the_same(h: Harness) -> 
     let head = h.server.ledger.log.head().await.expect("head");
     assert_eq!(h.server.ledger.checkpoint, None, "no checkpoint yet: folded from the start");
 
-    let log = writable(&h).await;
+    let store = writable(&h).await;
+    let log = &store.log;
     let rule = authledger::domain::canonical::Canonicalization::default();
-    let (position, digest, bytes) = replay::rebuild(&log, rule).await.expect("rebuild");
+    let (position, digest, bytes) = replay::rebuild(&store, rule).await.expect("rebuild");
     assert_eq!(position, head);
     assert!(bytes > 0 && digest.len() == 64);
-    let check = replay::verify_checkpoint(&log, rule).await.expect("verify").expect("a checkpoint");
+    let check = replay::verify_checkpoint(&store, rule).await.expect("verify").expect("a checkpoint");
     assert!(check.matches(), "{check:?}");
     // One projection rebuilt, the others carried forward: the same state.
     for part in [replay::Part::UserDirectory, replay::Part::Access] {
-        let part = replay::rebuild_part(&log, rule, part).await.expect("rebuild");
+        let part = replay::rebuild_part(&store, rule, part).await.expect("rebuild");
         assert!(part.carried_forward);
         assert_eq!((part.position, part.digest.clone()), (head, digest.clone()));
     }
@@ -393,8 +400,9 @@ async fn a_checkpoint_is_loaded_at_start_up_and_answers_the_same(h: Harness) -> 
     assert_eq!(h.get("/api/V2/token", Some(&newer)).await.json()["name"], "after the checkpoint");
     let from_checkpoint = same_answers(&h, &alice, &live).await;
     // Carried forward past newer events, the other projections fold on to the new head.
-    let log = writable(&h).await;
-    let part = replay::rebuild_part(&log, rule, replay::Part::TokenIndex).await.expect("rebuild");
+    let store = writable(&h).await;
+    let log = &store.log;
+    let part = replay::rebuild_part(&store, rule, replay::Part::TokenIndex).await.expect("rebuild");
     let now_head = h.server.ledger.log.head().await.expect("head");
     assert_eq!(part.position, now_head);
     assert_eq!(part.digest, replay::digest_at(&log, rule, now_head).await.expect("digest"));
@@ -408,8 +416,9 @@ async fn a_checkpoint_is_loaded_at_start_up_and_answers_the_same(h: Harness) -> 
 
     // A checkpoint whose state differs from a fresh rebuild is reported.
     h.store.execute("UPDATE {checkpoints} SET digest = 'not the digest'").await;
-    let log = read_only(&h).await;
-    let check = replay::verify_checkpoint(&log, rule).await.expect("verify").expect("a checkpoint");
+    let store = read_only(&h).await;
+    let log = &store.log;
+    let check = replay::verify_checkpoint(&store, rule).await.expect("verify").expect("a checkpoint");
     assert!(!check.matches());
     log.close().await;
     h

@@ -11,10 +11,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{Value, json};
-use uuid::Uuid;
 
 use super::error::ApiError;
-use super::local_account::set_password;
 use super::permissions::Action;
 use super::request::{Body, Input, RequestContext, any_token};
 use super::tokens::{no_content_clearing_cookie, owned_token, revoke_token};
@@ -22,12 +20,13 @@ use super::{AppState, Caller, views};
 use crate::domain::names::{check_length, is_blank, parse_role_description};
 use crate::domain::server_config::{ConfigChange, DAY_MS, RedirectKind};
 use crate::domain::token::RevocationReason;
-use crate::domain::user::{NewPassword, check_can_reset_password};
+use crate::domain::{CustomRole, ServerConfig, System, User};
+
+use crate::app::accounts::{self, NewLocalAccount};
 use crate::domain::{
     Actor, AuthError, CustomRoleCommand, CustomRoleId, DisplayName, EmailAddress, ErrorType, Role, ServerConfigCommand,
     SystemCommand, TokenKind, UserCommand, UserName,
 };
-use crate::passwords;
 use crate::projections::UserRecord;
 
 fn actor(caller: &Caller) -> Actor {
@@ -62,27 +61,9 @@ pub async fn create_local_account(
     let display_name = DisplayName::parse(display.as_deref())?;
     let email_address = EmailAddress::parse(email.as_deref())?;
     let caller = state.login_caller(&token, Some(Action::CreateLocalAccount))?;
-    if name.is_root() {
-        return Err(AuthError::unauthorized("Cannot create ROOT user").into());
-    }
-    let temporary = passwords::temporary();
-    let now = state.now();
-    let credential_id =
-        passwords::store(&state.ledger.log, temporary.clone(), now).await.map_err(ApiError::internal)?;
-    let command = UserCommand::Create {
-        user: name.clone(),
-        display: display_name,
-        email: Some(email_address),
-        anon_id: Uuid::new_v4(),
-        created: now,
-        by: caller.name().clone(),
-        password: Some(NewPassword { credential_id, require_reset: true, by: caller.name().clone(), at: now }),
-    };
+    let account = NewLocalAccount { user: name, display: display_name, email: email_address };
     let metadata = context.metadata(caller.name(), state.ignore_ip());
-    if let Err(error) = state.ledger.user(&name, command, &metadata).await {
-        let _ = state.ledger.log.delete_secret(credential_id).await;
-        return Err(error.into());
-    }
+    let temporary = accounts::create_local_account(&state.ledger, account, caller.name(), &metadata).await?;
     Ok(Json(json!({ "user": user, "display": display, "email": email, "pwd": temporary })))
 }
 
@@ -126,7 +107,7 @@ pub async fn set_roles(
     let add: BTreeSet<Role> = wanted.difference(&current).copied().collect();
     let remove: BTreeSet<Role> = current.difference(&wanted).copied().filter(|r| *r != Role::Root).collect();
     let command = UserCommand::UpdateRoles { add, remove, actor: actor(&caller), at: state.now() };
-    state.ledger.user(&name, command, &context.metadata(caller.name(), state.ignore_ip())).await?;
+    state.ledger.execute::<User>(&name, command, &context.metadata(caller.name(), state.ignore_ip())).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -160,7 +141,7 @@ pub async fn set_custom_roles(
     let add = wanted.difference(&current).cloned().collect();
     let remove = current.difference(&wanted).cloned().collect();
     let command = UserCommand::UpdateCustomRoles { add, remove, by: caller.name().clone(), at: state.now() };
-    state.ledger.user(&name, command, &context.metadata(caller.name(), state.ignore_ip())).await?;
+    state.ledger.execute::<User>(&name, command, &context.metadata(caller.name(), state.ignore_ip())).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -189,7 +170,7 @@ pub async fn set_custom_role(
     let description = parse_role_description(input.string("desc")?.as_deref())?;
     let caller = administrator(&state, &context, Action::SetCustomRole)?;
     let command = CustomRoleCommand::Set { id: id.clone(), description, by: caller.name().clone(), at: state.now() };
-    state.ledger.custom_role(&id, command, &context.metadata(caller.name(), state.ignore_ip())).await?;
+    state.ledger.execute::<CustomRole>(&id, command, &context.metadata(caller.name(), state.ignore_ip())).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -207,7 +188,7 @@ pub async fn delete_custom_role(
     let caller = administrator(&state, &context, Action::DeleteCustomRole)?;
     let id = CustomRoleId::parse(raw.as_deref())?;
     let command = CustomRoleCommand::Delete { id: id.clone(), by: caller.name().clone(), at: state.now() };
-    state.ledger.custom_role(&id, command, &context.metadata(caller.name(), state.ignore_ip())).await?;
+    state.ledger.execute::<CustomRole>(&id, command, &context.metadata(caller.name(), state.ignore_ip())).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -239,7 +220,7 @@ pub async fn disable(
         Some(reason) => UserCommand::Disable { reason, actor: actor(&caller), at },
         None => UserCommand::Enable { actor: actor(&caller), at },
     };
-    state.ledger.user(&name, command, &metadata).await?;
+    state.ledger.execute::<User>(&name, command, &metadata).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -252,14 +233,14 @@ pub async fn force_reset(
     let caller = administrator(&state, &context, Action::ForcePasswordReset)?;
     target(&state, &name)?;
     let command = UserCommand::ForceReset { actor: actor(&caller), at: state.now() };
-    state.ledger.user(&name, command, &context.metadata(caller.name(), state.ignore_ip())).await?;
+    state.ledger.execute::<User>(&name, command, &context.metadata(caller.name(), state.ignore_ip())).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 pub async fn force_reset_all(State(state): State<AppState>, context: RequestContext) -> Result<StatusCode, ApiError> {
     let caller = administrator(&state, &context, Action::ForceAllPasswordResets)?;
     let command = SystemCommand::ForceAllPasswordResets { by: caller.name().clone(), at: state.now() };
-    state.ledger.system(command, &context.metadata(caller.name(), state.ignore_ip())).await?;
+    state.ledger.execute::<System>((), command, &context.metadata(caller.name(), state.ignore_ip())).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -271,14 +252,8 @@ pub async fn reset_password(
 ) -> Result<Json<Value>, ApiError> {
     let name = parse_user(&user)?;
     let caller = administrator(&state, &context, Action::ResetPassword)?;
-    let record = target(&state, &name)?;
-    if record.credential.is_none() {
-        return Err(AuthError::no_such_user(&format!("{name} is not a local user and has no password")).into());
-    }
-    check_can_reset_password(&actor(&caller), &name, &record.roles)?;
-    let temporary = passwords::temporary();
     let metadata = context.metadata(caller.name(), state.ignore_ip());
-    set_password(&state, &record, temporary.clone(), true, &metadata, caller.name()).await?;
+    let temporary = accounts::reset_to_temporary(&state.ledger, &actor(&caller), &name, &metadata).await?;
     Ok(Json(json!({ "user": name, "pwd": temporary })))
 }
 
@@ -315,7 +290,7 @@ pub async fn revoke_user_tokens(
     let caller = administrator(&state, &context, Action::RevokeUserTokens)?;
     if state.ledger.model.read().users.get(&name).is_some() {
         let command = UserCommand::RevokeAllTokens { by: caller.name().clone(), at: state.now() };
-        state.ledger.user(&name, command, &context.metadata(caller.name(), state.ignore_ip())).await?;
+        state.ledger.execute::<User>(&name, command, &context.metadata(caller.name(), state.ignore_ip())).await?;
     }
     Ok(StatusCode::NO_CONTENT)
 }
@@ -324,7 +299,7 @@ pub async fn revoke_user_tokens(
 pub async fn revoke_all(State(state): State<AppState>, context: RequestContext) -> Result<Response, ApiError> {
     let caller = administrator(&state, &context, Action::RevokeAllTokens)?;
     let command = SystemCommand::RevokeAllTokens { by: caller.name().clone(), at: state.now() };
-    state.ledger.system(command, &context.metadata(caller.name(), state.ignore_ip())).await?;
+    state.ledger.execute::<System>((), command, &context.metadata(caller.name(), state.ignore_ip())).await?;
     Ok(no_content_clearing_cookie(&context))
 }
 
@@ -405,7 +380,7 @@ pub async fn update_config(
     let token = super::request::required_header_token(&context.headers)?;
     let caller = state.login_caller(&token, Some(Action::ChangeConfig))?;
     let command = ServerConfigCommand::Update { changes, by: caller.name().clone(), at: state.now() };
-    state.ledger.server_config(command, &context.metadata(caller.name(), state.ignore_ip())).await?;
+    state.ledger.execute::<ServerConfig>((), command, &context.metadata(caller.name(), state.ignore_ip())).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -448,6 +423,6 @@ pub async fn update_token_config(
     }
     let caller = administrator(&state, &context, Action::ChangeConfig)?;
     let command = ServerConfigCommand::Update { changes, by: caller.name().clone(), at: state.now() };
-    state.ledger.server_config(command, &context.metadata(caller.name(), state.ignore_ip())).await?;
+    state.ledger.execute::<ServerConfig>((), command, &context.metadata(caller.name(), state.ignore_ip())).await?;
     Ok(StatusCode::NO_CONTENT)
 }

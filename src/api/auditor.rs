@@ -12,7 +12,8 @@ use super::AppState;
 use super::error::ApiError;
 use super::permissions::{self, Action};
 use super::request::{FirstQuery, RequestContext, required_header_token};
-use crate::audit::{self, AuditError, Subject};
+use crate::app::history::{self, AuditError, Subject};
+use crate::domain::Audit;
 use crate::domain::names::{is_blank, java_trim};
 use crate::domain::{AuditCommand, AuditSubject, AuthError, UserName};
 use crate::projections::UserRecord;
@@ -105,10 +106,10 @@ pub async fn audit_trail(
         Subject::Token(id) => AuditSubject::Token(*id),
     };
     let command = AuditCommand::ReadAuditTrail { subject: recorded, since, until, at: state.now() };
-    state.ledger.audit(&reader.name, command, &context.metadata(&reader.name, state.ignore_ip())).await?;
-    let query = audit::Query { subject, since, until };
+    state.ledger.execute::<Audit>(&reader.name, command, &context.metadata(&reader.name, state.ignore_ip())).await?;
+    let query = history::Query { subject, since, until };
     let (events, next) =
-        audit::history_page(&state.ledger.log, &query, after, limit, |_| {}).await.map_err(audit_failed)?;
+        history::history_page(&state.ledger.log, &query, after, limit, |_| {}).await.map_err(audit_failed)?;
     Ok(Json(json!({ "events": events, "next": next })))
 }
 
@@ -133,8 +134,8 @@ pub async fn as_of(
     let token = required_header_token(&context.headers)?;
     let reader = auditor(&state, &token)?;
     let command = AuditCommand::ReadStateAsOf { user: user.clone(), as_of: at, at: state.now() };
-    state.ledger.audit(&reader.name, command, &context.metadata(&reader.name, state.ignore_ip())).await?;
-    let found = audit::user_as_of(&state.ledger.log, &user, at).await.map_err(audit_failed)?;
+    state.ledger.execute::<Audit>(&reader.name, command, &context.metadata(&reader.name, state.ignore_ip())).await?;
+    let found = history::user_as_of(&state.ledger.log, &user, at).await.map_err(audit_failed)?;
     let found = found.ok_or_else(|| AuthError::no_such_user(user.as_str()))?;
     Ok(Json(serde_json::to_value(found).unwrap_or_default()))
 }

@@ -12,8 +12,8 @@ use axum::response::{Html, IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
 use super::AppState;
+use crate::app::AppError;
 use crate::domain::{AuthError, ErrorType};
-use crate::ledger::LedgerError;
 
 /// An error on its way to the client.
 #[derive(Debug, Clone)]
@@ -25,6 +25,8 @@ pub struct ApiError {
     pub routed: bool,
     /// Diagnostic detail, shown only when the `showstack` setting is on.
     pub exception: Option<String>,
+    /// Seconds after which a retry may succeed (`Retry-After`, with 503).
+    pub retry_after: Option<u64>,
 }
 
 /// The HTTP status of an application error type (contract §2).
@@ -47,16 +49,31 @@ impl From<AuthError> for ApiError {
             message: error.to_string(),
             routed: true,
             exception: None,
+            retry_after: None,
         }
     }
 }
 
-impl From<LedgerError> for ApiError {
-    fn from(error: LedgerError) -> Self {
+/// Whose fault it is decides the status: a rule's refusal is the caller's
+/// (4xx), a busy record is a 503 with `Retry-After`, anything else is the
+/// server's own (500, logged here, detail shown only with `showstack`).
+impl From<AppError> for ApiError {
+    fn from(error: AppError) -> Self {
         match error {
-            LedgerError::Rejected(e) => e.into(),
+            AppError::Rejected(e) => e.into(),
+            AppError::Busy { retry_after, .. } => {
+                tracing::warn!(%error, "answered 503: a record stayed busy");
+                Self {
+                    status: StatusCode::SERVICE_UNAVAILABLE,
+                    kind: None,
+                    message: error.to_string(),
+                    routed: true,
+                    exception: None,
+                    retry_after: Some(retry_after.as_secs().max(1)),
+                }
+            }
             other => {
-                tracing::error!(error = %other, "request failed inside the ledger");
+                tracing::error!(error = %other, "request failed on the server's side");
                 Self::internal(other.to_string())
             }
         }
@@ -66,7 +83,14 @@ impl From<LedgerError> for ApiError {
 impl ApiError {
     /// JSON that parses but does not fit the request (no appcode, like a mapping error upstream).
     pub fn unreadable(message: impl Into<String>) -> Self {
-        Self { status: StatusCode::BAD_REQUEST, kind: None, message: message.into(), routed: true, exception: None }
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            kind: None,
+            message: message.into(),
+            routed: true,
+            exception: None,
+            retry_after: None,
+        }
     }
 
     pub fn internal(detail: impl Into<String>) -> Self {
@@ -76,13 +100,21 @@ impl ApiError {
             message: "Internal Server Error".into(),
             routed: true,
             exception: Some(detail.into()),
+            retry_after: None,
         }
     }
 
     /// A framework error: "HTTP 404 Not Found" and the like.
     pub fn framework(status: StatusCode, routed: bool) -> Self {
         let reason = status.canonical_reason().unwrap_or("Error");
-        Self { status, kind: None, message: format!("HTTP {} {reason}", status.as_u16()), routed, exception: None }
+        Self {
+            status,
+            kind: None,
+            message: format!("HTTP {} {reason}", status.as_u16()),
+            routed,
+            exception: None,
+            retry_after: None,
+        }
     }
 }
 
@@ -192,6 +224,9 @@ pub async fn render_errors(State(state): State<AppState>, mut request: Request, 
         MediaType::Json => (error.status, Json(json!({ "error": body }))).into_response(),
         MediaType::Html => (error.status, Html(html_page(&body))).into_response(),
     };
+    if let Some(seconds) = error.retry_after {
+        rendered.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
     if let Some(allow) = response.headers().get(header::ALLOW) {
         rendered.headers_mut().insert(header::ALLOW, allow.clone());
     }

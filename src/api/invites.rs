@@ -10,25 +10,17 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use rand::RngCore;
 use serde_json::{Value, json};
-use uuid::Uuid;
 
+use super::AppState;
 use super::admin::administrator;
 use super::error::{ApiError, escape_html, prefers_json};
 use super::permissions::{self, Action};
 use super::request::{Body, RequestContext, session_cookie};
-use super::{AppState, NewToken};
-use crate::access::second_factor;
-use crate::domain::invite::{MAX_INVITE_TTL_MS, unusable};
-use crate::domain::user::{Invitation, NewPassword};
-use crate::domain::{
-    AuthError, DisplayName, ErrorType, Identity, InviteCommand, Login, TokenKind, UserCommand, UserName,
-};
-use crate::passwords;
+use crate::app::invitations::{self, Completed, Completion, InviteRequest, Opened};
+use crate::domain::invite::MAX_INVITE_TTL_MS;
+use crate::domain::{AuthError, Identity, UserName};
 use crate::projections::access::InviteRecord;
-use crate::projections::hash_token;
-use crate::projections::token_index::encode_hash;
 
 /// `POST /api/V2/admin/invites` `{"user", "logins"?, "identities"?, "ttl"?}` → `{"token", "url", "expires", "id"}`.
 pub async fn issue(
@@ -39,49 +31,23 @@ pub async fn issue(
     let json = body.json()?;
     json.reject_unexpected(&["user", "logins", "identities", "ttl"])?;
     let user = UserName::parse(json.string("user")?.as_deref())?;
-    if user.is_root() {
-        return Err(AuthError::illegal("The root account cannot be invited").into());
-    }
-    let named_logins = json.strings("logins")?;
-    let logins = match &named_logins {
-        None => Login::parse_list([user.as_str()])?,
-        Some(listed) => Login::parse_list(listed.iter().map(String::as_str))?,
-    };
+    let logins = json.strings("logins")?;
     let identities: BTreeSet<Identity> =
         json.strings("identities")?.unwrap_or_default().iter().map(|i| Identity::parse(i)).collect::<Result<_, _>>()?;
-    let ttl = json.integer("ttl")?.unwrap_or(MAX_INVITE_TTL_MS / 1000);
-    if !(1..=MAX_INVITE_TTL_MS / 1000).contains(&ttl) {
-        return Err(
-            AuthError::illegal(format!("ttl must be between 1 and {} seconds", MAX_INVITE_TTL_MS / 1000)).into()
-        );
-    }
+    let ttl_seconds = json.integer("ttl")?.unwrap_or(MAX_INVITE_TTL_MS / 1000);
+    let request = InviteRequest::new(user, logins, identities, ttl_seconds)?;
     let caller = administrator(&state, &context, Action::InviteUser)?;
     // Logins are what SSH certificates will carry: naming them is an Admin's call,
     // as it is for an existing user (`POST /admin/user/{u}/logins`).
-    if named_logins.is_some() && !permissions::allows(Action::ChangeLogins, &caller.user.roles) {
+    if request.names_logins && !permissions::allows(Action::ChangeLogins, &caller.user.roles) {
         return Err(AuthError::unauthorized("Only an Admin may set the logins of an invitation").into());
     }
-    if state.ledger.model.read().users.get(&user).is_some() {
-        return Err(AuthError::new(ErrorType::UserAlreadyExists, user.as_str()).into());
-    }
-    let mut secret = [0u8; 32];
-    rand::thread_rng().fill_bytes(&mut secret);
-    let token = data_encoding::HEXLOWER.encode(&secret);
-    let id = Uuid::new_v4();
-    let now = state.now();
-    let expires = now.saturating_add(ttl * 1000);
-    let command = InviteCommand::Issue {
-        token_hash: encode_hash(&hash_token(&token)),
-        user: user.clone(),
-        logins,
-        identities,
-        expires,
-        issued_by: caller.name().clone(),
-        at: now,
-    };
-    state.ledger.invite(id, command, &context.metadata(caller.name(), state.ignore_ip())).await?;
-    let url = format!("{}/web/newuser/{token}", state.access.public_url);
-    Ok(Json(json!({ "token": token, "url": url, "expires": expires, "id": id, "user": user })))
+    let metadata = context.metadata(caller.name(), state.ignore_ip());
+    let issued = invitations::issue(&state.ledger, request, caller.name(), &metadata).await?;
+    let url = format!("{}/web/newuser/{}", state.access.public_url, issued.token);
+    Ok(Json(json!({
+        "token": issued.token, "url": url, "expires": issued.expires, "id": issued.id, "user": issued.user,
+    })))
 }
 
 fn invite_json(invite: &InviteRecord) -> Value {
@@ -107,28 +73,16 @@ pub async fn revoke(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let caller = administrator(&state, &context, Action::InviteUser)?;
-    let no_such = || AuthError::new(ErrorType::NoSuchToken, format!("no such pending invitation {id}"));
-    let id = Uuid::parse_str(&id).map_err(|_| no_such())?;
-    let Some(offered) = state.ledger.model.read().access.invite_by_id(&id).map(|i| i.offered) else {
-        return Err(no_such().into());
-    };
-    let command = InviteCommand::Revoke { by: caller.name().clone(), at: state.now() };
-    state.ledger.invite(id, command, &context.metadata(caller.name(), state.ignore_ip())).await?;
-    if let Some(secret) = offered {
-        let _ = state.ledger.log.delete_secret(secret).await;
-    }
+    let metadata = context.metadata(caller.name(), state.ignore_ip());
+    invitations::revoke(&state.ledger, &id, caller.name(), &metadata).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-fn pending(state: &AppState, token: &str) -> Result<InviteRecord, ApiError> {
-    let hash = encode_hash(&hash_token(token.trim()));
-    state.ledger.model.read().access.invite(&hash, state.now()).cloned().ok_or_else(|| unusable().into())
 }
 
 /// `HEAD /web/newuser/{token}`: whether the invitation can be used — without
 /// offering a new secret (link checkers probe with HEAD).
 pub async fn probe(State(state): State<AppState>, Path(token): Path<String>) -> Result<StatusCode, ApiError> {
-    pending(&state, &token).map(|_| StatusCode::OK)
+    invitations::pending(&state.ledger, &token)?;
+    Ok(StatusCode::OK)
 }
 
 /// `GET /web/newuser/{token}`: the invitation's user and a fresh TOTP enrolment
@@ -138,27 +92,8 @@ pub async fn open(
     context: RequestContext,
     Path(token): Path<String>,
 ) -> Result<Response, ApiError> {
-    let invite = pending(&state, &token)?;
-    let secret = second_factor::new_secret();
-    let enrolment = second_factor::enrolment(&secret, invite.user.as_str())?;
-    let credential_id = Uuid::new_v4();
-    let now = state.now();
-    state
-        .ledger
-        .log
-        .put_secret(credential_id, second_factor::SECRET_KIND, &secret, now)
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?;
-    let metadata = context.metadata_of(&format!("invitee:{}", invite.user), state.ignore_ip());
-    if let Err(error) =
-        state.ledger.invite(invite.id, InviteCommand::OfferSecondFactor { credential_id, at: now }, &metadata).await
-    {
-        let _ = state.ledger.log.delete_secret(credential_id).await;
-        return Err(error.into());
-    }
-    if let Some(previous) = invite.offered {
-        let _ = state.ledger.log.delete_secret(previous).await;
-    }
+    let metadata = context.anonymous_metadata(state.ignore_ip());
+    let Opened { invite, enrolment } = invitations::open(&state.ledger, &token, metadata).await?;
     if prefers_json(&context.headers) {
         return Ok(([(header::CACHE_CONTROL, "no-store")], Json(json!({
             "user": invite.user,
@@ -199,73 +134,16 @@ pub async fn complete(
     let token = input.string("invite_token")?.ok_or_else(|| AuthError::missing("invite_token"))?;
     let password = input.string("pass")?.filter(|p| !p.is_empty()).ok_or_else(|| AuthError::missing("pass"))?;
     let code = input.string("second_factor_token")?.ok_or_else(|| AuthError::missing("second_factor_token"))?;
-    let invite = pending(&state, &token)?;
-    passwords::check_strength(&password)?;
-    let offered = invite.offered.ok_or_else(|| {
-        AuthError::new(ErrorType::AuthenticationFailed, "open the invitation first to enrol a second factor")
-    })?;
-    let secret = state
-        .ledger
-        .log
-        .get_secret(offered)
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?
-        .ok_or_else(|| AuthError::new(ErrorType::AuthenticationFailed, "open the invitation again"))?;
-    let now = state.now();
-    let Some(step) = second_factor::check(&secret, invite.user.as_str(), &code, now)? else {
-        return Err(AuthError::new(ErrorType::AuthenticationFailed, "wrong second-factor code").into());
-    };
-    if state.ledger.model.read().users.get(&invite.user).is_some() {
-        return Err(AuthError::new(ErrorType::UserAlreadyExists, invite.user.as_str()).into());
-    }
-    let display = DisplayName::parse(Some(invite.user.as_str()))?;
-    let credential_id = passwords::store(&state.ledger.log, password, now).await.map_err(ApiError::internal)?;
-    let metadata = context.metadata_of(invite.user.as_str(), state.ignore_ip());
-    // Spending the invitation first makes it single use even against a racing completion.
-    if let Err(error) =
-        state.ledger.invite(invite.id, InviteCommand::Redeem { credential_id: offered, at: now }, &metadata).await
-    {
-        let _ = state.ledger.log.delete_secret(credential_id).await;
-        return Err(error.into());
-    }
-    let invitation = Invitation {
-        invite: invite.id,
-        invited_by: invite.issued_by.clone(),
-        user: invite.user.clone(),
-        display,
-        anon_id: Uuid::new_v4(),
-        logins: invite.logins.clone(),
-        identities: invite.identities.clone(),
-        password: NewPassword { credential_id, require_reset: false, by: invite.user.clone(), at: now },
-        second_factor: offered,
-        at: now,
-    };
-    // Only a name taken since the checks above (or a failing store) ends here; the
-    // invitation is spent either way, since its name cannot be created any more.
-    if let Err(error) =
-        state.ledger.user(&invite.user, UserCommand::AcceptInvitation(Box::new(invitation)), &metadata).await
-    {
-        let _ = state.ledger.log.delete_secret(credential_id).await;
-        return Err(error.into());
-    }
-    // The code just used counts as used: it cannot log in again.
-    state.ledger.user(&invite.user, UserCommand::VerifySecondFactor { step: Some(step), at: now }, &metadata).await?;
     let ignore_ip = state.ignore_ip();
-    let grant = NewToken {
-        user: invite.user.clone(),
-        kind: TokenKind::Login,
-        name: None,
-        custom: Default::default(),
-        client: context.client_info(ignore_ip),
-    };
-    let (value, view) = state.issue_token(grant, &metadata).await?;
-    state.ledger.user(&invite.user, UserCommand::RecordLogin { at: view.created }, &metadata).await?;
+    let completion = Completion { token, password, second_factor: code, client: context.client_info(ignore_ip) };
+    let metadata = context.anonymous_metadata(ignore_ip);
+    let Completed { user, value, token: view } = invitations::complete(&state.ledger, completion, metadata).await?;
     let expires_in = ((view.expires - state.now()) / 1000).max(0);
     let cookie = session_cookie(&value, Some(expires_in.min(i64::from(i32::MAX))));
     if input.is_form() {
         return Ok((StatusCode::SEE_OTHER, [(header::LOCATION, "/me".to_owned()), (header::SET_COOKIE, cookie)])
             .into_response());
     }
-    let body = json!({ "type": "bearer", "token": value, "user": invite.user, "expires_in": expires_in });
+    let body = json!({ "type": "bearer", "token": value, "user": user, "expires_in": expires_in });
     Ok(([(header::SET_COOKIE, cookie)], Json(body)).into_response())
 }

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod auditor;
+pub mod client;
 pub mod error;
 pub mod invites;
 pub mod legacy;
@@ -17,25 +18,18 @@ pub mod tokens;
 pub mod v2;
 pub mod views;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::middleware;
 use axum::routing::{MethodRouter, delete, get, post, put};
-use data_encoding::BASE32;
-use rand::RngCore;
 use tower_http::trace::TraceLayer;
-use uuid::Uuid;
 
-use crate::access::AccessService;
-use crate::domain::token::{ClientInfo, TokenIssued};
-use crate::domain::{AuthError, ErrorType, TokenCommand, TokenKind, TokenName, UserName};
-use crate::ledger::Ledger;
-use crate::projections::token_index::encode_hash;
+use crate::app::ledger::Ledger;
+use crate::app::ssh::AccessService;
+use crate::app::test_mode::TestLedger;
+use crate::domain::{AuthError, ErrorType, TokenKind, UserName};
 use crate::projections::{TokenView, UserRecord, hash_token};
-use crate::store::EventMetadata;
-use crate::test_mode::TestLedger;
 use error::ApiError;
 use permissions::Action;
 
@@ -105,18 +99,6 @@ impl AppState {
         Ok(Caller { token, user })
     }
 
-    /// Issues a new token for `user` and waits until it is introspectable.
-    pub async fn issue_token(
-        &self,
-        grant: NewToken,
-        metadata: &EventMetadata,
-    ) -> Result<(String, TokenView), ApiError> {
-        let lifetime = self.ledger.model.read().config.token_lifetimes.of(grant.kind);
-        let minted = mint(grant, self.now(), lifetime);
-        self.ledger.token(minted.view.id, TokenCommand::Issue(Box::new(minted.issued)), metadata).await?;
-        Ok((minted.value, minted.view))
-    }
-
     /// The suggested client cache time (`cachefor`).
     pub fn cache_for(&self) -> i64 {
         self.ledger.model.read().config.suggested_cache_ms
@@ -125,51 +107,6 @@ impl AppState {
     pub fn ignore_ip(&self) -> bool {
         self.ledger.model.read().config.ignore_ip
     }
-}
-
-/// What a new token is to be.
-pub struct NewToken {
-    pub user: UserName,
-    pub kind: TokenKind,
-    pub name: Option<TokenName>,
-    pub custom: BTreeMap<String, String>,
-    pub client: ClientInfo,
-}
-
-/// A new token: its value (shown once, never stored), the grant the log
-/// records (only the value's hash) and the token as answers show it.
-pub struct Minted {
-    pub value: String,
-    pub issued: TokenIssued,
-    pub view: TokenView,
-}
-
-/// Mints a token for `grant`: 20 random bytes in base32, a fresh id, valid for `lifetime` from `now`.
-pub fn mint(grant: NewToken, now: i64, lifetime: i64) -> Minted {
-    let mut secret = [0u8; 20];
-    rand::thread_rng().fill_bytes(&mut secret);
-    let value = BASE32.encode(&secret);
-    let issued = TokenIssued {
-        token_hash: encode_hash(&hash_token(&value)),
-        kind: grant.kind,
-        user: grant.user,
-        name: grant.name,
-        created: now,
-        expires: now.saturating_add(lifetime),
-        custom: grant.custom,
-        client: grant.client,
-    };
-    let view = TokenView {
-        id: Uuid::new_v4(),
-        user: issued.user.clone(),
-        kind: issued.kind,
-        name: issued.name.as_ref().map(|n| n.to_string()),
-        created: issued.created,
-        expires: issued.expires,
-        custom: issued.custom.clone(),
-        client: issued.client.clone(),
-    };
-    Minted { value, issued, view }
 }
 
 /// Most privileged operations take only Login tokens (403 otherwise).

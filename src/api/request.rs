@@ -367,6 +367,11 @@ impl RequestContext {
         self.metadata_of(actor.as_str(), ignore_ip)
     }
 
+    /// Metadata of this request before its actor is known (the application names it).
+    pub fn anonymous_metadata(&self, ignore_ip: bool) -> EventMetadata {
+        EventMetadata { actor: None, ..self.metadata_of("", ignore_ip) }
+    }
+
     /// Metadata for events caused by an actor that is not a user (a joining host: `host:ID`).
     pub fn metadata_of(&self, actor: &str, ignore_ip: bool) -> EventMetadata {
         EventMetadata {

@@ -8,38 +8,17 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde_json::{Value, json};
-use ssh_key::certificate::CertType;
 
 use super::AppState;
 use super::admin::{administrator, parse_user, target};
 use super::error::ApiError;
 use super::permissions::{self, Action};
 use super::request::{Body, FirstQuery, RequestContext, any_token};
-use crate::access::authority::{self, AuthorityError, CertSpec};
-use crate::access::issue_certificate;
+use crate::app::ssh::{self, authority};
+use crate::domain::User;
 use crate::domain::describe::timestamp;
-use crate::domain::{AuthError, CaKind, CertificateEvent, JoinToken, Login, Signed, UserCommand};
+use crate::domain::{AuthError, CaKind, CertificateEvent, JoinToken, Login, UserCommand};
 use crate::projections::access::CertificateRecord;
-
-impl From<AuthorityError> for ApiError {
-    fn from(error: AuthorityError) -> Self {
-        match error {
-            AuthorityError::Ledger(e) => e.into(),
-            other => {
-                tracing::error!(error = %other, "certificate authority failure");
-                ApiError::internal(other.to_string())
-            }
-        }
-    }
-}
-
-/// Whole seconds (certificates count seconds).
-fn seconds(ms: i64) -> u64 {
-    u64::try_from(ms / 1000).unwrap_or(0)
-}
-
-/// How far back a certificate's validity starts, for clocks a little behind ours.
-const BACKDATE_MS: i64 = 60_000;
 
 fn authority_json(state: &AppState, ca: CaKind) -> Value {
     match state.ledger.model.read().access.authority(ca) {
@@ -111,56 +90,16 @@ pub async fn user_certificate(
         }
         _ => caller.user.clone(),
     };
-    let principals = subject.effective_logins();
-    if principals.is_empty() {
-        return Err(
-            AuthError::illegal(format!("{} has no logins; an administrator sets them first", subject.name)).into()
-        );
-    }
-    let now = state.now();
-    // Backdated for clocks a little behind, but never valid longer than the maximum in all.
-    let valid_after = now - BACKDATE_MS;
-    let valid_before =
-        now.saturating_add(ttl.saturating_mul(1000)).min(valid_after + state.access.options.max_user_cert_ttl_ms);
-    let (ca, private) = state.access.keys.signer(&state.ledger, CaKind::User).await?;
     let metadata = context.metadata(caller.name(), state.ignore_ip());
-    let key_fingerprint = authority::fingerprint(&public_key);
-    let (certificate, event) = issue_certificate(&state.ledger, &metadata, |serial| {
-        let certificate = authority::sign(
-            &private,
-            CertSpec {
-                cert_type: CertType::User,
-                subject: &public_key,
-                key_id: format!("{}@authledger serial {serial}", subject.name),
-                principals: principals.iter().map(|p| p.as_str().to_owned()).collect(),
-                serial,
-                valid_after: seconds(valid_after),
-                valid_before: seconds(valid_before),
-            },
-        )?;
-        let cert = Signed {
-            serial,
-            key_fingerprint: key_fingerprint.clone(),
-            valid_after: seconds(valid_after) as i64 * 1000,
-            valid_before: seconds(valid_before) as i64 * 1000,
-            ca_fingerprint: ca.fingerprint.clone(),
-            at: now,
-        };
-        let event = CertificateEvent::UserCertIssued {
-            user: subject.name.clone(),
-            principals: principals.clone(),
-            requested_by: caller.name().clone(),
-            cert,
-        };
-        Ok((certificate, event))
-    })
-    .await?;
+    let (certificate, event) =
+        ssh::issue_user_certificate(&state.ledger, &state.access, &subject, caller.name(), &public_key, ttl, &metadata)
+            .await?;
     let cert = event.cert();
     Ok(Json(json!({
         "certificate": certificate,
         "serial": cert.serial.to_string(),
         "user": subject.name,
-        "principals": principals,
+        "principals": subject.effective_logins(),
         "valid_after": cert.valid_after,
         "valid_before": cert.valid_before,
         "ca_fingerprint": cert.ca_fingerprint,
@@ -182,7 +121,7 @@ pub async fn set_logins(
     let caller = administrator(&state, &context, Action::ChangeLogins)?;
     target(&state, &name)?;
     let command = UserCommand::SetLogins { logins, by: caller.name().clone(), at: state.now() };
-    state.ledger.user(&name, command, &context.metadata(caller.name(), state.ignore_ip())).await?;
+    state.ledger.execute::<User>(&name, command, &context.metadata(caller.name(), state.ignore_ip())).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

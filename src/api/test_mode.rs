@@ -10,21 +10,20 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Map, Value, json};
-use uuid::Uuid;
 
 use super::error::ApiError;
 use super::request::{Body, FirstQuery, required_header_token};
 use super::v2::{ListQuery, lookup_names};
-use super::{AppState, Minted, NewToken, mint, root, views};
+use super::{AppState, root, views};
+use crate::app::test_mode::TestLedger;
+use crate::app::tokens::NewToken;
 use crate::domain::names::parse_role_description;
-use crate::domain::test_mode::{TEST_DATA_LIFETIME_MS, TestCustomRoleCommand, TestUserCommand};
+use crate::domain::test_mode::{TestCustomRole, TestUser};
+use crate::domain::test_mode::{TestCustomRoleCommand, TestUserCommand};
 use crate::domain::token::ClientInfo;
-use crate::domain::{
-    AuthError, CustomRoleId, DisplayName, ErrorType, Role, TokenCommand, TokenKind, TokenName, UserName,
-};
+use crate::domain::{AuthError, CustomRoleId, DisplayName, ErrorType, Role, TokenKind, TokenName, UserName};
 use crate::projections::test_mode::TestUserRecord;
 use crate::projections::{TestProjections, TokenView, hash_token};
-use crate::test_mode::TestLedger;
 
 /// The test-mode ledger; 400 70000 when test mode is off.
 pub fn ledger(state: &AppState) -> Result<&Arc<TestLedger>, ApiError> {
@@ -82,10 +81,8 @@ pub async fn create_user(State(state): State<AppState>, body: Body) -> Result<Js
     let name = UserName::parse(name.as_deref())?;
     let display = DisplayName::parse(display.as_deref())?;
     let ledger = ledger(&state)?;
-    let now = state.now();
-    let command = TestUserCommand::Create { user: name.clone(), display, anon_id: Uuid::new_v4(), now };
-    ledger.user(&name, command).await?;
-    user_answer(ledger, &name, now)
+    ledger.create_user(&name, display).await?;
+    user_answer(ledger, &name, state.now())
 }
 
 /// `GET /testmode/api/V2/testmodeonly/user/{name}`.
@@ -109,14 +106,8 @@ pub async fn create_token(State(state): State<AppState>, body: Body) -> Result<J
         .as_deref()
         .and_then(TokenKind::from_id)
         .ok_or_else(|| AuthError::illegal(format!("Invalid token type: {}", kind.as_deref().unwrap_or("null"))))?;
-    let ledger = ledger(&state)?;
-    let now = state.now();
-    if ledger.model.read().user(&user, now).is_none() {
-        return Err(AuthError::no_such_user(user.as_str()).into());
-    }
     let grant = NewToken { user, kind, name, custom: Default::default(), client: ClientInfo::default() };
-    let Minted { value, issued, view } = mint(grant, now, TEST_DATA_LIFETIME_MS);
-    ledger.token(view.id, TokenCommand::Issue(Box::new(issued))).await?;
+    let (value, view) = ledger(&state)?.create_token(grant).await?;
     Ok(Json(views::new_api_token(&view, &value, state.cache_for())))
 }
 
@@ -158,7 +149,7 @@ pub async fn set_custom_role(State(state): State<AppState>, body: Body) -> Resul
     let description = parse_role_description(description.as_deref())?;
     let ledger = ledger(&state)?;
     let now = state.now();
-    ledger.custom_role(&id, TestCustomRoleCommand::Set { id: id.clone(), description, now }).await?;
+    ledger.execute::<TestCustomRole>(&id, TestCustomRoleCommand::Set { id: id.clone(), description, now }).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -208,7 +199,7 @@ pub async fn set_user_roles(State(state): State<AppState>, body: Body) -> Result
         }
     }
     let command = TestUserCommand::ReplaceRoles { user: user.clone(), roles: built_in, custom_roles, now };
-    ledger.user(&user, command).await?;
+    ledger.execute::<TestUser>(&user, command).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

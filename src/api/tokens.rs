@@ -17,10 +17,12 @@ use super::permissions::{self, Action};
 use super::request::{
     Body, Input, RequestContext, any_token, cookie_token, header_token, parse_context_string, removed_session_cookie,
 };
-use super::{AppState, NewToken, require_login, views};
+use super::{AppState, require_login, views};
+use crate::app::tokens::{self, NewToken};
 use crate::domain::names::parse_custom_context;
 use crate::domain::token::RevocationReason;
 use crate::domain::{Actor, AuthError, ErrorType, Role, TokenCommand, TokenKind, TokenName, UserCommand, UserName};
+use crate::domain::{Token, User};
 use crate::projections::TokenView;
 
 pub async fn list(State(state): State<AppState>, context: RequestContext) -> Result<Json<Value>, ApiError> {
@@ -83,7 +85,7 @@ pub async fn create(
         custom,
         client: context.client_info(ignore_ip),
     };
-    let (value, view) = state.issue_token(grant, &context.metadata(caller.name(), ignore_ip)).await?;
+    let (value, view) = tokens::issue(&state.ledger, grant, &context.metadata(caller.name(), ignore_ip)).await?;
     Ok(Json(views::new_ui_token(&view, &value)))
 }
 
@@ -104,9 +106,9 @@ pub async fn revoke_token(
 ) -> Result<(), ApiError> {
     let metadata = context.metadata(by, state.ignore_ip());
     let command = TokenCommand::Revoke { by: by.clone(), reason, at: state.now() };
-    match state.ledger.token(token.id, command, &metadata).await {
+    match state.ledger.execute::<Token>(token.id, command, &metadata).await {
         // Revoked concurrently: the outcome the caller asked for.
-        Err(crate::ledger::LedgerError::Rejected(e)) if e.kind == ErrorType::NoSuchToken => Ok(()),
+        Err(crate::app::AppError::Rejected(e)) if e.kind == ErrorType::NoSuchToken => Ok(()),
         other => other.map(|_| ()).map_err(Into::into),
     }
 }
@@ -131,7 +133,7 @@ pub async fn revoke_all(State(state): State<AppState>, context: RequestContext) 
     let metadata = context.metadata(&view.user, state.ignore_ip());
     state
         .ledger
-        .user(&view.user, UserCommand::RevokeAllTokens { by: view.user.clone(), at: state.now() }, &metadata)
+        .execute::<User>(&view.user, UserCommand::RevokeAllTokens { by: view.user.clone(), at: state.now() }, &metadata)
         .await?;
     Ok(no_content_clearing_cookie(&context))
 }
@@ -182,6 +184,6 @@ pub async fn remove_own_roles(
     let actor = Actor { name: user.name.clone(), roles: user.roles.clone() };
     let metadata = context.metadata(&user.name, state.ignore_ip());
     let command = UserCommand::UpdateRoles { add: BTreeSet::new(), remove, actor, at: state.now() };
-    state.ledger.user(&user.name, command, &metadata).await?;
+    state.ledger.execute::<User>(&user.name, command, &metadata).await?;
     Ok(StatusCode::NO_CONTENT)
 }

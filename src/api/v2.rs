@@ -15,8 +15,10 @@ use uuid::Uuid;
 use super::error::ApiError;
 use super::permissions::{self, Action};
 use super::request::{Body, FirstQuery, RequestContext, required_header_token};
-use super::{AppState, NewToken, require_login, views};
+use super::{AppState, require_login, views};
+use crate::app::tokens::{self, NewToken};
 use crate::domain::names::{is_blank, java_trim, parse_custom_context, parse_user_list};
+use crate::domain::{Audit, User};
 use crate::domain::{
     AuditCommand, AuthError, DisplayName, EmailAddress, ErrorType, TokenKind, TokenName, UserCommand, UserName,
 };
@@ -58,7 +60,7 @@ pub async fn create_agent_token(
         custom,
         client: context.client_info(ignore_ip),
     };
-    let (value, view) = state.issue_token(grant, &context.metadata(caller.name(), ignore_ip)).await?;
+    let (value, view) = tokens::issue(&state.ledger, grant, &context.metadata(caller.name(), ignore_ip)).await?;
     Ok(Json(views::new_api_token(&view, &value, state.cache_for())))
 }
 
@@ -86,7 +88,7 @@ pub async fn update_me(
     let user = state.user_of(&view)?;
     if display.is_some() || email.is_some() {
         let metadata = context.metadata(&user.name, state.ignore_ip());
-        state.ledger.user(&user.name, UserCommand::UpdateProfile { display, email }, &metadata).await?;
+        state.ledger.execute::<User>(&user.name, UserCommand::UpdateProfile { display, email }, &metadata).await?;
     }
     Ok(StatusCode::NO_CONTENT)
 }
@@ -175,7 +177,7 @@ pub async fn anon_ids(
     if !ids.is_empty() {
         // Unmasking anonymous ids is recorded: who translated which.
         let command = AuditCommand::TranslateAnonIds { anon_ids: ids.clone(), at: state.now() };
-        state.ledger.audit(&user.name, command, &context.metadata(&user.name, state.ignore_ip())).await?;
+        state.ledger.execute::<Audit>(&user.name, command, &context.metadata(&user.name, state.ignore_ip())).await?;
     }
     let model = state.ledger.model.read();
     let found: BTreeMap<String, Value> = ids

@@ -47,6 +47,45 @@ pub use test_mode::{TestCustomRoleEvent, TestDataEvent, TestUserEvent};
 pub use token::{Token, TokenCommand, TokenEvent, TokenKind};
 pub use user::{User, UserCommand, UserEvent};
 
+/// An aggregate as the log keeps it: the typed id a caller names it by, and
+/// the stream id (the log's `aggregate_id`) that id becomes. Every aggregate
+/// goes through the one command path with it (`app::commands`).
+pub trait Addressed: Aggregate<Error = AuthError, Services = ()> + 'static {
+    /// What a caller names one instance by (`()` for a singleton).
+    type Id: ?Sized;
+
+    /// The log's stream id of the instance named `id`.
+    fn stream_id(id: &Self::Id) -> std::borrow::Cow<'_, str>;
+}
+
+macro_rules! addressed {
+    ($($aggregate:ty => $id:ty, |$name:ident| $stream:expr;)*) => {$(
+        impl Addressed for $aggregate {
+            type Id = $id;
+            fn stream_id($name: &Self::Id) -> std::borrow::Cow<'_, str> {
+                $stream.into()
+            }
+        }
+    )*};
+}
+
+addressed! {
+    User => UserName, |name| name.as_str();
+    Token => uuid::Uuid, |id| id.to_string();
+    CustomRole => CustomRoleId, |id| id.as_str();
+    ServerConfig => (), |_id| server_config::SERVER_CONFIG_ID;
+    System => (), |_id| system::SYSTEM_ID;
+    Audit => UserName, |reader| reader.as_str();
+    CertAuthority => CaKind, |ca| ca.id();
+    Certificate => u64, |serial| serial.to_string();
+    ProvisionToken => uuid::Uuid, |id| id.to_string();
+    Invite => uuid::Uuid, |id| id.to_string();
+    Host => HostId, |id| id.as_str();
+    test_mode::TestUser => UserName, |name| name.as_str();
+    test_mode::TestCustomRole => CustomRoleId, |id| id.as_str();
+    test_mode::TestData => (), |_id| test_mode::TEST_DATA_ID;
+}
+
 /// Who performs a command, with the roles they hold directly.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Actor {

@@ -94,13 +94,7 @@ impl ProvisionToken {
                 if !self.issued || self.spent || at >= self.expires {
                     return Err(invalid());
                 }
-                let uncovered: Vec<&str> = roles.difference(&self.roles).map(|r| r.id()).collect();
-                if !uncovered.is_empty() {
-                    return Err(AuthError::unauthorized(format!(
-                        "The provisioning token does not allow the role(s): {}",
-                        uncovered.join(", ")
-                    )));
-                }
+                check_roles_allowed(&self.roles, &roles)?;
                 Ok(ProvisionTokenEvent::ProvisionTokenUsed { host_id, roles, at })
             }
             ProvisionTokenCommand::Delete { by, at } => {
@@ -111,6 +105,19 @@ impl ProvisionToken {
             }
         }
     }
+}
+
+/// A join may ask for the roles its token grants, or fewer — never others
+/// (the rule for issued and static tokens alike).
+pub fn check_roles_allowed(granted: &BTreeSet<HostRole>, requested: &BTreeSet<HostRole>) -> Result<(), AuthError> {
+    let uncovered: Vec<&str> = requested.difference(granted).map(|r| r.id()).collect();
+    if !uncovered.is_empty() {
+        return Err(AuthError::unauthorized(format!(
+            "The provisioning token does not allow the role(s): {}",
+            uncovered.join(", ")
+        )));
+    }
+    Ok(())
 }
 
 impl Aggregate for ProvisionToken {

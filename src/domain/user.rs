@@ -237,6 +237,10 @@ pub struct Invitation {
     pub identities: BTreeSet<Identity>,
     pub password: NewPassword,
     pub second_factor: Uuid,
+    /// The time step of the code the invitee proved the second factor with:
+    /// accepted with the account (so it cannot be replayed), and the
+    /// account's first login recorded — all in the one append that creates it.
+    pub first_step: u64,
     pub at: i64,
 }
 
@@ -464,6 +468,7 @@ impl User {
                     identities,
                     password,
                     second_factor,
+                    first_step,
                     at,
                 } = *invitation;
                 let mut events = vec![
@@ -483,6 +488,8 @@ impl User {
                 }
                 events.extend(self.password_events(password));
                 events.push(UserEvent::SecondFactorEnrolled { credential_id: second_factor, at });
+                events.push(UserEvent::SecondFactorAccepted { step: first_step, at });
+                events.push(UserEvent::LoginRecorded { at });
                 events
             }
             UserCommand::SetLogins { logins, by, at } => vec![UserEvent::LoginsChanged { logins, by, at }],

@@ -12,6 +12,7 @@ use super::user_directory::{SavedDirectory, UserDirectory};
 use super::{Access, Projections};
 use crate::domain::ServerSettings;
 use crate::domain::canonical::Canonicalization;
+use crate::store::{Checkpoints, EventLog, StoreError, StoredCheckpoint};
 
 /// The checkpoint format this build writes and reads.
 /// 2: the access projection (authorities, provisioning tokens, invitations, hosts, certificates).
@@ -87,4 +88,65 @@ impl Projections {
             position: checkpoint.position,
         }
     }
+}
+/// The newest usable checkpoint for `rule`: made from this very log (its
+/// chain value at the checkpoint's position matches) and readable. Anything
+/// else is reported and ignored — the log is folded from the start instead.
+pub async fn load_checkpoint(log: &EventLog, checkpoints: &Checkpoints, rule: Canonicalization) -> Option<Projections> {
+    let stored = match checkpoints.latest(rule.name()).await {
+        Ok(Some(stored)) => stored,
+        Ok(None) => return None,
+        Err(error) => {
+            tracing::warn!(%error, "cannot read checkpoints; folding the whole log");
+            return None;
+        }
+    };
+    match log.chain_at(stored.position).await {
+        Ok(chain) if chain.is_some() && chain == stored.chain => {}
+        Ok(_) => {
+            tracing::warn!(
+                position = stored.position,
+                "the checkpoint was not made from this log; folding the whole log"
+            );
+            return None;
+        }
+        Err(error) => {
+            tracing::warn!(%error, "cannot check the checkpoint; folding the whole log");
+            return None;
+        }
+    }
+    match Checkpoint::decode(&stored.data) {
+        Ok(checkpoint) if checkpoint.rule == rule && checkpoint.position == stored.position => {
+            tracing::info!(position = stored.position, digest = %stored.digest, "loaded a checkpoint");
+            Some(Projections::restore(checkpoint))
+        }
+        Ok(_) => None,
+        Err(error) => {
+            tracing::warn!(%error, "unusable checkpoint; folding the whole log");
+            None
+        }
+    }
+}
+
+/// Stores `checkpoint` with the log's chain value at its position; returns its
+/// digest and size (it is encoded once).
+pub async fn store_checkpoint(
+    log: &EventLog,
+    checkpoints: &Checkpoints,
+    checkpoint: &Checkpoint,
+    now: i64,
+) -> Result<(String, usize), StoreError> {
+    let data = checkpoint.encode();
+    let digest = digest_of(&data);
+    let bytes = data.len();
+    let stored = StoredCheckpoint {
+        position: checkpoint.position,
+        rule: checkpoint.rule.name().to_owned(),
+        chain: log.chain_at(checkpoint.position).await?,
+        digest: digest.clone(),
+        created_at: now,
+        data,
+    };
+    checkpoints.put(&stored).await?;
+    Ok((digest, bytes))
 }

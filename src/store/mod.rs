@@ -1,17 +1,24 @@
-//! The event log: an append-only table of events with a global position that
-//! is consistent with commit order, on embedded SQLite (the default) or
-//! PostgreSQL. Appends go through one group-committing writer per process;
-//! each batch takes the log's write lock, checks every request's expected
-//! aggregate sequence (the optimistic lock), numbers the events densely from
-//! the current head and commits once. Reads never lock.
+//! Storage, on embedded SQLite (the default) or PostgreSQL, as three
+//! separate concerns opened together ([`Store::open`]):
 //!
-//! Secrets (password hashes) live beside the log in the `secrets` table and
-//! are referenced from events by id, so the immutable log never holds them.
+//! - [`EventLog`]: an append-only table of events with a global position that
+//!   is consistent with commit order. Appends go through one group-committing
+//!   writer per process; each batch takes the log's write lock, checks every
+//!   request's expected aggregate sequence (the optimistic lock), numbers the
+//!   events densely from the current head and commits once. Reads never lock.
+//! - [`Credentials`]: the credentials store (`secrets` table) — password
+//!   hashes, TOTP seeds, CA keys — referenced from events by id, so the
+//!   immutable log never holds a secret and a replaced one can be forgotten.
+//! - [`Checkpoints`]: stored states of the projections (what they mean is the
+//!   projections' business: `projections::checkpoint`).
+//!
+//! Each engine implements the three backend traits; their SQL is written once
+//! (`sql`).
 
 pub mod chain;
-mod command_bus;
 mod postgres;
 mod repository;
+mod sql;
 mod sqlite;
 mod writer;
 
@@ -24,7 +31,7 @@ use uuid::Uuid;
 
 use crate::clock::SharedClock;
 
-pub use command_bus::{CommandBus, CommandError, TestCommandBus};
+pub(crate) use repository::COMMITTED;
 pub use repository::LogRepository;
 
 /// An event as it lies in the log.
@@ -59,6 +66,11 @@ pub struct EventMetadata {
 impl EventMetadata {
     pub fn actor(actor: impl Into<String>) -> Self {
         Self { actor: Some(actor.into()), ..Self::default() }
+    }
+
+    /// The same request's metadata, for events caused by `actor`.
+    pub fn acting_as(self, actor: impl Into<String>) -> Self {
+        Self { actor: Some(actor.into()), ..self }
     }
 
     pub fn into_map(self) -> HashMap<String, String> {
@@ -117,9 +129,9 @@ pub enum AppendError {
     Store(#[from] StoreError),
 }
 
-/// What one storage engine provides. Both implementations own their schema.
+/// The event log's side of a storage engine. Both engines own their schema.
 #[async_trait]
-pub(crate) trait Backend: Send + Sync + 'static {
+pub(crate) trait LogBackend: Send + Sync + 'static {
     /// Appends every request of the batch that does not conflict, in one
     /// transaction under the log's write lock. Per request: the position of its
     /// last event, or `None` when its first sequence was already taken.
@@ -141,6 +153,22 @@ pub(crate) trait Backend: Send + Sync + 'static {
     async fn read_after(&self, position: i64, limit: i64) -> Result<Vec<StoredEvent>, StoreError>;
     /// The position of the newest event (0 for an empty log).
     async fn head(&self) -> Result<i64, StoreError>;
+    /// Writes exported rows verbatim (positions, times and chain values kept)
+    /// into an empty store — events and secrets — in one transaction; refused
+    /// when the store is not empty.
+    async fn import(
+        &self,
+        rows: &mut (dyn Iterator<Item = Result<ImportRow, String>> + Send),
+    ) -> Result<u64, StoreError>;
+    /// Deletes rows of an expiring log, in one transaction; returns how many.
+    async fn purge(&self, purge: &Purge) -> Result<u64, StoreError>;
+    /// Closes the engine's connections (every concern's).
+    async fn close(&self);
+}
+
+/// The credentials store's side of a storage engine.
+#[async_trait]
+pub(crate) trait CredentialBackend: Send + Sync + 'static {
     async fn put_secret(&self, id: Uuid, kind: &str, secret: &str, created_at: i64) -> Result<(), StoreError>;
     async fn get_secret(&self, id: Uuid) -> Result<Option<String>, StoreError>;
     async fn delete_secret(&self, id: Uuid) -> Result<(), StoreError>;
@@ -148,19 +176,15 @@ pub(crate) trait Backend: Send + Sync + 'static {
     async fn secret_ids(&self, kind: &str, created_before: i64) -> Result<Vec<Uuid>, StoreError>;
     /// Every stored secret (for export).
     async fn secrets(&self) -> Result<Vec<SecretRow>, StoreError>;
-    /// Writes exported rows verbatim (positions, times and chain values kept)
-    /// into an empty log, in one transaction; refused when the log is not empty.
-    async fn import(
-        &self,
-        rows: &mut (dyn Iterator<Item = Result<ImportRow, String>> + Send),
-    ) -> Result<u64, StoreError>;
+}
+
+/// The checkpoint store's side of a storage engine.
+#[async_trait]
+pub(crate) trait CheckpointBackend: Send + Sync + 'static {
     /// Stores a checkpoint of the projections (replacing one at the same position and rule).
     async fn put_checkpoint(&self, checkpoint: &StoredCheckpoint) -> Result<(), StoreError>;
     /// The newest checkpoint made with this display-name rule.
     async fn latest_checkpoint(&self, rule: &str) -> Result<Option<StoredCheckpoint>, StoreError>;
-    /// Deletes rows of an expiring log, in one transaction; returns how many.
-    async fn purge(&self, purge: &Purge) -> Result<u64, StoreError>;
-    async fn close(&self);
 }
 
 /// A row of the `checkpoints` table: the projections' state at `position`.
@@ -245,28 +269,104 @@ impl Default for StoreOptions {
     }
 }
 
+/// One store's three concerns, over one engine's connections.
+#[derive(Clone)]
+pub struct Store {
+    pub log: EventLog,
+    pub credentials: Credentials,
+    pub checkpoints: Checkpoints,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store at `url` and its schema.
+    pub async fn open(url: &str, options: StoreOptions, clock: SharedClock) -> Result<Self, StoreError> {
+        match StoreKind::parse(url)? {
+            StoreKind::Sqlite { path } => {
+                let engine = Arc::new(sqlite::SqliteBackend::open(&path, &options).await?);
+                Ok(Self::over(engine, "sqlite", &options, clock))
+            }
+            StoreKind::Postgres { url } => {
+                let engine = Arc::new(postgres::PostgresBackend::open(&url, &options).await?);
+                Ok(Self::over(engine, "postgres", &options, clock))
+            }
+        }
+    }
+
+    fn over<E>(engine: Arc<E>, kind: &'static str, options: &StoreOptions, clock: SharedClock) -> Self
+    where
+        E: LogBackend + CredentialBackend + CheckpointBackend,
+    {
+        let backend: Arc<dyn LogBackend> = engine.clone();
+        let writer = writer::spawn(backend.clone(), clock);
+        Self {
+            log: EventLog { backend, writer, kind, expiring: options.expiring },
+            credentials: Credentials { backend: engine.clone() },
+            checkpoints: Checkpoints { backend: engine },
+        }
+    }
+}
+
+/// The credentials store: secrets referenced from events by id.
+#[derive(Clone)]
+pub struct Credentials {
+    backend: Arc<dyn CredentialBackend>,
+}
+
+impl Credentials {
+    /// Stores `secret` of `kind` under `id`.
+    pub async fn put(&self, id: Uuid, kind: &str, secret: &str, created_at: i64) -> Result<(), StoreError> {
+        self.backend.put_secret(id, kind, secret, created_at).await
+    }
+
+    /// The secret stored under `id`, if any.
+    pub async fn get(&self, id: Uuid) -> Result<Option<String>, StoreError> {
+        self.backend.get_secret(id).await
+    }
+
+    /// Forgets the secret stored under `id` (nothing when there is none).
+    pub async fn delete(&self, id: Uuid) -> Result<(), StoreError> {
+        self.backend.delete_secret(id).await
+    }
+
+    /// The ids of the secrets of `kind` stored before `created_before` (epoch ms).
+    pub async fn ids_older_than(&self, kind: &str, created_before: i64) -> Result<Vec<Uuid>, StoreError> {
+        self.backend.secret_ids(kind, created_before).await
+    }
+
+    /// Every stored secret (export).
+    pub async fn all(&self) -> Result<Vec<SecretRow>, StoreError> {
+        self.backend.secrets().await
+    }
+}
+
+/// The checkpoint store: projection states by position and display-name rule.
+#[derive(Clone)]
+pub struct Checkpoints {
+    backend: Arc<dyn CheckpointBackend>,
+}
+
+impl Checkpoints {
+    /// Stores a checkpoint (replacing one at the same position and rule).
+    pub async fn put(&self, checkpoint: &StoredCheckpoint) -> Result<(), StoreError> {
+        self.backend.put_checkpoint(checkpoint).await
+    }
+
+    /// The newest checkpoint made with display-name rule `rule`.
+    pub async fn latest(&self, rule: &str) -> Result<Option<StoredCheckpoint>, StoreError> {
+        self.backend.latest_checkpoint(rule).await
+    }
+}
+
 /// The log, shared by the command side, the projection runner and tools.
 #[derive(Clone)]
 pub struct EventLog {
-    backend: Arc<dyn Backend>,
+    backend: Arc<dyn LogBackend>,
     writer: writer::WriterHandle,
     kind: &'static str,
     expiring: bool,
 }
 
 impl EventLog {
-    /// Opens (creating if needed) the store at `url` and its schema.
-    pub async fn open(url: &str, options: StoreOptions, clock: SharedClock) -> Result<Self, StoreError> {
-        let (backend, kind): (Arc<dyn Backend>, _) = match StoreKind::parse(url)? {
-            StoreKind::Sqlite { path } => (Arc::new(sqlite::SqliteBackend::open(&path, &options).await?), "sqlite"),
-            StoreKind::Postgres { url } => {
-                (Arc::new(postgres::PostgresBackend::open(&url, &options).await?), "postgres")
-            }
-        };
-        let writer = writer::spawn(backend.clone(), clock);
-        Ok(Self { backend, writer, kind, expiring: options.expiring })
-    }
-
     /// "sqlite" or "postgres".
     pub fn kind(&self) -> &'static str {
         self.kind
@@ -292,23 +392,6 @@ impl EventLog {
 
     pub async fn head(&self) -> Result<i64, StoreError> {
         self.backend.head().await
-    }
-
-    pub async fn put_secret(&self, id: Uuid, kind: &str, secret: &str, created_at: i64) -> Result<(), StoreError> {
-        self.backend.put_secret(id, kind, secret, created_at).await
-    }
-
-    pub async fn get_secret(&self, id: Uuid) -> Result<Option<String>, StoreError> {
-        self.backend.get_secret(id).await
-    }
-
-    pub async fn delete_secret(&self, id: Uuid) -> Result<(), StoreError> {
-        self.backend.delete_secret(id).await
-    }
-
-    /// The ids of the secrets of `kind` stored before `created_before` (epoch ms).
-    pub async fn secret_ids(&self, kind: &str, created_before: i64) -> Result<Vec<Uuid>, StoreError> {
-        self.backend.secret_ids(kind, created_before).await
     }
 
     /// Reads the log after `after` in position order, a batch at a time,
@@ -352,26 +435,13 @@ impl EventLog {
         })
     }
 
-    pub async fn put_checkpoint(&self, checkpoint: &StoredCheckpoint) -> Result<(), StoreError> {
-        self.backend.put_checkpoint(checkpoint).await
-    }
-
-    pub async fn latest_checkpoint(&self, rule: &str) -> Result<Option<StoredCheckpoint>, StoreError> {
-        self.backend.latest_checkpoint(rule).await
-    }
-
     /// The chain value of the event at `position`, if there is such an event.
     pub async fn chain_at(&self, position: i64) -> Result<Option<String>, StoreError> {
         let rows = self.read_after(position - 1, 1).await?;
         Ok(rows.into_iter().find(|r| r.position == position).and_then(|r| r.chain))
     }
 
-    /// Every stored secret.
-    pub async fn secrets(&self) -> Result<Vec<SecretRow>, StoreError> {
-        self.backend.secrets().await
-    }
-
-    /// Writes exported rows verbatim into this log, which must be empty.
+    /// Writes exported rows (events and secrets) verbatim into this store, which must be empty.
     pub async fn import(
         &self,
         rows: &mut (dyn Iterator<Item = Result<ImportRow, String>> + Send),
@@ -387,11 +457,12 @@ impl EventLog {
         self.backend.purge(purge).await
     }
 
-    pub(crate) fn backend(&self) -> &Arc<dyn Backend> {
+    pub(crate) fn backend(&self) -> &Arc<dyn LogBackend> {
         &self.backend
     }
 
-    /// Stops the writer and closes the connections.
+    /// Stops the writer and closes the engine's connections (the credentials
+    /// and checkpoint stores opened with this log close with it).
     pub async fn close(&self) {
         self.writer.stop().await;
         self.backend.close().await;

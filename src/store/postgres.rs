@@ -15,10 +15,11 @@ use sqlx::postgres::{PgPoolOptions, PgRow};
 use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
 
+use super::sql::{Dialect, Queries};
 use super::{
-    Backend, EVENT_COLUMNS, ImportRow, NewRow, Purge, SCHEMA_VERSION, SecretRow, StoreError, StoreOptions,
-    StoredCheckpoint, StoredEvent, Tables, backfill_chain, batch_aggregates, chain, check_schema, head_query,
-    plan_batch, seal, serialized,
+    CheckpointBackend, CredentialBackend, EVENT_COLUMNS, ImportRow, LogBackend, NewRow, Purge, SCHEMA_VERSION,
+    SecretRow, StoreError, StoreOptions, StoredCheckpoint, StoredEvent, Tables, backfill_chain, batch_aggregates,
+    chain, check_schema, plan_batch, seal, serialized,
 };
 
 pub(crate) struct PostgresBackend {
@@ -26,76 +27,6 @@ pub(crate) struct PostgresBackend {
     /// The advisory-lock key that serialises appends to this log.
     lock_key: i64,
     q: Queries,
-}
-
-/// The SQL of this backend, with table names filled in once.
-struct Queries {
-    head: String,
-    last: String,
-    current_sequences: String,
-    insert: String,
-    load: String,
-    load_type: String,
-    read_after: String,
-    put_secret: String,
-    get_secret: String,
-    delete_secret: String,
-    secret_ids: String,
-    purge_below: String,
-    purge_aggregate: String,
-    put_checkpoint: String,
-    latest_checkpoint: String,
-    all_secrets: String,
-    count_events: String,
-    count_secrets: String,
-}
-
-impl Queries {
-    fn new(t: &Tables) -> Self {
-        let events = &t.events;
-        Self {
-            head: format!("SELECT COALESCE(MAX(position), 0) FROM {events}"),
-            last: head_query(events),
-            current_sequences: format!(
-                "SELECT k.t, k.i, COALESCE((SELECT MAX(e.sequence) FROM {events} e
-                     WHERE e.aggregate_type = k.t AND e.aggregate_id = k.i), 0)
-                 FROM UNNEST($1::text[], $2::text[]) AS k(t, i)"
-            ),
-            insert: format!(
-                "INSERT INTO {events} ({EVENT_COLUMNS})
-                 SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::text[],
-                                      $6::text[], $7::text[], $8::text[], $9::bigint[], $10::text[])"
-            ),
-            load: format!(
-                "SELECT {EVENT_COLUMNS} FROM {events}
-                 WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence > $3 ORDER BY sequence"
-            ),
-            load_type: format!("SELECT {EVENT_COLUMNS} FROM {events} WHERE aggregate_type = $1 ORDER BY position"),
-            read_after: format!("SELECT {EVENT_COLUMNS} FROM {events} WHERE position > $1 ORDER BY position LIMIT $2"),
-            put_secret: format!("INSERT INTO {} (id, kind, secret, created_at) VALUES ($1, $2, $3, $4)", t.secrets),
-            get_secret: format!("SELECT secret FROM {} WHERE id = $1", t.secrets),
-            delete_secret: format!("DELETE FROM {} WHERE id = $1", t.secrets),
-            secret_ids: format!("SELECT id FROM {} WHERE kind = $1 AND created_at < $2 ORDER BY id", t.secrets),
-            purge_below: format!("DELETE FROM {events} WHERE position < $1"),
-            all_secrets: format!("SELECT id, kind, secret, created_at FROM {} ORDER BY created_at, id", t.secrets),
-            count_events: format!("SELECT COUNT(*) FROM {events}"),
-            put_checkpoint: format!(
-                "INSERT INTO {} (position, rule, chain, digest, created_at, data) VALUES ($1, $2, $3, $4, $5, $6)
-                 ON CONFLICT (rule, position) DO UPDATE SET chain = EXCLUDED.chain, digest = EXCLUDED.digest,
-                 created_at = EXCLUDED.created_at, data = EXCLUDED.data",
-                t.checkpoints
-            ),
-            latest_checkpoint: format!(
-                "SELECT position, rule, chain, digest, created_at, data FROM {} WHERE rule = $1 ORDER BY position DESC LIMIT 1",
-                t.checkpoints
-            ),
-            count_secrets: format!("SELECT COUNT(*) FROM {}", t.secrets),
-            purge_aggregate: format!(
-                "DELETE FROM {events}
-                 WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence <= $3 AND position < $4"
-            ),
-        }
-    }
 }
 
 fn lock_key(events_table: &str) -> i64 {
@@ -124,7 +55,7 @@ impl PostgresBackend {
         } else {
             migrate(&pool, &tables, lock_key).await?;
         }
-        Ok(Self { pool, lock_key, q: Queries::new(&tables) })
+        Ok(Self { pool, lock_key, q: Queries::new(&tables, Dialect::Postgres) })
     }
 
     async fn append_locked(
@@ -350,7 +281,7 @@ fn to_serialized(rows: Vec<PgRow>) -> Result<Vec<SerializedEvent>, StoreError> {
 }
 
 #[async_trait]
-impl Backend for PostgresBackend {
+impl LogBackend for PostgresBackend {
     async fn append_batch(
         &self,
         batch: &[&[SerializedEvent]],
@@ -391,38 +322,6 @@ impl Backend for PostgresBackend {
         Ok(sqlx::query_scalar(&self.q.head).fetch_one(&self.pool).await?)
     }
 
-    async fn put_secret(&self, id: Uuid, kind: &str, secret: &str, created_at: i64) -> Result<(), StoreError> {
-        sqlx::query(&self.q.put_secret)
-            .bind(id.to_string())
-            .bind(kind)
-            .bind(secret)
-            .bind(created_at)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    async fn get_secret(&self, id: Uuid) -> Result<Option<String>, StoreError> {
-        Ok(sqlx::query_scalar(&self.q.get_secret).bind(id.to_string()).fetch_optional(&self.pool).await?)
-    }
-
-    async fn secret_ids(&self, kind: &str, created_before: i64) -> Result<Vec<Uuid>, StoreError> {
-        let ids: Vec<String> =
-            sqlx::query_scalar(&self.q.secret_ids).bind(kind).bind(created_before).fetch_all(&self.pool).await?;
-        Ok(ids.iter().filter_map(|id| Uuid::parse_str(id).ok()).collect())
-    }
-
-    async fn delete_secret(&self, id: Uuid) -> Result<(), StoreError> {
-        sqlx::query(&self.q.delete_secret).bind(id.to_string()).execute(&self.pool).await?;
-        Ok(())
-    }
-
-    async fn secrets(&self) -> Result<Vec<SecretRow>, StoreError> {
-        let rows: Vec<(String, String, String, i64)> =
-            sqlx::query_as(&self.q.all_secrets).fetch_all(&self.pool).await?;
-        Ok(rows.into_iter().map(|(id, kind, secret, created_at)| SecretRow { id, kind, secret, created_at }).collect())
-    }
-
     async fn import(
         &self,
         rows: &mut (dyn Iterator<Item = Result<ImportRow, String>> + Send),
@@ -461,6 +360,69 @@ impl Backend for PostgresBackend {
         Ok(written)
     }
 
+    async fn purge(&self, purge: &Purge) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut deleted = 0;
+        if let Some(position) = purge.everything_below {
+            let position = position.min(purge.below);
+            deleted += sqlx::query(&self.q.purge_below).bind(position).execute(&mut *tx).await?.rows_affected();
+        }
+        for (aggregate_type, aggregate_id, sequence) in &purge.aggregates {
+            deleted += sqlx::query(&self.q.purge_aggregate)
+                .bind(aggregate_type)
+                .bind(aggregate_id)
+                .bind(sequence)
+                .bind(purge.below)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(deleted)
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+#[async_trait]
+impl CredentialBackend for PostgresBackend {
+    async fn put_secret(&self, id: Uuid, kind: &str, secret: &str, created_at: i64) -> Result<(), StoreError> {
+        sqlx::query(&self.q.put_secret)
+            .bind(id.to_string())
+            .bind(kind)
+            .bind(secret)
+            .bind(created_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn get_secret(&self, id: Uuid) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar(&self.q.get_secret).bind(id.to_string()).fetch_optional(&self.pool).await?)
+    }
+
+    async fn secret_ids(&self, kind: &str, created_before: i64) -> Result<Vec<Uuid>, StoreError> {
+        let ids: Vec<String> =
+            sqlx::query_scalar(&self.q.secret_ids).bind(kind).bind(created_before).fetch_all(&self.pool).await?;
+        Ok(ids.iter().filter_map(|id| Uuid::parse_str(id).ok()).collect())
+    }
+
+    async fn delete_secret(&self, id: Uuid) -> Result<(), StoreError> {
+        sqlx::query(&self.q.delete_secret).bind(id.to_string()).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn secrets(&self) -> Result<Vec<SecretRow>, StoreError> {
+        let rows: Vec<(String, String, String, i64)> =
+            sqlx::query_as(&self.q.all_secrets).fetch_all(&self.pool).await?;
+        Ok(rows.into_iter().map(|(id, kind, secret, created_at)| SecretRow { id, kind, secret, created_at }).collect())
+    }
+}
+
+#[async_trait]
+impl CheckpointBackend for PostgresBackend {
     async fn put_checkpoint(&self, c: &StoredCheckpoint) -> Result<(), StoreError> {
         sqlx::query(&self.q.put_checkpoint)
             .bind(c.position)
@@ -485,31 +447,6 @@ impl Backend for PostgresBackend {
             created_at,
             data,
         }))
-    }
-
-    async fn purge(&self, purge: &Purge) -> Result<u64, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let mut deleted = 0;
-        if let Some(position) = purge.everything_below {
-            let position = position.min(purge.below);
-            deleted += sqlx::query(&self.q.purge_below).bind(position).execute(&mut *tx).await?.rows_affected();
-        }
-        for (aggregate_type, aggregate_id, sequence) in &purge.aggregates {
-            deleted += sqlx::query(&self.q.purge_aggregate)
-                .bind(aggregate_type)
-                .bind(aggregate_id)
-                .bind(sequence)
-                .bind(purge.below)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-        }
-        tx.commit().await?;
-        Ok(deleted)
-    }
-
-    async fn close(&self) {
-        self.pool.close().await;
     }
 }
 

@@ -14,78 +14,17 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqliteConnection, SqlitePool};
 use uuid::Uuid;
 
+use super::sql::{Dialect, Queries};
 use super::{
-    Backend, EVENT_COLUMNS, ImportRow, Purge, SCHEMA_VERSION, SecretRow, StoreError, StoreOptions, StoredCheckpoint,
-    StoredEvent, Tables, backfill_chain, batch_aggregates, chain, check_schema, head_query, plan_batch, seal,
-    serialized,
+    CheckpointBackend, CredentialBackend, EVENT_COLUMNS, ImportRow, LogBackend, Purge, SCHEMA_VERSION, SecretRow,
+    StoreError, StoreOptions, StoredCheckpoint, StoredEvent, Tables, backfill_chain, batch_aggregates, chain,
+    check_schema, plan_batch, seal, serialized,
 };
 
 pub(crate) struct SqliteBackend {
     writer: SqlitePool,
     readers: SqlitePool,
     q: Queries,
-}
-
-/// The SQL of this backend, with table names filled in once.
-struct Queries {
-    head: String,
-    last: String,
-    /// Completed with `(VALUES (?, ?), ...) GROUP BY ...` per batch.
-    current_sequences: String,
-    insert: String,
-    load: String,
-    load_type: String,
-    read_after: String,
-    put_secret: String,
-    get_secret: String,
-    delete_secret: String,
-    secret_ids: String,
-    purge_below: String,
-    purge_aggregate: String,
-    put_checkpoint: String,
-    latest_checkpoint: String,
-    all_secrets: String,
-    count_events: String,
-    count_secrets: String,
-}
-
-impl Queries {
-    fn new(t: &Tables) -> Self {
-        let events = &t.events;
-        Self {
-            head: format!("SELECT COALESCE(MAX(position), 0) FROM {events}"),
-            last: head_query(events),
-            current_sequences: format!(
-                "SELECT aggregate_type, aggregate_id, MAX(sequence) FROM {events} WHERE (aggregate_type, aggregate_id) IN"
-            ),
-            insert: format!("INSERT INTO {events} ({EVENT_COLUMNS}) VALUES"),
-            load: format!(
-                "SELECT {EVENT_COLUMNS} FROM {events}
-                 WHERE aggregate_type = ? AND aggregate_id = ? AND sequence > ? ORDER BY sequence"
-            ),
-            load_type: format!("SELECT {EVENT_COLUMNS} FROM {events} WHERE aggregate_type = ? ORDER BY position"),
-            read_after: format!("SELECT {EVENT_COLUMNS} FROM {events} WHERE position > ? ORDER BY position LIMIT ?"),
-            put_secret: format!("INSERT INTO {} (id, kind, secret, created_at) VALUES (?, ?, ?, ?)", t.secrets),
-            get_secret: format!("SELECT secret FROM {} WHERE id = ?", t.secrets),
-            delete_secret: format!("DELETE FROM {} WHERE id = ?", t.secrets),
-            secret_ids: format!("SELECT id FROM {} WHERE kind = ? AND created_at < ? ORDER BY id", t.secrets),
-            purge_below: format!("DELETE FROM {events} WHERE position < ?"),
-            all_secrets: format!("SELECT id, kind, secret, created_at FROM {} ORDER BY created_at, id", t.secrets),
-            count_events: format!("SELECT COUNT(*) FROM {events}"),
-            put_checkpoint: format!(
-                "INSERT OR REPLACE INTO {} (position, rule, chain, digest, created_at, data) VALUES (?, ?, ?, ?, ?, ?)",
-                t.checkpoints
-            ),
-            latest_checkpoint: format!(
-                "SELECT position, rule, chain, digest, created_at, data FROM {} WHERE rule = ? ORDER BY position DESC LIMIT 1",
-                t.checkpoints
-            ),
-            count_secrets: format!("SELECT COUNT(*) FROM {}", t.secrets),
-            purge_aggregate: format!(
-                "DELETE FROM {events} WHERE aggregate_type = ? AND aggregate_id = ? AND sequence <= ? AND position < ?"
-            ),
-        }
-    }
 }
 
 impl SqliteBackend {
@@ -128,7 +67,7 @@ impl SqliteBackend {
             .connect_with(base.read_only(true))
             .await
             .map_err(connect_error)?;
-        Ok(Self { writer, readers, q: Queries::new(&tables) })
+        Ok(Self { writer, readers, q: Queries::new(&tables, Dialect::Sqlite) })
     }
 }
 
@@ -281,7 +220,7 @@ const KEYS_PER_QUERY: usize = 500;
 const ROWS_PER_INSERT: usize = 256;
 
 #[async_trait]
-impl Backend for SqliteBackend {
+impl LogBackend for SqliteBackend {
     async fn append_batch(
         &self,
         batch: &[&[SerializedEvent]],
@@ -328,38 +267,6 @@ impl Backend for SqliteBackend {
 
     async fn head(&self) -> Result<i64, StoreError> {
         Ok(sqlx::query_scalar(&self.q.head).fetch_one(&self.readers).await?)
-    }
-
-    async fn put_secret(&self, id: Uuid, kind: &str, secret: &str, created_at: i64) -> Result<(), StoreError> {
-        sqlx::query(&self.q.put_secret)
-            .bind(id.to_string())
-            .bind(kind)
-            .bind(secret)
-            .bind(created_at)
-            .execute(&self.writer)
-            .await?;
-        Ok(())
-    }
-
-    async fn get_secret(&self, id: Uuid) -> Result<Option<String>, StoreError> {
-        Ok(sqlx::query_scalar(&self.q.get_secret).bind(id.to_string()).fetch_optional(&self.readers).await?)
-    }
-
-    async fn secret_ids(&self, kind: &str, created_before: i64) -> Result<Vec<Uuid>, StoreError> {
-        let ids: Vec<String> =
-            sqlx::query_scalar(&self.q.secret_ids).bind(kind).bind(created_before).fetch_all(&self.readers).await?;
-        Ok(ids.iter().filter_map(|id| Uuid::parse_str(id).ok()).collect())
-    }
-
-    async fn delete_secret(&self, id: Uuid) -> Result<(), StoreError> {
-        sqlx::query(&self.q.delete_secret).bind(id.to_string()).execute(&self.writer).await?;
-        Ok(())
-    }
-
-    async fn secrets(&self) -> Result<Vec<SecretRow>, StoreError> {
-        let rows: Vec<(String, String, String, i64)> =
-            sqlx::query_as(&self.q.all_secrets).fetch_all(&self.readers).await?;
-        Ok(rows.into_iter().map(|(id, kind, secret, created_at)| SecretRow { id, kind, secret, created_at }).collect())
     }
 
     async fn import(
@@ -414,32 +321,6 @@ impl Backend for SqliteBackend {
         outcome
     }
 
-    async fn put_checkpoint(&self, c: &StoredCheckpoint) -> Result<(), StoreError> {
-        sqlx::query(&self.q.put_checkpoint)
-            .bind(c.position)
-            .bind(&c.rule)
-            .bind(&c.chain)
-            .bind(&c.digest)
-            .bind(c.created_at)
-            .bind(&c.data)
-            .execute(&self.writer)
-            .await?;
-        Ok(())
-    }
-
-    async fn latest_checkpoint(&self, rule: &str) -> Result<Option<StoredCheckpoint>, StoreError> {
-        let row: Option<(i64, String, Option<String>, String, i64, Vec<u8>)> =
-            sqlx::query_as(&self.q.latest_checkpoint).bind(rule).fetch_optional(&self.readers).await?;
-        Ok(row.map(|(position, rule, chain, digest, created_at, data)| StoredCheckpoint {
-            position,
-            rule,
-            chain,
-            digest,
-            created_at,
-            data,
-        }))
-    }
-
     async fn purge(&self, purge: &Purge) -> Result<u64, StoreError> {
         let mut conn = self.writer.acquire().await?;
         sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
@@ -472,5 +353,69 @@ impl Backend for SqliteBackend {
     async fn close(&self) {
         self.readers.close().await;
         self.writer.close().await;
+    }
+}
+
+#[async_trait]
+impl CredentialBackend for SqliteBackend {
+    async fn put_secret(&self, id: Uuid, kind: &str, secret: &str, created_at: i64) -> Result<(), StoreError> {
+        sqlx::query(&self.q.put_secret)
+            .bind(id.to_string())
+            .bind(kind)
+            .bind(secret)
+            .bind(created_at)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn get_secret(&self, id: Uuid) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar(&self.q.get_secret).bind(id.to_string()).fetch_optional(&self.readers).await?)
+    }
+
+    async fn secret_ids(&self, kind: &str, created_before: i64) -> Result<Vec<Uuid>, StoreError> {
+        let ids: Vec<String> =
+            sqlx::query_scalar(&self.q.secret_ids).bind(kind).bind(created_before).fetch_all(&self.readers).await?;
+        Ok(ids.iter().filter_map(|id| Uuid::parse_str(id).ok()).collect())
+    }
+
+    async fn delete_secret(&self, id: Uuid) -> Result<(), StoreError> {
+        sqlx::query(&self.q.delete_secret).bind(id.to_string()).execute(&self.writer).await?;
+        Ok(())
+    }
+
+    async fn secrets(&self) -> Result<Vec<SecretRow>, StoreError> {
+        let rows: Vec<(String, String, String, i64)> =
+            sqlx::query_as(&self.q.all_secrets).fetch_all(&self.readers).await?;
+        Ok(rows.into_iter().map(|(id, kind, secret, created_at)| SecretRow { id, kind, secret, created_at }).collect())
+    }
+}
+
+#[async_trait]
+impl CheckpointBackend for SqliteBackend {
+    async fn put_checkpoint(&self, c: &StoredCheckpoint) -> Result<(), StoreError> {
+        sqlx::query(&self.q.put_checkpoint)
+            .bind(c.position)
+            .bind(&c.rule)
+            .bind(&c.chain)
+            .bind(&c.digest)
+            .bind(c.created_at)
+            .bind(&c.data)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn latest_checkpoint(&self, rule: &str) -> Result<Option<StoredCheckpoint>, StoreError> {
+        let row: Option<(i64, String, Option<String>, String, i64, Vec<u8>)> =
+            sqlx::query_as(&self.q.latest_checkpoint).bind(rule).fetch_optional(&self.readers).await?;
+        Ok(row.map(|(position, rule, chain, digest, created_at, data)| StoredCheckpoint {
+            position,
+            rule,
+            chain,
+            digest,
+            created_at,
+            data,
+        }))
     }
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use cqrs_es::persist::SerializedEvent;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{AppendError, Backend, StoreError};
+use super::{AppendError, LogBackend, StoreError};
 use crate::clock::SharedClock;
 
 const MAX_BATCH: usize = 256;
@@ -39,7 +39,7 @@ impl WriterHandle {
     }
 }
 
-pub(crate) fn spawn(backend: Arc<dyn Backend>, clock: SharedClock) -> WriterHandle {
+pub(crate) fn spawn(backend: Arc<dyn LogBackend>, clock: SharedClock) -> WriterHandle {
     let (sender, mut receiver) = mpsc::channel::<Message>(4 * MAX_BATCH);
     tokio::spawn(async move {
         let mut last_recorded_at = i64::MIN;

@@ -10,9 +10,9 @@
 
 use std::sync::Arc;
 
+use authledger::app::ledger::LedgerOptions;
+use authledger::app::root_account::set_root_password;
 use authledger::clock::{Clock, ManualClock, SystemClock};
-use authledger::ledger::LedgerOptions;
-use authledger::root_account::set_root_password;
 use authledger::server::Server;
 use reqwest::StatusCode;
 use serde_json::{Value, json};

@@ -5,7 +5,7 @@
 use rand::RngCore;
 use totp_rs::{Algorithm, Builder, Secret, Totp};
 
-use crate::domain::AuthError;
+use crate::app::AppError;
 
 pub const ISSUER: &str = "authledger";
 
@@ -18,9 +18,9 @@ pub const ORPHAN_AGE_MS: i64 = 2 * crate::domain::invite::MAX_INVITE_TTL_MS;
 
 /// Forgets TOTP secrets nothing refers to any more — offers of invitations that
 /// expired, were revoked or were opened again concurrently. Returns how many.
-pub async fn forget_orphans(ledger: &crate::ledger::Ledger) -> Result<usize, crate::store::StoreError> {
+pub async fn forget_orphans(ledger: &crate::app::ledger::Ledger) -> Result<usize, crate::store::StoreError> {
     let now = ledger.now();
-    let stored = ledger.log.secret_ids(SECRET_KIND, now - ORPHAN_AGE_MS).await?;
+    let stored = ledger.credentials.ids_older_than(SECRET_KIND, now - ORPHAN_AGE_MS).await?;
     let live: std::collections::HashSet<uuid::Uuid> = {
         let model = ledger.model.read();
         let enrolled = model.users.users().filter_map(|u| u.second_factor);
@@ -29,7 +29,7 @@ pub async fn forget_orphans(ledger: &crate::ledger::Ledger) -> Result<usize, cra
     };
     let mut forgotten = 0;
     for id in stored.into_iter().filter(|id| !live.contains(id)) {
-        ledger.log.delete_secret(id).await?;
+        ledger.credentials.delete(id).await?;
         forgotten += 1;
     }
     Ok(forgotten)
@@ -42,9 +42,10 @@ pub fn new_secret() -> String {
     Secret::new_stack(bytes).to_base32()
 }
 
-fn totp(secret: &str, account: &str) -> Result<Totp, AuthError> {
+/// A stored secret that cannot be read is the server's fault (a 500), never the caller's.
+fn totp(secret: &str, account: &str) -> Result<Totp, AppError> {
     let bytes = Secret::try_from_base32(secret)
-        .map_err(|_| AuthError::illegal("the stored second-factor secret is unreadable"))?
+        .map_err(|_| AppError::internal("the stored second-factor secret is unreadable"))?
         .as_bytes()
         .to_vec();
     Builder::new()
@@ -56,7 +57,7 @@ fn totp(secret: &str, account: &str) -> Result<Totp, AuthError> {
         .with_issuer(Some(ISSUER))
         .with_account_name(account)
         .build()
-        .map_err(|e| AuthError::illegal(format!("cannot build the second factor: {e}")))
+        .map_err(|e| AppError::internal(format!("cannot build the second factor: {e}")))
 }
 
 /// What an authenticator app needs: the `otpauth://` URI and a QR code of it (PNG, base64).
@@ -65,15 +66,16 @@ pub struct Enrolment {
     pub qr_png_base64: String,
 }
 
-pub fn enrolment(secret: &str, account: &str) -> Result<Enrolment, AuthError> {
+/// The enrolment of `secret` for `account`; failing to encode or draw it is the server's fault.
+pub fn enrolment(secret: &str, account: &str) -> Result<Enrolment, AppError> {
     let totp = totp(secret, account)?;
-    let uri = totp.to_url().map_err(|e| AuthError::illegal(format!("cannot encode the second factor: {e}")))?;
-    let qr_png_base64 = totp.to_qr_base64().map_err(|e| AuthError::illegal(format!("cannot draw the QR code: {e}")))?;
+    let uri = totp.to_url().map_err(|e| AppError::internal(format!("cannot encode the second factor: {e}")))?;
+    let qr_png_base64 = totp.to_qr_base64().map_err(|e| AppError::internal(format!("cannot draw the QR code: {e}")))?;
     Ok(Enrolment { uri, qr_png_base64 })
 }
 
 /// The time step a code is valid for at `now_ms`, or `None` for a wrong (or malformed) code.
-pub fn check(secret: &str, account: &str, code: &str, now_ms: i64) -> Result<Option<u64>, AuthError> {
+pub fn check(secret: &str, account: &str, code: &str, now_ms: i64) -> Result<Option<u64>, AppError> {
     let totp = totp(secret, account)?;
     let now = u64::try_from(now_ms / 1000).unwrap_or(0);
     let code: String = code.chars().filter(|c| !c.is_whitespace()).collect();
@@ -84,7 +86,7 @@ pub fn check(secret: &str, account: &str, code: &str, now_ms: i64) -> Result<Opt
 }
 
 /// The code for `now_ms` (tests and the CLI's self-check).
-pub fn code_at(secret: &str, account: &str, now_ms: i64) -> Result<String, AuthError> {
+pub fn code_at(secret: &str, account: &str, now_ms: i64) -> Result<String, AppError> {
     let totp = totp(secret, account)?;
     Ok(totp.generate(u64::try_from(now_ms / 1000).unwrap_or(0)).to_string())
 }

@@ -11,8 +11,9 @@ use ssh_key::certificate::{Builder, CertType};
 use ssh_key::{Algorithm, HashAlg, LineEnding, PrivateKey, PublicKey};
 use uuid::Uuid;
 
-use crate::domain::{AuthError, CaKind, CertAuthorityCommand, SigningKey};
-use crate::ledger::{Ledger, LedgerError};
+use crate::app::AppError;
+use crate::app::ledger::Ledger;
+use crate::domain::{AuthError, CaKind, CertAuthority, CertAuthorityCommand, SigningKey};
 use crate::store::EventMetadata;
 
 /// The credentials-store kind of an authority's private key.
@@ -20,20 +21,8 @@ fn secret_kind(ca: CaKind) -> String {
     format!("ca-{ca}")
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum AuthorityError {
-    #[error("SSH key operation failed: {0}")]
-    Key(#[from] ssh_key::Error),
-    #[error("the {0} certificate authority's private key is missing from the credentials store")]
-    MissingKey(CaKind),
-    #[error("the {0} certificate authority does not exist yet")]
-    NoAuthority(CaKind),
-    #[error(transparent)]
-    Ledger(#[from] LedgerError),
-}
-
 /// A new Ed25519 key: its public parts (for the log) and its private key in OpenSSH form (for the credentials store).
-pub fn generate_key() -> Result<(SigningKey, PrivateKey), AuthorityError> {
+pub fn generate_key() -> Result<(SigningKey, PrivateKey), AppError> {
     let private = PrivateKey::random(&mut OsRng, Algorithm::Ed25519)?;
     let public = private.public_key();
     let key = SigningKey {
@@ -51,24 +40,24 @@ pub async fn install_key(
     ca: CaKind,
     rotate_by: Option<crate::domain::UserName>,
     metadata: &EventMetadata,
-) -> Result<SigningKey, AuthorityError> {
+) -> Result<SigningKey, AppError> {
     let (key, private) = generate_key()?;
     let pem = private.to_openssh(LineEnding::LF)?;
     let now = ledger.now();
-    ledger.log.put_secret(key.credential_id, &secret_kind(ca), &pem, now).await.map_err(LedgerError::from)?;
+    ledger.credentials.put(key.credential_id, &secret_kind(ca), &pem, now).await?;
     let command = match rotate_by {
         None => CertAuthorityCommand::Create { ca, key: key.clone(), at: now },
         Some(by) => CertAuthorityCommand::Rotate { key: key.clone(), by, at: now },
     };
-    if let Err(error) = ledger.cert_authority(ca, command, metadata).await {
-        let _ = ledger.log.delete_secret(key.credential_id).await;
-        return Err(error.into());
+    if let Err(error) = ledger.execute::<CertAuthority>(ca, command, metadata).await {
+        crate::app::forget_secret(ledger, key.credential_id, "an authority key whose recording failed").await;
+        return Err(error);
     }
     Ok(key)
 }
 
 /// Creates whichever authority does not exist yet (on first start).
-pub async fn ensure_authorities(ledger: &Ledger) -> Result<(), AuthorityError> {
+pub async fn ensure_authorities(ledger: &Ledger) -> Result<(), AppError> {
     for ca in CaKind::ALL {
         if ledger.model.read().access.authority(ca).is_some() {
             continue;
@@ -76,7 +65,7 @@ pub async fn ensure_authorities(ledger: &Ledger) -> Result<(), AuthorityError> {
         match install_key(ledger, ca, None, &EventMetadata::actor("system")).await {
             Ok(key) => tracing::info!(%ca, fingerprint = %key.fingerprint, "created a certificate authority"),
             // Another replica created it first.
-            Err(AuthorityError::Ledger(LedgerError::Rejected(_))) => {}
+            Err(AppError::Rejected(_)) => {}
             Err(error) => return Err(error),
         }
     }
@@ -91,19 +80,23 @@ pub struct KeyCache {
 
 impl KeyCache {
     /// The current signing key of `ca`, with its public parts.
-    pub async fn signer(&self, ledger: &Ledger, ca: CaKind) -> Result<(SigningKey, Arc<PrivateKey>), AuthorityError> {
-        let key =
-            ledger.model.read().access.authority(ca).map(|a| a.key.clone()).ok_or(AuthorityError::NoAuthority(ca))?;
+    pub async fn signer(&self, ledger: &Ledger, ca: CaKind) -> Result<(SigningKey, Arc<PrivateKey>), AppError> {
+        let key = ledger
+            .model
+            .read()
+            .access
+            .authority(ca)
+            .map(|a| a.key.clone())
+            .ok_or_else(|| AppError::internal(format!("the {ca} certificate authority does not exist yet")))?;
         if let Some(private) = self.keys.lock().unwrap_or_else(PoisonError::into_inner).get(&key.credential_id) {
             return Ok((key, private.clone()));
         }
-        let pem = ledger
-            .log
-            .get_secret(key.credential_id)
-            .await
-            .map_err(LedgerError::from)?
-            .ok_or(AuthorityError::MissingKey(ca))?;
-        let private = Arc::new(PrivateKey::from_openssh(pem)?);
+        let pem = ledger.credentials.get(key.credential_id).await?.ok_or_else(|| {
+            AppError::internal(format!(
+                "the {ca} certificate authority's private key is missing from the credentials store"
+            ))
+        })?;
+        let private = Arc::new(PrivateKey::from_openssh(pem).map_err(AppError::internal)?);
         self.keys.lock().unwrap_or_else(PoisonError::into_inner).insert(key.credential_id, private.clone());
         Ok((key, private))
     }
@@ -136,7 +129,7 @@ const USER_EXTENSIONS: [&str; 5] =
     ["permit-X11-forwarding", "permit-agent-forwarding", "permit-port-forwarding", "permit-pty", "permit-user-rc"];
 
 /// Signs `spec` with `ca`; returns the certificate in OpenSSH form.
-pub fn sign(ca: &PrivateKey, spec: CertSpec<'_>) -> Result<String, AuthorityError> {
+pub fn sign(ca: &PrivateKey, spec: CertSpec<'_>) -> Result<String, AppError> {
     let mut nonce = [0u8; Builder::RECOMMENDED_NONCE_SIZE];
     OsRng.fill_bytes(&mut nonce);
     let mut builder =

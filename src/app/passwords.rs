@@ -8,7 +8,9 @@ use argon2::{Algorithm, Argon2, Params, Version};
 use rand::Rng;
 use rand::seq::SliceRandom;
 
+use crate::app::AppError;
 use crate::domain::{AuthError, ErrorType};
+use crate::store::Credentials;
 
 pub const MAX_LENGTH: usize = 256;
 const TEMPORARY_LENGTH: usize = 10;
@@ -36,10 +38,10 @@ pub const SECRET_KIND: &str = "password";
 
 /// Hashes `password` and keeps the hash in the credentials store; returns its
 /// id, which events carry instead of the hash.
-pub async fn store(log: &crate::store::EventLog, password: String, now: i64) -> Result<uuid::Uuid, String> {
-    let hashed = hash(password).await?;
+pub async fn store(credentials: &Credentials, password: String, now: i64) -> Result<uuid::Uuid, AppError> {
+    let hashed = hash(password).await.map_err(AppError::internal)?;
     let credential_id = uuid::Uuid::new_v4();
-    log.put_secret(credential_id, SECRET_KIND, &hashed, now).await.map_err(|e| e.to_string())?;
+    credentials.put(credential_id, SECRET_KIND, &hashed, now).await?;
     Ok(credential_id)
 }
 

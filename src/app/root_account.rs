@@ -3,10 +3,11 @@
 
 use uuid::Uuid;
 
+use crate::app::AppError;
+use crate::app::ledger::Ledger;
+use crate::app::passwords;
 use crate::domain::user::NewPassword;
-use crate::domain::{AuthError, DisplayName, UserCommand, UserName};
-use crate::ledger::{Ledger, LedgerError};
-use crate::passwords;
+use crate::domain::{AuthError, DisplayName, User, UserCommand, UserName};
 use crate::store::EventMetadata;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,9 +21,7 @@ pub enum RootError {
     #[error("{0}")]
     WeakPassword(AuthError),
     #[error(transparent)]
-    Ledger(#[from] LedgerError),
-    #[error("{0}")]
-    Failed(String),
+    Ledger(#[from] AppError),
 }
 
 /// Creates root with `password`, or sets its password and re-enables it.
@@ -30,7 +29,7 @@ pub async fn set_root_password(ledger: &Ledger, password: String) -> Result<Root
     passwords::check_strength(&password).map_err(RootError::WeakPassword)?;
     let root = UserName::root();
     let now = ledger.now();
-    let credential_id = passwords::store(&ledger.log, password, now).await.map_err(RootError::Failed)?;
+    let credential_id = passwords::store(&ledger.credentials, password, now).await?;
     let metadata = EventMetadata { reason: Some("set-root-password".into()), ..EventMetadata::actor(UserName::ROOT) };
     let password = NewPassword { credential_id, require_reset: false, by: root.clone(), at: now };
     let previous = ledger.model.read().users.get(&root).and_then(|r| r.credential);
@@ -46,13 +45,22 @@ pub async fn set_root_password(ledger: &Ledger, password: String) -> Result<Root
             by: root.clone(),
             password: Some(password),
         };
-        ledger.user(&root, command, &metadata).await?;
+        if let Err(error) = ledger.execute::<User>(&root, command, &metadata).await {
+            super::forget_secret(ledger, credential_id, "a root password hash whose recording failed").await;
+            return Err(error.into());
+        }
         return Ok(RootOutcome::Created);
     }
-    ledger.user(&root, UserCommand::SetPassword(password), &metadata).await?;
-    ledger.user(&root, UserCommand::EnableRoot { at: now }, &metadata).await?;
+    // Setting the password and re-enabling are two commands on root's own stream; a
+    // failure between them leaves root with its new password, still disabled, and
+    // running the command again completes it.
+    if let Err(error) = ledger.execute::<User>(&root, UserCommand::SetPassword(password), &metadata).await {
+        super::forget_secret(ledger, credential_id, "a root password hash whose recording failed").await;
+        return Err(error.into());
+    }
+    ledger.execute::<User>(&root, UserCommand::EnableRoot { at: now }, &metadata).await?;
     if let Some(old) = previous {
-        let _ = ledger.log.delete_secret(old).await;
+        super::forget_secret(ledger, old, "root's replaced password hash").await;
     }
     Ok(RootOutcome::PasswordReset)
 }

@@ -4,18 +4,22 @@
 //! holds what the domain may not: keys, randomness and the credentials store.
 
 pub mod authority;
-pub mod second_factor;
 
 use std::collections::BTreeSet;
 
 use rand::Rng;
 use sha2::{Digest, Sha256};
 
+use crate::app::AppError;
+use crate::app::ledger::Ledger;
 use crate::domain::certificate::SERIAL_TAKEN;
-use crate::domain::{AuthError, CertificateEvent, ErrorType, HostRole, RecordCertificate};
-use crate::ledger::{Ledger, LedgerError};
+use crate::domain::{AuthError, CaKind, Certificate, CertificateEvent, HostRole, RecordCertificate, Signed, UserName};
+use crate::projections::UserRecord;
 use crate::store::EventMetadata;
-use authority::{AuthorityError, KeyCache};
+use authority::CertSpec;
+use authority::KeyCache;
+use ssh_key::PublicKey;
+use ssh_key::certificate::CertType;
 
 pub const HOUR_MS: i64 = 60 * 60 * 1000;
 
@@ -117,21 +121,84 @@ impl AccessService {
 pub async fn issue_certificate(
     ledger: &Ledger,
     metadata: &EventMetadata,
-    sign: impl Fn(u64) -> Result<(String, CertificateEvent), AuthorityError>,
-) -> Result<(String, CertificateEvent), AuthorityError> {
+    sign: impl Fn(u64) -> Result<(String, CertificateEvent), AppError>,
+) -> Result<(String, CertificateEvent), AppError> {
     for _ in 0..8 {
         let serial = rand::thread_rng().gen_range(1..=u64::MAX);
         let (certificate, event) = sign(serial)?;
-        match ledger.certificate(serial, RecordCertificate(event.clone()), metadata).await {
+        match ledger.execute::<Certificate>(serial, RecordCertificate(event.clone()), metadata).await {
             Ok(_) => return Ok((certificate, event)),
-            Err(LedgerError::Rejected(e)) if e.detail.as_deref() == Some(SERIAL_TAKEN) => continue,
-            Err(error) => return Err(error.into()),
+            Err(AppError::Rejected(e)) if e.detail.as_deref() == Some(SERIAL_TAKEN) => continue,
+            Err(error) => return Err(error),
         }
     }
-    Err(AuthorityError::Ledger(LedgerError::Rejected(AuthError::new(
-        ErrorType::IllegalParameter,
-        "no free certificate serial was found",
-    ))))
+    // Eight random 64-bit serials all taken: the server's own state is wrong, not the request.
+    Err(AppError::internal("no free certificate serial was found"))
+}
+
+/// How far back a user certificate's validity starts, for clocks a little behind ours.
+const BACKDATE_MS: i64 = 60_000;
+
+/// Whole seconds (certificates count seconds).
+fn seconds(ms: i64) -> u64 {
+    u64::try_from(ms / 1000).unwrap_or(0)
+}
+
+/// Signs a user certificate for `subject` (principals: their logins), valid
+/// for `ttl_seconds` (capped by `max_user_cert_ttl`), and records it. The
+/// caller has checked that `requested_by` may ask for `subject`.
+pub async fn issue_user_certificate(
+    ledger: &Ledger,
+    access: &AccessService,
+    subject: &UserRecord,
+    requested_by: &UserName,
+    public_key: &PublicKey,
+    ttl_seconds: i64,
+    metadata: &EventMetadata,
+) -> Result<(String, CertificateEvent), AppError> {
+    let principals = subject.effective_logins();
+    if principals.is_empty() {
+        return Err(
+            AuthError::illegal(format!("{} has no logins; an administrator sets them first", subject.name)).into()
+        );
+    }
+    let now = ledger.now();
+    // Backdated for clocks a little behind, but never valid longer than the maximum in all.
+    let valid_after = now - BACKDATE_MS;
+    let valid_before =
+        now.saturating_add(ttl_seconds.saturating_mul(1000)).min(valid_after + access.options.max_user_cert_ttl_ms);
+    let (ca, private) = access.keys.signer(ledger, CaKind::User).await?;
+    let key_fingerprint = authority::fingerprint(public_key);
+    issue_certificate(ledger, metadata, |serial| {
+        let certificate = authority::sign(
+            &private,
+            CertSpec {
+                cert_type: CertType::User,
+                subject: public_key,
+                key_id: format!("{}@authledger serial {serial}", subject.name),
+                principals: principals.iter().map(|p| p.as_str().to_owned()).collect(),
+                serial,
+                valid_after: seconds(valid_after),
+                valid_before: seconds(valid_before),
+            },
+        )?;
+        let cert = Signed {
+            serial,
+            key_fingerprint: key_fingerprint.clone(),
+            valid_after: seconds(valid_after) as i64 * 1000,
+            valid_before: seconds(valid_before) as i64 * 1000,
+            ca_fingerprint: ca.fingerprint.clone(),
+            at: now,
+        };
+        let event = CertificateEvent::UserCertIssued {
+            user: subject.name.clone(),
+            principals: principals.clone(),
+            requested_by: requested_by.clone(),
+            cert,
+        };
+        Ok((certificate, event))
+    })
+    .await
 }
 
 #[cfg(test)]

@@ -13,15 +13,20 @@
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use uuid::Uuid;
+use std::borrow::Borrow;
 
-use crate::background::BackgroundTask;
+use super::AppError;
+use super::background::BackgroundTask;
+use super::commands::CommandBus;
+use super::ledger::{LedgerOptions, settle};
+use super::tokens::{Minted, NewToken, mint};
 use crate::clock::SharedClock;
-use crate::domain::test_mode::{TestCustomRoleCommand, TestDataCommand, TestUserCommand};
-use crate::domain::{CustomRoleId, TokenCommand, UserName};
-use crate::ledger::{LedgerError, LedgerOptions, settle};
+use crate::domain::test_mode::{TEST_DATA_LIFETIME_MS, TestData, TestDataCommand, TestUser, TestUserCommand};
+use crate::domain::{Addressed, AuthError, DisplayName, Token, TokenCommand, UserName};
+use crate::projections::TokenView;
 use crate::projections::{ReadModel, Runner, TestProjections};
-use crate::store::{EventLog, EventMetadata, Purge, StoreKind, TestCommandBus};
+use crate::store::{EventLog, EventMetadata, Purge, Store, StoreKind};
+use uuid::Uuid;
 
 /// How often the sweeper deletes expired test data by default.
 pub const SWEEP_EVERY: Duration = Duration::from_secs(60);
@@ -54,7 +59,7 @@ pub struct Swept {
 pub struct TestLedger {
     pub log: EventLog,
     pub model: Arc<ReadModel<TestProjections>>,
-    bus: TestCommandBus,
+    bus: CommandBus,
     clock: SharedClock,
     runner: BackgroundTask,
     sweeper: BackgroundTask,
@@ -63,15 +68,16 @@ pub struct TestLedger {
 
 impl TestLedger {
     /// Opens the test-mode log for the main log at `main` and folds it.
-    pub async fn open(main: &LedgerOptions, clock: SharedClock) -> Result<Arc<Self>, LedgerError> {
+    pub async fn open(main: &LedgerOptions, clock: SharedClock) -> Result<Arc<Self>, AppError> {
         let options = test_log_options(main);
-        let log = EventLog::open(&options.store_url, options.store.clone(), clock.clone()).await?;
+        // Test mode keeps no secrets and no checkpoints: only its log is used.
+        let log = Store::open(&options.store_url, options.store.clone(), clock.clone()).await?.log;
         let model = Arc::new(ReadModel::new(TestProjections::default()));
         let runner = Runner::new(log.clone(), model.clone());
         let folded = runner.catch_up().await?;
         tracing::info!(events = folded, position = model.position(), "test-mode projections caught up");
         let waker = runner.waker();
-        let bus = TestCommandBus::new(&log, Arc::new(move |_| waker.notify_one()));
+        let bus = CommandBus::new(&log, Arc::new(move |_| waker.notify_one()));
         let runner = BackgroundTask::new(runner.spawn(options.poll));
         Ok(Arc::new(Self {
             log,
@@ -107,33 +113,43 @@ impl TestLedger {
         self.clock.now_ms()
     }
 
-    async fn settle(&self, position: Option<i64>) -> Result<Option<i64>, LedgerError> {
+    async fn settle(&self, position: Option<i64>) -> Result<Option<i64>, AppError> {
         settle(&self.model, position, self.settle_timeout).await
     }
 
-    pub async fn user(&self, name: &UserName, command: TestUserCommand) -> Result<Option<i64>, LedgerError> {
-        let position = self.bus.user(name, command, &metadata()).await?;
+    /// The one command path, on the test-mode log (see [`crate::app::ledger::Ledger::execute`]);
+    /// test-mode commands are anonymous.
+    pub async fn execute<A>(&self, id: impl Borrow<A::Id>, command: A::Command) -> Result<Option<i64>, AppError>
+    where
+        A: Addressed,
+        A::Command: Clone,
+    {
+        let position = self.bus.execute::<A>(id.borrow(), command, &metadata()).await?;
         self.settle(position).await
     }
 
-    pub async fn token(&self, id: Uuid, command: TokenCommand) -> Result<Option<i64>, LedgerError> {
-        let position = self.bus.token(id, command, &metadata()).await?;
-        self.settle(position).await
+    /// Creates a test user (which expires an hour from now, as everything here).
+    pub async fn create_user(&self, name: &UserName, display: DisplayName) -> Result<(), AppError> {
+        let command = TestUserCommand::Create { user: name.clone(), display, anon_id: Uuid::new_v4(), now: self.now() };
+        self.execute::<TestUser>(name, command).await?;
+        Ok(())
     }
 
-    pub async fn custom_role(
-        &self,
-        id: &CustomRoleId,
-        command: TestCustomRoleCommand,
-    ) -> Result<Option<i64>, LedgerError> {
-        let position = self.bus.custom_role(id, command, &metadata()).await?;
-        self.settle(position).await
+    /// Creates a token for a live test user: its value (shown once) and its view.
+    pub async fn create_token(&self, grant: NewToken) -> Result<(String, TokenView), AppError> {
+        let now = self.now();
+        if self.model.read().user(&grant.user, now).is_none() {
+            return Err(AuthError::no_such_user(grant.user.as_str()).into());
+        }
+        let Minted { value, issued, view } = mint(grant, now, TEST_DATA_LIFETIME_MS);
+        self.execute::<Token>(view.id, TokenCommand::Issue(Box::new(issued))).await?;
+        Ok((value, view))
     }
 
     /// Forgets every test record: a clear marker, then the rows below it are deleted.
-    pub async fn clear(&self) -> Result<(), LedgerError> {
-        let position = self.bus.data(TestDataCommand::Clear { now: self.now() }, &metadata()).await?;
-        let Some(position) = self.settle(position).await? else {
+    pub async fn clear(&self) -> Result<(), AppError> {
+        let position = self.execute::<TestData>((), TestDataCommand::Clear { now: self.now() }).await?;
+        let Some(position) = position else {
             return Ok(());
         };
         let purge = Purge { below: position, everything_below: Some(position), aggregates: Vec::new() };
@@ -144,7 +160,7 @@ impl TestLedger {
     /// Deletes what has expired by now: a sweep marker (which drops the same
     /// records from the projections), then the expired aggregates' rows, older
     /// markers, and anything an interrupted clear left behind.
-    pub async fn sweep(&self) -> Result<Swept, LedgerError> {
+    pub async fn sweep(&self) -> Result<Swept, AppError> {
         let now = self.now();
         let (expired, cleared_below) = {
             let model = self.model.read();
@@ -153,8 +169,7 @@ impl TestLedger {
         if expired.is_empty() {
             return Ok(Swept::default());
         }
-        let position = self.bus.data(TestDataCommand::Sweep { before: now }, &metadata()).await?;
-        let Some(marker) = self.settle(position).await? else {
+        let Some(marker) = self.execute::<TestData>((), TestDataCommand::Sweep { before: now }).await? else {
             return Ok(Swept::default());
         };
         let mut aggregates: Vec<(String, String, i64)> =

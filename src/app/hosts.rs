@@ -1,0 +1,213 @@
+//! Provisioning (join) tokens and hosts joining with them: administrators
+//! issue and delete tokens; a host presents one with its public key and gets a
+//! host certificate signed by the host CA. Static tokens from the
+//! configuration file join any number of hosts; issued ones join one each.
+//!
+//! A join writes up to three times, on three streams: the issued token is
+//! spent (single use wins any race), the host id is bound to its key (the
+//! `Host` aggregate decides, so racing joins cannot both bind), and the
+//! certificate is recorded under a fresh serial. Each step only fails on a
+//! rule checked before it or on a failing log; a token spent by a join that
+//! then failed stays spent, and the error is the answer.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use rand::RngCore;
+use ssh_key::certificate::CertType;
+use ssh_key::{PrivateKey, PublicKey};
+use uuid::Uuid;
+
+use super::AppError;
+use super::ledger::Ledger;
+use super::ssh::authority::{self, CertSpec};
+use super::ssh::{AccessService, issue_certificate};
+use crate::domain::provision_token::check_roles_allowed;
+use crate::domain::{
+    AuthError, CaKind, CertificateEvent, ErrorType, Host, HostId, HostRole, JoinHost, JoinToken, ProvisionToken,
+    ProvisionTokenCommand, Signed, SigningKey, UserName,
+};
+use crate::projections::hash_token;
+use crate::projections::token_index::encode_hash;
+use crate::store::EventMetadata;
+
+/// A new provisioning token: its id and value (shown once; the log keeps its hash).
+pub struct IssuedToken {
+    pub id: Uuid,
+    pub value: String,
+}
+
+/// Issues `count` provisioning tokens for `roles`, valid until `expires`. A
+/// request the log fails part-way withdraws the tokens it had already issued:
+/// their values were never shown to anyone.
+pub async fn issue_tokens(
+    ledger: &Ledger,
+    roles: &BTreeSet<HostRole>,
+    expires: i64,
+    count: usize,
+    by: &UserName,
+    metadata: &EventMetadata,
+) -> Result<Vec<IssuedToken>, AppError> {
+    let now = ledger.now();
+    let mut issued = Vec::with_capacity(count);
+    for _ in 0..count {
+        let mut secret = [0u8; 16];
+        rand::thread_rng().fill_bytes(&mut secret);
+        let value = data_encoding::HEXLOWER.encode(&secret);
+        let id = Uuid::new_v4();
+        let command = ProvisionTokenCommand::Issue {
+            token_hash: encode_hash(&hash_token(&value)),
+            roles: roles.clone(),
+            expires,
+            issued_by: by.clone(),
+            at: now,
+        };
+        if let Err(error) = ledger.execute::<ProvisionToken>(id, command, metadata).await {
+            withdraw(ledger, issued.iter().map(|t: &IssuedToken| t.id), by, metadata).await;
+            return Err(error);
+        }
+        issued.push(IssuedToken { id, value });
+    }
+    Ok(issued)
+}
+
+/// Deletes tokens a failed request issued. A log that refused the issue may
+/// refuse these too: each failure is reported, and such a token stays until it expires.
+async fn withdraw(ledger: &Ledger, ids: impl Iterator<Item = Uuid>, by: &UserName, metadata: &EventMetadata) {
+    let metadata =
+        EventMetadata { reason: Some("withdrawn: the request that issued it failed".into()), ..metadata.clone() };
+    for id in ids {
+        let command = ProvisionTokenCommand::Delete { by: by.clone(), at: ledger.now() };
+        if let Err(error) = ledger.execute::<ProvisionToken>(id, command, &metadata).await {
+            tracing::warn!(%id, %error, "cannot withdraw a provisioning token of a failed request; it stays until it expires");
+        }
+    }
+}
+
+/// Deletes a pending provisioning token (`id` as the caller wrote it).
+pub async fn delete_token(ledger: &Ledger, id: &str, by: &UserName, metadata: &EventMetadata) -> Result<(), AppError> {
+    let no_such = || AuthError::new(ErrorType::NoSuchToken, format!("no such provisioning token {id}"));
+    let id = Uuid::parse_str(id).map_err(|_| no_such())?;
+    if !ledger.model.read().access.has_provision_token(&id) {
+        return Err(no_such().into());
+    }
+    let command = ProvisionTokenCommand::Delete { by: by.clone(), at: ledger.now() };
+    ledger.execute::<ProvisionToken>(id, command, metadata).await?;
+    Ok(())
+}
+
+/// A host's request to join.
+pub struct JoinRequest {
+    /// The provisioning token's value, as presented.
+    pub token: String,
+    pub host_id: HostId,
+    pub public_key: PublicKey,
+    /// The roles asked for; `None`: all the token grants.
+    pub roles: Option<BTreeSet<HostRole>>,
+}
+
+/// A joined host: its certificate, what the log recorded, and the host CA that signed it.
+pub struct Joined {
+    pub host_id: HostId,
+    pub roles: BTreeSet<HostRole>,
+    pub certificate: String,
+    pub event: CertificateEvent,
+    pub ca: SigningKey,
+}
+
+/// Joins a host (see the module's notes on its writes).
+pub async fn join(
+    ledger: &Ledger,
+    access: &AccessService,
+    request: JoinRequest,
+    metadata: &EventMetadata,
+) -> Result<Joined, AppError> {
+    let JoinRequest { token: value, host_id, public_key, roles: requested } = request;
+    let now = ledger.now();
+    let invalid = || AuthError::new(ErrorType::InvalidToken, "unknown, used or expired provisioning token");
+    // The signing key first: a token is never spent on a join that cannot be signed.
+    let (ca, private) = access.keys.signer(ledger, CaKind::Host).await?;
+    let key_fingerprint = authority::fingerprint(&public_key);
+    let (token, roles) = match access.static_token(&value) {
+        Some(token) => {
+            let roles = requested.unwrap_or_else(|| token.roles.clone());
+            check_roles_allowed(&token.roles, &roles)?;
+            (JoinToken::Static { id: token.id.clone() }, roles)
+        }
+        None => {
+            let hash = encode_hash(&hash_token(value.trim()));
+            let (id, granted) = {
+                let model = ledger.model.read();
+                let token = model.access.provision_token(&hash, now).ok_or_else(invalid)?;
+                (token.id, token.roles.clone())
+            };
+            let roles = requested.unwrap_or(granted);
+            let command = ProvisionTokenCommand::Use { host_id: host_id.clone(), roles: roles.clone(), at: now };
+            ledger.execute::<ProvisionToken>(id, command, metadata).await?;
+            (JoinToken::Issued { id }, roles)
+        }
+    };
+    // Binds the host id to its key: a shared static token may not take over a
+    // host id that joined with another key (an issued token, an admin's explicit
+    // grant for one host, may).
+    let join =
+        JoinHost { roles: roles.clone(), key_fingerprint: key_fingerprint.clone(), token: token.clone(), at: now };
+    ledger.execute::<Host>(&host_id, join, metadata).await?;
+    let signer = HostSigner { ca: &ca, private: &private, host_id: &host_id, public_key: &public_key, now };
+    let valid_before = now.saturating_add(access.options.host_cert_ttl_ms);
+    let (certificate, event) = issue_certificate(ledger, metadata, |serial| {
+        signer.sign(serial, valid_before, &roles, &token, &key_fingerprint)
+    })
+    .await?;
+    Ok(Joined { host_id, roles, certificate, event, ca })
+}
+
+/// What signing one host certificate needs.
+struct HostSigner<'a> {
+    ca: &'a SigningKey,
+    private: &'a Arc<PrivateKey>,
+    host_id: &'a HostId,
+    public_key: &'a PublicKey,
+    now: i64,
+}
+
+impl HostSigner<'_> {
+    fn sign(
+        &self,
+        serial: u64,
+        valid_before: i64,
+        roles: &BTreeSet<HostRole>,
+        token: &JoinToken,
+        key_fingerprint: &str,
+    ) -> Result<(String, CertificateEvent), AppError> {
+        let valid_after = (self.now - 60_000) / 1000;
+        let valid_before = valid_before / 1000;
+        let certificate = authority::sign(
+            self.private,
+            CertSpec {
+                cert_type: CertType::Host,
+                subject: self.public_key,
+                key_id: self.host_id.to_string(),
+                principals: vec![self.host_id.to_string()],
+                serial,
+                valid_after: u64::try_from(valid_after).unwrap_or(0),
+                valid_before: u64::try_from(valid_before).unwrap_or(0),
+            },
+        )?;
+        let cert = Signed {
+            serial,
+            key_fingerprint: key_fingerprint.to_owned(),
+            valid_after: valid_after * 1000,
+            valid_before: valid_before * 1000,
+            ca_fingerprint: self.ca.fingerprint.clone(),
+            at: self.now,
+        };
+        let event = CertificateEvent::HostCertIssued {
+            host_id: self.host_id.clone(),
+            roles: roles.clone(),
+            token: token.clone(),
+            cert,
+        };
+        Ok((certificate, event))
+    }
+}

@@ -1,0 +1,134 @@
+//! The running ledger: the log, the command bus, the projections and their
+//! runner, and the clock — what the HTTP API and the command line act on.
+//! Every command goes through `Ledger`, which answers only once the
+//! projections have folded the command's events (read-your-writes).
+
+use std::borrow::Borrow;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::AppError;
+use super::background::BackgroundTask;
+use super::commands::CommandBus;
+use super::ssh::AccessOptions;
+use crate::clock::SharedClock;
+use crate::domain::canonical::Canonicalization;
+use crate::domain::{Addressed, ServerConfig, ServerConfigCommand, ServerSettings};
+use crate::projections::checkpoint::load_checkpoint;
+use crate::projections::{Projections, ReadModel, Runner};
+use crate::store::{Checkpoints, Credentials, EventLog, EventMetadata, Store, StoreOptions};
+
+#[derive(Debug, Clone)]
+pub struct LedgerOptions {
+    pub store_url: String,
+    pub store: StoreOptions,
+    pub canonicalization: Canonicalization,
+    /// The settings a new log starts with.
+    pub initial_settings: ServerSettings,
+    /// How often the runner looks for commits made by other processes.
+    pub poll: Duration,
+    /// How long a command waits for the projections to fold it.
+    pub settle_timeout: Duration,
+    /// Serve test mode: a second, expiring log beside this one (see `test_mode`).
+    pub test_mode: bool,
+    /// The SSH side's settings: static join tokens, certificate lifetimes, the public URL.
+    pub access: AccessOptions,
+}
+
+impl LedgerOptions {
+    pub fn new(store_url: impl Into<String>) -> Self {
+        Self {
+            store_url: store_url.into(),
+            store: StoreOptions::default(),
+            canonicalization: Canonicalization::default(),
+            initial_settings: ServerSettings::default(),
+            poll: Duration::from_millis(250),
+            settle_timeout: Duration::from_secs(10),
+            test_mode: false,
+            access: AccessOptions::default(),
+        }
+    }
+}
+
+/// Waits up to `limit` for `model` to reach `position` (read-your-writes).
+pub(crate) async fn settle<P>(
+    model: &ReadModel<P>,
+    position: Option<i64>,
+    limit: Duration,
+) -> Result<Option<i64>, AppError> {
+    match position {
+        Some(position) if !model.wait_for(position, limit).await => Err(AppError::Lagging(position)),
+        _ => Ok(position),
+    }
+}
+
+pub struct Ledger {
+    pub log: EventLog,
+    /// Secrets referenced from events by id (password hashes, TOTP seeds, CA keys).
+    pub credentials: Credentials,
+    /// Stored projection states, for fast start-up.
+    pub checkpoints: Checkpoints,
+    pub model: Arc<ReadModel>,
+    /// The position of the checkpoint the projections started from (`None`: folded from the start).
+    pub checkpoint: Option<i64>,
+    bus: CommandBus,
+    clock: SharedClock,
+    runner: BackgroundTask,
+    settle_timeout: Duration,
+}
+
+impl Ledger {
+    /// Opens the log, folds it, starts tailing, and records the initial settings on a new log.
+    pub async fn open(options: LedgerOptions, clock: SharedClock) -> Result<Self, AppError> {
+        let Store { log, credentials, checkpoints } =
+            Store::open(&options.store_url, options.store.clone(), clock.clone()).await?;
+        let loaded = load_checkpoint(&log, &checkpoints, options.canonicalization).await;
+        let checkpoint = loaded.as_ref().map(|p| p.position);
+        let model = Arc::new(ReadModel::new(loaded.unwrap_or_else(|| Projections::new(options.canonicalization))));
+        let runner = Runner::new(log.clone(), model.clone());
+        let folded = runner.catch_up().await?;
+        tracing::info!(events = folded, position = model.position(), store = log.kind(), "projections caught up");
+        let waker = runner.waker();
+        let bus = CommandBus::new(&log, Arc::new(move |_| waker.notify_one()));
+        let runner = BackgroundTask::new(runner.spawn(options.poll));
+        let settle_timeout = options.settle_timeout;
+        let ledger = Self { log, credentials, checkpoints, model, checkpoint, bus, clock, runner, settle_timeout };
+        let initialize = ServerConfigCommand::Initialize(options.initial_settings);
+        ledger.execute::<ServerConfig>((), initialize, &EventMetadata::actor("system")).await?;
+        Ok(ledger)
+    }
+
+    /// Now, in epoch milliseconds.
+    pub fn now(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// Waits for the projections to reach `position`.
+    pub async fn settle(&self, position: Option<i64>) -> Result<Option<i64>, AppError> {
+        settle(&self.model, position, self.settle_timeout).await
+    }
+
+    /// The one command path: runs `command` on the instance of `A` named `id`
+    /// (see [`CommandBus::execute`]) and answers once the projections have
+    /// folded what it committed, so the caller reads its own write. Returns
+    /// the position committed (`None`: nothing needed recording).
+    pub async fn execute<A>(
+        &self,
+        id: impl Borrow<A::Id>,
+        command: A::Command,
+        metadata: &EventMetadata,
+    ) -> Result<Option<i64>, AppError>
+    where
+        A: Addressed,
+        A::Command: Clone,
+    {
+        let position = self.bus.execute::<A>(id.borrow(), command, metadata).await?;
+        self.settle(position).await
+    }
+
+    /// Stops tailing and closes the store.
+    pub async fn close(&self) {
+        self.runner.stop().await;
+        self.log.close().await;
+    }
+}

@@ -1,0 +1,132 @@
+//! The SQL of the log, the credentials store and the checkpoint store,
+//! written once for both engines: a statement names its parameters through
+//! [`Dialect::p`] (`?` for SQLite, `$n` for PostgreSQL) and only the few
+//! statements the engines really write differently (bulk appends, upserts)
+//! are spelled per engine.
+
+use super::{EVENT_COLUMNS, Tables, head_query};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl Dialect {
+    /// The `n`th (1-based) statement parameter.
+    fn p(self, n: usize) -> String {
+        match self {
+            Self::Sqlite => "?".to_owned(),
+            Self::Postgres => format!("${n}"),
+        }
+    }
+}
+
+/// Every statement of one store, with its table names filled in once.
+pub(crate) struct Queries {
+    pub head: String,
+    pub last: String,
+    /// SQLite: completed with `(VALUES (?, ?), ...) GROUP BY ...` per batch;
+    /// PostgreSQL: takes two arrays (types, ids).
+    pub current_sequences: String,
+    /// SQLite: completed with `(?, …), …` per batch; PostgreSQL: takes ten arrays.
+    pub insert: String,
+    pub load: String,
+    pub load_type: String,
+    pub read_after: String,
+    pub put_secret: String,
+    pub get_secret: String,
+    pub delete_secret: String,
+    pub secret_ids: String,
+    pub all_secrets: String,
+    pub count_events: String,
+    pub count_secrets: String,
+    pub purge_below: String,
+    pub purge_aggregate: String,
+    pub put_checkpoint: String,
+    pub latest_checkpoint: String,
+}
+
+impl Queries {
+    pub fn new(t: &Tables, dialect: Dialect) -> Self {
+        let p = |n| dialect.p(n);
+        let events = &t.events;
+        let (secrets, checkpoints) = (&t.secrets, &t.checkpoints);
+        let checkpoint_columns = "position, rule, chain, digest, created_at, data";
+        let checkpoint_values = (1..=6).map(p).collect::<Vec<_>>().join(", ");
+        Self {
+            head: format!("SELECT COALESCE(MAX(position), 0) FROM {events}"),
+            last: head_query(events),
+            current_sequences: match dialect {
+                Dialect::Sqlite => format!(
+                    "SELECT aggregate_type, aggregate_id, MAX(sequence) FROM {events} WHERE (aggregate_type, aggregate_id) IN"
+                ),
+                Dialect::Postgres => format!(
+                    "SELECT k.t, k.i, COALESCE((SELECT MAX(e.sequence) FROM {events} e
+                         WHERE e.aggregate_type = k.t AND e.aggregate_id = k.i), 0)
+                     FROM UNNEST($1::text[], $2::text[]) AS k(t, i)"
+                ),
+            },
+            insert: match dialect {
+                Dialect::Sqlite => format!("INSERT INTO {events} ({EVENT_COLUMNS}) VALUES"),
+                Dialect::Postgres => format!(
+                    "INSERT INTO {events} ({EVENT_COLUMNS})
+                     SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::text[],
+                                          $6::text[], $7::text[], $8::text[], $9::bigint[], $10::text[])"
+                ),
+            },
+            load: format!(
+                "SELECT {EVENT_COLUMNS} FROM {events}
+                 WHERE aggregate_type = {} AND aggregate_id = {} AND sequence > {} ORDER BY sequence",
+                p(1),
+                p(2),
+                p(3)
+            ),
+            load_type: format!(
+                "SELECT {EVENT_COLUMNS} FROM {events} WHERE aggregate_type = {} ORDER BY position",
+                p(1)
+            ),
+            read_after: format!(
+                "SELECT {EVENT_COLUMNS} FROM {events} WHERE position > {} ORDER BY position LIMIT {}",
+                p(1),
+                p(2)
+            ),
+            put_secret: format!(
+                "INSERT INTO {secrets} (id, kind, secret, created_at) VALUES ({}, {}, {}, {})",
+                p(1),
+                p(2),
+                p(3),
+                p(4)
+            ),
+            get_secret: format!("SELECT secret FROM {secrets} WHERE id = {}", p(1)),
+            delete_secret: format!("DELETE FROM {secrets} WHERE id = {}", p(1)),
+            secret_ids: format!("SELECT id FROM {secrets} WHERE kind = {} AND created_at < {} ORDER BY id", p(1), p(2)),
+            all_secrets: format!("SELECT id, kind, secret, created_at FROM {secrets} ORDER BY created_at, id"),
+            count_events: format!("SELECT COUNT(*) FROM {events}"),
+            count_secrets: format!("SELECT COUNT(*) FROM {secrets}"),
+            purge_below: format!("DELETE FROM {events} WHERE position < {}", p(1)),
+            purge_aggregate: format!(
+                "DELETE FROM {events}
+                 WHERE aggregate_type = {} AND aggregate_id = {} AND sequence <= {} AND position < {}",
+                p(1),
+                p(2),
+                p(3),
+                p(4)
+            ),
+            put_checkpoint: match dialect {
+                Dialect::Sqlite => {
+                    format!("INSERT OR REPLACE INTO {checkpoints} ({checkpoint_columns}) VALUES ({checkpoint_values})")
+                }
+                Dialect::Postgres => format!(
+                    "INSERT INTO {checkpoints} ({checkpoint_columns}) VALUES ({checkpoint_values})
+                     ON CONFLICT (rule, position) DO UPDATE SET chain = EXCLUDED.chain, digest = EXCLUDED.digest,
+                     created_at = EXCLUDED.created_at, data = EXCLUDED.data"
+                ),
+            },
+            latest_checkpoint: format!(
+                "SELECT {checkpoint_columns} FROM {checkpoints} WHERE rule = {} ORDER BY position DESC LIMIT 1",
+                p(1)
+            ),
+        }
+    }
+}

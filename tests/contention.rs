@@ -1,0 +1,95 @@
+//! One account, many concurrent requests: a busy account costs waiting, never
+//! a server error, and no token exists that nobody was handed. Over real HTTP
+//! on both stores.
+
+mod common;
+
+use std::sync::Arc;
+
+use authledger::domain::canonical::Canonicalization;
+use authledger::projections::{Projections, ReadModel, Runner};
+use common::{Answer, Harness, USER_PASSWORD};
+use futures::stream::{self, StreamExt};
+use serde_json::json;
+
+/// How many requests are in flight at once (one client and the server share
+/// this process's file descriptors).
+const IN_FLIGHT: usize = 100;
+
+/// Sends `count` requests made by `request`, [`IN_FLIGHT`] at a time, and returns the answers.
+async fn at_once<F, Fut>(count: usize, request: F) -> Vec<Answer>
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = Answer>,
+{
+    stream::iter((0..count).map(request)).buffer_unordered(IN_FLIGHT).collect().await
+}
+
+fn server_errors(answers: &[Answer]) -> Vec<String> {
+    answers.iter().filter(|a| a.status.is_server_error()).map(|a| format!("{} {}", a.status, a.text)).collect()
+}
+
+async fn parallel_profile_updates_of_one_user_all_land(harness: Harness) -> Harness {
+    let (_, admin) = harness.administrators().await;
+    let user = harness.user_token(&admin, "busy").await;
+    let answers = at_once(400, |i| {
+        let (harness, user) = (&harness, &user);
+        async move { harness.put("/api/V2/me", Some(user), json!({"display": format!("Busy {i}")})).await }
+    })
+    .await;
+    assert_eq!(server_errors(&answers), Vec::<String>::new(), "no update may fail on the server's side");
+    assert!(answers.iter().all(|a| a.status == 204), "every update lands");
+    let me = harness.get("/api/V2/me", Some(&user)).await.json();
+    let display = me["display"].as_str().unwrap_or_default().to_owned();
+    assert!(display.starts_with("Busy "), "the display name is one of the updates: {display}");
+    harness
+}
+on_both_stores!(parallel_profile_updates_of_one_user_all_land);
+
+async fn parallel_logins_of_one_account_hand_out_every_token_that_exists(harness: Harness) -> Harness {
+    let (_, admin) = harness.administrators().await;
+    harness.user_with_password(&admin, "popular").await;
+    let answers = at_once(100, |_| {
+        let harness = &harness;
+        async move { harness.post("/localaccount/login", None, json!({"user": "popular", "pwd": USER_PASSWORD})).await }
+    })
+    .await;
+    assert_eq!(server_errors(&answers), Vec::<String>::new(), "no login may fail on the server's side");
+    let handed_out: std::collections::BTreeSet<String> = answers
+        .iter()
+        .filter(|a| a.status == 200)
+        .map(|a| a.json()["token"].as_str().unwrap_or("").to_owned())
+        .collect();
+    assert_eq!(handed_out.len(), 100, "every login gets its own token");
+    let listed = harness.get("/admin/user/popular/tokens", Some(&admin)).await;
+    assert_eq!(listed.status, 200, "{}", listed.text);
+    let existing = listed.json()["tokens"].as_array().map(Vec::len).unwrap_or_default();
+    assert_eq!(existing, handed_out.len(), "the tokens that exist are exactly the ones handed out");
+    for token in &handed_out {
+        assert_eq!(harness.get("/api/V2/token", Some(token)).await.status, 200);
+    }
+    harness
+}
+on_both_stores!(parallel_logins_of_one_account_hand_out_every_token_that_exists);
+
+async fn parallel_role_changes_keep_the_live_state_equal_to_a_rebuild(harness: Harness) -> Harness {
+    let (_, admin) = harness.administrators().await;
+    harness.user_with_password(&admin, "juggled").await;
+    let sets = [json!(["DevToken"]), json!(["ServToken"]), json!(["DevToken", "ServToken"]), json!([])];
+    let answers = at_once(1_000, |i| {
+        let (harness, admin, roles) = (&harness, &admin, sets[i % sets.len()].clone());
+        async move { harness.post("/admin/user/juggled/roles", Some(admin), json!({ "roles": roles })).await }
+    })
+    .await;
+    assert_eq!(server_errors(&answers), Vec::<String>::new(), "no role change may fail on the server's side");
+    assert!(answers.iter().all(|a| a.status == 204), "every role change lands");
+    let live = harness.get("/api/V2/admin/digest", Some(&admin)).await.json();
+    // A rebuild of every projection from the log, up to the same position.
+    let model = Arc::new(ReadModel::new(Projections::new(Canonicalization::default())));
+    Runner::new(harness.server.ledger.log.clone(), model.clone()).catch_up().await.expect("the log folds");
+    let rebuilt = model.read().checkpoint();
+    assert_eq!(json!(rebuilt.position), live["position"], "the rebuild reached the live position");
+    assert_eq!(json!(rebuilt.digest()), live["digest"], "the live projections equal a rebuild");
+    harness
+}
+on_both_stores!(parallel_role_changes_keep_the_live_state_equal_to_a_rebuild);
