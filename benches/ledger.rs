@@ -8,6 +8,7 @@
 //! - `memory`: bytes the token index holds per live token (counted by the
 //!   allocator) and the process's resident-memory growth per token.
 //! - `catch-up`: how long folding the whole log into the projections takes.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a measurement tool: a failed step must stop it loudly
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::BTreeMap;

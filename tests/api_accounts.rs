@@ -1,6 +1,7 @@
 //! Local accounts and the caller's own tokens over HTTP, on both stores:
 //! login (form and JSON), password change, developer/service tokens,
 //! revocation, logout and dropping one's own roles.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test states its expectations by panicking
 
 mod common;
 
@@ -63,7 +64,7 @@ async fn login_failures_are_reported_in_upstream_order(h: Harness) -> Harness {
         )
         .await;
     assert_eq!(created.status, 200, "{}", created.text);
-    let temporary = created.json()["pwd"].as_str().unwrap_or_default().to_owned();
+    let temporary = created.json()["pwd"].as_str().expect("a string field").to_owned();
     assert_eq!(temporary.chars().count(), 10);
     let login = |user: &str, pwd: &str| json!({"user": user, "pwd": pwd});
     h.post("/localaccount/login", None, json!({"pwd": "x"}))
@@ -164,7 +165,7 @@ async fn developer_and_service_tokens_need_their_roles(h: Harness) -> Harness {
     let service = h.post("/tokens", Some(&login), json!({"name": "svc", "type": "service"})).await.json();
     assert_eq!(service["type"], "Service");
     // A developer token may not make more tokens.
-    let dev_token = dev["token"].as_str().unwrap_or_default();
+    let dev_token = dev["token"].as_str().expect("a string field");
     h.post("/tokens", Some(dev_token), json!({"name": "x"}))
         .await
         .assert_error(403, "20000 Unauthorized: Developer tokens are not allowed for this operation");
@@ -190,8 +191,8 @@ async fn revocation_logout_and_revoke_all(h: Harness) -> Harness {
     let login = h.user_token(&admin, "lee").await;
     let first = h.post("/api/V2/token", Some(&login), json!({"name": "one"})).await.json();
     let second = h.agent_token(&login, "two").await;
-    let first_id = first["id"].as_str().unwrap_or_default();
-    let first_token = first["token"].as_str().unwrap_or_default();
+    let first_id = first["id"].as_str().expect("a string field");
+    let first_token = first["token"].as_str().expect("a string field");
 
     let other_login = h.user_token(&admin, "mo").await;
     h.post(&format!("/tokens/revoke/{first_id}"), Some(&other_login), json!({}))

@@ -1,5 +1,6 @@
 //! The auditor API over HTTP: the audit trail (filtered, paged by position),
 //! state as of a moment, and every read recorded in the log.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test states its expectations by panicking
 
 mod common;
 
@@ -11,7 +12,7 @@ fn types(page: &Value) -> Vec<String> {
         .as_array()
         .into_iter()
         .flatten()
-        .map(|e| e["event_type"].as_str().unwrap_or_default().to_owned())
+        .map(|e| e["event_type"].as_str().expect("a string field").to_owned())
         .collect()
 }
 
@@ -63,8 +64,8 @@ async fn the_audit_trail_answers_who_did_what_and_records_its_readers(h: Harness
     // Unmasking an anonymous id is recorded too.
     let anon = h.get("/api/V2/me", Some(&alice)).await.json()["anonid"].clone();
     let unmasked =
-        h.get(&format!("/api/V2/admin/anonids?list={}", anon.as_str().unwrap_or_default()), Some(&admin)).await;
-    assert_eq!(unmasked.json(), json!({ anon.as_str().unwrap_or_default(): "alice" }));
+        h.get(&format!("/api/V2/admin/anonids?list={}", anon.as_str().expect("a string field")), Some(&admin)).await;
+    assert_eq!(unmasked.json(), json!({ anon.as_str().expect("a string field"): "alice" }));
 
     // Every read above is in the log, with its reader.
     let reads = h.get("/api/V2/admin/audit?user=admin&limit=1000", Some(&admin)).await.json();
@@ -74,14 +75,16 @@ async fn the_audit_trail_answers_who_did_what_and_records_its_readers(h: Harness
         .into_iter()
         .flatten()
         .filter(|e| e["aggregate_type"] == "Audit")
-        .map(|e| e["description"].as_str().unwrap_or_default().to_owned())
+        .map(|e| e["description"].as_str().expect("a string field").to_owned())
         .collect();
     assert!(descriptions.contains(&"admin read the history of alice".to_owned()), "{descriptions:?}");
     assert!(
         descriptions
             .contains(&format!("admin read the state of alice as of {}", authledger::domain::describe::timestamp(at)))
     );
-    assert!(descriptions.contains(&format!("admin translated anonymous ids {}", anon.as_str().unwrap_or_default())));
+    assert!(
+        descriptions.contains(&format!("admin translated anonymous ids {}", anon.as_str().expect("a string field")))
+    );
     assert!(types(&reads).iter().all(|t| t != "AuditTrailRead"), "a user's history is its account's, not its reads");
     h
 }

@@ -1,6 +1,7 @@
 //! The `authledger` binary end to end: `set-root-password` (stdin, weak
 //! passwords, re-enabling root), one-line start-up errors, `serve` with zero
 //! setup, the README quickstart, and no secret in the logs or the store.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test states its expectations by panicking
 
 mod common;
 
@@ -274,14 +275,14 @@ async fn test_mode_is_off_unless_asked_for() {
     let url = format!("{}/testmode/api/V2/me", by_env.base);
     assert_eq!(call(&http, reqwest::Method::GET, url, Some(&token), None).await.1["user"], "tess");
     drop(by_env);
-    let logged = std::fs::read_to_string(&log).unwrap_or_default();
+    let logged = std::fs::read_to_string(&log).expect("the server's log");
     assert!(!logged.is_empty() && !logged.contains(&token), "the test token is not logged");
-    let file = std::fs::read(dir.path().join("authledger-data/events.testmode.db")).unwrap_or_default();
+    let file = std::fs::read(dir.path().join("authledger-data/events.testmode.db")).expect("the test-mode log file");
     assert!(!String::from_utf8_lossy(&file).contains(&token), "the test token is not stored");
 
     let config = dir.path().join("authledger.toml");
     std::fs::write(&config, "test_mode_enabled = true\n").expect("write the config");
-    let by_file = serve(dir.path(), &["--config", config.to_str().unwrap_or_default()], &dir.path().join("f.log"));
+    let by_file = serve(dir.path(), &["--config", config.to_str().expect("a UTF-8 path")], &dir.path().join("f.log"));
     let url = format!("{}/testmode/api/V2/testmodeonly/user/tess", by_file.base);
     assert_eq!(call(&http, reqwest::Method::GET, url, None, None).await.0, 200);
 }
@@ -338,7 +339,7 @@ async fn the_ssh_flows_leak_no_secret() {
         call(&http, reqwest::Method::GET, url(&format!("/web/newuser/{invitation}")), None, None).await;
     assert_eq!(status, 200, "{body}");
     let totp =
-        totp_rs::Totp::from_url(body["second_factor"]["otpauth_uri"].as_str().unwrap_or_default()).expect("TOTP");
+        totp_rs::Totp::from_url(body["second_factor"]["otpauth_uri"].as_str().expect("a string field")).expect("TOTP");
     let totp_secret = totp.secret().to_base32();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let body = json!({"invite_token": invitation, "pass": USER_PASSWORD, "second_factor_token": totp.generate(now).to_string()});

@@ -2,6 +2,7 @@
 //! `authledger users add` run as processes against a running server (on both
 //! stores), with an Admin's token from the environment; and a malformed
 //! static token in the configuration stops `serve` with an error naming it.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test states its expectations by panicking
 
 mod common;
 
@@ -59,7 +60,7 @@ async fn tokens_are_added_listed_and_removed_from_the_command_line(h: Harness) -
         .into_iter()
         .flatten()
         .find(|t| t["roles"] == json!(["node"]))
-        .map(|t| t["id"].as_str().unwrap_or_default().to_owned())
+        .map(|t| t["id"].as_str().expect("a string field").to_owned())
         .expect("the node token");
     assert_eq!(stdout(&run(&h, &admin, &["tokens", "rm", &id])), format!("deleted provisioning token {id}\n"));
     let join = json!({"token": value, "host_id": "h1", "public_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"});

@@ -3,6 +3,7 @@
 //! creates nothing (wrong code, weak password, reuse, expiry, malformed
 //! identities), second-factor logins with replay protection, and the race-free
 //! lockout under parallel wrong codes.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test states its expectations by panicking
 
 mod common;
 
@@ -38,7 +39,7 @@ async fn an_invitation_creates_the_account_and_its_session(h: Harness) -> Harnes
         json!({"user": "carol", "logins": ["carol", "deploy"], "identities": ["github:carol@example.org"], "ttl": 600}),
     )
     .await;
-    let token = issued["token"].as_str().unwrap_or_default().to_owned();
+    let token = issued["token"].as_str().expect("a string field").to_owned();
     assert_eq!(token.len(), 64);
     assert_eq!(issued["url"], json!(format!("{}/web/newuser/{token}", h.base)));
     assert!(issued["expires"].as_i64().unwrap_or_default() - h.now() <= 600_000);
@@ -64,7 +65,7 @@ async fn an_invitation_creates_the_account_and_its_session(h: Harness) -> Harnes
     assert_eq!(body["type"], json!("bearer"));
     assert_eq!(body["user"], json!("carol"));
     assert!(body["expires_in"].as_i64().unwrap_or_default() > 13 * 86_400, "a Login token's lifetime");
-    let session = body["token"].as_str().unwrap_or_default().to_owned();
+    let session = body["token"].as_str().expect("a string field").to_owned();
     let cookie = answer.header("set-cookie").unwrap_or_default();
     assert!(cookie.starts_with(&format!("kbase_session={session}")), "{cookie}");
     let me = h.get("/api/V2/me", Some(&session)).await;
@@ -108,7 +109,7 @@ on_both_stores!(an_invitation_creates_the_account_and_its_session);
 
 async fn failed_completions_create_nothing(h: Harness) -> Harness {
     let (_, admin) = h.administrators().await;
-    let token = invite(&h, &admin, json!({"user": "dan"})).await["token"].as_str().unwrap_or_default().to_owned();
+    let token = invite(&h, &admin, json!({"user": "dan"})).await["token"].as_str().expect("a string field").to_owned();
     let totp = h.open_invitation(&token).await;
     let before = h.store.main_log_len().await;
     h.post("/api/V2/invites/complete", None, complete_body(&token, USER_PASSWORD, &wrong_code(&h, &totp)))
@@ -116,7 +117,7 @@ async fn failed_completions_create_nothing(h: Harness) -> Harness {
         .assert_error(401, "10000 Authentication failed: wrong second-factor code");
     let weak = h.post("/api/V2/invites/complete", None, complete_body(&token, "password", &h.code(&totp))).await;
     assert_eq!(weak.status, 400, "{}", weak.text);
-    assert!(weak.json()["error"]["message"].as_str().unwrap_or_default().starts_with("30030 Illegal password"));
+    assert!(weak.json()["error"]["message"].as_str().expect("a string field").starts_with("30030 Illegal password"));
     h.post("/api/V2/invites/complete", None, complete_body("f00d", USER_PASSWORD, &h.code(&totp)))
         .await
         .assert_error(401, "10020 Invalid token: unknown, used or expired invitation");
@@ -170,8 +171,8 @@ async fn bad_invitations_are_refused(h: Harness) -> Harness {
         .assert_error(403, "20000 Unauthorized");
     assert_eq!(h.store.main_log_len().await, before, "nothing recorded");
     let issued = invite(&h, &root, json!({"user": "erin"})).await;
-    let id = issued["id"].as_str().unwrap_or_default().to_owned();
-    h.open_invitation(issued["token"].as_str().unwrap_or_default()).await;
+    let id = issued["id"].as_str().expect("a string field").to_owned();
+    h.open_invitation(issued["token"].as_str().expect("a string field")).await;
     let offered = h.server.ledger.credentials.ids_older_than("totp", i64::MAX).await.expect("secrets").len();
     assert_eq!(h.delete(&format!("/api/V2/admin/invites/{id}"), Some(&admin)).await.status, 204);
     let left = h.server.ledger.credentials.ids_older_than("totp", i64::MAX).await.expect("secrets").len();
@@ -257,7 +258,7 @@ async fn parallel_wrong_codes_lock_the_account_exactly(store: TestStore) {
     );
     let wrong_only = "10000 Authentication failed: wrong second-factor code";
     let messages: Vec<String> =
-        answers.iter().map(|a| a.json()["error"]["message"].as_str().unwrap_or_default().to_owned()).collect();
+        answers.iter().map(|a| a.json()["error"]["message"].as_str().expect("a string field").to_owned()).collect();
     // Attempts counted before the lock say so, unless the lock landed before they answered.
     let wrong_answers = messages.iter().filter(|m| *m == wrong_only).count();
     assert!(wrong_answers <= 4, "{messages:?}");
@@ -305,8 +306,10 @@ async fn parallel_wrong_codes_lock_the_account_exactly_postgres() {
 async fn an_expired_invitation_creates_nothing() {
     let (h, clock) = manual(TestStore::sqlite()).await;
     let (_, admin) = h.administrators().await;
-    let token =
-        invite(&h, &admin, json!({"user": "fay", "ttl": 60})).await["token"].as_str().unwrap_or_default().to_owned();
+    let token = invite(&h, &admin, json!({"user": "fay", "ttl": 60})).await["token"]
+        .as_str()
+        .expect("a string field")
+        .to_owned();
     let totp = h.open_invitation(&token).await;
     clock.advance(60_000);
     h.post("/api/V2/invites/complete", None, complete_body(&token, USER_PASSWORD, &h.code(&totp)))
@@ -360,7 +363,7 @@ async fn orphaned_second_factor_secrets_are_forgotten(store: TestStore) {
     let (h, clock) = manual(store).await;
     let (_, admin) = h.administrators().await;
     h.invited_user(&admin, json!({"user": "carol"}), USER_PASSWORD).await;
-    let token = invite(&h, &admin, json!({"user": "dan"})).await["token"].as_str().unwrap_or_default().to_owned();
+    let token = invite(&h, &admin, json!({"user": "dan"})).await["token"].as_str().expect("a string field").to_owned();
     h.open_invitation(&token).await;
     h.open_invitation(&token).await;
     let stored =

@@ -2,6 +2,7 @@
 //! tokens for validated roles, listing them without their values, deleting,
 //! single use, expiry, static tokens from the configuration, and the host
 //! certificate a join returns (checked with the ssh-key crate).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test states its expectations by panicking
 
 mod common;
 
@@ -52,7 +53,7 @@ async fn tokens_are_issued_listed_used_once_and_deleted(h: Harness) -> Harness {
     assert_eq!(answer.status, 200, "{}", answer.text);
     let issued: Vec<Value> = answer.json()["tokens"].as_array().cloned().unwrap_or_default();
     assert_eq!(issued.len(), 3);
-    let values: Vec<String> = issued.iter().map(|t| t["token"].as_str().unwrap_or_default().to_owned()).collect();
+    let values: Vec<String> = issued.iter().map(|t| t["token"].as_str().expect("a string field").to_owned()).collect();
     for value in &values {
         assert_eq!(value.len(), 32, "16 random bytes, hex");
         assert!(value.chars().all(|c| c.is_ascii_hexdigit()));
@@ -71,9 +72,9 @@ async fn tokens_are_issued_listed_used_once_and_deleted(h: Harness) -> Harness {
     let body = joined.json();
     assert_eq!(body["roles"], json!(["node"]));
     let certificate =
-        Certificate::from_openssh(body["certificate"].as_str().unwrap_or_default()).expect("a certificate");
+        Certificate::from_openssh(body["certificate"].as_str().expect("a string field")).expect("a certificate");
     let ca = h.get("/api/V2/ca", None).await.json();
-    let host_ca = PublicKey::from_openssh(ca["host"]["public_key"].as_str().unwrap_or_default()).expect("host CA");
+    let host_ca = PublicKey::from_openssh(ca["host"]["public_key"].as_str().expect("a string field")).expect("host CA");
     let now = u64::try_from(h.now() / 1000).unwrap_or(0);
     certificate.validate_at(now, [&host_ca.fingerprint(HashAlg::Sha256)]).expect("signed by the host CA");
     assert_eq!(certificate.cert_type(), CertType::Host);
@@ -87,7 +88,7 @@ async fn tokens_are_issued_listed_used_once_and_deleted(h: Harness) -> Harness {
     join(&h, &values[1], "web-2", Some(json!(["auth"])))
         .await
         .assert_error(403, "20000 Unauthorized: The provisioning token does not allow the role(s): auth");
-    let id = issued[1]["id"].as_str().unwrap_or_default().to_owned();
+    let id = issued[1]["id"].as_str().expect("a string field").to_owned();
     let deleted = h.delete(&format!("/api/V2/admin/provisiontokens/{id}"), Some(&admin)).await;
     assert_eq!(deleted.status, 204, "{}", deleted.text);
     join(&h, &values[1], "web-2", None)
@@ -218,13 +219,13 @@ async fn static_tokens_join_any_number_of_hosts(h: Harness) -> Harness {
     );
     // …an issued token (an admin's explicit grant) can.
     let issued = issue(&h, &admin, json!({"roles": ["node"]})).await.json()["tokens"][0]["token"].clone();
-    let rejoined = join(&h, issued.as_str().unwrap_or_default(), "node-a", None).await;
+    let rejoined = join(&h, issued.as_str().expect("a string field"), "node-a", None).await;
     assert_eq!(rejoined.status, 200, "{}", rejoined.text);
     join(&h, STATIC_TOKEN, "node-c", Some(json!(["auth"])))
         .await
         .assert_error(403, "20000 Unauthorized: The provisioning token does not allow the role(s): auth");
     let listed = h.get("/api/V2/admin/provisiontokens", Some(&admin)).await.json();
-    let static_id = listed["static"][0]["id"].as_str().unwrap_or_default().to_owned();
+    let static_id = listed["static"][0]["id"].as_str().expect("a string field").to_owned();
     assert_eq!(static_id.len(), 16);
     let certs = h.get("/api/V2/admin/certs?host=node-b", Some(&admin)).await.json();
     assert_eq!(certs["certificates"][0]["token"], json!({"static": static_id}));
@@ -242,11 +243,11 @@ async fn rejoining_with_the_bound_key_renews_without_rebinding(h: Harness) -> Ha
     let key = host_key();
     let first = json!({"token": STATIC_TOKEN, "host_id": "node-r", "public_key": key});
     ok(h.post("/api/V2/hosts/join", None, first).await);
-    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    h.advance(5);
     let rejoin = json!({"token": STATIC_TOKEN, "host_id": "node-r", "public_key": key, "roles": ["node"]});
     let answers = futures::future::join_all((0..8).map(|_| h.post("/api/V2/hosts/join", None, rejoin.clone()))).await;
     let serials: std::collections::BTreeSet<String> =
-        answers.into_iter().map(|a| ok(a)["serial"].as_str().unwrap_or_default().to_owned()).collect();
+        answers.into_iter().map(|a| ok(a)["serial"].as_str().expect("a string field").to_owned()).collect();
     assert_eq!(serials.len(), 8, "eight distinct certificates");
 
     let history = ok(h.get("/api/V2/admin/audit?limit=1000", Some(&admin)).await);
@@ -258,10 +259,11 @@ async fn rejoining_with_the_bound_key_renews_without_rebinding(h: Harness) -> Ha
     let host = &hosts["hosts"][0];
     assert_eq!(host["roles"], json!(["node"]), "the latest join's roles");
     assert!(host["last_joined"].as_i64() > host["joined"].as_i64(), "{hosts}");
-    assert!(serials.contains(host["serial"].as_str().unwrap_or_default()), "the latest certificate: {hosts}");
+    assert!(serials.contains(host["serial"].as_str().expect("a string field")), "the latest certificate: {hosts}");
     h
 }
-on_both_stores!(rejoining_with_the_bound_key_renews_without_rebinding);
+// `test_mode`: the harness with a clock the test moves (test mode itself plays no part).
+on_both_stores!(rejoining_with_the_bound_key_renews_without_rebinding, test_mode);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_token_joins_nobody() {
@@ -270,7 +272,7 @@ async fn an_expired_token_joins_nobody() {
     let h = Harness::start_with(TestStore::sqlite(), clock, |_| {}).await;
     let (_, admin) = h.administrators().await;
     let answer = issue(&h, &admin, json!({"roles": ["node"], "ttl": 60})).await;
-    let value = answer.json()["tokens"][0]["token"].as_str().unwrap_or_default().to_owned();
+    let value = answer.json()["tokens"][0]["token"].as_str().expect("a string field").to_owned();
     manual.advance(60_000);
     join(&h, &value, "late", None)
         .await

@@ -1,5 +1,6 @@
 //! Everything a client relies on survives a restart: the projections are
 //! folded again from the log.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test states its expectations by panicking
 
 mod common;
 
@@ -11,7 +12,7 @@ async fn tokens_revocations_and_roles_survive_a_restart(h: Harness) -> Harness {
     let login = h.user_token(&admin, "xena").await;
     let kept = h.agent_token(&login, "kept").await;
     let revoked = h.post("/api/V2/token", Some(&login), json!({"name": "revoked"})).await.json();
-    let revoked_id = revoked["id"].as_str().unwrap_or_default().to_owned();
+    let revoked_id = revoked["id"].as_str().expect("a string field").to_owned();
     assert_eq!(h.delete(&format!("/tokens/revoke/{revoked_id}"), Some(&login)).await.status, 204);
     assert_eq!(h.post("/admin/user/xena/roles", Some(&admin), json!({"roles": ["DevToken"]})).await.status, 204);
     assert_eq!(
@@ -34,7 +35,7 @@ async fn tokens_revocations_and_roles_survive_a_restart(h: Harness) -> Harness {
     let view = h.get("/api/V2/token", Some(&kept)).await;
     assert_eq!(view.status, 200, "{}", view.text);
     assert_eq!(view.json()["name"], "kept");
-    h.get("/api/V2/token", Some(revoked["token"].as_str().unwrap_or_default()))
+    h.get("/api/V2/token", Some(revoked["token"].as_str().expect("a string field")))
         .await
         .assert_error(401, "10020 Invalid token");
     assert_eq!(h.get("/api/V2/me", Some(&login)).await.json(), before);

@@ -2,6 +2,7 @@
 //! stores: the public keys, certificates checked with the ssh-key crate and
 //! `ssh-keygen -L` (principals, validity, signer), the TTL bound, who may ask
 //! for whom, logins, rotation, and the auditor's list of certificates.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test states its expectations by panicking
 
 mod common;
 
@@ -50,11 +51,11 @@ async fn authorities_are_published_and_survive_a_restart(h: Harness) -> Harness 
     assert_ne!(ca["user"]["public_key"], ca["host"]["public_key"]);
     assert_eq!(
         ca["user"]["authorized_keys"],
-        json!(format!("cert-authority {}", ca["user"]["public_key"].as_str().unwrap_or_default()))
+        json!(format!("cert-authority {}", ca["user"]["public_key"].as_str().expect("a string field")))
     );
     assert_eq!(
         ca["host"]["known_hosts"],
-        json!(format!("@cert-authority * {}", ca["host"]["public_key"].as_str().unwrap_or_default()))
+        json!(format!("@cert-authority * {}", ca["host"]["public_key"].as_str().expect("a string field")))
     );
     // The private keys are in the credentials store, never in an event.
     let events = h.store.dump().await;
@@ -67,7 +68,10 @@ async fn authorities_are_published_and_survive_a_restart(h: Harness) -> Harness 
     let scoped = h.get("/api/V2/ca", None).await.json();
     assert_eq!(
         scoped["host"]["known_hosts"],
-        json!(format!("@cert-authority *.example.internal {}", ca["host"]["public_key"].as_str().unwrap_or_default()))
+        json!(format!(
+            "@cert-authority *.example.internal {}",
+            ca["host"]["public_key"].as_str().expect("a string field")
+        ))
     );
     h
 }
@@ -91,11 +95,12 @@ async fn a_user_certificate_carries_the_logins_validity_and_signer(h: Harness) -
     assert_eq!(parsed.valid_principals(), ["alice".to_owned()]);
     assert_eq!(parsed.public_key(), key.public_key().key_data());
     assert_eq!(parsed.valid_before() - parsed.valid_after(), 3600 + 60, "the TTL, backdated a minute for skew");
-    assert_eq!(parsed.serial().to_string(), body["serial"].as_str().unwrap_or_default());
+    assert_eq!(parsed.serial().to_string(), body["serial"].as_str().expect("a string field"));
     let described = ssh_keygen_describe(certificate);
     assert!(described.contains("Type: ssh-ed25519-cert-v01@openssh.com user certificate"), "{described}");
     assert!(
-        described.contains(&format!("Signing CA: ED25519 {}", ca["user"]["fingerprint"].as_str().unwrap_or_default())),
+        described
+            .contains(&format!("Signing CA: ED25519 {}", ca["user"]["fingerprint"].as_str().expect("a string field"))),
         "{described}"
     );
     assert!(described.contains("Principals: \n                alice\n"), "{described}");
@@ -119,7 +124,8 @@ async fn validity_is_bounded_by_the_configured_maximum(h: Harness) -> Harness {
     let bob = h.user_token(&admin, "bob").await;
     let answer = request_cert(&h, &bob, json!({"public_key": public_line(&new_key()), "ttl": 10 * 3600})).await;
     assert_eq!(answer.status, 200, "{}", answer.text);
-    let parsed = Certificate::from_openssh(answer.json()["certificate"].as_str().unwrap_or_default()).expect("parses");
+    let parsed =
+        Certificate::from_openssh(answer.json()["certificate"].as_str().expect("a string field")).expect("parses");
     assert_eq!(parsed.valid_before() - parsed.valid_after(), 2 * 3600, "the backdating counts too");
     h
 }
@@ -225,7 +231,8 @@ async fn rotation_replaces_the_signing_key(h: Harness) -> Harness {
     assert_ne!(after["user"]["fingerprint"], before["user"]["fingerprint"]);
     assert_eq!(after["host"]["fingerprint"], before["host"]["fingerprint"]);
     let answer = request_cert(&h, &admin, json!({"public_key": public_line(&new_key()), "ttl": 60})).await;
-    let parsed = Certificate::from_openssh(answer.json()["certificate"].as_str().unwrap_or_default()).expect("parses");
+    let parsed =
+        Certificate::from_openssh(answer.json()["certificate"].as_str().expect("a string field")).expect("parses");
     let now = u64::try_from(h.now() / 1000).unwrap_or(0);
     parsed.validate_at(now, [&ca_fingerprint(&after["user"])]).expect("signed by the new key");
     assert!(parsed.validate_at(now, [&ca_fingerprint(&before["user"])]).is_err());

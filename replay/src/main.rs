@@ -283,7 +283,7 @@ async fn run(cli: Cli) -> Result<bool, String> {
             let store = replay::open(&cli.store, replay::read_only()).await.map_err(fail)?;
             let log = &store.log;
             let bar = progress(log.head().await.map_err(|e| e.to_string())? as u64, "reading");
-            let entries = replay::history(&log, &Query { subject, since, until }, |p| bar.set_position(p as u64))
+            let entries = replay::history(log, &Query { subject, since, until }, |p| bar.set_position(p as u64))
                 .await
                 .map_err(fail)?;
             bar.finish_and_clear();
@@ -296,13 +296,13 @@ async fn run(cli: Cli) -> Result<bool, String> {
             let json = match (user, token) {
                 (Some(user), _) => {
                     let name = UserName::parse(Some(&user)).map_err(|e| e.to_string())?;
-                    match replay::user_as_of(&log, &name, at).await.map_err(fail)? {
+                    match replay::user_as_of(log, &name, at).await.map_err(fail)? {
                         Some(state) => serde_json::to_value(&state).unwrap_or_default(),
                         None => return Err(format!("there was no user {user} at {}", rfc3339(at))),
                     }
                 }
                 (_, Some(token)) => {
-                    serde_json::to_value(replay::token_as_of(&log, token, at).await.map_err(fail)?).unwrap_or_default()
+                    serde_json::to_value(replay::token_as_of(log, token, at).await.map_err(fail)?).unwrap_or_default()
                 }
                 _ => return Err("say whose state: --user U or --token TOKEN_ID".into()),
             };
@@ -355,14 +355,14 @@ async fn run(cli: Cli) -> Result<bool, String> {
             let log = &store.log;
             let head = log.head().await.map_err(|e| e.to_string())?;
             let bar = progress(head as u64, "verifying");
-            let outcome = replay::verify_chain(&log, |p| bar.set_position(p as u64)).await.map_err(fail)?;
+            let outcome = replay::verify_chain(log, |p| bar.set_position(p as u64)).await.map_err(fail)?;
             bar.finish_and_clear();
             let check = match &outcome {
                 Ok(_) => replay::verify_checkpoint(&store, display_name_rule).await.map_err(fail)?,
                 Err(_) => None,
             };
             let live = match (&server, &outcome) {
-                (Some(url), Ok(_)) => Some(live_check(&log, url).await?),
+                (Some(url), Ok(_)) => Some(live_check(log, url).await?),
                 _ => None,
             };
             let ok = outcome.is_ok()

@@ -2,6 +2,7 @@
 //! server's HTTP API: history with every event type, per-user and per-token
 //! history, export and import into an empty store that then answers exactly
 //! as before, and the refusals (non-empty target, a file that does not verify).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test states its expectations by panicking
 
 #[path = "../../tests/common/mod.rs"]
 mod common;
@@ -45,10 +46,10 @@ async fn every_kind_of_event(h: &Harness) -> (String, String) {
         ok(h.post("/api/V2/admin/provisiontokens", Some(&admin), json!({"roles": ["node"], "count": 2})).await).await;
     let join = json!({"token": tokens["tokens"][0]["token"], "host_id": "web-1", "public_key": public_key});
     ok(h.post("/api/V2/hosts/join", None, join).await).await;
-    let unused = tokens["tokens"][1]["id"].as_str().unwrap_or_default().to_owned();
+    let unused = tokens["tokens"][1]["id"].as_str().expect("a string field").to_owned();
     ok(h.delete(&format!("/api/V2/admin/provisiontokens/{unused}"), Some(&admin)).await).await;
     let revoked = ok(h.post("/api/V2/admin/invites", Some(&admin), json!({"user": "dave"})).await).await;
-    let revoked = revoked["id"].as_str().unwrap_or_default().to_owned();
+    let revoked = revoked["id"].as_str().expect("a string field").to_owned();
     ok(h.delete(&format!("/api/V2/admin/invites/{revoked}"), Some(&admin)).await).await;
     let invite = json!({"user": "carol", "logins": ["carol"], "identities": ["github:carol@example.org"]});
     let (_, totp) = h.invited_user(&admin, invite, USER_PASSWORD).await;
@@ -58,7 +59,7 @@ async fn every_kind_of_event(h: &Harness) -> (String, String) {
     // Reads that are recorded: the audit trail, past state, unmasking an anonymous id.
     ok(h.get("/api/V2/admin/audit?user=alice", Some(&admin)).await).await;
     ok(h.get("/api/V2/admin/asof?user=alice&at=2100-01-01T00:00:00Z", Some(&admin)).await).await;
-    let anon = ok(h.get("/api/V2/me", Some(&alice)).await).await["anonid"].as_str().unwrap_or_default().to_owned();
+    let anon = ok(h.get("/api/V2/me", Some(&alice)).await).await["anonid"].as_str().expect("a string field").to_owned();
     ok(h.get(&format!("/api/V2/admin/anonids?list={anon}"), Some(&admin)).await).await;
     ok(h.post("/admin/customroles/set", Some(&admin), json!({"id": "curator", "desc": "Curates"})).await).await;
     ok(h.post("/admin/user/alice/customroles", Some(&admin), json!({"customroles": ["curator"]})).await).await;
@@ -67,7 +68,7 @@ async fn every_kind_of_event(h: &Harness) -> (String, String) {
     ok(h.post("/admin/user/alice/roles", Some(&admin), json!({"roles": ["DevToken"]})).await).await;
     ok(h.post("/admin/user/alice/roles", Some(&admin), json!({"roles": []})).await).await;
     let agent = ok(h.post("/api/V2/token", Some(&alice), json!({"name": "to revoke"})).await).await;
-    let agent_id = agent["id"].as_str().unwrap_or_default().to_owned();
+    let agent_id = agent["id"].as_str().expect("a string field").to_owned();
     let path = format!("/tokens/revoke/{agent_id}");
     ok(h.raw(reqwest::Method::DELETE, &path, Some(&alice), "application/json", "").await).await;
     ok(h.post("/admin/user/alice/forcereset", Some(&admin), json!({})).await).await;
@@ -98,7 +99,7 @@ async fn every_kind_of_event(h: &Harness) -> (String, String) {
     ok(alice_now).await;
     let alice = h.login("alice", USER_PASSWORD).await;
     let live = ok(h.post("/api/V2/token", Some(&alice), json!({"name": "live"})).await).await;
-    (alice, live["token"].as_str().unwrap_or_default().to_owned())
+    (alice, live["token"].as_str().expect("a string field").to_owned())
 }
 
 async fn read_only(h: &Harness) -> authledger::store::Store {
@@ -117,7 +118,7 @@ async fn history_covers_every_event_type_and_follows_users_and_tokens(h: Harness
     let (alice, live) = every_kind_of_event(&h).await;
     let store = read_only(&h).await;
     let log = &store.log;
-    let all = replay::history(&log, &Query { subject: Subject::All, since: None, until: None }, |_| {})
+    let all = replay::history(log, &Query { subject: Subject::All, since: None, until: None }, |_| {})
         .await
         .expect("history");
     let types: BTreeSet<String> = all.iter().map(|e| e.event_type.clone()).collect();
@@ -130,7 +131,7 @@ async fn history_covers_every_event_type_and_follows_users_and_tokens(h: Harness
     assert!(disabled.client_addr.as_deref().is_some_and(|a| a.starts_with("127.")), "{disabled:?}");
 
     let alice_name = UserName::parse(Some("alice")).expect("a name");
-    let mine = replay::history(&log, &Query { subject: Subject::User(alice_name), since: None, until: None }, |_| {})
+    let mine = replay::history(log, &Query { subject: Subject::User(alice_name), since: None, until: None }, |_| {})
         .await
         .expect("history");
     assert!(
@@ -147,7 +148,7 @@ async fn history_covers_every_event_type_and_follows_users_and_tokens(h: Harness
         .find(|e| e.event_type == "TokenIssued" && e.description.contains("\"revoked with all\""))
         .expect("the token");
     let id = revoked_with_all.aggregate_id.parse().expect("a token id");
-    let token = replay::history(&log, &Query { subject: Subject::Token(id), since: None, until: None }, |_| {})
+    let token = replay::history(log, &Query { subject: Subject::Token(id), since: None, until: None }, |_| {})
         .await
         .expect("history");
     let kinds: Vec<&str> = token.iter().map(|e| e.event_type.as_str()).collect();
@@ -155,7 +156,7 @@ async fn history_covers_every_event_type_and_follows_users_and_tokens(h: Harness
 
     // A time window.
     let since = disabled.recorded_at;
-    let later = replay::history(&log, &Query { subject: Subject::All, since: Some(since), until: None }, |_| {})
+    let later = replay::history(log, &Query { subject: Subject::All, since: Some(since), until: None }, |_| {})
         .await
         .expect("history");
     assert!(later.iter().all(|e| e.recorded_at >= since) && later.len() < all.len());
@@ -219,8 +220,9 @@ async fn export_then_import_into_an_empty_store_answers_the_same(h: Harness) -> 
     let key = ssh_key::PrivateKey::random(&mut rand::rngs::OsRng, ssh_key::Algorithm::Ed25519).expect("a key");
     let body = json!({"public_key": key.public_key().to_openssh().expect("OpenSSH"), "ttl": 60});
     let cert = ok(moved.post("/api/V2/certs/ssh", Some(&alice), body).await).await;
-    let cert = ssh_key::Certificate::from_openssh(cert["certificate"].as_str().unwrap_or_default()).expect("parses");
-    let user_ca = ssh_key::PublicKey::from_openssh(before[4]["user"]["public_key"].as_str().unwrap_or_default())
+    let cert =
+        ssh_key::Certificate::from_openssh(cert["certificate"].as_str().expect("a string field")).expect("parses");
+    let user_ca = ssh_key::PublicKey::from_openssh(before[4]["user"]["public_key"].as_str().expect("a string field"))
         .expect("the user CA");
     let now = u64::try_from(moved.now() / 1000).unwrap_or(0);
     cert.validate_at(now, [&user_ca.fingerprint(ssh_key::HashAlg::Sha256)]).expect("signed by the same user CA");
@@ -321,7 +323,7 @@ async fn as_of_answers_between_two_changes(h: Harness) -> Harness {
     h.advance(1_000);
     ok(h.post("/admin/user/alice/roles", Some(&admin), json!({"roles": ["DevToken", "ServToken"]})).await).await;
     let agent = ok(h.post("/api/V2/token", Some(&alice), json!({"name": "nightly"})).await).await;
-    let agent_id: uuid::Uuid = agent["id"].as_str().unwrap_or_default().parse().expect("a token id");
+    let agent_id: uuid::Uuid = agent["id"].as_str().expect("a string field").parse().expect("a token id");
     h.advance(1_000);
     ok(h.post("/admin/user/alice/disable", Some(&admin), json!({"disable": true, "disabledreason": "audit"})).await)
         .await;
@@ -329,29 +331,29 @@ async fn as_of_answers_between_two_changes(h: Harness) -> Harness {
     let log = &store.log;
     let name = UserName::parse(Some("alice")).expect("a name");
 
-    let between = replay::user_as_of(&log, &name, t0 + 1_500).await.expect("as-of").expect("alice existed");
+    let between = replay::user_as_of(log, &name, t0 + 1_500).await.expect("as-of").expect("alice existed");
     assert_eq!(between.roles, ["DevToken"]);
     assert_eq!(between.tokens.len(), 1, "only her login token: {between:?}");
     assert_eq!(between.disabled, None);
-    let after = replay::user_as_of(&log, &name, t0 + 2_500).await.expect("as-of").expect("alice existed");
+    let after = replay::user_as_of(log, &name, t0 + 2_500).await.expect("as-of").expect("alice existed");
     assert_eq!(after.roles, ["DevToken", "ServToken"]);
     assert!(after.tokens.iter().any(|t| t.id == agent_id && t.name.as_deref() == Some("nightly")));
-    let disabled = replay::user_as_of(&log, &name, t0 + 3_500).await.expect("as-of").expect("alice existed");
+    let disabled = replay::user_as_of(log, &name, t0 + 3_500).await.expect("as-of").expect("alice existed");
     assert_eq!(disabled.disabled.as_deref(), Some("audit"));
     assert!(disabled.tokens.is_empty());
-    assert!(replay::user_as_of(&log, &name, t0 - 1).await.expect("as-of").is_none(), "not yet created");
+    assert!(replay::user_as_of(log, &name, t0 - 1).await.expect("as-of").is_none(), "not yet created");
 
-    let valid = replay::token_as_of(&log, agent_id, t0 + 2_500).await.expect("as-of");
+    let valid = replay::token_as_of(log, agent_id, t0 + 2_500).await.expect("as-of");
     assert!(valid.valid && valid.because.is_none(), "{valid:?}");
-    let ended = replay::token_as_of(&log, agent_id, t0 + 3_500).await.expect("as-of");
+    let ended = replay::token_as_of(log, agent_id, t0 + 3_500).await.expect("as-of");
     assert!(!ended.valid);
     assert_eq!(ended.ended_by.as_ref().map(|e| e.event_type.as_str()), Some("UserDisabled"));
     assert!(ended.because.as_deref().is_some_and(|b| b.contains("admin disabled alice: audit")), "{ended:?}");
-    let early = replay::token_as_of(&log, agent_id, t0 + 1_500).await.expect("as-of");
+    let early = replay::token_as_of(log, agent_id, t0 + 1_500).await.expect("as-of");
     assert_eq!(early.because.as_deref(), Some("no such token had been issued by then"));
     let admin_view = h.get("/api/V2/token", Some(&admin)).await.json();
-    let admin_token: uuid::Uuid = admin_view["id"].as_str().unwrap_or_default().parse().expect("an id");
-    let expired = replay::token_as_of(&log, admin_token, t0 + 15 * 86_400_000).await.expect("as-of");
+    let admin_token: uuid::Uuid = admin_view["id"].as_str().expect("a string field").parse().expect("an id");
+    let expired = replay::token_as_of(log, admin_token, t0 + 15 * 86_400_000).await.expect("as-of");
     assert!(
         !expired.valid && expired.because.as_deref().is_some_and(|b| b.starts_with("it expired at")),
         "{expired:?}"
@@ -405,7 +407,7 @@ async fn a_checkpoint_is_loaded_at_start_up_and_answers_the_same(h: Harness) -> 
     let part = replay::rebuild_part(&store, rule, replay::Part::TokenIndex).await.expect("rebuild");
     let now_head = h.server.ledger.log.head().await.expect("head");
     assert_eq!(part.position, now_head);
-    assert_eq!(part.digest, replay::digest_at(&log, rule, now_head).await.expect("digest"));
+    assert_eq!(part.digest, replay::digest_at(log, rule, now_head).await.expect("digest"));
     log.close().await;
 
     // A checkpoint that was not made from this log (its chain differs) is ignored.

@@ -72,7 +72,7 @@ pub async fn login(State(state): State<AppState>, context: RequestContext, body:
             ))
             .into());
         }
-        LoginOutcome::LoggedIn { value, token } => (value, token),
+        LoginOutcome::LoggedIn { value, token } => (value, *token),
     };
     if input.is_form() {
         let max_age = stay_logged_in.then(|| ((view.expires - state.now()) / 1000).clamp(0, i64::from(i32::MAX)));

@@ -106,7 +106,7 @@ pub enum LoginOutcome {
     /// The password is right but must be changed first (`/localaccount/reset`); nothing was written.
     MustReset,
     /// A new Login token: its value (shown once) and its view.
-    LoggedIn { value: String, token: TokenView },
+    LoggedIn { value: String, token: Box<TokenView> },
 }
 
 /// Logs a local user in: password, login switches, forced reset, second
@@ -122,7 +122,7 @@ pub async fn log_in(ledger: &Ledger, login: PasswordLogin, metadata: &EventMetad
     let grant =
         NewToken { user: login.user, kind: TokenKind::Login, name: None, custom: login.custom, client: login.client };
     let (value, token) = record_login_and_issue(ledger, grant, metadata).await?;
-    Ok(LoginOutcome::LoggedIn { value, token })
+    Ok(LoginOutcome::LoggedIn { value, token: Box::new(token) })
 }
 
 /// Records a login on the user's stream, then issues its Login token.

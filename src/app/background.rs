@@ -10,6 +10,7 @@ use tokio::task::JoinHandle;
 pub struct BackgroundTask(Mutex<Option<JoinHandle<()>>>);
 
 impl BackgroundTask {
+    /// Keeps `task` until it is replaced or stopped.
     pub fn new(task: JoinHandle<()>) -> Self {
         Self(Mutex::new(Some(task)))
     }
@@ -36,7 +37,6 @@ impl BackgroundTask {
 mod tests {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
-    use std::time::Duration;
 
     use super::*;
 
@@ -44,21 +44,26 @@ mod tests {
     async fn nothing_of_a_stopped_task_runs_after_stop_returns() {
         let stopped = Arc::new(AtomicBool::new(false));
         let ran_late = Arc::new(AtomicBool::new(false));
-        let (flag, late) = (stopped.clone(), ran_late.clone());
+        let started = Arc::new(tokio::sync::Notify::new());
+        let (flag, late, running) = (stopped.clone(), ran_late.clone(), started.clone());
         let task = BackgroundTask::new(tokio::spawn(async move {
+            running.notify_one();
             loop {
                 // Busy work between await points, as a fold step is.
-                std::thread::sleep(Duration::from_millis(5));
+                std::hint::black_box((0..10_000u64).sum::<u64>());
                 if flag.load(Ordering::SeqCst) {
                     late.store(true, Ordering::SeqCst);
                 }
                 tokio::task::yield_now().await;
             }
         }));
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        started.notified().await;
         task.stop().await;
         stopped.store(true, Ordering::SeqCst);
-        tokio::time::sleep(Duration::from_millis(30)).await;
+        // The other worker would run the task now if it were still alive.
+        for _ in 0..1_000 {
+            tokio::task::yield_now().await;
+        }
         assert!(!ran_late.load(Ordering::SeqCst), "the task ran after stop returned");
         task.stop().await;
     }

@@ -153,8 +153,14 @@ impl CommandBus {
 /// process. An entry counts who holds or awaits its turn and goes with the last.
 #[derive(Default)]
 struct StreamLocks {
-    streams: Mutex<HashMap<(&'static str, String), (Arc<tokio::sync::Mutex<()>>, usize)>>,
+    streams: Mutex<HashMap<StreamKey, StreamTurns>>,
 }
+
+/// An aggregate instance: its type and stream id.
+type StreamKey = (&'static str, String);
+
+/// A stream's lock and how many hold or await it.
+type StreamTurns = (Arc<tokio::sync::Mutex<()>>, usize);
 
 /// A command's turn on one stream; the next waiter goes when it is dropped.
 struct Turn<'a> {

@@ -36,6 +36,8 @@ pub struct LedgerOptions {
 }
 
 impl LedgerOptions {
+    /// Defaults for the log at `store_url`: the default display-name rule and
+    /// settings, a 250 ms poll, a 10 s settle timeout, test mode off.
     pub fn new(store_url: impl Into<String>) -> Self {
         Self {
             store_url: store_url.into(),

@@ -109,6 +109,7 @@ impl TestLedger {
         self.sweeper.replace(task);
     }
 
+    /// Now, in epoch milliseconds (the injected clock).
     pub fn now(&self) -> i64 {
         self.clock.now_ms()
     }

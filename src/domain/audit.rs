@@ -21,6 +21,7 @@ pub enum AuditSubject {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(strum::VariantNames))]
 pub enum AuditEvent {
     /// The reader asked for the history of `subject`, between `since` and `until` (log times).
     AuditTrailRead { subject: AuditSubject, since: Option<i64>, until: Option<i64>, at: i64 },

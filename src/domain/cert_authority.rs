@@ -59,6 +59,7 @@ pub struct SigningKey {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(strum::VariantNames))]
 pub enum CertAuthorityEvent {
     CertAuthorityCreated {
         ca: CaKind,

@@ -39,6 +39,7 @@ pub enum JoinToken {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(strum::VariantNames))]
 pub enum CertificateEvent {
     UserCertIssued { user: UserName, principals: BTreeSet<Login>, requested_by: UserName, cert: Signed },
     HostCertIssued { host_id: HostId, roles: BTreeSet<HostRole>, token: JoinToken, cert: Signed },

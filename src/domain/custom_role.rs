@@ -10,6 +10,7 @@ use super::error::{AuthError, ErrorType};
 use super::names::{CustomRoleId, UserName};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(strum::VariantNames))]
 pub enum CustomRoleEvent {
     CustomRoleSet { id: CustomRoleId, description: String, by: UserName, at: i64 },
     CustomRoleDeleted { id: CustomRoleId, by: UserName, at: i64 },

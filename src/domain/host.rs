@@ -17,6 +17,7 @@ use super::error::AuthError;
 use super::principals::HostRole;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(strum::VariantNames))]
 pub enum HostEvent {
     /// The host id was bound to the key `key_fingerprint` (its first join, or a new key); its host certificate follows.
     HostJoined { roles: BTreeSet<HostRole>, key_fingerprint: String, token: JoinToken, at: i64 },

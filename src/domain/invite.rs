@@ -19,6 +19,7 @@ use super::principals::{Identity, Login};
 pub const MAX_INVITE_TTL_MS: i64 = 60 * 60 * 1000;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(strum::VariantNames))]
 pub enum InviteEvent {
     InviteIssued {
         /// Standard-base64 SHA-256 of the invitation token.

@@ -95,6 +95,8 @@ pub struct Actor {
 
 /// Any event of any aggregate, as the projections see the log.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(test, derive(strum::EnumDiscriminants))]
+#[cfg_attr(test, strum_discriminants(name(LedgerEventKind), derive(strum::EnumIter)))]
 pub enum LedgerEvent {
     User(UserEvent),
     Token(TokenEvent),
@@ -126,6 +128,8 @@ pub fn upcasters() -> Vec<Box<dyn EventUpcaster>> {
 
 /// Any event of the test-mode log.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(test, derive(strum::EnumDiscriminants))]
+#[cfg_attr(test, strum_discriminants(name(TestModeEventKind), derive(strum::EnumIter)))]
 pub enum TestModeEvent {
     Token(TokenEvent),
     User(TestUserEvent),

@@ -15,6 +15,7 @@ use super::names::UserName;
 use super::principals::{HostId, HostRole};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(strum::VariantNames))]
 pub enum ProvisionTokenEvent {
     ProvisionTokenIssued {
         /// Standard-base64 SHA-256 of the token's value.

@@ -162,6 +162,7 @@ impl ServerSettings {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(strum::VariantNames))]
 pub enum ServerConfigEvent {
     ServerConfigInitialized { settings: ServerSettings },
     ServerConfigUpdated { changes: Vec<ConfigChange>, by: UserName, at: i64 },

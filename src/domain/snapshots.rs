@@ -220,6 +220,47 @@ fn samples() -> Vec<(String, Value)> {
     all
 }
 
+/// Every event type that exists, from the event enums themselves: a variant
+/// added to any of them, or an aggregate added to either log, fails
+/// [`every_event_type_has_a_sample`] until it has a sample (and so a snapshot).
+fn every_event_type() -> BTreeSet<String> {
+    use strum::{IntoEnumIterator, VariantNames};
+
+    use super::test_mode::{TestCustomRoleEvent, TestDataEvent, TestUserEvent};
+    use super::{
+        AuditEvent, CertAuthorityEvent, CertificateEvent, CustomRoleEvent, HostEvent, InviteEvent, LedgerEventKind,
+        ProvisionTokenEvent, ServerConfigEvent, SystemEvent, TestModeEventKind, TokenEvent, UserEvent,
+    };
+
+    // Exhaustive matches: a new aggregate does not compile here until it is listed.
+    let main = LedgerEventKind::iter().map(|kind| match kind {
+        LedgerEventKind::User => UserEvent::VARIANTS,
+        LedgerEventKind::Token => TokenEvent::VARIANTS,
+        LedgerEventKind::CustomRole => CustomRoleEvent::VARIANTS,
+        LedgerEventKind::ServerConfig => ServerConfigEvent::VARIANTS,
+        LedgerEventKind::System => SystemEvent::VARIANTS,
+        LedgerEventKind::Audit => AuditEvent::VARIANTS,
+        LedgerEventKind::CertAuthority => CertAuthorityEvent::VARIANTS,
+        LedgerEventKind::Certificate => CertificateEvent::VARIANTS,
+        LedgerEventKind::ProvisionToken => ProvisionTokenEvent::VARIANTS,
+        LedgerEventKind::Invite => InviteEvent::VARIANTS,
+        LedgerEventKind::Host => HostEvent::VARIANTS,
+    });
+    let test_mode = TestModeEventKind::iter().map(|kind| match kind {
+        TestModeEventKind::Token => TokenEvent::VARIANTS,
+        TestModeEventKind::User => TestUserEvent::VARIANTS,
+        TestModeEventKind::CustomRole => TestCustomRoleEvent::VARIANTS,
+        TestModeEventKind::Data => TestDataEvent::VARIANTS,
+    });
+    main.chain(test_mode).flatten().map(|name| (*name).to_owned()).collect()
+}
+
+#[test]
+fn every_event_type_has_a_sample() {
+    let sampled: BTreeSet<String> = samples().into_iter().map(|(event_type, _)| event_type).collect();
+    assert_eq!(sampled, every_event_type(), "every event variant needs a sample in samples() (and so a snapshot)");
+}
+
 #[test]
 fn every_event_type_has_a_pinned_stored_shape() {
     for (event_type, value) in samples() {

@@ -11,6 +11,7 @@ use super::names::UserName;
 pub const SYSTEM_ID: &str = "system";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(strum::VariantNames))]
 pub enum SystemEvent {
     /// Every token issued before this event is invalid (a watermark, not a list).
     AllTokensRevoked { by: UserName, at: i64 },

@@ -43,6 +43,7 @@ fn versioned() -> String {
 // ---------------------------------------------------------------- TestUser
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(strum::VariantNames))]
 pub enum TestUserEvent {
     /// A test user came into being (or back, after its previous hour ran out).
     TestUserCreated { user: UserName, display: DisplayName, anon_id: Uuid, created: i64, expires: i64 },
@@ -130,6 +131,7 @@ impl Aggregate for TestUser {
 // ---------------------------------------------------------- TestCustomRole
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(strum::VariantNames))]
 pub enum TestCustomRoleEvent {
     /// The role exists with this description until `expires`.
     TestCustomRoleSet { id: CustomRoleId, description: String, expires: i64 },
@@ -181,6 +183,7 @@ impl Aggregate for TestCustomRole {
 // ---------------------------------------------------------------- TestData
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(strum::VariantNames))]
 pub enum TestDataEvent {
     /// Every test record made before this event is gone (`DELETE .../clear`).
     TestDataCleared { at: i64 },

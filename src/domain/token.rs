@@ -98,6 +98,7 @@ pub enum RevocationReason {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(strum::VariantNames))]
 pub enum TokenEvent {
     TokenIssued(TokenIssued),
     TokenRevoked(TokenRevoked),

@@ -17,6 +17,7 @@ use super::principals::{Identity, Login};
 use super::roles::{Role, RoleSet};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(strum::VariantNames))]
 pub enum UserEvent {
     /// A local account was created. The password, if any, follows as `PasswordChanged`.
     UserCreated {

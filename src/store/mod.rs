@@ -169,8 +169,11 @@ pub(crate) trait LogBackend: Send + Sync + 'static {
 /// The credentials store's side of a storage engine.
 #[async_trait]
 pub(crate) trait CredentialBackend: Send + Sync + 'static {
+    /// Stores a secret under a new id.
     async fn put_secret(&self, id: Uuid, kind: &str, secret: &str, created_at: i64) -> Result<(), StoreError>;
+    /// The secret stored under `id`, if any.
     async fn get_secret(&self, id: Uuid) -> Result<Option<String>, StoreError>;
+    /// Forgets the secret stored under `id` (overwritten in SQLite's file: `secure_delete`).
     async fn delete_secret(&self, id: Uuid) -> Result<(), StoreError>;
     /// The ids of the secrets of `kind` stored before `created_before`.
     async fn secret_ids(&self, kind: &str, created_before: i64) -> Result<Vec<Uuid>, StoreError>;

@@ -108,6 +108,7 @@ pub fn parse_public_key(text: &str) -> Result<PublicKey, AuthError> {
         .map_err(|e| AuthError::illegal(format!("public_key is not an OpenSSH public key: {e}")))
 }
 
+/// The key's `SHA256:` fingerprint, as OpenSSH prints it.
 pub fn fingerprint(key: &PublicKey) -> String {
     key.fingerprint(HashAlg::Sha256).to_string()
 }

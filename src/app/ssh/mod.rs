@@ -103,6 +103,7 @@ pub struct AccessService {
 }
 
 impl AccessService {
+    /// The SSH side of a server listening at `listening` (the public URL's default).
     pub fn new(options: AccessOptions, listening: std::net::SocketAddr) -> Self {
         let public_url = options.public_url.clone().unwrap_or_else(|| format!("http://{listening}"));
         Self { options, keys: KeyCache::default(), public_url }
