@@ -7,6 +7,8 @@
 #   P4  server start-up from a checkpoint ÷ full rebuild time, same log (`replay rebuild` writes the checkpoint)
 #   P5  memory per live token in the token index
 #   and what durable commits cost (SQLite synchronous=FULL vs NORMAL; PostgreSQL).
+#   contention: one account under load — PUT /api/V2/me by one user on 100 connections, on SQLite and (with
+#        p2 or durability) PostgreSQL; reports req/s and how many answers were not 2xx (it must be none).
 #   ssh: SSH certificates per second (user certificates, host joins with a static token: new hosts, and
 #        one host renewing its certificate 16 connections at a time) beside
 #        POST /api/V2/token on the same SQLite server: what signing and recording a certificate cost.
@@ -23,7 +25,7 @@ DURATION=${DURATION:-10s}
 ROUNDS=${ROUNDS:-5}
 PG_BASE=${PG_BASE:-postgres://postgres@127.0.0.1:5432}
 PORT=${PORT:-18181}
-PARTS=${PARTS:-p5 p1 p3 p4 p2 durability ssh}   # p1, p3 and p4 share one seeded log
+PARTS=${PARTS:-p5 p1 p3 p4 p2 durability ssh contention}   # p1, p3 and p4 share one seeded log
 part() { [[ " $PARTS " == *" $1 "* ]]; }
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
 
@@ -184,4 +186,17 @@ export HOST_MODE=renew
 ssh_run "POST /api/V2/hosts/join (renew)" bench/host_join.lua "http://127.0.0.1:$PORT/api/V2/hosts/join"
 unset HOST_MODE
 stop_server
+fi
+
+if part contention; then
+echo "== Contention: one account, 100 connections, SQLite and PostgreSQL"
+for store in "sqlite://$WORK/busy.db" "${PG:-}"; do
+    [ -n "$store" ] || { echo "(PostgreSQL part skipped: run with p2 or durability to create its database)"; continue; }
+    "${BENCH[@]}" seed --store "$store" --tokens 0 --tokens-out "$WORK/none.txt" --login-out "$WORK/busylogin.txt" >/dev/null
+    start_server "$store"
+    read -r rps p99 bad < <(LOGIN_FILE="$WORK/busylogin.txt" wrk -t2 -c100 -d"$DURATION" --latency -s bench/update_me.lua \
+        "http://127.0.0.1:$PORT/api/V2/me" | wrk_figures)
+    echo "[${store%%:*}] PUT /api/V2/me by one user, 100 connections: $rps req/s, p99 $p99 ms, non-2xx $bad"
+    stop_server
+done
 fi

@@ -6,9 +6,12 @@
 mod common;
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use authledger::clock::SystemClock;
 use authledger::domain::canonical::Canonicalization;
 use authledger::projections::{Projections, ReadModel, Runner};
+use authledger::server::Server;
 use common::{Answer, Harness, USER_PASSWORD};
 use futures::stream::{self, StreamExt};
 use serde_json::json;
@@ -94,3 +97,73 @@ async fn parallel_role_changes_keep_the_live_state_equal_to_a_rebuild(harness: H
     harness
 }
 on_both_stores!(parallel_role_changes_keep_the_live_state_equal_to_a_rebuild);
+
+/// A second server on the same store: its own process state (projections,
+/// per-stream turns), so the two race on the log's optimistic lock as two
+/// processes would.
+async fn second_server(harness: &Harness, tune: impl FnOnce(&mut authledger::app::ledger::LedgerOptions)) -> Server {
+    let mut options = harness.store.options();
+    tune(&mut options);
+    Server::start(options, Arc::new(SystemClock), "127.0.0.1:0").await.expect("the second server starts")
+}
+
+/// Sends `count` profile updates with distinct display names, alternating between `bases`.
+async fn updates_through(harness: &Harness, bases: &[String], token: &str, count: usize) -> Vec<Answer> {
+    at_once(count, |i| {
+        let url = format!("{}/api/V2/me", bases[i % bases.len()]);
+        let request = harness
+            .http
+            .put(url)
+            .header("Authorization", token)
+            .header("Accept", "application/json")
+            .json(&json!({"display": format!("Racer {i}")}));
+        harness.send(request)
+    })
+    .await
+}
+
+async fn two_servers_racing_on_one_account_retry_and_all_land(harness: Harness) -> Harness {
+    let (_, admin) = harness.administrators().await;
+    let user = harness.user_token(&admin, "raced").await;
+    let other = second_server(&harness, |_| {}).await;
+    let bases = [harness.base.clone(), format!("http://{}", other.addr)];
+    let answers = updates_through(&harness, &bases, &user, 200).await;
+    other.stop().await.expect("the second server stops");
+    assert_eq!(server_errors(&answers), Vec::<String>::new(), "conflicts between servers are retried");
+    assert!(answers.iter().all(|a| a.status == 204), "every update lands");
+    harness
+}
+on_both_stores!(two_servers_racing_on_one_account_retry_and_all_land);
+
+async fn a_conflict_past_the_deadline_is_a_503_that_wrote_nothing(harness: Harness) -> Harness {
+    let (_, admin) = harness.administrators().await;
+    let user = harness.user_token(&admin, "hurried").await;
+    // Both servers give up at the first lost race.
+    let harness = harness.restart_with(|o| o.command_deadline = Duration::ZERO).await;
+    let other = second_server(&harness, |o| o.command_deadline = Duration::ZERO).await;
+    let bases = [harness.base.clone(), format!("http://{}", other.addr)];
+    let answers = updates_through(&harness, &bases, &user, 300).await;
+    other.stop().await.expect("the second server stops");
+    let landed = answers.iter().filter(|a| a.status == 204).count();
+    let busy: Vec<&Answer> = answers.iter().filter(|a| a.status == 503).collect();
+    assert_eq!(landed + busy.len(), answers.len(), "every answer is 204 or 503: {:?}", server_errors(&answers));
+    for answer in &busy {
+        assert_eq!(answer.header("retry-after").as_deref(), Some("1"), "{}", answer.text);
+        let error = &answer.json()["error"];
+        assert_eq!(error["httpcode"], json!(503));
+        assert!(error["message"].as_str().expect("a message").contains("busy"), "{error}");
+    }
+    eprintln!("{landed} updates landed, {} were answered 503", busy.len());
+    // A 503 wrote nothing: the log holds exactly one display-name change per 204.
+    let history = harness.get("/api/V2/admin/audit?user=hurried&limit=1000", Some(&admin)).await;
+    assert_eq!(history.status, 200, "{}", history.text);
+    let changes = history.json()["events"]
+        .as_array()
+        .expect("an event list")
+        .iter()
+        .filter(|e| e["event_type"] == "DisplayNameChanged")
+        .count();
+    assert_eq!(changes, landed, "one change per update that landed, none for a 503");
+    harness
+}
+on_both_stores!(a_conflict_past_the_deadline_is_a_503_that_wrote_nothing);

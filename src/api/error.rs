@@ -61,16 +61,10 @@ impl From<AppError> for ApiError {
     fn from(error: AppError) -> Self {
         match error {
             AppError::Rejected(e) => e.into(),
-            AppError::Busy { retry_after, .. } => {
-                tracing::warn!(%error, "answered 503: a record stayed busy");
-                Self {
-                    status: StatusCode::SERVICE_UNAVAILABLE,
-                    kind: None,
-                    message: error.to_string(),
-                    routed: true,
-                    exception: None,
-                    retry_after: Some(retry_after.as_secs().max(1)),
-                }
+            busy if busy.retry_after().is_some() => {
+                tracing::warn!(error = %busy, "answered 503: busy, nothing written");
+                let seconds = busy.retry_after().map_or(1, |d| d.as_secs());
+                Self::unavailable(busy.to_string(), seconds)
             }
             other => {
                 tracing::error!(error = %other, "request failed on the server's side");
@@ -90,6 +84,18 @@ impl ApiError {
             routed: true,
             exception: None,
             retry_after: None,
+        }
+    }
+
+    /// 503 with `Retry-After` (at least a second): nothing was written, a retry may succeed.
+    pub fn unavailable(message: String, retry_after_seconds: u64) -> Self {
+        Self {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            kind: None,
+            message,
+            routed: true,
+            exception: None,
+            retry_after: Some(retry_after_seconds.max(1)),
         }
     }
 

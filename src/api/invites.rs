@@ -31,11 +31,11 @@ pub async fn issue(
     let json = body.json()?;
     json.reject_unexpected(&["user", "logins", "identities", "ttl"])?;
     let user = UserName::parse(json.string("user")?.as_deref())?;
-    let logins = json.strings("logins")?;
+    let request = InviteRequest::new(user)?.with_logins(json.strings("logins")?)?;
     let identities: BTreeSet<Identity> =
         json.strings("identities")?.unwrap_or_default().iter().map(|i| Identity::parse(i)).collect::<Result<_, _>>()?;
     let ttl_seconds = json.integer("ttl")?.unwrap_or(MAX_INVITE_TTL_MS / 1000);
-    let request = InviteRequest::new(user, logins, identities, ttl_seconds)?;
+    let request = request.with_identities(identities).valid_for(ttl_seconds)?;
     let caller = administrator(&state, &context, Action::InviteUser)?;
     // Logins are what SSH certificates will carry: naming them is an Admin's call,
     // as it is for an existing user (`POST /admin/user/{u}/logins`).

@@ -97,6 +97,8 @@ pub async fn reset(State(state): State<AppState>, context: RequestContext, body:
     let name = UserName::parse(fields["user"].as_deref())?;
     let old = fields["pwdold"].clone().unwrap_or_default();
     let new = fields["pwdnew"].clone().unwrap_or_default();
+    // The password rules answer before the code's type (the contract's order).
+    accounts::check_password_change(&old, &new)?;
     let metadata = context.metadata(&name, state.ignore_ip());
     let code = input.string("second_factor_token")?;
     accounts::change_password(&state.ledger, &name, &old, new, code.as_deref(), &metadata).await?;

@@ -13,10 +13,10 @@ use axum::http::{HeaderMap, StatusCode, header};
 use serde_json::{Map, Value};
 
 use super::error::{ApiError, CallId};
+use crate::app::EventMetadata;
 use crate::domain::names::{is_blank, java_trim};
 use crate::domain::token::ClientInfo;
 use crate::domain::{AuthError, ErrorType, UserName};
-use crate::store::EventMetadata;
 
 /// Request bodies larger than this are refused (413).
 pub const BODY_LIMIT: usize = 1 << 20;

@@ -19,10 +19,10 @@ use super::request::{
 };
 use super::{AppState, require_login, views};
 use crate::app::tokens::{self, NewToken};
+use crate::domain::User;
 use crate::domain::names::parse_custom_context;
 use crate::domain::token::RevocationReason;
-use crate::domain::{Actor, AuthError, ErrorType, Role, TokenCommand, TokenKind, TokenName, UserCommand, UserName};
-use crate::domain::{Token, User};
+use crate::domain::{Actor, AuthError, ErrorType, Role, TokenKind, TokenName, UserCommand, UserName};
 use crate::projections::TokenView;
 
 pub async fn list(State(state): State<AppState>, context: RequestContext) -> Result<Json<Value>, ApiError> {
@@ -105,12 +105,7 @@ pub async fn revoke_token(
     context: &RequestContext,
 ) -> Result<(), ApiError> {
     let metadata = context.metadata(by, state.ignore_ip());
-    let command = TokenCommand::Revoke { by: by.clone(), reason, at: state.now() };
-    match state.ledger.execute::<Token>(token.id, command, &metadata).await {
-        // Revoked concurrently: the outcome the caller asked for.
-        Err(crate::app::AppError::Rejected(e)) if e.kind == ErrorType::NoSuchToken => Ok(()),
-        other => other.map(|_| ()).map_err(Into::into),
-    }
+    Ok(tokens::revoke(&state.ledger, token.id, by, reason, &metadata).await?)
 }
 
 pub async fn revoke(

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::ledger::Ledger;
 use super::tokens::{self, NewToken};
-use super::{AppError, forget_secret, passwords, second_factor};
+use super::{AppError, forget_secret, passwords, second_factor, undo_secret};
 use crate::domain::token::ClientInfo;
 use crate::domain::user::{NewPassword, check_can_reset_password, locked};
 use crate::domain::{
@@ -149,13 +149,20 @@ pub async fn set_password(
     let credential_id = passwords::store(&ledger.credentials, password, now).await?;
     let command = UserCommand::SetPassword(NewPassword { credential_id, require_reset, by: by.clone(), at: now });
     if let Err(error) = ledger.execute::<User>(&user.name, command, metadata).await {
-        forget_secret(ledger, credential_id, "a password hash whose recording failed").await;
-        return Err(error);
+        return Err(undo_secret(ledger, error, credential_id, "a password hash whose recording failed").await);
     }
     if let Some(old) = user.credential {
         forget_secret(ledger, old, "a replaced password hash").await;
     }
     Ok(())
+}
+
+/// The rules a new password must meet against the old one: different, and strong enough.
+pub fn check_password_change(old: &str, new: &str) -> Result<(), AuthError> {
+    if old == new {
+        return Err(AuthError::new(ErrorType::IllegalPassword, "Old and new passwords are identical."));
+    }
+    passwords::check_strength(new)
 }
 
 /// A user's own password change (`/localaccount/reset`): the old password (and
@@ -168,10 +175,7 @@ pub async fn change_password(
     second_factor: Option<&str>,
     metadata: &EventMetadata,
 ) -> Result<(), AppError> {
-    if old == new {
-        return Err(AuthError::new(ErrorType::IllegalPassword, "Old and new passwords are identical.").into());
-    }
-    passwords::check_strength(&new)?;
+    check_password_change(old, &new)?;
     let record = verify_password(ledger, name, old).await?;
     verify_second_factor(ledger, &record, second_factor, metadata).await?;
     set_password(ledger, &record, new, false, metadata, name).await
@@ -208,8 +212,9 @@ pub async fn create_local_account(
         password: Some(NewPassword { credential_id, require_reset: true, by: by.clone(), at: now }),
     };
     if let Err(error) = ledger.execute::<User>(&account.user, command, metadata).await {
-        forget_secret(ledger, credential_id, "a new account's password hash whose recording failed").await;
-        return Err(error);
+        return Err(
+            undo_secret(ledger, error, credential_id, "a new account's password hash whose recording failed").await
+        );
     }
     Ok(temporary)
 }

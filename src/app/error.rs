@@ -39,6 +39,35 @@ impl AppError {
         Self::Internal(detail.to_string())
     }
 
+    /// Whether the failed command certainly wrote nothing: refused by a rule,
+    /// or given up while busy. `Lagging` means it committed; a failing store
+    /// may or may not have. Compensations (forgetting a secret the command
+    /// would have referred to) run only when this holds.
+    pub fn wrote_nothing(&self) -> bool {
+        matches!(self, Self::Rejected(_) | Self::Busy { .. })
+    }
+
+    /// When a retry may succeed — the service was busy and wrote nothing: a
+    /// record in conflict past the deadline, or no store connection free in time.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Busy { retry_after, .. } => Some(*retry_after),
+            Self::Store(StoreError::Database(sqlx::Error::PoolTimedOut)) => Some(Duration::from_secs(1)),
+            _ => None,
+        }
+    }
+
+    /// A failure after an earlier, single-use step of the same flow committed:
+    /// never `Busy` (its `Retry-After` would promise a retry that cannot succeed).
+    pub fn after_spending(self, spent: &str) -> Self {
+        match self {
+            Self::Busy { aggregate, .. } => {
+                Self::Internal(format!("{spent} was spent, but the {aggregate} record stayed busy"))
+            }
+            other => other,
+        }
+    }
+
     /// The business rule that refused the request, if that is what this is.
     pub fn rejection(&self) -> Option<&AuthError> {
         match self {

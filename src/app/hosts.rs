@@ -63,7 +63,9 @@ pub async fn issue_tokens(
             at: now,
         };
         if let Err(error) = ledger.execute::<ProvisionToken>(id, command, metadata).await {
-            withdraw(ledger, issued.iter().map(|t: &IssuedToken| t.id), by, metadata).await;
+            // A lagging issue committed: its token is withdrawn with the others.
+            let committed = matches!(error, AppError::Lagging(_)).then_some(id);
+            withdraw(ledger, issued.iter().map(|t: &IssuedToken| t.id).chain(committed), by, metadata).await;
             return Err(error);
         }
         issued.push(IssuedToken { id, value });
@@ -152,7 +154,11 @@ pub async fn join(
     // grant for one host, may).
     let join =
         JoinHost { roles: roles.clone(), key_fingerprint: key_fingerprint.clone(), token: token.clone(), at: now };
-    ledger.execute::<Host>(&host_id, join, metadata).await?;
+    let bound = ledger.execute::<Host>(&host_id, join, metadata).await;
+    bound.map_err(|error| match token {
+        JoinToken::Issued { .. } => error.after_spending("the provisioning token"),
+        JoinToken::Static { .. } => error,
+    })?;
     let signer = HostSigner { ca: &ca, private: &private, host_id: &host_id, public_key: &public_key, now };
     let valid_before = now.saturating_add(access.options.host_cert_ttl_ms);
     let (certificate, event) = issue_certificate(ledger, metadata, |serial| {

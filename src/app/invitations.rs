@@ -19,7 +19,7 @@ use uuid::Uuid;
 use super::ledger::Ledger;
 use super::second_factor::{self, Enrolment};
 use super::tokens::{self, NewToken};
-use super::{AppError, forget_secret, passwords};
+use super::{AppError, forget_secret, passwords, undo_secret};
 use crate::domain::invite::{MAX_INVITE_TTL_MS, unusable};
 use crate::domain::token::ClientInfo;
 use crate::domain::user::{Invitation, NewPassword};
@@ -43,27 +43,38 @@ pub struct InviteRequest {
 }
 
 impl InviteRequest {
-    /// Checks a request: not root, valid logins (`None`: the user name), a
-    /// lifetime of 1 s to [`MAX_INVITE_TTL_MS`].
-    pub fn new(
-        user: UserName,
-        logins: Option<Vec<String>>,
-        identities: BTreeSet<Identity>,
-        ttl_seconds: i64,
-    ) -> Result<Self, AuthError> {
+    /// Checks the invitee: never root. The request is completed, in the
+    /// contract's validation order, by [`Self::with_logins`], then
+    /// [`Self::with_identities`] and [`Self::valid_for`].
+    pub fn new(user: UserName) -> Result<Self, AuthError> {
         if user.is_root() {
             return Err(AuthError::illegal("The root account cannot be invited"));
         }
-        let names_logins = logins.is_some();
-        let logins = match &logins {
-            None => Login::parse_list([user.as_str()])?,
+        let ttl_seconds = MAX_INVITE_TTL_MS / 1000;
+        Ok(Self { user, logins: BTreeSet::new(), names_logins: false, identities: BTreeSet::new(), ttl_seconds })
+    }
+
+    /// The SSH logins of the account (`None`: its user name).
+    pub fn with_logins(self, logins: Option<Vec<String>>) -> Result<Self, AuthError> {
+        let parsed = match &logins {
+            None => Login::parse_list([self.user.as_str()])?,
             Some(listed) => Login::parse_list(listed.iter().map(String::as_str))?,
         };
+        Ok(Self { logins: parsed, names_logins: logins.is_some(), ..self })
+    }
+
+    /// The identities the account is created with.
+    pub fn with_identities(self, identities: BTreeSet<Identity>) -> Self {
+        Self { identities, ..self }
+    }
+
+    /// How long the invitation is valid: 1 s to [`MAX_INVITE_TTL_MS`].
+    pub fn valid_for(self, ttl_seconds: i64) -> Result<Self, AuthError> {
         let max = MAX_INVITE_TTL_MS / 1000;
         if !(1..=max).contains(&ttl_seconds) {
             return Err(AuthError::illegal(format!("ttl must be between 1 and {max} seconds")));
         }
-        Ok(Self { user, logins, names_logins, identities, ttl_seconds })
+        Ok(Self { ttl_seconds, ..self })
     }
 }
 
@@ -143,8 +154,7 @@ pub async fn open(ledger: &Ledger, token: &str, metadata: EventMetadata) -> Resu
     let metadata = metadata.acting_as(format!("invitee:{}", invite.user));
     let offer = InviteCommand::OfferSecondFactor { credential_id, at: now };
     if let Err(error) = ledger.execute::<Invite>(invite.id, offer, &metadata).await {
-        forget_secret(ledger, credential_id, "a second-factor offer whose recording failed").await;
-        return Err(error);
+        return Err(undo_secret(ledger, error, credential_id, "a second-factor offer whose recording failed").await);
     }
     if let Some(previous) = invite.offered {
         forget_secret(ledger, previous, "an invitation's earlier second-factor offer").await;
@@ -192,8 +202,7 @@ pub async fn complete(ledger: &Ledger, completion: Completion, metadata: EventMe
     // Spending the invitation first makes it single use even against a racing completion.
     let redeem = InviteCommand::Redeem { credential_id: offered, at: now };
     if let Err(error) = ledger.execute::<Invite>(invite.id, redeem, &metadata).await {
-        forget_secret(ledger, credential_id, "the password hash of an invitation not redeemed").await;
-        return Err(error);
+        return Err(undo_secret(ledger, error, credential_id, "the password hash of an invitation not redeemed").await);
     }
     let invitation = Invitation {
         invite: invite.id,
@@ -212,8 +221,8 @@ pub async fn complete(ledger: &Ledger, completion: Completion, metadata: EventMe
     // invitation is spent either way, since its name cannot be created any more.
     let accept = UserCommand::AcceptInvitation(Box::new(invitation));
     if let Err(error) = ledger.execute::<User>(&invite.user, accept, &metadata).await {
-        forget_secret(ledger, credential_id, "the password hash of an account not created").await;
-        return Err(error);
+        let error = undo_secret(ledger, error, credential_id, "the password hash of an account not created").await;
+        return Err(error.after_spending("the invitation"));
     }
     let grant = NewToken {
         user: invite.user.clone(),

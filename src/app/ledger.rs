@@ -29,6 +29,9 @@ pub struct LedgerOptions {
     pub poll: Duration,
     /// How long a command waits for the projections to fold it.
     pub settle_timeout: Duration,
+    /// How long a command may wait for its turn and retry races lost to other
+    /// processes before it is answered busy (503).
+    pub command_deadline: Duration,
     /// Serve test mode: a second, expiring log beside this one (see `test_mode`).
     pub test_mode: bool,
     /// The SSH side's settings: static join tokens, certificate lifetimes, the public URL.
@@ -37,7 +40,7 @@ pub struct LedgerOptions {
 
 impl LedgerOptions {
     /// Defaults for the log at `store_url`: the default display-name rule and
-    /// settings, a 250 ms poll, a 10 s settle timeout, test mode off.
+    /// settings, a 250 ms poll, a 10 s settle timeout and command deadline, test mode off.
     pub fn new(store_url: impl Into<String>) -> Self {
         Self {
             store_url: store_url.into(),
@@ -46,6 +49,7 @@ impl LedgerOptions {
             initial_settings: ServerSettings::default(),
             poll: Duration::from_millis(250),
             settle_timeout: Duration::from_secs(10),
+            command_deadline: super::commands::COMMAND_DEADLINE,
             test_mode: false,
             access: AccessOptions::default(),
         }
@@ -91,7 +95,7 @@ impl Ledger {
         let folded = runner.catch_up().await?;
         tracing::info!(events = folded, position = model.position(), store = log.kind(), "projections caught up");
         let waker = runner.waker();
-        let bus = CommandBus::new(&log, Arc::new(move |_| waker.notify_one()));
+        let bus = CommandBus::with_deadline(&log, Arc::new(move |_| waker.notify_one()), options.command_deadline);
         let runner = BackgroundTask::new(runner.spawn(options.poll));
         let settle_timeout = options.settle_timeout;
         let ledger = Self { log, credentials, checkpoints, model, checkpoint, bus, clock, runner, settle_timeout };

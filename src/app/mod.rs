@@ -38,11 +38,25 @@ pub mod ssh;
 pub mod test_mode;
 pub mod tokens;
 
+/// Who caused an event and from where: what a request hands every use case.
+pub use crate::store::EventMetadata;
 pub use error::{AppError, AppResult};
 
-/// Deletes a stored secret that nothing will refer to (a flow's
-/// compensation). A failure is reported, not dropped; the periodic sweep of
-/// unreferenced secrets forgets what is left.
+/// A flow's compensation after `error`: forgets the stored secret the failed
+/// command would have referred to — only when the command certainly wrote
+/// nothing ([`AppError::wrote_nothing`]); otherwise the event may reference
+/// it, and it is kept. Returns `error`, for the flow to answer.
+pub(crate) async fn undo_secret(ledger: &ledger::Ledger, error: AppError, id: uuid::Uuid, what: &str) -> AppError {
+    if error.wrote_nothing() {
+        forget_secret(ledger, id, what).await;
+    } else {
+        tracing::warn!(%error, %id, what, "kept a stored secret: the failed command may have recorded it");
+    }
+    error
+}
+
+/// Deletes a stored secret that nothing will refer to. A failure is reported,
+/// not dropped; the periodic sweep of unreferenced TOTP secrets forgets what is left.
 pub(crate) async fn forget_secret(ledger: &ledger::Ledger, id: uuid::Uuid, what: &str) {
     if let Err(error) = ledger.credentials.delete(id).await {
         tracing::warn!(%error, %id, what, "could not forget a stored secret");

@@ -46,8 +46,14 @@ pub async fn set_root_password(ledger: &Ledger, password: String) -> Result<Root
             password: Some(password),
         };
         if let Err(error) = ledger.execute::<User>(&root, command, &metadata).await {
-            super::forget_secret(ledger, credential_id, "a root password hash whose recording failed").await;
-            return Err(error.into());
+            return Err(super::undo_secret(
+                ledger,
+                error,
+                credential_id,
+                "a root password hash whose recording failed",
+            )
+            .await
+            .into());
         }
         return Ok(RootOutcome::Created);
     }
@@ -55,8 +61,9 @@ pub async fn set_root_password(ledger: &Ledger, password: String) -> Result<Root
     // failure between them leaves root with its new password, still disabled, and
     // running the command again completes it.
     if let Err(error) = ledger.execute::<User>(&root, UserCommand::SetPassword(password), &metadata).await {
-        super::forget_secret(ledger, credential_id, "a root password hash whose recording failed").await;
-        return Err(error.into());
+        return Err(super::undo_secret(ledger, error, credential_id, "a root password hash whose recording failed")
+            .await
+            .into());
     }
     ledger.execute::<User>(&root, UserCommand::EnableRoot { at: now }, &metadata).await?;
     if let Some(old) = previous {

@@ -77,7 +77,7 @@ impl TestLedger {
         let folded = runner.catch_up().await?;
         tracing::info!(events = folded, position = model.position(), "test-mode projections caught up");
         let waker = runner.waker();
-        let bus = CommandBus::new(&log, Arc::new(move |_| waker.notify_one()));
+        let bus = CommandBus::with_deadline(&log, Arc::new(move |_| waker.notify_one()), options.command_deadline);
         let runner = BackgroundTask::new(runner.spawn(options.poll));
         Ok(Arc::new(Self {
             log,

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::AppError;
 use super::ledger::Ledger;
 use crate::domain::token::{ClientInfo, RevocationReason, TokenIssued};
-use crate::domain::{Token, TokenCommand, TokenKind, TokenName, UserName};
+use crate::domain::{ErrorType, Token, TokenCommand, TokenKind, TokenName, UserName};
 use crate::projections::token_index::encode_hash;
 use crate::projections::{TokenView, hash_token};
 use crate::store::EventMetadata;
@@ -82,6 +82,22 @@ pub async fn issue(
             Err(error)
         }
         Err(error) => Err(error),
+    }
+}
+
+/// Revokes token `id` for `reason`. A token revoked concurrently is the
+/// outcome the caller asked for, not an error.
+pub async fn revoke(
+    ledger: &Ledger,
+    id: Uuid,
+    by: &UserName,
+    reason: RevocationReason,
+    metadata: &EventMetadata,
+) -> Result<(), AppError> {
+    let command = TokenCommand::Revoke { by: by.clone(), reason, at: ledger.now() };
+    match ledger.execute::<Token>(id, command, metadata).await {
+        Err(AppError::Rejected(e)) if e.kind == ErrorType::NoSuchToken => Ok(()),
+        other => other.map(|_| ()),
     }
 }
 

@@ -13,13 +13,11 @@ use cqrs_es::persist::SerializedEvent;
 use sha2::{Digest, Sha256};
 use sqlx::postgres::{PgPoolOptions, PgRow};
 use sqlx::{PgConnection, PgPool, Row};
-use uuid::Uuid;
 
 use super::sql::{Dialect, Queries};
 use super::{
-    CheckpointBackend, CredentialBackend, EVENT_COLUMNS, ImportRow, LogBackend, NewRow, Purge, SCHEMA_VERSION,
-    SecretRow, StoreError, StoreOptions, StoredCheckpoint, StoredEvent, Tables, backfill_chain, batch_aggregates,
-    chain, check_schema, plan_batch, seal, serialized,
+    EVENT_COLUMNS, ImportRow, LogBackend, NewRow, Purge, SCHEMA_VERSION, StoreError, StoreOptions, StoredEvent, Tables,
+    backfill_chain, batch_aggregates, chain, check_schema, plan_batch, seal, serialized,
 };
 
 pub(crate) struct PostgresBackend {
@@ -386,69 +384,7 @@ impl LogBackend for PostgresBackend {
     }
 }
 
-#[async_trait]
-impl CredentialBackend for PostgresBackend {
-    async fn put_secret(&self, id: Uuid, kind: &str, secret: &str, created_at: i64) -> Result<(), StoreError> {
-        sqlx::query(&self.q.put_secret)
-            .bind(id.to_string())
-            .bind(kind)
-            .bind(secret)
-            .bind(created_at)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    async fn get_secret(&self, id: Uuid) -> Result<Option<String>, StoreError> {
-        Ok(sqlx::query_scalar(&self.q.get_secret).bind(id.to_string()).fetch_optional(&self.pool).await?)
-    }
-
-    async fn secret_ids(&self, kind: &str, created_before: i64) -> Result<Vec<Uuid>, StoreError> {
-        let ids: Vec<String> =
-            sqlx::query_scalar(&self.q.secret_ids).bind(kind).bind(created_before).fetch_all(&self.pool).await?;
-        Ok(ids.iter().filter_map(|id| Uuid::parse_str(id).ok()).collect())
-    }
-
-    async fn delete_secret(&self, id: Uuid) -> Result<(), StoreError> {
-        sqlx::query(&self.q.delete_secret).bind(id.to_string()).execute(&self.pool).await?;
-        Ok(())
-    }
-
-    async fn secrets(&self) -> Result<Vec<SecretRow>, StoreError> {
-        let rows: Vec<(String, String, String, i64)> =
-            sqlx::query_as(&self.q.all_secrets).fetch_all(&self.pool).await?;
-        Ok(rows.into_iter().map(|(id, kind, secret, created_at)| SecretRow { id, kind, secret, created_at }).collect())
-    }
-}
-
-#[async_trait]
-impl CheckpointBackend for PostgresBackend {
-    async fn put_checkpoint(&self, c: &StoredCheckpoint) -> Result<(), StoreError> {
-        sqlx::query(&self.q.put_checkpoint)
-            .bind(c.position)
-            .bind(&c.rule)
-            .bind(&c.chain)
-            .bind(&c.digest)
-            .bind(c.created_at)
-            .bind(&c.data)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    async fn latest_checkpoint(&self, rule: &str) -> Result<Option<StoredCheckpoint>, StoreError> {
-        let row: Option<(i64, String, Option<String>, String, i64, Vec<u8>)> =
-            sqlx::query_as(&self.q.latest_checkpoint).bind(rule).fetch_optional(&self.pool).await?;
-        Ok(row.map(|(position, rule, chain, digest, created_at, data)| StoredCheckpoint {
-            position,
-            rule,
-            chain,
-            digest,
-            created_at,
-            data,
-        }))
-    }
-}
+crate::store::sql::credential_and_checkpoint_backends!(PostgresBackend, readers: pool, writer: pool);
 
 #[cfg(test)]
 mod tests {

@@ -130,3 +130,98 @@ impl Queries {
         }
     }
 }
+
+/// The credentials and checkpoint stores of an engine: the same statements
+/// (from [`Queries`]) on both, differing only in the pools they run on, so
+/// they are written once here. `readers` and `writer` name the engine's pool
+/// fields (PostgreSQL has one pool for both).
+macro_rules! credential_and_checkpoint_backends {
+    ($engine:ty, readers: $readers:ident, writer: $writer:ident) => {
+        #[async_trait::async_trait]
+        impl $crate::store::CredentialBackend for $engine {
+            async fn put_secret(
+                &self,
+                id: uuid::Uuid,
+                kind: &str,
+                secret: &str,
+                created_at: i64,
+            ) -> Result<(), $crate::store::StoreError> {
+                sqlx::query(&self.q.put_secret)
+                    .bind(id.to_string())
+                    .bind(kind)
+                    .bind(secret)
+                    .bind(created_at)
+                    .execute(&self.$writer)
+                    .await?;
+                Ok(())
+            }
+
+            async fn get_secret(&self, id: uuid::Uuid) -> Result<Option<String>, $crate::store::StoreError> {
+                Ok(sqlx::query_scalar(&self.q.get_secret).bind(id.to_string()).fetch_optional(&self.$readers).await?)
+            }
+
+            async fn secret_ids(
+                &self,
+                kind: &str,
+                created_before: i64,
+            ) -> Result<Vec<uuid::Uuid>, $crate::store::StoreError> {
+                let ids: Vec<String> = sqlx::query_scalar(&self.q.secret_ids)
+                    .bind(kind)
+                    .bind(created_before)
+                    .fetch_all(&self.$readers)
+                    .await?;
+                Ok(ids.iter().filter_map(|id| uuid::Uuid::parse_str(id).ok()).collect())
+            }
+
+            async fn delete_secret(&self, id: uuid::Uuid) -> Result<(), $crate::store::StoreError> {
+                sqlx::query(&self.q.delete_secret).bind(id.to_string()).execute(&self.$writer).await?;
+                Ok(())
+            }
+
+            async fn secrets(&self) -> Result<Vec<$crate::store::SecretRow>, $crate::store::StoreError> {
+                let rows: Vec<(String, String, String, i64)> =
+                    sqlx::query_as(&self.q.all_secrets).fetch_all(&self.$readers).await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(id, kind, secret, created_at)| $crate::store::SecretRow { id, kind, secret, created_at })
+                    .collect())
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::store::CheckpointBackend for $engine {
+            async fn put_checkpoint(
+                &self,
+                c: &$crate::store::StoredCheckpoint,
+            ) -> Result<(), $crate::store::StoreError> {
+                sqlx::query(&self.q.put_checkpoint)
+                    .bind(c.position)
+                    .bind(&c.rule)
+                    .bind(&c.chain)
+                    .bind(&c.digest)
+                    .bind(c.created_at)
+                    .bind(&c.data)
+                    .execute(&self.$writer)
+                    .await?;
+                Ok(())
+            }
+
+            async fn latest_checkpoint(
+                &self,
+                rule: &str,
+            ) -> Result<Option<$crate::store::StoredCheckpoint>, $crate::store::StoreError> {
+                let row: Option<(i64, String, Option<String>, String, i64, Vec<u8>)> =
+                    sqlx::query_as(&self.q.latest_checkpoint).bind(rule).fetch_optional(&self.$readers).await?;
+                Ok(row.map(|(position, rule, chain, digest, created_at, data)| $crate::store::StoredCheckpoint {
+                    position,
+                    rule,
+                    chain,
+                    digest,
+                    created_at,
+                    data,
+                }))
+            }
+        }
+    };
+}
+pub(crate) use credential_and_checkpoint_backends;

@@ -50,8 +50,13 @@ pub async fn install_key(
         Some(by) => CertAuthorityCommand::Rotate { key: key.clone(), by, at: now },
     };
     if let Err(error) = ledger.execute::<CertAuthority>(ca, command, metadata).await {
-        crate::app::forget_secret(ledger, key.credential_id, "an authority key whose recording failed").await;
-        return Err(error);
+        return Err(crate::app::undo_secret(
+            ledger,
+            error,
+            key.credential_id,
+            "an authority key whose recording failed",
+        )
+        .await);
     }
     Ok(key)
 }
