@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::app::ssh::{AccessOptions, StaticToken};
+use crate::app::ssh::{SshOptions, StaticToken};
 use crate::domain::ServerSettings;
 use crate::domain::canonical::Canonicalization;
 use crate::domain::server_config::{DAY_MS, RedirectUrls, TokenLifetimes};
@@ -93,8 +93,8 @@ impl FileConfig {
     }
 
     /// The SSH side's settings; a malformed static token stops start-up with an error naming it.
-    pub fn access_options(&self) -> Result<AccessOptions, ConfigError> {
-        let defaults = AccessOptions::default();
+    pub fn ssh_options(&self) -> Result<SshOptions, ConfigError> {
+        let defaults = SshOptions::default();
         let static_tokens = self
             .static_tokens
             .iter()
@@ -130,7 +130,7 @@ impl FileConfig {
                 ),
             });
         }
-        Ok(AccessOptions {
+        Ok(SshOptions {
             known_hosts_pattern,
             static_tokens,
             max_user_cert_ttl_ms: duration(
@@ -216,14 +216,14 @@ mod tests {
         let config =
             FileConfig::parse("static_tokens = [\"node:aaaaaaaaaaaaaaaa\", \"nodes:bbbb\"]").unwrap_or_default();
         assert_eq!(
-            config.access_options().err().map(|e| e.to_string()).as_deref(),
+            config.ssh_options().err().map(|e| e.to_string()).as_deref(),
             Some(
                 "invalid setting static_tokens: entry 2: static token \"nodes:…\": Unknown host role \"nodes\": expected one of node, proxy, auth"
             )
         );
         let config = FileConfig::parse("static_tokens = [\"node,proxy:aaaaaaaaaaaaaaaa\"]\nmax_user_cert_ttl = \"8h\"")
             .unwrap_or_default();
-        let options = config.access_options().unwrap_or_default();
+        let options = config.ssh_options().unwrap_or_default();
         assert_eq!(options.static_tokens.len(), 1);
         assert_eq!(options.max_user_cert_ttl_ms, 8 * 3_600_000);
     }

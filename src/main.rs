@@ -172,7 +172,7 @@ impl Common {
         options.store.sqlite_full_sync = file.sqlite_full_sync().map_err(|e| e.to_string())?;
         options.canonicalization = file.display_name_rule.unwrap_or_default();
         options.initial_settings = file.initial_settings().map_err(|e| e.to_string())?;
-        options.access = file.access_options().map_err(|e| e.to_string())?;
+        options.ssh = file.ssh_options().map_err(|e| e.to_string())?;
         Ok((file, options))
     }
 }

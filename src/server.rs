@@ -16,7 +16,7 @@ use crate::app::AppError;
 use crate::app::background::BackgroundTask;
 use crate::app::ledger::{Ledger, LedgerOptions};
 use crate::app::second_factor::forget_orphans;
-use crate::app::ssh::AccessService;
+use crate::app::ssh::SshService;
 use crate::app::ssh::authority::ensure_authorities;
 use crate::app::test_mode::{SWEEP_EVERY, TestLedger};
 use crate::clock::SharedClock;
@@ -70,15 +70,15 @@ impl Server {
             }
             false => None,
         };
-        let access_options = options.access.clone();
+        let ssh_options = options.ssh.clone();
         let ledger = Arc::new(Ledger::open(options, clock).await?);
         ensure_authorities(&ledger).await.map_err(StartError::Authorities)?;
         let listener =
             TcpListener::bind(listen).await.map_err(|source| StartError::Listen { addr: listen.to_owned(), source })?;
         let addr = listener.local_addr().map_err(|source| StartError::Listen { addr: listen.to_owned(), source })?;
         let info = ServiceInfo { git_commit: env!("AUTHLEDGER_GIT_COMMIT").to_owned() };
-        let access = Arc::new(AccessService::new(access_options, addr));
-        let state = AppState { ledger: ledger.clone(), test_mode: test_mode.clone(), info: Arc::new(info), access };
+        let ssh = Arc::new(SshService::new(ssh_options, addr));
+        let state = AppState { ledger: ledger.clone(), test_mode: test_mode.clone(), info: Arc::new(info), ssh };
         // Every path also answers with one trailing slash (contract §1).
         let app = NormalizePathLayer::trim_trailing_slash().layer(api::router(state));
         let (shutdown, stopped) = oneshot::channel::<()>();

@@ -29,7 +29,7 @@ async fn issue(h: &Harness, admin: &str, body: Value) -> common::Answer {
 /// The server again, configured with `node,proxy:STATIC_TOKEN`.
 async fn with_static_token(h: Harness) -> Harness {
     h.restart_with(|o| {
-        o.access.static_tokens = vec![StaticToken::parse(&format!("node,proxy:{STATIC_TOKEN}")).expect("valid")]
+        o.ssh.static_tokens = vec![StaticToken::parse(&format!("node,proxy:{STATIC_TOKEN}")).expect("valid")]
     })
     .await
 }

@@ -64,7 +64,7 @@ async fn authorities_are_published_and_survive_a_restart(h: Harness) -> Harness 
     let again = h.get("/api/V2/ca", None).await.json();
     assert_eq!(again["user"]["fingerprint"], ca["user"]["fingerprint"], "a restart keeps the authority");
     assert_eq!(again["host"]["fingerprint"], ca["host"]["fingerprint"]);
-    let h = h.restart_with(|o| o.access.known_hosts_pattern = "*.example.internal".into()).await;
+    let h = h.restart_with(|o| o.ssh.known_hosts_pattern = "*.example.internal".into()).await;
     let scoped = h.get("/api/V2/ca", None).await.json();
     assert_eq!(
         scoped["host"]["known_hosts"],
@@ -119,7 +119,7 @@ async fn a_user_certificate_carries_the_logins_validity_and_signer(h: Harness) -
 on_both_stores!(a_user_certificate_carries_the_logins_validity_and_signer);
 
 async fn validity_is_bounded_by_the_configured_maximum(h: Harness) -> Harness {
-    let h = h.restart_with(|o| o.access.max_user_cert_ttl_ms = 2 * 3_600_000).await;
+    let h = h.restart_with(|o| o.ssh.max_user_cert_ttl_ms = 2 * 3_600_000).await;
     let (_, admin) = h.administrators().await;
     let bob = h.user_token(&admin, "bob").await;
     let answer = request_cert(&h, &bob, json!({"public_key": public_line(&new_key()), "ttl": 10 * 3600})).await;

@@ -185,12 +185,6 @@ pub fn escape_html(text: &str) -> String {
     escape(text)
 }
 
-fn random_call_id() -> String {
-    use rand::Rng;
-    let mut rng = rand::thread_rng();
-    (0..16).map(|_| char::from(b'0' + rng.gen_range(0..10u8))).collect()
-}
-
 /// The call id of the current request, drawn when first needed (an error, or
 /// an event's metadata) so that answering successfully costs nothing.
 #[derive(Debug, Clone, Default)]
@@ -198,7 +192,7 @@ pub struct CallId(std::sync::Arc<std::sync::OnceLock<String>>);
 
 impl CallId {
     pub fn get(&self) -> &str {
-        self.0.get_or_init(random_call_id)
+        self.0.get_or_init(crate::app::new_call_id)
     }
 }
 
@@ -329,7 +323,7 @@ mod tests {
 
     #[test]
     fn call_ids_are_sixteen_digits() {
-        let id = random_call_id();
+        let id = crate::app::new_call_id();
         assert_eq!(id.len(), 16);
         assert!(id.chars().all(|c| c.is_ascii_digit()));
     }

@@ -44,7 +44,7 @@ pub async fn issue(
     }
     let metadata = context.metadata(caller.name(), state.ignore_ip());
     let issued = invitations::issue(&state.ledger, request, caller.name(), &metadata).await?;
-    let url = format!("{}/web/newuser/{}", state.access.public_url, issued.token);
+    let url = format!("{}/web/newuser/{}", state.ssh.public_url, issued.token);
     Ok(Json(json!({
         "token": issued.token, "url": url, "expires": issued.expires, "id": issued.id, "user": issued.user,
     })))

@@ -26,7 +26,7 @@ use axum::routing::{MethodRouter, delete, get, post, put};
 use tower_http::trace::TraceLayer;
 
 use crate::app::ledger::Ledger;
-use crate::app::ssh::AccessService;
+use crate::app::ssh::SshService;
 use crate::app::test_mode::TestLedger;
 use crate::domain::{AuthError, ErrorType, TokenKind, UserName};
 use crate::projections::{TokenView, UserRecord, hash_token};
@@ -41,7 +41,7 @@ pub struct AppState {
     pub test_mode: Option<Arc<TestLedger>>,
     pub info: Arc<ServiceInfo>,
     /// The SSH side: settings, the authorities' key cache, the public URL.
-    pub access: Arc<AccessService>,
+    pub ssh: Arc<SshService>,
 }
 
 /// Facts about this build, for the root document.

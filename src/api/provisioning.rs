@@ -79,7 +79,7 @@ pub async fn list(State(state): State<AppState>, context: RequestContext) -> Res
         })
         .collect();
     let statics: Vec<Value> = state
-        .access
+        .ssh
         .options
         .static_tokens
         .iter()
@@ -111,7 +111,7 @@ pub async fn join(State(state): State<AppState>, context: RequestContext, body: 
     let roles = roles_of(&json, false)?;
     let metadata = context.metadata_of(&format!("host:{host_id}"), state.ignore_ip());
     let request = JoinRequest { token: value, host_id, public_key, roles };
-    let joined = hosts::join(&state.ledger, &state.access, request, &metadata).await?;
+    let joined = hosts::join(&state.ledger, &state.ssh, request, &metadata).await?;
     let cert = joined.event.cert();
     let user_ca = state.ledger.model.read().access.authority(CaKind::User).map(|a| a.key.public_key.clone());
     Ok(Json(json!({
@@ -121,7 +121,7 @@ pub async fn join(State(state): State<AppState>, context: RequestContext, body: 
         "serial": cert.serial.to_string(),
         "valid_after": cert.valid_after,
         "valid_before": cert.valid_before,
-        "known_hosts": authority::known_hosts_line(&state.access.options.known_hosts_pattern, &joined.ca.public_key),
+        "known_hosts": authority::known_hosts_line(&state.ssh.options.known_hosts_pattern, &joined.ca.public_key),
         "user_ca": user_ca,
     })))
 }

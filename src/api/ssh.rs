@@ -27,7 +27,7 @@ fn authority_json(state: &AppState, ca: CaKind) -> Value {
             let line = match ca {
                 CaKind::User => authority::authorized_keys_line(&record.key.public_key),
                 CaKind::Host => {
-                    authority::known_hosts_line(&state.access.options.known_hosts_pattern, &record.key.public_key)
+                    authority::known_hosts_line(&state.ssh.options.known_hosts_pattern, &record.key.public_key)
                 }
             };
             json!({
@@ -92,7 +92,7 @@ pub async fn user_certificate(
     };
     let metadata = context.metadata(caller.name(), state.ignore_ip());
     let (certificate, event) =
-        ssh::issue_user_certificate(&state.ledger, &state.access, &subject, caller.name(), &public_key, ttl, &metadata)
+        ssh::issue_user_certificate(&state.ledger, &state.ssh, &subject, caller.name(), &public_key, ttl, &metadata)
             .await?;
     let cert = event.cert();
     Ok(Json(json!({

@@ -21,7 +21,7 @@ use uuid::Uuid;
 use super::AppError;
 use super::ledger::Ledger;
 use super::ssh::authority::{self, CertSpec};
-use super::ssh::{AccessService, issue_certificate};
+use super::ssh::{SshService, issue_certificate};
 use crate::domain::provision_token::check_roles_allowed;
 use crate::domain::{
     AuthError, CaKind, CertificateEvent, ErrorType, Host, HostId, HostRole, JoinHost, JoinToken, ProvisionToken,
@@ -120,7 +120,7 @@ pub struct Joined {
 /// Joins a host (see the module's notes on its writes).
 pub async fn join(
     ledger: &Ledger,
-    access: &AccessService,
+    ssh: &SshService,
     request: JoinRequest,
     metadata: &EventMetadata,
 ) -> Result<Joined, AppError> {
@@ -128,9 +128,9 @@ pub async fn join(
     let now = ledger.now();
     let invalid = || AuthError::new(ErrorType::InvalidToken, "unknown, used or expired provisioning token");
     // The signing key first: a token is never spent on a join that cannot be signed.
-    let (ca, private) = access.keys.signer(ledger, CaKind::Host).await?;
+    let (ca, private) = ssh.keys.signer(ledger, CaKind::Host).await?;
     let key_fingerprint = authority::fingerprint(&public_key);
-    let (token, roles) = match access.static_token(&value) {
+    let (token, roles) = match ssh.static_token(&value) {
         Some(token) => {
             let roles = requested.unwrap_or_else(|| token.roles.clone());
             check_roles_allowed(&token.roles, &roles)?;
@@ -160,7 +160,7 @@ pub async fn join(
         JoinToken::Static { .. } => error,
     })?;
     let signer = HostSigner { ca: &ca, private: &private, host_id: &host_id, public_key: &public_key, now };
-    let valid_before = now.saturating_add(access.options.host_cert_ttl_ms);
+    let valid_before = now.saturating_add(ssh.options.host_cert_ttl_ms);
     let (certificate, event) = issue_certificate(ledger, metadata, |serial| {
         signer.sign(serial, valid_before, &roles, &token, &key_fingerprint)
     })

@@ -10,7 +10,7 @@ use std::time::Duration;
 use super::AppError;
 use super::background::BackgroundTask;
 use super::commands::CommandBus;
-use super::ssh::AccessOptions;
+use super::ssh::SshOptions;
 use crate::clock::SharedClock;
 use crate::domain::canonical::Canonicalization;
 use crate::domain::{Addressed, ServerConfig, ServerConfigCommand, ServerSettings};
@@ -35,7 +35,7 @@ pub struct LedgerOptions {
     /// Serve test mode: a second, expiring log beside this one (see `test_mode`).
     pub test_mode: bool,
     /// The SSH side's settings: static join tokens, certificate lifetimes, the public URL.
-    pub access: AccessOptions,
+    pub ssh: SshOptions,
 }
 
 impl LedgerOptions {
@@ -51,7 +51,7 @@ impl LedgerOptions {
             settle_timeout: Duration::from_secs(10),
             command_deadline: super::commands::COMMAND_DEADLINE,
             test_mode: false,
-            access: AccessOptions::default(),
+            ssh: SshOptions::default(),
         }
     }
 }

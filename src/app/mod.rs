@@ -42,6 +42,14 @@ pub mod tokens;
 pub use crate::store::EventMetadata;
 pub use error::{AppError, AppResult};
 
+/// A new call id (upstream's form: sixteen random digits): names one request
+/// in its error answer and in the metadata of the events it causes.
+pub fn new_call_id() -> String {
+    use rand::Rng;
+    let mut rng = rand::thread_rng();
+    (0..16).map(|_| char::from(b'0' + rng.gen_range(0..10u8))).collect()
+}
+
 /// A flow's compensation after `error`: forgets the stored secret the failed
 /// command would have referred to — only when the command certainly wrote
 /// nothing ([`AppError::wrote_nothing`]); otherwise the event may reference

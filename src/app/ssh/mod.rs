@@ -25,7 +25,7 @@ pub const HOUR_MS: i64 = 60 * 60 * 1000;
 
 /// Settings of the SSH side (configuration, not events).
 #[derive(Debug, Clone, PartialEq)]
-pub struct AccessOptions {
+pub struct SshOptions {
     /// Join tokens from the configuration file: no expiry, any number of uses.
     pub static_tokens: Vec<StaticToken>,
     /// The longest validity a user certificate may have.
@@ -39,7 +39,7 @@ pub struct AccessOptions {
     pub known_hosts_pattern: String,
 }
 
-impl Default for AccessOptions {
+impl Default for SshOptions {
     fn default() -> Self {
         Self {
             static_tokens: Vec::new(),
@@ -95,16 +95,16 @@ fn redact(entry: &str) -> String {
 }
 
 /// What the SSH side of a running server shares.
-pub struct AccessService {
-    pub options: AccessOptions,
+pub struct SshService {
+    pub options: SshOptions,
     pub keys: KeyCache,
     /// Where invitation links point: the configured public URL, else the server's address.
     pub public_url: String,
 }
 
-impl AccessService {
+impl SshService {
     /// The SSH side of a server listening at `listening` (the public URL's default).
-    pub fn new(options: AccessOptions, listening: std::net::SocketAddr) -> Self {
+    pub fn new(options: SshOptions, listening: std::net::SocketAddr) -> Self {
         let public_url = options.public_url.clone().unwrap_or_else(|| format!("http://{listening}"));
         Self { options, keys: KeyCache::default(), public_url }
     }
@@ -150,7 +150,7 @@ fn seconds(ms: i64) -> u64 {
 /// caller has checked that `requested_by` may ask for `subject`.
 pub async fn issue_user_certificate(
     ledger: &Ledger,
-    access: &AccessService,
+    ssh: &SshService,
     subject: &UserRecord,
     requested_by: &UserName,
     public_key: &PublicKey,
@@ -167,8 +167,8 @@ pub async fn issue_user_certificate(
     // Backdated for clocks a little behind, but never valid longer than the maximum in all.
     let valid_after = now - BACKDATE_MS;
     let valid_before =
-        now.saturating_add(ttl_seconds.saturating_mul(1000)).min(valid_after + access.options.max_user_cert_ttl_ms);
-    let (ca, private) = access.keys.signer(ledger, CaKind::User).await?;
+        now.saturating_add(ttl_seconds.saturating_mul(1000)).min(valid_after + ssh.options.max_user_cert_ttl_ms);
+    let (ca, private) = ssh.keys.signer(ledger, CaKind::User).await?;
     let key_fingerprint = authority::fingerprint(public_key);
     issue_certificate(ledger, metadata, |serial| {
         let certificate = authority::sign(
