@@ -9,7 +9,7 @@ use common::{Harness, ROOT, ROOT_PASSWORD, USER_PASSWORD};
 use serde_json::json;
 
 fn form(pairs: &[(&str, &str)]) -> String {
-    serde_urlencoded::to_string(pairs).unwrap_or_default()
+    serde_urlencoded::to_string(pairs).expect("a form")
 }
 
 async fn form_login_redirects_with_the_session_cookie(h: Harness) -> Harness {
@@ -48,7 +48,7 @@ async fn form_login_redirects_with_the_session_cookie(h: Harness) -> Harness {
                 .body(body),
         )
         .await;
-    assert!(!answer.header("set-cookie").unwrap_or_default().contains("Max-Age"));
+    assert!(!answer.header("set-cookie").expect("a session cookie").contains("Max-Age"));
     h
 }
 on_both_stores!(form_login_redirects_with_the_session_cookie);

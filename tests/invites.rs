@@ -42,7 +42,7 @@ async fn an_invitation_creates_the_account_and_its_session(h: Harness) -> Harnes
     let token = issued["token"].as_str().expect("a string field").to_owned();
     assert_eq!(token.len(), 64);
     assert_eq!(issued["url"], json!(format!("{}/web/newuser/{token}", h.base)));
-    assert!(issued["expires"].as_i64().unwrap_or_default() - h.now() <= 600_000);
+    assert!(issued["expires"].as_i64().expect("an expiry") - h.now() <= 600_000);
     assert!(!h.store.dump().await.contains(&token), "only the token's hash is stored");
     let listed = h.get("/api/V2/admin/invites", Some(&admin)).await.json();
     assert_eq!(listed["invites"][0]["user"], json!("carol"));
@@ -66,7 +66,7 @@ async fn an_invitation_creates_the_account_and_its_session(h: Harness) -> Harnes
     assert_eq!(body["user"], json!("carol"));
     assert!(body["expires_in"].as_i64().unwrap_or_default() > 13 * 86_400, "a Login token's lifetime");
     let session = body["token"].as_str().expect("a string field").to_owned();
-    let cookie = answer.header("set-cookie").unwrap_or_default();
+    let cookie = answer.header("set-cookie").expect("a session cookie");
     assert!(cookie.starts_with(&format!("kbase_session={session}")), "{cookie}");
     let me = h.get("/api/V2/me", Some(&session)).await;
     assert_eq!(me.status, 200, "{}", me.text);

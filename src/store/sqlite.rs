@@ -233,7 +233,9 @@ impl LogBackend for SqliteBackend {
         if outcome.is_err() {
             // Whatever failed (a statement or the commit itself, e.g. a full disk), the
             // writer's connection must not stay inside the transaction.
-            let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+            if let Err(error) = sqlx::query("ROLLBACK").execute(&mut *conn).await {
+                tracing::warn!(%error, "rolling back a failed transaction failed");
+            }
         }
         outcome
     }
@@ -314,7 +316,9 @@ impl LogBackend for SqliteBackend {
         }
         .await;
         if outcome.is_err() {
-            let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+            if let Err(error) = sqlx::query("ROLLBACK").execute(&mut *conn).await {
+                tracing::warn!(%error, "rolling back a failed transaction failed");
+            }
         }
         outcome
     }
@@ -343,7 +347,9 @@ impl LogBackend for SqliteBackend {
         }
         .await;
         if outcome.is_err() {
-            let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+            if let Err(error) = sqlx::query("ROLLBACK").execute(&mut *conn).await {
+                tracing::warn!(%error, "rolling back a failed transaction failed");
+            }
         }
         outcome
     }
