@@ -32,7 +32,7 @@ command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; e
 cargo build --release --bin authledger --bin replay --bench ledger 2>&1 | tail -n 1
 # The measurement tool, built once: editing the sources during a run does not change what runs.
 BENCH_BIN=$(cargo bench --bench ledger --no-run --message-format=json 2>/dev/null \
-    | grep -o '"executable":"[^"]*"' | tail -n 1 | cut -d'"' -f4)
+    | grep '"kind":\["bench"\]' | grep -o '"executable":"[^"]*"' | tail -n 1 | cut -d'"' -f4)
 [ -x "$BENCH_BIN" ] || { echo "cannot find the built bench binary" >&2; exit 1; }
 WORK=$(mktemp -d)
 cp "$BENCH_BIN" "$WORK/ledger-bench"
