@@ -502,12 +502,15 @@ async fn request_parsing_follows_upstreams_framework() {
     // A blank detail is no detail.
     h.put(roles, None, json!({"user": "alice", "customroles": [" "]})).await.assert_error(400, "50040 No such role");
 
-    // A content type no endpoint consumes is refused before one is chosen: no call id, HTML unless JSON is asked for.
+    // A content type no endpoint consumes is refused before one is chosen: no call id; HTML only when preferred.
     let user = "/testmode/api/V2/testmodeonly/user";
     let form = h.raw(reqwest::Method::POST, user, None, "text/plain", "user=a").await;
     assert_eq!(form.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     assert!(form.json()["error"].get("callid").is_none());
-    let html = h.send(h.http.post(h.url(user)).header("Content-Type", "text/plain").body("x")).await;
+    let json = h.send(h.http.post(h.url(user)).header("Content-Type", "text/plain").body("x")).await;
+    assert_eq!(json.json()["error"]["httpcode"], 415);
+    let html =
+        h.send(h.http.post(h.url(user)).header("Content-Type", "text/plain").header("Accept", "text/html").body("x")).await;
     assert!(html.text.starts_with("<!DOCTYPE html>"), "{}", html.text);
     // A body with no content type is octet-stream, which no endpoint reads.
     let untyped = h.send(h.http.post(h.url(user)).header("Accept", "application/json").body("{}")).await;

@@ -1,8 +1,12 @@
 //! The error envelope (contract §2): every error, application or framework,
-//! answers `{"error": {...}}` — or the HTML error page when the client does
-//! not accept JSON and the endpoint produces no JSON. Handlers return
-//! `ApiError`; the `render_errors` middleware, which sees the request, picks the
-//! media type, stamps the call id and the time, and writes the body.
+//! answers `{"error": {...}}` — or the HTML error page when the request
+//! explicitly prefers HTML (a browser). One rule for every endpoint that has
+//! both forms ([`wants_html`]): JSON unless `text/html` is preferred; no
+//! Accept, `*/*` and `application/*` get JSON. Handlers return `ApiError`;
+//! the `render_errors` middleware, which sees the request, picks the media
+//! type, stamps the call id and the time, and writes the body — also for the
+//! errors the HTTP layer makes itself (no route, wrong method or media type, a
+//! body too large, a path that is not UTF-8).
 
 use axum::Json;
 use axum::extract::{Request, State};
@@ -133,16 +137,6 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// Marks responses of endpoints that produce no body (their errors default to HTML).
-#[derive(Debug, Clone, Copy)]
-pub struct ProducesNothing;
-
-pub async fn produces_nothing(request: Request, next: Next) -> Response {
-    let mut response = next.run(request).await;
-    response.extensions_mut().insert(ProducesNothing);
-    response
-}
-
 /// The fallback for paths no route matches.
 pub async fn not_found() -> ApiError {
     ApiError::framework(StatusCode::NOT_FOUND, false)
@@ -175,9 +169,11 @@ fn accepted_of<'a>(values: impl Iterator<Item = &'a HeaderValue>) -> Option<Medi
     entries.first().map(|e| e.2)
 }
 
-/// Whether the client prefers JSON to HTML (a page's default is HTML).
-pub fn prefers_json(headers: &axum::http::HeaderMap) -> bool {
-    accepted_of(headers.get_all(header::ACCEPT).iter()) == Some(MediaType::Json)
+/// Whether the request explicitly prefers HTML to JSON (a browser's Accept
+/// header): the one rule for every answer with both forms. No Accept, `*/*`,
+/// `application/*` — and JSON preferred — all mean JSON.
+pub fn wants_html(headers: &axum::http::HeaderMap) -> bool {
+    accepted_of(headers.get_all(header::ACCEPT).iter()) == Some(MediaType::Html)
 }
 
 /// Text made safe for an HTML page.
@@ -204,20 +200,21 @@ pub async fn render_errors(State(state): State<AppState>, mut request: Request, 
     request.extensions_mut().insert(call_id.clone());
     let response = next.run(request).await;
     let status = response.status();
-    let error = match response.extensions().get::<ApiError>() {
-        Some(error) => error.clone(),
+    let (response, error) = match response.extensions().get::<ApiError>() {
+        Some(error) => {
+            let error = error.clone();
+            (response, error)
+        }
         None if status == StatusCode::METHOD_NOT_ALLOWED
             || status == StatusCode::UNSUPPORTED_MEDIA_TYPE
             || status == StatusCode::PAYLOAD_TOO_LARGE =>
         {
-            ApiError::framework(status, false)
+            (response, ApiError::framework(status, false))
         }
+        None if is_plain_rejection(&response) => rejection(response).await,
         None => return response,
     };
-    // When no endpoint was chosen (no route, wrong method, a content type no
-    // endpoint consumes), upstream has no endpoint media type to fall back on: HTML.
-    let produces_json = error.routed && response.extensions().get::<ProducesNothing>().is_none();
-    let media = accepted_of(accept.iter()).unwrap_or(if produces_json { MediaType::Json } else { MediaType::Html });
+    let media = accepted_of(accept.iter()).unwrap_or(MediaType::Json);
     let show_stack = state.ledger.model.read().config.show_stack;
     let body = envelope(&error, error.routed.then(|| call_id.get()), state.ledger.now(), show_stack);
     let mut rendered = match media {
@@ -237,6 +234,29 @@ pub async fn render_errors(State(state): State<AppState>, mut request: Request, 
         rendered.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     }
     rendered
+}
+
+/// A plain-text client error from the framework's extractors (a path segment
+/// that is not UTF-8 or does not parse): it gets the envelope like any other.
+fn is_plain_rejection(response: &Response) -> bool {
+    response.status().is_client_error()
+        && response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/plain"))
+}
+
+/// The rejection's own text as the envelope's message (the first 1 KiB of it).
+async fn rejection(response: Response) -> (Response, ApiError) {
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 1024).await.map(|b| String::from_utf8_lossy(&b).into_owned());
+    let status = parts.status;
+    let message = text.ok().filter(|t| !t.trim().is_empty()).unwrap_or_else(|| {
+        format!("HTTP {} {}", status.as_u16(), status.canonical_reason().unwrap_or("Error"))
+    });
+    let error = ApiError { status, kind: None, message, routed: true, exception: None, retry_after: None };
+    (Response::from_parts(parts, axum::body::Body::empty()), error)
 }
 
 fn envelope(error: &ApiError, call_id: Option<&str>, now: i64, show_stack: bool) -> Map<String, Value> {

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::admin::administrator;
-use super::error::{ApiError, escape_html, prefers_json};
+use super::error::{ApiError, escape_html, wants_html};
 use super::permissions::{self, Action};
 use super::request::{Body, RequestContext, session_cookie};
 use crate::app::invitations::{self, Completed, Completion, InviteRequest, Opened};
@@ -94,7 +94,7 @@ pub async fn open(
 ) -> Result<Response, ApiError> {
     let metadata = context.anonymous_metadata(state.ignore_ip());
     let Opened { invite, enrolment } = invitations::open(&state.ledger, &token, metadata).await?;
-    if prefers_json(&context.headers) {
+    if !wants_html(&context.headers) {
         return Ok(([(header::CACHE_CONTROL, "no-store")], Json(json!({
             "user": invite.user,
             "logins": invite.logins,

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod auditor;
 pub mod client;
 pub mod error;
+pub mod guard;
 pub mod invites;
 pub mod legacy;
 pub mod local_account;
@@ -22,7 +23,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::middleware;
-use axum::routing::{MethodRouter, delete, get, post, put};
+use axum::routing::{delete, get, post, put};
 use tower_http::trace::TraceLayer;
 
 use crate::app::ledger::Ledger;
@@ -130,17 +131,12 @@ fn logged_uri(uri: &axum::http::Uri) -> String {
     }
 }
 
-/// A method route whose success has no body: its errors default to HTML.
-fn bodiless(route: MethodRouter<AppState>) -> MethodRouter<AppState> {
-    route.layer(middleware::from_fn(error::produces_nothing))
-}
-
 /// Every route of the service, with the error envelope around them.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(root::root))
         .route("/api/V2/token", get(v2::introspect).post(v2::create_agent_token))
-        .route("/api/V2/me", get(v2::me).merge(bodiless(put(v2::update_me))))
+        .route("/api/V2/me", get(v2::me).merge(put(v2::update_me)))
         .route("/api/V2/users", get(v2::users))
         .route("/api/V2/users/search/{prefix}", get(v2::search))
         .route("/api/V2/admin/anonids", get(v2::anon_ids))
@@ -152,39 +148,39 @@ pub fn router(state: AppState) -> Router {
         .route("/api/V2/certs/ssh", post(ssh::user_certificate))
         .route("/api/V2/admin/certs", get(ssh::certificates))
         .route("/api/V2/admin/provisiontokens", get(provisioning::list).post(provisioning::issue))
-        .route("/api/V2/admin/provisiontokens/{id}", bodiless(delete(provisioning::delete)))
+        .route("/api/V2/admin/provisiontokens/{id}", delete(provisioning::delete))
         .route("/api/V2/hosts/join", post(provisioning::join))
         .route("/api/V2/admin/hosts", get(provisioning::hosts))
         .route("/api/V2/admin/invites", get(invites::list).post(invites::issue))
-        .route("/api/V2/admin/invites/{id}", bodiless(delete(invites::revoke)))
+        .route("/api/V2/admin/invites/{id}", delete(invites::revoke))
         .route("/web/newuser/{token}", get(invites::open).head(invites::probe))
         .route("/api/V2/invites/complete", post(invites::complete))
-        .route("/admin/user/{user}/logins", bodiless(post(ssh::set_logins)))
+        .route("/admin/user/{user}/logins", post(ssh::set_logins))
         .route("/localaccount/login", post(local_account::login))
-        .route("/localaccount/reset", bodiless(post(local_account::reset)))
+        .route("/localaccount/reset", post(local_account::reset))
         .route("/tokens", get(tokens::list).post(tokens::create))
-        .route("/tokens/revoke/{id}", bodiless(post(tokens::revoke).delete(tokens::revoke)))
-        .route("/tokens/revokeall", bodiless(post(tokens::revoke_all).delete(tokens::revoke_all)))
+        .route("/tokens/revoke/{id}", post(tokens::revoke).delete(tokens::revoke))
+        .route("/tokens/revokeall", post(tokens::revoke_all).delete(tokens::revoke_all))
         .route("/logout", post(tokens::logout))
-        .route("/me/roles", bodiless(post(tokens::remove_own_roles)))
+        .route("/me/roles", post(tokens::remove_own_roles))
         .route("/admin/localaccount/create", post(admin::create_local_account))
         .route("/admin/user/{user}", get(admin::user))
-        .route("/admin/user/{user}/roles", bodiless(post(admin::set_roles)))
-        .route("/admin/user/{user}/customroles", bodiless(post(admin::set_custom_roles)))
-        .route("/admin/user/{user}/disable", bodiless(post(admin::disable)))
-        .route("/admin/user/{user}/forcereset", bodiless(post(admin::force_reset)))
+        .route("/admin/user/{user}/roles", post(admin::set_roles))
+        .route("/admin/user/{user}/customroles", post(admin::set_custom_roles))
+        .route("/admin/user/{user}/disable", post(admin::disable))
+        .route("/admin/user/{user}/forcereset", post(admin::force_reset))
         .route("/admin/user/{user}/reset", post(admin::reset_password))
         .route("/admin/user/{user}/tokens", get(admin::user_tokens))
-        .route("/admin/user/{user}/tokens/revoke/{id}", bodiless(post(admin::revoke_user_token)))
-        .route("/admin/user/{user}/tokens/revokeall", bodiless(post(admin::revoke_user_tokens)))
+        .route("/admin/user/{user}/tokens/revoke/{id}", post(admin::revoke_user_token))
+        .route("/admin/user/{user}/tokens/revokeall", post(admin::revoke_user_tokens))
         .route("/admin/customroles", get(admin::custom_roles))
-        .route("/admin/customroles/set", bodiless(post(admin::set_custom_role)))
-        .route("/admin/customroles/delete", bodiless(post(admin::delete_custom_role)))
-        .route("/admin/forcereset", bodiless(post(admin::force_reset_all)))
-        .route("/admin/revokeall", bodiless(post(admin::revoke_all)))
+        .route("/admin/customroles/set", post(admin::set_custom_role))
+        .route("/admin/customroles/delete", post(admin::delete_custom_role))
+        .route("/admin/forcereset", post(admin::force_reset_all))
+        .route("/admin/revokeall", post(admin::revoke_all))
         .route("/admin/token", post(admin::view_token))
-        .route("/admin/config", get(admin::config).merge(bodiless(post(admin::update_config))))
-        .route("/admin/config/token", bodiless(post(admin::update_token_config)))
+        .route("/admin/config", get(admin::config).merge(post(admin::update_config)))
+        .route("/admin/config/token", post(admin::update_token_config))
         .route("/api/legacy/KBase/Sessions/Login", get(legacy::kbase_get).post(legacy::kbase_login))
         .route("/api/legacy/globus/goauth/token", get(legacy::globus_token_endpoint))
         .route("/api/legacy/globus/users/{user}", get(legacy::globus_user))
@@ -194,10 +190,10 @@ pub fn router(state: AppState) -> Router {
         .route("/testmode/api/V2/testmodeonly/token", post(test_mode::create_token))
         .route(
             "/testmode/api/V2/testmodeonly/customroles",
-            get(test_mode::custom_roles).merge(bodiless(post(test_mode::set_custom_role))),
+            get(test_mode::custom_roles).merge(post(test_mode::set_custom_role)),
         )
-        .route("/testmode/api/V2/testmodeonly/userroles", bodiless(put(test_mode::set_user_roles)))
-        .route("/testmode/api/V2/testmodeonly/clear", bodiless(delete(test_mode::clear)))
+        .route("/testmode/api/V2/testmodeonly/userroles", put(test_mode::set_user_roles))
+        .route("/testmode/api/V2/testmodeonly/clear", delete(test_mode::clear))
         .route("/testmode/api/V2/token", get(test_mode::introspect))
         .route("/testmode/api/V2/me", get(test_mode::me))
         .route("/testmode/api/V2/users", get(test_mode::users))
@@ -205,7 +201,9 @@ pub fn router(state: AppState) -> Router {
         .route("/testmode/api/legacy/globus/goauth/token", get(legacy::test_globus_token_endpoint))
         .route("/testmode/api/legacy/globus/users/{user}", get(legacy::test_globus_user))
         .fallback(error::not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), guard::refuse_cross_site))
         .layer(middleware::from_fn_with_state(state.clone(), error::render_errors))
+        .layer(middleware::from_fn_with_state(state.clone(), guard::security_headers))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::extract::Request| {
             tracing::debug_span!(
                 "request",

@@ -1,12 +1,13 @@
-//! `GET /`: the service's identity (JSON when asked for, else the HTML page).
+//! `GET /`: the service's identity (the HTML page for a browser, else JSON).
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, header};
+use axum::http::HeaderMap;
 use axum::response::{Html, IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::AppState;
+use super::error::wants_html;
 
 pub const VERSION: &str = "0.7.2";
 pub const SERVICE_NAME: &str = "Authentication Service";
@@ -20,18 +21,9 @@ pub fn root_document(state: &AppState) -> Value {
     })
 }
 
-fn wants_json(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(header::ACCEPT)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|item| item.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json")))
-}
-
 pub async fn root(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let document = root_document(&state);
-    if wants_json(&headers) {
+    if !wants_html(&headers) {
         return Json(document).into_response();
     }
     Html(format!(

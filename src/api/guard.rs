@@ -1,0 +1,134 @@
+//! What a login site owes the browser: cross-site request refusal for
+//! cookie-authenticated writes, and the security headers of every answer.
+//!
+//! A request that carries the session cookie and no `Authorization` header is
+//! a browser's; if it is unsafe (not GET/HEAD/OPTIONS) it must come from this
+//! server's own origin — its `Origin` (or, without one, its `Referer`) must be
+//! the public URL's origin or the origin the request was addressed to (`Host`).
+//! Anything else is refused with 403 and the envelope before a handler runs.
+//! Requests with an `Authorization` header (API clients), without the cookie,
+//! or without either header (non-browser clients) are not affected.
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use url::Url;
+
+use super::AppState;
+use super::error::ApiError;
+use super::request::{SESSION_COOKIE, cookie_token, header_token};
+use crate::domain::AuthError;
+
+/// No scripts, no framing, forms and images from this origin only (the
+/// invitation's QR code is a `data:` image).
+const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; img-src 'self' data:; style-src 'self'; \
+     form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// Refuses cross-site cookie-authenticated writes (inside the error
+/// envelope's layer, which renders the refusal).
+pub async fn refuse_cross_site(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    match check_origin(request.method(), request.headers(), &state.ssh.public_url) {
+        Ok(()) => next.run(request).await,
+        Err(refused) => refused.into_response(),
+    }
+}
+
+/// Adds the security headers to every answer, errors included (the outermost
+/// layer), and `Secure` to the session cookie when the public URL is https.
+pub async fn security_headers(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let secure = state.ssh.public_url.starts_with("https://");
+    with_security_headers(next.run(request).await, secure)
+}
+
+fn check_origin(method: &Method, headers: &HeaderMap, public_url: &str) -> Result<(), ApiError> {
+    let safe = matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
+    if safe || header_token(headers).is_some() || cookie_token(headers).is_none() {
+        return Ok(());
+    }
+    let claimed = headers
+        .get(header::ORIGIN)
+        .or_else(|| headers.get(header::REFERER))
+        .map(|v| v.to_str().map(origin_of).unwrap_or(None));
+    let Some(claimed) = claimed else {
+        // Neither header: not a browser's cross-site request.
+        return Ok(());
+    };
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let own = [origin_of(public_url), host.and_then(|h| origin_of(&format!("http://{h}"))), host.and_then(|h| origin_of(&format!("https://{h}")))];
+    match claimed {
+        Some(origin) if own.iter().flatten().any(|o| *o == origin) => Ok(()),
+        _ => Err(AuthError::unauthorized(
+            "Cross-site request refused: a request authenticated by the session cookie must come from this server's own pages",
+        )
+        .into()),
+    }
+}
+
+/// `scheme://host[:port]` of a URL (default ports dropped); `None` for `null` or garbage.
+fn origin_of(url: &str) -> Option<String> {
+    let parsed = Url::parse(url.trim()).ok()?;
+    let origin = parsed.origin();
+    origin.is_tuple().then(|| origin.ascii_serialization())
+}
+
+fn with_security_headers(mut response: Response, secure_cookie: bool) -> Response {
+    let headers = response.headers_mut();
+    let defaults = [
+        (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+    ];
+    for (name, value) in defaults {
+        if !headers.contains_key(&name) {
+            headers.insert(name, HeaderValue::from_static(value));
+        }
+    }
+    if secure_cookie {
+        let cookies: Vec<HeaderValue> = headers.get_all(header::SET_COOKIE).iter().cloned().collect();
+        headers.remove(header::SET_COOKIE);
+        for cookie in cookies {
+            let secured = match cookie.to_str() {
+                Ok(text) if text.starts_with(SESSION_COOKIE) && !text.contains("Secure") => {
+                    HeaderValue::from_str(&format!("{text}; Secure")).unwrap_or(cookie)
+                }
+                _ => cookie,
+            };
+            headers.append(header::SET_COOKIE, secured);
+        }
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn post_with(pairs: &[(header::HeaderName, &str)]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::COOKIE, HeaderValue::from_static("kbase_session=ABCDEFGH"));
+        headers.insert(header::HOST, HeaderValue::from_static("auth.example.org"));
+        for (name, value) in pairs {
+            headers.insert(name.clone(), HeaderValue::from_str(value).unwrap_or(HeaderValue::from_static("")));
+        }
+        headers
+    }
+
+    #[test]
+    fn a_cookie_post_from_another_site_is_refused() {
+        let public = "https://auth.example.org";
+        let refused = |h: &HeaderMap| check_origin(&Method::POST, h, public).is_err();
+        assert!(refused(&post_with(&[(header::ORIGIN, "https://evil.example")])));
+        assert!(refused(&post_with(&[(header::ORIGIN, "null")])));
+        assert!(refused(&post_with(&[(header::REFERER, "https://evil.example/page")])));
+        assert!(!refused(&post_with(&[(header::ORIGIN, "https://auth.example.org")])));
+        assert!(!refused(&post_with(&[(header::REFERER, "https://auth.example.org/me")])));
+        assert!(!refused(&post_with(&[(header::ORIGIN, "http://auth.example.org")])), "the Host it was sent to");
+        assert!(!refused(&post_with(&[])), "no Origin nor Referer: not a browser");
+        let mut api = post_with(&[(header::ORIGIN, "https://evil.example")]);
+        api.insert(header::AUTHORIZATION, HeaderValue::from_static("TOKEN"));
+        assert!(!refused(&api), "header-authenticated calls are not the browser's ambient credential");
+        assert!(check_origin(&Method::GET, &post_with(&[(header::ORIGIN, "https://evil.example")]), public).is_ok());
+    }
+}
