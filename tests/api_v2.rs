@@ -230,7 +230,9 @@ async fn the_root_document_names_the_service(h: Harness) -> Harness {
     assert_eq!(root["servicename"], "Authentication Service");
     assert!(root["servertime"].is_i64());
     assert!(root["gitcommithash"].is_string());
-    let html = h.send(h.http.get(h.url("/"))).await;
+    // No Accept header: JSON too (only a browser's preference for HTML gets the page).
+    assert_eq!(h.send(h.http.get(h.url("/"))).await.json()["servicename"], "Authentication Service");
+    let html = h.send(h.http.get(h.url("/")).header("Accept", "text/html")).await;
     assert!(html.text.contains("Service name: Authentication Service"), "{}", html.text);
     h
 }

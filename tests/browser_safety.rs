@@ -9,6 +9,11 @@ mod common;
 use common::{Answer, Harness, USER_PASSWORD};
 use serde_json::json;
 
+/// A client that shows redirects instead of following them (a form login answers 303).
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("a client")
+}
+
 /// What Chromium sends when it navigates.
 const BROWSER_ACCEPT: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,*/*;q=0.8";
 
@@ -75,7 +80,7 @@ async fn session_of(h: &Harness, user: &str) -> String {
     let body = serde_urlencoded::to_string([("user", user), ("pwd", USER_PASSWORD)]).expect("a form");
     let answer = h
         .send(
-            h.http
+            no_redirects()
                 .post(h.url("/localaccount/login"))
                 .header("Content-Type", "application/x-www-form-urlencoded")
                 .body(body),
@@ -87,8 +92,7 @@ async fn session_of(h: &Harness, user: &str) -> String {
 }
 
 async fn post_form(h: &Harness, path: &str, cookie: &str, origin: Option<&str>, form: &str) -> Answer {
-    let mut request = h
-        .http
+    let mut request = no_redirects()
         .post(h.url(path))
         .header("Cookie", cookie)
         .header("Content-Type", "application/x-www-form-urlencoded")
@@ -121,7 +125,8 @@ async fn cross_site_cookie_posts_are_refused(h: Harness) -> Harness {
 on_both_stores!(cross_site_cookie_posts_are_refused);
 
 async fn every_answer_carries_the_security_headers(h: Harness) -> Harness {
-    for answer in [get_accepting(&h, "/", None).await, get_accepting(&h, "/no/such/thing", Some(BROWSER_ACCEPT)).await] {
+    for answer in [get_accepting(&h, "/", None).await, get_accepting(&h, "/no/such/thing", Some(BROWSER_ACCEPT)).await]
+    {
         let policy = answer.header("content-security-policy").expect("a CSP");
         assert!(policy.contains("frame-ancestors 'none'") && !policy.contains("unsafe-inline"), "{policy}");
         assert_eq!(answer.header("x-frame-options").as_deref(), Some("DENY"));
@@ -135,7 +140,7 @@ async fn every_answer_carries_the_security_headers(h: Harness) -> Harness {
     let form = serde_urlencoded::to_string([("user", "dave"), ("pwd", USER_PASSWORD)]).expect("a form");
     let login = h
         .send(
-            h.http
+            no_redirects()
                 .post(h.url("/localaccount/login"))
                 .header("Content-Type", "application/x-www-form-urlencoded")
                 .body(form),

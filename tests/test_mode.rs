@@ -509,8 +509,9 @@ async fn request_parsing_follows_upstreams_framework() {
     assert!(form.json()["error"].get("callid").is_none());
     let json = h.send(h.http.post(h.url(user)).header("Content-Type", "text/plain").body("x")).await;
     assert_eq!(json.json()["error"]["httpcode"], 415);
-    let html =
-        h.send(h.http.post(h.url(user)).header("Content-Type", "text/plain").header("Accept", "text/html").body("x")).await;
+    let html = h
+        .send(h.http.post(h.url(user)).header("Content-Type", "text/plain").header("Accept", "text/html").body("x"))
+        .await;
     assert!(html.text.starts_with("<!DOCTYPE html>"), "{}", html.text);
     // A body with no content type is octet-stream, which no endpoint reads.
     let untyped = h.send(h.http.post(h.url(user)).header("Accept", "application/json").body("{}")).await;

@@ -252,9 +252,10 @@ async fn rejection(response: Response) -> (Response, ApiError) {
     let (parts, body) = response.into_parts();
     let text = axum::body::to_bytes(body, 1024).await.map(|b| String::from_utf8_lossy(&b).into_owned());
     let status = parts.status;
-    let message = text.ok().filter(|t| !t.trim().is_empty()).unwrap_or_else(|| {
-        format!("HTTP {} {}", status.as_u16(), status.canonical_reason().unwrap_or("Error"))
-    });
+    let message = text
+        .ok()
+        .filter(|t| !t.trim().is_empty())
+        .unwrap_or_else(|| format!("HTTP {} {}", status.as_u16(), status.canonical_reason().unwrap_or("Error")));
     let error = ApiError { status, kind: None, message, routed: true, exception: None, retry_after: None };
     (Response::from_parts(parts, axum::body::Body::empty()), error)
 }

@@ -55,7 +55,11 @@ fn check_origin(method: &Method, headers: &HeaderMap, public_url: &str) -> Resul
         return Ok(());
     };
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
-    let own = [origin_of(public_url), host.and_then(|h| origin_of(&format!("http://{h}"))), host.and_then(|h| origin_of(&format!("https://{h}")))];
+    let own = [
+        origin_of(public_url),
+        host.and_then(|h| origin_of(&format!("http://{h}"))),
+        host.and_then(|h| origin_of(&format!("https://{h}"))),
+    ];
     match claimed {
         Some(origin) if own.iter().flatten().any(|o| *o == origin) => Ok(()),
         _ => Err(AuthError::unauthorized(

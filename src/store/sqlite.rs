@@ -315,10 +315,10 @@ impl LogBackend for SqliteBackend {
             Ok::<u64, StoreError>(written)
         }
         .await;
-        if outcome.is_err() {
-            if let Err(error) = sqlx::query("ROLLBACK").execute(&mut *conn).await {
-                tracing::warn!(%error, "rolling back a failed transaction failed");
-            }
+        if outcome.is_err()
+            && let Err(error) = sqlx::query("ROLLBACK").execute(&mut *conn).await
+        {
+            tracing::warn!(%error, "rolling back a failed transaction failed");
         }
         outcome
     }
@@ -346,10 +346,10 @@ impl LogBackend for SqliteBackend {
             Ok::<u64, StoreError>(deleted)
         }
         .await;
-        if outcome.is_err() {
-            if let Err(error) = sqlx::query("ROLLBACK").execute(&mut *conn).await {
-                tracing::warn!(%error, "rolling back a failed transaction failed");
-            }
+        if outcome.is_err()
+            && let Err(error) = sqlx::query("ROLLBACK").execute(&mut *conn).await
+        {
+            tracing::warn!(%error, "rolling back a failed transaction failed");
         }
         outcome
     }
