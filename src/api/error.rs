@@ -15,7 +15,7 @@ use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
-use super::AppState;
+use super::{AppState, guard};
 use crate::app::AppError;
 use crate::domain::{AuthError, ErrorType};
 
@@ -192,13 +192,25 @@ impl CallId {
     }
 }
 
-/// Gives each request a call id, and turns every error response into the envelope.
+/// The one middleware around every route (one layer, so introspection pays
+/// for one): refuses cross-site cookie writes ([`guard`]), gives each request
+/// a call id, turns every error response into the envelope, and adds the
+/// security headers to every answer.
 pub async fn render_errors(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     // Kept aside unparsed: only an error needs it.
     let accept: Vec<HeaderValue> = request.headers().get_all(header::ACCEPT).iter().cloned().collect();
     let call_id = CallId::default();
     request.extensions_mut().insert(call_id.clone());
-    let response = next.run(request).await;
+    let response = match guard::check_origin(request.method(), request.headers(), &state.ssh.public_url) {
+        Ok(()) => next.run(request).await,
+        Err(refused) => refused.into_response(),
+    };
+    let secure_cookie = state.ssh.public_url.starts_with("https://");
+    guard::with_security_headers(render(&state, &accept, &call_id, response).await, secure_cookie)
+}
+
+/// The envelope of an error response (others pass unchanged).
+async fn render(state: &AppState, accept: &[HeaderValue], call_id: &CallId, response: Response) -> Response {
     let status = response.status();
     let (response, error) = match response.extensions().get::<ApiError>() {
         Some(error) => {

@@ -9,13 +9,10 @@
 //! Requests with an `Authorization` header (API clients), without the cookie,
 //! or without either header (non-browser clients) are not affected.
 
-use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, header};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use url::Url;
 
-use super::AppState;
 use super::error::ApiError;
 use super::request::{SESSION_COOKIE, cookie_token, header_token};
 use crate::domain::AuthError;
@@ -25,23 +22,10 @@ use crate::domain::AuthError;
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; img-src 'self' data:; style-src 'self'; \
      form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
-/// Refuses cross-site cookie-authenticated writes (inside the error
-/// envelope's layer, which renders the refusal).
-pub async fn refuse_cross_site(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    match check_origin(request.method(), request.headers(), &state.ssh.public_url) {
-        Ok(()) => next.run(request).await,
-        Err(refused) => refused.into_response(),
-    }
-}
-
-/// Adds the security headers to every answer, errors included (the outermost
-/// layer), and `Secure` to the session cookie when the public URL is https.
-pub async fn security_headers(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let secure = state.ssh.public_url.starts_with("https://");
-    with_security_headers(next.run(request).await, secure)
-}
-
-fn check_origin(method: &Method, headers: &HeaderMap, public_url: &str) -> Result<(), ApiError> {
+/// Whether an unsafe cookie-authenticated request comes from this server's
+/// own origin (see the module's notes); the refusal otherwise. Checked by the
+/// error envelope's middleware (`error::render_errors`) before any handler.
+pub fn check_origin(method: &Method, headers: &HeaderMap, public_url: &str) -> Result<(), ApiError> {
     let safe = matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
     if safe || header_token(headers).is_some() || cookie_token(headers).is_none() {
         return Ok(());
@@ -76,7 +60,9 @@ fn origin_of(url: &str) -> Option<String> {
     origin.is_tuple().then(|| origin.ascii_serialization())
 }
 
-fn with_security_headers(mut response: Response, secure_cookie: bool) -> Response {
+/// The security headers on `response` (kept where a handler set its own), and
+/// `Secure` on the session cookie when `secure_cookie`.
+pub fn with_security_headers(mut response: Response, secure_cookie: bool) -> Response {
     let headers = response.headers_mut();
     let defaults = [
         (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),

@@ -201,9 +201,7 @@ pub fn router(state: AppState) -> Router {
         .route("/testmode/api/legacy/globus/goauth/token", get(legacy::test_globus_token_endpoint))
         .route("/testmode/api/legacy/globus/users/{user}", get(legacy::test_globus_user))
         .fallback(error::not_found)
-        .layer(middleware::from_fn_with_state(state.clone(), guard::refuse_cross_site))
         .layer(middleware::from_fn_with_state(state.clone(), error::render_errors))
-        .layer(middleware::from_fn_with_state(state.clone(), guard::security_headers))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::extract::Request| {
             tracing::debug_span!(
                 "request",
