@@ -75,8 +75,8 @@ async fn every_error_is_the_envelope_in_the_format_asked_for(h: Harness) -> Harn
 }
 on_both_stores!(every_error_is_the_envelope_in_the_format_asked_for);
 
-/// Alice's session cookie, from a form login.
-async fn session_of(h: &Harness, user: &str) -> String {
+/// The whole `Set-Cookie` a form login of `user` answers with (a 303).
+async fn form_login_cookie(h: &Harness, user: &str) -> String {
     let body = serde_urlencoded::to_string([("user", user), ("pwd", USER_PASSWORD)]).expect("a form");
     let answer = h
         .send(
@@ -87,8 +87,12 @@ async fn session_of(h: &Harness, user: &str) -> String {
         )
         .await;
     assert_eq!(answer.status, 303, "{}", answer.text);
-    let cookie = answer.header("set-cookie").expect("a session cookie");
-    cookie.split(';').next().expect("name=value").to_owned()
+    answer.header("set-cookie").expect("a session cookie")
+}
+
+/// `user`'s session cookie (`kbase_session=TOKEN`), from a form login.
+async fn session_of(h: &Harness, user: &str) -> String {
+    form_login_cookie(h, user).await.split(';').next().expect("name=value").to_owned()
 }
 
 async fn post_form(h: &Harness, path: &str, cookie: &str, origin: Option<&str>, form: &str) -> Answer {
@@ -137,16 +141,7 @@ async fn every_answer_carries_the_security_headers(h: Harness) -> Harness {
     let h = h.restart_with(|o| o.ssh.public_url = Some("https://auth.example.org".into())).await;
     let (_, admin) = h.administrators().await;
     h.user_with_password(&admin, "dave").await;
-    let form = serde_urlencoded::to_string([("user", "dave"), ("pwd", USER_PASSWORD)]).expect("a form");
-    let login = h
-        .send(
-            no_redirects()
-                .post(h.url("/localaccount/login"))
-                .header("Content-Type", "application/x-www-form-urlencoded")
-                .body(form),
-        )
-        .await;
-    let cookie = login.header("set-cookie").expect("a session cookie");
+    let cookie = form_login_cookie(&h, "dave").await;
     assert!(cookie.contains("; Secure") && cookie.contains("SameSite=Lax"), "{cookie}");
     h
 }

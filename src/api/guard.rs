@@ -75,7 +75,7 @@ pub fn with_security_headers(mut response: Response, secure_cookie: bool) -> Res
             headers.insert(name, HeaderValue::from_static(value));
         }
     }
-    if secure_cookie {
+    if secure_cookie && headers.contains_key(header::SET_COOKIE) {
         let cookies: Vec<HeaderValue> = headers.get_all(header::SET_COOKIE).iter().cloned().collect();
         headers.remove(header::SET_COOKIE);
         for cookie in cookies {

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use super::error::ApiError;
 use super::request::{Body, Input, RequestContext, parse_context_string, removed_session_cookie, session_cookie};
 use super::{AppState, views};
-use crate::app::accounts::{self, LoginOutcome, PasswordLogin};
+use crate::app::accounts::{self, LoginOutcome, PasswordChange, PasswordLogin};
 use crate::domain::names::{is_blank, parse_custom_context};
 use crate::domain::{AuthError, UserName};
 
@@ -98,10 +98,10 @@ pub async fn reset(State(state): State<AppState>, context: RequestContext, body:
     let old = fields["pwdold"].clone().unwrap_or_default();
     let new = fields["pwdnew"].clone().unwrap_or_default();
     // The password rules answer before the code's type (the contract's order).
-    accounts::check_password_change(&old, &new)?;
+    let change = PasswordChange::new(old, new)?;
     let metadata = context.metadata(&name, state.ignore_ip());
     let code = input.string("second_factor_token")?;
-    accounts::change_password(&state.ledger, &name, &old, new, code.as_deref(), &metadata).await?;
+    accounts::change_password(&state.ledger, &name, change, code.as_deref(), &metadata).await?;
     if input.is_form() {
         let headers =
             [(header::LOCATION, "/localaccount/login".to_owned()), (header::SET_COOKIE, removed_session_cookie())];

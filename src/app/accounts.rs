@@ -157,28 +157,36 @@ pub async fn set_password(
     Ok(())
 }
 
-/// The rules a new password must meet against the old one: different, and strong enough.
-pub fn check_password_change(old: &str, new: &str) -> Result<(), AuthError> {
-    if old == new {
-        return Err(AuthError::new(ErrorType::IllegalPassword, "Old and new passwords are identical."));
+/// A password change that meets the rules against the old password (different,
+/// and strong enough): checked once, when made, so the flow need not repeat it.
+pub struct PasswordChange {
+    old: String,
+    new: String,
+}
+
+impl PasswordChange {
+    /// Checks `new` against `old`.
+    pub fn new(old: String, new: String) -> Result<Self, AuthError> {
+        if old == new {
+            return Err(AuthError::new(ErrorType::IllegalPassword, "Old and new passwords are identical."));
+        }
+        passwords::check_strength(&new)?;
+        Ok(Self { old, new })
     }
-    passwords::check_strength(new)
 }
 
 /// A user's own password change (`/localaccount/reset`): the old password (and
-/// second factor) must be right, the new one different and strong enough.
+/// second factor) must be right.
 pub async fn change_password(
     ledger: &Ledger,
     name: &UserName,
-    old: &str,
-    new: String,
+    change: PasswordChange,
     second_factor: Option<&str>,
     metadata: &EventMetadata,
 ) -> Result<(), AppError> {
-    check_password_change(old, &new)?;
-    let record = verify_password(ledger, name, old).await?;
+    let record = verify_password(ledger, name, &change.old).await?;
     verify_second_factor(ledger, &record, second_factor, metadata).await?;
-    set_password(ledger, &record, new, false, metadata, name).await
+    set_password(ledger, &record, change.new, false, metadata, name).await
 }
 
 /// A new local account as an administrator asks for it.

@@ -62,6 +62,7 @@ impl CommandBus {
         }
     }
 
+    /// `A`'s framework, made once and kept (by the aggregate's type).
     fn framework<A: Addressed>(&self) -> Arc<Framework<A>> {
         let key = TypeId::of::<A>();
         let found = self.frameworks.read().unwrap_or_else(PoisonError::into_inner).get(&key).cloned();
@@ -69,25 +70,17 @@ impl CommandBus {
             Some(any) => any,
             None => {
                 let mut frameworks = self.frameworks.write().unwrap_or_else(PoisonError::into_inner);
-                frameworks
-                    .entry(key)
-                    .or_insert_with(|| {
-                        let store =
-                            PersistedEventStore::new_event_store(self.repository.clone()).with_upcasters(upcasters());
-                        Arc::new(CqrsFramework::<A, _>::new(store, Vec::new(), ()))
-                    })
-                    .clone()
+                let made = frameworks.entry(key).or_insert_with(|| Arc::new(self.new_framework::<A>()));
+                made.clone()
             }
         };
-        match any.downcast::<Framework<A>>() {
-            Ok(framework) => framework,
-            // Unreachable: the map is keyed by the framework's own aggregate type.
-            Err(_) => Arc::new(CqrsFramework::new(
-                PersistedEventStore::new_event_store(self.repository.clone()).with_upcasters(upcasters()),
-                Vec::new(),
-                (),
-            )),
-        }
+        // The map is keyed by the framework's own aggregate type, so this always downcasts.
+        any.downcast::<Framework<A>>().unwrap_or_else(|_| Arc::new(self.new_framework::<A>()))
+    }
+
+    fn new_framework<A: Addressed>(&self) -> Framework<A> {
+        let store = PersistedEventStore::new_event_store(self.repository.clone()).with_upcasters(upcasters());
+        CqrsFramework::new(store, Vec::new(), ())
     }
 
     /// Runs `command` on the instance of `A` named `id` and tells `on_commit`
