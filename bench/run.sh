@@ -9,6 +9,8 @@
 #   and what durable commits cost (SQLite synchronous=FULL vs NORMAL; PostgreSQL).
 #   contention: one account under load — PUT /api/V2/me by one user on 100 connections, on SQLite and (with
 #        p2 or durability) PostgreSQL; reports req/s and how many answers were not 2xx (it must be none).
+#   pages: web pages rendered per second at 16 connections (/me, /admin/user/{u}, /admin/user/{u}/tokens
+#        listing 101 tokens) beside GET / (JSON) on the same SQLite server, with the session cookie.
 #   ssh: SSH certificates per second (user certificates, host joins with a static token: new hosts, and
 #        one host renewing its certificate 16 connections at a time) beside
 #        POST /api/V2/token on the same SQLite server: what signing and recording a certificate cost.
@@ -25,7 +27,7 @@ DURATION=${DURATION:-10s}
 ROUNDS=${ROUNDS:-5}
 PG_BASE=${PG_BASE:-postgres://postgres@127.0.0.1:5432}
 PORT=${PORT:-18181}
-PARTS=${PARTS:-p5 p1 p3 p4 p2 durability ssh contention}   # p1, p3 and p4 share one seeded log
+PARTS=${PARTS:-p5 p1 p3 p4 p2 durability ssh contention pages}   # p1, p3 and p4 share one seeded log
 part() { [[ " $PARTS " == *" $1 "* ]]; }
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
 
@@ -199,4 +201,21 @@ for store in "sqlite://$WORK/busy.db" "${PG:-}"; do
     echo "[${store%%:*}] PUT /api/V2/me by one user, 100 connections: $rps req/s, p99 $p99 ms, non-2xx $bad"
     stop_server
 done
+fi
+
+if part pages; then
+echo "== Pages: server-rendered HTML per second, 16 connections, SQLite (the user has 101 tokens)"
+"${BENCH[@]}" seed --store "sqlite://$WORK/pages.db" --tokens 100 --tokens-out "$WORK/none.txt" --login-out "$WORK/pageslogin.txt" --admin >/dev/null
+start_server "sqlite://$WORK/pages.db"
+page_run() { # label path
+    LOGIN_FILE="$WORK/pageslogin.txt" wrk -t2 -c16 -d3s -s bench/page.lua "http://127.0.0.1:$PORT$2" >/dev/null
+    read -r rps p99 bad < <(LOGIN_FILE="$WORK/pageslogin.txt" wrk -t2 -c16 -d"$DURATION" --latency -s bench/page.lua "http://127.0.0.1:$PORT$2" | wrk_figures)
+    echo "$1: $rps req/s, p99 $p99 ms, non-2xx $bad"
+}
+read -r rps p99 _ < <(wrk -t2 -c16 -d"$DURATION" --latency -s bench/root.lua "http://127.0.0.1:$PORT/" | wrk_figures)
+echo "GET / (JSON, baseline)          : $rps req/s, p99 $p99 ms"
+page_run "GET /me                         " /me
+page_run "GET /admin/user/bench           " /admin/user/bench
+page_run "GET /admin/user/bench/tokens    " /admin/user/bench/tokens
+stop_server
 fi

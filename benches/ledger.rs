@@ -23,7 +23,7 @@ use authledger::clock::{Clock, SystemClock};
 use authledger::domain::canonical::Canonicalization;
 use authledger::domain::token::{ClientInfo, TokenIssued};
 use authledger::domain::{
-    DisplayName, LedgerEvent, TokenCommand, TokenEvent, TokenKind, TokenName, UserCommand, UserName,
+    Actor, DisplayName, LedgerEvent, Role, TokenCommand, TokenEvent, TokenKind, TokenName, UserCommand, UserName,
 };
 use authledger::domain::{Token, User};
 use authledger::projections::token_index::encode_hash;
@@ -81,6 +81,9 @@ enum Command {
         /// Where to write a Login token of the seeded user.
         #[arg(long)]
         login_out: String,
+        /// Make the seeded user an administrator (for the page benchmarks).
+        #[arg(long)]
+        admin: bool,
     },
     CommitRate {
         #[arg(long)]
@@ -142,7 +145,7 @@ fn resident_kib() -> i64 {
         .unwrap_or(0)
 }
 
-async fn seed(store: String, tokens: usize, tokens_out: String, sample: usize, login_out: String) {
+async fn seed(store: String, tokens: usize, tokens_out: String, sample: usize, login_out: String, admin: bool) {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let mut options = LedgerOptions::new(store.clone());
     options.store.sqlite_full_sync = false;
@@ -160,6 +163,17 @@ async fn seed(store: String, tokens: usize, tokens_out: String, sample: usize, l
             password: None,
         };
         ledger.execute::<User>(&user, create, &meta).await.expect("user");
+    }
+    if admin {
+        // Granted as root's CreateAdmin would (the grant rules apply).
+        let actor = Actor { name: UserName::root(), roles: [Role::CreateAdmin].into() };
+        let grant = UserCommand::UpdateRoles {
+            add: [Role::Admin].into(),
+            remove: Default::default(),
+            actor,
+            at: clock.now_ms(),
+        };
+        ledger.execute::<User>(&user, grant, &meta).await.expect("the Admin role");
     }
     let login = new_token();
     let now = clock.now_ms();
@@ -310,8 +324,8 @@ fn main() {
     let cli = Cli::parse_from(args);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     match cli.command {
-        Command::Seed { store, tokens, tokens_out, sample, login_out } => {
-            runtime.block_on(seed(store, tokens, tokens_out, sample, login_out))
+        Command::Seed { store, tokens, tokens_out, sample, login_out, admin } => {
+            runtime.block_on(seed(store, tokens, tokens_out, sample, login_out, admin))
         }
         Command::CommitRate { store, tasks, commands, sqlite_normal } => {
             runtime.block_on(commit_rate(store, tasks, commands, sqlite_normal))

@@ -233,7 +233,8 @@ async fn the_root_document_names_the_service(h: Harness) -> Harness {
     // No Accept header: JSON too (only a browser's preference for HTML gets the page).
     assert_eq!(h.send(h.http.get(h.url("/"))).await.json()["servicename"], "Authentication Service");
     let html = h.send(h.http.get(h.url("/")).header("Accept", "text/html")).await;
-    assert!(html.text.contains("Service name: Authentication Service"), "{}", html.text);
+    assert!(html.text.contains("<h1>Authentication Service</h1>"), "{}", html.text);
+    assert!(html.text.contains("<dt>Version</dt><dd>0.7.2</dd>"), "{}", html.text);
     h
 }
 on_both_stores!(the_root_document_names_the_service);

@@ -142,7 +142,7 @@ async fn routing_errors_and_media_types(h: Harness) -> Harness {
     assert_eq!(answer.json()["error"]["message"], "10020 Invalid token");
     // An explicit preference for HTML wins even on a JSON endpoint.
     let answer = h.send(h.http.get(h.url("/api/V2/token")).header("Accept", "text/html")).await;
-    assert!(answer.text.contains("Application code: 10010"), "{}", answer.text);
+    assert!(answer.text.contains("<dd>10010 No authentication token</dd>"), "{}", answer.text);
     h
 }
 on_both_stores!(routing_errors_and_media_types);

@@ -283,9 +283,11 @@ async fn run(cli: Cli) -> Result<bool, String> {
             let store = replay::open(&cli.store, replay::read_only()).await.map_err(fail)?;
             let log = &store.log;
             let bar = progress(log.head().await.map_err(|e| e.to_string())? as u64, "reading");
-            let entries = replay::history(log, &Query { subject, since, until }, |p| bar.set_position(p as u64))
-                .await
-                .map_err(fail)?;
+            let entries = replay::history(log, &Query { subject, since, until, actor: None, event_type: None }, |p| {
+                bar.set_position(p as u64)
+            })
+            .await
+            .map_err(fail)?;
             bar.finish_and_clear();
             print_history(&entries, cli.format);
             Ok(true)

@@ -118,9 +118,13 @@ async fn history_covers_every_event_type_and_follows_users_and_tokens(h: Harness
     let (alice, live) = every_kind_of_event(&h).await;
     let store = read_only(&h).await;
     let log = &store.log;
-    let all = replay::history(log, &Query { subject: Subject::All, since: None, until: None }, |_| {})
-        .await
-        .expect("history");
+    let all = replay::history(
+        log,
+        &Query { subject: Subject::All, since: None, until: None, actor: None, event_type: None },
+        |_| {},
+    )
+    .await
+    .expect("history");
     let types: BTreeSet<String> = all.iter().map(|e| e.event_type.clone()).collect();
     assert_eq!(types, documented_types(), "every event type of events.md appears in the history");
     let positions: Vec<i64> = all.iter().map(|e| e.position).collect();
@@ -131,9 +135,13 @@ async fn history_covers_every_event_type_and_follows_users_and_tokens(h: Harness
     assert!(disabled.client_addr.as_deref().is_some_and(|a| a.starts_with("127.")), "{disabled:?}");
 
     let alice_name = UserName::parse(Some("alice")).expect("a name");
-    let mine = replay::history(log, &Query { subject: Subject::User(alice_name), since: None, until: None }, |_| {})
-        .await
-        .expect("history");
+    let mine = replay::history(
+        log,
+        &Query { subject: Subject::User(alice_name), since: None, until: None, actor: None, event_type: None },
+        |_| {},
+    )
+    .await
+    .expect("history");
     assert!(
         mine.iter().all(|e| e.aggregate_id == "alice" || ["Token", "Certificate"].contains(&e.aggregate_type.as_str())),
         "{mine:?}"
@@ -148,17 +156,25 @@ async fn history_covers_every_event_type_and_follows_users_and_tokens(h: Harness
         .find(|e| e.event_type == "TokenIssued" && e.description.contains("\"revoked with all\""))
         .expect("the token");
     let id = revoked_with_all.aggregate_id.parse().expect("a token id");
-    let token = replay::history(log, &Query { subject: Subject::Token(id), since: None, until: None }, |_| {})
-        .await
-        .expect("history");
+    let token = replay::history(
+        log,
+        &Query { subject: Subject::Token(id), since: None, until: None, actor: None, event_type: None },
+        |_| {},
+    )
+    .await
+    .expect("history");
     let kinds: Vec<&str> = token.iter().map(|e| e.event_type.as_str()).collect();
     assert_eq!(kinds, ["TokenIssued", "UserTokensRevoked", "AllTokensRevoked"]);
 
     // A time window.
     let since = disabled.recorded_at;
-    let later = replay::history(log, &Query { subject: Subject::All, since: Some(since), until: None }, |_| {})
-        .await
-        .expect("history");
+    let later = replay::history(
+        log,
+        &Query { subject: Subject::All, since: Some(since), until: None, actor: None, event_type: None },
+        |_| {},
+    )
+    .await
+    .expect("history");
     assert!(later.iter().all(|e| e.recorded_at >= since) && later.len() < all.len());
     log.close().await;
     let _ = (alice, live);

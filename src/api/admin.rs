@@ -9,25 +9,29 @@ use std::collections::BTreeSet;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::error::ApiError;
+use super::pages::{self, Nav};
+use super::permissions;
 use super::permissions::Action;
 use super::request::{Body, Input, RequestContext, any_token};
 use super::tokens::{no_content_clearing_cookie, owned_token, revoke_token};
 use super::{AppState, Caller, views};
 use crate::domain::names::{check_length, is_blank, parse_role_description};
-use crate::domain::server_config::{ConfigChange, DAY_MS, RedirectKind};
+use crate::domain::server_config::{ConfigChange, DAY_MS, RedirectKind, ServerSettings};
 use crate::domain::token::RevocationReason;
 use crate::domain::{CustomRole, ServerConfig, System, User};
 
 use crate::app::accounts::{self, NewLocalAccount};
+use crate::domain::CertificateEvent;
 use crate::domain::{
     Actor, AuthError, CustomRoleCommand, CustomRoleId, DisplayName, EmailAddress, ErrorType, Role, ServerConfigCommand,
     SystemCommand, TokenKind, UserCommand, UserName,
 };
 use crate::projections::UserRecord;
+use crate::projections::user_directory::SearchSpec;
 
 fn actor(caller: &Caller) -> Actor {
     Actor { name: caller.user.name.clone(), roles: caller.user.roles.clone() }
@@ -52,7 +56,7 @@ pub async fn create_local_account(
     State(state): State<AppState>,
     context: RequestContext,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let input = body.input()?;
     input.reject_unexpected(&["user", "display", "email"])?;
     let token = any_token(&context.headers)?;
@@ -64,18 +68,50 @@ pub async fn create_local_account(
     let account = NewLocalAccount { user: name, display: display_name, email: email_address };
     let metadata = context.metadata(caller.name(), state.ignore_ip());
     let temporary = accounts::create_local_account(&state.ledger, account, caller.name(), &metadata).await?;
-    Ok(Json(json!({ "user": user, "display": display, "email": email, "pwd": temporary })))
+    if context.wants_html() {
+        let (user, display) = (user.unwrap_or_default(), display.unwrap_or_default());
+        return pages::admin::account_created(Nav::of_caller(&caller), &user, &display, &temporary);
+    }
+    Ok(Json(json!({ "user": user, "display": display, "email": email, "pwd": temporary })).into_response())
 }
 
 pub async fn user(
     State(state): State<AppState>,
     context: RequestContext,
     Path(user): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let name = parse_user(&user)?;
-    administrator(&state, &context, Action::ViewUser)?;
-    Ok(Json(views::admin_user(&target(&state, &name)?)))
+    let caller = administrator(&state, &context, Action::ViewUser)?;
+    let record = target(&state, &name)?;
+    if !context.wants_html() {
+        return Ok(Json(views::admin_user(&record)).into_response());
+    }
+    let model = state.ledger.model.read();
+    let certificates = model
+        .access
+        .certificates()
+        .iter()
+        .rev()
+        .filter_map(|r| match &r.event {
+            CertificateEvent::UserCertIssued { user, principals, cert, .. } if *user == name => {
+                let principals: Vec<String> = principals.iter().map(ToString::to_string).collect();
+                Some(pages::admin::CertRow::new(cert.serial, &principals, cert.valid_after, cert.valid_before))
+            }
+            _ => None,
+        })
+        .take(MAX_CERTIFICATES_SHOWN)
+        .collect();
+    let facts = pages::admin::UserFacts {
+        reset_required: model.users.reset_required(&record),
+        custom_roles: model.users.custom_roles(),
+        certificates,
+        now: state.now(),
+    };
+    pages::admin::user(Nav::of_caller(&caller), &record, facts)
 }
+
+/// The user page lists at most this many certificates, newest first.
+const MAX_CERTIFICATES_SHOWN: usize = 50;
 
 /// The built-in roles a body asks for: `{"roles": [...]}` or form keys named after roles.
 fn requested_roles(input: &Input) -> Result<BTreeSet<Role>, ApiError> {
@@ -145,18 +181,16 @@ pub async fn set_custom_roles(
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub async fn custom_roles(State(state): State<AppState>, context: RequestContext) -> Result<Json<Value>, ApiError> {
-    administrator(&state, &context, Action::ListCustomRoles)?;
-    let roles: Vec<Value> = state
-        .ledger
-        .model
-        .read()
-        .users
-        .custom_roles()
-        .iter()
-        .map(|(id, desc)| json!({"id": id, "desc": desc}))
-        .collect();
-    Ok(Json(json!({ "customroles": roles })))
+pub async fn custom_roles(State(state): State<AppState>, context: RequestContext) -> Result<Response, ApiError> {
+    let caller = administrator(&state, &context, Action::ListCustomRoles)?;
+    let model = state.ledger.model.read();
+    let roles = model.users.custom_roles();
+    if context.wants_html() {
+        let manage = permissions::allows(Action::SetCustomRole, &caller.user.roles);
+        return pages::account::custom_roles(Nav::of_caller(&caller), roles.iter(), manage);
+    }
+    let roles: Vec<Value> = roles.iter().map(|(id, desc)| json!({"id": id, "desc": desc})).collect();
+    Ok(Json(json!({ "customroles": roles })).into_response())
 }
 
 pub async fn set_custom_role(
@@ -249,24 +283,30 @@ pub async fn reset_password(
     State(state): State<AppState>,
     context: RequestContext,
     Path(user): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let name = parse_user(&user)?;
     let caller = administrator(&state, &context, Action::ResetPassword)?;
     let metadata = context.metadata(caller.name(), state.ignore_ip());
     let temporary = accounts::reset_to_temporary(&state.ledger, &actor(&caller), &name, &metadata).await?;
-    Ok(Json(json!({ "user": name, "pwd": temporary })))
+    if context.wants_html() {
+        return pages::admin::password_reset(Nav::of_caller(&caller), name.as_str(), &temporary);
+    }
+    Ok(Json(json!({ "user": name, "pwd": temporary })).into_response())
 }
 
 pub async fn user_tokens(
     State(state): State<AppState>,
     context: RequestContext,
     Path(user): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let name = parse_user(&user)?;
-    administrator(&state, &context, Action::ViewUserTokens)?;
-    let tokens: Vec<Value> =
-        state.ledger.model.read().tokens.tokens_of(&name, state.now()).iter().map(views::ui_token).collect();
-    Ok(Json(json!({ "user": name, "tokens": tokens })))
+    let caller = administrator(&state, &context, Action::ViewUserTokens)?;
+    let tokens = state.ledger.model.read().tokens.tokens_of(&name, state.now());
+    if context.wants_html() {
+        return pages::admin::user_tokens(Nav::of_caller(&caller), name.as_str(), &tokens);
+    }
+    let tokens: Vec<Value> = tokens.iter().map(views::ui_token).collect();
+    Ok(Json(json!({ "user": name, "tokens": tokens })).into_response())
 }
 
 pub async fn revoke_user_token(
@@ -307,21 +347,27 @@ pub async fn view_token(
     State(state): State<AppState>,
     context: RequestContext,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let input = body.input()?;
     input.reject_unexpected(&["token"])?;
     let token = input.string("token")?;
     if is_blank(token.as_deref()) {
         return Err(AuthError::missing("token").into());
     }
-    administrator(&state, &context, Action::ViewToken)?;
+    let caller = administrator(&state, &context, Action::ViewToken)?;
     let view = state.token_view(crate::domain::names::java_trim(token.as_deref().unwrap_or_default()))?;
-    Ok(Json(views::ui_token(&view)))
+    if context.wants_html() {
+        return pages::admin::token(Nav::of_caller(&caller), &view);
+    }
+    Ok(Json(views::ui_token(&view)).into_response())
 }
 
-pub async fn config(State(state): State<AppState>, context: RequestContext) -> Result<Json<Value>, ApiError> {
-    administrator(&state, &context, Action::ViewConfig)?;
+pub async fn config(State(state): State<AppState>, context: RequestContext) -> Result<Response, ApiError> {
+    let caller = administrator(&state, &context, Action::ViewConfig)?;
     let config = state.ledger.model.read().config.clone();
+    if context.wants_html() {
+        return pages::admin::config(Nav::of_caller(&caller), &config);
+    }
     let mut out = json!({
         "allowlogin": config.allow_login,
         "showstack": config.show_stack,
@@ -335,7 +381,7 @@ pub async fn config(State(state): State<AppState>, context: RequestContext) -> R
     for kind in RedirectKind::ALL {
         out[kind.key()] = json!(config.redirects.get(kind));
     }
-    Ok(Json(out))
+    Ok(Json(out).into_response())
 }
 
 fn valid_url(text: &str) -> Result<String, ApiError> {
@@ -425,4 +471,89 @@ pub async fn update_token_config(
     let command = ServerConfigCommand::Update { changes, by: caller.name().clone(), at: state.now() };
     state.ledger.execute::<ServerConfig>((), command, &context.metadata(caller.name(), state.ignore_ip())).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /admin/config/basic` (the configuration page's form): a ticked box
+/// turns a switch on, an unticked one off; a blank URL removes it.
+pub async fn update_basic_config(
+    State(state): State<AppState>,
+    context: RequestContext,
+    body: Body,
+) -> Result<StatusCode, ApiError> {
+    let input = body.input()?;
+    let mut keys: Vec<&str> = vec!["allowlogin", "showstack", "ignoreip"];
+    keys.extend(RedirectKind::ALL.iter().map(|k| k.key()));
+    input.reject_unexpected(&keys)?;
+    let ticked = |key: &str| -> Result<bool, ApiError> {
+        match &input {
+            Input::Form(form) => Ok(form.has(key)),
+            Input::Json(json) => Ok(json.boolean(key)?.unwrap_or(false)),
+        }
+    };
+    let mut changes = vec![
+        ConfigChange::AllowLogin(ticked("allowlogin")?),
+        ConfigChange::ShowStack(ticked("showstack")?),
+        ConfigChange::IgnoreIp(ticked("ignoreip")?),
+    ];
+    for kind in RedirectKind::ALL {
+        let url = input.string(kind.key())?.filter(|u| !is_blank(Some(u)));
+        let url = url.map(|u| valid_url(crate::domain::names::java_trim(&u))).transpose()?;
+        changes.push(ConfigChange::RedirectUrl { which: kind, url });
+    }
+    let caller = administrator(&state, &context, Action::ChangeConfig)?;
+    let command = ServerConfigCommand::Update { changes, by: caller.name().clone(), at: state.now() };
+    state.ledger.execute::<ServerConfig>((), command, &context.metadata(caller.name(), state.ignore_ip())).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /admin/config/reset`: every setting back to its default.
+pub async fn reset_config(State(state): State<AppState>, context: RequestContext) -> Result<StatusCode, ApiError> {
+    let caller = administrator(&state, &context, Action::ChangeConfig)?;
+    let changes = ServerSettings::default().as_changes();
+    let command = ServerConfigCommand::Update { changes, by: caller.name().clone(), at: state.now() };
+    state.ledger.execute::<ServerConfig>((), command, &context.metadata(caller.name(), state.ignore_ip())).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /admin`: search, token lookup and the emergency measures (any administrator).
+pub async fn start(State(state): State<AppState>, context: RequestContext) -> Result<Response, ApiError> {
+    let caller = administrator(&state, &context, Action::ViewUser)?;
+    let model = state.ledger.model.read();
+    pages::admin::start(Nav::of_caller(&caller), model.users.custom_roles())
+}
+
+/// `POST /admin/search` (form `prefix`, boxes `username`, `displayname`, role
+/// ids and `crole_<id>`): users matching the prefix — all users when it is
+/// blank — holding every ticked role; disabled users included.
+pub async fn search(State(state): State<AppState>, context: RequestContext, body: Body) -> Result<Response, ApiError> {
+    let input = body.input()?;
+    let Input::Form(form) = &input else {
+        return Err(ApiError::framework(StatusCode::UNSUPPORTED_MEDIA_TYPE, true));
+    };
+    let prefix = form.get("prefix").map(crate::domain::names::java_trim).unwrap_or_default().to_owned();
+    let roles: BTreeSet<Role> = form.keys().filter_map(Role::from_id).filter(|r| *r != Role::Root).collect();
+    let mut custom_roles = BTreeSet::new();
+    for id in form.keys().filter_map(|k| k.strip_prefix("crole_")) {
+        custom_roles.insert(CustomRoleId::parse(Some(id))?);
+    }
+    let fields: Vec<&str> = ["username", "displayname"].into_iter().filter(|f| form.has(f)).collect();
+    let caller = administrator(&state, &context, Action::ViewUser)?;
+    let model = state.ledger.model.read();
+    let spec = match prefix.is_empty() {
+        true => None,
+        false => Some(SearchSpec::parse(&prefix, Some(&fields.join(",")), model.users.rule())?),
+    };
+    let found = model.users.admin_search(spec.as_ref(), &roles, &custom_roles);
+    if context.wants_html() {
+        return pages::admin::search_results(Nav::of_caller(&caller), &prefix, &found);
+    }
+    let users: Vec<Value> =
+        found.iter().map(|u| json!({"user": u.name, "display": u.display, "disabled": u.is_disabled()})).collect();
+    Ok(Json(json!({ "users": users })).into_response())
+}
+
+/// `GET /admin/localaccount`: the form that creates a local account.
+pub async fn local_account_page(State(state): State<AppState>, context: RequestContext) -> Result<Response, ApiError> {
+    let caller = administrator(&state, &context, Action::CreateLocalAccount)?;
+    pages::admin::local_account(Nav::of_caller(&caller))
 }

@@ -3,15 +3,17 @@
 //! the live log. Every read is itself recorded (`Audit` events).
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::AppState;
 use super::error::ApiError;
+use super::pages::{self, Nav};
 use super::permissions::{self, Action};
-use super::request::{FirstQuery, RequestContext, required_header_token};
+use super::request::{FirstQuery, RequestContext, any_token, required_header_token};
 use crate::app::history::{self, AuditError, Subject};
 use crate::domain::Audit;
 use crate::domain::names::{is_blank, java_trim};
@@ -22,14 +24,102 @@ use crate::projections::UserRecord;
 pub const MAX_PAGE: usize = 1_000;
 const DEFAULT_PAGE: usize = 100;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 pub struct AuditQuery {
     user: Option<String>,
     token: Option<String>,
+    actor: Option<String>,
+    #[serde(rename = "type")]
+    event_type: Option<String>,
     since: Option<String>,
     until: Option<String>,
     limit: Option<String>,
     after: Option<String>,
+}
+
+/// A read of the audit trail: which events, and which page of them.
+struct TrailRead {
+    query: history::Query,
+    limit: usize,
+    after: i64,
+}
+
+fn filled(value: Option<&str>) -> Option<String> {
+    value.map(java_trim).filter(|v| !v.is_empty()).map(str::to_owned)
+}
+
+impl AuditQuery {
+    /// The read this query asks for (checked before the caller, like every input).
+    fn parse(&self) -> Result<TrailRead, ApiError> {
+        let subject = match (filled(self.user.as_deref()), filled(self.token.as_deref())) {
+            (Some(_), Some(_)) => return Err(AuthError::illegal("Give user or token, not both").into()),
+            (Some(user), None) => Subject::User(UserName::parse(Some(&user))?),
+            (None, Some(token)) => Subject::Token(
+                Uuid::parse_str(&token).map_err(|_| AuthError::illegal(format!("Illegal token id: {token}")))?,
+            ),
+            (None, None) => Subject::All,
+        };
+        let since = time_param("since", self.since.as_deref())?;
+        let until = time_param("until", self.until.as_deref())?;
+        let limit =
+            count_param("limit", self.limit.as_deref(), 1..=MAX_PAGE as i64)?.map_or(DEFAULT_PAGE, |n| n as usize);
+        let after = count_param("after", self.after.as_deref(), 0..=i64::MAX)?.unwrap_or(0);
+        let actor = filled(self.actor.as_deref());
+        let event_type = filled(self.event_type.as_deref());
+        Ok(TrailRead { query: history::Query { subject, since, until, actor, event_type }, limit, after })
+    }
+
+    /// The filters as typed, for the timeline's form.
+    fn filter(&self) -> pages::audit::AuditFilter {
+        let text = |v: &Option<String>| v.as_deref().map(java_trim).unwrap_or_default().to_owned();
+        pages::audit::AuditFilter {
+            user: text(&self.user),
+            token: text(&self.token),
+            actor: text(&self.actor),
+            event_type: text(&self.event_type),
+            since: text(&self.since),
+            until: text(&self.until),
+        }
+    }
+
+    /// The link to the page after `next`, with the same filters.
+    fn next_page(&self, path: &str, next: i64) -> String {
+        let filter = self.filter();
+        let mut pairs: Vec<(&str, String)> = [
+            ("user", filter.user),
+            ("token", filter.token),
+            ("actor", filter.actor),
+            ("type", filter.event_type),
+            ("since", filter.since),
+            ("until", filter.until),
+        ]
+        .into_iter()
+        .filter(|(_, v)| !v.is_empty())
+        .collect();
+        if let Some(limit) = filled(self.limit.as_deref()) {
+            pairs.push(("limit", limit));
+        }
+        pairs.push(("after", next.to_string()));
+        format!("{path}?{}", serde_urlencoded::to_string(&pairs).unwrap_or_default())
+    }
+}
+
+/// Records the read (`Audit` events: reading is itself audited), then reads.
+async fn read_trail(
+    state: &AppState,
+    context: &RequestContext,
+    reader: &UserName,
+    read: &TrailRead,
+) -> Result<(Vec<history::Entry>, Option<i64>), ApiError> {
+    let recorded = match &read.query.subject {
+        Subject::All => AuditSubject::All,
+        Subject::User(user) => AuditSubject::User(user.clone()),
+        Subject::Token(id) => AuditSubject::Token(*id),
+    };
+    let (since, until) = (read.query.since, read.query.until);
+    let command = AuditCommand::ReadAuditTrail { subject: recorded, since, until, at: state.now() };
+    state.ledger.execute::<Audit>(reader, command, &context.metadata(reader, state.ignore_ip())).await?;
+    history::history_page(&state.ledger.log, &read.query, read.after, read.limit, |_| {}).await.map_err(audit_failed)
 }
 
 /// A time parameter: epoch milliseconds or RFC 3339.
@@ -76,41 +166,98 @@ fn auditor(state: &AppState, token: &str) -> Result<UserRecord, ApiError> {
     Ok(user)
 }
 
-/// `GET /api/V2/admin/audit?user=&token=&since=&until=&limit=&after=`:
+/// `GET /api/V2/admin/audit?user=&token=&actor=&type=&since=&until=&limit=&after=`:
 /// `{"events": [...], "next": position or null}` in commit order.
 pub async fn audit_trail(
     State(state): State<AppState>,
     context: RequestContext,
     FirstQuery(query): FirstQuery<AuditQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let subject = match (query.user.as_deref(), query.token.as_deref()) {
-        (Some(user), Some(token)) if !is_blank(Some(user)) && !is_blank(Some(token)) => {
-            return Err(AuthError::illegal("Give user or token, not both").into());
-        }
-        (Some(user), _) if !is_blank(Some(user)) => Subject::User(UserName::parse(Some(user))?),
-        (_, Some(token)) if !is_blank(Some(token)) => Subject::Token(
-            Uuid::parse_str(java_trim(token))
-                .map_err(|_| AuthError::illegal(format!("Illegal token id: {}", java_trim(token))))?,
-        ),
-        _ => Subject::All,
-    };
-    let since = time_param("since", query.since.as_deref())?;
-    let until = time_param("until", query.until.as_deref())?;
-    let limit = count_param("limit", query.limit.as_deref(), 1..=MAX_PAGE as i64)?.map_or(DEFAULT_PAGE, |n| n as usize);
-    let after = count_param("after", query.after.as_deref(), 0..=i64::MAX)?.unwrap_or(0);
+    let read = query.parse()?;
     let token = required_header_token(&context.headers)?;
     let reader = auditor(&state, &token)?;
-    let recorded = match &subject {
-        Subject::All => AuditSubject::All,
-        Subject::User(user) => AuditSubject::User(user.clone()),
-        Subject::Token(id) => AuditSubject::Token(*id),
-    };
-    let command = AuditCommand::ReadAuditTrail { subject: recorded, since, until, at: state.now() };
-    state.ledger.execute::<Audit>(&reader.name, command, &context.metadata(&reader.name, state.ignore_ip())).await?;
-    let query = history::Query { subject, since, until };
-    let (events, next) =
-        history::history_page(&state.ledger.log, &query, after, limit, |_| {}).await.map_err(audit_failed)?;
+    let (events, next) = read_trail(&state, &context, &reader.name, &read).await?;
     Ok(Json(json!({ "events": events, "next": next })))
+}
+
+/// `GET /admin/audit` (the same query): the timeline page, or the audit
+/// trail's JSON; the session cookie or the header.
+pub async fn timeline(
+    State(state): State<AppState>,
+    context: RequestContext,
+    FirstQuery(query): FirstQuery<AuditQuery>,
+) -> Result<Response, ApiError> {
+    let read = query.parse()?;
+    let token = any_token(&context.headers)?;
+    let reader = auditor(&state, &token)?;
+    let (events, next) = read_trail(&state, &context, &reader.name, &read).await?;
+    if !context.wants_html() {
+        return Ok(Json(json!({ "events": events, "next": next })).into_response());
+    }
+    let next_page = next.map(|n| query.next_page("/admin/audit", n));
+    pages::audit::timeline(Nav::of(&reader), &query.filter(), &events, next_page)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct HistoryQuery {
+    at: Option<String>,
+    after: Option<String>,
+}
+
+/// `GET /admin/user/{u}/history?at=&after=`: the user's events (a page of
+/// them, after `after`), the activity chart, and with `at` the user's state
+/// at that instant. JSON: `{"events", "next", "asof"}`.
+pub async fn user_history(
+    State(state): State<AppState>,
+    context: RequestContext,
+    Path(user): Path<String>,
+    FirstQuery(query): FirstQuery<HistoryQuery>,
+) -> Result<Response, ApiError> {
+    let name = UserName::parse(Some(&user))?;
+    let at = time_param("at", query.at.as_deref())?;
+    let after = count_param("after", query.after.as_deref(), 0..=i64::MAX)?.unwrap_or(0);
+    let token = any_token(&context.headers)?;
+    let reader = auditor(&state, &token)?;
+    if state.ledger.model.read().users.get(&name).is_none() {
+        return Err(AuthError::no_such_user(name.as_str()).into());
+    }
+    let read = TrailRead { query: history::Query::of(Subject::User(name.clone())), limit: usize::MAX, after: 0 };
+    let (all, _) = read_trail(&state, &context, &reader.name, &read).await?;
+    let as_of = match at {
+        Some(at) => {
+            let command = AuditCommand::ReadStateAsOf { user: name.clone(), as_of: at, at: state.now() };
+            let metadata = context.metadata(&reader.name, state.ignore_ip());
+            state.ledger.execute::<Audit>(&reader.name, command, &metadata).await?;
+            Some((at, history::user_as_of(&state.ledger.log, &name, at).await.map_err(audit_failed)?))
+        }
+        None => None,
+    };
+    let start = all.partition_point(|e| e.position <= after);
+    let shown = &all[start..all.len().min(start + DEFAULT_PAGE)];
+    let next = (start + DEFAULT_PAGE < all.len()).then(|| shown.last().map(|e| e.position)).flatten();
+    if !context.wants_html() {
+        let as_of = as_of.as_ref().map(|(_, found)| found);
+        return Ok(Json(json!({ "events": shown, "next": next, "asof": as_of })).into_response());
+    }
+    let path = format!("/admin/user/{name}/history");
+    let at_input = query.at.as_deref().map(java_trim).unwrap_or_default();
+    let next_page = next.map(|n| {
+        let mut pairs = vec![("after", n.to_string())];
+        if !at_input.is_empty() {
+            pairs.push(("at", at_input.to_owned()));
+        }
+        format!("{path}?{}", serde_urlencoded::to_string(&pairs).unwrap_or_default())
+    });
+    let history = pages::audit::UserHistory {
+        user: name.as_str(),
+        all: &all,
+        shown,
+        next_page,
+        at_input,
+        as_of: as_of.map(|(at, found)| pages::audit::AsOfView::of(at, found.as_ref())),
+        now: state.now(),
+    };
+    pages::audit::user_history(Nav::of(&reader), history)
 }
 
 #[derive(Debug, Deserialize)]

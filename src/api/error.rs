@@ -10,12 +10,13 @@
 
 use axum::Json;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
-use super::{AppState, guard};
+use super::request::SESSION_COOKIE;
+use super::{AppState, guard, pages};
 use crate::app::AppError;
 use crate::domain::{AuthError, ErrorType};
 
@@ -176,11 +177,6 @@ pub fn wants_html(headers: &axum::http::HeaderMap) -> bool {
     accepted_of(headers.get_all(header::ACCEPT).iter()) == Some(MediaType::Html)
 }
 
-/// Text made safe for an HTML page.
-pub fn escape_html(text: &str) -> String {
-    escape(text)
-}
-
 /// The call id of the current request, drawn when first needed (an error, or
 /// an event's metadata) so that answering successfully costs nothing.
 #[derive(Debug, Clone, Default)]
@@ -194,19 +190,49 @@ impl CallId {
 
 /// The one middleware around every route (one layer, so introspection pays
 /// for one): refuses cross-site cookie writes ([`guard`]), gives each request
-/// a call id, turns every error response into the envelope, and adds the
-/// security headers to every answer.
+/// a call id, turns every error response into the envelope, sends a browser
+/// whose form post succeeded back to its page, and adds the security headers
+/// to every answer.
 pub async fn render_errors(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
-    // Kept aside unparsed: only an error needs it.
+    // Kept aside unparsed: only an error (or a browser's form post) needs it.
     let accept: Vec<HeaderValue> = request.headers().get_all(header::ACCEPT).iter().cloned().collect();
+    let form_post = (request.method() == Method::POST).then(|| request.uri().path().to_owned());
     let call_id = CallId::default();
     request.extensions_mut().insert(call_id.clone());
     let response = match guard::check_origin(request.method(), request.headers(), &state.ssh.public_url) {
         Ok(()) => next.run(request).await,
         Err(refused) => refused.into_response(),
     };
+    let response = match form_post {
+        Some(path) if response.status() == StatusCode::NO_CONTENT => back_to_page(&accept, &path, response),
+        _ => response,
+    };
     let secure_cookie = state.ssh.public_url.starts_with("https://");
     guard::with_security_headers(render(&state, &accept, &call_id, response).await, secure_cookie)
+}
+
+/// Post/redirect/get: a browser's successful form post (204) is answered
+/// with 303 to the form's page ([`pages::page_after_post`]); API clients
+/// keep their 204.
+fn back_to_page(accept: &[HeaderValue], path: &str, response: Response) -> Response {
+    if accepted_of(accept.iter()) != Some(MediaType::Html) {
+        return response;
+    }
+    let cleared = response
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .any(|c| c.to_str().is_ok_and(|c| c.starts_with(SESSION_COOKIE) && c.contains("Max-Age=0")));
+    let Some(page) = pages::page_after_post(path, cleared) else {
+        return response;
+    };
+    let Ok(location) = HeaderValue::from_str(&page) else {
+        return response;
+    };
+    let (mut parts, body) = response.into_parts();
+    parts.status = StatusCode::SEE_OTHER;
+    parts.headers.insert(header::LOCATION, location);
+    Response::from_parts(parts, body)
 }
 
 /// The envelope of an error response (others pass unchanged).
@@ -231,7 +257,7 @@ async fn render(state: &AppState, accept: &[HeaderValue], call_id: &CallId, resp
     let body = envelope(&error, error.routed.then(|| call_id.get()), state.ledger.now(), show_stack);
     let mut rendered = match media {
         MediaType::Json => (error.status, Json(json!({ "error": body }))).into_response(),
-        MediaType::Html => (error.status, Html(html_page(&body))).into_response(),
+        MediaType::Html => (error.status, Html(html_page(&error, &body))).into_response(),
     };
     if let Some(seconds) = error.retry_after {
         rendered.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
@@ -291,43 +317,24 @@ fn envelope(error: &ApiError, call_id: Option<&str>, now: i64, show_stack: bool)
     body
 }
 
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
-}
-
-/// The upstream error page (templates/error.mustache), escaped.
-fn html_page(body: &Map<String, Value>) -> String {
-    let field = |key: &str| match body.get(key) {
-        Some(Value::String(s)) => escape(s),
-        Some(other) => other.to_string(),
-        None => String::new(),
+/// The error page: the envelope in the site's layout, every field escaped.
+fn html_page(error: &ApiError, body: &Map<String, Value>) -> String {
+    let text = |key: &str| body.get(key).and_then(Value::as_str);
+    let page = pages::ErrorPage {
+        nav: pages::Nav::anonymous(),
+        code: error.status.as_u16(),
+        status: text("httpstatus").unwrap_or_default(),
+        message: text("message").unwrap_or_default(),
+        appcode: body.get("appcode").and_then(Value::as_i64),
+        apperror: text("apperror").unwrap_or_default(),
+        call_id: text("callid"),
+        time: body.get("time").and_then(Value::as_i64).map(pages::at).unwrap_or_default(),
+        exception: text("exception"),
     };
-    let mut page = format!(
-        "<!DOCTYPE html>\n<html lang=\"en\">\n  <head>\n    <meta charset='utf-8'>\n    <title>{code} {status}</title>\n  </head>\n  <body>\n    \
-         <p>Note that in a proper UI, the error message and exception should be HTML-escaped.</p>\n    <p>\n    \
-         An error occurred during the operation:\n    </p>\n    Timestamp: {time}<br/>\n",
-        code = field("httpcode"),
-        status = field("httpstatus"),
-        time = field("time"),
-    );
-    if body.contains_key("callid") {
-        page.push_str(&format!("        Call ID: {}</br>\n", field("callid")));
-    }
-    page.push_str(&format!(
-        "    Http code: {}<br/>\n    Http status: {}<br/>\n",
-        field("httpcode"),
-        field("httpstatus")
-    ));
-    if body.contains_key("appcode") {
-        page.push_str(&format!("        Application code: {}</br>\n", field("appcode")));
-        page.push_str(&format!("        Application error: {}</br>\n", field("apperror")));
-    }
-    page.push_str(&format!("    Message: {}<br/>\n", field("message")));
-    if body.contains_key("exception") {
-        page.push_str(&format!("    Exception:<br/>\n    <pre>\n        {}\n    </pre>\n", field("exception")));
-    }
-    page.push_str("  </body>\n</html>\n");
-    page
+    askama::Template::render(&page).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "the error page did not render");
+        format!("{} {}", error.status.as_u16(), error.status.canonical_reason().unwrap_or("Error"))
+    })
 }
 
 #[cfg(test)]

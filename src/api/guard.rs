@@ -67,7 +67,10 @@ pub fn with_security_headers(mut response: Response, secure_cookie: bool) -> Res
     let defaults = [
         (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
         (header::X_FRAME_OPTIONS, "DENY"),
-        (header::REFERRER_POLICY, "no-referrer"),
+        // Not `no-referrer`: under it a browser sends `Origin: null` with the
+        // server's own form posts, which the cross-site check must refuse.
+        // Other sites still learn nothing (an invitation's URL holds its token).
+        (header::REFERRER_POLICY, "same-origin"),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
     ];
     for (name, value) in defaults {

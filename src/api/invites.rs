@@ -9,12 +9,13 @@ use std::collections::BTreeSet;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::AppState;
 use super::admin::administrator;
-use super::error::{ApiError, escape_html, wants_html};
+use super::error::{ApiError, wants_html};
+use super::pages;
 use super::permissions::{self, Action};
 use super::request::{Body, RequestContext, session_cookie};
 use crate::app::invitations::{self, Completed, Completion, InviteRequest, Opened};
@@ -104,22 +105,7 @@ pub async fn open(
         })))
             .into_response());
     }
-    let user = escape_html(invite.user.as_str());
-    let page = format!(
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\"><title>Welcome, {user}</title></head>\n<body>\n\
-         <h1>Create the account {user}</h1>\n\
-         <p>Scan this code with an authenticator app (TOTP), or enter <code>{uri}</code>.</p>\n\
-         <img alt=\"TOTP QR code\" src=\"data:image/png;base64,{qr}\">\n\
-         <form method=\"post\" action=\"/api/V2/invites/complete\">\n\
-         <input type=\"hidden\" name=\"invite_token\" value=\"{token}\">\n\
-         <label>Password <input type=\"password\" name=\"pass\" autocomplete=\"new-password\"></label>\n\
-         <label>Code <input name=\"second_factor_token\" inputmode=\"numeric\" autocomplete=\"one-time-code\"></label>\n\
-         <button type=\"submit\">Create account</button>\n</form>\n</body>\n</html>\n",
-        uri = escape_html(&enrolment.uri),
-        qr = enrolment.qr_png_base64,
-        token = escape_html(&token),
-    );
-    Ok(([(header::CACHE_CONTROL, "no-store")], Html(page)).into_response())
+    pages::account::invitation(invite.user.as_str(), &enrolment.uri, &enrolment.qr_png_base64, &token)
 }
 
 /// `POST /api/V2/invites/complete` `{"invite_token", "pass", "second_factor_token"}`:

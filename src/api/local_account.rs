@@ -11,11 +11,37 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::error::ApiError;
+use super::pages::{self, Nav};
+use super::request::FirstQuery;
 use super::request::{Body, Input, RequestContext, parse_context_string, removed_session_cookie, session_cookie};
 use super::{AppState, views};
 use crate::app::accounts::{self, LoginOutcome, PasswordChange, PasswordLogin};
 use crate::domain::names::{is_blank, parse_custom_context};
 use crate::domain::{AuthError, UserName};
+
+/// `?user=` of the two local-account pages (prefills the form).
+#[derive(Debug, serde::Deserialize)]
+pub struct UserQuery {
+    user: Option<String>,
+}
+
+/// `GET /localaccount/login`: the login form.
+pub async fn login_page(
+    State(state): State<AppState>,
+    context: RequestContext,
+    FirstQuery(query): FirstQuery<UserQuery>,
+) -> Result<Response, ApiError> {
+    pages::account::login(Nav::from_cookie(&state, &context.headers), query.user.as_deref())
+}
+
+/// `GET /localaccount/reset?user=`: the password-change form.
+pub async fn reset_page(
+    State(state): State<AppState>,
+    context: RequestContext,
+    FirstQuery(query): FirstQuery<UserQuery>,
+) -> Result<Response, ApiError> {
+    pages::account::reset(Nav::from_cookie(&state, &context.headers), query.user.as_deref())
+}
 
 fn missing(field: &str) -> ApiError {
     AuthError::missing(field).into()

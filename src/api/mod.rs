@@ -9,6 +9,8 @@ pub mod guard;
 pub mod invites;
 pub mod legacy;
 pub mod local_account;
+pub mod me;
+pub mod pages;
 pub mod permissions;
 pub mod provisioning;
 pub mod request;
@@ -156,14 +158,22 @@ pub fn router(state: AppState) -> Router {
         .route("/web/newuser/{token}", get(invites::open).head(invites::probe))
         .route("/api/V2/invites/complete", post(invites::complete))
         .route("/admin/user/{user}/logins", post(ssh::set_logins))
-        .route("/localaccount/login", post(local_account::login))
-        .route("/localaccount/reset", post(local_account::reset))
+        .route("/static/style.css", get(pages::stylesheet))
+        .route("/localaccount/login", get(local_account::login_page).post(local_account::login))
+        .route("/localaccount/reset", get(local_account::reset_page).post(local_account::reset))
+        .route("/me", get(me::show).post(me::update).put(me::update))
+        .route("/customroles", get(me::custom_roles))
         .route("/tokens", get(tokens::list).post(tokens::create))
         .route("/tokens/revoke/{id}", post(tokens::revoke).delete(tokens::revoke))
         .route("/tokens/revokeall", post(tokens::revoke_all).delete(tokens::revoke_all))
-        .route("/logout", post(tokens::logout))
-        .route("/me/roles", post(tokens::remove_own_roles))
+        .route("/logout", get(tokens::logout_page).post(tokens::logout))
+        .route("/me/roles", post(me::remove_roles))
+        .route("/admin", get(admin::start))
+        .route("/admin/search", post(admin::search))
+        .route("/admin/localaccount", get(admin::local_account_page))
         .route("/admin/localaccount/create", post(admin::create_local_account))
+        .route("/admin/audit", get(auditor::timeline))
+        .route("/admin/user/{user}/history", get(auditor::user_history))
         .route("/admin/user/{user}", get(admin::user))
         .route("/admin/user/{user}/roles", post(admin::set_roles))
         .route("/admin/user/{user}/customroles", post(admin::set_custom_roles))
@@ -180,7 +190,9 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/revokeall", post(admin::revoke_all))
         .route("/admin/token", post(admin::view_token))
         .route("/admin/config", get(admin::config).merge(post(admin::update_config)))
+        .route("/admin/config/basic", post(admin::update_basic_config))
         .route("/admin/config/token", post(admin::update_token_config))
+        .route("/admin/config/reset", post(admin::reset_config))
         .route("/api/legacy/KBase/Sessions/Login", get(legacy::kbase_get).post(legacy::kbase_login))
         .route("/api/legacy/globus/goauth/token", get(legacy::globus_token_endpoint))
         .route("/api/legacy/globus/users/{user}", get(legacy::globus_user))

@@ -357,6 +357,11 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestContext {
 }
 
 impl RequestContext {
+    /// Whether the answer should be a page (see [`super::error::wants_html`]).
+    pub fn wants_html(&self) -> bool {
+        super::error::wants_html(&self.headers)
+    }
+
     /// The client's address: the proxy's word for it unless `ignore_ip` is set.
     pub fn client_ip(&self, ignore_ip: bool) -> Option<String> {
         if ignore_ip { self.socket_ip.clone() } else { self.forwarded_ip.clone().or_else(|| self.socket_ip.clone()) }

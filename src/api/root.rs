@@ -3,11 +3,12 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::error::wants_html;
+use super::error::{ApiError, wants_html};
+use super::pages::{self, Nav};
 
 pub const VERSION: &str = "0.7.2";
 pub const SERVICE_NAME: &str = "Authentication Service";
@@ -21,15 +22,16 @@ pub fn root_document(state: &AppState) -> Value {
     })
 }
 
-pub async fn root(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let document = root_document(&state);
+pub async fn root(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     if !wants_html(&headers) {
-        return Json(document).into_response();
+        return Ok(Json(root_document(&state)).into_response());
     }
-    Html(format!(
-        "<html>\n<body>\n\nAuth Server<br/>\nService name: {SERVICE_NAME}<br/>\nVersion: {VERSION}<br/>\n\
-         Server time: {}<br/>\nGit commit hash: {}<br/>\n\n</body>\n</html>\n",
-        document["servertime"], state.info.git_commit
-    ))
-    .into_response()
+    let page = pages::account::RootPage {
+        nav: Nav::from_cookie(&state, &headers),
+        service_name: SERVICE_NAME,
+        version: VERSION,
+        server_time: pages::at(state.now()),
+        git_commit: &state.info.git_commit,
+    };
+    pages::render(&page)
 }

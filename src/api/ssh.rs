@@ -13,7 +13,7 @@ use super::AppState;
 use super::admin::{administrator, parse_user, target};
 use super::error::ApiError;
 use super::permissions::{self, Action};
-use super::request::{Body, FirstQuery, RequestContext, any_token};
+use super::request::{Body, FirstQuery, Input, RequestContext, any_token};
 use crate::app::ssh::{self, authority};
 use crate::domain::User;
 use crate::domain::describe::timestamp;
@@ -114,9 +114,20 @@ pub async fn set_logins(
     body: Body,
 ) -> Result<StatusCode, ApiError> {
     let name = parse_user(&user)?;
-    let json = body.json()?;
-    json.reject_unexpected(&["logins"])?;
-    let listed = json.strings("logins")?.ok_or_else(|| AuthError::missing("logins"))?;
+    let input = body.input()?;
+    input.reject_unexpected(&["logins"])?;
+    // JSON: a list; the user page's form: one comma-separated field.
+    let listed: Vec<String> = match &input {
+        Input::Json(json) => json.strings("logins")?.ok_or_else(|| AuthError::missing("logins"))?,
+        Input::Form(form) => form
+            .get("logins")
+            .ok_or_else(|| AuthError::missing("logins"))?
+            .split(',')
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    };
     let logins: BTreeSet<Login> = Login::parse_list(listed.iter().map(String::as_str))?;
     let caller = administrator(&state, &context, Action::ChangeLogins)?;
     target(&state, &name)?;

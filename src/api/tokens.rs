@@ -3,16 +3,15 @@
 //! own roles. The token comes from the `Authorization` header or the session
 //! cookie.
 
-use std::collections::BTreeSet;
-
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::error::ApiError;
+use super::pages;
 use super::permissions::{self, Action};
 use super::request::{
     Body, Input, RequestContext, any_token, cookie_token, header_token, parse_context_string, removed_session_cookie,
@@ -22,41 +21,37 @@ use crate::app::tokens::{self, NewToken};
 use crate::domain::User;
 use crate::domain::names::parse_custom_context;
 use crate::domain::token::RevocationReason;
-use crate::domain::{Actor, AuthError, ErrorType, Role, TokenKind, TokenName, UserCommand, UserName};
+use crate::domain::{AuthError, ErrorType, TokenKind, TokenName, UserCommand, UserName};
 use crate::projections::TokenView;
 
-pub async fn list(State(state): State<AppState>, context: RequestContext) -> Result<Json<Value>, ApiError> {
+pub async fn list(State(state): State<AppState>, context: RequestContext) -> Result<Response, ApiError> {
     let token = any_token(&context.headers)?;
     let view = state.token_view(&token)?;
     let user = state.user_of(&view)?;
     require_login(&view)?;
-    let others: Vec<Value> = state
-        .ledger
-        .model
-        .read()
-        .tokens
-        .tokens_of(&user.name, state.now())
-        .iter()
-        .filter(|t| t.id != view.id)
-        .map(views::ui_token)
-        .collect();
+    let mut others = state.ledger.model.read().tokens.tokens_of(&user.name, state.now());
+    others.retain(|t| t.id != view.id);
+    let dev = permissions::allows(Action::CreateDevToken, &user.roles);
+    let service = permissions::allows(Action::CreateServToken, &user.roles);
+    if context.wants_html() {
+        let list = pages::account::TokenList { user: &user, current: &view, others: &others, dev, service };
+        return pages::account::tokens(list);
+    }
+    let others: Vec<Value> = others.iter().map(views::ui_token).collect();
     Ok(Json(json!({
         "current": views::ui_token(&view),
         "tokens": others,
-        "dev": permissions::allows(Action::CreateDevToken, &user.roles),
-        "service": permissions::allows(Action::CreateServToken, &user.roles),
+        "dev": dev,
+        "service": service,
         "user": user.name,
         "createurl": "tokens",
         "revokeurl": "tokens/revoke/",
         "revokeallurl": "tokens/revokeall",
-    })))
+    }))
+    .into_response())
 }
 
-pub async fn create(
-    State(state): State<AppState>,
-    context: RequestContext,
-    body: Body,
-) -> Result<Json<Value>, ApiError> {
+pub async fn create(State(state): State<AppState>, context: RequestContext, body: Body) -> Result<Response, ApiError> {
     let input = body.input()?;
     input.reject_unexpected(&["name", "type", "customcontext"])?;
     let token = any_token(&context.headers)?;
@@ -86,7 +81,10 @@ pub async fn create(
         client: context.client_info(ignore_ip),
     };
     let (value, view) = tokens::issue(&state.ledger, grant, &context.metadata(caller.name(), ignore_ip)).await?;
-    Ok(Json(views::new_ui_token(&view, &value)))
+    if context.wants_html() {
+        return pages::account::token_created(&caller.user, &value, &view);
+    }
+    Ok(Json(views::new_ui_token(&view, &value)).into_response())
 }
 
 /// The user's valid token with this id, if any.
@@ -141,44 +139,35 @@ pub fn no_content_clearing_cookie(context: &RequestContext) -> Response {
     StatusCode::NO_CONTENT.into_response()
 }
 
+/// `GET /logout`: the confirmation page (JSON: `{"user": name}`).
+pub async fn logout_page(State(state): State<AppState>, context: RequestContext) -> Result<Response, ApiError> {
+    let token = any_token(&context.headers)?;
+    let view = state.token_view(&token)?;
+    let user = state.user_of(&view)?;
+    if context.wants_html() {
+        return pages::account::logout(&user);
+    }
+    Ok(Json(json!({ "user": user.name })).into_response())
+}
+
 /// Revokes the token used; never fails on an invalid one (`{"user": null}`).
 pub async fn logout(State(state): State<AppState>, context: RequestContext) -> Result<Response, ApiError> {
     let token = any_token(&context.headers)?;
-    let Ok(view) = state.token_view(&token) else {
-        return Ok(Json(json!({ "user": null })).into_response());
-    };
-    revoke_token(&state, &view, &view.user, RevocationReason::Logout, &context).await?;
-    let body = Json(json!({ "user": view.user }));
-    if header_token(&context.headers).is_none() {
-        return Ok((StatusCode::OK, [(header::SET_COOKIE, removed_session_cookie())], body).into_response());
-    }
-    Ok(body.into_response())
-}
-
-/// Drops roles the caller holds (`{"roles": [...]}` or a form whose keys are role ids).
-pub async fn remove_own_roles(
-    State(state): State<AppState>,
-    context: RequestContext,
-    body: Body,
-) -> Result<StatusCode, ApiError> {
-    let input = body.input()?;
-    let token = any_token(&context.headers)?;
-    let mut remove = BTreeSet::new();
-    match &input {
-        Input::Json(json) => {
-            for id in json.string_list("roles")?.unwrap_or_default() {
-                let id = id.unwrap_or_default();
-                remove.insert(Role::from_id(&id).ok_or_else(|| AuthError::new(ErrorType::NoSuchRole, id.clone()))?);
-            }
+    let user = match state.token_view(&token) {
+        Ok(view) => {
+            revoke_token(&state, &view, &view.user, RevocationReason::Logout, &context).await?;
+            Some(view.user)
         }
-        Input::Form(form) => remove.extend(form.keys().filter_map(Role::from_id)),
+        Err(_) => None,
+    };
+    let mut answer = match context.wants_html() {
+        true => pages::account::logged_out(user.as_ref().map(UserName::as_str))?,
+        false => Json(json!({ "user": user })).into_response(),
+    };
+    if header_token(&context.headers).is_none() {
+        let cleared =
+            HeaderValue::from_str(&removed_session_cookie()).map_err(|e| ApiError::internal(e.to_string()))?;
+        answer.headers_mut().append(header::SET_COOKIE, cleared);
     }
-    let view = state.token_view(&token)?;
-    require_login(&view)?;
-    let user = state.user_of(&view)?;
-    let actor = Actor { name: user.name.clone(), roles: user.roles.clone() };
-    let metadata = context.metadata(&user.name, state.ignore_ip());
-    let command = UserCommand::UpdateRoles { add: BTreeSet::new(), remove, actor, at: state.now() };
-    state.ledger.execute::<User>(&user.name, command, &metadata).await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(answer)
 }

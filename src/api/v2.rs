@@ -15,13 +15,11 @@ use uuid::Uuid;
 use super::error::ApiError;
 use super::permissions::{self, Action};
 use super::request::{Body, FirstQuery, RequestContext, required_header_token};
-use super::{AppState, require_login, views};
+use super::{AppState, views};
 use crate::app::tokens::{self, NewToken};
+use crate::domain::Audit;
 use crate::domain::names::{is_blank, java_trim, parse_custom_context, parse_user_list};
-use crate::domain::{Audit, User};
-use crate::domain::{
-    AuditCommand, AuthError, DisplayName, EmailAddress, ErrorType, TokenKind, TokenName, UserCommand, UserName,
-};
+use crate::domain::{AuditCommand, AuthError, ErrorType, TokenKind, TokenName, UserName};
 use crate::projections::{SearchSpec, hash_token};
 
 /// The most users or anonymous ids one lookup may name.
@@ -79,18 +77,7 @@ pub async fn update_me(
     let body = body.json()?;
     body.reject_unexpected(&["display", "email"])?;
     let token = required_header_token(&context.headers)?;
-    let display = body.string("display")?;
-    let email = body.string("email")?;
-    let display = if is_blank(display.as_deref()) { None } else { Some(DisplayName::parse(display.as_deref())?) };
-    let email = if is_blank(email.as_deref()) { None } else { Some(EmailAddress::parse(email.as_deref())?) };
-    let view = state.token_view(&token)?;
-    require_login(&view)?;
-    let user = state.user_of(&view)?;
-    if display.is_some() || email.is_some() {
-        let metadata = context.metadata(&user.name, state.ignore_ip());
-        state.ledger.execute::<User>(&user.name, UserCommand::UpdateProfile { display, email }, &metadata).await?;
-    }
-    Ok(StatusCode::NO_CONTENT)
+    super::me::change_profile(&state, &context, &token, body.string("display")?, body.string("email")?).await
 }
 
 #[derive(Debug, Deserialize)]

@@ -67,6 +67,22 @@ pub struct Query {
     pub subject: Subject,
     pub since: Option<i64>,
     pub until: Option<i64>,
+    /// Only events caused by this user (the metadata's actor).
+    pub actor: Option<String>,
+    /// Only events of this type (`RolesGranted`, ...).
+    pub event_type: Option<String>,
+}
+
+impl Query {
+    /// All of the subject's events.
+    pub fn of(subject: Subject) -> Self {
+        Self { subject, since: None, until: None, actor: None, event_type: None }
+    }
+
+    fn admits(&self, entry: &Entry) -> bool {
+        self.actor.as_ref().is_none_or(|a| entry.actor.as_ref() == Some(a))
+            && self.event_type.as_ref().is_none_or(|t| *t == entry.event_type)
+    }
 }
 
 /// Decides, in position order, which events concern the subject.
@@ -175,11 +191,15 @@ pub async fn history_page(
                 && query.until.is_none_or(|t| row.recorded_at <= t);
             // The selector sees every event (a token issued before the window is still followed).
             if selector.wants(row, &event) && in_window {
+                let entry = entry(row, &event);
+                if !query.admits(&entry) {
+                    continue;
+                }
                 if entries.len() == limit {
                     more = true;
                     return Ok(false);
                 }
-                entries.push(entry(row, &event));
+                entries.push(entry);
             }
         }
         progress(rows.last().map_or(0, |r| r.position));

@@ -141,6 +141,24 @@ pub enum ConfigChange {
 }
 
 impl ServerSettings {
+    /// The changes that set every setting to this one's value (a reset to
+    /// the defaults is `ServerSettings::default().as_changes()`).
+    pub fn as_changes(&self) -> Vec<ConfigChange> {
+        let mut changes = vec![
+            ConfigChange::AllowLogin(self.allow_login),
+            ConfigChange::ShowStack(self.show_stack),
+            ConfigChange::IgnoreIp(self.ignore_ip),
+            ConfigChange::SuggestedCacheTime { ms: self.suggested_cache_ms },
+        ];
+        for which in RedirectKind::ALL {
+            changes.push(ConfigChange::RedirectUrl { which, url: self.redirects.get(which).cloned() });
+        }
+        for kind in [TokenKind::Login, TokenKind::Agent, TokenKind::Dev, TokenKind::Serv] {
+            changes.push(ConfigChange::TokenLifetime { kind, ms: self.token_lifetimes.of(kind) });
+        }
+        changes
+    }
+
     /// The fold shared by the aggregate and the projection.
     pub fn apply(&mut self, change: &ConfigChange) {
         match change {
@@ -243,6 +261,24 @@ impl Aggregate for ServerConfig {
 mod tests {
     use super::*;
     use cqrs_es::test::TestFramework;
+
+    #[test]
+    fn a_settings_changes_rebuild_it_from_any_other() {
+        let mut changed = ServerSettings { allow_login: true, ignore_ip: true, ..ServerSettings::default() };
+        changed.redirects.post_link = Some("https://example.org/linked".into());
+        changed.token_lifetimes.dev = 3 * DAY_MS;
+        changed.suggested_cache_ms = 60_000;
+        let mut reset = changed.clone();
+        for change in ServerSettings::default().as_changes() {
+            reset.apply(&change);
+        }
+        assert_eq!(reset, ServerSettings::default());
+        let mut back = ServerSettings::default();
+        for change in changed.as_changes() {
+            back.apply(&change);
+        }
+        assert_eq!(back, changed);
+    }
 
     #[tokio::test]
     async fn initializing_twice_records_once() {

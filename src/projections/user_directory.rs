@@ -193,6 +193,32 @@ impl UserDirectory {
 
     /// Enabled, non-root users matching the search, ordered and capped as upstream does.
     pub fn search(&self, spec: &SearchSpec) -> Vec<&UserRecord> {
+        let mut found = self.matching(spec);
+        found.retain(|u| !u.is_disabled());
+        found.truncate(MAX_SEARCH_RESULTS);
+        found
+    }
+
+    /// The administrator's search: non-root users matching the prefix search
+    /// (every user without one), disabled ones included, holding every role
+    /// and custom role asked for; capped like [`Self::search`].
+    pub fn admin_search(
+        &self,
+        spec: Option<&SearchSpec>,
+        roles: &BTreeSet<Role>,
+        custom_roles: &BTreeSet<CustomRoleId>,
+    ) -> Vec<&UserRecord> {
+        let holds = |u: &&UserRecord| roles.is_subset(&u.roles) && custom_roles.is_subset(&u.custom_roles);
+        let mut found: Vec<&UserRecord> = match spec {
+            Some(spec) => self.matching(spec).into_iter().filter(holds).collect(),
+            None => self.users.values().filter(|u| !u.name.is_root()).filter(holds).collect(),
+        };
+        found.truncate(MAX_SEARCH_RESULTS);
+        found
+    }
+
+    /// Non-root users matching the prefix search, in upstream's order.
+    fn matching(&self, spec: &SearchSpec) -> Vec<&UserRecord> {
         let user_match = |u: &UserRecord| {
             spec.by_user
                 && !spec.user_terms.is_empty()
@@ -224,13 +250,12 @@ impl UserDirectory {
         let mut found: Vec<&UserRecord> = candidates
             .into_iter()
             .filter_map(|n| self.users.get(n))
-            .filter(|u| !u.is_disabled() && !u.name.is_root())
+            .filter(|u| !u.name.is_root())
             .filter(|u| user_match(u) || display_match(u))
             .collect();
         if spec.by_display && !spec.by_user {
             found.sort_by(|a, b| a.canonical.cmp(&b.canonical).then_with(|| a.name.cmp(&b.name)));
         }
-        found.truncate(MAX_SEARCH_RESULTS);
         found
     }
 

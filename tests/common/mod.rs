@@ -218,6 +218,14 @@ impl TestStore {
     }
 }
 
+/// What Chromium sends when it navigates.
+pub const BROWSER_ACCEPT: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,*/*;q=0.8";
+
+/// A client that shows redirects instead of following them (form posts answer 303).
+pub fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("a client")
+}
+
 /// A running server and a client for it.
 pub struct Harness {
     pub store: TestStore,
@@ -502,6 +510,36 @@ impl Harness {
     /// The current code of `totp` by the server's clock.
     pub fn code(&self, totp: &totp_rs::Totp) -> String {
         totp.generate(u64::try_from(self.now() / 1000).unwrap_or(0)).to_string()
+    }
+
+    /// `user`'s session cookie (`kbase_session=TOKEN`), from a form login as
+    /// a browser does it (answered 303 with the cookie).
+    pub async fn session_cookie(&self, user: &str) -> String {
+        let fields = [("user", user), ("pwd", USER_PASSWORD)];
+        let answer = self.send(no_redirects().post(self.url("/localaccount/login")).form(&fields)).await;
+        assert_eq!(answer.status, 303, "{}", answer.text);
+        let cookie = answer.header("set-cookie").expect("a session cookie");
+        cookie.split(';').next().expect("name=value").to_owned()
+    }
+
+    /// A page as a browser asks for it, with the session cookie when given.
+    pub async fn page(&self, path: &str, cookie: Option<&str>) -> Answer {
+        let mut request = no_redirects().get(self.url(path)).header("Accept", BROWSER_ACCEPT);
+        if let Some(cookie) = cookie {
+            request = request.header("Cookie", cookie);
+        }
+        self.send(request).await
+    }
+
+    /// A form posted from one of the server's own pages (redirects not followed).
+    pub async fn form(&self, path: &str, cookie: &str, fields: &[(&str, &str)]) -> Answer {
+        let request = no_redirects()
+            .post(self.url(path))
+            .header("Accept", BROWSER_ACCEPT)
+            .header("Cookie", cookie)
+            .header("Origin", &self.base)
+            .form(fields);
+        self.send(request).await
     }
 
     /// An Agent token for the holder of `login`.

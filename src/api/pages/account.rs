@@ -1,0 +1,188 @@
+//! The pages of a signed-in person (and of the way in): the server's root,
+//! local login and password change, the profile, tokens, custom roles,
+//! logout and the invitation.
+
+use askama::Template;
+use axum::response::Response;
+
+use super::{Nav, RoleRow, TokenRow, at, at_or, render};
+use crate::api::error::ApiError;
+use crate::domain::{CustomRoleId, Role};
+use crate::projections::{TokenView, UserRecord};
+
+#[derive(Template)]
+#[template(path = "root.html")]
+pub struct RootPage<'a> {
+    pub nav: Nav,
+    pub service_name: &'a str,
+    pub version: &'a str,
+    pub server_time: String,
+    pub git_commit: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    nav: Nav,
+    user: String,
+}
+
+/// `GET /localaccount/login`.
+pub fn login(nav: Nav, user: Option<&str>) -> Result<Response, ApiError> {
+    render(&LoginPage { nav, user: user.unwrap_or_default().to_owned() })
+}
+
+#[derive(Template)]
+#[template(path = "reset.html")]
+struct ResetPage {
+    nav: Nav,
+    user: String,
+}
+
+/// `GET /localaccount/reset?user=`.
+pub fn reset(nav: Nav, user: Option<&str>) -> Result<Response, ApiError> {
+    render(&ResetPage { nav, user: user.unwrap_or_default().to_owned() })
+}
+
+#[derive(Template)]
+#[template(path = "me.html")]
+struct MePage {
+    nav: Nav,
+    name: String,
+    display: String,
+    email: String,
+    anon_id: String,
+    created: String,
+    last_login: String,
+    second_factor: bool,
+    roles: Vec<RoleRow>,
+    custom_roles: Vec<String>,
+}
+
+/// `GET /me`: the profile, with the forms that change it.
+pub fn me(user: &UserRecord) -> Result<Response, ApiError> {
+    render(&MePage {
+        nav: Nav::of(user),
+        name: user.name.to_string(),
+        display: user.display.clone(),
+        email: user.email.clone().unwrap_or_default(),
+        anon_id: user.anon_id.to_string(),
+        created: at(user.created),
+        last_login: at_or(user.last_login, "never"),
+        second_factor: user.second_factor.is_some(),
+        roles: user.roles.iter().map(|r| RoleRow::of(*r, true)).collect(),
+        custom_roles: user.custom_roles.iter().map(ToString::to_string).collect(),
+    })
+}
+
+#[derive(Template)]
+#[template(path = "tokens.html")]
+struct TokensPage {
+    nav: Nav,
+    user: String,
+    current: TokenRow,
+    tokens: Vec<TokenRow>,
+    revoke_base: &'static str,
+    dev: bool,
+    service: bool,
+}
+
+/// What `/tokens` shows a user: the session's token, the others, and which
+/// kinds the user may create.
+pub struct TokenList<'a> {
+    pub user: &'a UserRecord,
+    pub current: &'a TokenView,
+    pub others: &'a [TokenView],
+    pub dev: bool,
+    pub service: bool,
+}
+
+pub fn tokens(list: TokenList<'_>) -> Result<Response, ApiError> {
+    render(&TokensPage {
+        nav: Nav::of(list.user),
+        user: list.user.name.to_string(),
+        current: TokenRow::of(list.current),
+        tokens: list.others.iter().map(TokenRow::of).collect(),
+        revoke_base: "/tokens/revoke/",
+        dev: list.dev,
+        service: list.service,
+    })
+}
+
+#[derive(Template)]
+#[template(path = "token_created.html")]
+struct TokenCreatedPage<'a> {
+    nav: Nav,
+    token: &'a str,
+    view: TokenRow,
+}
+
+/// The new token's value, shown this once.
+pub fn token_created(user: &UserRecord, value: &str, view: &TokenView) -> Result<Response, ApiError> {
+    render(&TokenCreatedPage { nav: Nav::of(user), token: value, view: TokenRow::of(view) })
+}
+
+pub struct CustomRoleRow {
+    pub id: String,
+    pub desc: String,
+}
+
+#[derive(Template)]
+#[template(path = "customroles.html")]
+struct CustomRolesPage {
+    nav: Nav,
+    roles: Vec<CustomRoleRow>,
+    /// The administrator's page: delete buttons and the form that adds one.
+    manage: bool,
+}
+
+/// `GET /customroles` (`manage` false) and `GET /admin/customroles` (true).
+pub fn custom_roles<'a>(
+    nav: Nav,
+    roles: impl Iterator<Item = (&'a CustomRoleId, &'a String)>,
+    manage: bool,
+) -> Result<Response, ApiError> {
+    let roles = roles.map(|(id, desc)| CustomRoleRow { id: id.to_string(), desc: desc.clone() }).collect();
+    render(&CustomRolesPage { nav, roles, manage })
+}
+
+#[derive(Template)]
+#[template(path = "logout.html")]
+struct LogoutPage {
+    nav: Nav,
+    user: Option<String>,
+    done: bool,
+}
+
+/// `GET /logout`: the confirmation.
+pub fn logout(user: &UserRecord) -> Result<Response, ApiError> {
+    render(&LogoutPage { nav: Nav::of(user), user: Some(user.name.to_string()), done: false })
+}
+
+/// After `POST /logout`: "Bye" (the name when the token was still valid).
+pub fn logged_out(user: Option<&str>) -> Result<Response, ApiError> {
+    render(&LogoutPage { nav: Nav::anonymous(), user: user.map(str::to_owned), done: true })
+}
+
+#[derive(Template)]
+#[template(path = "invitation.html")]
+struct InvitationPage<'a> {
+    nav: Nav,
+    user: &'a str,
+    otpauth_uri: &'a str,
+    qr_png: &'a str,
+    token: &'a str,
+}
+
+/// `GET /web/newuser/{token}`: the TOTP enrolment and the completion form.
+pub fn invitation(user: &str, otpauth_uri: &str, qr_png: &str, token: &str) -> Result<Response, ApiError> {
+    render(&InvitationPage { nav: Nav::anonymous(), user, otpauth_uri, qr_png, token })
+}
+
+/// Built-in roles a user may hold, as checkboxes (Root is never offered).
+pub fn grantable_roles(held: &std::collections::BTreeSet<Role>) -> Vec<RoleRow> {
+    [Role::DevToken, Role::ServToken, Role::Admin, Role::CreateAdmin]
+        .into_iter()
+        .map(|role| RoleRow::of(role, held.contains(&role)))
+        .collect()
+}

@@ -1,0 +1,252 @@
+//! The administrators' pages: the start page (search, token lookup,
+//! emergency measures), local accounts, a user's record and tokens, and the
+//! server configuration.
+
+use std::collections::BTreeMap;
+
+use askama::Template;
+use axum::response::Response;
+
+use super::account::{CustomRoleRow, grantable_roles};
+use super::{Nav, RoleRow, TokenRow, at, at_or, render};
+use crate::api::error::ApiError;
+use crate::domain::CustomRoleId;
+use crate::domain::server_config::{DAY_MS, RedirectKind, ServerSettings};
+use crate::projections::{TokenView, UserRecord};
+
+#[derive(Template)]
+#[template(path = "admin.html")]
+struct AdminPage {
+    nav: Nav,
+    roles: Vec<RoleRow>,
+    custom_roles: Vec<CustomRoleRow>,
+}
+
+/// `GET /admin`.
+pub fn start(nav: Nav, custom_roles: &BTreeMap<CustomRoleId, String>) -> Result<Response, ApiError> {
+    render(&AdminPage {
+        nav,
+        roles: grantable_roles(&Default::default()),
+        custom_roles: custom_roles
+            .iter()
+            .map(|(id, desc)| CustomRoleRow { id: id.to_string(), desc: desc.clone() })
+            .collect(),
+    })
+}
+
+pub struct UserSummary {
+    pub name: String,
+    pub display: String,
+}
+
+#[derive(Template)]
+#[template(path = "search_results.html")]
+struct SearchResultsPage {
+    nav: Nav,
+    prefix: String,
+    users: Vec<UserSummary>,
+}
+
+/// The answer to `POST /admin/search`.
+pub fn search_results(nav: Nav, prefix: &str, users: &[&UserRecord]) -> Result<Response, ApiError> {
+    let users = users.iter().map(|u| UserSummary { name: u.name.to_string(), display: u.display.clone() }).collect();
+    render(&SearchResultsPage { nav, prefix: prefix.to_owned(), users })
+}
+
+#[derive(Template)]
+#[template(path = "admin_token.html")]
+struct AdminTokenPage {
+    nav: Nav,
+    user: String,
+    token: TokenRow,
+}
+
+/// The answer to `POST /admin/token`.
+pub fn token(nav: Nav, token: &TokenView) -> Result<Response, ApiError> {
+    render(&AdminTokenPage { nav, user: token.user.to_string(), token: TokenRow::of(token) })
+}
+
+#[derive(Template)]
+#[template(path = "localaccount.html")]
+struct LocalAccountPage {
+    nav: Nav,
+}
+
+/// `GET /admin/localaccount`.
+pub fn local_account(nav: Nav) -> Result<Response, ApiError> {
+    render(&LocalAccountPage { nav })
+}
+
+#[derive(Template)]
+#[template(path = "password_issued.html")]
+struct PasswordIssuedPage<'a> {
+    nav: Nav,
+    heading: &'a str,
+    user: &'a str,
+    display: Option<&'a str>,
+    password: &'a str,
+}
+
+/// A new account's temporary password, shown this once.
+pub fn account_created(nav: Nav, user: &str, display: &str, password: &str) -> Result<Response, ApiError> {
+    render(&PasswordIssuedPage { nav, heading: "Account created", user, display: Some(display), password })
+}
+
+/// A reset account's temporary password, shown this once.
+pub fn password_reset(nav: Nav, user: &str, password: &str) -> Result<Response, ApiError> {
+    render(&PasswordIssuedPage { nav, heading: "Password reset", user, display: None, password })
+}
+
+/// An SSH certificate, as the user pages list it.
+pub struct CertRow {
+    pub serial: String,
+    pub principals: String,
+    pub valid_after: String,
+    pub valid_before: String,
+}
+
+impl CertRow {
+    pub fn new(serial: impl ToString, principals: &[String], valid_after: i64, valid_before: i64) -> Self {
+        Self {
+            serial: serial.to_string(),
+            principals: principals.join(", "),
+            valid_after: at(valid_after),
+            valid_before: at(valid_before),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "admin_user.html")]
+struct AdminUserPage {
+    nav: Nav,
+    name: String,
+    display: String,
+    email: String,
+    anon_id: String,
+    created: String,
+    last_login: String,
+    second_factor: bool,
+    locked: String,
+    reset_required: bool,
+    disabled: bool,
+    disabled_reason: Option<String>,
+    /// "by NAME on TIME".
+    enable_state: Option<String>,
+    roles: Vec<RoleRow>,
+    custom_roles: Vec<RoleRow>,
+    logins: String,
+    certificates: Vec<CertRow>,
+}
+
+/// What `/admin/user/{u}` shows besides the record itself.
+pub struct UserFacts<'a> {
+    pub reset_required: bool,
+    pub custom_roles: &'a BTreeMap<CustomRoleId, String>,
+    pub certificates: Vec<CertRow>,
+    pub now: i64,
+}
+
+/// `GET /admin/user/{u}`.
+pub fn user(nav: Nav, user: &UserRecord, facts: UserFacts<'_>) -> Result<Response, ApiError> {
+    let locked = match user.locked_until {
+        Some(until) if until > facts.now => format!("until {}", at(until)),
+        _ => "no".to_owned(),
+    };
+    render(&AdminUserPage {
+        nav,
+        name: user.name.to_string(),
+        display: user.display.clone(),
+        email: user.email.clone().unwrap_or_default(),
+        anon_id: user.anon_id.to_string(),
+        created: at(user.created),
+        last_login: at_or(user.last_login, "never"),
+        second_factor: user.second_factor.is_some(),
+        locked,
+        reset_required: facts.reset_required,
+        disabled: user.is_disabled(),
+        disabled_reason: user.disabled_reason.clone(),
+        enable_state: user.enable_toggle.as_ref().map(|(when, by)| format!("by {by} on {}", at(*when))),
+        roles: grantable_roles(&user.roles),
+        custom_roles: facts
+            .custom_roles
+            .iter()
+            .map(|(id, desc)| RoleRow { id: id.to_string(), desc: desc.clone(), held: user.custom_roles.contains(id) })
+            .collect(),
+        logins: user.effective_logins().iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+        certificates: facts.certificates,
+    })
+}
+
+#[derive(Template)]
+#[template(path = "user_tokens.html")]
+struct UserTokensPage {
+    nav: Nav,
+    user: String,
+    tokens: Vec<TokenRow>,
+    revoke_base: String,
+}
+
+/// `GET /admin/user/{u}/tokens`.
+pub fn user_tokens(nav: Nav, user: &str, tokens: &[TokenView]) -> Result<Response, ApiError> {
+    render(&UserTokensPage {
+        nav,
+        user: user.to_owned(),
+        tokens: tokens.iter().map(TokenRow::of).collect(),
+        revoke_base: format!("/admin/user/{user}/tokens/revoke/"),
+    })
+}
+
+pub struct RedirectRow {
+    pub key: &'static str,
+    pub label: &'static str,
+    pub url: String,
+}
+
+#[derive(Template)]
+#[template(path = "config.html")]
+struct ConfigPage {
+    nav: Nav,
+    allow_login: bool,
+    show_stack: bool,
+    ignore_ip: bool,
+    redirects: Vec<RedirectRow>,
+    cache_minutes: i64,
+    login_days: i64,
+    agent_days: i64,
+    dev_days: i64,
+    serv_days: i64,
+}
+
+fn redirect_label(kind: RedirectKind) -> &'static str {
+    match kind {
+        RedirectKind::AllowedLogin => "Allowed post-login redirect URL prefix",
+        RedirectKind::CompleteLogin => "Login completion page",
+        RedirectKind::PostLink => "Page after linking",
+        RedirectKind::CompleteLink => "Link completion page",
+    }
+}
+
+/// `GET /admin/config`.
+pub fn config(nav: Nav, config: &ServerSettings) -> Result<Response, ApiError> {
+    let lifetimes = &config.token_lifetimes;
+    render(&ConfigPage {
+        nav,
+        allow_login: config.allow_login,
+        show_stack: config.show_stack,
+        ignore_ip: config.ignore_ip,
+        redirects: RedirectKind::ALL
+            .into_iter()
+            .map(|kind| RedirectRow {
+                key: kind.key(),
+                label: redirect_label(kind),
+                url: config.redirects.get(kind).map(ToString::to_string).unwrap_or_default(),
+            })
+            .collect(),
+        cache_minutes: config.suggested_cache_ms / 60_000,
+        login_days: lifetimes.login / DAY_MS,
+        agent_days: lifetimes.agent / DAY_MS,
+        dev_days: lifetimes.dev / DAY_MS,
+        serv_days: lifetimes.serv / DAY_MS,
+    })
+}
