@@ -1,9 +1,8 @@
 //! Local accounts and the caller's own tokens over HTTP, on both stores:
 //! login (form and JSON), password change, developer/service tokens,
 //! revocation, logout and dropping one's own roles.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test states its expectations by panicking
 
-mod common;
+use crate::common;
 
 use common::{Harness, ROOT, ROOT_PASSWORD, USER_PASSWORD};
 use serde_json::json;

@@ -1,9 +1,8 @@
 //! Administration over HTTP, on both stores: accounts, the role-grant rules,
 //! custom roles, disabling, resets, other users' tokens, revoke-all, the
 //! server configuration — and the permission table, endpoint by endpoint.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test states its expectations by panicking
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 

@@ -1,8 +1,7 @@
 //! The standard API (`/api/V2`) over HTTP, on both stores: every status,
 //! appcode and message as the contract has them, in its validation order.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test states its expectations by panicking
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

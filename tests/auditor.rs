@@ -1,8 +1,7 @@
 //! The auditor API over HTTP: the audit trail (filtered, paged by position),
 //! state as of a moment, and every read recorded in the log.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test states its expectations by panicking
 
-mod common;
+use crate::common;
 
 use common::{Harness, TEST_EPOCH};
 use serde_json::{Value, json};

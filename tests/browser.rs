@@ -9,9 +9,8 @@
 //!
 //! Without chromium and chromedriver the test says so loudly and passes,
 //! unless `AUTHLEDGER_REQUIRE_BROWSER=1` (CI sets it), where it fails.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test states its expectations by panicking
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

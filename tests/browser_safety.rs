@@ -2,9 +2,8 @@
 //! preferred (for answers and errors alike, the framework's own included),
 //! cross-site cookie-authenticated writes refused, and the security headers
 //! on every answer. Over real HTTP on both stores.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test states its expectations by panicking
 
-mod common;
+use crate::common;
 
 use common::{Answer, BROWSER_ACCEPT, Harness, USER_PASSWORD, no_redirects};
 use serde_json::json;
@@ -58,6 +57,13 @@ async fn every_error_is_the_envelope_in_the_format_asked_for(h: Harness) -> Harn
     assert!(is_json(&bad_path), "{}", bad_path.text);
     let message = bad_path.json()["error"]["message"].as_str().expect("a message").to_owned();
     assert!(!message.is_empty() && bad_path.json()["error"]["callid"].is_string(), "{message}");
+    // Headers too large: 431, with the envelope too.
+    let fat = h.send(h.http.get(h.url("/")).header("X-Padding", "p".repeat(40_000))).await;
+    assert_eq!((fat.status.as_u16(), is_json(&fat)), (431, true), "{}", fat.text);
+    assert_eq!(fat.json()["error"]["message"], "HTTP 431 Request Header Fields Too Large");
+    let fat_page =
+        h.send(h.http.get(h.url("/")).header("Accept", BROWSER_ACCEPT).header("X-Padding", "p".repeat(40_000))).await;
+    assert!(is_html(&fat_page) && fat_page.text.contains("<h1>431 Request Header Fields Too Large</h1>"));
     // A browser gets the same errors as the HTML page.
     let page = get_accepting(&h, "/no/such/thing", Some(BROWSER_ACCEPT)).await;
     assert!(is_html(&page) && page.text.contains("404 Not Found"), "{}", page.text);

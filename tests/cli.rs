@@ -1,9 +1,6 @@
 //! The `authledger` binary end to end: `set-root-password` (stdin, weak
 //! passwords, re-enabling root), one-line start-up errors, `serve` with zero
 //! setup, the README quickstart, and no secret in the logs or the store.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test states its expectations by panicking
-
-mod common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;

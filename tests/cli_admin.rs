@@ -2,9 +2,8 @@
 //! `authledger users add` run as processes against a running server (on both
 //! stores), with an Admin's token from the environment; and a malformed
 //! static token in the configuration stops `serve` with an error naming it.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test states its expectations by panicking
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Output};
 

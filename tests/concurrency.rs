@@ -1,8 +1,7 @@
 //! Commands that race on one aggregate: the loser is retried on fresh state,
 //! so two commands never both win, and compatible commands both land.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test states its expectations by panicking
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

@@ -1,9 +1,8 @@
 //! One account, many concurrent requests: a busy account costs waiting, never
 //! a server error, and no token exists that nobody was handed. Over real HTTP
 //! on both stores.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test states its expectations by panicking
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,9 +1,8 @@
 //! The integrity chain over real stores: an untouched log verifies; a row
 //! altered, deleted or inserted behind the server's back is found at its
 //! position; a log from before the chain is chained on upgrade.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test states its expectations by panicking
 
-mod common;
+use crate::common;
 
 use authledger::store::chain::ChainBreak;
 use common::Harness;

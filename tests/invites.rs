@@ -3,9 +3,8 @@
 //! creates nothing (wrong code, weak password, reuse, expiry, malformed
 //! identities), second-factor logins with replay protection, and the race-free
 //! lockout under parallel wrong codes.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test states its expectations by panicking
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

@@ -1,9 +1,8 @@
 //! The legacy KBase and Globus endpoints (contract §7) against the main log,
 //! over HTTP, with their quirks: fixed texts, 403s where the rest of the API
 //! answers 401, exact form content types, times in seconds.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test states its expectations by panicking
 
-mod common;
+use crate::common;
 
 use common::Harness;
 use reqwest::StatusCode;

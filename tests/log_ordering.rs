@@ -2,9 +2,8 @@
 //! on many aggregates (and, on PostgreSQL, from two independent writers as two
 //! processes would be) while a reader tails the log — the reader sees every
 //! position exactly once, densely, and never an event before its predecessor.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test states its expectations by panicking
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -2,9 +2,8 @@
 //! right roles and refuses others, every user-supplied value is escaped,
 //! a browser's form posts come back to their page (303) while API clients
 //! keep their 204, and the auditor's pages show the log.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test states its expectations by panicking
 
-mod common;
+use crate::common;
 
 use common::{Answer, Harness};
 use serde_json::json;
@@ -78,6 +77,24 @@ async fn every_page_escapes_what_users_typed(h: Harness) -> Harness {
     let found = h.form("/admin/search", &admin_cookie, &[("prefix", "mal"), ("username", "on")]).await;
     assert_page(&found, "<a href=\"/admin/user/mallory\">mallory</a>");
     assert_escaped(&found);
+    let history = h.page("/admin/user/mallory/history?at=2100-01-01T00:00:00Z", Some(&admin_cookie)).await;
+    assert_page(&history, "id=\"as-of\"");
+    assert_escaped(&history);
+    // The pages that show a value once, and the error page echoing what was typed.
+    let admin_token = admin_cookie.trim_start_matches("kbase_session=");
+    let granted =
+        h.post("/admin/user/admin/roles", Some(admin_token), json!({"roles": ["CreateAdmin", "Admin", "DevToken"]}));
+    assert_eq!(granted.await.status, 204);
+    let created =
+        h.form("/tokens", &admin_cookie, &[("name", HOSTILE_TOKEN_NAME), ("customcontext", "k, <i>v</i>")]).await;
+    assert_page(&created, "id=\"new-token\"");
+    assert_escaped(&created);
+    let shown = h.form("/admin/token", &admin_cookie, &[("token", admin_token)]).await;
+    assert_page(&shown, "<dt>User</dt>");
+    let error = h.page("/admin/user/%3Cscript%3Ex", Some(&admin_cookie)).await;
+    assert_eq!(error.status, 400, "{}", error.text);
+    assert!(error.text.contains("&#60;script&#62;x"), "{}", error.text);
+    assert_escaped(&error);
     h
 }
 on_both_stores!(every_page_escapes_what_users_typed);

@@ -2,9 +2,8 @@
 //! tokens for validated roles, listing them without their values, deleting,
 //! single use, expiry, static tokens from the configuration, and the host
 //! certificate a join returns (checked with the ssh-key crate).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test states its expectations by panicking
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

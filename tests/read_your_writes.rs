@@ -1,8 +1,7 @@
 //! A client always reads its own writes: a token is introspectable the moment
 //! its creation is answered — 1,000 times in a row, on both stores.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test states its expectations by panicking
 
-mod common;
+use crate::common;
 
 use common::Harness;
 

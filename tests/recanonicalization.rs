@@ -1,9 +1,8 @@
 //! The display-name rule is a parameter of the user-directory fold: changing
 //! it and restarting (a rebuild) is the whole recanonicalization — search
 //! answers change exactly as the two auth2 rules say, with no data migrated.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test states its expectations by panicking
 
-mod common;
+use crate::common;
 
 use authledger::domain::canonical::Canonicalization;
 use common::Harness;

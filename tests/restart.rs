@@ -1,8 +1,7 @@
 //! Everything a client relies on survives a restart: the projections are
 //! folded again from the log.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test states its expectations by panicking
 
-mod common;
+use crate::common;
 
 use common::{Harness, USER_PASSWORD};
 use serde_json::json;

@@ -1,9 +1,8 @@
 //! Secrets never enter the store in the clear: tokens appear only as their
 //! SHA-256, passwords only as argon2id hashes (in the secrets table, referenced
 //! by id; a replaced hash is deleted) — on both stores.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test states its expectations by panicking
 
-mod common;
+use crate::common;
 
 use common::{Harness, ROOT_PASSWORD, USER_PASSWORD};
 use serde_json::json;

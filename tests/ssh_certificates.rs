@@ -2,9 +2,8 @@
 //! stores: the public keys, certificates checked with the ssh-key crate and
 //! `ssh-keygen -L` (principals, validity, signer), the TTL bound, who may ask
 //! for whom, logins, rotation, and the auditor's list of certificates.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test states its expectations by panicking
 
-mod common;
+use crate::common;
 
 use common::Harness;
 use serde_json::{Value, json};

@@ -6,7 +6,7 @@
 //! the `render_errors` middleware, which sees the request, picks the media
 //! type, stamps the call id and the time, and writes the body — also for the
 //! errors the HTTP layer makes itself (no route, wrong method or media type, a
-//! body too large, a path that is not UTF-8).
+//! body too large, a path that is not UTF-8, a target or headers too large).
 
 use axum::Json;
 use axum::extract::{Request, State};
@@ -199,7 +199,9 @@ pub async fn render_errors(State(state): State<AppState>, mut request: Request, 
     let form_post = (request.method() == Method::POST).then(|| request.uri().path().to_owned());
     let call_id = CallId::default();
     request.extensions_mut().insert(call_id.clone());
-    let response = match guard::check_origin(request.method(), request.headers(), &state.ssh.public_url) {
+    let checked = guard::check_size(request.headers())
+        .and_then(|()| guard::check_origin(request.method(), request.headers(), &state.ssh.public_url));
+    let response = match checked {
         Ok(()) => next.run(request).await,
         Err(refused) => refused.into_response(),
     };

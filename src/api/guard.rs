@@ -53,6 +53,22 @@ pub fn check_origin(method: &Method, headers: &HeaderMap, public_url: &str) -> R
     }
 }
 
+/// The most header bytes (names and values) a request may carry; more is 431.
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+
+/// 431 with the envelope for a request whose headers are too large. (The
+/// request target has no limit of ours: user lists of 10,000 names are
+/// valid. Requests beyond what the HTTP server parses at all — a target over
+/// 64 KiB, more than 100 headers, a head over ~400 KiB — are refused by it,
+/// 414 or 431, before any of this runs, without a body.)
+pub fn check_size(headers: &HeaderMap) -> Result<(), ApiError> {
+    let header_bytes: usize = headers.iter().map(|(name, value)| name.as_str().len() + value.len()).sum();
+    if header_bytes > MAX_HEADER_BYTES {
+        return Err(ApiError::framework(axum::http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, false));
+    }
+    Ok(())
+}
+
 /// `scheme://host[:port]` of a URL (default ports dropped); `None` for `null` or garbage.
 fn origin_of(url: &str) -> Option<String> {
     let parsed = Url::parse(url.trim()).ok()?;
