@@ -121,6 +121,40 @@ async fn cross_site_cookie_posts_are_refused(h: Harness) -> Harness {
 }
 on_both_stores!(cross_site_cookie_posts_are_refused);
 
+async fn another_site_cannot_sign_a_visitor_in_nor_make_an_auditor_read(h: Harness) -> Harness {
+    let (_, admin) = h.administrators().await;
+    h.user_with_password(&admin, "mallory").await;
+    // Login CSRF: the attacker's own credentials, posted from the attacker's page.
+    let form = [("user", "mallory"), ("pwd", USER_PASSWORD)];
+    let forged = h
+        .send(no_redirects().post(h.url("/localaccount/login")).header("Origin", "https://evil.example").form(&form))
+        .await;
+    assert_eq!(forged.status, 403, "{}", forged.text);
+    assert!(forged.header("set-cookie").is_none(), "no session handed out");
+    let own = h.send(no_redirects().post(h.url("/localaccount/login")).header("Origin", &h.base).form(&form)).await;
+    assert_eq!(own.status, 303, "{}", own.text);
+    // A link on another site to an auditor's page (reading it is recorded).
+    let cookie = h.session_cookie("admin").await;
+    let page = |site: &'static str| {
+        no_redirects()
+            .get(h.url("/admin/audit"))
+            .header("Accept", BROWSER_ACCEPT)
+            .header("Cookie", cookie.clone())
+            .header("Sec-Fetch-Site", site)
+    };
+    let before =
+        h.get("/api/V2/admin/audit?type=AuditTrailRead", Some(&admin)).await.json()["events"].as_array().map(Vec::len);
+    let lured = h.send(page("cross-site")).await;
+    assert_eq!(lured.status, 403, "{}", lured.text);
+    assert_eq!(h.send(page("same-origin")).await.status, 200);
+    let after =
+        h.get("/api/V2/admin/audit?type=AuditTrailRead", Some(&admin)).await.json()["events"].as_array().map(Vec::len);
+    // The API read before, the page read and the API read after: the refused one left nothing.
+    assert_eq!(after, before.map(|n| n + 2), "{before:?} {after:?}");
+    h
+}
+on_both_stores!(another_site_cannot_sign_a_visitor_in_nor_make_an_auditor_read);
+
 async fn every_answer_carries_the_security_headers(h: Harness) -> Harness {
     for answer in [get_accepting(&h, "/", None).await, get_accepting(&h, "/no/such/thing", Some(BROWSER_ACCEPT)).await]
     {
@@ -128,7 +162,7 @@ async fn every_answer_carries_the_security_headers(h: Harness) -> Harness {
         assert!(policy.contains("frame-ancestors 'none'") && !policy.contains("unsafe-inline"), "{policy}");
         assert_eq!(answer.header("x-frame-options").as_deref(), Some("DENY"));
         // Not no-referrer: with it a browser sends `Origin: null` on same-site form posts.
-        assert_eq!(answer.header("referrer-policy").as_deref(), Some("same-origin"));
+        assert_eq!(answer.header("referrer-policy").as_deref(), Some("strict-origin"));
         assert_eq!(answer.header("x-content-type-options").as_deref(), Some("nosniff"));
     }
     // Behind https, the session cookie is Secure (and SameSite=Lax; not HttpOnly: see README).

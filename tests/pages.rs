@@ -201,6 +201,9 @@ async fn the_administrators_pages_work_their_forms(h: Harness) -> Harness {
     assert_page(&h.page("/admin/customroles", Some(&cookie)).await, "<td>Operators</td>");
     assert_eq!(h.form("/admin/customroles/delete", &cookie, &[("id", "ops")]).await.status, 303);
     assert!(!h.page("/admin/customroles", Some(&cookie)).await.text.contains("Operators"));
+    // The basic form takes forms only (JSON clients use POST /admin/config, where absent means unchanged).
+    let json = h.post("/admin/config/basic", Some(admin_token), json!({"allowlogin": true})).await;
+    assert_eq!(json.status, 415, "{}", json.text);
     // Search by role alone lists the holders, disabled ones too.
     let found = h.form("/admin/search", &cookie, &[("prefix", ""), ("ServToken", "on")]).await;
     assert_page(&found, "/admin/user/erin");
@@ -208,6 +211,30 @@ async fn the_administrators_pages_work_their_forms(h: Harness) -> Harness {
     h
 }
 on_both_stores!(the_administrators_pages_work_their_forms);
+
+async fn pages_show_only_the_forms_the_viewer_may_use(h: Harness) -> Harness {
+    let (root, admin) = h.administrators().await;
+    // A CreateAdmin that is not an Admin: accounts and roles, not settings, tokens or certificates.
+    h.user_with_password(&admin, "carol").await;
+    assert_eq!(h.post("/admin/user/carol/roles", Some(&root), json!({"roles": ["CreateAdmin"]})).await.status, 204);
+    let carol = h.session_cookie("carol").await;
+    let start = h.page("/admin", Some(&carol)).await;
+    assert_page(&start, "id=\"search-form\"");
+    assert!(start.text.contains("/admin/localaccount") && start.text.contains("id=\"force-reset-all-form\""));
+    for hidden in ["/admin/config", "id=\"view-token-form\"", "id=\"revoke-all-form\""] {
+        assert!(!start.text.contains(hidden), "{hidden} shown to a CreateAdmin");
+    }
+    let user = h.page("/admin/user/admin", Some(&carol)).await;
+    assert_page(&user, "id=\"roles-form\"");
+    for hidden in ["id=\"logins-form\"", "id=\"certificates\"", "No SSH certificates", "/admin/user/admin/tokens"] {
+        assert!(!user.text.contains(hidden), "{hidden} shown to a CreateAdmin");
+    }
+    // An Admin sees them.
+    let admin_cookie = h.session_cookie("admin").await;
+    assert!(h.page("/admin/user/carol", Some(&admin_cookie)).await.text.contains("No SSH certificates"));
+    h
+}
+on_both_stores!(pages_show_only_the_forms_the_viewer_may_use);
 
 async fn the_auditors_pages_show_the_log(h: Harness) -> Harness {
     let (_, admin) = h.administrators().await;

@@ -20,12 +20,11 @@ use super::request::{Body, Input, RequestContext, any_token};
 use super::tokens::{no_content_clearing_cookie, owned_token, revoke_token};
 use super::{AppState, Caller, views};
 use crate::domain::names::{check_length, is_blank, parse_role_description};
-use crate::domain::server_config::{ConfigChange, DAY_MS, RedirectKind, ServerSettings};
+use crate::domain::server_config::{ConfigChange, DAY_MS, RedirectKind};
 use crate::domain::token::RevocationReason;
 use crate::domain::{CustomRole, ServerConfig, System, User};
 
 use crate::app::accounts::{self, NewLocalAccount};
-use crate::domain::CertificateEvent;
 use crate::domain::{
     Actor, AuthError, CustomRoleCommand, CustomRoleId, DisplayName, EmailAddress, ErrorType, Role, ServerConfigCommand,
     SystemCommand, TokenKind, UserCommand, UserName,
@@ -62,6 +61,7 @@ pub async fn create_local_account(
     let token = any_token(&context.headers)?;
     let (user, display, email) = (input.string("user")?, input.string("display")?, input.string("email")?);
     let name = UserName::parse(user.as_deref())?;
+    let created = name.clone();
     let display_name = DisplayName::parse(display.as_deref())?;
     let email_address = EmailAddress::parse(email.as_deref())?;
     let caller = state.login_caller(&token, Some(Action::CreateLocalAccount))?;
@@ -69,8 +69,8 @@ pub async fn create_local_account(
     let metadata = context.metadata(caller.name(), state.ignore_ip());
     let temporary = accounts::create_local_account(&state.ledger, account, caller.name(), &metadata).await?;
     if context.wants_html() {
-        let (user, display) = (user.unwrap_or_default(), display.unwrap_or_default());
-        return pages::admin::account_created(Nav::of_caller(&caller), &user, &display, &temporary);
+        let display = display.unwrap_or_default();
+        return pages::admin::account_created(Nav::of_caller(&caller), created.as_str(), &display, &temporary);
     }
     Ok(Json(json!({ "user": user, "display": display, "email": email, "pwd": temporary })).into_response())
 }
@@ -87,27 +87,19 @@ pub async fn user(
         return Ok(Json(views::admin_user(&record)).into_response());
     }
     let model = state.ledger.model.read();
-    let certificates = model
-        .access
-        .certificates()
-        .iter()
-        .rev()
-        .filter_map(|r| match &r.event {
-            CertificateEvent::UserCertIssued { user, principals, cert, .. } if *user == name => {
-                let principals: Vec<String> = principals.iter().map(ToString::to_string).collect();
-                Some(pages::admin::CertRow::new(cert.serial, &principals, cert.valid_after, cert.valid_before))
-            }
-            _ => None,
-        })
-        .take(MAX_CERTIFICATES_SHOWN)
-        .collect();
+    let roles = &caller.user.roles;
+    // Certificates only for those who may list them through the API too.
+    let certificates = match permissions::allows(Action::ViewCertificates, roles) {
+        true => Some(model.access.user_certificates(&name, MAX_CERTIFICATES_SHOWN)),
+        false => None,
+    };
     let facts = pages::admin::UserFacts {
         reset_required: model.users.reset_required(&record),
         custom_roles: model.users.custom_roles(),
         certificates,
         now: state.now(),
     };
-    pages::admin::user(Nav::of_caller(&caller), &record, facts)
+    pages::admin::user(&caller.user, &record, facts)
 }
 
 /// The user page lists at most this many certificates, newest first.
@@ -384,9 +376,13 @@ pub async fn config(State(state): State<AppState>, context: RequestContext) -> R
     Ok(Json(out).into_response())
 }
 
-fn valid_url(text: &str) -> Result<String, ApiError> {
+/// A redirect URL setting: blank is none; else an http(s) URL with a host.
+fn redirect_url(raw: Option<&str>) -> Result<Option<String>, ApiError> {
+    let Some(text) = raw.map(crate::domain::names::java_trim).filter(|t| !t.is_empty()) else {
+        return Ok(None);
+    };
     match url::Url::parse(text) {
-        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host_str().is_some() => Ok(text.to_owned()),
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host_str().is_some() => Ok(Some(text.to_owned())),
         _ => Err(AuthError::illegal(format!("Illegal URL: {text}")).into()),
     }
 }
@@ -407,8 +403,8 @@ pub async fn update_config(
     for kind in RedirectKind::ALL {
         if removing(kind.key()) {
             changes.push(ConfigChange::RedirectUrl { which: kind, url: None });
-        } else if let Some(url) = body.string(kind.key())?.filter(|u| !is_blank(Some(u))) {
-            changes.push(ConfigChange::RedirectUrl { which: kind, url: Some(valid_url(&url)?) });
+        } else if let Some(url) = redirect_url(body.string(kind.key())?.as_deref())? {
+            changes.push(ConfigChange::RedirectUrl { which: kind, url: Some(url) });
         }
     }
     for (key, change) in
@@ -480,25 +476,22 @@ pub async fn update_basic_config(
     context: RequestContext,
     body: Body,
 ) -> Result<StatusCode, ApiError> {
+    // A form only: its unticked boxes are absent, which means off (JSON
+    // clients use `POST /admin/config`, where absent means unchanged).
     let input = body.input()?;
+    let Input::Form(form) = &input else {
+        return Err(ApiError::framework(StatusCode::UNSUPPORTED_MEDIA_TYPE, true));
+    };
     let mut keys: Vec<&str> = vec!["allowlogin", "showstack", "ignoreip"];
     keys.extend(RedirectKind::ALL.iter().map(|k| k.key()));
     input.reject_unexpected(&keys)?;
-    let ticked = |key: &str| -> Result<bool, ApiError> {
-        match &input {
-            Input::Form(form) => Ok(form.has(key)),
-            Input::Json(json) => Ok(json.boolean(key)?.unwrap_or(false)),
-        }
-    };
     let mut changes = vec![
-        ConfigChange::AllowLogin(ticked("allowlogin")?),
-        ConfigChange::ShowStack(ticked("showstack")?),
-        ConfigChange::IgnoreIp(ticked("ignoreip")?),
+        ConfigChange::AllowLogin(form.has("allowlogin")),
+        ConfigChange::ShowStack(form.has("showstack")),
+        ConfigChange::IgnoreIp(form.has("ignoreip")),
     ];
     for kind in RedirectKind::ALL {
-        let url = input.string(kind.key())?.filter(|u| !is_blank(Some(u)));
-        let url = url.map(|u| valid_url(crate::domain::names::java_trim(&u))).transpose()?;
-        changes.push(ConfigChange::RedirectUrl { which: kind, url });
+        changes.push(ConfigChange::RedirectUrl { which: kind, url: redirect_url(form.get(kind.key()))? });
     }
     let caller = administrator(&state, &context, Action::ChangeConfig)?;
     let command = ServerConfigCommand::Update { changes, by: caller.name().clone(), at: state.now() };
@@ -506,10 +499,11 @@ pub async fn update_basic_config(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `POST /admin/config/reset`: every setting back to its default.
+/// `POST /admin/config/reset`: every setting back to what this server starts
+/// a new log with (the built-in defaults, or the operator's `[initial]`).
 pub async fn reset_config(State(state): State<AppState>, context: RequestContext) -> Result<StatusCode, ApiError> {
     let caller = administrator(&state, &context, Action::ChangeConfig)?;
-    let changes = ServerSettings::default().as_changes();
+    let changes = state.ledger.initial_settings().as_changes();
     let command = ServerConfigCommand::Update { changes, by: caller.name().clone(), at: state.now() };
     state.ledger.execute::<ServerConfig>((), command, &context.metadata(caller.name(), state.ignore_ip())).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -519,7 +513,7 @@ pub async fn reset_config(State(state): State<AppState>, context: RequestContext
 pub async fn start(State(state): State<AppState>, context: RequestContext) -> Result<Response, ApiError> {
     let caller = administrator(&state, &context, Action::ViewUser)?;
     let model = state.ledger.model.read();
-    pages::admin::start(Nav::of_caller(&caller), model.users.custom_roles())
+    pages::admin::start(&caller.user, model.users.custom_roles())
 }
 
 /// `POST /admin/search` (form `prefix`, boxes `username`, `displayname`, role

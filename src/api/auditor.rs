@@ -9,15 +9,15 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::AppState;
 use super::error::ApiError;
 use super::pages::{self, Nav};
 use super::permissions::{self, Action};
 use super::request::{FirstQuery, RequestContext, any_token, required_header_token};
-use crate::app::history::{self, AuditError, Subject};
-use crate::domain::Audit;
+use super::{AppState, guard};
+use crate::app::history::{self, Subject};
 use crate::domain::names::{is_blank, java_trim};
-use crate::domain::{AuditCommand, AuditSubject, AuthError, UserName};
+use crate::domain::server_config::DAY_MS;
+use crate::domain::{AuthError, UserName};
 use crate::projections::UserRecord;
 
 /// At most this many events per page.
@@ -82,44 +82,46 @@ impl AuditQuery {
         }
     }
 
+    /// The timeline of the last day, with the same filters otherwise (the
+    /// trail reads oldest first).
+    fn recent_link(&self, now: i64) -> String {
+        let filter = self.filter();
+        let since = time::OffsetDateTime::from_unix_timestamp((now - DAY_MS) / 1000)
+            .ok()
+            .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+            .unwrap_or_default();
+        let mut pairs: Vec<(&str, String)> = vec![
+            ("user", filter.user),
+            ("token", filter.token),
+            ("actor", filter.actor),
+            ("type", filter.event_type),
+            ("since", since),
+        ];
+        pairs.retain(|(_, value)| !value.is_empty());
+        format!("/admin/audit?{}", serde_urlencoded::to_string(&pairs).unwrap_or_default())
+    }
+
     /// The link to the page after `next`, with the same filters.
     fn next_page(&self, path: &str, next: i64) -> String {
         let filter = self.filter();
-        let mut pairs: Vec<(&str, String)> = [
+        let mut pairs: Vec<(&str, String)> = vec![
             ("user", filter.user),
             ("token", filter.token),
             ("actor", filter.actor),
             ("type", filter.event_type),
             ("since", filter.since),
             ("until", filter.until),
-        ]
-        .into_iter()
-        .filter(|(_, v)| !v.is_empty())
-        .collect();
-        if let Some(limit) = filled(self.limit.as_deref()) {
-            pairs.push(("limit", limit));
-        }
-        pairs.push(("after", next.to_string()));
-        format!("{path}?{}", serde_urlencoded::to_string(&pairs).unwrap_or_default())
+        ];
+        pairs.extend(filled(self.limit.as_deref()).map(|limit| ("limit", limit)));
+        page_link(path, pairs, next)
     }
 }
 
-/// Records the read (`Audit` events: reading is itself audited), then reads.
-async fn read_trail(
-    state: &AppState,
-    context: &RequestContext,
-    reader: &UserName,
-    read: &TrailRead,
-) -> Result<(Vec<history::Entry>, Option<i64>), ApiError> {
-    let recorded = match &read.query.subject {
-        Subject::All => AuditSubject::All,
-        Subject::User(user) => AuditSubject::User(user.clone()),
-        Subject::Token(id) => AuditSubject::Token(*id),
-    };
-    let (since, until) = (read.query.since, read.query.until);
-    let command = AuditCommand::ReadAuditTrail { subject: recorded, since, until, at: state.now() };
-    state.ledger.execute::<Audit>(reader, command, &context.metadata(reader, state.ignore_ip())).await?;
-    history::history_page(&state.ledger.log, &read.query, read.after, read.limit, |_| {}).await.map_err(audit_failed)
+/// `path?` the non-empty `pairs` and `after=next`: the link to the next page.
+fn page_link(path: &str, mut pairs: Vec<(&str, String)>, next: i64) -> String {
+    pairs.retain(|(_, value)| !value.is_empty());
+    pairs.push(("after", next.to_string()));
+    format!("{path}?{}", serde_urlencoded::to_string(&pairs).unwrap_or_default())
 }
 
 /// A time parameter: epoch milliseconds or RFC 3339.
@@ -153,11 +155,6 @@ fn count_param(
     }
 }
 
-fn audit_failed(error: AuditError) -> ApiError {
-    tracing::error!(%error, "reading the log for an audit failed");
-    ApiError::internal(error.to_string())
-}
-
 /// The caller, if it may read the audit trail (token, enabled user, Admin).
 fn auditor(state: &AppState, token: &str) -> Result<UserRecord, ApiError> {
     let view = state.token_view(token)?;
@@ -176,7 +173,9 @@ pub async fn audit_trail(
     let read = query.parse()?;
     let token = required_header_token(&context.headers)?;
     let reader = auditor(&state, &token)?;
-    let (events, next) = read_trail(&state, &context, &reader.name, &read).await?;
+    let metadata = context.metadata(&reader.name, state.ignore_ip());
+    let (events, next) =
+        history::read_trail(&state.ledger, &reader.name, &metadata, &read.query, read.after, read.limit).await?;
     Ok(Json(json!({ "events": events, "next": next })))
 }
 
@@ -190,12 +189,18 @@ pub async fn timeline(
     let read = query.parse()?;
     let token = any_token(&context.headers)?;
     let reader = auditor(&state, &token)?;
-    let (events, next) = read_trail(&state, &context, &reader.name, &read).await?;
+    guard::check_same_site_read(&context.headers)?;
+    let metadata = context.metadata(&reader.name, state.ignore_ip());
+    let (events, next) =
+        history::read_trail(&state.ledger, &reader.name, &metadata, &read.query, read.after, read.limit).await?;
     if !context.wants_html() {
         return Ok(Json(json!({ "events": events, "next": next })).into_response());
     }
-    let next_page = next.map(|n| query.next_page("/admin/audit", n));
-    pages::audit::timeline(Nav::of(&reader), &query.filter(), &events, next_page)
+    let links = pages::audit::TimelineLinks {
+        next_page: next.map(|n| query.next_page("/admin/audit", n)),
+        last_day: query.recent_link(state.now()),
+    };
+    pages::audit::timeline(Nav::of(&reader), &query.filter(), &events, links)
 }
 
 #[derive(Debug, Deserialize)]
@@ -206,7 +211,8 @@ pub struct HistoryQuery {
 
 /// `GET /admin/user/{u}/history?at=&after=`: the user's events (a page of
 /// them, after `after`), the activity chart, and with `at` the user's state
-/// at that instant. JSON: `{"events", "next", "asof"}`.
+/// at that instant. JSON: `{"events", "next", "asof"}` (`asof` is absent
+/// without `at`, `null` when the account did not exist then).
 pub async fn user_history(
     State(state): State<AppState>,
     context: RequestContext,
@@ -218,43 +224,29 @@ pub async fn user_history(
     let after = count_param("after", query.after.as_deref(), 0..=i64::MAX)?.unwrap_or(0);
     let token = any_token(&context.headers)?;
     let reader = auditor(&state, &token)?;
-    if state.ledger.model.read().users.get(&name).is_none() {
-        return Err(AuthError::no_such_user(name.as_str()).into());
-    }
-    let read = TrailRead { query: history::Query::of(Subject::User(name.clone())), limit: usize::MAX, after: 0 };
-    let (all, _) = read_trail(&state, &context, &reader.name, &read).await?;
-    let as_of = match at {
-        Some(at) => {
-            let command = AuditCommand::ReadStateAsOf { user: name.clone(), as_of: at, at: state.now() };
-            let metadata = context.metadata(&reader.name, state.ignore_ip());
-            state.ledger.execute::<Audit>(&reader.name, command, &metadata).await?;
-            Some((at, history::user_as_of(&state.ledger.log, &name, at).await.map_err(audit_failed)?))
-        }
-        None => None,
-    };
+    guard::check_same_site_read(&context.headers)?;
+    let metadata = context.metadata(&reader.name, state.ignore_ip());
+    let found = history::user_history(&state.ledger, &reader.name, &metadata, &name, at).await?;
+    let all = &found.events;
     let start = all.partition_point(|e| e.position <= after);
     let shown = &all[start..all.len().min(start + DEFAULT_PAGE)];
     let next = (start + DEFAULT_PAGE < all.len()).then(|| shown.last().map(|e| e.position)).flatten();
     if !context.wants_html() {
-        let as_of = as_of.as_ref().map(|(_, found)| found);
-        return Ok(Json(json!({ "events": shown, "next": next, "asof": as_of })).into_response());
-    }
-    let path = format!("/admin/user/{name}/history");
-    let at_input = query.at.as_deref().map(java_trim).unwrap_or_default();
-    let next_page = next.map(|n| {
-        let mut pairs = vec![("after", n.to_string())];
-        if !at_input.is_empty() {
-            pairs.push(("at", at_input.to_owned()));
+        let mut out = json!({ "events": shown, "next": next });
+        if let Some((_, then)) = &found.as_of {
+            out["asof"] = json!(then);
         }
-        format!("{path}?{}", serde_urlencoded::to_string(&pairs).unwrap_or_default())
-    });
+        return Ok(Json(out).into_response());
+    }
+    let at_input = query.at.as_deref().map(java_trim).unwrap_or_default();
+    let path = format!("/admin/user/{name}/history");
     let history = pages::audit::UserHistory {
         user: name.as_str(),
-        all: &all,
+        all,
         shown,
-        next_page,
+        next_page: next.map(|n| page_link(&path, vec![("at", at_input.to_owned())], n)),
         at_input,
-        as_of: as_of.map(|(at, found)| pages::audit::AsOfView::of(at, found.as_ref())),
+        as_of: found.as_of.as_ref().map(|(at, then)| pages::audit::AsOfView::of(*at, then.as_ref())),
         now: state.now(),
     };
     pages::audit::user_history(Nav::of(&reader), history)
@@ -280,9 +272,8 @@ pub async fn as_of(
     let at = time_param("at", query.at.as_deref())?.ok_or_else(|| AuthError::missing("at"))?;
     let token = required_header_token(&context.headers)?;
     let reader = auditor(&state, &token)?;
-    let command = AuditCommand::ReadStateAsOf { user: user.clone(), as_of: at, at: state.now() };
-    state.ledger.execute::<Audit>(&reader.name, command, &context.metadata(&reader.name, state.ignore_ip())).await?;
-    let found = history::user_as_of(&state.ledger.log, &user, at).await.map_err(audit_failed)?;
+    let metadata = context.metadata(&reader.name, state.ignore_ip());
+    let found = history::read_state_as_of(&state.ledger, &reader.name, &metadata, &user, at).await?;
     let found = found.ok_or_else(|| AuthError::no_such_user(user.as_str()))?;
     Ok(Json(serde_json::to_value(found).unwrap_or_default()))
 }

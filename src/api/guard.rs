@@ -5,9 +5,14 @@
 //! a browser's; if it is unsafe (not GET/HEAD/OPTIONS) it must come from this
 //! server's own origin — its `Origin` (or, without one, its `Referer`) must be
 //! the public URL's origin or the origin the request was addressed to (`Host`).
-//! Anything else is refused with 403 and the envelope before a handler runs.
-//! Requests with an `Authorization` header (API clients), without the cookie,
-//! or without either header (non-browser clients) are not affected.
+//! So must an unsafe request with a body another site's form can send
+//! (urlencoded, multipart, text), cookie or not: a form login or an
+//! invitation's completion posted from elsewhere would sign the victim into
+//! the attacker's account. Anything else is refused with 403 and the envelope
+//! before a handler runs. Requests with an `Authorization` header (API
+//! clients), JSON without the cookie, or without either header (non-browser
+//! clients) are not affected. GETs that record something (the auditor's
+//! pages) refuse navigations another site started ([`check_same_site_read`]).
 
 use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::response::Response;
@@ -27,7 +32,7 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; img-src 'self' data:;
 /// error envelope's middleware (`error::render_errors`) before any handler.
 pub fn check_origin(method: &Method, headers: &HeaderMap, public_url: &str) -> Result<(), ApiError> {
     let safe = matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
-    if safe || header_token(headers).is_some() || cookie_token(headers).is_none() {
+    if safe || header_token(headers).is_some() || (cookie_token(headers).is_none() && !is_form_body(headers)) {
         return Ok(());
     }
     let claimed = headers
@@ -51,6 +56,28 @@ pub fn check_origin(method: &Method, headers: &HeaderMap, public_url: &str) -> R
         )
         .into()),
     }
+}
+
+/// A body type a page on another site can post without asking (CORS "simple").
+fn is_form_body(headers: &HeaderMap) -> bool {
+    headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| {
+        let media = v.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+        matches!(media.as_str(), "application/x-www-form-urlencoded" | "multipart/form-data" | "text/plain")
+    })
+}
+
+/// For a GET that records something in the caller's name (reading the audit
+/// trail is itself audited): refused when the browser says another site
+/// started it (`Sec-Fetch-Site: cross-site`) and the session cookie is its
+/// only credential — a link elsewhere must not make an auditor "read".
+pub fn check_same_site_read(headers: &HeaderMap) -> Result<(), ApiError> {
+    let cross_site = headers.get("sec-fetch-site").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site"));
+    if cross_site && header_token(headers).is_none() {
+        return Err(
+            AuthError::unauthorized("Cross-site request refused: open this page from this server's own pages").into()
+        );
+    }
+    Ok(())
 }
 
 /// The most header bytes (names and values) a request may carry; more is 431.
@@ -83,10 +110,10 @@ pub fn with_security_headers(mut response: Response, secure_cookie: bool) -> Res
     let defaults = [
         (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
         (header::X_FRAME_OPTIONS, "DENY"),
+        // The origin, never the path (an invitation's URL holds its token).
         // Not `no-referrer`: under it a browser sends `Origin: null` with the
         // server's own form posts, which the cross-site check must refuse.
-        // Other sites still learn nothing (an invitation's URL holds its token).
-        (header::REFERRER_POLICY, "same-origin"),
+        (header::REFERRER_POLICY, "strict-origin"),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
     ];
     for (name, value) in defaults {
@@ -139,5 +166,36 @@ mod tests {
         api.insert(header::AUTHORIZATION, HeaderValue::from_static("TOKEN"));
         assert!(!refused(&api), "header-authenticated calls are not the browser's ambient credential");
         assert!(check_origin(&Method::GET, &post_with(&[(header::ORIGIN, "https://evil.example")]), public).is_ok());
+    }
+
+    #[test]
+    fn a_login_form_posted_from_another_site_is_refused() {
+        let public = "https://auth.example.org";
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, HeaderValue::from_static("auth.example.org"));
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-www-form-urlencoded"));
+        headers.insert(header::ORIGIN, HeaderValue::from_static("https://evil.example"));
+        assert!(check_origin(&Method::POST, &headers, public).is_err(), "no cookie, still a browser's form");
+        headers.insert(header::ORIGIN, HeaderValue::from_static("https://auth.example.org"));
+        assert!(check_origin(&Method::POST, &headers, public).is_ok());
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(header::ORIGIN, HeaderValue::from_static("https://evil.example"));
+        assert!(
+            check_origin(&Method::POST, &headers, public).is_ok(),
+            "JSON without a cookie needs CORS, which we never grant"
+        );
+    }
+
+    #[test]
+    fn a_recorded_read_started_by_another_site_is_refused() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::COOKIE, HeaderValue::from_static("kbase_session=ABCDEFGH"));
+        assert!(check_same_site_read(&headers).is_ok());
+        headers.insert("sec-fetch-site", HeaderValue::from_static("same-origin"));
+        assert!(check_same_site_read(&headers).is_ok());
+        headers.insert("sec-fetch-site", HeaderValue::from_static("cross-site"));
+        assert!(check_same_site_read(&headers).is_err());
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("TOKEN"));
+        assert!(check_same_site_read(&headers).is_ok(), "an API client's own request");
     }
 }

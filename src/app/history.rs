@@ -10,7 +10,10 @@ use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;
 
+use super::ledger::Ledger;
+use super::{AppError, EventMetadata};
 use crate::domain::token::TokenIssued;
+use crate::domain::{Audit, AuditCommand, AuditSubject, AuthError};
 use crate::domain::{
     CertificateEvent, InviteEvent, LedgerEvent, LogEvent, SystemEvent, TokenEvent, UserEvent, UserName, upcasters,
 };
@@ -208,6 +211,70 @@ pub async fn history_page(
     .await?;
     let next = if more { entries.last().map(|e| e.position) } else { None };
     Ok((entries, next))
+}
+
+// ------------------------------------------------------ reads, recorded
+
+/// Records that `reader` read the trail of `query` (an `Audit` event: reading
+/// is itself audited), then reads one page of it (see [`history_page`]).
+pub async fn read_trail(
+    ledger: &Ledger,
+    reader: &UserName,
+    metadata: &EventMetadata,
+    query: &Query,
+    after: i64,
+    limit: usize,
+) -> Result<(Vec<Entry>, Option<i64>), AppError> {
+    let subject = match &query.subject {
+        Subject::All => AuditSubject::All,
+        Subject::User(user) => AuditSubject::User(user.clone()),
+        Subject::Token(id) => AuditSubject::Token(*id),
+    };
+    let command = AuditCommand::ReadAuditTrail { subject, since: query.since, until: query.until, at: ledger.now() };
+    ledger.execute::<Audit>(reader, command, metadata).await?;
+    Ok(history_page(&ledger.log, query, after, limit, |_| {}).await?)
+}
+
+/// Records that `reader` asked for `user`'s state at `at`, then folds it
+/// (`None`: the account did not exist then).
+pub async fn read_state_as_of(
+    ledger: &Ledger,
+    reader: &UserName,
+    metadata: &EventMetadata,
+    user: &UserName,
+    at: i64,
+) -> Result<Option<UserAsOf>, AppError> {
+    let command = AuditCommand::ReadStateAsOf { user: user.clone(), as_of: at, at: ledger.now() };
+    ledger.execute::<Audit>(reader, command, metadata).await?;
+    Ok(user_as_of(&ledger.log, user, at).await?)
+}
+
+/// What a user's history page shows: every event of the user, and with `at`
+/// the user's state at that instant — each read recorded.
+pub struct UserHistory {
+    pub events: Vec<Entry>,
+    /// The instant asked for, and the state then (`None`: no account yet).
+    pub as_of: Option<(i64, Option<UserAsOf>)>,
+}
+
+/// The history of an existing user (404 otherwise), read by `reader`.
+pub async fn user_history(
+    ledger: &Ledger,
+    reader: &UserName,
+    metadata: &EventMetadata,
+    user: &UserName,
+    at: Option<i64>,
+) -> Result<UserHistory, AppError> {
+    if ledger.model.read().users.get(user).is_none() {
+        return Err(AuthError::no_such_user(user.as_str()).into());
+    }
+    let query = Query::of(Subject::User(user.clone()));
+    let (events, _) = read_trail(ledger, reader, metadata, &query, 0, usize::MAX).await?;
+    let as_of = match at {
+        Some(at) => Some((at, read_state_as_of(ledger, reader, metadata, user, at).await?)),
+        None => None,
+    };
+    Ok(UserHistory { events, as_of })
 }
 
 // -------------------------------------------------------------------- as-of

@@ -81,6 +81,9 @@ pub struct Ledger {
     clock: SharedClock,
     runner: BackgroundTask,
     settle_timeout: Duration,
+    /// The settings this server starts a new log with (the operator's
+    /// `[initial]` section): what "reset the configuration" returns to.
+    initial_settings: ServerSettings,
 }
 
 impl Ledger {
@@ -98,10 +101,27 @@ impl Ledger {
         let bus = CommandBus::with_deadline(&log, Arc::new(move |_| waker.notify_one()), options.command_deadline);
         let runner = BackgroundTask::new(runner.spawn(options.poll));
         let settle_timeout = options.settle_timeout;
-        let ledger = Self { log, credentials, checkpoints, model, checkpoint, bus, clock, runner, settle_timeout };
+        let initial_settings = options.initial_settings.clone();
+        let ledger = Self {
+            log,
+            credentials,
+            checkpoints,
+            model,
+            checkpoint,
+            bus,
+            clock,
+            runner,
+            settle_timeout,
+            initial_settings,
+        };
         let initialize = ServerConfigCommand::Initialize(options.initial_settings);
         ledger.execute::<ServerConfig>((), initialize, &EventMetadata::actor("system")).await?;
         Ok(ledger)
+    }
+
+    /// The settings a new log starts with on this server.
+    pub fn initial_settings(&self) -> &ServerSettings {
+        &self.initial_settings
     }
 
     /// Now, in epoch milliseconds.

@@ -142,6 +142,16 @@ impl Access {
         &self.certificates
     }
 
+    /// The user's SSH certificates, newest first, at most `limit`.
+    pub fn user_certificates(&self, user: &UserName, limit: usize) -> Vec<&CertificateRecord> {
+        self.certificates
+            .iter()
+            .rev()
+            .filter(|r| matches!(&r.event, CertificateEvent::UserCertIssued { user: subject, .. } if subject == user))
+            .take(limit)
+            .collect()
+    }
+
     /// Forgets tokens and invitations that expired by `now` (the log's time).
     pub(crate) fn sweep_expired(&mut self, now: i64) {
         if self.soonest_expiry.is_none_or(|soonest| now < soonest) {

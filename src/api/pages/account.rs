@@ -5,7 +5,7 @@
 use askama::Template;
 use axum::response::Response;
 
-use super::{Nav, RoleRow, TokenRow, at, at_or, render};
+use super::{Nav, Profile, RoleRow, TokenRow, render};
 use crate::api::error::ApiError;
 use crate::domain::{CustomRoleId, Role};
 use crate::projections::{TokenView, UserRecord};
@@ -48,13 +48,7 @@ pub fn reset(nav: Nav, user: Option<&str>) -> Result<Response, ApiError> {
 #[template(path = "me.html")]
 struct MePage {
     nav: Nav,
-    name: String,
-    display: String,
-    email: String,
-    anon_id: String,
-    created: String,
-    last_login: String,
-    second_factor: bool,
+    profile: Profile,
     roles: Vec<RoleRow>,
     custom_roles: Vec<String>,
 }
@@ -63,13 +57,7 @@ struct MePage {
 pub fn me(user: &UserRecord) -> Result<Response, ApiError> {
     render(&MePage {
         nav: Nav::of(user),
-        name: user.name.to_string(),
-        display: user.display.clone(),
-        email: user.email.clone().unwrap_or_default(),
-        anon_id: user.anon_id.to_string(),
-        created: at(user.created),
-        last_login: at_or(user.last_login, "never"),
-        second_factor: user.second_factor.is_some(),
+        profile: Profile::of(user),
         roles: user.roles.iter().map(|r| RoleRow::of(*r, true)).collect(),
         custom_roles: user.custom_roles.iter().map(ToString::to_string).collect(),
     })

@@ -8,10 +8,14 @@ use askama::Template;
 use axum::response::Response;
 
 use super::account::{CustomRoleRow, grantable_roles};
-use super::{Nav, RoleRow, TokenRow, at, at_or, render};
+use super::{Nav, Profile, RoleRow, TokenRow, at, render};
 use crate::api::error::ApiError;
+use crate::api::permissions::{self, Action};
+use crate::domain::CertificateEvent;
 use crate::domain::CustomRoleId;
 use crate::domain::server_config::{DAY_MS, RedirectKind, ServerSettings};
+use crate::projections::access::CertificateRecord;
+use crate::projections::user_directory::MAX_SEARCH_RESULTS;
 use crate::projections::{TokenView, UserRecord};
 
 #[derive(Template)]
@@ -20,12 +24,20 @@ struct AdminPage {
     nav: Nav,
     roles: Vec<RoleRow>,
     custom_roles: Vec<CustomRoleRow>,
+    /// The Admin role's measures: custom roles, configuration, token lookup, revoke all.
+    admin: bool,
+    create_accounts: bool,
+    force_resets: bool,
 }
 
-/// `GET /admin`.
-pub fn start(nav: Nav, custom_roles: &BTreeMap<CustomRoleId, String>) -> Result<Response, ApiError> {
+/// `GET /admin`, with the sections `viewer` may use.
+pub fn start(viewer: &UserRecord, custom_roles: &BTreeMap<CustomRoleId, String>) -> Result<Response, ApiError> {
+    let may = |action| permissions::allows(action, &viewer.roles);
     render(&AdminPage {
-        nav,
+        nav: Nav::of(viewer),
+        admin: may(Action::ViewConfig),
+        create_accounts: may(Action::CreateLocalAccount),
+        force_resets: may(Action::ForceAllPasswordResets),
         roles: grantable_roles(&Default::default()),
         custom_roles: custom_roles
             .iter()
@@ -37,6 +49,7 @@ pub fn start(nav: Nav, custom_roles: &BTreeMap<CustomRoleId, String>) -> Result<
 pub struct UserSummary {
     pub name: String,
     pub display: String,
+    pub disabled: bool,
 }
 
 #[derive(Template)]
@@ -45,12 +58,17 @@ struct SearchResultsPage {
     nav: Nav,
     prefix: String,
     users: Vec<UserSummary>,
+    /// The most results a search lists.
+    limit: usize,
 }
 
 /// The answer to `POST /admin/search`.
 pub fn search_results(nav: Nav, prefix: &str, users: &[&UserRecord]) -> Result<Response, ApiError> {
-    let users = users.iter().map(|u| UserSummary { name: u.name.to_string(), display: u.display.clone() }).collect();
-    render(&SearchResultsPage { nav, prefix: prefix.to_owned(), users })
+    let users = users
+        .iter()
+        .map(|u| UserSummary { name: u.name.to_string(), display: u.display.clone(), disabled: u.is_disabled() })
+        .collect();
+    render(&SearchResultsPage { nav, prefix: prefix.to_owned(), users, limit: MAX_SEARCH_RESULTS })
 }
 
 #[derive(Template)]
@@ -106,6 +124,16 @@ pub struct CertRow {
 }
 
 impl CertRow {
+    /// A user certificate as recorded (host certificates are not listed on user pages).
+    pub fn of(record: &CertificateRecord) -> Self {
+        let cert = record.event.cert();
+        let principals: Vec<String> = match &record.event {
+            CertificateEvent::UserCertIssued { principals, .. } => principals.iter().map(ToString::to_string).collect(),
+            CertificateEvent::HostCertIssued { host_id, .. } => vec![host_id.to_string()],
+        };
+        Self::new(cert.serial, &principals, cert.valid_after, cert.valid_before)
+    }
+
     pub fn new(serial: impl ToString, principals: &[String], valid_after: i64, valid_before: i64) -> Self {
         Self {
             serial: serial.to_string(),
@@ -120,13 +148,7 @@ impl CertRow {
 #[template(path = "admin_user.html")]
 struct AdminUserPage {
     nav: Nav,
-    name: String,
-    display: String,
-    email: String,
-    anon_id: String,
-    created: String,
-    last_login: String,
-    second_factor: bool,
+    profile: Profile,
     locked: String,
     reset_required: bool,
     disabled: bool,
@@ -136,32 +158,38 @@ struct AdminUserPage {
     roles: Vec<RoleRow>,
     custom_roles: Vec<RoleRow>,
     logins: String,
-    certificates: Vec<CertRow>,
+    /// `None` when the viewer may not list certificates.
+    certificates: Option<Vec<CertRow>>,
+    powers: Powers,
+}
+
+/// Which of the user page's forms the viewer may use (the others are not shown).
+pub struct Powers {
+    pub change_custom_roles: bool,
+    pub change_logins: bool,
+    pub view_tokens: bool,
 }
 
 /// What `/admin/user/{u}` shows besides the record itself.
 pub struct UserFacts<'a> {
     pub reset_required: bool,
     pub custom_roles: &'a BTreeMap<CustomRoleId, String>,
-    pub certificates: Vec<CertRow>,
+    /// `None` when the viewer may not list certificates.
+    pub certificates: Option<Vec<&'a CertificateRecord>>,
     pub now: i64,
 }
 
-/// `GET /admin/user/{u}`.
-pub fn user(nav: Nav, user: &UserRecord, facts: UserFacts<'_>) -> Result<Response, ApiError> {
+/// `GET /admin/user/{u}`, as `viewer` may use it.
+pub fn user(viewer: &UserRecord, user: &UserRecord, facts: UserFacts<'_>) -> Result<Response, ApiError> {
+    let nav = Nav::of(viewer);
+    let viewer_may = |action| permissions::allows(action, &viewer.roles);
     let locked = match user.locked_until {
         Some(until) if until > facts.now => format!("until {}", at(until)),
         _ => "no".to_owned(),
     };
     render(&AdminUserPage {
         nav,
-        name: user.name.to_string(),
-        display: user.display.clone(),
-        email: user.email.clone().unwrap_or_default(),
-        anon_id: user.anon_id.to_string(),
-        created: at(user.created),
-        last_login: at_or(user.last_login, "never"),
-        second_factor: user.second_factor.is_some(),
+        profile: Profile::of(user),
         locked,
         reset_required: facts.reset_required,
         disabled: user.is_disabled(),
@@ -174,7 +202,12 @@ pub fn user(nav: Nav, user: &UserRecord, facts: UserFacts<'_>) -> Result<Respons
             .map(|(id, desc)| RoleRow { id: id.to_string(), desc: desc.clone(), held: user.custom_roles.contains(id) })
             .collect(),
         logins: user.effective_logins().iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
-        certificates: facts.certificates,
+        certificates: facts.certificates.map(|list| list.into_iter().map(CertRow::of).collect()),
+        powers: Powers {
+            change_custom_roles: viewer_may(Action::ChangeCustomRolesOfUser),
+            change_logins: viewer_may(Action::ChangeLogins),
+            view_tokens: viewer_may(Action::ViewUserTokens),
+        },
     })
 }
 

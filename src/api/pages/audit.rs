@@ -9,6 +9,7 @@ use super::chart::{self, Chart};
 use super::{Nav, at, render};
 use crate::api::error::ApiError;
 use crate::app::history::{Entry, UserAsOf};
+use crate::domain::UserName;
 
 /// The timeline's filters, as the person typed them (shown back in the form).
 #[derive(Debug, Default, Clone)]
@@ -30,6 +31,7 @@ pub struct EntryRow {
     /// The user the event is about, when it is a user's (linked).
     pub user: Option<String>,
     pub actor: Option<String>,
+    pub actor_is_user: bool,
     /// Address and user agent of the request that caused it.
     pub origin: String,
     pub reason: String,
@@ -49,6 +51,8 @@ impl EntryRow {
             description: entry.description.clone(),
             user: (entry.aggregate_type == "User").then(|| entry.aggregate_id.clone()),
             actor: entry.actor.clone(),
+            // Only users have a page (actors may be `host:ID` or `system`).
+            actor_is_user: entry.actor.as_deref().is_some_and(|a| UserName::parse(Some(a)).is_ok()),
             origin,
             reason: entry.reason.clone().unwrap_or_default(),
         }
@@ -62,16 +66,19 @@ struct AuditPage<'a> {
     filter: &'a AuditFilter,
     entries: Vec<EntryRow>,
     next_page: Option<String>,
+    last_day: String,
 }
 
-/// `GET /admin/audit`: one page of the timeline; `next_page` links the rest.
-pub fn timeline(
-    nav: Nav,
-    filter: &AuditFilter,
-    entries: &[Entry],
-    next_page: Option<String>,
-) -> Result<Response, ApiError> {
-    render(&AuditPage { nav, filter, entries: entries.iter().map(EntryRow::of).collect(), next_page })
+/// Where the timeline page links: the next page, and the last day's events.
+pub struct TimelineLinks {
+    pub next_page: Option<String>,
+    pub last_day: String,
+}
+
+/// `GET /admin/audit`: one page of the timeline.
+pub fn timeline(nav: Nav, filter: &AuditFilter, entries: &[Entry], links: TimelineLinks) -> Result<Response, ApiError> {
+    let entries = entries.iter().map(EntryRow::of).collect();
+    render(&AuditPage { nav, filter, entries, next_page: links.next_page, last_day: links.last_day })
 }
 
 /// A token valid at the chosen instant.

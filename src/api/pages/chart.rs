@@ -91,7 +91,10 @@ pub fn activity(entries: &[Entry], now: i64, days: i64) -> Chart {
     }
     let ticks = (0..days)
         .step_by(7)
-        .map(|index| Tick { x: index * group + GAP / 2, label: day_label(first + index)[5..].to_owned() })
+        .map(|index| Tick {
+            x: index * group + GAP / 2,
+            label: day_label(first + index).get(5..).unwrap_or_default().to_owned(),
+        })
         .collect();
     Chart {
         width: days * group,

@@ -93,7 +93,7 @@ pub fn page_after_post(path: &str, session_cleared: bool) -> Option<String> {
     }
     let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
     let page = match segments.as_slice() {
-        ["me"] | ["me", "roles"] | ["me", "unlink", _] => "/me".to_owned(),
+        ["me"] | ["me", "roles"] => "/me".to_owned(),
         ["tokens", "revoke", _] | ["tokens", "revokeall"] => "/tokens".to_owned(),
         ["admin", "forcereset"] | ["admin", "revokeall"] => "/admin".to_owned(),
         ["admin", "customroles", "set" | "delete"] => "/admin/customroles".to_owned(),
@@ -120,6 +120,31 @@ pub fn at(ms: i64) -> String {
 
 pub fn at_or(ms: Option<i64>, none: &str) -> String {
     ms.map_or_else(|| none.to_owned(), at)
+}
+
+/// What the profile and the administrator's user page both say of a user.
+pub struct Profile {
+    pub name: String,
+    pub display: String,
+    pub email: String,
+    pub anon_id: String,
+    pub created: String,
+    pub last_login: String,
+    pub second_factor: bool,
+}
+
+impl Profile {
+    pub fn of(user: &UserRecord) -> Self {
+        Self {
+            name: user.name.to_string(),
+            display: user.display.clone(),
+            email: user.email.clone().unwrap_or_default(),
+            anon_id: user.anon_id.to_string(),
+            created: at(user.created),
+            last_login: at_or(user.last_login, "never"),
+            second_factor: user.second_factor.is_some(),
+        }
+    }
 }
 
 /// A role as a checkbox: its id (the form field's name), what it allows, and whether it is held.
