@@ -21,7 +21,7 @@ use authledger::app::commands::CommandBus;
 use authledger::app::ledger::{Ledger, LedgerOptions};
 use authledger::clock::{Clock, SystemClock};
 use authledger::domain::canonical::Canonicalization;
-use authledger::domain::token::{ClientInfo, TokenIssued};
+use authledger::domain::token::{ClientInfo, Mfa, TokenIssued};
 use authledger::domain::{
     Actor, DisplayName, LedgerEvent, Role, TokenCommand, TokenEvent, TokenKind, TokenName, UserCommand, UserName,
 };
@@ -121,6 +121,7 @@ fn grant(user: &UserName, token: &str, kind: TokenKind, n: usize, now: i64) -> T
         expires: now + 365 * 86_400_000,
         custom: BTreeMap::new(),
         client: ClientInfo { ip: Some("127.0.0.1".into()), ..ClientInfo::default() },
+        mfa: if kind == TokenKind::Login { Mfa::NotUsed } else { Mfa::Unknown },
     }
 }
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use authledger::app::AppError;
 use authledger::app::ledger::Ledger;
 use authledger::clock::SystemClock;
-use authledger::domain::token::{ClientInfo, RevocationReason, TokenIssued};
+use authledger::domain::token::{ClientInfo, Mfa, RevocationReason, TokenIssued};
 use authledger::domain::user::NewPassword;
 use authledger::domain::{Actor, DisplayName, ErrorType, Role, TokenCommand, TokenKind, UserCommand, UserName};
 use authledger::domain::{Token, User};
@@ -91,6 +91,7 @@ async fn racing_commands(store: TestStore) {
             expires: i64::MAX,
             custom: Default::default(),
             client: ClientInfo::default(),
+            mfa: Mfa::Unknown,
         };
         ledger.execute::<Token>(id, TokenCommand::Issue(Box::new(grant)), &meta).await.expect("issued");
         let mut tasks = Vec::new();

@@ -20,6 +20,7 @@ mod integrity;
 mod invites;
 mod legacy;
 mod log_ordering;
+mod mfa;
 mod pages;
 mod provisioning;
 mod read_your_writes;

@@ -20,7 +20,7 @@ use crate::app::tokens::NewToken;
 use crate::domain::names::parse_role_description;
 use crate::domain::test_mode::{TestCustomRole, TestUser};
 use crate::domain::test_mode::{TestCustomRoleCommand, TestUserCommand};
-use crate::domain::token::ClientInfo;
+use crate::domain::token::{ClientInfo, Mfa};
 use crate::domain::{AuthError, CustomRoleId, DisplayName, ErrorType, Role, TokenKind, TokenName, UserName};
 use crate::projections::test_mode::TestUserRecord;
 use crate::projections::{TestProjections, TokenView, hash_token};
@@ -92,11 +92,13 @@ pub async fn get_user(State(state): State<AppState>, Path(name): Path<String>) -
     user_answer(ledger, &name, state.now())
 }
 
-/// `POST /testmode/api/V2/testmodeonly/token` `{"user", "type", "name"?}`.
+/// `POST /testmode/api/V2/testmodeonly/token` `{"user", "type", "name"?, "mfa"?}`
+/// (`mfa`: `Used`, `NotUsed` or `Unknown`, the default).
 pub async fn create_token(State(state): State<AppState>, body: Body) -> Result<Json<Value>, ApiError> {
     let body = body.json()?;
     let (user, name, kind) = (body.string("user")?, body.string("name")?, body.string("type")?);
-    body.reject_unexpected(&["user", "name", "type"])?;
+    let mfa = body.string("mfa")?;
+    body.reject_unexpected(&["user", "name", "type", "mfa"])?;
     let user = UserName::parse(user.as_deref())?;
     let name = match name {
         Some(name) => Some(TokenName::parse(Some(&name))?),
@@ -106,7 +108,11 @@ pub async fn create_token(State(state): State<AppState>, body: Body) -> Result<J
         .as_deref()
         .and_then(TokenKind::from_id)
         .ok_or_else(|| AuthError::illegal(format!("Invalid token type: {}", kind.as_deref().unwrap_or("null"))))?;
-    let grant = NewToken { user, kind, name, custom: Default::default(), client: ClientInfo::default() };
+    let mfa = match mfa.as_deref() {
+        None => Mfa::Unknown,
+        Some(text) => Mfa::parse(text).ok_or_else(|| AuthError::illegal(format!("Invalid MFA status: {text}")))?,
+    };
+    let grant = NewToken { user, kind, name, custom: Default::default(), client: ClientInfo::default(), mfa };
     let (value, view) = ledger(&state)?.create_token(grant).await?;
     Ok(Json(views::new_api_token(&view, &value, state.cache_for())))
 }

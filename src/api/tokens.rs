@@ -20,7 +20,7 @@ use super::{AppState, require_login, views};
 use crate::app::tokens::{self, NewToken};
 use crate::domain::User;
 use crate::domain::names::parse_custom_context;
-use crate::domain::token::RevocationReason;
+use crate::domain::token::{Mfa, RevocationReason};
 use crate::domain::{AuthError, ErrorType, TokenKind, TokenName, UserCommand, UserName};
 use crate::projections::TokenView;
 
@@ -79,6 +79,7 @@ pub async fn create(State(state): State<AppState>, context: RequestContext, body
         name: Some(name),
         custom,
         client: context.client_info(ignore_ip),
+        mfa: Mfa::Unknown,
     };
     let (value, view) = tokens::issue(&state.ledger, grant, &context.metadata(caller.name(), ignore_ip)).await?;
     if context.wants_html() {

@@ -19,6 +19,7 @@ use super::{AppState, views};
 use crate::app::tokens::{self, NewToken};
 use crate::domain::Audit;
 use crate::domain::names::{is_blank, java_trim, parse_custom_context, parse_user_list};
+use crate::domain::token::Mfa;
 use crate::domain::{AuditCommand, AuthError, ErrorType, TokenKind, TokenName, UserName};
 use crate::projections::{SearchSpec, hash_token};
 
@@ -57,6 +58,7 @@ pub async fn create_agent_token(
         name: Some(name),
         custom,
         client: context.client_info(ignore_ip),
+        mfa: Mfa::Unknown,
     };
     let (value, view) = tokens::issue(&state.ledger, grant, &context.metadata(caller.name(), ignore_ip)).await?;
     Ok(Json(views::new_api_token(&view, &value, state.cache_for())))

@@ -22,6 +22,7 @@ pub fn api_token(token: &TokenView, cache_for: i64) -> Value {
         "name": token.name,
         "user": token.user,
         "custom": token.custom,
+        "mfa": token.mfa.as_str(),
         "cachefor": cache_for,
     })
 }
@@ -45,6 +46,7 @@ pub fn api_token_bytes(token: TokenRef<'_>, cache_for: i64) -> Vec<u8> {
         name: Option<&'a str>,
         user: &'a str,
         custom: Custom<'a>,
+        mfa: &'static str,
         cachefor: i64,
     }
     let json = ApiToken {
@@ -55,6 +57,7 @@ pub fn api_token_bytes(token: TokenRef<'_>, cache_for: i64) -> Vec<u8> {
         name: token.name,
         user: token.user.as_str(),
         custom: Custom(token.custom),
+        mfa: token.mfa.as_str(),
         cachefor: cache_for,
     };
     serde_json::to_vec(&json).unwrap_or_default()
@@ -77,6 +80,7 @@ pub fn ui_token(token: &TokenView) -> Value {
         "name": token.name,
         "user": token.user,
         "custom": token.custom,
+        "mfa": token.mfa.as_str(),
         "os": token.client.os,
         "osver": token.client.osver,
         "agent": token.client.agent,

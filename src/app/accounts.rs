@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::ledger::Ledger;
 use super::tokens::{self, NewToken};
 use super::{AppError, forget_secret, passwords, second_factor, undo_secret};
-use crate::domain::token::ClientInfo;
+use crate::domain::token::{ClientInfo, Mfa};
 use crate::domain::user::{NewPassword, check_can_reset_password, locked};
 use crate::domain::{
     Actor, AuthError, DisplayName, EmailAddress, ErrorType, RoleSet, TokenKind, User, UserCommand, UserName,
@@ -53,15 +53,16 @@ pub async fn verify_password(ledger: &Ledger, name: &UserName, password: &str) -
 /// For an account with a second factor, checks its TOTP code; every wrong code
 /// is counted (an event on the user, so racing attempts are counted exactly),
 /// and too many lock the account. A stored secret that is missing or
-/// unreadable is the server's fault (500).
+/// unreadable is the server's fault (500). Answers whether a second factor
+/// was used (`NotUsed` for an account without one).
 pub async fn verify_second_factor(
     ledger: &Ledger,
     record: &UserRecord,
     code: Option<&str>,
     metadata: &EventMetadata,
-) -> Result<(), AppError> {
+) -> Result<Mfa, AppError> {
     let Some(credential) = record.second_factor else {
-        return Ok(());
+        return Ok(Mfa::NotUsed);
     };
     let now = ledger.now();
     if let Some(until) = record.locked_until.filter(|until| now < *until) {
@@ -89,7 +90,7 @@ pub async fn verify_second_factor(
         }
         .into());
     }
-    Ok(())
+    Ok(Mfa::Used)
 }
 
 /// A password login as a request states it.
@@ -118,9 +119,15 @@ pub async fn log_in(ledger: &Ledger, login: PasswordLogin, metadata: &EventMetad
     if ledger.model.read().users.reset_required(&record) {
         return Ok(LoginOutcome::MustReset);
     }
-    verify_second_factor(ledger, &record, login.second_factor.as_deref(), metadata).await?;
-    let grant =
-        NewToken { user: login.user, kind: TokenKind::Login, name: None, custom: login.custom, client: login.client };
+    let mfa = verify_second_factor(ledger, &record, login.second_factor.as_deref(), metadata).await?;
+    let grant = NewToken {
+        user: login.user,
+        kind: TokenKind::Login,
+        name: None,
+        custom: login.custom,
+        client: login.client,
+        mfa,
+    };
     let (value, token) = record_login_and_issue(ledger, grant, metadata).await?;
     Ok(LoginOutcome::LoggedIn { value, token: Box::new(token) })
 }

@@ -21,7 +21,7 @@ use super::second_factor::{self, Enrolment};
 use super::tokens::{self, NewToken};
 use super::{AppError, forget_secret, passwords, undo_secret};
 use crate::domain::invite::{MAX_INVITE_TTL_MS, unusable};
-use crate::domain::token::ClientInfo;
+use crate::domain::token::{ClientInfo, Mfa};
 use crate::domain::user::{Invitation, NewPassword};
 use crate::domain::{
     AuthError, DisplayName, ErrorType, Identity, Invite, InviteCommand, Login, TokenKind, User, UserCommand, UserName,
@@ -230,6 +230,8 @@ pub async fn complete(ledger: &Ledger, completion: Completion, metadata: EventMe
         name: None,
         custom: Default::default(),
         client: completion.client,
+        // The completion checked the invitee's first one-time code.
+        mfa: Mfa::Used,
     };
     let (value, token) = tokens::issue(ledger, grant, &metadata).await?;
     Ok(Completed { user: invite.user, value, token })

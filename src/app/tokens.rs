@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::AppError;
 use super::ledger::Ledger;
-use crate::domain::token::{ClientInfo, RevocationReason, TokenIssued};
+use crate::domain::token::{ClientInfo, Mfa, RevocationReason, TokenIssued};
 use crate::domain::{ErrorType, Token, TokenCommand, TokenKind, TokenName, UserName};
 use crate::projections::token_index::encode_hash;
 use crate::projections::{TokenView, hash_token};
@@ -23,6 +23,9 @@ pub struct NewToken {
     pub name: Option<TokenName>,
     pub custom: BTreeMap<String, String>,
     pub client: ClientInfo,
+    /// Whether the login behind it used a second factor (`Unknown` for tokens
+    /// made from another token: Agent, Developer, Service).
+    pub mfa: Mfa,
 }
 
 /// A new token: its value (shown once, never stored), the grant the log
@@ -47,11 +50,13 @@ pub fn mint(grant: NewToken, now: i64, lifetime: i64) -> Minted {
         expires: now.saturating_add(lifetime),
         custom: grant.custom,
         client: grant.client,
+        mfa: grant.mfa,
     };
     let view = TokenView {
         id: Uuid::new_v4(),
         user: issued.user.clone(),
         kind: issued.kind,
+        mfa: issued.mfa,
         name: issued.name.as_ref().map(|n| n.to_string()),
         created: issued.created,
         expires: issued.expires,

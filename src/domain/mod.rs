@@ -121,9 +121,13 @@ pub enum DecodeError {
 
 /// The upcasters for stored events whose shape has since changed. Every
 /// reader of the log (aggregate loads and the projection runner) applies them.
-/// None yet: every event is at its first version.
+/// `TokenIssued` 1.0 → 2.0 (`mfa`).
 pub fn upcasters() -> Vec<Box<dyn EventUpcaster>> {
-    Vec::new()
+    vec![Box::new(cqrs_es::persist::SemanticVersionEventUpcaster::new(
+        "TokenIssued",
+        token::TOKEN_ISSUED_VERSION,
+        Box::new(token::upcast_token_issued_v1),
+    ))]
 }
 
 /// Any event of the test-mode log.

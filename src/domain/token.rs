@@ -43,6 +43,37 @@ impl TokenKind {
     }
 }
 
+/// Whether a second factor was used for the login a token came from
+/// (auth2's `mfa`): `Used` (a verified one-time code, or a provider that says
+/// so), `NotUsed` (a password alone), `Unknown` (no login behind it: Agent,
+/// Developer and Service tokens; tokens issued before this was recorded).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub enum Mfa {
+    Used,
+    NotUsed,
+    #[default]
+    Unknown,
+}
+
+impl Mfa {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Used => "Used",
+            Self::NotUsed => "NotUsed",
+            Self::Unknown => "Unknown",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "Used" => Some(Self::Used),
+            "NotUsed" => Some(Self::NotUsed),
+            "Unknown" => Some(Self::Unknown),
+            _ => None,
+        }
+    }
+}
+
 /// Where a token was created from: the client's address and its user agent, parsed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClientInfo {
@@ -74,6 +105,8 @@ pub struct TokenIssued {
     pub expires: i64,
     pub custom: BTreeMap<String, String>,
     pub client: ClientInfo,
+    /// Whether the login behind it used a second factor (since v2.0).
+    pub mfa: Mfa,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -114,8 +147,24 @@ impl DomainEvent for TokenEvent {
     }
 
     fn event_version(&self) -> String {
-        "1.0".to_owned()
+        match self {
+            Self::TokenIssued(_) => TOKEN_ISSUED_VERSION,
+            Self::TokenRevoked(_) => "1.0",
+        }
+        .to_owned()
     }
+}
+
+/// `TokenIssued` 2.0 added `mfa`; [`upcast_token_issued_v1`] reads 1.0 as `Unknown`.
+pub const TOKEN_ISSUED_VERSION: &str = "2.0";
+
+/// `TokenIssued` 1.0 → 2.0: a grant recorded before `mfa` existed says nothing
+/// about it.
+pub fn upcast_token_issued_v1(mut payload: serde_json::Value) -> serde_json::Value {
+    if let Some(grant) = payload.get_mut("TokenIssued").and_then(serde_json::Value::as_object_mut) {
+        grant.entry("mfa").or_insert_with(|| serde_json::Value::from(Mfa::Unknown.as_str()));
+    }
+    payload
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -180,7 +229,28 @@ pub(crate) mod tests {
             expires: 1_700_604_800_000,
             custom: BTreeMap::from([("client".into(), "narrative".into())]),
             client: ClientInfo { ip: Some("192.0.2.7".into()), ..ClientInfo::default() },
+            mfa: Mfa::Unknown,
         }
+    }
+
+    #[test]
+    fn a_grant_recorded_before_mfa_reads_as_unknown() {
+        let mut v1 = serde_json::to_value(TokenEvent::TokenIssued(grant())).unwrap_or_default();
+        if let Some(grant) = v1.get_mut("TokenIssued").and_then(serde_json::Value::as_object_mut) {
+            grant.remove("mfa");
+        }
+        let upcast = upcast_token_issued_v1(v1);
+        let event: TokenEvent = serde_json::from_value(upcast).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(event, TokenEvent::TokenIssued(grant()));
+        // Through the log's decoder, as every reader decodes.
+        let mut v1 = serde_json::to_value(TokenEvent::TokenIssued(grant())).unwrap_or_default();
+        if let Some(grant) = v1.get_mut("TokenIssued").and_then(serde_json::Value::as_object_mut) {
+            grant.remove("mfa");
+        }
+        use crate::domain::{LedgerEvent, LogEvent};
+        let decoded = LedgerEvent::decode("Token", "TokenIssued", "1.0", &v1.to_string(), &crate::domain::upcasters());
+        assert_eq!(decoded.ok(), Some(crate::domain::LedgerEvent::Token(TokenEvent::TokenIssued(grant()))));
+        assert_eq!(TokenEvent::TokenIssued(grant()).event_version(), "2.0");
     }
 
     fn revoke() -> TokenCommand {

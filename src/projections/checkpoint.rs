@@ -17,7 +17,8 @@ use crate::store::{Checkpoints, EventLog, StoreError, StoredCheckpoint};
 /// The checkpoint format this build writes and reads.
 /// 2: the access projection (authorities, provisioning tokens, invitations, hosts, certificates).
 /// 3: a host's latest certificate keeps when it was issued (the host's latest join).
-pub const FORMAT: u32 = 3;
+/// 4: tokens keep whether their login used a second factor (`mfa`).
+pub const FORMAT: u32 = 4;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Checkpoint {

@@ -178,7 +178,7 @@ mod tests {
     use super::*;
     use crate::domain::TokenKind;
     use crate::domain::test_mode::TEST_DATA_LIFETIME_MS;
-    use crate::domain::token::{ClientInfo, TokenIssued};
+    use crate::domain::token::{ClientInfo, Mfa, TokenIssued};
     use crate::projections::hash_token;
     use crate::projections::token_index::encode_hash;
 
@@ -202,6 +202,7 @@ mod tests {
             expires: at + TEST_DATA_LIFETIME_MS,
             custom: BTreeMap::new(),
             client: ClientInfo::default(),
+            mfa: Mfa::Unknown,
         }))
     }
 

@@ -19,7 +19,7 @@ use hashbrown::HashTable;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::domain::token::{ClientInfo, TokenIssued};
+use crate::domain::token::{ClientInfo, Mfa, TokenIssued};
 use crate::domain::{TokenKind, UserName};
 
 /// The raw SHA-256 of a token's value.
@@ -33,6 +33,7 @@ pub struct SavedToken {
     /// Index into [`SavedTokens::owners`].
     pub owner: u32,
     pub kind: TokenKind,
+    pub mfa: Mfa,
     pub created: i64,
     pub expires: i64,
     pub name: Option<String>,
@@ -83,6 +84,7 @@ struct Record {
     prev: u32,
     next: u32,
     kind: TokenKind,
+    mfa: Mfa,
     created: i64,
     expires: i64,
     name: Option<Box<str>>,
@@ -129,6 +131,7 @@ pub struct TokenView {
     pub id: Uuid,
     pub user: UserName,
     pub kind: TokenKind,
+    pub mfa: Mfa,
     pub name: Option<String>,
     pub created: i64,
     pub expires: i64,
@@ -141,6 +144,7 @@ pub struct TokenRef<'a> {
     pub id: Uuid,
     pub user: &'a UserName,
     pub kind: TokenKind,
+    pub mfa: Mfa,
     pub name: Option<&'a str>,
     pub created: i64,
     pub expires: i64,
@@ -183,6 +187,7 @@ impl TokenIndex {
             id: record.id,
             user: self.owners[record.owner as usize].name.clone(),
             kind: record.kind,
+            mfa: record.mfa,
             name: record.name.as_deref().map(str::to_owned),
             created: record.created,
             expires: record.expires,
@@ -211,6 +216,7 @@ impl TokenIndex {
             id: record.id,
             user: &self.owners[record.owner as usize].name,
             kind: record.kind,
+            mfa: record.mfa,
             name: record.name.as_deref(),
             created: record.created,
             expires: record.expires,
@@ -288,6 +294,7 @@ impl TokenIndex {
             prev: NIL,
             next: NIL,
             kind: grant.kind,
+            mfa: grant.mfa,
             created: grant.created,
             expires: grant.expires,
             name: grant.name.as_ref().map(|n| n.as_str().into()),
@@ -372,6 +379,7 @@ impl TokenIndex {
                     id: r.id,
                     owner: renumbered[r.owner as usize],
                     kind: r.kind,
+                    mfa: r.mfa,
                     created: r.created,
                     expires: r.expires,
                     name: r.name.as_deref().map(str::to_owned),
@@ -414,6 +422,7 @@ impl TokenIndex {
                 prev: NIL,
                 next: NIL,
                 kind: token.kind,
+                mfa: token.mfa,
                 created: token.created,
                 expires: token.expires,
                 name: token.name.map(String::into_boxed_str),
@@ -523,6 +532,7 @@ mod tests {
             expires,
             custom: BTreeMap::new(),
             client: ClientInfo::default(),
+            mfa: Mfa::Unknown,
         }
     }
 

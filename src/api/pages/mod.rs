@@ -20,6 +20,7 @@ use super::permissions::{self, Action};
 use super::request::cookie_token;
 use super::{AppState, Caller};
 use crate::domain::Role;
+use crate::domain::token::Mfa;
 use crate::projections::{TokenView, UserRecord};
 
 /// The stylesheet, served at `/static/style.css` (the only style source the CSP allows).
@@ -170,6 +171,8 @@ pub struct TokenRow {
     /// Agent, system, device and address it was created from.
     pub client: String,
     pub custom: String,
+    /// Whether the login behind it used a second factor.
+    pub mfa: &'static str,
 }
 
 impl TokenRow {
@@ -195,6 +198,11 @@ impl TokenRow {
             expires: at(token.expires),
             client: from.join(", "),
             custom: token.custom.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", "),
+            mfa: match token.mfa {
+                Mfa::Used => "used",
+                Mfa::NotUsed => "not used",
+                Mfa::Unknown => "unknown",
+            },
         }
     }
 }
