@@ -20,6 +20,7 @@ mod integrity;
 mod invites;
 mod legacy;
 mod log_ordering;
+mod login;
 mod mfa;
 mod pages;
 mod provisioning;

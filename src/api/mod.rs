@@ -9,6 +9,7 @@ pub mod guard;
 pub mod invites;
 pub mod legacy;
 pub mod local_account;
+pub mod login;
 pub mod me;
 pub mod pages;
 pub mod permissions;
@@ -159,6 +160,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/V2/invites/complete", post(invites::complete))
         .route("/admin/user/{user}/logins", post(ssh::set_logins))
         .route("/static/style.css", get(pages::stylesheet))
+        .route("/login/suggestname/{name}", get(login::suggest_name))
         .route("/localaccount/login", get(local_account::login_page).post(local_account::login))
         .route("/localaccount/reset", get(local_account::reset_page).post(local_account::reset))
         .route("/me", get(me::show).post(me::update).put(me::update))

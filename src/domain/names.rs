@@ -221,6 +221,37 @@ pub fn parse_custom_context(context: &BTreeMap<String, String>) -> Result<BTreeM
     Ok(context.clone())
 }
 
+/// A free user name like `wanted` (contract §4.2, `/login/suggestname`):
+/// lowercased, only `[a-z0-9_]`, starting with a letter, at most 100
+/// characters; if `taken`, its trailing digits replaced by the lowest free
+/// number from 2; failing all that, `user` and the lowest free number from 1.
+/// (Upstream answers 500 when the cleaned name exceeds 100 characters; here it
+/// is cut to 100.)
+pub fn suggest_user_name(wanted: &str, taken: impl Fn(&str) -> bool) -> String {
+    let cleaned: String = wanted.to_lowercase().chars().filter(|c| matches!(c, 'a'..='z' | '0'..='9' | '_')).collect();
+    let base: String =
+        cleaned.trim_start_matches(|c: char| !c.is_ascii_lowercase()).chars().take(UserName::MAX_LENGTH).collect();
+    // The lowest free number is at most one more than the names taken; the
+    // search is capped all the same (this answers unauthenticated requests).
+    let numbered = |stem: &str, from: u64| {
+        (from..from + 1_000_000).map(|n| n.to_string()).find_map(|n| {
+            let keep = UserName::MAX_LENGTH.saturating_sub(n.len()).min(stem.len());
+            let candidate = format!("{}{n}", &stem[..keep]);
+            (!taken(&candidate)).then_some(candidate)
+        })
+    };
+    if !base.is_empty() {
+        if !taken(&base) {
+            return base;
+        }
+        let stem = base.trim_end_matches(|c: char| c.is_ascii_digit());
+        if let Some(found) = numbered(stem, 2) {
+            return found;
+        }
+    }
+    numbered("user", 1).unwrap_or_else(|| "user1".to_owned())
+}
+
 /// A comma-separated user list (§4.2): each element trimmed and validated.
 /// A blank list is empty.
 pub fn parse_user_list(list: Option<&str>) -> Result<Vec<UserName>, AuthError> {
@@ -246,6 +277,24 @@ pub fn parse_user_list(list: Option<&str>) -> Result<Vec<UserName>, AuthError> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_suggested_name_is_clean_and_free() {
+        let taken = ["foo", "foo2", "user1", "bar"];
+        let suggest = |wanted: &str| super::suggest_user_name(wanted, |n| taken.contains(&n));
+        assert_eq!(suggest("Foo"), "foo3", "foo and foo2 are taken");
+        assert_eq!(suggest("Jane Doe!"), "janedoe");
+        assert_eq!(suggest("12_x-y"), "xy", "leading non-letters dropped");
+        assert_eq!(suggest("bar7"), "bar7");
+        assert_eq!(suggest("foo2"), "foo3", "trailing digits replaced");
+        assert_eq!(suggest("!!!"), "user2", "nothing left: user and the lowest free number");
+        assert_eq!(suggest("Ünïcödé"), "ncd");
+        let long = "a".repeat(150);
+        assert_eq!(suggest(&long), "a".repeat(100), "cut to 100");
+        let first_two = [long[..100].to_owned(), format!("{}2", &long[..99])];
+        let numbered = super::suggest_user_name(&long, |n| first_two.iter().any(|t| t == n));
+        assert_eq!(numbered, format!("{}3", &long[..99]), "numbered within 100 characters");
+    }
+
     use super::*;
 
     fn msg<T: fmt::Debug>(r: Result<T, AuthError>) -> String {
