@@ -23,6 +23,7 @@ mod log_ordering;
 mod login;
 mod mfa;
 mod pages;
+mod providers;
 mod provisioning;
 mod read_your_writes;
 mod recanonicalization;

@@ -32,6 +32,7 @@ pub mod hosts;
 pub mod invitations;
 pub mod ledger;
 pub mod passwords;
+pub mod providers;
 pub mod root_account;
 pub mod second_factor;
 pub mod ssh;
