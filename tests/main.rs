@@ -16,6 +16,7 @@ mod cli;
 mod cli_admin;
 mod concurrency;
 mod contention;
+mod flows;
 mod integrity;
 mod invites;
 mod legacy;

@@ -16,6 +16,7 @@
 //! (`sql`).
 
 pub mod chain;
+pub mod flows;
 mod postgres;
 mod repository;
 mod sql;

@@ -78,7 +78,7 @@ impl TestStore {
         if let Self::Postgres { url, prefix } = self
             && let Ok(pool) = sqlx::PgPool::connect(url).await
         {
-            for table in ["events", "secrets", "schema_version"] {
+            for table in ["events", "secrets", "schema_version", "checkpoints", "flows"] {
                 let _ = sqlx::query(&format!("DROP TABLE IF EXISTS {prefix}{table}")).execute(&pool).await;
                 let _ = sqlx::query(&format!("DROP TABLE IF EXISTS {prefix}testmode_{table}")).execute(&pool).await;
             }

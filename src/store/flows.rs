@@ -1,0 +1,282 @@
+//! The in-flight store of provider sign-ins and links: what a login or link
+//! under way needs between its requests (the OAuth2 state's hash, the PKCE
+//! verifier, the nonce; then the identities awaiting a choice). It is
+//! short-lived, single use and bounded, and kept out of the immutable log —
+//! what *happened* goes into the log; this is only a flow's scratch pad. On
+//! SQLite it is its own file beside the log (`<stem>.flows.db`, so flows never
+//! wait on the log's write lock), on PostgreSQL its own table in the same
+//! database. Records are found by the SHA-256 of the random token the flow's
+//! cookie carries, never by the token itself.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+
+use super::{StoreError, StoreKind, StoreOptions};
+
+/// At most this many flows are kept; when full, expired ones are swept and a
+/// new flow is refused if none were (a flood of unauthenticated starts cannot
+/// grow the store without bound).
+pub const MAX_FLOWS: i64 = 10_000;
+
+/// Which step a flow is at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlowStep {
+    /// A login sent to the provider, waiting for it to come back.
+    LoginStarted,
+    /// A login back from the provider, its identities waiting for a choice.
+    LoginChoice,
+    /// A link sent to the provider.
+    LinkStarted,
+    /// A link back from the provider, waiting for a choice.
+    LinkChoice,
+    /// A flow that failed at the provider; the error waits to be shown.
+    Failed,
+}
+
+impl FlowStep {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::LoginStarted => "LOGINSTART",
+            Self::LoginChoice => "LOGINIDENTS",
+            Self::LinkStarted => "LINKSTART",
+            Self::LinkChoice => "LINKIDENTS",
+            Self::Failed => "ERROR",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        [Self::LoginStarted, Self::LoginChoice, Self::LinkStarted, Self::LinkChoice, Self::Failed]
+            .into_iter()
+            .find(|step| step.as_str() == text)
+    }
+}
+
+/// One flow's record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Flow {
+    pub step: FlowStep,
+    /// The signed-in user a link belongs to (logout drops their flows).
+    pub user: Option<String>,
+    /// The provider the flow went to.
+    pub provider: Option<String>,
+    /// The step's data, JSON (the caller's to shape).
+    pub data: String,
+    pub created_at: i64,
+    /// Gone after this instant (epoch ms).
+    pub expires_at: i64,
+}
+
+/// Why a flow could not be kept.
+#[derive(Debug, thiserror::Error)]
+pub enum FlowError {
+    #[error("too many sign-ins are under way; try again shortly")]
+    Full,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// The in-flight store.
+pub struct Flows {
+    pool: Pool,
+    put: String,
+    take: String,
+    peek: String,
+    sweep: String,
+    count: String,
+    drop_user: String,
+    /// The most flows kept ([`MAX_FLOWS`] unless set otherwise).
+    limit: i64,
+}
+
+type Row = (String, Option<String>, Option<String>, String, i64, i64);
+
+impl Flows {
+    /// Opens (creating if needed) the flows of the log at `url`.
+    pub async fn open(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
+        let table = format!("{}flows", options.table_prefix);
+        let (pool, p): (Pool, fn(usize) -> String) = match StoreKind::parse(url)? {
+            StoreKind::Sqlite { path } => {
+                let path = std::path::Path::new(&path);
+                let stem =
+                    path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "events".into());
+                let file = path.with_file_name(format!("{stem}.flows.db"));
+                let connect = SqliteConnectOptions::from_str("sqlite:")
+                    .map_err(|source| StoreError::Connect { url: file.display().to_string(), source })?
+                    .filename(&file)
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    // Losing an in-flight sign-in to a crash only restarts it.
+                    .synchronous(SqliteSynchronous::Normal)
+                    .busy_timeout(Duration::from_secs(10))
+                    .pragma("secure_delete", "on");
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .connect_with(connect)
+                    .await
+                    .map_err(|source| StoreError::Connect { url: file.display().to_string(), source })?;
+                (Pool::Sqlite(pool), |_| "?".to_owned())
+            }
+            StoreKind::Postgres { url } => {
+                let pool = PgPoolOptions::new()
+                    .max_connections(4)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect(&url)
+                    .await
+                    .map_err(|source| StoreError::Connect { url: super::postgres::redact(&url), source })?;
+                (Pool::Postgres(pool), |n| format!("${n}"))
+            }
+        };
+        let columns = "step, user_name, provider, data, created_at, expires_at";
+        let flows = Self {
+            put: format!(
+                "INSERT INTO {table} (token_hash, {columns}) VALUES ({}, {}, {}, {}, {}, {}, {})",
+                p(1),
+                p(2),
+                p(3),
+                p(4),
+                p(5),
+                p(6),
+                p(7)
+            ),
+            take: format!("DELETE FROM {table} WHERE token_hash = {} RETURNING {columns}", p(1)),
+            peek: format!("SELECT {columns} FROM {table} WHERE token_hash = {}", p(1)),
+            sweep: format!("DELETE FROM {table} WHERE expires_at < {}", p(1)),
+            count: format!("SELECT COUNT(*) FROM {table}"),
+            drop_user: format!("DELETE FROM {table} WHERE user_name = {}", p(1)),
+            limit: MAX_FLOWS,
+            pool,
+        };
+        let create = [
+            format!(
+                "CREATE TABLE IF NOT EXISTS {table} (token_hash TEXT PRIMARY KEY, step TEXT NOT NULL, user_name TEXT,
+                 provider TEXT, data TEXT NOT NULL, created_at BIGINT NOT NULL, expires_at BIGINT NOT NULL)"
+            ),
+            format!("CREATE INDEX IF NOT EXISTS {table}_expires ON {table} (expires_at)"),
+            format!("CREATE INDEX IF NOT EXISTS {table}_user ON {table} (user_name)"),
+        ];
+        for statement in create {
+            flows.execute(&statement, Vec::new()).await?;
+        }
+        Ok(flows)
+    }
+
+    /// The same store, keeping at most `limit` flows.
+    pub fn with_limit(mut self, limit: i64) -> Self {
+        self.limit = limit;
+        self
+    }
+
+    async fn execute(&self, statement: &str, args: Vec<Arg<'_>>) -> Result<u64, StoreError> {
+        Ok(match &self.pool {
+            Pool::Sqlite(pool) => bind_sqlite(sqlx::query(statement), args).execute(pool).await?.rows_affected(),
+            Pool::Postgres(pool) => bind_pg(sqlx::query(statement), args).execute(pool).await?.rows_affected(),
+        })
+    }
+
+    async fn fetch(&self, statement: &str, key: &str) -> Result<Option<Row>, StoreError> {
+        Ok(match &self.pool {
+            Pool::Sqlite(pool) => sqlx::query_as(statement).bind(key).fetch_optional(pool).await?,
+            Pool::Postgres(pool) => sqlx::query_as(statement).bind(key).fetch_optional(pool).await?,
+        })
+    }
+
+    /// How many flows are kept (expired ones not yet swept included).
+    pub async fn count(&self) -> Result<i64, StoreError> {
+        Ok(match &self.pool {
+            Pool::Sqlite(pool) => sqlx::query_scalar(&self.count).fetch_one(pool).await?,
+            Pool::Postgres(pool) => sqlx::query_scalar(&self.count).fetch_one(pool).await?,
+        })
+    }
+
+    /// Keeps `flow` under `token_hash`; refused when the store is full of
+    /// flows that have not expired by `now`.
+    pub async fn put(&self, token_hash: &str, flow: &Flow, now: i64) -> Result<(), FlowError> {
+        if self.count().await? >= self.limit && (self.sweep(now).await? == 0 || self.count().await? >= self.limit) {
+            return Err(FlowError::Full);
+        }
+        let args = vec![
+            Arg::Text(Some(token_hash)),
+            Arg::Text(Some(flow.step.as_str())),
+            Arg::Text(flow.user.as_deref()),
+            Arg::Text(flow.provider.as_deref()),
+            Arg::Text(Some(&flow.data)),
+            Arg::Int(flow.created_at),
+            Arg::Int(flow.expires_at),
+        ];
+        self.execute(&self.put, args).await?;
+        Ok(())
+    }
+
+    /// Removes and answers the flow under `token_hash` (single use); `None`
+    /// when there is none, or it expired before `now`.
+    pub async fn take(&self, token_hash: &str, now: i64) -> Result<Option<Flow>, StoreError> {
+        Ok(self.fetch(&self.take, token_hash).await?.and_then(flow_of).filter(|f| f.expires_at >= now))
+    }
+
+    /// The flow under `token_hash`, left in place (a choice page shown again).
+    pub async fn peek(&self, token_hash: &str, now: i64) -> Result<Option<Flow>, StoreError> {
+        Ok(self.fetch(&self.peek, token_hash).await?.and_then(flow_of).filter(|f| f.expires_at >= now))
+    }
+
+    /// Drops the flows that expired before `now`; how many.
+    pub async fn sweep(&self, now: i64) -> Result<u64, StoreError> {
+        self.execute(&self.sweep, vec![Arg::Int(now)]).await
+    }
+
+    /// Drops every flow of `user` (a logout ends the user's links under way).
+    pub async fn drop_user(&self, user: &str) -> Result<u64, StoreError> {
+        self.execute(&self.drop_user, vec![Arg::Text(Some(user))]).await
+    }
+
+    /// Closes the connections.
+    pub async fn close(&self) {
+        match &self.pool {
+            Pool::Sqlite(pool) => pool.close().await,
+            Pool::Postgres(pool) => pool.close().await,
+        }
+    }
+}
+
+/// A row back as a flow (a row whose step this build does not know is dropped).
+fn flow_of((step, user, provider, data, created_at, expires_at): Row) -> Option<Flow> {
+    Some(Flow { step: FlowStep::parse(&step)?, user, provider, data, created_at, expires_at })
+}
+
+enum Arg<'a> {
+    Text(Option<&'a str>),
+    Int(i64),
+}
+
+fn bind_sqlite<'q>(
+    mut query: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+    args: Vec<Arg<'q>>,
+) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
+    for arg in args {
+        query = match arg {
+            Arg::Text(text) => query.bind(text),
+            Arg::Int(int) => query.bind(int),
+        };
+    }
+    query
+}
+
+fn bind_pg<'q>(
+    mut query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    args: Vec<Arg<'q>>,
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    for arg in args {
+        query = match arg {
+            Arg::Text(text) => query.bind(text),
+            Arg::Int(int) => query.bind(int),
+        };
+    }
+    query
+}
