@@ -2,10 +2,12 @@
 //! overridden by command-line flags; every setting has a default, so
 //! `authledger serve` needs none of them.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::Deserialize;
 
+use crate::app::providers::ProviderSettings;
 use crate::app::ssh::{SshOptions, StaticToken};
 use crate::domain::ServerSettings;
 use crate::domain::canonical::Canonicalization;
@@ -40,7 +42,30 @@ pub struct FileConfig {
     /// The settings a new log starts with; later changes are events (`POST /admin/config`).
     #[serde(default)]
     pub initial: InitialSettings,
+    /// Identity providers, one table each (`[providers.Google]`); the table's
+    /// name is the provider's name in every URL and answer.
+    #[serde(default)]
+    pub providers: BTreeMap<String, ProviderTable>,
 }
+
+/// One identity provider's table.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderTable {
+    /// `"oidc"` (any OpenID Connect provider, by discovery from `issuer`) or `"google"`.
+    pub kind: String,
+    pub client_id: String,
+    pub client_secret: Option<String>,
+    /// A file holding the client secret (instead of `client_secret`).
+    pub client_secret_file: Option<std::path::PathBuf>,
+    /// The issuer to discover the provider from (a preset's default otherwise).
+    pub issuer: Option<String>,
+    /// Scopes besides `openid` (default `email`, `profile`).
+    pub scopes: Option<Vec<String>>,
+}
+
+/// The provider kinds this build speaks.
+pub const PROVIDER_KINDS: [&str; 2] = ["oidc", "google"];
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -90,6 +115,64 @@ impl FileConfig {
                 reason: format!("{other:?} is not \"full\" or \"normal\""),
             }),
         }
+    }
+
+    /// The identity providers, checked: names (letters and digits, starting
+    /// with a letter, unique whatever their case), kinds, credentials (the
+    /// secret read from its file), issuers.
+    pub fn provider_settings(&self) -> Result<Vec<ProviderSettings>, ConfigError> {
+        let invalid =
+            |name: &str, reason: String| ConfigError::Invalid { key: "providers", reason: format!("{name}: {reason}") };
+        let mut seen = std::collections::BTreeSet::new();
+        let mut providers = Vec::new();
+        for (name, table) in &self.providers {
+            let well_formed = name.len() <= 50
+                && name.starts_with(|c: char| c.is_ascii_alphabetic())
+                && name.chars().all(|c| c.is_ascii_alphanumeric());
+            if !well_formed {
+                return Err(invalid(name, "a provider's name is letters and digits, starting with a letter".into()));
+            }
+            if !seen.insert(name.to_ascii_lowercase()) {
+                return Err(invalid(name, "another provider has this name in another case".into()));
+            }
+            let client_secret = match (&table.client_secret, &table.client_secret_file) {
+                (Some(secret), None) => secret.trim().to_owned(),
+                (None, Some(file)) => std::fs::read_to_string(file)
+                    .map_err(|e| invalid(name, format!("cannot read client_secret_file {}: {e}", file.display())))?
+                    .trim()
+                    .to_owned(),
+                _ => return Err(invalid(name, "give client_secret or client_secret_file (one of them)".into())),
+            };
+            if client_secret.is_empty() || table.client_id.trim().is_empty() {
+                return Err(invalid(name, "client_id and the client secret must not be blank".into()));
+            }
+            let (issuer, extra_params) = match table.kind.as_str() {
+                "oidc" => match &table.issuer {
+                    Some(issuer) => (issuer.trim().to_owned(), Vec::new()),
+                    None => return Err(invalid(name, "kind \"oidc\" needs an issuer".into())),
+                },
+                "google" => (
+                    table.issuer.clone().unwrap_or_else(|| "https://accounts.google.com".into()),
+                    vec![("prompt".to_owned(), "select_account".to_owned())],
+                ),
+                other => {
+                    return Err(invalid(name, format!("kind {other:?} is not one of {}", PROVIDER_KINDS.join(", "))));
+                }
+            };
+            match url::Url::parse(&issuer) {
+                Ok(url) if matches!(url.scheme(), "http" | "https") && url.host_str().is_some() => {}
+                _ => return Err(invalid(name, format!("the issuer {issuer:?} is not an http(s) URL"))),
+            }
+            providers.push(ProviderSettings {
+                name: name.clone(),
+                issuer,
+                client_id: table.client_id.trim().to_owned(),
+                client_secret,
+                scopes: table.scopes.clone().unwrap_or_else(|| vec!["email".into(), "profile".into()]),
+                extra_params,
+            });
+        }
+        Ok(providers)
     }
 
     /// The SSH side's settings; a malformed static token stops start-up with an error naming it.
@@ -177,6 +260,8 @@ impl FileConfig {
                 60_000,
                 defaults.suggested_cache_ms,
             )?,
+            // Providers start switched off, as upstream; an administrator turns them on.
+            providers: Default::default(),
         })
     }
 }
@@ -209,6 +294,45 @@ mod tests {
         assert!(FileConfig::parse("unknown_key = 1").is_err());
         let bad = FileConfig::parse("[initial]\nlogin_token_days = 0").unwrap_or_default();
         assert!(bad.initial_settings().is_err());
+    }
+
+    #[test]
+    fn providers_are_read_in_the_issues_shape_and_checked() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let secret_file = dir.path().join("google");
+        std::fs::write(&secret_file, "from-a-file\n").unwrap_or_else(|e| panic!("{e}"));
+        let text = format!(
+            "public_url = \"https://auth.example.org\"\n\
+             [providers.Google]\nkind = \"google\"\nclient_id = \"g-id\"\nclient_secret_file = {:?}\n\
+             [providers.Corp]\nkind = \"oidc\"\nissuer = \"https://id.corp.example\"\nclient_id = \"c\"\n\
+             client_secret = \"s\"\nscopes = [\"email\"]\n",
+            secret_file.display().to_string()
+        );
+        let config = FileConfig::parse(&text).unwrap_or_else(|e| panic!("{e}"));
+        let providers = config.provider_settings().unwrap_or_else(|e| panic!("{e}"));
+        let google = providers.iter().find(|p| p.name == "Google").unwrap_or_else(|| panic!("Google"));
+        assert_eq!(google.client_secret, "from-a-file");
+        assert_eq!(google.issuer, "https://accounts.google.com");
+        assert_eq!(google.extra_params, vec![("prompt".to_owned(), "select_account".to_owned())]);
+        let corp = providers.iter().find(|p| p.name == "Corp").unwrap_or_else(|| panic!("Corp"));
+        assert_eq!((corp.issuer.as_str(), corp.scopes.clone()), ("https://id.corp.example", vec!["email".to_owned()]));
+        let refused =
+            |text: &str| FileConfig::parse(text).ok().and_then(|c| c.provider_settings().err()).map(|e| e.to_string());
+        let no_issuer = refused("[providers.X]\nkind = \"oidc\"\nclient_id = \"a\"\nclient_secret = \"b\"\n");
+        assert!(no_issuer.is_some_and(|e| e.contains("X: kind \"oidc\" needs an issuer")));
+        let kind = refused("[providers.X]\nkind = \"saml\"\nclient_id = \"a\"\nclient_secret = \"b\"\n");
+        assert!(kind.is_some_and(|e| e.contains("\"saml\" is not one of oidc, google")));
+        let both =
+            "[providers.X]\nkind = \"google\"\nclient_id = \"a\"\nclient_secret = \"b\"\nclient_secret_file = \"/f\"\n";
+        assert!(refused(both).is_some_and(|e| e.contains("one of them")));
+        let case = "[providers.Google]\nkind = \"google\"\nclient_id = \"a\"\nclient_secret = \"b\"\n\
+                    [providers.google]\nkind = \"google\"\nclient_id = \"a\"\nclient_secret = \"b\"\n";
+        assert!(refused(case).is_some_and(|e| e.contains("another case")));
+        let name = "[providers.\"my-idp\"]\nkind = \"google\"\nclient_id = \"a\"\nclient_secret = \"b\"\n";
+        assert!(refused(name).is_some_and(|e| e.contains("letters and digits")));
+        assert!(
+            FileConfig::parse("[providers.X]\nkind = \"google\"\nclient_id = \"a\"\nauthorize_url = \"x\"\n").is_err()
+        );
     }
 
     #[test]

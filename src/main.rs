@@ -173,6 +173,7 @@ impl Common {
         options.canonicalization = file.display_name_rule.unwrap_or_default();
         options.initial_settings = file.initial_settings().map_err(|e| e.to_string())?;
         options.ssh = file.ssh_options().map_err(|e| e.to_string())?;
+        options.providers = file.provider_settings().map_err(|e| e.to_string())?;
         Ok((file, options))
     }
 }

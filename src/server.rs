@@ -15,6 +15,7 @@ use crate::api::{self, AppState, ServiceInfo};
 use crate::app::AppError;
 use crate::app::background::BackgroundTask;
 use crate::app::ledger::{Ledger, LedgerOptions};
+use crate::app::providers::Providers;
 use crate::app::second_factor::forget_orphans;
 use crate::app::ssh::SshService;
 use crate::app::ssh::authority::ensure_authorities;
@@ -71,6 +72,7 @@ impl Server {
             false => None,
         };
         let ssh_options = options.ssh.clone();
+        let providers = Arc::new(Providers::new(options.providers.clone()));
         let ledger = Arc::new(Ledger::open(options, clock).await?);
         ensure_authorities(&ledger).await.map_err(StartError::Authorities)?;
         let listener =
@@ -78,7 +80,8 @@ impl Server {
         let addr = listener.local_addr().map_err(|source| StartError::Listen { addr: listen.to_owned(), source })?;
         let info = ServiceInfo { git_commit: env!("AUTHLEDGER_GIT_COMMIT").to_owned() };
         let ssh = Arc::new(SshService::new(ssh_options, addr));
-        let state = AppState { ledger: ledger.clone(), test_mode: test_mode.clone(), info: Arc::new(info), ssh };
+        let state =
+            AppState { ledger: ledger.clone(), test_mode: test_mode.clone(), info: Arc::new(info), ssh, providers };
         // Every path also answers with one trailing slash (contract §1).
         let app = NormalizePathLayer::trim_trailing_slash().layer(api::router(state));
         let (shutdown, stopped) = oneshot::channel::<()>();

@@ -25,3 +25,66 @@ async fn a_suggested_name_is_free_among_every_account(h: Harness) -> Harness {
     h
 }
 on_both_stores!(a_suggested_name_is_free_among_every_account);
+
+fn with_providers(options: &mut authledger::app::ledger::LedgerOptions) {
+    let provider = |name: &str| authledger::app::providers::ProviderSettings {
+        name: name.into(),
+        issuer: "http://127.0.0.1:9".into(),
+        client_id: "authledger".into(),
+        client_secret: "secret".into(),
+        scopes: Vec::new(),
+        extra_params: Vec::new(),
+    };
+    options.providers = vec![provider("Corp"), provider("Google")];
+}
+
+async fn an_administrator_switches_providers_on_and_off(store: common::TestStore) {
+    let clock: std::sync::Arc<dyn authledger::clock::Clock> = std::sync::Arc::new(authledger::clock::SystemClock);
+    let h = Harness::start_with(store, clock, with_providers).await;
+    let (_, admin) = h.administrators().await;
+    let off = json!({"enabled": false, "forceloginchoice": false, "forcelinkchoice": false});
+    let config = h.get("/admin/config", Some(&admin)).await.json();
+    assert_eq!(config["providers"], json!({"Corp": off, "Google": off}), "configured providers start off");
+    let set = |body: serde_json::Value| h.post("/admin/config/provider", Some(&admin), body);
+    assert_eq!(set(json!({"provider": "Corp", "enabled": true, "forcelinkchoice": true})).await.status, 204);
+    let on = json!({"enabled": true, "forceloginchoice": false, "forcelinkchoice": true});
+    assert_eq!(h.get("/admin/config", Some(&admin)).await.json()["providers"]["Corp"], on);
+    set(json!({"provider": "corp", "enabled": true})).await.assert_error(401, "50020 No such identity provider: corp");
+    set(json!({"provider": " ", "enabled": true})).await.assert_error(400, "30000 Missing input parameter: provider");
+    h.user_with_password(&admin, "pat").await;
+    let pat = h.login("pat", common::USER_PASSWORD).await;
+    let refused = h.post("/admin/config/provider", Some(&pat), json!({"provider": "Corp"})).await;
+    assert_eq!(refused.status, 403, "{}", refused.text);
+    // The page's form: a box is on when present; the browser comes back to the page.
+    let cookie = h.session_cookie("admin").await;
+    let form = h.form("/admin/config/provider", &cookie, &[("provider", "Google"), ("forceloginchoice", "on")]).await;
+    assert_eq!(form.header("location").as_deref(), Some("/admin/config"), "{}", form.text);
+    let page = h.page("/admin/config", Some(&cookie)).await;
+    assert!(page.text.contains("id=\"provider-Google\""), "{}", page.text);
+    assert!(page.text.contains("name=\"forceloginchoice\" checked"), "{}", page.text);
+    // In the log, and still so after a restart; a reset switches them off.
+    let audit = h.get("/api/V2/admin/audit?type=ServerConfigUpdated", Some(&admin)).await.json();
+    let described: Vec<String> = audit["events"]
+        .as_array()
+        .map(|e| e.iter().filter_map(|e| e["description"].as_str().map(str::to_owned)).collect())
+        .unwrap_or_default();
+    assert!(described.iter().any(|d| d.contains("provider Corp: enabled=true")), "{described:?}");
+    let h = h.restart_with(with_providers).await;
+    assert_eq!(h.get("/admin/config", Some(&admin)).await.json()["providers"]["Corp"], on);
+    assert_eq!(h.post("/admin/config/reset", Some(&admin), json!({})).await.status, 204);
+    let config = h.get("/admin/config", Some(&admin)).await.json();
+    assert_eq!(config["providers"], json!({"Corp": off, "Google": off}), "{config}");
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_administrator_switches_providers_on_and_off_sqlite() {
+    an_administrator_switches_providers_on_and_off(common::TestStore::sqlite()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_administrator_switches_providers_on_and_off_postgres() {
+    if let Some(store) = common::TestStore::postgres().await {
+        an_administrator_switches_providers_on_and_off(store).await;
+    }
+}

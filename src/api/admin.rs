@@ -20,7 +20,7 @@ use super::request::{Body, Input, RequestContext, any_token};
 use super::tokens::{no_content_clearing_cookie, owned_token, revoke_token};
 use super::{AppState, Caller, views};
 use crate::domain::names::{check_length, is_blank, parse_role_description};
-use crate::domain::server_config::{ConfigChange, DAY_MS, RedirectKind};
+use crate::domain::server_config::{ConfigChange, DAY_MS, ProviderSwitches, RedirectKind};
 use crate::domain::token::RevocationReason;
 use crate::domain::{CustomRole, ServerConfig, System, User};
 
@@ -358,7 +358,7 @@ pub async fn config(State(state): State<AppState>, context: RequestContext) -> R
     let caller = administrator(&state, &context, Action::ViewConfig)?;
     let config = state.ledger.model.read().config.clone();
     if context.wants_html() {
-        return pages::admin::config(Nav::of_caller(&caller), &config);
+        return pages::admin::config(Nav::of_caller(&caller), &config, state.providers.names());
     }
     let mut out = json!({
         "allowlogin": config.allow_login,
@@ -373,6 +373,20 @@ pub async fn config(State(state): State<AppState>, context: RequestContext) -> R
     for kind in RedirectKind::ALL {
         out[kind.key()] = json!(config.redirects.get(kind));
     }
+    let providers: serde_json::Map<String, Value> = state
+        .providers
+        .names()
+        .map(|name| {
+            let switches = config.provider(name);
+            let shown = json!({
+                "enabled": switches.enabled,
+                "forceloginchoice": switches.force_login_choice,
+                "forcelinkchoice": switches.force_link_choice,
+            });
+            (name.to_owned(), shown)
+        })
+        .collect();
+    out["providers"] = Value::Object(providers);
     Ok(Json(out).into_response())
 }
 
@@ -499,11 +513,48 @@ pub async fn update_basic_config(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// `POST /admin/config/provider`: a configured provider's switches — a form
+/// (`provider`, and boxes `enabled`, `forceloginchoice`, `forcelinkchoice`,
+/// on when present and not blank) or the same as JSON booleans.
+pub async fn update_provider_config(
+    State(state): State<AppState>,
+    context: RequestContext,
+    body: Body,
+) -> Result<StatusCode, ApiError> {
+    let input = body.input()?;
+    input.reject_unexpected(&["provider", "enabled", "forceloginchoice", "forcelinkchoice"])?;
+    let name = input.string("provider")?;
+    if is_blank(name.as_deref()) {
+        return Err(AuthError::missing("provider").into());
+    }
+    let on = |key: &str| -> Result<bool, ApiError> {
+        match &input {
+            Input::Form(form) => Ok(form.get(key).is_some_and(|v| !is_blank(Some(v)))),
+            Input::Json(json) => Ok(json.boolean(key)?.unwrap_or(false)),
+        }
+    };
+    let switches = ProviderSwitches {
+        enabled: on("enabled")?,
+        force_login_choice: on("forceloginchoice")?,
+        force_link_choice: on("forcelinkchoice")?,
+    };
+    let caller = administrator(&state, &context, Action::ChangeConfig)?;
+    let name = crate::domain::names::java_trim(name.as_deref().unwrap_or_default()).to_owned();
+    if state.providers.get(&name).is_none() {
+        return Err(AuthError::new(ErrorType::NoSuchIdentityProvider, name).into());
+    }
+    let changes = vec![ConfigChange::Provider { name, switches }];
+    let command = ServerConfigCommand::Update { changes, by: caller.name().clone(), at: state.now() };
+    state.ledger.execute::<ServerConfig>((), command, &context.metadata(caller.name(), state.ignore_ip())).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// `POST /admin/config/reset`: every setting back to what this server starts
 /// a new log with (the built-in defaults, or the operator's `[initial]`).
 pub async fn reset_config(State(state): State<AppState>, context: RequestContext) -> Result<StatusCode, ApiError> {
     let caller = administrator(&state, &context, Action::ChangeConfig)?;
-    let changes = state.ledger.initial_settings().as_changes();
+    let current = state.ledger.model.read().config.clone();
+    let changes = state.ledger.initial_settings().changes_from(&current);
     let command = ServerConfigCommand::Update { changes, by: caller.name().clone(), at: state.now() };
     state.ledger.execute::<ServerConfig>((), command, &context.metadata(caller.name(), state.ignore_ip())).await?;
     Ok(StatusCode::NO_CONTENT)

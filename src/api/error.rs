@@ -38,7 +38,7 @@ pub struct ApiError {
 pub fn status_of(kind: ErrorType) -> StatusCode {
     use ErrorType::*;
     match kind {
-        AuthenticationFailed | InvalidToken | PasswordMismatch => StatusCode::UNAUTHORIZED,
+        AuthenticationFailed | InvalidToken | PasswordMismatch | NoSuchIdentityProvider => StatusCode::UNAUTHORIZED,
         Unauthorized | DisabledUser => StatusCode::FORBIDDEN,
         NoSuchUser | NoSuchLocalUser | NoSuchToken => StatusCode::NOT_FOUND,
         NoTokenProvided | MissingParameter | IllegalParameter | IllegalUserName | IllegalEmailAddress

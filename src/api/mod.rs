@@ -46,6 +46,8 @@ pub struct AppState {
     pub info: Arc<ServiceInfo>,
     /// The SSH side: settings, the authorities' key cache, the public URL.
     pub ssh: Arc<SshService>,
+    /// The configured identity providers.
+    pub providers: Arc<crate::app::providers::Providers>,
 }
 
 /// Facts about this build, for the root document.
@@ -195,6 +197,7 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/config/basic", post(admin::update_basic_config))
         .route("/admin/config/token", post(admin::update_token_config))
         .route("/admin/config/reset", post(admin::reset_config))
+        .route("/admin/config/provider", post(admin::update_provider_config))
         .route("/api/legacy/KBase/Sessions/Login", get(legacy::kbase_get).post(legacy::kbase_login))
         .route("/api/legacy/globus/goauth/token", get(legacy::globus_token_endpoint))
         .route("/api/legacy/globus/users/{user}", get(legacy::globus_user))

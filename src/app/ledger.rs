@@ -36,6 +36,8 @@ pub struct LedgerOptions {
     pub test_mode: bool,
     /// The SSH side's settings: static join tokens, certificate lifetimes, the public URL.
     pub ssh: SshOptions,
+    /// The identity providers of the configuration.
+    pub providers: Vec<super::providers::ProviderSettings>,
 }
 
 impl LedgerOptions {
@@ -52,6 +54,7 @@ impl LedgerOptions {
             command_deadline: super::commands::COMMAND_DEADLINE,
             test_mode: false,
             ssh: SshOptions::default(),
+            providers: Vec::new(),
         }
     }
 }

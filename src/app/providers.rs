@@ -192,6 +192,40 @@ impl Provider {
     }
 }
 
+/// Every configured provider, by name.
+pub struct Providers {
+    by_name: std::collections::BTreeMap<String, Provider>,
+}
+
+impl Providers {
+    /// The providers of `settings`, sharing one HTTP client (no redirects
+    /// followed, 10 s per request).
+    pub fn new(settings: Vec<ProviderSettings>) -> Self {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap_or_default();
+        let by_name = settings.into_iter().map(|s| (s.name.clone(), Provider::new(s, http.clone()))).collect();
+        Self { by_name }
+    }
+
+    /// The configured providers' names, sorted.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.by_name.keys().map(String::as_str)
+    }
+
+    /// The provider named exactly `name`.
+    pub fn get(&self, name: &str) -> Option<&Provider> {
+        self.by_name.get(name)
+    }
+
+    /// The provider named `name` in any case (how sign-in URLs find it, as upstream).
+    pub fn find(&self, name: &str) -> Option<&Provider> {
+        self.by_name.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, p)| p)
+    }
+}
+
 fn redirect_url(redirect: &str) -> Result<RedirectUrl, ProviderError> {
     RedirectUrl::new(redirect.to_owned()).map_err(|e| ProviderError::Settings(format!("redirect URL: {e}")))
 }

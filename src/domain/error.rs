@@ -22,6 +22,7 @@ pub enum ErrorType {
     NoSuchUser,
     NoSuchLocalUser,
     NoSuchToken,
+    NoSuchIdentityProvider,
     NoSuchRole,
     UnsupportedOperation,
 }
@@ -44,6 +45,7 @@ impl ErrorType {
             Self::NoSuchUser => 50000,
             Self::NoSuchLocalUser => 50001,
             Self::NoSuchToken => 50010,
+            Self::NoSuchIdentityProvider => 50020,
             Self::NoSuchRole => 50040,
             Self::UnsupportedOperation => 70000,
         }
@@ -66,6 +68,7 @@ impl ErrorType {
             Self::NoSuchUser => "No such user",
             Self::NoSuchLocalUser => "No such local user",
             Self::NoSuchToken => "No such token",
+            Self::NoSuchIdentityProvider => "No such identity provider",
             Self::NoSuchRole => "No such role",
             Self::UnsupportedOperation => "Unsupported operation",
         }

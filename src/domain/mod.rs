@@ -121,13 +121,20 @@ pub enum DecodeError {
 
 /// The upcasters for stored events whose shape has since changed. Every
 /// reader of the log (aggregate loads and the projection runner) applies them.
-/// `TokenIssued` 1.0 → 2.0 (`mfa`).
+/// `TokenIssued` 1.0 → 2.0 (`mfa`); `ServerConfigInitialized` 1.0 → 2.0 (`providers`).
 pub fn upcasters() -> Vec<Box<dyn EventUpcaster>> {
-    vec![Box::new(cqrs_es::persist::SemanticVersionEventUpcaster::new(
-        "TokenIssued",
-        token::TOKEN_ISSUED_VERSION,
-        Box::new(token::upcast_token_issued_v1),
-    ))]
+    vec![
+        Box::new(cqrs_es::persist::SemanticVersionEventUpcaster::new(
+            "TokenIssued",
+            token::TOKEN_ISSUED_VERSION,
+            Box::new(token::upcast_token_issued_v1),
+        )),
+        Box::new(cqrs_es::persist::SemanticVersionEventUpcaster::new(
+            "ServerConfigInitialized",
+            server_config::SERVER_CONFIG_INITIALIZED_VERSION,
+            Box::new(server_config::upcast_server_config_initialized_v1),
+        )),
+    ]
 }
 
 /// Any event of the test-mode log.

@@ -3,6 +3,8 @@
 //! `ServerConfigInitialized` from the configuration file; every later change is
 //! a `ServerConfigUpdated` listing only what changed.
 
+use std::collections::BTreeMap;
+
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
@@ -104,6 +106,18 @@ impl TokenLifetimes {
     }
 }
 
+/// An identity provider's switches (upstream's runtime provider settings):
+/// all off until an administrator turns them on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderSwitches {
+    /// Whether people may sign in and link through it.
+    pub enabled: bool,
+    /// Always show the login choice page, even for a known identity.
+    pub force_login_choice: bool,
+    /// Always show the link choice page.
+    pub force_link_choice: bool,
+}
+
 /// The whole admin-editable configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServerSettings {
@@ -114,6 +128,17 @@ pub struct ServerSettings {
     pub token_lifetimes: TokenLifetimes,
     /// How long clients may cache an introspection answer (`cachefor`), ms.
     pub suggested_cache_ms: i64,
+    /// Switches of the identity providers an administrator has set, by
+    /// provider name (a provider not listed is all off). Since
+    /// `ServerConfigInitialized` v2.0.
+    pub providers: BTreeMap<String, ProviderSwitches>,
+}
+
+impl ServerSettings {
+    /// A provider's switches (all off when never set).
+    pub fn provider(&self, name: &str) -> ProviderSwitches {
+        self.providers.get(name).copied().unwrap_or_default()
+    }
 }
 
 impl Default for ServerSettings {
@@ -125,6 +150,7 @@ impl Default for ServerSettings {
             redirects: RedirectUrls::default(),
             token_lifetimes: TokenLifetimes::default(),
             suggested_cache_ms: 300_000,
+            providers: BTreeMap::new(),
         }
     }
 }
@@ -135,15 +161,29 @@ pub enum ConfigChange {
     AllowLogin(bool),
     ShowStack(bool),
     IgnoreIp(bool),
-    RedirectUrl { which: RedirectKind, url: Option<String> },
-    TokenLifetime { kind: TokenKind, ms: i64 },
-    SuggestedCacheTime { ms: i64 },
+    RedirectUrl {
+        which: RedirectKind,
+        url: Option<String>,
+    },
+    TokenLifetime {
+        kind: TokenKind,
+        ms: i64,
+    },
+    SuggestedCacheTime {
+        ms: i64,
+    },
+    /// An identity provider's switches (since `ServerConfigUpdated` v1.1).
+    Provider {
+        name: String,
+        switches: ProviderSwitches,
+    },
 }
 
 impl ServerSettings {
-    /// The changes that set every setting to this one's value (a reset to
-    /// the defaults is `ServerSettings::default().as_changes()`).
-    pub fn as_changes(&self) -> Vec<ConfigChange> {
+    /// The changes that turn `current` into these settings (a reset to the
+    /// defaults is `ServerSettings::default().changes_from(&current)`);
+    /// ineffective ones are dropped when recorded.
+    pub fn changes_from(&self, current: &ServerSettings) -> Vec<ConfigChange> {
         let mut changes = vec![
             ConfigChange::AllowLogin(self.allow_login),
             ConfigChange::ShowStack(self.show_stack),
@@ -155,6 +195,9 @@ impl ServerSettings {
         }
         for kind in [TokenKind::Login, TokenKind::Agent, TokenKind::Dev, TokenKind::Serv] {
             changes.push(ConfigChange::TokenLifetime { kind, ms: self.token_lifetimes.of(kind) });
+        }
+        for name in current.providers.keys().chain(self.providers.keys()) {
+            changes.push(ConfigChange::Provider { name: name.clone(), switches: self.provider(name) });
         }
         changes
     }
@@ -168,6 +211,12 @@ impl ServerSettings {
             ConfigChange::RedirectUrl { which, url } => *self.redirects.slot(*which) = url.clone(),
             ConfigChange::TokenLifetime { kind, ms } => *self.token_lifetimes.slot(*kind) = *ms,
             ConfigChange::SuggestedCacheTime { ms } => self.suggested_cache_ms = *ms,
+            ConfigChange::Provider { name, switches } if *switches == ProviderSwitches::default() => {
+                self.providers.remove(name);
+            }
+            ConfigChange::Provider { name, switches } => {
+                self.providers.insert(name.clone(), *switches);
+            }
         }
     }
 
@@ -196,8 +245,30 @@ impl DomainEvent for ServerConfigEvent {
     }
 
     fn event_version(&self) -> String {
-        "1.0".to_owned()
+        match self {
+            Self::ServerConfigInitialized { .. } => SERVER_CONFIG_INITIALIZED_VERSION,
+            // 1.1: the `Provider` change (additive: every 1.0 payload reads as it is).
+            Self::ServerConfigUpdated { .. } => "1.1",
+        }
+        .to_owned()
     }
+}
+
+/// `ServerConfigInitialized` 2.0 added the providers' switches; see
+/// [`upcast_server_config_initialized_v1`].
+pub const SERVER_CONFIG_INITIALIZED_VERSION: &str = "2.0";
+
+/// `ServerConfigInitialized` 1.0 → 2.0: a log started before providers had
+/// switches started with none set.
+pub fn upcast_server_config_initialized_v1(mut payload: serde_json::Value) -> serde_json::Value {
+    if let Some(settings) = payload
+        .get_mut("ServerConfigInitialized")
+        .and_then(|e| e.get_mut("settings"))
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        settings.entry("providers").or_insert_with(|| serde_json::json!({}));
+    }
+    payload
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -263,18 +334,38 @@ mod tests {
     use cqrs_es::test::TestFramework;
 
     #[test]
+    fn a_log_started_before_provider_switches_reads_with_none() {
+        use crate::domain::{LedgerEvent, LogEvent};
+        let event = ServerConfigEvent::ServerConfigInitialized { settings: ServerSettings::default() };
+        let mut v1 = serde_json::to_value(&event).unwrap_or_default();
+        if let Some(settings) = v1["ServerConfigInitialized"]["settings"].as_object_mut() {
+            settings.remove("providers");
+        }
+        let decoded = LedgerEvent::decode(
+            "ServerConfig",
+            "ServerConfigInitialized",
+            "1.0",
+            &v1.to_string(),
+            &crate::domain::upcasters(),
+        );
+        assert_eq!(decoded.ok(), Some(LedgerEvent::ServerConfig(event)));
+    }
+
+    #[test]
     fn a_settings_changes_rebuild_it_from_any_other() {
         let mut changed = ServerSettings { allow_login: true, ignore_ip: true, ..ServerSettings::default() };
         changed.redirects.post_link = Some("https://example.org/linked".into());
         changed.token_lifetimes.dev = 3 * DAY_MS;
         changed.suggested_cache_ms = 60_000;
+        let on = ProviderSwitches { enabled: true, ..ProviderSwitches::default() };
+        changed.providers.insert("Google".into(), on);
         let mut reset = changed.clone();
-        for change in ServerSettings::default().as_changes() {
+        for change in ServerSettings::default().changes_from(&changed) {
             reset.apply(&change);
         }
-        assert_eq!(reset, ServerSettings::default());
+        assert_eq!(reset, ServerSettings::default(), "the provider is switched off too");
         let mut back = ServerSettings::default();
-        for change in changed.as_changes() {
+        for change in changed.changes_from(&ServerSettings::default()) {
             back.apply(&change);
         }
         assert_eq!(back, changed);

@@ -18,7 +18,7 @@ use super::names::{CustomRoleId, DisplayName, EmailAddress, UserName};
 use super::principals::{HostId, HostRole, Identity, Login};
 use super::provision_token::ProvisionTokenEvent;
 use super::roles::Role;
-use super::server_config::{ConfigChange, RedirectKind, ServerConfigEvent, ServerSettings};
+use super::server_config::{ConfigChange, ProviderSwitches, RedirectKind, ServerConfigEvent, ServerSettings};
 use super::system::SystemEvent;
 use super::test_mode::{TEST_DATA_LIFETIME_MS, TestCustomRoleEvent, TestDataEvent, TestUserEvent};
 use super::token::{RevocationReason, TokenEvent, TokenKind, TokenRevoked};
@@ -179,6 +179,10 @@ fn samples() -> Vec<(String, Value)> {
                 },
                 ConfigChange::TokenLifetime { kind: TokenKind::Agent, ms: 86_400_000 },
                 ConfigChange::SuggestedCacheTime { ms: 60_000 },
+                ConfigChange::Provider {
+                    name: "Google".into(),
+                    switches: ProviderSwitches { enabled: true, force_login_choice: false, force_link_choice: true },
+                },
             ],
             by: admin.clone(),
             at,

@@ -18,7 +18,8 @@ use crate::store::{Checkpoints, EventLog, StoreError, StoredCheckpoint};
 /// 2: the access projection (authorities, provisioning tokens, invitations, hosts, certificates).
 /// 3: a host's latest certificate keeps when it was issued (the host's latest join).
 /// 4: tokens keep whether their login used a second factor (`mfa`).
-pub const FORMAT: u32 = 4;
+/// 5: the settings keep the identity providers' switches.
+pub const FORMAT: u32 = 5;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Checkpoint {

@@ -13,7 +13,7 @@ use crate::api::error::ApiError;
 use crate::api::permissions::{self, Action};
 use crate::domain::CertificateEvent;
 use crate::domain::CustomRoleId;
-use crate::domain::server_config::{DAY_MS, RedirectKind, ServerSettings};
+use crate::domain::server_config::{DAY_MS, ProviderSwitches, RedirectKind, ServerSettings};
 use crate::projections::access::CertificateRecord;
 use crate::projections::user_directory::MAX_SEARCH_RESULTS;
 use crate::projections::{TokenView, UserRecord};
@@ -230,6 +230,12 @@ pub fn user_tokens(nav: Nav, user: &str, tokens: &[TokenView]) -> Result<Respons
     })
 }
 
+/// A configured provider and its switches, as the configuration page shows it.
+pub struct ProviderRow {
+    pub name: String,
+    pub switches: ProviderSwitches,
+}
+
 pub struct RedirectRow {
     pub key: &'static str,
     pub label: &'static str,
@@ -249,6 +255,7 @@ struct ConfigPage {
     agent_days: i64,
     dev_days: i64,
     serv_days: i64,
+    providers: Vec<ProviderRow>,
 }
 
 fn redirect_label(kind: RedirectKind) -> &'static str {
@@ -260,8 +267,12 @@ fn redirect_label(kind: RedirectKind) -> &'static str {
     }
 }
 
-/// `GET /admin/config`.
-pub fn config(nav: Nav, config: &ServerSettings) -> Result<Response, ApiError> {
+/// `GET /admin/config`, with the configured providers' switches.
+pub fn config<'a>(
+    nav: Nav,
+    config: &ServerSettings,
+    providers: impl Iterator<Item = &'a str>,
+) -> Result<Response, ApiError> {
     let lifetimes = &config.token_lifetimes;
     render(&ConfigPage {
         nav,
@@ -281,5 +292,8 @@ pub fn config(nav: Nav, config: &ServerSettings) -> Result<Response, ApiError> {
         agent_days: lifetimes.agent / DAY_MS,
         dev_days: lifetimes.dev / DAY_MS,
         serv_days: lifetimes.serv / DAY_MS,
+        providers: providers
+            .map(|name| ProviderRow { name: name.to_owned(), switches: config.provider(name) })
+            .collect(),
     })
 }
