@@ -267,9 +267,12 @@ async fn the_auditors_pages_show_the_log(h: Harness) -> Harness {
     assert!(history.text.contains("class=\"grants\"") && history.text.contains("class=\"logins\""), "{}", history.text);
     assert!(history.text.contains("<dd id=\"as-of-roles\">DevToken</dd>"), "{}", history.text);
     assert!(history.text.contains("id=\"as-of-tokens\""), "frank's login token was valid then: {}", history.text);
-    // Reading is recorded, like the audit API's reads.
+    // Reading is recorded, like the audit API's reads, with the filters used.
     let reads = h.get("/api/V2/admin/audit?type=StateAsOfRead", Some(&admin)).await.json();
     assert!(reads["events"].as_array().is_some_and(|e| !e.is_empty()), "{reads}");
+    let reads = h.get("/api/V2/admin/audit?type=AuditTrailRead", Some(&admin)).await.json();
+    let described = reads["events"].to_string();
+    assert!(described.contains("admin read the history of everyone (RolesGranted events) caused by admin"), "{reads}");
     let bad = h.page("/admin/user/frank/history?at=yesterday", Some(&cookie)).await;
     assert_eq!(bad.status, 400, "{}", bad.text);
     h

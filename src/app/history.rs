@@ -230,7 +230,14 @@ pub async fn read_trail(
         Subject::User(user) => AuditSubject::User(user.clone()),
         Subject::Token(id) => AuditSubject::Token(*id),
     };
-    let command = AuditCommand::ReadAuditTrail { subject, since: query.since, until: query.until, at: ledger.now() };
+    let command = AuditCommand::ReadAuditTrail {
+        subject,
+        since: query.since,
+        until: query.until,
+        actor: query.actor.clone(),
+        event_type: query.event_type.clone(),
+        at: ledger.now(),
+    };
     ledger.execute::<Audit>(reader, command, metadata).await?;
     Ok(history_page(&ledger.log, query, after, limit, |_| {}).await?)
 }

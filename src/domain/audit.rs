@@ -23,8 +23,17 @@ pub enum AuditSubject {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(test, derive(strum::VariantNames))]
 pub enum AuditEvent {
-    /// The reader asked for the history of `subject`, between `since` and `until` (log times).
-    AuditTrailRead { subject: AuditSubject, since: Option<i64>, until: Option<i64>, at: i64 },
+    /// The reader asked for the history of `subject`, between `since` and
+    /// `until` (log times), of events caused by `actor` and of `event_type`
+    /// when given (v2.0).
+    AuditTrailRead {
+        subject: AuditSubject,
+        since: Option<i64>,
+        until: Option<i64>,
+        actor: Option<String>,
+        event_type: Option<String>,
+        at: i64,
+    },
     /// The reader asked for `user`'s state as of `as_of`.
     StateAsOfRead { user: UserName, as_of: i64, at: i64 },
     /// The reader translated these anonymous ids into user names.
@@ -42,16 +51,47 @@ impl DomainEvent for AuditEvent {
     }
 
     fn event_version(&self) -> String {
-        "1.0".to_owned()
+        match self {
+            Self::AuditTrailRead { .. } => AUDIT_TRAIL_READ_VERSION,
+            Self::StateAsOfRead { .. } | Self::AnonIdsTranslated { .. } => "1.0",
+        }
+        .to_owned()
     }
+}
+
+/// `AuditTrailRead` 2.0 added the `actor` and `event_type` filters.
+pub const AUDIT_TRAIL_READ_VERSION: &str = "2.0";
+
+/// `AuditTrailRead` 1.0 → 2.0: a read recorded before the filters existed
+/// used none.
+pub fn upcast_audit_trail_read_v1(mut payload: serde_json::Value) -> serde_json::Value {
+    if let Some(read) = payload.get_mut("AuditTrailRead").and_then(serde_json::Value::as_object_mut) {
+        read.entry("actor").or_insert(serde_json::Value::Null);
+        read.entry("event_type").or_insert(serde_json::Value::Null);
+    }
+    payload
 }
 
 /// A read to record; each records the event of the same name.
 #[derive(Debug, Clone, PartialEq)]
 pub enum AuditCommand {
-    ReadAuditTrail { subject: AuditSubject, since: Option<i64>, until: Option<i64>, at: i64 },
-    ReadStateAsOf { user: UserName, as_of: i64, at: i64 },
-    TranslateAnonIds { anon_ids: Vec<Uuid>, at: i64 },
+    ReadAuditTrail {
+        subject: AuditSubject,
+        since: Option<i64>,
+        until: Option<i64>,
+        actor: Option<String>,
+        event_type: Option<String>,
+        at: i64,
+    },
+    ReadStateAsOf {
+        user: UserName,
+        as_of: i64,
+        at: i64,
+    },
+    TranslateAnonIds {
+        anon_ids: Vec<Uuid>,
+        at: i64,
+    },
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -66,8 +106,8 @@ impl Aggregate for Audit {
 
     async fn handle(&mut self, command: AuditCommand, _: &(), sink: &EventSink<Self>) -> Result<(), AuthError> {
         let event = match command {
-            AuditCommand::ReadAuditTrail { subject, since, until, at } => {
-                AuditEvent::AuditTrailRead { subject, since, until, at }
+            AuditCommand::ReadAuditTrail { subject, since, until, actor, event_type, at } => {
+                AuditEvent::AuditTrailRead { subject, since, until, actor, event_type, at }
             }
             AuditCommand::ReadStateAsOf { user, as_of, at } => AuditEvent::StateAsOfRead { user, as_of, at },
             AuditCommand::TranslateAnonIds { anon_ids, at } => AuditEvent::AnonIdsTranslated { anon_ids, at },
@@ -83,6 +123,22 @@ impl Aggregate for Audit {
 mod tests {
     use super::*;
     use cqrs_es::test::TestFramework;
+
+    #[test]
+    fn a_read_recorded_before_the_filters_reads_with_none() {
+        use crate::domain::{LedgerEvent, LogEvent};
+        let v1 = r#"{"AuditTrailRead":{"subject":"All","since":null,"until":5,"at":7}}"#;
+        let decoded = LedgerEvent::decode("Audit", "AuditTrailRead", "1.0", v1, &crate::domain::upcasters());
+        let expected = AuditEvent::AuditTrailRead {
+            subject: AuditSubject::All,
+            since: None,
+            until: Some(5),
+            actor: None,
+            event_type: None,
+            at: 7,
+        };
+        assert_eq!(decoded.ok(), Some(LedgerEvent::Audit(expected)));
+    }
 
     #[tokio::test]
     async fn every_read_is_recorded() {

@@ -126,7 +126,7 @@ impl LedgerEvent {
             LedgerEvent::System(SystemEvent::AllPasswordResetsForced { by, .. }) => {
                 format!("{by} forced a password reset of every local user")
             }
-            LedgerEvent::Audit(AuditEvent::AuditTrailRead { subject, since, until, .. }) => {
+            LedgerEvent::Audit(AuditEvent::AuditTrailRead { subject, since, until, actor, event_type, .. }) => {
                 let whose = match subject {
                     AuditSubject::All => "everyone".to_owned(),
                     AuditSubject::User(user) => user.to_string(),
@@ -140,7 +140,9 @@ impl LedgerEvent {
                         until.map_or_else(|| "now".to_owned(), timestamp)
                     ),
                 };
-                format!("{u} read the history of {whose}{window}")
+                let kind = event_type.as_ref().map(|t| format!(" ({t} events)")).unwrap_or_default();
+                let by = actor.as_ref().map(|a| format!(" caused by {a}")).unwrap_or_default();
+                format!("{u} read the history of {whose}{kind}{by}{window}")
             }
             LedgerEvent::Audit(AuditEvent::StateAsOfRead { user, as_of, .. }) => {
                 format!("{u} read the state of {user} as of {}", timestamp(*as_of))

@@ -121,13 +121,19 @@ pub enum DecodeError {
 
 /// The upcasters for stored events whose shape has since changed. Every
 /// reader of the log (aggregate loads and the projection runner) applies them.
-/// `TokenIssued` 1.0 → 2.0 (`mfa`); `ServerConfigInitialized` 1.0 → 2.0 (`providers`).
+/// `TokenIssued` 1.0 → 2.0 (`mfa`); `ServerConfigInitialized` 1.0 → 2.0
+/// (`providers`); `AuditTrailRead` 1.0 → 2.0 (`actor`, `event_type`).
 pub fn upcasters() -> Vec<Box<dyn EventUpcaster>> {
     vec![
         Box::new(cqrs_es::persist::SemanticVersionEventUpcaster::new(
             "TokenIssued",
             token::TOKEN_ISSUED_VERSION,
             Box::new(token::upcast_token_issued_v1),
+        )),
+        Box::new(cqrs_es::persist::SemanticVersionEventUpcaster::new(
+            "AuditTrailRead",
+            audit::AUDIT_TRAIL_READ_VERSION,
+            Box::new(audit::upcast_audit_trail_read_v1),
         )),
         Box::new(cqrs_es::persist::SemanticVersionEventUpcaster::new(
             "ServerConfigInitialized",

@@ -193,6 +193,8 @@ fn samples() -> Vec<(String, Value)> {
             subject: AuditSubject::User(name("bob")),
             since: Some(at - 86_400_000),
             until: None,
+            actor: Some("admin".into()),
+            event_type: Some("RolesGranted".into()),
             at,
         }),
         stored(&AuditEvent::StateAsOfRead { user: name("bob"), as_of: at - 3_600_000, at }),
