@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::ledger::Ledger;
 use super::{AppError, EventMetadata};
+use crate::domain::audit::TrailRead;
 use crate::domain::token::TokenIssued;
 use crate::domain::{Audit, AuditCommand, AuditSubject, AuthError};
 use crate::domain::{
@@ -230,14 +231,14 @@ pub async fn read_trail(
         Subject::User(user) => AuditSubject::User(user.clone()),
         Subject::Token(id) => AuditSubject::Token(*id),
     };
-    let command = AuditCommand::ReadAuditTrail {
+    let command = AuditCommand::ReadAuditTrail(TrailRead {
         subject,
         since: query.since,
         until: query.until,
         actor: query.actor.clone(),
         event_type: query.event_type.clone(),
         at: ledger.now(),
-    };
+    });
     ledger.execute::<Audit>(reader, command, metadata).await?;
     Ok(history_page(&ledger.log, query, after, limit, |_| {}).await?)
 }

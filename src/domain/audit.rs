@@ -12,6 +12,19 @@ use uuid::Uuid;
 use super::error::AuthError;
 use super::names::UserName;
 
+/// A read of the audit trail: the history of `subject`, between `since` and
+/// `until` (log times), of events caused by `actor` and of `event_type` when
+/// given (these two since v2.0), read at `at`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrailRead {
+    pub subject: AuditSubject,
+    pub since: Option<i64>,
+    pub until: Option<i64>,
+    pub actor: Option<String>,
+    pub event_type: Option<String>,
+    pub at: i64,
+}
+
 /// Whose history was read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AuditSubject {
@@ -23,17 +36,8 @@ pub enum AuditSubject {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(test, derive(strum::VariantNames))]
 pub enum AuditEvent {
-    /// The reader asked for the history of `subject`, between `since` and
-    /// `until` (log times), of events caused by `actor` and of `event_type`
-    /// when given (v2.0).
-    AuditTrailRead {
-        subject: AuditSubject,
-        since: Option<i64>,
-        until: Option<i64>,
-        actor: Option<String>,
-        event_type: Option<String>,
-        at: i64,
-    },
+    /// The reader asked for a part of the history.
+    AuditTrailRead(TrailRead),
     /// The reader asked for `user`'s state as of `as_of`.
     StateAsOfRead { user: UserName, as_of: i64, at: i64 },
     /// The reader translated these anonymous ids into user names.
@@ -43,7 +47,7 @@ pub enum AuditEvent {
 impl DomainEvent for AuditEvent {
     fn event_type(&self) -> String {
         match self {
-            Self::AuditTrailRead { .. } => "AuditTrailRead",
+            Self::AuditTrailRead(_) => "AuditTrailRead",
             Self::StateAsOfRead { .. } => "StateAsOfRead",
             Self::AnonIdsTranslated { .. } => "AnonIdsTranslated",
         }
@@ -52,7 +56,7 @@ impl DomainEvent for AuditEvent {
 
     fn event_version(&self) -> String {
         match self {
-            Self::AuditTrailRead { .. } => AUDIT_TRAIL_READ_VERSION,
+            Self::AuditTrailRead(_) => AUDIT_TRAIL_READ_VERSION,
             Self::StateAsOfRead { .. } | Self::AnonIdsTranslated { .. } => "1.0",
         }
         .to_owned()
@@ -75,23 +79,9 @@ pub fn upcast_audit_trail_read_v1(mut payload: serde_json::Value) -> serde_json:
 /// A read to record; each records the event of the same name.
 #[derive(Debug, Clone, PartialEq)]
 pub enum AuditCommand {
-    ReadAuditTrail {
-        subject: AuditSubject,
-        since: Option<i64>,
-        until: Option<i64>,
-        actor: Option<String>,
-        event_type: Option<String>,
-        at: i64,
-    },
-    ReadStateAsOf {
-        user: UserName,
-        as_of: i64,
-        at: i64,
-    },
-    TranslateAnonIds {
-        anon_ids: Vec<Uuid>,
-        at: i64,
-    },
+    ReadAuditTrail(TrailRead),
+    ReadStateAsOf { user: UserName, as_of: i64, at: i64 },
+    TranslateAnonIds { anon_ids: Vec<Uuid>, at: i64 },
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -106,9 +96,7 @@ impl Aggregate for Audit {
 
     async fn handle(&mut self, command: AuditCommand, _: &(), sink: &EventSink<Self>) -> Result<(), AuthError> {
         let event = match command {
-            AuditCommand::ReadAuditTrail { subject, since, until, actor, event_type, at } => {
-                AuditEvent::AuditTrailRead { subject, since, until, actor, event_type, at }
-            }
+            AuditCommand::ReadAuditTrail(read) => AuditEvent::AuditTrailRead(read),
             AuditCommand::ReadStateAsOf { user, as_of, at } => AuditEvent::StateAsOfRead { user, as_of, at },
             AuditCommand::TranslateAnonIds { anon_ids, at } => AuditEvent::AnonIdsTranslated { anon_ids, at },
         };
@@ -129,14 +117,14 @@ mod tests {
         use crate::domain::{LedgerEvent, LogEvent};
         let v1 = r#"{"AuditTrailRead":{"subject":"All","since":null,"until":5,"at":7}}"#;
         let decoded = LedgerEvent::decode("Audit", "AuditTrailRead", "1.0", v1, &crate::domain::upcasters());
-        let expected = AuditEvent::AuditTrailRead {
+        let expected = AuditEvent::AuditTrailRead(TrailRead {
             subject: AuditSubject::All,
             since: None,
             until: Some(5),
             actor: None,
             event_type: None,
             at: 7,
-        };
+        });
         assert_eq!(decoded.ok(), Some(LedgerEvent::Audit(expected)));
     }
 

@@ -3,6 +3,7 @@
 use std::collections::BTreeSet;
 use std::fmt::Display;
 
+use super::audit::TrailRead;
 use super::server_config::ConfigChange;
 use super::token::{RevocationReason, TokenIssued};
 use super::{
@@ -126,7 +127,14 @@ impl LedgerEvent {
             LedgerEvent::System(SystemEvent::AllPasswordResetsForced { by, .. }) => {
                 format!("{by} forced a password reset of every local user")
             }
-            LedgerEvent::Audit(AuditEvent::AuditTrailRead { subject, since, until, actor, event_type, .. }) => {
+            LedgerEvent::Audit(AuditEvent::AuditTrailRead(TrailRead {
+                subject,
+                since,
+                until,
+                actor,
+                event_type,
+                ..
+            })) => {
                 let whose = match subject {
                     AuditSubject::All => "everyone".to_owned(),
                     AuditSubject::User(user) => user.to_string(),

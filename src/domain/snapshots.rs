@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::audit::{AuditEvent, AuditSubject};
+use super::audit::{AuditEvent, AuditSubject, TrailRead};
 use super::cert_authority::{CaKind, CertAuthorityEvent};
 use super::certificate::{CertificateEvent, JoinToken, Signed};
 use super::custom_role::CustomRoleEvent;
@@ -189,14 +189,14 @@ fn samples() -> Vec<(String, Value)> {
         }),
         stored(&SystemEvent::AllTokensRevoked { by: admin.clone(), at }),
         stored(&SystemEvent::AllPasswordResetsForced { by: admin, at }),
-        stored(&AuditEvent::AuditTrailRead {
+        stored(&AuditEvent::AuditTrailRead(TrailRead {
             subject: AuditSubject::User(name("bob")),
             since: Some(at - 86_400_000),
             until: None,
             actor: Some("admin".into()),
             event_type: Some("RolesGranted".into()),
             at,
-        }),
+        })),
         stored(&AuditEvent::StateAsOfRead { user: name("bob"), as_of: at - 3_600_000, at }),
         stored(&AuditEvent::AnonIdsTranslated {
             anon_ids: vec![Uuid::from_u128(0x2c1b5a8e_4f5b_4d8e_9d6e_0d7f1c1a0b9e)],
