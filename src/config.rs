@@ -48,8 +48,8 @@ pub struct FileConfig {
     pub providers: BTreeMap<String, ProviderTable>,
 }
 
-/// One identity provider's table.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+/// One identity provider's table (its `Debug` never shows the secret).
+#[derive(Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderTable {
     /// `"oidc"` (any OpenID Connect provider, by discovery from `issuer`) or `"google"`.
@@ -62,6 +62,29 @@ pub struct ProviderTable {
     pub issuer: Option<String>,
     /// Scopes besides `openid` (default `email`, `profile`).
     pub scopes: Option<Vec<String>>,
+}
+
+impl std::fmt::Debug for ProviderTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderTable")
+            .field("kind", &self.kind)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &self.client_secret.as_ref().map(|_| "(hidden)"))
+            .field("client_secret_file", &self.client_secret_file)
+            .field("issuer", &self.issuer)
+            .field("scopes", &self.scopes)
+            .finish()
+    }
+}
+
+/// Whether a URL's host is this machine (`localhost`, 127.0.0.0/8, ::1).
+fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
 }
 
 /// The provider kinds this build speaks.
@@ -152,16 +175,24 @@ impl FileConfig {
                     None => return Err(invalid(name, "kind \"oidc\" needs an issuer".into())),
                 },
                 "google" => (
-                    table.issuer.clone().unwrap_or_else(|| "https://accounts.google.com".into()),
+                    table.issuer.as_deref().unwrap_or("https://accounts.google.com").trim().to_owned(),
                     vec![("prompt".to_owned(), "select_account".to_owned())],
                 ),
                 other => {
                     return Err(invalid(name, format!("kind {other:?} is not one of {}", PROVIDER_KINDS.join(", "))));
                 }
             };
+            // Discovery, the keys and the client secret travel to the issuer:
+            // https, unless it is on this machine (tests, a local provider).
             match url::Url::parse(&issuer) {
-                Ok(url) if matches!(url.scheme(), "http" | "https") && url.host_str().is_some() => {}
-                _ => return Err(invalid(name, format!("the issuer {issuer:?} is not an http(s) URL"))),
+                Ok(url) if url.scheme() == "https" && url.host_str().is_some() => {}
+                Ok(url) if url.scheme() == "http" && is_loopback(&url) => {}
+                _ => {
+                    return Err(invalid(
+                        name,
+                        format!("the issuer {issuer:?} is not an https URL (http only on loopback)"),
+                    ));
+                }
             }
             providers.push(ProviderSettings {
                 name: name.clone(),
@@ -318,6 +349,12 @@ mod tests {
         assert_eq!((corp.issuer.as_str(), corp.scopes.clone()), ("https://id.corp.example", vec!["email".to_owned()]));
         let refused =
             |text: &str| FileConfig::parse(text).ok().and_then(|c| c.provider_settings().err()).map(|e| e.to_string());
+        let plain = "[providers.X]\nkind = \"oidc\"\nissuer = \"http://id.example\"\nclient_id = \"a\"\nclient_secret = \"b\"\n";
+        assert!(refused(plain).is_some_and(|e| e.contains("not an https URL")), "http off loopback");
+        let local = "[providers.X]\nkind = \"oidc\"\nissuer = \"http://127.0.0.1:9\"\nclient_id = \"a\"\nclient_secret = \"b\"\n";
+        assert_eq!(refused(local), None, "http on loopback");
+        let shown = format!("{:?}", FileConfig::parse(local).unwrap_or_default());
+        assert!(shown.contains("(hidden)") && !shown.contains("\"b\""), "{shown}");
         let no_issuer = refused("[providers.X]\nkind = \"oidc\"\nclient_id = \"a\"\nclient_secret = \"b\"\n");
         assert!(no_issuer.is_some_and(|e| e.contains("X: kind \"oidc\" needs an issuer")));
         let kind = refused("[providers.X]\nkind = \"saml\"\nclient_id = \"a\"\nclient_secret = \"b\"\n");

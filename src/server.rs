@@ -30,6 +30,8 @@ pub enum StartError {
     Authorities(AppError),
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: String, source: std::io::Error },
+    #[error("cannot set up the identity providers: {0}")]
+    Providers(String),
 }
 
 /// A running server.
@@ -72,7 +74,8 @@ impl Server {
             false => None,
         };
         let ssh_options = options.ssh.clone();
-        let providers = Arc::new(Providers::new(options.providers.clone()));
+        let providers =
+            Arc::new(Providers::new(options.providers.clone()).map_err(|e| StartError::Providers(e.to_string()))?);
         let ledger = Arc::new(Ledger::open(options, clock).await?);
         ensure_authorities(&ledger).await.map_err(StartError::Authorities)?;
         let listener =

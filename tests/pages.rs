@@ -275,6 +275,8 @@ async fn the_auditors_pages_show_the_log(h: Harness) -> Harness {
     assert!(described.contains("admin read the history of everyone (RolesGranted events) caused by admin"), "{reads}");
     let bad = h.page("/admin/user/frank/history?at=yesterday", Some(&cookie)).await;
     assert_eq!(bad.status, 400, "{}", bad.text);
+    let long = h.page(&format!("/admin/audit?actor={}", "x".repeat(121)), Some(&cookie)).await;
+    assert_eq!(long.status, 400, "a filter is recorded with the read, so it is bounded: {}", long.text);
     h
 }
 on_both_stores!(the_auditors_pages_show_the_log);

@@ -553,9 +553,8 @@ pub async fn update_provider_config(
 /// a new log with (the built-in defaults, or the operator's `[initial]`).
 pub async fn reset_config(State(state): State<AppState>, context: RequestContext) -> Result<StatusCode, ApiError> {
     let caller = administrator(&state, &context, Action::ChangeConfig)?;
-    let current = state.ledger.model.read().config.clone();
-    let changes = state.ledger.initial_settings().changes_from(&current);
-    let command = ServerConfigCommand::Update { changes, by: caller.name().clone(), at: state.now() };
+    let to = Box::new(state.ledger.initial_settings().clone());
+    let command = ServerConfigCommand::Reset { to, by: caller.name().clone(), at: state.now() };
     state.ledger.execute::<ServerConfig>((), command, &context.metadata(caller.name(), state.ignore_ip())).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -20,6 +20,9 @@ use crate::domain::server_config::DAY_MS;
 use crate::domain::{AuthError, UserName};
 use crate::projections::UserRecord;
 
+/// The longest `actor` or `type` filter (a user name or `host:ID`; an event type).
+const MAX_FILTER_LENGTH: usize = 120;
+
 /// At most this many events per page.
 pub const MAX_PAGE: usize = 1_000;
 const DEFAULT_PAGE: usize = 100;
@@ -64,8 +67,14 @@ impl AuditQuery {
         let limit =
             count_param("limit", self.limit.as_deref(), 1..=MAX_PAGE as i64)?.map_or(DEFAULT_PAGE, |n| n as usize);
         let after = count_param("after", self.after.as_deref(), 0..=i64::MAX)?.unwrap_or(0);
+        // Recorded with the read, in the immutable log: bounded.
         let actor = filled(self.actor.as_deref());
         let event_type = filled(self.event_type.as_deref());
+        for (name, value) in [("actor", &actor), ("type", &event_type)] {
+            if value.as_ref().is_some_and(|v| v.chars().count() > MAX_FILTER_LENGTH) {
+                return Err(AuthError::illegal(format!("{name} is longer than {MAX_FILTER_LENGTH} characters")).into());
+            }
+        }
         Ok(TrailRead { query: history::Query { subject, since, until, actor, event_type }, limit, after })
     }
 

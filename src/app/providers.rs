@@ -39,11 +39,16 @@ const ALLOWED_ALGORITHMS: [CoreJwsSigningAlgorithm; 6] = [
 /// Rediscovery for an unknown signing key happens at most this often.
 const REDISCOVERY_INTERVAL: Duration = Duration::from_secs(60);
 
+/// Discovered metadata and keys are used for at most this long (a key the
+/// provider withdrew stops verifying within the hour).
+const METADATA_MAX_AGE: Duration = Duration::from_secs(3600);
+
 /// Methods (`amr`) that are a second factor by themselves (RFC 8176).
 const SECOND_FACTORS: [&str; 7] = ["mfa", "otp", "hwk", "sms", "fpt", "face", "sc"];
 
-/// How to reach one provider, from the configuration.
-#[derive(Debug, Clone)]
+/// How to reach one provider, from the configuration. Its `Debug` never
+/// shows the client secret.
+#[derive(Clone, PartialEq, Eq)]
 pub struct ProviderSettings {
     /// The provider's name in every URL and answer (the configuration table's name).
     pub name: String,
@@ -54,6 +59,19 @@ pub struct ProviderSettings {
     pub scopes: Vec<String>,
     /// Extra authorization parameters (Google: `prompt=select_account`).
     pub extra_params: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for ProviderSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderSettings")
+            .field("name", &self.name)
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"(hidden)")
+            .field("scopes", &self.scopes)
+            .field("extra_params", &self.extra_params)
+            .finish()
+    }
 }
 
 /// What a provider said of the person who signed in.
@@ -86,12 +104,19 @@ pub enum ProviderError {
 }
 
 /// An authorization request: where to send the browser, and the secrets the
-/// completion needs (kept server-side, never in the browser).
-#[derive(Debug, Clone)]
+/// completion needs (kept server-side, never in the browser; never shown by
+/// `Debug`).
+#[derive(Clone)]
 pub struct Authorization {
     pub url: Url,
     pub pkce_verifier: String,
     pub nonce: String,
+}
+
+impl std::fmt::Debug for Authorization {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authorization").field("url", &self.url.as_str()).finish_non_exhaustive()
+    }
 }
 
 /// One configured provider and its discovered client.
@@ -118,6 +143,7 @@ impl Provider {
     async fn client(&self, refresh: bool) -> Result<Oidc, ProviderError> {
         let mut cached = self.client.lock().await;
         if let Some((client, at)) = cached.as_ref()
+            && at.elapsed() < METADATA_MAX_AGE
             && (!refresh || at.elapsed() < REDISCOVERY_INTERVAL)
         {
             return Ok(client.clone());
@@ -200,14 +226,14 @@ pub struct Providers {
 impl Providers {
     /// The providers of `settings`, sharing one HTTP client (no redirects
     /// followed, 10 s per request).
-    pub fn new(settings: Vec<ProviderSettings>) -> Self {
+    pub fn new(settings: Vec<ProviderSettings>) -> Result<Self, ProviderError> {
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(10))
             .build()
-            .unwrap_or_default();
+            .map_err(|e| ProviderError::Settings(format!("cannot build the HTTP client: {e}")))?;
         let by_name = settings.into_iter().map(|s| (s.name.clone(), Provider::new(s, http.clone()))).collect();
-        Self { by_name }
+        Ok(Self { by_name })
     }
 
     /// The configured providers' names, sorted.
@@ -268,9 +294,10 @@ fn identity_of(provider: &str, claims: &CoreIdTokenClaims) -> ProviderIdentity {
 /// methods, or two methods or more, is `Used`; one other method `NotUsed`;
 /// none (the provider does not say) `Unknown`.
 pub fn mfa_of(methods: &[String]) -> Mfa {
-    if methods.iter().any(|m| SECOND_FACTORS.contains(&m.as_str())) || methods.len() >= 2 {
+    let distinct: std::collections::BTreeSet<&str> = methods.iter().map(String::as_str).collect();
+    if distinct.iter().any(|m| SECOND_FACTORS.contains(m)) || distinct.len() >= 2 {
         Mfa::Used
-    } else if methods.len() == 1 {
+    } else if distinct.len() == 1 {
         Mfa::NotUsed
     } else {
         Mfa::Unknown
@@ -282,12 +309,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn settings_never_show_the_client_secret() {
+        let settings = ProviderSettings {
+            name: "Corp".into(),
+            issuer: "https://id.corp.example".into(),
+            client_id: "authledger".into(),
+            client_secret: "s3cr3t-value".into(),
+            scopes: Vec::new(),
+            extra_params: Vec::new(),
+        };
+        let shown = format!("{settings:?}");
+        assert!(shown.contains("Corp") && !shown.contains("s3cr3t-value"), "{shown}");
+    }
+
+    #[test]
     fn the_methods_used_say_whether_a_second_factor_was() {
         let methods = |list: &[&str]| list.iter().map(|m| (*m).to_owned()).collect::<Vec<_>>();
         assert_eq!(mfa_of(&methods(&["pwd", "otp"])), Mfa::Used);
         assert_eq!(mfa_of(&methods(&["hwk"])), Mfa::Used);
         assert_eq!(mfa_of(&methods(&["pwd", "kba"])), Mfa::Used, "two methods");
         assert_eq!(mfa_of(&methods(&["pwd"])), Mfa::NotUsed);
+        assert_eq!(mfa_of(&methods(&["pwd", "pwd"])), Mfa::NotUsed, "one method, named twice");
         assert_eq!(mfa_of(&[]), Mfa::Unknown);
     }
 }

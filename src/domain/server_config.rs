@@ -277,6 +277,9 @@ pub enum ServerConfigCommand {
     Initialize(ServerSettings),
     /// Records the changes that alter something; nothing when none do.
     Update { changes: Vec<ConfigChange>, by: UserName, at: i64 },
+    /// Sets every setting to `to`'s, against the settings as recorded (a
+    /// change made meanwhile by another request or server is reset too).
+    Reset { to: Box<ServerSettings>, by: UserName, at: i64 },
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -292,25 +295,26 @@ impl Aggregate for ServerConfig {
     type Services = ();
 
     async fn handle(&mut self, command: ServerConfigCommand, _: &(), sink: &EventSink<Self>) -> Result<(), AuthError> {
-        match command {
+        let mut current = self.settings.clone().unwrap_or_default();
+        let (changes, by, at) = match command {
             ServerConfigCommand::Initialize(settings) => {
                 if self.settings.is_none() {
                     sink.write(ServerConfigEvent::ServerConfigInitialized { settings }, self).await;
                 }
+                return Ok(());
             }
-            ServerConfigCommand::Update { changes, by, at } => {
-                let mut current = self.settings.clone().unwrap_or_default();
-                let mut effective = Vec::new();
-                for change in changes {
-                    if current.changes(&change) {
-                        current.apply(&change);
-                        effective.push(change);
-                    }
-                }
-                if !effective.is_empty() {
-                    sink.write(ServerConfigEvent::ServerConfigUpdated { changes: effective, by, at }, self).await;
-                }
+            ServerConfigCommand::Reset { to, by, at } => (to.changes_from(&current), by, at),
+            ServerConfigCommand::Update { changes, by, at } => (changes, by, at),
+        };
+        let mut effective = Vec::new();
+        for change in changes {
+            if current.changes(&change) {
+                current.apply(&change);
+                effective.push(change);
             }
+        }
+        if !effective.is_empty() {
+            sink.write(ServerConfigEvent::ServerConfigUpdated { changes: effective, by, at }, self).await;
         }
         Ok(())
     }

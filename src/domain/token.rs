@@ -64,6 +64,15 @@ impl Mfa {
         }
     }
 
+    /// As a person reads it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Used => "used",
+            Self::NotUsed => "not used",
+            Self::Unknown => "unknown",
+        }
+    }
+
     pub fn parse(text: &str) -> Option<Self> {
         match text {
             "Used" => Some(Self::Used),

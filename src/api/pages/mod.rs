@@ -20,7 +20,6 @@ use super::permissions::{self, Action};
 use super::request::cookie_token;
 use super::{AppState, Caller};
 use crate::domain::Role;
-use crate::domain::token::Mfa;
 use crate::projections::{TokenView, UserRecord};
 
 /// The stylesheet, served at `/static/style.css` (the only style source the CSP allows).
@@ -198,11 +197,7 @@ impl TokenRow {
             expires: at(token.expires),
             client: from.join(", "),
             custom: token.custom.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", "),
-            mfa: match token.mfa {
-                Mfa::Used => "used",
-                Mfa::NotUsed => "not used",
-                Mfa::Unknown => "unknown",
-            },
+            mfa: token.mfa.label(),
         }
     }
 }
