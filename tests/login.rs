@@ -19,6 +19,9 @@ async fn a_suggested_name_is_free_among_every_account(h: Harness) -> Harness {
     };
     assert_eq!(suggest("J.%20Doe").await.json(), json!({"availablename": "jdoe3"}), "disabled accounts count");
     assert_eq!(suggest("Mary-Ann").await.json(), json!({"availablename": "maryann"}));
+    let invited = h.post("/api/V2/admin/invites", Some(&admin), json!({"user": "maryann"})).await;
+    assert_eq!(invited.status, 200, "{}", invited.text);
+    assert_eq!(suggest("Mary-Ann").await.json(), json!({"availablename": "maryann2"}), "a pending invitation's name");
     assert_eq!(suggest("42").await.json(), json!({"availablename": "user1"}));
     let long = "x".repeat(300);
     assert_eq!(suggest(&long).await.json()["availablename"], json!("x".repeat(100)));
