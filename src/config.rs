@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::app::providers::ProviderSettings;
+use crate::app::providers::{Environments, ProviderSettings};
 use crate::app::ssh::{SshOptions, StaticToken};
 use crate::domain::ServerSettings;
 use crate::domain::canonical::Canonicalization;
@@ -46,6 +46,20 @@ pub struct FileConfig {
     /// name is the provider's name in every URL and answer.
     #[serde(default)]
     pub providers: BTreeMap<String, ProviderTable>,
+    /// The header naming the environment at the start of a sign-in or link
+    /// (`X-...`); the form field `environment` otherwise.
+    pub environment_header: Option<String>,
+    /// Alternate environments (`[environments.ci]`), each with its own public
+    /// URL (the providers' redirect URIs go through it; default: `public_url`).
+    #[serde(default)]
+    pub environments: BTreeMap<String, EnvironmentTable>,
+}
+
+/// One alternate environment's table.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct EnvironmentTable {
+    pub public_url: Option<String>,
 }
 
 /// One identity provider's table (its `Debug` never shows the secret).
@@ -206,6 +220,46 @@ impl FileConfig {
         Ok(providers)
     }
 
+    /// The environments: the header that names one, and each alternate
+    /// environment's public URL (checked: names of letters, digits, `_` and
+    /// `-`; a header `X-` and letters, digits and `-`; http(s) URLs).
+    pub fn environments(&self) -> Result<Environments, ConfigError> {
+        let invalid = |reason: String| ConfigError::Invalid { key: "environments", reason };
+        let header = match &self.environment_header {
+            None => None,
+            Some(header) => {
+                let header = header.trim();
+                let well_formed = header.len() > 2
+                    && header[..2].eq_ignore_ascii_case("x-")
+                    && header.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+                if !well_formed {
+                    return Err(ConfigError::Invalid {
+                        key: "environment_header",
+                        reason: format!("{header:?} is not X- followed by letters, digits and hyphens"),
+                    });
+                }
+                Some(header.to_owned())
+            }
+        };
+        let mut public_urls = BTreeMap::new();
+        for (name, table) in &self.environments {
+            let well_formed = !name.is_empty()
+                && name.len() <= 50
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+            if !well_formed {
+                return Err(invalid(format!("{name:?}: an environment's name is letters, digits, _ and -")));
+            }
+            if let Some(url) = &table.public_url {
+                match url::Url::parse(url) {
+                    Ok(parsed) if matches!(parsed.scheme(), "http" | "https") && parsed.host_str().is_some() => {}
+                    _ => return Err(invalid(format!("{name}: public_url {url:?} is not an http(s) URL"))),
+                }
+            }
+            public_urls.insert(name.clone(), table.public_url.as_ref().map(|u| u.trim_end_matches('/').to_owned()));
+        }
+        Ok(Environments { header, public_urls })
+    }
+
     /// The SSH side's settings; a malformed static token stops start-up with an error naming it.
     pub fn ssh_options(&self) -> Result<SshOptions, ConfigError> {
         let defaults = SshOptions::default();
@@ -293,6 +347,7 @@ impl FileConfig {
             )?,
             // Providers start switched off, as upstream; an administrator turns them on.
             providers: Default::default(),
+            environments: Default::default(),
         })
     }
 }
@@ -369,6 +424,22 @@ mod tests {
         assert!(refused(name).is_some_and(|e| e.contains("letters and digits")));
         assert!(
             FileConfig::parse("[providers.X]\nkind = \"google\"\nclient_id = \"a\"\nauthorize_url = \"x\"\n").is_err()
+        );
+    }
+
+    #[test]
+    fn environments_are_read_and_checked() {
+        let text = "environment_header = \"X-Environment\"\n[environments.ci]\npublic_url = \"https://ci.example.org/\"\n[environments.next]\n";
+        let environments = FileConfig::parse(text).unwrap_or_default().environments().unwrap_or_default();
+        assert_eq!(environments.header.as_deref(), Some("X-Environment"));
+        assert_eq!(environments.public_urls.get("ci"), Some(&Some("https://ci.example.org".to_owned())));
+        assert_eq!(environments.public_urls.get("next"), Some(&None));
+        let refused =
+            |text: &str| FileConfig::parse(text).ok().and_then(|c| c.environments().err()).map(|e| e.to_string());
+        assert!(refused("environment_header = \"Environment\"").is_some_and(|e| e.contains("environment_header")));
+        assert!(refused("[environments.\"a b\"]").is_some_and(|e| e.contains("letters, digits")));
+        assert!(
+            refused("[environments.ci]\npublic_url = \"ftp://x\"").is_some_and(|e| e.contains("not an http(s) URL"))
         );
     }
 

@@ -174,6 +174,7 @@ impl Common {
         options.initial_settings = file.initial_settings().map_err(|e| e.to_string())?;
         options.ssh = file.ssh_options().map_err(|e| e.to_string())?;
         options.providers = file.provider_settings().map_err(|e| e.to_string())?;
+        options.environments = file.environments().map_err(|e| e.to_string())?;
         Ok((file, options))
     }
 }

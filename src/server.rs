@@ -74,8 +74,10 @@ impl Server {
             false => None,
         };
         let ssh_options = options.ssh.clone();
-        let providers =
-            Arc::new(Providers::new(options.providers.clone()).map_err(|e| StartError::Providers(e.to_string()))?);
+        let providers = Arc::new(
+            Providers::new(options.providers.clone(), options.environments.clone())
+                .map_err(|e| StartError::Providers(e.to_string()))?,
+        );
         let ledger = Arc::new(Ledger::open(options, clock).await?);
         ensure_authorities(&ledger).await.map_err(StartError::Authorities)?;
         let listener =

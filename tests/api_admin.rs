@@ -278,7 +278,7 @@ async fn configuration_is_read_and_changed_as_events(h: Harness) -> Harness {
         json!({"allowlogin": true, "showstack": false, "ignoreip": false, "tokensugcache": 5, "tokenlogin": 14,
                "tokenagent": 7, "tokendev": 90, "tokenserv": 100_000_000, "allowedloginredirect": null,
                "completeloginredirect": null, "postlinkredirect": null, "completelinkredirect": null,
-               "providers": {}})
+               "providers": {}, "environments": {}})
     );
     let change = json!({"showstack": true, "completeloginredirect": "https://example.org/done"});
     assert_eq!(h.post("/admin/config", Some(&admin), change).await.status, 204);

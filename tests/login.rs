@@ -39,6 +39,7 @@ fn with_providers(options: &mut authledger::app::ledger::LedgerOptions) {
         extra_params: Vec::new(),
     };
     options.providers = vec![provider("Corp"), provider("Google")];
+    options.environments.public_urls.insert("ci".into(), Some("https://ci.example.org".into()));
 }
 
 async fn an_administrator_switches_providers_on_and_off(store: common::TestStore) {
@@ -77,6 +78,34 @@ async fn an_administrator_switches_providers_on_and_off(store: common::TestStore
     assert_eq!(h.post("/admin/config/reset", Some(&admin), json!({})).await.status, 204);
     let config = h.get("/admin/config", Some(&admin)).await.json();
     assert_eq!(config["providers"], json!({"Corp": off, "Google": off}), "{config}");
+    // An environment's redirect URLs: the environment is checked before the caller.
+    let none = json!({"allowedloginredirect": null, "completeloginredirect": null, "postlinkredirect": null,
+                      "completelinkredirect": null});
+    assert_eq!(config["environments"], json!({"ci": none}), "{config}");
+    let set = |token: Option<String>, body: serde_json::Value| {
+        let h = &h;
+        async move { h.post("/admin/config/environment", token.as_deref(), body).await }
+    };
+    set(None, json!({"environment": "prod"})).await.assert_error(400, "50040 No such environment: prod");
+    set(None, json!({"environment": ""})).await.assert_error(400, "30000 Missing input parameter: environment");
+    let bad = json!({"environment": "ci", "postlinkredirect": "nope"});
+    set(Some(admin.clone()), bad).await.assert_error(400, "30001 Illegal input parameter: Illegal URL: nope");
+    set(None, json!({"environment": "ci"}))
+        .await
+        .assert_error(400, "10010 No authentication token: No user token provided");
+    let urls = json!({"environment": "ci", "postlinkredirect": "https://ci.example.org/linked",
+                      "completeloginredirect": "https://ci.example.org/done"});
+    assert_eq!(set(Some(admin.clone()), urls).await.status, 204);
+    let ci = &h.get("/admin/config", Some(&admin)).await.json()["environments"]["ci"];
+    assert_eq!(
+        (ci["postlinkredirect"].clone(), ci["allowedloginredirect"].clone()),
+        (json!("https://ci.example.org/linked"), json!(null))
+    );
+    // The page's form replaces the whole set: a field left blank is removed.
+    let form = h.form("/admin/config/environment", &cookie, &[("environment", "ci"), ("postlinkredirect", "")]).await;
+    assert_eq!(form.header("location").as_deref(), Some("/admin/config"), "{}", form.text);
+    assert_eq!(h.get("/admin/config", Some(&admin)).await.json()["environments"]["ci"], none);
+    assert!(h.page("/admin/config", Some(&cookie)).await.text.contains("id=\"environment-ci\""));
     h.finish().await;
 }
 

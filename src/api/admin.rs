@@ -358,7 +358,7 @@ pub async fn config(State(state): State<AppState>, context: RequestContext) -> R
     let caller = administrator(&state, &context, Action::ViewConfig)?;
     let config = state.ledger.model.read().config.clone();
     if context.wants_html() {
-        return pages::admin::config(Nav::of_caller(&caller), &config, state.providers.names());
+        return pages::admin::config(Nav::of_caller(&caller), &config, &state.providers);
     }
     let mut out = json!({
         "allowlogin": config.allow_login,
@@ -387,6 +387,18 @@ pub async fn config(State(state): State<AppState>, context: RequestContext) -> R
         })
         .collect();
     out["providers"] = Value::Object(providers);
+    let environments: serde_json::Map<String, Value> = state
+        .providers
+        .environments
+        .names()
+        .map(|name| {
+            let urls = config.environments.get(name).cloned().unwrap_or_default();
+            let shown: serde_json::Map<String, Value> =
+                RedirectKind::ALL.iter().map(|k| (k.key().to_owned(), json!(urls.get(*k)))).collect();
+            (name.to_owned(), Value::Object(shown))
+        })
+        .collect();
+    out["environments"] = Value::Object(environments);
     Ok(Json(out).into_response())
 }
 
@@ -544,6 +556,38 @@ pub async fn update_provider_config(
         return Err(AuthError::new(ErrorType::NoSuchIdentityProvider, name).into());
     }
     let changes = vec![ConfigChange::Provider { name, switches }];
+    let command = ServerConfigCommand::Update { changes, by: caller.name().clone(), at: state.now() };
+    state.ledger.execute::<ServerConfig>((), command, &context.metadata(caller.name(), state.ignore_ip())).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /admin/config/environment`: an alternate environment's four
+/// redirect URLs (form or JSON: `environment` and the URL fields; a blank or
+/// absent URL removes it, so each post replaces the whole set). The
+/// environment is checked before the caller, as upstream.
+pub async fn update_environment_config(
+    State(state): State<AppState>,
+    context: RequestContext,
+    body: Body,
+) -> Result<StatusCode, ApiError> {
+    let input = body.input()?;
+    let mut keys: Vec<&str> = vec!["environment"];
+    keys.extend(RedirectKind::ALL.iter().map(|k| k.key()));
+    input.reject_unexpected(&keys)?;
+    let environment = input.string("environment")?;
+    if is_blank(environment.as_deref()) {
+        return Err(AuthError::missing("environment").into());
+    }
+    let environment = crate::domain::names::java_trim(environment.as_deref().unwrap_or_default()).to_owned();
+    if !state.providers.environments.contains(&environment) {
+        return Err(AuthError::new(ErrorType::NoSuchEnvironment, environment).into());
+    }
+    let mut changes = Vec::new();
+    for which in RedirectKind::ALL {
+        let url = redirect_url(input.string(which.key())?.as_deref())?;
+        changes.push(ConfigChange::EnvironmentRedirect { environment: environment.clone(), which, url });
+    }
+    let caller = administrator(&state, &context, Action::ChangeConfig)?;
     let command = ServerConfigCommand::Update { changes, by: caller.name().clone(), at: state.now() };
     state.ledger.execute::<ServerConfig>((), command, &context.metadata(caller.name(), state.ignore_ip())).await?;
     Ok(StatusCode::NO_CONTENT)

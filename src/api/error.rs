@@ -42,7 +42,9 @@ pub fn status_of(kind: ErrorType) -> StatusCode {
         Unauthorized | DisabledUser => StatusCode::FORBIDDEN,
         NoSuchUser | NoSuchLocalUser | NoSuchToken => StatusCode::NOT_FOUND,
         NoTokenProvided | MissingParameter | IllegalParameter | IllegalUserName | IllegalEmailAddress
-        | IllegalPassword | UserAlreadyExists | NoSuchRole | UnsupportedOperation => StatusCode::BAD_REQUEST,
+        | IllegalPassword | UserAlreadyExists | NoSuchRole | NoSuchEnvironment | UnsupportedOperation => {
+            StatusCode::BAD_REQUEST
+        }
     }
 }
 

@@ -198,6 +198,7 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/config/token", post(admin::update_token_config))
         .route("/admin/config/reset", post(admin::reset_config))
         .route("/admin/config/provider", post(admin::update_provider_config))
+        .route("/admin/config/environment", post(admin::update_environment_config))
         .route("/api/legacy/KBase/Sessions/Login", get(legacy::kbase_get).post(legacy::kbase_login))
         .route("/api/legacy/globus/goauth/token", get(legacy::globus_token_endpoint))
         .route("/api/legacy/globus/users/{user}", get(legacy::globus_user))

@@ -38,6 +38,8 @@ pub struct LedgerOptions {
     pub ssh: SshOptions,
     /// The identity providers of the configuration.
     pub providers: Vec<super::providers::ProviderSettings>,
+    /// The alternate environments of the configuration.
+    pub environments: super::providers::Environments,
 }
 
 impl LedgerOptions {
@@ -55,6 +57,7 @@ impl LedgerOptions {
             test_mode: false,
             ssh: SshOptions::default(),
             providers: Vec::new(),
+            environments: Default::default(),
         }
     }
 }

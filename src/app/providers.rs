@@ -218,22 +218,45 @@ impl Provider {
     }
 }
 
-/// Every configured provider, by name.
+/// The alternate environments of the configuration (upstream's
+/// `identity-provider-envs` and `environment-header`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Environments {
+    /// The header that names the environment of a sign-in or link.
+    pub header: Option<String>,
+    /// Each environment's public URL (`None`: the server's own).
+    pub public_urls: std::collections::BTreeMap<String, Option<String>>,
+}
+
+impl Environments {
+    /// Whether `name` is a configured environment.
+    pub fn contains(&self, name: &str) -> bool {
+        self.public_urls.contains_key(name)
+    }
+
+    /// The configured environments' names, sorted.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.public_urls.keys().map(String::as_str)
+    }
+}
+
+/// Every configured provider, by name, and the environments.
 pub struct Providers {
     by_name: std::collections::BTreeMap<String, Provider>,
+    pub environments: Environments,
 }
 
 impl Providers {
     /// The providers of `settings`, sharing one HTTP client (no redirects
     /// followed, 10 s per request).
-    pub fn new(settings: Vec<ProviderSettings>) -> Result<Self, ProviderError> {
+    pub fn new(settings: Vec<ProviderSettings>, environments: Environments) -> Result<Self, ProviderError> {
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(10))
             .build()
             .map_err(|e| ProviderError::Settings(format!("cannot build the HTTP client: {e}")))?;
         let by_name = settings.into_iter().map(|s| (s.name.clone(), Provider::new(s, http.clone()))).collect();
-        Ok(Self { by_name })
+        Ok(Self { by_name, environments })
     }
 
     /// The configured providers' names, sorted.

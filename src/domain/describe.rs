@@ -43,6 +43,9 @@ fn change(c: &ConfigChange) -> String {
         ConfigChange::RedirectUrl { which, url } => format!("{which:?} redirect={}", url.as_deref().unwrap_or("none")),
         ConfigChange::TokenLifetime { kind, ms } => format!("{kind:?} token lifetime={ms} ms"),
         ConfigChange::SuggestedCacheTime { ms } => format!("suggested cache time={ms} ms"),
+        ConfigChange::EnvironmentRedirect { environment, which, url } => {
+            format!("environment {environment}: {which:?} redirect={}", url.as_deref().unwrap_or("none"))
+        }
         ConfigChange::Provider { name, switches } => format!(
             "provider {name}: enabled={} forceloginchoice={} forcelinkchoice={}",
             switches.enabled, switches.force_login_choice, switches.force_link_choice

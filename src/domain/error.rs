@@ -24,6 +24,7 @@ pub enum ErrorType {
     NoSuchToken,
     NoSuchIdentityProvider,
     NoSuchRole,
+    NoSuchEnvironment,
     UnsupportedOperation,
 }
 
@@ -47,6 +48,8 @@ impl ErrorType {
             Self::NoSuchToken => 50010,
             Self::NoSuchIdentityProvider => 50020,
             Self::NoSuchRole => 50040,
+            // Upstream shares the code with "No such role".
+            Self::NoSuchEnvironment => 50040,
             Self::UnsupportedOperation => 70000,
         }
     }
@@ -70,6 +73,7 @@ impl ErrorType {
             Self::NoSuchToken => "No such token",
             Self::NoSuchIdentityProvider => "No such identity provider",
             Self::NoSuchRole => "No such role",
+            Self::NoSuchEnvironment => "No such environment",
             Self::UnsupportedOperation => "Unsupported operation",
         }
     }

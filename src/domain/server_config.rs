@@ -132,6 +132,9 @@ pub struct ServerSettings {
     /// provider name (a provider not listed is all off). Since
     /// `ServerConfigInitialized` v2.0.
     pub providers: BTreeMap<String, ProviderSwitches>,
+    /// The redirect URLs of each alternate environment an administrator has
+    /// set (the default environment's are `redirects`). Since v2.0.
+    pub environments: BTreeMap<String, RedirectUrls>,
 }
 
 impl ServerSettings {
@@ -151,6 +154,7 @@ impl Default for ServerSettings {
             token_lifetimes: TokenLifetimes::default(),
             suggested_cache_ms: 300_000,
             providers: BTreeMap::new(),
+            environments: BTreeMap::new(),
         }
     }
 }
@@ -177,6 +181,12 @@ pub enum ConfigChange {
         name: String,
         switches: ProviderSwitches,
     },
+    /// One redirect URL of an alternate environment (since v1.1).
+    EnvironmentRedirect {
+        environment: String,
+        which: RedirectKind,
+        url: Option<String>,
+    },
 }
 
 impl ServerSettings {
@@ -199,6 +209,13 @@ impl ServerSettings {
         for name in current.providers.keys().chain(self.providers.keys()) {
             changes.push(ConfigChange::Provider { name: name.clone(), switches: self.provider(name) });
         }
+        for environment in current.environments.keys().chain(self.environments.keys()) {
+            let urls = self.environments.get(environment).cloned().unwrap_or_default();
+            for which in RedirectKind::ALL {
+                let url = urls.get(which).cloned();
+                changes.push(ConfigChange::EnvironmentRedirect { environment: environment.clone(), which, url });
+            }
+        }
         changes
     }
 
@@ -216,6 +233,13 @@ impl ServerSettings {
             }
             ConfigChange::Provider { name, switches } => {
                 self.providers.insert(name.clone(), *switches);
+            }
+            ConfigChange::EnvironmentRedirect { environment, which, url } => {
+                let urls = self.environments.entry(environment.clone()).or_default();
+                *urls.slot(*which) = url.clone();
+                if *urls == RedirectUrls::default() {
+                    self.environments.remove(environment);
+                }
             }
         }
     }
@@ -259,7 +283,7 @@ impl DomainEvent for ServerConfigEvent {
 pub const SERVER_CONFIG_INITIALIZED_VERSION: &str = "2.0";
 
 /// `ServerConfigInitialized` 1.0 → 2.0: a log started before providers had
-/// switches started with none set.
+/// switches and environments their URLs started with none set.
 pub fn upcast_server_config_initialized_v1(mut payload: serde_json::Value) -> serde_json::Value {
     if let Some(settings) = payload
         .get_mut("ServerConfigInitialized")
@@ -267,6 +291,7 @@ pub fn upcast_server_config_initialized_v1(mut payload: serde_json::Value) -> se
         .and_then(serde_json::Value::as_object_mut)
     {
         settings.entry("providers").or_insert_with(|| serde_json::json!({}));
+        settings.entry("environments").or_insert_with(|| serde_json::json!({}));
     }
     payload
 }
@@ -344,6 +369,7 @@ mod tests {
         let mut v1 = serde_json::to_value(&event).unwrap_or_default();
         if let Some(settings) = v1["ServerConfigInitialized"]["settings"].as_object_mut() {
             settings.remove("providers");
+            settings.remove("environments");
         }
         let decoded = LedgerEvent::decode(
             "ServerConfig",
@@ -363,6 +389,8 @@ mod tests {
         changed.suggested_cache_ms = 60_000;
         let on = ProviderSwitches { enabled: true, ..ProviderSwitches::default() };
         changed.providers.insert("Google".into(), on);
+        let ci = RedirectUrls { post_link: Some("https://ci.example.org/linked".into()), ..RedirectUrls::default() };
+        changed.environments.insert("ci".into(), ci);
         let mut reset = changed.clone();
         for change in ServerSettings::default().changes_from(&changed) {
             reset.apply(&change);

@@ -179,6 +179,11 @@ fn samples() -> Vec<(String, Value)> {
                 },
                 ConfigChange::TokenLifetime { kind: TokenKind::Agent, ms: 86_400_000 },
                 ConfigChange::SuggestedCacheTime { ms: 60_000 },
+                ConfigChange::EnvironmentRedirect {
+                    environment: "ci".into(),
+                    which: RedirectKind::PostLink,
+                    url: Some("https://ci.example.org/linked".into()),
+                },
                 ConfigChange::Provider {
                     name: "Google".into(),
                     switches: ProviderSwitches { enabled: true, force_login_choice: false, force_link_choice: true },

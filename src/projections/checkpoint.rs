@@ -19,7 +19,8 @@ use crate::store::{Checkpoints, EventLog, StoreError, StoredCheckpoint};
 /// 3: a host's latest certificate keeps when it was issued (the host's latest join).
 /// 4: tokens keep whether their login used a second factor (`mfa`).
 /// 5: the settings keep the identity providers' switches.
-pub const FORMAT: u32 = 5;
+/// 6: and the alternate environments' redirect URLs.
+pub const FORMAT: u32 = 6;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Checkpoint {

@@ -11,9 +11,10 @@ use super::account::{CustomRoleRow, grantable_roles};
 use super::{Nav, Profile, RoleRow, TokenRow, at, render};
 use crate::api::error::ApiError;
 use crate::api::permissions::{self, Action};
+use crate::app::providers::Providers;
 use crate::domain::CertificateEvent;
 use crate::domain::CustomRoleId;
-use crate::domain::server_config::{DAY_MS, ProviderSwitches, RedirectKind, ServerSettings};
+use crate::domain::server_config::{DAY_MS, ProviderSwitches, RedirectKind, RedirectUrls, ServerSettings};
 use crate::projections::access::CertificateRecord;
 use crate::projections::user_directory::MAX_SEARCH_RESULTS;
 use crate::projections::{TokenView, UserRecord};
@@ -256,6 +257,13 @@ struct ConfigPage {
     dev_days: i64,
     serv_days: i64,
     providers: Vec<ProviderRow>,
+    environments: Vec<EnvironmentRow>,
+}
+
+/// An alternate environment and its redirect URLs.
+pub struct EnvironmentRow {
+    pub name: String,
+    pub redirects: Vec<RedirectRow>,
 }
 
 fn redirect_label(kind: RedirectKind) -> &'static str {
@@ -267,33 +275,44 @@ fn redirect_label(kind: RedirectKind) -> &'static str {
     }
 }
 
-/// `GET /admin/config`, with the configured providers' switches.
-pub fn config<'a>(
-    nav: Nav,
-    config: &ServerSettings,
-    providers: impl Iterator<Item = &'a str>,
-) -> Result<Response, ApiError> {
+/// The redirect URL fields of one environment's set.
+fn redirect_rows(urls: &RedirectUrls) -> Vec<RedirectRow> {
+    RedirectKind::ALL
+        .into_iter()
+        .map(|kind| RedirectRow {
+            key: kind.key(),
+            label: redirect_label(kind),
+            url: urls.get(kind).map(ToString::to_string).unwrap_or_default(),
+        })
+        .collect()
+}
+
+/// `GET /admin/config`, with the configured providers' switches and the
+/// environments' URLs.
+pub fn config(nav: Nav, config: &ServerSettings, configured: &Providers) -> Result<Response, ApiError> {
     let lifetimes = &config.token_lifetimes;
     render(&ConfigPage {
         nav,
         allow_login: config.allow_login,
         show_stack: config.show_stack,
         ignore_ip: config.ignore_ip,
-        redirects: RedirectKind::ALL
-            .into_iter()
-            .map(|kind| RedirectRow {
-                key: kind.key(),
-                label: redirect_label(kind),
-                url: config.redirects.get(kind).map(ToString::to_string).unwrap_or_default(),
-            })
-            .collect(),
+        redirects: redirect_rows(&config.redirects),
         cache_minutes: config.suggested_cache_ms / 60_000,
         login_days: lifetimes.login / DAY_MS,
         agent_days: lifetimes.agent / DAY_MS,
         dev_days: lifetimes.dev / DAY_MS,
         serv_days: lifetimes.serv / DAY_MS,
-        providers: providers
+        providers: configured
+            .names()
             .map(|name| ProviderRow { name: name.to_owned(), switches: config.provider(name) })
+            .collect(),
+        environments: configured
+            .environments
+            .names()
+            .map(|name| EnvironmentRow {
+                name: name.to_owned(),
+                redirects: redirect_rows(&config.environments.get(name).cloned().unwrap_or_default()),
+            })
             .collect(),
     })
 }

@@ -97,7 +97,7 @@ pub fn page_after_post(path: &str, session_cleared: bool) -> Option<String> {
         ["tokens", "revoke", _] | ["tokens", "revokeall"] => "/tokens".to_owned(),
         ["admin", "forcereset"] | ["admin", "revokeall"] => "/admin".to_owned(),
         ["admin", "customroles", "set" | "delete"] => "/admin/customroles".to_owned(),
-        ["admin", "config", "basic" | "token" | "reset" | "provider"] => "/admin/config".to_owned(),
+        ["admin", "config", "basic" | "token" | "reset" | "provider" | "environment"] => "/admin/config".to_owned(),
         ["admin", "user", user, "tokens", "revoke", _] | ["admin", "user", user, "tokens", "revokeall"] => {
             format!("/admin/user/{user}/tokens")
         }
