@@ -22,6 +22,12 @@ async fn flows_are_single_use_expiring_and_bounded(store: TestStore) {
     let flows = Flows::open(&store.url(), &store.options().store).await.expect("the flows store").with_limit(3);
     let started = flow(FlowStep::LoginStarted, None, 2_000);
     flows.put("hash-a", &started, 1_000).await.expect("kept");
+    // Sealed: the store holds neither the token nor the data in the clear.
+    let raw = store.raw_flows().await;
+    assert!(raw.contains("LOGINSTART"), "the store was read");
+    assert!(!raw.contains(r#""nonce":"n""#) && !raw.contains("hash-a"), "neither the data nor the token in the clear");
+    // Another token (a guessed or forged cookie) finds nothing.
+    assert_eq!(flows.peek("hash-z", 1_500).await.expect("read"), None);
     assert_eq!(flows.peek("hash-a", 1_500).await.expect("read"), Some(started.clone()), "a peek leaves it");
     assert_eq!(flows.take("hash-a", 1_500).await.expect("read"), Some(started.clone()));
     assert_eq!(flows.take("hash-a", 1_500).await.expect("read"), None, "used once");

@@ -6,10 +6,19 @@
 //! SQLite it is its own file beside the log (`<stem>.flows.db`, so flows never
 //! wait on the log's write lock), on PostgreSQL its own table in the same
 //! database. Records are found by the SHA-256 of the random token the flow's
-//! cookie carries, never by the token itself.
+//! cookie carries, never by the token itself, and each record's data is
+//! sealed (XChaCha20-Poly1305) under a key derived from that token: the
+//! store alone — a copy of the database — reads no verifier, nonce or
+//! identity of a flow under way.
 
 use std::str::FromStr;
 use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use sha2::{Digest, Sha256};
 
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
@@ -62,7 +71,7 @@ pub struct Flow {
     pub user: Option<String>,
     /// The provider the flow went to.
     pub provider: Option<String>,
-    /// The step's data, JSON (the caller's to shape).
+    /// The step's data, JSON (the caller's to shape); stored sealed.
     pub data: String,
     pub created_at: i64,
     /// Gone after this instant (epoch ms).
@@ -134,7 +143,7 @@ impl Flows {
                 (Pool::Postgres(pool), |n| format!("${n}"))
             }
         };
-        let columns = "step, user_name, provider, data, created_at, expires_at";
+        let columns = "step, user_name, provider, sealed, created_at, expires_at";
         let flows = Self {
             put: format!(
                 "INSERT INTO {table} (token_hash, {columns}) VALUES ({}, {}, {}, {}, {}, {}, {})",
@@ -157,7 +166,7 @@ impl Flows {
         let create = [
             format!(
                 "CREATE TABLE IF NOT EXISTS {table} (token_hash TEXT PRIMARY KEY, step TEXT NOT NULL, user_name TEXT,
-                 provider TEXT, data TEXT NOT NULL, created_at BIGINT NOT NULL, expires_at BIGINT NOT NULL)"
+                 provider TEXT, sealed TEXT NOT NULL, created_at BIGINT NOT NULL, expires_at BIGINT NOT NULL)"
             ),
             format!("CREATE INDEX IF NOT EXISTS {table}_expires ON {table} (expires_at)"),
             format!("CREATE INDEX IF NOT EXISTS {table}_user ON {table} (user_name)"),
@@ -196,18 +205,21 @@ impl Flows {
         })
     }
 
-    /// Keeps `flow` under `token_hash`; refused when the store is full of
-    /// flows that have not expired by `now`.
-    pub async fn put(&self, token_hash: &str, flow: &Flow, now: i64) -> Result<(), FlowError> {
+    /// Keeps `flow` for the holder of `token` (the random value its cookie
+    /// carries); refused when the store is full of flows that have not
+    /// expired by `now`.
+    pub async fn put(&self, token: &str, flow: &Flow, now: i64) -> Result<(), FlowError> {
         if self.count().await? >= self.limit && (self.sweep(now).await? == 0 || self.count().await? >= self.limit) {
             return Err(FlowError::Full);
         }
+        let sealed = seal(token, &flow.data)?;
+        let hash = lookup_hash(token);
         let args = vec![
-            Arg::Text(Some(token_hash)),
+            Arg::Text(Some(&hash)),
             Arg::Text(Some(flow.step.as_str())),
             Arg::Text(flow.user.as_deref()),
             Arg::Text(flow.provider.as_deref()),
-            Arg::Text(Some(&flow.data)),
+            Arg::Text(Some(&sealed)),
             Arg::Int(flow.created_at),
             Arg::Int(flow.expires_at),
         ];
@@ -215,15 +227,17 @@ impl Flows {
         Ok(())
     }
 
-    /// Removes and answers the flow under `token_hash` (single use); `None`
-    /// when there is none, or it expired before `now`.
-    pub async fn take(&self, token_hash: &str, now: i64) -> Result<Option<Flow>, StoreError> {
-        Ok(self.fetch(&self.take, token_hash).await?.and_then(flow_of).filter(|f| f.expires_at >= now))
+    /// Removes and answers the flow of `token` (single use); `None` when
+    /// there is none, or it expired before `now`.
+    pub async fn take(&self, token: &str, now: i64) -> Result<Option<Flow>, StoreError> {
+        let row = self.fetch(&self.take, &lookup_hash(token)).await?;
+        opened(token, row, now)
     }
 
-    /// The flow under `token_hash`, left in place (a choice page shown again).
-    pub async fn peek(&self, token_hash: &str, now: i64) -> Result<Option<Flow>, StoreError> {
-        Ok(self.fetch(&self.peek, token_hash).await?.and_then(flow_of).filter(|f| f.expires_at >= now))
+    /// The flow of `token`, left in place (a choice page shown again).
+    pub async fn peek(&self, token: &str, now: i64) -> Result<Option<Flow>, StoreError> {
+        let row = self.fetch(&self.peek, &lookup_hash(token)).await?;
+        opened(token, row, now)
     }
 
     /// Drops the flows that expired before `now`; how many.
@@ -245,9 +259,56 @@ impl Flows {
     }
 }
 
-/// A row back as a flow (a row whose step this build does not know is dropped).
-fn flow_of((step, user, provider, data, created_at, expires_at): Row) -> Option<Flow> {
-    Some(Flow { step: FlowStep::parse(&step)?, user, provider, data, created_at, expires_at })
+/// The key column: SHA-256 of the token, hex.
+fn lookup_hash(token: &str) -> String {
+    Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The sealing key: SHA-256 of a label and the token (never stored; the
+/// lookup hash is a different digest of it).
+fn cipher(token: &str) -> XChaCha20Poly1305 {
+    let mut digest = Sha256::new();
+    digest.update(b"authledger flow data key\0");
+    digest.update(token.as_bytes());
+    XChaCha20Poly1305::new(&digest.finalize())
+}
+
+/// `data` sealed under `token`'s key: base64 of the nonce and the ciphertext.
+fn seal(token: &str, data: &str) -> Result<String, StoreError> {
+    let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
+    let sealed = cipher(token)
+        .encrypt(&nonce, data.as_bytes())
+        .map_err(|_| StoreError::Failed("cannot seal a flow's data".into()))?;
+    let mut bytes = nonce.to_vec();
+    bytes.extend_from_slice(&sealed);
+    Ok(STANDARD.encode(bytes))
+}
+
+/// `sealed` opened with `token`'s key; `None` when it is not readable with it.
+fn unseal(token: &str, sealed: &str) -> Option<String> {
+    let bytes = STANDARD.decode(sealed).ok()?;
+    if bytes.len() < 24 {
+        return None;
+    }
+    let (nonce, ciphertext) = bytes.split_at(24);
+    let plain = cipher(token).decrypt(XNonce::from_slice(nonce), ciphertext).ok()?;
+    String::from_utf8(plain).ok()
+}
+
+/// A row back as `token`'s live flow (a row whose step this build does not
+/// know is dropped; one its token cannot open is the store's fault).
+fn opened(token: &str, row: Option<Row>, now: i64) -> Result<Option<Flow>, StoreError> {
+    let Some((step, user, provider, sealed, created_at, expires_at)) = row else {
+        return Ok(None);
+    };
+    if expires_at < now {
+        return Ok(None);
+    }
+    let Some(step) = FlowStep::parse(&step) else {
+        return Ok(None);
+    };
+    let data = unseal(token, &sealed).ok_or_else(|| StoreError::Failed("a flow's data cannot be opened".into()))?;
+    Ok(Some(Flow { step, user, provider, data, created_at, expires_at }))
 }
 
 enum Arg<'a> {
@@ -279,4 +340,20 @@ fn bind_pg<'q>(
         };
     }
     query
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_its_token_opens_a_flow() {
+        let sealed = seal("TOKEN-A", r#"{"verifier":"v"}"#).unwrap_or_default();
+        assert!(!sealed.contains("verifier"));
+        assert_eq!(unseal("TOKEN-A", &sealed).as_deref(), Some(r#"{"verifier":"v"}"#));
+        assert_eq!(unseal("TOKEN-B", &sealed), None, "another token's key");
+        assert_eq!(unseal("TOKEN-A", "not base64!"), None);
+        assert_ne!(seal("TOKEN-A", "x").unwrap_or_default(), seal("TOKEN-A", "x").unwrap_or_default(), "fresh nonces");
+        assert_ne!(lookup_hash("TOKEN-A"), lookup_hash("TOKEN-B"));
+    }
 }

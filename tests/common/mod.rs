@@ -99,6 +99,25 @@ impl TestStore {
         out
     }
 
+    /// Everything the in-flight store holds, as text: its SQLite files (WAL
+    /// included), or its PostgreSQL table's rows.
+    pub async fn raw_flows(&self) -> String {
+        match self {
+            Self::Sqlite { dir } => ["events.flows.db", "events.flows.db-wal"]
+                .iter()
+                .filter_map(|name| std::fs::read(dir.path().join(name)).ok())
+                .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+                .collect(),
+            Self::Postgres { url, prefix } => {
+                let pool = sqlx::PgPool::connect(url).await.expect("PostgreSQL");
+                let sql = format!("SELECT token_hash || step || sealed FROM {prefix}flows");
+                let rows: Vec<String> = sqlx::query_scalar(&sql).fetch_all(&pool).await.expect("the flows");
+                pool.close().await;
+                rows.concat()
+            }
+        }
+    }
+
     /// The rows of the test-mode log: (aggregate type, aggregate id, event type), in position order.
     pub async fn test_log_rows(&self) -> Vec<(String, String, String)> {
         let sql = "SELECT aggregate_type, aggregate_id, event_type FROM {table} ORDER BY position";
