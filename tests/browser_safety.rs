@@ -73,21 +73,6 @@ async fn every_error_is_the_envelope_in_the_format_asked_for(h: Harness) -> Harn
 }
 on_both_stores!(every_error_is_the_envelope_in_the_format_asked_for);
 
-/// The whole `Set-Cookie` a form login of `user` answers with (a 303).
-async fn form_login_cookie(h: &Harness, user: &str) -> String {
-    let body = serde_urlencoded::to_string([("user", user), ("pwd", USER_PASSWORD)]).expect("a form");
-    let answer = h
-        .send(
-            no_redirects()
-                .post(h.url("/localaccount/login"))
-                .header("Content-Type", "application/x-www-form-urlencoded")
-                .body(body),
-        )
-        .await;
-    assert_eq!(answer.status, 303, "{}", answer.text);
-    answer.header("set-cookie").expect("a session cookie")
-}
-
 async fn post_form(h: &Harness, path: &str, cookie: &str, origin: Option<&str>, form: &str) -> Answer {
     let mut request = no_redirects()
         .post(h.url(path))
@@ -169,7 +154,7 @@ async fn every_answer_carries_the_security_headers(h: Harness) -> Harness {
     let h = h.restart_with(|o| o.ssh.public_url = Some("https://auth.example.org".into())).await;
     let (_, admin) = h.administrators().await;
     h.user_with_password(&admin, "dave").await;
-    let cookie = form_login_cookie(&h, "dave").await;
+    let cookie = h.form_login("dave").await;
     assert!(cookie.contains("; Secure") && cookie.contains("SameSite=Lax"), "{cookie}");
     h
 }

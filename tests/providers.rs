@@ -7,11 +7,14 @@
 //! Needs `node` and `npm ci` in `tests/oidc` (`.ci/run` does it); without
 //! them the tests say so loudly and pass, unless `AUTHLEDGER_REQUIRE_OIDC=1`.
 
+use crate::common;
+
 use std::path::PathBuf;
 use std::process::Stdio;
 
 use authledger::app::providers::{Provider, ProviderError, ProviderSettings};
 use authledger::domain::token::Mfa;
+use common::no_redirects;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
@@ -85,10 +88,6 @@ impl Peer {
     fn url(&self, location: &str) -> String {
         if location.starts_with("http") { location.to_owned() } else { format!("{}{location}", self.issuer) }
     }
-}
-
-fn no_redirects() -> reqwest::Client {
-    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("a client")
 }
 
 /// A client that keeps cookies (each flow its own: the provider's session

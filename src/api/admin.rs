@@ -181,8 +181,7 @@ pub async fn custom_roles(State(state): State<AppState>, context: RequestContext
         let manage = permissions::allows(Action::SetCustomRole, &caller.user.roles);
         return pages::account::custom_roles(Nav::of_caller(&caller), roles.iter(), manage);
     }
-    let roles: Vec<Value> = roles.iter().map(|(id, desc)| json!({"id": id, "desc": desc})).collect();
-    Ok(Json(json!({ "customroles": roles })).into_response())
+    Ok(Json(views::custom_roles(roles)).into_response())
 }
 
 pub async fn set_custom_role(
@@ -402,6 +401,28 @@ pub async fn config(State(state): State<AppState>, context: RequestContext) -> R
     Ok(Json(out).into_response())
 }
 
+/// Records a change of the server's configuration by `caller` (204).
+async fn record_config(
+    state: &AppState,
+    context: &RequestContext,
+    caller: &Caller,
+    command: ServerConfigCommand,
+) -> Result<StatusCode, ApiError> {
+    state.ledger.execute::<ServerConfig>((), command, &context.metadata(caller.name(), state.ignore_ip())).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Records `changes` to the server's configuration (those that alter nothing are dropped).
+async fn record_config_changes(
+    state: &AppState,
+    context: &RequestContext,
+    caller: &Caller,
+    changes: Vec<ConfigChange>,
+) -> Result<StatusCode, ApiError> {
+    let command = ServerConfigCommand::Update { changes, by: caller.name().clone(), at: state.now() };
+    record_config(state, context, caller, command).await
+}
+
 /// A redirect URL setting: blank is none; else an http(s) URL with a host.
 fn redirect_url(raw: Option<&str>) -> Result<Option<String>, ApiError> {
     let Some(text) = raw.map(crate::domain::names::java_trim).filter(|t| !t.is_empty()) else {
@@ -447,9 +468,7 @@ pub async fn update_config(
     }
     let token = super::request::required_header_token(&context.headers)?;
     let caller = state.login_caller(&token, Some(Action::ChangeConfig))?;
-    let command = ServerConfigCommand::Update { changes, by: caller.name().clone(), at: state.now() };
-    state.ledger.execute::<ServerConfig>((), command, &context.metadata(caller.name(), state.ignore_ip())).await?;
-    Ok(StatusCode::NO_CONTENT)
+    record_config_changes(&state, &context, &caller, changes).await
 }
 
 /// `POST /admin/config/token`: cache time in minutes, lifetimes in days, each at least 1.
@@ -490,9 +509,7 @@ pub async fn update_token_config(
         });
     }
     let caller = administrator(&state, &context, Action::ChangeConfig)?;
-    let command = ServerConfigCommand::Update { changes, by: caller.name().clone(), at: state.now() };
-    state.ledger.execute::<ServerConfig>((), command, &context.metadata(caller.name(), state.ignore_ip())).await?;
-    Ok(StatusCode::NO_CONTENT)
+    record_config_changes(&state, &context, &caller, changes).await
 }
 
 /// `POST /admin/config/basic` (the configuration page's form): a ticked box
@@ -504,13 +521,7 @@ pub async fn update_basic_config(
 ) -> Result<StatusCode, ApiError> {
     // A form only: its unticked boxes are absent, which means off (JSON
     // clients use `POST /admin/config`, where absent means unchanged).
-    let input = body.input()?;
-    let Input::Form(form) = &input else {
-        return Err(ApiError::framework(StatusCode::UNSUPPORTED_MEDIA_TYPE, true));
-    };
-    let mut keys: Vec<&str> = vec!["allowlogin", "showstack", "ignoreip"];
-    keys.extend(RedirectKind::ALL.iter().map(|k| k.key()));
-    input.reject_unexpected(&keys)?;
+    let form = body.form()?;
     let mut changes = vec![
         ConfigChange::AllowLogin(form.has("allowlogin")),
         ConfigChange::ShowStack(form.has("showstack")),
@@ -520,9 +531,7 @@ pub async fn update_basic_config(
         changes.push(ConfigChange::RedirectUrl { which: kind, url: redirect_url(form.get(kind.key()))? });
     }
     let caller = administrator(&state, &context, Action::ChangeConfig)?;
-    let command = ServerConfigCommand::Update { changes, by: caller.name().clone(), at: state.now() };
-    state.ledger.execute::<ServerConfig>((), command, &context.metadata(caller.name(), state.ignore_ip())).await?;
-    Ok(StatusCode::NO_CONTENT)
+    record_config_changes(&state, &context, &caller, changes).await
 }
 
 /// `POST /admin/config/provider`: a configured provider's switches — a form
@@ -556,9 +565,7 @@ pub async fn update_provider_config(
         return Err(AuthError::new(ErrorType::NoSuchIdentityProvider, name).into());
     }
     let changes = vec![ConfigChange::Provider { name, switches }];
-    let command = ServerConfigCommand::Update { changes, by: caller.name().clone(), at: state.now() };
-    state.ledger.execute::<ServerConfig>((), command, &context.metadata(caller.name(), state.ignore_ip())).await?;
-    Ok(StatusCode::NO_CONTENT)
+    record_config_changes(&state, &context, &caller, changes).await
 }
 
 /// `POST /admin/config/environment`: an alternate environment's four
@@ -588,9 +595,7 @@ pub async fn update_environment_config(
         changes.push(ConfigChange::EnvironmentRedirect { environment: environment.clone(), which, url });
     }
     let caller = administrator(&state, &context, Action::ChangeConfig)?;
-    let command = ServerConfigCommand::Update { changes, by: caller.name().clone(), at: state.now() };
-    state.ledger.execute::<ServerConfig>((), command, &context.metadata(caller.name(), state.ignore_ip())).await?;
-    Ok(StatusCode::NO_CONTENT)
+    record_config_changes(&state, &context, &caller, changes).await
 }
 
 /// `POST /admin/config/reset`: every setting back to what this server starts
@@ -599,8 +604,7 @@ pub async fn reset_config(State(state): State<AppState>, context: RequestContext
     let caller = administrator(&state, &context, Action::ChangeConfig)?;
     let to = Box::new(state.ledger.initial_settings().clone());
     let command = ServerConfigCommand::Reset { to, by: caller.name().clone(), at: state.now() };
-    state.ledger.execute::<ServerConfig>((), command, &context.metadata(caller.name(), state.ignore_ip())).await?;
-    Ok(StatusCode::NO_CONTENT)
+    record_config(&state, &context, &caller, command).await
 }
 
 /// `GET /admin`: search, token lookup and the emergency measures (any administrator).
@@ -614,10 +618,7 @@ pub async fn start(State(state): State<AppState>, context: RequestContext) -> Re
 /// ids and `crole_<id>`): users matching the prefix — all users when it is
 /// blank — holding every ticked role; disabled users included.
 pub async fn search(State(state): State<AppState>, context: RequestContext, body: Body) -> Result<Response, ApiError> {
-    let input = body.input()?;
-    let Input::Form(form) = &input else {
-        return Err(ApiError::framework(StatusCode::UNSUPPORTED_MEDIA_TYPE, true));
-    };
+    let form = body.form()?;
     let prefix = form.get("prefix").map(crate::domain::names::java_trim).unwrap_or_default().to_owned();
     let roles: BTreeSet<Role> = form.keys().filter_map(Role::from_id).filter(|r| *r != Role::Root).collect();
     let mut custom_roles = BTreeSet::new();

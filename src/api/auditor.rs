@@ -14,6 +14,7 @@ use super::pages::{self, Nav};
 use super::permissions::{self, Action};
 use super::request::{FirstQuery, RequestContext, any_token, required_header_token};
 use super::{AppState, guard};
+use crate::app::EventMetadata;
 use crate::app::history::{self, Subject};
 use crate::domain::names::{is_blank, java_trim};
 use crate::domain::server_config::DAY_MS;
@@ -172,6 +173,16 @@ fn auditor(state: &AppState, token: &str) -> Result<UserRecord, ApiError> {
     Ok(user)
 }
 
+/// The auditor holding `token` and the metadata its recorded reads carry. A
+/// read started by another site with only the session cookie is refused
+/// (an API call brings its token in the header, which always passes).
+fn reading(state: &AppState, context: &RequestContext, token: &str) -> Result<(UserRecord, EventMetadata), ApiError> {
+    let reader = auditor(state, token)?;
+    guard::check_same_site_read(&context.headers)?;
+    let metadata = context.metadata(&reader.name, state.ignore_ip());
+    Ok((reader, metadata))
+}
+
 /// `GET /api/V2/admin/audit?user=&token=&actor=&type=&since=&until=&limit=&after=`:
 /// `{"events": [...], "next": position or null}` in commit order.
 pub async fn audit_trail(
@@ -181,8 +192,7 @@ pub async fn audit_trail(
 ) -> Result<Json<Value>, ApiError> {
     let read = query.parse()?;
     let token = required_header_token(&context.headers)?;
-    let reader = auditor(&state, &token)?;
-    let metadata = context.metadata(&reader.name, state.ignore_ip());
+    let (reader, metadata) = reading(&state, &context, &token)?;
     let (events, next) =
         history::read_trail(&state.ledger, &reader.name, &metadata, &read.query, read.after, read.limit).await?;
     Ok(Json(json!({ "events": events, "next": next })))
@@ -197,9 +207,7 @@ pub async fn timeline(
 ) -> Result<Response, ApiError> {
     let read = query.parse()?;
     let token = any_token(&context.headers)?;
-    let reader = auditor(&state, &token)?;
-    guard::check_same_site_read(&context.headers)?;
-    let metadata = context.metadata(&reader.name, state.ignore_ip());
+    let (reader, metadata) = reading(&state, &context, &token)?;
     let (events, next) =
         history::read_trail(&state.ledger, &reader.name, &metadata, &read.query, read.after, read.limit).await?;
     if !context.wants_html() {
@@ -232,9 +240,7 @@ pub async fn user_history(
     let at = time_param("at", query.at.as_deref())?;
     let after = count_param("after", query.after.as_deref(), 0..=i64::MAX)?.unwrap_or(0);
     let token = any_token(&context.headers)?;
-    let reader = auditor(&state, &token)?;
-    guard::check_same_site_read(&context.headers)?;
-    let metadata = context.metadata(&reader.name, state.ignore_ip());
+    let (reader, metadata) = reading(&state, &context, &token)?;
     let found = history::user_history(&state.ledger, &reader.name, &metadata, &name, at).await?;
     let all = &found.events;
     let start = all.partition_point(|e| e.position <= after);
@@ -280,8 +286,7 @@ pub async fn as_of(
     let user = UserName::parse(query.user.as_deref())?;
     let at = time_param("at", query.at.as_deref())?.ok_or_else(|| AuthError::missing("at"))?;
     let token = required_header_token(&context.headers)?;
-    let reader = auditor(&state, &token)?;
-    let metadata = context.metadata(&reader.name, state.ignore_ip());
+    let (reader, metadata) = reading(&state, &context, &token)?;
     let found = history::read_state_as_of(&state.ledger, &reader.name, &metadata, &user, at).await?;
     let found = found.ok_or_else(|| AuthError::no_such_user(user.as_str()))?;
     Ok(Json(serde_json::to_value(found).unwrap_or_default()))

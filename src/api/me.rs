@@ -9,22 +9,14 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::error::ApiError;
 use super::pages::{self, Nav};
 use super::request::{Body, Input, RequestContext, any_token};
-use super::{AppState, require_login, views};
+use super::{AppState, views};
 use crate::domain::names::is_blank;
 use crate::domain::{Actor, AuthError, DisplayName, EmailAddress, ErrorType, Role, User, UserCommand};
-use crate::projections::UserRecord;
-
-/// The token's enabled user, for a Login token only.
-fn login_user(state: &AppState, token: &str) -> Result<UserRecord, ApiError> {
-    let view = state.token_view(token)?;
-    require_login(&view)?;
-    state.user_of(&view)
-}
 
 /// `GET /me`: the profile page, or the user JSON with the forms' URLs.
 pub async fn show(State(state): State<AppState>, context: RequestContext) -> Result<Response, ApiError> {
@@ -66,7 +58,7 @@ pub async fn change_profile(
 ) -> Result<StatusCode, ApiError> {
     let display = if is_blank(display.as_deref()) { None } else { Some(DisplayName::parse(display.as_deref())?) };
     let email = if is_blank(email.as_deref()) { None } else { Some(EmailAddress::parse(email.as_deref())?) };
-    let user = login_user(state, token)?;
+    let user = state.login_caller(token, None)?.user;
     if display.is_some() || email.is_some() {
         let metadata = context.metadata(&user.name, state.ignore_ip());
         state.ledger.execute::<User>(&user.name, UserCommand::UpdateProfile { display, email }, &metadata).await?;
@@ -93,7 +85,7 @@ pub async fn remove_roles(
         }
         Input::Form(form) => remove.extend(form.keys().filter_map(Role::from_id)),
     }
-    let user = login_user(&state, &token)?;
+    let user = state.login_caller(&token, None)?.user;
     let actor = Actor { name: user.name.clone(), roles: user.roles.clone() };
     let metadata = context.metadata(&user.name, state.ignore_ip());
     let command = UserCommand::UpdateRoles { add: BTreeSet::new(), remove, actor, at: state.now() };
@@ -104,12 +96,11 @@ pub async fn remove_roles(
 /// `GET /customroles`: every custom role, for any Login token.
 pub async fn custom_roles(State(state): State<AppState>, context: RequestContext) -> Result<Response, ApiError> {
     let token = any_token(&context.headers)?;
-    let user = login_user(&state, &token)?;
+    let user = state.login_caller(&token, None)?.user;
     let model = state.ledger.model.read();
     let roles = model.users.custom_roles();
     if context.wants_html() {
         return pages::account::custom_roles(Nav::of(&user), roles.iter(), false);
     }
-    let listed: Vec<Value> = roles.iter().map(|(id, desc)| json!({"id": id, "desc": desc})).collect();
-    Ok(Json(json!({ "customroles": listed })).into_response())
+    Ok(Json(views::custom_roles(roles)).into_response())
 }

@@ -75,6 +75,14 @@ impl Body {
         }
     }
 
+    /// The body as a form, for endpoints only a page's form posts to (JSON: 415).
+    pub fn form(&self) -> Result<Form, ApiError> {
+        match self.input()? {
+            Input::Form(form) => Ok(form),
+            Input::Json(_) => Err(ApiError::framework(StatusCode::UNSUPPORTED_MEDIA_TYPE, true)),
+        }
+    }
+
     /// The body as JSON or as a form, whichever its content type says.
     pub fn input(&self) -> Result<Input, ApiError> {
         match self.kind {

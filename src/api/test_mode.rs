@@ -164,9 +164,7 @@ pub async fn custom_roles(State(state): State<AppState>) -> Result<Json<Value>, 
     let ledger = ledger(&state)?;
     let now = state.now();
     let model = ledger.model.read();
-    let roles: Vec<Value> =
-        model.custom_roles(now).into_iter().map(|(id, desc)| json!({"id": id, "desc": desc})).collect();
-    Ok(Json(json!({ "customroles": roles })))
+    Ok(Json(views::custom_roles(model.custom_roles(now))))
 }
 
 /// Reads a role list member where `null` items are refused with `message`.

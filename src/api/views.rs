@@ -101,6 +101,12 @@ pub fn roles(roles: &BTreeSet<Role>) -> Value {
     Value::Array(roles.iter().map(|r| json!({"id": r.id(), "desc": r.description()})).collect())
 }
 
+/// `{"customroles": [{"id", "desc"}, ...]}`, in the order given.
+pub fn custom_roles<I: std::fmt::Display, D: Serialize>(roles: impl IntoIterator<Item = (I, D)>) -> Value {
+    let listed: Vec<Value> = roles.into_iter().map(|(id, desc)| json!({"id": id.to_string(), "desc": desc})).collect();
+    json!({ "customroles": listed })
+}
+
 /// What the user JSON (§5.4) says of one user; the rest is the same for every account here.
 pub struct UserJson<'a, C: Serialize> {
     pub name: &'a UserName,

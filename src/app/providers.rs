@@ -268,11 +268,6 @@ impl Providers {
     pub fn get(&self, name: &str) -> Option<&Provider> {
         self.by_name.get(name)
     }
-
-    /// The provider named `name` in any case (how sign-in URLs find it, as upstream).
-    pub fn find(&self, name: &str) -> Option<&Provider> {
-        self.by_name.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, p)| p)
-    }
 }
 
 fn redirect_url(redirect: &str) -> Result<RedirectUrl, ProviderError> {

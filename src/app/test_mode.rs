@@ -36,12 +36,7 @@ pub const SWEEP_EVERY: Duration = Duration::from_secs(60);
 /// tables (prefix `testmode_`) in the same PostgreSQL database.
 pub fn test_log_options(main: &LedgerOptions) -> LedgerOptions {
     let mut options = main.clone();
-    if let Ok(StoreKind::Sqlite { path }) = StoreKind::parse(&main.store_url) {
-        let path = std::path::Path::new(&path);
-        let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "events".into());
-        let file = path.with_file_name(format!("{stem}.testmode.db"));
-        options.store_url = format!("sqlite://{}", file.display());
-    }
+    options.store_url = StoreKind::beside(&main.store_url, "testmode");
     options.store.table_prefix = format!("{}testmode_", main.store.table_prefix);
     options.store.expiring = true;
     options

@@ -23,6 +23,7 @@ use sha2::{Digest, Sha256};
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
+use super::sql::Dialect;
 use super::{StoreError, StoreKind, StoreOptions};
 
 /// At most this many flows are kept; when full, expired ones are swept and a
@@ -111,12 +112,9 @@ impl Flows {
     /// Opens (creating if needed) the flows of the log at `url`.
     pub async fn open(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
         let table = format!("{}flows", options.table_prefix);
-        let (pool, p): (Pool, fn(usize) -> String) = match StoreKind::parse(url)? {
+        let (pool, dialect) = match StoreKind::parse(&StoreKind::beside(url, "flows"))? {
             StoreKind::Sqlite { path } => {
-                let path = std::path::Path::new(&path);
-                let stem =
-                    path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "events".into());
-                let file = path.with_file_name(format!("{stem}.flows.db"));
+                let file = std::path::PathBuf::from(path);
                 let connect = SqliteConnectOptions::from_str("sqlite:")
                     .map_err(|source| StoreError::Connect { url: file.display().to_string(), source })?
                     .filename(&file)
@@ -131,7 +129,7 @@ impl Flows {
                     .connect_with(connect)
                     .await
                     .map_err(|source| StoreError::Connect { url: file.display().to_string(), source })?;
-                (Pool::Sqlite(pool), |_| "?".to_owned())
+                (Pool::Sqlite(pool), Dialect::Sqlite)
             }
             StoreKind::Postgres { url } => {
                 let pool = PgPoolOptions::new()
@@ -140,9 +138,10 @@ impl Flows {
                     .connect(&url)
                     .await
                     .map_err(|source| StoreError::Connect { url: super::postgres::redact(&url), source })?;
-                (Pool::Postgres(pool), |n| format!("${n}"))
+                (Pool::Postgres(pool), Dialect::Postgres)
             }
         };
+        let p = |n| dialect.p(n);
         let columns = "step, user_name, provider, sealed, created_at, expires_at";
         let flows = Self {
             put: format!(

@@ -252,6 +252,22 @@ impl StoreKind {
             Err(StoreError::UnsupportedUrl(url.to_owned()))
         }
     }
+
+    /// The URL of a store kept beside the log at `url`: on SQLite its own
+    /// file next to the log's (`<stem>.<name>.db`, so the two never wait on
+    /// each other's write lock); on PostgreSQL the same database (the caller
+    /// gives it its own tables).
+    pub fn beside(url: &str, name: &str) -> String {
+        match Self::parse(url) {
+            Ok(Self::Sqlite { path }) => {
+                let path = std::path::Path::new(&path);
+                let stem =
+                    path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "events".into());
+                format!("sqlite://{}", path.with_file_name(format!("{stem}.{name}.db")).display())
+            }
+            _ => url.to_owned(),
+        }
+    }
 }
 
 /// Tuning of the store that is not part of its identity.

@@ -14,7 +14,7 @@ pub(crate) enum Dialect {
 
 impl Dialect {
     /// The `n`th (1-based) statement parameter.
-    fn p(self, n: usize) -> String {
+    pub(crate) fn p(self, n: usize) -> String {
         match self {
             Self::Sqlite => "?".to_owned(),
             Self::Postgres => format!("${n}"),

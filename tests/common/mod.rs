@@ -531,14 +531,18 @@ impl Harness {
         totp.generate(u64::try_from(self.now() / 1000).unwrap_or(0)).to_string()
     }
 
-    /// `user`'s session cookie (`kbase_session=TOKEN`), from a form login as
-    /// a browser does it (answered 303 with the cookie).
-    pub async fn session_cookie(&self, user: &str) -> String {
+    /// The whole `Set-Cookie` of a form login of `user` as a browser does it
+    /// (answered 303 with the cookie).
+    pub async fn form_login(&self, user: &str) -> String {
         let fields = [("user", user), ("pwd", USER_PASSWORD)];
         let answer = self.send(no_redirects().post(self.url("/localaccount/login")).form(&fields)).await;
         assert_eq!(answer.status, 303, "{}", answer.text);
-        let cookie = answer.header("set-cookie").expect("a session cookie");
-        cookie.split(';').next().expect("name=value").to_owned()
+        answer.header("set-cookie").expect("a session cookie")
+    }
+
+    /// `user`'s session cookie (`kbase_session=TOKEN`), from a form login.
+    pub async fn session_cookie(&self, user: &str) -> String {
+        self.form_login(user).await.split(';').next().expect("name=value").to_owned()
     }
 
     /// A page as a browser asks for it, with the session cookie when given.

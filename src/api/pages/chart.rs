@@ -2,6 +2,7 @@
 //! series, as SVG bars (no script, no image request).
 
 use crate::app::history::Entry;
+use crate::domain::server_config::DAY_MS;
 
 /// The series, in drawing order: their CSS class and what counts.
 const SERIES: [(&str, &[&str]); 4] = [
@@ -11,7 +12,6 @@ const SERIES: [(&str, &[&str]); 4] = [
     ("roles", &["RolesGranted", "RolesRemoved", "CustomRolesGranted", "CustomRolesRemoved"]),
 ];
 
-const DAY_MS: i64 = 86_400_000;
 const BAR: i64 = 3;
 const GAP: i64 = 4;
 const PLOT_HEIGHT: i64 = 100;
