@@ -14,7 +14,7 @@ use authledger::app::ledger::{Ledger, LedgerOptions};
 use authledger::app::root_account::{RootOutcome, set_root_password};
 use authledger::clock::SystemClock;
 use authledger::config::{DEFAULT_LISTEN, DEFAULT_STORE, FileConfig, parse_duration_ms};
-use authledger::domain::Identity;
+use authledger::domain::InvitedIdentity;
 use authledger::server::Server;
 
 #[derive(Parser)]
@@ -249,7 +249,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Users { action: UsersAction::Add { name, logins, identities, ttl, format }, remote } => {
             for identity in &identities {
-                Identity::parse(identity).map_err(|_| {
+                InvitedIdentity::parse(identity).map_err(|_| {
                     format!("--identity {identity:?}: expected connector:email, e.g. github:alice@example.org")
                 })?;
             }

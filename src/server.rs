@@ -17,10 +17,12 @@ use crate::app::background::BackgroundTask;
 use crate::app::ledger::{Ledger, LedgerOptions};
 use crate::app::providers::Providers;
 use crate::app::second_factor::forget_orphans;
+use crate::app::sign_in::{self, SignIn};
 use crate::app::ssh::SshService;
 use crate::app::ssh::authority::ensure_authorities;
 use crate::app::test_mode::{SWEEP_EVERY, TestLedger};
 use crate::clock::SharedClock;
+use crate::store::flows::Flows;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -44,10 +46,28 @@ pub struct Server {
     task: JoinHandle<std::io::Result<()>>,
     /// Forgets orphaned second-factor secrets now and then.
     sweeper: BackgroundTask,
+    /// The providers and the in-flight store of their flows.
+    pub sign_in: Arc<SignIn>,
+    /// Sweeps expired in-flight sign-ins.
+    flow_sweeper: BackgroundTask,
 }
 
 /// How often orphaned second-factor secrets are looked for.
 const SECRET_SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Drops expired in-flight sign-ins every minute (at start too).
+fn start_flow_sweeper(sign_in: Arc<SignIn>, ledger: Arc<Ledger>) -> BackgroundTask {
+    BackgroundTask::new(tokio::spawn(async move {
+        loop {
+            match sign_in.sweep(ledger.now()).await {
+                Ok(0) => {}
+                Ok(swept) => tracing::debug!(swept, "swept expired sign-ins"),
+                Err(error) => tracing::warn!(%error, "cannot sweep expired sign-ins"),
+            }
+            tokio::time::sleep(sign_in::SWEEP_EVERY).await;
+        }
+    }))
+}
 
 fn start_secret_sweeper(ledger: Arc<Ledger>) -> BackgroundTask {
     BackgroundTask::new(tokio::spawn(async move {
@@ -65,6 +85,20 @@ fn start_secret_sweeper(ledger: Arc<Ledger>) -> BackgroundTask {
 impl Server {
     /// Opens the ledger at `options` and serves it on `listen` (port 0 picks a free port).
     pub async fn start(options: LedgerOptions, clock: SharedClock, listen: &str) -> Result<Self, StartError> {
+        let listener =
+            TcpListener::bind(listen).await.map_err(|source| StartError::Listen { addr: listen.to_owned(), source })?;
+        Self::start_on(options, clock, listener).await
+    }
+
+    /// Opens the ledger at `options` and serves it on `listener` (bound
+    /// already, so a caller can tell others the address first — an identity
+    /// provider the redirect URIs).
+    pub async fn start_on(
+        options: LedgerOptions,
+        clock: SharedClock,
+        listener: TcpListener,
+    ) -> Result<Self, StartError> {
+        let addr = listener.local_addr().map_err(|source| StartError::Listen { addr: "?".to_owned(), source })?;
         let test_mode = match options.test_mode {
             true => {
                 let test_mode = TestLedger::open(&options, clock.clone()).await?;
@@ -74,19 +108,25 @@ impl Server {
             false => None,
         };
         let ssh_options = options.ssh.clone();
-        let providers = Arc::new(
-            Providers::new(options.providers.clone(), options.environments.clone())
-                .map_err(|e| StartError::Providers(e.to_string()))?,
-        );
+        let providers = Providers::new(options.providers.clone(), options.environments.clone())
+            .map_err(|e| StartError::Providers(e.to_string()))?;
+        // The in-flight store exists only where a flow can start.
+        let flows = match options.providers.is_empty() {
+            true => None,
+            false => Some(Flows::open(&options.store_url, &options.store).await.map_err(AppError::from)?),
+        };
         let ledger = Arc::new(Ledger::open(options, clock).await?);
         ensure_authorities(&ledger).await.map_err(StartError::Authorities)?;
-        let listener =
-            TcpListener::bind(listen).await.map_err(|source| StartError::Listen { addr: listen.to_owned(), source })?;
-        let addr = listener.local_addr().map_err(|source| StartError::Listen { addr: listen.to_owned(), source })?;
         let info = ServiceInfo { git_commit: env!("AUTHLEDGER_GIT_COMMIT").to_owned() };
         let ssh = Arc::new(SshService::new(ssh_options, addr));
-        let state =
-            AppState { ledger: ledger.clone(), test_mode: test_mode.clone(), info: Arc::new(info), ssh, providers };
+        let sign_in = Arc::new(SignIn::new(providers, flows, ssh.public_url.clone()));
+        let state = AppState {
+            ledger: ledger.clone(),
+            test_mode: test_mode.clone(),
+            info: Arc::new(info),
+            ssh,
+            sign_in: sign_in.clone(),
+        };
         // Every path also answers with one trailing slash (contract §1).
         let app = NormalizePathLayer::trim_trailing_slash().layer(api::router(state));
         let (shutdown, stopped) = oneshot::channel::<()>();
@@ -98,7 +138,8 @@ impl Server {
                 .await
         });
         let sweeper = start_secret_sweeper(ledger.clone());
-        Ok(Self { addr, ledger, test_mode, shutdown, task, sweeper })
+        let flow_sweeper = start_flow_sweeper(sign_in.clone(), ledger.clone());
+        Ok(Self { addr, ledger, test_mode, shutdown, task, sweeper, sign_in, flow_sweeper })
     }
 
     /// Serves until the process is told to stop (Ctrl-C or SIGTERM).
@@ -111,9 +152,11 @@ impl Server {
     /// Stops accepting requests, finishes those in flight, closes the store.
     pub async fn stop(self) -> std::io::Result<()> {
         self.sweeper.stop().await;
+        self.flow_sweeper.stop().await;
         let _ = self.shutdown.send(());
         let result = self.task.await.unwrap_or_else(|e| Err(std::io::Error::other(e)));
         self.ledger.close().await;
+        self.sign_in.close().await;
         if let Some(test_mode) = &self.test_mode {
             test_mode.close().await;
         }

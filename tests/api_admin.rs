@@ -384,6 +384,7 @@ async fn every_privileged_endpoint_obeys_the_permission_table(h: Harness) -> Har
             "/admin/config/token".into(),
             json!({"tokensugcache": 5, "tokenlogin": 14, "tokenagent": 7, "tokendev": 90, "tokenserv": 100_000_000}),
         ),
+        (Action::RemovePolicyId, reqwest::Method::POST, "/admin/policyid".into(), json!({"policyid": "absent"})),
         (Action::CreateDevToken, reqwest::Method::POST, "/tokens".into(), json!({"name": "d"})),
         (Action::CreateServToken, reqwest::Method::POST, "/tokens".into(), json!({"name": "s", "type": "service"})),
         (Action::ManageProvisionTokens, reqwest::Method::GET, "/api/V2/admin/provisiontokens".into(), Value::Null),

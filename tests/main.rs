@@ -24,6 +24,7 @@ mod log_ordering;
 mod login;
 mod mfa;
 mod pages;
+mod provider_login;
 mod providers;
 mod provisioning;
 mod read_your_writes;

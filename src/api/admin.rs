@@ -357,7 +357,7 @@ pub async fn config(State(state): State<AppState>, context: RequestContext) -> R
     let caller = administrator(&state, &context, Action::ViewConfig)?;
     let config = state.ledger.model.read().config.clone();
     if context.wants_html() {
-        return pages::admin::config(Nav::of_caller(&caller), &config, &state.providers);
+        return pages::admin::config(Nav::of_caller(&caller), &config, &state.sign_in.providers);
     }
     let mut out = json!({
         "allowlogin": config.allow_login,
@@ -373,6 +373,7 @@ pub async fn config(State(state): State<AppState>, context: RequestContext) -> R
         out[kind.key()] = json!(config.redirects.get(kind));
     }
     let providers: serde_json::Map<String, Value> = state
+        .sign_in
         .providers
         .names()
         .map(|name| {
@@ -387,6 +388,7 @@ pub async fn config(State(state): State<AppState>, context: RequestContext) -> R
         .collect();
     out["providers"] = Value::Object(providers);
     let environments: serde_json::Map<String, Value> = state
+        .sign_in
         .providers
         .environments
         .names()
@@ -561,7 +563,7 @@ pub async fn update_provider_config(
     };
     let caller = administrator(&state, &context, Action::ChangeConfig)?;
     let name = crate::domain::names::java_trim(name.as_deref().unwrap_or_default()).to_owned();
-    if state.providers.get(&name).is_none() {
+    if state.sign_in.providers.get(&name).is_none() {
         return Err(AuthError::new(ErrorType::NoSuchIdentityProvider, name).into());
     }
     let changes = vec![ConfigChange::Provider { name, switches }];
@@ -586,7 +588,7 @@ pub async fn update_environment_config(
         return Err(AuthError::missing("environment").into());
     }
     let environment = crate::domain::names::java_trim(environment.as_deref().unwrap_or_default()).to_owned();
-    if !state.providers.environments.contains(&environment) {
+    if !state.sign_in.providers.environments.contains(&environment) {
         return Err(AuthError::new(ErrorType::NoSuchEnvironment, environment).into());
     }
     let mut changes = Vec::new();

@@ -38,13 +38,28 @@ pub struct ApiError {
 pub fn status_of(kind: ErrorType) -> StatusCode {
     use ErrorType::*;
     match kind {
-        AuthenticationFailed | InvalidToken | PasswordMismatch | NoSuchIdentityProvider => StatusCode::UNAUTHORIZED,
+        AuthenticationFailed
+        | InvalidToken
+        | PasswordMismatch
+        | NoSuchIdentityProvider
+        | IdentityRetrievalFailed
+        | IdentityProviderError => StatusCode::UNAUTHORIZED,
         Unauthorized | DisabledUser => StatusCode::FORBIDDEN,
         NoSuchUser | NoSuchLocalUser | NoSuchToken => StatusCode::NOT_FOUND,
-        NoTokenProvided | MissingParameter | IllegalParameter | IllegalUserName | IllegalEmailAddress
-        | IllegalPassword | UserAlreadyExists | NoSuchRole | NoSuchEnvironment | UnsupportedOperation => {
-            StatusCode::BAD_REQUEST
-        }
+        NoTokenProvided
+        | MissingParameter
+        | IllegalParameter
+        | IllegalUserName
+        | IllegalEmailAddress
+        | IllegalPassword
+        | UserAlreadyExists
+        | IdentityAlreadyLinked
+        | NoSuchIdentity
+        | NoSuchRole
+        | NoSuchEnvironment
+        | LinkFailed
+        | UnlinkFailed
+        | UnsupportedOperation => StatusCode::BAD_REQUEST,
     }
 }
 

@@ -19,7 +19,7 @@ use axum::response::Response;
 use url::Url;
 
 use super::error::ApiError;
-use super::request::{SESSION_COOKIE, cookie_token, header_token};
+use super::request::{cookie_token, header_token};
 use crate::domain::AuthError;
 
 /// No scripts, no framing, forms and images from this origin only (the
@@ -104,7 +104,7 @@ fn origin_of(url: &str) -> Option<String> {
 }
 
 /// The security headers on `response` (kept where a handler set its own), and
-/// `Secure` on the session cookie when `secure_cookie`.
+/// `Secure` on every cookie when `secure_cookie`.
 pub fn with_security_headers(mut response: Response, secure_cookie: bool) -> Response {
     let headers = response.headers_mut();
     let defaults = [
@@ -126,7 +126,7 @@ pub fn with_security_headers(mut response: Response, secure_cookie: bool) -> Res
         headers.remove(header::SET_COOKIE);
         for cookie in cookies {
             let secured = match cookie.to_str() {
-                Ok(text) if text.starts_with(SESSION_COOKIE) && !text.contains("Secure") => {
+                Ok(text) if !text.contains("; Secure") => {
                     HeaderValue::from_str(&format!("{text}; Secure")).unwrap_or(cookie)
                 }
                 _ => cookie,

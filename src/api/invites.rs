@@ -20,7 +20,7 @@ use super::permissions::{self, Action};
 use super::request::{Body, RequestContext, session_cookie};
 use crate::app::invitations::{self, Completed, Completion, InviteRequest, Opened};
 use crate::domain::invite::MAX_INVITE_TTL_MS;
-use crate::domain::{AuthError, Identity, UserName};
+use crate::domain::{AuthError, InvitedIdentity, UserName};
 use crate::projections::access::InviteRecord;
 
 /// `POST /api/V2/admin/invites` `{"user", "logins"?, "identities"?, "ttl"?}` → `{"token", "url", "expires", "id"}`.
@@ -33,8 +33,12 @@ pub async fn issue(
     json.reject_unexpected(&["user", "logins", "identities", "ttl"])?;
     let user = UserName::parse(json.string("user")?.as_deref())?;
     let request = InviteRequest::new(user)?.with_logins(json.strings("logins")?)?;
-    let identities: BTreeSet<Identity> =
-        json.strings("identities")?.unwrap_or_default().iter().map(|i| Identity::parse(i)).collect::<Result<_, _>>()?;
+    let identities: BTreeSet<InvitedIdentity> = json
+        .strings("identities")?
+        .unwrap_or_default()
+        .iter()
+        .map(|i| InvitedIdentity::parse(i))
+        .collect::<Result<_, _>>()?;
     let ttl_seconds = json.integer("ttl")?.unwrap_or(MAX_INVITE_TTL_MS / 1000);
     let request = request.with_identities(identities).valid_for(ttl_seconds)?;
     let caller = administrator(&state, &context, Action::InviteUser)?;

@@ -1,23 +1,412 @@
-//! Signing in through identity providers (upstream `Login`). So far: the
-//! name suggestion a new account's form starts from.
+//! Signing in through identity providers (upstream `Login`, reference §4):
+//! the login page, start, the provider's way back, the choice, pick, create,
+//! cancel and the name suggestion. The flow's state travels in upstream's
+//! cookies (path `/login`; `HttpOnly` and `SameSite=Lax` here, so the way back
+//! from the provider — a top-level navigation — still carries them); each
+//! handler parses, calls one `app::logins` function and answers.
+
+use std::collections::BTreeSet;
 
 use axum::Json;
 use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::AppState;
-use crate::domain::names::suggest_user_name;
+use super::error::ApiError;
+use super::pages::{self, Nav};
+use super::request::{Body, FirstQuery, Input, RequestContext, cookie, parse_context_string, session_cookie};
+use super::{AppState, views};
+use crate::app::logins::{self, Choices, Completion, LoginCompleted, NewAccount};
+use crate::domain::names::{is_blank, java_trim, parse_custom_context};
+use crate::domain::{AuthError, DisplayName, EmailAddress, ErrorType, IdentityId, PolicyId, UserName};
+use crate::projections::TokenView;
+
+/// The in-process cookie: the login flow's temporary token.
+pub const LOGIN_TOKEN_COOKIE: &str = "in-process-login-token";
+const SESSION_CHOICE_COOKIE: &str = "issessiontoken";
+const REDIRECT_COOKIE: &str = "loginredirect";
+const ENVIRONMENT_COOKIE: &str = "environment";
+/// The process cookies live this long at the start (upstream: 1800 s).
+const START_COOKIE_AGE: i64 = 1800;
+
+/// A `Set-Cookie` value for a flow cookie on `path` (no `Max-Age`: the browser session).
+pub(crate) fn flow_cookie(name: &str, value: &str, path: &str, max_age: Option<i64>) -> String {
+    let age = max_age.map(|a| format!("; Max-Age={a}")).unwrap_or_default();
+    format!("{name}={value}; Path={path}{age}; HttpOnly; SameSite=Lax")
+}
+
+/// A `Set-Cookie` value removing a flow cookie (upstream's placeholder value, `Max-Age=0`).
+pub(crate) fn removed_cookie(name: &str, placeholder: &str, path: &str) -> String {
+    format!("{name}=\"{placeholder}\"; Path={path}; Max-Age=0; HttpOnly; SameSite=Lax")
+}
+
+/// The four login-process cookies, removed.
+fn removed_login_cookies() -> Vec<String> {
+    vec![
+        removed_cookie(LOGIN_TOKEN_COOKIE, "no token", "/login"),
+        removed_cookie(SESSION_CHOICE_COOKIE, "no session", "/login"),
+        removed_cookie(REDIRECT_COOKIE, "no redirect", "/login"),
+        removed_cookie(ENVIRONMENT_COOKIE, "no env", "/login"),
+    ]
+}
+
+/// A 303 to `location` setting `cookies`.
+pub(crate) fn see_other(location: &str, cookies: Vec<String>) -> Response {
+    let mut response = (StatusCode::SEE_OTHER, [(header::LOCATION, location.to_owned())]).into_response();
+    append_cookies(&mut response, cookies);
+    response
+}
+
+pub(crate) fn append_cookies(response: &mut Response, cookies: Vec<String>) {
+    for cookie in cookies {
+        if let Ok(value) = header::HeaderValue::from_str(&cookie) {
+            response.headers_mut().append(header::SET_COOKIE, value);
+        }
+    }
+}
+
+/// The environment of a start (upstream §1.3): the configured header, else the form's field.
+pub(crate) fn start_environment(state: &AppState, headers: &HeaderMap, field: Option<&str>) -> Option<String> {
+    let from_header = state
+        .sign_in
+        .providers
+        .environments
+        .header
+        .as_deref()
+        .and_then(|name| headers.get(name))
+        .and_then(|v| v.to_str().ok())
+        .map(|v| java_trim(v).to_owned())
+        .filter(|v| !v.is_empty());
+    from_header.or_else(|| field.map(|f| java_trim(f).to_owned()).filter(|f| !f.is_empty()))
+}
+
+/// The login cookies of a request.
+struct LoginCookies {
+    token: Option<String>,
+    redirect: Option<String>,
+    environment: Option<String>,
+    session_choice: Option<String>,
+}
+
+impl LoginCookies {
+    fn of(headers: &HeaderMap) -> Self {
+        Self {
+            token: cookie(headers, LOGIN_TOKEN_COOKIE).filter(|t| t != "no token"),
+            redirect: cookie(headers, REDIRECT_COOKIE).filter(|r| r != "no redirect"),
+            environment: cookie(headers, ENVIRONMENT_COOKIE).filter(|e| e != "no env"),
+            session_choice: cookie(headers, SESSION_CHOICE_COOKIE).filter(|s| s != "no session"),
+        }
+    }
+
+    /// The redirect cookie, checked ("fail early"); `None` when there is none.
+    fn checked_redirect(&self, state: &AppState) -> Result<Option<String>, ApiError> {
+        if let Some(url) = &self.redirect {
+            logins::check_redirect(&state.sign_in, &state.ledger, self.environment.as_deref(), url)?;
+        }
+        Ok(self.redirect.clone())
+    }
+
+    /// The in-process token; 400 10010 without it.
+    fn required_token(&self) -> Result<&str, ApiError> {
+        self.token
+            .as_deref()
+            .ok_or_else(|| AuthError::new(ErrorType::NoTokenProvided, format!("Missing {LOGIN_TOKEN_COOKIE}")).into())
+    }
+
+    /// A persistent login cookie only for exactly `false` ("not a session login").
+    fn persistent(&self) -> bool {
+        self.session_choice.as_deref() == Some("false")
+    }
+}
+
+/// `GET /login`: the providers to sign in with.
+pub async fn page(State(state): State<AppState>, context: RequestContext) -> Result<Response, ApiError> {
+    let providers = state.sign_in.enabled(&state.ledger);
+    pages::account::provider_login(Nav::from_cookie(&state, &context.headers), providers)
+}
+
+/// `POST /login/start` (form): to the provider, with the process cookies.
+pub async fn start(State(state): State<AppState>, context: RequestContext, body: Body) -> Result<Response, ApiError> {
+    let form = body.form()?;
+    let environment = start_environment(&state, &context.headers, form.get("environment"));
+    let provider = form.get("provider").map(java_trim).filter(|p| !p.is_empty());
+    let Some(provider) = provider else {
+        return Err(AuthError::missing("provider").into());
+    };
+    let redirect = form.get("redirecturl").map(java_trim).filter(|r| !r.is_empty());
+    if let Some(url) = redirect {
+        logins::check_redirect(&state.sign_in, &state.ledger, environment.as_deref(), url)?;
+    }
+    let started = logins::start(&state.sign_in, &state.ledger, provider, environment.as_deref()).await?;
+    let session = if form.checked("stayloggedin") { "false" } else { "true" };
+    let cookies = vec![
+        flow_cookie(SESSION_CHOICE_COOKIE, session, "/login", Some(START_COOKIE_AGE)),
+        match redirect {
+            Some(url) => flow_cookie(REDIRECT_COOKIE, url, "/login", Some(START_COOKIE_AGE)),
+            None => removed_cookie(REDIRECT_COOKIE, "no redirect", "/login"),
+        },
+        match &environment {
+            Some(e) => flow_cookie(ENVIRONMENT_COOKIE, e, "/login", Some(START_COOKIE_AGE)),
+            None => removed_cookie(ENVIRONMENT_COOKIE, "no env", "/login"),
+        },
+        flow_cookie(LOGIN_TOKEN_COOKIE, &started.token, "/login", None),
+    ];
+    Ok(see_other(&started.authorize_url, cookies))
+}
+
+/// The provider's way back.
+#[derive(Debug, serde::Deserialize)]
+pub struct CompleteQuery {
+    pub code: Option<String>,
+    pub state: Option<String>,
+    pub error: Option<String>,
+}
+
+/// `GET /login/complete/{provider}`: straight in, or on to the choice.
+pub async fn complete(
+    State(state): State<AppState>,
+    context: RequestContext,
+    Path(provider): Path<String>,
+    FirstQuery(query): FirstQuery<CompleteQuery>,
+) -> Result<Response, ApiError> {
+    let cookies = LoginCookies::of(&context.headers);
+    let redirect = cookies.checked_redirect(&state)?;
+    if let Some(error) = query.error.as_deref().filter(|e| !is_blank(Some(e))) {
+        let (token, expires) = logins::fail(&state.sign_in, &state.ledger, &provider, error).await?;
+        return delayed(&state, &cookies, &token, expires);
+    }
+    let token = cookies.required_token()?;
+    let Some(code) = query.code.as_deref().filter(|c| !is_blank(Some(c))) else {
+        return Err(AuthError::missing("authorization code").into());
+    };
+    let ignore_ip = state.ignore_ip();
+    let completion = Completion {
+        provider: &provider,
+        token,
+        code,
+        state: query.state.as_deref(),
+        environment: cookies.environment.as_deref(),
+        client: context.client_info(ignore_ip),
+    };
+    let metadata = context.anonymous_metadata(ignore_ip);
+    match logins::complete(&state.sign_in, &state.ledger, completion, &metadata).await? {
+        LoginCompleted::LoggedIn { value, token } => Ok(logged_in(&state, &cookies, redirect, &value, &token)),
+        LoginCompleted::Choose { token, expires } => delayed(&state, &cookies, &token, expires),
+    }
+}
+
+/// A login done in the browser: the login cookie, the process cookies gone, on to the redirect or `/me`.
+fn logged_in(
+    state: &AppState,
+    cookies: &LoginCookies,
+    redirect: Option<String>,
+    value: &str,
+    token: &TokenView,
+) -> Response {
+    let max_age = cookies.persistent().then(|| ((token.expires - state.now()) / 1000).clamp(0, i64::from(i32::MAX)));
+    let mut set = removed_login_cookies();
+    set.push(session_cookie(value, max_age));
+    see_other(redirect.as_deref().unwrap_or("/me"), set)
+}
+
+/// On to the choice: the new in-process token, the other cookies kept for the flow's remaining life.
+fn delayed(state: &AppState, cookies: &LoginCookies, token: &str, expires: i64) -> Result<Response, ApiError> {
+    let environment = cookies.environment.as_deref();
+    state.sign_in.check_environment(environment)?;
+    let config = state.ledger.model.read().config.clone();
+    let urls = match environment {
+        Some(e) => config.environments.get(e).cloned().unwrap_or_default(),
+        None => config.redirects,
+    };
+    let target = urls.complete_login.unwrap_or_else(|| "/login/choice".to_owned());
+    let age = Some(((expires - state.now()) / 1000).max(0));
+    let keep = |name: &str, value: Option<&str>, placeholder: &str| match value {
+        Some(v) => flow_cookie(name, v, "/login", age),
+        None => removed_cookie(name, placeholder, "/login"),
+    };
+    let session = cookies.session_choice.as_deref().filter(|s| *s == "true" || *s == "false");
+    let set = vec![
+        flow_cookie(LOGIN_TOKEN_COOKIE, token, "/login", None),
+        keep(REDIRECT_COOKIE, cookies.redirect.as_deref(), "no redirect"),
+        keep(SESSION_CHOICE_COOKIE, session, "no session"),
+        keep(ENVIRONMENT_COOKIE, environment, "no env"),
+    ];
+    Ok(see_other(&target, set))
+}
+
+/// `GET /login/choice` (HTML or JSON): the accounts to log in to and the identities to create one from.
+pub async fn choice(State(state): State<AppState>, context: RequestContext) -> Result<Response, ApiError> {
+    let cookies = LoginCookies::of(&context.headers);
+    let redirect = cookies.checked_redirect(&state)?;
+    let token = cookies.required_token()?;
+    let choice = logins::choice(&state.sign_in, &state.ledger, token).await?;
+    if context.wants_html() {
+        return pages::account::login_choice(Nav::from_cookie(&state, &context.headers), &choice);
+    }
+    let create: Vec<Value> = choice
+        .create
+        .iter()
+        .map(|c| {
+            json!({
+                "id": c.id,
+                "availablename": c.available_name,
+                "provusername": c.provider_username,
+                "provfullname": c.provider_fullname,
+                "provemail": c.provider_email,
+            })
+        })
+        .collect();
+    let login: Vec<Value> = choice
+        .login
+        .iter()
+        .map(|l| {
+            json!({
+                "user": l.user,
+                "id": l.id,
+                "loginallowed": l.login_allowed,
+                "disabled": l.disabled,
+                "adminonly": l.admin_only,
+                "policyids": l.policy_ids.iter().map(|(id, at)| json!({"id": id, "agreedon": at})).collect::<Vec<_>>(),
+                "provusernames": l.provider_usernames,
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "cancelurl": "cancel",
+        "createurl": "create",
+        "pickurl": "pick",
+        "suggestnameurl": "suggestname",
+        "redirecturl": redirect,
+        "provider": choice.provider,
+        "creationallowed": choice.creation_allowed,
+        "expires": choice.expires,
+        "create": create,
+        "login": login,
+    }))
+    .into_response())
+}
+
+/// What pick and create read alike, in upstream's order after the body's
+/// shape: redirect, custom context, the in-process cookie, `id`, policy ids,
+/// then (JSON) `linkall`.
+struct Chosen {
+    redirect: Option<String>,
+    token: String,
+    choices: Choices,
+}
+
+fn read_choices(
+    state: &AppState,
+    context: &RequestContext,
+    input: &Input,
+    before_policy_ids: impl FnOnce() -> Result<(), ApiError>,
+) -> Result<(Chosen, LoginCookies), ApiError> {
+    let cookies = LoginCookies::of(&context.headers);
+    let redirect = cookies.checked_redirect(state)?;
+    let custom = match input {
+        Input::Form(form) => parse_context_string(form.get("customcontext"))?,
+        Input::Json(json) => json.string_map("customcontext")?.unwrap_or_default(),
+    };
+    let custom = parse_custom_context(&custom)?;
+    let token = cookies.required_token()?.to_owned();
+    let id = input.string("id")?.filter(|i| !is_blank(Some(i))).ok_or_else(|| AuthError::missing("id"))?;
+    before_policy_ids()?;
+    let policy_ids = match input {
+        Input::Form(form) => form
+            .get("policyids")
+            .unwrap_or_default()
+            .split(',')
+            .map(java_trim)
+            .filter(|p| !p.is_empty())
+            .map(|p| PolicyId::parse(Some(p)))
+            .collect::<Result<BTreeSet<_>, _>>()?,
+        Input::Json(json) => json
+            .string_list("policyids")?
+            .unwrap_or_default()
+            .iter()
+            .map(|p| PolicyId::parse(p.as_deref()))
+            .collect::<Result<BTreeSet<_>, _>>()?,
+    };
+    let link_all = match input {
+        // Upstream: a present field links all, whatever its value.
+        Input::Form(form) => form.has("linkall"),
+        Input::Json(json) => match json.value("linkall") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => return Err(AuthError::illegal("linkall must be a boolean").into()),
+        },
+    };
+    let ignore_ip = state.ignore_ip();
+    let choices =
+        Choices { id: IdentityId::named(&id), policy_ids, custom, link_all, client: context.client_info(ignore_ip) };
+    Ok((Chosen { redirect, token, choices }, cookies))
+}
+
+/// The answer of a successful pick or create: a form's browser gets the login
+/// cookie and a 303; JSON gets the token (`status`), and no login cookie.
+fn chosen_answer(
+    state: &AppState,
+    input: &Input,
+    cookies: &LoginCookies,
+    redirect: Option<String>,
+    status: StatusCode,
+    (value, token): (String, TokenView),
+) -> Response {
+    if input.is_form() {
+        return logged_in(state, cookies, redirect, &value, &token);
+    }
+    let mut response =
+        (status, Json(json!({"redirecturl": redirect, "token": views::new_ui_token(&token, &value)}))).into_response();
+    append_cookies(&mut response, removed_login_cookies());
+    response
+}
+
+/// `POST /login/pick` (form or JSON): log in to the account of a chosen identity.
+pub async fn pick(State(state): State<AppState>, context: RequestContext, body: Body) -> Result<Response, ApiError> {
+    let input = body.input()?;
+    input.reject_unexpected(&["id", "policyids", "customcontext", "linkall"])?;
+    let (chosen, cookies) = read_choices(&state, &context, &input, || Ok(()))?;
+    let metadata = context.anonymous_metadata(state.ignore_ip());
+    let issued = logins::pick(&state.sign_in, &state.ledger, &chosen.token, chosen.choices, &metadata).await?;
+    Ok(chosen_answer(&state, &input, &cookies, chosen.redirect, StatusCode::OK, issued))
+}
+
+/// `POST /login/create` (form or JSON): create an account from a chosen identity and log in.
+pub async fn create(State(state): State<AppState>, context: RequestContext, body: Body) -> Result<Response, ApiError> {
+    let input = body.input()?;
+    input.reject_unexpected(&["id", "user", "display", "email", "policyids", "customcontext", "linkall"])?;
+    let mut account = None;
+    let fields = |key: &str| input.string(key);
+    let (user, display, email) = (fields("user")?, fields("display")?, fields("email")?);
+    let (chosen, cookies) = read_choices(&state, &context, &input, || {
+        account = Some(NewAccount {
+            user: UserName::parse(user.as_deref())?,
+            display: DisplayName::parse(display.as_deref())?,
+            email: EmailAddress::parse(email.as_deref())?,
+        });
+        Ok(())
+    })?;
+    let account = account.ok_or_else(|| ApiError::internal("the new account's fields were not read"))?;
+    let metadata = context.anonymous_metadata(state.ignore_ip());
+    let issued =
+        logins::create(&state.sign_in, &state.ledger, &chosen.token, account, chosen.choices, &metadata).await?;
+    Ok(chosen_answer(&state, &input, &cookies, chosen.redirect, StatusCode::CREATED, issued))
+}
+
+/// `POST|DELETE /login/cancel`: the flow forgotten, the process cookies removed.
+pub async fn cancel(State(state): State<AppState>, context: RequestContext) -> Result<Response, ApiError> {
+    let cookies = LoginCookies::of(&context.headers);
+    let token = cookies.required_token()?;
+    logins::cancel(&state.sign_in, &state.ledger, token).await?;
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    append_cookies(&mut response, removed_login_cookies());
+    Ok(response)
+}
 
 /// `GET /login/suggestname/{name}` (no auth): `{"availablename": "..."}`, a
 /// free user name like `name` — among every account, disabled ones included,
 /// and the names pending invitations are for.
 pub async fn suggest_name(State(state): State<AppState>, Path(name): Path<String>) -> Json<Value> {
-    let model = state.ledger.model.read();
-    let invited: std::collections::BTreeSet<&str> =
-        model.access.invites(state.now()).into_iter().map(|i| i.user.as_str()).collect();
-    let available = suggest_user_name(&name, |candidate| {
-        invited.contains(candidate)
-            || crate::domain::UserName::parse(Some(candidate)).is_ok_and(|n| model.users.get(&n).is_some())
-    });
-    Json(json!({ "availablename": available }))
+    Json(json!({ "availablename": logins::suggest_name(&state.ledger, &name) }))
 }

@@ -31,7 +31,7 @@ pub async fn show(State(state): State<AppState>, context: RequestContext) -> Res
     out["unlinkurl"] = json!("me/unlink");
     out["roleurl"] = json!("me/roles");
     out["hasroles"] = json!(!user.roles.is_empty());
-    out["unlink"] = json!(false);
+    out["unlink"] = json!(pages::account::may_unlink(&user));
     Ok(Json(out).into_response())
 }
 

@@ -8,6 +8,7 @@ pub mod error;
 pub mod guard;
 pub mod invites;
 pub mod legacy;
+pub mod link;
 pub mod local_account;
 pub mod login;
 pub mod me;
@@ -46,8 +47,8 @@ pub struct AppState {
     pub info: Arc<ServiceInfo>,
     /// The SSH side: settings, the authorities' key cache, the public URL.
     pub ssh: Arc<SshService>,
-    /// The configured identity providers.
-    pub providers: Arc<crate::app::providers::Providers>,
+    /// The configured identity providers and their flows under way.
+    pub sign_in: Arc<crate::app::sign_in::SignIn>,
 }
 
 /// Facts about this build, for the root document.
@@ -162,7 +163,22 @@ pub fn router(state: AppState) -> Router {
         .route("/api/V2/invites/complete", post(invites::complete))
         .route("/admin/user/{user}/logins", post(ssh::set_logins))
         .route("/static/style.css", get(pages::stylesheet))
+        .route("/login", get(login::page))
+        .route("/login/start", post(login::start))
+        .route("/login/complete/{provider}", get(login::complete))
+        .route("/login/choice", get(login::choice))
+        .route("/login/pick", post(login::pick))
+        .route("/login/create", post(login::create))
+        .route("/login/cancel", post(login::cancel).delete(login::cancel))
         .route("/login/suggestname/{name}", get(login::suggest_name))
+        .route("/link", get(link::page))
+        .route("/link/start", post(link::start))
+        .route("/link/complete/{provider}", get(link::complete))
+        .route("/link/choice", get(link::choice))
+        .route("/link/pick", post(link::pick))
+        .route("/link/cancel", post(link::cancel).delete(link::cancel))
+        .route("/me/unlink/{id}", post(link::unlink))
+        .route("/admin/policyid", post(link::remove_policy_id))
         .route("/localaccount/login", get(local_account::login_page).post(local_account::login))
         .route("/localaccount/reset", get(local_account::reset_page).post(local_account::reset))
         .route("/me", get(me::show).post(me::update).put(me::update))

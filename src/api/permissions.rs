@@ -32,6 +32,8 @@ pub enum Action {
     ViewToken,
     ViewConfig,
     ChangeConfig,
+    /// Remove a policy id from every user.
+    RemovePolicyId,
     CreateDevToken,
     CreateServToken,
     /// Issue, list and delete provisioning (join) tokens (Teleport's `GenerateToken`).
@@ -48,7 +50,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 27] = [
+    pub const ALL: [Action; 28] = [
         Action::ViewAnonIds,
         Action::ReadAuditTrail,
         Action::CreateLocalAccount,
@@ -68,6 +70,7 @@ impl Action {
         Action::ViewToken,
         Action::ViewConfig,
         Action::ChangeConfig,
+        Action::RemovePolicyId,
         Action::CreateDevToken,
         Action::CreateServToken,
         Action::ManageProvisionTokens,
@@ -103,6 +106,7 @@ fn requirement(action: Action) -> Requirement {
         | ViewToken
         | ViewConfig
         | ChangeConfig
+        | RemovePolicyId
         | ManageProvisionTokens
         | ChangeLogins
         | IssueCertForOthers
@@ -156,6 +160,7 @@ mod tests {
             ViewToken => &[Admin],
             ViewConfig => &[Admin],
             ChangeConfig => &[Admin],
+            RemovePolicyId => &[Admin],
             CreateDevToken => &[Admin, DevToken, ServToken],
             CreateServToken => &[Admin, ServToken],
             ManageProvisionTokens => &[Admin],

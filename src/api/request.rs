@@ -126,6 +126,11 @@ impl JsonObject {
         Err(AuthError::illegal(format!("Unexpected parameters in request: {}", unexpected.join(", "))).into())
     }
 
+    /// A member as it is.
+    pub fn value(&self, key: &str) -> Option<&Value> {
+        self.0.get(key)
+    }
+
     /// A string member; numbers and booleans are read as their text (as Jackson does).
     pub fn string(&self, key: &str) -> Result<Option<String>, ApiError> {
         match self.0.get(key) {
@@ -297,15 +302,20 @@ pub fn header_token(headers: &HeaderMap) -> Option<String> {
 
 /// The token in the session cookie.
 pub fn cookie_token(headers: &HeaderMap) -> Option<String> {
+    cookie(headers, SESSION_COOKIE).filter(|t| t != "no token")
+}
+
+/// The value of cookie `name` (quotes and blanks trimmed); `None` when absent or blank.
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
+        .find(|(cookie, _)| *cookie == name)
         .map(|(_, value)| java_trim(value.trim_matches('"')).to_owned())
-        .filter(|t| !t.is_empty() && t != "no token")
+        .filter(|t| !t.is_empty())
 }
 
 /// The header token, else the cookie token; 400 10010 when neither is there.

@@ -56,6 +56,9 @@ fn user_json(model: &TestProjections, user: &TestUserRecord, now: i64) -> Value 
         last_login: None,
         roles: &user.roles,
         custom_roles: model.custom_roles_of(user, now),
+        local: true,
+        identities: Value::Array(Vec::new()),
+        policy_ids: Value::Array(Vec::new()),
     }
     .render()
 }

@@ -157,6 +157,8 @@ pub async fn logout(State(state): State<AppState>, context: RequestContext) -> R
     let user = match state.token_view(&token) {
         Ok(view) => {
             revoke_token(&state, &view, &view.user, RevocationReason::Logout, &context).await?;
+            // The user's links under way end with the session.
+            state.sign_in.forget_user(view.user.as_str()).await?;
             Some(view.user)
         }
         Err(_) => None,
@@ -169,6 +171,11 @@ pub async fn logout(State(state): State<AppState>, context: RequestContext) -> R
         let cleared =
             HeaderValue::from_str(&removed_session_cookie()).map_err(|e| ApiError::internal(e.to_string()))?;
         answer.headers_mut().append(header::SET_COOKIE, cleared);
+        let in_process = [
+            super::login::removed_cookie(super::login::LOGIN_TOKEN_COOKIE, "no token", "/login"),
+            super::login::removed_cookie(super::link::LINK_TOKEN_COOKIE, "no token", "/link"),
+        ];
+        super::login::append_cookies(&mut answer, in_process.into());
     }
     Ok(answer)
 }

@@ -118,10 +118,15 @@ pub struct UserJson<'a, C: Serialize> {
     pub roles: &'a BTreeSet<Role>,
     /// Sorted custom role ids.
     pub custom_roles: C,
+    /// Created locally, not from a provider's identity.
+    pub local: bool,
+    /// `idents`: the linked identities, `{provider, provusername, id}`.
+    pub identities: Value,
+    /// `policyids`: `{id, agreedon}`.
+    pub policy_ids: Value,
 }
 
 impl<C: Serialize> UserJson<'_, C> {
-    /// Every account here is local (no linked identities, no policy ids).
     pub fn render(&self) -> Value {
         json!({
             "user": self.name,
@@ -130,11 +135,11 @@ impl<C: Serialize> UserJson<'_, C> {
             "email": self.email,
             "created": self.created,
             "lastlogin": self.last_login,
-            "local": true,
+            "local": self.local,
             "roles": roles(self.roles),
             "customroles": self.custom_roles,
-            "idents": [],
-            "policyids": [],
+            "idents": self.identities,
+            "policyids": self.policy_ids,
         })
     }
 }
@@ -150,8 +155,22 @@ pub fn user(record: &UserRecord) -> Value {
         last_login: record.last_login,
         roles: &record.roles,
         custom_roles: &record.custom_roles,
+        local: record.local,
+        identities: identities(record),
+        policy_ids: policy_ids(record),
     }
     .render()
+}
+
+/// `idents`: a user's linked identities, in id order.
+pub fn identities(record: &UserRecord) -> Value {
+    let listed = record.remote_identities.values();
+    Value::Array(listed.map(|i| json!({"provider": i.provider, "provusername": i.username, "id": i.id})).collect())
+}
+
+/// `policyids`: the policy ids a user agreed to, with when.
+pub fn policy_ids(record: &UserRecord) -> Value {
+    Value::Array(record.policy_ids.iter().map(|(id, at)| json!({"id": id, "agreedon": at})).collect())
 }
 
 /// The user as an administrator sees it: the user plus its disabled state.
@@ -163,7 +182,7 @@ pub fn admin_user(record: &UserRecord) -> Value {
     out["enabletoggledby"] = json!(record.enable_toggle.as_ref().map(|(_, by)| by));
     // The SSH side (authledger's additions to the auth2 record).
     out["logins"] = json!(record.effective_logins());
-    out["identities"] = json!(record.identities.iter().map(ToString::to_string).collect::<Vec<_>>());
+    out["identities"] = json!(record.invited_identities.iter().map(ToString::to_string).collect::<Vec<_>>());
     out["secondfactor"] = json!(record.second_factor.is_some());
     out["lockeduntil"] = json!(record.locked_until);
     out["invitation"] = json!(record.invited);

@@ -18,6 +18,11 @@ pub enum AppError {
     /// the command's deadline. Nothing was written; retrying later succeeds.
     #[error("the {aggregate} record stayed busy with concurrent changes; try again shortly")]
     Busy { aggregate: &'static str, retry_after: Duration },
+    /// A bounded store of what unauthenticated requests leave behind (sign-ins
+    /// under way) is full of unexpired entries. Nothing was written; retrying
+    /// later succeeds once some expire.
+    #[error("too many {0} are under way; try again shortly")]
+    Full(&'static str),
     /// The write committed, but the projections did not reach it in time.
     #[error("the projections did not reach position {0} in time")]
     Lagging(i64),
@@ -54,7 +59,7 @@ impl AppError {
     /// may or may not have. Compensations (forgetting a secret the command
     /// would have referred to) run only when this holds.
     pub fn wrote_nothing(&self) -> bool {
-        matches!(self, Self::Rejected(_) | Self::Busy { .. })
+        matches!(self, Self::Rejected(_) | Self::Busy { .. } | Self::Full(_))
     }
 
     /// When a retry may succeed — the service was busy and wrote nothing: a
@@ -62,6 +67,7 @@ impl AppError {
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Self::Busy { retry_after, .. } => Some(*retry_after),
+            Self::Full(_) => Some(Duration::from_secs(60)),
             Self::Store(StoreError::Database(sqlx::Error::PoolTimedOut)) => Some(Duration::from_secs(1)),
             _ => None,
         }

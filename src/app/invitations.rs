@@ -24,7 +24,8 @@ use crate::domain::invite::{MAX_INVITE_TTL_MS, unusable};
 use crate::domain::token::{ClientInfo, Mfa};
 use crate::domain::user::{Invitation, NewPassword};
 use crate::domain::{
-    AuthError, DisplayName, ErrorType, Identity, Invite, InviteCommand, Login, TokenKind, User, UserCommand, UserName,
+    AuthError, DisplayName, ErrorType, Invite, InviteCommand, InvitedIdentity, Login, TokenKind, User, UserCommand,
+    UserName,
 };
 use crate::projections::TokenView;
 use crate::projections::access::InviteRecord;
@@ -38,7 +39,7 @@ pub struct InviteRequest {
     logins: BTreeSet<Login>,
     /// Whether the logins were named (rather than defaulting to the user name).
     pub names_logins: bool,
-    identities: BTreeSet<Identity>,
+    identities: BTreeSet<InvitedIdentity>,
     ttl_seconds: i64,
 }
 
@@ -64,7 +65,7 @@ impl InviteRequest {
     }
 
     /// The identities the account is created with.
-    pub fn with_identities(self, identities: BTreeSet<Identity>) -> Self {
+    pub fn with_identities(self, identities: BTreeSet<InvitedIdentity>) -> Self {
         Self { identities, ..self }
     }
 

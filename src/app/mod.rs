@@ -18,6 +18,9 @@
 //! - [`invitations`]: sign-up invitations and their second-factor enrolment;
 //! - [`hosts`]: provisioning tokens and host joins; [`ssh`]: certificate
 //!   authorities and user certificates;
+//! - [`logins`]: signing in through identity providers (start, complete, choose, create),
+//!   policy ids; [`links`]: linking and unlinking provider identities;
+//!   [`sign_in`]: what provider flows share (the providers, redirect URIs, the in-flight store);
 //! - [`history`]: the auditor's queries over the log (history, as-of state);
 //! - [`test_mode`]: the separate, expiring test-mode ledger;
 //! - [`ledger`]: the running ledger (log, command bus, projections) every use case acts on;
@@ -31,10 +34,13 @@ pub mod history;
 pub mod hosts;
 pub mod invitations;
 pub mod ledger;
+pub mod links;
+pub mod logins;
 pub mod passwords;
 pub mod providers;
 pub mod root_account;
 pub mod second_factor;
+pub mod sign_in;
 pub mod ssh;
 pub mod test_mode;
 pub mod tokens;

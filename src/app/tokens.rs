@@ -36,11 +36,17 @@ pub struct Minted {
     pub view: TokenView,
 }
 
-/// Mints a token for `grant`: 20 random bytes in base32, a fresh id, valid for `lifetime` from `now`.
-pub fn mint(grant: NewToken, now: i64, lifetime: i64) -> Minted {
+/// A new random secret value: 20 random bytes in base32 (32 characters of
+/// `A-Z2-7`) — token values, and the temporary tokens of sign-ins under way.
+pub fn random_value() -> String {
     let mut secret = [0u8; 20];
     rand::thread_rng().fill_bytes(&mut secret);
-    let value = BASE32.encode(&secret);
+    BASE32.encode(&secret)
+}
+
+/// Mints a token for `grant`: 20 random bytes in base32, a fresh id, valid for `lifetime` from `now`.
+pub fn mint(grant: NewToken, now: i64, lifetime: i64) -> Minted {
+    let value = random_value();
     let issued = TokenIssued {
         token_hash: encode_hash(&hash_token(&value)),
         kind: grant.kind,

@@ -7,8 +7,9 @@ use super::audit::TrailRead;
 use super::server_config::ConfigChange;
 use super::token::{RevocationReason, TokenIssued};
 use super::{
-    AuditEvent, AuditSubject, CertAuthorityEvent, CertificateEvent, CustomRoleEvent, HostEvent, InviteEvent, JoinToken,
-    LedgerEvent, ProvisionTokenEvent, ServerConfigEvent, SystemEvent, TokenEvent, UserEvent,
+    AuditEvent, AuditSubject, CertAuthorityEvent, CertificateEvent, CustomRoleEvent, HostEvent, IdentityClaimEvent,
+    InviteEvent, JoinToken, LedgerEvent, LinkVia, PolicyEvent, ProvisionTokenEvent, ServerConfigEvent, SystemEvent,
+    TokenEvent, UserEvent,
 };
 
 fn list<T: Display>(items: &BTreeSet<T>) -> String {
@@ -59,6 +60,10 @@ impl LedgerEvent {
         let u = aggregate_id;
         match self {
             LedgerEvent::User(event) => match event {
+                UserEvent::UserCreated { display, email, created_by, local: false, .. } => {
+                    let email = email.as_ref().map(|e| format!(" <{e}>")).unwrap_or_default();
+                    format!("{created_by} created account {u} ({display}{email}) from a provider's identity")
+                }
                 UserEvent::UserCreated { display, email, created_by, .. } => {
                     let email = email.as_ref().map(|e| format!(" <{e}>")).unwrap_or_default();
                     format!("{created_by} created account {u} ({display}{email})")
@@ -71,7 +76,31 @@ impl LedgerEvent {
                 UserEvent::PasswordChanged { changed_by, .. } => format!("{changed_by} set the password of {u}"),
                 UserEvent::PasswordResetForced { by, .. } => format!("{by} forced a password reset of {u}"),
                 UserEvent::PasswordResetCleared { .. } => format!("{u} completed the forced password reset"),
+                UserEvent::LoginRecorded { provider: Some(provider), identity, .. } => match identity {
+                    Some(id) => format!("{u} logged in through {provider} (identity {id})"),
+                    None => format!("{u} logged in through {provider}"),
+                },
                 UserEvent::LoginRecorded { .. } => format!("{u} logged in"),
+                UserEvent::IdentityLinked { identity, via, .. } => format!(
+                    "{u} was linked to {} identity {} ({}) by {}",
+                    identity.provider,
+                    identity.id,
+                    identity.username,
+                    match via {
+                        LinkVia::Creation => "creating the account from it",
+                        LinkVia::LinkAll => "linking all at a login",
+                        LinkVia::Link => "linking",
+                        LinkVia::Invitation => "the identity the invitation expected",
+                    }
+                ),
+                UserEvent::IdentityUnlinked { id, .. } => format!("{u} unlinked identity {id}"),
+                UserEvent::IdentityDetailsRefreshed { identity, .. } => format!(
+                    "{} refreshed the details of identity {} of {u} ({})",
+                    identity.provider, identity.id, identity.username
+                ),
+                UserEvent::PolicyIdsAgreed { policy_ids, .. } => {
+                    format!("{u} agreed to policy ids {}", list(policy_ids))
+                }
                 UserEvent::RolesGranted { roles, by, .. } => {
                     format!("{by} granted {} to {u}", list(&roles.iter().map(|r| r.id()).collect()))
                 }
@@ -107,6 +136,15 @@ impl LedgerEvent {
                 },
             },
             LedgerEvent::Token(TokenEvent::TokenIssued(grant)) => issued(grant, u),
+            LedgerEvent::IdentityClaim(IdentityClaimEvent::IdentityClaimed { user, .. }) => {
+                format!("identity {u} now belongs to {user}")
+            }
+            LedgerEvent::IdentityClaim(IdentityClaimEvent::IdentityReleased { user, .. }) => {
+                format!("identity {u} no longer belongs to {user}")
+            }
+            LedgerEvent::Policy(PolicyEvent::PolicyIdRemoved { by, .. }) => {
+                format!("{by} removed policy id {u} from every user")
+            }
             LedgerEvent::Token(TokenEvent::TokenRevoked(revoked)) => match revoked.reason {
                 RevocationReason::Revoked => format!("{} revoked token {u}", revoked.revoked_by),
                 RevocationReason::Logout => format!("{} logged out, revoking token {u}", revoked.revoked_by),

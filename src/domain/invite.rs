@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::error::{AuthError, ErrorType};
 use super::names::UserName;
-use super::principals::{Identity, Login};
+use super::principals::{InvitedIdentity, Login};
 
 /// The longest an invitation may live.
 pub const MAX_INVITE_TTL_MS: i64 = 60 * 60 * 1000;
@@ -26,7 +26,7 @@ pub enum InviteEvent {
         token_hash: String,
         user: UserName,
         logins: BTreeSet<Login>,
-        identities: BTreeSet<Identity>,
+        identities: BTreeSet<InvitedIdentity>,
         expires: i64,
         issued_by: UserName,
         at: i64,
@@ -70,7 +70,7 @@ pub enum InviteCommand {
         token_hash: String,
         user: UserName,
         logins: BTreeSet<Login>,
-        identities: BTreeSet<Identity>,
+        identities: BTreeSet<InvitedIdentity>,
         expires: i64,
         issued_by: UserName,
         at: i64,

@@ -10,8 +10,10 @@ pub mod custom_role;
 pub mod describe;
 pub mod error;
 pub mod host;
+pub mod identity;
 pub mod invite;
 pub mod names;
+pub mod policy;
 pub mod principals;
 pub mod provision_token;
 pub mod roles;
@@ -36,9 +38,11 @@ pub use certificate::{Certificate, CertificateEvent, JoinToken, RecordCertificat
 pub use custom_role::{CustomRole, CustomRoleCommand, CustomRoleEvent};
 pub use error::{AuthError, ErrorType};
 pub use host::{Host, HostEvent, JoinHost};
+pub use identity::{IdentityClaim, IdentityClaimCommand, IdentityClaimEvent, IdentityId, LinkVia, RemoteIdentity};
 pub use invite::{Invite, InviteCommand, InviteEvent};
-pub use names::{CustomRoleId, DisplayName, EmailAddress, TokenName, UserName};
-pub use principals::{HostId, HostRole, Identity, Login};
+pub use names::{CustomRoleId, DisplayName, EmailAddress, PolicyId, TokenName, UserName};
+pub use policy::{Policy, PolicyCommand, PolicyEvent};
+pub use principals::{HostId, HostRole, InvitedIdentity, Login};
 pub use provision_token::{ProvisionToken, ProvisionTokenCommand, ProvisionTokenEvent};
 pub use roles::{Role, RoleSet};
 pub use server_config::{ServerConfig, ServerConfigCommand, ServerConfigEvent, ServerSettings};
@@ -81,6 +85,8 @@ addressed! {
     ProvisionToken => uuid::Uuid, |id| id.to_string();
     Invite => uuid::Uuid, |id| id.to_string();
     Host => HostId, |id| id.as_str();
+    IdentityClaim => IdentityId, |id| id.as_str();
+    Policy => PolicyId, |id| id.as_str();
     test_mode::TestUser => UserName, |name| name.as_str();
     test_mode::TestCustomRole => CustomRoleId, |id| id.as_str();
     test_mode::TestData => (), |_id| test_mode::TEST_DATA_ID;
@@ -109,6 +115,8 @@ pub enum LedgerEvent {
     ProvisionToken(ProvisionTokenEvent),
     Invite(InviteEvent),
     Host(HostEvent),
+    IdentityClaim(IdentityClaimEvent),
+    Policy(PolicyEvent),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -122,9 +130,20 @@ pub enum DecodeError {
 /// The upcasters for stored events whose shape has since changed. Every
 /// reader of the log (aggregate loads and the projection runner) applies them.
 /// `TokenIssued` 1.0 → 2.0 (`mfa`); `ServerConfigInitialized` 1.0 → 2.0
-/// (`providers`); `AuditTrailRead` 1.0 → 2.0 (`actor`, `event_type`).
+/// (`providers`); `AuditTrailRead` 1.0 → 2.0 (`actor`, `event_type`);
+/// `UserCreated` 1.0 → 2.0 (`local`); `LoginRecorded` 1.0 → 2.0 (`provider`, `identity`).
 pub fn upcasters() -> Vec<Box<dyn EventUpcaster>> {
     vec![
+        Box::new(cqrs_es::persist::SemanticVersionEventUpcaster::new(
+            "UserCreated",
+            user::USER_CREATED_VERSION,
+            Box::new(user::upcast_user_created_v1),
+        )),
+        Box::new(cqrs_es::persist::SemanticVersionEventUpcaster::new(
+            "LoginRecorded",
+            user::LOGIN_RECORDED_VERSION,
+            Box::new(user::upcast_login_recorded_v1),
+        )),
         Box::new(cqrs_es::persist::SemanticVersionEventUpcaster::new(
             "TokenIssued",
             token::TOKEN_ISSUED_VERSION,
@@ -219,6 +238,8 @@ impl LogEvent for LedgerEvent {
             ProvisionToken::TYPE => parse::<ProvisionToken>(payload).map(Self::ProvisionToken),
             Invite::TYPE => parse::<Invite>(payload).map(Self::Invite),
             Host::TYPE => parse::<Host>(payload).map(Self::Host),
+            IdentityClaim::TYPE => parse::<IdentityClaim>(payload).map(Self::IdentityClaim),
+            Policy::TYPE => parse::<Policy>(payload).map(Self::Policy),
             _ => return None,
         })
     }

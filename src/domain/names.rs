@@ -145,6 +145,26 @@ impl TokenName {
     }
 }
 
+/// A policy id a user agreed to (terms of service and the like): at most 20
+/// code points, no control characters (contract §4.1).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PolicyId(String);
+string_newtype!(PolicyId);
+
+impl PolicyId {
+    pub const MAX_LENGTH: usize = 20;
+
+    pub fn parse(input: Option<&str>) -> Result<Self, AuthError> {
+        check_name(input, "policy id", Self::MAX_LENGTH).map(|s| Self(s.to_owned()))
+    }
+
+    /// Rebuilds a policy id read back from the log (a stream id), where it was validated when written.
+    pub fn from_log(id: &str) -> Self {
+        Self(id.to_owned())
+    }
+}
+
 /// A custom role id: `[a-zA-Z0-9_]+`, at most 100 code points.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]

@@ -125,14 +125,16 @@ impl fmt::Display for HostRole {
     }
 }
 
-/// An external identity an invitation links to the new account: `connector:email`.
+/// An identity an invitation expects the new account to have at a provider
+/// (`connector:email`): when its person signs in through that provider with
+/// that email, verified, the provider identity is linked to the account.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct Identity {
+pub struct InvitedIdentity {
     pub connector: String,
     pub email: String,
 }
 
-impl Identity {
+impl InvitedIdentity {
     pub fn parse(input: &str) -> Result<Self, AuthError> {
         let malformed = || {
             AuthError::illegal(format!(
@@ -151,7 +153,7 @@ impl Identity {
     }
 }
 
-impl fmt::Display for Identity {
+impl fmt::Display for InvitedIdentity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}", self.connector, self.email)
     }
@@ -186,10 +188,10 @@ mod tests {
 
     #[test]
     fn identities_are_connector_and_email() {
-        let id = Identity::parse("github:alice@example.org").ok();
+        let id = InvitedIdentity::parse("github:alice@example.org").ok();
         assert_eq!(id.map(|i| i.to_string()).as_deref(), Some("github:alice@example.org"));
         for bad in ["github", "github:", ":a@b.org", "git hub:a@b.org", "github:not-an-email"] {
-            assert!(Identity::parse(bad).is_err(), "{bad:?}");
+            assert!(InvitedIdentity::parse(bad).is_err(), "{bad:?}");
         }
     }
 }

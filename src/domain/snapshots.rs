@@ -13,9 +13,11 @@ use super::audit::{AuditEvent, AuditSubject, TrailRead};
 use super::cert_authority::{CaKind, CertAuthorityEvent};
 use super::certificate::{CertificateEvent, JoinToken, Signed};
 use super::custom_role::CustomRoleEvent;
+use super::identity::{IdentityClaimEvent, IdentityId, LinkVia, RemoteIdentity};
 use super::invite::InviteEvent;
-use super::names::{CustomRoleId, DisplayName, EmailAddress, UserName};
-use super::principals::{HostId, HostRole, Identity, Login};
+use super::names::{CustomRoleId, DisplayName, EmailAddress, PolicyId, UserName};
+use super::policy::PolicyEvent;
+use super::principals::{HostId, HostRole, InvitedIdentity, Login};
 use super::provision_token::ProvisionTokenEvent;
 use super::roles::Role;
 use super::server_config::{ConfigChange, ProviderSwitches, RedirectKind, ServerConfigEvent, ServerSettings};
@@ -44,6 +46,16 @@ fn login(l: &str) -> Login {
     Login::parse(l).unwrap_or_else(|e| panic!("{e}"))
 }
 
+fn remote() -> RemoteIdentity {
+    RemoteIdentity::new(
+        "Google",
+        "108234567890",
+        "bob@example.org",
+        Some("Bob B".into()),
+        Some("bob@example.org".into()),
+    )
+}
+
 fn signed(serial: u64) -> Signed {
     Signed {
         serial,
@@ -67,6 +79,7 @@ fn samples() -> Vec<(String, Value)> {
             anon_id: Uuid::from_u128(0x2c1b5a8e_4f5b_4d8e_9d6e_0d7f1c1a0b9e),
             created: at,
             created_by: admin.clone(),
+            local: false,
         }),
         stored(&UserEvent::DisplayNameChanged {
             display: DisplayName::parse(Some("Bob B")).unwrap_or_else(|e| panic!("{e}")),
@@ -75,7 +88,21 @@ fn samples() -> Vec<(String, Value)> {
         stored(&UserEvent::PasswordChanged { credential_id: Uuid::from_u128(42), changed_by: name("bob"), at }),
         stored(&UserEvent::PasswordResetForced { by: admin.clone(), at }),
         stored(&UserEvent::PasswordResetCleared { at }),
-        stored(&UserEvent::LoginRecorded { at }),
+        stored(&UserEvent::LoginRecorded {
+            at,
+            provider: Some("Google".into()),
+            identity: Some(IdentityId::of("Google", "108234567890")),
+        }),
+        stored(&UserEvent::IdentityLinked { identity: remote(), via: LinkVia::Creation, at }),
+        stored(&UserEvent::IdentityUnlinked { id: IdentityId::of("Google", "108234567890"), at }),
+        stored(&UserEvent::IdentityDetailsRefreshed { identity: remote(), at }),
+        stored(&UserEvent::PolicyIdsAgreed {
+            policy_ids: BTreeSet::from([PolicyId::parse(Some("kbase-user")).unwrap_or_else(|e| panic!("{e}"))]),
+            at,
+        }),
+        stored(&IdentityClaimEvent::IdentityClaimed { user: name("bob"), at }),
+        stored(&IdentityClaimEvent::IdentityReleased { user: name("bob"), at }),
+        stored(&PolicyEvent::PolicyIdRemoved { by: admin.clone(), at }),
         stored(&UserEvent::RolesGranted {
             roles: BTreeSet::from([Role::DevToken, Role::ServToken]),
             by: admin.clone(),
@@ -94,7 +121,10 @@ fn samples() -> Vec<(String, Value)> {
             at,
         }),
         stored(&UserEvent::IdentitiesLinked {
-            identities: BTreeSet::from([Identity { connector: "github".into(), email: "bob@example.org".into() }]),
+            identities: BTreeSet::from([InvitedIdentity {
+                connector: "github".into(),
+                email: "bob@example.org".into(),
+            }]),
             at,
         }),
         stored(&UserEvent::SecondFactorEnrolled { credential_id: Uuid::from_u128(0x2f), at }),
@@ -145,7 +175,10 @@ fn samples() -> Vec<(String, Value)> {
             token_hash: "n4bQgYhMfWWaL+qgxVrQFaO/TxsrC4Is0V1sFbDwCgg=".into(),
             user: name("carol"),
             logins: BTreeSet::from([login("carol")]),
-            identities: BTreeSet::from([Identity { connector: "github".into(), email: "carol@example.org".into() }]),
+            identities: BTreeSet::from([InvitedIdentity {
+                connector: "github".into(),
+                email: "carol@example.org".into(),
+            }]),
             expires: at + 3_600_000,
             issued_by: admin.clone(),
             at,
@@ -239,8 +272,9 @@ fn every_event_type() -> BTreeSet<String> {
 
     use super::test_mode::{TestCustomRoleEvent, TestDataEvent, TestUserEvent};
     use super::{
-        AuditEvent, CertAuthorityEvent, CertificateEvent, CustomRoleEvent, HostEvent, InviteEvent, LedgerEventKind,
-        ProvisionTokenEvent, ServerConfigEvent, SystemEvent, TestModeEventKind, TokenEvent, UserEvent,
+        AuditEvent, CertAuthorityEvent, CertificateEvent, CustomRoleEvent, HostEvent, IdentityClaimEvent, InviteEvent,
+        LedgerEventKind, PolicyEvent, ProvisionTokenEvent, ServerConfigEvent, SystemEvent, TestModeEventKind,
+        TokenEvent, UserEvent,
     };
 
     // Exhaustive matches: a new aggregate does not compile here until it is listed.
@@ -256,6 +290,8 @@ fn every_event_type() -> BTreeSet<String> {
         LedgerEventKind::ProvisionToken => ProvisionTokenEvent::VARIANTS,
         LedgerEventKind::Invite => InviteEvent::VARIANTS,
         LedgerEventKind::Host => HostEvent::VARIANTS,
+        LedgerEventKind::IdentityClaim => IdentityClaimEvent::VARIANTS,
+        LedgerEventKind::Policy => PolicyEvent::VARIANTS,
     });
     let test_mode = TestModeEventKind::iter().map(|kind| match kind {
         TestModeEventKind::Token => TokenEvent::VARIANTS,

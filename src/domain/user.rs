@@ -12,14 +12,17 @@ use uuid::Uuid;
 
 use super::Actor;
 use super::error::{AuthError, ErrorType};
-use super::names::{CustomRoleId, DisplayName, EmailAddress, UserName};
-use super::principals::{Identity, Login};
+use super::identity::{IdentityId, LinkVia, RemoteIdentity};
+use super::names::{CustomRoleId, DisplayName, EmailAddress, PolicyId, UserName};
+use super::principals::{InvitedIdentity, Login};
 use super::roles::{Role, RoleSet};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(test, derive(strum::VariantNames))]
 pub enum UserEvent {
-    /// A local account was created. The password, if any, follows as `PasswordChanged`.
+    /// An account was created: a local one (its password, if any, follows as
+    /// `PasswordChanged`) or, `local: false` (since v2.0), one created from a
+    /// provider's identity (which follows as `IdentityLinked`).
     UserCreated {
         user: UserName,
         display: DisplayName,
@@ -27,6 +30,7 @@ pub enum UserEvent {
         anon_id: Uuid,
         created: i64,
         created_by: UserName,
+        local: bool,
     },
     DisplayNameChanged {
         display: DisplayName,
@@ -47,8 +51,12 @@ pub enum UserEvent {
     PasswordResetCleared {
         at: i64,
     },
+    /// The user logged in; through `provider` with `identity` (since v2.0), or
+    /// with a password when both are `None`.
     LoginRecorded {
         at: i64,
+        provider: Option<String>,
+        identity: Option<IdentityId>,
     },
     RolesGranted {
         roles: BTreeSet<Role>,
@@ -98,8 +106,30 @@ pub enum UserEvent {
         by: UserName,
         at: i64,
     },
+    /// The identities the invitation expects the account to have at providers.
     IdentitiesLinked {
-        identities: BTreeSet<Identity>,
+        identities: BTreeSet<InvitedIdentity>,
+        at: i64,
+    },
+    /// A provider's identity now belongs to the account.
+    IdentityLinked {
+        identity: RemoteIdentity,
+        via: LinkVia,
+        at: i64,
+    },
+    /// The identity no longer belongs to the account.
+    IdentityUnlinked {
+        id: IdentityId,
+        at: i64,
+    },
+    /// A login or link brought new details of a linked identity from its provider.
+    IdentityDetailsRefreshed {
+        identity: RemoteIdentity,
+        at: i64,
+    },
+    /// The user agreed to these policy ids (only those not already agreed to).
+    PolicyIdsAgreed {
+        policy_ids: BTreeSet<PolicyId>,
         at: i64,
     },
     /// A TOTP secret (in the credentials store under `credential_id`) now guards the account's logins.
@@ -141,6 +171,10 @@ impl DomainEvent for UserEvent {
             Self::InvitationAccepted { .. } => "InvitationAccepted",
             Self::LoginsChanged { .. } => "LoginsChanged",
             Self::IdentitiesLinked { .. } => "IdentitiesLinked",
+            Self::IdentityLinked { .. } => "IdentityLinked",
+            Self::IdentityUnlinked { .. } => "IdentityUnlinked",
+            Self::IdentityDetailsRefreshed { .. } => "IdentityDetailsRefreshed",
+            Self::PolicyIdsAgreed { .. } => "PolicyIdsAgreed",
             Self::SecondFactorEnrolled { .. } => "SecondFactorEnrolled",
             Self::SecondFactorAccepted { .. } => "SecondFactorAccepted",
             Self::SecondFactorRejected { .. } => "SecondFactorRejected",
@@ -149,8 +183,65 @@ impl DomainEvent for UserEvent {
     }
 
     fn event_version(&self) -> String {
-        "1.0".to_owned()
+        match self {
+            Self::UserCreated { .. } => USER_CREATED_VERSION,
+            Self::LoginRecorded { .. } => LOGIN_RECORDED_VERSION,
+            _ => "1.0",
+        }
+        .to_owned()
     }
+}
+
+/// `UserCreated` 2.0 added `local`; see [`upcast_user_created_v1`].
+pub const USER_CREATED_VERSION: &str = "2.0";
+
+/// `UserCreated` 1.0 → 2.0: every account created before provider sign-in existed is local.
+pub fn upcast_user_created_v1(mut payload: serde_json::Value) -> serde_json::Value {
+    if let Some(event) = payload.get_mut("UserCreated").and_then(serde_json::Value::as_object_mut) {
+        event.entry("local").or_insert(serde_json::Value::Bool(true));
+    }
+    payload
+}
+
+/// `LoginRecorded` 2.0 added `provider` and `identity`; see [`upcast_login_recorded_v1`].
+pub const LOGIN_RECORDED_VERSION: &str = "2.0";
+
+/// `LoginRecorded` 1.0 → 2.0: every login before provider sign-in existed was a password login.
+pub fn upcast_login_recorded_v1(mut payload: serde_json::Value) -> serde_json::Value {
+    if let Some(event) = payload.get_mut("LoginRecorded").and_then(serde_json::Value::as_object_mut) {
+        event.entry("provider").or_insert(serde_json::Value::Null);
+        event.entry("identity").or_insert(serde_json::Value::Null);
+    }
+    payload
+}
+
+/// A login through a provider to an existing account (upstream's immediate
+/// login and `/login/pick`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProviderLogin {
+    pub provider: String,
+    /// The identity the user logs in with; the account must have it (or gain it in `link`).
+    pub identity: IdentityId,
+    /// Other identities of the same answer to link (`linkall`), already claimed for the account.
+    pub link: Vec<RemoteIdentity>,
+    /// Policy ids to record as agreed (those the user has not agreed to yet).
+    pub policy_ids: BTreeSet<PolicyId>,
+    pub at: i64,
+}
+
+/// An account created from a provider's identity (upstream `/login/create`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProviderAccount {
+    pub user: UserName,
+    pub display: DisplayName,
+    pub email: EmailAddress,
+    pub anon_id: Uuid,
+    /// The identity the account is created from, claimed for it.
+    pub identity: RemoteIdentity,
+    /// Other identities of the same answer to link (`linkall`), claimed for it.
+    pub link: Vec<RemoteIdentity>,
+    pub policy_ids: BTreeSet<PolicyId>,
+    pub at: i64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -176,7 +267,30 @@ pub enum UserCommand {
         actor: Actor,
         at: i64,
     },
+    /// A password login.
     RecordLogin {
+        at: i64,
+    },
+    /// A login through a provider (refused for a disabled account).
+    LogInWithProvider(Box<ProviderLogin>),
+    /// Creates an account from a provider's identity and records its first login.
+    CreateFromProvider(Box<ProviderAccount>),
+    /// Links identities already claimed for the account; one it has is
+    /// refreshed where its details changed. Local accounts cannot link,
+    /// except the identities their invitation expected (`via: Invitation`).
+    LinkIdentities {
+        identities: Vec<RemoteIdentity>,
+        via: LinkVia,
+        at: i64,
+    },
+    /// Records new details of identities the account has (others are ignored).
+    RefreshIdentities {
+        identities: Vec<RemoteIdentity>,
+        at: i64,
+    },
+    /// Unlinks an identity; an account created from a provider keeps at least one.
+    UnlinkIdentity {
+        id: IdentityId,
         at: i64,
     },
     /// Adds and removes built-in roles under the grant rules.
@@ -235,7 +349,7 @@ pub struct Invitation {
     pub display: DisplayName,
     pub anon_id: Uuid,
     pub logins: BTreeSet<Login>,
-    pub identities: BTreeSet<Identity>,
+    pub identities: BTreeSet<InvitedIdentity>,
     pub password: NewPassword,
     pub second_factor: Uuid,
     /// The time step of the code the invitee proved the second factor with:
@@ -272,6 +386,10 @@ pub struct User {
     last_step: Option<u64>,
     failures: u32,
     locked_until: Option<i64>,
+    /// Created locally (not from a provider's identity).
+    local: bool,
+    /// The provider identities linked to the account.
+    identities: std::collections::BTreeMap<IdentityId, RemoteIdentity>,
 }
 
 /// The error for a locked account.
@@ -324,11 +442,28 @@ impl User {
         events
     }
 
+    /// `IdentityLinked` or `IdentityDetailsRefreshed` for each identity that is new or changed.
+    fn link_events(&self, identities: Vec<RemoteIdentity>, via: LinkVia, at: i64) -> Vec<UserEvent> {
+        let mut events = Vec::new();
+        for identity in identities {
+            match self.identities.get(&identity.id) {
+                Some(known) if *known == identity => {}
+                Some(_) => events.push(UserEvent::IdentityDetailsRefreshed { identity, at }),
+                None => events.push(UserEvent::IdentityLinked { identity, via, at }),
+            }
+        }
+        events
+    }
+
     fn decide(&self, command: UserCommand) -> Result<Vec<UserEvent>, AuthError> {
         let name = match (&command, &self.name) {
             (UserCommand::Create { user, .. }, Some(_)) => {
                 return Err(AuthError::new(ErrorType::UserAlreadyExists, user.as_str()));
             }
+            (UserCommand::CreateFromProvider(account), Some(_)) => {
+                return Err(AuthError::new(ErrorType::UserAlreadyExists, account.user.as_str()));
+            }
+            (UserCommand::CreateFromProvider(account), None) => account.user.clone(),
             (UserCommand::AcceptInvitation(invitation), Some(_)) => {
                 return Err(AuthError::new(ErrorType::UserAlreadyExists, invitation.user.as_str()));
             }
@@ -340,8 +475,15 @@ impl User {
         let events = match command {
             UserCommand::Create { user, display, email, anon_id, created, by, password } => {
                 let root = user.is_root();
-                let mut events =
-                    vec![UserEvent::UserCreated { user, display, email, anon_id, created, created_by: by.clone() }];
+                let mut events = vec![UserEvent::UserCreated {
+                    user,
+                    display,
+                    email,
+                    anon_id,
+                    created,
+                    created_by: by.clone(),
+                    local: true,
+                }];
                 if root {
                     events.push(UserEvent::RolesGranted { roles: BTreeSet::from([Role::Root]), by, at: created });
                 }
@@ -371,7 +513,88 @@ impl User {
                 check_can_reset_password(&actor, &name, &self.roles)?;
                 vec![UserEvent::PasswordResetForced { by: actor.name, at }]
             }
-            UserCommand::RecordLogin { at } => vec![UserEvent::LoginRecorded { at }],
+            UserCommand::RecordLogin { at } => vec![UserEvent::LoginRecorded { at, provider: None, identity: None }],
+            UserCommand::LogInWithProvider(login) => {
+                let ProviderLogin { provider, identity, link, policy_ids, at } = *login;
+                if self.disabled {
+                    return Err(AuthError::disabled(name.as_str()));
+                }
+                if !self.identities.contains_key(&identity) && !link.iter().any(|i| i.id == identity) {
+                    return Err(AuthError::new(
+                        ErrorType::AuthenticationFailed,
+                        "There is no account linked to the provided identity ID",
+                    ));
+                }
+                let mut events = self.link_events(link, LinkVia::LinkAll, at);
+                if !policy_ids.is_empty() {
+                    events.push(UserEvent::PolicyIdsAgreed { policy_ids, at });
+                }
+                events.push(UserEvent::LoginRecorded { at, provider: Some(provider), identity: Some(identity) });
+                events
+            }
+            UserCommand::CreateFromProvider(account) => {
+                let ProviderAccount { user, display, email, anon_id, identity, link, policy_ids, at } = *account;
+                let provider = identity.provider.clone();
+                let id = identity.id.clone();
+                let mut events = vec![
+                    UserEvent::UserCreated {
+                        user: user.clone(),
+                        display,
+                        email: Some(email),
+                        anon_id,
+                        created: at,
+                        created_by: user,
+                        local: false,
+                    },
+                    UserEvent::IdentityLinked { identity, via: LinkVia::Creation, at },
+                ];
+                let linked = link.into_iter().filter(|i| i.id != id).map(|identity| UserEvent::IdentityLinked {
+                    identity,
+                    via: LinkVia::LinkAll,
+                    at,
+                });
+                events.extend(linked);
+                if !policy_ids.is_empty() {
+                    events.push(UserEvent::PolicyIdsAgreed { policy_ids, at });
+                }
+                events.push(UserEvent::LoginRecorded { at, provider: Some(provider), identity: Some(id) });
+                events
+            }
+            UserCommand::LinkIdentities { identities, via, at } => {
+                if self.local && via != LinkVia::Invitation {
+                    return Err(AuthError::new(
+                        ErrorType::LinkFailed,
+                        format!("Cannot link identities to local account {name}"),
+                    ));
+                }
+                if self.disabled {
+                    return Err(AuthError::disabled(name.as_str()));
+                }
+                self.link_events(identities, via, at)
+            }
+            UserCommand::RefreshIdentities { identities, at } => {
+                let known: Vec<RemoteIdentity> =
+                    identities.into_iter().filter(|i| self.identities.contains_key(&i.id)).collect();
+                self.link_events(known, LinkVia::Link, at)
+            }
+            UserCommand::UnlinkIdentity { id, at } => {
+                if self.identities.is_empty() && self.local {
+                    return Err(AuthError::new(
+                        ErrorType::UnlinkFailed,
+                        format!("Local user {name} doesn't have remote identities"),
+                    ));
+                }
+                if self.identities.len() == 1 && !self.local {
+                    return Err(AuthError::new(ErrorType::UnlinkFailed, "The user has only one associated identity"));
+                }
+                if !self.identities.contains_key(&id) {
+                    return Err(AuthError::new(
+                        ErrorType::NoSuchIdentity,
+                        format!("The user is not linked to identity {id}"),
+                    ));
+                }
+                vec![UserEvent::IdentityUnlinked { id, at }]
+            }
             UserCommand::UpdateRoles { add, remove, actor, at } => {
                 let both: BTreeSet<Role> = add.intersection(&remove).copied().collect();
                 if !both.is_empty() {
@@ -480,6 +703,7 @@ impl User {
                         anon_id,
                         created: at,
                         created_by: invited_by.clone(),
+                        local: true,
                     },
                     UserEvent::InvitationAccepted { invite, invited_by: invited_by.clone(), at },
                     UserEvent::LoginsChanged { logins, by: invited_by, at },
@@ -490,7 +714,7 @@ impl User {
                 events.extend(self.password_events(password));
                 events.push(UserEvent::SecondFactorEnrolled { credential_id: second_factor, at });
                 events.push(UserEvent::SecondFactorAccepted { step: first_step, at });
-                events.push(UserEvent::LoginRecorded { at });
+                events.push(UserEvent::LoginRecorded { at, provider: None, identity: None });
                 events
             }
             UserCommand::SetLogins { logins, by, at } => vec![UserEvent::LoginsChanged { logins, by, at }],
@@ -538,10 +762,11 @@ impl Aggregate for User {
 
     fn apply(&mut self, event: UserEvent) {
         match event {
-            UserEvent::UserCreated { user, display, email, .. } => {
+            UserEvent::UserCreated { user, display, email, local, .. } => {
                 self.name = Some(user);
                 self.display = Some(display);
                 self.email = email;
+                self.local = local;
             }
             UserEvent::DisplayNameChanged { display } => self.display = Some(display),
             UserEvent::EmailChanged { email } => self.email = email,
@@ -557,7 +782,14 @@ impl Aggregate for User {
             UserEvent::UserEnabled { .. } => self.disabled = false,
             UserEvent::InvitationAccepted { .. }
             | UserEvent::LoginsChanged { .. }
-            | UserEvent::IdentitiesLinked { .. } => {}
+            | UserEvent::IdentitiesLinked { .. }
+            | UserEvent::PolicyIdsAgreed { .. } => {}
+            UserEvent::IdentityLinked { identity, .. } | UserEvent::IdentityDetailsRefreshed { identity, .. } => {
+                self.identities.insert(identity.id.clone(), identity);
+            }
+            UserEvent::IdentityUnlinked { id, .. } => {
+                self.identities.remove(&id);
+            }
             UserEvent::SecondFactorEnrolled { .. } => self.second_factor = true,
             UserEvent::SecondFactorAccepted { step, .. } => {
                 self.last_step = Some(step);
@@ -590,6 +822,7 @@ pub(crate) mod tests {
             anon_id: Uuid::from_u128(0x2c1b5a8e_4f5b_4d8e_9d6e_0d7f1c1a0b9e),
             created: 1_700_000_000_000,
             created_by: UserName::root(),
+            local: true,
         }
     }
 
@@ -608,7 +841,8 @@ pub(crate) mod tests {
 
     #[tokio::test]
     async fn creating_an_existing_user_fails() {
-        let UserEvent::UserCreated { user, display, email, anon_id, created: at, created_by } = created("alice") else {
+        let UserEvent::UserCreated { user, display, email, anon_id, created: at, created_by, .. } = created("alice")
+        else {
             unreachable!()
         };
         TestFramework::<User>::with(())
@@ -628,7 +862,8 @@ pub(crate) mod tests {
 
     #[tokio::test]
     async fn creating_with_a_temporary_password_forces_a_reset() {
-        let UserEvent::UserCreated { user, display, email, anon_id, created: at, created_by } = created("alice") else {
+        let UserEvent::UserCreated { user, display, email, anon_id, created: at, created_by, .. } = created("alice")
+        else {
             unreachable!()
         };
         let credential_id = Uuid::from_u128(7);
@@ -838,5 +1073,136 @@ pub(crate) mod tests {
             .then_expect_error_message(
                 "10000 Authentication failed: this second-factor code was already used; wait for the next one",
             );
+    }
+
+    #[test]
+    fn events_from_before_provider_sign_in_read_as_local_password_logins() {
+        use crate::domain::{LedgerEvent, LogEvent};
+        let decode = |event_type: &str, payload: &str| {
+            LedgerEvent::decode("User", event_type, "1.0", payload, &crate::domain::upcasters()).ok()
+        };
+        let mut v1 = serde_json::to_value(created("alice")).unwrap_or_default();
+        if let Some(fields) = v1["UserCreated"].as_object_mut() {
+            fields.remove("local");
+        }
+        assert_eq!(decode("UserCreated", &v1.to_string()), Some(LedgerEvent::User(created("alice"))));
+        let login = UserEvent::LoginRecorded { at: 7, provider: None, identity: None };
+        assert_eq!(decode("LoginRecorded", r#"{"LoginRecorded":{"at":7}}"#), Some(LedgerEvent::User(login)));
+    }
+
+    fn remote(sub: &str) -> RemoteIdentity {
+        RemoteIdentity::new("OIDC", sub, sub, None, Some(format!("{sub}@example.org")))
+    }
+
+    fn provider_created(n: &str, sub: &str) -> Vec<UserEvent> {
+        let UserEvent::UserCreated { user, display, email, anon_id, created: at, .. } = created(n) else {
+            unreachable!()
+        };
+        vec![
+            UserEvent::UserCreated {
+                user: user.clone(),
+                display,
+                email,
+                anon_id,
+                created: at,
+                created_by: user,
+                local: false,
+            },
+            UserEvent::IdentityLinked { identity: remote(sub), via: LinkVia::Creation, at },
+        ]
+    }
+
+    #[tokio::test]
+    async fn an_account_from_a_provider_keeps_its_last_identity() {
+        TestFramework::<User>::with(())
+            .given(provider_created("alice", "s1"))
+            .when_async(UserCommand::UnlinkIdentity { id: remote("s1").id, at: 2 })
+            .await
+            .then_expect_error_message("60010 Account unlink failed: The user has only one associated identity");
+        let mut given = provider_created("alice", "s1");
+        given.push(UserEvent::IdentityLinked { identity: remote("s2"), via: LinkVia::Link, at: 1 });
+        TestFramework::<User>::with(())
+            .given(given.clone())
+            .when_async(UserCommand::UnlinkIdentity { id: remote("s2").id, at: 2 })
+            .await
+            .then_expect_events(vec![UserEvent::IdentityUnlinked { id: remote("s2").id, at: 2 }]);
+        TestFramework::<User>::with(())
+            .given(given)
+            .when_async(UserCommand::UnlinkIdentity { id: IdentityId::named("ffff"), at: 2 })
+            .await
+            .then_expect_error_message("50030 No such identity: The user is not linked to identity ffff");
+    }
+
+    #[tokio::test]
+    async fn local_accounts_link_only_what_their_invitation_expected() {
+        TestFramework::<User>::with(())
+            .given(vec![created("loc")])
+            .when_async(UserCommand::LinkIdentities { identities: vec![remote("s1")], via: LinkVia::Link, at: 2 })
+            .await
+            .then_expect_error_message("60000 Account linkage failed: Cannot link identities to local account loc");
+        TestFramework::<User>::with(())
+            .given(vec![created("loc")])
+            .when_async(UserCommand::UnlinkIdentity { id: remote("s1").id, at: 2 })
+            .await
+            .then_expect_error_message("60010 Account unlink failed: Local user loc doesn't have remote identities");
+        TestFramework::<User>::with(())
+            .given(vec![created("loc")])
+            .when_async(UserCommand::LinkIdentities { identities: vec![remote("s1")], via: LinkVia::Invitation, at: 2 })
+            .await
+            .then_expect_events(vec![UserEvent::IdentityLinked {
+                identity: remote("s1"),
+                via: LinkVia::Invitation,
+                at: 2,
+            }]);
+    }
+
+    #[tokio::test]
+    async fn a_provider_login_refreshes_nothing_it_need_not_and_refuses_a_disabled_account() {
+        let login = |identity: IdentityId| {
+            UserCommand::LogInWithProvider(Box::new(ProviderLogin {
+                provider: "OIDC".into(),
+                identity,
+                link: Vec::new(),
+                policy_ids: BTreeSet::new(),
+                at: 3,
+            }))
+        };
+        TestFramework::<User>::with(())
+            .given(provider_created("alice", "s1"))
+            .when_async(login(remote("s1").id))
+            .await
+            .then_expect_events(vec![UserEvent::LoginRecorded {
+                at: 3,
+                provider: Some("OIDC".into()),
+                identity: Some(remote("s1").id),
+            }]);
+        TestFramework::<User>::with(())
+            .given(provider_created("alice", "s1"))
+            .when_async(login(remote("s2").id))
+            .await
+            .then_expect_error_message(
+                "10000 Authentication failed: There is no account linked to the provided identity ID",
+            );
+        let mut given = provider_created("alice", "s1");
+        given.push(UserEvent::UserDisabled { reason: "x".into(), by: name("al"), at: 2 });
+        TestFramework::<User>::with(())
+            .given(given)
+            .when_async(login(remote("s1").id))
+            .await
+            .then_expect_error_message("20010 Account disabled: alice");
+    }
+
+    #[tokio::test]
+    async fn linking_again_records_only_changed_details() {
+        let mut renamed = remote("s1");
+        renamed.username = "new-name".into();
+        TestFramework::<User>::with(())
+            .given(provider_created("alice", "s1"))
+            .when_async(UserCommand::RefreshIdentities {
+                identities: vec![remote("s1"), renamed.clone(), remote("s9")],
+                at: 4,
+            })
+            .await
+            .then_expect_events(vec![UserEvent::IdentityDetailsRefreshed { identity: renamed, at: 4 }]);
     }
 }

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::domain::{
-    CaKind, CertAuthorityEvent, CertificateEvent, HostEvent, HostId, HostRole, Identity, InviteEvent, Login,
+    CaKind, CertAuthorityEvent, CertificateEvent, HostEvent, HostId, HostRole, InviteEvent, InvitedIdentity, Login,
     ProvisionTokenEvent, SigningKey, UserName,
 };
 
@@ -38,7 +38,7 @@ pub struct InviteRecord {
     pub token_hash: String,
     pub user: UserName,
     pub logins: BTreeSet<Login>,
-    pub identities: BTreeSet<Identity>,
+    pub identities: BTreeSet<InvitedIdentity>,
     pub expires: i64,
     pub issued_by: UserName,
     pub created: i64,

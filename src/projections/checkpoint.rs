@@ -20,7 +20,8 @@ use crate::store::{Checkpoints, EventLog, StoreError, StoredCheckpoint};
 /// 4: tokens keep whether their login used a second factor (`mfa`).
 /// 5: the settings keep the identity providers' switches.
 /// 6: and the alternate environments' redirect URLs.
-pub const FORMAT: u32 = 6;
+/// 7: users keep whether they are local, their linked identities and policy ids.
+pub const FORMAT: u32 = 7;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Checkpoint {

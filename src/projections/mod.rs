@@ -19,7 +19,8 @@ use uuid::Uuid;
 
 use crate::domain::canonical::Canonicalization;
 use crate::domain::{
-    HostId, LedgerEvent, LogEvent, ServerConfigEvent, ServerSettings, SystemEvent, TokenEvent, UserEvent, UserName,
+    HostId, LedgerEvent, LogEvent, PolicyEvent, PolicyId, ServerConfigEvent, ServerSettings, SystemEvent, TokenEvent,
+    UserEvent, UserName,
 };
 
 pub use access::Access;
@@ -114,6 +115,11 @@ impl Fold for Projections {
             }
             // Records of who read what: no projection state depends on them.
             LedgerEvent::Audit(_) => {}
+            // The claims only serialize linking; the user directory follows the accounts' own streams.
+            LedgerEvent::IdentityClaim(_) => {}
+            LedgerEvent::Policy(PolicyEvent::PolicyIdRemoved { .. }) => {
+                self.users.remove_policy_id(&PolicyId::from_log(aggregate_id))
+            }
             LedgerEvent::CertAuthority(event) => self.access.apply_authority(event),
             LedgerEvent::Certificate(event) => self.access.apply_certificate(position, event),
             LedgerEvent::ProvisionToken(event) => match Uuid::parse_str(aggregate_id) {

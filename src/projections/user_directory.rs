@@ -14,7 +14,8 @@ use uuid::Uuid;
 use crate::domain::canonical::Canonicalization;
 use crate::domain::names::java_trim;
 use crate::domain::{
-    AuthError, CustomRoleEvent, CustomRoleId, Identity, Login, Role, SystemEvent, UserEvent, UserName,
+    AuthError, CustomRoleEvent, CustomRoleId, IdentityId, InvitedIdentity, Login, PolicyId, RemoteIdentity, Role,
+    SystemEvent, UserEvent, UserName,
 };
 
 /// Search answers hold at most this many users.
@@ -38,7 +39,14 @@ pub struct UserRecord {
     pub credential: Option<Uuid>,
     /// The logins set for the user (`None`: the user name alone).
     pub logins: Option<BTreeSet<Login>>,
-    pub identities: BTreeSet<Identity>,
+    /// The identities the account's invitation expects it to have at providers.
+    pub invited_identities: BTreeSet<InvitedIdentity>,
+    /// Created locally (a password account), not from a provider's identity.
+    pub local: bool,
+    /// The provider identities linked to the account, by id.
+    pub remote_identities: BTreeMap<IdentityId, RemoteIdentity>,
+    /// The policy ids the user agreed to, with when (epoch ms).
+    pub policy_ids: BTreeMap<PolicyId, i64>,
     /// The invitation the account was created from.
     pub invited: Option<Uuid>,
     /// The credentials-store id of the enrolled TOTP secret.
@@ -125,6 +133,8 @@ pub struct UserDirectory {
     /// Canonical display-name term → users whose display name has it.
     display_terms: BTreeMap<String, BTreeSet<UserName>>,
     custom_roles: BTreeMap<CustomRoleId, String>,
+    /// Linked identity → the account it is linked to.
+    by_identity: HashMap<IdentityId, UserName>,
     /// Log position of the last "force every password reset".
     all_resets_forced_at: i64,
     rule: Canonicalization,
@@ -156,6 +166,9 @@ impl UserDirectory {
         for user in saved.users {
             let name = user.name.clone();
             directory.anon_ids.insert(user.anon_id, name.clone());
+            for id in user.remote_identities.keys() {
+                directory.by_identity.insert(id.clone(), name.clone());
+            }
             directory.users.insert(name.clone(), user);
             directory.index_display(&name);
         }
@@ -168,6 +181,21 @@ impl UserDirectory {
 
     pub fn by_anon_id(&self, anon_id: &Uuid) -> Option<&UserRecord> {
         self.anon_ids.get(anon_id).and_then(|name| self.users.get(name))
+    }
+
+    /// The account a provider identity is linked to.
+    pub fn by_identity(&self, id: &IdentityId) -> Option<&UserRecord> {
+        self.by_identity.get(id).and_then(|name| self.users.get(name))
+    }
+
+    /// The accounts whose invitation expects the identity at `provider` with
+    /// `email` (provider and email compared ignoring case).
+    pub fn invited_with<'a>(&'a self, provider: &'a str, email: &'a str) -> impl Iterator<Item = &'a UserRecord> + 'a {
+        self.users.values().filter(move |u| {
+            u.invited_identities
+                .iter()
+                .any(|i| i.connector.eq_ignore_ascii_case(provider) && i.email.eq_ignore_ascii_case(email))
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -278,7 +306,7 @@ impl UserDirectory {
     }
 
     pub(crate) fn apply_user(&mut self, position: i64, name: &UserName, event: &UserEvent) {
-        if let UserEvent::UserCreated { user, display, email, anon_id, created, .. } = event {
+        if let UserEvent::UserCreated { user, display, email, anon_id, created, local, .. } = event {
             self.users.insert(
                 user.clone(),
                 UserRecord {
@@ -294,7 +322,10 @@ impl UserDirectory {
                     enable_toggle: None,
                     credential: None,
                     logins: None,
-                    identities: BTreeSet::new(),
+                    invited_identities: BTreeSet::new(),
+                    local: *local,
+                    remote_identities: BTreeMap::new(),
+                    policy_ids: BTreeMap::new(),
                     invited: None,
                     second_factor: None,
                     last_step: None,
@@ -330,7 +361,7 @@ impl UserDirectory {
             }
             UserEvent::PasswordResetForced { .. } => user.reset_forced = true,
             UserEvent::PasswordResetCleared { .. } => user.reset_forced = false,
-            UserEvent::LoginRecorded { at } => user.last_login = Some(*at),
+            UserEvent::LoginRecorded { at, .. } => user.last_login = Some(*at),
             UserEvent::RolesGranted { roles, .. } => user.roles.extend(roles.iter().copied()),
             UserEvent::RolesRemoved { roles, .. } => user.roles.retain(|r| !roles.contains(r)),
             // A role deleted while the grant was in flight is not granted.
@@ -347,7 +378,25 @@ impl UserDirectory {
             UserEvent::UserTokensRevoked { .. } => {}
             UserEvent::InvitationAccepted { invite, .. } => user.invited = Some(*invite),
             UserEvent::LoginsChanged { logins, .. } => user.logins = Some(logins.clone()),
-            UserEvent::IdentitiesLinked { identities, .. } => user.identities.extend(identities.iter().cloned()),
+            UserEvent::IdentitiesLinked { identities, .. } => {
+                user.invited_identities.extend(identities.iter().cloned())
+            }
+            UserEvent::IdentityLinked { identity, .. } | UserEvent::IdentityDetailsRefreshed { identity, .. } => {
+                user.remote_identities.insert(identity.id.clone(), identity.clone());
+                self.by_identity.insert(identity.id.clone(), name.clone());
+            }
+            UserEvent::IdentityUnlinked { id, .. } => {
+                user.remote_identities.remove(id);
+                if self.by_identity.get(id) == Some(name) {
+                    self.by_identity.remove(id);
+                }
+            }
+            UserEvent::PolicyIdsAgreed { policy_ids, at } => {
+                for id in policy_ids {
+                    // Agreeing again keeps the first agreement's time.
+                    user.policy_ids.entry(id.clone()).or_insert(*at);
+                }
+            }
             UserEvent::SecondFactorEnrolled { credential_id, .. } => user.second_factor = Some(*credential_id),
             UserEvent::SecondFactorAccepted { step, .. } => {
                 user.last_step = Some(*step);
@@ -375,6 +424,13 @@ impl UserDirectory {
         }
     }
 
+    /// A policy id removed from every user.
+    pub(crate) fn remove_policy_id(&mut self, id: &PolicyId) {
+        for user in self.users.values_mut() {
+            user.policy_ids.remove(id);
+        }
+    }
+
     pub(crate) fn apply_system(&mut self, position: i64, event: &SystemEvent) {
         if let SystemEvent::AllPasswordResetsForced { .. } = event {
             self.all_resets_forced_at = position;
@@ -398,6 +454,7 @@ mod tests {
                 anon_id: Uuid::from_u128(i as u128 + 1),
                 created: 0,
                 created_by: UserName::root(),
+                local: true,
             };
             d.apply_user(i as i64 + 1, &user, &event);
         }

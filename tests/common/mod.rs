@@ -8,6 +8,8 @@
 //! `AUTHLEDGER_REQUIRE_PG=1` (CI), where that is a failure.
 #![allow(dead_code)]
 
+pub mod oidc;
+
 use std::sync::Arc;
 
 use authledger::app::ledger::LedgerOptions;
@@ -296,6 +298,48 @@ impl Harness {
         let server = Server::start(options, clock.clone(), "127.0.0.1:0").await.expect("the server starts");
         let base = format!("http://{}", server.addr);
         Self { store, server, http: reqwest::Client::new(), base, clock, manual: None, test_mode }
+    }
+
+    /// A server with one identity provider, `OIDC` — a real one ([`oidc::Peer`],
+    /// returned too: it lives as long as it is held) — and one alternate
+    /// environment, `env1` (header `X-Auth-Env`, public URL
+    /// `http://localhost:PORT`, the same server by another name). `None` when
+    /// the peer cannot run here (see [`oidc::Peer::start`]).
+    pub async fn with_provider(store: TestStore) -> Option<(Self, oidc::Peer)> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
+        let port = listener.local_addr().expect("its address").port();
+        let bases = [format!("http://127.0.0.1:{port}"), format!("http://localhost:{port}")];
+        let redirects: Vec<String> = bases
+            .iter()
+            .flat_map(|base| ["login", "link"].map(|flow| format!("{base}/{flow}/complete/OIDC")))
+            .collect();
+        let peer = oidc::Peer::start(&redirects).await?;
+        let mut options = store.options();
+        options.providers = vec![authledger::app::providers::ProviderSettings {
+            name: "OIDC".into(),
+            issuer: peer.issuer.clone(),
+            client_id: oidc::CLIENT_ID.into(),
+            client_secret: oidc::CLIENT_SECRET.into(),
+            scopes: vec!["email".into(), "profile".into()],
+            extra_params: Vec::new(),
+        }];
+        options.environments = authledger::app::providers::Environments {
+            header: Some("X-Auth-Env".into()),
+            public_urls: [("env1".to_owned(), Some(bases[1].clone()))].into(),
+        };
+        options.ssh.public_url = Some(bases[0].clone());
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let server = Server::start_on(options, clock.clone(), listener).await.expect("the server starts");
+        let harness = Self {
+            store,
+            server,
+            http: reqwest::Client::new(),
+            base: bases[0].clone(),
+            clock,
+            manual: None,
+            test_mode: false,
+        };
+        Some((harness, peer))
     }
 
     /// A server with test mode on and a clock the test moves (starting at [`TEST_EPOCH`]).

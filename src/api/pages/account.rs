@@ -7,7 +7,7 @@ use axum::response::Response;
 
 use super::{Nav, Profile, RoleRow, TokenRow, render};
 use crate::api::error::ApiError;
-use crate::domain::{CustomRoleId, Role};
+use crate::domain::{CustomRoleId, RemoteIdentity, Role};
 use crate::projections::{TokenView, UserRecord};
 
 #[derive(Template)]
@@ -51,16 +51,56 @@ struct MePage {
     profile: Profile,
     roles: Vec<RoleRow>,
     custom_roles: Vec<String>,
+    local: bool,
+    identities: Vec<RemoteIdentity>,
+    /// Unlink buttons: an account created from a provider keeps its last identity.
+    can_unlink: bool,
 }
 
 /// `GET /me`: the profile, with the forms that change it.
 pub fn me(user: &UserRecord) -> Result<Response, ApiError> {
+    let identities: Vec<RemoteIdentity> = user.remote_identities.values().cloned().collect();
     render(&MePage {
         nav: Nav::of(user),
         profile: Profile::of(user),
         roles: user.roles.iter().map(|r| RoleRow::of(*r, true)).collect(),
         custom_roles: user.custom_roles.iter().map(ToString::to_string).collect(),
+        local: user.local,
+        can_unlink: may_unlink(user),
+        identities,
     })
+}
+
+/// Whether an identity may be unlinked (the `/me` JSON's `unlink`): more than
+/// one linked, or a local account (its password remains) with any.
+pub fn may_unlink(user: &UserRecord) -> bool {
+    user.remote_identities.len() > 1 || (user.local && !user.remote_identities.is_empty())
+}
+
+#[derive(Template)]
+#[template(path = "link.html")]
+struct LinkPage {
+    nav: Nav,
+    local: bool,
+    providers: Vec<String>,
+}
+
+/// `GET /link`: the providers to link an identity of (a local account cannot).
+pub fn link(user: &UserRecord, providers: Vec<String>) -> Result<Response, ApiError> {
+    render(&LinkPage { nav: Nav::of(user), local: user.local, providers })
+}
+
+#[derive(Template)]
+#[template(path = "link_choice.html")]
+struct LinkChoicePage<'a> {
+    nav: Nav,
+    choice: &'a crate::app::links::LinkChoice,
+    expires: String,
+}
+
+/// `GET /link/choice`: the new identities to link, and those already linked.
+pub fn link_choice(nav: Nav, choice: &crate::app::links::LinkChoice) -> Result<Response, ApiError> {
+    render(&LinkChoicePage { nav, choice, expires: super::at(choice.expires) })
 }
 
 #[derive(Template)]
@@ -173,4 +213,35 @@ pub fn grantable_roles(held: &std::collections::BTreeSet<Role>) -> Vec<RoleRow> 
         .into_iter()
         .map(|role| RoleRow::of(role, held.contains(&role)))
         .collect()
+}
+
+#[derive(Template)]
+#[template(path = "provider_login.html")]
+struct ProviderLoginPage {
+    nav: Nav,
+    providers: Vec<String>,
+}
+
+/// `GET /login`: the enabled providers to sign in with.
+pub fn provider_login(nav: Nav, providers: Vec<String>) -> Result<Response, ApiError> {
+    render(&ProviderLoginPage { nav, providers })
+}
+
+#[derive(Template)]
+#[template(path = "login_choice.html")]
+struct LoginChoicePage<'a> {
+    nav: Nav,
+    choice: &'a crate::app::logins::LoginChoice,
+    expires: String,
+}
+
+impl LoginChoicePage<'_> {
+    fn agreed(&self, at: &i64) -> String {
+        super::at(*at)
+    }
+}
+
+/// `GET /login/choice`: the accounts to log in to, the identities to create one from.
+pub fn login_choice(nav: Nav, choice: &crate::app::logins::LoginChoice) -> Result<Response, ApiError> {
+    render(&LoginChoicePage { nav, choice, expires: super::at(choice.expires) })
 }

@@ -94,6 +94,9 @@ pub fn page_after_post(path: &str, session_cleared: bool) -> Option<String> {
     let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
     let page = match segments.as_slice() {
         ["me"] | ["me", "roles"] => "/me".to_owned(),
+        ["login", "cancel"] => "/login".to_owned(),
+        ["link", "cancel"] | ["me", "unlink", _] => "/me".to_owned(),
+        ["admin", "policyid"] => "/admin".to_owned(),
         ["tokens", "revoke", _] | ["tokens", "revokeall"] => "/tokens".to_owned(),
         ["admin", "forcereset"] | ["admin", "revokeall"] => "/admin".to_owned(),
         ["admin", "customroles", "set" | "delete"] => "/admin/customroles".to_owned(),

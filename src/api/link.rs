@@ -1,0 +1,237 @@
+//! Linking provider identities to one's account (upstream `Link`, reference
+//! §5), unlinking them (§6), and an administrator removing a policy id (§7).
+//! The link flow's token travels in the `in-process-link-token` cookie (path
+//! `/link`, a browser-session cookie: closing the browser ends the link).
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::error::ApiError;
+use super::login::{CompleteQuery, append_cookies, flow_cookie, removed_cookie, see_other, start_environment};
+use super::pages::{self, Nav};
+use super::permissions::Action;
+use super::request::{Body, FirstQuery, Input, RequestContext, any_token, cookie, cookie_token, no_token};
+use super::{AppState, Caller};
+use crate::app::links::{self, LinkCompleted, LinkCompletion};
+use crate::app::logins;
+use crate::app::sign_in::Purpose;
+use crate::domain::names::{is_blank, java_trim};
+use crate::domain::{AuthError, ErrorType, IdentityId, PolicyId};
+
+/// The in-process cookie of a link.
+pub const LINK_TOKEN_COOKIE: &str = "in-process-link-token";
+const ENVIRONMENT_COOKIE: &str = "environment";
+const START_COOKIE_AGE: i64 = 1800;
+
+fn link_cookie(headers: &HeaderMap) -> Option<String> {
+    cookie(headers, LINK_TOKEN_COOKIE).filter(|t| t != "no token")
+}
+
+fn environment_cookie(headers: &HeaderMap) -> Option<String> {
+    cookie(headers, ENVIRONMENT_COOKIE).filter(|e| e != "no env")
+}
+
+fn required_link_cookie(headers: &HeaderMap) -> Result<String, ApiError> {
+    link_cookie(headers)
+        .ok_or_else(|| AuthError::new(ErrorType::NoTokenProvided, format!("Missing {LINK_TOKEN_COOKIE}")).into())
+}
+
+fn removed_link_cookies() -> Vec<String> {
+    vec![removed_cookie(LINK_TOKEN_COOKIE, "no token", "/link"), removed_cookie(ENVIRONMENT_COOKIE, "no env", "/link")]
+}
+
+/// The environment's redirect URLs (400 50040 for an unknown one).
+fn urls(state: &AppState, environment: Option<&str>) -> Result<crate::domain::server_config::RedirectUrls, ApiError> {
+    state.sign_in.check_environment(environment)?;
+    let config = state.ledger.model.read().config.clone();
+    Ok(match environment {
+        Some(e) => config.environments.get(e).cloned().unwrap_or_default(),
+        None => config.redirects,
+    })
+}
+
+/// A Login-token caller of an enabled account that may link (60000 for a local one).
+fn linking_caller(state: &AppState, token: &str) -> Result<Caller, ApiError> {
+    let caller = state.login_caller(token, None)?;
+    links::check_may_link(&caller.user)?;
+    Ok(caller)
+}
+
+/// `GET /link`: the providers to link an identity of (any token type).
+pub async fn page(State(state): State<AppState>, context: RequestContext) -> Result<Response, ApiError> {
+    let token = cookie_token(&context.headers).ok_or_else(no_token)?;
+    let view = state.token_view(&token)?;
+    let user = state.user_of(&view)?;
+    let providers = if user.local { Vec::new() } else { state.sign_in.enabled(&state.ledger) };
+    pages::account::link(&user, providers)
+}
+
+/// `POST /link/start` (form; the token from the form's `token`, else the cookie).
+pub async fn start(State(state): State<AppState>, context: RequestContext, body: Body) -> Result<Response, ApiError> {
+    let form = body.form()?;
+    let environment = start_environment(&state, &context.headers, form.get("environment"));
+    let Some(provider) = form.get("provider").map(java_trim).filter(|p| !p.is_empty()) else {
+        return Err(AuthError::missing("provider").into());
+    };
+    let token = form
+        .get("token")
+        .map(java_trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
+        .or_else(|| cookie_token(&context.headers))
+        .ok_or_else(no_token)?;
+    let found = state.sign_in.provider(&state.ledger, provider)?;
+    state.sign_in.redirect_uri(found, environment.as_deref(), Purpose::Link)?;
+    let caller = linking_caller(&state, &token)?;
+    let started = links::start(&state.sign_in, &state.ledger, &caller.user, provider, environment.as_deref()).await?;
+    let cookies = vec![
+        match &environment {
+            Some(e) => flow_cookie(ENVIRONMENT_COOKIE, e, "/link", Some(START_COOKIE_AGE)),
+            None => removed_cookie(ENVIRONMENT_COOKIE, "no env", "/link"),
+        },
+        flow_cookie(LINK_TOKEN_COOKIE, &started.token, "/link", None),
+    ];
+    Ok(see_other(&started.authorize_url, cookies))
+}
+
+/// `GET /link/complete/{provider}`: linked at once, or on to the choice.
+pub async fn complete(
+    State(state): State<AppState>,
+    context: RequestContext,
+    Path(provider): Path<String>,
+    FirstQuery(query): FirstQuery<CompleteQuery>,
+) -> Result<Response, ApiError> {
+    let environment = environment_cookie(&context.headers);
+    if let Some(error) = query.error.as_deref().filter(|e| !is_blank(Some(e))) {
+        let (token, expires) = links::fail(&state.sign_in, &state.ledger, &provider, error).await?;
+        return delayed(&state, environment.as_deref(), &token, expires);
+    }
+    let token = required_link_cookie(&context.headers)?;
+    let Some(code) = query.code.as_deref().filter(|c| !is_blank(Some(c))) else {
+        return Err(AuthError::missing("authorization code").into());
+    };
+    let completion = LinkCompletion {
+        provider: &provider,
+        token: &token,
+        code,
+        state: query.state.as_deref(),
+        environment: environment.as_deref(),
+    };
+    let metadata = context.anonymous_metadata(state.ignore_ip());
+    match links::complete(&state.sign_in, &state.ledger, completion, &metadata).await? {
+        LinkCompleted::Linked => linked(&state, environment.as_deref()),
+        LinkCompleted::Choose { expires } => delayed(&state, environment.as_deref(), &token, expires),
+    }
+}
+
+/// After a link: on to the environment's `postlinkredirect` or `/me`, the link cookies removed.
+fn linked(state: &AppState, environment: Option<&str>) -> Result<Response, ApiError> {
+    let target = urls(state, environment)?.post_link.unwrap_or_else(|| "/me".to_owned());
+    Ok(see_other(&target, removed_link_cookies()))
+}
+
+/// On to the link choice, the flow's cookies kept for its remaining life.
+fn delayed(state: &AppState, environment: Option<&str>, token: &str, expires: i64) -> Result<Response, ApiError> {
+    let target = urls(state, environment)?.complete_link.unwrap_or_else(|| "/link/choice".to_owned());
+    let age = Some(((expires - state.now()) / 1000).max(0));
+    let cookies = vec![
+        flow_cookie(LINK_TOKEN_COOKIE, token, "/link", None),
+        match environment {
+            Some(e) => flow_cookie(ENVIRONMENT_COOKIE, e, "/link", age),
+            None => removed_cookie(ENVIRONMENT_COOKIE, "no env", "/link"),
+        },
+    ];
+    Ok(see_other(&target, cookies))
+}
+
+/// `GET /link/choice` (HTML or JSON): the identities to link.
+pub async fn choice(State(state): State<AppState>, context: RequestContext) -> Result<Response, ApiError> {
+    let token = any_token(&context.headers)?;
+    let link = required_link_cookie(&context.headers)?;
+    let caller = linking_caller(&state, &token)?;
+    let choice = links::choice(&state.sign_in, &state.ledger, &caller.user, &link).await?;
+    if context.wants_html() {
+        return pages::account::link_choice(Nav::of_caller(&caller), &choice);
+    }
+    let identities: Vec<_> =
+        choice.identities.iter().map(|i| json!({"id": i.id, "provusername": i.username})).collect();
+    let linked: Vec<_> = choice
+        .linked
+        .iter()
+        .map(|l| json!({"user": l.user, "id": l.id, "provusername": l.provider_username}))
+        .collect();
+    Ok(Json(json!({
+        "user": choice.user,
+        "provider": choice.provider,
+        "haslinks": !identities.is_empty(),
+        "expires": choice.expires,
+        "cancelurl": "cancel",
+        "pickurl": "pick",
+        "idents": identities,
+        "linked": linked,
+    }))
+    .into_response())
+}
+
+/// `POST /link/pick`: link one identity (`id`) or, without it, all new ones.
+pub async fn pick(State(state): State<AppState>, context: RequestContext, body: Body) -> Result<Response, ApiError> {
+    let input = body.input()?;
+    input.reject_unexpected(&["id"])?;
+    let token = any_token(&context.headers)?;
+    let link = required_link_cookie(&context.headers)?;
+    let caller = linking_caller(&state, &token)?;
+    let id = input.string("id")?.filter(|i| !is_blank(Some(i))).map(|i| IdentityId::named(&i));
+    let metadata = context.metadata(caller.name(), state.ignore_ip());
+    links::pick(&state.sign_in, &state.ledger, &caller.user, &link, id, &metadata).await?;
+    if let Input::Form(_) = input {
+        return linked(&state, environment_cookie(&context.headers).as_deref());
+    }
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    append_cookies(&mut response, removed_link_cookies());
+    Ok(response)
+}
+
+/// `POST|DELETE /link/cancel`: the link forgotten, its cookies removed.
+pub async fn cancel(State(state): State<AppState>, context: RequestContext) -> Result<Response, ApiError> {
+    let link = required_link_cookie(&context.headers)?;
+    state.sign_in.forget(&state.ledger, &link).await?;
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    append_cookies(&mut response, removed_link_cookies());
+    Ok(response)
+}
+
+/// `POST /me/unlink/{id}`: the identity no longer signs in to the account.
+pub async fn unlink(
+    State(state): State<AppState>,
+    context: RequestContext,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let token = cookie_token(&context.headers).or_else(|| super::request::header_token(&context.headers));
+    let token = token.ok_or_else(no_token)?;
+    if is_blank(Some(&id)) {
+        return Err(AuthError::missing("identityID").into());
+    }
+    let caller = state.login_caller(&token, None)?;
+    let metadata = context.metadata(caller.name(), state.ignore_ip());
+    links::unlink(&state.ledger, caller.name(), IdentityId::named(&id), &metadata).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /admin/policyid` (form `policyid`, or JSON): removes a policy id from every user (an Admin).
+pub async fn remove_policy_id(
+    State(state): State<AppState>,
+    context: RequestContext,
+    body: Body,
+) -> Result<StatusCode, ApiError> {
+    let input = body.input()?;
+    input.reject_unexpected(&["policyid"])?;
+    let token = any_token(&context.headers)?;
+    let id = PolicyId::parse(input.string("policyid")?.as_deref())?;
+    let caller = state.login_caller(&token, Some(Action::RemovePolicyId))?;
+    let metadata = context.metadata(caller.name(), state.ignore_ip());
+    logins::remove_policy_id(&state.ledger, &id, caller.name(), &metadata).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,266 @@
+//! Linking provider identities to a signed-in account (upstream `Link`,
+//! reference §5) and unlinking them (§6). The caller's token checks are the handler's (`AppState`); every
+//! flow here has a caller that may link: an enabled account created from a
+//! provider's identity.
+
+use super::AppError;
+use super::ledger::Ledger;
+use super::logins::{self, LoginStarted};
+use super::sign_in::retrieval_failed;
+use super::sign_in::{
+    Choosing, LINK_CHOICE_LIFETIME_MS, LINK_START_LIFETIME_MS, Opened, Purpose, Returned, SignIn, Started,
+};
+use super::tokens::random_value;
+use crate::domain::{AuthError, ErrorType, IdentityId, LinkVia, RemoteIdentity, User, UserCommand, UserName};
+use crate::projections::UserRecord;
+use crate::store::EventMetadata;
+use crate::store::flows::FlowStep;
+
+/// 400 60000 for a local account (it cannot link).
+pub fn check_may_link(user: &UserRecord) -> Result<(), AppError> {
+    if user.local {
+        return Err(AuthError::new(
+            ErrorType::LinkFailed,
+            format!("Cannot link identities to local account {}", user.name),
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// Starts linking an identity of `provider` (enabled, any case) to `user` in `environment`.
+pub async fn start(
+    sign_in: &SignIn,
+    ledger: &Ledger,
+    user: &UserRecord,
+    provider: &str,
+    environment: Option<&str>,
+) -> Result<LoginStarted, AppError> {
+    check_may_link(user)?;
+    let provider = sign_in.provider(ledger, provider)?;
+    let redirect = sign_in.redirect_uri(provider, environment, Purpose::Link)?;
+    let state = random_value();
+    let authorization =
+        provider.authorize(&state, &redirect).await.map_err(|e| retrieval_failed(provider.name(), e))?;
+    let started = Started { state, verifier: authorization.pkce_verifier, nonce: authorization.nonce };
+    let owner = Some(user.name.as_str());
+    let (token, _) =
+        sign_in.put(ledger, FlowStep::LinkStarted, owner, provider.name(), &started, LINK_START_LIFETIME_MS).await?;
+    Ok(LoginStarted { authorize_url: authorization.url.to_string(), token })
+}
+
+/// Keeps a provider's error for the link's choice page; the new token and its expiry.
+pub async fn fail(sign_in: &SignIn, ledger: &Ledger, provider: &str, error: &str) -> Result<(String, i64), AppError> {
+    let provider = sign_in.provider(ledger, provider)?;
+    sign_in.put_failure(ledger, provider.name(), error, LINK_CHOICE_LIFETIME_MS).await
+}
+
+/// What a completed link ends in.
+pub enum LinkCompleted {
+    /// The one new identity was linked.
+    Linked,
+    /// The person chooses: the flow (same token) waits until `expires`.
+    Choose { expires: i64 },
+}
+
+/// The way back from the provider to a link.
+pub struct LinkCompletion<'a> {
+    pub provider: &'a str,
+    pub token: &'a str,
+    pub code: &'a str,
+    pub state: Option<&'a str>,
+    pub environment: Option<&'a str>,
+}
+
+/// Completes a link (upstream §5.3 from the provider's lookup): the flow and
+/// its state, the account still able to link, the identities; the only new
+/// one linked at once (unless the provider forces a choice), else a choice.
+pub async fn complete(
+    sign_in: &SignIn,
+    ledger: &Ledger,
+    completion: LinkCompletion<'_>,
+    metadata: &EventMetadata,
+) -> Result<LinkCompleted, AppError> {
+    let provider = sign_in.provider(ledger, completion.provider)?;
+    let started: Opened<Started> = sign_in.peek(ledger, completion.token, FlowStep::LinkStarted).await?;
+    if completion.state != Some(started.data.state.as_str()) {
+        return Err(AuthError::new(
+            ErrorType::AuthenticationFailed,
+            "State values do not match, this may be a CSRF attack",
+        )
+        .into());
+    }
+    let started: Opened<Started> = sign_in.take(ledger, completion.token, FlowStep::LinkStarted).await?;
+    if started.flow.provider.as_deref() != Some(provider.name()) {
+        return Err(
+            AuthError::new(ErrorType::IdentityRetrievalFailed, "the link was started at another provider").into()
+        );
+    }
+    let user = owner_of(ledger, started.flow.user.as_deref())?;
+    if user.is_disabled() {
+        return Err(AuthError::disabled(user.name.as_str()).into());
+    }
+    check_may_link(&user)?;
+    let redirect = sign_in.redirect_uri(provider, completion.environment, Purpose::Link)?;
+    let answer = provider
+        .complete(completion.code, &started.data.verifier, &started.data.nonce, &redirect)
+        .await
+        .map_err(|e| retrieval_failed(provider.name(), e))?;
+    let returned = vec![Returned::of(&answer)];
+    logins::refresh_details(ledger, &returned, metadata).await;
+    let candidates = unlinked(ledger, &returned);
+    let forced = ledger.model.read().config.provider(provider.name()).force_link_choice;
+    let metadata = metadata.clone().acting_as(user.name.as_str());
+    if let [only] = candidates.as_slice()
+        && !forced
+    {
+        let linked = logins::link(ledger, &user.name, vec![only.clone()], LinkVia::Link, &metadata).await?;
+        // Lost to another account's link meanwhile: the choice shows it.
+        if !linked.is_empty() {
+            return Ok(LinkCompleted::Linked);
+        }
+    }
+    let choosing = Choosing { provider: provider.name().to_owned(), identities: returned, mfa: answer.mfa };
+    let owner = Some(user.name.as_str());
+    let expires = sign_in
+        .put_as(
+            ledger,
+            completion.token,
+            FlowStep::LinkChoice,
+            owner,
+            provider.name(),
+            &choosing,
+            LINK_CHOICE_LIFETIME_MS,
+        )
+        .await?;
+    Ok(LinkCompleted::Choose { expires })
+}
+
+/// The account a link flow belongs to.
+fn owner_of(ledger: &Ledger, user: Option<&str>) -> Result<UserRecord, AppError> {
+    let name = user.and_then(|u| UserName::parse(Some(u)).ok());
+    name.and_then(|n| ledger.model.read().users.get(&n).cloned())
+        .ok_or_else(|| AppError::internal("a link flow names no existing account"))
+}
+
+/// The returned identities no account has.
+fn unlinked(ledger: &Ledger, returned: &[Returned]) -> Vec<RemoteIdentity> {
+    let model = ledger.model.read();
+    returned.iter().filter(|r| model.users.by_identity(&r.identity.id).is_none()).map(|r| r.identity.clone()).collect()
+}
+
+/// A returned identity that is linked, and to whom.
+#[derive(Debug, Clone)]
+pub struct Linked {
+    pub user: UserName,
+    pub id: IdentityId,
+    pub provider_username: String,
+}
+
+/// What the link choice page shows.
+#[derive(Debug, Clone)]
+pub struct LinkChoice {
+    pub user: UserName,
+    pub provider: String,
+    pub expires: i64,
+    /// The identities no account has, by id.
+    pub identities: Vec<RemoteIdentity>,
+    /// The identities some account (the caller's included) has, by user then id.
+    pub linked: Vec<Linked>,
+}
+
+/// Opens `user`'s link flow of `token` (403 when it is another account's).
+async fn open_own(
+    sign_in: &SignIn,
+    ledger: &Ledger,
+    user: &UserRecord,
+    token: &str,
+    take: bool,
+) -> Result<Opened<Choosing>, AppError> {
+    let opened: Opened<Choosing> = match take {
+        true => sign_in.take(ledger, token, FlowStep::LinkChoice).await?,
+        false => sign_in.peek(ledger, token, FlowStep::LinkChoice).await?,
+    };
+    if opened.flow.user.as_deref() != Some(user.name.as_str()) {
+        return Err(AuthError::unauthorized(format!("User {} may not access this identity set", user.name)).into());
+    }
+    Ok(opened)
+}
+
+/// The choice of `user`'s link flow of `token` (read-only).
+pub async fn choice(sign_in: &SignIn, ledger: &Ledger, user: &UserRecord, token: &str) -> Result<LinkChoice, AppError> {
+    check_may_link(user)?;
+    let opened = open_own(sign_in, ledger, user, token, false).await?;
+    let model = ledger.model.read();
+    let mut identities = Vec::new();
+    let mut linked = Vec::new();
+    for r in &opened.data.identities {
+        match model.users.by_identity(&r.identity.id) {
+            Some(owner) => linked.push(Linked {
+                user: owner.name.clone(),
+                id: r.identity.id.clone(),
+                provider_username: r.identity.username.clone(),
+            }),
+            None => identities.push(r.identity.clone()),
+        }
+    }
+    identities.sort_by(|a, b| a.id.cmp(&b.id));
+    linked.sort_by(|a, b| a.user.cmp(&b.user).then_with(|| a.id.cmp(&b.id)));
+    Ok(LinkChoice {
+        user: user.name.clone(),
+        provider: opened.data.provider,
+        expires: opened.flow.expires_at,
+        identities,
+        linked,
+    })
+}
+
+/// Links identity `id` of `user`'s flow of `token` — or, with no `id`, every
+/// identity of it no account has (never an error). The flow is spent as soon as it is read.
+pub async fn pick(
+    sign_in: &SignIn,
+    ledger: &Ledger,
+    user: &UserRecord,
+    token: &str,
+    id: Option<IdentityId>,
+    metadata: &EventMetadata,
+) -> Result<(), AppError> {
+    check_may_link(user)?;
+    let opened = open_own(sign_in, ledger, user, token, true).await?;
+    let metadata = metadata.clone().acting_as(user.name.as_str());
+    let Some(id) = id else {
+        let all = unlinked(ledger, &opened.data.identities);
+        logins::link(ledger, &user.name, all, LinkVia::Link, &metadata).await?;
+        return Ok(());
+    };
+    let Some(chosen) = opened.data.identities.iter().find(|r| r.identity.id == id) else {
+        return Err(AuthError::new(
+            ErrorType::LinkFailed,
+            format!("User {} is not authorized to link identity {id}", user.name),
+        )
+        .into());
+    };
+    match ledger.model.read().users.by_identity(&id) {
+        Some(owner) if owner.name == user.name => return Ok(()),
+        Some(_) => return Err(AuthError::new(ErrorType::IdentityAlreadyLinked, id.as_str()).into()),
+        None => {}
+    }
+    let linked = logins::link(ledger, &user.name, vec![chosen.identity.clone()], LinkVia::Link, &metadata).await?;
+    if linked.is_empty() {
+        return Err(AuthError::new(ErrorType::IdentityAlreadyLinked, id.as_str()).into());
+    }
+    Ok(())
+}
+
+/// Unlinks identity `id` from `user` (upstream `POST /me/unlink/{id}`), then releases its claim.
+pub async fn unlink(
+    ledger: &Ledger,
+    user: &UserName,
+    id: IdentityId,
+    metadata: &EventMetadata,
+) -> Result<(), AppError> {
+    let command = UserCommand::UnlinkIdentity { id: id.clone(), at: ledger.now() };
+    ledger.execute::<User>(user, command, metadata).await?;
+    logins::release(ledger, user, &id, metadata).await;
+    Ok(())
+}

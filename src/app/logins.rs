@@ -1,0 +1,642 @@
+//! Signing in through an identity provider (upstream `Login`, reference §4):
+//! start (to the provider), complete (back from it: straight in, or a choice
+//! kept in the in-flight store), the choice, pick an account, create one,
+//! cancel; and removing a policy id from every user. What happened goes into the log — the identity claimed and linked,
+//! the account created, the policy ids agreed, the login with its provider —
+//! each write on one stream, claims first; the in-flight state never does.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use uuid::Uuid;
+
+use super::AppError;
+use super::ledger::Ledger;
+use super::sign_in::{Choosing, LOGIN_LIFETIME_MS, Opened, Purpose, Returned, SignIn, Started, retrieval_failed};
+use super::tokens::{self, NewToken, random_value};
+use crate::domain::names::suggest_user_name;
+use crate::domain::token::{ClientInfo, Mfa};
+use crate::domain::user::{ProviderAccount, ProviderLogin};
+use crate::domain::{
+    AuthError, DisplayName, EmailAddress, ErrorType, IdentityClaim, IdentityClaimCommand, IdentityId, LinkVia, Policy,
+    PolicyCommand, PolicyId, RemoteIdentity, RoleSet, TokenKind, User, UserCommand, UserName,
+};
+use crate::projections::{TokenView, UserRecord};
+use crate::store::EventMetadata;
+use crate::store::flows::FlowStep;
+
+/// A login sent to its provider: where the browser goes, and the temporary
+/// token its cookie keeps.
+pub struct LoginStarted {
+    pub authorize_url: String,
+    pub token: String,
+}
+
+/// Starts a login at `provider` (enabled, any case) in `environment`.
+pub async fn start(
+    sign_in: &SignIn,
+    ledger: &Ledger,
+    provider: &str,
+    environment: Option<&str>,
+) -> Result<LoginStarted, AppError> {
+    let provider = sign_in.provider(ledger, provider)?;
+    let redirect = sign_in.redirect_uri(provider, environment, Purpose::Login)?;
+    let state = random_value();
+    let authorization =
+        provider.authorize(&state, &redirect).await.map_err(|e| retrieval_failed(provider.name(), e))?;
+    let started = Started { state, verifier: authorization.pkce_verifier, nonce: authorization.nonce };
+    let (token, _) =
+        sign_in.put(ledger, FlowStep::LoginStarted, None, provider.name(), &started, LOGIN_LIFETIME_MS).await?;
+    Ok(LoginStarted { authorize_url: authorization.url.to_string(), token })
+}
+
+/// Checks a post-login redirect URL (upstream's order and messages): an
+/// absolute URL, an environment that exists, post-login redirects enabled
+/// there, and under the allowed prefix — compared as URLs (same origin, the
+/// path under the prefix's path), not as upstream's plain string prefix,
+/// which let `https://a.org` admit `https://a.org.evil.com/`.
+pub fn check_redirect(sign_in: &SignIn, ledger: &Ledger, environment: Option<&str>, url: &str) -> Result<(), AppError> {
+    let illegal = || AuthError::illegal(format!("Illegal redirect URL: {url}"));
+    let parsed = url::Url::parse(url).map_err(|_| illegal())?;
+    if !url.chars().all(is_uri_char) || parsed.cannot_be_a_base() {
+        return Err(illegal().into());
+    }
+    sign_in.check_environment(environment)?;
+    let config = ledger.model.read().config.clone();
+    let urls = match environment {
+        Some(environment) => config.environments.get(environment).cloned().unwrap_or_default(),
+        None => config.redirects.clone(),
+    };
+    let Some(prefix) = urls.allowed_login else {
+        let suffix = environment.map(|e| format!(" for environment {e}")).unwrap_or_default();
+        return Err(AuthError::illegal(format!("Post-login redirects are not enabled{suffix}")).into());
+    };
+    if !under_prefix(&prefix, url) {
+        return Err(illegal().into());
+    }
+    Ok(())
+}
+
+/// A character RFC 3986 allows in a URI (the URL crate would quietly escape others).
+fn is_uri_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "-._~:/?#[]@!$&'()*+,;=%".contains(c)
+}
+
+/// Whether `url` starts with `prefix` as a string *and* as a URL: same
+/// scheme, host and port, and its path at or below the prefix's path.
+fn under_prefix(prefix: &str, url: &str) -> bool {
+    let (Ok(allowed), Ok(given)) = (url::Url::parse(prefix), url::Url::parse(url)) else {
+        return false;
+    };
+    if !url.starts_with(prefix) || allowed.origin() != given.origin() {
+        return false;
+    }
+    // A prefix ending mid-segment (`/app`) admits `/app` and `/app/...`, not `/application`.
+    let (base, path) = (allowed.path(), given.path());
+    base.ends_with('/') || path == base || path.starts_with(&format!("{base}/"))
+}
+
+/// What a completed login ends in.
+pub enum LoginCompleted {
+    /// Straight in: a new Login token (shown once) and its view.
+    LoggedIn { value: String, token: Box<TokenView> },
+    /// The person chooses (or is told why not): the new temporary token of the choice and its expiry.
+    Choose { token: String, expires: i64 },
+}
+
+/// Keeps a provider's error (`?error=` on the way back) for the choice page
+/// (upstream: no in-process cookie needed); the new temporary token and its
+/// expiry. The provider must be an enabled one.
+pub async fn fail(sign_in: &SignIn, ledger: &Ledger, provider: &str, error: &str) -> Result<(String, i64), AppError> {
+    let provider = sign_in.provider(ledger, provider)?;
+    sign_in.put_failure(ledger, provider.name(), error, LOGIN_LIFETIME_MS).await
+}
+
+/// The way back from the provider, as the request brings it.
+pub struct Completion<'a> {
+    pub provider: &'a str,
+    /// The in-process cookie's temporary token.
+    pub token: &'a str,
+    pub code: &'a str,
+    pub state: Option<&'a str>,
+    /// The environment cookie's.
+    pub environment: Option<&'a str>,
+    pub client: ClientInfo,
+}
+
+/// Completes a login (upstream §4.3 from step 5): the provider, the flow and
+/// its state, the code exchanged for identities, linked identities' details
+/// refreshed, identities an invitation expected linked; then straight in, or a
+/// choice.
+pub async fn complete(
+    sign_in: &SignIn,
+    ledger: &Ledger,
+    completion: Completion<'_>,
+    metadata: &EventMetadata,
+) -> Result<LoginCompleted, AppError> {
+    let provider = sign_in.provider(ledger, completion.provider)?;
+    let started: Opened<Started> = sign_in.peek(ledger, completion.token, FlowStep::LoginStarted).await?;
+    if completion.state != Some(started.data.state.as_str()) {
+        return Err(AuthError::new(
+            ErrorType::AuthenticationFailed,
+            "State values do not match, this may be a CSRF attack",
+        )
+        .into());
+    }
+    // Single use: a second completion with the same cookie finds nothing.
+    let started: Opened<Started> = sign_in.take(ledger, completion.token, FlowStep::LoginStarted).await?;
+    if started.flow.provider.as_deref() != Some(provider.name()) {
+        return Err(
+            AuthError::new(ErrorType::IdentityRetrievalFailed, "the login was started at another provider").into()
+        );
+    }
+    let redirect = sign_in.redirect_uri(provider, completion.environment, Purpose::Login)?;
+    let answer = provider
+        .complete(completion.code, &started.data.verifier, &started.data.nonce, &redirect)
+        .await
+        .map_err(|e| retrieval_failed(provider.name(), e))?;
+    let mfa = answer.mfa;
+    let returned = vec![Returned::of(&answer)];
+    refresh_details(ledger, &returned, metadata).await;
+    link_invited(ledger, &returned, metadata).await;
+    if let Some((user, identity)) = immediate(ledger, provider.name(), &returned) {
+        let login = ProviderLogin {
+            provider: provider.name().to_owned(),
+            identity,
+            link: Vec::new(),
+            policy_ids: BTreeSet::new(),
+            at: ledger.now(),
+        };
+        let grant = login_grant(&user, BTreeMap::new(), completion.client, mfa);
+        let (value, token) =
+            record_and_issue(ledger, &user, UserCommand::LogInWithProvider(Box::new(login)), grant, metadata).await?;
+        return Ok(LoginCompleted::LoggedIn { value, token: Box::new(token) });
+    }
+    let choosing = Choosing { provider: provider.name().to_owned(), identities: returned, mfa };
+    let (token, expires) =
+        sign_in.put(ledger, FlowStep::LoginChoice, None, provider.name(), &choosing, LOGIN_LIFETIME_MS).await?;
+    Ok(LoginCompleted::Choose { token, expires })
+}
+
+/// Records new details of identities already linked (each on its account's stream); failures are logged.
+pub(crate) async fn refresh_details(ledger: &Ledger, returned: &[Returned], metadata: &EventMetadata) {
+    let mut by_owner: BTreeMap<UserName, Vec<RemoteIdentity>> = BTreeMap::new();
+    {
+        let model = ledger.model.read();
+        for r in returned {
+            if let Some(owner) = model.users.by_identity(&r.identity.id)
+                && owner.remote_identities.get(&r.identity.id) != Some(&r.identity)
+            {
+                by_owner.entry(owner.name.clone()).or_default().push(r.identity.clone());
+            }
+        }
+    }
+    for (user, identities) in by_owner {
+        let command = UserCommand::RefreshIdentities { identities, at: ledger.now() };
+        let metadata = metadata.clone().acting_as(user.as_str());
+        if let Err(error) = ledger.execute::<User>(&user, command, &metadata).await {
+            tracing::warn!(%error, %user, "could not record an identity's new details");
+        }
+    }
+}
+
+/// Links each unlinked identity whose provider vouches for its email to the
+/// one account whose invitation expected that provider and email (Teleport's
+/// OIDC identities of a user).
+async fn link_invited(ledger: &Ledger, returned: &[Returned], metadata: &EventMetadata) {
+    for r in returned.iter().filter(|r| r.email_verified) {
+        let Some(email) = r.identity.email.as_deref() else {
+            continue;
+        };
+        let owner = {
+            let model = ledger.model.read();
+            if model.users.by_identity(&r.identity.id).is_some() {
+                continue;
+            }
+            let invited: Vec<UserName> =
+                model.users.invited_with(&r.identity.provider, email).map(|u| u.name.clone()).collect();
+            match invited.as_slice() {
+                [one] => one.clone(),
+                _ => continue,
+            }
+        };
+        let metadata = metadata.clone().acting_as(owner.as_str());
+        if let Err(error) = link(ledger, &owner, vec![r.identity.clone()], LinkVia::Invitation, &metadata).await {
+            tracing::warn!(%error, user = %owner, "could not link the identity an invitation expected");
+        }
+    }
+}
+
+/// Claims `identities` for `user` and links them (one append on the user's
+/// stream); identities another account holds are skipped, and the claims are
+/// released when the link fails. The identities linked.
+pub(crate) async fn link(
+    ledger: &Ledger,
+    user: &UserName,
+    identities: Vec<RemoteIdentity>,
+    via: LinkVia,
+    metadata: &EventMetadata,
+) -> Result<Vec<IdentityId>, AppError> {
+    let claimed = claim_all(ledger, user, identities, metadata).await?;
+    if claimed.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<IdentityId> = claimed.iter().map(|i| i.id.clone()).collect();
+    let command = UserCommand::LinkIdentities { identities: claimed, via, at: ledger.now() };
+    if let Err(error) = ledger.execute::<User>(user, command, metadata).await {
+        release_all(ledger, user, &ids, &error, metadata).await;
+        return Err(error);
+    }
+    Ok(ids)
+}
+
+/// Claims each identity for `user`, skipping those another account holds; the claimed ones.
+async fn claim_all(
+    ledger: &Ledger,
+    user: &UserName,
+    identities: Vec<RemoteIdentity>,
+    metadata: &EventMetadata,
+) -> Result<Vec<RemoteIdentity>, AppError> {
+    let mut claimed = Vec::new();
+    for identity in identities {
+        match claim(ledger, user, &identity.id, metadata).await {
+            Ok(()) => claimed.push(identity),
+            Err(AppError::Rejected(e)) if e.kind == ErrorType::IdentityAlreadyLinked => {}
+            Err(error) => {
+                let ids: Vec<IdentityId> = claimed.iter().map(|i: &RemoteIdentity| i.id.clone()).collect();
+                release_all(ledger, user, &ids, &error, metadata).await;
+                return Err(error);
+            }
+        }
+    }
+    Ok(claimed)
+}
+
+/// Claims identity `id` for `user` (40010 while another account has it). A
+/// holder whose account does not have the identity (its release was lost) is
+/// taken over.
+pub(crate) async fn claim(
+    ledger: &Ledger,
+    user: &UserName,
+    id: &IdentityId,
+    metadata: &EventMetadata,
+) -> Result<(), AppError> {
+    let takeover = ledger.model.read().users.by_identity(id).is_none();
+    let command = IdentityClaimCommand::Claim { id: id.clone(), user: user.clone(), takeover, at: ledger.now() };
+    ledger.execute::<IdentityClaim>(id, command, metadata).await.map(|_| ())
+}
+
+/// Releases claims after `error` made their link fail — only when the link
+/// certainly wrote nothing; otherwise they are kept (the account may have them).
+pub(crate) async fn release_all(
+    ledger: &Ledger,
+    user: &UserName,
+    ids: &[IdentityId],
+    error: &AppError,
+    metadata: &EventMetadata,
+) {
+    if !error.wrote_nothing() {
+        tracing::warn!(%error, %user, "kept identity claims: the failed link may have been recorded");
+        return;
+    }
+    for id in ids {
+        release(ledger, user, id, metadata).await;
+    }
+}
+
+/// Releases `user`'s claim of `id`; a failure is logged (a later claim takes a stale one over).
+pub(crate) async fn release(ledger: &Ledger, user: &UserName, id: &IdentityId, metadata: &EventMetadata) {
+    let command = IdentityClaimCommand::Release { user: user.clone(), at: ledger.now() };
+    if let Err(error) = ledger.execute::<IdentityClaim>(id, command, metadata).await {
+        tracing::warn!(%error, %user, identity = %id, "could not release an identity claim");
+    }
+}
+
+/// Upstream's immediate-login decision (§4.4): every returned identity linked,
+/// all to one account, no forced choice, logins allowed for it, not disabled.
+/// The account and the lowest of its returned identities' ids.
+fn immediate(ledger: &Ledger, provider: &str, returned: &[Returned]) -> Option<(UserName, IdentityId)> {
+    let model = ledger.model.read();
+    if model.config.provider(provider).force_login_choice {
+        return None;
+    }
+    let mut owners = BTreeSet::new();
+    for r in returned {
+        owners.insert(model.users.by_identity(&r.identity.id)?.name.clone());
+    }
+    if owners.len() != 1 {
+        return None;
+    }
+    let owner = owners.into_iter().next()?;
+    let record = model.users.get(&owner)?;
+    if record.is_disabled() || (!model.config.allow_login && !record.roles.is_admin_like()) {
+        return None;
+    }
+    let id = returned.iter().map(|r| r.identity.id.clone()).min()?;
+    Some((owner, id))
+}
+
+/// A Login token of a provider login.
+fn login_grant(user: &UserName, custom: BTreeMap<String, String>, client: ClientInfo, mfa: Mfa) -> NewToken {
+    NewToken { user: user.clone(), kind: TokenKind::Login, name: None, custom, client, mfa }
+}
+
+/// Records a login (and what it links and agrees to) on the user's stream, then issues its token.
+async fn record_and_issue(
+    ledger: &Ledger,
+    user: &UserName,
+    command: UserCommand,
+    grant: NewToken,
+    metadata: &EventMetadata,
+) -> Result<(String, TokenView), AppError> {
+    let metadata = metadata.clone().acting_as(user.as_str());
+    ledger.execute::<User>(user, command, &metadata).await?;
+    tokens::issue(ledger, grant, &metadata).await.map_err(|e| e.after_spending("the login's record"))
+}
+
+/// An account the choice offers to log in to.
+#[derive(Debug, Clone)]
+pub struct LoginOption {
+    pub user: UserName,
+    /// The lowest id of the account's identities in the answer.
+    pub id: IdentityId,
+    pub login_allowed: bool,
+    pub disabled: bool,
+    pub admin_only: bool,
+    pub policy_ids: Vec<(PolicyId, i64)>,
+    /// The provider usernames of the account's identities in the answer, in id order.
+    pub provider_usernames: Vec<String>,
+}
+
+/// An unlinked identity the choice offers to create an account from.
+#[derive(Debug, Clone)]
+pub struct CreateOption {
+    pub id: IdentityId,
+    pub available_name: String,
+    pub provider_username: String,
+    /// The provider's full name, when it is a valid display name.
+    pub provider_fullname: Option<String>,
+    /// The provider's email, when it is a valid address.
+    pub provider_email: Option<String>,
+}
+
+/// What the choice page shows.
+#[derive(Debug, Clone)]
+pub struct LoginChoice {
+    pub provider: String,
+    /// When the choice expires (epoch ms).
+    pub expires: i64,
+    pub creation_allowed: bool,
+    pub create: Vec<CreateOption>,
+    pub login: Vec<LoginOption>,
+}
+
+/// The choice of the flow of `token` (read-only; recomputed from the current
+/// accounts and settings on every call).
+pub async fn choice(sign_in: &SignIn, ledger: &Ledger, token: &str) -> Result<LoginChoice, AppError> {
+    let opened: Opened<Choosing> = sign_in.peek(ledger, token, FlowStep::LoginChoice).await?;
+    let invited = invited_names(ledger);
+    let model = ledger.model.read();
+    let allow_login = model.config.allow_login;
+    let mut create = Vec::new();
+    let mut accounts: BTreeMap<UserName, Vec<&RemoteIdentity>> = BTreeMap::new();
+    let mut identities: Vec<&Returned> = opened.data.identities.iter().collect();
+    identities.sort_by(|a, b| a.identity.id.cmp(&b.identity.id));
+    for r in identities {
+        match model.users.by_identity(&r.identity.id) {
+            Some(owner) => accounts.entry(owner.name.clone()).or_default().push(&r.identity),
+            None => {
+                let wanted = r.identity.username.split('@').next().unwrap_or_default();
+                create.push(CreateOption {
+                    id: r.identity.id.clone(),
+                    available_name: suggest(&model.users, &invited, wanted),
+                    provider_username: r.identity.username.clone(),
+                    provider_fullname: r
+                        .identity
+                        .fullname
+                        .as_deref()
+                        .and_then(|n| DisplayName::parse(Some(n)).ok())
+                        .map(|n| n.to_string()),
+                    provider_email: r
+                        .identity
+                        .email
+                        .as_deref()
+                        .and_then(|e| EmailAddress::parse(Some(e)).ok())
+                        .map(|e| e.to_string()),
+                });
+            }
+        }
+    }
+    let login = accounts
+        .into_iter()
+        .filter_map(|(name, ids)| {
+            let record = model.users.get(&name)?;
+            let admin_only = !allow_login && !record.roles.is_admin_like();
+            Some(LoginOption {
+                id: ids.first()?.id.clone(),
+                login_allowed: !record.is_disabled() && !admin_only,
+                disabled: record.is_disabled(),
+                admin_only,
+                policy_ids: record.policy_ids.iter().map(|(id, at)| (id.clone(), *at)).collect(),
+                provider_usernames: ids.iter().map(|i| i.username.clone()).collect(),
+                user: name,
+            })
+        })
+        .collect();
+    Ok(LoginChoice {
+        provider: opened.data.provider,
+        expires: opened.flow.expires_at,
+        creation_allowed: allow_login,
+        create,
+        login,
+    })
+}
+
+/// The user names pending invitations are for (a suggestion never offers one).
+fn invited_names(ledger: &Ledger) -> BTreeSet<String> {
+    let model = ledger.model.read();
+    model.access.invites(ledger.now()).into_iter().map(|i| i.user.as_str().to_owned()).collect()
+}
+
+fn suggest(users: &crate::projections::UserDirectory, invited: &BTreeSet<String>, wanted: &str) -> String {
+    suggest_user_name(wanted, |candidate| {
+        invited.contains(candidate) || UserName::parse(Some(candidate)).is_ok_and(|n| users.get(&n).is_some())
+    })
+}
+
+/// A free user name like `wanted` (contract §4.2): among every account,
+/// disabled ones included, and the names pending invitations are for.
+pub fn suggest_name(ledger: &Ledger, wanted: &str) -> String {
+    let invited = invited_names(ledger);
+    suggest(&ledger.model.read().users, &invited, wanted)
+}
+
+/// A pick or a creation's common choices.
+pub struct Choices {
+    pub id: IdentityId,
+    pub policy_ids: BTreeSet<PolicyId>,
+    pub custom: BTreeMap<String, String>,
+    pub link_all: bool,
+    pub client: ClientInfo,
+}
+
+/// Logs in to the account that has identity `choices.id` of the flow of
+/// `token` (upstream `/login/pick`). The flow is spent as soon as it is read.
+pub async fn pick(
+    sign_in: &SignIn,
+    ledger: &Ledger,
+    token: &str,
+    choices: Choices,
+    metadata: &EventMetadata,
+) -> Result<(String, TokenView), AppError> {
+    let opened: Opened<Choosing> = sign_in.take(ledger, token, FlowStep::LoginChoice).await?;
+    if !opened.data.identities.iter().any(|r| r.identity.id == choices.id) {
+        return Err(AuthError::unauthorized(format!(
+            "Not authorized to login to user with remote identity {}",
+            choices.id
+        ))
+        .into());
+    }
+    let record = ledger.model.read().users.by_identity(&choices.id).cloned().ok_or_else(|| {
+        AuthError::new(ErrorType::AuthenticationFailed, "There is no account linked to the provided identity ID")
+    })?;
+    check_may_log_in(ledger, &record)?;
+    let policy_ids = new_policy_ids(&record, choices.policy_ids);
+    let link = if choices.link_all {
+        let others = unlinked(ledger, &opened.data, &choices.id);
+        claim_all(ledger, &record.name, others, metadata).await?
+    } else {
+        Vec::new()
+    };
+    let claimed: Vec<IdentityId> = link.iter().map(|i| i.id.clone()).collect();
+    let login =
+        ProviderLogin { provider: opened.data.provider, identity: choices.id, link, policy_ids, at: ledger.now() };
+    let grant = login_grant(&record.name, choices.custom, choices.client, opened.data.mfa);
+    let command = UserCommand::LogInWithProvider(Box::new(login));
+    let metadata = metadata.clone().acting_as(record.name.as_str());
+    if let Err(error) = ledger.execute::<User>(&record.name, command, &metadata).await {
+        release_all(ledger, &record.name, &claimed, &error, &metadata).await;
+        return Err(error);
+    }
+    tokens::issue(ledger, grant, &metadata).await.map_err(|e| e.after_spending("the login's record"))
+}
+
+/// Logins allowed for the account (non-admins only with `allowlogin`), not disabled.
+fn check_may_log_in(ledger: &Ledger, record: &UserRecord) -> Result<(), AppError> {
+    if !ledger.model.read().config.allow_login && !record.roles.is_admin_like() {
+        return Err(AuthError::unauthorized(format!(
+            "User {} cannot log in because non-admin login is disabled",
+            record.name
+        ))
+        .into());
+    }
+    if record.is_disabled() {
+        return Err(AuthError::disabled(record.name.as_str()).into());
+    }
+    Ok(())
+}
+
+/// The policy ids the user has not agreed to yet (a repeat keeps its first time).
+fn new_policy_ids(record: &UserRecord, ids: BTreeSet<PolicyId>) -> BTreeSet<PolicyId> {
+    ids.into_iter().filter(|id| !record.policy_ids.contains_key(id)).collect()
+}
+
+/// The flow's identities, other than `chosen`, that no account has.
+fn unlinked(ledger: &Ledger, choosing: &Choosing, chosen: &IdentityId) -> Vec<RemoteIdentity> {
+    let model = ledger.model.read();
+    choosing
+        .identities
+        .iter()
+        .filter(|r| r.identity.id != *chosen && model.users.by_identity(&r.identity.id).is_none())
+        .map(|r| r.identity.clone())
+        .collect()
+}
+
+/// A new account's details (upstream `/login/create`).
+pub struct NewAccount {
+    pub user: UserName,
+    pub display: DisplayName,
+    pub email: EmailAddress,
+}
+
+/// Creates an account from identity `choices.id` of the flow of `token` and
+/// logs it in. The flow is spent as soon as it is read.
+pub async fn create(
+    sign_in: &SignIn,
+    ledger: &Ledger,
+    token: &str,
+    account: NewAccount,
+    choices: Choices,
+    metadata: &EventMetadata,
+) -> Result<(String, TokenView), AppError> {
+    if account.user.is_root() {
+        return Err(AuthError::unauthorized("Cannot create ROOT user").into());
+    }
+    if !ledger.model.read().config.allow_login {
+        return Err(AuthError::unauthorized("Account creation is disabled").into());
+    }
+    let opened: Opened<Choosing> = sign_in.take(ledger, token, FlowStep::LoginChoice).await?;
+    let Some(chosen) = opened.data.identities.iter().find(|r| r.identity.id == choices.id) else {
+        return Err(AuthError::unauthorized(format!(
+            "Not authorized to create user with remote identity {}",
+            choices.id
+        ))
+        .into());
+    };
+    let user = account.user;
+    if ledger.model.read().users.get(&user).is_some() {
+        return Err(AuthError::new(ErrorType::UserAlreadyExists, user.as_str()).into());
+    }
+    if ledger.model.read().users.by_identity(&choices.id).is_some() {
+        return Err(AuthError::new(ErrorType::IdentityAlreadyLinked, choices.id.as_str()).into());
+    }
+    let metadata = metadata.clone().acting_as(user.as_str());
+    claim(ledger, &user, &choices.id, &metadata).await?;
+    let link = if choices.link_all {
+        let others = unlinked(ledger, &opened.data, &choices.id);
+        match claim_all(ledger, &user, others, &metadata).await {
+            Ok(claimed) => claimed,
+            Err(error) => {
+                release_all(ledger, &user, std::slice::from_ref(&choices.id), &error, &metadata).await;
+                return Err(error);
+            }
+        }
+    } else {
+        Vec::new()
+    };
+    let mut claimed: Vec<IdentityId> = link.iter().map(|i| i.id.clone()).collect();
+    claimed.push(choices.id.clone());
+    let created = ProviderAccount {
+        user: user.clone(),
+        display: account.display,
+        email: account.email,
+        anon_id: Uuid::new_v4(),
+        identity: chosen.identity.clone(),
+        link,
+        policy_ids: choices.policy_ids,
+        at: ledger.now(),
+    };
+    let grant = login_grant(&user, choices.custom, choices.client, opened.data.mfa);
+    if let Err(error) =
+        ledger.execute::<User>(&user, UserCommand::CreateFromProvider(Box::new(created)), &metadata).await
+    {
+        release_all(ledger, &user, &claimed, &error, &metadata).await;
+        return Err(error);
+    }
+    tokens::issue(ledger, grant, &metadata).await.map_err(|e| e.after_spending("the new account"))
+}
+
+/// Ends the flow of `token`, if any (upstream `/login/cancel`).
+pub async fn cancel(sign_in: &SignIn, ledger: &Ledger, token: &str) -> Result<(), AppError> {
+    sign_in.forget(ledger, token).await
+}
+
+/// Removes policy id `id` from every user (upstream `POST /admin/policyid`).
+pub async fn remove_policy_id(
+    ledger: &Ledger,
+    id: &PolicyId,
+    by: &UserName,
+    metadata: &EventMetadata,
+) -> Result<(), AppError> {
+    let command = PolicyCommand::Remove { by: by.clone(), at: ledger.now() };
+    ledger.execute::<Policy>(id, command, metadata).await.map(|_| ())
+}

@@ -1,0 +1,314 @@
+//! What provider logins and links share: the configured providers (found by
+//! name, ignoring case, and only when an administrator enabled them), their
+//! redirect URIs per environment, and the in-flight store of flows under way
+//! (`store::flows`) with upstream's lookup errors. A flow is named by a
+//! temporary token — 20 random bytes in base32, drawn here — that only the
+//! browser's cookie carries; the store keeps its hash and seals its data.
+
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+
+use super::AppError;
+use super::ledger::Ledger;
+use super::providers::{Provider, ProviderError, ProviderIdentity, Providers};
+use super::tokens::random_value;
+use crate::domain::token::Mfa;
+use crate::domain::{AuthError, ErrorType, RemoteIdentity};
+use crate::store::flows::{Flow, FlowError, FlowStep, Flows};
+
+/// A login's flow lives this long at each step (upstream: 30 minutes).
+pub const LOGIN_LIFETIME_MS: i64 = 30 * 60 * 1000;
+/// A link sent to its provider lives this long.
+pub const LINK_START_LIFETIME_MS: i64 = 30 * 60 * 1000;
+/// A link back from its provider, waiting for a choice, lives this long.
+pub const LINK_CHOICE_LIFETIME_MS: i64 = 10 * 60 * 1000;
+
+/// How often expired flows are swept.
+pub const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Which flow a redirect URI comes back to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    Login,
+    Link,
+}
+
+impl Purpose {
+    fn path(self) -> &'static str {
+        match self {
+            Self::Login => "login",
+            Self::Link => "link",
+        }
+    }
+}
+
+/// What a flow sent to its provider keeps for the way back (sealed in the store).
+#[derive(Serialize, Deserialize)]
+pub(crate) struct Started {
+    pub state: String,
+    pub verifier: String,
+    pub nonce: String,
+}
+
+/// An identity a provider returned, and whether it vouched for its email.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Returned {
+    pub identity: RemoteIdentity,
+    pub email_verified: bool,
+}
+
+impl Returned {
+    /// The identity a provider's answer names (its id computed from the provider's name).
+    pub fn of(answer: &ProviderIdentity) -> Self {
+        Self {
+            identity: RemoteIdentity::new(
+                &answer.provider,
+                &answer.id,
+                &answer.username,
+                answer.full_name.clone().filter(|n| !n.trim().is_empty()),
+                answer.email.clone().filter(|e| !e.trim().is_empty()),
+            ),
+            email_verified: answer.email_verified,
+        }
+    }
+}
+
+/// What a flow back from its provider keeps while its person chooses.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Choosing {
+    pub provider: String,
+    pub identities: Vec<Returned>,
+    /// Whether the provider says a second factor was used.
+    pub mfa: Mfa,
+}
+
+/// A failed flow's provider error, kept to be shown.
+#[derive(Serialize, Deserialize)]
+struct Failed {
+    error: String,
+}
+
+/// A flow read back from the store.
+pub(crate) struct Opened<T> {
+    pub flow: Flow,
+    pub data: T,
+}
+
+/// The providers and the in-flight store.
+pub struct SignIn {
+    pub providers: Providers,
+    /// `None` when no provider is configured: no flow can start.
+    flows: Option<Flows>,
+    /// The server's public URL (redirect URIs of the default environment).
+    public_url: String,
+}
+
+impl SignIn {
+    /// `flows` may be `None` only when `providers` is empty.
+    pub fn new(providers: Providers, flows: Option<Flows>, public_url: impl Into<String>) -> Self {
+        Self { providers, flows, public_url: public_url.into().trim_end_matches('/').to_owned() }
+    }
+
+    /// The enabled provider named `name` (ignoring case); 401 50020 with the
+    /// name as given otherwise — a disabled provider is as unknown as a missing one.
+    pub fn provider(&self, ledger: &Ledger, name: &str) -> Result<&Provider, AppError> {
+        let found = self.providers.names().find(|n| n.eq_ignore_ascii_case(name)).and_then(|n| self.providers.get(n));
+        match found {
+            Some(provider) if ledger.model.read().config.provider(provider.name()).enabled => Ok(provider),
+            _ => Err(AuthError::new(ErrorType::NoSuchIdentityProvider, name).into()),
+        }
+    }
+
+    /// The enabled providers' names, sorted ignoring case (the login and link pages).
+    pub fn enabled(&self, ledger: &Ledger) -> Vec<String> {
+        let config = ledger.model.read().config.clone();
+        let mut names: Vec<String> =
+            self.providers.names().filter(|n| config.provider(n).enabled).map(str::to_owned).collect();
+        names.sort_by_key(|n| n.to_lowercase());
+        names
+    }
+
+    /// Whether `environment` (if any) is configured; 400 50040 otherwise.
+    pub fn check_environment(&self, environment: Option<&str>) -> Result<(), AppError> {
+        match environment {
+            Some(name) if !self.providers.environments.contains(name) => {
+                Err(AuthError::new(ErrorType::NoSuchEnvironment, name).into())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The redirect URI `provider` sends a `purpose` flow back to in
+    /// `environment`: `{public URL}/{login|link}/complete/{provider}`, the
+    /// environment's public URL when it has one.
+    pub fn redirect_uri(
+        &self,
+        provider: &Provider,
+        environment: Option<&str>,
+        purpose: Purpose,
+    ) -> Result<String, AppError> {
+        self.check_environment(environment)?;
+        let base = environment
+            .and_then(|e| self.providers.environments.public_urls.get(e).cloned().flatten())
+            .map(|u| u.trim_end_matches('/').to_owned())
+            .unwrap_or_else(|| self.public_url.clone());
+        Ok(format!("{base}/{}/complete/{}", purpose.path(), provider.name()))
+    }
+
+    fn flows(&self) -> Result<&Flows, AppError> {
+        self.flows.as_ref().ok_or_else(|| temporary_token_error().into())
+    }
+
+    /// Keeps a new flow at `step` for `lifetime`; its temporary token and expiry.
+    pub(crate) async fn put<T: Serialize>(
+        &self,
+        ledger: &Ledger,
+        step: FlowStep,
+        user: Option<&str>,
+        provider: &str,
+        data: &T,
+        lifetime: i64,
+    ) -> Result<(String, i64), AppError> {
+        let token = random_value();
+        let expires = self.put_as(ledger, &token, step, user, provider, data, lifetime).await?;
+        Ok((token, expires))
+    }
+
+    /// Keeps a flow under an existing temporary token (upstream's delayed link
+    /// keeps the link cookie's value); its expiry.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn put_as<T: Serialize>(
+        &self,
+        ledger: &Ledger,
+        token: &str,
+        step: FlowStep,
+        user: Option<&str>,
+        provider: &str,
+        data: &T,
+        lifetime: i64,
+    ) -> Result<i64, AppError> {
+        let now = ledger.now();
+        let flow = Flow {
+            step,
+            user: user.map(str::to_owned),
+            provider: Some(provider.to_owned()),
+            data: serde_json::to_string(data).map_err(AppError::internal)?,
+            created_at: now,
+            expires_at: now + lifetime,
+        };
+        match self.flows()?.put(token, &flow, now).await {
+            Ok(()) => Ok(flow.expires_at),
+            Err(FlowError::Full) => Err(AppError::Full("sign-ins")),
+            Err(FlowError::Store(error)) => Err(error.into()),
+        }
+    }
+
+    /// Keeps a provider's error for the flow's choice page; its new token and expiry.
+    pub(crate) async fn put_failure(
+        &self,
+        ledger: &Ledger,
+        provider: &str,
+        error: &str,
+        lifetime: i64,
+    ) -> Result<(String, i64), AppError> {
+        let failed = Failed { error: error.chars().take(1000).collect() };
+        self.put(ledger, FlowStep::Failed, None, provider, &failed, lifetime).await
+    }
+
+    /// Removes and opens the flow of `token`, which must be at `step` (upstream's errors otherwise).
+    pub(crate) async fn take<T: DeserializeOwned>(
+        &self,
+        ledger: &Ledger,
+        token: &str,
+        step: FlowStep,
+    ) -> Result<Opened<T>, AppError> {
+        let flow = self.flows()?.take(token, ledger.now()).await?;
+        open(flow, step)
+    }
+
+    /// Opens the flow of `token`, leaving it in place.
+    pub(crate) async fn peek<T: DeserializeOwned>(
+        &self,
+        ledger: &Ledger,
+        token: &str,
+        step: FlowStep,
+    ) -> Result<Opened<T>, AppError> {
+        let flow = self.flows()?.peek(token, ledger.now()).await?;
+        open(flow, step)
+    }
+
+    /// Forgets the flow of `token`, if any (a cancel).
+    pub async fn forget(&self, ledger: &Ledger, token: &str) -> Result<(), AppError> {
+        if let Some(flows) = &self.flows {
+            flows.take(token, ledger.now()).await?;
+        }
+        Ok(())
+    }
+
+    /// Forgets every flow of `user` (a logout ends the user's links under way).
+    pub async fn forget_user(&self, user: &str) -> Result<(), AppError> {
+        if let Some(flows) = &self.flows {
+            flows.drop_user(user).await?;
+        }
+        Ok(())
+    }
+
+    /// Drops the flows that expired by `now`; how many.
+    pub async fn sweep(&self, now: i64) -> Result<u64, AppError> {
+        match &self.flows {
+            Some(flows) => Ok(flows.sweep(now).await?),
+            None => Ok(0),
+        }
+    }
+
+    /// How many flows are kept (expired ones not yet swept included).
+    pub async fn count(&self) -> Result<i64, AppError> {
+        match &self.flows {
+            Some(flows) => Ok(flows.count().await?),
+            None => Ok(0),
+        }
+    }
+
+    /// Closes the in-flight store.
+    pub async fn close(&self) {
+        if let Some(flows) = &self.flows {
+            flows.close().await;
+        }
+    }
+}
+
+fn temporary_token_error() -> AuthError {
+    AuthError::new(ErrorType::InvalidToken, "Temporary token")
+}
+
+/// A flow as its consumer expects it: unknown or expired → 401 10020; a
+/// provider's error → 401 10040; another step → 401 10020.
+fn open<T: DeserializeOwned>(flow: Option<Flow>, step: FlowStep) -> Result<Opened<T>, AppError> {
+    let flow = flow.ok_or_else(temporary_token_error)?;
+    if flow.step == FlowStep::Failed {
+        let failed: Failed = serde_json::from_str(&flow.data).map_err(AppError::internal)?;
+        return Err(AuthError::new(ErrorType::IdentityProviderError, failed.error).into());
+    }
+    if flow.step != step {
+        return Err(AuthError::new(
+            ErrorType::InvalidToken,
+            "Temporary token operation type does not match expected operation",
+        )
+        .into());
+    }
+    let data = serde_json::from_str(&flow.data).map_err(AppError::internal)?;
+    Ok(Opened { flow, data })
+}
+
+/// A provider's failure as the caller sees it (401 10030), the server's log
+/// keeping the whole detail.
+pub(crate) fn retrieval_failed(provider: &str, error: ProviderError) -> AppError {
+    tracing::warn!(provider, %error, "identity retrieval failed");
+    let detail = match error {
+        ProviderError::Discovery(_) | ProviderError::Settings(_) => {
+            format!("{provider} cannot be reached or is misconfigured")
+        }
+        ProviderError::Exchange(detail) => format!("{provider} refused the authorization code: {detail}"),
+        ProviderError::IdToken(detail) => format!("the ID token from {provider} is not valid: {detail}"),
+    };
+    AuthError::new(ErrorType::IdentityRetrievalFailed, detail).into()
+}
