@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::app::providers::{Environments, ProviderSettings};
+use crate::app::providers::{Endpoints, Environments, ProviderKind, ProviderSettings};
 use crate::app::ssh::{SshOptions, StaticToken};
 use crate::domain::ServerSettings;
 use crate::domain::canonical::Canonicalization;
@@ -66,7 +66,8 @@ pub struct EnvironmentTable {
 #[derive(Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderTable {
-    /// `"oidc"` (any OpenID Connect provider, by discovery from `issuer`) or `"google"`.
+    /// `"oidc"` (any OpenID Connect provider, by discovery from `issuer`),
+    /// `"google"`, `"globus"` or `"orcid"`.
     pub kind: String,
     pub client_id: String,
     pub client_secret: Option<String>,
@@ -74,8 +75,15 @@ pub struct ProviderTable {
     pub client_secret_file: Option<std::path::PathBuf>,
     /// The issuer to discover the provider from (a preset's default otherwise).
     pub issuer: Option<String>,
-    /// Scopes besides `openid` (default `email`, `profile`).
+    /// Scopes (OpenID Connect: besides `openid`, default `email`, `profile`;
+    /// Globus and ORCID: instead of the preset's).
     pub scopes: Option<Vec<String>>,
+    /// Globus, ORCID: where the browser signs in (the preset's otherwise).
+    pub authorize_url: Option<String>,
+    /// Globus, ORCID: where the code is exchanged.
+    pub token_url: Option<String>,
+    /// Globus, ORCID: the base URL of the provider's API.
+    pub api_url: Option<String>,
 }
 
 impl std::fmt::Debug for ProviderTable {
@@ -87,6 +95,9 @@ impl std::fmt::Debug for ProviderTable {
             .field("client_secret_file", &self.client_secret_file)
             .field("issuer", &self.issuer)
             .field("scopes", &self.scopes)
+            .field("authorize_url", &self.authorize_url)
+            .field("token_url", &self.token_url)
+            .field("api_url", &self.api_url)
             .finish()
     }
 }
@@ -102,7 +113,17 @@ fn is_loopback(url: &url::Url) -> bool {
 }
 
 /// The provider kinds this build speaks.
-pub const PROVIDER_KINDS: [&str; 2] = ["oidc", "google"];
+pub const PROVIDER_KINDS: [&str; 4] = ["oidc", "google", "globus", "orcid"];
+
+/// Whether a provider URL may carry the client's secrets and codes: https,
+/// or http on this machine (tests, a local provider).
+fn is_safe_provider_url(text: &str) -> bool {
+    match url::Url::parse(text) {
+        Ok(url) if url.scheme() == "https" && url.host_str().is_some() => true,
+        Ok(url) => url.scheme() == "http" && is_loopback(&url),
+        Err(_) => false,
+    }
+}
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -183,37 +204,66 @@ impl FileConfig {
             if client_secret.is_empty() || table.client_id.trim().is_empty() {
                 return Err(invalid(name, "client_id and the client secret must not be blank".into()));
             }
-            let (issuer, extra_params) = match table.kind.as_str() {
+            let endpoints_given = table.authorize_url.is_some() || table.token_url.is_some() || table.api_url.is_some();
+            let (kind, extra_params) = match table.kind.as_str() {
+                "oidc" | "google" if endpoints_given => {
+                    return Err(invalid(
+                        name,
+                        "authorize_url, token_url and api_url are for globus and orcid (OpenID Connect discovers them)"
+                            .into(),
+                    ));
+                }
                 "oidc" => match &table.issuer {
-                    Some(issuer) => (issuer.trim().to_owned(), Vec::new()),
+                    Some(issuer) => (ProviderKind::Oidc { issuer: issuer.trim().to_owned() }, Vec::new()),
                     None => return Err(invalid(name, "kind \"oidc\" needs an issuer".into())),
                 },
                 "google" => (
-                    table.issuer.as_deref().unwrap_or("https://accounts.google.com").trim().to_owned(),
+                    ProviderKind::Oidc {
+                        issuer: table.issuer.as_deref().unwrap_or("https://accounts.google.com").trim().to_owned(),
+                    },
                     vec![("prompt".to_owned(), "select_account".to_owned())],
                 ),
+                "globus" | "orcid" if table.issuer.is_some() => {
+                    return Err(invalid(
+                        name,
+                        "globus and orcid take authorize_url, token_url, api_url, not an issuer".into(),
+                    ));
+                }
+                "globus" | "orcid" => {
+                    let preset = if table.kind == "globus" { Endpoints::globus() } else { Endpoints::orcid() };
+                    let endpoints = Endpoints {
+                        authorize_url: table.authorize_url.clone().unwrap_or(preset.authorize_url).trim().to_owned(),
+                        token_url: table.token_url.clone().unwrap_or(preset.token_url).trim().to_owned(),
+                        api_url: table.api_url.clone().unwrap_or(preset.api_url).trim().to_owned(),
+                    };
+                    let kind = match table.kind.as_str() {
+                        "globus" => ProviderKind::Globus(endpoints),
+                        _ => ProviderKind::Orcid(endpoints),
+                    };
+                    (kind, Vec::new())
+                }
                 other => {
                     return Err(invalid(name, format!("kind {other:?} is not one of {}", PROVIDER_KINDS.join(", "))));
                 }
             };
-            // Discovery, the keys and the client secret travel to the issuer:
-            // https, unless it is on this machine (tests, a local provider).
-            match url::Url::parse(&issuer) {
-                Ok(url) if url.scheme() == "https" && url.host_str().is_some() => {}
-                Ok(url) if url.scheme() == "http" && is_loopback(&url) => {}
-                _ => {
-                    return Err(invalid(
-                        name,
-                        format!("the issuer {issuer:?} is not an https URL (http only on loopback)"),
-                    ));
-                }
+            // Discovery, the keys, the codes and the client secret travel to these URLs.
+            let urls: Vec<&str> = match &kind {
+                ProviderKind::Oidc { issuer } => vec![issuer],
+                ProviderKind::Globus(e) | ProviderKind::Orcid(e) => vec![&e.authorize_url, &e.token_url, &e.api_url],
+            };
+            if let Some(unsafe_url) = urls.into_iter().find(|u| !is_safe_provider_url(u)) {
+                return Err(invalid(name, format!("{unsafe_url:?} is not an https URL (http only on loopback)")));
             }
+            let default_scopes = match kind {
+                ProviderKind::Oidc { .. } => vec!["email".into(), "profile".into()],
+                _ => Vec::new(),
+            };
             providers.push(ProviderSettings {
                 name: name.clone(),
-                issuer,
+                kind,
                 client_id: table.client_id.trim().to_owned(),
                 client_secret,
-                scopes: table.scopes.clone().unwrap_or_else(|| vec!["email".into(), "profile".into()]),
+                scopes: table.scopes.clone().unwrap_or(default_scopes),
                 extra_params,
             });
         }
@@ -398,10 +448,11 @@ mod tests {
         let providers = config.provider_settings().unwrap_or_else(|e| panic!("{e}"));
         let google = providers.iter().find(|p| p.name == "Google").unwrap_or_else(|| panic!("Google"));
         assert_eq!(google.client_secret, "from-a-file");
-        assert_eq!(google.issuer, "https://accounts.google.com");
+        assert_eq!(google.kind, ProviderKind::Oidc { issuer: "https://accounts.google.com".into() });
         assert_eq!(google.extra_params, vec![("prompt".to_owned(), "select_account".to_owned())]);
         let corp = providers.iter().find(|p| p.name == "Corp").unwrap_or_else(|| panic!("Corp"));
-        assert_eq!((corp.issuer.as_str(), corp.scopes.clone()), ("https://id.corp.example", vec!["email".to_owned()]));
+        assert_eq!(corp.kind, ProviderKind::Oidc { issuer: "https://id.corp.example".into() });
+        assert_eq!(corp.scopes, vec!["email".to_owned()]);
         let refused =
             |text: &str| FileConfig::parse(text).ok().and_then(|c| c.provider_settings().err()).map(|e| e.to_string());
         let plain = "[providers.X]\nkind = \"oidc\"\nissuer = \"http://id.example\"\nclient_id = \"a\"\nclient_secret = \"b\"\n";
@@ -422,9 +473,25 @@ mod tests {
         assert!(refused(case).is_some_and(|e| e.contains("another case")));
         let name = "[providers.\"my-idp\"]\nkind = \"google\"\nclient_id = \"a\"\nclient_secret = \"b\"\n";
         assert!(refused(name).is_some_and(|e| e.contains("letters and digits")));
-        assert!(
-            FileConfig::parse("[providers.X]\nkind = \"google\"\nclient_id = \"a\"\nauthorize_url = \"x\"\n").is_err()
-        );
+        let endpoints =
+            "[providers.X]\nkind = \"google\"\nclient_id = \"a\"\nclient_secret = \"b\"\nauthorize_url = \"x\"\n";
+        assert!(refused(endpoints).is_some_and(|e| e.contains("are for globus and orcid")));
+        assert!(FileConfig::parse("[providers.X]\nkind = \"google\"\nclient_id = \"a\"\nwhat = \"x\"\n").is_err());
+    }
+
+    #[test]
+    fn globus_and_orcid_have_presets_that_a_table_overrides() {
+        let text = "[providers.Globus]\nkind = \"globus\"\nclient_id = \"g\"\nclient_secret = \"s\"\n\
+                    [providers.OrcID]\nkind = \"orcid\"\nclient_id = \"o\"\nclient_secret = \"s\"\n\
+                    token_url = \"http://127.0.0.1:9/token\"\n";
+        let config = FileConfig::parse(text).unwrap_or_else(|e| panic!("{e}"));
+        let providers = config.provider_settings().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(providers[0].kind, ProviderKind::Globus(Endpoints::globus()));
+        let orcid = Endpoints { token_url: "http://127.0.0.1:9/token".into(), ..Endpoints::orcid() };
+        assert_eq!(providers[1].kind, ProviderKind::Orcid(orcid));
+        let plain = "[providers.X]\nkind = \"orcid\"\nclient_id = \"o\"\nclient_secret = \"s\"\napi_url = \"http://pub.orcid.org\"\n";
+        let refused = FileConfig::parse(plain).ok().and_then(|c| c.provider_settings().err()).map(|e| e.to_string());
+        assert!(refused.is_some_and(|e| e.contains("not an https URL")), "the API's URL too");
     }
 
     #[test]

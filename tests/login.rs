@@ -32,7 +32,7 @@ on_both_stores!(a_suggested_name_is_free_among_every_account);
 fn with_providers(options: &mut authledger::app::ledger::LedgerOptions) {
     let provider = |name: &str| authledger::app::providers::ProviderSettings {
         name: name.into(),
-        issuer: "http://127.0.0.1:9".into(),
+        kind: authledger::app::providers::ProviderKind::Oidc { issuer: "http://127.0.0.1:9".into() },
         client_id: "authledger".into(),
         client_secret: "secret".into(),
         scopes: Vec::new(),

@@ -210,7 +210,16 @@ async fn starting_and_coming_back(store: TestStore) {
         .await
         .assert_error(400, "30001 Illegal input parameter: Post-login redirects are not enabled");
     configure(&h, &admin, json!({"allowedloginredirect": "https://app.test/ok"})).await;
-    for refused in ["https://app.test/no", "https://app.test/okay", "https://app.test.evil.com/ok", "not a url"] {
+    let refusals = [
+        "https://app.test/no",
+        "https://app.test/okay",
+        "https://app.test.evil.com/ok",
+        "https://app.test/ok/../admin",
+        "https://app.test/ok/%2E%2E/admin",
+        "https://app.test/ok;Domain=evil.test",
+        "not a url",
+    ];
+    for refused in refusals {
         start(&h, &with_redirect(refused), &[])
             .await
             .assert_error(400, &format!("30001 Illegal input parameter: Illegal redirect URL: {refused}"));
@@ -524,6 +533,17 @@ async fn an_invitations_identity_signs_in(store: TestStore) {
     // The provider does not vouch for this email: no link, a choice.
     let (done, _) = flow(&h, &peer, "unverified-dave").await;
     assert!(location(&done).ends_with("/login/choice"), "an unverified email links nothing");
+    // Found once: after carol unlinks it (her password remains), it is not linked again.
+    let unlinked = h.post(&format!("/me/unlink/{}", id("carol")), Some(&token), json!({})).await;
+    assert_eq!(unlinked.status, 204, "{}", unlinked.text);
+    let (done, _) = flow(&h, &peer, "carol").await;
+    assert!(location(&done).ends_with("/login/choice"), "an unlink is not undone");
+    // A name a pending invitation is for cannot be taken by a provider sign-up.
+    let pending = h.post("/api/V2/admin/invites", Some(&admin), json!({"user": "dora"})).await;
+    assert_eq!(pending.status, 200, "{}", pending.text);
+    let (_, jar) = flow(&h, &peer, "s7").await;
+    let body = json!({"id": id("s7"), "user": "dora", "display": "Dora", "email": "d@x.org"});
+    post_json(&h, "/login/create", &jar, body).await.assert_error(400, "40000 User already exists: dora");
     h.finish().await;
 }
 
@@ -704,6 +724,37 @@ async fn linking_and_unlinking(store: TestStore) {
     h.finish().await;
 }
 
+/// Two sign-ups racing for one identity: one account gets it, the other is
+/// refused — never both (the identity's claim serializes them, across servers too).
+async fn an_identity_goes_to_one_account(store: TestStore) {
+    let Some((h, peer)) = Harness::with_provider(store).await else {
+        return;
+    };
+    let (_, admin) = h.administrators().await;
+    set_switches(&h, &admin, json!({"enabled": true})).await;
+    let (_, first) = flow(&h, &peer, "twin").await;
+    let (_, second) = flow(&h, &peer, "twin").await;
+    let body = |user: &str| json!({"id": id("twin"), "user": user, "display": user, "email": format!("{user}@x.org")});
+    let (a, b) = tokio::join!(
+        post_json(&h, "/login/create", &first, body("one")),
+        post_json(&h, "/login/create", &second, body("two"))
+    );
+    let mut statuses = [a.status.as_u16(), b.status.as_u16()];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [201, 400], "{} / {}", a.text, b.text);
+    let refused = if a.status == 400 { &a } else { &b };
+    let message = refused.json()["error"]["message"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(
+        message,
+        format!("40010 Identity already linked: {}", id("twin")),
+        "the loser is told the identity is taken"
+    );
+    let listed = h.get("/api/V2/users?list=one,two", Some(&admin)).await.json();
+    let owners: Vec<&String> = listed.as_object().map(|o| o.keys().collect()).unwrap_or_default();
+    assert_eq!(owners.len(), 1, "one account exists: {owners:?}");
+    h.finish().await;
+}
+
 macro_rules! on_both_stores {
     ($($case:ident),*) => {$(
         mod $case {
@@ -726,5 +777,6 @@ on_both_stores!(
     starting_and_coming_back,
     choosing_creating_and_picking,
     an_invitations_identity_signs_in,
-    linking_and_unlinking
+    linking_and_unlinking,
+    an_identity_goes_to_one_account
 );

@@ -9,7 +9,7 @@
 
 use crate::common;
 
-use authledger::app::providers::{Provider, ProviderError, ProviderSettings};
+use authledger::app::providers::{Provider, ProviderError, ProviderKind, ProviderSettings};
 use authledger::domain::token::Mfa;
 use common::no_redirects;
 use common::oidc::{CLIENT_ID, CLIENT_SECRET, Peer};
@@ -19,7 +19,7 @@ const REDIRECT: &str = "http://127.0.0.1:9/login/complete/OIDC";
 fn provider(peer: &Peer) -> Provider {
     let settings = ProviderSettings {
         name: "OIDC".into(),
-        issuer: peer.issuer.clone(),
+        kind: ProviderKind::Oidc { issuer: peer.issuer.clone() },
         client_id: CLIENT_ID.into(),
         client_secret: CLIENT_SECRET.into(),
         scopes: vec!["email".into(), "profile".into()],
@@ -35,6 +35,15 @@ async fn sign_in(peer: &Peer, authorize: &str, account: &str, methods: &str) -> 
     let url = url::Url::parse(&back).expect("the redirect");
     let param = |name: &str| url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned());
     (param("code").expect("a code"), param("state").expect("the state"))
+}
+
+/// The one identity an OpenID Connect sign-in answers.
+fn one(
+    answer: Result<Vec<authledger::app::providers::ProviderIdentity>, ProviderError>,
+) -> authledger::app::providers::ProviderIdentity {
+    let mut identities = answer.expect("signed in");
+    assert_eq!(identities.len(), 1, "one identity");
+    identities.remove(0)
 }
 
 async fn start() -> Option<Peer> {
@@ -53,7 +62,7 @@ async fn a_real_provider_signs_a_person_in() {
     assert!(has("code_challenge_method", "S256") && has("state", "STATE-1") && has("client_id", "authledger"));
     let (code, state) = sign_in(&peer, started.url.as_str(), "alice", "pwd,otp").await;
     assert_eq!(state, "STATE-1");
-    let identity = provider.complete(&code, &started.pkce_verifier, &started.nonce, REDIRECT).await.expect("signed in");
+    let identity = one(provider.complete(&code, &started.pkce_verifier, &started.nonce, REDIRECT).await);
     assert_eq!(identity.provider, "OIDC");
     assert_eq!(identity.id, "alice");
     assert_eq!(identity.username, "alice");
@@ -67,7 +76,7 @@ async fn a_real_provider_signs_a_person_in() {
     // One factor, an email the provider does not vouch for.
     let started = provider.authorize("STATE-2", REDIRECT).await.expect("an authorization request");
     let (code, _) = sign_in(&peer, started.url.as_str(), "unverified-bob", "pwd").await;
-    let bob = provider.complete(&code, &started.pkce_verifier, &started.nonce, REDIRECT).await.expect("signed in");
+    let bob = one(provider.complete(&code, &started.pkce_verifier, &started.nonce, REDIRECT).await);
     assert_eq!((bob.mfa, bob.email_verified), (Mfa::NotUsed, false));
 }
 
@@ -98,7 +107,7 @@ async fn forged_or_mismatched_answers_are_refused() {
     let nowhere = Provider::new(
         ProviderSettings {
             name: "Nowhere".into(),
-            issuer: "http://127.0.0.1:9".into(),
+            kind: ProviderKind::Oidc { issuer: "http://127.0.0.1:9".into() },
             client_id: "x".into(),
             client_secret: "y".into(),
             scopes: Vec::new(),

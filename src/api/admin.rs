@@ -19,10 +19,11 @@ use super::permissions::Action;
 use super::request::{Body, Input, RequestContext, any_token};
 use super::tokens::{no_content_clearing_cookie, owned_token, revoke_token};
 use super::{AppState, Caller, views};
+use crate::app::policies;
 use crate::domain::names::{check_length, is_blank, parse_role_description};
 use crate::domain::server_config::{ConfigChange, DAY_MS, ProviderSwitches, RedirectKind};
 use crate::domain::token::RevocationReason;
-use crate::domain::{CustomRole, ServerConfig, System, User};
+use crate::domain::{CustomRole, PolicyId, ServerConfig, System, User};
 
 use crate::app::accounts::{self, NewLocalAccount};
 use crate::domain::{
@@ -647,4 +648,20 @@ pub async fn search(State(state): State<AppState>, context: RequestContext, body
 pub async fn local_account_page(State(state): State<AppState>, context: RequestContext) -> Result<Response, ApiError> {
     let caller = administrator(&state, &context, Action::CreateLocalAccount)?;
     pages::admin::local_account(Nav::of_caller(&caller))
+}
+
+/// `POST /admin/policyid` (form `policyid`, or JSON): removes a policy id from every user (an Admin).
+pub async fn remove_policy_id(
+    State(state): State<AppState>,
+    context: RequestContext,
+    body: Body,
+) -> Result<StatusCode, ApiError> {
+    let input = body.input()?;
+    input.reject_unexpected(&["policyid"])?;
+    let token = any_token(&context.headers)?;
+    let id = PolicyId::parse(input.string("policyid")?.as_deref())?;
+    let caller = state.login_caller(&token, Some(Action::RemovePolicyId))?;
+    let metadata = context.metadata(caller.name(), state.ignore_ip());
+    policies::remove_policy_id(&state.ledger, &id, caller.name(), &metadata).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -1,5 +1,5 @@
 //! Linking provider identities to one's account (upstream `Link`, reference
-//! §5), unlinking them (§6), and an administrator removing a policy id (§7).
+//! §5) and unlinking them (§6).
 //! The link flow's token travels in the `in-process-link-token` cookie (path
 //! `/link`, a browser-session cookie: closing the browser ends the link).
 
@@ -12,14 +12,12 @@ use serde_json::json;
 use super::error::ApiError;
 use super::login::{CompleteQuery, append_cookies, flow_cookie, removed_cookie, see_other, start_environment};
 use super::pages::{self, Nav};
-use super::permissions::Action;
 use super::request::{Body, FirstQuery, Input, RequestContext, any_token, cookie, cookie_token, no_token};
 use super::{AppState, Caller};
-use crate::app::links::{self, LinkCompleted, LinkCompletion};
-use crate::app::logins;
-use crate::app::sign_in::Purpose;
+use crate::app::links::{self, LinkCompleted};
+use crate::app::sign_in::{Back, Holder, Purpose};
 use crate::domain::names::{is_blank, java_trim};
-use crate::domain::{AuthError, ErrorType, IdentityId, PolicyId};
+use crate::domain::{AuthError, ErrorType, IdentityId};
 
 /// The in-process cookie of a link.
 pub const LINK_TOKEN_COOKIE: &str = "in-process-link-token";
@@ -41,16 +39,6 @@ fn required_link_cookie(headers: &HeaderMap) -> Result<String, ApiError> {
 
 fn removed_link_cookies() -> Vec<String> {
     vec![removed_cookie(LINK_TOKEN_COOKIE, "no token", "/link"), removed_cookie(ENVIRONMENT_COOKIE, "no env", "/link")]
-}
-
-/// The environment's redirect URLs (400 50040 for an unknown one).
-fn urls(state: &AppState, environment: Option<&str>) -> Result<crate::domain::server_config::RedirectUrls, ApiError> {
-    state.sign_in.check_environment(environment)?;
-    let config = state.ledger.model.read().config.clone();
-    Ok(match environment {
-        Some(e) => config.environments.get(e).cloned().unwrap_or_default(),
-        None => config.redirects,
-    })
 }
 
 /// A Login-token caller of an enabled account that may link (60000 for a local one).
@@ -83,9 +71,10 @@ pub async fn start(State(state): State<AppState>, context: RequestContext, body:
         .map(str::to_owned)
         .or_else(|| cookie_token(&context.headers))
         .ok_or_else(no_token)?;
+    // Upstream's order: the provider and the environment before the token.
     let found = state.sign_in.provider(&state.ledger, provider)?;
     state.sign_in.redirect_uri(found, environment.as_deref(), Purpose::Link)?;
-    let caller = linking_caller(&state, &token)?;
+    let caller = state.login_caller(&token, None)?;
     let started = links::start(&state.sign_in, &state.ledger, &caller.user, provider, environment.as_deref()).await?;
     let cookies = vec![
         match &environment {
@@ -106,14 +95,28 @@ pub async fn complete(
 ) -> Result<Response, ApiError> {
     let environment = environment_cookie(&context.headers);
     if let Some(error) = query.error.as_deref().filter(|e| !is_blank(Some(e))) {
-        let (token, expires) = links::fail(&state.sign_in, &state.ledger, &provider, error).await?;
+        // The choice page's address first: nothing is kept for a way back that cannot go on.
+        state.sign_in.urls(&state.ledger, environment.as_deref())?;
+        let client = context.client_ip(state.ignore_ip());
+        let replacing = link_cookie(&context.headers);
+        let (token, expires) = state
+            .sign_in
+            .fail(
+                &state.ledger,
+                &provider,
+                error,
+                Purpose::Link,
+                replacing.as_deref(),
+                Holder::Client(client.as_deref()),
+            )
+            .await?;
         return delayed(&state, environment.as_deref(), &token, expires);
     }
     let token = required_link_cookie(&context.headers)?;
     let Some(code) = query.code.as_deref().filter(|c| !is_blank(Some(c))) else {
         return Err(AuthError::missing("authorization code").into());
     };
-    let completion = LinkCompletion {
+    let back = Back {
         provider: &provider,
         token: &token,
         code,
@@ -121,7 +124,7 @@ pub async fn complete(
         environment: environment.as_deref(),
     };
     let metadata = context.anonymous_metadata(state.ignore_ip());
-    match links::complete(&state.sign_in, &state.ledger, completion, &metadata).await? {
+    match links::complete(&state.sign_in, &state.ledger, back, &metadata).await? {
         LinkCompleted::Linked => linked(&state, environment.as_deref()),
         LinkCompleted::Choose { expires } => delayed(&state, environment.as_deref(), &token, expires),
     }
@@ -129,13 +132,14 @@ pub async fn complete(
 
 /// After a link: on to the environment's `postlinkredirect` or `/me`, the link cookies removed.
 fn linked(state: &AppState, environment: Option<&str>) -> Result<Response, ApiError> {
-    let target = urls(state, environment)?.post_link.unwrap_or_else(|| "/me".to_owned());
+    let target = state.sign_in.urls(&state.ledger, environment)?.post_link.unwrap_or_else(|| "/me".to_owned());
     Ok(see_other(&target, removed_link_cookies()))
 }
 
 /// On to the link choice, the flow's cookies kept for its remaining life.
 fn delayed(state: &AppState, environment: Option<&str>, token: &str, expires: i64) -> Result<Response, ApiError> {
-    let target = urls(state, environment)?.complete_link.unwrap_or_else(|| "/link/choice".to_owned());
+    let target =
+        state.sign_in.urls(&state.ledger, environment)?.complete_link.unwrap_or_else(|| "/link/choice".to_owned());
     let age = Some(((expires - state.now()) / 1000).max(0));
     let cookies = vec![
         flow_cookie(LINK_TOKEN_COOKIE, token, "/link", None),
@@ -185,9 +189,14 @@ pub async fn pick(State(state): State<AppState>, context: RequestContext, body: 
     let caller = linking_caller(&state, &token)?;
     let id = input.string("id")?.filter(|i| !is_blank(Some(i))).map(|i| IdentityId::named(&i));
     let metadata = context.metadata(caller.name(), state.ignore_ip());
+    // Where a form goes after, first: nothing is linked for a request that cannot be answered.
+    let after = match input {
+        Input::Form(_) => Some(linked(&state, environment_cookie(&context.headers).as_deref())?),
+        Input::Json(_) => None,
+    };
     links::pick(&state.sign_in, &state.ledger, &caller.user, &link, id, &metadata).await?;
-    if let Input::Form(_) = input {
-        return linked(&state, environment_cookie(&context.headers).as_deref());
+    if let Some(after) = after {
+        return Ok(after);
     }
     let mut response = StatusCode::NO_CONTENT.into_response();
     append_cookies(&mut response, removed_link_cookies());
@@ -217,21 +226,5 @@ pub async fn unlink(
     let caller = state.login_caller(&token, None)?;
     let metadata = context.metadata(caller.name(), state.ignore_ip());
     links::unlink(&state.ledger, caller.name(), IdentityId::named(&id), &metadata).await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-/// `POST /admin/policyid` (form `policyid`, or JSON): removes a policy id from every user (an Admin).
-pub async fn remove_policy_id(
-    State(state): State<AppState>,
-    context: RequestContext,
-    body: Body,
-) -> Result<StatusCode, ApiError> {
-    let input = body.input()?;
-    input.reject_unexpected(&["policyid"])?;
-    let token = any_token(&context.headers)?;
-    let id = PolicyId::parse(input.string("policyid")?.as_deref())?;
-    let caller = state.login_caller(&token, Some(Action::RemovePolicyId))?;
-    let metadata = context.metadata(caller.name(), state.ignore_ip());
-    logins::remove_policy_id(&state.ledger, &id, caller.name(), &metadata).await?;
     Ok(StatusCode::NO_CONTENT)
 }

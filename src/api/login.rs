@@ -18,6 +18,7 @@ use super::pages::{self, Nav};
 use super::request::{Body, FirstQuery, Input, RequestContext, cookie, parse_context_string, session_cookie};
 use super::{AppState, views};
 use crate::app::logins::{self, Choices, Completion, LoginCompleted, NewAccount};
+use crate::app::sign_in::{Back, Holder, Purpose};
 use crate::domain::names::{is_blank, java_trim, parse_custom_context};
 use crate::domain::{AuthError, DisplayName, EmailAddress, ErrorType, IdentityId, PolicyId, UserName};
 use crate::projections::TokenView;
@@ -138,7 +139,9 @@ pub async fn start(State(state): State<AppState>, context: RequestContext, body:
     if let Some(url) = redirect {
         logins::check_redirect(&state.sign_in, &state.ledger, environment.as_deref(), url)?;
     }
-    let started = logins::start(&state.sign_in, &state.ledger, provider, environment.as_deref()).await?;
+    let client = context.client_ip(state.ignore_ip());
+    let holder = Holder::Client(client.as_deref());
+    let started = state.sign_in.send(&state.ledger, provider, environment.as_deref(), Purpose::Login, holder).await?;
     let session = if form.checked("stayloggedin") { "false" } else { "true" };
     let cookies = vec![
         flow_cookie(SESSION_CHOICE_COOKIE, session, "/login", Some(START_COOKIE_AGE)),
@@ -172,23 +175,29 @@ pub async fn complete(
 ) -> Result<Response, ApiError> {
     let cookies = LoginCookies::of(&context.headers);
     let redirect = cookies.checked_redirect(&state)?;
+    let ignore_ip = state.ignore_ip();
+    let client = context.client_info(ignore_ip);
     if let Some(error) = query.error.as_deref().filter(|e| !is_blank(Some(e))) {
-        let (token, expires) = logins::fail(&state.sign_in, &state.ledger, &provider, error).await?;
+        // The choice page's address first: nothing is kept for a way back that cannot go on.
+        state.sign_in.urls(&state.ledger, cookies.environment.as_deref())?;
+        let holder = Holder::Client(client.ip.as_deref());
+        let replacing = cookies.token.as_deref();
+        let (token, expires) =
+            state.sign_in.fail(&state.ledger, &provider, error, Purpose::Login, replacing, holder).await?;
         return delayed(&state, &cookies, &token, expires);
     }
     let token = cookies.required_token()?;
     let Some(code) = query.code.as_deref().filter(|c| !is_blank(Some(c))) else {
         return Err(AuthError::missing("authorization code").into());
     };
-    let ignore_ip = state.ignore_ip();
-    let completion = Completion {
+    let back = Back {
         provider: &provider,
         token,
         code,
         state: query.state.as_deref(),
         environment: cookies.environment.as_deref(),
-        client: context.client_info(ignore_ip),
     };
+    let completion = Completion { back, client };
     let metadata = context.anonymous_metadata(ignore_ip);
     match logins::complete(&state.sign_in, &state.ledger, completion, &metadata).await? {
         LoginCompleted::LoggedIn { value, token } => Ok(logged_in(&state, &cookies, redirect, &value, &token)),
@@ -213,12 +222,7 @@ fn logged_in(
 /// On to the choice: the new in-process token, the other cookies kept for the flow's remaining life.
 fn delayed(state: &AppState, cookies: &LoginCookies, token: &str, expires: i64) -> Result<Response, ApiError> {
     let environment = cookies.environment.as_deref();
-    state.sign_in.check_environment(environment)?;
-    let config = state.ledger.model.read().config.clone();
-    let urls = match environment {
-        Some(e) => config.environments.get(e).cloned().unwrap_or_default(),
-        None => config.redirects,
-    };
+    let urls = state.sign_in.urls(&state.ledger, environment)?;
     let target = urls.complete_login.unwrap_or_else(|| "/login/choice".to_owned());
     let age = Some(((expires - state.now()) / 1000).max(0));
     let keep = |name: &str, value: Option<&str>, placeholder: &str| match value {
@@ -329,8 +333,8 @@ fn read_choices(
             .collect::<Result<BTreeSet<_>, _>>()?,
     };
     let link_all = match input {
-        // Upstream: a present field links all, whatever its value.
-        Input::Form(form) => form.has("linkall"),
+        // Upstream links all for any value, `false` too; here only for a yes.
+        Input::Form(form) => form.get("linkall").is_some_and(is_yes),
         Input::Json(json) => match json.value("linkall") {
             None | Some(Value::Null) => false,
             Some(Value::Bool(b)) => *b,
@@ -394,11 +398,17 @@ pub async fn create(State(state): State<AppState>, context: RequestContext, body
     Ok(chosen_answer(&state, &input, &cookies, chosen.redirect, StatusCode::CREATED, issued))
 }
 
+/// A form's box or field that says yes: present, not blank, and not `false`, `off`, `no` or `0`.
+fn is_yes(value: &str) -> bool {
+    let value = java_trim(value).to_ascii_lowercase();
+    !value.is_empty() && !["false", "off", "no", "0"].contains(&value.as_str())
+}
+
 /// `POST|DELETE /login/cancel`: the flow forgotten, the process cookies removed.
 pub async fn cancel(State(state): State<AppState>, context: RequestContext) -> Result<Response, ApiError> {
     let cookies = LoginCookies::of(&context.headers);
     let token = cookies.required_token()?;
-    logins::cancel(&state.sign_in, &state.ledger, token).await?;
+    state.sign_in.forget(&state.ledger, token).await?;
     let mut response = StatusCode::NO_CONTENT.into_response();
     append_cookies(&mut response, removed_login_cookies());
     Ok(response)

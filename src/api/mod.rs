@@ -129,12 +129,17 @@ pub fn require_login(token: &TokenView) -> Result<(), ApiError> {
 }
 
 /// A request's URI as the trace log shows it: an invitation's token (it is in
-/// the path of `/web/newuser/{token}`) never reaches the log.
+/// the path of `/web/newuser/{token}`) and a provider's authorization code and
+/// state (the query of the way back) never reach the log.
 fn logged_uri(uri: &axum::http::Uri) -> String {
-    match uri.path().strip_prefix("/web/newuser/") {
-        Some(_) => "/web/newuser/…".to_owned(),
-        None => uri.to_string(),
+    let path = uri.path();
+    if path.starts_with("/web/newuser/") {
+        return "/web/newuser/…".to_owned();
     }
+    if path.starts_with("/login/complete/") || path.starts_with("/link/complete/") {
+        return format!("{path}?…");
+    }
+    uri.to_string()
 }
 
 /// Every route of the service, with the error envelope around them.
@@ -178,7 +183,7 @@ pub fn router(state: AppState) -> Router {
         .route("/link/pick", post(link::pick))
         .route("/link/cancel", post(link::cancel).delete(link::cancel))
         .route("/me/unlink/{id}", post(link::unlink))
-        .route("/admin/policyid", post(link::remove_policy_id))
+        .route("/admin/policyid", post(admin::remove_policy_id))
         .route("/localaccount/login", get(local_account::login_page).post(local_account::login))
         .route("/localaccount/reset", get(local_account::reset_page).post(local_account::reset))
         .route("/me", get(me::show).post(me::update).put(me::update))

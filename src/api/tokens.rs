@@ -157,8 +157,11 @@ pub async fn logout(State(state): State<AppState>, context: RequestContext) -> R
     let user = match state.token_view(&token) {
         Ok(view) => {
             revoke_token(&state, &view, &view.user, RevocationReason::Logout, &context).await?;
-            // The user's links under way end with the session.
-            state.sign_in.forget_user(view.user.as_str()).await?;
+            // The user's links under way end with the session (a failure
+            // leaves them to expire; the logout itself is done).
+            if let Err(error) = state.sign_in.forget_user(view.user.as_str()).await {
+                tracing::warn!(%error, user = %view.user, "cannot drop the links under way of a user who logged out");
+            }
             Some(view.user)
         }
         Err(_) => None,

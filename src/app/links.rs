@@ -1,16 +1,13 @@
 //! Linking provider identities to a signed-in account (upstream `Link`,
-//! reference §5) and unlinking them (§6). The caller's token checks are the handler's (`AppState`); every
+//! reference §5) and unlinking them (§6). The caller's token checks are the
+//! handler's (`AppState`); every
 //! flow here has a caller that may link: an enabled account created from a
 //! provider's identity.
 
 use super::AppError;
 use super::ledger::Ledger;
-use super::logins::{self, LoginStarted};
-use super::sign_in::retrieval_failed;
-use super::sign_in::{
-    Choosing, LINK_CHOICE_LIFETIME_MS, LINK_START_LIFETIME_MS, Opened, Purpose, Returned, SignIn, Started,
-};
-use super::tokens::random_value;
+use super::logins;
+use super::sign_in::{Back, Choosing, Holder, LINK_CHOICE_LIFETIME_MS, Opened, Purpose, Sent, SignIn, unlinked};
 use crate::domain::{AuthError, ErrorType, IdentityId, LinkVia, RemoteIdentity, User, UserCommand, UserName};
 use crate::projections::UserRecord;
 use crate::store::EventMetadata;
@@ -35,24 +32,9 @@ pub async fn start(
     user: &UserRecord,
     provider: &str,
     environment: Option<&str>,
-) -> Result<LoginStarted, AppError> {
+) -> Result<Sent, AppError> {
     check_may_link(user)?;
-    let provider = sign_in.provider(ledger, provider)?;
-    let redirect = sign_in.redirect_uri(provider, environment, Purpose::Link)?;
-    let state = random_value();
-    let authorization =
-        provider.authorize(&state, &redirect).await.map_err(|e| retrieval_failed(provider.name(), e))?;
-    let started = Started { state, verifier: authorization.pkce_verifier, nonce: authorization.nonce };
-    let owner = Some(user.name.as_str());
-    let (token, _) =
-        sign_in.put(ledger, FlowStep::LinkStarted, owner, provider.name(), &started, LINK_START_LIFETIME_MS).await?;
-    Ok(LoginStarted { authorize_url: authorization.url.to_string(), token })
-}
-
-/// Keeps a provider's error for the link's choice page; the new token and its expiry.
-pub async fn fail(sign_in: &SignIn, ledger: &Ledger, provider: &str, error: &str) -> Result<(String, i64), AppError> {
-    let provider = sign_in.provider(ledger, provider)?;
-    sign_in.put_failure(ledger, provider.name(), error, LINK_CHOICE_LIFETIME_MS).await
+    sign_in.send(ledger, provider, environment, Purpose::Link, Holder::User(user.name.as_str())).await
 }
 
 /// What a completed link ends in.
@@ -63,53 +45,25 @@ pub enum LinkCompleted {
     Choose { expires: i64 },
 }
 
-/// The way back from the provider to a link.
-pub struct LinkCompletion<'a> {
-    pub provider: &'a str,
-    pub token: &'a str,
-    pub code: &'a str,
-    pub state: Option<&'a str>,
-    pub environment: Option<&'a str>,
-}
-
-/// Completes a link (upstream §5.3 from the provider's lookup): the flow and
-/// its state, the account still able to link, the identities; the only new
-/// one linked at once (unless the provider forces a choice), else a choice.
+/// Completes a link (upstream §5.3 from the provider's lookup): the
+/// identities back from the provider for an account still able to link; the
+/// only new one linked at once (unless the provider forces a choice), else a
+/// choice under the same token.
 pub async fn complete(
     sign_in: &SignIn,
     ledger: &Ledger,
-    completion: LinkCompletion<'_>,
+    back: Back<'_>,
     metadata: &EventMetadata,
 ) -> Result<LinkCompleted, AppError> {
-    let provider = sign_in.provider(ledger, completion.provider)?;
-    let started: Opened<Started> = sign_in.peek(ledger, completion.token, FlowStep::LinkStarted).await?;
-    if completion.state != Some(started.data.state.as_str()) {
-        return Err(AuthError::new(
-            ErrorType::AuthenticationFailed,
-            "State values do not match, this may be a CSRF attack",
-        )
-        .into());
-    }
-    let started: Opened<Started> = sign_in.take(ledger, completion.token, FlowStep::LinkStarted).await?;
-    if started.flow.provider.as_deref() != Some(provider.name()) {
-        return Err(
-            AuthError::new(ErrorType::IdentityRetrievalFailed, "the link was started at another provider").into()
-        );
-    }
-    let user = owner_of(ledger, started.flow.user.as_deref())?;
+    let received = sign_in.receive(ledger, back, Purpose::Link).await?;
+    let user = owner_of(ledger, received.user.as_deref())?;
     if user.is_disabled() {
         return Err(AuthError::disabled(user.name.as_str()).into());
     }
     check_may_link(&user)?;
-    let redirect = sign_in.redirect_uri(provider, completion.environment, Purpose::Link)?;
-    let answer = provider
-        .complete(completion.code, &started.data.verifier, &started.data.nonce, &redirect)
-        .await
-        .map_err(|e| retrieval_failed(provider.name(), e))?;
-    let returned = vec![Returned::of(&answer)];
-    logins::refresh_details(ledger, &returned, metadata).await;
-    let candidates = unlinked(ledger, &returned);
-    let forced = ledger.model.read().config.provider(provider.name()).force_link_choice;
+    logins::refresh_details(ledger, &received.returned, metadata).await;
+    let candidates = unlinked(ledger, &received.returned, None);
+    let forced = ledger.model.read().config.provider(&received.provider).force_link_choice;
     let metadata = metadata.clone().acting_as(user.name.as_str());
     if let [only] = candidates.as_slice()
         && !forced
@@ -120,18 +74,11 @@ pub async fn complete(
             return Ok(LinkCompleted::Linked);
         }
     }
-    let choosing = Choosing { provider: provider.name().to_owned(), identities: returned, mfa: answer.mfa };
-    let owner = Some(user.name.as_str());
+    let provider = received.provider.clone();
+    let choosing = Choosing { provider: received.provider, identities: received.returned, mfa: received.mfa };
+    let holder = Holder::User(user.name.as_str());
     let expires = sign_in
-        .put_as(
-            ledger,
-            completion.token,
-            FlowStep::LinkChoice,
-            owner,
-            provider.name(),
-            &choosing,
-            LINK_CHOICE_LIFETIME_MS,
-        )
+        .put_as(ledger, back.token, FlowStep::LinkChoice, holder, &provider, &choosing, LINK_CHOICE_LIFETIME_MS)
         .await?;
     Ok(LinkCompleted::Choose { expires })
 }
@@ -141,12 +88,6 @@ fn owner_of(ledger: &Ledger, user: Option<&str>) -> Result<UserRecord, AppError>
     let name = user.and_then(|u| UserName::parse(Some(u)).ok());
     name.and_then(|n| ledger.model.read().users.get(&n).cloned())
         .ok_or_else(|| AppError::internal("a link flow names no existing account"))
-}
-
-/// The returned identities no account has.
-fn unlinked(ledger: &Ledger, returned: &[Returned]) -> Vec<RemoteIdentity> {
-    let model = ledger.model.read();
-    returned.iter().filter(|r| model.users.by_identity(&r.identity.id).is_none()).map(|r| r.identity.clone()).collect()
 }
 
 /// A returned identity that is linked, and to whom.
@@ -229,7 +170,7 @@ pub async fn pick(
     let opened = open_own(sign_in, ledger, user, token, true).await?;
     let metadata = metadata.clone().acting_as(user.name.as_str());
     let Some(id) = id else {
-        let all = unlinked(ledger, &opened.data.identities);
+        let all = unlinked(ledger, &opened.data.identities, None);
         logins::link(ledger, &user.name, all, LinkVia::Link, &metadata).await?;
         return Ok(());
     };

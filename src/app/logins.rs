@@ -1,7 +1,7 @@
 //! Signing in through an identity provider (upstream `Login`, reference §4):
 //! start (to the provider), complete (back from it: straight in, or a choice
 //! kept in the in-flight store), the choice, pick an account, create one,
-//! cancel; and removing a policy id from every user. What happened goes into the log — the identity claimed and linked,
+//! cancel. What happened goes into the log — the identity claimed and linked,
 //! the account created, the policy ids agreed, the login with its provider —
 //! each write on one stream, claims first; the in-flight state never does.
 
@@ -11,43 +11,18 @@ use uuid::Uuid;
 
 use super::AppError;
 use super::ledger::Ledger;
-use super::sign_in::{Choosing, LOGIN_LIFETIME_MS, Opened, Purpose, Returned, SignIn, Started, retrieval_failed};
+use super::sign_in::{Back, Choosing, Holder, LOGIN_LIFETIME_MS, Opened, Purpose, Returned, SignIn, unlinked};
 use super::tokens::{self, NewToken, random_value};
 use crate::domain::names::suggest_user_name;
 use crate::domain::token::{ClientInfo, Mfa};
 use crate::domain::user::{ProviderAccount, ProviderLogin};
 use crate::domain::{
-    AuthError, DisplayName, EmailAddress, ErrorType, IdentityClaim, IdentityClaimCommand, IdentityId, LinkVia, Policy,
-    PolicyCommand, PolicyId, RemoteIdentity, RoleSet, TokenKind, User, UserCommand, UserName,
+    AuthError, DisplayName, EmailAddress, ErrorType, IdentityClaim, IdentityClaimCommand, IdentityId, LinkVia,
+    PolicyId, RemoteIdentity, RoleSet, TokenKind, User, UserCommand, UserName,
 };
 use crate::projections::{TokenView, UserRecord};
 use crate::store::EventMetadata;
 use crate::store::flows::FlowStep;
-
-/// A login sent to its provider: where the browser goes, and the temporary
-/// token its cookie keeps.
-pub struct LoginStarted {
-    pub authorize_url: String,
-    pub token: String,
-}
-
-/// Starts a login at `provider` (enabled, any case) in `environment`.
-pub async fn start(
-    sign_in: &SignIn,
-    ledger: &Ledger,
-    provider: &str,
-    environment: Option<&str>,
-) -> Result<LoginStarted, AppError> {
-    let provider = sign_in.provider(ledger, provider)?;
-    let redirect = sign_in.redirect_uri(provider, environment, Purpose::Login)?;
-    let state = random_value();
-    let authorization =
-        provider.authorize(&state, &redirect).await.map_err(|e| retrieval_failed(provider.name(), e))?;
-    let started = Started { state, verifier: authorization.pkce_verifier, nonce: authorization.nonce };
-    let (token, _) =
-        sign_in.put(ledger, FlowStep::LoginStarted, None, provider.name(), &started, LOGIN_LIFETIME_MS).await?;
-    Ok(LoginStarted { authorize_url: authorization.url.to_string(), token })
-}
 
 /// Checks a post-login redirect URL (upstream's order and messages): an
 /// absolute URL, an environment that exists, post-login redirects enabled
@@ -57,16 +32,10 @@ pub async fn start(
 pub fn check_redirect(sign_in: &SignIn, ledger: &Ledger, environment: Option<&str>, url: &str) -> Result<(), AppError> {
     let illegal = || AuthError::illegal(format!("Illegal redirect URL: {url}"));
     let parsed = url::Url::parse(url).map_err(|_| illegal())?;
-    if !url.chars().all(is_uri_char) || parsed.cannot_be_a_base() {
+    if !url.chars().all(is_uri_char) || parsed.cannot_be_a_base() || has_dot_segment(url) {
         return Err(illegal().into());
     }
-    sign_in.check_environment(environment)?;
-    let config = ledger.model.read().config.clone();
-    let urls = match environment {
-        Some(environment) => config.environments.get(environment).cloned().unwrap_or_default(),
-        None => config.redirects.clone(),
-    };
-    let Some(prefix) = urls.allowed_login else {
+    let Some(prefix) = sign_in.urls(ledger, environment)?.allowed_login else {
         let suffix = environment.map(|e| format!(" for environment {e}")).unwrap_or_default();
         return Err(AuthError::illegal(format!("Post-login redirects are not enabled{suffix}")).into());
     };
@@ -76,9 +45,21 @@ pub fn check_redirect(sign_in: &SignIn, ledger: &Ledger, environment: Option<&st
     Ok(())
 }
 
-/// A character RFC 3986 allows in a URI (the URL crate would quietly escape others).
+/// A character RFC 3986 allows in a URI (the URL crate would quietly escape
+/// others); not `;` or `,`, which would break the cookie that carries it.
 fn is_uri_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || "-._~:/?#[]@!$&'()*+,;=%".contains(c)
+    c.is_ascii_alphanumeric() || "-._~:/?#[]@!$&'()*+=%".contains(c)
+}
+
+/// Whether a URL's path has a `.` or `..` segment (raw or percent-encoded):
+/// the URL it stands for is not the one its text shows.
+fn has_dot_segment(url: &str) -> bool {
+    let path_part = url.split(['?', '#']).next().unwrap_or_default();
+    let after_authority = path_part.splitn(4, '/').nth(3).unwrap_or_default();
+    after_authority.split('/').any(|segment| {
+        let decoded = segment.to_ascii_lowercase().replace("%2e", ".");
+        decoded == "." || decoded == ".."
+    })
 }
 
 /// Whether `url` starts with `prefix` as a string *and* as a URL: same
@@ -92,7 +73,7 @@ fn under_prefix(prefix: &str, url: &str) -> bool {
     }
     // A prefix ending mid-segment (`/app`) admits `/app` and `/app/...`, not `/application`.
     let (base, path) = (allowed.path(), given.path());
-    base.ends_with('/') || path == base || path.starts_with(&format!("{base}/"))
+    (base.ends_with('/') && path.starts_with(base)) || path == base || path.starts_with(&format!("{base}/"))
 }
 
 /// What a completed login ends in.
@@ -103,77 +84,43 @@ pub enum LoginCompleted {
     Choose { token: String, expires: i64 },
 }
 
-/// Keeps a provider's error (`?error=` on the way back) for the choice page
-/// (upstream: no in-process cookie needed); the new temporary token and its
-/// expiry. The provider must be an enabled one.
-pub async fn fail(sign_in: &SignIn, ledger: &Ledger, provider: &str, error: &str) -> Result<(String, i64), AppError> {
-    let provider = sign_in.provider(ledger, provider)?;
-    sign_in.put_failure(ledger, provider.name(), error, LOGIN_LIFETIME_MS).await
-}
-
-/// The way back from the provider, as the request brings it.
+/// The way back from the provider to a login, and who is signing in.
 pub struct Completion<'a> {
-    pub provider: &'a str,
-    /// The in-process cookie's temporary token.
-    pub token: &'a str,
-    pub code: &'a str,
-    pub state: Option<&'a str>,
-    /// The environment cookie's.
-    pub environment: Option<&'a str>,
+    pub back: Back<'a>,
     pub client: ClientInfo,
 }
 
-/// Completes a login (upstream §4.3 from step 5): the provider, the flow and
-/// its state, the code exchanged for identities, linked identities' details
-/// refreshed, identities an invitation expected linked; then straight in, or a
-/// choice.
+/// Completes a login (upstream §4.3 from step 5): the identities back from
+/// the provider, linked identities' details refreshed, identities an
+/// invitation expected linked; then straight in, or a choice.
 pub async fn complete(
     sign_in: &SignIn,
     ledger: &Ledger,
     completion: Completion<'_>,
     metadata: &EventMetadata,
 ) -> Result<LoginCompleted, AppError> {
-    let provider = sign_in.provider(ledger, completion.provider)?;
-    let started: Opened<Started> = sign_in.peek(ledger, completion.token, FlowStep::LoginStarted).await?;
-    if completion.state != Some(started.data.state.as_str()) {
-        return Err(AuthError::new(
-            ErrorType::AuthenticationFailed,
-            "State values do not match, this may be a CSRF attack",
-        )
-        .into());
-    }
-    // Single use: a second completion with the same cookie finds nothing.
-    let started: Opened<Started> = sign_in.take(ledger, completion.token, FlowStep::LoginStarted).await?;
-    if started.flow.provider.as_deref() != Some(provider.name()) {
-        return Err(
-            AuthError::new(ErrorType::IdentityRetrievalFailed, "the login was started at another provider").into()
-        );
-    }
-    let redirect = sign_in.redirect_uri(provider, completion.environment, Purpose::Login)?;
-    let answer = provider
-        .complete(completion.code, &started.data.verifier, &started.data.nonce, &redirect)
-        .await
-        .map_err(|e| retrieval_failed(provider.name(), e))?;
-    let mfa = answer.mfa;
-    let returned = vec![Returned::of(&answer)];
-    refresh_details(ledger, &returned, metadata).await;
-    link_invited(ledger, &returned, metadata).await;
-    if let Some((user, identity)) = immediate(ledger, provider.name(), &returned) {
+    let received = sign_in.receive(ledger, completion.back, Purpose::Login).await?;
+    refresh_details(ledger, &received.returned, metadata).await;
+    link_invited(ledger, &received.returned, metadata).await;
+    if let Some((user, identity)) = immediate(ledger, &received.provider, &received.returned) {
         let login = ProviderLogin {
-            provider: provider.name().to_owned(),
+            provider: received.provider,
             identity,
             link: Vec::new(),
             policy_ids: BTreeSet::new(),
             at: ledger.now(),
         };
-        let grant = login_grant(&user, BTreeMap::new(), completion.client, mfa);
+        let grant = login_grant(&user, BTreeMap::new(), completion.client, received.mfa);
         let (value, token) =
             record_and_issue(ledger, &user, UserCommand::LogInWithProvider(Box::new(login)), grant, metadata).await?;
         return Ok(LoginCompleted::LoggedIn { value, token: Box::new(token) });
     }
-    let choosing = Choosing { provider: provider.name().to_owned(), identities: returned, mfa };
-    let (token, expires) =
-        sign_in.put(ledger, FlowStep::LoginChoice, None, provider.name(), &choosing, LOGIN_LIFETIME_MS).await?;
+    let provider = received.provider.clone();
+    let choosing = Choosing { provider: received.provider, identities: received.returned, mfa: received.mfa };
+    let token = random_value();
+    let holder = Holder::Client(completion.client.ip.as_deref());
+    let expires =
+        sign_in.put_as(ledger, &token, FlowStep::LoginChoice, holder, &provider, &choosing, LOGIN_LIFETIME_MS).await?;
     Ok(LoginCompleted::Choose { token, expires })
 }
 
@@ -271,8 +218,14 @@ async fn claim_all(
     Ok(claimed)
 }
 
-/// Claims identity `id` for `user` (40010 while another account has it). A
-/// holder whose account does not have the identity (its release was lost) is
+/// How old a claim of an identity no account has must be before another
+/// account may take it over: far longer than a claim's link takes (the
+/// command deadline and the settle timeout), so only a claim whose link or
+/// release was lost (a crash between the two appends) is ever taken over.
+pub const CLAIM_LEASE_MS: i64 = 5 * 60 * 1000;
+
+/// Claims identity `id` for `user` (40010 while another account holds it).
+/// A claim older than [`CLAIM_LEASE_MS`] of an identity no account has is
 /// taken over.
 pub(crate) async fn claim(
     ledger: &Ledger,
@@ -280,8 +233,10 @@ pub(crate) async fn claim(
     id: &IdentityId,
     metadata: &EventMetadata,
 ) -> Result<(), AppError> {
-    let takeover = ledger.model.read().users.by_identity(id).is_none();
-    let command = IdentityClaimCommand::Claim { id: id.clone(), user: user.clone(), takeover, at: ledger.now() };
+    let now = ledger.now();
+    let unowned = ledger.model.read().users.by_identity(id).is_none();
+    let takeover_before = unowned.then(|| now - CLAIM_LEASE_MS);
+    let command = IdentityClaimCommand::Claim { id: id.clone(), user: user.clone(), takeover_before, at: now };
     ledger.execute::<IdentityClaim>(id, command, metadata).await.map(|_| ())
 }
 
@@ -502,7 +457,7 @@ pub async fn pick(
     check_may_log_in(ledger, &record)?;
     let policy_ids = new_policy_ids(&record, choices.policy_ids);
     let link = if choices.link_all {
-        let others = unlinked(ledger, &opened.data, &choices.id);
+        let others = unlinked(ledger, &opened.data.identities, Some(&choices.id));
         claim_all(ledger, &record.name, others, metadata).await?
     } else {
         Vec::new()
@@ -540,17 +495,6 @@ fn new_policy_ids(record: &UserRecord, ids: BTreeSet<PolicyId>) -> BTreeSet<Poli
     ids.into_iter().filter(|id| !record.policy_ids.contains_key(id)).collect()
 }
 
-/// The flow's identities, other than `chosen`, that no account has.
-fn unlinked(ledger: &Ledger, choosing: &Choosing, chosen: &IdentityId) -> Vec<RemoteIdentity> {
-    let model = ledger.model.read();
-    choosing
-        .identities
-        .iter()
-        .filter(|r| r.identity.id != *chosen && model.users.by_identity(&r.identity.id).is_none())
-        .map(|r| r.identity.clone())
-        .collect()
-}
-
 /// A new account's details (upstream `/login/create`).
 pub struct NewAccount {
     pub user: UserName,
@@ -583,7 +527,8 @@ pub async fn create(
         .into());
     };
     let user = account.user;
-    if ledger.model.read().users.get(&user).is_some() {
+    // A name a pending invitation is for is taken too: the invitation would fail.
+    if ledger.model.read().users.get(&user).is_some() || invited_names(ledger).contains(user.as_str()) {
         return Err(AuthError::new(ErrorType::UserAlreadyExists, user.as_str()).into());
     }
     if ledger.model.read().users.by_identity(&choices.id).is_some() {
@@ -592,7 +537,7 @@ pub async fn create(
     let metadata = metadata.clone().acting_as(user.as_str());
     claim(ledger, &user, &choices.id, &metadata).await?;
     let link = if choices.link_all {
-        let others = unlinked(ledger, &opened.data, &choices.id);
+        let others = unlinked(ledger, &opened.data.identities, Some(&choices.id));
         match claim_all(ledger, &user, others, &metadata).await {
             Ok(claimed) => claimed,
             Err(error) => {
@@ -623,20 +568,4 @@ pub async fn create(
         return Err(error);
     }
     tokens::issue(ledger, grant, &metadata).await.map_err(|e| e.after_spending("the new account"))
-}
-
-/// Ends the flow of `token`, if any (upstream `/login/cancel`).
-pub async fn cancel(sign_in: &SignIn, ledger: &Ledger, token: &str) -> Result<(), AppError> {
-    sign_in.forget(ledger, token).await
-}
-
-/// Removes policy id `id` from every user (upstream `POST /admin/policyid`).
-pub async fn remove_policy_id(
-    ledger: &Ledger,
-    id: &PolicyId,
-    by: &UserName,
-    metadata: &EventMetadata,
-) -> Result<(), AppError> {
-    let command = PolicyCommand::Remove { by: by.clone(), at: ledger.now() };
-    ledger.execute::<Policy>(id, command, metadata).await.map(|_| ())
 }

@@ -18,8 +18,8 @@
 //! - [`invitations`]: sign-up invitations and their second-factor enrolment;
 //! - [`hosts`]: provisioning tokens and host joins; [`ssh`]: certificate
 //!   authorities and user certificates;
-//! - [`logins`]: signing in through identity providers (start, complete, choose, create),
-//!   policy ids; [`links`]: linking and unlinking provider identities;
+//! - [`logins`]: signing in through identity providers (complete, choose, create);
+//!   [`links`]: linking and unlinking provider identities; [`policies`]: policy ids;
 //!   [`sign_in`]: what provider flows share (the providers, redirect URIs, the in-flight store);
 //! - [`history`]: the auditor's queries over the log (history, as-of state);
 //! - [`test_mode`]: the separate, expiring test-mode ledger;
@@ -37,6 +37,7 @@ pub mod ledger;
 pub mod links;
 pub mod logins;
 pub mod passwords;
+pub mod policies;
 pub mod providers;
 pub mod root_account;
 pub mod second_factor;

@@ -11,8 +11,9 @@ use super::AppError;
 use super::ledger::Ledger;
 use super::providers::{Provider, ProviderError, ProviderIdentity, Providers};
 use super::tokens::random_value;
+use crate::domain::server_config::RedirectUrls;
 use crate::domain::token::Mfa;
-use crate::domain::{AuthError, ErrorType, RemoteIdentity};
+use crate::domain::{AuthError, ErrorType, IdentityId, RemoteIdentity};
 use crate::store::flows::{Flow, FlowError, FlowStep, Flows};
 
 /// A login's flow lives this long at each step (upstream: 30 minutes).
@@ -39,6 +40,82 @@ impl Purpose {
             Self::Link => "link",
         }
     }
+
+    fn started(self) -> FlowStep {
+        match self {
+            Self::Login => FlowStep::LoginStarted,
+            Self::Link => FlowStep::LinkStarted,
+        }
+    }
+
+    /// How long a flow of this purpose lives once sent to its provider.
+    fn start_lifetime(self) -> i64 {
+        match self {
+            Self::Login => LOGIN_LIFETIME_MS,
+            Self::Link => LINK_START_LIFETIME_MS,
+        }
+    }
+
+    /// How long a choice (or a provider's error) of this purpose waits.
+    pub(crate) fn choice_lifetime(self) -> i64 {
+        match self {
+            Self::Login => LOGIN_LIFETIME_MS,
+            Self::Link => LINK_CHOICE_LIFETIME_MS,
+        }
+    }
+}
+
+/// Whom a flow belongs to: a person signing in (known by their client
+/// address), or a signed-in user linking.
+#[derive(Debug, Clone, Copy)]
+pub enum Holder<'a> {
+    Client(Option<&'a str>),
+    User(&'a str),
+}
+
+impl Holder<'_> {
+    fn user(self) -> Option<String> {
+        match self {
+            Self::User(user) => Some(user.to_owned()),
+            Self::Client(_) => None,
+        }
+    }
+
+    fn client(self) -> Option<String> {
+        match self {
+            Self::Client(client) => Some(client.unwrap_or("unknown").to_owned()),
+            Self::User(_) => None,
+        }
+    }
+}
+
+/// A flow sent to its provider: where the browser goes, and the temporary
+/// token its cookie keeps.
+pub struct Sent {
+    pub authorize_url: String,
+    pub token: String,
+}
+
+/// The way back from a provider, as the request brings it.
+#[derive(Debug, Clone, Copy)]
+pub struct Back<'a> {
+    /// The provider named by the path.
+    pub provider: &'a str,
+    /// The in-process cookie's temporary token.
+    pub token: &'a str,
+    pub code: &'a str,
+    pub state: Option<&'a str>,
+    /// The environment cookie's.
+    pub environment: Option<&'a str>,
+}
+
+/// What came back: the provider (its configured name), whom the flow
+/// belongs to, the identities and whether a second factor was used.
+pub(crate) struct Received {
+    pub provider: String,
+    pub user: Option<String>,
+    pub returned: Vec<Returned>,
+    pub mfa: Mfa,
 }
 
 /// What a flow sent to its provider keeps for the way back (sealed in the store).
@@ -70,6 +147,16 @@ impl Returned {
             email_verified: answer.email_verified,
         }
     }
+}
+
+/// What a provider's answer names (its identities) and whether it says a second factor was used.
+pub(crate) fn returned_of(provider: &str, answer: Vec<ProviderIdentity>) -> Result<(Vec<Returned>, Mfa), AppError> {
+    let mfa = answer.first().map_or(Mfa::Unknown, |a| a.mfa);
+    let returned: Vec<Returned> = answer.iter().map(Returned::of).collect();
+    if returned.is_empty() {
+        return Err(retrieval_failed(provider, ProviderError::Retrieval(format!("{provider} returned no identity"))));
+    }
+    Ok((returned, mfa))
 }
 
 /// What a flow back from its provider keeps while its person chooses.
@@ -154,34 +241,109 @@ impl SignIn {
         Ok(format!("{base}/{}/complete/{}", purpose.path(), provider.name()))
     }
 
+    /// The redirect URLs an administrator set for `environment` (the
+    /// default environment's for `None`); 400 50040 for an unknown one.
+    pub fn urls(&self, ledger: &Ledger, environment: Option<&str>) -> Result<RedirectUrls, AppError> {
+        self.check_environment(environment)?;
+        let model = ledger.model.read();
+        Ok(match environment {
+            Some(environment) => model.config.environments.get(environment).cloned().unwrap_or_default(),
+            None => model.config.redirects.clone(),
+        })
+    }
+
+    /// Sends a `purpose` flow to `provider` (enabled, any case) in
+    /// `environment`: the authorization request (a fresh state, PKCE, a
+    /// nonce), kept for `holder` until the way back.
+    pub(crate) async fn send(
+        &self,
+        ledger: &Ledger,
+        provider: &str,
+        environment: Option<&str>,
+        purpose: Purpose,
+        holder: Holder<'_>,
+    ) -> Result<Sent, AppError> {
+        let provider = self.provider(ledger, provider)?;
+        let redirect = self.redirect_uri(provider, environment, purpose)?;
+        let state = random_value();
+        let authorization =
+            provider.authorize(&state, &redirect).await.map_err(|e| retrieval_failed(provider.name(), e))?;
+        let started = Started { state, verifier: authorization.pkce_verifier, nonce: authorization.nonce };
+        let token = random_value();
+        let (step, lifetime) = (purpose.started(), purpose.start_lifetime());
+        self.put_as(ledger, &token, step, holder, provider.name(), &started, lifetime).await?;
+        Ok(Sent { authorize_url: authorization.url.to_string(), token })
+    }
+
+    /// Keeps a provider's error (`?error=` on the way back) for the choice
+    /// page, in place of the flow of `replacing` (the cookie's, if any); the
+    /// new temporary token and its expiry. The provider must be an enabled
+    /// one (upstream stores any: here an unknown provider stores nothing).
+    pub(crate) async fn fail(
+        &self,
+        ledger: &Ledger,
+        provider: &str,
+        error: &str,
+        purpose: Purpose,
+        replacing: Option<&str>,
+        holder: Holder<'_>,
+    ) -> Result<(String, i64), AppError> {
+        let provider = self.provider(ledger, provider)?;
+        if let Some(token) = replacing {
+            self.forget(ledger, token).await?;
+        }
+        let failed = Failed { error: error.chars().take(1000).collect() };
+        let token = random_value();
+        let lifetime = purpose.choice_lifetime();
+        let expires = self.put_as(ledger, &token, FlowStep::Failed, holder, provider.name(), &failed, lifetime).await?;
+        Ok((token, expires))
+    }
+
+    /// The way back of a `purpose` flow (upstream §4.3 and §5.3 from the
+    /// provider's lookup): its flow and state (a wrong state leaves the flow
+    /// in place), the flow spent, the code exchanged for the identities.
+    pub(crate) async fn receive(
+        &self,
+        ledger: &Ledger,
+        back: Back<'_>,
+        purpose: Purpose,
+    ) -> Result<Received, AppError> {
+        let provider = self.provider(ledger, back.provider)?;
+        let started: Opened<Started> = self.peek(ledger, back.token, purpose.started()).await?;
+        if back.state != Some(started.data.state.as_str()) {
+            return Err(AuthError::new(
+                ErrorType::AuthenticationFailed,
+                "State values do not match, this may be a CSRF attack",
+            )
+            .into());
+        }
+        // Single use: a second way back with the same cookie finds nothing.
+        let started: Opened<Started> = self.take(ledger, back.token, purpose.started()).await?;
+        if started.flow.provider.as_deref() != Some(provider.name()) {
+            let detail = format!("the {} was started at another provider", purpose.path());
+            return Err(AuthError::new(ErrorType::IdentityRetrievalFailed, detail).into());
+        }
+        let redirect = self.redirect_uri(provider, back.environment, purpose)?;
+        let answer = provider
+            .complete(back.code, &started.data.verifier, &started.data.nonce, &redirect)
+            .await
+            .map_err(|e| retrieval_failed(provider.name(), e))?;
+        let (returned, mfa) = returned_of(provider.name(), answer)?;
+        Ok(Received { provider: provider.name().to_owned(), user: started.flow.user, returned, mfa })
+    }
+
     fn flows(&self) -> Result<&Flows, AppError> {
         self.flows.as_ref().ok_or_else(|| temporary_token_error().into())
     }
 
-    /// Keeps a new flow at `step` for `lifetime`; its temporary token and expiry.
-    pub(crate) async fn put<T: Serialize>(
-        &self,
-        ledger: &Ledger,
-        step: FlowStep,
-        user: Option<&str>,
-        provider: &str,
-        data: &T,
-        lifetime: i64,
-    ) -> Result<(String, i64), AppError> {
-        let token = random_value();
-        let expires = self.put_as(ledger, &token, step, user, provider, data, lifetime).await?;
-        Ok((token, expires))
-    }
-
-    /// Keeps a flow under an existing temporary token (upstream's delayed link
-    /// keeps the link cookie's value); its expiry.
+    /// Keeps a flow at `step` for `holder` under `token` for `lifetime`; its expiry.
     #[allow(clippy::too_many_arguments)]
     pub(crate) async fn put_as<T: Serialize>(
         &self,
         ledger: &Ledger,
         token: &str,
         step: FlowStep,
-        user: Option<&str>,
+        holder: Holder<'_>,
         provider: &str,
         data: &T,
         lifetime: i64,
@@ -189,7 +351,8 @@ impl SignIn {
         let now = ledger.now();
         let flow = Flow {
             step,
-            user: user.map(str::to_owned),
+            user: holder.user(),
+            client: holder.client(),
             provider: Some(provider.to_owned()),
             data: serde_json::to_string(data).map_err(AppError::internal)?,
             created_at: now,
@@ -202,18 +365,6 @@ impl SignIn {
         }
     }
 
-    /// Keeps a provider's error for the flow's choice page; its new token and expiry.
-    pub(crate) async fn put_failure(
-        &self,
-        ledger: &Ledger,
-        provider: &str,
-        error: &str,
-        lifetime: i64,
-    ) -> Result<(String, i64), AppError> {
-        let failed = Failed { error: error.chars().take(1000).collect() };
-        self.put(ledger, FlowStep::Failed, None, provider, &failed, lifetime).await
-    }
-
     /// Removes and opens the flow of `token`, which must be at `step` (upstream's errors otherwise).
     pub(crate) async fn take<T: DeserializeOwned>(
         &self,
@@ -221,6 +372,8 @@ impl SignIn {
         token: &str,
         step: FlowStep,
     ) -> Result<Opened<T>, AppError> {
+        // A flow at another step is refused before it is spent.
+        let _: Opened<serde_json::Value> = self.peek(ledger, token, step).await?;
         let flow = self.flows()?.take(token, ledger.now()).await?;
         open(flow, step)
     }
@@ -309,6 +462,17 @@ pub(crate) fn retrieval_failed(provider: &str, error: ProviderError) -> AppError
         }
         ProviderError::Exchange(detail) => format!("{provider} refused the authorization code: {detail}"),
         ProviderError::IdToken(detail) => format!("the ID token from {provider} is not valid: {detail}"),
+        ProviderError::Retrieval(detail) => detail,
     };
     AuthError::new(ErrorType::IdentityRetrievalFailed, detail).into()
+}
+
+/// The returned identities no account has, but `except`.
+pub(crate) fn unlinked(ledger: &Ledger, returned: &[Returned], except: Option<&IdentityId>) -> Vec<RemoteIdentity> {
+    let model = ledger.model.read();
+    returned
+        .iter()
+        .filter(|r| Some(&r.identity.id) != except && model.users.by_identity(&r.identity.id).is_none())
+        .map(|r| r.identity.clone())
+        .collect()
 }

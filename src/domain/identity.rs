@@ -116,10 +116,11 @@ impl DomainEvent for IdentityClaimEvent {
 #[derive(Debug, Clone, PartialEq)]
 pub enum IdentityClaimCommand {
     /// Claims identity `id` for `user`; refused (40010) while another account
-    /// holds it, unless `takeover` (the application saw that the holder's
-    /// account does not have it: a release lost to a crash). Claiming an
-    /// identity one already holds records nothing.
-    Claim { id: IdentityId, user: UserName, takeover: bool, at: i64 },
+    /// holds it — unless its claim was made before `takeover_before` (the
+    /// application gives that only when no account has the identity: a claim
+    /// whose link or release was lost to a crash). Claiming an identity one
+    /// already holds records nothing.
+    Claim { id: IdentityId, user: UserName, takeover_before: Option<i64>, at: i64 },
     /// Releases the identity if `user` holds it.
     Release { user: UserName, at: i64 },
 }
@@ -128,6 +129,8 @@ pub enum IdentityClaimCommand {
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct IdentityClaim {
     owner: Option<UserName>,
+    /// When the owner claimed it.
+    claimed_at: i64,
 }
 
 impl IdentityClaim {
@@ -137,7 +140,7 @@ impl IdentityClaim {
                 vec![IdentityClaimEvent::IdentityClaimed { user, at }]
             }
             IdentityClaimCommand::Claim { user, .. } if self.owner.as_ref() == Some(&user) => Vec::new(),
-            IdentityClaimCommand::Claim { user, takeover: true, at, .. } => {
+            IdentityClaimCommand::Claim { user, takeover_before: Some(before), at, .. } if self.claimed_at < before => {
                 vec![IdentityClaimEvent::IdentityClaimed { user, at }]
             }
             IdentityClaimCommand::Claim { id, .. } => {
@@ -167,7 +170,10 @@ impl Aggregate for IdentityClaim {
 
     fn apply(&mut self, event: Self::Event) {
         match event {
-            IdentityClaimEvent::IdentityClaimed { user, .. } => self.owner = Some(user),
+            IdentityClaimEvent::IdentityClaimed { user, at } => {
+                self.owner = Some(user);
+                self.claimed_at = at;
+            }
             IdentityClaimEvent::IdentityReleased { .. } => self.owner = None,
         }
     }
@@ -192,9 +198,28 @@ mod tests {
         let id = IdentityId::of("OIDC", "s1");
         TestFramework::<IdentityClaim>::with(())
             .given(vec![IdentityClaimEvent::IdentityClaimed { user: name("bob"), at: 1 }])
-            .when_async(IdentityClaimCommand::Claim { id: id.clone(), user: name("alice"), takeover: false, at: 2 })
+            .when_async(IdentityClaimCommand::Claim {
+                id: id.clone(),
+                user: name("alice"),
+                takeover_before: Some(1),
+                at: 2,
+            })
             .await
             .then_expect_error_message(&format!("40010 Identity already linked: {id}"));
+    }
+
+    #[tokio::test]
+    async fn only_a_claim_older_than_the_lease_is_taken_over() {
+        TestFramework::<IdentityClaim>::with(())
+            .given(vec![IdentityClaimEvent::IdentityClaimed { user: name("bob"), at: 1 }])
+            .when_async(IdentityClaimCommand::Claim {
+                id: IdentityId::of("OIDC", "s1"),
+                user: name("alice"),
+                takeover_before: Some(2),
+                at: 9,
+            })
+            .await
+            .then_expect_events(vec![IdentityClaimEvent::IdentityClaimed { user: name("alice"), at: 9 }]);
     }
 
     #[tokio::test]
@@ -207,7 +232,7 @@ mod tests {
             .when_async(IdentityClaimCommand::Claim {
                 id: IdentityId::of("OIDC", "s1"),
                 user: name("alice"),
-                takeover: false,
+                takeover_before: None,
                 at: 3,
             })
             .await

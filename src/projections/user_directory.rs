@@ -14,8 +14,8 @@ use uuid::Uuid;
 use crate::domain::canonical::Canonicalization;
 use crate::domain::names::java_trim;
 use crate::domain::{
-    AuthError, CustomRoleEvent, CustomRoleId, IdentityId, InvitedIdentity, Login, PolicyId, RemoteIdentity, Role,
-    SystemEvent, UserEvent, UserName,
+    AuthError, CustomRoleEvent, CustomRoleId, IdentityId, InvitedIdentity, LinkVia, Login, PolicyId, RemoteIdentity,
+    Role, SystemEvent, UserEvent, UserName,
 };
 
 /// Search answers hold at most this many users.
@@ -381,7 +381,19 @@ impl UserDirectory {
             UserEvent::IdentitiesLinked { identities, .. } => {
                 user.invited_identities.extend(identities.iter().cloned())
             }
-            UserEvent::IdentityLinked { identity, .. } | UserEvent::IdentityDetailsRefreshed { identity, .. } => {
+            UserEvent::IdentityLinked { identity, via, .. } => {
+                // An expected identity, once found, is no longer expected: an
+                // unlink of it is not undone by the next sign-in.
+                if *via == LinkVia::Invitation {
+                    let email = identity.email.as_deref().unwrap_or_default();
+                    user.invited_identities.retain(|i| {
+                        !(i.connector.eq_ignore_ascii_case(&identity.provider) && i.email.eq_ignore_ascii_case(email))
+                    });
+                }
+                user.remote_identities.insert(identity.id.clone(), identity.clone());
+                self.by_identity.insert(identity.id.clone(), name.clone());
+            }
+            UserEvent::IdentityDetailsRefreshed { identity, .. } => {
                 user.remote_identities.insert(identity.id.clone(), identity.clone());
                 self.by_identity.insert(identity.id.clone(), name.clone());
             }

@@ -26,10 +26,16 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use super::sql::Dialect;
 use super::{StoreError, StoreKind, StoreOptions};
 
-/// At most this many flows are kept; when full, expired ones are swept and a
-/// new flow is refused if none were (a flood of unauthenticated starts cannot
-/// grow the store without bound).
+/// At most this many flows of people not signed in are kept; when full,
+/// expired ones are swept and a new flow is refused if none were (a flood of
+/// unauthenticated starts cannot grow the store without bound).
 pub const MAX_FLOWS: i64 = 10_000;
+/// At most this many of them started from one client address (so one client
+/// cannot take the whole store from everyone else).
+pub const MAX_FLOWS_PER_CLIENT: i64 = 100;
+/// At most this many links under way per signed-in user (links are not
+/// counted against [`MAX_FLOWS`]: a flood of sign-ins cannot stop them).
+pub const MAX_FLOWS_PER_USER: i64 = 10;
 
 /// Which step a flow is at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +76,8 @@ pub struct Flow {
     pub step: FlowStep,
     /// The signed-in user a link belongs to (logout drops their flows).
     pub user: Option<String>,
+    /// The client address that started a flow of someone not signed in.
+    pub client: Option<String>,
     /// The provider the flow went to.
     pub provider: Option<String>,
     /// The step's data, JSON (the caller's to shape); stored sealed.
@@ -101,12 +109,17 @@ pub struct Flows {
     peek: String,
     sweep: String,
     count: String,
+    count_anonymous: String,
+    count_client: String,
+    count_user: String,
     drop_user: String,
-    /// The most flows kept ([`MAX_FLOWS`] unless set otherwise).
+    /// The most flows of people not signed in ([`MAX_FLOWS`] unless set otherwise).
     limit: i64,
+    /// The most of them from one client ([`MAX_FLOWS_PER_CLIENT`] unless set otherwise).
+    per_client: i64,
 }
 
-type Row = (String, Option<String>, Option<String>, String, i64, i64);
+type Row = (String, Option<String>, Option<String>, Option<String>, String, i64, i64);
 
 impl Flows {
     /// Opens (creating if needed) the flows of the log at `url`.
@@ -142,33 +155,48 @@ impl Flows {
             }
         };
         let p = |n| dialect.p(n);
-        let columns = "step, user_name, provider, sealed, created_at, expires_at";
+        let columns = "step, user_name, client, provider, sealed, created_at, expires_at";
         let flows = Self {
             put: format!(
-                "INSERT INTO {table} (token_hash, {columns}) VALUES ({}, {}, {}, {}, {}, {}, {})",
+                "INSERT INTO {table} (token_hash, {columns}) VALUES ({}, {}, {}, {}, {}, {}, {}, {})",
                 p(1),
                 p(2),
                 p(3),
                 p(4),
                 p(5),
                 p(6),
-                p(7)
+                p(7),
+                p(8)
             ),
             take: format!("DELETE FROM {table} WHERE token_hash = {} RETURNING {columns}", p(1)),
             peek: format!("SELECT {columns} FROM {table} WHERE token_hash = {}", p(1)),
             sweep: format!("DELETE FROM {table} WHERE expires_at < {}", p(1)),
             count: format!("SELECT COUNT(*) FROM {table}"),
+            count_anonymous: format!("SELECT COUNT(*) FROM {table} WHERE user_name IS NULL"),
+            count_client: format!(
+                "SELECT COUNT(*) FROM {table} WHERE user_name IS NULL AND client = {} AND expires_at >= {}",
+                p(1),
+                p(2)
+            ),
+            count_user: format!("SELECT COUNT(*) FROM {table} WHERE user_name = {} AND expires_at >= {}", p(1), p(2)),
             drop_user: format!("DELETE FROM {table} WHERE user_name = {}", p(1)),
             limit: MAX_FLOWS,
+            per_client: MAX_FLOWS_PER_CLIENT,
             pool,
         };
+        // A table from before flows recorded their client is dropped: it
+        // holds only sign-ins under way, which then start again.
+        if flows.execute(&format!("SELECT client FROM {table} LIMIT 0"), Vec::new()).await.is_err() {
+            flows.execute(&format!("DROP TABLE IF EXISTS {table}"), Vec::new()).await?;
+        }
         let create = [
             format!(
                 "CREATE TABLE IF NOT EXISTS {table} (token_hash TEXT PRIMARY KEY, step TEXT NOT NULL, user_name TEXT,
-                 provider TEXT, sealed TEXT NOT NULL, created_at BIGINT NOT NULL, expires_at BIGINT NOT NULL)"
+                 client TEXT, provider TEXT, sealed TEXT NOT NULL, created_at BIGINT NOT NULL, expires_at BIGINT NOT NULL)"
             ),
             format!("CREATE INDEX IF NOT EXISTS {table}_expires ON {table} (expires_at)"),
             format!("CREATE INDEX IF NOT EXISTS {table}_user ON {table} (user_name)"),
+            format!("CREATE INDEX IF NOT EXISTS {table}_client ON {table} (client)"),
         ];
         for statement in create {
             flows.execute(&statement, Vec::new()).await?;
@@ -176,9 +204,11 @@ impl Flows {
         Ok(flows)
     }
 
-    /// The same store, keeping at most `limit` flows.
-    pub fn with_limit(mut self, limit: i64) -> Self {
+    /// The same store, keeping at most `limit` flows of people not signed
+    /// in, `per_client` of them from one client.
+    pub fn with_limits(mut self, limit: i64, per_client: i64) -> Self {
         self.limit = limit;
+        self.per_client = per_client;
         self
     }
 
@@ -198,18 +228,45 @@ impl Flows {
 
     /// How many flows are kept (expired ones not yet swept included).
     pub async fn count(&self) -> Result<i64, StoreError> {
+        self.count_all(&self.count).await
+    }
+
+    async fn count_all(&self, statement: &str) -> Result<i64, StoreError> {
         Ok(match &self.pool {
-            Pool::Sqlite(pool) => sqlx::query_scalar(&self.count).fetch_one(pool).await?,
-            Pool::Postgres(pool) => sqlx::query_scalar(&self.count).fetch_one(pool).await?,
+            Pool::Sqlite(pool) => sqlx::query_scalar(statement).fetch_one(pool).await?,
+            Pool::Postgres(pool) => sqlx::query_scalar(statement).fetch_one(pool).await?,
+        })
+    }
+
+    async fn count_of(&self, statement: &str, key: &str, now: i64) -> Result<i64, StoreError> {
+        Ok(match &self.pool {
+            Pool::Sqlite(pool) => sqlx::query_scalar(statement).bind(key).bind(now).fetch_one(pool).await?,
+            Pool::Postgres(pool) => sqlx::query_scalar(statement).bind(key).bind(now).fetch_one(pool).await?,
         })
     }
 
     /// Keeps `flow` for the holder of `token` (the random value its cookie
-    /// carries); refused when the store is full of flows that have not
-    /// expired by `now`.
+    /// carries). Refused when its user has [`MAX_FLOWS_PER_USER`] links under
+    /// way, or — a flow of someone not signed in — its client has its share
+    /// or the store is full of flows that have not expired by `now`.
     pub async fn put(&self, token: &str, flow: &Flow, now: i64) -> Result<(), FlowError> {
-        if self.count().await? >= self.limit && (self.sweep(now).await? == 0 || self.count().await? >= self.limit) {
-            return Err(FlowError::Full);
+        match &flow.user {
+            Some(user) => {
+                if self.count_of(&self.count_user, user, now).await? >= MAX_FLOWS_PER_USER {
+                    return Err(FlowError::Full);
+                }
+            }
+            None => {
+                let client = flow.client.as_deref().unwrap_or("unknown");
+                if self.count_of(&self.count_client, client, now).await? >= self.per_client {
+                    return Err(FlowError::Full);
+                }
+                let anonymous = || self.count_all(&self.count_anonymous);
+                if anonymous().await? >= self.limit && (self.sweep(now).await? == 0 || anonymous().await? >= self.limit)
+                {
+                    return Err(FlowError::Full);
+                }
+            }
         }
         let sealed = seal(token, &flow.data)?;
         let hash = lookup_hash(token);
@@ -217,6 +274,7 @@ impl Flows {
             Arg::Text(Some(&hash)),
             Arg::Text(Some(flow.step.as_str())),
             Arg::Text(flow.user.as_deref()),
+            Arg::Text(flow.client.as_deref()),
             Arg::Text(flow.provider.as_deref()),
             Arg::Text(Some(&sealed)),
             Arg::Int(flow.created_at),
@@ -297,7 +355,7 @@ fn unseal(token: &str, sealed: &str) -> Option<String> {
 /// A row back as `token`'s live flow (a row whose step this build does not
 /// know is dropped; one its token cannot open is the store's fault).
 fn opened(token: &str, row: Option<Row>, now: i64) -> Result<Option<Flow>, StoreError> {
-    let Some((step, user, provider, sealed, created_at, expires_at)) = row else {
+    let Some((step, user, client, provider, sealed, created_at, expires_at)) = row else {
         return Ok(None);
     };
     if expires_at < now {
@@ -307,7 +365,7 @@ fn opened(token: &str, row: Option<Row>, now: i64) -> Result<Option<Flow>, Store
         return Ok(None);
     };
     let data = unseal(token, &sealed).ok_or_else(|| StoreError::Failed("a flow's data cannot be opened".into()))?;
-    Ok(Some(Flow { step, user, provider, data, created_at, expires_at }))
+    Ok(Some(Flow { step, user, client, provider, data, created_at, expires_at }))
 }
 
 enum Arg<'a> {

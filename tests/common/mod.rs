@@ -300,29 +300,27 @@ impl Harness {
         Self { store, server, http: reqwest::Client::new(), base, clock, manual: None, test_mode }
     }
 
-    /// A server with one identity provider, `OIDC` — a real one ([`oidc::Peer`],
-    /// returned too: it lives as long as it is held) — and one alternate
-    /// environment, `env1` (header `X-Auth-Env`, public URL
-    /// `http://localhost:PORT`, the same server by another name). `None` when
-    /// the peer cannot run here (see [`oidc::Peer::start`]).
-    pub async fn with_provider(store: TestStore) -> Option<(Self, oidc::Peer)> {
+    /// A port for a server to come, and the two public URLs it answers on
+    /// (`http://127.0.0.1:PORT`, `http://localhost:PORT`): a test tells
+    /// providers its redirect URIs before it starts ([`Self::start_on`]).
+    pub async fn bind() -> (tokio::net::TcpListener, [String; 2]) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
         let port = listener.local_addr().expect("its address").port();
+        (listener, [format!("http://127.0.0.1:{port}"), format!("http://localhost:{port}")])
+    }
+
+    /// A server on `listener` (from [`Self::bind`]) with these providers and one
+    /// alternate environment, `env1` (header `X-Auth-Env`, public URL
+    /// `http://localhost:PORT`: the same server by another name).
+    pub async fn start_on(
+        store: TestStore,
+        listener: tokio::net::TcpListener,
+        providers: Vec<authledger::app::providers::ProviderSettings>,
+    ) -> Self {
+        let port = listener.local_addr().expect("its address").port();
         let bases = [format!("http://127.0.0.1:{port}"), format!("http://localhost:{port}")];
-        let redirects: Vec<String> = bases
-            .iter()
-            .flat_map(|base| ["login", "link"].map(|flow| format!("{base}/{flow}/complete/OIDC")))
-            .collect();
-        let peer = oidc::Peer::start(&redirects).await?;
         let mut options = store.options();
-        options.providers = vec![authledger::app::providers::ProviderSettings {
-            name: "OIDC".into(),
-            issuer: peer.issuer.clone(),
-            client_id: oidc::CLIENT_ID.into(),
-            client_secret: oidc::CLIENT_SECRET.into(),
-            scopes: vec!["email".into(), "profile".into()],
-            extra_params: Vec::new(),
-        }];
+        options.providers = providers;
         options.environments = authledger::app::providers::Environments {
             header: Some("X-Auth-Env".into()),
             public_urls: [("env1".to_owned(), Some(bases[1].clone()))].into(),
@@ -330,7 +328,7 @@ impl Harness {
         options.ssh.public_url = Some(bases[0].clone());
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let server = Server::start_on(options, clock.clone(), listener).await.expect("the server starts");
-        let harness = Self {
+        Self {
             store,
             server,
             http: reqwest::Client::new(),
@@ -338,8 +336,29 @@ impl Harness {
             clock,
             manual: None,
             test_mode: false,
+        }
+    }
+
+    /// A server whose one identity provider, `OIDC`, is a real one
+    /// ([`oidc::Peer`], returned too: it lives as long as it is held), with
+    /// `env1` as [`Self::start_on`] sets it. `None` when the peer cannot run
+    /// here (see [`oidc::Peer::start`]).
+    pub async fn with_provider(store: TestStore) -> Option<(Self, oidc::Peer)> {
+        let (listener, bases) = Self::bind().await;
+        let redirects: Vec<String> = bases
+            .iter()
+            .flat_map(|base| ["login", "link"].map(|flow| format!("{base}/{flow}/complete/OIDC")))
+            .collect();
+        let peer = oidc::Peer::start(&redirects).await?;
+        let provider = authledger::app::providers::ProviderSettings {
+            name: "OIDC".into(),
+            kind: authledger::app::providers::ProviderKind::Oidc { issuer: peer.issuer.clone() },
+            client_id: oidc::CLIENT_ID.into(),
+            client_secret: oidc::CLIENT_SECRET.into(),
+            scopes: vec!["email".into(), "profile".into()],
+            extra_params: Vec::new(),
         };
-        Some((harness, peer))
+        Some((Self::start_on(store, listener, vec![provider]).await, peer))
     }
 
     /// A server with test mode on and a clock the test moves (starting at [`TEST_EPOCH`]).

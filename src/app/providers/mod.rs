@@ -1,11 +1,17 @@
-//! Identity providers over OpenID Connect (issue 13's provider client): the
+//! Identity providers. Any OpenID Connect provider (Google among them): the
 //! provider's metadata and keys by discovery (fetched when first needed,
 //! kept, and fetched again — at most once a minute — when a token is signed
 //! with a key it does not list), the authorization request (PKCE S256, a
 //! nonce, the caller's state), the code exchange, and the ID token's checks:
 //! the signature against the provider's keys (never HS256, which anyone with
-//! the client secret could forge), issuer, audience, expiry and nonce. What a
-//! provider says of a person is a [`ProviderIdentity`].
+//! the client secret could forge), issuer, audience, expiry and nonce. And the
+//! two plain OAuth2 providers KBase users sign in with: [`globus`] (several
+//! identities per sign-in) and [`orcid`]. What a provider says of a person is
+//! a [`ProviderIdentity`].
+
+mod globus;
+mod oauth;
+mod orcid;
 
 use std::borrow::Cow;
 use std::time::{Duration, Instant};
@@ -46,16 +52,58 @@ const METADATA_MAX_AGE: Duration = Duration::from_secs(3600);
 /// Methods (`amr`) that are a second factor by themselves (RFC 8176).
 const SECOND_FACTORS: [&str; 7] = ["mfa", "otp", "hwk", "sms", "fpt", "face", "sc"];
 
+/// The endpoints of a plain OAuth2 provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoints {
+    /// Where the browser is sent to sign in.
+    pub authorize_url: String,
+    /// Where the code is exchanged.
+    pub token_url: String,
+    /// The base URL of the provider's API (Globus: introspection and identities; ORCID: records).
+    pub api_url: String,
+}
+
+/// What kind of provider, and how to reach it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProviderKind {
+    /// Any OpenID Connect provider, by discovery from its issuer (Google too).
+    Oidc {
+        issuer: String,
+    },
+    Globus(Endpoints),
+    Orcid(Endpoints),
+}
+
+impl Endpoints {
+    /// Globus' public endpoints.
+    pub fn globus() -> Self {
+        Self {
+            authorize_url: "https://auth.globus.org/v2/oauth2/authorize".into(),
+            token_url: "https://auth.globus.org/v2/oauth2/token".into(),
+            api_url: "https://auth.globus.org".into(),
+        }
+    }
+
+    /// ORCID's public endpoints.
+    pub fn orcid() -> Self {
+        Self {
+            authorize_url: "https://orcid.org/oauth/authorize".into(),
+            token_url: "https://orcid.org/oauth/token".into(),
+            api_url: "https://pub.orcid.org".into(),
+        }
+    }
+}
+
 /// How to reach one provider, from the configuration. Its `Debug` never
 /// shows the client secret.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ProviderSettings {
     /// The provider's name in every URL and answer (the configuration table's name).
     pub name: String,
-    pub issuer: String,
+    pub kind: ProviderKind,
     pub client_id: String,
     pub client_secret: String,
-    /// Scopes besides `openid`.
+    /// Scopes (OpenID Connect: besides `openid`; empty: the preset's).
     pub scopes: Vec<String>,
     /// Extra authorization parameters (Google: `prompt=select_account`).
     pub extra_params: Vec<(String, String)>,
@@ -65,7 +113,7 @@ impl std::fmt::Debug for ProviderSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ProviderSettings")
             .field("name", &self.name)
-            .field("issuer", &self.issuer)
+            .field("kind", &self.kind)
             .field("client_id", &self.client_id)
             .field("client_secret", &"(hidden)")
             .field("scopes", &self.scopes)
@@ -101,6 +149,9 @@ pub enum ProviderError {
     IdToken(String),
     #[error("bad provider setting: {0}")]
     Settings(String),
+    /// A plain OAuth2 provider's failure, worded as upstream words it.
+    #[error("{0}")]
+    Retrieval(String),
 }
 
 /// An authorization request: where to send the browser, and the secrets the
@@ -141,6 +192,9 @@ impl Provider {
     /// The client, discovered now if never before or if `refresh` and the
     /// last discovery is older than the rediscovery interval.
     async fn client(&self, refresh: bool) -> Result<Oidc, ProviderError> {
+        let ProviderKind::Oidc { issuer } = &self.settings.kind else {
+            return Err(ProviderError::Settings("not an OpenID Connect provider".into()));
+        };
         let mut cached = self.client.lock().await;
         if let Some((client, at)) = cached.as_ref()
             && at.elapsed() < METADATA_MAX_AGE
@@ -148,8 +202,7 @@ impl Provider {
         {
             return Ok(client.clone());
         }
-        let issuer = IssuerUrl::new(self.settings.issuer.clone())
-            .map_err(|e| ProviderError::Settings(format!("issuer: {e}")))?;
+        let issuer = IssuerUrl::new(issuer.clone()).map_err(|e| ProviderError::Settings(format!("issuer: {e}")))?;
         let metadata = CoreProviderMetadata::discover_async(issuer, &self.http)
             .await
             .map_err(|e| ProviderError::Discovery(error_chain(&e)))?;
@@ -165,6 +218,11 @@ impl Provider {
     /// The authorization request for a sign-in that will come back to
     /// `redirect` with `state`.
     pub async fn authorize(&self, state: &str, redirect: &str) -> Result<Authorization, ProviderError> {
+        match &self.settings.kind {
+            ProviderKind::Oidc { .. } => {}
+            ProviderKind::Globus(endpoints) => return globus::authorize(&self.settings, endpoints, state, redirect),
+            ProviderKind::Orcid(endpoints) => return orcid::authorize(&self.settings, endpoints, state, redirect),
+        }
         let client = self.client(false).await?;
         let redirect = redirect_url(redirect)?;
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
@@ -181,10 +239,30 @@ impl Provider {
         Ok(Authorization { url, pkce_verifier: verifier.secret().clone(), nonce: nonce.secret().clone() })
     }
 
+    /// Exchanges `code` for what the provider says of the person: one
+    /// identity (OpenID Connect, ORCID) or several (Globus), never none.
+    pub async fn complete(
+        &self,
+        code: &str,
+        pkce_verifier: &str,
+        nonce: &str,
+        redirect: &str,
+    ) -> Result<Vec<ProviderIdentity>, ProviderError> {
+        match &self.settings.kind {
+            ProviderKind::Oidc { .. } => Ok(vec![self.complete_oidc(code, pkce_verifier, nonce, redirect).await?]),
+            ProviderKind::Globus(endpoints) => {
+                globus::complete(&self.http, &self.settings, endpoints, code, pkce_verifier, redirect).await
+            }
+            ProviderKind::Orcid(endpoints) => {
+                orcid::complete(&self.http, &self.settings, endpoints, code, redirect).await
+            }
+        }
+    }
+
     /// Exchanges `code` for tokens and checks the ID token; what it says of
     /// the person. A token signed with a key the cached metadata lacks is
     /// checked again once against freshly discovered keys.
-    pub async fn complete(
+    async fn complete_oidc(
         &self,
         code: &str,
         pkce_verifier: &str,
@@ -330,7 +408,7 @@ mod tests {
     fn settings_never_show_the_client_secret() {
         let settings = ProviderSettings {
             name: "Corp".into(),
-            issuer: "https://id.corp.example".into(),
+            kind: ProviderKind::Oidc { issuer: "https://id.corp.example".into() },
             client_id: "authledger".into(),
             client_secret: "s3cr3t-value".into(),
             scopes: Vec::new(),

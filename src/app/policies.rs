@@ -1,0 +1,18 @@
+//! Policy ids (reference §7): users agree to them at a provider login's pick
+//! or create (`app::logins`); an administrator removes one from every user.
+
+use super::AppError;
+use super::ledger::Ledger;
+use crate::domain::{Policy, PolicyCommand, PolicyId, UserName};
+use crate::store::EventMetadata;
+
+/// Removes policy id `id` from every user (upstream `POST /admin/policyid`).
+pub async fn remove_policy_id(
+    ledger: &Ledger,
+    id: &PolicyId,
+    by: &UserName,
+    metadata: &EventMetadata,
+) -> Result<(), AppError> {
+    let command = PolicyCommand::Remove { by: by.clone(), at: ledger.now() };
+    ledger.execute::<Policy>(id, command, metadata).await.map(|_| ())
+}
