@@ -153,6 +153,14 @@ impl Browser {
         assert!(self.text("#bye").await.starts_with("Bye"), "{}", self.source().await);
     }
 
+    /// At the provider's sign-in page (if it asks), signs in as `who`.
+    async fn sign_in_at_provider(&self, who: &str) {
+        if self.client.current_url().await.expect("the URL").path().starts_with("/interaction/") {
+            self.fill("input[name=login]", who).await;
+            self.click("form button[type=submit]").await;
+        }
+    }
+
     async fn finish(mut self) {
         let _ = self.client.close().await;
         let _ = self.driver.kill();
@@ -302,4 +310,62 @@ async fn postgres() {
     };
     let h = Harness::start(store).await;
     a_person_does_in_a_browser_what_the_api_allows(h, "postgres").await.finish().await;
+}
+
+/// Signing in through a real provider in a real browser: the provider's
+/// button, its sign-in, the choice page's account creation, the profile with
+/// the linked identity; then out, and straight back in.
+async fn a_person_signs_up_and_in_through_a_provider(store: TestStore, label: &str) {
+    let Some((h, _peer)) = Harness::with_provider(store).await else {
+        return;
+    };
+    let (_, admin) = h.administrators().await;
+    let enabled = h.post("/admin/config/provider", Some(&admin), json!({"provider": "OIDC", "enabled": true})).await;
+    assert_eq!(enabled.status, 204, "{}", enabled.text);
+    let Some(b) = Browser::start(&h.base, &format!("{label}-provider")).await else {
+        h.finish().await;
+        return;
+    };
+    b.open("/login").await;
+    b.shot("01-login").await;
+    b.click("#provider-login-form button[type=submit]").await;
+    b.sign_in_at_provider("walter").await;
+    assert_eq!(b.path().await, "/login/choice", "{}", b.source().await);
+    b.shot("02-choice").await;
+    assert_eq!(
+        b.client
+            .find(Locator::Css(".create-form input[name=user]"))
+            .await
+            .expect("the form")
+            .prop("value")
+            .await
+            .ok()
+            .flatten()
+            .as_deref(),
+        Some("walter")
+    );
+    b.click(".create-form button[type=submit]").await;
+    assert_eq!(b.path().await, "/me", "{}", b.source().await);
+    assert!(b.text("#identities").await.contains("OIDC: walter"), "{}", b.source().await);
+    b.shot("03-profile").await;
+    b.log_out().await;
+    b.open("/login").await;
+    b.click("#provider-login-form button[type=submit]").await;
+    b.sign_in_at_provider("walter").await;
+    assert_eq!(b.path().await, "/me", "straight in: {}", b.source().await);
+    assert!(b.text("#facts").await.contains("walter"), "{}", b.source().await);
+    b.finish().await;
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_sqlite() {
+    a_person_signs_up_and_in_through_a_provider(TestStore::sqlite(), "sqlite").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_postgres() {
+    if let Some(store) = TestStore::postgres().await {
+        a_person_signs_up_and_in_through_a_provider(store, "postgres").await;
+    }
 }

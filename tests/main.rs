@@ -23,6 +23,7 @@ mod legacy;
 mod log_ordering;
 mod login;
 mod mfa;
+mod oauth_presets;
 mod pages;
 mod provider_login;
 mod providers;

@@ -27,6 +27,18 @@ use crate::domain::AuthError;
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; img-src 'self' data:; style-src 'self'; \
      form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
+/// The policy of a page whose forms may end, after a redirect, at these
+/// other origins (a browser checks a form's redirects against
+/// `form-action` too): the sign-in page's provider, the post-login redirect.
+pub fn content_security_policy(form_targets: &[String]) -> String {
+    match form_targets {
+        [] => CONTENT_SECURITY_POLICY.to_owned(),
+        targets => {
+            CONTENT_SECURITY_POLICY.replace("form-action 'self'", &format!("form-action 'self' {}", targets.join(" ")))
+        }
+    }
+}
+
 /// Whether an unsafe cookie-authenticated request comes from this server's
 /// own origin (see the module's notes); the refusal otherwise. Checked by the
 /// error envelope's middleware (`error::render_errors`) before any handler.

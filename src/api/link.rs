@@ -54,7 +54,8 @@ pub async fn page(State(state): State<AppState>, context: RequestContext) -> Res
     let view = state.token_view(&token)?;
     let user = state.user_of(&view)?;
     let providers = if user.local { Vec::new() } else { state.sign_in.enabled(&state.ledger) };
-    pages::account::link(&user, providers)
+    let origins = if user.local { Vec::new() } else { state.sign_in.sign_in_origins(&state.ledger).await };
+    pages::account::link(&user, providers, &origins)
 }
 
 /// `POST /link/start` (form; the token from the form's `token`, else the cookie).
@@ -158,7 +159,9 @@ pub async fn choice(State(state): State<AppState>, context: RequestContext) -> R
     let caller = linking_caller(&state, &token)?;
     let choice = links::choice(&state.sign_in, &state.ledger, &caller.user, &link).await?;
     if context.wants_html() {
-        return pages::account::link_choice(Nav::of_caller(&caller), &choice);
+        let environment = environment_cookie(&context.headers);
+        let post_link = state.sign_in.urls(&state.ledger, environment.as_deref())?.post_link;
+        return pages::account::link_choice(Nav::of_caller(&caller), &choice, post_link.as_deref());
     }
     let identities: Vec<_> =
         choice.identities.iter().map(|i| json!({"id": i.id, "provusername": i.username})).collect();

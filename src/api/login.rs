@@ -124,7 +124,8 @@ impl LoginCookies {
 /// `GET /login`: the providers to sign in with.
 pub async fn page(State(state): State<AppState>, context: RequestContext) -> Result<Response, ApiError> {
     let providers = state.sign_in.enabled(&state.ledger);
-    pages::account::provider_login(Nav::from_cookie(&state, &context.headers), providers)
+    let origins = state.sign_in.sign_in_origins(&state.ledger).await;
+    pages::account::provider_login(Nav::from_cookie(&state, &context.headers), providers, &origins)
 }
 
 /// `POST /login/start` (form): to the provider, with the process cookies.
@@ -246,7 +247,8 @@ pub async fn choice(State(state): State<AppState>, context: RequestContext) -> R
     let token = cookies.required_token()?;
     let choice = logins::choice(&state.sign_in, &state.ledger, token).await?;
     if context.wants_html() {
-        return pages::account::login_choice(Nav::from_cookie(&state, &context.headers), &choice);
+        let nav = Nav::from_cookie(&state, &context.headers);
+        return pages::account::login_choice(nav, &choice, redirect.as_deref());
     }
     let create: Vec<Value> = choice
         .create

@@ -214,6 +214,22 @@ impl SignIn {
         names
     }
 
+    /// Where the enabled providers sign people in (their authorization
+    /// origins): a page's forms that send a browser there must be allowed to.
+    /// A provider that cannot be reached now is left out (its start fails anyway).
+    pub async fn sign_in_origins(&self, ledger: &Ledger) -> Vec<String> {
+        let mut origins = Vec::new();
+        for name in self.enabled(ledger) {
+            if let Some(provider) = self.providers.get(&name)
+                && let Ok(origin) = provider.authorization_origin().await
+                && !origins.contains(&origin)
+            {
+                origins.push(origin);
+            }
+        }
+        origins
+    }
+
     /// Whether `environment` (if any) is configured; 400 50040 otherwise.
     pub fn check_environment(&self, environment: Option<&str>) -> Result<(), AppError> {
         match environment {

@@ -70,7 +70,7 @@ server.on('request', async (req, res) => {
     const match = path.match(/^\/(interaction|_test)\/([\w-]+)(\/login|\/abort)?$/);
     if (match?.[1] === 'interaction' && !match[3]) {
       res.setHeader('content-type', 'text/html');
-      return res.end(`<form method="post" action="/interaction/${match[2]}/login"><input name="login"><input name="amr" value="pwd"></form>`);
+      return res.end(`<form method="post" action="/interaction/${match[2]}/login"><input name="login"><input name="amr" value="pwd"><button type="submit">Sign in</button></form>`);
     }
     if (match?.[3] === '/login') { // signs in and consents at once
       const { params } = await provider.interactionDetails(req, res);

@@ -85,9 +85,10 @@ struct LinkPage {
     providers: Vec<String>,
 }
 
-/// `GET /link`: the providers to link an identity of (a local account cannot).
-pub fn link(user: &UserRecord, providers: Vec<String>) -> Result<Response, ApiError> {
-    render(&LinkPage { nav: Nav::of(user), local: user.local, providers })
+/// `GET /link`: the providers to link an identity of (a local account
+/// cannot; the form goes on to their `sign_in_origins`).
+pub fn link(user: &UserRecord, providers: Vec<String>, sign_in_origins: &[String]) -> Result<Response, ApiError> {
+    super::render_posting_to(&LinkPage { nav: Nav::of(user), local: user.local, providers }, sign_in_origins)
 }
 
 #[derive(Template)]
@@ -98,9 +99,15 @@ struct LinkChoicePage<'a> {
     expires: String,
 }
 
-/// `GET /link/choice`: the new identities to link, and those already linked.
-pub fn link_choice(nav: Nav, choice: &crate::app::links::LinkChoice) -> Result<Response, ApiError> {
-    render(&LinkChoicePage { nav, choice, expires: super::at(choice.expires) })
+/// `GET /link/choice`: the new identities to link, and those already linked
+/// (the forms go on to the post-link redirect, if any).
+pub fn link_choice(
+    nav: Nav,
+    choice: &crate::app::links::LinkChoice,
+    post_link: Option<&str>,
+) -> Result<Response, ApiError> {
+    let targets: Vec<String> = post_link.and_then(super::origin_of).into_iter().collect();
+    super::render_posting_to(&LinkChoicePage { nav, choice, expires: super::at(choice.expires) }, &targets)
 }
 
 #[derive(Template)]
@@ -222,9 +229,10 @@ struct ProviderLoginPage {
     providers: Vec<String>,
 }
 
-/// `GET /login`: the enabled providers to sign in with.
-pub fn provider_login(nav: Nav, providers: Vec<String>) -> Result<Response, ApiError> {
-    render(&ProviderLoginPage { nav, providers })
+/// `GET /login`: the enabled providers to sign in with (the form goes on to
+/// their `sign_in_origins`).
+pub fn provider_login(nav: Nav, providers: Vec<String>, sign_in_origins: &[String]) -> Result<Response, ApiError> {
+    super::render_posting_to(&ProviderLoginPage { nav, providers }, sign_in_origins)
 }
 
 #[derive(Template)]
@@ -241,7 +249,13 @@ impl LoginChoicePage<'_> {
     }
 }
 
-/// `GET /login/choice`: the accounts to log in to, the identities to create one from.
-pub fn login_choice(nav: Nav, choice: &crate::app::logins::LoginChoice) -> Result<Response, ApiError> {
-    render(&LoginChoicePage { nav, choice, expires: super::at(choice.expires) })
+/// `GET /login/choice`: the accounts to log in to, the identities to create
+/// one from (the forms go on to the post-login `redirect`, if any).
+pub fn login_choice(
+    nav: Nav,
+    choice: &crate::app::logins::LoginChoice,
+    redirect: Option<&str>,
+) -> Result<Response, ApiError> {
+    let targets: Vec<String> = redirect.and_then(super::origin_of).into_iter().collect();
+    super::render_posting_to(&LoginChoicePage { nav, choice, expires: super::at(choice.expires) }, &targets)
 }

@@ -84,6 +84,21 @@ pub fn render_with(status: StatusCode, page: &impl Template) -> Result<Response,
     Ok((status, [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))], Html(html)).into_response())
 }
 
+/// The page, whose forms may end (after a redirect) at `form_targets` — origins besides this server's.
+pub fn render_posting_to(page: &impl Template, form_targets: &[String]) -> Result<Response, ApiError> {
+    let mut response = render(page)?;
+    let policy = super::guard::content_security_policy(form_targets);
+    let value = HeaderValue::from_str(&policy).map_err(|e| ApiError::internal(format!("a page's policy: {e}")))?;
+    response.headers_mut().insert(header::CONTENT_SECURITY_POLICY, value);
+    Ok(response)
+}
+
+/// The origin of `url`, if it has one (a form's redirect target to allow).
+pub fn origin_of(url: &str) -> Option<String> {
+    let origin = url::Url::parse(url).ok()?.origin();
+    origin.is_tuple().then(|| origin.ascii_serialization())
+}
+
 /// Where a browser goes after a form post to `path` that succeeded with no
 /// content (post/redirect/get): the page the form is on. `None` for posts
 /// that have no page of their own.

@@ -215,6 +215,16 @@ impl Provider {
         Ok(client)
     }
 
+    /// The origin (`scheme://host[:port]`) a browser is sent to sign in at.
+    pub async fn authorization_origin(&self) -> Result<String, ProviderError> {
+        let url = match &self.settings.kind {
+            ProviderKind::Globus(endpoints) | ProviderKind::Orcid(endpoints) => endpoints.authorize_url.clone(),
+            ProviderKind::Oidc { .. } => self.client(false).await?.auth_uri().url().to_string(),
+        };
+        let parsed = Url::parse(&url).map_err(|e| ProviderError::Settings(format!("authorization URL: {e}")))?;
+        Ok(parsed.origin().ascii_serialization())
+    }
+
     /// The authorization request for a sign-in that will come back to
     /// `redirect` with `state`.
     pub async fn authorize(&self, state: &str, redirect: &str) -> Result<Authorization, ProviderError> {
