@@ -11,6 +11,9 @@
 #        p2 or durability) PostgreSQL; reports req/s and how many answers were not 2xx (it must be none).
 #   pages: web pages rendered per second at 16 connections (/me, /admin/user/{u}, /admin/user/{u}/tokens
 #        listing 101 tokens) beside GET / (JSON) on the same SQLite server, with the session cookie.
+#   logins: full provider logins per second (start → the provider's sign-in → the way back, straight in)
+#        against a real OpenID Connect provider on loopback (node-oidc-provider, tests/oidc; needs node and
+#        `npm ci --prefix tests/oidc`), beside local password logins on the same SQLite server.
 #   ssh: SSH certificates per second (user certificates, host joins with a static token: new hosts, and
 #        one host renewing its certificate 16 connections at a time) beside
 #        POST /api/V2/token on the same SQLite server: what signing and recording a certificate cost.
@@ -218,4 +221,27 @@ page_run "GET /me                         " /me
 page_run "GET /admin/user/bench           " /admin/user/bench
 page_run "GET /admin/user/bench/tokens    " /admin/user/bench/tokens
 stop_server
+fi
+
+if part logins; then
+echo "== Logins: full provider logins per second (a real OpenID Connect provider on loopback) and password logins"
+{ command -v node >/dev/null && [ -d tests/oidc/node_modules/oidc-provider ]; } \
+    || { echo "logins: needs node and npm ci --prefix tests/oidc" >&2; exit 1; }
+node tests/oidc/provider.mjs --redirect-uri "http://127.0.0.1:$PORT/login/complete/OIDC" > "$WORK/peer.txt" 2>/dev/null &
+PEER_PID=$!
+for _ in $(seq 100); do [ -s "$WORK/peer.txt" ] && break; sleep 0.1; done
+ISSUER=$(sed -E 's/.*"issuer":"([^"]+)".*/\1/' "$WORK/peer.txt")
+cat > "$WORK/logins.toml" <<TOML
+public_url = "http://127.0.0.1:$PORT"
+[providers.OIDC]
+kind = "oidc"
+issuer = "$ISSUER"
+client_id = "authledger"
+client_secret = "authledger-secret"
+TOML
+"${BENCH[@]}" seed --store "sqlite://$WORK/logins.db" --tokens 0 --tokens-out "$WORK/none.txt" --login-out "$WORK/loginslogin.txt" --admin >/dev/null
+start_server "sqlite://$WORK/logins.db" --config "$WORK/logins.toml"
+"${BENCH[@]}" logins --base "http://127.0.0.1:$PORT" --admin-token-file "$WORK/loginslogin.txt" --seconds "${DURATION%s}" --concurrency 4
+stop_server
+kill "$PEER_PID" 2>/dev/null || true
 fi

@@ -8,6 +8,9 @@
 //! - `memory`: bytes the token index holds per live token (counted by the
 //!   allocator) and the process's resident-memory growth per token.
 //! - `catch-up`: how long folding the whole log into the projections takes.
+//! - `logins`: full provider logins per second against a running server and
+//!   its OpenID Connect provider (start → the provider's sign-in → the way
+//!   back, straight in), beside local password logins on the same server.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a measurement tool: a failed step must stop it loudly
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -102,6 +105,18 @@ enum Command {
     CatchUp {
         #[arg(long)]
         store: String,
+    },
+    Logins {
+        /// The server's base URL; its provider `OIDC` must know `{base}/login/complete/OIDC`.
+        #[arg(long)]
+        base: String,
+        /// A file holding an Admin's Login token.
+        #[arg(long)]
+        admin_token_file: String,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
     },
 }
 
@@ -319,6 +334,178 @@ async fn catch_up(store: String) {
     log.close().await;
 }
 
+/// A client that does not follow redirects, and cookies kept by name.
+struct Browser {
+    http: reqwest::Client,
+    cookies: BTreeMap<String, String>,
+}
+
+impl Browser {
+    fn new() -> Self {
+        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("a client");
+        Self { http, cookies: BTreeMap::new() }
+    }
+
+    fn keep(&mut self, response: &reqwest::Response) {
+        for cookie in response.headers().get_all("set-cookie") {
+            let text = cookie.to_str().unwrap_or_default();
+            if let Some((name, value)) = text.split(';').next().and_then(|p| p.split_once('=')) {
+                if text.contains("Max-Age=0") {
+                    self.cookies.remove(name);
+                } else {
+                    self.cookies.insert(name.to_owned(), value.to_owned());
+                }
+            }
+        }
+    }
+
+    fn header(&self) -> String {
+        self.cookies.iter().map(|(n, v)| format!("{n}={v}")).collect::<Vec<_>>().join("; ")
+    }
+
+    async fn send(&mut self, request: reqwest::RequestBuilder) -> reqwest::Response {
+        let response = request.header("Cookie", self.header()).send().await.expect("an answer");
+        self.keep(&response);
+        response
+    }
+}
+
+fn location(response: &reqwest::Response) -> String {
+    assert!(response.status().is_redirection(), "expected a redirect, got {}", response.status());
+    response.headers().get("location").and_then(|l| l.to_str().ok()).expect("a Location").to_owned()
+}
+
+/// One full provider login of `sub`: the answer of the way back, and the time
+/// spent in the server's two requests (start, way back).
+async fn provider_login(base: &str, sub: &str) -> (reqwest::Response, std::time::Duration) {
+    let mut ours = Browser::new();
+    let mut theirs = Browser::new();
+    let started = Instant::now();
+    let start = ours.send(ours.http.post(format!("{base}/login/start")).form(&[("provider", "OIDC")])).await;
+    let mut spent = started.elapsed();
+    let authorize = location(&start);
+    let issuer = url::Url::parse(&authorize).expect("the provider's URL");
+    let origin = issuer.origin().ascii_serialization();
+    let absolute = |l: String| if l.starts_with("http") { l } else { format!("{origin}{l}") };
+    let interaction = absolute(location(&theirs.send(theirs.http.get(&authorize)).await));
+    let form = [("login", sub), ("amr", "pwd")];
+    let resume = absolute(location(&theirs.send(theirs.http.post(format!("{interaction}/login")).form(&form)).await));
+    let back = location(&theirs.send(theirs.http.get(&resume)).await);
+    let returned = Instant::now();
+    let done = ours.send(ours.http.get(back).header("Accept", "application/json")).await;
+    spent += returned.elapsed();
+    (done, spent)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// Provider logins per second (each a full flow, straight in), then local
+/// password logins per second, on the same server, `concurrency` at a time.
+async fn logins(base: String, admin_token_file: String, seconds: u64, concurrency: usize) {
+    let admin = std::fs::read_to_string(admin_token_file).expect("the admin's token").trim().to_owned();
+    let http = reqwest::Client::new();
+    let post = |path: &str, body: serde_json::Value| {
+        http.post(format!("{base}{path}")).header("Authorization", &admin).json(&body).send()
+    };
+    assert!(post("/admin/config/provider", serde_json::json!({"provider": "OIDC", "enabled": true})).await.expect("an answer").status().is_success());
+    assert!(post("/admin/config", serde_json::json!({"allowlogin": true})).await.expect("an answer").status().is_success());
+    // One account per task, created through its first sign-in.
+    for task in 0..concurrency {
+        let sub = format!("bench-{task}");
+        let (done, _) = provider_login(&base, &sub).await;
+        if location(&done).ends_with("/me") {
+            continue;
+        }
+        let mut browser = Browser::new();
+        browser.keep(&done);
+        let choice: serde_json::Value =
+            browser.send(browser.http.get(format!("{base}/login/choice")).header("Accept", "application/json")).await.json().await.expect("the choice");
+        let id = choice["create"][0]["id"].as_str().expect("an identity to create from").to_owned();
+        let body = serde_json::json!({"id": id, "user": format!("bench{task}"), "display": "Bench", "email": "bench@example.org"});
+        let created = browser.send(browser.http.post(format!("{base}/login/create")).json(&body)).await;
+        assert_eq!(created.status(), 201, "an account");
+    }
+    let deadline = Instant::now() + std::time::Duration::from_secs(seconds);
+    let started = Instant::now();
+    let runs = (0..concurrency).map(|task| {
+        let base = base.clone();
+        tokio::spawn(async move {
+            let mut times = Vec::new();
+            while Instant::now() < deadline {
+                let began = Instant::now();
+                let (done, spent) = provider_login(&base, &format!("bench-{task}")).await;
+                assert!(location(&done).ends_with("/me"), "straight in");
+                times.push((began.elapsed().as_secs_f64() * 1000.0, spent.as_secs_f64() * 1000.0));
+            }
+            times
+        })
+    });
+    let mut times = Vec::new();
+    for run in runs {
+        times.extend(run.await.expect("a task"));
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let mut whole: Vec<f64> = times.iter().map(|t| t.0).collect();
+    let mut ours: Vec<f64> = times.iter().map(|t| t.1).collect();
+    whole.sort_by(f64::total_cmp);
+    ours.sort_by(f64::total_cmp);
+    println!(
+        "provider logins: {:.0}/s over {elapsed:.1} s at {concurrency} at a time; whole flow p50 {:.1} ms p99 {:.1} ms; \
+         the server's two requests p50 {:.1} ms p99 {:.1} ms",
+        times.len() as f64 / elapsed,
+        percentile(&whole, 0.5),
+        percentile(&whole, 0.99),
+        percentile(&ours, 0.5),
+        percentile(&ours, 0.99)
+    );
+    // The same server's password logins.
+    let created: serde_json::Value = post(
+        "/admin/localaccount/create",
+        serde_json::json!({"user": "runner", "display": "Runner", "email": "runner@example.org"}),
+    )
+    .await
+    .expect("an answer")
+    .json()
+    .await
+    .expect("the temporary password");
+    let password = "a long bench passphrase 2024";
+    let reset = serde_json::json!({"user": "runner", "pwdold": created["pwd"], "pwdnew": password});
+    assert!(http.post(format!("{base}/localaccount/reset")).json(&reset).send().await.expect("an answer").status().is_success());
+    let deadline = Instant::now() + std::time::Duration::from_secs(seconds);
+    let started = Instant::now();
+    let runs = (0..concurrency).map(|_| {
+        let (base, http) = (base.clone(), http.clone());
+        tokio::spawn(async move {
+            let mut times = Vec::new();
+            while Instant::now() < deadline {
+                let began = Instant::now();
+                let body = serde_json::json!({"user": "runner", "pwd": password});
+                let answer = http.post(format!("{base}/localaccount/login")).json(&body).send().await.expect("an answer");
+                assert_eq!(answer.status(), 200, "logged in");
+                times.push(began.elapsed().as_secs_f64() * 1000.0);
+            }
+            times
+        })
+    });
+    let mut times = Vec::new();
+    for run in runs {
+        times.extend(run.await.expect("a task"));
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    times.sort_by(f64::total_cmp);
+    println!(
+        "password logins: {:.0}/s at {concurrency} at a time; p50 {:.1} ms p99 {:.1} ms (argon2id)",
+        times.len() as f64 / elapsed,
+        percentile(&times, 0.5),
+        percentile(&times, 0.99)
+    );
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; drop it.
     let args: Vec<String> = std::env::args().filter(|a| a != "--bench").collect();
@@ -333,5 +520,8 @@ fn main() {
         }
         Command::Memory { tokens } => memory(tokens),
         Command::CatchUp { store } => runtime.block_on(catch_up(store)),
+        Command::Logins { base, admin_token_file, seconds, concurrency } => {
+            runtime.block_on(logins(base, admin_token_file, seconds, concurrency))
+        }
     }
 }
