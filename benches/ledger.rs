@@ -412,8 +412,16 @@ async fn logins(base: String, admin_token_file: String, seconds: u64, concurrenc
     let post = |path: &str, body: serde_json::Value| {
         http.post(format!("{base}{path}")).header("Authorization", &admin).json(&body).send()
     };
-    assert!(post("/admin/config/provider", serde_json::json!({"provider": "OIDC", "enabled": true})).await.expect("an answer").status().is_success());
-    assert!(post("/admin/config", serde_json::json!({"allowlogin": true})).await.expect("an answer").status().is_success());
+    assert!(
+        post("/admin/config/provider", serde_json::json!({"provider": "OIDC", "enabled": true}))
+            .await
+            .expect("an answer")
+            .status()
+            .is_success()
+    );
+    assert!(
+        post("/admin/config", serde_json::json!({"allowlogin": true})).await.expect("an answer").status().is_success()
+    );
     // One account per task, created through its first sign-in.
     for task in 0..concurrency {
         let sub = format!("bench-{task}");
@@ -423,8 +431,12 @@ async fn logins(base: String, admin_token_file: String, seconds: u64, concurrenc
         }
         let mut browser = Browser::new();
         browser.keep(&done);
-        let choice: serde_json::Value =
-            browser.send(browser.http.get(format!("{base}/login/choice")).header("Accept", "application/json")).await.json().await.expect("the choice");
+        let choice: serde_json::Value = browser
+            .send(browser.http.get(format!("{base}/login/choice")).header("Accept", "application/json"))
+            .await
+            .json()
+            .await
+            .expect("the choice");
         let id = choice["create"][0]["id"].as_str().expect("an identity to create from").to_owned();
         let body = serde_json::json!({"id": id, "user": format!("bench{task}"), "display": "Bench", "email": "bench@example.org"});
         let created = browser.send(browser.http.post(format!("{base}/login/create")).json(&body)).await;
@@ -475,7 +487,15 @@ async fn logins(base: String, admin_token_file: String, seconds: u64, concurrenc
     .expect("the temporary password");
     let password = "a long bench passphrase 2024";
     let reset = serde_json::json!({"user": "runner", "pwdold": created["pwd"], "pwdnew": password});
-    assert!(http.post(format!("{base}/localaccount/reset")).json(&reset).send().await.expect("an answer").status().is_success());
+    assert!(
+        http.post(format!("{base}/localaccount/reset"))
+            .json(&reset)
+            .send()
+            .await
+            .expect("an answer")
+            .status()
+            .is_success()
+    );
     let deadline = Instant::now() + std::time::Duration::from_secs(seconds);
     let started = Instant::now();
     let runs = (0..concurrency).map(|_| {
@@ -485,7 +505,8 @@ async fn logins(base: String, admin_token_file: String, seconds: u64, concurrenc
             while Instant::now() < deadline {
                 let began = Instant::now();
                 let body = serde_json::json!({"user": "runner", "pwd": password});
-                let answer = http.post(format!("{base}/localaccount/login")).json(&body).send().await.expect("an answer");
+                let answer =
+                    http.post(format!("{base}/localaccount/login")).json(&body).send().await.expect("an answer");
                 assert_eq!(answer.status(), 200, "logged in");
                 times.push(began.elapsed().as_secs_f64() * 1000.0);
             }

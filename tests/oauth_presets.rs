@@ -280,6 +280,38 @@ async fn globus_brings_several_identities(store: TestStore) {
     h.finish().await;
 }
 
+async fn post_json(h: &Harness, path: &str, cookies: &str, body: Value) -> Answer {
+    let request = no_redirects()
+        .post(h.url(path))
+        .header("Accept", "application/json")
+        .header("Content-Type", "application/json")
+        .header("Cookie", cookies)
+        .body(body.to_string());
+    h.send(request).await
+}
+
+/// One Globus sign-in whose identities belong to two accounts: the choice
+/// lists both, and a pick logs in to the one chosen.
+async fn a_pick_among_several_accounts(store: TestStore) {
+    let h = harness(store).await;
+    let body = |sub: &str, user: &str| json!({"id": id("Globus", sub), "user": user, "display": user, "email": format!("{user}@x.org")});
+    let (_, cookies) = sign_in(&h, "Globus", "multix").await;
+    assert_eq!(post_json(&h, "/login/create", &cookies, body("multix-id", "first")).await.status, 201);
+    let (_, cookies) = sign_in(&h, "Globus", "multix").await;
+    assert_eq!(post_json(&h, "/login/create", &cookies, body("multix-2", "second")).await.status, 201);
+    let (done, cookies) = sign_in(&h, "Globus", "multix").await;
+    assert_eq!(done.header("location").as_deref(), Some("/login/choice"), "two accounts: a choice");
+    let listed = choice(&h, &cookies).await;
+    let users: Vec<&str> =
+        listed["login"].as_array().expect("a list").iter().filter_map(|l| l["user"].as_str()).collect();
+    assert_eq!(users, ["first", "second"]);
+    assert_eq!(listed["create"].as_array().map(Vec::len), Some(1), "multix-3 is still new");
+    let picked = post_json(&h, "/login/pick", &cookies, json!({"id": id("Globus", "multix-2")})).await;
+    assert_eq!(picked.status, 200, "{}", picked.text);
+    assert_eq!(picked.json()["token"]["user"], json!("second"));
+    h.finish().await;
+}
+
 async fn globus_failures_are_upstreams_words(store: TestStore) {
     let h = harness(store).await;
     let (done, _) = sign_in(&h, "Globus", "badaud").await;
@@ -337,4 +369,9 @@ macro_rules! on_both_stores {
     )*};
 }
 
-on_both_stores!(globus_brings_several_identities, globus_failures_are_upstreams_words, orcid_signs_in_by_its_id);
+on_both_stores!(
+    globus_brings_several_identities,
+    a_pick_among_several_accounts,
+    globus_failures_are_upstreams_words,
+    orcid_signs_in_by_its_id
+);

@@ -755,6 +755,42 @@ async fn an_identity_goes_to_one_account(store: TestStore) {
     h.finish().await;
 }
 
+/// A sign-in's state lives 30 minutes at each step; an environment's flow
+/// goes through its own redirect URI and on to its own choice page.
+async fn flows_expire_and_environments_go_their_own_way(store: TestStore) {
+    let Some((h, peer)) = Harness::with_provider_and_manual_clock(store).await else {
+        return;
+    };
+    let (_, admin) = h.administrators().await;
+    set_switches(&h, &admin, json!({"enabled": true})).await;
+    // Sent to the provider, back 31 minutes later: the flow is gone.
+    let started = start(&h, &[("provider", "OIDC")], &[]).await;
+    let mut jar = Jar::default();
+    jar.absorb(&started);
+    let back = peer.sign_in(&location(&started), "late", "pwd").await;
+    h.advance(31 * 60 * 1000);
+    get_with_cookies(&h, &back, &jar).await.assert_error(401, "10020 Invalid token: Temporary token");
+    // A choice left 31 minutes: gone too.
+    let (_, jar) = flow(&h, &peer, "slow").await;
+    assert_eq!(choice(&h, &jar).await.status, 200);
+    h.advance(31 * 60 * 1000);
+    choice(&h, &jar).await.assert_error(401, "10020 Invalid token: Temporary token");
+    // env1: its redirect URI (another public URL) and its own choice page.
+    let urls = json!({"environment": "env1", "completeloginredirect": "https://env1.test/choice"});
+    let set = h.post("/admin/config/environment", Some(&admin), urls).await;
+    assert_eq!(set.status, 204, "{}", set.text);
+    let started = start(&h, &[("provider", "OIDC")], &[("X-Auth-Env", "env1")]).await;
+    let mut jar = Jar::default();
+    jar.absorb(&started);
+    let back = peer.sign_in(&location(&started), "traveller", "pwd").await;
+    assert!(back.starts_with(&format!("http://localhost:{}/login/complete/OIDC", h.server.addr.port())), "{back}");
+    let done = get_with_cookies(&h, &back, &jar).await;
+    assert_eq!(location(&done), "https://env1.test/choice");
+    let environment = set_cookie(&done, "environment").expect("kept for the choice");
+    assert!(environment.starts_with("environment=env1;"), "{environment}");
+    h.finish().await;
+}
+
 macro_rules! on_both_stores {
     ($($case:ident),*) => {$(
         mod $case {
@@ -778,5 +814,6 @@ on_both_stores!(
     choosing_creating_and_picking,
     an_invitations_identity_signs_in,
     linking_and_unlinking,
-    an_identity_goes_to_one_account
+    an_identity_goes_to_one_account,
+    flows_expire_and_environments_go_their_own_way
 );

@@ -317,6 +317,16 @@ impl Harness {
         listener: tokio::net::TcpListener,
         providers: Vec<authledger::app::providers::ProviderSettings>,
     ) -> Self {
+        Self::start_on_with_clock(store, listener, providers, Arc::new(SystemClock)).await
+    }
+
+    /// [`Self::start_on`], on `clock`.
+    pub async fn start_on_with_clock(
+        store: TestStore,
+        listener: tokio::net::TcpListener,
+        providers: Vec<authledger::app::providers::ProviderSettings>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         let port = listener.local_addr().expect("its address").port();
         let bases = [format!("http://127.0.0.1:{port}"), format!("http://localhost:{port}")];
         let mut options = store.options();
@@ -326,7 +336,6 @@ impl Harness {
             public_urls: [("env1".to_owned(), Some(bases[1].clone()))].into(),
         };
         options.ssh.public_url = Some(bases[0].clone());
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let server = Server::start_on(options, clock.clone(), listener).await.expect("the server starts");
         Self {
             store,
@@ -344,6 +353,19 @@ impl Harness {
     /// `env1` as [`Self::start_on`] sets it. `None` when the peer cannot run
     /// here (see [`oidc::Peer::start`]).
     pub async fn with_provider(store: TestStore) -> Option<(Self, oidc::Peer)> {
+        Self::with_provider_on(store, Arc::new(SystemClock)).await
+    }
+
+    /// [`Self::with_provider`] on a clock the test moves (starting now: the
+    /// provider's tokens carry real times).
+    pub async fn with_provider_and_manual_clock(store: TestStore) -> Option<(Self, oidc::Peer)> {
+        let manual = ManualClock::new(SystemClock.now_ms());
+        let (mut harness, peer) = Self::with_provider_on(store, manual.clone()).await?;
+        harness.manual = Some(manual);
+        Some((harness, peer))
+    }
+
+    async fn with_provider_on(store: TestStore, clock: Arc<dyn Clock>) -> Option<(Self, oidc::Peer)> {
         let (listener, bases) = Self::bind().await;
         let redirects: Vec<String> = bases
             .iter()
@@ -358,7 +380,7 @@ impl Harness {
             scopes: vec!["email".into(), "profile".into()],
             extra_params: Vec::new(),
         };
-        Some((Self::start_on(store, listener, vec![provider]).await, peer))
+        Some((Self::start_on_with_clock(store, listener, vec![provider], clock).await, peer))
     }
 
     /// A server with test mode on and a clock the test moves (starting at [`TEST_EPOCH`]).
@@ -626,6 +648,46 @@ impl Harness {
             .header("Origin", &self.base)
             .form(fields);
         self.send(request).await
+    }
+
+    /// A provider round trip as a browser makes it: `path` (`/login/start` or
+    /// `/link/start`) posted with `fields`, `who` signing in at the provider
+    /// (renamed `name` there, if given), the way back; the way back's answer
+    /// and the cookies after it (a `Cookie` header's value).
+    pub async fn through_provider(
+        &self,
+        peer: &oidc::Peer,
+        path: &str,
+        fields: &[(&str, &str)],
+        who: &str,
+        name: Option<&str>,
+    ) -> (Answer, String) {
+        let mut cookies = std::collections::BTreeMap::new();
+        let keep = |answer: &Answer, cookies: &mut std::collections::BTreeMap<String, String>| {
+            for cookie in answer.headers.get_all("set-cookie").iter().filter_map(|c| c.to_str().ok()) {
+                if let Some((k, v)) = cookie.split(';').next().and_then(|p| p.split_once('=')) {
+                    if cookie.contains("Max-Age=0") {
+                        cookies.remove(k);
+                    } else {
+                        cookies.insert(k.to_owned(), v.to_owned());
+                    }
+                }
+            }
+        };
+        let started =
+            self.send(no_redirects().post(self.url(path)).header("Accept", "application/json").form(fields)).await;
+        assert_eq!(started.status, 303, "{}", started.text);
+        keep(&started, &mut cookies);
+        let authorize = started.header("location").expect("the provider");
+        let back = peer.sign_in_named(&authorize, who, "pwd", name).await;
+        let header = |cookies: &std::collections::BTreeMap<String, String>| {
+            cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")
+        };
+        let done = self
+            .send(no_redirects().get(back).header("Accept", "application/json").header("Cookie", header(&cookies)))
+            .await;
+        keep(&done, &mut cookies);
+        (done, header(&cookies))
     }
 
     /// An Agent token for the holder of `login`.

@@ -26,7 +26,12 @@ impl Peer {
     /// A provider that sends its client back to `redirects`; `None` (after a
     /// loud message) when node or the peer's packages are missing and not required.
     pub async fn start(redirects: &[String]) -> Option<Self> {
-        let folder = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/oidc");
+        // The workspace's `tests/oidc`, from this crate or a member crate (`replay`).
+        let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let folder = [here.join("tests/oidc"), here.join("../tests/oidc")]
+            .into_iter()
+            .find(|f| f.join("provider.mjs").exists())
+            .unwrap_or_else(|| here.join("tests/oidc"));
         let ready = folder.join("node_modules/oidc-provider").exists()
             && std::process::Command::new("node").arg("--version").output().is_ok_and(|o| o.status.success());
         if !ready {
@@ -59,9 +64,15 @@ impl Peer {
     /// browser at `authorize`; where the provider sends the browser back
     /// (the client's redirect URI with `code`, `state` and `iss`).
     pub async fn sign_in(&self, authorize: &str, account: &str, methods: &str) -> String {
+        self.sign_in_named(authorize, account, methods, None).await
+    }
+
+    /// [`Self::sign_in`], the provider calling the person `name` from now on.
+    pub async fn sign_in_named(&self, authorize: &str, account: &str, methods: &str, name: Option<&str>) -> String {
         let mut browser = Browser::default();
         let interaction = location_of(browser.get(authorize).await);
-        let form = [("login", account), ("amr", methods)];
+        let mut form = vec![("login", account), ("amr", methods)];
+        form.extend(name.map(|n| ("name", n)));
         let resume = location_of(browser.post(&format!("{}/login", self.url(&interaction)), &form).await);
         location_of(browser.get(&self.url(&resume)).await)
     }

@@ -6,7 +6,8 @@
 //
 // Its sign-in is a test's form, not a person's: `POST /interaction/{uid}/login`
 // with `login=<account id>` and `amr=<methods, comma separated>` signs in and
-// consents at once; `GET /interaction/{uid}/abort` answers `access_denied`.
+// consents at once (a `name` field renames the account from then on);
+// `GET /interaction/{uid}/abort` answers `access_denied`.
 // Accounts exist for any id: `<id>@example.org`, verified unless the id starts
 // with `unverified-`. `POST /_test/tamper` corrupts the signature of the next
 // ID token the token endpoint hands out.
@@ -24,6 +25,7 @@ const server = http.createServer();
 await new Promise((ready) => server.listen(Number(args.port), '127.0.0.1', ready));
 const issuer = `http://127.0.0.1:${server.address().port}`;
 let tamper = false;
+const names = new Map(); // account id → the full name a sign-in gave it (default `User <id>`)
 
 const provider = new Provider(issuer, {
   clients: [{
@@ -50,7 +52,7 @@ const provider = new Provider(issuer, {
       sub,
       email: `${sub.replace(/^unverified-/, '')}@example.org`,
       email_verified: !sub.startsWith('unverified-'),
-      name: `User ${sub}`,
+      name: names.get(sub) ?? `User ${sub}`,
       preferred_username: sub,
     }),
   }),
@@ -78,6 +80,7 @@ server.on('request', async (req, res) => {
       const grant = new provider.Grant({ accountId: fields.get('login'), clientId: params.client_id });
       grant.addOIDCScope(params.scope);
       const amr = fields.get('amr') ? fields.get('amr').split(',') : undefined;
+      if (fields.get('name')) names.set(fields.get('login'), fields.get('name'));
       return finish(req, res, { login: { accountId: fields.get('login'), amr }, consent: { grantId: await grant.save() } });
     }
     if (match?.[3] === '/abort') return finish(req, res, { error: 'access_denied' });
