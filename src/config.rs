@@ -254,6 +254,21 @@ impl FileConfig {
             if let Some(unsafe_url) = urls.into_iter().find(|u| !is_safe_provider_url(u)) {
                 return Err(invalid(name, format!("{unsafe_url:?} is not an https URL (http only on loopback)")));
             }
+            // Upstream hashes its fixed names into identity ids: another name
+            // here gives ids that do not match an auth2 deployment's data.
+            let upstream = match table.kind.as_str() {
+                "google" => Some("Google"),
+                "globus" => Some("Globus"),
+                "orcid" => Some("OrcID"),
+                _ => None,
+            };
+            if let Some(upstream) = upstream.filter(|u| u != name) {
+                tracing::warn!(
+                    provider = %name,
+                    upstream,
+                    "identity ids are hashed from the provider's name: name the table {upstream} for ids that match KBase auth2's"
+                );
+            }
             let default_scopes = match kind {
                 ProviderKind::Oidc { .. } => vec!["email".into(), "profile".into()],
                 _ => Vec::new(),

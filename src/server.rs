@@ -139,6 +139,8 @@ impl Server {
         });
         let sweeper = start_secret_sweeper(ledger.clone());
         let flow_sweeper = start_flow_sweeper(sign_in.clone(), ledger.clone());
+        let discovering = sign_in.clone();
+        tokio::spawn(async move { discovering.discover().await });
         Ok(Self { addr, ledger, test_mode, shutdown, task, sweeper, sign_in, flow_sweeper })
     }
 

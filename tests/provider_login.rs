@@ -175,6 +175,11 @@ async fn starting_and_coming_back(store: TestStore) {
     set_switches(&h, &admin, json!({"enabled": true})).await;
     let page = h.page("/login", None).await;
     assert!(page.text.contains(r#"value="OIDC""#) && !page.text.contains("Sorry"), "{}", page.text);
+    // Its form may lead (through redirects) to the provider and back through env1's URL.
+    let policy = page.header("content-security-policy").unwrap_or_default();
+    let port = h.server.addr.port();
+    assert!(policy.contains("form-action 'self' ") && policy.contains(&peer.issuer), "{policy}");
+    assert!(policy.contains(&format!("http://localhost:{port}")), "{policy}");
     // #4: any case; the authorization request and the process cookies.
     let started = start(&h, &[("provider", "oidc")], &[]).await;
     let authorize = url::Url::parse(&location(&started)).expect("a URL");

@@ -54,7 +54,7 @@ pub async fn page(State(state): State<AppState>, context: RequestContext) -> Res
     let view = state.token_view(&token)?;
     let user = state.user_of(&view)?;
     let providers = if user.local { Vec::new() } else { state.sign_in.enabled(&state.ledger) };
-    let origins = if user.local { Vec::new() } else { state.sign_in.sign_in_origins(&state.ledger).await };
+    let origins = if user.local { Vec::new() } else { state.sign_in.form_targets(&state.ledger, Purpose::Link) };
     pages::account::link(&user, providers, &origins)
 }
 
@@ -76,6 +76,10 @@ pub async fn start(State(state): State<AppState>, context: RequestContext, body:
     let found = state.sign_in.provider(&state.ledger, provider)?;
     state.sign_in.redirect_uri(found, environment.as_deref(), Purpose::Link)?;
     let caller = state.login_caller(&token, None)?;
+    // A restart replaces the link the browser still has under way.
+    if let Some(previous) = link_cookie(&context.headers) {
+        state.sign_in.forget(&state.ledger, &previous).await?;
+    }
     let started = links::start(&state.sign_in, &state.ledger, &caller.user, provider, environment.as_deref()).await?;
     let cookies = vec![
         match &environment {
@@ -98,19 +102,11 @@ pub async fn complete(
     if let Some(error) = query.error.as_deref().filter(|e| !is_blank(Some(e))) {
         // The choice page's address first: nothing is kept for a way back that cannot go on.
         state.sign_in.urls(&state.ledger, environment.as_deref())?;
-        let client = context.client_ip(state.ignore_ip());
+        let quota = context.quota_key();
         let replacing = link_cookie(&context.headers);
-        let (token, expires) = state
-            .sign_in
-            .fail(
-                &state.ledger,
-                &provider,
-                error,
-                Purpose::Link,
-                replacing.as_deref(),
-                Holder::Client(client.as_deref()),
-            )
-            .await?;
+        let holder = Holder::Client(Some(&quota));
+        let (token, expires) =
+            state.sign_in.fail(&state.ledger, &provider, error, Purpose::Link, replacing.as_deref(), holder).await?;
         return delayed(&state, environment.as_deref(), &token, expires);
     }
     let token = required_link_cookie(&context.headers)?;

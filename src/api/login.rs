@@ -124,7 +124,7 @@ impl LoginCookies {
 /// `GET /login`: the providers to sign in with.
 pub async fn page(State(state): State<AppState>, context: RequestContext) -> Result<Response, ApiError> {
     let providers = state.sign_in.enabled(&state.ledger);
-    let origins = state.sign_in.sign_in_origins(&state.ledger).await;
+    let origins = state.sign_in.form_targets(&state.ledger, Purpose::Login);
     pages::account::provider_login(Nav::from_cookie(&state, &context.headers), providers, &origins)
 }
 
@@ -140,8 +140,12 @@ pub async fn start(State(state): State<AppState>, context: RequestContext, body:
     if let Some(url) = redirect {
         logins::check_redirect(&state.sign_in, &state.ledger, environment.as_deref(), url)?;
     }
-    let client = context.client_ip(state.ignore_ip());
-    let holder = Holder::Client(client.as_deref());
+    let quota = context.quota_key();
+    // A restart replaces the flow of the cookie the browser still has.
+    if let Some(previous) = LoginCookies::of(&context.headers).token {
+        state.sign_in.forget(&state.ledger, &previous).await?;
+    }
+    let holder = Holder::Client(Some(&quota));
     let started = state.sign_in.send(&state.ledger, provider, environment.as_deref(), Purpose::Login, holder).await?;
     let session = if form.checked("stayloggedin") { "false" } else { "true" };
     let cookies = vec![
@@ -181,7 +185,8 @@ pub async fn complete(
     if let Some(error) = query.error.as_deref().filter(|e| !is_blank(Some(e))) {
         // The choice page's address first: nothing is kept for a way back that cannot go on.
         state.sign_in.urls(&state.ledger, cookies.environment.as_deref())?;
-        let holder = Holder::Client(client.ip.as_deref());
+        let quota = context.quota_key();
+        let holder = Holder::Client(Some(&quota));
         let replacing = cookies.token.as_deref();
         let (token, expires) =
             state.sign_in.fail(&state.ledger, &provider, error, Purpose::Login, replacing, holder).await?;
@@ -198,7 +203,7 @@ pub async fn complete(
         state: query.state.as_deref(),
         environment: cookies.environment.as_deref(),
     };
-    let completion = Completion { back, client };
+    let completion = Completion { back, client, quota: context.quota_key() };
     let metadata = context.anonymous_metadata(ignore_ip);
     match logins::complete(&state.sign_in, &state.ledger, completion, &metadata).await? {
         LoginCompleted::LoggedIn { value, token } => Ok(logged_in(&state, &cookies, redirect, &value, &token)),

@@ -385,6 +385,38 @@ impl RequestContext {
         if ignore_ip { self.socket_ip.clone() } else { self.forwarded_ip.clone().or_else(|| self.socket_ip.clone()) }
     }
 
+    /// Whom a bound on unauthenticated state counts this request against: an
+    /// address the client cannot choose. The connection's own address; when
+    /// that is a loopback or private address (a reverse proxy in front), the
+    /// address that proxy vouches for — the last `X-Forwarded-For` entry (the
+    /// first ones are the client's to write), else `X-Real-IP`. IPv6
+    /// addresses count by their /64.
+    pub fn quota_key(&self) -> String {
+        use std::net::IpAddr;
+        let parse = |text: &str| text.trim().parse::<IpAddr>().ok();
+        let socket = self.socket_ip.as_deref().and_then(parse);
+        let proxied = socket.is_none_or(|ip| match ip {
+            IpAddr::V4(v4) => v4.is_loopback() || v4.is_private(),
+            IpAddr::V6(v6) => v6.is_loopback() || (v6.segments()[0] & 0xfe00) == 0xfc00,
+        });
+        let vouched = || {
+            let header = |name: &str| self.headers.get(name).and_then(|v| v.to_str().ok());
+            header("x-forwarded-for")
+                .and_then(|list| list.rsplit(',').next())
+                .and_then(parse)
+                .or_else(|| header("x-real-ip").and_then(parse))
+        };
+        let address = if proxied { vouched().or(socket) } else { socket };
+        match address {
+            Some(IpAddr::V6(v6)) => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+            Some(IpAddr::V4(v4)) => v4.to_string(),
+            None => "unknown".to_owned(),
+        }
+    }
+
     /// Metadata for the events this request causes.
     pub fn metadata(&self, actor: &UserName, ignore_ip: bool) -> EventMetadata {
         self.metadata_of(actor.as_str(), ignore_ip)
@@ -449,6 +481,30 @@ mod tests {
         assert_eq!(ctx.get("b").map(String::as_str), Some("2"));
         let error = parse_context_string(Some("a, 1, 2")).expect_err("bad pair");
         assert_eq!(error.to_string(), "30001 Illegal input parameter: Bad key/value pair in custom context: a, 1, 2");
+    }
+
+    fn context(socket: &str, forwarded: Option<&str>) -> RequestContext {
+        let mut headers = HeaderMap::new();
+        if let Some(forwarded) = forwarded {
+            headers.insert("x-forwarded-for", forwarded.parse().expect("header"));
+        }
+        RequestContext {
+            call_id: String::new(),
+            socket_ip: Some(socket.into()),
+            forwarded_ip: None,
+            user_agent: None,
+            headers,
+        }
+    }
+
+    #[test]
+    fn a_quota_counts_an_address_the_client_cannot_choose() {
+        // No proxy: the connection's address, whatever the headers claim.
+        assert_eq!(context("203.0.113.7", Some("198.51.100.1")).quota_key(), "203.0.113.7");
+        // Behind a proxy: what the proxy added (the last entry), not what the client wrote first.
+        assert_eq!(context("10.0.0.2", Some("1.2.3.4, 198.51.100.9")).quota_key(), "198.51.100.9");
+        assert_eq!(context("127.0.0.1", Some("garbage")).quota_key(), "127.0.0.1");
+        assert_eq!(context("2001:db8:1:2:3:4:5:6", None).quota_key(), "2001:db8:1:2::/64");
     }
 
     #[test]

@@ -88,6 +88,8 @@ pub enum LoginCompleted {
 pub struct Completion<'a> {
     pub back: Back<'a>,
     pub client: ClientInfo,
+    /// Whom the choice's flow counts against (see `Holder::Client`).
+    pub quota: String,
 }
 
 /// Completes a login (upstream §4.3 from step 5): the identities back from
@@ -118,7 +120,7 @@ pub async fn complete(
     let provider = received.provider.clone();
     let choosing = Choosing { provider: received.provider, identities: received.returned, mfa: received.mfa };
     let token = random_value();
-    let holder = Holder::Client(completion.client.ip.as_deref());
+    let holder = Holder::Client(Some(&completion.quota));
     let expires =
         sign_in.put_as(ledger, &token, FlowStep::LoginChoice, holder, &provider, &choosing, LOGIN_LIFETIME_MS).await?;
     Ok(LoginCompleted::Choose { token, expires })

@@ -214,20 +214,51 @@ impl SignIn {
         names
     }
 
-    /// Where the enabled providers sign people in (their authorization
-    /// origins): a page's forms that send a browser there must be allowed to.
-    /// A provider that cannot be reached now is left out (its start fails anyway).
-    pub async fn sign_in_origins(&self, ledger: &Ledger) -> Vec<String> {
-        let mut origins = Vec::new();
-        for name in self.enabled(ledger) {
-            if let Some(provider) = self.providers.get(&name)
-                && let Ok(origin) = provider.authorization_origin().await
-                && !origins.contains(&origin)
+    /// Every origin a `purpose` flow started from a page's form may take the
+    /// browser to without another page in between (a browser checks a form's
+    /// redirects against the page's `form-action`): the enabled providers'
+    /// sign-in pages, the environments' public URLs (their way back), and the
+    /// redirect URLs an administrator set for the flow's next steps.
+    pub fn form_targets(&self, ledger: &Ledger, purpose: Purpose) -> Vec<String> {
+        let mut urls: Vec<String> = self
+            .enabled(ledger)
+            .iter()
+            .filter_map(|name| self.providers.get(name))
+            .filter_map(|provider| provider.authorization_origin().ok())
+            .collect();
+        urls.extend(self.providers.environments.public_urls.values().flatten().cloned());
+        let model = ledger.model.read();
+        let sets = std::iter::once(&model.config.redirects).chain(model.config.environments.values());
+        for set in sets {
+            let next = match purpose {
+                Purpose::Login => [&set.allowed_login, &set.complete_login],
+                Purpose::Link => [&set.post_link, &set.complete_link],
+            };
+            urls.extend(next.into_iter().flatten().cloned());
+        }
+        let mut origins: Vec<String> = urls
+            .iter()
+            .filter_map(|u| url::Url::parse(u).ok())
+            .map(|u| u.origin())
+            .filter(url::Origin::is_tuple)
+            .map(|o| o.ascii_serialization())
+            .collect();
+        origins.sort();
+        origins.dedup();
+        origins
+    }
+
+    /// Looks each OpenID Connect provider up now (discovery), so the first
+    /// sign-in page already knows where its form leads; failures are logged
+    /// (a later sign-in tries again).
+    pub async fn discover(&self) {
+        for name in self.providers.names() {
+            if let Some(provider) = self.providers.get(name)
+                && let Err(error) = provider.discover().await
             {
-                origins.push(origin);
+                tracing::warn!(provider = name, %error, "cannot discover the provider yet");
             }
         }
-        origins
     }
 
     /// Whether `environment` (if any) is configured; 400 50040 otherwise.
@@ -333,13 +364,13 @@ impl SignIn {
             )
             .into());
         }
-        // Single use: a second way back with the same cookie finds nothing.
-        let started: Opened<Started> = self.take(ledger, back.token, purpose.started()).await?;
         if started.flow.provider.as_deref() != Some(provider.name()) {
             let detail = format!("the {} was started at another provider", purpose.path());
             return Err(AuthError::new(ErrorType::IdentityRetrievalFailed, detail).into());
         }
         let redirect = self.redirect_uri(provider, back.environment, purpose)?;
+        // Single use: a second way back with the same cookie finds nothing.
+        let started: Opened<Started> = self.take(ledger, back.token, purpose.started()).await?;
         let answer = provider
             .complete(back.code, &started.data.verifier, &started.data.nonce, &redirect)
             .await

@@ -119,7 +119,7 @@ pub enum IdentityClaimCommand {
     /// holds it — unless its claim was made before `takeover_before` (the
     /// application gives that only when no account has the identity: a claim
     /// whose link or release was lost to a crash). Claiming an identity one
-    /// already holds records nothing.
+    /// already holds renews the claim.
     Claim { id: IdentityId, user: UserName, takeover_before: Option<i64>, at: i64 },
     /// Releases the identity if `user` holds it.
     Release { user: UserName, at: i64 },
@@ -139,7 +139,11 @@ impl IdentityClaim {
             IdentityClaimCommand::Claim { user, at, .. } if self.owner.is_none() => {
                 vec![IdentityClaimEvent::IdentityClaimed { user, at }]
             }
-            IdentityClaimCommand::Claim { user, .. } if self.owner.as_ref() == Some(&user) => Vec::new(),
+            // The holder claiming again renews the claim (and moves the
+            // stream on, so a takeover racing with it conflicts).
+            IdentityClaimCommand::Claim { user, at, .. } if self.owner.as_ref() == Some(&user) => {
+                vec![IdentityClaimEvent::IdentityClaimed { user, at }]
+            }
             IdentityClaimCommand::Claim { user, takeover_before: Some(before), at, .. } if self.claimed_at < before => {
                 vec![IdentityClaimEvent::IdentityClaimed { user, at }]
             }
@@ -237,6 +241,20 @@ mod tests {
             })
             .await
             .then_expect_events(vec![IdentityClaimEvent::IdentityClaimed { user: name("alice"), at: 3 }]);
+    }
+
+    #[tokio::test]
+    async fn the_holder_claiming_again_renews_the_claim() {
+        TestFramework::<IdentityClaim>::with(())
+            .given(vec![IdentityClaimEvent::IdentityClaimed { user: name("bob"), at: 1 }])
+            .when_async(IdentityClaimCommand::Claim {
+                id: IdentityId::of("OIDC", "s1"),
+                user: name("bob"),
+                takeover_before: None,
+                at: 7,
+            })
+            .await
+            .then_expect_events(vec![IdentityClaimEvent::IdentityClaimed { user: name("bob"), at: 7 }]);
     }
 
     #[tokio::test]

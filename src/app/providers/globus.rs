@@ -100,8 +100,10 @@ pub(super) async fn complete(
     for entry in found["identities"].as_array().into_iter().flatten() {
         secondary.push(identity(&settings.name, entry, "id")?);
     }
-    let mut received: Vec<String> = secondary.iter().map(|i| i.id.clone()).collect();
-    received.sort();
+    // Compared as sets, as upstream does: an identity Globus lists twice counts once.
+    secondary.sort_by(|a, b| a.id.cmp(&b.id));
+    secondary.dedup_by(|a, b| a.id == b.id);
+    let received: Vec<String> = secondary.iter().map(|i| i.id.clone()).collect();
     if received != wanted {
         return Err(ProviderError::Retrieval(format!(
             "Requested secondary identities do not match recieved: [{}] vs [{}]",

@@ -215,11 +215,27 @@ impl Provider {
         Ok(client)
     }
 
-    /// The origin (`scheme://host[:port]`) a browser is sent to sign in at.
-    pub async fn authorization_origin(&self) -> Result<String, ProviderError> {
+    /// Discovers an OpenID Connect provider's metadata and keys now (nothing for the others).
+    pub async fn discover(&self) -> Result<(), ProviderError> {
+        match self.settings.kind {
+            ProviderKind::Oidc { .. } => self.client(false).await.map(|_| ()),
+            _ => Ok(()),
+        }
+    }
+
+    /// The origin (`scheme://host[:port]`) a browser is sent to sign in at:
+    /// from the metadata already discovered, else the issuer's (never a
+    /// request to the provider: a page that asks must not wait on one).
+    pub fn authorization_origin(&self) -> Result<String, ProviderError> {
         let url = match &self.settings.kind {
             ProviderKind::Globus(endpoints) | ProviderKind::Orcid(endpoints) => endpoints.authorize_url.clone(),
-            ProviderKind::Oidc { .. } => self.client(false).await?.auth_uri().url().to_string(),
+            ProviderKind::Oidc { issuer } => match self.client.try_lock() {
+                Ok(cached) => match cached.as_ref() {
+                    Some((client, _)) => client.auth_uri().url().to_string(),
+                    None => issuer.clone(),
+                },
+                Err(_) => issuer.clone(),
+            },
         };
         let parsed = Url::parse(&url).map_err(|e| ProviderError::Settings(format!("authorization URL: {e}")))?;
         Ok(parsed.origin().ascii_serialization())
