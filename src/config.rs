@@ -84,6 +84,9 @@ pub struct ProviderTable {
     pub token_url: Option<String>,
     /// Globus, ORCID: the base URL of the provider's API.
     pub api_url: Option<String>,
+    /// Globus: only the identity the person signed in with, not those linked
+    /// to it at Globus (upstream's custom key `ignore-secondary-identities`).
+    pub ignore_secondary_identities: Option<bool>,
 }
 
 impl std::fmt::Debug for ProviderTable {
@@ -98,6 +101,7 @@ impl std::fmt::Debug for ProviderTable {
             .field("authorize_url", &self.authorize_url)
             .field("token_url", &self.token_url)
             .field("api_url", &self.api_url)
+            .field("ignore_secondary_identities", &self.ignore_secondary_identities)
             .finish()
     }
 }
@@ -204,6 +208,9 @@ impl FileConfig {
             if client_secret.is_empty() || table.client_id.trim().is_empty() {
                 return Err(invalid(name, "client_id and the client secret must not be blank".into()));
             }
+            if table.ignore_secondary_identities.is_some() && table.kind != "globus" {
+                return Err(invalid(name, "ignore_secondary_identities is for globus".into()));
+            }
             let endpoints_given = table.authorize_url.is_some() || table.token_url.is_some() || table.api_url.is_some();
             let (kind, extra_params) = match table.kind.as_str() {
                 "oidc" | "google" if endpoints_given => {
@@ -237,7 +244,10 @@ impl FileConfig {
                         api_url: table.api_url.clone().unwrap_or(preset.api_url).trim().to_owned(),
                     };
                     let kind = match table.kind.as_str() {
-                        "globus" => ProviderKind::Globus(endpoints),
+                        "globus" => ProviderKind::Globus {
+                            endpoints,
+                            secondary_identities: !table.ignore_secondary_identities.unwrap_or(false),
+                        },
                         _ => ProviderKind::Orcid(endpoints),
                     };
                     (kind, Vec::new())
@@ -249,7 +259,9 @@ impl FileConfig {
             // Discovery, the keys, the codes and the client secret travel to these URLs.
             let urls: Vec<&str> = match &kind {
                 ProviderKind::Oidc { issuer } => vec![issuer],
-                ProviderKind::Globus(e) | ProviderKind::Orcid(e) => vec![&e.authorize_url, &e.token_url, &e.api_url],
+                ProviderKind::Globus { endpoints: e, .. } | ProviderKind::Orcid(e) => {
+                    vec![&e.authorize_url, &e.token_url, &e.api_url]
+                }
             };
             if let Some(unsafe_url) = urls.into_iter().find(|u| !is_safe_provider_url(u)) {
                 return Err(invalid(name, format!("{unsafe_url:?} is not an https URL (http only on loopback)")));
@@ -501,7 +513,8 @@ mod tests {
                     token_url = \"http://127.0.0.1:9/token\"\n";
         let config = FileConfig::parse(text).unwrap_or_else(|e| panic!("{e}"));
         let providers = config.provider_settings().unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(providers[0].kind, ProviderKind::Globus(Endpoints::globus()));
+        let globus = ProviderKind::Globus { endpoints: Endpoints::globus(), secondary_identities: true };
+        assert_eq!(providers[0].kind, globus);
         let orcid = Endpoints { token_url: "http://127.0.0.1:9/token".into(), ..Endpoints::orcid() };
         assert_eq!(providers[1].kind, ProviderKind::Orcid(orcid));
         let plain = "[providers.X]\nkind = \"orcid\"\nclient_id = \"o\"\nclient_secret = \"s\"\napi_url = \"http://pub.orcid.org\"\n";

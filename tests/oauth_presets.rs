@@ -88,6 +88,9 @@ async fn introspect(headers: HeaderMap, Form(f): Form<HashMap<String, String>>) 
         return globus_error(StatusCode::UNAUTHORIZED, "invalid_client");
     }
     let who = f.get("token").and_then(|t| t.strip_prefix("AT-")).unwrap_or_default().to_owned();
+    // Without `include=identities_set`, Globus lists no linked identities.
+    let linked = f.get("include").map(String::as_str) == Some("identities_set");
+    let set = if linked { globus_ids(&who) } else { Vec::new() };
     let audience = if who == "badaud" { "someone-else" } else { CLIENT };
     Json(json!({
         "active": true,
@@ -96,7 +99,7 @@ async fn introspect(headers: HeaderMap, Form(f): Form<HashMap<String, String>>) 
         "username": format!("{who}@globusid.org"),
         "name": format!("Globus {who}"),
         "email": format!("{who}@example.org"),
-        "identities_set": globus_ids(&who),
+        "identities_set": set,
     }))
     .into_response()
 }
@@ -168,13 +171,20 @@ async fn harness(store: TestStore) -> Harness {
         extra_params: Vec::new(),
     };
     let providers = vec![
-        provider("Globus", ProviderKind::Globus(endpoints("/v2/oauth2/token"))),
+        provider(
+            "Globus",
+            ProviderKind::Globus { endpoints: endpoints("/v2/oauth2/token"), secondary_identities: true },
+        ),
+        provider(
+            "GlobusPrimary",
+            ProviderKind::Globus { endpoints: endpoints("/v2/oauth2/token"), secondary_identities: false },
+        ),
         provider("OrcID", ProviderKind::Orcid(endpoints("/oauth/token"))),
     ];
     let (listener, _) = Harness::bind().await;
     let h = Harness::start_on(store, listener, providers).await;
     let (_, admin) = h.administrators().await;
-    for name in ["Globus", "OrcID"] {
+    for name in ["Globus", "GlobusPrimary", "OrcID"] {
         let enabled = h.post("/admin/config/provider", Some(&admin), json!({"provider": name, "enabled": true})).await;
         assert_eq!(enabled.status, 204, "{}", enabled.text);
     }
@@ -263,6 +273,11 @@ async fn globus_brings_several_identities(store: TestStore) {
     // All linked to one account: straight in.
     let (done, _) = sign_in(&h, "Globus", "multi").await;
     assert_eq!(done.header("location").as_deref(), Some("/me"), "{}", done.text);
+    // Upstream's ignore-secondary-identities: only the identity signed in with.
+    let (_, cookies) = sign_in(&h, "GlobusPrimary", "multi").await;
+    let listed = choice(&h, &cookies).await;
+    assert_eq!(listed["create"].as_array().map(Vec::len), Some(1), "{listed}");
+    assert_eq!(listed["create"][0]["id"], json!(id("GlobusPrimary", "multi-id")));
     // A form's linkall=false links only the chosen one.
     let (_, cookies) = sign_in(&h, "Globus", "multiple").await;
     let fields = [

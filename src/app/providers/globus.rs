@@ -35,15 +35,22 @@ pub(super) fn authorize(
     Ok(Authorization { url, pkce_verifier: verifier, nonce: String::new() })
 }
 
+/// What the way back brings to exchange, and whether to ask for the linked identities.
+pub(super) struct Exchange<'a> {
+    pub code: &'a str,
+    pub verifier: &'a str,
+    pub redirect: &'a str,
+    pub secondary_identities: bool,
+}
+
 /// The code exchanged for an access token, its introspection, the linked identities.
 pub(super) async fn complete(
     http: &reqwest::Client,
     settings: &ProviderSettings,
     endpoints: &Endpoints,
-    code: &str,
-    verifier: &str,
-    redirect: &str,
+    exchange: Exchange<'_>,
 ) -> Result<Vec<ProviderIdentity>, ProviderError> {
+    let Exchange { code, verifier, redirect, secondary_identities } = exchange;
     let form =
         [("code", code), ("code_verifier", verifier), ("redirect_uri", redirect), ("grant_type", "authorization_code")];
     let response = http
@@ -61,7 +68,11 @@ pub(super) async fn complete(
         .post(introspect_url)
         .basic_auth(&settings.client_id, Some(&settings.client_secret))
         .header("Accept", "application/json")
-        .form(&[("token", access.as_str()), ("include", "identities_set")])
+        .form(&if secondary_identities {
+            vec![("token", access.as_str()), ("include", "identities_set")]
+        } else {
+            vec![("token", access.as_str())]
+        })
         .send()
         .await;
     let introspected = json_of(response, SERVICE, "Primary identity retrieval failed: ", ErrorShape::Globus).await?;

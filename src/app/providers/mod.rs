@@ -70,7 +70,13 @@ pub enum ProviderKind {
     Oidc {
         issuer: String,
     },
-    Globus(Endpoints),
+    /// Globus; `secondary_identities`: also the identities linked to the
+    /// person's at Globus (upstream's custom key `ignore-secondary-identities`
+    /// turns them off).
+    Globus {
+        endpoints: Endpoints,
+        secondary_identities: bool,
+    },
     Orcid(Endpoints),
 }
 
@@ -228,7 +234,7 @@ impl Provider {
     /// request to the provider: a page that asks must not wait on one).
     pub fn authorization_origin(&self) -> Result<String, ProviderError> {
         let url = match &self.settings.kind {
-            ProviderKind::Globus(endpoints) | ProviderKind::Orcid(endpoints) => endpoints.authorize_url.clone(),
+            ProviderKind::Globus { endpoints, .. } | ProviderKind::Orcid(endpoints) => endpoints.authorize_url.clone(),
             ProviderKind::Oidc { issuer } => match self.client.try_lock() {
                 Ok(cached) => match cached.as_ref() {
                     Some((client, _)) => client.auth_uri().url().to_string(),
@@ -246,7 +252,9 @@ impl Provider {
     pub async fn authorize(&self, state: &str, redirect: &str) -> Result<Authorization, ProviderError> {
         match &self.settings.kind {
             ProviderKind::Oidc { .. } => {}
-            ProviderKind::Globus(endpoints) => return globus::authorize(&self.settings, endpoints, state, redirect),
+            ProviderKind::Globus { endpoints, .. } => {
+                return globus::authorize(&self.settings, endpoints, state, redirect);
+            }
             ProviderKind::Orcid(endpoints) => return orcid::authorize(&self.settings, endpoints, state, redirect),
         }
         let client = self.client(false).await?;
@@ -276,8 +284,14 @@ impl Provider {
     ) -> Result<Vec<ProviderIdentity>, ProviderError> {
         match &self.settings.kind {
             ProviderKind::Oidc { .. } => Ok(vec![self.complete_oidc(code, pkce_verifier, nonce, redirect).await?]),
-            ProviderKind::Globus(endpoints) => {
-                globus::complete(&self.http, &self.settings, endpoints, code, pkce_verifier, redirect).await
+            ProviderKind::Globus { endpoints, secondary_identities } => {
+                let exchange = globus::Exchange {
+                    code,
+                    verifier: pkce_verifier,
+                    redirect,
+                    secondary_identities: *secondary_identities,
+                };
+                globus::complete(&self.http, &self.settings, endpoints, exchange).await
             }
             ProviderKind::Orcid(endpoints) => {
                 orcid::complete(&self.http, &self.settings, endpoints, code, redirect).await
