@@ -53,6 +53,10 @@ pub struct FileConfig {
     /// URL (the providers' redirect URIs go through it; default: `public_url`).
     #[serde(default)]
     pub environments: BTreeMap<String, EnvironmentTable>,
+    /// A forced password reset (one user's, or everyone's) also ends the
+    /// sessions: the users' tokens are revoked with it (default false, as upstream).
+    #[serde(default)]
+    pub forcereset_revokes: bool,
 }
 
 /// One alternate environment's table.

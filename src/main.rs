@@ -175,6 +175,7 @@ impl Common {
         options.ssh = file.ssh_options().map_err(|e| e.to_string())?;
         options.providers = file.provider_settings().map_err(|e| e.to_string())?;
         options.environments = file.environments().map_err(|e| e.to_string())?;
+        options.force_reset_ends_sessions = file.forcereset_revokes;
         Ok((file, options))
     }
 }

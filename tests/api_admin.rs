@@ -462,3 +462,43 @@ async fn every_privileged_endpoint_obeys_the_permission_table(h: Harness) -> Har
     h
 }
 on_both_stores!(every_privileged_endpoint_obeys_the_permission_table);
+
+/// `forcereset_revokes`: a forced reset also ends the sessions — one user's
+/// with theirs, everyone's with every local user's; off (upstream's way), a
+/// forced reset leaves tokens alone.
+async fn a_forced_reset_can_end_the_sessions(store: common::TestStore) {
+    let h = Harness::start_with(store, std::sync::Arc::new(authledger::clock::SystemClock), |o| {
+        o.force_reset_ends_sessions = true
+    })
+    .await;
+    let (root, admin) = h.administrators().await;
+    let alice = h.user_token(&admin, "alice").await;
+    let bob = h.user_token(&admin, "bob").await;
+    assert_eq!(h.post("/admin/user/alice/forcereset", Some(&admin), json!({})).await.status, 204);
+    h.get("/api/V2/token", Some(&alice)).await.assert_error(401, "10020 Invalid token");
+    assert_eq!(h.get("/api/V2/token", Some(&bob)).await.status, 200, "only alice's sessions end");
+    assert_eq!(h.post("/admin/forcereset", Some(&root), json!({})).await.status, 204);
+    h.get("/api/V2/token", Some(&bob)).await.assert_error(401, "10020 Invalid token");
+    // The default: a forced reset leaves the sessions.
+    let h = h.restart_with(|o| o.force_reset_ends_sessions = false).await;
+    let renewed = "the admin's renewed passphrase 31";
+    let reset = json!({"user": "admin", "pwdold": USER_PASSWORD, "pwdnew": renewed});
+    assert_eq!(h.post("/localaccount/reset", None, reset).await.status, 204);
+    let admin = h.login("admin", renewed).await;
+    let carol = h.user_token(&admin, "carol").await;
+    assert_eq!(h.post("/admin/user/carol/forcereset", Some(&admin), json!({})).await.status, 204);
+    assert_eq!(h.get("/api/V2/token", Some(&carol)).await.status, 200);
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forced_reset_can_end_the_sessions_sqlite() {
+    a_forced_reset_can_end_the_sessions(common::TestStore::sqlite()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forced_reset_can_end_the_sessions_postgres() {
+    if let Some(store) = common::TestStore::postgres().await {
+        a_forced_reset_can_end_the_sessions(store).await;
+    }
+}

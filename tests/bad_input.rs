@@ -169,3 +169,35 @@ async fn huge_bodies_do_not_hurt_the_server(h: Harness) -> Harness {
     h
 }
 on_both_stores!(huge_bodies_do_not_hurt_the_server);
+
+/// A request's own words kept by the log are bounded: a 20 KiB `User-Agent`
+/// (within the 32 KiB of headers a request may carry) is accepted, and the
+/// events and the token keep 256 bytes of it, marked as cut; so is a
+/// forwarded address.
+async fn what_a_request_says_of_itself_is_stored_bounded(h: Harness) -> Harness {
+    let (_, admin) = h.administrators().await;
+    h.user_with_password(&admin, "ua").await;
+    let long = format!("Mozilla/5.0 {}", "x".repeat(20 * 1024));
+    let request = h
+        .http
+        .post(h.url("/localaccount/login"))
+        .header("Content-Type", "application/json")
+        .header("User-Agent", &long)
+        .header("X-Forwarded-For", format!("{}, 10.0.0.1", "1".repeat(500)))
+        .body(json!({"user": "ua", "pwd": common::USER_PASSWORD}).to_string());
+    let answer = h.send(request).await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    let trail = h.get("/api/V2/admin/audit?user=ua", Some(&admin)).await.json();
+    let login = trail["events"]
+        .as_array()
+        .and_then(|events| events.iter().find(|e| e["event_type"] == json!("LoginRecorded")))
+        .cloned()
+        .expect("the login's record");
+    let agent = login["user_agent"].as_str().expect("a user agent");
+    assert!(agent.len() <= 256 && agent.ends_with("…[truncated]") && agent.starts_with("Mozilla/5.0 x"), "{agent}");
+    let address = login["client_addr"].as_str().expect("an address");
+    assert!(address.len() <= 64 && address.ends_with("…[truncated]"), "{address}");
+    assert!(!h.store.dump().await.contains(&"x".repeat(300)), "nothing longer is stored");
+    h
+}
+on_both_stores!(what_a_request_says_of_itself_is_stored_bounded);

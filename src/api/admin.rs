@@ -258,14 +258,16 @@ pub async fn force_reset(
     let name = parse_user(&user)?;
     let caller = administrator(&state, &context, Action::ForcePasswordReset)?;
     target(&state, &name)?;
-    let command = UserCommand::ForceReset { actor: actor(&caller), at: state.now() };
+    let end_sessions = state.ledger.force_reset_ends_sessions();
+    let command = UserCommand::ForceReset { actor: actor(&caller), at: state.now(), end_sessions };
     state.ledger.execute::<User>(&name, command, &context.metadata(caller.name(), state.ignore_ip())).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 pub async fn force_reset_all(State(state): State<AppState>, context: RequestContext) -> Result<StatusCode, ApiError> {
     let caller = administrator(&state, &context, Action::ForceAllPasswordResets)?;
-    let command = SystemCommand::ForceAllPasswordResets { by: caller.name().clone(), at: state.now() };
+    let end_sessions = state.ledger.force_reset_ends_sessions();
+    let command = SystemCommand::ForceAllPasswordResets { by: caller.name().clone(), at: state.now(), end_sessions };
     state.ledger.execute::<System>((), command, &context.metadata(caller.name(), state.ignore_ip())).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -345,6 +345,26 @@ pub fn removed_session_cookie() -> String {
     format!("{SESSION_COOKIE}=\"no token\"; Path=/; Max-Age=0; SameSite=Lax")
 }
 
+/// The most bytes of a `User-Agent` that events and token records keep.
+pub const MAX_USER_AGENT: usize = 256;
+/// The most bytes of a forwarded client address they keep (an address is far shorter).
+pub const MAX_FORWARDED_ADDRESS: usize = 64;
+/// What a value cut to its bound ends with.
+pub const TRUNCATED: &str = "…[truncated]";
+
+/// `text` as a record keeps it: at most `limit` bytes (cut at a character
+/// boundary), marked with [`TRUNCATED`] when cut.
+pub fn bounded(text: String, limit: usize) -> String {
+    if text.len() <= limit {
+        return text;
+    }
+    let mut end = limit.saturating_sub(TRUNCATED.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{TRUNCATED}", &text[..end])
+}
+
 /// Who is calling and from where.
 #[derive(Debug, Clone)]
 pub struct RequestContext {
@@ -360,15 +380,17 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestContext {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
         let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        // Bounded, as every value an event or a token record keeps from a request.
         let forwarded_ip = header("x-forwarded-for")
             .and_then(|v| v.split(',').next().map(|s| s.trim().to_owned()))
             .filter(|s| !s.is_empty())
-            .or_else(|| header("x-real-ip").map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()));
+            .or_else(|| header("x-real-ip").map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()))
+            .map(|ip| bounded(ip, MAX_FORWARDED_ADDRESS));
         Ok(Self {
             call_id: parts.extensions.get::<CallId>().map(|c| c.get().to_owned()).unwrap_or_default(),
             socket_ip: parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()),
             forwarded_ip,
-            user_agent: header("user-agent"),
+            user_agent: header("user-agent").map(|ua| bounded(ua, MAX_USER_AGENT)),
             headers: parts.headers.clone(),
         })
     }
@@ -505,6 +527,14 @@ mod tests {
         assert_eq!(context("10.0.0.2", Some("1.2.3.4, 198.51.100.9")).quota_key(), "198.51.100.9");
         assert_eq!(context("127.0.0.1", Some("garbage")).quota_key(), "127.0.0.1");
         assert_eq!(context("2001:db8:1:2:3:4:5:6", None).quota_key(), "2001:db8:1:2::/64");
+    }
+
+    #[test]
+    fn a_long_value_is_cut_at_a_character_and_marked() {
+        assert_eq!(bounded("short".into(), 256), "short");
+        let cut = bounded("é".repeat(1000), 256);
+        assert!(cut.len() <= 256 && cut.ends_with(TRUNCATED), "{cut}");
+        assert!(cut.trim_end_matches(TRUNCATED).chars().all(|c| c == 'é'));
     }
 
     #[test]

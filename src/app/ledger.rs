@@ -40,6 +40,8 @@ pub struct LedgerOptions {
     pub providers: Vec<super::providers::ProviderSettings>,
     /// The alternate environments of the configuration.
     pub environments: super::providers::Environments,
+    /// A forced password reset also ends the user's sessions (revokes their tokens).
+    pub force_reset_ends_sessions: bool,
 }
 
 impl LedgerOptions {
@@ -58,6 +60,7 @@ impl LedgerOptions {
             ssh: SshOptions::default(),
             providers: Vec::new(),
             environments: Default::default(),
+            force_reset_ends_sessions: false,
         }
     }
 }
@@ -90,6 +93,8 @@ pub struct Ledger {
     /// The settings this server starts a new log with (the operator's
     /// `[initial]` section): what "reset the configuration" returns to.
     initial_settings: ServerSettings,
+    /// Whether a forced password reset also revokes the user's tokens.
+    force_reset_ends_sessions: bool,
 }
 
 impl Ledger {
@@ -108,6 +113,7 @@ impl Ledger {
         let runner = BackgroundTask::new(runner.spawn(options.poll));
         let settle_timeout = options.settle_timeout;
         let initial_settings = options.initial_settings.clone();
+        let force_reset_ends_sessions = options.force_reset_ends_sessions;
         let ledger = Self {
             log,
             credentials,
@@ -119,6 +125,7 @@ impl Ledger {
             runner,
             settle_timeout,
             initial_settings,
+            force_reset_ends_sessions,
         };
         let initialize = ServerConfigCommand::Initialize(options.initial_settings);
         ledger.execute::<ServerConfig>((), initialize, &EventMetadata::actor("system")).await?;
@@ -128,6 +135,11 @@ impl Ledger {
     /// The settings a new log starts with on this server.
     pub fn initial_settings(&self) -> &ServerSettings {
         &self.initial_settings
+    }
+
+    /// Whether a forced password reset also ends the user's sessions (`forcereset_revokes`).
+    pub fn force_reset_ends_sessions(&self) -> bool {
+        self.force_reset_ends_sessions
     }
 
     /// Now, in epoch milliseconds.

@@ -165,6 +165,9 @@ impl LedgerEvent {
             LedgerEvent::System(SystemEvent::AllTokensRevoked { by, .. }) => {
                 format!("{by} revoked every token of every user")
             }
+            LedgerEvent::System(SystemEvent::AllPasswordResetsForced { by, sessions_ended: true, .. }) => {
+                format!("{by} forced a password reset of every local user and ended their sessions")
+            }
             LedgerEvent::System(SystemEvent::AllPasswordResetsForced { by, .. }) => {
                 format!("{by} forced a password reset of every local user")
             }

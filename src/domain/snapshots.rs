@@ -226,7 +226,7 @@ fn samples() -> Vec<(String, Value)> {
             at,
         }),
         stored(&SystemEvent::AllTokensRevoked { by: admin.clone(), at }),
-        stored(&SystemEvent::AllPasswordResetsForced { by: admin, at }),
+        stored(&SystemEvent::AllPasswordResetsForced { by: admin, at, sessions_ended: true }),
         stored(&AuditEvent::AuditTrailRead(TrailRead {
             subject: AuditSubject::User(name("bob")),
             since: Some(at - 86_400_000),

@@ -15,8 +15,15 @@ pub const SYSTEM_ID: &str = "system";
 pub enum SystemEvent {
     /// Every token issued before this event is invalid (a watermark, not a list).
     AllTokensRevoked { by: UserName, at: i64 },
-    /// Every local user whose password was set before this event must reset it.
-    AllPasswordResetsForced { by: UserName, at: i64 },
+    /// Every local user whose password was set before this event must reset
+    /// it; with `sessions_ended` (since v1.1), every token of theirs issued
+    /// before it is invalid too.
+    AllPasswordResetsForced {
+        by: UserName,
+        at: i64,
+        #[serde(default)]
+        sessions_ended: bool,
+    },
 }
 
 impl DomainEvent for SystemEvent {
@@ -29,14 +36,27 @@ impl DomainEvent for SystemEvent {
     }
 
     fn event_version(&self) -> String {
-        "1.0".to_owned()
+        match self {
+            Self::AllTokensRevoked { .. } => "1.0",
+            // 1.1: `sessions_ended` (additive: a 1.0 payload reads as `false`).
+            Self::AllPasswordResetsForced { .. } => "1.1",
+        }
+        .to_owned()
     }
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum SystemCommand {
-    RevokeAllTokens { by: UserName, at: i64 },
-    ForceAllPasswordResets { by: UserName, at: i64 },
+    RevokeAllTokens {
+        by: UserName,
+        at: i64,
+    },
+    /// Forces every local user's password reset; `end_sessions` also invalidates their tokens.
+    ForceAllPasswordResets {
+        by: UserName,
+        at: i64,
+        end_sessions: bool,
+    },
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -52,7 +72,9 @@ impl Aggregate for System {
     async fn handle(&mut self, command: SystemCommand, _: &(), sink: &EventSink<Self>) -> Result<(), AuthError> {
         let event = match command {
             SystemCommand::RevokeAllTokens { by, at } => SystemEvent::AllTokensRevoked { by, at },
-            SystemCommand::ForceAllPasswordResets { by, at } => SystemEvent::AllPasswordResetsForced { by, at },
+            SystemCommand::ForceAllPasswordResets { by, at, end_sessions } => {
+                SystemEvent::AllPasswordResetsForced { by, at, sessions_ended: end_sessions }
+            }
         };
         sink.write(event, self).await;
         Ok(())

@@ -262,10 +262,12 @@ pub enum UserCommand {
         email: Option<EmailAddress>,
     },
     SetPassword(NewPassword),
-    /// An administrator forces the next login to change the password.
+    /// An administrator forces the next login to change the password;
+    /// `end_sessions` also revokes every token of the user, in the same append.
     ForceReset {
         actor: Actor,
         at: i64,
+        end_sessions: bool,
     },
     /// A password login.
     RecordLogin {
@@ -503,7 +505,7 @@ impl User {
                 events
             }
             UserCommand::SetPassword(password) => self.password_events(password),
-            UserCommand::ForceReset { actor, at } => {
+            UserCommand::ForceReset { actor, at, end_sessions } => {
                 if !self.has_password {
                     return Err(AuthError::new(
                         ErrorType::NoSuchUser,
@@ -511,7 +513,11 @@ impl User {
                     ));
                 }
                 check_can_reset_password(&actor, &name, &self.roles)?;
-                vec![UserEvent::PasswordResetForced { by: actor.name, at }]
+                let mut events = vec![UserEvent::PasswordResetForced { by: actor.name.clone(), at }];
+                if end_sessions {
+                    events.push(UserEvent::UserTokensRevoked { by: actor.name, at });
+                }
+                events
             }
             UserCommand::RecordLogin { at } => vec![UserEvent::LoginRecorded { at, provider: None, identity: None }],
             UserCommand::LogInWithProvider(login) => {
@@ -1007,7 +1013,7 @@ pub(crate) mod tests {
                 UserEvent::PasswordChanged { credential_id: Uuid::from_u128(1), changed_by: name("bob"), at: 1 },
                 UserEvent::RolesGranted { roles: BTreeSet::from([Role::Admin]), by: name("c"), at: 1 },
             ])
-            .when_async(UserCommand::ForceReset { actor: actor("al", &[Role::Admin]), at: 2 })
+            .when_async(UserCommand::ForceReset { actor: actor("al", &[Role::Admin]), at: 2, end_sessions: false })
             .await
             .then_expect_error_message("20000 Unauthorized: Cannot reset password of user with administrator role");
     }

@@ -108,8 +108,14 @@ impl Fold for Projections {
                 }
             }
             LedgerEvent::System(event) => {
-                if let SystemEvent::AllTokensRevoked { .. } = event {
-                    self.tokens.revoke_all();
+                match event {
+                    SystemEvent::AllTokensRevoked { .. } => self.tokens.revoke_all(),
+                    SystemEvent::AllPasswordResetsForced { sessions_ended: true, .. } => {
+                        for user in self.users.users().filter(|u| u.credential.is_some()) {
+                            self.tokens.revoke_user(&user.name);
+                        }
+                    }
+                    SystemEvent::AllPasswordResetsForced { .. } => {}
                 }
                 self.users.apply_system(position, event);
             }
