@@ -366,25 +366,7 @@ async fn orcid_signs_in_by_its_id(store: TestStore) {
     h.finish().await;
 }
 
-macro_rules! on_both_stores {
-    ($($case:ident),*) => {$(
-        mod $case {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$case($crate::common::TestStore::sqlite()).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                if let Some(store) = $crate::common::TestStore::postgres().await {
-                    super::$case(store).await;
-                }
-            }
-        }
-    )*};
-}
-
-on_both_stores!(
+on_both_stores_from_store!(
     globus_brings_several_identities,
     a_pick_among_several_accounts,
     globus_failures_are_upstreams_words,

@@ -796,25 +796,7 @@ async fn flows_expire_and_environments_go_their_own_way(store: TestStore) {
     h.finish().await;
 }
 
-macro_rules! on_both_stores {
-    ($($case:ident),*) => {$(
-        mod $case {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$case($crate::common::TestStore::sqlite()).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                if let Some(store) = $crate::common::TestStore::postgres().await {
-                    super::$case(store).await;
-                }
-            }
-        }
-    )*};
-}
-
-on_both_stores!(
+on_both_stores_from_store!(
     starting_and_coming_back,
     choosing_creating_and_picking,
     an_invitations_identity_signs_in,

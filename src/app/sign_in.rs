@@ -369,8 +369,9 @@ impl SignIn {
             return Err(AuthError::new(ErrorType::IdentityRetrievalFailed, detail).into());
         }
         let redirect = self.redirect_uri(provider, back.environment, purpose)?;
-        // Single use: a second way back with the same cookie finds nothing.
-        let started: Opened<Started> = self.take(ledger, back.token, purpose.started()).await?;
+        // Single use: a second way back with the same cookie finds nothing
+        // (its step was checked by the peek above).
+        let started: Opened<Started> = open(self.flows()?.take(back.token, ledger.now()).await?, purpose.started())?;
         let answer = provider
             .complete(back.code, &started.data.verifier, &started.data.nonce, &redirect)
             .await

@@ -743,3 +743,24 @@ macro_rules! on_both_stores {
         }
     };
 }
+
+/// Runs `case(store)` — a test that builds its own server from the store
+/// (with a provider, a clock, options) — on SQLite and on PostgreSQL.
+#[macro_export]
+macro_rules! on_both_stores_from_store {
+    ($($case:ident),* $(,)?) => {$(
+        mod $case {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$case($crate::common::TestStore::sqlite()).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if let Some(store) = $crate::common::TestStore::postgres().await {
+                    super::$case(store).await;
+                }
+            }
+        }
+    )*};
+}
