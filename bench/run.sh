@@ -54,6 +54,9 @@ cleanup() {
     rm -rf "$WORK"
 }
 trap cleanup EXIT
+# One key seals the stored secrets of every store the run makes (PostgreSQL has no default key).
+"$WORK/authledger" secrets new-key --file "$WORK/secrets.key" 2>/dev/null
+export AUTHLEDGER_SECRETS_KEY_FILE=$WORK/secrets.key
 
 start_server() { # store [more serve flags]; sets SERVER_PID and STARTUP (seconds until the first answer)
     local started store=$1

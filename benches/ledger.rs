@@ -165,6 +165,9 @@ async fn seed(store: String, tokens: usize, tokens_out: String, sample: usize, l
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let mut options = LedgerOptions::new(store.clone());
     options.store.sqlite_full_sync = false;
+    if let Some(path) = std::env::var_os("AUTHLEDGER_SECRETS_KEY_FILE") {
+        options.store.secrets_key = authledger::store::SecretsKey::File(path.into());
+    }
     let ledger = Ledger::open(options, clock.clone()).await.expect("open");
     let user = UserName::parse(Some("bench")).expect("name");
     let meta = EventMetadata::actor("bench");

@@ -57,6 +57,10 @@ pub struct FileConfig {
     /// sessions: the users' tokens are revoked with it (default false, as upstream).
     #[serde(default)]
     pub forcereset_revokes: bool,
+    /// The key file that seals stored secrets (password hashes, TOTP seeds, CA
+    /// keys). Default with SQLite: `<stem>.secrets.key` beside the log,
+    /// created at first start; required with PostgreSQL.
+    pub secrets_key_file: Option<std::path::PathBuf>,
 }
 
 /// One alternate environment's table.

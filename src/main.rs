@@ -16,6 +16,7 @@ use authledger::clock::SystemClock;
 use authledger::config::{DEFAULT_LISTEN, DEFAULT_STORE, FileConfig, parse_duration_ms};
 use authledger::domain::InvitedIdentity;
 use authledger::server::Server;
+use authledger::store::SecretsKey;
 
 #[derive(Parser)]
 #[command(
@@ -66,6 +67,30 @@ enum Command {
         action: UsersAction,
         #[command(flatten)]
         remote: Remote,
+    },
+    /// The key that seals stored secrets (password hashes, TOTP seeds, CA keys).
+    Secrets {
+        #[command(subcommand)]
+        action: SecretsAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum SecretsAction {
+    /// Write a new key file (readable by its owner only; never overwrites one),
+    /// e.g. for a PostgreSQL store, which has no default key.
+    NewKey {
+        #[arg(long)]
+        file: PathBuf,
+    },
+    /// Seal every stored secret under a new key, written to a new key file
+    /// that also keeps the old key; then point secrets_key_file at it.
+    RotateKey {
+        /// Where to write the new key file (must not exist).
+        #[arg(long)]
+        new_key_file: PathBuf,
+        #[command(flatten)]
+        common: Common,
     },
 }
 
@@ -159,6 +184,10 @@ struct Common {
     /// A TOML configuration file (optional; every setting has a default).
     #[arg(long, env = "AUTHLEDGER_CONFIG")]
     config: Option<PathBuf>,
+    /// The key file sealing stored secrets (default with SQLite: beside the
+    /// log, created at first start; required with PostgreSQL).
+    #[arg(long, env = "AUTHLEDGER_SECRETS_KEY_FILE")]
+    secrets_key_file: Option<PathBuf>,
 }
 
 impl Common {
@@ -176,6 +205,9 @@ impl Common {
         options.providers = file.provider_settings().map_err(|e| e.to_string())?;
         options.environments = file.environments().map_err(|e| e.to_string())?;
         options.force_reset_ends_sessions = file.forcereset_revokes;
+        if let Some(path) = self.secrets_key_file.clone().or_else(|| file.secrets_key_file.clone()) {
+            options.store.secrets_key = SecretsKey::File(path);
+        }
         Ok((file, options))
     }
 }
@@ -246,6 +278,30 @@ async fn run(cli: Cli) -> Result<(), String> {
                     println!("deleted provisioning token {id}");
                 }
             }
+            Ok(())
+        }
+        Command::Secrets { action: SecretsAction::NewKey { file } } => {
+            let id = authledger::app::secrets::new_key(&file).map_err(|e| e.to_string())?;
+            eprintln!(
+                "wrote key {id} to {}: set secrets_key_file to it, and back it up apart from the database",
+                file.display()
+            );
+            Ok(())
+        }
+        Command::Secrets { action: SecretsAction::RotateKey { new_key_file, common } } => {
+            let (_, options) = common.resolve()?;
+            let rotated =
+                authledger::app::secrets::rotate_key(&options, &new_key_file).await.map_err(|e| e.to_string())?;
+            eprintln!(
+                "sealed {} secrets under key {} in {} (which also keeps key {} to open anything sealed meanwhile).\n\
+                 Set secrets_key_file to {} (or move it over the old file: running servers re-read their key file \
+                 when they meet a key they do not hold) and restart the servers; each seals any leftover under the new key at start.",
+                rotated.resealed,
+                rotated.key,
+                new_key_file.display(),
+                rotated.kept.join(", "),
+                new_key_file.display()
+            );
             Ok(())
         }
         Command::Users { action: UsersAction::Add { name, logins, identities, ttl, format }, remote } => {

@@ -116,7 +116,7 @@ fn set_root_password_reads_stdin_refuses_weak_passwords_and_re_enables_root() {
 fn an_unreachable_store_is_a_one_line_error() {
     let dir = tempfile::tempdir().expect("dir");
     for args in [
-        vec!["serve", "--store", "postgres://nobody@127.0.0.1:1/none"],
+        vec!["serve", "--store", "postgres://nobody@127.0.0.1:1/none", "--secrets-key-file", "missing.key"],
         vec!["serve", "--store", "mysql://x"],
         vec!["serve", "--store", "sqlite:///proc/forbidden/events.db"],
     ] {
@@ -130,6 +130,72 @@ fn an_unreachable_store_is_a_one_line_error() {
     let output =
         Command::new(BIN).args(["serve", "--config", "missing.toml"]).current_dir(dir.path()).output().expect("runs");
     assert!(String::from_utf8_lossy(&output.stderr).contains("cannot read the configuration file missing.toml"));
+}
+
+fn authledger(dir: &Path, args: &[&str], env: &[(&str, &str)], stdin: &str) -> (Option<i32>, String) {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .env_remove("AUTHLEDGER_SECRETS_KEY_FILE")
+        .envs(env.iter().copied())
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write");
+    let output = child.wait_with_output().expect("it finishes");
+    (output.status.code(), String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+/// The key that seals stored secrets from the command line: made beside the
+/// default store at first start, required with PostgreSQL, rotated with
+/// `secrets rotate-key`, after which only the new file opens the store.
+#[test]
+fn the_secrets_key_is_made_required_and_rotated_from_the_command_line() {
+    let dir = tempfile::tempdir().expect("dir");
+    let store = "sqlite://./data/events.db";
+    let root = |env: &[(&str, &str)]| {
+        authledger(dir.path(), &["set-root-password", "--store", store], env, &format!("{ROOT_PASSWORD}\n"))
+    };
+    assert_eq!(root(&[]).0, Some(0));
+    let old = std::fs::read_to_string(dir.path().join("data/events.secrets.key")).expect("the default key file");
+
+    let (code, stderr) =
+        authledger(dir.path(), &["secrets", "rotate-key", "--new-key-file", "new.key", "--store", store], &[], "");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("sealed 1 secrets under key"), "{stderr}");
+    let new = std::fs::read_to_string(dir.path().join("new.key")).expect("the new key file");
+    let old_key = old.lines().find(|l| !l.starts_with('#')).expect("a key");
+    assert!(new.lines().filter(|l| !l.starts_with('#')).nth(1) == Some(old_key), "the new file keeps the old key");
+
+    // The old file no longer opens the store; the new one does (flag or environment).
+    let (code, stderr) = root(&[]);
+    assert_eq!(code, Some(1));
+    let lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("authledger:")).collect();
+    assert!(lines.len() == 1 && lines[0].contains("secrets_key_file"), "{stderr}");
+    assert_eq!(root(&[("AUTHLEDGER_SECRETS_KEY_FILE", "new.key")]).0, Some(0));
+
+    // A key file is never overwritten.
+    let (code, stderr) = authledger(dir.path(), &["secrets", "new-key", "--file", "new.key"], &[], "");
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("cannot create the secrets key file new.key"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(dir.path().join("new.key")).expect("kept"), new);
+
+    // PostgreSQL has no default key: one line naming the setting, before connecting.
+    let (code, stderr) = authledger(
+        dir.path(),
+        &["serve", "--listen", "127.0.0.1:0", "--store", "postgres://nobody@127.0.0.1:1/none"],
+        &[],
+        "",
+    );
+    assert_eq!(code, Some(1));
+    let lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("authledger:")).collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(
+        lines[0].contains("secrets_key_file (or AUTHLEDGER_SECRETS_KEY_FILE) is required with PostgreSQL"),
+        "{stderr}"
+    );
 }
 
 /// The README's quickstart, from zero to an introspected token, with the

@@ -56,9 +56,10 @@ async fn authorities_are_published_and_survive_a_restart(h: Harness) -> Harness 
         ca["host"]["known_hosts"],
         json!(format!("@cert-authority * {}", ca["host"]["public_key"].as_str().expect("a string field")))
     );
-    // The private keys are in the credentials store, never in an event.
-    let events = h.store.dump().await;
-    assert!(events.contains("OPENSSH PRIVATE KEY"), "the keys are stored");
+    // The private keys are in the credentials store (sealed), never in an event.
+    let kinds: Vec<String> = h.store.secret_rows().await.into_iter().map(|(_, kind, _)| kind).collect();
+    assert_eq!(kinds.iter().filter(|k| k.starts_with("ca-")).count(), 2, "the keys are stored: {kinds:?}");
+    assert!(!h.store.dump().await.contains("OPENSSH PRIVATE KEY"));
     let h = h.restart().await;
     let again = h.get("/api/V2/ca", None).await.json();
     assert_eq!(again["user"]["fingerprint"], ca["user"]["fingerprint"], "a restart keeps the authority");

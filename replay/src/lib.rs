@@ -233,10 +233,35 @@ impl Line {
 }
 
 /// What an export or import moved.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Moved {
     pub events: u64,
     pub secrets: u64,
+    /// The key ids the moved secrets are sealed under (`""`: a plaintext
+    /// row from before sealing): the key file the target's servers need.
+    pub keys: std::collections::BTreeSet<String>,
+}
+
+impl Moved {
+    fn secret(&mut self, secret: &str) {
+        self.secrets += 1;
+        self.keys.insert(authledger::store::keyring::sealed_key_id(secret).unwrap_or_default().to_owned());
+    }
+
+    /// What the target's servers need to open the moved secrets, in a line.
+    pub fn key_needed(&self) -> Option<String> {
+        let sealed: Vec<&str> = self.keys.iter().map(String::as_str).filter(|k| !k.is_empty()).collect();
+        let plain = self.keys.contains("");
+        match (sealed.is_empty(), plain) {
+            (true, false) => None,
+            (true, true) => Some("the secrets are not sealed yet (a log from before sealing): the first server started on the target seals them under its key".into()),
+            (false, _) => Some(format!(
+                "the secrets are sealed under key {}: give the target's servers that key file as {}",
+                sealed.join(", "),
+                authledger::store::SECRETS_KEY_SETTING
+            )),
+        }
+    }
 }
 
 /// Writes the whole log, then the secrets table, as JSON lines.
@@ -255,6 +280,7 @@ pub async fn export(store: &Store, out: &mut impl Write, mut progress: impl FnMu
     })
     .await?;
     for secret in store.credentials.all().await? {
+        moved.secret(&secret.secret);
         let line = Line::Secret {
             id: secret.id,
             secret_kind: secret.kind,
@@ -262,7 +288,6 @@ pub async fn export(store: &Store, out: &mut impl Write, mut progress: impl FnMu
             created_at: secret.created_at,
         };
         writeln!(out, "{}", serde_json::to_string(&line).unwrap_or_default()).map_err(io)?;
-        moved.secrets += 1;
     }
     out.flush().map_err(io)?;
     Ok(moved)
@@ -296,7 +321,7 @@ pub fn verify_file(path: &str) -> Result<Moved, ReplayError> {
                 verifier.check(&event).map_err(|broken| ReplayError::Tampered { path: path.into(), broken })?;
                 moved.events += 1;
             }
-            ImportRow::Secret(_) => moved.secrets += 1,
+            ImportRow::Secret(secret) => moved.secret(&secret.secret),
         }
     }
     Ok(moved)

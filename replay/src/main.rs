@@ -438,6 +438,9 @@ async fn run(cli: Cli) -> Result<bool, String> {
             let moved = replay::export(&store, &mut out, |p| bar.set_position(p as u64)).await.map_err(fail)?;
             bar.finish_and_clear();
             eprintln!("exported {} events and {} secrets to {file}", moved.events, moved.secrets);
+            if let Some(needed) = moved.key_needed() {
+                eprintln!("{needed}");
+            }
             Ok(true)
         }
         Command::Import { file } => {
@@ -449,6 +452,9 @@ async fn run(cli: Cli) -> Result<bool, String> {
             log.close().await;
             let moved = moved?;
             eprintln!("imported {} events and {} secrets from {file}", moved.events, moved.secrets);
+            if let Some(needed) = moved.key_needed() {
+                eprintln!("{needed}");
+            }
             Ok(true)
         }
     }

@@ -271,6 +271,18 @@ async fn export_then_import_into_an_empty_store_answers_the_same(h: Harness) -> 
     assert!(again.to_string().contains("not empty"), "{again}");
     log.close().await;
 
+    // The secrets moved sealed: the target's servers need the source's key file.
+    let source_key = authledger::store::keyring::Keyring::open(&h.store.key_file()).expect("the key").current_id();
+    assert_eq!(exported.keys.iter().collect::<Vec<_>>(), vec![&source_key]);
+    assert!(exported.key_needed().is_some_and(|line| line.contains(&source_key) && line.contains("secrets_key_file")));
+    let refused =
+        authledger::app::ledger::Ledger::open(target.options(), std::sync::Arc::new(authledger::clock::SystemClock))
+            .await
+            .err()
+            .expect("another key is refused")
+            .to_string();
+    assert!(refused.contains(&source_key), "{refused}");
+    std::fs::copy(h.store.key_file(), target.key_file()).expect("the source's key file");
     let moved = Harness::start(target).await;
     assert_eq!(same_answers(&moved, &alice, &live).await, before);
     let verified = moved.server.ledger.log.verify_chain(|_| {}).await.expect("readable");

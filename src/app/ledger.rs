@@ -16,7 +16,7 @@ use crate::domain::canonical::Canonicalization;
 use crate::domain::{Addressed, ServerConfig, ServerConfigCommand, ServerSettings};
 use crate::projections::checkpoint::load_checkpoint;
 use crate::projections::{Projections, ReadModel, Runner};
-use crate::store::{Checkpoints, Credentials, EventLog, EventMetadata, Store, StoreOptions};
+use crate::store::{Checkpoints, Credentials, EventLog, EventMetadata, SecretsKey, Store, StoreOptions};
 
 #[derive(Debug, Clone)]
 pub struct LedgerOptions {
@@ -50,7 +50,7 @@ impl LedgerOptions {
     pub fn new(store_url: impl Into<String>) -> Self {
         Self {
             store_url: store_url.into(),
-            store: StoreOptions::default(),
+            store: StoreOptions { secrets_key: SecretsKey::Beside, ..StoreOptions::default() },
             canonicalization: Canonicalization::default(),
             initial_settings: ServerSettings::default(),
             poll: Duration::from_millis(250),

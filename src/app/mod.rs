@@ -24,6 +24,7 @@
 //! - [`history`]: the auditor's queries over the log (history, as-of state);
 //! - [`test_mode`]: the separate, expiring test-mode ledger;
 //! - [`ledger`]: the running ledger (log, command bus, projections) every use case acts on;
+//! - [`secrets`]: the key that seals the credentials store (a new key, a rotation);
 //! - [`passwords`], [`second_factor`], [`root_account`], [`background`]: the pieces they share.
 
 pub mod accounts;
@@ -41,6 +42,7 @@ pub mod policies;
 pub mod providers;
 pub mod root_account;
 pub mod second_factor;
+pub mod secrets;
 pub mod sign_in;
 pub mod ssh;
 pub mod test_mode;

@@ -25,7 +25,7 @@ use crate::domain::test_mode::{TEST_DATA_LIFETIME_MS, TestData, TestDataCommand,
 use crate::domain::{Addressed, AuthError, DisplayName, Token, TokenCommand, UserName};
 use crate::projections::TokenView;
 use crate::projections::{ReadModel, Runner, TestProjections};
-use crate::store::{EventLog, EventMetadata, Purge, Store, StoreKind};
+use crate::store::{EventLog, EventMetadata, Purge, SecretsKey, Store, StoreKind};
 use uuid::Uuid;
 
 /// How often the sweeper deletes expired test data by default.
@@ -39,6 +39,8 @@ pub fn test_log_options(main: &LedgerOptions) -> LedgerOptions {
     options.store_url = StoreKind::beside(&main.store_url, "testmode");
     options.store.table_prefix = format!("{}testmode_", main.store.table_prefix);
     options.store.expiring = true;
+    // Test mode keeps no secrets (its users have no passwords).
+    options.store.secrets_key = SecretsKey::None;
     options
 }
 

@@ -8,7 +8,8 @@
 //!   events densely from the current head and commits once. Reads never lock.
 //! - [`Credentials`]: the credentials store (`secrets` table) — password
 //!   hashes, TOTP seeds, CA keys — referenced from events by id, so the
-//!   immutable log never holds a secret and a replaced one can be forgotten.
+//!   immutable log never holds a secret and a replaced one can be forgotten;
+//!   every row is sealed under a key kept outside the database ([`keyring`]).
 //! - [`Checkpoints`]: stored states of the projections (what they mean is the
 //!   projections' business: `projections::checkpoint`).
 //!
@@ -17,6 +18,7 @@
 
 pub mod chain;
 pub mod flows;
+pub mod keyring;
 mod postgres;
 mod repository;
 mod sql;
@@ -24,6 +26,7 @@ mod sqlite;
 mod writer;
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -118,6 +121,11 @@ pub enum StoreError {
     NotEmpty { events: i64, secrets: i64 },
     #[error("the import stopped: {0}")]
     Import(String),
+    /// The secrets key is missing, unreadable, or not the one the store's secrets need.
+    #[error("{0}")]
+    SecretsKey(String),
+    #[error(transparent)]
+    Keyring(#[from] keyring::KeyringError),
 }
 
 /// Why an append did not happen.
@@ -172,8 +180,13 @@ pub(crate) trait LogBackend: Send + Sync + 'static {
 pub(crate) trait CredentialBackend: Send + Sync + 'static {
     /// Stores a secret under a new id.
     async fn put_secret(&self, id: Uuid, kind: &str, secret: &str, created_at: i64) -> Result<(), StoreError>;
-    /// The secret stored under `id`, if any.
-    async fn get_secret(&self, id: Uuid) -> Result<Option<String>, StoreError>;
+    /// The kind and stored text of the secret under `id`, if any.
+    async fn get_secret(&self, id: Uuid) -> Result<Option<(String, String)>, StoreError>;
+    /// Replaces stored texts in one transaction, each only where the row still
+    /// holds the text it was read with; returns how many rows changed.
+    async fn reseal_secrets(&self, rows: &[Resealed]) -> Result<u64, StoreError>;
+    /// The distinct key ids the rows are sealed under ("" for a plaintext row).
+    async fn secret_key_ids(&self) -> Result<Vec<String>, StoreError>;
     /// Forgets the secret stored under `id` (overwritten in SQLite's file: `secure_delete`).
     async fn delete_secret(&self, id: Uuid) -> Result<(), StoreError>;
     /// The ids of the secrets of `kind` stored before `created_before`.
@@ -211,6 +224,14 @@ pub struct SecretRow {
     pub kind: String,
     pub secret: String,
     pub created_at: i64,
+}
+
+/// A secret's row sealed anew: the text it held and the text replacing it.
+#[derive(Debug, Clone)]
+pub struct Resealed {
+    pub id: String,
+    pub stored: String,
+    pub sealed: String,
 }
 
 /// One row of an exported log.
@@ -281,11 +302,75 @@ pub struct StoreOptions {
     pub expiring: bool,
     /// Open an existing log without creating, upgrading or writing anything (tools that only read).
     pub read_only: bool,
+    /// Which key seals the secrets table.
+    pub secrets_key: SecretsKey,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        Self { sqlite_full_sync: true, table_prefix: String::new(), expiring: false, read_only: false }
+        Self {
+            sqlite_full_sync: true,
+            table_prefix: String::new(),
+            expiring: false,
+            read_only: false,
+            secrets_key: SecretsKey::None,
+        }
+    }
+}
+
+/// Where the key that seals the secrets table comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretsKey {
+    /// No key: the secrets are neither opened nor written (tools that move
+    /// ciphertext as it is, logs without secrets).
+    None,
+    /// The server's default: a key file beside an SQLite log
+    /// (`<stem>.secrets.key`, created at first start); PostgreSQL has no
+    /// default and refuses to start.
+    Beside,
+    /// This key file, which must exist (`secrets_key_file`).
+    File(PathBuf),
+}
+
+/// The setting that names the key file, as operators write it.
+pub const SECRETS_KEY_SETTING: &str = "secrets_key_file (or AUTHLEDGER_SECRETS_KEY_FILE)";
+
+impl SecretsKey {
+    /// The key file for the store at `url` (`None`: no key is used).
+    pub fn path(&self, url: &str) -> Result<Option<PathBuf>, StoreError> {
+        match (self, StoreKind::parse(url)?) {
+            (Self::None, _) => Ok(None),
+            (Self::File(path), _) => Ok(Some(path.clone())),
+            (Self::Beside, StoreKind::Sqlite { path }) => {
+                let path = std::path::Path::new(&path);
+                let stem =
+                    path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "events".into());
+                Ok(Some(path.with_file_name(format!("{stem}.secrets.key"))))
+            }
+            (Self::Beside, StoreKind::Postgres { .. }) => Err(StoreError::SecretsKey(format!(
+                "{SECRETS_KEY_SETTING} is required with PostgreSQL: the key that seals stored secrets is kept outside \
+                 the database (create one with `authledger secrets new-key --file PATH`)"
+            ))),
+        }
+    }
+
+    /// Opens the keyring for the store at `url`: a given file must exist; the
+    /// default one beside an SQLite log is created at first start.
+    fn keyring(&self, url: &str) -> Result<Option<keyring::Keyring>, StoreError> {
+        let Some(path) = self.path(url)? else {
+            return Ok(None);
+        };
+        let opened = match self {
+            Self::Beside if !path.exists() => {
+                let created = keyring::Keyring::create(&path, None);
+                if created.is_ok() {
+                    tracing::info!(path = %path.display(), "created the secrets key file; back it up apart from the database");
+                }
+                created
+            }
+            _ => keyring::Keyring::open(&path),
+        };
+        opened.map(Some).map_err(|e| StoreError::SecretsKey(format!("{SECRETS_KEY_SETTING}: {e}")))
     }
 }
 
@@ -299,17 +384,43 @@ pub struct Store {
 
 impl Store {
     /// Opens (creating if needed) the store at `url` and its schema.
+    /// With a secrets key ([`StoreOptions::secrets_key`]), every stored
+    /// secret must be sealed under a key the key file holds (otherwise the
+    /// store is refused with a line naming the setting), and rows not sealed
+    /// under its current key (plaintext from before sealing, or an older key
+    /// after a rotation) are sealed anew.
     pub async fn open(url: &str, options: StoreOptions, clock: SharedClock) -> Result<Self, StoreError> {
-        match StoreKind::parse(url)? {
+        // Without a key, PostgreSQL is refused before connecting.
+        options.secrets_key.path(url)?;
+        let mut store = match StoreKind::parse(url)? {
             StoreKind::Sqlite { path } => {
                 let engine = Arc::new(sqlite::SqliteBackend::open(&path, &options).await?);
-                Ok(Self::over(engine, "sqlite", &options, clock))
+                Self::over(engine, "sqlite", &options, clock)
             }
             StoreKind::Postgres { url } => {
                 let engine = Arc::new(postgres::PostgresBackend::open(&url, &options).await?);
-                Ok(Self::over(engine, "postgres", &options, clock))
+                Self::over(engine, "postgres", &options, clock)
+            }
+        };
+        // The default key file is made once the log's directory exists.
+        let keyed = match options.secrets_key.keyring(url) {
+            Ok(keyring) => {
+                store.credentials.keyring = keyring.map(Arc::new);
+                store.credentials.check_key().await
+            }
+            Err(error) => Err(error),
+        };
+        if let Err(error) = keyed {
+            store.log.close().await;
+            return Err(error);
+        }
+        if !options.read_only {
+            let resealed = store.credentials.reseal().await?;
+            if resealed > 0 {
+                tracing::info!(secrets = resealed, key = %store.credentials.key_id().unwrap_or_default(), "sealed stored secrets under the current key");
             }
         }
+        Ok(store)
     }
 
     fn over<E>(engine: Arc<E>, kind: &'static str, options: &StoreOptions, clock: SharedClock) -> Self
@@ -320,27 +431,105 @@ impl Store {
         let writer = writer::spawn(backend.clone(), clock);
         Self {
             log: EventLog { backend, writer, kind, expiring: options.expiring },
-            credentials: Credentials { backend: engine.clone() },
+            credentials: Credentials { backend: engine.clone(), keyring: None },
             checkpoints: Checkpoints { backend: engine },
         }
     }
 }
 
-/// The credentials store: secrets referenced from events by id.
+/// The credentials store: secrets referenced from events by id, sealed
+/// under the keyring's current key.
 #[derive(Clone)]
 pub struct Credentials {
     backend: Arc<dyn CredentialBackend>,
+    keyring: Option<Arc<keyring::Keyring>>,
 }
 
 impl Credentials {
-    /// Stores `secret` of `kind` under `id`.
-    pub async fn put(&self, id: Uuid, kind: &str, secret: &str, created_at: i64) -> Result<(), StoreError> {
-        self.backend.put_secret(id, kind, secret, created_at).await
+    fn keyring(&self) -> Result<&keyring::Keyring, StoreError> {
+        self.keyring
+            .as_deref()
+            .ok_or_else(|| StoreError::SecretsKey("this store was opened without a secrets key".into()))
     }
 
-    /// The secret stored under `id`, if any.
+    /// The id of the key that seals new secrets (`None`: opened without a key).
+    pub fn key_id(&self) -> Option<String> {
+        self.keyring.as_ref().map(|k| k.current_id())
+    }
+
+    /// Stores `secret` of `kind` under `id`, sealed.
+    pub async fn put(&self, id: Uuid, kind: &str, secret: &str, created_at: i64) -> Result<(), StoreError> {
+        let sealed = self.keyring()?.seal(&id.to_string(), kind, secret)?;
+        self.backend.put_secret(id, kind, &sealed, created_at).await
+    }
+
+    /// The secret stored under `id`, if any, opened.
     pub async fn get(&self, id: Uuid) -> Result<Option<String>, StoreError> {
-        self.backend.get_secret(id).await
+        let Some((kind, stored)) = self.backend.get_secret(id).await? else {
+            return Ok(None);
+        };
+        Ok(Some(self.keyring()?.open_secret(&id.to_string(), &kind, &stored)?))
+    }
+
+    /// The key ids the stored secrets are sealed under, sorted (`""` stands
+    /// for plaintext rows from before sealing).
+    pub async fn sealed_under(&self) -> Result<Vec<String>, StoreError> {
+        let mut ids = self.backend.secret_key_ids().await?;
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// Refuses a keyring that cannot open every stored secret.
+    async fn check_key(&self) -> Result<(), StoreError> {
+        let Some(keyring) = &self.keyring else {
+            return Ok(());
+        };
+        let missing: Vec<String> =
+            self.sealed_under().await?.into_iter().filter(|id| !id.is_empty() && !keyring.holds(id)).collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        Err(StoreError::SecretsKey(format!(
+            "{SECRETS_KEY_SETTING}: {} holds key {} but this store's secrets are sealed under {}: give the key file they were written with",
+            keyring.path().display(),
+            keyring.key_ids().join(", "),
+            missing.join(", ")
+        )))
+    }
+
+    /// Seals anew, in one transaction, every row not sealed under the
+    /// current key (plaintext rows, rows under an older key); a row changed
+    /// meanwhile is left as it is. Returns how many rows were sealed.
+    pub async fn reseal(&self) -> Result<u64, StoreError> {
+        let Some(keyring) = &self.keyring else {
+            return Ok(0);
+        };
+        let current = keyring.current_id();
+        let mut rows = Vec::new();
+        for row in self.backend.secrets().await? {
+            if keyring::sealed_key_id(&row.secret) == Some(current.as_str()) {
+                continue;
+            }
+            let plain = keyring.open_secret(&row.id, &row.kind, &row.secret)?;
+            let sealed = keyring.seal(&row.id, &row.kind, &plain)?;
+            rows.push(Resealed { id: row.id, stored: row.secret, sealed });
+        }
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        self.backend.reseal_secrets(&rows).await
+    }
+
+    /// Rotates the key: creates the key file `new_key_file` with a new key
+    /// followed by the current file's keys (so servers not yet restarted on it
+    /// can still open what they meet), then seals every secret under the new
+    /// key in one transaction. Returns the new keyring; before the commit,
+    /// everything stays under the old key.
+    pub async fn rotate(&self, new_key_file: &std::path::Path) -> Result<(Arc<keyring::Keyring>, u64), StoreError> {
+        let new = Arc::new(keyring::Keyring::create(new_key_file, Some(self.keyring()?))?);
+        let rotated = Self { backend: self.backend.clone(), keyring: Some(new.clone()) };
+        let resealed = rotated.reseal().await?;
+        Ok((new, resealed))
     }
 
     /// Forgets the secret stored under `id` (nothing when there is none).

@@ -39,6 +39,8 @@ pub(crate) struct Queries {
     pub delete_secret: String,
     pub secret_ids: String,
     pub all_secrets: String,
+    pub reseal_secret: String,
+    pub secret_key_ids: String,
     pub count_events: String,
     pub count_secrets: String,
     pub purge_below: String,
@@ -98,10 +100,15 @@ impl Queries {
                 p(3),
                 p(4)
             ),
-            get_secret: format!("SELECT secret FROM {secrets} WHERE id = {}", p(1)),
+            get_secret: format!("SELECT kind, secret FROM {secrets} WHERE id = {}", p(1)),
             delete_secret: format!("DELETE FROM {secrets} WHERE id = {}", p(1)),
             secret_ids: format!("SELECT id FROM {secrets} WHERE kind = {} AND created_at < {} ORDER BY id", p(1), p(2)),
             all_secrets: format!("SELECT id, kind, secret, created_at FROM {secrets} ORDER BY created_at, id"),
+            reseal_secret: format!("UPDATE {secrets} SET secret = {} WHERE id = {} AND secret = {}", p(1), p(2), p(3)),
+            secret_key_ids: format!(
+                "SELECT DISTINCT CASE WHEN secret LIKE 'v1:%' THEN substr(secret, 4, {}) ELSE '' END FROM {secrets}",
+                super::keyring::SEALED_HEADER_LEN - 4
+            ),
             count_events: format!("SELECT COUNT(*) FROM {events}"),
             count_secrets: format!("SELECT COUNT(*) FROM {secrets}"),
             purge_below: format!("DELETE FROM {events} WHERE position < {}", p(1)),
@@ -156,8 +163,28 @@ macro_rules! credential_and_checkpoint_backends {
                 Ok(())
             }
 
-            async fn get_secret(&self, id: uuid::Uuid) -> Result<Option<String>, $crate::store::StoreError> {
-                Ok(sqlx::query_scalar(&self.q.get_secret).bind(id.to_string()).fetch_optional(&self.$readers).await?)
+            async fn get_secret(&self, id: uuid::Uuid) -> Result<Option<(String, String)>, $crate::store::StoreError> {
+                Ok(sqlx::query_as(&self.q.get_secret).bind(id.to_string()).fetch_optional(&self.$readers).await?)
+            }
+
+            async fn reseal_secrets(&self, rows: &[$crate::store::Resealed]) -> Result<u64, $crate::store::StoreError> {
+                let mut tx = self.$writer.begin().await?;
+                let mut resealed = 0;
+                for row in rows {
+                    resealed += sqlx::query(&self.q.reseal_secret)
+                        .bind(&row.sealed)
+                        .bind(&row.id)
+                        .bind(&row.stored)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                }
+                tx.commit().await?;
+                Ok(resealed)
+            }
+
+            async fn secret_key_ids(&self) -> Result<Vec<String>, $crate::store::StoreError> {
+                Ok(sqlx::query_scalar(&self.q.secret_key_ids).fetch_all(&self.$readers).await?)
             }
 
             async fn secret_ids(

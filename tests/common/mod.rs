@@ -16,6 +16,7 @@ use authledger::app::ledger::LedgerOptions;
 use authledger::app::root_account::set_root_password;
 use authledger::clock::{Clock, ManualClock, SystemClock};
 use authledger::server::Server;
+use authledger::store::SecretsKey;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -28,8 +29,15 @@ pub const TEST_EPOCH: i64 = 1_718_095_200_000;
 /// Where a test's events live.
 #[derive(Clone)]
 pub enum TestStore {
-    Sqlite { dir: Arc<tempfile::TempDir> },
-    Postgres { url: String, prefix: String },
+    Sqlite {
+        dir: Arc<tempfile::TempDir>,
+    },
+    /// `keys` holds the key file that seals this store's secrets (PostgreSQL has no default).
+    Postgres {
+        url: String,
+        prefix: String,
+        keys: Arc<tempfile::TempDir>,
+    },
 }
 
 impl TestStore {
@@ -46,7 +54,9 @@ impl TestStore {
             Ok(pool) => {
                 pool.close().await;
                 let prefix = format!("t{}_", uuid::Uuid::new_v4().simple());
-                Some(Self::Postgres { url, prefix })
+                let keys = Arc::new(tempfile::tempdir().expect("a temporary directory"));
+                authledger::app::secrets::new_key(&keys.path().join("secrets.key")).expect("a key file");
+                Some(Self::Postgres { url, prefix, keys })
             }
             Err(error) if required => {
                 panic!("PostgreSQL is required (AUTHLEDGER_REQUIRE_PG=1) but {url} is unreachable: {error}")
@@ -63,9 +73,10 @@ impl TestStore {
     pub fn options(&self) -> LedgerOptions {
         match self {
             Self::Sqlite { dir } => LedgerOptions::new(format!("sqlite://{}", dir.path().join("events.db").display())),
-            Self::Postgres { url, prefix } => {
+            Self::Postgres { url, prefix, keys } => {
                 let mut options = LedgerOptions::new(url.clone());
                 options.store.table_prefix = prefix.clone();
+                options.store.secrets_key = SecretsKey::File(keys.path().join("secrets.key"));
                 options
             }
         }
@@ -77,7 +88,7 @@ impl TestStore {
 
     /// Drops this test's PostgreSQL tables.
     pub async fn cleanup(&self) {
-        if let Self::Postgres { url, prefix } = self
+        if let Self::Postgres { url, prefix, .. } = self
             && let Ok(pool) = sqlx::PgPool::connect(url).await
         {
             for table in ["events", "secrets", "schema_version", "checkpoints", "flows"] {
@@ -110,7 +121,7 @@ impl TestStore {
                 .filter_map(|name| std::fs::read(dir.path().join(name)).ok())
                 .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
                 .collect(),
-            Self::Postgres { url, prefix } => {
+            Self::Postgres { url, prefix, .. } => {
                 let pool = sqlx::PgPool::connect(url).await.expect("PostgreSQL");
                 let sql = format!("SELECT token_hash || step || sealed FROM {prefix}flows");
                 let rows: Vec<String> = sqlx::query_scalar(&sql).fetch_all(&pool).await.expect("the flows");
@@ -134,7 +145,7 @@ impl TestStore {
                 pool.close().await;
                 rows
             }
-            Self::Postgres { url, prefix } => {
+            Self::Postgres { url, prefix, .. } => {
                 let pool = sqlx::PgPool::connect(url).await.expect("connect");
                 let rows = sqlx::query_as(&sql.replace("{table}", &format!("{prefix}testmode_events")))
                     .fetch_all(&pool)
@@ -154,17 +165,19 @@ impl TestStore {
                 let sql = sql
                     .replace("{events}", "events")
                     .replace("{schema}", "schema_version")
-                    .replace("{checkpoints}", "checkpoints");
+                    .replace("{checkpoints}", "checkpoints")
+                    .replace("{secrets}", "secrets");
                 let url = format!("sqlite://{}", dir.path().join("events.db").display());
                 let pool = sqlx::SqlitePool::connect(&url).await.expect("open the SQLite file");
                 sqlx::raw_sql(&sql).execute(&pool).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
                 pool.close().await;
             }
-            Self::Postgres { url, prefix } => {
+            Self::Postgres { url, prefix, .. } => {
                 let sql = sql
                     .replace("{events}", &format!("{prefix}events"))
                     .replace("{schema}", &format!("{prefix}schema_version"))
-                    .replace("{checkpoints}", &format!("{prefix}checkpoints"));
+                    .replace("{checkpoints}", &format!("{prefix}checkpoints"))
+                    .replace("{secrets}", &format!("{prefix}secrets"));
                 let pool = sqlx::PgPool::connect(url).await.expect("connect");
                 sqlx::raw_sql(&sql).execute(&pool).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
                 pool.close().await;
@@ -182,7 +195,7 @@ impl TestStore {
                 pool.close().await;
                 n
             }
-            Self::Postgres { url, prefix } => {
+            Self::Postgres { url, prefix, .. } => {
                 let pool = sqlx::PgPool::connect(url).await.expect("connect");
                 let n = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {prefix}events"))
                     .fetch_one(&pool)
@@ -190,6 +203,35 @@ impl TestStore {
                     .expect("count");
                 pool.close().await;
                 n
+            }
+        }
+    }
+
+    /// The key file that seals this store's secrets.
+    pub fn key_file(&self) -> std::path::PathBuf {
+        let options = self.options();
+        options.store.secrets_key.path(&options.store_url).expect("a key file").expect("a key file")
+    }
+
+    /// The secrets table's rows: (id, kind, stored text), oldest first.
+    pub async fn secret_rows(&self) -> Vec<(String, String, String)> {
+        let sql = "SELECT id, kind, secret FROM {table} ORDER BY created_at, id";
+        match self {
+            Self::Sqlite { dir } => {
+                let url = format!("sqlite://{}", dir.path().join("events.db").display());
+                let pool = sqlx::SqlitePool::connect(&url).await.expect("open the SQLite file");
+                let rows = sqlx::query_as(&sql.replace("{table}", "secrets")).fetch_all(&pool).await.expect("secrets");
+                pool.close().await;
+                rows
+            }
+            Self::Postgres { url, prefix, .. } => {
+                let pool = sqlx::PgPool::connect(url).await.expect("connect");
+                let rows = sqlx::query_as(&sql.replace("{table}", &format!("{prefix}secrets")))
+                    .fetch_all(&pool)
+                    .await
+                    .expect("secrets");
+                pool.close().await;
+                rows
             }
         }
     }
@@ -214,7 +256,7 @@ impl TestStore {
                 }
                 pool.close().await;
             }
-            Self::Postgres { url, prefix } => {
+            Self::Postgres { url, prefix, .. } => {
                 let pool = sqlx::PgPool::connect(url).await.expect("connect");
                 let rows: Vec<(String, String)> =
                     sqlx::query_as(&format!("SELECT payload, metadata FROM {prefix}events"))
