@@ -37,7 +37,12 @@ pub struct FileConfig {
     pub max_user_cert_ttl: Option<String>,
     /// The validity of a host certificate, e.g. `"30d"` (default 30 days).
     pub host_cert_ttl: Option<String>,
-    /// The hosts clients should trust the host CA for, in known_hosts pattern syntax (default `*`).
+    /// The cluster's name (default: this machine's host name): host ids and
+    /// principals must be inside it, and clients trust the host CA for it only.
+    pub cluster_name: Option<String>,
+    /// The hosts clients should trust the host CA for, in known_hosts pattern
+    /// syntax (default `*.{cluster_name},{cluster_name}`); setting it lets
+    /// hosts join under any name.
     pub known_hosts_pattern: Option<String>,
     /// The settings a new log starts with; later changes are events (`POST /admin/config`).
     #[serde(default)]
@@ -374,16 +379,27 @@ impl FileConfig {
         {
             return Err(ConfigError::Invalid { key: "public_url", reason: format!("{url:?} is not a URL") });
         }
-        let known_hosts_pattern = self.known_hosts_pattern.clone().unwrap_or(defaults.known_hosts_pattern);
-        if known_hosts_pattern.is_empty() || known_hosts_pattern.chars().any(char::is_whitespace) {
+        let known_hosts_pattern = self.known_hosts_pattern.clone();
+        if let Some(pattern) = &known_hosts_pattern
+            && (pattern.is_empty() || pattern.chars().any(char::is_whitespace))
+        {
             return Err(ConfigError::Invalid {
                 key: "known_hosts_pattern",
-                reason: format!(
-                    "{known_hosts_pattern:?} is not a known_hosts pattern list (comma-separated, no spaces)"
-                ),
+                reason: format!("{pattern:?} is not a known_hosts pattern list (comma-separated, no spaces)"),
             });
         }
+        let cluster_name = match &self.cluster_name {
+            Some(name) => {
+                crate::domain::HostId::parse(name).map_err(|_| ConfigError::Invalid {
+                    key: "cluster_name",
+                    reason: format!("{name:?} is not a host name (A-Z a-z 0-9 . - _)"),
+                })?;
+                name.to_ascii_lowercase()
+            }
+            None => defaults.cluster_name,
+        };
         Ok(SshOptions {
+            cluster_name,
             known_hosts_pattern,
             static_tokens,
             max_user_cert_ttl_ms: duration(

@@ -390,9 +390,12 @@ async fn the_ssh_flows_leak_no_secret() {
     let (status, body) = post("/api/V2/admin/provisiontokens", Some(&ada), json!({"roles": ["node"]})).await;
     assert_eq!(status, 200, "{body}");
     let join_token = body["tokens"][0]["token"].as_str().expect("a token").to_owned();
+    // A name inside the cluster (by default the machine's host name).
+    let (_, ca) = call(&http, reqwest::Method::GET, url("/api/V2/ca"), None, None).await;
+    let host = format!("h.{}", ca["cluster_name"].as_str().expect("the cluster's name"));
     for token in [join_token.as_str(), static_value] {
         let (status, body) =
-            post("/api/V2/hosts/join", None, json!({"token": token, "host_id": "h", "public_key": key})).await;
+            post("/api/V2/hosts/join", None, json!({"token": token, "host_id": host, "public_key": key})).await;
         assert_eq!(status, 200, "{body}");
     }
     let (status, body) = post("/api/V2/admin/invites", Some(&ada), json!({"user": "carol"})).await;

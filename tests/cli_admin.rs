@@ -62,7 +62,7 @@ async fn tokens_are_added_listed_and_removed_from_the_command_line(h: Harness) -
         .map(|t| t["id"].as_str().expect("a string field").to_owned())
         .expect("the node token");
     assert_eq!(stdout(&run(&h, &admin, &["tokens", "rm", &id])), format!("deleted provisioning token {id}\n"));
-    let join = json!({"token": value, "host_id": "h1", "public_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"});
+    let join = json!({"token": value, "host_id": "h1.example.org", "public_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"});
     h.post("/api/V2/hosts/join", None, join)
         .await
         .assert_error(401, "10020 Invalid token: unknown, used or expired provisioning token");

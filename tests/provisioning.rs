@@ -15,6 +15,7 @@ use ssh_key::certificate::CertType;
 use ssh_key::{Algorithm, Certificate, HashAlg, PrivateKey, PublicKey};
 
 const STATIC_TOKEN: &str = "4f1c9a0e7b2d4c6a8e0f1a2b3c4d5e6f";
+const TAKEN: &str = "20000 Unauthorized: This host name is bound to another host key; an Admin frees it with DELETE /api/V2/admin/hosts/{id}";
 
 fn host_key() -> String {
     let key = PrivateKey::random(&mut rand::rngs::OsRng, Algorithm::Ed25519).expect("a key");
@@ -81,16 +82,16 @@ async fn tokens_are_issued_listed_used_once_and_deleted(h: Harness) -> Harness {
     assert_eq!(body["known_hosts"], ca["host"]["known_hosts"]);
     assert_eq!(body["user_ca"], ca["user"]["public_key"]);
 
-    join(&h, &values[0], "web-2", None)
+    join(&h, &values[0], "web-2.example.org", None)
         .await
         .assert_error(401, "10020 Invalid token: unknown, used or expired provisioning token");
-    join(&h, &values[1], "web-2", Some(json!(["auth"])))
+    join(&h, &values[1], "web-2.example.org", Some(json!(["auth"])))
         .await
         .assert_error(403, "20000 Unauthorized: The provisioning token does not allow the role(s): auth");
     let id = issued[1]["id"].as_str().expect("a string field").to_owned();
     let deleted = h.delete(&format!("/api/V2/admin/provisiontokens/{id}"), Some(&admin)).await;
     assert_eq!(deleted.status, 204, "{}", deleted.text);
-    join(&h, &values[1], "web-2", None)
+    join(&h, &values[1], "web-2.example.org", None)
         .await
         .assert_error(401, "10020 Invalid token: unknown, used or expired provisioning token");
     h.delete(&format!("/api/V2/admin/provisiontokens/{id}"), Some(&admin))
@@ -143,7 +144,7 @@ async fn bad_token_requests_are_refused_and_write_nothing(h: Harness) -> Harness
     }
     issue(&h, &alice, json!({"roles": ["node"]})).await.assert_error(403, "20000 Unauthorized");
     assert_eq!(h.get("/api/V2/admin/provisiontokens", Some(&alice)).await.status, 403);
-    join(&h, "0000", "web-1", None)
+    join(&h, "0000", "web-1.example.org", None)
         .await
         .assert_error(401, "10020 Invalid token: unknown, used or expired provisioning token");
     join(&h, "0000", "-bad host", None).await.assert_error(
@@ -206,27 +207,20 @@ on_both_stores!(a_request_that_fails_midway_leaves_no_usable_token);
 async fn static_tokens_join_any_number_of_hosts(h: Harness) -> Harness {
     let h = with_static_token(h).await;
     let (_, admin) = h.administrators().await;
-    for host in ["node-a", "node-b"] {
+    for host in ["node-a.example.org", "node-b.example.org"] {
         let joined = join(&h, STATIC_TOKEN, host, None).await;
         assert_eq!(joined.status, 200, "{}", joined.text);
         assert_eq!(joined.json()["roles"], json!(["node", "proxy"]));
     }
-    // A shared static token cannot take over a host that joined with another key…
-    join(&h, STATIC_TOKEN, "node-a", None).await.assert_error(
-        403,
-        "20000 Unauthorized: This host id already joined with another key; join it again with an issued provisioning token",
-    );
-    // …an issued token (an admin's explicit grant) can.
-    let issued = issue(&h, &admin, json!({"roles": ["node"]})).await.json()["tokens"][0]["token"].clone();
-    let rejoined = join(&h, issued.as_str().expect("a string field"), "node-a", None).await;
-    assert_eq!(rejoined.status, 200, "{}", rejoined.text);
-    join(&h, STATIC_TOKEN, "node-c", Some(json!(["auth"])))
+    // A shared static token cannot take over a host that joined with another key.
+    join(&h, STATIC_TOKEN, "node-a.example.org", None).await.assert_error(403, TAKEN);
+    join(&h, STATIC_TOKEN, "node-c.example.org", Some(json!(["auth"])))
         .await
         .assert_error(403, "20000 Unauthorized: The provisioning token does not allow the role(s): auth");
     let listed = h.get("/api/V2/admin/provisiontokens", Some(&admin)).await.json();
     let static_id = listed["static"][0]["id"].as_str().expect("a string field").to_owned();
     assert_eq!(static_id.len(), 16);
-    let certs = h.get("/api/V2/admin/certs?host=node-b", Some(&admin)).await.json();
+    let certs = h.get("/api/V2/admin/certs?host=node-b.example.org", Some(&admin)).await.json();
     assert_eq!(certs["certificates"][0]["token"], json!({"static": static_id}));
     assert!(!h.store.dump().await.contains(STATIC_TOKEN), "the value never enters the log");
     h
@@ -240,10 +234,10 @@ async fn rejoining_with_the_bound_key_renews_without_rebinding(h: Harness) -> Ha
     let h = with_static_token(h).await;
     let (_, admin) = h.administrators().await;
     let key = host_key();
-    let first = json!({"token": STATIC_TOKEN, "host_id": "node-r", "public_key": key});
+    let first = json!({"token": STATIC_TOKEN, "host_id": "node-r.example.org", "public_key": key});
     ok(h.post("/api/V2/hosts/join", None, first).await);
     h.advance(5);
-    let rejoin = json!({"token": STATIC_TOKEN, "host_id": "node-r", "public_key": key, "roles": ["node"]});
+    let rejoin = json!({"token": STATIC_TOKEN, "host_id": "node-r.example.org", "public_key": key, "roles": ["node"]});
     let answers = futures::future::join_all((0..8).map(|_| h.post("/api/V2/hosts/join", None, rejoin.clone()))).await;
     let serials: std::collections::BTreeSet<String> =
         answers.into_iter().map(|a| ok(a)["serial"].as_str().expect("a string field").to_owned()).collect();
@@ -273,9 +267,132 @@ async fn an_expired_token_joins_nobody() {
     let answer = issue(&h, &admin, json!({"roles": ["node"], "ttl": 60})).await;
     let value = answer.json()["tokens"][0]["token"].as_str().expect("a string field").to_owned();
     manual.advance(60_000);
-    join(&h, &value, "late", None)
+    join(&h, &value, "late.example.org", None)
         .await
         .assert_error(401, "10020 Invalid token: unknown, used or expired provisioning token");
     assert_eq!(h.get("/api/V2/admin/provisiontokens", Some(&admin)).await.json()["tokens"], json!([]));
     h.finish().await;
 }
+
+async fn issued_token_value(h: &Harness, admin: &str) -> String {
+    let issued = issue(h, admin, json!({"roles": ["node"]})).await;
+    issued.json()["tokens"][0]["token"].as_str().expect("a token").to_owned()
+}
+
+/// A bound host name — a host id or an extra principal — belongs to its key:
+/// no token (static or issued) joins under it with another key, and nothing
+/// is written or spent by the refusal; only an Admin's release frees it.
+async fn a_bound_host_name_cannot_be_taken_over(h: Harness) -> Harness {
+    let h = with_static_token(h).await;
+    let (_, admin) = h.administrators().await;
+    let alice = h.user_token(&admin, "alice").await;
+    let web1 = host_key();
+    let first = json!({"token": STATIC_TOKEN, "host_id": "web1.example.org", "public_key": web1,
+                       "principals": ["www.example.org", "web1.example.org"]});
+    let joined = ok(h.post("/api/V2/hosts/join", None, first).await);
+    assert_eq!(joined["principals"], json!(["www.example.org"]), "the host id is not repeated");
+    let cert = Certificate::from_openssh(joined["certificate"].as_str().expect("a certificate")).expect("parses");
+    assert_eq!(cert.valid_principals(), ["web1.example.org".to_owned(), "www.example.org".to_owned()]);
+    let hosts = ok(h.get("/api/V2/admin/hosts", Some(&admin)).await);
+    assert_eq!(hosts["hosts"][0]["principals"], json!(["www.example.org"]));
+
+    // Another key under the host id, or under its principal, with either kind of token.
+    let thief = host_key();
+    let before = h.store.main_log_len().await;
+    let issued = issued_token_value(&h, &admin).await;
+    let after_issue = h.store.main_log_len().await;
+    for (token, host, principals) in [
+        (STATIC_TOKEN, "web1.example.org", json!([])),
+        (issued.as_str(), "web1.example.org", json!([])),
+        (issued.as_str(), "web9.example.org", json!(["www.example.org"])),
+        (issued.as_str(), "www.example.org", json!([])),
+    ] {
+        let body = json!({"token": token, "host_id": host, "public_key": thief, "principals": principals});
+        h.post("/api/V2/hosts/join", None, body).await.assert_error(403, TAKEN);
+    }
+    assert_eq!(h.store.main_log_len().await, after_issue, "a refused join writes nothing");
+    assert!(after_issue > before);
+    // The issued token was not spent by the refusals.
+    let listed = ok(h.get("/api/V2/admin/provisiontokens", Some(&admin)).await);
+    assert_eq!(listed["tokens"].as_array().map(Vec::len), Some(1));
+    // The host itself renews with its key, under either token.
+    ok(h.post("/api/V2/hosts/join", None, json!({"token": STATIC_TOKEN, "host_id": "web1.example.org", "public_key": web1, "principals": ["www.example.org"]})).await);
+
+    // Only an Admin frees it.
+    h.delete("/api/V2/admin/hosts/web1.example.org", Some(&alice)).await.assert_error(403, "20000 Unauthorized");
+    h.delete("/api/V2/admin/hosts/nobody.example.org", Some(&admin))
+        .await
+        .assert_error(404, "50050 No such host: no host is bound to nobody.example.org");
+    let freed = h.delete("/api/V2/admin/hosts/web1.example.org", Some(&admin)).await;
+    assert_eq!(freed.status, 204, "{}", freed.text);
+    assert_eq!(ok(h.get("/api/V2/admin/hosts", Some(&admin)).await)["hosts"], json!([]));
+    let body =
+        json!({"token": issued, "host_id": "web1.example.org", "public_key": thief, "principals": ["www.example.org"]});
+    let rebound = ok(h.post("/api/V2/hosts/join", None, body).await);
+    assert_eq!(rebound["principals"], json!(["www.example.org"]));
+    let history = ok(h.get("/api/V2/admin/audit?limit=1000", Some(&admin)).await);
+    let released: Vec<&Value> =
+        history["events"].as_array().into_iter().flatten().filter(|e| e["event_type"] == "HostReleased").collect();
+    assert_eq!(released.len(), 2, "the host id and its principal");
+    assert!(released.iter().all(|e| e["actor"] == json!("admin")), "{released:?}");
+    h
+}
+on_both_stores!(a_bound_host_name_cannot_be_taken_over);
+
+/// Hosts join under names inside the cluster, and clients trust the host CA
+/// for the cluster only; an explicit known_hosts_pattern lets any name join.
+async fn host_names_stay_inside_the_cluster(h: Harness) -> Harness {
+    let h = with_static_token(h).await;
+    let ca = h.get("/api/V2/ca", None).await.json();
+    assert_eq!(ca["cluster_name"], json!("example.org"));
+    let host_ca = ca["host"]["public_key"].as_str().expect("a key").to_owned();
+    assert_eq!(ca["host"]["known_hosts"], json!(format!("@cert-authority *.example.org,example.org {host_ca}")));
+    let before = h.store.main_log_len().await;
+    for (host, principals, outside) in [
+        ("github.com", json!([]), "github.com"),
+        ("example.org.evil.com", json!([]), "example.org.evil.com"),
+        ("badexample.org", json!([]), "badexample.org"),
+        ("web1.example.org", json!(["10.0.0.5"]), "10.0.0.5"),
+    ] {
+        let body = json!({"token": STATIC_TOKEN, "host_id": host, "public_key": host_key(), "principals": principals});
+        h.post("/api/V2/hosts/join", None, body).await.assert_error(
+            400,
+            &format!(
+                "30001 Illegal input parameter: Host name \"{outside}\" is outside the cluster: use a name under example.org (e.g. web1.example.org), or have the operator set known_hosts_pattern"
+            ),
+        );
+    }
+    for bad in [json!(["*.example.org"]), json!(["web?.example.org"]), json!(["a b"])] {
+        let body =
+            json!({"token": STATIC_TOKEN, "host_id": "web1.example.org", "public_key": host_key(), "principals": bad});
+        assert_eq!(h.post("/api/V2/hosts/join", None, body).await.status, 400, "no wildcards");
+    }
+    let many: Vec<String> = (0..17).map(|i| format!("n{i}.example.org")).collect();
+    let body =
+        json!({"token": STATIC_TOKEN, "host_id": "web1.example.org", "public_key": host_key(), "principals": many});
+    h.post("/api/V2/hosts/join", None, body)
+        .await
+        .assert_error(400, "30001 Illegal input parameter: at most 16 principals");
+    assert_eq!(h.store.main_log_len().await, before, "nothing written");
+    // The cluster's own name joins too.
+    ok(h.post(
+        "/api/V2/hosts/join",
+        None,
+        json!({"token": STATIC_TOKEN, "host_id": "example.org", "public_key": host_key()}),
+    )
+    .await);
+
+    // An operator's explicit pattern: that line, and any name joins (an address as a principal).
+    let h = h
+        .restart_with(|o| {
+            o.ssh.static_tokens = vec![StaticToken::parse(&format!("node:{STATIC_TOKEN}")).expect("valid")];
+            o.ssh.known_hosts_pattern = Some("*.example.org,10.0.0.*".into());
+        })
+        .await;
+    let ca = h.get("/api/V2/ca", None).await.json();
+    assert_eq!(ca["host"]["known_hosts"], json!(format!("@cert-authority *.example.org,10.0.0.* {host_ca}")));
+    let body = json!({"token": STATIC_TOKEN, "host_id": "web2.example.org", "public_key": host_key(), "principals": ["10.0.0.5"]});
+    assert_eq!(ok(h.post("/api/V2/hosts/join", None, body).await)["principals"], json!(["10.0.0.5"]));
+    h
+}
+on_both_stores!(host_names_stay_inside_the_cluster);

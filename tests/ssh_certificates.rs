@@ -54,7 +54,10 @@ async fn authorities_are_published_and_survive_a_restart(h: Harness) -> Harness 
     );
     assert_eq!(
         ca["host"]["known_hosts"],
-        json!(format!("@cert-authority * {}", ca["host"]["public_key"].as_str().expect("a string field")))
+        json!(format!(
+            "@cert-authority *.example.org,example.org {}",
+            ca["host"]["public_key"].as_str().expect("a string field")
+        ))
     );
     // The private keys are in the credentials store (sealed), never in an event.
     let kinds: Vec<String> = h.store.secret_rows().await.into_iter().map(|(_, kind, _)| kind).collect();
@@ -64,7 +67,7 @@ async fn authorities_are_published_and_survive_a_restart(h: Harness) -> Harness 
     let again = h.get("/api/V2/ca", None).await.json();
     assert_eq!(again["user"]["fingerprint"], ca["user"]["fingerprint"], "a restart keeps the authority");
     assert_eq!(again["host"]["fingerprint"], ca["host"]["fingerprint"]);
-    let h = h.restart_with(|o| o.ssh.known_hosts_pattern = "*.example.internal".into()).await;
+    let h = h.restart_with(|o| o.ssh.known_hosts_pattern = Some("*.example.internal".into())).await;
     let scoped = h.get("/api/V2/ca", None).await.json();
     assert_eq!(
         scoped["host"]["known_hosts"],

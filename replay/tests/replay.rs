@@ -71,8 +71,13 @@ async fn every_kind_of_event(h: &Harness, peer: Option<&common::oidc::Peer>) -> 
     ok(h.post("/api/V2/admin/ca/rotate", Some(&admin), json!({"ca": "host"})).await).await;
     let tokens =
         ok(h.post("/api/V2/admin/provisiontokens", Some(&admin), json!({"roles": ["node"], "count": 2})).await).await;
-    let join = json!({"token": tokens["tokens"][0]["token"], "host_id": "web-1", "public_key": public_key});
+    let join = json!({"token": tokens["tokens"][0]["token"], "host_id": "web-1.example.org", "public_key": public_key});
     ok(h.post("/api/V2/hosts/join", None, join).await).await;
+    // A second host, freed by an Admin.
+    let more = ok(h.post("/api/V2/admin/provisiontokens", Some(&admin), json!({"roles": ["node"]})).await).await;
+    let join = json!({"token": more["tokens"][0]["token"], "host_id": "web-2.example.org", "public_key": public_key});
+    ok(h.post("/api/V2/hosts/join", None, join).await).await;
+    ok(h.delete("/api/V2/admin/hosts/web-2.example.org", Some(&admin)).await).await;
     let unused = tokens["tokens"][1]["id"].as_str().expect("a string field").to_owned();
     ok(h.delete(&format!("/api/V2/admin/provisiontokens/{unused}"), Some(&admin)).await).await;
     let revoked = ok(h.post("/api/V2/admin/invites", Some(&admin), json!({"user": "dave"})).await).await;

@@ -111,10 +111,15 @@ pub fn tokens_added_text(server: &str, answer: &Value, ttl: &str) -> String {
     for token in &tokens {
         out.push_str(&format!("  {token}\n"));
     }
+    // A host joins under a name inside the cluster: its short name, then the cluster's.
+    let host_id = match answer["cluster_name"].as_str() {
+        Some(cluster) => format!("$(hostname -s).{cluster}"),
+        None => "$(hostname -f)".to_owned(),
+    };
     out.push_str("\nOn the new host, run (it answers with a host certificate and the CA lines to trust):\n\n");
     out.push_str(&format!(
         "  curl -sf -X POST {server}/api/V2/hosts/join -H 'Content-Type: application/json' \\\n    \
-         -d '{{\"token\":\"{}\",\"host_id\":\"'\"$(hostname -f)\"'\",\"public_key\":\"'\"$(cat /etc/ssh/ssh_host_ed25519_key.pub)\"'\"}}'\n",
+         -d '{{\"token\":\"{}\",\"host_id\":\"'\"{host_id}\"'\",\"public_key\":\"'\"$(cat /etc/ssh/ssh_host_ed25519_key.pub)\"'\"}}'\n",
         tokens.first().copied().unwrap_or_default()
     ));
     out

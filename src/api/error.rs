@@ -45,7 +45,7 @@ pub fn status_of(kind: ErrorType) -> StatusCode {
         | IdentityRetrievalFailed
         | IdentityProviderError => StatusCode::UNAUTHORIZED,
         Unauthorized | DisabledUser => StatusCode::FORBIDDEN,
-        NoSuchUser | NoSuchLocalUser | NoSuchToken => StatusCode::NOT_FOUND,
+        NoSuchUser | NoSuchLocalUser | NoSuchToken | NoSuchHost => StatusCode::NOT_FOUND,
         NoTokenProvided
         | MissingParameter
         | IllegalParameter

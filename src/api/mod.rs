@@ -162,6 +162,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/V2/admin/provisiontokens/{id}", delete(provisioning::delete))
         .route("/api/V2/hosts/join", post(provisioning::join))
         .route("/api/V2/admin/hosts", get(provisioning::hosts))
+        .route("/api/V2/admin/hosts/{id}", delete(provisioning::release))
         .route("/api/V2/admin/invites", get(invites::list).post(invites::issue))
         .route("/api/V2/admin/invites/{id}", delete(invites::revoke))
         .route("/web/newuser/{token}", get(invites::open).head(invites::probe))

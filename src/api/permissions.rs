@@ -38,6 +38,8 @@ pub enum Action {
     CreateServToken,
     /// Issue, list and delete provisioning (join) tokens (Teleport's `GenerateToken`).
     ManageProvisionTokens,
+    /// Free a host name from the key it is bound to.
+    ReleaseHost,
     /// Invite users (sign-up tokens), list and revoke invitations.
     InviteUser,
     /// Set the logins (certificate principals) of a user.
@@ -50,7 +52,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 28] = [
+    pub const ALL: [Action; 29] = [
         Action::ViewAnonIds,
         Action::ReadAuditTrail,
         Action::CreateLocalAccount,
@@ -74,6 +76,7 @@ impl Action {
         Action::CreateDevToken,
         Action::CreateServToken,
         Action::ManageProvisionTokens,
+        Action::ReleaseHost,
         Action::InviteUser,
         Action::ChangeLogins,
         Action::IssueCertForOthers,
@@ -108,6 +111,7 @@ fn requirement(action: Action) -> Requirement {
         | ChangeConfig
         | RemovePolicyId
         | ManageProvisionTokens
+        | ReleaseHost
         | ChangeLogins
         | IssueCertForOthers
         | ViewCertificates
@@ -164,6 +168,7 @@ mod tests {
             CreateDevToken => &[Admin, DevToken, ServToken],
             CreateServToken => &[Admin, ServToken],
             ManageProvisionTokens => &[Admin],
+            ReleaseHost => &[Admin],
             InviteUser => &[Admin, CreateAdmin, Root],
             ChangeLogins => &[Admin],
             IssueCertForOthers => &[Admin],

@@ -59,7 +59,9 @@ pub async fn issue(
         .into_iter()
         .map(|t| json!({ "token": t.value, "id": t.id, "roles": roles, "expires": expires }))
         .collect();
-    Ok(Json(json!({ "tokens": tokens, "expires": expires, "ttl": ttl })))
+    // Hosts join under names inside the cluster (unless the trust pattern is explicit).
+    let cluster = state.ssh.options.known_hosts_pattern.is_none().then(|| state.ssh.options.cluster_name.clone());
+    Ok(Json(json!({ "tokens": tokens, "expires": expires, "ttl": ttl, "cluster_name": cluster })))
 }
 
 /// `GET /api/V2/admin/provisiontokens`: pending tokens (never their values) and the static ones.
@@ -100,28 +102,34 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `POST /api/V2/hosts/join` `{"token", "host_id", "public_key", "roles"?}`: a host certificate.
+/// `POST /api/V2/hosts/join` `{"token", "host_id", "public_key", "roles"?, "principals"?}`: a host certificate.
 pub async fn join(State(state): State<AppState>, context: RequestContext, body: Body) -> Result<Json<Value>, ApiError> {
     let json = body.json()?;
-    json.reject_unexpected(&["token", "host_id", "public_key", "roles"])?;
+    json.reject_unexpected(&["token", "host_id", "public_key", "roles", "principals"])?;
     let value = json.string("token")?.filter(|t| !t.trim().is_empty()).ok_or_else(|| AuthError::missing("token"))?;
     let host_id = HostId::parse(&json.string("host_id")?.ok_or_else(|| AuthError::missing("host_id"))?)?;
     let public_key =
         authority::parse_public_key(&json.string("public_key")?.ok_or_else(|| AuthError::missing("public_key"))?)?;
     let roles = roles_of(&json, false)?;
+    let listed = json.strings("principals")?.unwrap_or_default();
+    if listed.len() > hosts::MAX_PRINCIPALS {
+        return Err(AuthError::illegal(format!("at most {} principals", hosts::MAX_PRINCIPALS)).into());
+    }
+    let principals = listed.iter().map(|p| HostId::parse(p)).collect::<Result<BTreeSet<_>, _>>()?;
     let metadata = context.metadata_of(&format!("host:{host_id}"), state.ignore_ip());
-    let request = JoinRequest { token: value, host_id, public_key, roles };
+    let request = JoinRequest { token: value, host_id, public_key, roles, principals };
     let joined = hosts::join(&state.ledger, &state.ssh, request, &metadata).await?;
     let cert = joined.event.cert();
     let user_ca = state.ledger.model.read().access.authority(CaKind::User).map(|a| a.key.public_key.clone());
     Ok(Json(json!({
         "host_id": joined.host_id,
+        "principals": joined.principals,
         "roles": joined.roles,
         "certificate": joined.certificate,
         "serial": cert.serial.to_string(),
         "valid_after": cert.valid_after,
         "valid_before": cert.valid_before,
-        "known_hosts": authority::known_hosts_line(&state.ssh.options.known_hosts_pattern, &joined.ca.public_key),
+        "known_hosts": authority::known_hosts_line(&state.ssh.options.trusted_hosts(), &joined.ca.public_key),
         "user_ca": user_ca,
     })))
 }
@@ -135,11 +143,25 @@ pub async fn hosts(State(state): State<AppState>, context: RequestContext) -> Re
         .hosts()
         .map(|h| {
             json!({
-                "host_id": h.host_id, "roles": h.roles, "joined": h.joined, "last_joined": h.last_joined(), "key_fingerprint": h.key_fingerprint,
+                "host_id": h.host_id, "principals": h.principals, "roles": h.roles, "joined": h.joined, "last_joined": h.last_joined(), "key_fingerprint": h.key_fingerprint,
                 "serial": h.certificate.map(|c| c.serial.to_string()),
                 "valid_before": h.certificate.map(|c| c.valid_before),
             })
         })
         .collect();
     Ok(Json(json!({ "hosts": hosts })))
+}
+
+/// `DELETE /api/V2/admin/hosts/{id}`: frees a host id and its extra
+/// principals from their key (Admin); the next join binds whichever key it brings.
+pub async fn release(
+    State(state): State<AppState>,
+    context: RequestContext,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let caller = administrator(&state, &context, Action::ReleaseHost)?;
+    let host_id = HostId::parse(&id)?;
+    let metadata = context.metadata(caller.name(), state.ignore_ip());
+    hosts::release(&state.ledger, &host_id, caller.name(), &metadata).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

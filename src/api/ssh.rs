@@ -26,9 +26,7 @@ fn authority_json(state: &AppState, ca: CaKind) -> Value {
         Some(record) => {
             let line = match ca {
                 CaKind::User => authority::authorized_keys_line(&record.key.public_key),
-                CaKind::Host => {
-                    authority::known_hosts_line(&state.ssh.options.known_hosts_pattern, &record.key.public_key)
-                }
+                CaKind::Host => authority::known_hosts_line(&state.ssh.options.trusted_hosts(), &record.key.public_key),
             };
             json!({
                 "public_key": record.key.public_key,
@@ -43,7 +41,11 @@ fn authority_json(state: &AppState, ca: CaKind) -> Value {
 
 /// `GET /api/V2/ca`: both public keys, as `authorized_keys` and `known_hosts` lines. Public.
 pub async fn authorities(State(state): State<AppState>) -> Json<Value> {
-    Json(json!({ "user": authority_json(&state, CaKind::User), "host": authority_json(&state, CaKind::Host) }))
+    Json(json!({
+        "user": authority_json(&state, CaKind::User),
+        "host": authority_json(&state, CaKind::Host),
+        "cluster_name": state.ssh.options.cluster_name,
+    }))
 }
 
 /// `POST /api/V2/admin/ca/rotate` `{"ca": "user"|"host"}`: a new signing key from now on.

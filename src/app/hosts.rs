@@ -3,12 +3,18 @@
 //! host certificate signed by the host CA. Static tokens from the
 //! configuration file join any number of hosts; issued ones join one each.
 //!
-//! A join writes up to three times, on three streams: the issued token is
-//! spent (single use wins any race), the host id is bound to its key (the
-//! `Host` aggregate decides, so racing joins cannot both bind), and the
-//! certificate is recorded under a fresh serial. Each step only fails on a
-//! rule checked before it or on a failing log; a token spent by a join that
-//! then failed stays spent, and the error is the answer.
+//! A host name — its id, and each extra principal it asks for — belongs to
+//! the key that first joined under it: a join with another key is refused
+//! (403) whatever the token, until an Admin frees the name
+//! ([`release`]). Names must lie inside the cluster (`web1.{cluster_name}`)
+//! unless the operator set the host CA's trust pattern explicitly.
+//!
+//! A join writes on several streams: the issued token is spent (single use
+//! wins any race), each extra principal and then the host id is bound to the
+//! key (the `Host` aggregate of each name decides, so racing joins cannot
+//! both bind), and the certificate is recorded under a fresh serial. Every
+//! name is checked against the bindings before the token is spent; a race
+//! lost after it leaves the token spent, and the error is the answer.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -24,8 +30,8 @@ use super::ssh::authority::{self, CertSpec};
 use super::ssh::{SshService, issue_certificate};
 use crate::domain::provision_token::check_roles_allowed;
 use crate::domain::{
-    AuthError, CaKind, CertificateEvent, ErrorType, Host, HostId, HostRole, JoinHost, JoinToken, ProvisionToken,
-    ProvisionTokenCommand, Signed, SigningKey, UserName,
+    AuthError, CaKind, CertificateEvent, ErrorType, Host, HostCommand, HostId, HostRole, JoinHost, JoinToken,
+    ProvisionToken, ProvisionTokenCommand, Signed, SigningKey, UserName,
 };
 use crate::projections::hash_token;
 use crate::projections::token_index::encode_hash;
@@ -106,11 +112,17 @@ pub struct JoinRequest {
     pub public_key: PublicKey,
     /// The roles asked for; `None`: all the token grants.
     pub roles: Option<BTreeSet<HostRole>>,
+    /// Extra names the certificate carries (an address, a short name), each bound to the key too.
+    pub principals: BTreeSet<HostId>,
 }
+
+/// The most extra principals a host may ask for.
+pub const MAX_PRINCIPALS: usize = 16;
 
 /// A joined host: its certificate, what the log recorded, and the host CA that signed it.
 pub struct Joined {
     pub host_id: HostId,
+    pub principals: BTreeSet<HostId>,
     pub roles: BTreeSet<HostRole>,
     pub certificate: String,
     pub event: CertificateEvent,
@@ -124,12 +136,24 @@ pub async fn join(
     request: JoinRequest,
     metadata: &EventMetadata,
 ) -> Result<Joined, AppError> {
-    let JoinRequest { token: value, host_id, public_key, roles: requested } = request;
+    let JoinRequest { token: value, host_id, public_key, roles: requested, mut principals } = request;
+    principals.remove(&host_id);
     let now = ledger.now();
     let invalid = || AuthError::new(ErrorType::InvalidToken, "unknown, used or expired provisioning token");
+    check_names(ssh, &host_id, &principals)?;
     // The signing key first: a token is never spent on a join that cannot be signed.
     let (ca, private) = ssh.keys.signer(ledger, CaKind::Host).await?;
     let key_fingerprint = authority::fingerprint(&public_key);
+    // Nor on a name another key holds.
+    {
+        let model = ledger.model.read();
+        let taken = std::iter::once(&host_id)
+            .chain(&principals)
+            .any(|name| model.access.host_name(name).is_some_and(|bound| bound.key_fingerprint != key_fingerprint));
+        if taken {
+            return Err(Host::taken().into());
+        }
+    }
     let (token, roles) = match ssh.static_token(&value) {
         Some(token) => {
             let roles = requested.unwrap_or_else(|| token.roles.clone());
@@ -149,23 +173,98 @@ pub async fn join(
             (JoinToken::Issued { id }, roles)
         }
     };
-    // Binds the host id to its key: a shared static token may not take over a
-    // host id that joined with another key (an issued token, an admin's explicit
-    // grant for one host, may).
-    let join =
-        JoinHost { roles: roles.clone(), key_fingerprint: key_fingerprint.clone(), token: token.clone(), at: now };
-    let bound = ledger.execute::<Host>(&host_id, join, metadata).await;
-    bound.map_err(|error| match token {
-        JoinToken::Issued { .. } => error.after_spending("the provisioning token"),
-        JoinToken::Static { .. } => error,
-    })?;
-    let signer = HostSigner { ca: &ca, private: &private, host_id: &host_id, public_key: &public_key, now };
+    // Binds each extra principal, then the host id, to the key.
+    let bind = |name: &HostId, principals: BTreeSet<HostId>, principal_of: Option<HostId>| {
+        let join = JoinHost {
+            roles: roles.clone(),
+            key_fingerprint: key_fingerprint.clone(),
+            token: token.clone(),
+            at: now,
+            principals,
+            principal_of,
+        };
+        ledger.execute::<Host>(name.clone(), HostCommand::Join(join), metadata)
+    };
+    for principal in &principals {
+        let bound = bind(principal, BTreeSet::new(), Some(host_id.clone())).await;
+        bound.map_err(|error| spent(&token, error))?;
+    }
+    let bound = bind(&host_id, principals.clone(), None).await;
+    bound.map_err(|error| spent(&token, error))?;
+    let signer = HostSigner {
+        ca: &ca,
+        private: &private,
+        host_id: &host_id,
+        principals: &principals,
+        public_key: &public_key,
+        now,
+    };
     let valid_before = now.saturating_add(ssh.options.host_cert_ttl_ms);
     let (certificate, event) = issue_certificate(ledger, metadata, |serial| {
         signer.sign(serial, valid_before, &roles, &token, &key_fingerprint)
     })
     .await?;
-    Ok(Joined { host_id, roles, certificate, event, ca })
+    Ok(Joined { host_id, principals, roles, certificate, event, ca })
+}
+
+/// An error after the token was spent says so (a static token is never spent).
+fn spent(token: &JoinToken, error: AppError) -> AppError {
+    match token {
+        JoinToken::Issued { .. } => error.after_spending("the provisioning token"),
+        JoinToken::Static { .. } => error,
+    }
+}
+
+/// Refuses more principals than [`MAX_PRINCIPALS`], and names outside the cluster.
+fn check_names(ssh: &SshService, host_id: &HostId, principals: &BTreeSet<HostId>) -> Result<(), AuthError> {
+    if principals.len() > MAX_PRINCIPALS {
+        return Err(AuthError::illegal(format!("at most {MAX_PRINCIPALS} principals")));
+    }
+    let cluster = &ssh.options.cluster_name;
+    if let Some(outside) = std::iter::once(host_id).chain(principals).find(|name| !ssh.options.admits(name.as_str())) {
+        return Err(AuthError::illegal(format!(
+            "Host name {:?} is outside the cluster: use a name under {cluster} (e.g. web1.{cluster}), \
+             or have the operator set known_hosts_pattern",
+            outside.as_str()
+        )));
+    }
+    Ok(())
+}
+
+/// What freeing a host did: the names freed.
+pub struct Released {
+    pub names: Vec<HostId>,
+}
+
+/// Frees a host id and its extra principals from the key they are bound to
+/// (an Admin's decision: the next join under them binds whichever key it
+/// brings). A principal another host id has since taken is left alone.
+pub async fn release(
+    ledger: &Ledger,
+    host_id: &HostId,
+    by: &UserName,
+    metadata: &EventMetadata,
+) -> Result<Released, AppError> {
+    let principals: Vec<HostId> = {
+        let model = ledger.model.read();
+        let host = model
+            .access
+            .host(host_id)
+            .ok_or_else(|| AuthError::new(ErrorType::NoSuchHost, format!("no host is bound to {host_id}")))?;
+        host.principals
+            .iter()
+            .filter(|p| model.access.host_name(p).is_some_and(|b| b.host == *host_id))
+            .cloned()
+            .collect()
+    };
+    let now = ledger.now();
+    let mut names = Vec::new();
+    for name in principals.iter().chain(std::iter::once(host_id)) {
+        let command = HostCommand::Release { by: by.clone(), at: now };
+        ledger.execute::<Host>(name.clone(), command, metadata).await?;
+        names.push(name.clone());
+    }
+    Ok(Released { names })
 }
 
 /// What signing one host certificate needs.
@@ -173,6 +272,7 @@ struct HostSigner<'a> {
     ca: &'a SigningKey,
     private: &'a Arc<PrivateKey>,
     host_id: &'a HostId,
+    principals: &'a BTreeSet<HostId>,
     public_key: &'a PublicKey,
     now: i64,
 }
@@ -194,7 +294,7 @@ impl HostSigner<'_> {
                 cert_type: CertType::Host,
                 subject: self.public_key,
                 key_id: self.host_id.to_string(),
-                principals: vec![self.host_id.to_string()],
+                principals: std::iter::once(self.host_id).chain(self.principals).map(ToString::to_string).collect(),
                 serial,
                 valid_after: u64::try_from(valid_after).unwrap_or(0),
                 valid_before: u64::try_from(valid_before).unwrap_or(0),

@@ -261,8 +261,26 @@ impl LedgerEvent {
                 format!("invitation {u} was opened and offered a new second factor")
             }
             LedgerEvent::Invite(InviteEvent::InviteRedeemed { .. }) => format!("invitation {u} was redeemed"),
-            LedgerEvent::Host(HostEvent::HostJoined { roles, key_fingerprint, token, .. }) => {
-                format!("host {u} joined as {} with key {key_fingerprint} and {}", list(roles), join_token(token))
+            LedgerEvent::Host(HostEvent::HostJoined { key_fingerprint, token, principal_of: Some(host), .. }) => {
+                format!("name {u} was bound to host {host}'s key {key_fingerprint} with {}", join_token(token))
+            }
+            LedgerEvent::Host(HostEvent::HostJoined { roles, key_fingerprint, token, principals, .. }) => {
+                let extra = if principals.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " (also named {})",
+                        principals.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+                    )
+                };
+                format!(
+                    "host {u} joined as {} with key {key_fingerprint}{extra} and {}",
+                    list(roles),
+                    join_token(token)
+                )
+            }
+            LedgerEvent::Host(HostEvent::HostReleased { by, .. }) => {
+                format!("{by} freed host name {u} from its key")
             }
             LedgerEvent::Invite(InviteEvent::InviteRevoked { by, .. }) => format!("{by} revoked invitation {u}"),
             LedgerEvent::Audit(AuditEvent::AnonIdsTranslated { anon_ids, .. }) => {

@@ -29,6 +29,8 @@ pub enum ErrorType {
     NoSuchIdentity,
     NoSuchRole,
     NoSuchEnvironment,
+    /// Not upstream's: a host id no host is bound to (the SSH side).
+    NoSuchHost,
     LinkFailed,
     UnlinkFailed,
     UnsupportedOperation,
@@ -60,6 +62,7 @@ impl ErrorType {
             Self::NoSuchRole => 50040,
             // Upstream shares the code with "No such role".
             Self::NoSuchEnvironment => 50040,
+            Self::NoSuchHost => 50050,
             Self::LinkFailed => 60000,
             Self::UnlinkFailed => 60010,
             Self::UnsupportedOperation => 70000,
@@ -90,6 +93,7 @@ impl ErrorType {
             Self::NoSuchIdentity => "No such identity",
             Self::NoSuchRole => "No such role",
             Self::NoSuchEnvironment => "No such environment",
+            Self::NoSuchHost => "No such host",
             Self::LinkFailed => "Account linkage failed",
             Self::UnlinkFailed => "Account unlink failed",
             Self::UnsupportedOperation => "Unsupported operation",

@@ -37,7 +37,7 @@ pub use cert_authority::{CaKind, CertAuthority, CertAuthorityCommand, CertAuthor
 pub use certificate::{Certificate, CertificateEvent, JoinToken, RecordCertificate, Signed};
 pub use custom_role::{CustomRole, CustomRoleCommand, CustomRoleEvent};
 pub use error::{AuthError, ErrorType};
-pub use host::{Host, HostEvent, JoinHost};
+pub use host::{Host, HostCommand, HostEvent, JoinHost};
 pub use identity::{IdentityClaim, IdentityClaimCommand, IdentityClaimEvent, IdentityId, LinkVia, RemoteIdentity};
 pub use invite::{Invite, InviteCommand, InviteEvent};
 pub use names::{CustomRoleId, DisplayName, EmailAddress, PolicyId, TokenName, UserName};

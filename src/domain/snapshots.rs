@@ -13,6 +13,7 @@ use super::audit::{AuditEvent, AuditSubject, TrailRead};
 use super::cert_authority::{CaKind, CertAuthorityEvent};
 use super::certificate::{CertificateEvent, JoinToken, Signed};
 use super::custom_role::CustomRoleEvent;
+use super::host::HostEvent;
 use super::identity::{IdentityClaimEvent, IdentityId, LinkVia, RemoteIdentity};
 use super::invite::InviteEvent;
 use super::names::{CustomRoleId, DisplayName, EmailAddress, PolicyId, UserName};
@@ -154,10 +155,15 @@ fn samples() -> Vec<(String, Value)> {
             token: JoinToken::Issued { id: Uuid::from_u128(0x3c) },
             cert: signed(42),
         }),
-        stored(&super::host::tests::joined(
-            "SHA256:Bq2vqg0yW8f1mR3+0kq8C7uW0m3kUeD1m4yYx8n4m2E",
-            JoinToken::Static { id: "8c2a1f0e9d3b7c64".into() },
-        )),
+        stored(&HostEvent::HostJoined {
+            roles: BTreeSet::from([HostRole::Node]),
+            key_fingerprint: "SHA256:Bq2vqg0yW8f1mR3+0kq8C7uW0m3kUeD1m4yYx8n4m2E".into(),
+            token: JoinToken::Static { id: "8c2a1f0e9d3b7c64".into() },
+            at,
+            principals: BTreeSet::from([HostId::parse("www.example.org").unwrap_or_else(|e| panic!("{e}"))]),
+            principal_of: None,
+        }),
+        stored(&HostEvent::HostReleased { by: admin.clone(), at }),
         stored(&ProvisionTokenEvent::ProvisionTokenIssued {
             token_hash: "n4bQgYhMfWWaL+qgxVrQFaO/TxsrC4Is0V1sFbDwCgg=".into(),
             roles: BTreeSet::from([HostRole::Node]),

@@ -55,6 +55,9 @@ pub struct HostRecord {
     pub joined: i64,
     /// The host key the host id is bound to.
     pub key_fingerprint: String,
+    /// The extra principals its certificates carry, each bound to the same key.
+    #[serde(default)]
+    pub principals: BTreeSet<HostId>,
     /// Its latest host certificate (every join ends with one).
     pub certificate: Option<HostCertificate>,
 }
@@ -74,6 +77,14 @@ impl HostRecord {
     }
 }
 
+/// What a bound host name belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NameBinding {
+    pub key_fingerprint: String,
+    /// The host id the name is (or is an extra principal of).
+    pub host: HostId,
+}
+
 /// A certificate as issued, with the log position that recorded it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CertificateRecord {
@@ -87,6 +98,8 @@ pub struct Access {
     provision_tokens: BTreeMap<Uuid, ProvisionTokenRecord>,
     invites: BTreeMap<Uuid, InviteRecord>,
     hosts: BTreeMap<HostId, HostRecord>,
+    /// Every bound host name (host ids and extra principals): its key and the host id it names.
+    names: BTreeMap<HostId, NameBinding>,
     certificates: Vec<CertificateRecord>,
     /// The earliest expiry among pending tokens and invitations (sweeps wait for it).
     soonest_expiry: Option<i64>,
@@ -135,6 +148,11 @@ impl Access {
 
     pub fn hosts(&self) -> impl Iterator<Item = &HostRecord> {
         self.hosts.values()
+    }
+
+    /// The key and host a host name (a host id or an extra principal) is bound to.
+    pub fn host_name(&self, name: &HostId) -> Option<&NameBinding> {
+        self.names.get(name)
     }
 
     /// Every certificate issued, in the order the log recorded them.
@@ -193,18 +211,37 @@ impl Access {
         self.certificates.push(CertificateRecord { position, event: event.clone() });
     }
 
-    pub(crate) fn apply_host(&mut self, host_id: HostId, event: &HostEvent) {
-        let HostEvent::HostJoined { roles, key_fingerprint, at, .. } = event;
-        self.hosts.insert(
-            host_id.clone(),
-            HostRecord {
-                host_id,
-                roles: roles.clone(),
-                joined: *at,
-                key_fingerprint: key_fingerprint.clone(),
-                certificate: None,
-            },
-        );
+    pub(crate) fn apply_host(&mut self, name: HostId, event: &HostEvent) {
+        match event {
+            HostEvent::HostJoined { key_fingerprint, principal_of: Some(host), .. } => {
+                let binding = NameBinding { key_fingerprint: key_fingerprint.clone(), host: host.clone() };
+                self.names.insert(name, binding);
+            }
+            HostEvent::HostJoined { roles, key_fingerprint, at, principals, principal_of: None, .. } => {
+                let binding = NameBinding { key_fingerprint: key_fingerprint.clone(), host: name.clone() };
+                self.names.insert(name.clone(), binding);
+                // A new key is a new binding; new principals alone keep the join time and certificate.
+                let same_key = self.hosts.get(&name).is_some_and(|h| h.key_fingerprint == *key_fingerprint);
+                match self.hosts.get_mut(&name) {
+                    Some(host) if same_key => host.principals = principals.clone(),
+                    _ => {
+                        let record = HostRecord {
+                            host_id: name.clone(),
+                            roles: roles.clone(),
+                            joined: *at,
+                            key_fingerprint: key_fingerprint.clone(),
+                            principals: principals.clone(),
+                            certificate: None,
+                        };
+                        self.hosts.insert(name, record);
+                    }
+                }
+            }
+            HostEvent::HostReleased { .. } => {
+                self.names.remove(&name);
+                self.hosts.remove(&name);
+            }
+        }
     }
 
     pub(crate) fn apply_provision_token(&mut self, id: Uuid, event: &ProvisionTokenEvent) {

@@ -21,7 +21,8 @@ use crate::store::{Checkpoints, EventLog, StoreError, StoredCheckpoint};
 /// 5: the settings keep the identity providers' switches.
 /// 6: and the alternate environments' redirect URLs.
 /// 7: users keep whether they are local, their linked identities and policy ids.
-pub const FORMAT: u32 = 7;
+/// 8: hosts keep their extra principals; every bound host name is kept.
+pub const FORMAT: u32 = 8;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Checkpoint {

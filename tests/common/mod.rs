@@ -23,6 +23,8 @@ use serde_json::{Value, json};
 pub const ROOT: &str = "***ROOT***";
 pub const ROOT_PASSWORD: &str = "the root of all passphrases 2024!";
 pub const USER_PASSWORD: &str = "correct horse battery staple 77";
+/// The cluster test servers' hosts join (`web-1.example.org`).
+pub const TEST_CLUSTER: &str = "example.org";
 /// Where a test's manual clock starts: 2024-06-11T08:40:00Z.
 pub const TEST_EPOCH: i64 = 1_718_095_200_000;
 
@@ -71,6 +73,12 @@ impl TestStore {
     }
 
     pub fn options(&self) -> LedgerOptions {
+        let mut options = self.store_options();
+        options.ssh.cluster_name = TEST_CLUSTER.into();
+        options
+    }
+
+    fn store_options(&self) -> LedgerOptions {
         match self {
             Self::Sqlite { dir } => LedgerOptions::new(format!("sqlite://{}", dir.path().join("events.db").display())),
             Self::Postgres { url, prefix, keys } => {

@@ -35,8 +35,50 @@ pub struct SshOptions {
     /// The base URL invitations point at (`{public_url}/web/newuser/TOKEN`);
     /// the server's own address when unset.
     pub public_url: Option<String>,
-    /// The host patterns clients trust the host CA for (the `known_hosts` line), e.g. `*.example.internal`.
-    pub known_hosts_pattern: String,
+    /// The cluster's name: host ids and principals are names inside it
+    /// (`web1.{cluster_name}`), and clients trust the host CA for it only.
+    pub cluster_name: String,
+    /// An explicit known_hosts pattern for the host CA's trust line (e.g.
+    /// `*.example.internal,10.0.0.*`); when set, host names are not checked
+    /// against the cluster (the operator chose what clients trust).
+    pub known_hosts_pattern: Option<String>,
+}
+
+impl SshOptions {
+    /// The hosts clients trust the host CA for (the `@cert-authority` line's
+    /// pattern): the explicit pattern, or the cluster and every name in it.
+    pub fn trusted_hosts(&self) -> String {
+        match &self.known_hosts_pattern {
+            Some(pattern) => pattern.clone(),
+            None => format!("*.{0},{0}", self.cluster_name),
+        }
+    }
+
+    /// Whether a host may join under `name`: inside the cluster, unless the
+    /// operator set the trust pattern explicitly.
+    pub fn admits(&self, name: &str) -> bool {
+        self.known_hosts_pattern.is_some() || is_in_cluster(name, &self.cluster_name)
+    }
+}
+
+/// Whether `name` is the cluster's name or a name inside it (ASCII case ignored, as DNS does).
+pub fn is_in_cluster(name: &str, cluster: &str) -> bool {
+    let (name, cluster) = (name.to_ascii_lowercase(), cluster.to_ascii_lowercase());
+    name == cluster || name.strip_suffix(&cluster).is_some_and(|head| head.len() > 1 && head.ends_with('.'))
+}
+
+/// The default cluster name: this machine's host name (as Teleport does),
+/// or `localhost` when it has none usable as a host name.
+pub fn default_cluster_name() -> String {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    match crate::domain::HostId::parse(&name) {
+        Ok(_) => name,
+        Err(_) => "localhost".to_owned(),
+    }
 }
 
 impl Default for SshOptions {
@@ -46,7 +88,8 @@ impl Default for SshOptions {
             max_user_cert_ttl_ms: 30 * HOUR_MS,
             host_cert_ttl_ms: 30 * 24 * HOUR_MS,
             public_url: None,
-            known_hosts_pattern: "*".to_owned(),
+            cluster_name: default_cluster_name(),
+            known_hosts_pattern: None,
         }
     }
 }
