@@ -412,6 +412,7 @@ async fn every_privileged_endpoint_obeys_the_permission_table(h: Harness) -> Har
         ),
         (Action::ViewCertificates, reqwest::Method::GET, "/api/V2/admin/certs".into(), Value::Null),
         (Action::ViewCertificates, reqwest::Method::GET, "/api/V2/admin/hosts".into(), Value::Null),
+        (Action::ClearLoginThrottle, reqwest::Method::POST, "/admin/user/nobody/unlock".into(), json!({})),
         (Action::ReleaseHost, reqwest::Method::DELETE, "/api/V2/admin/hosts/nobody.example.org".into(), Value::Null),
         (Action::RotateCertAuthority, reqwest::Method::POST, "/api/V2/admin/ca/rotate".into(), json!({"ca": "host"})),
     ];

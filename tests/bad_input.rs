@@ -98,8 +98,10 @@ async fn bad_requests_are_refused_cleanly(h: Harness) -> Harness {
             assert!(error["error"]["time"].is_i64());
         }
     }
-    // `{"display": 5}` is read as the text "5" (as upstream's JSON binding does): the one write above.
-    assert_eq!(h.server.ledger.log.head().await.expect("head"), head + 1, "only the accepted request wrote");
+    // `{"display": 5}` is read as the text "5" (as upstream's JSON binding does): one write above; and
+    // `{"pwd": 12}` as the wrong password "12" for wendy, which is counted (`PasswordRejected`): the other.
+    assert_eq!(h.server.ledger.log.head().await.expect("head"), head + 2, "only the accepted requests wrote");
+    assert_eq!(h.store.payloads("PasswordRejected").await.len(), 1);
     assert_eq!(h.get("/api/V2/me", Some(&login)).await.json()["display"], "5");
     assert_eq!(h.get("/", None).await.status, 200, "still serving");
     h

@@ -34,3 +34,4 @@ mod restart;
 mod secrets;
 mod ssh_certificates;
 mod test_mode;
+mod throttle;

@@ -250,3 +250,123 @@ async fn rotation_replaces_the_signing_key(h: Harness) -> Harness {
     h
 }
 on_both_stores!(rotation_replaces_the_signing_key);
+
+/// The fingerprint of the key that signed `certificate`.
+fn signer_of(certificate: &Value) -> String {
+    let parsed = Certificate::from_openssh(certificate.as_str().expect("a certificate")).expect("parses");
+    parsed.signature_key().fingerprint(HashAlg::Sha256).to_string()
+}
+
+async fn signed_now_by(h: &Harness, token: &str) -> String {
+    let answer = request_cert(h, token, json!({"public_key": public_line(&new_key()), "ttl": 3600})).await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    signer_of(&answer.json()["certificate"])
+}
+
+async fn rotate(h: &Harness, admin: &str, ca: &str, phase: &str) -> common::Answer {
+    h.post("/api/V2/admin/ca/rotate", Some(admin), json!({"ca": ca, "phase": phase})).await
+}
+
+/// A rotation in phases, as Teleport's: the new key is trusted before it
+/// signs, both are published while hosts and clients catch up, the old one is
+/// dropped last; a rollback returns to the old key; the as-of view marks a
+/// certificate untrusted once its signing key has left the trusted set.
+async fn a_rotation_in_phases_keeps_both_keys_trusted_until_standby(h: Harness) -> Harness {
+    let (_, admin) = h.administrators().await;
+    let alice = h.user_token(&admin, "alice").await;
+    async fn ca(h: &Harness) -> Value {
+        h.get("/api/V2/ca", None).await.json()
+    }
+    let old = ca(&h).await["user"]["fingerprint"].as_str().expect("a fingerprint").to_owned();
+    assert_eq!(ca(&h).await["user"]["phase"], json!("standby"));
+    for (phase, expected) in
+        [("update_clients", "init"), ("update_servers", "update_clients"), ("standby", "update_servers")]
+    {
+        rotate(&h, &admin, "user", phase).await.assert_error(
+            400,
+            &format!("30001 Illegal input parameter: The user certificate authority's rotation is in phase standby; this step needs {expected}"),
+        );
+    }
+    rotate(&h, &admin, "user", "sideways").await.assert_error(
+        400,
+        "30001 Illegal input parameter: Unknown rotation phase \"sideways\": expected init, update_clients, update_servers, standby or rollback",
+    );
+    rotate(&h, &alice, "user", "init").await.assert_error(403, "20000 Unauthorized");
+
+    // init: the new key is trusted and published, the old one still signs.
+    assert_eq!(rotate(&h, &admin, "user", "init").await.status, 200);
+    let published = ca(&h).await;
+    assert_eq!(published["user"]["phase"], json!("init"));
+    let trusted: Vec<String> = published["user"]["trusted"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|k| k["fingerprint"].as_str().expect("a fingerprint").to_owned())
+        .collect();
+    assert_eq!(trusted.len(), 2);
+    assert_eq!(trusted[0], old, "the signing key first");
+    let new = trusted[1].clone();
+    let lines = published["user"]["authorized_keys"].as_str().expect("lines").lines().count();
+    assert_eq!(lines, 2, "one cert-authority line per trusted key");
+    assert_eq!(signed_now_by(&h, &alice).await, old);
+    // An immediate rotation waits for the phased one to end.
+    h.post("/api/V2/admin/ca/rotate", Some(&admin), json!({"ca": "user"})).await.assert_error(
+        400,
+        "30001 Illegal input parameter: The user certificate authority is rotating in phases: finish it (standby) or roll it back first",
+    );
+
+    // update_clients: the new key signs; both stay trusted. A rollback returns to the old key.
+    assert_eq!(rotate(&h, &admin, "user", "update_clients").await.status, 200);
+    assert_eq!(signed_now_by(&h, &alice).await, new);
+    assert_eq!(ca(&h).await["user"]["trusted"].as_array().map(Vec::len), Some(2));
+    assert_eq!(rotate(&h, &admin, "user", "rollback").await.status, 200);
+    let rolled_back = ca(&h).await;
+    assert_eq!(rolled_back["user"]["phase"], json!("standby"));
+    assert_eq!(rolled_back["user"]["trusted"].as_array().map(Vec::len), Some(1));
+    assert_eq!(signed_now_by(&h, &alice).await, old);
+
+    // The whole way: init, update_clients, update_servers, standby.
+    h.advance(1000);
+    for phase in ["init", "update_clients"] {
+        assert_eq!(rotate(&h, &admin, "user", phase).await.status, 200, "{phase}");
+    }
+    let newest = ca(&h).await["user"]["fingerprint"].as_str().expect("a fingerprint").to_owned();
+    assert_ne!(newest, old);
+    h.advance(1000);
+    let before_standby = h.now();
+    assert_eq!(rotate(&h, &admin, "user", "update_servers").await.status, 200);
+    h.advance(1000);
+    assert_eq!(rotate(&h, &admin, "user", "standby").await.status, 200);
+    let done = ca(&h).await;
+    assert_eq!(done["user"]["phase"], json!("standby"));
+    assert_eq!(done["user"]["trusted"], json!([{"public_key": done["user"]["public_key"], "fingerprint": newest}]));
+    assert_eq!(signed_now_by(&h, &alice).await, newest);
+
+    // As of then, alice's certificates signed by the old key were trusted; as of now, they are not.
+    let as_of = |at: i64| {
+        let (h, admin) = (&h, &admin);
+        async move { h.get(&format!("/api/V2/admin/asof?user=alice&at={at}"), Some(admin)).await.json() }
+    };
+    let trusted_by = |state: &Value, fingerprint: &str| -> Vec<bool> {
+        state["certificates"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|c| c["ca_fingerprint"] == json!(fingerprint))
+            .map(|c| c["trusted"].as_bool().expect("a flag"))
+            .collect()
+    };
+    assert_eq!(trusted_by(&as_of(before_standby).await, &old), vec![true; 2]);
+    assert_eq!(trusted_by(&as_of(before_standby).await, &new), vec![false], "the rolled-back key");
+    assert_eq!(trusted_by(&as_of(h.now()).await, &old), vec![false; 2]);
+    assert_eq!(trusted_by(&as_of(h.now()).await, &newest), vec![true]);
+
+    // The host CA publishes one known_hosts line per trusted key, each scoped to the cluster.
+    assert_eq!(rotate(&h, &admin, "host", "init").await.status, 200);
+    let lines: Vec<String> =
+        ca(&h).await["host"]["known_hosts"].as_str().expect("lines").lines().map(str::to_owned).collect();
+    assert_eq!(lines.len(), 2);
+    assert!(lines.iter().all(|l| l.starts_with("@cert-authority *.example.org,example.org ssh-ed25519 ")), "{lines:?}");
+    h
+}
+on_both_stores!(a_rotation_in_phases_keeps_both_keys_trusted_until_standby, test_mode);

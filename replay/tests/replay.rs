@@ -69,6 +69,14 @@ async fn every_kind_of_event(h: &Harness, peer: Option<&common::oidc::Peer>) -> 
     ok(h.post("/admin/user/alice/logins", Some(&admin), json!({"logins": ["alice", "deploy"]})).await).await;
     ok(h.post("/api/V2/certs/ssh", Some(&alice), json!({"public_key": public_key, "ttl": 600})).await).await;
     ok(h.post("/api/V2/admin/ca/rotate", Some(&admin), json!({"ca": "host"})).await).await;
+    // A phased rotation of the user CA, rolled back.
+    for phase in ["init", "update_clients", "rollback"] {
+        ok(h.post("/api/V2/admin/ca/rotate", Some(&admin), json!({"ca": "user", "phase": phase})).await).await;
+    }
+    // A wrong password, counted, and an Admin clearing the count.
+    let wrong = h.post("/localaccount/login", None, json!({"user": "alice", "pwd": "not her password"})).await;
+    assert_eq!(wrong.status, 401);
+    ok(h.post("/admin/user/alice/unlock", Some(&admin), json!({})).await).await;
     let tokens =
         ok(h.post("/api/V2/admin/provisiontokens", Some(&admin), json!({"roles": ["node"], "count": 2})).await).await;
     let join = json!({"token": tokens["tokens"][0]["token"], "host_id": "web-1.example.org", "public_key": public_key});

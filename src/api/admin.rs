@@ -264,6 +264,21 @@ pub async fn force_reset(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// `POST /admin/user/{u}/unlock`: clears the account's wrong-password count,
+/// its throttle and a second-factor lock (Admin).
+pub async fn unlock(
+    State(state): State<AppState>,
+    context: RequestContext,
+    Path(user): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let name = parse_user(&user)?;
+    let caller = administrator(&state, &context, Action::ClearLoginThrottle)?;
+    target(&state, &name)?;
+    let command = UserCommand::ClearLoginThrottle { by: caller.name().clone(), at: state.now() };
+    state.ledger.execute::<User>(&name, command, &context.metadata(caller.name(), state.ignore_ip())).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 pub async fn force_reset_all(State(state): State<AppState>, context: RequestContext) -> Result<StatusCode, ApiError> {
     let caller = administrator(&state, &context, Action::ForceAllPasswordResets)?;
     let end_sessions = state.ledger.force_reset_ends_sessions();

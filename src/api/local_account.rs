@@ -86,6 +86,7 @@ pub async fn login(State(state): State<AppState>, context: RequestContext, body:
         second_factor: code,
         custom,
         client: context.client_info(ignore_ip),
+        from: context.quota_key(),
     };
     let (value, view) = match accounts::log_in(&state.ledger, login, &metadata).await? {
         LoginOutcome::MustReset if input.is_form() => {
@@ -127,7 +128,7 @@ pub async fn reset(State(state): State<AppState>, context: RequestContext, body:
     let change = PasswordChange::new(old, new)?;
     let metadata = context.metadata(&name, state.ignore_ip());
     let code = input.string("second_factor_token")?;
-    accounts::change_password(&state.ledger, &name, change, code.as_deref(), &metadata).await?;
+    accounts::change_password(&state.ledger, &name, change, code.as_deref(), &context.quota_key(), &metadata).await?;
     if input.is_form() {
         let headers =
             [(header::LOCATION, "/localaccount/login".to_owned()), (header::SET_COOKIE, removed_session_cookie())];

@@ -205,6 +205,7 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/user/{user}/customroles", post(admin::set_custom_roles))
         .route("/admin/user/{user}/disable", post(admin::disable))
         .route("/admin/user/{user}/forcereset", post(admin::force_reset))
+        .route("/admin/user/{user}/unlock", post(admin::unlock))
         .route("/admin/user/{user}/reset", post(admin::reset_password))
         .route("/admin/user/{user}/tokens", get(admin::user_tokens))
         .route("/admin/user/{user}/tokens/revoke/{id}", post(admin::revoke_user_token))

@@ -40,6 +40,8 @@ pub enum Action {
     ManageProvisionTokens,
     /// Free a host name from the key it is bound to.
     ReleaseHost,
+    /// Clear a user's wrong-password count, throttle and second-factor lock.
+    ClearLoginThrottle,
     /// Invite users (sign-up tokens), list and revoke invitations.
     InviteUser,
     /// Set the logins (certificate principals) of a user.
@@ -52,7 +54,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 29] = [
+    pub const ALL: [Action; 30] = [
         Action::ViewAnonIds,
         Action::ReadAuditTrail,
         Action::CreateLocalAccount,
@@ -77,6 +79,7 @@ impl Action {
         Action::CreateServToken,
         Action::ManageProvisionTokens,
         Action::ReleaseHost,
+        Action::ClearLoginThrottle,
         Action::InviteUser,
         Action::ChangeLogins,
         Action::IssueCertForOthers,
@@ -112,6 +115,7 @@ fn requirement(action: Action) -> Requirement {
         | RemovePolicyId
         | ManageProvisionTokens
         | ReleaseHost
+        | ClearLoginThrottle
         | ChangeLogins
         | IssueCertForOthers
         | ViewCertificates
@@ -169,6 +173,7 @@ mod tests {
             CreateServToken => &[Admin, ServToken],
             ManageProvisionTokens => &[Admin],
             ReleaseHost => &[Admin],
+            ClearLoginThrottle => &[Admin],
             InviteUser => &[Admin, CreateAdmin, Root],
             ChangeLogins => &[Admin],
             IssueCertForOthers => &[Admin],

@@ -16,6 +16,7 @@ use super::permissions::{self, Action};
 use super::request::{Body, FirstQuery, Input, RequestContext, any_token};
 use crate::app::ssh::{self, authority};
 use crate::domain::User;
+use crate::domain::cert_authority::RotationStep;
 use crate::domain::describe::timestamp;
 use crate::domain::{AuthError, CaKind, CertificateEvent, JoinToken, Login, UserCommand};
 use crate::projections::access::CertificateRecord;
@@ -24,16 +25,25 @@ fn authority_json(state: &AppState, ca: CaKind) -> Value {
     match state.ledger.model.read().access.authority(ca) {
         None => Value::Null,
         Some(record) => {
-            let line = match ca {
-                CaKind::User => authority::authorized_keys_line(&record.key.public_key),
-                CaKind::Host => authority::known_hosts_line(&state.ssh.options.trusted_hosts(), &record.key.public_key),
-            };
+            let trusted = record.trusted();
+            // One trust line per trusted key (two while a rotation is in progress).
+            let lines: Vec<String> = trusted
+                .iter()
+                .map(|key| match ca {
+                    CaKind::User => authority::authorized_keys_line(&key.public_key),
+                    CaKind::Host => authority::known_hosts_line(&state.ssh.options.trusted_hosts(), &key.public_key),
+                })
+                .collect();
+            let keys: Vec<Value> =
+                trusted.iter().map(|k| json!({"public_key": k.public_key, "fingerprint": k.fingerprint})).collect();
             json!({
                 "public_key": record.key.public_key,
                 "fingerprint": record.key.fingerprint,
                 "created": record.created,
                 "rotated": record.rotated,
-                if ca == CaKind::User { "authorized_keys" } else { "known_hosts" }: line,
+                "phase": record.phase().id(),
+                "trusted": keys,
+                if ca == CaKind::User { "authorized_keys" } else { "known_hosts" }: lines.join("\n"),
             })
         }
     }
@@ -48,18 +58,27 @@ pub async fn authorities(State(state): State<AppState>) -> Json<Value> {
     }))
 }
 
-/// `POST /api/V2/admin/ca/rotate` `{"ca": "user"|"host"}`: a new signing key from now on.
+/// `POST /api/V2/admin/ca/rotate` `{"ca": "user"|"host", "phase"?}`: without a
+/// phase, a new signing key from now on (the old one is dropped at once); with
+/// one, a step of a phased rotation (`init`, `update_clients`,
+/// `update_servers`, `standby`, `rollback`).
 pub async fn rotate(
     State(state): State<AppState>,
     context: RequestContext,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
     let json = body.json()?;
-    json.reject_unexpected(&["ca"])?;
+    json.reject_unexpected(&["ca", "phase"])?;
     let ca = CaKind::parse(&json.string("ca")?.ok_or_else(|| AuthError::missing("ca"))?)?;
+    let step = json.string("phase")?.map(|p| RotationStep::parse(&p)).transpose()?;
     let caller = administrator(&state, &context, Action::RotateCertAuthority)?;
     let metadata = context.metadata(caller.name(), state.ignore_ip());
-    authority::install_key(&state.ledger, ca, Some(caller.name().clone()), &metadata).await?;
+    match step {
+        None => {
+            authority::install_key(&state.ledger, ca, Some(caller.name().clone()), &metadata).await?;
+        }
+        Some(step) => authority::rotate_in_phases(&state.ledger, ca, step, caller.name(), &metadata).await?,
+    }
     Ok(Json(json!({ ca.id(): authority_json(&state, ca) })))
 }
 

@@ -12,7 +12,7 @@ use super::ledger::Ledger;
 use super::tokens::{self, NewToken};
 use super::{AppError, forget_secret, passwords, second_factor, undo_secret};
 use crate::domain::token::{ClientInfo, Mfa};
-use crate::domain::user::{NewPassword, check_can_reset_password, locked};
+use crate::domain::user::{NewPassword, check_can_reset_password, locked, throttled};
 use crate::domain::{
     Actor, AuthError, DisplayName, EmailAddress, ErrorType, RoleSet, TokenKind, User, UserCommand, UserName,
 };
@@ -21,13 +21,27 @@ use crate::store::EventMetadata;
 
 /// Checks a local user's password, then whether they may log in now
 /// (upstream `getLocalUser`: password, non-admin login switch, disabled).
-/// A locked account is refused first, whatever the password, so a lock is no
-/// oracle for password guesses. The second factor is checked separately
-/// ([`verify_second_factor`]), after the caller's own checks.
-pub async fn verify_password(ledger: &Ledger, name: &UserName, password: &str) -> Result<UserRecord, AppError> {
+/// A locked or throttled account, or a throttled client address, is refused
+/// first, whatever the password (so a lock is no oracle for password guesses,
+/// and a throttle bounds the argon2 work guesses cause). A wrong password is
+/// counted on the account (an event: exact under races, the wait computed by
+/// the domain) and on the client address `from`. The second factor is
+/// checked separately ([`verify_second_factor`]), after the caller's own checks.
+pub async fn verify_password(
+    ledger: &Ledger,
+    name: &UserName,
+    password: &str,
+    from: &str,
+    metadata: &EventMetadata,
+) -> Result<UserRecord, AppError> {
+    let now = ledger.now();
+    ledger.password_throttle.check(from, now)?;
     let record = ledger.model.read().users.get(name).cloned();
-    if let Some(until) = record.as_ref().and_then(|r| r.locked_until).filter(|until| ledger.now() < *until) {
+    if let Some(until) = record.as_ref().and_then(|r| r.locked_until).filter(|until| now < *until) {
         return Err(locked(until).into());
+    }
+    if let Some(until) = record.as_ref().and_then(|r| r.password_throttled_until).filter(|until| now < *until) {
+        return Err(throttled(until).into());
     }
     let stored = match record.as_ref().and_then(|r| r.credential) {
         Some(id) => ledger.credentials.get(id).await?,
@@ -36,7 +50,13 @@ pub async fn verify_password(ledger: &Ledger, name: &UserName, password: &str) -
     let matched = passwords::verify(password.to_owned(), stored).await;
     let record = match (matched, record) {
         (true, Some(record)) => record,
-        _ => return Err(AuthError::new(ErrorType::PasswordMismatch, name.as_str()).into()),
+        (_, record) => {
+            ledger.password_throttle.failed(from, now);
+            if let Some(record) = record.filter(|r| r.credential.is_some()) {
+                ledger.execute::<User>(&record.name, UserCommand::RejectPassword { at: now }, metadata).await?;
+            }
+            return Err(AuthError::new(ErrorType::PasswordMismatch, name.as_str()).into());
+        }
     };
     let allow_login = ledger.model.read().config.allow_login;
     if !allow_login && !record.roles.is_admin_like() {
@@ -100,6 +120,8 @@ pub struct PasswordLogin {
     pub second_factor: Option<String>,
     pub custom: BTreeMap<String, String>,
     pub client: ClientInfo,
+    /// The client address wrong passwords are counted on (the request's quota key).
+    pub from: String,
 }
 
 /// What a password login ends in.
@@ -114,7 +136,7 @@ pub enum LoginOutcome {
 /// factor; then the login is recorded and, last, the token issued — so a
 /// failure leaves no token nobody was handed (see [`tokens::issue`]).
 pub async fn log_in(ledger: &Ledger, login: PasswordLogin, metadata: &EventMetadata) -> Result<LoginOutcome, AppError> {
-    let record = verify_password(ledger, &login.user, &login.password).await?;
+    let record = verify_password(ledger, &login.user, &login.password, &login.from, metadata).await?;
     // A forced reset is answered before the code is used: the reset asks for it.
     if ledger.model.read().users.reset_required(&record) {
         return Ok(LoginOutcome::MustReset);
@@ -189,9 +211,10 @@ pub async fn change_password(
     name: &UserName,
     change: PasswordChange,
     second_factor: Option<&str>,
+    from: &str,
     metadata: &EventMetadata,
 ) -> Result<(), AppError> {
-    let record = verify_password(ledger, name, &change.old).await?;
+    let record = verify_password(ledger, name, &change.old, from, metadata).await?;
     verify_second_factor(ledger, &record, second_factor, metadata).await?;
     set_password(ledger, &record, change.new, false, metadata, name).await
 }

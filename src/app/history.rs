@@ -314,6 +314,11 @@ pub struct LiveCertificate {
     pub key_fingerprint: String,
     pub valid_after: i64,
     pub valid_before: i64,
+    /// The fingerprint of the key that signed it.
+    pub ca_fingerprint: String,
+    /// Whether its signing key was still trusted at that instant (a
+    /// rotation's standby, or an immediate rotation, drops the old key).
+    pub trusted: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -389,6 +394,7 @@ pub async fn user_as_of(log: &EventLog, user: &UserName, at: i64) -> Result<Opti
     let Some(record) = projections.users.get(user) else {
         return Ok(None);
     };
+    let user_ca = projections.access.authority(crate::domain::CaKind::User);
     Ok(Some(UserAsOf {
         at,
         user: record.name.to_string(),
@@ -414,6 +420,8 @@ pub async fn user_as_of(log: &EventLog, user: &UserName, at: i64) -> Result<Opti
                         key_fingerprint: cert.key_fingerprint.clone(),
                         valid_after: cert.valid_after,
                         valid_before: cert.valid_before,
+                        ca_fingerprint: cert.ca_fingerprint.clone(),
+                        trusted: user_ca.is_some_and(|ca| ca.trusts(&cert.ca_fingerprint)),
                     })
                 }
                 _ => None,

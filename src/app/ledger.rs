@@ -95,6 +95,8 @@ pub struct Ledger {
     initial_settings: ServerSettings,
     /// Whether a forced password reset also revokes the user's tokens.
     force_reset_ends_sessions: bool,
+    /// Wrong passwords by client address (in memory, bounded).
+    pub password_throttle: super::throttle::AddressThrottle,
 }
 
 impl Ledger {
@@ -126,6 +128,7 @@ impl Ledger {
             settle_timeout,
             initial_settings,
             force_reset_ends_sessions,
+            password_throttle: Default::default(),
         };
         let initialize = ServerConfigCommand::Initialize(options.initial_settings);
         ledger.execute::<ServerConfig>((), initialize, &EventMetadata::actor("system")).await?;

@@ -24,6 +24,7 @@
 //! - [`history`]: the auditor's queries over the log (history, as-of state);
 //! - [`test_mode`]: the separate, expiring test-mode ledger;
 //! - [`ledger`]: the running ledger (log, command bus, projections) every use case acts on;
+//! - [`throttle`]: wrong passwords per client address (the per-account count is the domain's);
 //! - [`secrets`]: the key that seals the credentials store (a new key, a rotation);
 //! - [`passwords`], [`second_factor`], [`root_account`], [`background`]: the pieces they share.
 
@@ -46,6 +47,7 @@ pub mod secrets;
 pub mod sign_in;
 pub mod ssh;
 pub mod test_mode;
+pub mod throttle;
 pub mod tokens;
 
 /// Who caused an event and from where: what a request hands every use case.

@@ -127,6 +127,16 @@ impl LedgerEvent {
                 }
                 UserEvent::SecondFactorEnrolled { .. } => format!("{u} enrolled a second factor (TOTP)"),
                 UserEvent::SecondFactorAccepted { .. } => format!("{u} gave a valid second-factor code"),
+                UserEvent::PasswordRejected { failures, throttled_until, .. } => match throttled_until {
+                    Some(until) => format!(
+                        "{u} gave a wrong password ({failures} in a row); no password checked until {}",
+                        timestamp(*until)
+                    ),
+                    None => format!("{u} gave a wrong password ({failures} in a row)"),
+                },
+                UserEvent::LoginThrottleCleared { by, .. } => {
+                    format!("{by} cleared {u}'s wrong-password count and login locks")
+                }
                 UserEvent::SecondFactorRejected { failures, locked_until, .. } => match locked_until {
                     Some(until) => format!(
                         "{u} gave a wrong second-factor code ({failures} in a row); locked until {}",
@@ -214,6 +224,25 @@ impl LedgerEvent {
                     key.fingerprint
                 )
             }
+            LedgerEvent::CertAuthority(CertAuthorityEvent::CertAuthorityRotationStarted { ca, key, by, .. }) => {
+                format!(
+                    "{by} began rotating the {ca} certificate authority (init): {} is trusted, not yet signing",
+                    key.fingerprint
+                )
+            }
+            LedgerEvent::CertAuthority(CertAuthorityEvent::CertAuthorityRotationPhaseChanged {
+                ca, phase, by, ..
+            }) => {
+                format!("{by} moved the {ca} certificate authority's rotation to {}", phase.id())
+            }
+            LedgerEvent::CertAuthority(CertAuthorityEvent::CertAuthorityRotationRolledBack {
+                ca,
+                dropped_fingerprint,
+                by,
+                ..
+            }) => format!(
+                "{by} rolled back the {ca} certificate authority's rotation: {dropped_fingerprint} is no longer trusted"
+            ),
             LedgerEvent::Certificate(CertificateEvent::UserCertIssued { user, principals, requested_by, cert }) => {
                 format!(
                     "{requested_by} obtained user certificate {} for {user} (logins {}) on key {}, valid {} to {}",

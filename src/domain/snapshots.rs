@@ -131,6 +131,8 @@ fn samples() -> Vec<(String, Value)> {
         stored(&UserEvent::SecondFactorEnrolled { credential_id: Uuid::from_u128(0x2f), at }),
         stored(&UserEvent::SecondFactorAccepted { step: 56_669_840, at }),
         stored(&UserEvent::SecondFactorRejected { failures: 5, locked_until: Some(at + 900_000), at }),
+        stored(&UserEvent::PasswordRejected { failures: 6, throttled_until: Some(at + 2_000), at }),
+        stored(&UserEvent::LoginThrottleCleared { by: admin.clone(), at }),
         stored(&CertAuthorityEvent::CertAuthorityCreated {
             ca: CaKind::User,
             key: super::cert_authority::tests::key(1),
@@ -140,6 +142,24 @@ fn samples() -> Vec<(String, Value)> {
             ca: CaKind::Host,
             key: super::cert_authority::tests::key(2),
             previous_fingerprint: "SHA256:fingerprint1".into(),
+            by: admin.clone(),
+            at,
+        }),
+        stored(&CertAuthorityEvent::CertAuthorityRotationStarted {
+            ca: CaKind::User,
+            key: super::cert_authority::tests::key(3),
+            by: admin.clone(),
+            at,
+        }),
+        stored(&CertAuthorityEvent::CertAuthorityRotationPhaseChanged {
+            ca: CaKind::User,
+            phase: super::cert_authority::RotationPhase::UpdateClients,
+            by: admin.clone(),
+            at,
+        }),
+        stored(&CertAuthorityEvent::CertAuthorityRotationRolledBack {
+            ca: CaKind::User,
+            dropped_fingerprint: "SHA256:fingerprint3".into(),
             by: admin.clone(),
             at,
         }),

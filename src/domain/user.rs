@@ -149,6 +149,19 @@ pub enum UserEvent {
         locked_until: Option<i64>,
         at: i64,
     },
+    /// A login (or password change) gave a wrong password; `failures` counts
+    /// them since the last login, password change or clearing. From the
+    /// [`PASSWORD_FREE_FAILURES`]th on, no password is checked until `throttled_until`.
+    PasswordRejected {
+        failures: u32,
+        throttled_until: Option<i64>,
+        at: i64,
+    },
+    /// An Admin cleared the wrong-password count and any throttle (and a second-factor lock).
+    LoginThrottleCleared {
+        by: UserName,
+        at: i64,
+    },
 }
 
 impl DomainEvent for UserEvent {
@@ -178,6 +191,8 @@ impl DomainEvent for UserEvent {
             Self::SecondFactorEnrolled { .. } => "SecondFactorEnrolled",
             Self::SecondFactorAccepted { .. } => "SecondFactorAccepted",
             Self::SecondFactorRejected { .. } => "SecondFactorRejected",
+            Self::PasswordRejected { .. } => "PasswordRejected",
+            Self::LoginThrottleCleared { .. } => "LoginThrottleCleared",
         }
         .to_owned()
     }
@@ -340,6 +355,42 @@ pub enum UserCommand {
         step: Option<u64>,
         at: i64,
     },
+    /// A wrong password was given: counted, and throttled from the
+    /// [`PASSWORD_FREE_FAILURES`]th failure on.
+    RejectPassword {
+        at: i64,
+    },
+    /// Clears the wrong-password count, any throttle and a second-factor lock (an Admin).
+    ClearLoginThrottle {
+        by: UserName,
+        at: i64,
+    },
+}
+
+/// Wrong passwords in a row answered at once; from this many on, each further
+/// check waits [`password_delay_ms`].
+pub const PASSWORD_FREE_FAILURES: u32 = 5;
+/// The longest wait a wrong password causes: what an attacker can impose on
+/// a person at most, and one argon2 check per this much per account.
+pub const PASSWORD_DELAY_CAP_MS: i64 = 15 * 60 * 1000;
+
+/// The wait after `failures` wrong passwords in a row: none below
+/// [`PASSWORD_FREE_FAILURES`], then one second doubling with each failure, up
+/// to [`PASSWORD_DELAY_CAP_MS`] (reached at the 15th).
+pub fn password_delay_ms(failures: u32) -> i64 {
+    if failures < PASSWORD_FREE_FAILURES {
+        return 0;
+    }
+    let doublings = (failures - PASSWORD_FREE_FAILURES).min(20);
+    (1000_i64 << doublings).min(PASSWORD_DELAY_CAP_MS)
+}
+
+/// The error for an account whose password checks are throttled.
+pub fn throttled(until: i64) -> AuthError {
+    AuthError::new(
+        ErrorType::AuthenticationFailed,
+        format!("too many wrong passwords; the next attempt is possible at {until} (epoch ms)"),
+    )
 }
 
 /// An accepted invitation: the account it creates.
@@ -388,6 +439,7 @@ pub struct User {
     last_step: Option<u64>,
     failures: u32,
     locked_until: Option<i64>,
+    password_failures: u32,
     /// Created locally (not from a provider's identity).
     local: bool,
     /// The provider identities linked to the account.
@@ -724,6 +776,14 @@ impl User {
                 events
             }
             UserCommand::SetLogins { logins, by, at } => vec![UserEvent::LoginsChanged { logins, by, at }],
+            UserCommand::RejectPassword { at } => {
+                // Counted even if a racing attempt slipped past a throttle: the
+                // wait only ever runs from the latest failure, and is capped.
+                let failures = self.password_failures.saturating_add(1);
+                let delay = password_delay_ms(failures);
+                vec![UserEvent::PasswordRejected { failures, throttled_until: (delay > 0).then_some(at + delay), at }]
+            }
+            UserCommand::ClearLoginThrottle { by, at } => vec![UserEvent::LoginThrottleCleared { by, at }],
             UserCommand::VerifySecondFactor { step, at } => {
                 if !self.second_factor {
                     return Err(AuthError::illegal(format!("{name} has no second factor")));
@@ -776,10 +836,14 @@ impl Aggregate for User {
             }
             UserEvent::DisplayNameChanged { display } => self.display = Some(display),
             UserEvent::EmailChanged { email } => self.email = email,
-            UserEvent::PasswordChanged { .. } => self.has_password = true,
+            UserEvent::PasswordChanged { .. } => {
+                self.has_password = true;
+                self.password_failures = 0;
+            }
             UserEvent::PasswordResetForced { .. } => self.reset_required = true,
             UserEvent::PasswordResetCleared { .. } => self.reset_required = false,
-            UserEvent::LoginRecorded { .. } | UserEvent::UserTokensRevoked { .. } => {}
+            UserEvent::LoginRecorded { .. } => self.password_failures = 0,
+            UserEvent::UserTokensRevoked { .. } => {}
             UserEvent::RolesGranted { roles, .. } => self.roles.extend(roles),
             UserEvent::RolesRemoved { roles, .. } => self.roles.retain(|r| !roles.contains(r)),
             UserEvent::CustomRolesGranted { roles, .. } => self.custom_roles.extend(roles),
@@ -806,6 +870,12 @@ impl Aggregate for User {
                 // A lock starts a new count.
                 self.failures = if locked_until.is_some() { 0 } else { failures };
                 self.locked_until = locked_until;
+            }
+            UserEvent::PasswordRejected { failures, .. } => self.password_failures = failures,
+            UserEvent::LoginThrottleCleared { .. } => {
+                self.password_failures = 0;
+                self.failures = 0;
+                self.locked_until = None;
             }
         }
     }
@@ -1033,6 +1103,42 @@ pub(crate) mod tests {
 
     fn rejected(failures: u32, locked_until: Option<i64>) -> UserEvent {
         UserEvent::SecondFactorRejected { failures, locked_until, at: 10 }
+    }
+
+    #[test]
+    fn the_password_wait_doubles_from_the_fifth_failure_up_to_the_cap() {
+        let waits: Vec<i64> = (1..=16).map(password_delay_ms).collect();
+        assert_eq!(&waits[..4], &[0, 0, 0, 0]);
+        assert_eq!(&waits[4..9], &[1_000, 2_000, 4_000, 8_000, 16_000]);
+        assert_eq!(waits[13], 512_000);
+        assert_eq!(&waits[14..], &[PASSWORD_DELAY_CAP_MS, PASSWORD_DELAY_CAP_MS]);
+        assert_eq!(password_delay_ms(u32::MAX), PASSWORD_DELAY_CAP_MS);
+    }
+
+    #[tokio::test]
+    async fn wrong_passwords_are_counted_until_a_login_or_a_clearing() {
+        let rejected = |failures, throttled_until| UserEvent::PasswordRejected { failures, throttled_until, at: 10 };
+        let mut given = vec![created("dora")];
+        given.extend((1..5).map(|n| rejected(n, None)));
+        TestFramework::<User>::with(())
+            .given(given.clone())
+            .when_async(UserCommand::RejectPassword { at: 10 })
+            .await
+            .then_expect_events(vec![rejected(5, Some(1_010))]);
+        given.push(UserEvent::LoginRecorded { at: 11, provider: None, identity: None });
+        TestFramework::<User>::with(())
+            .given(given.clone())
+            .when_async(UserCommand::RejectPassword { at: 10 })
+            .await
+            .then_expect_events(vec![rejected(1, None)]);
+        let mut given = vec![created("dora")];
+        given.extend((1..9).map(|n| rejected(n, None)));
+        given.push(UserEvent::LoginThrottleCleared { by: name("admin"), at: 11 });
+        TestFramework::<User>::with(())
+            .given(given)
+            .when_async(UserCommand::RejectPassword { at: 10 })
+            .await
+            .then_expect_events(vec![rejected(1, None)]);
     }
 
     #[tokio::test]

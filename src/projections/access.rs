@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::domain::cert_authority::RotationPhase;
 use crate::domain::{
     CaKind, CertAuthorityEvent, CertificateEvent, HostEvent, HostId, HostRole, InviteEvent, InvitedIdentity, Login,
     ProvisionTokenEvent, SigningKey, UserName,
@@ -17,9 +18,41 @@ use crate::domain::{
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuthorityRecord {
     pub kind: CaKind,
+    /// The key that signs now.
     pub key: SigningKey,
     pub created: i64,
     pub rotated: Option<i64>,
+    /// A phased rotation in progress.
+    pub rotation: Option<Rotation>,
+}
+
+/// A phased rotation in progress: both keys are trusted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rotation {
+    pub old: SigningKey,
+    pub new: SigningKey,
+    pub phase: RotationPhase,
+}
+
+impl AuthorityRecord {
+    /// The rotation phase (`standby`: none in progress).
+    pub fn phase(&self) -> RotationPhase {
+        self.rotation.as_ref().map_or(RotationPhase::Standby, |r| r.phase)
+    }
+
+    /// Every key clients or hosts should trust now, the signing one first.
+    pub fn trusted(&self) -> Vec<&SigningKey> {
+        let mut keys = vec![&self.key];
+        if let Some(rotation) = &self.rotation {
+            keys.extend([&rotation.old, &rotation.new].into_iter().filter(|k| k.fingerprint != self.key.fingerprint));
+        }
+        keys
+    }
+
+    /// Whether the key with this fingerprint is trusted now.
+    pub fn trusts(&self, fingerprint: &str) -> bool {
+        self.trusted().iter().any(|k| k.fingerprint == fingerprint)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -188,13 +221,42 @@ impl Access {
     pub(crate) fn apply_authority(&mut self, event: &CertAuthorityEvent) {
         match event {
             CertAuthorityEvent::CertAuthorityCreated { ca, key, at } => {
-                self.authorities
-                    .insert(*ca, AuthorityRecord { kind: *ca, key: key.clone(), created: *at, rotated: None });
+                let record =
+                    AuthorityRecord { kind: *ca, key: key.clone(), created: *at, rotated: None, rotation: None };
+                self.authorities.insert(*ca, record);
             }
             CertAuthorityEvent::CertAuthorityRotated { ca, key, at, .. } => {
                 if let Some(record) = self.authorities.get_mut(ca) {
                     record.key = key.clone();
                     record.rotated = Some(*at);
+                    record.rotation = None;
+                }
+            }
+            CertAuthorityEvent::CertAuthorityRotationStarted { ca, key, .. } => {
+                if let Some(record) = self.authorities.get_mut(ca) {
+                    let old = record.key.clone();
+                    record.rotation = Some(Rotation { old, new: key.clone(), phase: RotationPhase::Init });
+                }
+            }
+            CertAuthorityEvent::CertAuthorityRotationPhaseChanged { ca, phase, at, .. } => {
+                if let Some(record) = self.authorities.get_mut(ca)
+                    && let Some(rotation) = &mut record.rotation
+                {
+                    rotation.phase = *phase;
+                    if phase.new_key_signs() && record.key != rotation.new {
+                        record.key = rotation.new.clone();
+                        record.rotated = Some(*at);
+                    }
+                }
+            }
+            CertAuthorityEvent::CertAuthorityRotationRolledBack { ca, at, .. } => {
+                if let Some(record) = self.authorities.get_mut(ca)
+                    && let Some(rotation) = record.rotation.take()
+                {
+                    if record.key != rotation.old {
+                        record.rotated = Some(*at);
+                    }
+                    record.key = rotation.old;
                 }
             }
         }

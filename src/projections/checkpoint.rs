@@ -22,7 +22,9 @@ use crate::store::{Checkpoints, EventLog, StoreError, StoredCheckpoint};
 /// 6: and the alternate environments' redirect URLs.
 /// 7: users keep whether they are local, their linked identities and policy ids.
 /// 8: hosts keep their extra principals; every bound host name is kept.
-pub const FORMAT: u32 = 8;
+/// 9: users keep their wrong-password count and throttle.
+/// 10: authorities keep a phased rotation in progress.
+pub const FORMAT: u32 = 10;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Checkpoint {

@@ -55,6 +55,10 @@ pub struct UserRecord {
     pub last_step: Option<u64>,
     /// After too many wrong second-factor codes, logins are refused until this time.
     pub locked_until: Option<i64>,
+    /// Wrong passwords in a row (since the last login, password change or clearing).
+    pub password_failures: u32,
+    /// Until when no password of this account is checked (after too many wrong ones).
+    pub password_throttled_until: Option<i64>,
     reset_forced: bool,
     /// The log position of the last password change.
     password_position: i64,
@@ -330,6 +334,8 @@ impl UserDirectory {
                     second_factor: None,
                     last_step: None,
                     locked_until: None,
+                    password_failures: 0,
+                    password_throttled_until: None,
                     reset_forced: false,
                     password_position: 0,
                     canonical: Vec::new(),
@@ -358,10 +364,16 @@ impl UserDirectory {
             UserEvent::PasswordChanged { credential_id, .. } => {
                 user.credential = Some(*credential_id);
                 user.password_position = position;
+                user.password_failures = 0;
+                user.password_throttled_until = None;
             }
             UserEvent::PasswordResetForced { .. } => user.reset_forced = true,
             UserEvent::PasswordResetCleared { .. } => user.reset_forced = false,
-            UserEvent::LoginRecorded { at, .. } => user.last_login = Some(*at),
+            UserEvent::LoginRecorded { at, .. } => {
+                user.last_login = Some(*at);
+                user.password_failures = 0;
+                user.password_throttled_until = None;
+            }
             UserEvent::RolesGranted { roles, .. } => user.roles.extend(roles.iter().copied()),
             UserEvent::RolesRemoved { roles, .. } => user.roles.retain(|r| !roles.contains(r)),
             // A role deleted while the grant was in flight is not granted.
@@ -418,6 +430,15 @@ impl UserDirectory {
                 if locked_until.is_some() {
                     user.locked_until = *locked_until;
                 }
+            }
+            UserEvent::PasswordRejected { failures, throttled_until, .. } => {
+                user.password_failures = *failures;
+                user.password_throttled_until = *throttled_until;
+            }
+            UserEvent::LoginThrottleCleared { .. } => {
+                user.password_failures = 0;
+                user.password_throttled_until = None;
+                user.locked_until = None;
             }
         }
     }

@@ -215,6 +215,35 @@ impl TestStore {
         }
     }
 
+    /// The payloads of the main log's events of `event_type`, in position order.
+    pub async fn payloads(&self, event_type: &str) -> Vec<Value> {
+        let sql = "SELECT payload FROM {table} WHERE event_type = $1 ORDER BY position";
+        let rows: Vec<String> = match self {
+            Self::Sqlite { dir } => {
+                let url = format!("sqlite://{}", dir.path().join("events.db").display());
+                let pool = sqlx::SqlitePool::connect(&url).await.expect("open the SQLite file");
+                let rows = sqlx::query_scalar(&sql.replace("{table}", "events").replace("$1", "?"))
+                    .bind(event_type)
+                    .fetch_all(&pool)
+                    .await
+                    .expect("events");
+                pool.close().await;
+                rows
+            }
+            Self::Postgres { url, prefix, .. } => {
+                let pool = sqlx::PgPool::connect(url).await.expect("connect");
+                let rows = sqlx::query_scalar(&sql.replace("{table}", &format!("{prefix}events")))
+                    .bind(event_type)
+                    .fetch_all(&pool)
+                    .await
+                    .expect("events");
+                pool.close().await;
+                rows
+            }
+        };
+        rows.iter().map(|p| serde_json::from_str::<Value>(p).expect("JSON")[event_type].clone()).collect()
+    }
+
     /// The key file that seals this store's secrets.
     pub fn key_file(&self) -> std::path::PathBuf {
         let options = self.options();

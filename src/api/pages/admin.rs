@@ -151,6 +151,10 @@ struct AdminUserPage {
     nav: Nav,
     profile: Profile,
     locked: String,
+    /// "none", or how many in a row and until when no password is checked.
+    password_throttle: String,
+    /// Whether there is anything to clear.
+    may_unlock: bool,
     reset_required: bool,
     disabled: bool,
     disabled_reason: Option<String>,
@@ -188,10 +192,18 @@ pub fn user(viewer: &UserRecord, user: &UserRecord, facts: UserFacts<'_>) -> Res
         Some(until) if until > facts.now => format!("until {}", at(until)),
         _ => "no".to_owned(),
     };
+    let password_throttle = match (user.password_failures, user.password_throttled_until) {
+        (0, _) => "none".to_owned(),
+        (n, Some(until)) if until > facts.now => format!("{n} in a row; no password is checked until {}", at(until)),
+        (n, _) => format!("{n} in a row"),
+    };
+    let may_unlock = user.password_failures > 0 || user.locked_until.is_some_and(|until| until > facts.now);
     render(&AdminUserPage {
         nav,
         profile: Profile::of(user),
         locked,
+        password_throttle,
+        may_unlock,
         reset_required: facts.reset_required,
         disabled: user.is_disabled(),
         disabled_reason: user.disabled_reason.clone(),

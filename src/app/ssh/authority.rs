@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use crate::app::AppError;
 use crate::app::ledger::Ledger;
+use crate::domain::cert_authority::RotationStep;
 use crate::domain::{AuthError, CaKind, CertAuthority, CertAuthorityCommand, SigningKey};
 use crate::store::EventMetadata;
 
@@ -59,6 +60,47 @@ pub async fn install_key(
         .await);
     }
     Ok(key)
+}
+
+/// Takes one step of a phased rotation of `ca` (see `domain::cert_authority`):
+/// `init` stores a new key's private half first; `rollback` forgets the
+/// abandoned key's private half once the log has recorded it.
+pub async fn rotate_in_phases(
+    ledger: &Ledger,
+    ca: CaKind,
+    step: RotationStep,
+    by: &crate::domain::UserName,
+    metadata: &EventMetadata,
+) -> Result<(), AppError> {
+    let now = ledger.now();
+    let at = |key| CertAuthorityCommand::RotateInPhases { step, key, by: by.clone(), at: now };
+    match step {
+        RotationStep::Init => {
+            let (key, private) = generate_key()?;
+            let pem = private.to_openssh(LineEnding::LF)?;
+            ledger.credentials.put(key.credential_id, &secret_kind(ca), &pem, now).await?;
+            if let Err(error) = ledger.execute::<CertAuthority>(ca, at(Some(key.clone())), metadata).await {
+                return Err(crate::app::undo_secret(
+                    ledger,
+                    error,
+                    key.credential_id,
+                    "a rotation key whose recording failed",
+                )
+                .await);
+            }
+        }
+        RotationStep::Rollback => {
+            let abandoned = ledger.model.read().access.authority(ca).and_then(|a| a.rotation.clone()).map(|r| r.new);
+            ledger.execute::<CertAuthority>(ca, at(None), metadata).await?;
+            if let Some(key) = abandoned {
+                crate::app::forget_secret(ledger, key.credential_id, "a rolled-back rotation key").await;
+            }
+        }
+        _ => {
+            ledger.execute::<CertAuthority>(ca, at(None), metadata).await?;
+        }
+    }
+    Ok(())
 }
 
 /// Creates whichever authority does not exist yet (on first start).
