@@ -66,6 +66,10 @@ pub struct FileConfig {
     /// keys). Default with SQLite: `<stem>.secrets.key` beside the log,
     /// created at first start; required with PostgreSQL.
     pub secrets_key_file: Option<std::path::PathBuf>,
+    /// Where the witness keeps the newest signed head of the log, outside the
+    /// database (default with SQLite: `<stem>.witness.json` beside the log;
+    /// none with PostgreSQL unless set).
+    pub witness_file: Option<std::path::PathBuf>,
 }
 
 /// One alternate environment's table.

@@ -205,6 +205,7 @@ impl Common {
         options.providers = file.provider_settings().map_err(|e| e.to_string())?;
         options.environments = file.environments().map_err(|e| e.to_string())?;
         options.force_reset_ends_sessions = file.forcereset_revokes;
+        options.witness_file = file.witness_file.clone();
         if let Some(path) = self.secrets_key_file.clone().or_else(|| file.secrets_key_file.clone()) {
             options.store.secrets_key = SecretsKey::File(path);
         }

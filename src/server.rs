@@ -21,8 +21,10 @@ use crate::app::sign_in::{self, SignIn};
 use crate::app::ssh::SshService;
 use crate::app::ssh::authority::ensure_authorities;
 use crate::app::test_mode::{SWEEP_EVERY, TestLedger};
+use crate::app::witness::Witness;
 use crate::clock::SharedClock;
 use crate::store::flows::Flows;
+use crate::store::witness::witness_path;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -50,6 +52,9 @@ pub struct Server {
     pub sign_in: Arc<SignIn>,
     /// Sweeps expired in-flight sign-ins.
     flow_sweeper: BackgroundTask,
+    /// Signs the log's head now and then, and at shutdown.
+    pub witness: Arc<Witness>,
+    witnessing: BackgroundTask,
 }
 
 /// How often orphaned second-factor secrets are looked for.
@@ -65,6 +70,24 @@ fn start_flow_sweeper(sign_in: Arc<SignIn>, ledger: Arc<Ledger>) -> BackgroundTa
                 Err(error) => tracing::warn!(%error, "cannot sweep expired sign-ins"),
             }
             tokio::time::sleep(sign_in::SWEEP_EVERY).await;
+        }
+    }))
+}
+
+/// Signs the log's head whenever enough was appended (see `app::witness`).
+fn start_witness(witness: Arc<Witness>, ledger: Arc<Ledger>) -> BackgroundTask {
+    BackgroundTask::new(tokio::spawn(async move {
+        let mut last = std::time::Instant::now();
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            match witness.due(&ledger, last.elapsed()).await {
+                Ok(true) => match witness.sign(&ledger).await {
+                    Ok(_) => last = std::time::Instant::now(),
+                    Err(error) => tracing::warn!(%error, "cannot sign the log's head"),
+                },
+                Ok(false) => {}
+                Err(error) => tracing::warn!(%error, "cannot read the log's head"),
+            }
         }
     }))
 }
@@ -115,8 +138,13 @@ impl Server {
             true => None,
             false => Some(Flows::open(&options.store_url, &options.store).await.map_err(AppError::from)?),
         };
+        let witness_file = witness_path(&options.store_url, options.witness_file.as_deref());
+        if witness_file.is_none() {
+            tracing::warn!("no witness_file: signed heads are served but not kept outside the database");
+        }
         let ledger = Arc::new(Ledger::open(options, clock).await?);
         ensure_authorities(&ledger).await.map_err(StartError::Authorities)?;
+        let witness = Arc::new(Witness::open(&ledger, witness_file).await?);
         let info = ServiceInfo { git_commit: env!("AUTHLEDGER_GIT_COMMIT").to_owned() };
         let ssh = Arc::new(SshService::new(ssh_options, addr));
         let sign_in = Arc::new(SignIn::new(providers, flows, ssh.public_url.clone()));
@@ -126,6 +154,7 @@ impl Server {
             info: Arc::new(info),
             ssh,
             sign_in: sign_in.clone(),
+            witness: witness.clone(),
         };
         // Every path also answers with one trailing slash (contract §1).
         let app = NormalizePathLayer::trim_trailing_slash().layer(api::router(state));
@@ -139,9 +168,10 @@ impl Server {
         });
         let sweeper = start_secret_sweeper(ledger.clone());
         let flow_sweeper = start_flow_sweeper(sign_in.clone(), ledger.clone());
+        let witnessing = start_witness(witness.clone(), ledger.clone());
         let discovering = sign_in.clone();
         tokio::spawn(async move { discovering.discover().await });
-        Ok(Self { addr, ledger, test_mode, shutdown, task, sweeper, sign_in, flow_sweeper })
+        Ok(Self { addr, ledger, test_mode, shutdown, task, sweeper, sign_in, flow_sweeper, witness, witnessing })
     }
 
     /// Serves until the process is told to stop (Ctrl-C or SIGTERM).
@@ -157,6 +187,11 @@ impl Server {
         self.flow_sweeper.stop().await;
         let _ = self.shutdown.send(());
         let result = self.task.await.unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        self.witnessing.stop().await;
+        // The last head, signed at shutdown.
+        if let Err(error) = self.witness.sign(&self.ledger).await {
+            tracing::warn!(%error, "cannot sign the log's head at shutdown");
+        }
         self.ledger.close().await;
         self.sign_in.close().await;
         if let Some(test_mode) = &self.test_mode {

@@ -350,6 +350,7 @@ async fn every_privileged_endpoint_obeys_the_permission_table(h: Harness) -> Har
         (Action::ReadAuditTrail, reqwest::Method::GET, "/api/V2/admin/audit?limit=1".into(), Value::Null),
         (Action::ReadAuditTrail, reqwest::Method::GET, "/api/V2/admin/asof?user=admin&at=1".into(), Value::Null),
         (Action::ReadAuditTrail, reqwest::Method::GET, "/api/V2/admin/digest".into(), Value::Null),
+        (Action::ReadAuditTrail, reqwest::Method::GET, "/api/V2/admin/head".into(), Value::Null),
         (Action::ViewUser, reqwest::Method::GET, "/admin/user/admin".into(), Value::Null),
         (Action::ChangeRoles, reqwest::Method::POST, "/admin/user/nobody/roles".into(), json!({"roles": []})),
         (

@@ -335,3 +335,61 @@ pub async fn import(path: &str, store: &Store) -> Result<Moved, ReplayError> {
     store.log.import(&mut rows).await?;
     Ok(moved)
 }
+
+/// One head the log was checked against, and what the check found.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct HeadReport {
+    /// Where the head came from: the witness file's path, or `--head`.
+    pub source: String,
+    /// The signature's problem, for a witness file whose head does not verify.
+    pub signature: Option<String>,
+    pub check: authledger::store::witness::HeadCheck,
+}
+
+impl HeadReport {
+    pub fn holds(&self) -> bool {
+        self.signature.is_none() && self.check.holds()
+    }
+}
+
+/// Checks the log against the signed head of a witness file (its signature,
+/// under `pinned_key` when given) and against an auditor's own `head`
+/// (`POSITION:CHAIN`): a log shorter than a head is truncated, a different
+/// chain value there means it was rewritten.
+pub async fn check_heads(
+    log: &EventLog,
+    witness: Option<&std::path::Path>,
+    pinned_key: Option<&str>,
+    head: Option<(i64, String)>,
+) -> Result<Vec<HeadReport>, ReplayError> {
+    use authledger::store::witness::{SignedHead, check_head};
+    let log_head = log.head().await?;
+    let mut reports = Vec::new();
+    let mut heads: Vec<(String, Option<String>, i64, String)> = Vec::new();
+    if let Some(path) = witness {
+        let signed = SignedHead::read(path).map_err(|e| ReplayError::File {
+            path: path.display().to_string(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        let signature = signed.verify(pinned_key).err().map(|e| e.to_string());
+        heads.push((format!("witness {}", path.display()), signature, signed.position, signed.chain));
+    }
+    if let Some((position, chain)) = head {
+        heads.push(("--head".to_owned(), None, position, chain));
+    }
+    for (source, signature, position, chain) in heads {
+        let found = log.chain_at(position).await?;
+        reports.push(HeadReport { source, signature, check: check_head(position, &chain, log_head, found) });
+    }
+    Ok(reports)
+}
+
+/// Parses an auditor's pinned head, `POSITION:CHAIN`.
+pub fn parse_head(text: &str) -> Result<(i64, String), String> {
+    let (position, chain) = text.split_once(':').ok_or_else(|| format!("{text:?} is not POSITION:CHAIN"))?;
+    let position = position.parse::<i64>().map_err(|_| format!("{position:?} is not a position"))?;
+    if chain.len() != 64 || !chain.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(format!("{chain:?} is not a chain value (64 hex digits)"));
+    }
+    Ok((position, chain.to_ascii_lowercase()))
+}

@@ -82,6 +82,16 @@ enum Command {
         /// token in AUTHLEDGER_ADMIN_TOKEN), rebuilt up to the position the server reports.
         #[arg(long)]
         server: Option<String>,
+        /// The witness file whose signed head the log must still hold (default: the
+        /// one beside an SQLite log, when it exists).
+        #[arg(long)]
+        witness: Option<std::path::PathBuf>,
+        /// The witness's public key (base64, from GET /api/V2/admin/head) the signed head must be under.
+        #[arg(long)]
+        witness_key: Option<String>,
+        /// A head an auditor pinned earlier, POSITION:CHAIN (from an earlier verify or GET /api/V2/admin/head).
+        #[arg(long, value_parser = replay::parse_head)]
+        head: Option<(i64, String)>,
     },
     /// Rebuild every projection from the log and store a checkpoint, which the
     /// server loads at start-up instead of folding the whole log.
@@ -352,7 +362,7 @@ async fn run(cli: Cli) -> Result<bool, String> {
             }
             Ok(true)
         }
-        Command::Verify { display_name_rule, server } => {
+        Command::Verify { display_name_rule, server, witness, witness_key, head: pinned } => {
             let store = replay::open(&cli.store, replay::read_only()).await.map_err(fail)?;
             let log = &store.log;
             let head = log.head().await.map_err(|e| e.to_string())?;
@@ -367,9 +377,14 @@ async fn run(cli: Cli) -> Result<bool, String> {
                 (Some(url), Ok(_)) => Some(live_check(log, url).await?),
                 _ => None,
             };
+            let witness = witness
+                .or_else(|| authledger::store::witness::witness_path(&cli.store, None).filter(|path| path.exists()));
+            let heads =
+                replay::check_heads(log, witness.as_deref(), witness_key.as_deref(), pinned).await.map_err(fail)?;
             let ok = outcome.is_ok()
                 && check.as_ref().is_none_or(|c| c.matches())
-                && live.as_ref().is_none_or(|c| c.matches());
+                && live.as_ref().is_none_or(|c| c.matches())
+                && heads.iter().all(replay::HeadReport::holds);
             match cli.format {
                 Format::Json => {
                     let mut report = match &outcome {
@@ -389,6 +404,7 @@ async fn run(cli: Cli) -> Result<bool, String> {
                         None => serde_json::Value::Null,
                     };
                     report["server"] = serde_json::to_value(&live).unwrap_or_default();
+                    report["heads"] = serde_json::to_value(&heads).unwrap_or_default();
                     println!("{report}");
                 }
                 Format::Table => {
@@ -424,6 +440,15 @@ async fn run(cli: Cli) -> Result<bool, String> {
                             c.position, c.stored, c.rebuilt
                         ),
                         None => {}
+                    }
+                    if heads.is_empty() {
+                        println!("no signed head to check the log's end against (--witness, --head)");
+                    }
+                    for report in &heads {
+                        match &report.signature {
+                            Some(problem) => println!("{}: signature NOT VALID: {problem}", report.source),
+                            None => println!("{}: {}", report.source, report.check),
+                        }
                     }
                 }
             }

@@ -366,6 +366,13 @@ async fn the_replay_command_reports_and_fails_loudly() {
 
     let verified = run(&["verify"]);
     assert!(String::from_utf8_lossy(&verified.stdout).starts_with("chain intact"));
+    // A head pinned beyond the log's end: truncated, exit 1.
+    let beyond = format!("999999:{}", "ab".repeat(32));
+    let truncated = run(&["verify", "--head", &beyond]);
+    let text = String::from_utf8_lossy(&truncated.stdout);
+    assert_eq!(truncated.status.code(), Some(1), "{text}");
+    assert!(text.contains("--head: the log is TRUNCATED: a head was signed at position 999999"), "{text}");
+    assert_eq!(run(&["verify", "--head", "12:nothex"]).status.code(), Some(2), "a malformed head is a usage error");
     // Against the live server's projections, as an Admin sees their digest.
     let admin = h.login("admin", USER_PASSWORD).await;
     let live = std::process::Command::new(bin)
@@ -512,3 +519,68 @@ async fn a_checkpoint_is_loaded_at_start_up_and_answers_the_same(h: Harness) -> 
     h
 }
 on_both_stores!(a_checkpoint_is_loaded_at_start_up_and_answers_the_same);
+
+/// The witness signs the log's head (served to auditors, kept in the witness
+/// file outside the database, signed again at shutdown); deleting the newest
+/// rows, which the chain alone cannot reveal, is reported as a truncation —
+/// against the witness file and against a head an auditor pinned.
+async fn deleting_the_newest_rows_is_caught_by_the_signed_head(h: Harness) -> Harness {
+    use authledger::store::witness::{HeadCheck, SignedHead};
+    let (_, admin) = h.administrators().await;
+    h.user_with_password(&admin, "alice").await;
+    let served = ok(h.get("/api/V2/admin/head", Some(&admin)).await).await;
+    let head: SignedHead = serde_json::from_value(served["head"].clone()).expect("a signed head");
+    assert_eq!(head.public_key, served["public_key"].as_str().expect("a key"));
+    head.verify(Some(&head.public_key)).expect("it verifies");
+    assert!(head.position > 0);
+    let alice = h.login("alice", USER_PASSWORD).await;
+    assert_eq!(h.get("/api/V2/admin/head", Some(&alice)).await.status, 403, "auditors only");
+
+    // Shutdown signs the final head into the witness file.
+    let store = h.store.clone();
+    let final_head = h.server.ledger.log.head().await.expect("head");
+    let pinned = (head.position, head.chain.clone());
+    let h = h.restart().await;
+    let on_file = SignedHead::read(&store.witness_file()).expect("the witness file");
+    assert_eq!(on_file.position, final_head);
+    on_file.verify(Some(&head.public_key)).expect("the same key after a restart");
+
+    let reader = read_only(&h).await;
+    let holds =
+        replay::check_heads(&reader.log, Some(&store.witness_file()), Some(&head.public_key), Some(pinned.clone()))
+            .await
+            .expect("checked");
+    assert!(holds.iter().all(replay::HeadReport::holds), "{holds:?}");
+    // Another pinned key: the witness file's signature is refused.
+    let other =
+        replay::check_heads(&reader.log, Some(&store.witness_file()), Some("AAAA"), None).await.expect("checked");
+    assert_eq!(other[0].signature.as_deref(), Some("the signed head's public key is not the pinned one"));
+    reader.log.close().await;
+
+    // Someone deletes the newest rows: the chain still verifies, the signed heads do not hold.
+    h.server.stop().await.expect("stops");
+    store.execute(&format!("DELETE FROM {{events}} WHERE position > {}", pinned.0 - 2)).await;
+    let reader = read_only_store(&store).await;
+    assert!(reader.log.verify_chain(|_| {}).await.expect("readable").is_ok(), "the chain alone sees nothing");
+    let reports = replay::check_heads(&reader.log, Some(&store.witness_file()), None, Some(pinned.clone()))
+        .await
+        .expect("checked");
+    assert_eq!(reports.len(), 2);
+    assert_eq!(reports[0].check, HeadCheck::Truncated { position: final_head, log_head: pinned.0 - 2 });
+    assert_eq!(reports[1].check, HeadCheck::Truncated { position: pinned.0, log_head: pinned.0 - 2 });
+    reader.log.close().await;
+    Harness::start(store).await
+}
+on_both_stores!(deleting_the_newest_rows_is_caught_by_the_signed_head);
+
+async fn read_only_store(store: &TestStore) -> authledger::store::Store {
+    let mut options = store.options();
+    options.store.read_only = true;
+    authledger::store::Store::open(
+        &options.store_url,
+        options.store,
+        std::sync::Arc::new(authledger::clock::SystemClock),
+    )
+    .await
+    .expect("the log opens")
+}

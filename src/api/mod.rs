@@ -49,6 +49,8 @@ pub struct AppState {
     pub ssh: Arc<SshService>,
     /// The configured identity providers and their flows under way.
     pub sign_in: Arc<crate::app::sign_in::SignIn>,
+    /// Signs the log's head and keeps the newest signed head.
+    pub witness: Arc<crate::app::witness::Witness>,
 }
 
 /// Facts about this build, for the root document.
@@ -161,6 +163,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/V2/admin/provisiontokens", get(provisioning::list).post(provisioning::issue))
         .route("/api/V2/admin/provisiontokens/{id}", delete(provisioning::delete))
         .route("/api/V2/hosts/join", post(provisioning::join))
+        .route("/api/V2/admin/head", get(auditor::signed_head))
         .route("/api/V2/admin/hosts", get(provisioning::hosts))
         .route("/api/V2/admin/hosts/{id}", delete(provisioning::release))
         .route("/api/V2/admin/invites", get(invites::list).post(invites::issue))

@@ -42,6 +42,8 @@ pub struct LedgerOptions {
     pub environments: super::providers::Environments,
     /// A forced password reset also ends the user's sessions (revokes their tokens).
     pub force_reset_ends_sessions: bool,
+    /// Where the witness keeps the newest signed head (default: beside an SQLite log; none for PostgreSQL).
+    pub witness_file: Option<std::path::PathBuf>,
 }
 
 impl LedgerOptions {
@@ -61,6 +63,7 @@ impl LedgerOptions {
             providers: Vec::new(),
             environments: Default::default(),
             force_reset_ends_sessions: false,
+            witness_file: None,
         }
     }
 }

@@ -24,6 +24,7 @@
 //! - [`history`]: the auditor's queries over the log (history, as-of state);
 //! - [`test_mode`]: the separate, expiring test-mode ledger;
 //! - [`ledger`]: the running ledger (log, command bus, projections) every use case acts on;
+//! - [`witness`]: signed heads of the log, kept outside it;
 //! - [`throttle`]: wrong passwords per client address (the per-account count is the domain's);
 //! - [`secrets`]: the key that seals the credentials store (a new key, a rotation);
 //! - [`passwords`], [`second_factor`], [`root_account`], [`background`]: the pieces they share.
@@ -49,6 +50,7 @@ pub mod ssh;
 pub mod test_mode;
 pub mod throttle;
 pub mod tokens;
+pub mod witness;
 
 /// Who caused an event and from where: what a request hands every use case.
 pub use crate::store::EventMetadata;

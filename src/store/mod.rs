@@ -23,6 +23,7 @@ mod postgres;
 mod repository;
 mod sql;
 mod sqlite;
+pub mod witness;
 mod writer;
 
 use std::collections::HashMap;

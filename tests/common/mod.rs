@@ -85,6 +85,7 @@ impl TestStore {
                 let mut options = LedgerOptions::new(url.clone());
                 options.store.table_prefix = prefix.clone();
                 options.store.secrets_key = SecretsKey::File(keys.path().join("secrets.key"));
+                options.witness_file = Some(keys.path().join("witness.json"));
                 options
             }
         }
@@ -242,6 +243,13 @@ impl TestStore {
             }
         };
         rows.iter().map(|p| serde_json::from_str::<Value>(p).expect("JSON")[event_type].clone()).collect()
+    }
+
+    /// The witness file of this store's log.
+    pub fn witness_file(&self) -> std::path::PathBuf {
+        let options = self.options();
+        authledger::store::witness::witness_path(&options.store_url, options.witness_file.as_deref())
+            .expect("a witness file")
     }
 
     /// The key file that seals this store's secrets.
