@@ -1,7 +1,8 @@
 -- wrk: POST /api/V2/hosts/join with a static token. HOST_MODE=new (default):
 -- every request is a new host id (a binding and a certificate); HOST_MODE=renew:
 -- every request renews the certificate of one host already joined with this key
--- (a fixed body, as the other scripts send).
+-- (a fixed body, as the other scripts send). Host ids are inside the cluster
+-- bench.internal (the server's cluster_name in bench/run.sh).
 local key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
 local token = os.getenv("JOIN_TOKEN")
 local function body(host)
@@ -12,7 +13,7 @@ wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 
 if os.getenv("HOST_MODE") == "renew" then
-    wrk.body = body("bench-host")
+    wrk.body = body("bench-host.bench.internal")
 else
     local threads = 0
     local n = 0
@@ -25,6 +26,6 @@ else
 
     function request()
         n = n + 1
-        return wrk.format(nil, nil, nil, body(string.format("bench-%d-%d-%d", os.time(), thread_id, n)))
+        return wrk.format(nil, nil, nil, body(string.format("bench-%d-%d-%d.bench.internal", os.time(), thread_id, n)))
     end
 end

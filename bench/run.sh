@@ -13,7 +13,8 @@
 #        listing 101 tokens) beside GET / (JSON) on the same SQLite server, with the session cookie.
 #   logins: full provider logins per second (start → the provider's sign-in → the way back, straight in)
 #        against a real OpenID Connect provider on loopback (node-oidc-provider, tests/oidc; needs node and
-#        `npm ci --prefix tests/oidc`), beside local password logins on the same SQLite server.
+#        `npm ci --prefix tests/oidc`), beside local password logins on the same SQLite server (every stored
+#        secret sealed under the key file), and what sealing and opening one secret costs beside an argon2id check.
 #   ssh: SSH certificates per second (user certificates, host joins with a static token: new hosts, and
 #        one host renewing its certificate 16 connections at a time) beside
 #        POST /api/V2/token on the same SQLite server: what signing and recording a certificate cost.
@@ -179,7 +180,7 @@ fi
 if part ssh; then
 echo "== SSH: certificates per second vs token creation, same SQLite server, 16 connections"
 JOIN_TOKEN=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
-printf 'static_tokens = ["node:%s"]\n' "$JOIN_TOKEN" > "$WORK/ssh.toml"
+printf 'static_tokens = ["node:%s"]\ncluster_name = "bench.internal"\n' "$JOIN_TOKEN" > "$WORK/ssh.toml"
 "${BENCH[@]}" seed --store "sqlite://$WORK/ssh.db" --tokens 0 --tokens-out "$WORK/none.txt" --login-out "$WORK/sshlogin.txt" >/dev/null
 start_server "sqlite://$WORK/ssh.db" --config "$WORK/ssh.toml"
 ssh_run() { # label script url [env]
@@ -243,6 +244,7 @@ client_id = "authledger"
 client_secret = "authledger-secret"
 TOML
 "${BENCH[@]}" seed --store "sqlite://$WORK/logins.db" --tokens 0 --tokens-out "$WORK/none.txt" --login-out "$WORK/loginslogin.txt" --admin >/dev/null
+"${BENCH[@]}" secrets --count 100000
 start_server "sqlite://$WORK/logins.db" --config "$WORK/logins.toml"
 "${BENCH[@]}" logins --base "http://127.0.0.1:$PORT" --admin-token-file "$WORK/loginslogin.txt" --seconds "${DURATION%s}" --concurrency 4
 stop_server

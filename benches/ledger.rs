@@ -11,6 +11,9 @@
 //! - `logins`: full provider logins per second against a running server and
 //!   its OpenID Connect provider (start → the provider's sign-in → the way
 //!   back, straight in), beside local password logins on the same server.
+//! - `secrets`: what sealing costs a password login: sealing and opening one
+//!   stored secret (XChaCha20-Poly1305 under the key file) beside one argon2id
+//!   check, which every password login pays anyway.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a measurement tool: a failed step must stop it loudly
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -71,6 +74,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    Secrets {
+        #[arg(long, default_value_t = 100_000)]
+        count: u32,
+    },
     Seed {
         #[arg(long)]
         store: String,
@@ -530,6 +537,31 @@ async fn logins(base: String, admin_token_file: String, seconds: u64, concurrenc
     );
 }
 
+async fn secrets(count: u32) {
+    use authledger::store::keyring::Keyring;
+    let path = std::env::temp_dir().join(format!("authledger-bench-{}.key", std::process::id()));
+    let keyring = Keyring::create(&path, None).expect("a key file");
+    let hash = authledger::app::passwords::hash("correct horse battery staple 77".into()).await.expect("a hash");
+    let started = std::time::Instant::now();
+    for n in 0..count {
+        let id = format!("{n}");
+        let sealed = keyring.seal(&id, "password", &hash).expect("sealed");
+        assert_eq!(keyring.open_secret(&id, "password", &sealed).expect("opened").len(), hash.len());
+    }
+    let seal_open_us = started.elapsed().as_secs_f64() * 1e6 / f64::from(count);
+    let rounds = 20;
+    let started = std::time::Instant::now();
+    for _ in 0..rounds {
+        assert!(authledger::app::passwords::verify("correct horse battery staple 77".into(), Some(hash.clone())).await);
+    }
+    let argon2_us = started.elapsed().as_secs_f64() * 1e6 / f64::from(rounds);
+    let _ = std::fs::remove_file(&path);
+    println!(
+        "seal+open of one stored secret: {seal_open_us:.2} µs; one argon2id check: {argon2_us:.0} µs; sealing adds {:.3}% to a password check",
+        100.0 * seal_open_us / argon2_us
+    );
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; drop it.
     let args: Vec<String> = std::env::args().filter(|a| a != "--bench").collect();
@@ -543,6 +575,7 @@ fn main() {
             runtime.block_on(commit_rate(store, tasks, commands, sqlite_normal))
         }
         Command::Memory { tokens } => memory(tokens),
+        Command::Secrets { count } => runtime.block_on(secrets(count)),
         Command::CatchUp { store } => runtime.block_on(catch_up(store)),
         Command::Logins { base, admin_token_file, seconds, concurrency } => {
             runtime.block_on(logins(base, admin_token_file, seconds, concurrency))
