@@ -83,6 +83,12 @@ enum SecretsAction {
         #[arg(long)]
         file: PathBuf,
     },
+    /// Seal the secrets an older version stored in the clear (a server refuses
+    /// a store holding any), under the configured key.
+    Seal {
+        #[command(flatten)]
+        common: Common,
+    },
     /// Seal every stored secret under a new key, written to a new key file
     /// that also keeps the old key; then point secrets_key_file at it.
     RotateKey {
@@ -287,6 +293,12 @@ async fn run(cli: Cli) -> Result<(), String> {
                 "wrote key {id} to {}: set secrets_key_file to it, and back it up apart from the database",
                 file.display()
             );
+            Ok(())
+        }
+        Command::Secrets { action: SecretsAction::Seal { common } } => {
+            let (_, options) = common.resolve()?;
+            let sealed = authledger::app::secrets::seal(&options).await.map_err(|e| e.to_string())?;
+            eprintln!("sealed {sealed} secrets that were stored in the clear");
             Ok(())
         }
         Command::Secrets { action: SecretsAction::RotateKey { new_key_file, common } } => {

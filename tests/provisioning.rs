@@ -306,6 +306,9 @@ async fn a_bound_host_name_cannot_be_taken_over(h: Harness) -> Harness {
         (issued.as_str(), "web1.example.org", json!([])),
         (issued.as_str(), "web9.example.org", json!(["www.example.org"])),
         (issued.as_str(), "www.example.org", json!([])),
+        // Names compare as DNS and OpenSSH compare them: case does not make another name.
+        (STATIC_TOKEN, "WEB1.Example.ORG", json!([])),
+        (issued.as_str(), "web9.example.org", json!(["WWW.example.org"])),
     ] {
         let body = json!({"token": token, "host_id": host, "public_key": thief, "principals": principals});
         h.post("/api/V2/hosts/join", None, body).await.assert_error(403, TAKEN);

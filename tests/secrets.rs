@@ -2,8 +2,8 @@
 //! SHA-256, passwords only as argon2id hashes (in the secrets table, referenced
 //! by id; a replaced hash is deleted) — and every row of the secrets table
 //! (password hashes, TOTP seeds, CA private keys) is sealed under a key kept
-//! outside the database: a store opens only with its key, plaintext rows are
-//! sealed at start, and a rotation moves every row to a new key — on both stores.
+//! outside the database: a store opens only with its key, rows in the clear
+//! are refused until an operator seals them, and a rotation moves every row to a new key — on both stores.
 
 use crate::common;
 
@@ -146,20 +146,25 @@ async fn a_store_opens_only_with_its_key(store: TestStore) {
     Harness::start(store).await.finish().await;
 }
 
-async fn plaintext_secrets_are_sealed_at_start(store: TestStore) {
-    let h = manual(store).await;
+async fn plaintext_secrets_are_refused_until_an_operator_seals_them(store: TestStore) {
+    let h = manual(store.clone()).await;
     let (_, totp) = every_kind_of_secret(&h).await;
-    // A log from before sealing: every row in the clear.
-    let keyring = Keyring::open(&h.store.key_file()).expect("the key file");
-    for (id, kind, stored) in h.store.secret_rows().await {
-        let plain = keyring.open_secret(&id, &kind, &stored).expect("opens");
-        h.store.execute(&format!("UPDATE {{secrets}} SET secret = '{plain}' WHERE id = '{id}'")).await;
+    h.server.stop().await.expect("the server stops");
+    // A log from before sealing (or rows planted by whoever can write to the database): every row in the clear.
+    let keyring = Keyring::open(&store.key_file()).expect("the key file");
+    let rows = store.secret_rows().await;
+    for (id, kind, stored) in &rows {
+        let plain = keyring.open_secret(id, kind, stored).expect("opens");
+        store.execute(&format!("UPDATE {{secrets}} SET secret = '{plain}' WHERE id = '{id}'")).await;
     }
-    assert!(sealed_under(&h.store).await.iter().all(Option::is_none));
-    assert!(h.store.dump().await.contains("$argon2id$"));
-    let h = h.restart().await;
-    assert!(sealed_under(&h.store).await.iter().all(|k| k.as_deref() == Some(keyring.current_id().as_str())));
-    assert!(!h.store.dump().await.contains("$argon2"));
+    assert!(sealed_under(&store).await.iter().all(Option::is_none));
+    let refused = Ledger::open(store.options(), Arc::new(SystemClock)).await.err().expect("refused").to_string();
+    assert!(refused.contains("authledger secrets seal"), "{refused}");
+    let sealed = authledger::app::secrets::seal(&store.options()).await.expect("sealed");
+    assert_eq!(sealed, rows.len() as u64);
+    assert!(sealed_under(&store).await.iter().all(|k| k.as_deref() == Some(keyring.current_id().as_str())));
+    assert!(!store.dump().await.contains("$argon2"));
+    let h = manual(store).await;
     every_secret_works(&h, &totp).await;
     h.finish().await;
 }
@@ -201,6 +206,6 @@ async fn a_rotation_moves_every_secret_to_a_new_key(store: TestStore) {
 crate::on_both_stores_from_store!(
     every_stored_secret_is_sealed,
     a_store_opens_only_with_its_key,
-    plaintext_secrets_are_sealed_at_start,
+    plaintext_secrets_are_refused_until_an_operator_seals_them,
     a_rotation_moves_every_secret_to_a_new_key,
 );

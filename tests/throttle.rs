@@ -130,7 +130,31 @@ async fn one_address_spraying_many_accounts_waits(store: TestStore) {
     h.finish().await;
 }
 
+/// Once the next failure would throttle, parallel guesses cannot slip past
+/// it: one is checked (and counted), the others wait; and a name that is no
+/// account waits exactly as an account does (the throttle tells nothing).
+async fn parallel_guesses_at_the_threshold_get_one_check(store: TestStore) {
+    let h = manual(store).await;
+    let (_, admin) = h.administrators().await;
+    h.user_with_password(&admin, "erin").await;
+    for _ in 0..4 {
+        attempt(&h, "erin", "wrong").await;
+    }
+    let answers = futures::future::join_all((0..6).map(|_| attempt(&h, "erin", "wrong"))).await;
+    let checked = answers.iter().filter(|a| a.json()["error"]["appcode"] == json!(10050)).count();
+    assert_eq!(checked, 1, "one guess checked: {:?}", answers.iter().map(|a| a.text.clone()).collect::<Vec<_>>());
+    assert!(answers.iter().all(|a| a.status == 401));
+    assert_eq!(rejections(&h).await.len(), 5, "only the checked one is counted");
+    // A name that is no account: the same answers, at the same counts.
+    for _ in 0..5 {
+        attempt(&h, "ghost", "wrong").await.assert_error(401, "10050 Password / username mismatch: ghost");
+    }
+    attempt(&h, "ghost", "wrong").await.assert_error(401, &throttled_message(h.now() + 1000));
+    h.finish().await;
+}
+
 crate::on_both_stores_from_store!(
+    parallel_guesses_at_the_threshold_get_one_check,
     wrong_passwords_make_an_account_wait_up_to_the_cap,
     racing_wrong_passwords_are_each_counted,
     an_admin_clears_the_count_and_the_wait,

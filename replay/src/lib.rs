@@ -343,6 +343,9 @@ pub struct HeadReport {
     pub source: String,
     /// The signature's problem, for a witness file whose head does not verify.
     pub signature: Option<String>,
+    /// For a witness file: whether its key was pinned (`--witness-key`); an
+    /// unpinned head is only checked under the key the file itself names.
+    pub pinned: Option<bool>,
     pub check: authledger::store::witness::HeadCheck,
 }
 
@@ -365,21 +368,24 @@ pub async fn check_heads(
     use authledger::store::witness::{SignedHead, check_head};
     let log_head = log.head().await?;
     let mut reports = Vec::new();
-    let mut heads: Vec<(String, Option<String>, i64, String)> = Vec::new();
+    // (source, signature problem, pinned, position, chain)
+    type Head = (String, Option<String>, Option<bool>, i64, String);
+    let mut heads: Vec<Head> = Vec::new();
     if let Some(path) = witness {
         let signed = SignedHead::read(path).map_err(|e| ReplayError::File {
             path: path.display().to_string(),
             source: std::io::Error::other(e.to_string()),
         })?;
         let signature = signed.verify(pinned_key).err().map(|e| e.to_string());
-        heads.push((format!("witness {}", path.display()), signature, signed.position, signed.chain));
+        let source = format!("witness {} (key {})", path.display(), signed.public_key);
+        heads.push((source, signature, Some(pinned_key.is_some()), signed.position, signed.chain));
     }
     if let Some((position, chain)) = head {
-        heads.push(("--head".to_owned(), None, position, chain));
+        heads.push(("--head".to_owned(), None, None, position, chain));
     }
-    for (source, signature, position, chain) in heads {
+    for (source, signature, pinned, position, chain) in heads {
         let found = log.chain_at(position).await?;
-        reports.push(HeadReport { source, signature, check: check_head(position, &chain, log_head, found) });
+        reports.push(HeadReport { source, signature, pinned, check: check_head(position, &chain, log_head, found) });
     }
     Ok(reports)
 }
@@ -387,7 +393,8 @@ pub async fn check_heads(
 /// Parses an auditor's pinned head, `POSITION:CHAIN`.
 pub fn parse_head(text: &str) -> Result<(i64, String), String> {
     let (position, chain) = text.split_once(':').ok_or_else(|| format!("{text:?} is not POSITION:CHAIN"))?;
-    let position = position.parse::<i64>().map_err(|_| format!("{position:?} is not a position"))?;
+    let position =
+        position.parse::<i64>().ok().filter(|p| *p >= 1).ok_or_else(|| format!("{position:?} is not a position"))?;
     if chain.len() != 64 || !chain.chars().all(|c| c.is_ascii_hexdigit()) {
         return Err(format!("{chain:?} is not a chain value (64 hex digits)"));
     }

@@ -449,6 +449,11 @@ async fn run(cli: Cli) -> Result<bool, String> {
                             Some(problem) => println!("{}: signature NOT VALID: {problem}", report.source),
                             None => println!("{}: {}", report.source, report.check),
                         }
+                        if report.pinned == Some(false) {
+                            println!(
+                                "  (checked under the key the file names; pin the witness's key with --witness-key, from GET /api/V2/admin/head)"
+                            );
+                        }
                     }
                 }
             }

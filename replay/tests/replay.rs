@@ -569,9 +569,20 @@ async fn deleting_the_newest_rows_is_caught_by_the_signed_head(h: Harness) -> Ha
     assert_eq!(reports[0].check, HeadCheck::Truncated { position: final_head, log_head: pinned.0 - 2 });
     assert_eq!(reports[1].check, HeadCheck::Truncated { position: pinned.0, log_head: pinned.0 - 2 });
     reader.log.close().await;
-    Harness::start(store).await
+    // A server on the truncated log, grown past the signed position again, refuses to sign over the
+    // evidence: the witness file keeps its head.
+    let h = Harness::start(store.clone()).await;
+    h.user_with_password(&admin_of(&h).await, "bob").await;
+    let refused = h.server.witness.sign(&h.server.ledger).await.expect_err("refused").to_string();
+    assert!(refused.contains("the witness refuses to sign: the log was REWRITTEN"), "{refused}");
+    assert_eq!(SignedHead::read(&store.witness_file()).expect("kept").position, final_head);
+    h
 }
 on_both_stores!(deleting_the_newest_rows_is_caught_by_the_signed_head);
+
+async fn admin_of(h: &Harness) -> String {
+    h.login("admin", USER_PASSWORD).await
+}
 
 async fn read_only_store(store: &TestStore) -> authledger::store::Store {
     let mut options = store.options();

@@ -12,7 +12,7 @@ use super::ledger::Ledger;
 use super::tokens::{self, NewToken};
 use super::{AppError, forget_secret, passwords, second_factor, undo_secret};
 use crate::domain::token::{ClientInfo, Mfa};
-use crate::domain::user::{NewPassword, check_can_reset_password, locked, throttled};
+use crate::domain::user::{NewPassword, PASSWORD_FREE_FAILURES, check_can_reset_password, locked, throttled};
 use crate::domain::{
     Actor, AuthError, DisplayName, EmailAddress, ErrorType, RoleSet, TokenKind, User, UserCommand, UserName,
 };
@@ -43,6 +43,18 @@ pub async fn verify_password(
     if let Some(until) = record.as_ref().and_then(|r| r.password_throttled_until).filter(|until| now < *until) {
         return Err(throttled(until).into());
     }
+    // A name that is no account waits exactly as an account would.
+    let counted = record.as_ref().filter(|r| r.credential.is_some());
+    if counted.is_none() {
+        ledger.unknown_names.check(name.as_str(), now)?;
+    }
+    // Once the next failure would throttle, one check at a time: parallel
+    // guesses cannot all slip past the throttle before the first is recorded.
+    let failures = counted.map_or_else(|| ledger.unknown_names.failures(name.as_str()), |r| r.password_failures);
+    let _checking = match failures + 1 >= PASSWORD_FREE_FAILURES {
+        true => Some(ledger.password_gate.enter(name.as_str()).ok_or_else(|| throttled(now + 1000))?),
+        false => None,
+    };
     let stored = match record.as_ref().and_then(|r| r.credential) {
         Some(id) => ledger.credentials.get(id).await?,
         None => None,
@@ -52,8 +64,11 @@ pub async fn verify_password(
         (true, Some(record)) => record,
         (_, record) => {
             ledger.password_throttle.failed(from, now);
-            if let Some(record) = record.filter(|r| r.credential.is_some()) {
-                ledger.execute::<User>(&record.name, UserCommand::RejectPassword { at: now }, metadata).await?;
+            match record.filter(|r| r.credential.is_some()) {
+                Some(record) => {
+                    ledger.execute::<User>(&record.name, UserCommand::RejectPassword { at: now }, metadata).await?;
+                }
+                None => ledger.unknown_names.failed(name.as_str(), now),
             }
             return Err(AuthError::new(ErrorType::PasswordMismatch, name.as_str()).into());
         }

@@ -238,7 +238,9 @@ pub struct Released {
 
 /// Frees a host id and its extra principals from the key they are bound to
 /// (an Admin's decision: the next join under them binds whichever key it
-/// brings). A principal another host id has since taken is left alone.
+/// brings). A principal another host id has since taken is left alone. A
+/// name bound on its own — an extra principal a host no longer asks for, or
+/// one bound by a join that then lost a race — is freed by its name.
 pub async fn release(
     ledger: &Ledger,
     host_id: &HostId,
@@ -247,15 +249,18 @@ pub async fn release(
 ) -> Result<Released, AppError> {
     let principals: Vec<HostId> = {
         let model = ledger.model.read();
-        let host = model
-            .access
-            .host(host_id)
-            .ok_or_else(|| AuthError::new(ErrorType::NoSuchHost, format!("no host is bound to {host_id}")))?;
-        host.principals
-            .iter()
-            .filter(|p| model.access.host_name(p).is_some_and(|b| b.host == *host_id))
-            .cloned()
-            .collect()
+        match model.access.host(host_id) {
+            Some(host) => host
+                .principals
+                .iter()
+                .filter(|p| model.access.host_name(p).is_some_and(|b| b.host == *host_id))
+                .cloned()
+                .collect(),
+            None if model.access.host_name(host_id).is_some() => Vec::new(),
+            None => {
+                return Err(AuthError::new(ErrorType::NoSuchHost, format!("no host is bound to {host_id}")).into());
+            }
+        }
     };
     let now = ledger.now();
     let mut names = Vec::new();

@@ -99,7 +99,11 @@ pub struct Ledger {
     /// Whether a forced password reset also revokes the user's tokens.
     force_reset_ends_sessions: bool,
     /// Wrong passwords by client address (in memory, bounded).
-    pub password_throttle: super::throttle::AddressThrottle,
+    pub password_throttle: super::throttle::Throttle,
+    /// Wrong passwords for names that are no account (in memory, bounded).
+    pub unknown_names: super::throttle::Throttle,
+    /// One password check at a time for an account about to be throttled.
+    pub password_gate: super::throttle::CheckGate,
 }
 
 impl Ledger {
@@ -131,7 +135,9 @@ impl Ledger {
             settle_timeout,
             initial_settings,
             force_reset_ends_sessions,
-            password_throttle: Default::default(),
+            password_throttle: super::throttle::Throttle::per_address(),
+            unknown_names: super::throttle::Throttle::per_unknown_name(),
+            password_gate: Default::default(),
         };
         let initialize = ServerConfigCommand::Initialize(options.initial_settings);
         ledger.execute::<ServerConfig>((), initialize, &EventMetadata::actor("system")).await?;

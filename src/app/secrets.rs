@@ -27,6 +27,17 @@ pub fn new_key(path: &Path) -> Result<String, AppError> {
     Ok(keyring.current_id())
 }
 
+/// Seals the rows an older version stored in the clear (the operator's
+/// `authledger secrets seal`); returns how many it sealed.
+pub async fn seal(options: &LedgerOptions) -> Result<u64, AppError> {
+    let mut store_options = options.store.clone();
+    store_options.seal_plaintext = true;
+    let store = Store::open(&options.store_url, store_options, Arc::new(SystemClock)).await?;
+    let sealed = store.credentials.reseal(true).await;
+    store.log.close().await;
+    Ok(sealed?)
+}
+
 /// Opens the store of `options` under its current key, and rotates onto a new
 /// key written to `new_key_file` (see [`crate::store::Credentials::rotate`]).
 pub async fn rotate_key(options: &LedgerOptions, new_key_file: &Path) -> Result<Rotated, AppError> {

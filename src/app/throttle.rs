@@ -1,10 +1,13 @@
-//! Wrong passwords per client address, across accounts (password spraying):
-//! in this process's memory, bounded, forgotten once quiet. The per-account
-//! count is the domain's (`PasswordRejected` on the user's stream), exact
-//! under races and recorded; this one only slows one address down.
+//! Wrong passwords counted in this process's memory, bounded: per client
+//! address, across accounts (password spraying; forgotten once quiet), and
+//! per name that is no account (so a throttle does not tell which names are
+//! accounts: they wait exactly as an account does). The per-account count is
+//! the domain's (`PasswordRejected` on the user's stream), exact under races
+//! and recorded. [`CheckGate`] lets one password check at a time run for an
+//! account about to be throttled, so parallel guesses cannot slip past it.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 
 use crate::domain::AuthError;
 use crate::domain::user::{PASSWORD_DELAY_CAP_MS, throttled};
@@ -22,13 +25,42 @@ struct Entry {
     until: i64,
 }
 
-/// Wrong passwords by client address (the quota key of the request).
-#[derive(Debug, Default)]
-pub struct AddressThrottle {
+/// Wrong passwords by key (a client address, or a name that is no account).
+#[derive(Debug)]
+pub struct Throttle {
+    /// Failures answered at once; from this many on, checks wait.
+    free: u32,
+    /// Whether a count quiet for the cap starts again (an address's does; a
+    /// name's does not, as an account's recorded count does not).
+    decays: bool,
     entries: Mutex<HashMap<String, Entry>>,
 }
 
-impl AddressThrottle {
+/// The address throttle (kept as its former name for readers of the ledger).
+pub type AddressThrottle = Throttle;
+
+impl Default for Throttle {
+    fn default() -> Self {
+        Self::per_address()
+    }
+}
+
+impl Throttle {
+    /// Per client address: [`ADDRESS_FREE_FAILURES`], forgotten once quiet.
+    pub fn per_address() -> Self {
+        Self { free: ADDRESS_FREE_FAILURES, decays: true, entries: Mutex::default() }
+    }
+
+    /// Per name that is no account: the schedule of an account's own count.
+    pub fn per_unknown_name() -> Self {
+        Self { free: crate::domain::user::PASSWORD_FREE_FAILURES, decays: false, entries: Mutex::default() }
+    }
+
+    /// The failures counted for `key`.
+    pub fn failures(&self, key: &str) -> u32 {
+        self.entries.lock().ok().and_then(|e| e.get(key).map(|e| e.failures)).unwrap_or(0)
+    }
+
     /// Refuses a password check from `address` while it is throttled.
     pub fn check(&self, address: &str, now: i64) -> Result<(), AuthError> {
         let entries = self.entries.lock().map_err(|_| AuthError::illegal("the address throttle is unavailable"))?;
@@ -54,13 +86,13 @@ impl AddressThrottle {
             }
         }
         let entry = entries.entry(address.to_owned()).or_insert(Entry { failures: 0, last: now, until: 0 });
-        if now - entry.last >= PASSWORD_DELAY_CAP_MS {
+        if self.decays && now - entry.last >= PASSWORD_DELAY_CAP_MS {
             entry.failures = 0;
         }
         entry.failures = entry.failures.saturating_add(1);
         entry.last = now;
-        if entry.failures >= ADDRESS_FREE_FAILURES {
-            let doublings = (entry.failures - ADDRESS_FREE_FAILURES).min(20);
+        if entry.failures >= self.free {
+            let doublings = (entry.failures - self.free).min(20);
             entry.until = now + (1000_i64 << doublings).min(PASSWORD_DELAY_CAP_MS);
         }
     }
@@ -73,6 +105,35 @@ impl AddressThrottle {
     /// Whether no address is tracked.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// One password check at a time per account name, for accounts about to be
+/// throttled (see [`CheckGate::enter`]).
+#[derive(Debug, Default)]
+pub struct CheckGate {
+    checking: Arc<Mutex<HashSet<String>>>,
+}
+
+/// Held while a check runs; leaving frees the name.
+pub struct Checking {
+    checking: Arc<Mutex<HashSet<String>>>,
+    name: String,
+}
+
+impl Drop for Checking {
+    fn drop(&mut self) {
+        if let Ok(mut checking) = self.checking.lock() {
+            checking.remove(&self.name);
+        }
+    }
+}
+
+impl CheckGate {
+    /// Enters the check of `name`; `None` while another check of it runs.
+    pub fn enter(&self, name: &str) -> Option<Checking> {
+        let mut checking = self.checking.lock().ok()?;
+        checking.insert(name.to_owned()).then(|| Checking { checking: self.checking.clone(), name: name.to_owned() })
     }
 }
 
@@ -99,6 +160,31 @@ mod tests {
         // Quiet for the cap: the count starts again.
         throttle.failed("a", 10 * PASSWORD_DELAY_CAP_MS);
         assert!(throttle.check("a", 10 * PASSWORD_DELAY_CAP_MS).is_ok());
+    }
+
+    #[test]
+    fn one_check_at_a_time_per_name() {
+        let gate = CheckGate::default();
+        let first = gate.enter("alice");
+        assert!(first.is_some());
+        assert!(gate.enter("alice").is_none(), "a second check waits");
+        assert!(gate.enter("bob").is_some());
+        drop(first);
+        assert!(gate.enter("alice").is_some(), "free again");
+    }
+
+    #[test]
+    fn a_name_that_is_no_account_waits_as_an_account_does() {
+        let throttle = Throttle::per_unknown_name();
+        for n in 1..crate::domain::user::PASSWORD_FREE_FAILURES {
+            throttle.failed("ghost", n as i64);
+        }
+        assert!(throttle.check("ghost", 10).is_ok());
+        throttle.failed("ghost", 10);
+        assert!(throttle.check("ghost", 10).is_err());
+        assert!(throttle.check("ghost", 1_010).is_ok());
+        throttle.failed("ghost", 10 * PASSWORD_DELAY_CAP_MS);
+        assert_eq!(throttle.failures("ghost"), 6, "no decay, as an account's recorded count");
     }
 
     #[test]

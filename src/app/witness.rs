@@ -15,7 +15,7 @@ use rand::RngCore;
 
 use super::AppError;
 use super::ledger::Ledger;
-use crate::store::witness::SignedHead;
+use crate::store::witness::{SignedHead, check_head};
 
 /// The credentials-store kind of the witness key.
 pub const SECRET_KIND: &str = "witness";
@@ -67,10 +67,20 @@ impl Witness {
     }
 
     /// Signs the log's head now (unless it is the one signed last) and writes
-    /// it to the witness file; returns the newest signed head.
+    /// it to the witness file; returns the newest signed head. Refuses — and
+    /// keeps the witness file as evidence — when the log no longer holds the
+    /// last signed head (it was truncated or rewritten).
     pub async fn sign(&self, ledger: &Ledger) -> Result<Option<SignedHead>, AppError> {
         let position = ledger.log.head().await?;
         let latest = self.latest();
+        if let Some(latest) = &latest {
+            let found = ledger.log.chain_at(latest.position).await?;
+            let check = check_head(latest.position, &latest.chain, position, found);
+            if !check.holds() {
+                tracing::error!(%check, "the log does not hold the last signed head: not signing over the evidence");
+                return Err(AppError::internal(format!("the witness refuses to sign: {check}")));
+            }
+        }
         if position == 0 || latest.as_ref().is_some_and(|l| l.position == position) {
             return Ok(latest);
         }

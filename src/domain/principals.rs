@@ -53,7 +53,9 @@ impl fmt::Display for Login {
     }
 }
 
-/// A host's id as it joins: a DNS-style name or a UUID (`[A-Za-z0-9._-]`, 1–253).
+/// A host's id as it joins: a DNS-style name or a UUID (`[A-Za-z0-9._-]`,
+/// 1–253), lowercased (as DNS and OpenSSH compare names), so `Web1` and
+/// `web1` are one name and one binding.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct HostId(String);
@@ -69,7 +71,7 @@ impl HostId {
                 "Illegal host id {input:?}: 1 to 253 characters of A-Z a-z 0-9 . - _, not starting with . or -"
             )));
         }
-        Ok(Self(input.to_owned()))
+        Ok(Self(input.to_ascii_lowercase()))
     }
 
     pub fn as_str(&self) -> &str {

@@ -45,6 +45,8 @@ pub enum KeyringError {
     UnknownKey(String),
     #[error("a sealed secret does not open (altered, or moved from another row)")]
     Corrupt,
+    #[error("a stored secret is in the clear: run `authledger secrets seal` (only an older version writes such rows)")]
+    Plaintext,
 }
 
 struct SecretKey {
@@ -143,12 +145,22 @@ impl Keyring {
         Ok(format!("{SEALED_PREFIX}{}:{}", key.id, STANDARD.encode(sealed)))
     }
 
-    /// Opens a stored secret of row `id` and `kind`. A secret without the
-    /// sealed prefix is a plaintext row from before sealing, returned as is
-    /// (the store seals such rows when it opens). A key id this keyring does
-    /// not know makes it read its file again once (a rotation may have
-    /// replaced it under a running server).
+    /// Opens a stored secret of row `id` and `kind`. A row in the clear is
+    /// refused: whoever can write to the database could plant one (a password
+    /// hash of their choosing); only [`Self::open_or_plain`], for an
+    /// operator's explicit `secrets seal`, reads such rows. A key id this
+    /// keyring does not know makes it read its file again once (a rotation
+    /// may have replaced it under a running server).
     pub fn open_secret(&self, id: &str, kind: &str, stored: &str) -> Result<String, KeyringError> {
+        match sealed_key_id(stored) {
+            Some(_) => self.open_or_plain(id, kind, stored),
+            None => Err(KeyringError::Plaintext),
+        }
+    }
+
+    /// Opens a stored secret, returning a row in the clear as it is (an
+    /// older version's rows, when an operator seals them).
+    pub fn open_or_plain(&self, id: &str, kind: &str, stored: &str) -> Result<String, KeyringError> {
         let Some(key_id) = sealed_key_id(stored) else {
             return Ok(stored.to_owned());
         };
@@ -238,8 +250,9 @@ mod tests {
         assert!(matches!(keyring.open_secret("row-1", "totp", &sealed), Err(KeyringError::Corrupt)));
         // Two seals of one secret differ (a fresh nonce each).
         assert_ne!(sealed, keyring.seal("row-1", "password", "$argon2id$v=19$...").unwrap());
-        // A plaintext row (from before sealing) reads as it is.
-        assert_eq!(keyring.open_secret("row-1", "password", "JBSWY3DPEHPK3PXP").unwrap(), "JBSWY3DPEHPK3PXP");
+        // A row in the clear is refused, except when an operator seals such rows.
+        assert!(matches!(keyring.open_secret("row-1", "password", "JBSWY3DPEHPK3PXP"), Err(KeyringError::Plaintext)));
+        assert_eq!(keyring.open_or_plain("row-1", "password", "JBSWY3DPEHPK3PXP").unwrap(), "JBSWY3DPEHPK3PXP");
     }
 
     #[test]

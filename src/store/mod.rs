@@ -305,6 +305,10 @@ pub struct StoreOptions {
     pub read_only: bool,
     /// Which key seals the secrets table.
     pub secrets_key: SecretsKey,
+    /// Accept rows stored in the clear by an older version, for the
+    /// operator's `authledger secrets seal` to seal them; otherwise such rows
+    /// refuse the store.
+    pub seal_plaintext: bool,
 }
 
 impl Default for StoreOptions {
@@ -315,6 +319,7 @@ impl Default for StoreOptions {
             expiring: false,
             read_only: false,
             secrets_key: SecretsKey::None,
+            seal_plaintext: false,
         }
     }
 }
@@ -407,7 +412,7 @@ impl Store {
         let keyed = match options.secrets_key.keyring(url) {
             Ok(keyring) => {
                 store.credentials.keyring = keyring.map(Arc::new);
-                store.credentials.check_key().await
+                store.credentials.check_key(options.seal_plaintext).await
             }
             Err(error) => Err(error),
         };
@@ -416,7 +421,7 @@ impl Store {
             return Err(error);
         }
         if !options.read_only {
-            let resealed = store.credentials.reseal().await?;
+            let resealed = store.credentials.reseal(false).await?;
             if resealed > 0 {
                 tracing::info!(secrets = resealed, key = %store.credentials.key_id().unwrap_or_default(), "sealed stored secrets under the current key");
             }
@@ -480,13 +485,21 @@ impl Credentials {
         Ok(ids)
     }
 
-    /// Refuses a keyring that cannot open every stored secret.
-    async fn check_key(&self) -> Result<(), StoreError> {
+    /// Refuses a keyring that cannot open every stored secret, and rows in
+    /// the clear unless `plaintext_ok` (the operator's `secrets seal`).
+    async fn check_key(&self, plaintext_ok: bool) -> Result<(), StoreError> {
         let Some(keyring) = &self.keyring else {
             return Ok(());
         };
-        let missing: Vec<String> =
-            self.sealed_under().await?.into_iter().filter(|id| !id.is_empty() && !keyring.holds(id)).collect();
+        let sealed_under = self.sealed_under().await?;
+        if !plaintext_ok && sealed_under.iter().any(String::is_empty) {
+            return Err(StoreError::SecretsKey(
+                "some stored secrets are in the clear (written by a version before sealing, or planted): \
+                 run `authledger secrets seal` once with this configuration, then start again"
+                    .into(),
+            ));
+        }
+        let missing: Vec<String> = sealed_under.into_iter().filter(|id| !id.is_empty() && !keyring.holds(id)).collect();
         if missing.is_empty() {
             return Ok(());
         }
@@ -499,19 +512,22 @@ impl Credentials {
     }
 
     /// Seals anew, in one transaction, every row not sealed under the
-    /// current key (plaintext rows, rows under an older key); a row changed
-    /// meanwhile is left as it is. Returns how many rows were sealed.
-    pub async fn reseal(&self) -> Result<u64, StoreError> {
+    /// current key (rows under an older key, and with `plaintext` rows in the
+    /// clear); a row changed meanwhile is left as it is. Returns how many rows
+    /// were sealed.
+    pub async fn reseal(&self, plaintext: bool) -> Result<u64, StoreError> {
         let Some(keyring) = &self.keyring else {
             return Ok(0);
         };
         let current = keyring.current_id();
         let mut rows = Vec::new();
         for row in self.backend.secrets().await? {
-            if keyring::sealed_key_id(&row.secret) == Some(current.as_str()) {
-                continue;
+            match keyring::sealed_key_id(&row.secret) {
+                Some(id) if id == current => continue,
+                None if !plaintext => continue,
+                _ => {}
             }
-            let plain = keyring.open_secret(&row.id, &row.kind, &row.secret)?;
+            let plain = keyring.open_or_plain(&row.id, &row.kind, &row.secret)?;
             let sealed = keyring.seal(&row.id, &row.kind, &plain)?;
             rows.push(Resealed { id: row.id, stored: row.secret, sealed });
         }
@@ -529,7 +545,7 @@ impl Credentials {
     pub async fn rotate(&self, new_key_file: &std::path::Path) -> Result<(Arc<keyring::Keyring>, u64), StoreError> {
         let new = Arc::new(keyring::Keyring::create(new_key_file, Some(self.keyring()?))?);
         let rotated = Self { backend: self.backend.clone(), keyring: Some(new.clone()) };
-        let resealed = rotated.reseal().await?;
+        let resealed = rotated.reseal(false).await?;
         Ok((new, resealed))
     }
 

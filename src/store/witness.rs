@@ -132,6 +132,8 @@ impl std::fmt::Display for HeadCheck {
 pub fn check_head(position: i64, chain: &str, log_head: i64, found: Option<String>) -> HeadCheck {
     match found {
         _ if log_head < position => HeadCheck::Truncated { position, log_head },
+        // A row missing below the head: rows were deleted from the middle.
+        None => HeadCheck::Rewritten { position, expected: chain.to_owned(), found: "(no row)".to_owned() },
         Some(found) if found == chain => HeadCheck::Holds { position },
         found => HeadCheck::Rewritten { position, expected: chain.to_owned(), found: found.unwrap_or_default() },
     }

@@ -92,7 +92,11 @@ pub async fn rotate_in_phases(
         RotationStep::Rollback => {
             let abandoned = ledger.model.read().access.authority(ca).and_then(|a| a.rotation.clone()).map(|r| r.new);
             ledger.execute::<CertAuthority>(ca, at(None), metadata).await?;
-            if let Some(key) = abandoned {
+            // Forgotten only if no longer trusted once the rollback is folded
+            // (another Admin's steps in between may have made it the current key).
+            let still_trusted =
+                |key: &SigningKey| ledger.model.read().access.authority(ca).is_some_and(|a| a.trusts(&key.fingerprint));
+            if let Some(key) = abandoned.filter(|key| !still_trusted(key)) {
                 crate::app::forget_secret(ledger, key.credential_id, "a rolled-back rotation key").await;
             }
         }
