@@ -80,13 +80,11 @@ fn start_witness(witness: Arc<Witness>, ledger: Arc<Ledger>) -> BackgroundTask {
         let mut last = std::time::Instant::now();
         loop {
             tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-            match witness.due(&ledger, last.elapsed()).await {
-                Ok(true) => match witness.sign(&ledger).await {
+            if witness.due(&ledger, last.elapsed()) {
+                match witness.sign(&ledger).await {
                     Ok(_) => last = std::time::Instant::now(),
                     Err(error) => tracing::warn!(%error, "cannot sign the log's head"),
-                },
-                Ok(false) => {}
-                Err(error) => tracing::warn!(%error, "cannot read the log's head"),
+                }
             }
         }
     }))

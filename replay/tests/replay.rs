@@ -143,15 +143,7 @@ async fn every_kind_of_event(h: &Harness, peer: Option<&common::oidc::Peer>) -> 
 }
 
 async fn read_only(h: &Harness) -> authledger::store::Store {
-    let mut options = h.store.options();
-    options.store.read_only = true;
-    authledger::store::Store::open(
-        &options.store_url,
-        options.store,
-        std::sync::Arc::new(authledger::clock::SystemClock),
-    )
-    .await
-    .expect("the log opens read-only")
+    read_only_store(&h.store).await
 }
 
 async fn history_covers_every_event_type_and_follows_users_and_tokens(h: Harness, peer: common::oidc::Peer) -> Harness {

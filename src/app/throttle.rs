@@ -36,15 +36,6 @@ pub struct Throttle {
     entries: Mutex<HashMap<String, Entry>>,
 }
 
-/// The address throttle (kept as its former name for readers of the ledger).
-pub type AddressThrottle = Throttle;
-
-impl Default for Throttle {
-    fn default() -> Self {
-        Self::per_address()
-    }
-}
-
 impl Throttle {
     /// Per client address: [`ADDRESS_FREE_FAILURES`], forgotten once quiet.
     pub fn per_address() -> Self {
@@ -143,7 +134,7 @@ mod tests {
 
     #[test]
     fn an_address_waits_after_its_free_failures_up_to_the_cap() {
-        let throttle = AddressThrottle::default();
+        let throttle = Throttle::per_address();
         for n in 1..ADDRESS_FREE_FAILURES {
             throttle.failed("a", n as i64);
             assert!(throttle.check("a", n as i64).is_ok());
@@ -189,7 +180,7 @@ mod tests {
 
     #[test]
     fn the_tracked_addresses_are_bounded() {
-        let throttle = AddressThrottle::default();
+        let throttle = Throttle::per_address();
         for n in 0..(MAX_ADDRESSES + 10) {
             throttle.failed(&format!("10.0.{}.{}", n / 256, n % 256), n as i64);
         }

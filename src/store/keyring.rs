@@ -208,26 +208,30 @@ fn associated_data(id: &str, kind: &str) -> String {
 fn read_lines(path: &Path) -> Result<Vec<String>, KeyringError> {
     let text = std::fs::read_to_string(path)
         .map_err(|source| KeyringError::Read { path: path.display().to_string(), source })?;
-    Ok(text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(str::to_owned).collect())
+    Ok(text.lines().filter(|l| is_key_line(l)).map(|l| l.trim().to_owned()).collect())
 }
 
 fn read_keys(path: &Path) -> Result<Vec<SecretKey>, KeyringError> {
-    let mut keys = Vec::new();
     let text = std::fs::read_to_string(path)
         .map_err(|source| KeyringError::Read { path: path.display().to_string(), source })?;
-    for (index, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
+    let mut keys = Vec::new();
+    // Numbered as in the file, so a malformed line is named where an editor shows it.
+    for (index, line) in text.lines().enumerate().filter(|(_, l)| is_key_line(l)) {
         let malformed = || KeyringError::Malformed { path: path.display().to_string(), line: index + 1 };
-        let bytes: [u8; 32] = STANDARD.decode(line).map_err(|_| malformed())?.try_into().map_err(|_| malformed())?;
+        let bytes: [u8; 32] =
+            STANDARD.decode(line.trim()).map_err(|_| malformed())?.try_into().map_err(|_| malformed())?;
         keys.push(SecretKey::new(&bytes));
     }
     if keys.is_empty() {
         return Err(KeyringError::Empty { path: path.display().to_string() });
     }
     Ok(keys)
+}
+
+/// Whether a key file's line holds a key (not blank, not a `#` comment).
+fn is_key_line(line: &str) -> bool {
+    let line = line.trim();
+    !line.is_empty() && !line.starts_with('#')
 }
 
 #[cfg(test)]

@@ -280,15 +280,22 @@ impl StoreKind {
     /// each other's write lock); on PostgreSQL the same database (the caller
     /// gives it its own tables).
     pub fn beside(url: &str, name: &str) -> String {
-        match Self::parse(url) {
-            Ok(Self::Sqlite { path }) => {
-                let path = std::path::Path::new(&path);
-                let stem =
-                    path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "events".into());
-                format!("sqlite://{}", path.with_file_name(format!("{stem}.{name}.db")).display())
-            }
-            _ => url.to_owned(),
+        match Self::file_beside(url, &format!("{name}.db")) {
+            Some(path) => format!("sqlite://{}", path.display()),
+            None => url.to_owned(),
         }
+    }
+
+    /// The file `<stem>.<suffix>` next to an SQLite log's file (`None` for
+    /// PostgreSQL, or a URL that names no store): where the side stores, the
+    /// secrets key and the witness file live by default.
+    pub fn file_beside(url: &str, suffix: &str) -> Option<PathBuf> {
+        let Ok(Self::Sqlite { path }) = Self::parse(url) else {
+            return None;
+        };
+        let path = std::path::Path::new(&path);
+        let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "events".into());
+        Some(path.with_file_name(format!("{stem}.{suffix}")))
     }
 }
 
@@ -347,12 +354,7 @@ impl SecretsKey {
         match (self, StoreKind::parse(url)?) {
             (Self::None, _) => Ok(None),
             (Self::File(path), _) => Ok(Some(path.clone())),
-            (Self::Beside, StoreKind::Sqlite { path }) => {
-                let path = std::path::Path::new(&path);
-                let stem =
-                    path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "events".into());
-                Ok(Some(path.with_file_name(format!("{stem}.secrets.key"))))
-            }
+            (Self::Beside, StoreKind::Sqlite { .. }) => Ok(StoreKind::file_beside(url, "secrets.key")),
             (Self::Beside, StoreKind::Postgres { .. }) => Err(StoreError::SecretsKey(format!(
                 "{SECRETS_KEY_SETTING} is required with PostgreSQL: the key that seals stored secrets is kept outside \
                  the database (create one with `authledger secrets new-key --file PATH`)"

@@ -80,17 +80,7 @@ impl SignedHead {
 /// The witness file of the store at `url`: `configured`, or for SQLite
 /// `<stem>.witness.json` beside the log (PostgreSQL has none unless configured).
 pub fn witness_path(url: &str, configured: Option<&Path>) -> Option<PathBuf> {
-    if let Some(path) = configured {
-        return Some(path.to_owned());
-    }
-    match StoreKind::parse(url) {
-        Ok(StoreKind::Sqlite { path }) => {
-            let path = Path::new(&path);
-            let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "events".into());
-            Some(path.with_file_name(format!("{stem}.witness.json")))
-        }
-        _ => None,
-    }
+    configured.map(Path::to_owned).or_else(|| StoreKind::file_beside(url, "witness.json"))
 }
 
 /// What checking a log against a signed head found.
