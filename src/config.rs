@@ -70,6 +70,10 @@ pub struct FileConfig {
     /// database (default with SQLite: `<stem>.witness.json` beside the log;
     /// none with PostgreSQL unless set).
     pub witness_file: Option<std::path::PathBuf>,
+    /// The server writes a checkpoint of its projections every this many
+    /// events and at shutdown (default 100000; 0: never), so a restart folds
+    /// only what came after it. With several servers, the duty-lease holder writes them.
+    pub checkpoint_every: Option<i64>,
 }
 
 /// One alternate environment's table.

@@ -9,8 +9,9 @@
 //! - [`api`]: HTTP — parse, call one `app` function, render; the error envelope; the permission table.
 //!
 //! Beside them: [`config`] (the configuration file → options), [`server`]
-//! (wires a ledger to the HTTP router and runs it) and [`clock`] (the
-//! injected time every layer above the domain reads).
+//! (wires a ledger to the HTTP router and runs it), [`clock`] (the
+//! injected time every layer above the domain reads) and [`telemetry`] (the
+//! metrics every layer records).
 
 pub mod api;
 pub mod app;
@@ -20,3 +21,4 @@ pub mod domain;
 pub mod projections;
 pub mod server;
 pub mod store;
+pub mod telemetry;

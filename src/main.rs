@@ -25,8 +25,18 @@ use authledger::store::SecretsKey;
     about = "An authentication service whose source of truth is an immutable event log"
 )]
 struct Cli {
+    /// How log lines are written to standard error: `text` for people, `json`
+    /// (one object per line, with the request's call id) for log collectors.
+    #[arg(long, global = true, env = "AUTHLEDGER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -212,6 +222,12 @@ impl Common {
         options.environments = file.environments().map_err(|e| e.to_string())?;
         options.force_reset_ends_sessions = file.forcereset_revokes;
         options.witness_file = file.witness_file.clone();
+        if let Some(every) = file.checkpoint_every {
+            if every < 0 {
+                return Err(format!("checkpoint_every must be 0 (never) or a number of events, not {every}"));
+            }
+            options.checkpoint_every = every;
+        }
         if let Some(path) = self.secrets_key_file.clone().or_else(|| file.secrets_key_file.clone()) {
             options.store.secrets_key = SecretsKey::File(path);
         }
@@ -336,14 +352,19 @@ async fn run(cli: Cli) -> Result<(), String> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,sqlx=warn,tower_http=info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    match run(Cli::parse()).await {
+    let cli = Cli::parse();
+    // JSON lines carry each request's span (its method, path and call id).
+    let default_filter = match cli.log_format {
+        LogFormat::Text => "info,sqlx=warn,tower_http=info",
+        LogFormat::Json => "info,sqlx=warn,tower_http=info,authledger::request=debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default_filter.into());
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().with_current_span(true).with_span_list(false).init(),
+    }
+    match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("authledger: {message}");

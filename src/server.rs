@@ -14,6 +14,7 @@ use tower_http::normalize_path::NormalizePathLayer;
 use crate::api::{self, AppState, ServiceInfo};
 use crate::app::AppError;
 use crate::app::background::BackgroundTask;
+use crate::app::duties::{Checkpointer, Duties};
 use crate::app::ledger::{Ledger, LedgerOptions};
 use crate::app::providers::Providers;
 use crate::app::second_factor::forget_orphans;
@@ -25,6 +26,7 @@ use crate::app::witness::Witness;
 use crate::clock::SharedClock;
 use crate::store::flows::Flows;
 use crate::store::witness::witness_path;
+use crate::telemetry;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -55,32 +57,41 @@ pub struct Server {
     /// Signs the log's head now and then, and at shutdown.
     pub witness: Arc<Witness>,
     witnessing: BackgroundTask,
+    /// Whether this server does the duties of all that share the log.
+    pub duties: Arc<Duties>,
+    /// Writes checkpoints of the projections now and then, and at shutdown.
+    checkpointer: Arc<Checkpointer>,
+    checkpointing: BackgroundTask,
 }
 
 /// How often orphaned second-factor secrets are looked for.
 const SECRET_SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
 
-/// Drops expired in-flight sign-ins every minute (at start too).
-fn start_flow_sweeper(sign_in: Arc<SignIn>, ledger: Arc<Ledger>) -> BackgroundTask {
+/// Drops expired in-flight sign-ins every minute (at start too), when this server holds the duty lease.
+fn start_flow_sweeper(sign_in: Arc<SignIn>, ledger: Arc<Ledger>, duties: Arc<Duties>) -> BackgroundTask {
     BackgroundTask::new(tokio::spawn(async move {
         loop {
-            match sign_in.sweep(ledger.now()).await {
-                Ok(0) => {}
-                Ok(swept) => tracing::debug!(swept, "swept expired sign-ins"),
-                Err(error) => tracing::warn!(%error, "cannot sweep expired sign-ins"),
+            if duties.leading() {
+                let swept = sign_in.sweep(ledger.now()).await;
+                record_sweep("signins", &swept);
+                match swept {
+                    Ok(0) => {}
+                    Ok(swept) => tracing::debug!(swept, "swept expired sign-ins"),
+                    Err(error) => tracing::warn!(%error, "cannot sweep expired sign-ins"),
+                }
             }
             tokio::time::sleep(sign_in::SWEEP_EVERY).await;
         }
     }))
 }
 
-/// Signs the log's head whenever enough was appended (see `app::witness`).
-fn start_witness(witness: Arc<Witness>, ledger: Arc<Ledger>) -> BackgroundTask {
+/// Signs the log's head whenever enough was appended (see `app::witness`), when this server holds the duty lease.
+fn start_witness(witness: Arc<Witness>, ledger: Arc<Ledger>, duties: Arc<Duties>) -> BackgroundTask {
     BackgroundTask::new(tokio::spawn(async move {
         let mut last = std::time::Instant::now();
         loop {
             tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-            if witness.due(&ledger, last.elapsed()) {
+            if duties.leading() && witness.due(&ledger, last.elapsed()) {
                 match witness.sign(&ledger).await {
                     Ok(_) => last = std::time::Instant::now(),
                     Err(error) => tracing::warn!(%error, "cannot sign the log's head"),
@@ -90,15 +101,43 @@ fn start_witness(witness: Arc<Witness>, ledger: Arc<Ledger>) -> BackgroundTask {
     }))
 }
 
-fn start_secret_sweeper(ledger: Arc<Ledger>) -> BackgroundTask {
+/// Counts a sweep and what it removed.
+fn record_sweep<N: Copy + TryInto<u64>, E>(sweep: &'static str, outcome: &Result<N, E>) {
+    metrics::counter!(telemetry::SWEEPS, "sweep" => sweep).increment(1);
+    if let Ok(removed) = outcome {
+        metrics::counter!(telemetry::SWEPT, "sweep" => sweep).increment((*removed).try_into().unwrap_or(0));
+    }
+}
+
+/// Forgets orphaned second-factor secrets every ten minutes, when this server holds the duty lease.
+fn start_secret_sweeper(ledger: Arc<Ledger>, duties: Arc<Duties>) -> BackgroundTask {
     BackgroundTask::new(tokio::spawn(async move {
         loop {
-            match forget_orphans(&ledger).await {
-                Ok(0) => {}
-                Ok(forgotten) => tracing::info!(forgotten, "forgot orphaned second-factor secrets"),
-                Err(error) => tracing::warn!(%error, "cannot sweep orphaned second-factor secrets"),
+            if duties.leading() {
+                let forgotten = forget_orphans(&ledger).await;
+                record_sweep("secrets", &forgotten);
+                match forgotten {
+                    Ok(0) => {}
+                    Ok(forgotten) => tracing::info!(forgotten, "forgot orphaned second-factor secrets"),
+                    Err(error) => tracing::warn!(%error, "cannot sweep orphaned second-factor secrets"),
+                }
             }
             tokio::time::sleep(SECRET_SWEEP_EVERY).await;
+        }
+    }))
+}
+
+/// Writes a checkpoint whenever enough was folded (see `app::duties`), when this server holds the duty lease.
+fn start_checkpointer(checkpointer: Arc<Checkpointer>, ledger: Arc<Ledger>, duties: Arc<Duties>) -> BackgroundTask {
+    BackgroundTask::new(tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            if duties.leading()
+                && checkpointer.due(&ledger)
+                && let Err(error) = checkpointer.write(&ledger).await
+            {
+                tracing::warn!(%error, "cannot write a checkpoint");
+            }
         }
     }))
 }
@@ -140,7 +179,11 @@ impl Server {
         if witness_file.is_none() {
             tracing::warn!("no witness_file: signed heads are served but not kept outside the database");
         }
+        let checkpoint_every = options.checkpoint_every;
+        telemetry::install();
         let ledger = Arc::new(Ledger::open(options, clock).await?);
+        let duties = Arc::new(Duties::start(ledger.log.clone()).await);
+        let checkpointer = Arc::new(Checkpointer::new(checkpoint_every, ledger.checkpoint.unwrap_or(0)));
         ensure_authorities(&ledger).await.map_err(StartError::Authorities)?;
         let witness = Arc::new(Witness::open(&ledger, witness_file).await?);
         let info = ServiceInfo { git_commit: env!("AUTHLEDGER_GIT_COMMIT").to_owned() };
@@ -153,6 +196,7 @@ impl Server {
             ssh,
             sign_in: sign_in.clone(),
             witness: witness.clone(),
+            duties: duties.clone(),
         };
         // Every path also answers with one trailing slash (contract §1).
         let app = NormalizePathLayer::trim_trailing_slash().layer(api::router(state));
@@ -164,12 +208,27 @@ impl Server {
                 })
                 .await
         });
-        let sweeper = start_secret_sweeper(ledger.clone());
-        let flow_sweeper = start_flow_sweeper(sign_in.clone(), ledger.clone());
-        let witnessing = start_witness(witness.clone(), ledger.clone());
+        let sweeper = start_secret_sweeper(ledger.clone(), duties.clone());
+        let flow_sweeper = start_flow_sweeper(sign_in.clone(), ledger.clone(), duties.clone());
+        let witnessing = start_witness(witness.clone(), ledger.clone(), duties.clone());
+        let checkpointing = start_checkpointer(checkpointer.clone(), ledger.clone(), duties.clone());
         let discovering = sign_in.clone();
         tokio::spawn(async move { discovering.discover().await });
-        Ok(Self { addr, ledger, test_mode, shutdown, task, sweeper, sign_in, flow_sweeper, witness, witnessing })
+        Ok(Self {
+            addr,
+            ledger,
+            test_mode,
+            shutdown,
+            task,
+            sweeper,
+            sign_in,
+            flow_sweeper,
+            witness,
+            witnessing,
+            duties,
+            checkpointer,
+            checkpointing,
+        })
     }
 
     /// Serves until the process is told to stop (Ctrl-C or SIGTERM).
@@ -186,10 +245,19 @@ impl Server {
         let _ = self.shutdown.send(());
         let result = self.task.await.unwrap_or_else(|e| Err(std::io::Error::other(e)));
         self.witnessing.stop().await;
-        // The last head, signed at shutdown.
-        if let Err(error) = self.witness.sign(&self.ledger).await {
-            tracing::warn!(%error, "cannot sign the log's head at shutdown");
+        self.checkpointing.stop().await;
+        if self.duties.leading() {
+            // The last head, signed at shutdown, and the state a restart starts from.
+            if let Err(error) = self.witness.sign(&self.ledger).await {
+                tracing::warn!(%error, "cannot sign the log's head at shutdown");
+            }
+            if self.checkpointer.enabled()
+                && let Err(error) = self.checkpointer.write(&self.ledger).await
+            {
+                tracing::warn!(%error, "cannot write a checkpoint at shutdown");
+            }
         }
+        self.duties.stop().await;
         self.ledger.close().await;
         self.sign_in.close().await;
         if let Some(test_mode) = &self.test_mode {

@@ -437,3 +437,36 @@ async fn the_ssh_flows_leak_no_secret() {
         assert!(!events.contains(secret.as_str()), "a secret ({} chars) appears in an event", secret.len());
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_are_one_object_per_line_and_carry_the_request_call_id() {
+    let dir = tempfile::tempdir().expect("dir");
+    let created = set_root_password(dir.path(), "sqlite://./authledger-data/events.db", ROOT_PASSWORD);
+    assert!(created.status.success());
+    let log = dir.path().join("json.log");
+    let server = serve(dir.path(), &["--log-format", "json"], &log);
+    let http = reqwest::Client::new();
+    let body = json!({"user": "***ROOT***", "pwd": ROOT_PASSWORD});
+    let (status, answer) =
+        call(&http, reqwest::Method::POST, format!("{}/localaccount/login", server.base), None, Some(body)).await;
+    assert_eq!(status, 200, "{answer}");
+    let token = answer["token"].as_str().expect("a token").to_owned();
+    let (status, _) =
+        call(&http, reqwest::Method::GET, format!("{}/api/V2/token", server.base), Some(&token), None).await;
+    assert_eq!(status, 200);
+    drop(server);
+    let text = std::fs::read_to_string(&log).expect("the log");
+    let lines: Vec<Value> = text
+        .lines()
+        .filter(|l| !l.starts_with("authledger listening on "))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}")))
+        .collect();
+    assert!(lines.iter().any(|l| l["fields"]["message"] == "projections caught up"), "{text}");
+    let introspection = lines
+        .iter()
+        .find(|l| l["span"]["uri"] == "/api/V2/token" && l["span"]["call_id"].is_string())
+        .unwrap_or_else(|| panic!("no line of the introspection names its call id:\n{text}"));
+    let call_id = introspection["span"]["call_id"].as_str().expect("a call id");
+    assert!(call_id.len() == 16 && call_id.bytes().all(|b| b.is_ascii_digit()), "{call_id}");
+    assert!(!text.contains(&token) && !text.contains(ROOT_PASSWORD), "a secret reached the log");
+}

@@ -21,3 +21,73 @@ async fn issued_tokens_are_introspectable_at_once(h: Harness) -> Harness {
 }
 
 on_both_stores!(issued_tokens_are_introspectable_at_once);
+
+/// A second server on the harness's store that never polls and hears no
+/// NOTIFY (an hour-long poll; SQLite has no NOTIFY at all): whatever it
+/// learns of the other's writes, it learns by catching up on a miss.
+async fn deaf_second_server(h: &Harness) -> authledger::server::Server {
+    let mut options = h.store.options();
+    options.poll = std::time::Duration::from_secs(3600);
+    authledger::server::Server::start(options, std::sync::Arc::new(authledger::clock::SystemClock), "127.0.0.1:0")
+        .await
+        .expect("the second server starts")
+}
+
+async fn a_server_catches_up_before_refusing_a_token_or_user_it_does_not_know(h: Harness) -> Harness {
+    let (_, admin) = h.administrators().await;
+    let login = h.user_token(&admin, "reader").await;
+    let other = deaf_second_server(&h).await;
+    let other_base = format!("http://{}", other.addr);
+    let head_checks_before = other.ledger.head_check.queries();
+    for i in 0..20 {
+        let token = h.agent_token(&login, &format!("m{i}")).await;
+        let seen = h.send(h.http.get(format!("{other_base}/api/V2/token")).header("Authorization", &token)).await;
+        assert_eq!(seen.status, 200, "made on one server, refused by the other: {}", seen.text);
+    }
+    assert!(other.ledger.head_check.queries() > head_checks_before, "the misses were answered by catching up");
+    // A user made on the first server is found by an Admin's read on the other
+    // (the Admin's token is known there already: the 404 is read again after catching up).
+    let known = h.send(h.http.get(format!("{other_base}/api/V2/me")).header("Authorization", &admin)).await;
+    assert_eq!(known.status, 200, "{}", known.text);
+    h.user_with_password(&admin, "newcomer").await;
+    let found = h
+        .send(
+            h.http
+                .get(format!("{other_base}/admin/user/newcomer"))
+                .header("Authorization", &admin)
+                .header("Accept", "application/json"),
+        )
+        .await;
+    assert_eq!(found.status, 200, "{}", found.text);
+    assert_eq!(found.json()["user"], "newcomer");
+    // A write answers its position; a read on the other server carrying it sees the write.
+    let renamed = h.put("/api/V2/me", Some(&login), serde_json::json!({"display": "Renamed"})).await;
+    assert_eq!(renamed.status, 204, "{}", renamed.text);
+    let position = renamed.header("x-authledger-position").expect("the write's position");
+    let me = h
+        .send(
+            h.http
+                .get(format!("{other_base}/api/V2/me"))
+                .header("Authorization", &login)
+                .header("x-authledger-position", &position),
+        )
+        .await;
+    assert_eq!(me.json()["display"], "Renamed", "{}", me.text);
+    // A read writes nothing and answers no position.
+    assert_eq!(me.header("x-authledger-position"), None);
+    // An unknown token is still refused, after a bounded number of head queries.
+    let before = other.ledger.head_check.queries();
+    let started = std::time::Instant::now();
+    let refusals = futures::future::join_all((0..200).map(|i| {
+        h.send(h.http.get(format!("{other_base}/api/V2/token")).header("Authorization", format!("nosuchtoken{i}")))
+    }))
+    .await;
+    assert!(refusals.iter().all(|r| r.status == 401), "unknown tokens are refused");
+    let queries = other.ledger.head_check.queries() - before;
+    let allowed = started.elapsed().as_millis() as u64 / 5 + 2;
+    assert!(queries <= allowed, "{queries} head queries for 200 misses in {:?}", started.elapsed());
+    other.stop().await.expect("stops");
+    h
+}
+
+on_both_stores!(a_server_catches_up_before_refusing_a_token_or_user_it_does_not_know);

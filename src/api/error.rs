@@ -216,6 +216,11 @@ pub async fn render_errors(State(state): State<AppState>, mut request: Request, 
     let form_post = (request.method() == Method::POST).then(|| request.uri().path().to_owned());
     let call_id = CallId::default();
     request.extensions_mut().insert(call_id.clone());
+    // Every line logged for this request names it (when the request's span is on).
+    let span = tracing::Span::current();
+    if !span.is_disabled() {
+        span.record("call_id", call_id.get());
+    }
     let checked = guard::check_size(request.headers())
         .and_then(|()| guard::check_origin(request.method(), request.headers(), &state.ssh.public_url));
     let response = match checked {

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod auditor;
 pub mod client;
+pub mod consistency;
 pub mod error;
 pub mod guard;
 pub mod invites;
@@ -12,6 +13,7 @@ pub mod link;
 pub mod local_account;
 pub mod login;
 pub mod me;
+pub mod operations;
 pub mod pages;
 pub mod permissions;
 pub mod provisioning;
@@ -51,6 +53,8 @@ pub struct AppState {
     pub sign_in: Arc<crate::app::sign_in::SignIn>,
     /// Signs the log's head and keeps the newest signed head.
     pub witness: Arc<crate::app::witness::Witness>,
+    /// Whether this server holds the duty lease.
+    pub duties: Arc<crate::app::duties::Duties>,
 }
 
 /// Facts about this build, for the root document.
@@ -148,6 +152,9 @@ fn logged_uri(uri: &axum::http::Uri) -> String {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(root::root))
+        .route("/healthz", get(operations::healthz))
+        .route("/readyz", get(operations::readyz))
+        .route("/metrics", get(operations::metrics))
         .route("/api/V2/token", get(v2::introspect).post(v2::create_agent_token))
         .route("/api/V2/me", get(v2::me).merge(put(v2::update_me)))
         .route("/api/V2/users", get(v2::users))
@@ -244,14 +251,19 @@ pub fn router(state: AppState) -> Router {
         .route("/testmode/api/legacy/KBase/Sessions/Login", get(legacy::kbase_get).post(legacy::test_kbase_login))
         .route("/testmode/api/legacy/globus/goauth/token", get(legacy::test_globus_token_endpoint))
         .route("/testmode/api/legacy/globus/users/{user}", get(legacy::test_globus_user))
+        .route_layer(middleware::from_fn_with_state(state.clone(), consistency::read_your_writes))
         .fallback(error::not_found)
         .layer(middleware::from_fn_with_state(state.clone(), error::render_errors))
+        .layer(middleware::from_fn(operations::track))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::extract::Request| {
+            // Its own target, so a log collector can have it (and the call id) without debug events.
             tracing::debug_span!(
+                target: "authledger::request",
                 "request",
                 method = %request.method(),
                 uri = %logged_uri(request.uri()),
                 version = ?request.version(),
+                call_id = tracing::field::Empty,
             )
         }))
         .with_state(state)

@@ -26,6 +26,7 @@ use tokio::time::Instant;
 use super::error::AppError;
 use crate::domain::{Addressed, upcasters};
 use crate::store::{COMMITTED, EventLog, EventMetadata, LogRepository};
+use crate::telemetry;
 
 type Framework<A> = CqrsFramework<A, PersistedEventStore<LogRepository, A>>;
 
@@ -119,9 +120,12 @@ impl CommandBus {
                     if let Some(position) = position {
                         (self.on_commit)(position);
                     }
+                    let outcome = if position.is_some() { "committed" } else { "unchanged" };
+                    metrics::counter!(telemetry::COMMANDS, "aggregate" => A::TYPE, "outcome" => outcome).increment(1);
                     return Ok(position);
                 }
                 Err(AggregateError::AggregateConflict) => {
+                    metrics::counter!(telemetry::CONFLICTS, "aggregate" => A::TYPE).increment(1);
                     // Another process wrote first: back off (jittered, growing) and try on fresh state.
                     let ceiling = 2u64 << attempt.min(6);
                     let pause = Duration::from_millis(rand::thread_rng().gen_range(1..=ceiling));
@@ -131,12 +135,21 @@ impl CommandBus {
                             attempts = attempt,
                             "a command stayed in conflict until its deadline"
                         );
+                        metrics::counter!(telemetry::COMMANDS, "aggregate" => A::TYPE, "outcome" => "busy")
+                            .increment(1);
                         return Err(busy());
                     }
                     tokio::time::sleep(pause).await;
                 }
-                Err(AggregateError::UserError(e)) => return Err(AppError::Rejected(e)),
-                Err(other) => return Err(AppError::Store(crate::store::StoreError::Failed(other.to_string()))),
+                Err(AggregateError::UserError(e)) => {
+                    metrics::counter!(telemetry::COMMANDS, "aggregate" => A::TYPE, "outcome" => "rejected")
+                        .increment(1);
+                    return Err(AppError::Rejected(e));
+                }
+                Err(other) => {
+                    metrics::counter!(telemetry::COMMANDS, "aggregate" => A::TYPE, "outcome" => "failed").increment(1);
+                    return Err(AppError::Store(crate::store::StoreError::Failed(other.to_string())));
+                }
             }
         }
     }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use super::AppError;
 use super::background::BackgroundTask;
 use super::commands::CommandBus;
+use super::consistency::{HeadCheck, note_written};
 use super::ssh::SshOptions;
 use crate::clock::SharedClock;
 use crate::domain::canonical::Canonicalization;
@@ -44,7 +45,13 @@ pub struct LedgerOptions {
     pub force_reset_ends_sessions: bool,
     /// Where the witness keeps the newest signed head (default: beside an SQLite log; none for PostgreSQL).
     pub witness_file: Option<std::path::PathBuf>,
+    /// A server writes a checkpoint of its projections every this many
+    /// events, and at shutdown (0: never; `replay rebuild` still can).
+    pub checkpoint_every: i64,
 }
+
+/// Events between two checkpoints a server writes, by default.
+pub const CHECKPOINT_EVERY: i64 = 100_000;
 
 impl LedgerOptions {
     /// Defaults for the log at `store_url`: the default display-name rule and
@@ -64,6 +71,7 @@ impl LedgerOptions {
             environments: Default::default(),
             force_reset_ends_sessions: false,
             witness_file: None,
+            checkpoint_every: CHECKPOINT_EVERY,
         }
     }
 }
@@ -92,6 +100,14 @@ pub struct Ledger {
     bus: CommandBus,
     clock: SharedClock,
     runner: BackgroundTask,
+    /// Hears of commits by other servers (PostgreSQL's NOTIFY).
+    listener: BackgroundTask,
+    /// Wakes the runner.
+    waker: Arc<tokio::sync::Notify>,
+    /// The log's head, as other servers may have moved it.
+    pub head_check: HeadCheck,
+    /// The log's head when this ledger was opened (folded before it served).
+    started_at_head: i64,
     settle_timeout: Duration,
     /// The settings this server starts a new log with (the operator's
     /// `[initial]` section): what "reset the configuration" returns to.
@@ -115,10 +131,23 @@ impl Ledger {
         let checkpoint = loaded.as_ref().map(|p| p.position);
         let model = Arc::new(ReadModel::new(loaded.unwrap_or_else(|| Projections::new(options.canonicalization))));
         let runner = Runner::new(log.clone(), model.clone());
+        let started_at_head = log.head().await?;
         let folded = runner.catch_up().await?;
         tracing::info!(events = folded, position = model.position(), store = log.kind(), "projections caught up");
         let waker = runner.waker();
-        let bus = CommandBus::with_deadline(&log, Arc::new(move |_| waker.notify_one()), options.command_deadline);
+        let wake = waker.clone();
+        let bus = CommandBus::with_deadline(&log, Arc::new(move |_| wake.notify_one()), options.command_deadline);
+        let (wake, folded) = (waker.clone(), model.clone());
+        let listener = match log.listen(Arc::new(move |heard| {
+            metrics::counter!(crate::telemetry::COMMITS_HEARD).increment(1);
+            match heard {
+                Some(position) if position <= folded.position() => {}
+                _ => wake.notify_one(),
+            }
+        })) {
+            Some(task) => BackgroundTask::new(task),
+            None => BackgroundTask::default(),
+        };
         let runner = BackgroundTask::new(runner.spawn(options.poll));
         let settle_timeout = options.settle_timeout;
         let initial_settings = options.initial_settings.clone();
@@ -132,6 +161,10 @@ impl Ledger {
             bus,
             clock,
             runner,
+            listener,
+            waker,
+            head_check: HeadCheck::default(),
+            started_at_head,
             settle_timeout,
             initial_settings,
             force_reset_ends_sessions,
@@ -152,6 +185,11 @@ impl Ledger {
     /// Whether a forced password reset also ends the user's sessions (`forcereset_revokes`).
     pub fn force_reset_ends_sessions(&self) -> bool {
         self.force_reset_ends_sessions
+    }
+
+    /// The log's head when this ledger was opened.
+    pub fn started_at_head(&self) -> i64 {
+        self.started_at_head
     }
 
     /// Now, in epoch milliseconds.
@@ -179,11 +217,37 @@ impl Ledger {
         A::Command: Clone,
     {
         let position = self.bus.execute::<A>(id.borrow(), command, metadata).await?;
+        if let Some(position) = position {
+            note_written(position);
+        }
         self.settle(position).await
+    }
+
+    /// Catches up with every event committed to the log before this call, by
+    /// any server sharing it (see `consistency`); returns the head it reached.
+    pub async fn catch_up(&self) -> Result<i64, AppError> {
+        let head = self.head_check.head_since(tokio::time::Instant::now(), &self.log).await?;
+        if head > self.model.position() {
+            self.waker.notify_one();
+            self.settle(Some(head)).await?;
+        }
+        Ok(head)
+    }
+
+    /// Waits until the projections hold `position` (a position another
+    /// server answered a write with); `Ok(false)` when the log holds no such
+    /// position, so there is nothing to wait for.
+    pub async fn reach(&self, position: i64) -> Result<bool, AppError> {
+        if self.model.position() >= position {
+            return Ok(true);
+        }
+        // Committed before the client could name it, so within the head read now.
+        Ok(self.catch_up().await? >= position)
     }
 
     /// Stops tailing and closes the store.
     pub async fn close(&self) {
+        self.listener.stop().await;
         self.runner.stop().await;
         self.log.close().await;
     }

@@ -24,6 +24,8 @@
 //! - [`history`]: the auditor's queries over the log (history, as-of state);
 //! - [`test_mode`]: the separate, expiring test-mode ledger;
 //! - [`ledger`]: the running ledger (log, command bus, projections) every use case acts on;
+//!   [`consistency`]: read-your-writes across servers sharing the log; [`duties`]: what one server of them does;
+//!   [`health`]: liveness, readiness and metrics;
 //! - [`witness`]: signed heads of the log, kept outside it;
 //! - [`throttle`]: wrong passwords per client address (the per-account count is the domain's);
 //! - [`secrets`]: the key that seals the credentials store (a new key, a rotation);
@@ -32,7 +34,10 @@
 pub mod accounts;
 pub mod background;
 pub mod commands;
+pub mod consistency;
+pub mod duties;
 pub mod error;
+pub mod health;
 pub mod history;
 pub mod hosts;
 pub mod invitations;

@@ -208,6 +208,11 @@ impl TokenIndex {
         self.valid(hash, now).map(|record| self.view(record))
     }
 
+    /// Whether a valid token has this hash at `now`.
+    pub fn is_valid(&self, hash: &TokenHash, now: i64) -> bool {
+        self.valid(hash, now).is_some()
+    }
+
     /// Reads the valid token with this hash at `now` in place, without copying
     /// it (introspection, the hottest path, serializes straight from here).
     pub fn with_token<R>(&self, hash: &TokenHash, now: i64, read: impl FnOnce(TokenRef<'_>) -> R) -> Option<R> {

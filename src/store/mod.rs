@@ -174,6 +174,40 @@ pub(crate) trait LogBackend: Send + Sync + 'static {
     async fn purge(&self, purge: &Purge) -> Result<u64, StoreError>;
     /// Closes the engine's connections (every concern's).
     async fn close(&self);
+    /// Tells `heard` of commits made to this log by any process, as they
+    /// happen (`Some(position)`), and `None` whenever some may have been
+    /// missed (the signal's connection was lost and is back). `None` where
+    /// the engine has no such signal (SQLite: the runner's poll is it).
+    fn listen(&self, _heard: CommitSignal) -> Option<tokio::task::JoinHandle<()>> {
+        None
+    }
+    /// Takes the log's duty lease if no other process holds it (see
+    /// [`DutyLease`]); `Ok(None)` when another does.
+    async fn try_lead(&self) -> Result<Option<Box<dyn DutyLease>>, StoreError>;
+}
+
+/// The lease of a process that is alone on its log (SQLite).
+pub(crate) struct SoleProcess;
+
+#[async_trait]
+impl DutyLease for SoleProcess {
+    async fn alive(&mut self) -> bool {
+        true
+    }
+}
+
+/// Hears of commits (see [`LogBackend::listen`]).
+pub type CommitSignal = Arc<dyn Fn(Option<i64>) + Send + Sync>;
+
+/// The right to run the duties that must run in one process only (writing
+/// checkpoints, signing heads, sweeps), held by one process of those sharing
+/// a log: on PostgreSQL a session advisory lock on a connection of its own,
+/// released when the process or its connection goes; on SQLite (one
+/// process per file) always this process's.
+#[async_trait]
+pub trait DutyLease: Send {
+    /// Whether the lease is still held (false once its connection is gone).
+    async fn alive(&mut self) -> bool;
 }
 
 /// The credentials store's side of a storage engine.
@@ -436,7 +470,7 @@ impl Store {
         E: LogBackend + CredentialBackend + CheckpointBackend,
     {
         let backend: Arc<dyn LogBackend> = engine.clone();
-        let writer = writer::spawn(backend.clone(), clock);
+        let writer = writer::spawn(backend.clone(), clock, if options.expiring { "testmode" } else { "main" });
         Self {
             log: EventLog { backend, writer, kind, expiring: options.expiring },
             credentials: Credentials { backend: engine.clone(), keyring: None },
@@ -683,6 +717,16 @@ impl EventLog {
             return Err(StoreError::Failed("this log is append-only: nothing in it is ever deleted".into()));
         }
         self.backend.purge(purge).await
+    }
+
+    /// Starts telling `heard` of commits by any process (see [`LogBackend::listen`]).
+    pub fn listen(&self, heard: CommitSignal) -> Option<tokio::task::JoinHandle<()>> {
+        self.backend.listen(heard)
+    }
+
+    /// Takes the duty lease if no other process holds it (see [`DutyLease`]).
+    pub async fn try_lead(&self) -> Result<Option<Box<dyn DutyLease>>, StoreError> {
+        self.backend.try_lead().await
     }
 
     pub(crate) fn backend(&self) -> &Arc<dyn LogBackend> {

@@ -11,8 +11,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use cqrs_es::persist::SerializedEvent;
 use sha2::{Digest, Sha256};
-use sqlx::postgres::{PgPoolOptions, PgRow};
-use sqlx::{PgConnection, PgPool, Row};
+use sqlx::postgres::{PgListener, PgPoolOptions, PgRow};
+use sqlx::{Connection, PgConnection, PgPool, Row};
 
 use super::sql::{Dialect, Queries};
 use super::{
@@ -24,11 +24,19 @@ pub(crate) struct PostgresBackend {
     pool: PgPool,
     /// The advisory-lock key that serialises appends to this log.
     lock_key: i64,
+    /// The session advisory-lock key of the duty lease.
+    duty_key: i64,
+    /// The channel every commit is announced on (`NOTIFY`, with its last position).
+    channel: String,
     q: Queries,
 }
 
 fn lock_key(events_table: &str) -> i64 {
-    let digest = Sha256::digest(format!("authledger:{events_table}").as_bytes());
+    advisory_key(&format!("authledger:{events_table}"))
+}
+
+fn advisory_key(name: &str) -> i64 {
+    let digest = Sha256::digest(name.as_bytes());
     let mut bytes = [0u8; 8];
     bytes.copy_from_slice(&digest[..8]);
     i64::from_be_bytes(bytes)
@@ -53,7 +61,9 @@ impl PostgresBackend {
         } else {
             migrate(&pool, &tables, lock_key).await?;
         }
-        Ok(Self { pool, lock_key, q: Queries::new(&tables, Dialect::Postgres) })
+        let duty_key = advisory_key(&format!("authledger-duties:{}", tables.events));
+        let channel = format!("{}_commits", tables.events);
+        Ok(Self { pool, lock_key, duty_key, channel, q: Queries::new(&tables, Dialect::Postgres) })
     }
 
     async fn append_locked(
@@ -77,6 +87,14 @@ impl PostgresBackend {
             columns.push(row, recorded_at);
         }
         columns.insert(&self.q.insert, conn).await?;
+        // Delivered at commit, to every process listening (`listen`).
+        if let Some(last) = results.iter().flatten().max() {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(&self.channel)
+                .bind(last.to_string())
+                .execute(&mut *conn)
+                .await?;
+        }
         Ok(results)
     }
 }
@@ -381,6 +399,73 @@ impl LogBackend for PostgresBackend {
 
     async fn close(&self) {
         self.pool.close().await;
+    }
+
+    fn listen(&self, heard: super::CommitSignal) -> Option<tokio::task::JoinHandle<()>> {
+        let (pool, channel) = (self.pool.clone(), self.channel.clone());
+        Some(tokio::spawn(async move {
+            loop {
+                match PgListener::connect_with(&pool).await {
+                    Ok(mut listener) => match listener.listen(&channel).await {
+                        Ok(()) => {
+                            // Whatever was committed while nobody listened.
+                            heard(None);
+                            hear(&mut listener, &heard).await;
+                        }
+                        Err(error) => tracing::warn!(%error, "cannot listen for commits; polling meanwhile"),
+                    },
+                    Err(error) => tracing::warn!(%error, "cannot listen for commits; polling meanwhile"),
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }))
+    }
+
+    async fn try_lead(&self) -> Result<Option<Box<dyn super::DutyLease>>, StoreError> {
+        // A connection of its own (out of the pool): the lock lives as long as it does.
+        let mut connection = self.pool.acquire().await?.detach();
+        let held: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(self.duty_key)
+            .fetch_one(&mut connection)
+            .await?;
+        match held {
+            true => Ok(Some(Box::new(SessionLease { connection }))),
+            false => {
+                let _ = connection.close().await;
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// Hears notifications until the listener's connection fails for good: a
+/// lost connection is reported as a possible miss and reconnected.
+async fn hear(listener: &mut PgListener, heard: &super::CommitSignal) {
+    loop {
+        match listener.try_recv().await {
+            Ok(Some(notification)) => heard(notification.payload().parse().ok()),
+            Ok(None) => {
+                tracing::warn!("lost the connection that listens for commits; reconnecting");
+                heard(None);
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for commits; polling meanwhile");
+                heard(None);
+                return;
+            }
+        }
+    }
+}
+
+/// The duty lease: a session advisory lock held by a connection of its own.
+struct SessionLease {
+    connection: PgConnection,
+}
+
+#[async_trait]
+impl super::DutyLease for SessionLease {
+    async fn alive(&mut self) -> bool {
+        sqlx::query("SELECT 1").execute(&mut self.connection).await.is_ok()
     }
 }
 

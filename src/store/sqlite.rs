@@ -354,6 +354,10 @@ impl LogBackend for SqliteBackend {
         outcome
     }
 
+    async fn try_lead(&self) -> Result<Option<Box<dyn super::DutyLease>>, StoreError> {
+        Ok(Some(Box::new(super::SoleProcess)))
+    }
+
     async fn close(&self) {
         self.readers.close().await;
         self.writer.close().await;

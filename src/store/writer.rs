@@ -4,6 +4,7 @@
 //! caller has gone away is still written: an acknowledged or not, a sent
 //! append is never half done.
 
+use crate::telemetry;
 use std::sync::Arc;
 
 use cqrs_es::persist::SerializedEvent;
@@ -39,7 +40,8 @@ impl WriterHandle {
     }
 }
 
-pub(crate) fn spawn(backend: Arc<dyn LogBackend>, clock: SharedClock) -> WriterHandle {
+/// `log` names the log in metrics (`main`, `testmode`).
+pub(crate) fn spawn(backend: Arc<dyn LogBackend>, clock: SharedClock, log: &'static str) -> WriterHandle {
     let (sender, mut receiver) = mpsc::channel::<Message>(4 * MAX_BATCH);
     tokio::spawn(async move {
         let mut last_recorded_at = i64::MIN;
@@ -62,7 +64,11 @@ pub(crate) fn spawn(backend: Arc<dyn LogBackend>, clock: SharedClock) -> WriterH
                 let recorded_at = clock.now_ms().max(last_recorded_at);
                 last_recorded_at = recorded_at;
                 let requests: Vec<&[SerializedEvent]> = batch.iter().map(|(events, _)| events.as_slice()).collect();
-                match backend.append_batch(&requests, recorded_at).await {
+                let started = std::time::Instant::now();
+                let appended = backend.append_batch(&requests, recorded_at).await;
+                metrics::histogram!(telemetry::APPEND_DURATION, "log" => log).record(started.elapsed().as_secs_f64());
+                metrics::histogram!(telemetry::APPEND_BATCH, "log" => log).record(requests.len() as f64);
+                match appended {
                     Ok(results) => {
                         for ((_, reply), result) in batch.into_iter().zip(results) {
                             let _ = reply.send(result.ok_or(AppendError::Conflict));

@@ -1,0 +1,49 @@
+//! What operators and their tools call: `GET /healthz` (the process
+//! answers), `GET /readyz` (it is ready to serve: see `app::health`),
+//! `GET /metrics` (Prometheus text format), and the middleware that counts
+//! and times every request by its route's template.
+
+use std::time::Instant;
+
+use axum::Json;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::AppState;
+use crate::app::health;
+use crate::telemetry;
+
+/// 200 while the process answers.
+pub async fn healthz() -> Response {
+    Json(json!({"alive": true})).into_response()
+}
+
+/// 200 when ready to serve, 503 otherwise, with the positions it judged by.
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    let readiness = health::readiness(&state.ledger).await;
+    let status = if readiness.ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(readiness)).into_response()
+}
+
+/// Every metric, in Prometheus text format.
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let body = health::metrics(&state.ledger, &state.sign_in, &state.duties, state.test_mode.as_deref()).await;
+    let content_type = HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8");
+    ([(header::CONTENT_TYPE, content_type)], body).into_response()
+}
+
+/// Counts and times each request by method, route template and status.
+pub async fn track(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().as_str().to_owned();
+    let route = request.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_owned();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    let labels = [("method", method), ("route", route), ("status", status)];
+    metrics::counter!(telemetry::HTTP_REQUESTS, &labels).increment(1);
+    metrics::histogram!(telemetry::HTTP_DURATION, &labels).record(started.elapsed().as_secs_f64());
+    response
+}

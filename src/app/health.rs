@@ -1,0 +1,77 @@
+//! What operators ask a running server: is it alive, is it ready to serve
+//! (its store answers and its projections hold everything the log held when
+//! it started), and its metrics (`crate::telemetry`), whose gauges are read
+//! here at scrape time.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::duties::Duties;
+use super::ledger::Ledger;
+use super::sign_in::SignIn;
+use super::test_mode::TestLedger;
+use crate::telemetry;
+
+/// How long a readiness or metrics probe waits for the store.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A server's readiness.
+#[derive(Debug, Clone, Serialize)]
+pub struct Readiness {
+    pub ready: bool,
+    /// The position the projections hold.
+    pub position: i64,
+    /// The log's head now (`None`: the store did not answer in time).
+    pub head: Option<i64>,
+    /// The log's head when the server started: what it must hold to be ready.
+    pub started_at_head: i64,
+}
+
+/// Whether the store answers within [`PROBE_TIMEOUT`] and the projections
+/// hold the head the log had when this server started.
+pub async fn readiness(ledger: &Ledger) -> Readiness {
+    let head = match tokio::time::timeout(PROBE_TIMEOUT, ledger.log.head()).await {
+        Ok(Ok(head)) => Some(head),
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "not ready: the store does not answer");
+            None
+        }
+        Err(_) => {
+            tracing::warn!("not ready: the store did not answer in time");
+            None
+        }
+    };
+    let position = ledger.model.position();
+    let started_at_head = ledger.started_at_head();
+    Readiness { ready: head.is_some() && position >= started_at_head, position, head, started_at_head }
+}
+
+/// The metrics, with the gauges read now: the log's head, the projections'
+/// positions and lag, the token index's and directory's sizes, the sign-ins
+/// under way and whether this server holds the duty lease.
+pub async fn metrics(ledger: &Ledger, sign_in: &SignIn, duties: &Duties, test_mode: Option<&TestLedger>) -> String {
+    let position = ledger.model.position();
+    let (tokens, users) = {
+        let model = ledger.model.read();
+        (model.tokens.len(), model.users.len())
+    };
+    for projection in ["tokens", "users", "config", "access"] {
+        metrics::gauge!(telemetry::PROJECTION_POSITION, "projection" => projection).set(position as f64);
+    }
+    if let Some(test_mode) = test_mode {
+        metrics::gauge!(telemetry::PROJECTION_POSITION, "projection" => "testmode")
+            .set(test_mode.model.position() as f64);
+    }
+    if let Ok(Ok(head)) = tokio::time::timeout(PROBE_TIMEOUT, ledger.log.head()).await {
+        metrics::gauge!(telemetry::LOG_HEAD).set(head as f64);
+        metrics::gauge!(telemetry::PROJECTION_LAG).set((head - position).max(0) as f64);
+    }
+    metrics::gauge!(telemetry::TOKEN_INDEX_SIZE).set(tokens as f64);
+    metrics::gauge!(telemetry::USERS).set(users as f64);
+    if let Ok(Ok(states)) = tokio::time::timeout(PROBE_TIMEOUT, sign_in.count()).await {
+        metrics::gauge!(telemetry::LOGIN_STATES).set(states as f64);
+    }
+    metrics::gauge!(telemetry::DUTY_LEASE).set(if duties.leading() { 1.0 } else { 0.0 });
+    telemetry::render()
+}
