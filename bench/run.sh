@@ -15,6 +15,9 @@
 #        against a real OpenID Connect provider on loopback (node-oidc-provider, tests/oidc; needs node and
 #        `npm ci --prefix tests/oidc`), beside local password logins on the same SQLite server (every stored
 #        secret sealed under the key file), and what sealing and opening one secret costs beside an argon2id check.
+#   replicas: introspection req/s on one server vs two servers on one PostgreSQL database (half the
+#        connections on each), tokens made on one and introspected on the other at once (success rate), and
+#        revocation propagation p50/p99 in ms (LISTEN/NOTIFY), one revocation at a time.
 #   ssh: SSH certificates per second (user certificates, host joins with a static token: new hosts, and
 #        one host renewing its certificate 16 connections at a time) beside
 #        POST /api/V2/token on the same SQLite server: what signing and recording a certificate cost.
@@ -51,6 +54,7 @@ PGDB="authledger_bench_$$"
 SERVER_PID=
 cleanup() {
     [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null || true
+    [ -n "${B_PID:-}" ] && kill "$B_PID" 2>/dev/null || true
     psql -q "$PG_BASE/postgres" -c "DROP DATABASE IF EXISTS \"$PGDB\" WITH (FORCE)" 2>/dev/null || true
     rm -rf "$WORK"
 }
@@ -225,6 +229,40 @@ page_run "GET /me                         " /me
 page_run "GET /admin/user/bench           " /admin/user/bench
 page_run "GET /admin/user/bench/tokens    " /admin/user/bench/tokens
 stop_server
+fi
+
+if part replicas; then
+echo "== Replicas: one vs two servers on one PostgreSQL database (introspection), cross-server reads, revocation propagation"
+RPGDB="authledger_replicas_$$"
+psql -q "$PG_BASE/postgres" -c "CREATE DATABASE \"$RPGDB\""
+RPG="$PG_BASE/$RPGDB"
+REPLICA_TOKENS=${REPLICA_TOKENS:-100000}
+"${BENCH[@]}" seed --store "$RPG" --tokens "$REPLICA_TOKENS" --tokens-out "$WORK/rtokens.txt" --login-out "$WORK/rlogin.txt"
+start_server "$RPG"
+B_PORT=$((PORT + 1))
+intro() { # port [threads connections]
+    TOKENS_FILE="$WORK/rtokens.txt" wrk -t"${2:-2}" -c"${3:-64}" -d"$DURATION" --latency -s bench/introspect.lua "http://127.0.0.1:$1/api/V2/token" | wrk_figures
+}
+TOKENS_FILE="$WORK/rtokens.txt" wrk -t2 -c64 -d3s -s bench/introspect.lua "http://127.0.0.1:$PORT/api/V2/token" >/dev/null
+read -r ONE_RPS ONE_P99 ONE_BAD < <(intro "$PORT")
+echo "one server : $ONE_RPS req/s, p99 $ONE_P99 ms, non-2xx $ONE_BAD"
+RUST_LOG=warn $SERVER_BIN serve --store "$RPG" --listen "127.0.0.1:$B_PORT" >/dev/null 2>"$WORK/server-b.log" &
+B_PID=$!
+until curl -sf -o /dev/null "http://127.0.0.1:$B_PORT/readyz"; do
+    kill -0 "$B_PID" 2>/dev/null || { cat "$WORK/server-b.log" >&2; exit 1; }
+    sleep 0.05
+done
+# Round-robin load: half the connections on each server, at once.
+intro "$PORT" 1 32 > "$WORK/ra.txt" &
+intro "$B_PORT" 1 32 > "$WORK/rb.txt"
+wait %1 2>/dev/null || true
+read -r A_RPS A_P99 A_BAD < "$WORK/ra.txt"; read -r B_RPS B_P99 B_BAD < "$WORK/rb.txt"
+echo "two servers: $(echo "$A_RPS + $B_RPS" | bc) req/s (A $A_RPS, p99 $A_P99 ms; B $B_RPS, p99 $B_P99 ms), non-2xx $((A_BAD + B_BAD))"
+echo "two ÷ one: $(echo "scale=3; ($A_RPS + $B_RPS) / $ONE_RPS" | bc)  (this machine has $(nproc) cores for both servers and wrk)"
+"${BENCH[@]}" replicas --a "http://127.0.0.1:$PORT" --b "http://127.0.0.1:$B_PORT" --login-file "$WORK/rlogin.txt"
+kill "$B_PID"; wait "$B_PID" 2>/dev/null || true
+stop_server
+psql -q "$PG_BASE/postgres" -c "DROP DATABASE IF EXISTS \"$RPGDB\" WITH (FORCE)" 2>/dev/null || true
 fi
 
 if part logins; then

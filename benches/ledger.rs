@@ -11,6 +11,9 @@
 //! - `logins`: full provider logins per second against a running server and
 //!   its OpenID Connect provider (start → the provider's sign-in → the way
 //!   back, straight in), beside local password logins on the same server.
+//! - `replicas`: two running servers on one log — tokens made on A and
+//!   introspected on B at once (the success rate), and how long a revocation
+//!   on A takes to be refused by B (p50/p99), one at a time (light load).
 //! - `secrets`: what sealing costs a password login: sealing and opening one
 //!   stored secret (XChaCha20-Poly1305 under the key file) beside one argon2id
 //!   check, which every password login pays anyway.
@@ -112,6 +115,21 @@ enum Command {
     CatchUp {
         #[arg(long)]
         store: String,
+    },
+    Replicas {
+        /// The server tokens are made and revoked on.
+        #[arg(long)]
+        a: String,
+        /// The server they are introspected on.
+        #[arg(long)]
+        b: String,
+        /// A file holding a Login token.
+        #[arg(long)]
+        login_file: String,
+        #[arg(long, default_value_t = 1_000)]
+        count: usize,
+        #[arg(long, default_value_t = 200)]
+        revocations: usize,
     },
     Logins {
         /// The server's base URL; its provider `OIDC` must know `{base}/login/complete/OIDC`.
@@ -416,6 +434,61 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 /// Provider logins per second (each a full flow, straight in), then local
 /// password logins per second, on the same server, `concurrency` at a time.
+async fn replicas(a: String, b: String, login_file: String, count: usize, revocations: usize) {
+    let login = std::fs::read_to_string(login_file).expect("the Login token").trim().to_owned();
+    let http = reqwest::Client::new();
+    let make = |n: usize| {
+        http.post(format!("{a}/api/V2/token"))
+            .header("Authorization", &login)
+            .json(&serde_json::json!({"name": format!("replica {n}")}))
+            .send()
+    };
+    let status_on_b = |token: String| {
+        let request = http.get(format!("{b}/api/V2/token")).header("Authorization", token).send();
+        async move { request.await.expect("B answers").status().as_u16() }
+    };
+    let mut seen = 0;
+    let mut made_ms = Vec::new();
+    for n in 0..count {
+        let began = Instant::now();
+        let made: serde_json::Value = make(n).await.expect("A answers").json().await.expect("a token");
+        made_ms.push(began.elapsed().as_secs_f64() * 1000.0);
+        let token = made["token"].as_str().expect("a token").to_owned();
+        if status_on_b(token).await == 200 {
+            seen += 1;
+        }
+    }
+    made_ms.sort_by(f64::total_cmp);
+    println!(
+        "made on A, introspected on B at once: {seen}/{count} ({:.2} %); POST on A p50 {:.1} ms",
+        100.0 * seen as f64 / count as f64,
+        made_ms[made_ms.len() / 2]
+    );
+    let mut delays = Vec::new();
+    for n in 0..revocations {
+        let made: serde_json::Value = make(count + n).await.expect("A answers").json().await.expect("a token");
+        let (token, id) = (made["token"].as_str().expect("a token"), made["id"].as_str().expect("an id"));
+        assert_eq!(status_on_b(token.to_owned()).await, 200, "B knows the token");
+        let revoked =
+            http.delete(format!("{a}/tokens/revoke/{id}")).header("Authorization", &login).send().await.expect("A");
+        assert_eq!(revoked.status().as_u16(), 204);
+        let answered = Instant::now();
+        while status_on_b(token.to_owned()).await != 401 {
+            assert!(answered.elapsed().as_secs() < 5, "the revocation never reached B");
+        }
+        delays.push(answered.elapsed().as_secs_f64() * 1000.0);
+    }
+    delays.sort_by(f64::total_cmp);
+    let at = |p: f64| delays[((delays.len() as f64 * p).ceil() as usize).clamp(1, delays.len()) - 1];
+    println!(
+        "revocation on A refused by B after: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({} revocations)",
+        at(0.5),
+        at(0.99),
+        at(1.0),
+        delays.len()
+    );
+}
+
 async fn logins(base: String, admin_token_file: String, seconds: u64, concurrency: usize) {
     let admin = std::fs::read_to_string(admin_token_file).expect("the admin's token").trim().to_owned();
     let http = reqwest::Client::new();
@@ -577,6 +650,9 @@ fn main() {
         Command::Memory { tokens } => memory(tokens),
         Command::Secrets { count } => runtime.block_on(secrets(count)),
         Command::CatchUp { store } => runtime.block_on(catch_up(store)),
+        Command::Replicas { a, b, login_file, count, revocations } => {
+            runtime.block_on(replicas(a, b, login_file, count, revocations))
+        }
         Command::Logins { base, admin_token_file, seconds, concurrency } => {
             runtime.block_on(logins(base, admin_token_file, seconds, concurrency))
         }

@@ -74,6 +74,11 @@ pub struct FileConfig {
     /// events and at shutdown (default 100000; 0: never), so a restart folds
     /// only what came after it. With several servers, the duty-lease holder writes them.
     pub checkpoint_every: Option<i64>,
+    /// Hear other servers' commits as they happen (PostgreSQL LISTEN/NOTIFY;
+    /// default true). Off behind a pooler that cannot LISTEN (PgBouncer in
+    /// transaction mode): commits by other servers are then seen within the
+    /// 250 ms poll, or at once by a request that misses.
+    pub listen_for_commits: Option<bool>,
 }
 
 /// One alternate environment's table.

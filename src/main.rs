@@ -222,6 +222,7 @@ impl Common {
         options.environments = file.environments().map_err(|e| e.to_string())?;
         options.force_reset_ends_sessions = file.forcereset_revokes;
         options.witness_file = file.witness_file.clone();
+        options.listen_for_commits = file.listen_for_commits.unwrap_or(true);
         if let Some(every) = file.checkpoint_every {
             if every < 0 {
                 return Err(format!("checkpoint_every must be 0 (never) or a number of events, not {every}"));

@@ -23,11 +23,13 @@ async fn issued_tokens_are_introspectable_at_once(h: Harness) -> Harness {
 on_both_stores!(issued_tokens_are_introspectable_at_once);
 
 /// A second server on the harness's store that never polls and hears no
-/// NOTIFY (an hour-long poll; SQLite has no NOTIFY at all): whatever it
-/// learns of the other's writes, it learns by catching up on a miss.
+/// NOTIFY (an hour-long poll, `listen_for_commits` off; SQLite has no NOTIFY
+/// at all): whatever it learns of the other's writes, it learns by catching
+/// up on a miss.
 async fn deaf_second_server(h: &Harness) -> authledger::server::Server {
     let mut options = h.store.options();
     options.poll = std::time::Duration::from_secs(3600);
+    options.listen_for_commits = false;
     authledger::server::Server::start(options, std::sync::Arc::new(authledger::clock::SystemClock), "127.0.0.1:0")
         .await
         .expect("the second server starts")

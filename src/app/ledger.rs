@@ -28,6 +28,10 @@ pub struct LedgerOptions {
     pub initial_settings: ServerSettings,
     /// How often the runner looks for commits made by other processes.
     pub poll: Duration,
+    /// Hear other processes' commits as they happen (PostgreSQL's
+    /// LISTEN/NOTIFY); off behind a pooler that cannot LISTEN, leaving the poll
+    /// and the catch-up on a miss.
+    pub listen_for_commits: bool,
     /// How long a command waits for the projections to fold it.
     pub settle_timeout: Duration,
     /// How long a command may wait for its turn and retry races lost to other
@@ -63,6 +67,7 @@ impl LedgerOptions {
             canonicalization: Canonicalization::default(),
             initial_settings: ServerSettings::default(),
             poll: Duration::from_millis(250),
+            listen_for_commits: true,
             settle_timeout: Duration::from_secs(10),
             command_deadline: super::commands::COMMAND_DEADLINE,
             test_mode: false,
@@ -138,13 +143,14 @@ impl Ledger {
         let wake = waker.clone();
         let bus = CommandBus::with_deadline(&log, Arc::new(move |_| wake.notify_one()), options.command_deadline);
         let (wake, folded) = (waker.clone(), model.clone());
-        let listener = match log.listen(Arc::new(move |heard| {
+        let signal: crate::store::CommitSignal = Arc::new(move |heard| {
             metrics::counter!(crate::telemetry::COMMITS_HEARD).increment(1);
             match heard {
                 Some(position) if position <= folded.position() => {}
                 _ => wake.notify_one(),
             }
-        })) {
+        });
+        let listener = match options.listen_for_commits.then(|| log.listen(signal)).flatten() {
             Some(task) => BackgroundTask::new(task),
             None => BackgroundTask::default(),
         };

@@ -191,6 +191,7 @@ pub(crate) struct SoleProcess;
 
 #[async_trait]
 impl DutyLease for SoleProcess {
+    /// Always: nothing else shares the log.
     async fn alive(&mut self) -> bool {
         true
     }
