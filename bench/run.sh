@@ -68,7 +68,7 @@ start_server() { # store [more serve flags]; sets SERVER_PID and STARTUP (second
     shift
     started=$(date +%s.%N)
     # shellcheck disable=SC2086
-    RUST_LOG=warn $SERVER serve --store "$store" --listen "127.0.0.1:$PORT" "$@" >/dev/null 2>"$WORK/server.log" &
+    RUST_LOG=warn,authledger::app::duties=info $SERVER serve --store "$store" --listen "127.0.0.1:$PORT" "$@" >/dev/null 2>"$WORK/server.log" &
     SERVER_PID=$!
     until curl -sf -o /dev/null "http://127.0.0.1:$PORT/"; do
         kill -0 "$SERVER_PID" 2>/dev/null || { cat "$WORK/server.log" >&2; exit 1; }
@@ -140,16 +140,26 @@ fi
 
 if part p4; then
 echo "== P4: start-up from a checkpoint vs a full rebuild ($TOKENS+ events, SQLite)"
-start_server "sqlite://$WORK/p1.db"
+# Without any checkpoint (earlier parts' servers wrote one at shutdown), and writing none.
+sqlite3 "$WORK/p1.db" "DELETE FROM checkpoints"
+printf 'checkpoint_every = 0\n' > "$WORK/no-checkpoints.toml"
+start_server "sqlite://$WORK/p1.db" --config "$WORK/no-checkpoints.toml"
 FULL_STARTUP=$STARTUP
 stop_server
 REBUILD=$("$WORK/replay" --store "sqlite://$WORK/p1.db" --format json rebuild)
 REBUILD_SECONDS=$(echo "$REBUILD" | sed -E 's/.*"seconds":([0-9.]+).*/\1/')
 echo "replay rebuild: $REBUILD"
 start_server "sqlite://$WORK/p1.db"
-echo "start-up without a checkpoint: ${FULL_STARTUP}s; with the checkpoint: ${STARTUP}s; RSS $(rss_kib) KiB"
-stop_server
+echo "start-up without a checkpoint: ${FULL_STARTUP}s; with replay's checkpoint: ${STARTUP}s; RSS $(rss_kib) KiB"
 echo "P4 ratio: $(echo "scale=3; $STARTUP / $REBUILD_SECONDS" | bc)  (start-up from the checkpoint ÷ full rebuild; target <= 0.1)"
+# The server's own checkpoint: one more event, then a shutdown writes it; the next start folds from it.
+LOGIN=$(cat "$WORK/login.txt")
+curl -sf -o /dev/null -X POST -H "Authorization: $LOGIN" -H 'Content-Type: application/json' -d '{"name":"p4"}' "http://127.0.0.1:$PORT/api/V2/token"
+stop_server
+echo "checkpoint written at shutdown: $(grep 'wrote a checkpoint' "$WORK/server.log" | tail -n 1 | grep -o 'bytes=[0-9]*' ), in $(grep 'wrote a checkpoint' "$WORK/server.log" | tail -n 1 | grep -o 'ms=[0-9]*')"
+start_server "sqlite://$WORK/p1.db"
+echo "start-up from the server's own shutdown checkpoint: ${STARTUP}s"
+stop_server
 fi
 
 if part p2 || part durability; then
@@ -244,8 +254,13 @@ intro() { # port [threads connections]
     TOKENS_FILE="$WORK/rtokens.txt" wrk -t"${2:-2}" -c"${3:-64}" -d"$DURATION" --latency -s bench/introspect.lua "http://127.0.0.1:$1/api/V2/token" | wrk_figures
 }
 TOKENS_FILE="$WORK/rtokens.txt" wrk -t2 -c64 -d3s -s bench/introspect.lua "http://127.0.0.1:$PORT/api/V2/token" >/dev/null
-read -r ONE_RPS ONE_P99 ONE_BAD < <(intro "$PORT")
-echo "one server : $ONE_RPS req/s, p99 $ONE_P99 ms, non-2xx $ONE_BAD"
+# The same load generator both times: two wrk processes, one thread and 32 connections each.
+intro "$PORT" 1 32 > "$WORK/r1.txt" &
+ONE_LOAD=$!
+intro "$PORT" 1 32 > "$WORK/r2.txt"
+wait "$ONE_LOAD"
+ONE_RPS=$(cat "$WORK/r1.txt" "$WORK/r2.txt" | awk '{s+=$1} END {print s}')
+echo "one server : $ONE_RPS req/s (p99 $(awk '{print $2}' "$WORK/r1.txt") / $(awk '{print $2}' "$WORK/r2.txt") ms), non-2xx $(cat "$WORK/r1.txt" "$WORK/r2.txt" | awk '{s+=$3} END {print s}')"
 RUST_LOG=warn $SERVER_BIN serve --store "$RPG" --listen "127.0.0.1:$B_PORT" >/dev/null 2>"$WORK/server-b.log" &
 B_PID=$!
 until curl -sf -o /dev/null "http://127.0.0.1:$B_PORT/readyz"; do
@@ -254,8 +269,9 @@ until curl -sf -o /dev/null "http://127.0.0.1:$B_PORT/readyz"; do
 done
 # Round-robin load: half the connections on each server, at once.
 intro "$PORT" 1 32 > "$WORK/ra.txt" &
+A_LOAD=$!
 intro "$B_PORT" 1 32 > "$WORK/rb.txt"
-wait %1 2>/dev/null || true
+wait "$A_LOAD"
 read -r A_RPS A_P99 A_BAD < "$WORK/ra.txt"; read -r B_RPS B_P99 B_BAD < "$WORK/rb.txt"
 echo "two servers: $(echo "$A_RPS + $B_RPS" | bc) req/s (A $A_RPS, p99 $A_P99 ms; B $B_RPS, p99 $B_P99 ms), non-2xx $((A_BAD + B_BAD))"
 echo "two ÷ one: $(echo "scale=3; ($A_RPS + $B_RPS) / $ONE_RPS" | bc)  (this machine has $(nproc) cores for both servers and wrk)"

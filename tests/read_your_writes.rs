@@ -93,3 +93,17 @@ async fn a_server_catches_up_before_refusing_a_token_or_user_it_does_not_know(h:
 }
 
 on_both_stores!(a_server_catches_up_before_refusing_a_token_or_user_it_does_not_know);
+
+async fn a_read_answered_404_after_recording_itself_is_recorded_once(h: Harness) -> Harness {
+    let (_, admin) = h.administrators().await;
+    h.user_with_password(&admin, "later").await;
+    // Before "later" existed: the as-of read is recorded (an auditor's read is an event), then answered 404.
+    let answer = h.get("/api/V2/admin/asof?user=later&at=2001-01-01T00:00:00Z", Some(&admin)).await;
+    assert_eq!(answer.status, 404, "{}", answer.text);
+    assert!(answer.header("x-authledger-position").is_some(), "the recorded read answers its position");
+    // Not served a second time after catching up (which would record it twice).
+    assert_eq!(h.store.payloads("StateAsOfRead").await.len(), 1);
+    h
+}
+
+on_both_stores!(a_read_answered_404_after_recording_itself_is_recorded_once);

@@ -207,6 +207,19 @@ impl Cluster {
         self.login(on, name, USER_PASSWORD).await
     }
 
+    /// An administrator (CreateAdmin, then Admin, the upstream way) made through `on`; its Login token.
+    async fn admin(&self, on: &Replica) -> String {
+        let root = self.login(on, ROOT, ROOT_PASSWORD).await;
+        let token = self.user(on, "boss").await;
+        let url = on.url("/admin/user/boss/roles");
+        let by_root =
+            self.call(reqwest::Method::POST, url.clone(), Some(&root), Some(json!({"roles": ["CreateAdmin"]})));
+        assert_eq!(by_root.await.status, 204);
+        let body = json!({"roles": ["CreateAdmin", "Admin"]});
+        assert_eq!(self.call(reqwest::Method::POST, url, Some(&token), Some(body)).await.status, 204);
+        token
+    }
+
     /// An Agent token made through `on`: its value, id and the position it was committed at.
     async fn agent_token(&self, on: &Replica, login: &str, name: &str) -> (String, String, i64) {
         let made =
@@ -315,7 +328,7 @@ async fn a_read_carrying_a_position_waits_for_it_and_a_position_beyond_the_log_i
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn revocations_reach_the_other_server_within_fifty_milliseconds() {
+async fn revocations_and_disables_reach_the_other_server_within_fifty_milliseconds() {
     let _turn = ONE_AT_A_TIME.lock().await;
     let Some(cluster) = Cluster::new().await else { return };
     let (a, b) = (cluster.start("replica-a"), cluster.start("replica-b"));
@@ -351,6 +364,23 @@ async fn revocations_reach_the_other_server_within_fifty_milliseconds() {
     while cluster.introspect(&b, &token).await.status != 401 {
         assert!(answered.elapsed() < Duration::from_secs(1), "revoke-all never reached B");
     }
+    // So does disabling the account, by an Admin on A.
+    let admin = cluster.admin(&a).await;
+    let login = cluster.login(&a, "revoker", USER_PASSWORD).await;
+    assert_eq!(cluster.introspect(&b, &login).await.status, 200);
+    let body = json!({"disable": true, "disabledreason": "left the company"});
+    let disabled =
+        cluster.call(reqwest::Method::POST, a.url("/admin/user/revoker/disable"), Some(&admin), Some(body)).await;
+    assert_eq!(disabled.status, 204, "{}", disabled.text);
+    let answered = Instant::now();
+    loop {
+        let seen = cluster.call(reqwest::Method::GET, b.url("/api/V2/me"), Some(&login), None).await;
+        if seen.status == 403 || seen.status == 401 {
+            break;
+        }
+        assert!(answered.elapsed() < Duration::from_secs(1), "the disable never reached B");
+    }
+    eprintln!("disable on A refused by B after {:.1} ms", answered.elapsed().as_secs_f64() * 1000.0);
     drop((a, b));
     cluster.drop_database().await;
 }

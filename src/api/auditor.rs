@@ -305,15 +305,12 @@ pub async fn digest(State(state): State<AppState>, context: RequestContext) -> R
     })))
 }
 
-/// `GET /api/V2/admin/head`: the newest signed head of the log (signed now
-/// when none was yet) and the witness's public key, for auditors to pin
+/// `GET /api/V2/admin/head`: the newest signed head of the log (see
+/// `Witness::current`) and the witness's public key, for auditors to pin
 /// (`replay verify --head POSITION:CHAIN`, `--witness FILE`).
 pub async fn signed_head(State(state): State<AppState>, context: RequestContext) -> Result<Json<Value>, ApiError> {
     let token = required_header_token(&context.headers)?;
     auditor(&state, &token)?;
-    let head = match state.witness.latest() {
-        Some(head) => Some(head),
-        None => state.witness.sign(&state.ledger).await?,
-    };
+    let head = state.witness.current(&state.ledger, state.duties.leading()).await?;
     Ok(Json(json!({ "head": head, "public_key": state.witness.public_key() })))
 }

@@ -289,6 +289,10 @@ async fn render(state: &AppState, accept: &[HeaderValue], call_id: &CallId, resp
     if let Some(allow) = response.headers().get(header::ALLOW) {
         rendered.headers_mut().insert(header::ALLOW, allow.clone());
     }
+    // A refusal that recorded something (an auditor's read) still says where.
+    if let Some(position) = response.headers().get(super::consistency::POSITION_HEADER) {
+        rendered.headers_mut().insert(super::consistency::POSITION_HEADER, position.clone());
+    }
     for cookie in response.headers().get_all(header::SET_COOKIE) {
         rendered.headers_mut().append(header::SET_COOKIE, cookie.clone());
     }

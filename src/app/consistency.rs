@@ -24,6 +24,9 @@ use crate::store::{EventLog, StoreError};
 
 /// The least time between two queries of the log's head by one server.
 pub const HEAD_CHECK_INTERVAL: Duration = Duration::from_millis(5);
+/// How long a query of the head may take before the misses waiting for it
+/// are answered from what the server holds.
+pub const HEAD_QUERY_TIMEOUT: Duration = Duration::from_secs(2);
 
 tokio::task_local! {
     /// The newest position a request's commands committed.
@@ -49,7 +52,9 @@ pub(crate) fn note_written(position: i64) {
 /// The log's head, queried at most once per interval and shared by every
 /// caller that asked before the query started.
 pub struct HeadCheck {
-    last: Mutex<Option<(Instant, i64)>>,
+    /// When the newest query started, and its answer (an error is shared too,
+    /// so a slow or absent database costs each waiter one wait, not one each).
+    last: Mutex<Option<(Instant, Result<i64, String>)>>,
     interval: Duration,
     queries: AtomicU64,
 }
@@ -67,18 +72,22 @@ impl HeadCheck {
     /// previous one), the others take its answer.
     pub async fn head_since(&self, asked: Instant, log: &EventLog) -> Result<i64, StoreError> {
         let mut last = self.last.lock().await;
-        if let Some((started, head)) = *last {
-            if started >= asked {
-                return Ok(head);
+        if let Some((started, answer)) = &*last {
+            if *started >= asked {
+                return answer.clone().map_err(StoreError::Failed);
             }
-            tokio::time::sleep_until(started + self.interval).await;
+            tokio::time::sleep_until(*started + self.interval).await;
         }
         let started = Instant::now();
         self.queries.fetch_add(1, Ordering::Relaxed);
         metrics::counter!(crate::telemetry::HEAD_CHECKS).increment(1);
-        let head = log.head().await?;
-        *last = Some((started, head));
-        Ok(head)
+        let answer = match tokio::time::timeout(HEAD_QUERY_TIMEOUT, log.head()).await {
+            Ok(Ok(head)) => Ok(head),
+            Ok(Err(error)) => Err(error.to_string()),
+            Err(_) => Err(format!("the log's head did not come within {HEAD_QUERY_TIMEOUT:?}")),
+        };
+        *last = Some((started, answer.clone()));
+        answer.map_err(StoreError::Failed)
     }
 
     /// How many queries of the head this server has made.
@@ -128,12 +137,33 @@ mod tests {
         }
         // One query served all fifty: it started after they asked, so none needed another.
         assert_eq!(check.queries(), 1);
-        let first = check.last.lock().await.expect("a query ran").0;
+        let first = check.last.lock().await.as_ref().expect("a query ran").0;
         let later = Instant::now();
         check.head_since(later, &store.log).await.expect("head");
-        let second = check.last.lock().await.expect("a query ran").0;
+        let second = check.last.lock().await.as_ref().expect("a query ran").0;
         assert!(second >= first + HEAD_CHECK_INTERVAL, "queries closer than the interval");
         assert_eq!(check.queries(), 2);
         store.log.close().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_query_of_the_head_is_shared_too() {
+        let dir = tempfile::tempdir().expect("dir");
+        let url = format!("sqlite://{}", dir.path().join("events.db").display());
+        let store = Store::open(&url, StoreOptions::default(), Arc::new(SystemClock)).await.expect("store");
+        store.log.close().await;
+        let check = Arc::new(HeadCheck::default());
+        let asked = Instant::now();
+        let misses: Vec<_> = (0..20)
+            .map(|_| {
+                let (check, log) = (check.clone(), store.log.clone());
+                tokio::spawn(async move { check.head_since(asked, &log).await })
+            })
+            .collect();
+        for miss in misses {
+            assert!(miss.await.expect("joined").is_err(), "a closed log has no head");
+        }
+        // One failed query answered all twenty: a dead database is not asked once per miss.
+        assert_eq!(check.queries(), 1);
     }
 }

@@ -114,8 +114,12 @@ impl Checkpointer {
         if ledger.model.position() <= self.last.load(Ordering::SeqCst) {
             return Ok(None);
         }
-        let checkpoint = ledger.model.read().checkpoint();
         let started = std::time::Instant::now();
+        // Copying the whole state is CPU work: off the request workers.
+        let model = ledger.model.clone();
+        let checkpoint = tokio::task::spawn_blocking(move || model.read().checkpoint())
+            .await
+            .map_err(|e| AppError::internal(format!("the checkpoint could not be made: {e}")))?;
         let (digest, bytes) = store_checkpoint(&ledger.log, &ledger.checkpoints, &checkpoint, ledger.now()).await?;
         self.last.fetch_max(checkpoint.position, Ordering::SeqCst);
         metrics::counter!(telemetry::CHECKPOINTS).increment(1);

@@ -15,6 +15,9 @@ use crate::telemetry;
 
 /// How long a readiness or metrics probe waits for the store.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How far behind the log's head the projections may be and still serve
+/// (a runner stuck on an event it cannot fold falls further behind).
+pub const MAX_READY_LAG: i64 = 10_000;
 
 /// A server's readiness.
 #[derive(Debug, Clone, Serialize)]
@@ -28,8 +31,9 @@ pub struct Readiness {
     pub started_at_head: i64,
 }
 
-/// Whether the store answers within [`PROBE_TIMEOUT`] and the projections
-/// hold the head the log had when this server started.
+/// Whether the store answers within [`PROBE_TIMEOUT`], the projections hold
+/// the head the log had when this server started, and they are at most
+/// [`MAX_READY_LAG`] events behind its head now.
 pub async fn readiness(ledger: &Ledger) -> Readiness {
     let head = match tokio::time::timeout(PROBE_TIMEOUT, ledger.log.head()).await {
         Ok(Ok(head)) => Some(head),
@@ -44,7 +48,8 @@ pub async fn readiness(ledger: &Ledger) -> Readiness {
     };
     let position = ledger.model.position();
     let started_at_head = ledger.started_at_head();
-    Readiness { ready: head.is_some() && position >= started_at_head, position, head, started_at_head }
+    let ready = head.is_some_and(|head| position >= started_at_head && head - position <= MAX_READY_LAG);
+    Readiness { ready, position, head, started_at_head }
 }
 
 /// The metrics, with the gauges read now: the log's head, the projections'

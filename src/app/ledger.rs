@@ -233,11 +233,17 @@ impl Ledger {
     /// any server sharing it (see `consistency`); returns the head it reached.
     pub async fn catch_up(&self) -> Result<i64, AppError> {
         let head = self.head_check.head_since(tokio::time::Instant::now(), &self.log).await?;
-        if head > self.model.position() {
-            self.waker.notify_one();
-            self.settle(Some(head)).await?;
-        }
+        self.fold_to(head).await?;
         Ok(head)
+    }
+
+    /// Wakes the runner and waits until the projections hold `position`.
+    async fn fold_to(&self, position: i64) -> Result<(), AppError> {
+        if position > self.model.position() {
+            self.waker.notify_one();
+            self.settle(Some(position)).await?;
+        }
+        Ok(())
     }
 
     /// Waits until the projections hold `position` (a position another
@@ -248,7 +254,12 @@ impl Ledger {
             return Ok(true);
         }
         // Committed before the client could name it, so within the head read now.
-        Ok(self.catch_up().await? >= position)
+        let head = self.head_check.head_since(tokio::time::Instant::now(), &self.log).await?;
+        if head < position {
+            return Ok(false);
+        }
+        self.fold_to(position).await?;
+        Ok(true)
     }
 
     /// Stops tailing and closes the store.

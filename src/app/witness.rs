@@ -117,6 +117,16 @@ impl Witness {
         let signed = self.latest().map_or(0, |l| l.position);
         position > signed && (position - signed >= SIGN_EVERY_EVENTS || since >= SIGN_EVERY)
     }
+
+    /// The head to show an auditor: the newest signed one. A server that
+    /// does not sign periodically (another holds the duty lease) signs its
+    /// head now, so what it shows is never older than what it serves.
+    pub async fn current(&self, ledger: &Ledger, signs_periodically: bool) -> Result<Option<SignedHead>, AppError> {
+        match self.latest() {
+            Some(head) if signs_periodically || head.position >= ledger.model.position() => Ok(Some(head)),
+            _ => self.sign(ledger).await,
+        }
+    }
 }
 
 async fn load_key(ledger: &Ledger) -> Result<Option<SigningKey>, AppError> {

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use cqrs_es::persist::SerializedEvent;
 use sha2::{Digest, Sha256};
 use sqlx::postgres::{PgListener, PgPoolOptions, PgRow};
-use sqlx::{Connection, PgConnection, PgPool, Row};
+use sqlx::{PgConnection, PgPool, Row};
 
 use super::sql::{Dialect, Queries};
 use super::{
@@ -422,19 +422,12 @@ impl LogBackend for PostgresBackend {
     }
 
     async fn try_lead(&self) -> Result<Option<Box<dyn super::DutyLease>>, StoreError> {
-        // A connection of its own (out of the pool): the lock lives as long as it does.
-        let mut connection = self.pool.acquire().await?.detach();
-        let held: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-            .bind(self.duty_key)
-            .fetch_one(&mut connection)
-            .await?;
-        match held {
-            true => Ok(Some(Box::new(SessionLease { connection }))),
-            false => {
-                let _ = connection.close().await;
-                Ok(None)
-            }
-        }
+        let mut pooled = self.pool.acquire().await?;
+        let held: bool =
+            sqlx::query_scalar("SELECT pg_try_advisory_lock($1)").bind(self.duty_key).fetch_one(&mut *pooled).await?;
+        // Held: the connection leaves the pool, and the lock lives as long as it does.
+        // Not held: the connection holds nothing and goes back.
+        Ok(held.then(|| Box::new(SessionLease { connection: pooled.detach() }) as Box<dyn super::DutyLease>))
     }
 }
 
@@ -465,7 +458,9 @@ struct SessionLease {
 #[async_trait]
 impl super::DutyLease for SessionLease {
     async fn alive(&mut self) -> bool {
-        sqlx::query("SELECT 1").execute(&mut self.connection).await.is_ok()
+        // A connection that does not answer in time (a black-holed network) is lost too.
+        let probe = sqlx::query("SELECT 1").execute(&mut self.connection);
+        matches!(tokio::time::timeout(Duration::from_secs(2), probe).await, Ok(Ok(_)))
     }
 }
 
