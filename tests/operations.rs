@@ -63,9 +63,9 @@ async fn the_server_writes_checkpoints_itself_and_a_restart_starts_from_one(h: H
     for i in 0..25 {
         h.agent_token(&login, &format!("c{i}")).await;
     }
+    let rule = authledger::domain::canonical::Canonicalization::default().name();
     let since = Instant::now();
     loop {
-        let rule = authledger::domain::canonical::Canonicalization::default().name();
         let stored = h.server.ledger.checkpoints.latest(rule).await.expect("readable");
         if stored.is_some_and(|c| c.position >= 20) {
             break;
@@ -73,6 +73,16 @@ async fn the_server_writes_checkpoints_itself_and_a_restart_starts_from_one(h: H
         assert!(since.elapsed() < Duration::from_secs(10), "no checkpoint was written while serving");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // Every 20 events a new one; only the newest three are kept.
+    for i in 0..80 {
+        h.agent_token(&login, &format!("d{i}")).await;
+    }
+    let since = Instant::now();
+    while h.server.ledger.checkpoints.latest(rule).await.expect("readable").is_none_or(|c| c.position < 100) {
+        assert!(since.elapsed() < Duration::from_secs(10), "no newer checkpoint was written while serving");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(h.store.rows("checkpoints").await <= 3, "old checkpoints are pruned");
     let last = h.agent_token(&login, "after the checkpoint").await;
     let head = h.server.ledger.model.position();
     // At shutdown the newest state is written; the restart starts from it and folds nothing.

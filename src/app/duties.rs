@@ -83,6 +83,9 @@ async fn take_lease(log: &EventLog, leading: &AtomicBool) -> Option<Box<dyn Duty
     }
 }
 
+/// How many checkpoints (per display-name rule) a server keeps when it writes one.
+pub const KEEP_CHECKPOINTS: i64 = 3;
+
 /// Writes a checkpoint of the projections every `every` events (see
 /// [`Checkpointer::due`]) and at shutdown, so a restart folds only what came
 /// after it.
@@ -122,12 +125,15 @@ impl Checkpointer {
             .map_err(|e| AppError::internal(format!("the checkpoint could not be made: {e}")))?;
         let (digest, bytes) = store_checkpoint(&ledger.log, &ledger.checkpoints, &checkpoint, ledger.now()).await?;
         self.last.fetch_max(checkpoint.position, Ordering::SeqCst);
+        // Each is the whole state: older ones are only kept for a step back.
+        let pruned = ledger.checkpoints.prune(checkpoint.rule.name(), KEEP_CHECKPOINTS).await?;
         metrics::counter!(telemetry::CHECKPOINTS).increment(1);
         tracing::info!(
             position = checkpoint.position,
             bytes,
             %digest,
             ms = started.elapsed().as_millis() as u64,
+            pruned,
             "wrote a checkpoint of the projections"
         );
         Ok(Some(checkpoint.position))

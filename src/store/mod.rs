@@ -238,6 +238,8 @@ pub(crate) trait CheckpointBackend: Send + Sync + 'static {
     async fn put_checkpoint(&self, checkpoint: &StoredCheckpoint) -> Result<(), StoreError>;
     /// The newest checkpoint made with this display-name rule.
     async fn latest_checkpoint(&self, rule: &str) -> Result<Option<StoredCheckpoint>, StoreError>;
+    /// Deletes all but the newest `keep` checkpoints made with this rule; how many went.
+    async fn prune_checkpoints(&self, rule: &str, keep: i64) -> Result<u64, StoreError>;
 }
 
 /// A row of the `checkpoints` table: the projections' state at `position`.
@@ -617,6 +619,11 @@ impl Checkpoints {
     /// The newest checkpoint made with display-name rule `rule`.
     pub async fn latest(&self, rule: &str) -> Result<Option<StoredCheckpoint>, StoreError> {
         self.backend.latest_checkpoint(rule).await
+    }
+
+    /// Keeps the newest `keep` checkpoints made with `rule` and deletes the rest; how many went.
+    pub async fn prune(&self, rule: &str, keep: i64) -> Result<u64, StoreError> {
+        self.backend.prune_checkpoints(rule, keep).await
     }
 }
 

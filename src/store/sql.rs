@@ -47,6 +47,7 @@ pub(crate) struct Queries {
     pub purge_aggregate: String,
     pub put_checkpoint: String,
     pub latest_checkpoint: String,
+    pub prune_checkpoints: String,
 }
 
 impl Queries {
@@ -133,6 +134,12 @@ impl Queries {
             latest_checkpoint: format!(
                 "SELECT {checkpoint_columns} FROM {checkpoints} WHERE rule = {} ORDER BY position DESC LIMIT 1",
                 p(1)
+            ),
+            prune_checkpoints: format!(
+                "DELETE FROM {checkpoints} WHERE rule = {rule} AND position < (
+                     SELECT position FROM {checkpoints} WHERE rule = {rule} ORDER BY position DESC LIMIT 1 OFFSET {skip})",
+                rule = p(1),
+                skip = p(2)
             ),
         }
     }
@@ -231,6 +238,15 @@ macro_rules! credential_and_checkpoint_backends {
                     .execute(&self.$writer)
                     .await?;
                 Ok(())
+            }
+
+            async fn prune_checkpoints(&self, rule: &str, keep: i64) -> Result<u64, $crate::store::StoreError> {
+                let deleted = sqlx::query(&self.q.prune_checkpoints)
+                    .bind(rule)
+                    .bind((keep - 1).max(0))
+                    .execute(&self.$writer)
+                    .await?;
+                Ok(deleted.rows_affected())
             }
 
             async fn latest_checkpoint(

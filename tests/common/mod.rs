@@ -196,17 +196,23 @@ impl TestStore {
 
     /// How many rows the main log holds.
     pub async fn main_log_len(&self) -> i64 {
+        self.rows("events").await
+    }
+
+    /// How many rows one of the main store's tables (`events`, `checkpoints`, …) holds.
+    pub async fn rows(&self, table: &str) -> i64 {
         match self {
             Self::Sqlite { dir } => {
                 let url = format!("sqlite://{}", dir.path().join("events.db").display());
                 let pool = sqlx::SqlitePool::connect(&url).await.expect("open the SQLite file");
-                let n = sqlx::query_scalar("SELECT COUNT(*) FROM events").fetch_one(&pool).await.expect("count");
+                let n =
+                    sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}")).fetch_one(&pool).await.expect("count");
                 pool.close().await;
                 n
             }
             Self::Postgres { url, prefix, .. } => {
                 let pool = sqlx::PgPool::connect(url).await.expect("connect");
-                let n = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {prefix}events"))
+                let n = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {prefix}{table}"))
                     .fetch_one(&pool)
                     .await
                     .expect("count");
