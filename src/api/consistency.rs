@@ -1,9 +1,10 @@
 //! Read-your-writes through a load balancer (see `app::consistency`), as
 //! HTTP: a request that wrote is answered with [`POSITION_HEADER`], the
 //! position its last command committed; a request carrying that header is
-//! served only once this server holds the position; a request whose token
-//! this server does not know, and a read answered 404, first catch up with
-//! the log's head (the read is then served again, once).
+//! served only once this server holds the position; a write whose token
+//! this server does not know first catches up with the log's head, and a
+//! read answered 404 or 401 for an unknown token catches up and is served
+//! again, once.
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -26,10 +27,20 @@ pub async fn read_your_writes(State(state): State<AppState>, request: Request, n
     let wanted = wanted_position(request.headers());
     // Test mode has its own log: nothing to catch up with in this one.
     let main_log = !request.uri().path().starts_with("/testmode");
-    let token = main_log.then(|| header_token(request.headers()).or_else(|| cookie_token(request.headers()))).flatten();
+    let rerunnable = main_log && is_rerunnable(&request);
+    // An API read is checked after it answers (no cost when its token is
+    // known: introspection is the hottest path); a write, and a browser's page
+    // (an unknown session cookie is sent to the login page, not refused), before.
+    let token = main_log
+        .then(|| match header_token(request.headers()) {
+            Some(token) if !rerunnable => Some(token),
+            Some(_) => None,
+            None => cookie_token(request.headers()),
+        })
+        .flatten();
     match catch_up_before(&state, wanted, token).await {
         Ok(caught_up) => {
-            let again = (main_log && !caught_up && is_rerunnable(&request)).then(|| {
+            let again = (rerunnable && !caught_up).then(|| {
                 let mut copy = Request::new(Body::empty());
                 *copy.method_mut() = request.method().clone();
                 *copy.uri_mut() = request.uri().clone();
@@ -43,7 +54,7 @@ pub async fn read_your_writes(State(state): State<AppState>, request: Request, n
             // A read that recorded something (an auditor's read is an event) is not served twice.
             if let Some(again) = again
                 && written.is_none()
-                && response.status() == StatusCode::NOT_FOUND
+                && is_miss(&response)
                 && state.ledger.catch_up().await.is_ok_and(|_| state.ledger.model.position() > before)
             {
                 (response, written) = recording_writes(next.run(again)).await;
@@ -57,8 +68,15 @@ pub async fn read_your_writes(State(state): State<AppState>, request: Request, n
     }
 }
 
-/// Waits for a position the client names, or catches up when the request's
-/// token (not test mode's) is unknown here; whether the server has caught up with the head.
+/// An answer that may only mean this server has not folded something yet:
+/// 404, or 401 for an unknown token.
+fn is_miss(response: &Response) -> bool {
+    response.status() == StatusCode::NOT_FOUND
+        || response.extensions().get::<ApiError>().is_some_and(|e| e.kind == Some(ErrorType::InvalidToken))
+}
+
+/// Waits for a position the client names, or catches up when the token of a
+/// write or a page is unknown here; whether the server has caught up with the head.
 async fn catch_up_before(
     state: &AppState,
     wanted: Result<Option<i64>, ApiError>,
