@@ -77,6 +77,25 @@ async fn a_server_catches_up_before_refusing_a_token_or_user_it_does_not_know(h:
     assert_eq!(me.json()["display"], "Renamed", "{}", me.text);
     // A read writes nothing and answers no position.
     assert_eq!(me.header("x-authledger-position"), None);
+    // Tokens in a body or a path: an invitation opened, and a host joined, on the other server.
+    let invited = h.post("/api/V2/admin/invites", Some(&admin), serde_json::json!({"user": "invitee"})).await;
+    assert_eq!(invited.status, 200, "{}", invited.text);
+    let invitation = invited.json()["token"].as_str().expect("an invitation token").to_owned();
+    let opened =
+        h.send(h.http.get(format!("{other_base}/web/newuser/{invitation}")).header("Accept", "application/json")).await;
+    assert_eq!(opened.status, 200, "an invitation made on one server opens on the other: {}", opened.text);
+    let issued =
+        h.post("/api/V2/admin/provisiontokens", Some(&admin), serde_json::json!({"roles": ["node"], "ttl": 900})).await;
+    assert_eq!(issued.status, 200, "{}", issued.text);
+    let join_token = issued.json()["tokens"][0]["token"].as_str().expect("a join token").to_owned();
+    let key = ssh_key::PrivateKey::random(&mut rand::rngs::OsRng, ssh_key::Algorithm::Ed25519).expect("a key");
+    let body = serde_json::json!({
+        "token": join_token,
+        "host_id": format!("web-1.{}", common::TEST_CLUSTER),
+        "public_key": key.public_key().to_openssh().expect("OpenSSH"),
+    });
+    let joined = h.send(h.http.post(format!("{other_base}/api/V2/hosts/join")).json(&body)).await;
+    assert_eq!(joined.status, 200, "a join token made on one server works on the other: {}", joined.text);
     // An unknown token is still refused, after a bounded number of head queries.
     let before = other.ledger.head_check.queries();
     let started = std::time::Instant::now();

@@ -162,11 +162,10 @@ pub async fn join(
         }
         None => {
             let hash = encode_hash(&hash_token(value.trim()));
-            let (id, granted) = {
-                let model = ledger.model.read();
-                let token = model.access.provision_token(&hash, now).ok_or_else(invalid)?;
-                (token.id, token.roles.clone())
-            };
+            let (id, granted) = ledger
+                .find_fresh(|model| model.access.provision_token(&hash, now).map(|t| (t.id, t.roles.clone())))
+                .await
+                .ok_or_else(invalid)?;
             let roles = requested.unwrap_or(granted);
             let command = ProvisionTokenCommand::Use { host_id: host_id.clone(), roles: roles.clone(), at: now };
             ledger.execute::<ProvisionToken>(id, command, metadata).await?;

@@ -132,9 +132,10 @@ pub async fn revoke(ledger: &Ledger, id: &str, by: &UserName, metadata: &EventMe
 }
 
 /// The usable invitation with this token (the one "unusable" answer otherwise).
-pub fn pending(ledger: &Ledger, token: &str) -> Result<InviteRecord, AppError> {
+pub async fn pending(ledger: &Ledger, token: &str) -> Result<InviteRecord, AppError> {
     let hash = encode_hash(&hash_token(token.trim()));
-    ledger.model.read().access.invite(&hash, ledger.now()).cloned().ok_or_else(|| unusable().into())
+    let now = ledger.now();
+    ledger.find_fresh(|model| model.access.invite(&hash, now).cloned()).await.ok_or_else(|| unusable().into())
 }
 
 /// An opened invitation: who it is for and the second factor it now offers.
@@ -146,7 +147,7 @@ pub struct Opened {
 /// Opens an invitation: a fresh TOTP secret is stored and offered (earlier
 /// offers become void and are forgotten).
 pub async fn open(ledger: &Ledger, token: &str, metadata: EventMetadata) -> Result<Opened, AppError> {
-    let invite = pending(ledger, token)?;
+    let invite = pending(ledger, token).await?;
     let secret = second_factor::new_secret();
     let enrolment = second_factor::enrolment(&secret, invite.user.as_str())?;
     let credential_id = Uuid::new_v4();
@@ -180,7 +181,7 @@ pub struct Completed {
 
 /// Completes an invitation (see the module's notes on its three writes).
 pub async fn complete(ledger: &Ledger, completion: Completion, metadata: EventMetadata) -> Result<Completed, AppError> {
-    let invite = pending(ledger, &completion.token)?;
+    let invite = pending(ledger, &completion.token).await?;
     passwords::check_strength(&completion.password)?;
     let offered = invite.offered.ok_or_else(|| {
         AuthError::new(ErrorType::AuthenticationFailed, "open the invitation first to enrol a second factor")

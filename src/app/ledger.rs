@@ -246,6 +246,20 @@ impl Ledger {
         Ok(())
     }
 
+    /// Reads what `find` finds in the projections; when it finds nothing,
+    /// catches up with the log's head first (another server may have just
+    /// written it) and reads again. For tokens a request carries in its body.
+    pub async fn find_fresh<T>(&self, find: impl Fn(&Projections) -> Option<T>) -> Option<T> {
+        if let Some(found) = find(&self.model.read()) {
+            return Some(found);
+        }
+        if let Err(error) = self.catch_up().await {
+            tracing::warn!(%error, "could not catch up with the log for a lookup that found nothing");
+            return None;
+        }
+        find(&self.model.read())
+    }
+
     /// Waits until the projections hold `position` (a position another
     /// server answered a write with); `Ok(false)` when the log holds no such
     /// position, so there is nothing to wait for.
