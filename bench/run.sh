@@ -156,7 +156,8 @@ echo "P4 ratio: $(echo "scale=3; $STARTUP / $REBUILD_SECONDS" | bc)  (start-up f
 LOGIN=$(cat "$WORK/login.txt")
 curl -sf -o /dev/null -X POST -H "Authorization: $LOGIN" -H 'Content-Type: application/json' -d '{"name":"p4"}' "http://127.0.0.1:$PORT/api/V2/token"
 stop_server
-echo "checkpoint written at shutdown: $(grep 'wrote a checkpoint' "$WORK/server.log" | tail -n 1 | grep -o 'bytes=[0-9]*' ), in $(grep 'wrote a checkpoint' "$WORK/server.log" | tail -n 1 | grep -o 'ms=[0-9]*')"
+SHUTDOWN_CHECKPOINT=$(sed 's/\x1b\[[0-9;]*m//g' "$WORK/server.log" | grep 'wrote a checkpoint' | tail -n 1)
+echo "checkpoint written at shutdown: $(echo "$SHUTDOWN_CHECKPOINT" | grep -o 'bytes=[0-9]*') in $(echo "$SHUTDOWN_CHECKPOINT" | grep -o 'ms=[0-9]*')"
 start_server "sqlite://$WORK/p1.db"
 echo "start-up from the server's own shutdown checkpoint: ${STARTUP}s"
 stop_server
