@@ -84,6 +84,17 @@ async fn a_server_catches_up_before_refusing_a_token_or_user_it_does_not_know(h:
     let opened =
         h.send(h.http.get(format!("{other_base}/web/newuser/{invitation}")).header("Accept", "application/json")).await;
     assert_eq!(opened.status, 200, "an invitation made on one server opens on the other: {}", opened.text);
+    // One opened on the first server is completed on the other.
+    let invited = h.post("/api/V2/admin/invites", Some(&admin), serde_json::json!({"user": "completer"})).await;
+    let invitation = invited.json()["token"].as_str().expect("an invitation token").to_owned();
+    let totp = h.open_invitation(&invitation).await;
+    let body = serde_json::json!({
+        "invite_token": invitation,
+        "pass": common::USER_PASSWORD,
+        "second_factor_token": h.code(&totp),
+    });
+    let completed = h.send(h.http.post(format!("{other_base}/api/V2/invites/complete")).json(&body)).await;
+    assert_eq!(completed.status, 200, "an invitation opened on one server completes on the other: {}", completed.text);
     let issued =
         h.post("/api/V2/admin/provisiontokens", Some(&admin), serde_json::json!({"roles": ["node"], "ttl": 900})).await;
     assert_eq!(issued.status, 200, "{}", issued.text);

@@ -86,7 +86,7 @@ pub async fn revoke(
 /// `HEAD /web/newuser/{token}`: whether the invitation can be used — without
 /// offering a new secret (link checkers probe with HEAD).
 pub async fn probe(State(state): State<AppState>, Path(token): Path<String>) -> Result<StatusCode, ApiError> {
-    invitations::pending(&state.ledger, &token).await?;
+    invitations::pending(&state.ledger, &token)?;
     Ok(StatusCode::OK)
 }
 

@@ -129,6 +129,23 @@ pub struct Joined {
     pub ca: SigningKey,
 }
 
+/// Refused when the host id or a principal is bound to another key.
+fn names_free(
+    ledger: &Ledger,
+    host_id: &HostId,
+    principals: &BTreeSet<HostId>,
+    key_fingerprint: &str,
+) -> Result<(), AppError> {
+    let model = ledger.model.read();
+    let taken = std::iter::once(host_id)
+        .chain(principals)
+        .any(|name| model.access.host_name(name).is_some_and(|bound| bound.key_fingerprint != key_fingerprint));
+    match taken {
+        true => Err(Host::taken().into()),
+        false => Ok(()),
+    }
+}
+
 /// Joins a host (see the module's notes on its writes).
 pub async fn join(
     ledger: &Ledger,
@@ -145,15 +162,7 @@ pub async fn join(
     let (ca, private) = ssh.keys.signer(ledger, CaKind::Host).await?;
     let key_fingerprint = authority::fingerprint(&public_key);
     // Nor on a name another key holds.
-    {
-        let model = ledger.model.read();
-        let taken = std::iter::once(&host_id)
-            .chain(&principals)
-            .any(|name| model.access.host_name(name).is_some_and(|bound| bound.key_fingerprint != key_fingerprint));
-        if taken {
-            return Err(Host::taken().into());
-        }
-    }
+    names_free(ledger, &host_id, &principals, &key_fingerprint)?;
     let (token, roles) = match ssh.static_token(&value) {
         Some(token) => {
             let roles = requested.unwrap_or_else(|| token.roles.clone());
@@ -166,6 +175,8 @@ pub async fn join(
                 .find_fresh(|model| model.access.provision_token(&hash, now).map(|t| (t.id, t.roles.clone())))
                 .await
                 .ok_or_else(invalid)?;
+            // Looked up again if the lookup caught up with the log: the names, on that newer state.
+            names_free(ledger, &host_id, &principals, &key_fingerprint)?;
             let roles = requested.unwrap_or(granted);
             let command = ProvisionTokenCommand::Use { host_id: host_id.clone(), roles: roles.clone(), at: now };
             ledger.execute::<ProvisionToken>(id, command, metadata).await?;

@@ -131,8 +131,16 @@ pub async fn revoke(ledger: &Ledger, id: &str, by: &UserName, metadata: &EventMe
     Ok(())
 }
 
-/// The usable invitation with this token (the one "unusable" answer otherwise).
-pub async fn pending(ledger: &Ledger, token: &str) -> Result<InviteRecord, AppError> {
+/// The usable invitation with this token (the one "unusable" answer
+/// otherwise). Opening one through another server's link is a read the API
+/// serves again after catching up; a completion (a write) looks again here.
+pub fn pending(ledger: &Ledger, token: &str) -> Result<InviteRecord, AppError> {
+    let hash = encode_hash(&hash_token(token.trim()));
+    ledger.model.read().access.invite(&hash, ledger.now()).cloned().ok_or_else(|| unusable().into())
+}
+
+/// [`pending`], looked up again after catching up with the log when not found.
+async fn pending_fresh(ledger: &Ledger, token: &str) -> Result<InviteRecord, AppError> {
     let hash = encode_hash(&hash_token(token.trim()));
     let now = ledger.now();
     ledger.find_fresh(|model| model.access.invite(&hash, now).cloned()).await.ok_or_else(|| unusable().into())
@@ -147,7 +155,7 @@ pub struct Opened {
 /// Opens an invitation: a fresh TOTP secret is stored and offered (earlier
 /// offers become void and are forgotten).
 pub async fn open(ledger: &Ledger, token: &str, metadata: EventMetadata) -> Result<Opened, AppError> {
-    let invite = pending(ledger, token).await?;
+    let invite = pending(ledger, token)?;
     let secret = second_factor::new_secret();
     let enrolment = second_factor::enrolment(&secret, invite.user.as_str())?;
     let credential_id = Uuid::new_v4();
@@ -181,7 +189,7 @@ pub struct Completed {
 
 /// Completes an invitation (see the module's notes on its three writes).
 pub async fn complete(ledger: &Ledger, completion: Completion, metadata: EventMetadata) -> Result<Completed, AppError> {
-    let invite = pending(ledger, &completion.token).await?;
+    let invite = pending_fresh(ledger, &completion.token).await?;
     passwords::check_strength(&completion.password)?;
     let offered = invite.offered.ok_or_else(|| {
         AuthError::new(ErrorType::AuthenticationFailed, "open the invitation first to enrol a second factor")
