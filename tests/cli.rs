@@ -2,10 +2,9 @@
 //! passwords, re-enabling root), one-line start-up errors, `serve` with zero
 //! setup, the README quickstart, and no secret in the logs or the store.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -44,7 +43,6 @@ fn serve(dir: &Path, args: &[&str], log: &Path) -> Serving {
 }
 
 fn serve_with(dir: &Path, args: &[&str], env: &[(&str, &str)], log: &Path) -> Serving {
-    let log_file = std::fs::File::create(log).expect("a log file");
     let mut child = Command::new(BIN)
         .arg("serve")
         .args(["--listen", "127.0.0.1:0"])
@@ -57,20 +55,7 @@ fn serve_with(dir: &Path, args: &[&str], env: &[(&str, &str)], log: &Path) -> Se
         .stderr(Stdio::piped())
         .spawn()
         .expect("the binary runs");
-    let stderr = child.stderr.take().expect("stderr");
-    let (found, receiver) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut log_file = log_file;
-        let mut announced = false;
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = writeln!(log_file, "{line}");
-            if !announced && let Some(addr) = line.strip_prefix("authledger listening on ") {
-                let _ = found.send(addr.to_owned());
-                announced = true;
-            }
-        }
-    });
-    let base = receiver.recv_timeout(Duration::from_secs(60)).expect("the server announces its address");
+    let base = crate::common::announced_base(&mut child, log);
     Serving { child, base }
 }
 

@@ -8,7 +8,7 @@
 //! PostgreSQL is required here as everywhere (`AUTHLEDGER_REQUIRE_PG=1` in
 //! CI); without it these tests are skipped loudly.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -115,7 +115,6 @@ impl Cluster {
     /// Starts a server named `name` and waits until it listens.
     fn start(&self, name: &str) -> Replica {
         let log = self.dir.path().join(format!("{name}.log"));
-        let log_file = std::fs::File::create(&log).expect("a log file");
         let mut child = Command::new(BIN)
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(self.store_args(name))
@@ -125,20 +124,7 @@ impl Cluster {
             .stderr(Stdio::piped())
             .spawn()
             .expect("the binary runs");
-        let stderr = child.stderr.take().expect("stderr");
-        let (found, receiver) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut log_file = log_file;
-            let mut announced = false;
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = writeln!(log_file, "{line}");
-                if !announced && let Some(addr) = line.strip_prefix("authledger listening on ") {
-                    let _ = found.send(addr.to_owned());
-                    announced = true;
-                }
-            }
-        });
-        let base = receiver.recv_timeout(Duration::from_secs(60)).expect("the server announces its address");
+        let base = crate::common::announced_base(&mut child, &log);
         Replica { child, base, log }
     }
 
@@ -230,6 +216,16 @@ impl Cluster {
         (value, id, made.position.expect("a write answers its position"))
     }
 
+    /// `GET path` on `on` with `token`, carrying `X-Authledger-Position: position`.
+    async fn read_at(&self, on: &Replica, path: &str, token: &str, position: &str) -> Reply {
+        let url = on.url(path);
+        let request = self.http.get(url).header("Authorization", token).header(POSITION, position);
+        let response = request.header("Accept", "application/json").send().await.expect("answered");
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap_or_default();
+        Reply { status, position: None, body: serde_json::from_str(&text).unwrap_or(Value::Null), text }
+    }
+
     async fn introspect(&self, on: &Replica, token: &str) -> Reply {
         self.call(reqwest::Method::GET, on.url("/api/V2/token"), Some(token), None).await
     }
@@ -293,33 +289,18 @@ async fn a_read_carrying_a_position_waits_for_it_and_a_position_beyond_the_log_i
         .await;
     assert_eq!(put.status, 204, "{}", put.text);
     let position = put.position.expect("the write's position");
-    let read = cluster
-        .http
-        .get(b.url("/api/V2/me"))
-        .header("Authorization", &login)
-        .header(POSITION, position.to_string())
-        .send()
-        .await
-        .expect("answered");
-    assert_eq!(read.status(), 200);
-    let me: Value = read.json().await.expect("JSON");
+    let read = cluster.read_at(&b, "/api/V2/me", &login, &position.to_string()).await;
+    assert_eq!(read.status, 200);
+    let me = read.body;
     assert_eq!(me["display"], "Renamed on A");
     for (value, message) in [
         ("12345678", "is beyond the end of the log"),
         ("soon", "must be a position the server answered a write with"),
         ("-3", "must be a position the server answered a write with"),
     ] {
-        let refused = cluster
-            .http
-            .get(b.url("/api/V2/me"))
-            .header("Authorization", &login)
-            .header(POSITION, value)
-            .header("Accept", "application/json")
-            .send()
-            .await
-            .expect("answered");
-        assert_eq!(refused.status(), 400, "{value}");
-        let body: Value = refused.json().await.expect("the envelope");
+        let refused = cluster.read_at(&b, "/api/V2/me", &login, value).await;
+        assert_eq!(refused.status, 400, "{value}");
+        let body = refused.body;
         assert_eq!(body["error"]["appcode"], 30001, "{body}");
         assert!(body["error"]["message"].as_str().unwrap_or_default().contains(message), "{body}");
     }
@@ -474,15 +455,8 @@ async fn three_servers_racing_on_one_account_retry_and_never_answer_500() {
     let newest = replies.iter().filter_map(|r| r.position).max().expect("positions");
     let mut names = Vec::new();
     for server in &servers {
-        let me = cluster
-            .http
-            .get(server.url("/api/V2/me"))
-            .header("Authorization", &login)
-            .header(POSITION, newest.to_string())
-            .send()
-            .await
-            .expect("answered");
-        names.push(me.json::<Value>().await.expect("JSON")["display"].clone());
+        let me = cluster.read_at(server, "/api/V2/me", &login, &newest.to_string()).await;
+        names.push(me.body["display"].clone());
     }
     assert!(names.iter().all(|n| *n == names[0]), "{names:?}");
     drop(servers);

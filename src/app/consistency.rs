@@ -104,6 +104,14 @@ mod tests {
     use crate::clock::SystemClock;
     use crate::store::{Store, StoreOptions};
 
+    /// A fresh SQLite store (and the directory that holds it).
+    async fn sqlite_store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().expect("dir");
+        let url = format!("sqlite://{}", dir.path().join("events.db").display());
+        let store = Store::open(&url, StoreOptions::default(), Arc::new(SystemClock)).await.expect("store");
+        (dir, store)
+    }
+
     #[tokio::test]
     async fn a_request_learns_the_newest_position_its_commands_committed() {
         let ((), written) = recording_writes(async {
@@ -120,10 +128,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_misses_share_one_query_of_the_head_and_queries_are_spaced() {
-        let dir = tempfile::tempdir().expect("dir");
-        let url = format!("sqlite://{}", dir.path().join("events.db").display());
-        let options = StoreOptions::default();
-        let store = Store::open(&url, options, Arc::new(SystemClock)).await.expect("store");
+        let (_dir, store) = sqlite_store().await;
         let check = Arc::new(HeadCheck::default());
         let asked = Instant::now();
         let misses: Vec<_> = (0..50)
@@ -148,9 +153,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_failing_query_of_the_head_is_shared_too() {
-        let dir = tempfile::tempdir().expect("dir");
-        let url = format!("sqlite://{}", dir.path().join("events.db").display());
-        let store = Store::open(&url, StoreOptions::default(), Arc::new(SystemClock)).await.expect("store");
+        let (_dir, store) = sqlite_store().await;
         store.log.close().await;
         let check = Arc::new(HeadCheck::default());
         let asked = Instant::now();

@@ -44,7 +44,6 @@ impl Duties {
                 {
                     lease = None;
                     flag.store(false, Ordering::SeqCst);
-                    metrics::gauge!(telemetry::DUTY_LEASE).set(0.0);
                     tracing::warn!("lost the duty lease (its connection is gone); looking for it again");
                 }
                 if lease.is_none() {
@@ -71,7 +70,6 @@ async fn take_lease(log: &EventLog, leading: &AtomicBool) -> Option<Box<dyn Duty
     match log.try_lead().await {
         Ok(Some(lease)) => {
             leading.store(true, Ordering::SeqCst);
-            metrics::gauge!(telemetry::DUTY_LEASE).set(1.0);
             tracing::info!("this server holds the duty lease: it writes checkpoints, signs heads and sweeps");
             Some(lease)
         }

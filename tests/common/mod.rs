@@ -28,6 +28,26 @@ pub const TEST_CLUSTER: &str = "example.org";
 /// Where a test's manual clock starts: 2024-06-11T08:40:00Z.
 pub const TEST_EPOCH: i64 = 1_718_095_200_000;
 
+/// Tees a spawned `authledger serve`'s standard error into `log` and waits
+/// (up to a minute) for the line announcing its address; returns its base URL.
+pub fn announced_base(child: &mut std::process::Child, log: &std::path::Path) -> String {
+    use std::io::{BufRead, Write};
+    let mut log_file = std::fs::File::create(log).expect("a log file");
+    let stderr = child.stderr.take().expect("stderr piped");
+    let (found, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut announced = false;
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = writeln!(log_file, "{line}");
+            if !announced && let Some(addr) = line.strip_prefix("authledger listening on ") {
+                let _ = found.send(addr.to_owned());
+                announced = true;
+            }
+        }
+    });
+    receiver.recv_timeout(std::time::Duration::from_secs(60)).expect("the server announces its address")
+}
+
 /// Where a test's events live.
 #[derive(Clone)]
 pub enum TestStore {
