@@ -21,7 +21,7 @@ use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use sha2::{Digest, Sha256};
 
 use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqliteSynchronous};
 
 use super::sql::Dialect;
 use super::{StoreError, StoreKind, StoreOptions};
@@ -137,7 +137,7 @@ impl Flows {
                     .synchronous(SqliteSynchronous::Normal)
                     .busy_timeout(Duration::from_secs(10))
                     .pragma("secure_delete", "on");
-                let pool = SqlitePoolOptions::new()
+                let pool = super::sqlite::sqlite_pool()
                     .max_connections(1)
                     .connect_with(connect)
                     .await

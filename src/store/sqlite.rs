@@ -46,7 +46,7 @@ impl SqliteBackend {
             // A replaced password hash is overwritten in the file, not just unlinked.
             .pragma("secure_delete", "on");
         let tables = Tables::new(&options.table_prefix);
-        let writer = SqlitePoolOptions::new()
+        let writer = sqlite_pool()
             .max_connections(1)
             .connect_with(base.clone().read_only(options.read_only))
             .await
@@ -60,13 +60,17 @@ impl SqliteBackend {
         } else {
             migrate(&writer, &tables).await?;
         }
-        let readers = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(base.read_only(true))
-            .await
-            .map_err(connect_error)?;
+        let readers =
+            sqlite_pool().max_connections(4).connect_with(base.read_only(true)).await.map_err(connect_error)?;
         Ok(Self { writer, readers, q: Queries::new(&tables, Dialect::Sqlite) })
     }
+}
+
+/// Pool options for a file: its connections never go stale, so nothing is
+/// reaped and sqlx runs no maintenance task (whose idle count can underflow
+/// in a race and spin a worker for ever: sqlx issue 3645, seen here as a hang).
+pub(crate) fn sqlite_pool() -> SqlitePoolOptions {
+    SqlitePoolOptions::new().idle_timeout(None).max_lifetime(None)
 }
 
 async fn migrate(pool: &SqlitePool, t: &Tables) -> Result<(), StoreError> {
