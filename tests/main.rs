@@ -24,6 +24,7 @@ mod log_ordering;
 mod login;
 mod mfa;
 mod oauth_presets;
+mod openapi;
 mod operations;
 mod pages;
 mod provider_login;

@@ -4,15 +4,18 @@
 //! form with the session cookie, and answers JSON. Who may do what is the
 //! permission table's decision; the grant and reset rules are the domain's.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorEnvelope};
 use super::pages::{self, Nav};
 use super::permissions;
 use super::permissions::Action;
@@ -21,7 +24,7 @@ use super::tokens::{no_content_clearing_cookie, owned_token, revoke_token};
 use super::{AppState, Caller, views};
 use crate::app::policies;
 use crate::domain::names::{check_length, is_blank, parse_role_description};
-use crate::domain::server_config::{ConfigChange, DAY_MS, ProviderSwitches, RedirectKind};
+use crate::domain::server_config::{ConfigChange, DAY_MS, ProviderSwitches, RedirectKind, RedirectUrls};
 use crate::domain::token::RevocationReason;
 use crate::domain::{CustomRole, PolicyId, ServerConfig, System, User};
 
@@ -52,13 +55,53 @@ pub(super) fn parse_user(raw: &str) -> Result<UserName, ApiError> {
     Ok(UserName::parse(Some(raw))?)
 }
 
+/// Members of `POST /admin/localaccount/create`'s body (JSON or form).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct LocalAccountRequest {
+    /// The new account's user name.
+    user: String,
+    display: String,
+    email: String,
+}
+
+/// The local account made, with its temporary password (shown once).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LocalAccountCreated {
+    /// The user name, display name and email as given.
+    pub user: String,
+    pub display: String,
+    pub email: String,
+    /// The temporary password, to be changed at the first login.
+    pub pwd: String,
+}
+
+/// Creates a local account with a temporary password.
+#[utoipa::path(
+    post,
+    path = "/admin/localaccount/create",
+    tag = "admin",
+    security(("token" = []), ("session" = [])),
+    request_body(content(
+        (LocalAccountRequest = "application/json"),
+        (LocalAccountRequest = "application/x-www-form-urlencoded"),
+    )),
+    responses(
+        (status = 200, description = "The account and its temporary password (a page for a browser).",
+            content((LocalAccountCreated = "application/json"), (String = "text/html"))),
+        (status = 400, description = "A missing or illegal member, an unknown member, a taken user name, or no token.",
+            body = ErrorEnvelope),
+        (status = 401, description = "An invalid token.", body = ErrorEnvelope),
+        (status = 403, description = "Not allowed to create local accounts.", body = ErrorEnvelope),
+    ),
+)]
 pub async fn create_local_account(
     State(state): State<AppState>,
     context: RequestContext,
     body: Body,
 ) -> Result<Response, ApiError> {
     let input = body.input()?;
-    input.reject_unexpected(&["user", "display", "email"])?;
+    input.reject_unexpected_of::<LocalAccountRequest>()?;
     let token = any_token(&context.headers)?;
     let (user, display, email) = (input.string("user")?, input.string("display")?, input.string("email")?);
     let name = UserName::parse(user.as_deref())?;
@@ -73,9 +116,32 @@ pub async fn create_local_account(
         let display = display.unwrap_or_default();
         return pages::admin::account_created(Nav::of_caller(&caller), created.as_str(), &display, &temporary);
     }
-    Ok(Json(json!({ "user": user, "display": display, "email": email, "pwd": temporary })).into_response())
+    // All three parsed above, so present: as given, untrimmed.
+    let created = LocalAccountCreated {
+        user: user.unwrap_or_default(),
+        display: display.unwrap_or_default(),
+        email: email.unwrap_or_default(),
+        pwd: temporary,
+    };
+    Ok(Json(created).into_response())
 }
 
+/// A user's account as an administrator sees it.
+#[utoipa::path(
+    get,
+    path = "/admin/user/{user}",
+    tag = "admin",
+    security(("token" = []), ("session" = [])),
+    params(("user" = String, Path, description = "The user name.")),
+    responses(
+        (status = 200, description = "The account (a page for a browser).",
+            content((views::AdminUserView = "application/json"), (String = "text/html"))),
+        (status = 400, description = "An illegal user name, or no token.", body = ErrorEnvelope),
+        (status = 401, description = "An invalid token.", body = ErrorEnvelope),
+        (status = 403, description = "Not allowed to view users.", body = ErrorEnvelope),
+        (status = 404, description = "No such user.", body = ErrorEnvelope),
+    ),
+)]
 pub async fn user(
     State(state): State<AppState>,
     context: RequestContext,
@@ -85,7 +151,7 @@ pub async fn user(
     let caller = administrator(&state, &context, Action::ViewUser)?;
     let record = target(&state, &name)?;
     if !context.wants_html() {
-        return Ok(Json(views::admin_user(&record)).into_response());
+        return Ok(Json(views::AdminUserView::of(&record)).into_response());
     }
     let model = state.ledger.model.read();
     let roles = &caller.user.roles;
@@ -106,11 +172,20 @@ pub async fn user(
 /// The user page lists at most this many certificates, newest first.
 const MAX_CERTIFICATES_SHOWN: usize = 50;
 
+/// Members of `POST /admin/user/{user}/roles`'s JSON body (a form instead
+/// names each wanted role as a key).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct RolesRequest {
+    /// The built-in role ids the user should hold (`Root` never changes here).
+    roles: Option<Vec<String>>,
+}
+
 /// The built-in roles a body asks for: `{"roles": [...]}` or form keys named after roles.
 fn requested_roles(input: &Input) -> Result<BTreeSet<Role>, ApiError> {
     match input {
         Input::Json(json) => {
-            json.reject_unexpected(&["roles"])?;
+            json.reject_unexpected_of::<RolesRequest>()?;
             let mut roles = BTreeSet::new();
             for id in json.string_list("roles")?.unwrap_or_default() {
                 let id = id.ok_or_else(|| AuthError::illegal("Null item in roles"))?;
@@ -123,6 +198,26 @@ fn requested_roles(input: &Input) -> Result<BTreeSet<Role>, ApiError> {
 }
 
 /// Replaces the user's built-in roles with the requested set (Root never changes here).
+#[utoipa::path(
+    post,
+    path = "/admin/user/{user}/roles",
+    tag = "admin",
+    security(("token" = []), ("session" = [])),
+    params(("user" = String, Path, description = "The user name.")),
+    request_body(
+        description = "JSON: `roles`, a list of role ids. A form: each wanted role id as a key (values ignored).",
+        content((RolesRequest = "application/json"), (BTreeMap<String, String> = "application/x-www-form-urlencoded")),
+    ),
+    responses(
+        (status = 204, description = "The roles are set."),
+        (status = 303, description = "A browser's form post: back to the user's page."),
+        (status = 400, description = "An illegal user name, an unknown role or member, or no token.",
+            body = ErrorEnvelope),
+        (status = 401, description = "An invalid token.", body = ErrorEnvelope),
+        (status = 403, description = "Not allowed to grant or remove these roles.", body = ErrorEnvelope),
+        (status = 404, description = "No such user.", body = ErrorEnvelope),
+    ),
+)]
 pub async fn set_roles(
     State(state): State<AppState>,
     context: RequestContext,
@@ -140,7 +235,40 @@ pub async fn set_roles(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Members of `POST /admin/user/{user}/customroles`'s JSON body (a form
+/// instead names each wanted custom role as a key).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct CustomRolesRequest {
+    /// The custom role ids the user should hold.
+    customroles: Option<Vec<String>>,
+}
+
 /// Replaces the user's custom roles with the requested set.
+#[utoipa::path(
+    post,
+    path = "/admin/user/{user}/customroles",
+    tag = "admin",
+    security(("token" = []), ("session" = [])),
+    params(("user" = String, Path, description = "The user name.")),
+    request_body(
+        description = "JSON: `customroles`, a list of custom role ids. A form: each wanted custom role id as a key \
+                       (values ignored).",
+        content(
+            (CustomRolesRequest = "application/json"),
+            (BTreeMap<String, String> = "application/x-www-form-urlencoded"),
+        ),
+    ),
+    responses(
+        (status = 204, description = "The custom roles are set."),
+        (status = 303, description = "A browser's form post: back to the user's page."),
+        (status = 400, description = "An illegal user name or role id, an unknown role or member, or no token.",
+            body = ErrorEnvelope),
+        (status = 401, description = "An invalid token.", body = ErrorEnvelope),
+        (status = 403, description = "Not allowed to change custom roles.", body = ErrorEnvelope),
+        (status = 404, description = "No such user.", body = ErrorEnvelope),
+    ),
+)]
 pub async fn set_custom_roles(
     State(state): State<AppState>,
     context: RequestContext,
@@ -152,7 +280,7 @@ pub async fn set_custom_roles(
     let existing = state.ledger.model.read().users.custom_roles().clone();
     let wanted: BTreeSet<CustomRoleId> = match &input {
         Input::Json(json) => {
-            json.reject_unexpected(&["customroles"])?;
+            json.reject_unexpected_of::<CustomRolesRequest>()?;
             let mut wanted = BTreeSet::new();
             for id in json.string_list("customroles")?.unwrap_or_default() {
                 let id = id.ok_or_else(|| AuthError::illegal("Null item in custom roles"))?;
@@ -174,6 +302,20 @@ pub async fn set_custom_roles(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The custom roles.
+#[utoipa::path(
+    get,
+    path = "/admin/customroles",
+    tag = "admin",
+    security(("token" = []), ("session" = [])),
+    responses(
+        (status = 200, description = "The custom roles (a page for a browser).",
+            content((views::CustomRoles = "application/json"), (String = "text/html"))),
+        (status = 400, description = "No token.", body = ErrorEnvelope),
+        (status = 401, description = "An invalid token.", body = ErrorEnvelope),
+        (status = 403, description = "Not allowed to list custom roles.", body = ErrorEnvelope),
+    ),
+)]
 pub async fn custom_roles(State(state): State<AppState>, context: RequestContext) -> Result<Response, ApiError> {
     let caller = administrator(&state, &context, Action::ListCustomRoles)?;
     let model = state.ledger.model.read();
@@ -182,16 +324,45 @@ pub async fn custom_roles(State(state): State<AppState>, context: RequestContext
         let manage = permissions::allows(Action::SetCustomRole, &caller.user.roles);
         return pages::account::custom_roles(Nav::of_caller(&caller), roles.iter(), manage);
     }
-    Ok(Json(views::custom_roles(roles)).into_response())
+    Ok(Json(views::CustomRoles::of(roles)).into_response())
 }
 
+/// Members of `POST /admin/customroles/set`'s body (JSON or form).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct CustomRoleRequest {
+    /// The custom role's id.
+    id: String,
+    /// Its description.
+    desc: String,
+}
+
+/// Creates a custom role, or changes its description.
+#[utoipa::path(
+    post,
+    path = "/admin/customroles/set",
+    tag = "admin",
+    security(("token" = []), ("session" = [])),
+    request_body(content(
+        (CustomRoleRequest = "application/json"),
+        (CustomRoleRequest = "application/x-www-form-urlencoded"),
+    )),
+    responses(
+        (status = 204, description = "The role is set."),
+        (status = 303, description = "A browser's form post: back to the custom roles page."),
+        (status = 400, description = "A missing or illegal id or description, an unknown member, or no token.",
+            body = ErrorEnvelope),
+        (status = 401, description = "An invalid token.", body = ErrorEnvelope),
+        (status = 403, description = "Not allowed to set custom roles.", body = ErrorEnvelope),
+    ),
+)]
 pub async fn set_custom_role(
     State(state): State<AppState>,
     context: RequestContext,
     body: Body,
 ) -> Result<StatusCode, ApiError> {
     let input = body.input()?;
-    input.reject_unexpected(&["id", "desc"])?;
+    input.reject_unexpected_of::<CustomRoleRequest>()?;
     let id = CustomRoleId::parse(input.string("id")?.as_deref())?;
     let description = parse_role_description(input.string("desc")?.as_deref())?;
     let caller = administrator(&state, &context, Action::SetCustomRole)?;
@@ -200,13 +371,40 @@ pub async fn set_custom_role(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Members of `POST /admin/customroles/delete`'s body (JSON or form).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct CustomRoleDeleteRequest {
+    /// The custom role's id.
+    id: String,
+}
+
+/// Deletes a custom role (and takes it from every user).
+#[utoipa::path(
+    post,
+    path = "/admin/customroles/delete",
+    tag = "admin",
+    security(("token" = []), ("session" = [])),
+    request_body(content(
+        (CustomRoleDeleteRequest = "application/json"),
+        (CustomRoleDeleteRequest = "application/x-www-form-urlencoded"),
+    )),
+    responses(
+        (status = 204, description = "The role is deleted."),
+        (status = 303, description = "A browser's form post: back to the custom roles page."),
+        (status = 400, description = "A missing or illegal id, an unknown role or member, or no token.",
+            body = ErrorEnvelope),
+        (status = 401, description = "An invalid token.", body = ErrorEnvelope),
+        (status = 403, description = "Not allowed to delete custom roles.", body = ErrorEnvelope),
+    ),
+)]
 pub async fn delete_custom_role(
     State(state): State<AppState>,
     context: RequestContext,
     body: Body,
 ) -> Result<StatusCode, ApiError> {
     let input = body.input()?;
-    input.reject_unexpected(&["id"])?;
+    input.reject_unexpected_of::<CustomRoleDeleteRequest>()?;
     let raw = input.string("id")?;
     if is_blank(raw.as_deref()) {
         return Err(AuthError::missing("roleId cannot be null or empty").into());
@@ -218,7 +416,46 @@ pub async fn delete_custom_role(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `{"disable": true, "disabledreason": "..."}` disables (the reason is required); `false` enables.
+/// Members of `POST /admin/user/{user}/disable`'s JSON body.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct DisableRequest {
+    /// `true` disables the account, `false` enables it.
+    disable: bool,
+    /// Why (required to disable; at most 1000 characters).
+    disabledreason: Option<String>,
+}
+
+/// The same as a form: a present `disable` disables, an absent one enables.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct DisableForm {
+    /// Present (any value): disable; absent: enable.
+    disable: Option<String>,
+    /// Why (required to disable).
+    disabledreason: Option<String>,
+}
+
+/// Disables an account (a reason is required) or enables it again.
+///
+/// `{"disable": true, "disabledreason": "..."}` disables; `false` enables.
+#[utoipa::path(
+    post,
+    path = "/admin/user/{user}/disable",
+    tag = "admin",
+    security(("token" = []), ("session" = [])),
+    params(("user" = String, Path, description = "The user name.")),
+    request_body(content((DisableRequest = "application/json"), (DisableForm = "application/x-www-form-urlencoded"))),
+    responses(
+        (status = 204, description = "Disabled or enabled."),
+        (status = 303, description = "A browser's form post: back to the user's page."),
+        (status = 400, description = "An illegal user name, no `disable` or reason, an unknown member, or no token.",
+            body = ErrorEnvelope),
+        (status = 401, description = "An invalid token.", body = ErrorEnvelope),
+        (status = 403, description = "Not allowed to disable this user.", body = ErrorEnvelope),
+        (status = 404, description = "No such user.", body = ErrorEnvelope),
+    ),
+)]
 pub async fn disable(
     State(state): State<AppState>,
     context: RequestContext,
@@ -229,7 +466,7 @@ pub async fn disable(
     let input = body.input()?;
     let (disable, reason) = match &input {
         Input::Json(json) => {
-            json.reject_unexpected(&["disable", "disabledreason"])?;
+            json.reject_unexpected_of::<DisableRequest>()?;
             let disable = json.boolean("disable")?.ok_or_else(|| AuthError::missing("disable"))?;
             (disable, json.string("disabledreason")?)
         }
@@ -250,6 +487,22 @@ pub async fn disable(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Requires the user to change the password at the next login.
+#[utoipa::path(
+    post,
+    path = "/admin/user/{user}/forcereset",
+    tag = "admin",
+    security(("token" = []), ("session" = [])),
+    params(("user" = String, Path, description = "The user name.")),
+    responses(
+        (status = 204, description = "The reset is required."),
+        (status = 303, description = "A browser's form post: back to the user's page."),
+        (status = 400, description = "An illegal user name, or no token.", body = ErrorEnvelope),
+        (status = 401, description = "An invalid token.", body = ErrorEnvelope),
+        (status = 403, description = "Not allowed to force password resets.", body = ErrorEnvelope),
+        (status = 404, description = "No such user.", body = ErrorEnvelope),
+    ),
+)]
 pub async fn force_reset(
     State(state): State<AppState>,
     context: RequestContext,
@@ -264,8 +517,23 @@ pub async fn force_reset(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `POST /admin/user/{u}/unlock`: clears the account's wrong-password count,
-/// its throttle and a second-factor lock (Admin).
+/// Clears the account's wrong-password count, throttle and second-factor lock.
+///
+/// `POST /admin/user/{u}/unlock` (Admin).
+#[utoipa::path(
+    post,
+    path = "/admin/user/{user}/unlock",
+    tag = "admin",
+    security(("token" = []), ("session" = [])),
+    params(("user" = String, Path, description = "The user name.")),
+    responses(
+        (status = 204, description = "Unlocked."),
+        (status = 400, description = "An illegal user name, or no token.", body = ErrorEnvelope),
+        (status = 401, description = "An invalid token.", body = ErrorEnvelope),
+        (status = 403, description = "Not allowed to unlock accounts.", body = ErrorEnvelope),
+        (status = 404, description = "No such user.", body = ErrorEnvelope),
+    ),
+)]
 pub async fn unlock(
     State(state): State<AppState>,
     context: RequestContext,
@@ -279,6 +547,20 @@ pub async fn unlock(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Requires every local user to change the password at the next login.
+#[utoipa::path(
+    post,
+    path = "/admin/forcereset",
+    tag = "admin",
+    security(("token" = []), ("session" = [])),
+    responses(
+        (status = 204, description = "The resets are required."),
+        (status = 303, description = "A browser's form post: back to the administration page."),
+        (status = 400, description = "No token.", body = ErrorEnvelope),
+        (status = 401, description = "An invalid token.", body = ErrorEnvelope),
+        (status = 403, description = "Not allowed to force every password reset.", body = ErrorEnvelope),
+    ),
+)]
 pub async fn force_reset_all(State(state): State<AppState>, context: RequestContext) -> Result<StatusCode, ApiError> {
     let caller = administrator(&state, &context, Action::ForceAllPasswordResets)?;
     let end_sessions = state.ledger.force_reset_ends_sessions();
@@ -287,7 +569,30 @@ pub async fn force_reset_all(State(state): State<AppState>, context: RequestCont
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// A user name and the temporary password set for it (shown once).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TemporaryPassword {
+    pub user: String,
+    /// To be changed at the next login.
+    pub pwd: String,
+}
+
 /// Sets a new temporary password, which must be changed at the next login.
+#[utoipa::path(
+    post,
+    path = "/admin/user/{user}/reset",
+    tag = "admin",
+    security(("token" = []), ("session" = [])),
+    params(("user" = String, Path, description = "The user name.")),
+    responses(
+        (status = 200, description = "The temporary password (a page for a browser).",
+            content((TemporaryPassword = "application/json"), (String = "text/html"))),
+        (status = 400, description = "An illegal user name, or no token.", body = ErrorEnvelope),
+        (status = 401, description = "An invalid token.", body = ErrorEnvelope),
+        (status = 403, description = "Not allowed to reset passwords.", body = ErrorEnvelope),
+        (status = 404, description = "No such user, or not a local user.", body = ErrorEnvelope),
+    ),
+)]
 pub async fn reset_password(
     State(state): State<AppState>,
     context: RequestContext,
@@ -300,9 +605,31 @@ pub async fn reset_password(
     if context.wants_html() {
         return pages::admin::password_reset(Nav::of_caller(&caller), name.as_str(), &temporary);
     }
-    Ok(Json(json!({ "user": name, "pwd": temporary })).into_response())
+    Ok(Json(TemporaryPassword { user: name.to_string(), pwd: temporary }).into_response())
 }
 
+/// A user's live tokens.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserTokens {
+    pub user: String,
+    pub tokens: Vec<views::UiToken>,
+}
+
+/// A user's live tokens.
+#[utoipa::path(
+    get,
+    path = "/admin/user/{user}/tokens",
+    tag = "admin",
+    security(("token" = []), ("session" = [])),
+    params(("user" = String, Path, description = "The user name.")),
+    responses(
+        (status = 200, description = "The user's tokens (a page for a browser).",
+            content((UserTokens = "application/json"), (String = "text/html"))),
+        (status = 400, description = "An illegal user name, or no token.", body = ErrorEnvelope),
+        (status = 401, description = "An invalid token.", body = ErrorEnvelope),
+        (status = 403, description = "Not allowed to view users' tokens.", body = ErrorEnvelope),
+    ),
+)]
 pub async fn user_tokens(
     State(state): State<AppState>,
     context: RequestContext,
@@ -314,10 +641,29 @@ pub async fn user_tokens(
     if context.wants_html() {
         return pages::admin::user_tokens(Nav::of_caller(&caller), name.as_str(), &tokens);
     }
-    let tokens: Vec<Value> = tokens.iter().map(views::ui_token).collect();
-    Ok(Json(json!({ "user": name, "tokens": tokens })).into_response())
+    let tokens = tokens.iter().map(views::UiToken::of).collect();
+    Ok(Json(UserTokens { user: name.to_string(), tokens }).into_response())
 }
 
+/// Revokes one of a user's tokens.
+#[utoipa::path(
+    post,
+    path = "/admin/user/{user}/tokens/revoke/{id}",
+    tag = "admin",
+    security(("token" = []), ("session" = [])),
+    params(
+        ("user" = String, Path, description = "The user name."),
+        ("id" = String, Path, description = "The token's id."),
+    ),
+    responses(
+        (status = 204, description = "Revoked."),
+        (status = 303, description = "A browser's form post: back to the user's tokens page."),
+        (status = 400, description = "An illegal user name, or no token.", body = ErrorEnvelope),
+        (status = 401, description = "An invalid token.", body = ErrorEnvelope),
+        (status = 403, description = "Not allowed to revoke users' tokens.", body = ErrorEnvelope),
+        (status = 404, description = "The user has no such token (or the id is not a UUID).", body = ErrorEnvelope),
+    ),
+)]
 pub async fn revoke_user_token(
     State(state): State<AppState>,
     context: RequestContext,
@@ -330,6 +676,21 @@ pub async fn revoke_user_token(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Revokes every token of a user (nothing to do for an unknown user).
+#[utoipa::path(
+    post,
+    path = "/admin/user/{user}/tokens/revokeall",
+    tag = "admin",
+    security(("token" = []), ("session" = [])),
+    params(("user" = String, Path, description = "The user name.")),
+    responses(
+        (status = 204, description = "Revoked (or no such user)."),
+        (status = 303, description = "A browser's form post: back to the user's tokens page."),
+        (status = 400, description = "An illegal user name, or no token.", body = ErrorEnvelope),
+        (status = 401, description = "An invalid token.", body = ErrorEnvelope),
+        (status = 403, description = "Not allowed to revoke users' tokens.", body = ErrorEnvelope),
+    ),
+)]
 pub async fn revoke_user_tokens(
     State(state): State<AppState>,
     context: RequestContext,
@@ -345,6 +706,19 @@ pub async fn revoke_user_tokens(
 }
 
 /// Invalidates every token of every user (one event), the caller's included.
+#[utoipa::path(
+    post,
+    path = "/admin/revokeall",
+    tag = "admin",
+    security(("token" = []), ("session" = [])),
+    responses(
+        (status = 204, description = "Revoked; a caller using the session cookie has it removed."),
+        (status = 303, description = "A browser's form post: to the login page (its session ended too)."),
+        (status = 400, description = "No token.", body = ErrorEnvelope),
+        (status = 401, description = "An invalid token.", body = ErrorEnvelope),
+        (status = 403, description = "Not allowed to revoke every token.", body = ErrorEnvelope),
+    ),
+)]
 pub async fn revoke_all(State(state): State<AppState>, context: RequestContext) -> Result<Response, ApiError> {
     let caller = administrator(&state, &context, Action::RevokeAllTokens)?;
     let command = SystemCommand::RevokeAllTokens { by: caller.name().clone(), at: state.now() };
@@ -352,13 +726,40 @@ pub async fn revoke_all(State(state): State<AppState>, context: RequestContext) 
     Ok(no_content_clearing_cookie(&context))
 }
 
+/// Members of `POST /admin/token`'s body (JSON or form).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct ViewTokenRequest {
+    /// The token to look up (its value).
+    token: String,
+}
+
+/// Looks a token up by its value.
+#[utoipa::path(
+    post,
+    path = "/admin/token",
+    tag = "admin",
+    security(("token" = []), ("session" = [])),
+    request_body(content(
+        (ViewTokenRequest = "application/json"),
+        (ViewTokenRequest = "application/x-www-form-urlencoded"),
+    )),
+    responses(
+        (status = 200, description = "The token (a page for a browser).",
+            content((views::UiToken = "application/json"), (String = "text/html"))),
+        (status = 400, description = "A missing token, an unknown member, or no token of the caller's.",
+            body = ErrorEnvelope),
+        (status = 401, description = "An invalid caller's token, or no such token.", body = ErrorEnvelope),
+        (status = 403, description = "Not allowed to view tokens.", body = ErrorEnvelope),
+    ),
+)]
 pub async fn view_token(
     State(state): State<AppState>,
     context: RequestContext,
     body: Body,
 ) -> Result<Response, ApiError> {
     let input = body.input()?;
-    input.reject_unexpected(&["token"])?;
+    input.reject_unexpected_of::<ViewTokenRequest>()?;
     let token = input.string("token")?;
     if is_blank(token.as_deref()) {
         return Err(AuthError::missing("token").into());
@@ -368,56 +769,121 @@ pub async fn view_token(
     if context.wants_html() {
         return pages::admin::token(Nav::of_caller(&caller), &view);
     }
-    Ok(Json(views::ui_token(&view)).into_response())
+    Ok(Json(views::UiToken::of(&view)).into_response())
 }
 
+/// The four redirect URL settings (`null`: none), named as
+/// [`RedirectKind::key`] names them.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RedirectUrlsView {
+    /// The prefix a login's redirect URL must start with.
+    pub allowedloginredirect: Option<String>,
+    /// Where a login that needs a choice continues.
+    pub completeloginredirect: Option<String>,
+    /// Where a finished link goes.
+    pub postlinkredirect: Option<String>,
+    /// Where a link that needs a choice continues.
+    pub completelinkredirect: Option<String>,
+}
+
+impl RedirectUrlsView {
+    fn of(urls: &RedirectUrls) -> Self {
+        let url = |kind| urls.get(kind).cloned();
+        Self {
+            allowedloginredirect: url(RedirectKind::AllowedLogin),
+            completeloginredirect: url(RedirectKind::CompleteLogin),
+            postlinkredirect: url(RedirectKind::PostLink),
+            completelinkredirect: url(RedirectKind::CompleteLink),
+        }
+    }
+}
+
+/// An identity provider's switches.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProviderSwitchesView {
+    pub enabled: bool,
+    pub forceloginchoice: bool,
+    pub forcelinkchoice: bool,
+}
+
+/// The server's configuration as `GET /admin/config` shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ServerConfigView {
+    pub allowlogin: bool,
+    pub showstack: bool,
+    pub ignoreip: bool,
+    /// The suggested token cache time, in minutes.
+    pub tokensugcache: i64,
+    /// Token lifetimes, in days.
+    pub tokenlogin: i64,
+    pub tokenagent: i64,
+    pub tokendev: i64,
+    pub tokenserv: i64,
+    #[serde(flatten)]
+    pub redirects: RedirectUrlsView,
+    /// Each configured identity provider's switches, by name.
+    pub providers: BTreeMap<String, ProviderSwitchesView>,
+    /// Each configured alternate environment's redirect URLs, by name.
+    pub environments: BTreeMap<String, RedirectUrlsView>,
+}
+
+/// The server's configuration.
+#[utoipa::path(
+    get,
+    path = "/admin/config",
+    tag = "admin",
+    security(("token" = []), ("session" = [])),
+    responses(
+        (status = 200, description = "The configuration (a page for a browser).",
+            content((ServerConfigView = "application/json"), (String = "text/html"))),
+        (status = 400, description = "No token.", body = ErrorEnvelope),
+        (status = 401, description = "An invalid token.", body = ErrorEnvelope),
+        (status = 403, description = "Not allowed to view the configuration.", body = ErrorEnvelope),
+    ),
+)]
 pub async fn config(State(state): State<AppState>, context: RequestContext) -> Result<Response, ApiError> {
     let caller = administrator(&state, &context, Action::ViewConfig)?;
     let config = state.ledger.model.read().config.clone();
     if context.wants_html() {
         return pages::admin::config(Nav::of_caller(&caller), &config, &state.sign_in.providers);
     }
-    let mut out = json!({
-        "allowlogin": config.allow_login,
-        "showstack": config.show_stack,
-        "ignoreip": config.ignore_ip,
-        "tokensugcache": config.suggested_cache_ms / 60_000,
-        "tokenlogin": config.token_lifetimes.login / DAY_MS,
-        "tokenagent": config.token_lifetimes.agent / DAY_MS,
-        "tokendev": config.token_lifetimes.dev / DAY_MS,
-        "tokenserv": config.token_lifetimes.serv / DAY_MS,
-    });
-    for kind in RedirectKind::ALL {
-        out[kind.key()] = json!(config.redirects.get(kind));
-    }
-    let providers: serde_json::Map<String, Value> = state
+    let providers = state
         .sign_in
         .providers
         .names()
         .map(|name| {
             let switches = config.provider(name);
-            let shown = json!({
-                "enabled": switches.enabled,
-                "forceloginchoice": switches.force_login_choice,
-                "forcelinkchoice": switches.force_link_choice,
-            });
+            let shown = ProviderSwitchesView {
+                enabled: switches.enabled,
+                forceloginchoice: switches.force_login_choice,
+                forcelinkchoice: switches.force_link_choice,
+            };
             (name.to_owned(), shown)
         })
         .collect();
-    out["providers"] = Value::Object(providers);
-    let environments: serde_json::Map<String, Value> = state
+    let environments = state
         .sign_in
         .providers
         .environments
         .names()
         .map(|name| {
             let urls = config.environments.get(name).cloned().unwrap_or_default();
-            let shown: serde_json::Map<String, Value> =
-                RedirectKind::ALL.iter().map(|k| (k.key().to_owned(), json!(urls.get(*k)))).collect();
-            (name.to_owned(), Value::Object(shown))
+            (name.to_owned(), RedirectUrlsView::of(&urls))
         })
         .collect();
-    out["environments"] = Value::Object(environments);
+    let out = ServerConfigView {
+        allowlogin: config.allow_login,
+        showstack: config.show_stack,
+        ignoreip: config.ignore_ip,
+        tokensugcache: config.suggested_cache_ms / 60_000,
+        tokenlogin: config.token_lifetimes.login / DAY_MS,
+        tokenagent: config.token_lifetimes.agent / DAY_MS,
+        tokendev: config.token_lifetimes.dev / DAY_MS,
+        tokenserv: config.token_lifetimes.serv / DAY_MS,
+        redirects: RedirectUrlsView::of(&config.redirects),
+        providers,
+        environments,
+    };
     Ok(Json(out).into_response())
 }
 
@@ -454,16 +920,45 @@ fn redirect_url(raw: Option<&str>) -> Result<Option<String>, ApiError> {
     }
 }
 
-/// `POST /admin/config` (JSON): set, or `remove`, the switches and redirect URLs.
+/// Members of `POST /admin/config`'s body: an absent member is unchanged.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct ConfigRequest {
+    allowlogin: Option<bool>,
+    showstack: Option<bool>,
+    ignoreip: Option<bool>,
+    /// Settings to remove (a redirect URL, `ignoreip` or `showstack`), by member name.
+    remove: Option<Vec<String>>,
+    /// An http(s) URL; blank leaves it as it is.
+    allowedloginredirect: Option<String>,
+    completeloginredirect: Option<String>,
+    postlinkredirect: Option<String>,
+    completelinkredirect: Option<String>,
+}
+
+/// Sets, or removes, the server's switches and redirect URLs.
+///
+/// `POST /admin/config` (JSON only, the header token only).
+#[utoipa::path(
+    post,
+    path = "/admin/config",
+    tag = "admin",
+    security(("token" = [])),
+    request_body = ConfigRequest,
+    responses(
+        (status = 204, description = "Changed."),
+        (status = 400, description = "An illegal URL or value, an unknown member, or no token.", body = ErrorEnvelope),
+        (status = 401, description = "An invalid token.", body = ErrorEnvelope),
+        (status = 403, description = "Not allowed to change the configuration.", body = ErrorEnvelope),
+    ),
+)]
 pub async fn update_config(
     State(state): State<AppState>,
     context: RequestContext,
     body: Body,
 ) -> Result<StatusCode, ApiError> {
     let body = body.json()?;
-    let mut keys: Vec<&str> = vec!["allowlogin", "showstack", "ignoreip", "remove"];
-    keys.extend(RedirectKind::ALL.iter().map(|k| k.key()));
-    body.reject_unexpected(&keys)?;
+    body.reject_unexpected_of::<ConfigRequest>()?;
     let remove: Vec<String> = body.string_list("remove")?.unwrap_or_default().into_iter().flatten().collect();
     let removing = |key: &str| remove.iter().any(|r| r == key);
     let mut changes = Vec::new();
@@ -491,14 +986,50 @@ pub async fn update_config(
     record_config_changes(&state, &context, &caller, changes).await
 }
 
-/// `POST /admin/config/token`: cache time in minutes, lifetimes in days, each at least 1.
+/// Members of `POST /admin/config/token`'s body (JSON or form): each at least 1.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct TokenConfigRequest {
+    /// The suggested token cache time, in minutes.
+    tokensugcache: i64,
+    /// Login token lifetime, in days.
+    tokenlogin: i64,
+    /// Agent token lifetime, in days.
+    tokenagent: i64,
+    /// Developer token lifetime, in days.
+    tokendev: i64,
+    /// Service token lifetime, in days.
+    tokenserv: i64,
+}
+
+/// Sets the suggested cache time (minutes) and the token lifetimes (days).
+///
+/// `POST /admin/config/token`: each at least 1.
+#[utoipa::path(
+    post,
+    path = "/admin/config/token",
+    tag = "admin",
+    security(("token" = []), ("session" = [])),
+    request_body(content(
+        (TokenConfigRequest = "application/json"),
+        (TokenConfigRequest = "application/x-www-form-urlencoded"),
+    )),
+    responses(
+        (status = 204, description = "Changed."),
+        (status = 303, description = "A browser's form post: back to the configuration page."),
+        (status = 400, description = "A value missing, not a number or below 1, an unknown member, or no token.",
+            body = ErrorEnvelope),
+        (status = 401, description = "An invalid token.", body = ErrorEnvelope),
+        (status = 403, description = "Not allowed to change the configuration.", body = ErrorEnvelope),
+    ),
+)]
 pub async fn update_token_config(
     State(state): State<AppState>,
     context: RequestContext,
     body: Body,
 ) -> Result<StatusCode, ApiError> {
     let input = body.input()?;
-    input.reject_unexpected(&["tokensugcache", "tokenlogin", "tokenagent", "tokendev", "tokenserv"])?;
+    input.reject_unexpected_of::<TokenConfigRequest>()?;
     let number = |key: &str| -> Result<i64, ApiError> {
         match &input {
             Input::Json(json) => Ok(json.integer(key)?.unwrap_or(0)),
@@ -532,8 +1063,42 @@ pub async fn update_token_config(
     record_config_changes(&state, &context, &caller, changes).await
 }
 
-/// `POST /admin/config/basic` (the configuration page's form): a ticked box
-/// turns a switch on, an unticked one off; a blank URL removes it.
+/// The configuration page's form of `POST /admin/config/basic`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct BasicConfigForm {
+    /// A checkbox: present is on, absent is off.
+    allowlogin: Option<String>,
+    /// A checkbox: present is on, absent is off.
+    showstack: Option<String>,
+    /// A checkbox: present is on, absent is off.
+    ignoreip: Option<String>,
+    /// An http(s) URL; blank or absent removes it.
+    allowedloginredirect: Option<String>,
+    completeloginredirect: Option<String>,
+    postlinkredirect: Option<String>,
+    completelinkredirect: Option<String>,
+}
+
+/// Sets the switches and redirect URLs from the configuration page's form.
+///
+/// `POST /admin/config/basic`: a ticked box turns a switch on, an unticked
+/// one off; a blank URL removes it.
+#[utoipa::path(
+    post,
+    path = "/admin/config/basic",
+    tag = "admin",
+    security(("token" = []), ("session" = [])),
+    request_body(content((BasicConfigForm = "application/x-www-form-urlencoded"))),
+    responses(
+        (status = 204, description = "Changed."),
+        (status = 303, description = "A browser's form post: back to the configuration page."),
+        (status = 400, description = "An illegal URL, or no token.", body = ErrorEnvelope),
+        (status = 401, description = "An invalid token.", body = ErrorEnvelope),
+        (status = 403, description = "Not allowed to change the configuration.", body = ErrorEnvelope),
+        (status = 415, description = "Not a form.", body = ErrorEnvelope),
+    ),
+)]
 pub async fn update_basic_config(
     State(state): State<AppState>,
     context: RequestContext,
@@ -554,16 +1119,60 @@ pub async fn update_basic_config(
     record_config_changes(&state, &context, &caller, changes).await
 }
 
-/// `POST /admin/config/provider`: a configured provider's switches — a form
-/// (`provider`, and boxes `enabled`, `forceloginchoice`, `forcelinkchoice`,
-/// on when present and not blank) or the same as JSON booleans.
+/// Members of `POST /admin/config/provider`'s JSON body (an absent switch is off).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct ProviderConfigRequest {
+    /// The configured identity provider's name.
+    provider: String,
+    enabled: Option<bool>,
+    forceloginchoice: Option<bool>,
+    forcelinkchoice: Option<bool>,
+}
+
+/// The same as a form: each switch is a checkbox.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct ProviderConfigForm {
+    /// The configured identity provider's name.
+    provider: String,
+    /// A checkbox: on when present and not blank.
+    enabled: Option<String>,
+    /// A checkbox: on when present and not blank.
+    forceloginchoice: Option<String>,
+    /// A checkbox: on when present and not blank.
+    forcelinkchoice: Option<String>,
+}
+
+/// Sets a configured identity provider's switches.
+///
+/// `POST /admin/config/provider`: a form (`provider`, and boxes `enabled`,
+/// `forceloginchoice`, `forcelinkchoice`, on when present and not blank) or
+/// the same as JSON booleans.
+#[utoipa::path(
+    post,
+    path = "/admin/config/provider",
+    tag = "admin",
+    security(("token" = []), ("session" = [])),
+    request_body(content(
+        (ProviderConfigRequest = "application/json"),
+        (ProviderConfigForm = "application/x-www-form-urlencoded"),
+    )),
+    responses(
+        (status = 204, description = "Changed."),
+        (status = 303, description = "A browser's form post: back to the configuration page."),
+        (status = 400, description = "A missing provider, an unknown member, or no token.", body = ErrorEnvelope),
+        (status = 401, description = "An invalid token, or no such identity provider (50020).", body = ErrorEnvelope),
+        (status = 403, description = "Not allowed to change the configuration.", body = ErrorEnvelope),
+    ),
+)]
 pub async fn update_provider_config(
     State(state): State<AppState>,
     context: RequestContext,
     body: Body,
 ) -> Result<StatusCode, ApiError> {
     let input = body.input()?;
-    input.reject_unexpected(&["provider", "enabled", "forceloginchoice", "forcelinkchoice"])?;
+    input.reject_unexpected_of::<ProviderConfigRequest>()?;
     let name = input.string("provider")?;
     if is_blank(name.as_deref()) {
         return Err(AuthError::missing("provider").into());
@@ -588,19 +1197,50 @@ pub async fn update_provider_config(
     record_config_changes(&state, &context, &caller, changes).await
 }
 
-/// `POST /admin/config/environment`: an alternate environment's four
-/// redirect URLs (form or JSON: `environment` and the URL fields; a blank or
-/// absent URL removes it, so each post replaces the whole set). The
-/// environment is checked before the caller, as upstream.
+/// Members of `POST /admin/config/environment`'s body (JSON or form): a
+/// blank or absent URL removes it.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct EnvironmentConfigRequest {
+    /// The configured alternate environment's name.
+    environment: String,
+    /// An http(s) URL.
+    allowedloginredirect: Option<String>,
+    completeloginredirect: Option<String>,
+    postlinkredirect: Option<String>,
+    completelinkredirect: Option<String>,
+}
+
+/// Sets an alternate environment's four redirect URLs.
+///
+/// `POST /admin/config/environment` (form or JSON: `environment` and the URL
+/// fields; a blank or absent URL removes it, so each post replaces the whole
+/// set). The environment is checked before the caller, as upstream.
+#[utoipa::path(
+    post,
+    path = "/admin/config/environment",
+    tag = "admin",
+    security(("token" = []), ("session" = [])),
+    request_body(content(
+        (EnvironmentConfigRequest = "application/json"),
+        (EnvironmentConfigRequest = "application/x-www-form-urlencoded"),
+    )),
+    responses(
+        (status = 204, description = "Changed."),
+        (status = 303, description = "A browser's form post: back to the configuration page."),
+        (status = 400, description = "A missing or unknown environment, an illegal URL or member, or no token.",
+            body = ErrorEnvelope),
+        (status = 401, description = "An invalid token.", body = ErrorEnvelope),
+        (status = 403, description = "Not allowed to change the configuration.", body = ErrorEnvelope),
+    ),
+)]
 pub async fn update_environment_config(
     State(state): State<AppState>,
     context: RequestContext,
     body: Body,
 ) -> Result<StatusCode, ApiError> {
     let input = body.input()?;
-    let mut keys: Vec<&str> = vec!["environment"];
-    keys.extend(RedirectKind::ALL.iter().map(|k| k.key()));
-    input.reject_unexpected(&keys)?;
+    input.reject_unexpected_of::<EnvironmentConfigRequest>()?;
     let environment = input.string("environment")?;
     if is_blank(environment.as_deref()) {
         return Err(AuthError::missing("environment").into());
@@ -618,8 +1258,22 @@ pub async fn update_environment_config(
     record_config_changes(&state, &context, &caller, changes).await
 }
 
-/// `POST /admin/config/reset`: every setting back to what this server starts
-/// a new log with (the built-in defaults, or the operator's `[initial]`).
+/// Sets every setting back to what this server starts a new log with.
+///
+/// `POST /admin/config/reset`: the built-in defaults, or the operator's `[initial]`.
+#[utoipa::path(
+    post,
+    path = "/admin/config/reset",
+    tag = "admin",
+    security(("token" = []), ("session" = [])),
+    responses(
+        (status = 204, description = "Reset."),
+        (status = 303, description = "A browser's form post: back to the configuration page."),
+        (status = 400, description = "No token.", body = ErrorEnvelope),
+        (status = 401, description = "An invalid token.", body = ErrorEnvelope),
+        (status = 403, description = "Not allowed to change the configuration.", body = ErrorEnvelope),
+    ),
+)]
 pub async fn reset_config(State(state): State<AppState>, context: RequestContext) -> Result<StatusCode, ApiError> {
     let caller = administrator(&state, &context, Action::ChangeConfig)?;
     let to = Box::new(state.ledger.initial_settings().clone());
@@ -627,16 +1281,64 @@ pub async fn reset_config(State(state): State<AppState>, context: RequestContext
     record_config(&state, &context, &caller, command).await
 }
 
-/// `GET /admin`: search, token lookup and the emergency measures (any administrator).
+/// The administration page: search, token lookup and the emergency measures.
+///
+/// `GET /admin` (any administrator).
+#[utoipa::path(
+    get,
+    path = "/admin",
+    tag = "admin",
+    security(("token" = []), ("session" = [])),
+    responses(
+        (status = 200, description = "The page.", content_type = "text/html", body = String),
+        (status = 400, description = "No token.", body = ErrorEnvelope),
+        (status = 401, description = "An invalid token.", body = ErrorEnvelope),
+        (status = 403, description = "Not an administrator.", body = ErrorEnvelope),
+    ),
+)]
 pub async fn start(State(state): State<AppState>, context: RequestContext) -> Result<Response, ApiError> {
     let caller = administrator(&state, &context, Action::ViewUser)?;
     let model = state.ledger.model.read();
     pages::admin::start(&caller.user, model.users.custom_roles())
 }
 
+/// A user found by the administrator's search.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AdminSearchHit {
+    pub user: String,
+    pub display: String,
+    pub disabled: bool,
+}
+
+/// The administrator's search results.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AdminSearchResults {
+    pub users: Vec<AdminSearchHit>,
+}
+
+/// Users matching a prefix and holding every ticked role (disabled users included).
+///
 /// `POST /admin/search` (form `prefix`, boxes `username`, `displayname`, role
-/// ids and `crole_<id>`): users matching the prefix — all users when it is
-/// blank — holding every ticked role; disabled users included.
+/// ids and `crole_<id>`): all users when the prefix is blank.
+#[utoipa::path(
+    post,
+    path = "/admin/search",
+    tag = "admin",
+    security(("token" = []), ("session" = [])),
+    request_body(
+        description = "`prefix`; boxes `username` and `displayname` (the fields to search, both when neither); a key \
+                       per required built-in role id, and `crole_<id>` per required custom role.",
+        content((BTreeMap<String, String> = "application/x-www-form-urlencoded")),
+    ),
+    responses(
+        (status = 200, description = "The users found (a page for a browser).",
+            content((AdminSearchResults = "application/json"), (String = "text/html"))),
+        (status = 400, description = "An illegal prefix or custom role id, or no token.", body = ErrorEnvelope),
+        (status = 401, description = "An invalid token.", body = ErrorEnvelope),
+        (status = 403, description = "Not an administrator.", body = ErrorEnvelope),
+        (status = 415, description = "Not a form.", body = ErrorEnvelope),
+    ),
+)]
 pub async fn search(State(state): State<AppState>, context: RequestContext, body: Body) -> Result<Response, ApiError> {
     let form = body.form()?;
     let prefix = form.get("prefix").map(crate::domain::names::java_trim).unwrap_or_default().to_owned();
@@ -656,29 +1358,120 @@ pub async fn search(State(state): State<AppState>, context: RequestContext, body
     if context.wants_html() {
         return pages::admin::search_results(Nav::of_caller(&caller), &prefix, &found);
     }
-    let users: Vec<Value> =
-        found.iter().map(|u| json!({"user": u.name, "display": u.display, "disabled": u.is_disabled()})).collect();
-    Ok(Json(json!({ "users": users })).into_response())
+    let users = found
+        .iter()
+        .map(|u| AdminSearchHit { user: u.name.to_string(), display: u.display.clone(), disabled: u.is_disabled() })
+        .collect();
+    Ok(Json(AdminSearchResults { users }).into_response())
 }
 
-/// `GET /admin/localaccount`: the form that creates a local account.
+/// The form that creates a local account.
+#[utoipa::path(
+    get,
+    path = "/admin/localaccount",
+    tag = "admin",
+    security(("token" = []), ("session" = [])),
+    responses(
+        (status = 200, description = "The page.", content_type = "text/html", body = String),
+        (status = 400, description = "No token.", body = ErrorEnvelope),
+        (status = 401, description = "An invalid token.", body = ErrorEnvelope),
+        (status = 403, description = "Not allowed to create local accounts.", body = ErrorEnvelope),
+    ),
+)]
 pub async fn local_account_page(State(state): State<AppState>, context: RequestContext) -> Result<Response, ApiError> {
     let caller = administrator(&state, &context, Action::CreateLocalAccount)?;
     pages::admin::local_account(Nav::of_caller(&caller))
 }
 
-/// `POST /admin/policyid` (form `policyid`, or JSON): removes a policy id from every user (an Admin).
+/// Members of `POST /admin/policyid`'s body (JSON or form).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct PolicyIdRequest {
+    /// The policy id to remove.
+    policyid: String,
+}
+
+/// Removes a policy id from every user (an Admin).
+#[utoipa::path(
+    post,
+    path = "/admin/policyid",
+    tag = "admin",
+    security(("token" = []), ("session" = [])),
+    request_body(content(
+        (PolicyIdRequest = "application/json"),
+        (PolicyIdRequest = "application/x-www-form-urlencoded"),
+    )),
+    responses(
+        (status = 204, description = "Removed."),
+        (status = 303, description = "A browser's form post: back to the administration page."),
+        (status = 400, description = "A missing or illegal policy id, an unknown member, or no token.",
+            body = ErrorEnvelope),
+        (status = 401, description = "An invalid token.", body = ErrorEnvelope),
+        (status = 403, description = "Not allowed to remove policy ids.", body = ErrorEnvelope),
+    ),
+)]
 pub async fn remove_policy_id(
     State(state): State<AppState>,
     context: RequestContext,
     body: Body,
 ) -> Result<StatusCode, ApiError> {
     let input = body.input()?;
-    input.reject_unexpected(&["policyid"])?;
+    input.reject_unexpected_of::<PolicyIdRequest>()?;
     let token = any_token(&context.headers)?;
     let id = PolicyId::parse(input.string("policyid")?.as_deref())?;
     let caller = state.login_caller(&token, Some(Action::RemovePolicyId))?;
     let metadata = context.metadata(caller.name(), state.ignore_ip());
     policies::remove_policy_id(&state.ledger, &id, caller.name(), &metadata).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// This module's routes, each with its entry in the OpenAPI document.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(remove_policy_id))
+        .routes(routes!(start))
+        .routes(routes!(search))
+        .routes(routes!(local_account_page))
+        .routes(routes!(create_local_account))
+        .routes(routes!(user))
+        .routes(routes!(set_roles))
+        .routes(routes!(set_custom_roles))
+        .routes(routes!(disable))
+        .routes(routes!(force_reset))
+        .routes(routes!(unlock))
+        .routes(routes!(reset_password))
+        .routes(routes!(user_tokens))
+        .routes(routes!(revoke_user_token))
+        .routes(routes!(revoke_user_tokens))
+        .routes(routes!(custom_roles))
+        .routes(routes!(set_custom_role))
+        .routes(routes!(delete_custom_role))
+        .routes(routes!(force_reset_all))
+        .routes(routes!(revoke_all))
+        .routes(routes!(view_token))
+        .routes(routes!(config, update_config))
+        .routes(routes!(update_basic_config))
+        .routes(routes!(update_token_config))
+        .routes(routes!(reset_config))
+        .routes(routes!(update_provider_config))
+        .routes(routes!(update_environment_config))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::request::members_of;
+
+    #[test]
+    fn the_redirect_members_are_the_redirect_keys() {
+        let keys: Vec<String> = RedirectKind::ALL.iter().map(|k| k.key().to_owned()).collect();
+        let has_all = |members: Vec<String>| keys.iter().all(|k| members.contains(k));
+        assert!(has_all(members_of::<ConfigRequest>()));
+        assert!(has_all(members_of::<BasicConfigForm>()));
+        assert!(has_all(members_of::<EnvironmentConfigRequest>()));
+        let shown = serde_json::to_value(RedirectUrlsView::of(&RedirectUrls::default())).unwrap_or_default();
+        let shown: Vec<String> = shown.as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default();
+        assert_eq!(shown.len(), keys.len());
+        assert!(has_all(shown));
+    }
 }

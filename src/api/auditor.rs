@@ -5,11 +5,13 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorEnvelope};
 use super::pages::{self, Nav};
 use super::permissions::{self, Action};
 use super::request::{FirstQuery, RequestContext, any_token, required_header_token};
@@ -20,6 +22,7 @@ use crate::domain::names::{is_blank, java_trim};
 use crate::domain::server_config::DAY_MS;
 use crate::domain::{AuthError, UserName};
 use crate::projections::UserRecord;
+use crate::store::witness::SignedHead;
 
 /// The longest `actor` or `type` filter (a user name or `host:ID`; an event type).
 const MAX_FILTER_LENGTH: usize = 120;
@@ -28,16 +31,25 @@ const MAX_FILTER_LENGTH: usize = 120;
 pub const MAX_PAGE: usize = 1_000;
 const DEFAULT_PAGE: usize = 100;
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
+    /// Only this user's events and those of its tokens (not with `token`).
     user: Option<String>,
+    /// Only this token's events (its id) and those that ended it (not with `user`).
     token: Option<String>,
+    /// Only events caused by this actor (a user name or `host:ID`).
     actor: Option<String>,
+    /// Only events of this type (`RolesGranted`, ...).
     #[serde(rename = "type")]
     event_type: Option<String>,
+    /// Only events recorded at or after this instant: epoch milliseconds or RFC 3339.
     since: Option<String>,
+    /// Only events recorded at or before this instant: epoch milliseconds or RFC 3339.
     until: Option<String>,
+    /// At most this many events (1 to 1000; default 100).
     limit: Option<String>,
+    /// Only events after this log position (a page's `next`).
     after: Option<String>,
 }
 
@@ -183,23 +195,63 @@ fn reading(state: &AppState, context: &RequestContext, token: &str) -> Result<(U
     Ok((reader, metadata))
 }
 
+/// A page of the audit trail, in commit order.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditPage {
+    pub events: Vec<history::Entry>,
+    /// The position to ask for the next page `after`; `null` on the last page.
+    pub next: Option<i64>,
+}
+
+/// The audit trail, a page at a time (filtered by the query).
+///
 /// `GET /api/V2/admin/audit?user=&token=&actor=&type=&since=&until=&limit=&after=`:
 /// `{"events": [...], "next": position or null}` in commit order.
+#[utoipa::path(
+    get,
+    path = "/api/V2/admin/audit",
+    tag = "auditor",
+    security(("token" = [])),
+    params(AuditQuery),
+    responses(
+        (status = 200, description = "A page of events.", body = AuditPage),
+        (status = 400, description = "An illegal filter, limit or position, or no token.", body = ErrorEnvelope),
+        (status = 401, description = "An invalid token.", body = ErrorEnvelope),
+        (status = 403, description = "Not allowed to read the audit trail.", body = ErrorEnvelope),
+    ),
+)]
 pub async fn audit_trail(
     State(state): State<AppState>,
     context: RequestContext,
     FirstQuery(query): FirstQuery<AuditQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AuditPage>, ApiError> {
     let read = query.parse()?;
     let token = required_header_token(&context.headers)?;
     let (reader, metadata) = reading(&state, &context, &token)?;
     let (events, next) =
         history::read_trail(&state.ledger, &reader.name, &metadata, &read.query, read.after, read.limit).await?;
-    Ok(Json(json!({ "events": events, "next": next })))
+    Ok(Json(AuditPage { events, next }))
 }
 
-/// `GET /admin/audit` (the same query): the timeline page, or the audit
-/// trail's JSON; the session cookie or the header.
+/// The audit timeline page, or the audit trail's JSON.
+///
+/// `GET /admin/audit` (the same query as `/api/V2/admin/audit`); the session
+/// cookie or the header.
+#[utoipa::path(
+    get,
+    path = "/admin/audit",
+    tag = "auditor",
+    security(("token" = []), ("session" = [])),
+    params(AuditQuery),
+    responses(
+        (status = 200, description = "A page of events (the timeline for a browser).",
+            content((AuditPage = "application/json"), (String = "text/html"))),
+        (status = 400, description = "An illegal filter, limit or position, or no token.", body = ErrorEnvelope),
+        (status = 401, description = "An invalid token.", body = ErrorEnvelope),
+        (status = 403, description = "Not allowed to read the audit trail, or a cross-site read with the cookie.",
+            body = ErrorEnvelope),
+    ),
+)]
 pub async fn timeline(
     State(state): State<AppState>,
     context: RequestContext,
@@ -211,7 +263,7 @@ pub async fn timeline(
     let (events, next) =
         history::read_trail(&state.ledger, &reader.name, &metadata, &read.query, read.after, read.limit).await?;
     if !context.wants_html() {
-        return Ok(Json(json!({ "events": events, "next": next })).into_response());
+        return Ok(Json(AuditPage { events, next }).into_response());
     }
     let links = pages::audit::TimelineLinks {
         next_page: next.map(|n| query.next_page("/admin/audit", n)),
@@ -220,16 +272,49 @@ pub async fn timeline(
     pages::audit::timeline(Nav::of(&reader), &query.filter(), &events, links)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct HistoryQuery {
+    /// Also the user's state at this instant: epoch milliseconds or RFC 3339.
     at: Option<String>,
+    /// Only events after this log position (a page's `next`).
     after: Option<String>,
 }
 
+/// A page of a user's history, and with `at` its state then.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserHistoryPage {
+    pub events: Vec<history::Entry>,
+    /// The position to ask for the next page `after`; `null` on the last page.
+    pub next: Option<i64>,
+    /// Only with `at`: the user's state then (`null`: the account did not exist yet).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<history::UserAsOf>)]
+    pub asof: Option<Option<history::UserAsOf>>,
+}
+
+/// A user's history: its events, and with `at` its state at that instant.
+///
 /// `GET /admin/user/{u}/history?at=&after=`: the user's events (a page of
 /// them, after `after`), the activity chart, and with `at` the user's state
 /// at that instant. JSON: `{"events", "next", "asof"}` (`asof` is absent
 /// without `at`, `null` when the account did not exist then).
+#[utoipa::path(
+    get,
+    path = "/admin/user/{user}/history",
+    tag = "auditor",
+    security(("token" = []), ("session" = [])),
+    params(("user" = String, Path, description = "The user name."), HistoryQuery),
+    responses(
+        (status = 200, description = "A page of the user's events (the history page for a browser).",
+            content((UserHistoryPage = "application/json"), (String = "text/html"))),
+        (status = 400, description = "An illegal user name, instant or position, or no token.", body = ErrorEnvelope),
+        (status = 401, description = "An invalid token.", body = ErrorEnvelope),
+        (status = 403, description = "Not allowed to read the audit trail, or a cross-site read with the cookie.",
+            body = ErrorEnvelope),
+        (status = 404, description = "No such user.", body = ErrorEnvelope),
+    ),
+)]
 pub async fn user_history(
     State(state): State<AppState>,
     context: RequestContext,
@@ -247,10 +332,7 @@ pub async fn user_history(
     let shown = &all[start..all.len().min(start + DEFAULT_PAGE)];
     let next = (start + DEFAULT_PAGE < all.len()).then(|| shown.last().map(|e| e.position)).flatten();
     if !context.wants_html() {
-        let mut out = json!({ "events": shown, "next": next });
-        if let Some((_, then)) = &found.as_of {
-            out["asof"] = json!(then);
-        }
+        let out = UserHistoryPage { events: shown.to_vec(), next, asof: found.as_of.map(|(_, then)| then) };
         return Ok(Json(out).into_response());
     }
     let at_input = query.at.as_deref().map(java_trim).unwrap_or_default();
@@ -267,19 +349,39 @@ pub async fn user_history(
     pages::audit::user_history(Nav::of(&reader), history)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AsOfQuery {
+    /// The user name.
+    #[param(required = true)]
     user: Option<String>,
+    /// The instant: epoch milliseconds or RFC 3339.
+    #[param(required = true)]
     at: Option<String>,
 }
 
-/// `GET /api/V2/admin/asof?user=U&at=T`: the user's profile, roles, disabled
-/// state and live tokens at `T`.
+/// A user's profile, roles, disabled state and live tokens at an instant.
+///
+/// `GET /api/V2/admin/asof?user=U&at=T`.
+#[utoipa::path(
+    get,
+    path = "/api/V2/admin/asof",
+    tag = "auditor",
+    security(("token" = [])),
+    params(AsOfQuery),
+    responses(
+        (status = 200, description = "The user as it stood then.", body = history::UserAsOf),
+        (status = 400, description = "A missing or illegal user or instant, or no token.", body = ErrorEnvelope),
+        (status = 401, description = "An invalid token.", body = ErrorEnvelope),
+        (status = 403, description = "Not allowed to read the audit trail.", body = ErrorEnvelope),
+        (status = 404, description = "No such user (then or ever).", body = ErrorEnvelope),
+    ),
+)]
 pub async fn as_of(
     State(state): State<AppState>,
     context: RequestContext,
     FirstQuery(query): FirstQuery<AsOfQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<history::UserAsOf>, ApiError> {
     if is_blank(query.user.as_deref()) {
         return Err(AuthError::missing("user").into());
     }
@@ -289,28 +391,108 @@ pub async fn as_of(
     let (reader, metadata) = reading(&state, &context, &token)?;
     let found = history::read_state_as_of(&state.ledger, &reader.name, &metadata, &user, at).await?;
     let found = found.ok_or_else(|| AuthError::no_such_user(user.as_str()))?;
-    Ok(Json(serde_json::to_value(found).unwrap_or_default()))
+    Ok(Json(found))
 }
 
-/// `GET /api/V2/admin/digest`: the live projections' position and digest, to
-/// compare with a rebuild from the log (`replay verify --server`).
-pub async fn digest(State(state): State<AppState>, context: RequestContext) -> Result<Json<Value>, ApiError> {
+/// The live projections' position and digest.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProjectionDigest {
+    /// The position of the last event folded in.
+    pub position: i64,
+    /// The display-name rule the user directory was folded with.
+    pub rule: &'static str,
+    /// The digest of the projections' checkpoint.
+    pub digest: String,
+}
+
+/// The live projections' position and digest, to compare with a rebuild.
+///
+/// `GET /api/V2/admin/digest`: compare with a rebuild from the log
+/// (`replay verify --server`).
+#[utoipa::path(
+    get,
+    path = "/api/V2/admin/digest",
+    tag = "auditor",
+    security(("token" = [])),
+    responses(
+        (status = 200, description = "The position and digest.", body = ProjectionDigest),
+        (status = 400, description = "No token.", body = ErrorEnvelope),
+        (status = 401, description = "An invalid token.", body = ErrorEnvelope),
+        (status = 403, description = "Not allowed to read the audit trail.", body = ErrorEnvelope),
+    ),
+)]
+pub async fn digest(
+    State(state): State<AppState>,
+    context: RequestContext,
+) -> Result<Json<ProjectionDigest>, ApiError> {
     let token = required_header_token(&context.headers)?;
     auditor(&state, &token)?;
     let checkpoint = state.ledger.model.read().checkpoint();
-    Ok(Json(json!({
-        "position": checkpoint.position,
-        "rule": checkpoint.rule.name(),
-        "digest": checkpoint.digest(),
-    })))
+    Ok(Json(ProjectionDigest {
+        position: checkpoint.position,
+        rule: checkpoint.rule.name(),
+        digest: checkpoint.digest(),
+    }))
 }
 
-/// `GET /api/V2/admin/head`: the newest signed head of the log (see
-/// `Witness::current`) and the witness's public key, for auditors to pin
+/// The newest signed head and the witness's public key.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WitnessHead {
+    /// `null` when no head is signed yet.
+    pub head: Option<SignedHead>,
+    /// The witness's Ed25519 public key (base64).
+    pub public_key: String,
+}
+
+/// The newest signed head of the log and the witness's public key.
+///
+/// `GET /api/V2/admin/head` (see `Witness::current`), for auditors to pin
 /// (`replay verify --head POSITION:CHAIN`, `--witness FILE`).
-pub async fn signed_head(State(state): State<AppState>, context: RequestContext) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(
+    get,
+    path = "/api/V2/admin/head",
+    tag = "auditor",
+    security(("token" = [])),
+    responses(
+        (status = 200, description = "The signed head.", body = WitnessHead),
+        (status = 400, description = "No token.", body = ErrorEnvelope),
+        (status = 401, description = "An invalid token.", body = ErrorEnvelope),
+        (status = 403, description = "Not allowed to read the audit trail.", body = ErrorEnvelope),
+    ),
+)]
+pub async fn signed_head(
+    State(state): State<AppState>,
+    context: RequestContext,
+) -> Result<Json<WitnessHead>, ApiError> {
     let token = required_header_token(&context.headers)?;
     auditor(&state, &token)?;
     let head = state.witness.current(&state.ledger, state.duties.leading()).await?;
-    Ok(Json(json!({ "head": head, "public_key": state.witness.public_key() })))
+    Ok(Json(WitnessHead { head, public_key: state.witness.public_key() }))
+}
+
+/// This module's routes, each with its entry in the OpenAPI document.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(audit_trail))
+        .routes(routes!(as_of))
+        .routes(routes!(digest))
+        .routes(routes!(signed_head))
+        .routes(routes!(timeline))
+        .routes(routes!(user_history))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn json(value: impl Serialize) -> serde_json::Value {
+        serde_json::to_value(value).unwrap_or_default()
+    }
+
+    #[test]
+    fn asof_is_absent_without_at_and_null_for_no_account() {
+        let page = |asof| json(UserHistoryPage { events: Vec::new(), next: None, asof });
+        assert_eq!(page(None), serde_json::json!({"events": [], "next": null}));
+        assert_eq!(page(Some(None)), serde_json::json!({"events": [], "next": null, "asof": null}));
+    }
 }

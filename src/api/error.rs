@@ -13,7 +13,8 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::request::SESSION_COOKIE;
 use super::{AppState, guard, pages};
@@ -280,7 +281,7 @@ async fn render(state: &AppState, accept: &[HeaderValue], call_id: &CallId, resp
     let show_stack = state.ledger.model.read().config.show_stack;
     let body = envelope(&error, error.routed.then(|| call_id.get()), state.ledger.now(), show_stack);
     let mut rendered = match media {
-        MediaType::Json => (error.status, Json(json!({ "error": body }))).into_response(),
+        MediaType::Json => (error.status, Json(ErrorEnvelope { error: body })).into_response(),
         MediaType::Html => (error.status, Html(html_page(&error, &body))).into_response(),
     };
     if let Some(seconds) = error.retry_after {
@@ -326,38 +327,61 @@ async fn rejection(response: Response) -> (Response, ApiError) {
     (Response::from_parts(parts, axum::body::Body::empty()), error)
 }
 
-fn envelope(error: &ApiError, call_id: Option<&str>, now: i64, show_stack: bool) -> Map<String, Value> {
-    let mut body = Map::new();
-    body.insert("httpcode".into(), json!(error.status.as_u16()));
-    body.insert("httpstatus".into(), json!(error.status.canonical_reason().unwrap_or("Error")));
-    if let Some(kind) = error.kind {
-        body.insert("appcode".into(), json!(kind.appcode()));
-        body.insert("apperror".into(), json!(kind.name()));
+/// The error envelope (contract §2): what every JSON error answers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorEnvelope {
+    pub error: ErrorBody,
+}
+
+/// The envelope's contents.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// The HTTP status code.
+    pub httpcode: u16,
+    /// The HTTP status's reason phrase.
+    pub httpstatus: &'static str,
+    /// The application's error code (for example 10020 for an invalid token), when it is one of the application's errors.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub appcode: Option<u32>,
+    /// The application error's name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub apperror: Option<&'static str>,
+    pub message: String,
+    /// The request's call id (also in the server's log); absent when no route matched.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub callid: Option<String>,
+    /// Epoch milliseconds.
+    pub time: i64,
+    /// Diagnostic detail, only with the `showstack` setting.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exception: Option<String>,
+}
+
+fn envelope(error: &ApiError, call_id: Option<&str>, now: i64, show_stack: bool) -> ErrorBody {
+    ErrorBody {
+        httpcode: error.status.as_u16(),
+        httpstatus: error.status.canonical_reason().unwrap_or("Error"),
+        appcode: error.kind.map(|kind| kind.appcode()),
+        apperror: error.kind.map(|kind| kind.name()),
+        message: error.message.clone(),
+        callid: call_id.map(str::to_owned),
+        time: now,
+        exception: if show_stack { error.exception.clone() } else { None },
     }
-    body.insert("message".into(), json!(error.message));
-    if let Some(call_id) = call_id {
-        body.insert("callid".into(), json!(call_id));
-    }
-    body.insert("time".into(), json!(now));
-    if let (true, Some(exception)) = (show_stack, &error.exception) {
-        body.insert("exception".into(), json!(exception));
-    }
-    body
 }
 
 /// The error page: the envelope in the site's layout, every field escaped.
-fn html_page(error: &ApiError, body: &Map<String, Value>) -> String {
-    let text = |key: &str| body.get(key).and_then(Value::as_str);
+fn html_page(error: &ApiError, body: &ErrorBody) -> String {
     let page = pages::ErrorPage {
         nav: pages::Nav::anonymous(),
-        code: error.status.as_u16(),
-        status: text("httpstatus").unwrap_or_default(),
-        message: text("message").unwrap_or_default(),
-        appcode: body.get("appcode").and_then(Value::as_i64),
-        apperror: text("apperror").unwrap_or_default(),
-        call_id: text("callid"),
-        time: body.get("time").and_then(Value::as_i64).map(pages::at).unwrap_or_default(),
-        exception: text("exception"),
+        code: body.httpcode,
+        status: body.httpstatus,
+        message: &body.message,
+        appcode: body.appcode.map(i64::from),
+        apperror: body.apperror.unwrap_or_default(),
+        call_id: body.callid.as_deref(),
+        time: pages::at(body.time),
+        exception: body.exception.as_deref(),
     };
     askama::Template::render(&page).unwrap_or_else(|e| {
         tracing::error!(error = %e, "the error page did not render");

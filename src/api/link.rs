@@ -7,9 +7,12 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorEnvelope};
 use super::login::{CompleteQuery, append_cookies, flow_cookie, removed_cookie, see_other, start_environment};
 use super::pages::{self, Nav};
 use super::request::{Body, FirstQuery, Input, RequestContext, any_token, cookie, cookie_token, no_token};
@@ -48,7 +51,70 @@ fn linking_caller(state: &AppState, token: &str) -> Result<Caller, ApiError> {
     Ok(caller)
 }
 
-/// `GET /link`: the providers to link an identity of (any token type).
+/// The fields of `POST /link/start`'s form (other fields are ignored).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct LinkStartForm {
+    /// The identity provider to link an identity of.
+    provider: String,
+    /// The environment (when the configured environment header does not name one).
+    environment: Option<String>,
+    /// The caller's login token (else the session cookie's).
+    token: Option<String>,
+}
+
+/// Members of `POST /link/pick`'s body.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct LinkPickRequest {
+    /// The identity to link; without it, every identity of the flow no account has.
+    id: Option<String>,
+}
+
+/// An identity of the link flow that no account has.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LinkableIdentity {
+    pub id: String,
+    pub provusername: String,
+}
+
+/// An identity of the link flow that an account (maybe the caller's) has.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LinkedIdentity {
+    pub user: String,
+    pub id: String,
+    pub provusername: String,
+}
+
+/// The link choice: the identities to link, and those already linked.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LinkChoiceView {
+    pub user: String,
+    pub provider: String,
+    /// Whether there is an identity to link.
+    pub haslinks: bool,
+    /// When the choice expires, epoch milliseconds.
+    pub expires: i64,
+    pub cancelurl: &'static str,
+    pub pickurl: &'static str,
+    pub idents: Vec<LinkableIdentity>,
+    pub linked: Vec<LinkedIdentity>,
+}
+
+/// The providers to link an identity of (any token type).
+#[utoipa::path(
+    get,
+    path = "/link",
+    operation_id = "link_page",
+    tag = "link",
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "The link page.", content_type = "text/html", body = String),
+        (status = 400, description = "No session cookie.", body = ErrorEnvelope),
+        (status = 401, description = "An invalid token.", body = ErrorEnvelope),
+        (status = 403, description = "A disabled account.", body = ErrorEnvelope),
+    ),
+)]
 pub async fn page(State(state): State<AppState>, context: RequestContext) -> Result<Response, ApiError> {
     let token = cookie_token(&context.headers).ok_or_else(no_token)?;
     let view = state.token_view(&token)?;
@@ -58,7 +124,21 @@ pub async fn page(State(state): State<AppState>, context: RequestContext) -> Res
     pages::account::link(&user, providers, &origins)
 }
 
-/// `POST /link/start` (form; the token from the form's `token`, else the cookie).
+/// Starts a link: on to the provider (the token from the form's `token`, else the cookie).
+#[utoipa::path(
+    post,
+    path = "/link/start",
+    operation_id = "link_start",
+    tag = "link",
+    security(("session" = [])),
+    request_body(content((LinkStartForm = "application/x-www-form-urlencoded"))),
+    responses(
+        (status = 303, description = "On to the provider's authorization page, with the link process cookies."),
+        (status = 400, description = "A missing provider, an unknown environment, or no token.", body = ErrorEnvelope),
+        (status = 401, description = "No such provider, or an invalid token.", body = ErrorEnvelope),
+        (status = 403, description = "Not a login token, or a disabled account.", body = ErrorEnvelope),
+    ),
+)]
 pub async fn start(State(state): State<AppState>, context: RequestContext, body: Body) -> Result<Response, ApiError> {
     let form = body.form()?;
     let environment = start_environment(&state, &context.headers, form.get("environment"));
@@ -91,7 +171,19 @@ pub async fn start(State(state): State<AppState>, context: RequestContext, body:
     Ok(see_other(&started.authorize_url, cookies))
 }
 
-/// `GET /link/complete/{provider}`: linked at once, or on to the choice.
+/// The provider's way back: linked at once, or on to the choice.
+#[utoipa::path(
+    get,
+    path = "/link/complete/{provider}",
+    operation_id = "link_complete",
+    tag = "link",
+    params(("provider" = String, Path, description = "The identity provider."), CompleteQuery),
+    responses(
+        (status = 303, description = "Linked (on to the environment's post-link page or `/me`), or on to the choice."),
+        (status = 400, description = "No link process cookie, or no authorization code.", body = ErrorEnvelope),
+        (status = 401, description = "No such provider, or the provider's identity could not be had.", body = ErrorEnvelope),
+    ),
+)]
 pub async fn complete(
     State(state): State<AppState>,
     context: RequestContext,
@@ -148,7 +240,21 @@ fn delayed(state: &AppState, environment: Option<&str>, token: &str, expires: i6
     Ok(see_other(&target, cookies))
 }
 
-/// `GET /link/choice` (HTML or JSON): the identities to link.
+/// The link choice: the identities to link (the link process cookie names the flow).
+#[utoipa::path(
+    get,
+    path = "/link/choice",
+    operation_id = "link_choice",
+    tag = "link",
+    security(("token" = []), ("session" = [])),
+    responses(
+        (status = 200, description = "The choice (a page for a browser).",
+            content((LinkChoiceView = "application/json"), (String = "text/html"))),
+        (status = 400, description = "No token, no link process cookie, or a local account.", body = ErrorEnvelope),
+        (status = 401, description = "An invalid token, or an expired or unknown link process.", body = ErrorEnvelope),
+        (status = 403, description = "Not a login token, a disabled account, or another account's link.", body = ErrorEnvelope),
+    ),
+)]
 pub async fn choice(State(state): State<AppState>, context: RequestContext) -> Result<Response, ApiError> {
     let token = any_token(&context.headers)?;
     let link = required_link_cookie(&context.headers)?;
@@ -159,30 +265,52 @@ pub async fn choice(State(state): State<AppState>, context: RequestContext) -> R
         let post_link = state.sign_in.urls(&state.ledger, environment.as_deref())?.post_link;
         return pages::account::link_choice(Nav::of_caller(&caller), &choice, post_link.as_deref());
     }
-    let identities: Vec<_> =
-        choice.identities.iter().map(|i| json!({"id": i.id, "provusername": i.username})).collect();
-    let linked: Vec<_> = choice
+    let identities: Vec<_> = choice
+        .identities
+        .iter()
+        .map(|i| LinkableIdentity { id: i.id.to_string(), provusername: i.username.clone() })
+        .collect();
+    let linked = choice
         .linked
         .iter()
-        .map(|l| json!({"user": l.user, "id": l.id, "provusername": l.provider_username}))
+        .map(|l| LinkedIdentity {
+            user: l.user.to_string(),
+            id: l.id.to_string(),
+            provusername: l.provider_username.clone(),
+        })
         .collect();
-    Ok(Json(json!({
-        "user": choice.user,
-        "provider": choice.provider,
-        "haslinks": !identities.is_empty(),
-        "expires": choice.expires,
-        "cancelurl": "cancel",
-        "pickurl": "pick",
-        "idents": identities,
-        "linked": linked,
-    }))
+    Ok(Json(LinkChoiceView {
+        user: choice.user.to_string(),
+        provider: choice.provider,
+        haslinks: !identities.is_empty(),
+        expires: choice.expires,
+        cancelurl: "cancel",
+        pickurl: "pick",
+        idents: identities,
+        linked,
+    })
     .into_response())
 }
 
-/// `POST /link/pick`: link one identity (`id`) or, without it, all new ones.
+/// Links one identity (`id`) or, without it, all new ones.
+#[utoipa::path(
+    post,
+    path = "/link/pick",
+    operation_id = "link_pick",
+    tag = "link",
+    security(("token" = []), ("session" = [])),
+    request_body(content((LinkPickRequest = "application/json"), (LinkPickRequest = "application/x-www-form-urlencoded"))),
+    responses(
+        (status = 204, description = "JSON: linked; the link process cookies removed."),
+        (status = 303, description = "A form: linked, on to the environment's post-link page or `/me`."),
+        (status = 400, description = "No token, no link process cookie, an unknown member, or the identity cannot be linked.", body = ErrorEnvelope),
+        (status = 401, description = "An invalid token, or an expired or unknown link process.", body = ErrorEnvelope),
+        (status = 403, description = "Not a login token, a disabled account, or another account's link.", body = ErrorEnvelope),
+    ),
+)]
 pub async fn pick(State(state): State<AppState>, context: RequestContext, body: Body) -> Result<Response, ApiError> {
     let input = body.input()?;
-    input.reject_unexpected(&["id"])?;
+    input.reject_unexpected_of::<LinkPickRequest>()?;
     let token = any_token(&context.headers)?;
     let link = required_link_cookie(&context.headers)?;
     let caller = linking_caller(&state, &token)?;
@@ -202,7 +330,18 @@ pub async fn pick(State(state): State<AppState>, context: RequestContext, body: 
     Ok(response)
 }
 
-/// `POST|DELETE /link/cancel`: the link forgotten, its cookies removed.
+/// Cancels a link: the flow forgotten, its cookies removed.
+#[utoipa::path(
+    method(post, delete),
+    path = "/link/cancel",
+    operation_id = "link_cancel",
+    tag = "link",
+    responses(
+        (status = 204, description = "Cancelled; the link process cookies removed."),
+        (status = 303, description = "A browser's form post: back to `/me`."),
+        (status = 400, description = "No link process cookie.", body = ErrorEnvelope),
+    ),
+)]
 pub async fn cancel(State(state): State<AppState>, context: RequestContext) -> Result<Response, ApiError> {
     let link = required_link_cookie(&context.headers)?;
     state.sign_in.forget(&state.ledger, &link).await?;
@@ -211,7 +350,21 @@ pub async fn cancel(State(state): State<AppState>, context: RequestContext) -> R
     Ok(response)
 }
 
-/// `POST /me/unlink/{id}`: the identity no longer signs in to the account.
+/// Unlinks an identity: it no longer signs in to the caller's account.
+#[utoipa::path(
+    post,
+    path = "/me/unlink/{id}",
+    tag = "link",
+    security(("token" = []), ("session" = [])),
+    params(("id" = String, Path, description = "The identity's id.")),
+    responses(
+        (status = 204, description = "Unlinked."),
+        (status = 303, description = "A browser's form post: back to `/me`."),
+        (status = 400, description = "No token, or the identity cannot be unlinked (the account's last, or not its own).", body = ErrorEnvelope),
+        (status = 401, description = "An invalid token.", body = ErrorEnvelope),
+        (status = 403, description = "Not a login token, or a disabled account.", body = ErrorEnvelope),
+    ),
+)]
 pub async fn unlink(
     State(state): State<AppState>,
     context: RequestContext,
@@ -226,4 +379,16 @@ pub async fn unlink(
     let metadata = context.metadata(caller.name(), state.ignore_ip());
     links::unlink(&state.ledger, caller.name(), IdentityId::named(&id), &metadata).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// This module's routes, each with its entry in the OpenAPI document.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(page))
+        .routes(routes!(start))
+        .routes(routes!(complete))
+        .routes(routes!(choice))
+        .routes(routes!(pick))
+        .routes(routes!(cancel))
+        .routes(routes!(unlink))
 }

@@ -9,8 +9,11 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorEnvelope};
 use super::pages::{self, Nav};
 use super::request::FirstQuery;
 use super::request::{Body, Input, RequestContext, parse_context_string, removed_session_cookie, session_cookie};
@@ -20,12 +23,68 @@ use crate::domain::names::{is_blank, parse_custom_context};
 use crate::domain::{AuthError, UserName};
 
 /// `?user=` of the two local-account pages (prefills the form).
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct UserQuery {
+    /// The user name the form starts with.
     user: Option<String>,
 }
 
-/// `GET /localaccount/login`: the login form.
+/// Members of `POST /localaccount/login`'s JSON body.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct LocalLoginRequest {
+    /// The user name.
+    user: String,
+    /// The password.
+    pwd: String,
+    /// Ignored in JSON (the token is in the answer).
+    stayloggedin: Option<bool>,
+    /// Free key/value context stored with the token.
+    customcontext: Option<BTreeMap<String, String>>,
+    /// The second factor's current code, when the account has one.
+    second_factor_token: Option<String>,
+}
+
+/// The fields of `POST /localaccount/login`'s form (other fields are ignored).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct LocalLoginForm {
+    /// The user name.
+    user: String,
+    /// The password.
+    pwd: String,
+    /// Present: a persistent session cookie; absent: a browser-session cookie.
+    stayloggedin: Option<String>,
+    /// Key/value pairs: `k1, v1; k2, v2`.
+    customcontext: Option<String>,
+    /// The second factor's current code, when the account has one.
+    second_factor_token: Option<String>,
+}
+
+/// Members of `POST /localaccount/reset`'s body.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct LocalResetRequest {
+    /// The user name.
+    user: String,
+    /// The current password.
+    pwdold: String,
+    /// The new password.
+    pwdnew: String,
+    /// The second factor's current code, when the account has one.
+    second_factor_token: Option<String>,
+}
+
+/// The local-account login form.
+#[utoipa::path(
+    get,
+    path = "/localaccount/login",
+    operation_id = "local_login_page",
+    tag = "account",
+    params(UserQuery),
+    responses((status = 200, description = "The login form.", content_type = "text/html", body = String)),
+)]
 pub async fn login_page(
     State(state): State<AppState>,
     context: RequestContext,
@@ -34,7 +93,15 @@ pub async fn login_page(
     pages::account::login(Nav::from_cookie(&state, &context.headers), query.user.as_deref())
 }
 
-/// `GET /localaccount/reset?user=`: the password-change form.
+/// The password-change form.
+#[utoipa::path(
+    get,
+    path = "/localaccount/reset",
+    operation_id = "local_reset_page",
+    tag = "account",
+    params(UserQuery),
+    responses((status = 200, description = "The password-change form.", content_type = "text/html", body = String)),
+)]
 pub async fn reset_page(
     State(state): State<AppState>,
     context: RequestContext,
@@ -47,6 +114,21 @@ fn missing(field: &str) -> ApiError {
     AuthError::missing(field).into()
 }
 
+/// Logs in to a local account with its password.
+#[utoipa::path(
+    post,
+    path = "/localaccount/login",
+    operation_id = "local_login",
+    tag = "account",
+    request_body(content((LocalLoginRequest = "application/json"), (LocalLoginForm = "application/x-www-form-urlencoded"))),
+    responses(
+        (status = 200, description = "JSON: the new login token, with its value (shown once).", body = views::NewUiToken),
+        (status = 303, description = "A form: on to `/me` with the session cookie, or to the reset form when the password must be reset."),
+        (status = 400, description = "A missing or illegal field, or an unknown member.", body = ErrorEnvelope),
+        (status = 401, description = "A wrong user name or password, or second-factor code.", body = ErrorEnvelope),
+        (status = 403, description = "A disabled account, login restricted to administrators, or (JSON) a password that must be reset.", body = ErrorEnvelope),
+    ),
+)]
 pub async fn login(State(state): State<AppState>, context: RequestContext, body: Body) -> Result<Response, ApiError> {
     let input = body.input()?;
     let (user, password, stay_logged_in, custom) = match &input {
@@ -62,7 +144,7 @@ pub async fn login(State(state): State<AppState>, context: RequestContext, body:
             (user, password, form.has("stayloggedin"), parse_context_string(form.get("customcontext"))?)
         }
         Input::Json(json) => {
-            json.reject_unexpected(&["user", "pwd", "stayloggedin", "customcontext", "second_factor_token"])?;
+            json.reject_unexpected_of::<LocalLoginRequest>()?;
             let user = json.string("user")?;
             let password = json.string("pwd")?;
             if is_blank(user.as_deref()) {
@@ -107,12 +189,27 @@ pub async fn login(State(state): State<AppState>, context: RequestContext, body:
         return Ok((StatusCode::SEE_OTHER, [(header::LOCATION, "/me".to_owned()), (header::SET_COOKIE, cookie)])
             .into_response());
     }
-    Ok(Json(views::new_ui_token(&view, &value)).into_response())
+    Ok(Json(views::NewUiToken::of(&view, &value)).into_response())
 }
 
+/// Changes a local account's password (with the current one).
+#[utoipa::path(
+    post,
+    path = "/localaccount/reset",
+    operation_id = "local_reset",
+    tag = "account",
+    request_body(content((LocalResetRequest = "application/json"), (LocalResetRequest = "application/x-www-form-urlencoded"))),
+    responses(
+        (status = 204, description = "JSON: changed."),
+        (status = 303, description = "A form: changed; on to the login form, the session cookie removed."),
+        (status = 400, description = "A missing field, an illegal new password, or an unknown member.", body = ErrorEnvelope),
+        (status = 401, description = "A wrong user name or password, or second-factor code.", body = ErrorEnvelope),
+        (status = 403, description = "A disabled account.", body = ErrorEnvelope),
+    ),
+)]
 pub async fn reset(State(state): State<AppState>, context: RequestContext, body: Body) -> Result<Response, ApiError> {
     let input = body.input()?;
-    input.reject_unexpected(&["user", "pwdold", "pwdnew", "second_factor_token"])?;
+    input.reject_unexpected_of::<LocalResetRequest>()?;
     let fields: BTreeMap<&str, Option<String>> =
         [("user", input.string("user")?), ("pwdold", input.string("pwdold")?), ("pwdnew", input.string("pwdnew")?)]
             .into();
@@ -135,4 +232,9 @@ pub async fn reset(State(state): State<AppState>, context: RequestContext, body:
         return Ok((StatusCode::SEE_OTHER, headers).into_response());
     }
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// This module's routes, each with its entry in the OpenAPI document.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(login_page, login)).routes(routes!(reset_page, reset))
 }

@@ -5,15 +5,19 @@
 //! from the provider — a top-level navigation — still carries them); each
 //! handler parses, calls one `app::logins` function and answers.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorEnvelope};
 use super::pages::{self, Nav};
 use super::request::{Body, FirstQuery, Input, RequestContext, cookie, parse_context_string, session_cookie};
 use super::{AppState, views};
@@ -121,14 +125,171 @@ impl LoginCookies {
     }
 }
 
-/// `GET /login`: the providers to sign in with.
+/// The fields of `POST /login/start`'s form (other fields are ignored).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct LoginStartForm {
+    /// The identity provider to sign in with.
+    provider: String,
+    /// Where to go after the login (must match the configured redirect prefix).
+    redirecturl: Option<String>,
+    /// The environment (when the configured environment header does not name one).
+    environment: Option<String>,
+    /// Present and not blank: a persistent login cookie.
+    stayloggedin: Option<String>,
+}
+
+/// Members of `POST /login/pick`'s JSON body.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct LoginPickRequest {
+    /// The chosen identity's id.
+    id: String,
+    /// Policy ids the user agrees to.
+    policyids: Option<Vec<String>>,
+    /// Free key/value context stored with the token.
+    customcontext: Option<BTreeMap<String, String>>,
+    /// Link the flow's other unlinked identities to the account too.
+    linkall: Option<bool>,
+}
+
+/// The fields of `POST /login/pick`'s form (other fields are ignored).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct LoginPickForm {
+    /// The chosen identity's id.
+    id: String,
+    /// Comma-separated policy ids the user agrees to.
+    policyids: Option<String>,
+    /// Key/value pairs: `k1, v1; k2, v2`.
+    customcontext: Option<String>,
+    /// A yes (not blank, `false`, `off`, `no` or `0`): link the flow's other unlinked identities too.
+    linkall: Option<String>,
+}
+
+/// Members of `POST /login/create`'s JSON body.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct LoginCreateRequest {
+    /// The chosen identity's id.
+    id: String,
+    /// The new account's user name.
+    user: String,
+    /// The new account's display name.
+    display: String,
+    /// The new account's email address.
+    email: String,
+    /// Policy ids the user agrees to.
+    policyids: Option<Vec<String>>,
+    /// Free key/value context stored with the token.
+    customcontext: Option<BTreeMap<String, String>>,
+    /// Link the flow's other unlinked identities to the account too.
+    linkall: Option<bool>,
+}
+
+/// The fields of `POST /login/create`'s form (other fields are ignored).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct LoginCreateForm {
+    /// The chosen identity's id.
+    id: String,
+    /// The new account's user name.
+    user: String,
+    /// The new account's display name.
+    display: String,
+    /// The new account's email address.
+    email: String,
+    /// Comma-separated policy ids the user agrees to.
+    policyids: Option<String>,
+    /// Key/value pairs: `k1, v1; k2, v2`.
+    customcontext: Option<String>,
+    /// A yes (not blank, `false`, `off`, `no` or `0`): link the flow's other unlinked identities too.
+    linkall: Option<String>,
+}
+
+/// An identity the login choice offers to create an account from.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LoginCreateOption {
+    /// The identity's id.
+    pub id: String,
+    /// A free user name for the new account.
+    pub availablename: String,
+    pub provusername: String,
+    pub provfullname: Option<String>,
+    pub provemail: Option<String>,
+}
+
+/// An account the login choice offers to log in to.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LoginAccountOption {
+    pub user: String,
+    /// The lowest id of the account's identities in the answer.
+    pub id: String,
+    pub loginallowed: bool,
+    pub disabled: bool,
+    pub adminonly: bool,
+    pub policyids: Vec<views::PolicyIdView>,
+    /// The provider usernames of the account's identities in the answer.
+    pub provusernames: Vec<String>,
+}
+
+/// The login choice: the accounts to log in to and the identities to create one from.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LoginChoiceView {
+    pub cancelurl: &'static str,
+    pub createurl: &'static str,
+    pub pickurl: &'static str,
+    pub suggestnameurl: &'static str,
+    /// Where the login goes after (the redirect cookie).
+    pub redirecturl: Option<String>,
+    pub provider: String,
+    pub creationallowed: bool,
+    /// When the choice expires, epoch milliseconds.
+    pub expires: i64,
+    pub create: Vec<LoginCreateOption>,
+    pub login: Vec<LoginAccountOption>,
+}
+
+/// A pick or create answered in JSON: the new login token and where to go.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LoginResult {
+    pub redirecturl: Option<String>,
+    pub token: views::NewUiToken,
+}
+
+/// `{"availablename": "..."}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SuggestedName {
+    pub availablename: String,
+}
+
+/// The providers to sign in with.
+#[utoipa::path(
+    get,
+    path = "/login",
+    operation_id = "login_page",
+    tag = "login",
+    responses((status = 200, description = "The login page.", content_type = "text/html", body = String)),
+)]
 pub async fn page(State(state): State<AppState>, context: RequestContext) -> Result<Response, ApiError> {
     let providers = state.sign_in.enabled(&state.ledger);
     let origins = state.sign_in.form_targets(&state.ledger, Purpose::Login);
     pages::account::provider_login(Nav::from_cookie(&state, &context.headers), providers, &origins)
 }
 
-/// `POST /login/start` (form): to the provider, with the process cookies.
+/// Starts a login: on to the provider, with the process cookies.
+#[utoipa::path(
+    post,
+    path = "/login/start",
+    operation_id = "login_start",
+    tag = "login",
+    request_body(content((LoginStartForm = "application/x-www-form-urlencoded"))),
+    responses(
+        (status = 303, description = "On to the provider's authorization page, with the login process cookies."),
+        (status = 400, description = "A missing provider or an illegal redirect URL.", body = ErrorEnvelope),
+        (status = 401, description = "No such provider.", body = ErrorEnvelope),
+    ),
+)]
 pub async fn start(State(state): State<AppState>, context: RequestContext, body: Body) -> Result<Response, ApiError> {
     let form = body.form()?;
     let environment = start_environment(&state, &context.headers, form.get("environment"));
@@ -164,14 +325,30 @@ pub async fn start(State(state): State<AppState>, context: RequestContext, body:
 }
 
 /// The provider's way back.
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CompleteQuery {
+    /// The provider's authorization code.
     pub code: Option<String>,
+    /// The state the flow sent the provider to.
     pub state: Option<String>,
+    /// The provider's error, when it did not authorize.
     pub error: Option<String>,
 }
 
-/// `GET /login/complete/{provider}`: straight in, or on to the choice.
+/// The provider's way back: logged in at once, or on to the choice.
+#[utoipa::path(
+    get,
+    path = "/login/complete/{provider}",
+    operation_id = "login_complete",
+    tag = "login",
+    params(("provider" = String, Path, description = "The identity provider."), CompleteQuery),
+    responses(
+        (status = 303, description = "Logged in (on to the redirect URL or `/me`, with the login cookie), or on to the choice."),
+        (status = 400, description = "No login process cookie, no authorization code, or an illegal redirect.", body = ErrorEnvelope),
+        (status = 401, description = "No such provider, or the provider's identity could not be had.", body = ErrorEnvelope),
+    ),
+)]
 pub async fn complete(
     State(state): State<AppState>,
     context: RequestContext,
@@ -245,7 +422,19 @@ fn delayed(state: &AppState, cookies: &LoginCookies, token: &str, expires: i64) 
     Ok(see_other(&target, set))
 }
 
-/// `GET /login/choice` (HTML or JSON): the accounts to log in to and the identities to create one from.
+/// The login choice: the accounts to log in to and the identities to create one from.
+#[utoipa::path(
+    get,
+    path = "/login/choice",
+    operation_id = "login_choice",
+    tag = "login",
+    responses(
+        (status = 200, description = "The choice (a page for a browser).",
+            content((LoginChoiceView = "application/json"), (String = "text/html"))),
+        (status = 400, description = "No login process cookie, or an illegal redirect.", body = ErrorEnvelope),
+        (status = 401, description = "An expired or unknown login process.", body = ErrorEnvelope),
+    ),
+)]
 pub async fn choice(State(state): State<AppState>, context: RequestContext) -> Result<Response, ApiError> {
     let cookies = LoginCookies::of(&context.headers);
     let redirect = cookies.checked_redirect(&state)?;
@@ -255,46 +444,46 @@ pub async fn choice(State(state): State<AppState>, context: RequestContext) -> R
         let nav = Nav::from_cookie(&state, &context.headers);
         return pages::account::login_choice(nav, &choice, redirect.as_deref());
     }
-    let create: Vec<Value> = choice
+    let create = choice
         .create
         .iter()
-        .map(|c| {
-            json!({
-                "id": c.id,
-                "availablename": c.available_name,
-                "provusername": c.provider_username,
-                "provfullname": c.provider_fullname,
-                "provemail": c.provider_email,
-            })
+        .map(|c| LoginCreateOption {
+            id: c.id.to_string(),
+            availablename: c.available_name.clone(),
+            provusername: c.provider_username.clone(),
+            provfullname: c.provider_fullname.clone(),
+            provemail: c.provider_email.clone(),
         })
         .collect();
-    let login: Vec<Value> = choice
+    let login = choice
         .login
         .iter()
-        .map(|l| {
-            json!({
-                "user": l.user,
-                "id": l.id,
-                "loginallowed": l.login_allowed,
-                "disabled": l.disabled,
-                "adminonly": l.admin_only,
-                "policyids": l.policy_ids.iter().map(|(id, at)| json!({"id": id, "agreedon": at})).collect::<Vec<_>>(),
-                "provusernames": l.provider_usernames,
-            })
+        .map(|l| LoginAccountOption {
+            user: l.user.to_string(),
+            id: l.id.to_string(),
+            loginallowed: l.login_allowed,
+            disabled: l.disabled,
+            adminonly: l.admin_only,
+            policyids: l
+                .policy_ids
+                .iter()
+                .map(|(id, at)| views::PolicyIdView { id: id.to_string(), agreedon: *at })
+                .collect(),
+            provusernames: l.provider_usernames.clone(),
         })
         .collect();
-    Ok(Json(json!({
-        "cancelurl": "cancel",
-        "createurl": "create",
-        "pickurl": "pick",
-        "suggestnameurl": "suggestname",
-        "redirecturl": redirect,
-        "provider": choice.provider,
-        "creationallowed": choice.creation_allowed,
-        "expires": choice.expires,
-        "create": create,
-        "login": login,
-    }))
+    Ok(Json(LoginChoiceView {
+        cancelurl: "cancel",
+        createurl: "create",
+        pickurl: "pick",
+        suggestnameurl: "suggestname",
+        redirecturl: redirect,
+        provider: choice.provider,
+        creationallowed: choice.creation_allowed,
+        expires: choice.expires,
+        create,
+        login,
+    })
     .into_response())
 }
 
@@ -367,26 +556,54 @@ fn chosen_answer(
     if input.is_form() {
         return logged_in(state, cookies, redirect, &value, &token);
     }
-    let mut response =
-        (status, Json(json!({"redirecturl": redirect, "token": views::new_ui_token(&token, &value)}))).into_response();
+    let answer = LoginResult { redirecturl: redirect, token: views::NewUiToken::of(&token, &value) };
+    let mut response = (status, Json(answer)).into_response();
     append_cookies(&mut response, removed_login_cookies());
     response
 }
 
-/// `POST /login/pick` (form or JSON): log in to the account of a chosen identity.
+/// Logs in to the account of a chosen identity.
+#[utoipa::path(
+    post,
+    path = "/login/pick",
+    operation_id = "login_pick",
+    tag = "login",
+    request_body(content((LoginPickRequest = "application/json"), (LoginPickForm = "application/x-www-form-urlencoded"))),
+    responses(
+        (status = 200, description = "JSON: the new login token; the process cookies removed.", body = LoginResult),
+        (status = 303, description = "A form: logged in, on to the redirect URL or `/me` with the login cookie."),
+        (status = 400, description = "A missing id, no login process cookie, an illegal member, redirect, context or policy id.", body = ErrorEnvelope),
+        (status = 401, description = "An expired or unknown login process.", body = ErrorEnvelope),
+        (status = 403, description = "A disabled account, or login restricted to administrators.", body = ErrorEnvelope),
+    ),
+)]
 pub async fn pick(State(state): State<AppState>, context: RequestContext, body: Body) -> Result<Response, ApiError> {
     let input = body.input()?;
-    input.reject_unexpected(&["id", "policyids", "customcontext", "linkall"])?;
+    input.reject_unexpected_of::<LoginPickRequest>()?;
     let (chosen, cookies) = read_choices(&state, &context, &input, || Ok(()))?;
     let metadata = context.anonymous_metadata(state.ignore_ip());
     let issued = logins::pick(&state.sign_in, &state.ledger, &chosen.token, chosen.choices, &metadata).await?;
     Ok(chosen_answer(&state, &input, &cookies, chosen.redirect, StatusCode::OK, issued))
 }
 
-/// `POST /login/create` (form or JSON): create an account from a chosen identity and log in.
+/// Creates an account from a chosen identity and logs in to it.
+#[utoipa::path(
+    post,
+    path = "/login/create",
+    operation_id = "login_create",
+    tag = "login",
+    request_body(content((LoginCreateRequest = "application/json"), (LoginCreateForm = "application/x-www-form-urlencoded"))),
+    responses(
+        (status = 201, description = "JSON: the new login token; the process cookies removed.", body = LoginResult),
+        (status = 303, description = "A form: created and logged in, on to the redirect URL or `/me` with the login cookie."),
+        (status = 400, description = "A missing or illegal field, no login process cookie, a taken user name.", body = ErrorEnvelope),
+        (status = 401, description = "An expired or unknown login process.", body = ErrorEnvelope),
+        (status = 403, description = "Account creation is not allowed.", body = ErrorEnvelope),
+    ),
+)]
 pub async fn create(State(state): State<AppState>, context: RequestContext, body: Body) -> Result<Response, ApiError> {
     let input = body.input()?;
-    input.reject_unexpected(&["id", "user", "display", "email", "policyids", "customcontext", "linkall"])?;
+    input.reject_unexpected_of::<LoginCreateRequest>()?;
     let mut account = None;
     let fields = |key: &str| input.string(key);
     let (user, display, email) = (fields("user")?, fields("display")?, fields("email")?);
@@ -411,7 +628,18 @@ fn is_yes(value: &str) -> bool {
     !value.is_empty() && !["false", "off", "no", "0"].contains(&value.as_str())
 }
 
-/// `POST|DELETE /login/cancel`: the flow forgotten, the process cookies removed.
+/// Cancels a login: the flow forgotten, the process cookies removed.
+#[utoipa::path(
+    method(post, delete),
+    path = "/login/cancel",
+    operation_id = "login_cancel",
+    tag = "login",
+    responses(
+        (status = 204, description = "Cancelled; the process cookies removed."),
+        (status = 303, description = "A browser's form post: back to `/login`."),
+        (status = 400, description = "No login process cookie.", body = ErrorEnvelope),
+    ),
+)]
 pub async fn cancel(State(state): State<AppState>, context: RequestContext) -> Result<Response, ApiError> {
     let cookies = LoginCookies::of(&context.headers);
     let token = cookies.required_token()?;
@@ -421,9 +649,30 @@ pub async fn cancel(State(state): State<AppState>, context: RequestContext) -> R
     Ok(response)
 }
 
-/// `GET /login/suggestname/{name}` (no auth): `{"availablename": "..."}`, a
-/// free user name like `name` — among every account, disabled ones included,
-/// and the names pending invitations are for.
-pub async fn suggest_name(State(state): State<AppState>, Path(name): Path<String>) -> Json<Value> {
-    Json(json!({ "availablename": logins::suggest_name(&state.ledger, &name) }))
+/// A free user name like the one given.
+///
+/// Free among every account, disabled ones included, and the names pending
+/// invitations are for. No authentication.
+#[utoipa::path(
+    get,
+    path = "/login/suggestname/{name}",
+    tag = "login",
+    params(("name" = String, Path, description = "The wanted name.")),
+    responses((status = 200, description = "A free user name.", body = SuggestedName)),
+)]
+pub async fn suggest_name(State(state): State<AppState>, Path(name): Path<String>) -> Json<SuggestedName> {
+    Json(SuggestedName { availablename: logins::suggest_name(&state.ledger, &name) })
+}
+
+/// This module's routes, each with its entry in the OpenAPI document.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(page))
+        .routes(routes!(start))
+        .routes(routes!(complete))
+        .routes(routes!(choice))
+        .routes(routes!(pick))
+        .routes(routes!(create))
+        .routes(routes!(cancel))
+        .routes(routes!(suggest_name))
 }

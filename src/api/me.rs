@@ -9,16 +9,59 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorEnvelope};
 use super::pages::{self, Nav};
 use super::request::{Body, Input, RequestContext, any_token};
+use super::v2::ProfileUpdate;
 use super::{AppState, views};
 use crate::domain::names::is_blank;
 use crate::domain::{Actor, AuthError, DisplayName, EmailAddress, ErrorType, Role, User, UserCommand};
 
-/// `GET /me`: the profile page, or the user JSON with the forms' URLs.
+/// The caller's account as `GET /me` shows it: the user and the forms' URLs.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MeView {
+    #[serde(flatten)]
+    pub user: views::UserView,
+    /// Where the profile form posts (relative).
+    pub userupdateurl: &'static str,
+    /// Where an identity is unlinked (relative; the identity's id appended).
+    pub unlinkurl: &'static str,
+    /// Where the caller's own roles are dropped (relative).
+    pub roleurl: &'static str,
+    /// Whether the caller holds any built-in role.
+    pub hasroles: bool,
+    /// Whether the caller may unlink an identity.
+    pub unlink: bool,
+}
+
+/// Members of `POST /me/roles`'s JSON body (other members are ignored).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct DropOwnRolesRequest {
+    /// Ids of built-in roles the caller holds and drops.
+    roles: Option<Vec<String>>,
+}
+
+/// The caller's account: the profile page, or the user JSON with the forms' URLs.
+#[utoipa::path(
+    get,
+    path = "/me",
+    operation_id = "show_me",
+    tag = "account",
+    security(("token" = []), ("session" = [])),
+    responses(
+        (status = 200, description = "The caller's account (a page for a browser).",
+            content((MeView = "application/json"), (String = "text/html"))),
+        (status = 400, description = "No token.", body = ErrorEnvelope),
+        (status = 401, description = "An invalid token.", body = ErrorEnvelope),
+        (status = 403, description = "A disabled account.", body = ErrorEnvelope),
+    ),
+)]
 pub async fn show(State(state): State<AppState>, context: RequestContext) -> Result<Response, ApiError> {
     let token = any_token(&context.headers)?;
     let view = state.token_view(&token)?;
@@ -26,23 +69,40 @@ pub async fn show(State(state): State<AppState>, context: RequestContext) -> Res
     if context.wants_html() {
         return pages::account::me(&user);
     }
-    let mut out = views::user(&user);
-    out["userupdateurl"] = json!("me");
-    out["unlinkurl"] = json!("me/unlink");
-    out["roleurl"] = json!("me/roles");
-    out["hasroles"] = json!(!user.roles.is_empty());
-    out["unlink"] = json!(pages::account::may_unlink(&user));
+    let out = MeView {
+        user: views::UserView::of(&user),
+        userupdateurl: "me",
+        unlinkurl: "me/unlink",
+        roleurl: "me/roles",
+        hasroles: !user.roles.is_empty(),
+        unlink: pages::account::may_unlink(&user),
+    };
     Ok(Json(out).into_response())
 }
 
-/// `POST /me` (form) and `PUT /me` (JSON): display name and email.
+/// Changes the caller's display name and email (`POST` for the form, `PUT` for JSON; both take either).
+#[utoipa::path(
+    method(post, put),
+    path = "/me",
+    operation_id = "update_profile",
+    tag = "account",
+    security(("token" = []), ("session" = [])),
+    request_body(content((ProfileUpdate = "application/json"), (ProfileUpdate = "application/x-www-form-urlencoded"))),
+    responses(
+        (status = 204, description = "Changed (or nothing to change)."),
+        (status = 303, description = "A browser's form post: back to `/me`."),
+        (status = 400, description = "An illegal display name or email, an unknown member, or no token.", body = ErrorEnvelope),
+        (status = 401, description = "An invalid token.", body = ErrorEnvelope),
+        (status = 403, description = "Not a login token, or a disabled account.", body = ErrorEnvelope),
+    ),
+)]
 pub async fn update(
     State(state): State<AppState>,
     context: RequestContext,
     body: Body,
 ) -> Result<StatusCode, ApiError> {
     let input = body.input()?;
-    input.reject_unexpected(&["display", "email"])?;
+    input.reject_unexpected_of::<ProfileUpdate>()?;
     let token = any_token(&context.headers)?;
     change_profile(&state, &context, &token, input.string("display")?, input.string("email")?).await
 }
@@ -66,8 +126,25 @@ pub async fn change_profile(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `POST /me/roles`: drops roles the caller holds (`{"roles": [...]}` or a
-/// form whose keys are role ids).
+/// Drops roles the caller holds (`{"roles": [...]}`, or a form whose keys are role ids).
+#[utoipa::path(
+    post,
+    path = "/me/roles",
+    operation_id = "remove_own_roles",
+    tag = "account",
+    security(("token" = []), ("session" = [])),
+    request_body(content(
+        (DropOwnRolesRequest = "application/json"),
+        (BTreeMap<String, String> = "application/x-www-form-urlencoded"),
+    )),
+    responses(
+        (status = 204, description = "Dropped."),
+        (status = 303, description = "A browser's form post: back to `/me`."),
+        (status = 400, description = "No such role (JSON), or no token.", body = ErrorEnvelope),
+        (status = 401, description = "An invalid token.", body = ErrorEnvelope),
+        (status = 403, description = "Not a login token, or a disabled account.", body = ErrorEnvelope),
+    ),
+)]
 pub async fn remove_roles(
     State(state): State<AppState>,
     context: RequestContext,
@@ -93,7 +170,21 @@ pub async fn remove_roles(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `GET /customroles`: every custom role, for any Login token.
+/// Every custom role, for any Login token.
+#[utoipa::path(
+    get,
+    path = "/customroles",
+    operation_id = "list_custom_roles",
+    tag = "account",
+    security(("token" = []), ("session" = [])),
+    responses(
+        (status = 200, description = "The custom roles (a page for a browser).",
+            content((views::CustomRoles = "application/json"), (String = "text/html"))),
+        (status = 400, description = "No token.", body = ErrorEnvelope),
+        (status = 401, description = "An invalid token.", body = ErrorEnvelope),
+        (status = 403, description = "Not a login token, or a disabled account.", body = ErrorEnvelope),
+    ),
+)]
 pub async fn custom_roles(State(state): State<AppState>, context: RequestContext) -> Result<Response, ApiError> {
     let token = any_token(&context.headers)?;
     let user = state.login_caller(&token, None)?.user;
@@ -102,5 +193,10 @@ pub async fn custom_roles(State(state): State<AppState>, context: RequestContext
     if context.wants_html() {
         return pages::account::custom_roles(Nav::of(&user), roles.iter(), false);
     }
-    Ok(Json(views::custom_roles(roles)).into_response())
+    Ok(Json(views::CustomRoles::of(roles)).into_response())
+}
+
+/// This module's routes, each with its entry in the OpenAPI document.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(show, update)).routes(routes!(custom_roles)).routes(routes!(remove_roles))
 }

@@ -3,21 +3,25 @@
 //! host certificate signed by the host CA. Static tokens from the
 //! configuration file join any number of hosts; issued ones join one each.
 
+use serde::Serialize;
 use std::collections::BTreeSet;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
 
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde_json::{Value, json};
 
 use super::AppState;
 use super::admin::administrator;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorEnvelope};
 use super::permissions::Action;
 use super::request::{Body, JsonObject, RequestContext};
 use crate::app::hosts::{self, JoinRequest};
 use crate::app::ssh::authority;
-use crate::domain::{AuthError, CaKind, HostId, HostRole};
+use crate::domain::{AuthError, CaKind, HostId, HostRole, UserName};
 
 /// The longest a provisioning token may live, and how long it lives when not said.
 const MAX_TTL_SECONDS: i64 = 30 * 24 * 3600;
@@ -33,14 +37,64 @@ fn roles_of(json: &JsonObject, required: bool) -> Result<Option<BTreeSet<HostRol
     }
 }
 
-/// `POST /api/V2/admin/provisiontokens` `{"roles", "ttl"?, "count"?}`: `count` new tokens.
+/// Members of `POST /api/V2/admin/provisiontokens`'s body.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct IssueTokensRequest {
+    /// The roles a host joining with the tokens may take: `node`, `proxy`, `auth`.
+    roles: Vec<String>,
+    /// How long the tokens live, in seconds (1800 by default; at most 30 days).
+    ttl: Option<i64>,
+    /// How many tokens to issue (1 by default; at most 100).
+    count: Option<i64>,
+}
+
+/// A new provisioning token, with its value (shown once).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IssuedTokenView {
+    /// The token's value.
+    pub token: String,
+    pub id: Uuid,
+    #[schema(value_type = Vec<String>)]
+    pub roles: BTreeSet<HostRole>,
+    /// Epoch milliseconds.
+    pub expires: i64,
+}
+
+/// The tokens issued.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IssuedTokens {
+    pub tokens: Vec<IssuedTokenView>,
+    /// Epoch milliseconds.
+    pub expires: i64,
+    /// Seconds.
+    pub ttl: i64,
+    /// The cluster hosts join under; `null` when the trust pattern is explicit.
+    pub cluster_name: Option<String>,
+}
+
+/// Issues provisioning tokens (Admin).
+#[utoipa::path(
+    post,
+    path = "/api/V2/admin/provisiontokens",
+    operation_id = "issue_provision_tokens",
+    tag = "provisioning",
+    security(("token" = []), ("session" = [])),
+    request_body = IssueTokensRequest,
+    responses(
+        (status = 200, description = "The new tokens, with their values (shown once).", body = IssuedTokens),
+        (status = 400, description = "Missing or unknown roles, an illegal ttl or count, an unknown member, or no token.", body = ErrorEnvelope),
+        (status = 401, description = "An invalid token.", body = ErrorEnvelope),
+        (status = 403, description = "Not allowed to manage provisioning tokens.", body = ErrorEnvelope),
+    ),
+)]
 pub async fn issue(
     State(state): State<AppState>,
     context: RequestContext,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<IssuedTokens>, ApiError> {
     let json = body.json()?;
-    json.reject_unexpected(&["roles", "ttl", "count"])?;
+    json.reject_unexpected_of::<IssueTokensRequest>()?;
     let roles = roles_of(&json, true)?.unwrap_or_default();
     let ttl = json.integer("ttl")?.unwrap_or(DEFAULT_TTL_SECONDS);
     if !(1..=MAX_TTL_SECONDS).contains(&ttl) {
@@ -55,42 +109,107 @@ pub async fn issue(
     let expires = state.now().saturating_add(ttl * 1000);
     let count = usize::try_from(count).unwrap_or(1);
     let issued = hosts::issue_tokens(&state.ledger, &roles, expires, count, caller.name(), &metadata).await?;
-    let tokens: Vec<Value> = issued
+    let tokens = issued
         .into_iter()
-        .map(|t| json!({ "token": t.value, "id": t.id, "roles": roles, "expires": expires }))
+        .map(|t| IssuedTokenView { token: t.value, id: t.id, roles: roles.clone(), expires })
         .collect();
     // Hosts join under names inside the cluster (unless the trust pattern is explicit).
     let cluster = state.ssh.options.known_hosts_pattern.is_none().then(|| state.ssh.options.cluster_name.clone());
-    Ok(Json(json!({ "tokens": tokens, "expires": expires, "ttl": ttl, "cluster_name": cluster })))
+    Ok(Json(IssuedTokens { tokens, expires, ttl, cluster_name: cluster }))
 }
 
-/// `GET /api/V2/admin/provisiontokens`: pending tokens (never their values) and the static ones.
-pub async fn list(State(state): State<AppState>, context: RequestContext) -> Result<Json<Value>, ApiError> {
+/// A pending provisioning token (never its value).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PendingToken {
+    pub id: Uuid,
+    #[schema(value_type = Vec<String>)]
+    pub roles: BTreeSet<HostRole>,
+    /// Epoch milliseconds.
+    pub expires: i64,
+    /// Epoch milliseconds.
+    pub created: i64,
+    #[schema(value_type = String)]
+    pub issued_by: UserName,
+    /// The SHA-256 of its value.
+    pub hash: String,
+}
+
+/// A static token from the configuration file.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StaticTokenView {
+    /// The first 16 hex digits of the value's SHA-256.
+    pub id: String,
+    #[schema(value_type = Vec<String>)]
+    pub roles: BTreeSet<HostRole>,
+    /// Always `null`: static tokens do not expire.
+    pub expires: Option<i64>,
+}
+
+/// The provisioning tokens.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProvisionTokens {
+    pub tokens: Vec<PendingToken>,
+    #[serde(rename = "static")]
+    pub statics: Vec<StaticTokenView>,
+}
+
+/// Pending provisioning tokens (never their values) and the static ones (Admin).
+#[utoipa::path(
+    get,
+    path = "/api/V2/admin/provisiontokens",
+    operation_id = "list_provision_tokens",
+    tag = "provisioning",
+    security(("token" = []), ("session" = [])),
+    responses(
+        (status = 200, description = "The tokens.", body = ProvisionTokens),
+        (status = 400, description = "No token.", body = ErrorEnvelope),
+        (status = 401, description = "An invalid token.", body = ErrorEnvelope),
+        (status = 403, description = "Not allowed to manage provisioning tokens.", body = ErrorEnvelope),
+    ),
+)]
+pub async fn list(State(state): State<AppState>, context: RequestContext) -> Result<Json<ProvisionTokens>, ApiError> {
     administrator(&state, &context, Action::ManageProvisionTokens)?;
     let now = state.now();
     let model = state.ledger.model.read();
-    let tokens: Vec<Value> = model
+    let tokens = model
         .access
         .provision_tokens(now)
         .into_iter()
-        .map(|t| {
-            json!({
-                "id": t.id, "roles": t.roles, "expires": t.expires, "created": t.created,
-                "issued_by": t.issued_by, "hash": t.token_hash,
-            })
+        .map(|t| PendingToken {
+            id: t.id,
+            roles: t.roles.clone(),
+            expires: t.expires,
+            created: t.created,
+            issued_by: t.issued_by.clone(),
+            hash: t.token_hash.clone(),
         })
         .collect();
-    let statics: Vec<Value> = state
+    let statics = state
         .ssh
         .options
         .static_tokens
         .iter()
-        .map(|t| json!({ "id": t.id, "roles": t.roles, "expires": null }))
+        .map(|t| StaticTokenView { id: t.id.clone(), roles: t.roles.clone(), expires: None })
         .collect();
-    Ok(Json(json!({ "tokens": tokens, "static": statics })))
+    Ok(Json(ProvisionTokens { tokens, statics }))
 }
 
-/// `DELETE /api/V2/admin/provisiontokens/{id}`.
+/// Deletes a pending provisioning token (Admin).
+#[utoipa::path(
+    delete,
+    path = "/api/V2/admin/provisiontokens/{id}",
+    operation_id = "delete_provision_token",
+    tag = "provisioning",
+    security(("token" = []), ("session" = [])),
+    params(("id" = String, Path, description = "The token's id.")),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 400, description = "No token.", body = ErrorEnvelope),
+        (status = 401, description = "An invalid token.", body = ErrorEnvelope),
+        (status = 403, description = "Not allowed to manage provisioning tokens.", body = ErrorEnvelope),
+        (status = 404, description = "No such pending provisioning token.", body = ErrorEnvelope),
+    ),
+)]
 pub async fn delete(
     State(state): State<AppState>,
     context: RequestContext,
@@ -102,10 +221,66 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `POST /api/V2/hosts/join` `{"token", "host_id", "public_key", "roles"?, "principals"?}`: a host certificate.
-pub async fn join(State(state): State<AppState>, context: RequestContext, body: Body) -> Result<Json<Value>, ApiError> {
+/// Members of `POST /api/V2/hosts/join`'s body.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct JoinHostRequest {
+    /// The provisioning token's value.
+    token: String,
+    /// The host's name (its certificate's first principal).
+    host_id: String,
+    /// The host's OpenSSH public key.
+    public_key: String,
+    /// The roles asked for (`node`, `proxy`, `auth`); all the token grants by default.
+    roles: Option<Vec<String>>,
+    /// Extra names the certificate carries (at most 16).
+    principals: Option<Vec<String>>,
+}
+
+/// A joined host and its certificate.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JoinedHost {
+    #[schema(value_type = String)]
+    pub host_id: HostId,
+    #[schema(value_type = Vec<String>)]
+    pub principals: BTreeSet<HostId>,
+    #[schema(value_type = Vec<String>)]
+    pub roles: BTreeSet<HostRole>,
+    /// The OpenSSH host certificate line.
+    pub certificate: String,
+    /// The serial number, in decimal.
+    pub serial: String,
+    /// Epoch milliseconds.
+    pub valid_after: i64,
+    /// Epoch milliseconds.
+    pub valid_before: i64,
+    /// The `known_hosts` line that trusts the host CA.
+    pub known_hosts: String,
+    /// The user CA's public key (to trust for user certificates); `null` while it has none.
+    pub user_ca: Option<String>,
+}
+
+/// A host joins with a provisioning token and its public key, and gets a host certificate.
+#[utoipa::path(
+    post,
+    path = "/api/V2/hosts/join",
+    operation_id = "join_host",
+    tag = "provisioning",
+    request_body = JoinHostRequest,
+    responses(
+        (status = 200, description = "The host certificate.", body = JoinedHost),
+        (status = 400, description = "A missing or illegal member, too many principals, or an unknown member.", body = ErrorEnvelope),
+        (status = 401, description = "An unknown, used or expired provisioning token.", body = ErrorEnvelope),
+        (status = 403, description = "Roles the token does not grant, or a name bound to another host key.", body = ErrorEnvelope),
+    ),
+)]
+pub async fn join(
+    State(state): State<AppState>,
+    context: RequestContext,
+    body: Body,
+) -> Result<Json<JoinedHost>, ApiError> {
     let json = body.json()?;
-    json.reject_unexpected(&["token", "host_id", "public_key", "roles", "principals"])?;
+    json.reject_unexpected_of::<JoinHostRequest>()?;
     let value = json.string("token")?.filter(|t| !t.trim().is_empty()).ok_or_else(|| AuthError::missing("token"))?;
     let host_id = HostId::parse(&json.string("host_id")?.ok_or_else(|| AuthError::missing("host_id"))?)?;
     let public_key =
@@ -121,39 +296,99 @@ pub async fn join(State(state): State<AppState>, context: RequestContext, body: 
     let joined = hosts::join(&state.ledger, &state.ssh, request, &metadata).await?;
     let cert = joined.event.cert();
     let user_ca = state.ledger.model.read().access.authority(CaKind::User).map(|a| a.key.public_key.clone());
-    Ok(Json(json!({
-        "host_id": joined.host_id,
-        "principals": joined.principals,
-        "roles": joined.roles,
-        "certificate": joined.certificate,
-        "serial": cert.serial.to_string(),
-        "valid_after": cert.valid_after,
-        "valid_before": cert.valid_before,
-        "known_hosts": authority::known_hosts_line(&state.ssh.options.trusted_hosts(), &joined.ca.public_key),
-        "user_ca": user_ca,
-    })))
+    Ok(Json(JoinedHost {
+        serial: cert.serial.to_string(),
+        valid_after: cert.valid_after,
+        valid_before: cert.valid_before,
+        known_hosts: authority::known_hosts_line(&state.ssh.options.trusted_hosts(), &joined.ca.public_key),
+        host_id: joined.host_id,
+        principals: joined.principals,
+        roles: joined.roles,
+        certificate: joined.certificate,
+        user_ca,
+    }))
 }
 
-/// `GET /api/V2/admin/hosts`: every host that joined, with its latest certificate.
-pub async fn hosts(State(state): State<AppState>, context: RequestContext) -> Result<Json<Value>, ApiError> {
+/// A host that joined, with its latest certificate.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HostView {
+    #[schema(value_type = String)]
+    pub host_id: HostId,
+    #[schema(value_type = Vec<String>)]
+    pub principals: BTreeSet<HostId>,
+    /// The roles of its latest join.
+    #[schema(value_type = Vec<String>)]
+    pub roles: BTreeSet<HostRole>,
+    /// When the host id was bound to its key (epoch milliseconds).
+    pub joined: i64,
+    /// Its latest join (epoch milliseconds).
+    pub last_joined: i64,
+    /// The host key the host id is bound to.
+    pub key_fingerprint: String,
+    /// Its latest certificate's serial, in decimal.
+    pub serial: Option<String>,
+    /// When its latest certificate expires (epoch milliseconds).
+    pub valid_before: Option<i64>,
+}
+
+/// The hosts that joined.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Hosts {
+    pub hosts: Vec<HostView>,
+}
+
+/// Every host that joined, with its latest certificate (Admin).
+#[utoipa::path(
+    get,
+    path = "/api/V2/admin/hosts",
+    operation_id = "list_hosts",
+    tag = "provisioning",
+    security(("token" = []), ("session" = [])),
+    responses(
+        (status = 200, description = "The hosts.", body = Hosts),
+        (status = 400, description = "No token.", body = ErrorEnvelope),
+        (status = 401, description = "An invalid token.", body = ErrorEnvelope),
+        (status = 403, description = "Not allowed to view certificates.", body = ErrorEnvelope),
+    ),
+)]
+pub async fn hosts(State(state): State<AppState>, context: RequestContext) -> Result<Json<Hosts>, ApiError> {
     administrator(&state, &context, Action::ViewCertificates)?;
     let model = state.ledger.model.read();
-    let hosts: Vec<Value> = model
+    let hosts = model
         .access
         .hosts()
-        .map(|h| {
-            json!({
-                "host_id": h.host_id, "principals": h.principals, "roles": h.roles, "joined": h.joined, "last_joined": h.last_joined(), "key_fingerprint": h.key_fingerprint,
-                "serial": h.certificate.map(|c| c.serial.to_string()),
-                "valid_before": h.certificate.map(|c| c.valid_before),
-            })
+        .map(|h| HostView {
+            host_id: h.host_id.clone(),
+            principals: h.principals.clone(),
+            roles: h.roles.clone(),
+            joined: h.joined,
+            last_joined: h.last_joined(),
+            key_fingerprint: h.key_fingerprint.clone(),
+            serial: h.certificate.map(|c| c.serial.to_string()),
+            valid_before: h.certificate.map(|c| c.valid_before),
         })
         .collect();
-    Ok(Json(json!({ "hosts": hosts })))
+    Ok(Json(Hosts { hosts }))
 }
 
-/// `DELETE /api/V2/admin/hosts/{id}`: frees a host id and its extra
-/// principals from their key (Admin); the next join binds whichever key it brings.
+/// Frees a host id and its extra principals from their key (Admin).
+///
+/// The next join binds whichever key it brings.
+#[utoipa::path(
+    delete,
+    path = "/api/V2/admin/hosts/{id}",
+    operation_id = "release_host",
+    tag = "provisioning",
+    security(("token" = []), ("session" = [])),
+    params(("id" = String, Path, description = "The host id.")),
+    responses(
+        (status = 204, description = "Released."),
+        (status = 400, description = "An illegal host id, or no token.", body = ErrorEnvelope),
+        (status = 401, description = "An invalid token.", body = ErrorEnvelope),
+        (status = 403, description = "Not allowed to release hosts.", body = ErrorEnvelope),
+        (status = 404, description = "No host is bound to that id.", body = ErrorEnvelope),
+    ),
+)]
 pub async fn release(
     State(state): State<AppState>,
     context: RequestContext,
@@ -164,4 +399,14 @@ pub async fn release(
     let metadata = context.metadata(caller.name(), state.ignore_ip());
     hosts::release(&state.ledger, &host_id, caller.name(), &metadata).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// This module's routes, each with its entry in the OpenAPI document.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, issue))
+        .routes(routes!(delete))
+        .routes(routes!(join))
+        .routes(routes!(hosts))
+        .routes(routes!(release))
 }

@@ -5,6 +5,8 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use utoipa::PartialSchema;
+use utoipa::openapi::{RefOr, Schema};
 
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
@@ -124,6 +126,13 @@ impl JsonObject {
         }
         unexpected.sort_unstable();
         Err(AuthError::illegal(format!("Unexpected parameters in request: {}", unexpected.join(", "))).into())
+    }
+
+    /// Refuses members the documented request type does not have (see [`members_of`]).
+    pub fn reject_unexpected_of<T: PartialSchema>(&self) -> Result<(), ApiError> {
+        let members = members_of::<T>();
+        let allowed: Vec<&str> = members.iter().map(String::as_str).collect();
+        self.reject_unexpected(&allowed)
     }
 
     /// A member as it is.
@@ -257,8 +266,27 @@ impl Input {
         }
     }
 
+    /// Refuses JSON members the documented request type does not have (see [`members_of`]).
+    pub fn reject_unexpected_of<T: PartialSchema>(&self) -> Result<(), ApiError> {
+        match self {
+            Input::Json(json) => json.reject_unexpected_of::<T>(),
+            Input::Form(_) => Ok(()),
+        }
+    }
+
     pub fn is_form(&self) -> bool {
         matches!(self, Input::Form(_))
+    }
+}
+
+/// The members of a request body as its OpenAPI schema documents them. The
+/// handlers read bodies member by member (the contract's checks, in its
+/// order), and refuse any member outside this list: what the document says a
+/// body may hold is, by construction, what the handler accepts.
+pub fn members_of<T: PartialSchema>() -> Vec<String> {
+    match T::schema() {
+        RefOr::T(Schema::Object(object)) => object.properties.keys().cloned().collect(),
+        _ => Vec::new(),
     }
 }
 

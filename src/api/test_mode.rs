@@ -3,15 +3,17 @@
 //! test-mode mirrors of the standard API. Request validation runs first; only
 //! then does a disabled test mode answer 400 70000, as upstream orders it.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use serde_json::{Map, Value, json};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorEnvelope};
 use super::request::{Body, FirstQuery, required_header_token};
 use super::v2::{ListQuery, lookup_names};
 use super::{AppState, root, views};
@@ -46,41 +48,57 @@ pub fn token_view(state: &AppState, token: &str) -> Result<TokenView, ApiError> 
 }
 
 /// A test user as the user JSON: no email, never logged in; custom roles that still exist.
-fn user_json(model: &TestProjections, user: &TestUserRecord, now: i64) -> Value {
-    views::UserJson {
-        name: &user.name,
-        anon_id: user.anon_id,
-        display: user.display.as_str(),
-        email: None,
-        created: user.created,
-        last_login: None,
-        roles: &user.roles,
-        custom_roles: model.custom_roles_of(user, now),
-        local: true,
-        identities: Value::Array(Vec::new()),
-        policy_ids: Value::Array(Vec::new()),
-    }
-    .render()
+fn user_view(model: &TestProjections, user: &TestUserRecord, now: i64) -> views::UserView {
+    let custom_roles = model.custom_roles_of(user, now).into_iter().map(ToString::to_string).collect();
+    views::UserView::bare(&user.name, user.anon_id, user.display.as_str(), user.created, &user.roles, custom_roles)
 }
 
-/// The live test user as JSON; 404 when there is none.
-fn user_answer(ledger: &TestLedger, name: &UserName, now: i64) -> Result<Json<Value>, ApiError> {
+/// The live test user; 404 when there is none.
+fn user_answer(ledger: &TestLedger, name: &UserName, now: i64) -> Result<Json<views::UserView>, ApiError> {
     let model = ledger.model.read();
     let user = model.user(name, now).ok_or_else(|| AuthError::no_such_user(name.as_str()))?;
-    Ok(Json(user_json(&model, user, now)))
+    Ok(Json(user_view(&model, user, now)))
 }
 
-/// `GET /testmode` (works with test mode off).
-pub async fn root(State(state): State<AppState>) -> Json<Value> {
+/// Test mode's root document (works with test mode off).
+#[utoipa::path(
+    get,
+    path = "/testmode",
+    operation_id = "testmode_root",
+    tag = "testmode",
+    responses((status = 200, description = "The root document.", body = root::RootDocument)),
+)]
+pub async fn root(State(state): State<AppState>) -> Json<root::RootDocument> {
     Json(root::root_document(&state))
 }
 
-/// `POST /testmode/api/V2/testmodeonly/user` `{"user", "display"}`.
-pub async fn create_user(State(state): State<AppState>, body: Body) -> Result<Json<Value>, ApiError> {
+/// Members of `POST /testmode/api/V2/testmodeonly/user`'s body.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct CreateTestUserRequest {
+    /// The user name.
+    user: String,
+    /// The display name.
+    display: String,
+}
+
+/// Creates a test user (it lives for an hour).
+#[utoipa::path(
+    post,
+    path = "/testmode/api/V2/testmodeonly/user",
+    operation_id = "testmode_create_user",
+    tag = "testmode",
+    request_body = CreateTestUserRequest,
+    responses(
+        (status = 200, description = "The new test user.", body = views::UserView),
+        (status = 400, description = "An illegal user or display name, an unknown member, an existing user, or test mode is off.", body = ErrorEnvelope),
+    ),
+)]
+pub async fn create_user(State(state): State<AppState>, body: Body) -> Result<Json<views::UserView>, ApiError> {
     let body = body.json()?;
     // Members are read (and type-checked) first, as Jackson maps the whole body before anything else.
     let (name, display) = (body.string("user")?, body.string("display")?);
-    body.reject_unexpected(&["user", "display"])?;
+    body.reject_unexpected_of::<CreateTestUserRequest>()?;
     let name = UserName::parse(name.as_deref())?;
     let display = DisplayName::parse(display.as_deref())?;
     let ledger = ledger(&state)?;
@@ -88,20 +106,61 @@ pub async fn create_user(State(state): State<AppState>, body: Body) -> Result<Js
     user_answer(ledger, &name, state.now())
 }
 
-/// `GET /testmode/api/V2/testmodeonly/user/{name}`.
-pub async fn get_user(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
+/// A test user.
+#[utoipa::path(
+    get,
+    path = "/testmode/api/V2/testmodeonly/user/{name}",
+    operation_id = "testmode_get_user",
+    tag = "testmode",
+    params(("name" = String, Path, description = "The user's name.")),
+    responses(
+        (status = 200, description = "The test user.", body = views::UserView),
+        (status = 400, description = "An illegal user name, or test mode is off.", body = ErrorEnvelope),
+        (status = 404, description = "No such test user (or its hour is over).", body = ErrorEnvelope),
+    ),
+)]
+pub async fn get_user(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<views::UserView>, ApiError> {
     let name = UserName::parse(Some(&name))?;
     let ledger = ledger(&state)?;
     user_answer(ledger, &name, state.now())
 }
 
-/// `POST /testmode/api/V2/testmodeonly/token` `{"user", "type", "name"?, "mfa"?}`
-/// (`mfa`: `Used`, `NotUsed` or `Unknown`, the default).
-pub async fn create_token(State(state): State<AppState>, body: Body) -> Result<Json<Value>, ApiError> {
+/// Members of `POST /testmode/api/V2/testmodeonly/token`'s body.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct CreateTestTokenRequest {
+    /// The token's owner (a test user).
+    user: String,
+    /// The token's name.
+    name: Option<String>,
+    /// `Login`, `Agent`, `Dev` or `Serv`.
+    #[serde(rename = "type")]
+    kind: String,
+    /// `Used`, `NotUsed` or `Unknown` (the default).
+    mfa: Option<String>,
+}
+
+/// Creates a test token.
+#[utoipa::path(
+    post,
+    path = "/testmode/api/V2/testmodeonly/token",
+    operation_id = "testmode_create_token",
+    tag = "testmode",
+    request_body = CreateTestTokenRequest,
+    responses(
+        (status = 200, description = "The new token, with its value.", body = views::NewApiToken),
+        (status = 400, description = "An illegal user name, token name, type or MFA status, an unknown member, or test mode is off.", body = ErrorEnvelope),
+        (status = 404, description = "No such test user.", body = ErrorEnvelope),
+    ),
+)]
+pub async fn create_token(State(state): State<AppState>, body: Body) -> Result<Json<views::NewApiToken>, ApiError> {
     let body = body.json()?;
     let (user, name, kind) = (body.string("user")?, body.string("name")?, body.string("type")?);
     let mfa = body.string("mfa")?;
-    body.reject_unexpected(&["user", "name", "type", "mfa"])?;
+    body.reject_unexpected_of::<CreateTestTokenRequest>()?;
     let user = UserName::parse(user.as_deref())?;
     let name = match name {
         Some(name) => Some(TokenName::parse(Some(&name))?),
@@ -117,43 +176,104 @@ pub async fn create_token(State(state): State<AppState>, body: Body) -> Result<J
     };
     let grant = NewToken { user, kind, name, custom: Default::default(), client: ClientInfo::default(), mfa };
     let (value, view) = ledger(&state)?.create_token(grant).await?;
-    Ok(Json(views::new_api_token(&view, &value, state.cache_for())))
+    Ok(Json(views::NewApiToken::of(&view, &value, state.cache_for())))
 }
 
-/// `GET /testmode/api/V2/token`.
-pub async fn introspect(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+/// The caller's test token.
+#[utoipa::path(
+    get,
+    path = "/testmode/api/V2/token",
+    operation_id = "testmode_introspect",
+    tag = "testmode",
+    security(("token" = [])),
+    responses(
+        (status = 200, description = "The token.", body = views::ApiToken),
+        (status = 400, description = "No token, or test mode is off.", body = ErrorEnvelope),
+        (status = 401, description = "No such test token, or it expired.", body = ErrorEnvelope),
+    ),
+)]
+pub async fn introspect(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<views::ApiToken>, ApiError> {
     let token = required_header_token(&headers)?;
     let view = token_view(&state, &token)?;
-    Ok(Json(views::api_token(&view, state.cache_for())))
+    Ok(Json(views::ApiToken::of(&view, state.cache_for())))
 }
 
-/// `GET /testmode/api/V2/me`: the token's owner; 404 once the owner's hour is over.
-pub async fn me(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+/// The test token's owner.
+#[utoipa::path(
+    get,
+    path = "/testmode/api/V2/me",
+    operation_id = "testmode_me",
+    tag = "testmode",
+    security(("token" = [])),
+    responses(
+        (status = 200, description = "The token's owner.", body = views::UserView),
+        (status = 400, description = "No token, or test mode is off.", body = ErrorEnvelope),
+        (status = 401, description = "An invalid test token.", body = ErrorEnvelope),
+        (status = 404, description = "The owner's hour is over.", body = ErrorEnvelope),
+    ),
+)]
+pub async fn me(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<views::UserView>, ApiError> {
     let token = required_header_token(&headers)?;
     let view = token_view(&state, &token)?;
     user_answer(ledger(&state)?, &view.user, state.now())
 }
 
-/// `GET /testmode/api/V2/users?list=`: display names of live test users.
+/// Display names of live test users.
+#[utoipa::path(
+    get,
+    path = "/testmode/api/V2/users",
+    operation_id = "testmode_users",
+    tag = "testmode",
+    security(("token" = [])),
+    params(ListQuery),
+    responses(
+        (status = 200, description = "User name to display name.", body = BTreeMap<String, String>),
+        (status = 400, description = "An illegal name, too many, no token, or test mode is off.", body = ErrorEnvelope),
+        (status = 401, description = "An invalid test token.", body = ErrorEnvelope),
+    ),
+)]
 pub async fn users(
     State(state): State<AppState>,
     headers: HeaderMap,
     FirstQuery(query): FirstQuery<ListQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<BTreeMap<String, String>>, ApiError> {
     let names = lookup_names(query.list.as_deref(), &headers, |token| token_view(&state, token).map(drop))?;
     let now = state.now();
     let model = ledger(&state)?.model.read();
-    let found: Map<String, Value> =
-        names.iter().filter_map(|name| model.user(name, now)).map(|u| (u.name.to_string(), json!(u.display))).collect();
-    Ok(Json(Value::Object(found)))
+    let found = names
+        .iter()
+        .filter_map(|name| model.user(name, now))
+        .map(|u| (u.name.to_string(), u.display.to_string()))
+        .collect();
+    Ok(Json(found))
 }
 
-/// `POST /testmode/api/V2/testmodeonly/customroles` `{"id", "desc"}`: creates or
-/// replaces a role, whose hour starts again.
+/// Members of `POST /testmode/api/V2/testmodeonly/customroles`'s body.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct TestCustomRoleRequest {
+    /// The role's id.
+    id: String,
+    /// The role's description.
+    desc: String,
+}
+
+/// Creates or replaces a test custom role, whose hour starts again.
+#[utoipa::path(
+    post,
+    path = "/testmode/api/V2/testmodeonly/customroles",
+    operation_id = "testmode_set_custom_role",
+    tag = "testmode",
+    request_body = TestCustomRoleRequest,
+    responses(
+        (status = 204, description = "The role is set."),
+        (status = 400, description = "An illegal id or description, an unknown member, or test mode is off.", body = ErrorEnvelope),
+    ),
+)]
 pub async fn set_custom_role(State(state): State<AppState>, body: Body) -> Result<StatusCode, ApiError> {
     let body = body.json()?;
     let (id, description) = (body.string("id")?, body.string("desc")?);
-    body.reject_unexpected(&["id", "desc"])?;
+    body.reject_unexpected_of::<TestCustomRoleRequest>()?;
     let id = CustomRoleId::parse(id.as_deref())?;
     let description = parse_role_description(description.as_deref())?;
     let ledger = ledger(&state)?;
@@ -162,12 +282,22 @@ pub async fn set_custom_role(State(state): State<AppState>, body: Body) -> Resul
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `GET /testmode/api/V2/testmodeonly/customroles`.
-pub async fn custom_roles(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+/// The live test custom roles.
+#[utoipa::path(
+    get,
+    path = "/testmode/api/V2/testmodeonly/customroles",
+    operation_id = "testmode_custom_roles",
+    tag = "testmode",
+    responses(
+        (status = 200, description = "The test custom roles.", body = views::CustomRoles),
+        (status = 400, description = "Test mode is off.", body = ErrorEnvelope),
+    ),
+)]
+pub async fn custom_roles(State(state): State<AppState>) -> Result<Json<views::CustomRoles>, ApiError> {
     let ledger = ledger(&state)?;
     let now = state.now();
     let model = ledger.model.read();
-    Ok(Json(views::custom_roles(model.custom_roles(now))))
+    Ok(Json(views::CustomRoles::of(model.custom_roles(now))))
 }
 
 /// Reads a role list member where `null` items are refused with `message`.
@@ -175,12 +305,35 @@ fn list_without_nulls(items: Option<Vec<Option<String>>>, message: &str) -> Resu
     items.unwrap_or_default().into_iter().map(|item| item.ok_or_else(|| AuthError::illegal(message).into())).collect()
 }
 
-/// `PUT /testmode/api/V2/testmodeonly/userroles` `{"user", "roles"?, "customroles"?}`:
-/// replaces the user's roles (absent lists mean none).
+/// Members of `PUT /testmode/api/V2/testmodeonly/userroles`'s body.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct TestUserRolesRequest {
+    /// The test user.
+    user: String,
+    /// Built-in role ids (none when absent).
+    roles: Option<Vec<String>>,
+    /// Test custom role ids (none when absent).
+    customroles: Option<Vec<String>>,
+}
+
+/// Replaces a test user's roles (absent lists mean none).
+#[utoipa::path(
+    put,
+    path = "/testmode/api/V2/testmodeonly/userroles",
+    operation_id = "testmode_set_user_roles",
+    tag = "testmode",
+    request_body = TestUserRolesRequest,
+    responses(
+        (status = 204, description = "The roles are replaced."),
+        (status = 400, description = "An illegal user name, an unknown role or custom role, a null item, an unknown member, or test mode is off.", body = ErrorEnvelope),
+        (status = 404, description = "No such test user.", body = ErrorEnvelope),
+    ),
+)]
 pub async fn set_user_roles(State(state): State<AppState>, body: Body) -> Result<StatusCode, ApiError> {
     let body = body.json()?;
     let (user, roles, custom) = (body.string("user")?, body.string_list("roles")?, body.string_list("customroles")?);
-    body.reject_unexpected(&["user", "roles", "customroles"])?;
+    body.reject_unexpected_of::<TestUserRolesRequest>()?;
     let roles = list_without_nulls(roles, "Null item in roles")?;
     let custom = list_without_nulls(custom, "Null item in custom roles")?;
     let user = UserName::parse(user.as_deref())?;
@@ -210,10 +363,32 @@ pub async fn set_user_roles(State(state): State<AppState>, body: Body) -> Result
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `DELETE /testmode/api/V2/testmodeonly/clear`: forgets all test data (204 even with test mode off).
+/// Forgets all test data (204 even with test mode off).
+#[utoipa::path(
+    delete,
+    path = "/testmode/api/V2/testmodeonly/clear",
+    operation_id = "testmode_clear",
+    tag = "testmode",
+    responses((status = 204, description = "All test data is gone.")),
+)]
 pub async fn clear(State(state): State<AppState>) -> Result<StatusCode, ApiError> {
     if let Some(ledger) = &state.test_mode {
         ledger.clear().await?;
     }
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// This module's routes, each with its entry in the OpenAPI document.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(root))
+        .routes(routes!(create_user))
+        .routes(routes!(get_user))
+        .routes(routes!(create_token))
+        .routes(routes!(custom_roles, set_custom_role))
+        .routes(routes!(set_user_roles))
+        .routes(routes!(clear))
+        .routes(routes!(introspect))
+        .routes(routes!(me))
+        .routes(routes!(users))
 }

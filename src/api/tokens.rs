@@ -3,14 +3,19 @@
 //! own roles. The token comes from the `Authorization` header or the session
 //! cookie.
 
+use std::collections::BTreeMap;
+
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorEnvelope};
 use super::pages;
 use super::permissions::{self, Action};
 use super::request::{
@@ -24,6 +29,70 @@ use crate::domain::token::{Mfa, RevocationReason};
 use crate::domain::{AuthError, ErrorType, TokenKind, TokenName, UserCommand, UserName};
 use crate::projections::TokenView;
 
+/// The caller's tokens as `GET /tokens` lists them, with the forms' URLs.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MyTokens {
+    /// The token of this request.
+    pub current: views::UiToken,
+    /// The caller's other valid tokens.
+    pub tokens: Vec<views::UiToken>,
+    /// Whether the caller may create developer tokens.
+    pub dev: bool,
+    /// Whether the caller may create service tokens.
+    pub service: bool,
+    pub user: String,
+    pub createurl: &'static str,
+    pub revokeurl: &'static str,
+    pub revokeallurl: &'static str,
+}
+
+/// `{"user": name}`: whose session a logout ends (`null` when the token was not valid).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LogoutView {
+    pub user: Option<String>,
+}
+
+/// Members of `POST /tokens`'s JSON body.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct DevTokenRequest {
+    /// The token's name.
+    name: String,
+    /// `service` for a service token; anything else (or nothing) makes a developer token.
+    #[schema(rename = "type")]
+    kind: Option<String>,
+    /// Free key/value context stored with the token.
+    customcontext: Option<BTreeMap<String, String>>,
+}
+
+/// The fields of `POST /tokens`'s form (the JSON body's, with the context as text).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct DevTokenForm {
+    /// The token's name.
+    name: String,
+    /// `service` for a service token; anything else (or nothing) makes a developer token.
+    #[schema(rename = "type")]
+    kind: Option<String>,
+    /// Key/value pairs: `k1, v1; k2, v2`.
+    customcontext: Option<String>,
+}
+
+/// The caller's tokens: the current one and the others (a page for a browser).
+#[utoipa::path(
+    get,
+    path = "/tokens",
+    operation_id = "list_tokens",
+    tag = "tokens",
+    security(("token" = []), ("session" = [])),
+    responses(
+        (status = 200, description = "The caller's tokens (a page for a browser).",
+            content((MyTokens = "application/json"), (String = "text/html"))),
+        (status = 400, description = "No token.", body = ErrorEnvelope),
+        (status = 401, description = "An invalid token.", body = ErrorEnvelope),
+        (status = 403, description = "Not a login token, or a disabled account.", body = ErrorEnvelope),
+    ),
+)]
 pub async fn list(State(state): State<AppState>, context: RequestContext) -> Result<Response, ApiError> {
     let token = any_token(&context.headers)?;
     let view = state.token_view(&token)?;
@@ -37,23 +106,38 @@ pub async fn list(State(state): State<AppState>, context: RequestContext) -> Res
         let list = pages::account::TokenList { user: &user, current: &view, others: &others, dev, service };
         return pages::account::tokens(list);
     }
-    let others: Vec<Value> = others.iter().map(views::ui_token).collect();
-    Ok(Json(json!({
-        "current": views::ui_token(&view),
-        "tokens": others,
-        "dev": dev,
-        "service": service,
-        "user": user.name,
-        "createurl": "tokens",
-        "revokeurl": "tokens/revoke/",
-        "revokeallurl": "tokens/revokeall",
-    }))
-    .into_response())
+    let out = MyTokens {
+        current: views::UiToken::of(&view),
+        tokens: others.iter().map(views::UiToken::of).collect(),
+        dev,
+        service,
+        user: user.name.to_string(),
+        createurl: "tokens",
+        revokeurl: "tokens/revoke/",
+        revokeallurl: "tokens/revokeall",
+    };
+    Ok(Json(out).into_response())
 }
 
+/// Makes a developer or service token for the caller.
+#[utoipa::path(
+    post,
+    path = "/tokens",
+    operation_id = "create_token",
+    tag = "tokens",
+    security(("token" = []), ("session" = [])),
+    request_body(content((DevTokenRequest = "application/json"), (DevTokenForm = "application/x-www-form-urlencoded"))),
+    responses(
+        (status = 200, description = "The new token, with its value (shown once; a page for a browser).",
+            content((views::NewUiToken = "application/json"), (String = "text/html"))),
+        (status = 400, description = "A missing or illegal name or context, an unknown member, or no token.", body = ErrorEnvelope),
+        (status = 401, description = "An invalid token.", body = ErrorEnvelope),
+        (status = 403, description = "Not a login token, a disabled account, or not allowed this token type.", body = ErrorEnvelope),
+    ),
+)]
 pub async fn create(State(state): State<AppState>, context: RequestContext, body: Body) -> Result<Response, ApiError> {
     let input = body.input()?;
-    input.reject_unexpected(&["name", "type", "customcontext"])?;
+    input.reject_unexpected_of::<DevTokenRequest>()?;
     let token = any_token(&context.headers)?;
     let custom = match &input {
         Input::Form(form) => parse_context_string(form.get("customcontext"))?,
@@ -85,7 +169,7 @@ pub async fn create(State(state): State<AppState>, context: RequestContext, body
     if context.wants_html() {
         return pages::account::token_created(&caller.user, &value, &view);
     }
-    Ok(Json(views::new_ui_token(&view, &value)).into_response())
+    Ok(Json(views::NewUiToken::of(&view, &value)).into_response())
 }
 
 /// The user's valid token with this id, if any.
@@ -107,6 +191,23 @@ pub async fn revoke_token(
     Ok(tokens::revoke(&state.ledger, token.id, by, reason, &metadata).await?)
 }
 
+/// Revokes one of the caller's tokens.
+#[utoipa::path(
+    method(post, delete),
+    path = "/tokens/revoke/{id}",
+    operation_id = "revoke_own_token",
+    tag = "tokens",
+    security(("token" = []), ("session" = [])),
+    params(("id" = String, Path, description = "The token's id.")),
+    responses(
+        (status = 204, description = "Revoked."),
+        (status = 303, description = "A browser's form post: back to `/tokens`."),
+        (status = 400, description = "No token.", body = ErrorEnvelope),
+        (status = 401, description = "An invalid token.", body = ErrorEnvelope),
+        (status = 403, description = "Not a login token.", body = ErrorEnvelope),
+        (status = 404, description = "The caller has no such token.", body = ErrorEnvelope),
+    ),
+)]
 pub async fn revoke(
     State(state): State<AppState>,
     context: RequestContext,
@@ -120,6 +221,21 @@ pub async fn revoke(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Revokes every token of the caller (this one included).
+#[utoipa::path(
+    method(post, delete),
+    path = "/tokens/revokeall",
+    operation_id = "revoke_all_own_tokens",
+    tag = "tokens",
+    security(("token" = []), ("session" = [])),
+    responses(
+        (status = 204, description = "Revoked (the session cookie removed when it was used)."),
+        (status = 303, description = "A browser's form post: on to the login page."),
+        (status = 400, description = "No token.", body = ErrorEnvelope),
+        (status = 401, description = "An invalid token.", body = ErrorEnvelope),
+        (status = 403, description = "Not a login token.", body = ErrorEnvelope),
+    ),
+)]
 pub async fn revoke_all(State(state): State<AppState>, context: RequestContext) -> Result<Response, ApiError> {
     let token = any_token(&context.headers)?;
     let view = state.token_view(&token)?;
@@ -140,7 +256,21 @@ pub fn no_content_clearing_cookie(context: &RequestContext) -> Response {
     StatusCode::NO_CONTENT.into_response()
 }
 
-/// `GET /logout`: the confirmation page (JSON: `{"user": name}`).
+/// The logout confirmation page (JSON: `{"user": name}`).
+#[utoipa::path(
+    get,
+    path = "/logout",
+    operation_id = "logout_page",
+    tag = "tokens",
+    security(("token" = []), ("session" = [])),
+    responses(
+        (status = 200, description = "Whose session it is (a page for a browser).",
+            content((LogoutView = "application/json"), (String = "text/html"))),
+        (status = 400, description = "No token.", body = ErrorEnvelope),
+        (status = 401, description = "An invalid token.", body = ErrorEnvelope),
+        (status = 403, description = "A disabled account.", body = ErrorEnvelope),
+    ),
+)]
 pub async fn logout_page(State(state): State<AppState>, context: RequestContext) -> Result<Response, ApiError> {
     let token = any_token(&context.headers)?;
     let view = state.token_view(&token)?;
@@ -148,10 +278,22 @@ pub async fn logout_page(State(state): State<AppState>, context: RequestContext)
     if context.wants_html() {
         return pages::account::logout(&user);
     }
-    Ok(Json(json!({ "user": user.name })).into_response())
+    Ok(Json(LogoutView { user: Some(user.name.to_string()) }).into_response())
 }
 
 /// Revokes the token used; never fails on an invalid one (`{"user": null}`).
+#[utoipa::path(
+    post,
+    path = "/logout",
+    operation_id = "logout",
+    tag = "tokens",
+    security(("token" = []), ("session" = [])),
+    responses(
+        (status = 200, description = "Logged out; the session and flow cookies removed when the token came from the cookie (a page for a browser).",
+            content((LogoutView = "application/json"), (String = "text/html"))),
+        (status = 400, description = "No token.", body = ErrorEnvelope),
+    ),
+)]
 pub async fn logout(State(state): State<AppState>, context: RequestContext) -> Result<Response, ApiError> {
     let token = any_token(&context.headers)?;
     let user = match state.token_view(&token) {
@@ -168,7 +310,7 @@ pub async fn logout(State(state): State<AppState>, context: RequestContext) -> R
     };
     let mut answer = match context.wants_html() {
         true => pages::account::logged_out(user.as_ref().map(UserName::as_str))?,
-        false => Json(json!({ "user": user })).into_response(),
+        false => Json(LogoutView { user: user.as_ref().map(ToString::to_string) }).into_response(),
     };
     if header_token(&context.headers).is_none() {
         let cleared =
@@ -181,4 +323,13 @@ pub async fn logout(State(state): State<AppState>, context: RequestContext) -> R
         super::login::append_cookies(&mut answer, in_process.into());
     }
     Ok(answer)
+}
+
+/// This module's routes, each with its entry in the OpenAPI document.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(revoke))
+        .routes(routes!(revoke_all))
+        .routes(routes!(logout_page, logout))
 }

@@ -3,16 +3,18 @@
 //! Checks run in the contract's order, which decides which error a client sees.
 
 use std::collections::BTreeMap;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorEnvelope};
 use super::permissions::{self, Action};
 use super::request::{Body, FirstQuery, RequestContext, required_header_token};
 use super::{AppState, views};
@@ -26,6 +28,36 @@ use crate::projections::{SearchSpec, hash_token};
 /// The most users or anonymous ids one lookup may name.
 pub const MAX_LIST: usize = 10_000;
 
+/// Members of `POST /api/V2/token`'s body. Read member by member in the
+/// contract's order; a member outside these is refused (see `members_of`).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct AgentTokenRequest {
+    /// The token's name.
+    name: String,
+    /// Free key/value context stored with the token.
+    customcontext: Option<BTreeMap<String, String>>,
+}
+
+/// Members of `PUT /api/V2/me`'s body (a blank member is left as it is).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct ProfileUpdate {
+    display: Option<String>,
+    email: Option<String>,
+}
+
+/// Introspects the token the `Authorization` header carries (the token itself, no scheme word).
+#[utoipa::path(
+    get,
+    path = "/api/V2/token",
+    tag = "api",
+    security(("token" = [])),
+    responses(
+        (status = 200, description = "The token.", body = views::ApiToken),
+        (status = 401, description = "No such token, or it expired (10020).", body = ErrorEnvelope),
+    ),
+)]
 pub async fn introspect(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     let token = required_header_token(&headers)?;
     let hash = hash_token(&token);
@@ -40,13 +72,27 @@ pub async fn introspect(State(state): State<AppState>, headers: HeaderMap) -> Re
     Ok(([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response())
 }
 
+/// Makes an agent token for the caller (a login token).
+#[utoipa::path(
+    post,
+    path = "/api/V2/token",
+    tag = "api",
+    security(("token" = [])),
+    request_body = AgentTokenRequest,
+    responses(
+        (status = 200, description = "The new token, with its value (shown once).", body = views::NewApiToken),
+        (status = 400, description = "A missing name, or an illegal member.", body = ErrorEnvelope),
+        (status = 401, description = "An invalid token.", body = ErrorEnvelope),
+        (status = 403, description = "Not a login token, or a disabled account.", body = ErrorEnvelope),
+    ),
+)]
 pub async fn create_agent_token(
     State(state): State<AppState>,
     context: RequestContext,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<views::NewApiToken>, ApiError> {
     let body = body.json()?;
-    body.reject_unexpected(&["name", "customcontext"])?;
+    body.reject_unexpected_of::<AgentTokenRequest>()?;
     let custom = parse_custom_context(&body.string_map("customcontext")?.unwrap_or_default())?;
     let token = required_header_token(&context.headers)?;
     let name = TokenName::parse(body.string("name")?.as_deref())?;
@@ -61,29 +107,56 @@ pub async fn create_agent_token(
         mfa: Mfa::Unknown,
     };
     let (value, view) = tokens::issue(&state.ledger, grant, &context.metadata(caller.name(), ignore_ip)).await?;
-    Ok(Json(views::new_api_token(&view, &value, state.cache_for())))
+    Ok(Json(views::NewApiToken::of(&view, &value, state.cache_for())))
 }
 
-pub async fn me(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+/// The caller's own account.
+#[utoipa::path(
+    get,
+    path = "/api/V2/me",
+    tag = "api",
+    security(("token" = [])),
+    responses(
+        (status = 200, description = "The caller's account.", body = views::UserView),
+        (status = 401, description = "An invalid token.", body = ErrorEnvelope),
+        (status = 403, description = "A disabled account.", body = ErrorEnvelope),
+    ),
+)]
+pub async fn me(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<views::UserView>, ApiError> {
     let token = required_header_token(&headers)?;
     let view = state.token_view(&token)?;
     let user = state.user_of(&view)?;
-    Ok(Json(views::user(&user)))
+    Ok(Json(views::UserView::of(&user)))
 }
 
+/// Changes the caller's display name and email.
+#[utoipa::path(
+    put,
+    path = "/api/V2/me",
+    tag = "api",
+    security(("token" = [])),
+    request_body = ProfileUpdate,
+    responses(
+        (status = 204, description = "Changed (or nothing to change)."),
+        (status = 400, description = "An illegal display name or email, or an unknown member.", body = ErrorEnvelope),
+        (status = 401, description = "An invalid token.", body = ErrorEnvelope),
+    ),
+)]
 pub async fn update_me(
     State(state): State<AppState>,
     context: RequestContext,
     body: Body,
 ) -> Result<StatusCode, ApiError> {
     let body = body.json()?;
-    body.reject_unexpected(&["display", "email"])?;
+    body.reject_unexpected_of::<ProfileUpdate>()?;
     let token = required_header_token(&context.headers)?;
     super::me::change_profile(&state, &context, &token, body.string("display")?, body.string("email")?).await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Comma-separated names (or anonymous ids).
     pub list: Option<String>,
 }
 
@@ -102,49 +175,90 @@ pub fn lookup_names(
     Ok(names)
 }
 
+/// Display names of the named users (disabled users and root left out).
+#[utoipa::path(
+    get,
+    path = "/api/V2/users",
+    tag = "api",
+    security(("token" = [])),
+    params(ListQuery),
+    responses(
+        (status = 200, description = "User name to display name.", body = BTreeMap<String, String>),
+        (status = 400, description = "An illegal name, or too many.", body = ErrorEnvelope),
+        (status = 401, description = "An invalid token.", body = ErrorEnvelope),
+    ),
+)]
 pub async fn users(
     State(state): State<AppState>,
     headers: HeaderMap,
     FirstQuery(query): FirstQuery<ListQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<BTreeMap<String, String>>, ApiError> {
     let names = lookup_names(query.list.as_deref(), &headers, |token| state.token_view(token).map(drop))?;
     let model = state.ledger.model.read();
-    let found: Map<String, Value> = names
+    let found = names
         .iter()
         .filter_map(|name| model.users.get(name))
         .filter(|u| !u.is_disabled() && !u.name.is_root())
-        .map(|u| (u.name.to_string(), json!(u.display)))
+        .map(|u| (u.name.to_string(), u.display.clone()))
         .collect();
-    Ok(Json(Value::Object(found)))
+    Ok(Json(found))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SearchQuery {
+    /// Comma-separated fields to search: `username`, `displayname` (default both).
     fields: Option<String>,
 }
 
+/// Users whose name or display name starts with the prefix.
+#[utoipa::path(
+    get,
+    path = "/api/V2/users/search/{prefix}",
+    tag = "api",
+    security(("token" = [])),
+    params(("prefix" = String, Path, description = "What the names start with."), SearchQuery),
+    responses(
+        (status = 200, description = "User name to display name.", body = BTreeMap<String, String>),
+        (status = 400, description = "An illegal prefix or field.", body = ErrorEnvelope),
+        (status = 401, description = "An invalid token.", body = ErrorEnvelope),
+    ),
+)]
 pub async fn search(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(prefix): Path<String>,
     FirstQuery(query): FirstQuery<SearchQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<BTreeMap<String, String>>, ApiError> {
     let token = required_header_token(&headers)?;
     let rule = state.ledger.model.read().users.rule();
     let spec = SearchSpec::parse(&prefix, query.fields.as_deref(), rule)?;
     let view = state.token_view(&token)?;
     state.user_of(&view)?;
     let model = state.ledger.model.read();
-    let found: Map<String, Value> =
-        model.users.search(&spec).into_iter().map(|u| (u.name.to_string(), json!(u.display))).collect();
-    Ok(Json(Value::Object(found)))
+    let found = model.users.search(&spec).into_iter().map(|u| (u.name.to_string(), u.display.clone())).collect();
+    Ok(Json(found))
 }
 
+/// User names behind anonymous ids (an administrator's lookup; recorded).
+#[utoipa::path(
+    get,
+    path = "/api/V2/admin/anonids",
+    tag = "api",
+    security(("token" = [])),
+    params(ListQuery),
+    responses(
+        (status = 200, description = "Anonymous id to user name.", body = BTreeMap<String, String>),
+        (status = 400, description = "An illegal id, or too many.", body = ErrorEnvelope),
+        (status = 401, description = "An invalid token.", body = ErrorEnvelope),
+        (status = 403, description = "Not allowed to see anonymous ids.", body = ErrorEnvelope),
+    ),
+)]
 pub async fn anon_ids(
     State(state): State<AppState>,
     context: RequestContext,
     FirstQuery(query): FirstQuery<ListQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<BTreeMap<String, String>>, ApiError> {
     let headers = &context.headers;
     let mut ids = Vec::new();
     if !is_blank(query.list.as_deref()) {
@@ -169,11 +283,21 @@ pub async fn anon_ids(
         state.ledger.execute::<Audit>(&user.name, command, &context.metadata(&user.name, state.ignore_ip())).await?;
     }
     let model = state.ledger.model.read();
-    let found: BTreeMap<String, Value> = ids
+    let found = ids
         .iter()
         .filter_map(|id| model.users.by_anon_id(id))
         .filter(|u| !u.is_disabled() && !u.name.is_root())
-        .map(|u| (u.anon_id.to_string(), json!(u.name)))
+        .map(|u| (u.anon_id.to_string(), u.name.to_string()))
         .collect();
-    Ok(Json(json!(found)))
+    Ok(Json(found))
+}
+
+/// This module's routes, each with its entry in the OpenAPI document.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(introspect, create_agent_token))
+        .routes(routes!(me, update_me))
+        .routes(routes!(users))
+        .routes(routes!(search))
+        .routes(routes!(anon_ids))
 }

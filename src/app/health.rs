@@ -20,7 +20,7 @@ pub const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 pub const MAX_READY_LAG: i64 = 10_000;
 
 /// A server's readiness.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Readiness {
     pub ready: bool,
     /// The position the projections hold.

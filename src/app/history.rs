@@ -49,7 +49,8 @@ pub enum Subject {
 }
 
 /// One event as history shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[schema(as = AuditEntry)]
 pub struct Entry {
     pub position: i64,
     /// Epoch milliseconds at which the event was committed.
@@ -288,7 +289,7 @@ pub async fn user_history(
 // -------------------------------------------------------------------- as-of
 
 /// A user as it stood at a moment.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct UserAsOf {
     pub at: i64,
     pub user: String,
@@ -307,7 +308,7 @@ pub struct UserAsOf {
     pub certificates: Vec<LiveCertificate>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct LiveCertificate {
     pub serial: String,
     pub principals: Vec<String>,
@@ -321,7 +322,7 @@ pub struct LiveCertificate {
     pub trusted: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct LiveToken {
     pub id: Uuid,
     pub kind: String,

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::StoreKind;
 
 /// A head of the log, signed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SignedHead {
     pub position: i64,
     /// The chain value at `position` (hex).

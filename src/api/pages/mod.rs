@@ -14,6 +14,8 @@ mod chart;
 use askama::Template;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::error::ApiError;
 use super::permissions::{self, Action};
@@ -25,7 +27,13 @@ use crate::projections::{TokenView, UserRecord};
 /// The stylesheet, served at `/static/style.css` (the only style source the CSP allows).
 pub const STYLESHEET: &str = include_str!("../../../static/style.css");
 
-/// `GET /static/style.css`.
+/// The pages' stylesheet.
+#[utoipa::path(
+    get,
+    path = "/static/style.css",
+    tag = "pages",
+    responses((status = 200, description = "The stylesheet.", content_type = "text/css", body = String)),
+)]
 pub async fn stylesheet() -> Response {
     (
         [
@@ -233,6 +241,11 @@ pub struct ErrorPage<'a> {
     pub call_id: Option<&'a str>,
     pub time: String,
     pub exception: Option<&'a str>,
+}
+
+/// This module's routes, each with its entry in the OpenAPI document.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(stylesheet))
 }
 
 #[cfg(test)]
