@@ -152,7 +152,8 @@ fn logged_uri(uri: &axum::http::Uri) -> String {
 
 /// Every route of the service, with the error envelope around them.
 pub fn router(state: AppState) -> Router {
-    let (routes, _) = routes().split_for_parts();
+    let (routes, document) = routes().split_for_parts();
+    openapi::publish(&document);
     routes
         .route_layer(middleware::from_fn_with_state(state.clone(), consistency::read_your_writes))
         .fallback(error::not_found)

@@ -4,16 +4,17 @@
 //! exist without its entry, and the schemas are the handlers' own request
 //! and response types. Every operation answers its errors in the envelope.
 
-use std::sync::LazyLock;
+use std::sync::OnceLock;
 
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use utoipa::openapi::path::{Operation, PathItem};
+use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
-use utoipa::openapi::{Content, OpenApi, Ref, ResponseBuilder};
+use utoipa::openapi::{Content, OpenApi, Ref, RefOr, ResponseBuilder, Schema};
 use utoipa::{Modify, OpenApi as _};
 
-use super::error::{ErrorBody, ErrorEnvelope};
+use super::error::{ApiError, ErrorBody, ErrorEnvelope};
 
 /// The document's fixed parts: what the service is, its security schemes and the envelope.
 #[derive(utoipa::OpenApi)]
@@ -60,10 +61,15 @@ pub fn base() -> OpenApi {
 /// Gives every operation the envelope for the 4xx and 5xx it did not name
 /// itself: any route can answer 400 (a bad body), 404, 405, 413, 415 or 503.
 pub fn finish(openapi: &mut OpenApi) {
-    let envelope = || {
-        ResponseBuilder::new()
-            .description("An error, in the envelope.")
+    let page = || Content::new(Some(RefOr::T(Schema::Object(ObjectBuilder::new().schema_type(Type::String).build()))));
+    let envelope = |method: &str| {
+        let response = ResponseBuilder::new().description("An error: the envelope, or the error page for a browser.");
+        if method == "head" {
+            return response.build();
+        }
+        response
             .content("application/json", Content::new(Some(Ref::from_schema_name("ErrorEnvelope"))))
+            .content("text/html", page())
             .build()
     };
     let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
@@ -78,7 +84,15 @@ pub fn finish(openapi: &mut OpenApi) {
         for (method, operation) in operations_mut(item) {
             let responses = &mut operation.responses.responses;
             for range in ["4XX", "5XX"] {
-                responses.entry(range.to_owned()).or_insert_with(|| envelope().into());
+                responses.entry(range.to_owned()).or_insert_with(|| envelope(method).into());
+            }
+            // A request that prefers text/html (a browser) gets every error as the error page.
+            for (status, response) in responses.iter_mut() {
+                if let (true, RefOr::T(response)) = (status.starts_with('4') || status.starts_with('5'), response)
+                    && response.content.contains_key("application/json")
+                {
+                    response.content.entry("text/html".to_owned()).or_insert_with(|| page().into());
+                }
             }
             // One handler serving two methods (or two modules' same-named handlers)
             // would share an operation id: the method tells them apart.
@@ -110,10 +124,20 @@ fn operations_mut(item: &mut PathItem) -> impl Iterator<Item = (&'static str, &m
     .filter_map(|(method, operation)| operation.as_mut().map(|o| (method, o)))
 }
 
-/// The document as served: made on the first request, from the same route
-/// table the server runs.
-static DOCUMENT: LazyLock<Vec<u8>> =
-    LazyLock::new(|| super::routes().into_openapi().to_json().unwrap_or_default().into_bytes());
+/// The document as served, written once when the router is made (see [`publish`]).
+static DOCUMENT: OnceLock<Vec<u8>> = OnceLock::new();
+
+/// Keeps the finished document for `GET /openapi.json`. It is the same for
+/// every router this build makes, so the first one is kept.
+pub fn publish(openapi: &OpenApi) {
+    DOCUMENT.get_or_init(|| match openapi.to_json() {
+        Ok(json) => json.into_bytes(),
+        Err(error) => {
+            tracing::error!(%error, "the OpenAPI document did not serialize");
+            Vec::new()
+        }
+    });
+}
 
 /// `GET /openapi.json`: this document.
 #[utoipa::path(
@@ -122,6 +146,83 @@ static DOCUMENT: LazyLock<Vec<u8>> =
     tag = "operations",
     responses((status = 200, description = "The OpenAPI 3.1 document of this API.", content_type = "application/json")),
 )]
-pub async fn document() -> Response {
-    ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], DOCUMENT.as_slice()).into_response()
+pub async fn document() -> Result<Response, ApiError> {
+    match DOCUMENT.get() {
+        Some(json) if !json.is_empty() => {
+            Ok(([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], json.as_slice())
+                .into_response())
+        }
+        _ => Err(ApiError::internal("the OpenAPI document is missing")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::request::members_of;
+    use super::super::{admin, invites, link, local_account, login, provisioning, ssh, test_mode, tokens, v2};
+
+    /// The members each checked JSON body may hold, as its handler accepts
+    /// them: renaming a documented field changes what clients may send, so it
+    /// must change here too; a type whose schema is not a plain object (a
+    /// `flatten`, say) would accept nothing and fails here.
+    #[test]
+    fn each_checked_request_body_documents_the_members_its_handler_accepts() {
+        fn pin<T: utoipa::PartialSchema>(expected: &[&str]) {
+            let mut members = members_of::<T>();
+            members.sort();
+            assert_eq!(members, expected, "{}", std::any::type_name::<T>());
+        }
+        pin::<admin::ConfigRequest>(&[
+            "allowedloginredirect",
+            "allowlogin",
+            "completelinkredirect",
+            "completeloginredirect",
+            "ignoreip",
+            "postlinkredirect",
+            "remove",
+            "showstack",
+        ]);
+        pin::<admin::CustomRoleDeleteRequest>(&["id"]);
+        pin::<admin::CustomRoleRequest>(&["desc", "id"]);
+        pin::<admin::CustomRolesRequest>(&["customroles"]);
+        pin::<admin::DisableRequest>(&["disable", "disabledreason"]);
+        pin::<admin::EnvironmentConfigRequest>(&[
+            "allowedloginredirect",
+            "completelinkredirect",
+            "completeloginredirect",
+            "environment",
+            "postlinkredirect",
+        ]);
+        pin::<admin::LocalAccountRequest>(&["display", "email", "user"]);
+        pin::<admin::PolicyIdRequest>(&["policyid"]);
+        pin::<admin::ProviderConfigRequest>(&["enabled", "forcelinkchoice", "forceloginchoice", "provider"]);
+        pin::<admin::RolesRequest>(&["roles"]);
+        pin::<admin::TokenConfigRequest>(&["tokenagent", "tokendev", "tokenlogin", "tokenserv", "tokensugcache"]);
+        pin::<admin::ViewTokenRequest>(&["token"]);
+        pin::<invites::CompleteInviteRequest>(&["invite_token", "pass", "second_factor_token"]);
+        pin::<invites::IssueInviteRequest>(&["identities", "logins", "ttl", "user"]);
+        pin::<link::LinkPickRequest>(&["id"]);
+        pin::<local_account::LocalLoginRequest>(&[
+            "customcontext",
+            "pwd",
+            "second_factor_token",
+            "stayloggedin",
+            "user",
+        ]);
+        pin::<local_account::LocalResetRequest>(&["pwdnew", "pwdold", "second_factor_token", "user"]);
+        pin::<login::LoginCreateRequest>(&["customcontext", "display", "email", "id", "linkall", "policyids", "user"]);
+        pin::<login::LoginPickRequest>(&["customcontext", "id", "linkall", "policyids"]);
+        pin::<provisioning::IssueTokensRequest>(&["count", "roles", "ttl"]);
+        pin::<provisioning::JoinHostRequest>(&["host_id", "principals", "public_key", "roles", "token"]);
+        pin::<ssh::RotateRequest>(&["ca", "phase"]);
+        pin::<ssh::SetLoginsRequest>(&["logins"]);
+        pin::<ssh::UserCertificateRequest>(&["public_key", "ttl", "user"]);
+        pin::<test_mode::CreateTestTokenRequest>(&["mfa", "name", "type", "user"]);
+        pin::<test_mode::CreateTestUserRequest>(&["display", "user"]);
+        pin::<test_mode::TestCustomRoleRequest>(&["desc", "id"]);
+        pin::<test_mode::TestUserRolesRequest>(&["customroles", "roles", "user"]);
+        pin::<tokens::DevTokenRequest>(&["customcontext", "name", "type"]);
+        pin::<v2::AgentTokenRequest>(&["customcontext", "name"]);
+        pin::<v2::ProfileUpdate>(&["display", "email"]);
+    }
 }

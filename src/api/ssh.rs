@@ -312,6 +312,7 @@ pub struct SetLoginsForm {
     )),
     responses(
         (status = 204, description = "The logins are set."),
+        (status = 303, description = "A browser's form post: back to the user's page."),
         (status = 400, description = "An illegal user name or login, missing logins, an unknown member, or no token.", body = ErrorEnvelope),
         (status = 401, description = "An invalid token.", body = ErrorEnvelope),
         (status = 403, description = "Not allowed to change logins.", body = ErrorEnvelope),
