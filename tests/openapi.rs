@@ -111,9 +111,17 @@ fn no_route_is_registered_outside_the_document() {
         let text = std::fs::read_to_string(&file).expect("a source file");
         for (number, line) in text.lines().enumerate() {
             let code = line.split("//").next().unwrap_or_default().replace("OpenApiRouter::new()", "");
-            for call in
-                [".route(", ".route_service(", ".nest(", ".nest_service(", ".fallback_service(", "Router::new()"]
-            {
+            let code = code.replace("OpenApiRouter::<", "");
+            for call in [
+                ".route(",
+                ".route_service(",
+                ".nest(",
+                ".nest_service(",
+                ".fallback_service(",
+                "Router::new()",
+                "Router::default()",
+                "Router::<",
+            ] {
                 if code.contains(call) {
                     offending.push(format!("{}:{}: {}", file.display(), number + 1, line.trim()));
                 }
