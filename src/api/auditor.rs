@@ -18,11 +18,11 @@ use super::request::{FirstQuery, RequestContext, any_token, required_header_toke
 use super::{AppState, guard};
 use crate::app::EventMetadata;
 use crate::app::history::{self, Subject};
+use crate::app::witness::SignedHead;
 use crate::domain::names::{is_blank, java_trim};
 use crate::domain::server_config::DAY_MS;
 use crate::domain::{AuthError, UserName};
 use crate::projections::UserRecord;
-use crate::store::witness::SignedHead;
 
 /// The longest `actor` or `type` filter (a user name or `host:ID`; an event type).
 const MAX_FILTER_LENGTH: usize = 120;

@@ -4,6 +4,8 @@
 //! sealed like every stored secret; servers sharing a log share the key (the
 //! one with the smallest id wins a first-start race).
 
+/// A signed head, as the API shows it to auditors.
+pub use crate::store::witness::SignedHead;
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -15,7 +17,7 @@ use rand::RngCore;
 
 use super::AppError;
 use super::ledger::Ledger;
-use crate::store::witness::{SignedHead, check_head};
+use crate::store::witness::check_head;
 
 /// The credentials-store kind of the witness key.
 pub const SECRET_KIND: &str = "witness";
