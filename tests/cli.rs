@@ -31,6 +31,14 @@ struct Serving {
     base: String,
 }
 
+impl Serving {
+    /// Stops the server as an operator would (SIGTERM), waiting for its exit.
+    fn terminate(mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for Serving {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -267,10 +275,15 @@ async fn the_quickstart_works_and_leaks_no_secret() {
     assert_eq!(body["user"], "alice");
     assert_eq!(body["type"], "Agent");
     secrets.extend([root, alice, agent, temporary]);
-    drop(server);
+    server.terminate();
 
     let mut haystack = std::fs::read_to_string(&log).expect("the log");
     assert!(haystack.contains("TRACE") || haystack.contains("DEBUG"), "the server logged at trace level");
+    // Normal operation logs no failure: the shutdown checkpoint is written (and pruned) on SQLite too.
+    assert!(haystack.contains("wrote a checkpoint of the projections"), "no shutdown checkpoint");
+    for line in haystack.lines().filter(|l| l.contains(" WARN ") || l.contains(" ERROR ")) {
+        assert!(!line.contains("checkpoint"), "a checkpoint failed: {line}");
+    }
     for name in ["authledger-data/events.db", "authledger-data/events.db-wal"] {
         if let Ok(bytes) = std::fs::read(dir.path().join(name)) {
             haystack.push_str(&String::from_utf8_lossy(&bytes));

@@ -1,6 +1,7 @@
 //! What operators call: `/healthz`, `/readyz`, `/metrics` (Prometheus text,
 //! no identifier in a label), and the checkpoints a server writes itself.
 
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use crate::common;
@@ -73,16 +74,32 @@ async fn the_server_writes_checkpoints_itself_and_a_restart_starts_from_one(h: H
         assert!(since.elapsed() < Duration::from_secs(10), "no checkpoint was written while serving");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // Every 20 events a new one; only the newest three are kept.
-    for i in 0..80 {
-        h.agent_token(&login, &format!("d{i}")).await;
+    // Every 20 events a new one; each write prunes all but the newest three
+    // (so five written leave exactly three: the prune ran, on both stores).
+    let mut written = BTreeSet::new();
+    for round in 0..5 {
+        for i in 0..21 {
+            h.agent_token(&login, &format!("d{round}-{i}")).await;
+        }
+        let target = h.server.ledger.model.position();
+        let since = Instant::now();
+        loop {
+            let latest = h.server.ledger.checkpoints.latest(rule).await.expect("readable");
+            if let Some(latest) = latest.filter(|c| c.position >= target) {
+                written.insert(latest.position);
+                break;
+            }
+            assert!(since.elapsed() < Duration::from_secs(10), "no newer checkpoint was written while serving");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
+    assert!(written.len() >= 5, "{written:?}");
+    // The prune follows its checkpoint's write: wait for it rather than race it.
     let since = Instant::now();
-    while h.server.ledger.checkpoints.latest(rule).await.expect("readable").is_none_or(|c| c.position < 100) {
-        assert!(since.elapsed() < Duration::from_secs(10), "no newer checkpoint was written while serving");
+    while h.store.rows("checkpoints").await != 3 {
+        assert!(since.elapsed() < Duration::from_secs(10), "old checkpoints are not pruned to the newest three");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(h.store.rows("checkpoints").await <= 3, "old checkpoints are pruned");
     let last = h.agent_token(&login, "after the checkpoint").await;
     let head = h.server.ledger.model.position();
     // At shutdown the newest state is written; the restart starts from it and folds nothing.

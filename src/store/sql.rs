@@ -13,10 +13,11 @@ pub(crate) enum Dialect {
 }
 
 impl Dialect {
-    /// The `n`th (1-based) statement parameter.
+    /// The `n`th (1-based) statement parameter, numbered on both engines:
+    /// a statement may name one parameter twice (a bare `?` would be a new one).
     pub(crate) fn p(self, n: usize) -> String {
         match self {
-            Self::Sqlite => "?".to_owned(),
+            Self::Sqlite => format!("?{n}"),
             Self::Postgres => format!("${n}"),
         }
     }
