@@ -79,6 +79,10 @@ pub struct FileConfig {
     /// transaction mode): commits by other servers are then seen within the
     /// 250 ms poll, or at once by a request that misses.
     pub listen_for_commits: Option<bool>,
+    /// The proxies whose `X-Forwarded-For` / `X-Real-IP` name the client:
+    /// addresses or networks (`"10.0.0.0/8"`). Default: loopback only. A
+    /// request from any other peer is counted by the peer's own address.
+    pub trusted_proxies: Option<Vec<String>>,
 }
 
 /// One alternate environment's table.
@@ -423,6 +427,18 @@ impl FileConfig {
             host_cert_ttl_ms: duration("host_cert_ttl", &self.host_cert_ttl, defaults.host_cert_ttl_ms)?,
             public_url: self.public_url.as_ref().map(|u| u.trim_end_matches('/').to_owned()),
         })
+    }
+
+    /// The trusted proxies, checked (default: loopback only).
+    pub fn trusted_proxies(&self) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+        match &self.trusted_proxies {
+            None => Ok(crate::app::client_address::loopback()),
+            Some(entries) => entries
+                .iter()
+                .map(|entry| crate::app::client_address::parse_proxy(entry))
+                .collect::<Result<_, _>>()
+                .map_err(|reason| ConfigError::Invalid { key: "trusted_proxies", reason }),
+        }
     }
 
     /// The starting settings of a new log.

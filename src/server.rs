@@ -180,6 +180,7 @@ impl Server {
             tracing::warn!("no witness_file: signed heads are served but not kept outside the database");
         }
         let checkpoint_every = options.checkpoint_every;
+        let trusted_proxies = options.trusted_proxies.clone();
         telemetry::install();
         let ledger = Arc::new(Ledger::open(options, clock).await?);
         let duties = Arc::new(Duties::start(ledger.log.clone()).await);
@@ -197,6 +198,7 @@ impl Server {
             sign_in: sign_in.clone(),
             witness: witness.clone(),
             duties: duties.clone(),
+            trusted_proxies: Arc::new(crate::app::client_address::TrustedProxies::new(trusted_proxies)),
         };
         // Every path also answers with one trailing slash (contract §1).
         let app = NormalizePathLayer::trim_trailing_slash().layer(api::router(state));

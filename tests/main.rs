@@ -17,6 +17,7 @@ mod cli_admin;
 mod concurrency;
 mod contention;
 mod flows;
+mod forwarded;
 mod integrity;
 mod invites;
 mod legacy;

@@ -110,7 +110,7 @@ pub async fn create_local_account(
     let email_address = EmailAddress::parse(email.as_deref())?;
     let caller = state.login_caller(&token, Some(Action::CreateLocalAccount))?;
     let account = NewLocalAccount { user: name, display: display_name, email: email_address };
-    let metadata = context.metadata(caller.name(), state.ignore_ip());
+    let metadata = context.metadata(caller.name());
     let temporary = accounts::create_local_account(&state.ledger, account, caller.name(), &metadata).await?;
     if context.wants_html() {
         let display = display.unwrap_or_default();
@@ -231,7 +231,7 @@ pub async fn set_roles(
     let add: BTreeSet<Role> = wanted.difference(&current).copied().collect();
     let remove: BTreeSet<Role> = current.difference(&wanted).copied().filter(|r| *r != Role::Root).collect();
     let command = UserCommand::UpdateRoles { add, remove, actor: actor(&caller), at: state.now() };
-    state.ledger.execute::<User>(&name, command, &context.metadata(caller.name(), state.ignore_ip())).await?;
+    state.ledger.execute::<User>(&name, command, &context.metadata(caller.name())).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -298,7 +298,7 @@ pub async fn set_custom_roles(
     let add = wanted.difference(&current).cloned().collect();
     let remove = current.difference(&wanted).cloned().collect();
     let command = UserCommand::UpdateCustomRoles { add, remove, by: caller.name().clone(), at: state.now() };
-    state.ledger.execute::<User>(&name, command, &context.metadata(caller.name(), state.ignore_ip())).await?;
+    state.ledger.execute::<User>(&name, command, &context.metadata(caller.name())).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -367,7 +367,7 @@ pub async fn set_custom_role(
     let description = parse_role_description(input.string("desc")?.as_deref())?;
     let caller = administrator(&state, &context, Action::SetCustomRole)?;
     let command = CustomRoleCommand::Set { id: id.clone(), description, by: caller.name().clone(), at: state.now() };
-    state.ledger.execute::<CustomRole>(&id, command, &context.metadata(caller.name(), state.ignore_ip())).await?;
+    state.ledger.execute::<CustomRole>(&id, command, &context.metadata(caller.name())).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -412,7 +412,7 @@ pub async fn delete_custom_role(
     let caller = administrator(&state, &context, Action::DeleteCustomRole)?;
     let id = CustomRoleId::parse(raw.as_deref())?;
     let command = CustomRoleCommand::Delete { id: id.clone(), by: caller.name().clone(), at: state.now() };
-    state.ledger.execute::<CustomRole>(&id, command, &context.metadata(caller.name(), state.ignore_ip())).await?;
+    state.ledger.execute::<CustomRole>(&id, command, &context.metadata(caller.name())).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -477,7 +477,7 @@ pub async fn disable(
     target(&state, &name)?;
     let at = state.now();
     // The reason is the event's, and the request's too (auditors filter on metadata).
-    let mut metadata = context.metadata(caller.name(), state.ignore_ip());
+    let mut metadata = context.metadata(caller.name());
     metadata.reason = reason.clone();
     let command = match reason {
         Some(reason) => UserCommand::Disable { reason, actor: actor(&caller), at },
@@ -513,7 +513,7 @@ pub async fn force_reset(
     target(&state, &name)?;
     let end_sessions = state.ledger.force_reset_ends_sessions();
     let command = UserCommand::ForceReset { actor: actor(&caller), at: state.now(), end_sessions };
-    state.ledger.execute::<User>(&name, command, &context.metadata(caller.name(), state.ignore_ip())).await?;
+    state.ledger.execute::<User>(&name, command, &context.metadata(caller.name())).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -543,7 +543,7 @@ pub async fn unlock(
     let caller = administrator(&state, &context, Action::ClearLoginThrottle)?;
     target(&state, &name)?;
     let command = UserCommand::ClearLoginThrottle { by: caller.name().clone(), at: state.now() };
-    state.ledger.execute::<User>(&name, command, &context.metadata(caller.name(), state.ignore_ip())).await?;
+    state.ledger.execute::<User>(&name, command, &context.metadata(caller.name())).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -565,7 +565,7 @@ pub async fn force_reset_all(State(state): State<AppState>, context: RequestCont
     let caller = administrator(&state, &context, Action::ForceAllPasswordResets)?;
     let end_sessions = state.ledger.force_reset_ends_sessions();
     let command = SystemCommand::ForceAllPasswordResets { by: caller.name().clone(), at: state.now(), end_sessions };
-    state.ledger.execute::<System>((), command, &context.metadata(caller.name(), state.ignore_ip())).await?;
+    state.ledger.execute::<System>((), command, &context.metadata(caller.name())).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -600,7 +600,7 @@ pub async fn reset_password(
 ) -> Result<Response, ApiError> {
     let name = parse_user(&user)?;
     let caller = administrator(&state, &context, Action::ResetPassword)?;
-    let metadata = context.metadata(caller.name(), state.ignore_ip());
+    let metadata = context.metadata(caller.name());
     let temporary = accounts::reset_to_temporary(&state.ledger, &actor(&caller), &name, &metadata).await?;
     if context.wants_html() {
         return pages::admin::password_reset(Nav::of_caller(&caller), name.as_str(), &temporary);
@@ -700,7 +700,7 @@ pub async fn revoke_user_tokens(
     let caller = administrator(&state, &context, Action::RevokeUserTokens)?;
     if state.ledger.model.read().users.get(&name).is_some() {
         let command = UserCommand::RevokeAllTokens { by: caller.name().clone(), at: state.now() };
-        state.ledger.execute::<User>(&name, command, &context.metadata(caller.name(), state.ignore_ip())).await?;
+        state.ledger.execute::<User>(&name, command, &context.metadata(caller.name())).await?;
     }
     Ok(StatusCode::NO_CONTENT)
 }
@@ -722,7 +722,7 @@ pub async fn revoke_user_tokens(
 pub async fn revoke_all(State(state): State<AppState>, context: RequestContext) -> Result<Response, ApiError> {
     let caller = administrator(&state, &context, Action::RevokeAllTokens)?;
     let command = SystemCommand::RevokeAllTokens { by: caller.name().clone(), at: state.now() };
-    state.ledger.execute::<System>((), command, &context.metadata(caller.name(), state.ignore_ip())).await?;
+    state.ledger.execute::<System>((), command, &context.metadata(caller.name())).await?;
     Ok(no_content_clearing_cookie(&context))
 }
 
@@ -894,7 +894,7 @@ async fn record_config(
     caller: &Caller,
     command: ServerConfigCommand,
 ) -> Result<StatusCode, ApiError> {
-    state.ledger.execute::<ServerConfig>((), command, &context.metadata(caller.name(), state.ignore_ip())).await?;
+    state.ledger.execute::<ServerConfig>((), command, &context.metadata(caller.name())).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -1420,7 +1420,7 @@ pub async fn remove_policy_id(
     let token = any_token(&context.headers)?;
     let id = PolicyId::parse(input.string("policyid")?.as_deref())?;
     let caller = state.login_caller(&token, Some(Action::RemovePolicyId))?;
-    let metadata = context.metadata(caller.name(), state.ignore_ip());
+    let metadata = context.metadata(caller.name());
     policies::remove_policy_id(&state.ledger, &id, caller.name(), &metadata).await?;
     Ok(StatusCode::NO_CONTENT)
 }

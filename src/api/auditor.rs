@@ -191,7 +191,7 @@ fn auditor(state: &AppState, token: &str) -> Result<UserRecord, ApiError> {
 fn reading(state: &AppState, context: &RequestContext, token: &str) -> Result<(UserRecord, EventMetadata), ApiError> {
     let reader = auditor(state, token)?;
     guard::check_same_site_read(&context.headers)?;
-    let metadata = context.metadata(&reader.name, state.ignore_ip());
+    let metadata = context.metadata(&reader.name);
     Ok((reader, metadata))
 }
 

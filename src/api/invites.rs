@@ -93,7 +93,7 @@ pub async fn issue(
     if request.names_logins && !permissions::allows(Action::ChangeLogins, &caller.user.roles) {
         return Err(AuthError::unauthorized("Only an Admin may set the logins of an invitation").into());
     }
-    let metadata = context.metadata(caller.name(), state.ignore_ip());
+    let metadata = context.metadata(caller.name());
     let issued = invitations::issue(&state.ledger, request, caller.name(), &metadata).await?;
     let url = format!("{}/web/newuser/{}", state.ssh.public_url, issued.token);
     Ok(Json(IssuedInvite { token: issued.token, url, expires: issued.expires, id: issued.id, user: issued.user }))
@@ -181,7 +181,7 @@ pub async fn revoke(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let caller = administrator(&state, &context, Action::InviteUser)?;
-    let metadata = context.metadata(caller.name(), state.ignore_ip());
+    let metadata = context.metadata(caller.name());
     invitations::revoke(&state.ledger, &id, caller.name(), &metadata).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -252,7 +252,7 @@ pub async fn open(
     context: RequestContext,
     Path(token): Path<String>,
 ) -> Result<Response, ApiError> {
-    let metadata = context.anonymous_metadata(state.ignore_ip());
+    let metadata = context.anonymous_metadata();
     let Opened { invite, enrolment } = invitations::open(&state.ledger, &token, metadata).await?;
     if !wants_html(&context.headers) {
         let body = OpenedInvite {
@@ -330,9 +330,8 @@ pub async fn complete(
     let token = input.string("invite_token")?.ok_or_else(|| AuthError::missing("invite_token"))?;
     let password = input.string("pass")?.filter(|p| !p.is_empty()).ok_or_else(|| AuthError::missing("pass"))?;
     let code = input.string("second_factor_token")?.ok_or_else(|| AuthError::missing("second_factor_token"))?;
-    let ignore_ip = state.ignore_ip();
-    let completion = Completion { token, password, second_factor: code, client: context.client_info(ignore_ip) };
-    let metadata = context.anonymous_metadata(ignore_ip);
+    let completion = Completion { token, password, second_factor: code, client: context.client_info() };
+    let metadata = context.anonymous_metadata();
     let Completed { user, value, token: view } = invitations::complete(&state.ledger, completion, metadata).await?;
     let expires_in = ((view.expires - state.now()) / 1000).max(0);
     let cookie = session_cookie(&value, Some(expires_in.min(i64::from(i32::MAX))));

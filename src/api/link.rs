@@ -212,7 +212,7 @@ pub async fn complete(
         state: query.state.as_deref(),
         environment: environment.as_deref(),
     };
-    let metadata = context.anonymous_metadata(state.ignore_ip());
+    let metadata = context.anonymous_metadata();
     match links::complete(&state.sign_in, &state.ledger, back, &metadata).await? {
         LinkCompleted::Linked => linked(&state, environment.as_deref()),
         LinkCompleted::Choose { expires } => delayed(&state, environment.as_deref(), &token, expires),
@@ -315,7 +315,7 @@ pub async fn pick(State(state): State<AppState>, context: RequestContext, body: 
     let link = required_link_cookie(&context.headers)?;
     let caller = linking_caller(&state, &token)?;
     let id = input.string("id")?.filter(|i| !is_blank(Some(i))).map(|i| IdentityId::named(&i));
-    let metadata = context.metadata(caller.name(), state.ignore_ip());
+    let metadata = context.metadata(caller.name());
     // Where a form goes after, first: nothing is linked for a request that cannot be answered.
     let after = match input {
         Input::Form(_) => Some(linked(&state, environment_cookie(&context.headers).as_deref())?),
@@ -376,7 +376,7 @@ pub async fn unlink(
         return Err(AuthError::missing("identityID").into());
     }
     let caller = state.login_caller(&token, None)?;
-    let metadata = context.metadata(caller.name(), state.ignore_ip());
+    let metadata = context.metadata(caller.name());
     links::unlink(&state.ledger, caller.name(), IdentityId::named(&id), &metadata).await?;
     Ok(StatusCode::NO_CONTENT)
 }

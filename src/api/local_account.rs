@@ -160,14 +160,13 @@ pub async fn login(State(state): State<AppState>, context: RequestContext, body:
     let custom = parse_custom_context(&custom)?;
     let name = UserName::parse(user.as_deref())?;
     let code = input.string("second_factor_token")?;
-    let ignore_ip = state.ignore_ip();
-    let metadata = context.metadata(&name, ignore_ip);
+    let metadata = context.metadata(&name);
     let login = PasswordLogin {
         user: name.clone(),
         password: password.unwrap_or_default(),
         second_factor: code,
         custom,
-        client: context.client_info(ignore_ip),
+        client: context.client_info(),
         from: context.quota_key(),
     };
     let (value, view) = match accounts::log_in(&state.ledger, login, &metadata).await? {
@@ -223,7 +222,7 @@ pub async fn reset(State(state): State<AppState>, context: RequestContext, body:
     let new = fields["pwdnew"].clone().unwrap_or_default();
     // The password rules answer before the code's type (the contract's order).
     let change = PasswordChange::new(old, new)?;
-    let metadata = context.metadata(&name, state.ignore_ip());
+    let metadata = context.metadata(&name);
     let code = input.string("second_factor_token")?;
     accounts::change_password(&state.ledger, &name, change, code.as_deref(), &context.quota_key(), &metadata).await?;
     if input.is_form() {

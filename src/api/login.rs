@@ -357,8 +357,7 @@ pub async fn complete(
 ) -> Result<Response, ApiError> {
     let cookies = LoginCookies::of(&context.headers);
     let redirect = cookies.checked_redirect(&state)?;
-    let ignore_ip = state.ignore_ip();
-    let client = context.client_info(ignore_ip);
+    let client = context.client_info();
     if let Some(error) = query.error.as_deref().filter(|e| !is_blank(Some(e))) {
         // The choice page's address first: nothing is kept for a way back that cannot go on.
         state.sign_in.urls(&state.ledger, cookies.environment.as_deref())?;
@@ -381,7 +380,7 @@ pub async fn complete(
         environment: cookies.environment.as_deref(),
     };
     let completion = Completion { back, client, quota: context.quota_key() };
-    let metadata = context.anonymous_metadata(ignore_ip);
+    let metadata = context.anonymous_metadata();
     match logins::complete(&state.sign_in, &state.ledger, completion, &metadata).await? {
         LoginCompleted::LoggedIn { value, token } => Ok(logged_in(&state, &cookies, redirect, &value, &token)),
         LoginCompleted::Choose { token, expires } => delayed(&state, &cookies, &token, expires),
@@ -537,9 +536,7 @@ fn read_choices(
             Some(_) => return Err(AuthError::illegal("linkall must be a boolean").into()),
         },
     };
-    let ignore_ip = state.ignore_ip();
-    let choices =
-        Choices { id: IdentityId::named(&id), policy_ids, custom, link_all, client: context.client_info(ignore_ip) };
+    let choices = Choices { id: IdentityId::named(&id), policy_ids, custom, link_all, client: context.client_info() };
     Ok((Chosen { redirect, token, choices }, cookies))
 }
 
@@ -581,7 +578,7 @@ pub async fn pick(State(state): State<AppState>, context: RequestContext, body: 
     let input = body.input()?;
     input.reject_unexpected_of::<LoginPickRequest>()?;
     let (chosen, cookies) = read_choices(&state, &context, &input, || Ok(()))?;
-    let metadata = context.anonymous_metadata(state.ignore_ip());
+    let metadata = context.anonymous_metadata();
     let issued = logins::pick(&state.sign_in, &state.ledger, &chosen.token, chosen.choices, &metadata).await?;
     Ok(chosen_answer(&state, &input, &cookies, chosen.redirect, StatusCode::OK, issued))
 }
@@ -616,7 +613,7 @@ pub async fn create(State(state): State<AppState>, context: RequestContext, body
         Ok(())
     })?;
     let account = account.ok_or_else(|| ApiError::internal("the new account's fields were not read"))?;
-    let metadata = context.anonymous_metadata(state.ignore_ip());
+    let metadata = context.anonymous_metadata();
     let issued =
         logins::create(&state.sign_in, &state.ledger, &chosen.token, account, chosen.choices, &metadata).await?;
     Ok(chosen_answer(&state, &input, &cookies, chosen.redirect, StatusCode::CREATED, issued))

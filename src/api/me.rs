@@ -120,7 +120,7 @@ pub async fn change_profile(
     let email = if is_blank(email.as_deref()) { None } else { Some(EmailAddress::parse(email.as_deref())?) };
     let user = state.login_caller(token, None)?.user;
     if display.is_some() || email.is_some() {
-        let metadata = context.metadata(&user.name, state.ignore_ip());
+        let metadata = context.metadata(&user.name);
         state.ledger.execute::<User>(&user.name, UserCommand::UpdateProfile { display, email }, &metadata).await?;
     }
     Ok(StatusCode::NO_CONTENT)
@@ -164,7 +164,7 @@ pub async fn remove_roles(
     }
     let user = state.login_caller(&token, None)?.user;
     let actor = Actor { name: user.name.clone(), roles: user.roles.clone() };
-    let metadata = context.metadata(&user.name, state.ignore_ip());
+    let metadata = context.metadata(&user.name);
     let command = UserCommand::UpdateRoles { add: BTreeSet::new(), remove, actor, at: state.now() };
     state.ledger.execute::<User>(&user.name, command, &metadata).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -57,6 +57,8 @@ pub struct AppState {
     pub witness: Arc<crate::app::witness::Witness>,
     /// Whether this server holds the duty lease.
     pub duties: Arc<crate::app::duties::Duties>,
+    /// The proxies whose forwarded headers name the client (see `client_address`).
+    pub trusted_proxies: Arc<crate::app::client_address::TrustedProxies>,
 }
 
 /// Facts about this build, for the root document.
@@ -119,6 +121,7 @@ impl AppState {
         self.ledger.model.read().config.suggested_cache_ms
     }
 
+    /// Whether forwarded headers are ignored (auth2's `ignoreip`).
     pub fn ignore_ip(&self) -> bool {
         self.ledger.model.read().config.ignore_ip
     }

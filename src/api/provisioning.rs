@@ -105,7 +105,7 @@ pub async fn issue(
         return Err(AuthError::illegal(format!("count must be between 1 and {MAX_COUNT}")).into());
     }
     let caller = administrator(&state, &context, Action::ManageProvisionTokens)?;
-    let metadata = context.metadata(caller.name(), state.ignore_ip());
+    let metadata = context.metadata(caller.name());
     let expires = state.now().saturating_add(ttl * 1000);
     let count = usize::try_from(count).unwrap_or(1);
     let issued = hosts::issue_tokens(&state.ledger, &roles, expires, count, caller.name(), &metadata).await?;
@@ -216,7 +216,7 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let caller = administrator(&state, &context, Action::ManageProvisionTokens)?;
-    let metadata = context.metadata(caller.name(), state.ignore_ip());
+    let metadata = context.metadata(caller.name());
     hosts::delete_token(&state.ledger, &id, caller.name(), &metadata).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -291,7 +291,7 @@ pub async fn join(
         return Err(AuthError::illegal(format!("at most {} principals", hosts::MAX_PRINCIPALS)).into());
     }
     let principals = listed.iter().map(|p| HostId::parse(p)).collect::<Result<BTreeSet<_>, _>>()?;
-    let metadata = context.metadata_of(&format!("host:{host_id}"), state.ignore_ip());
+    let metadata = context.metadata_of(&format!("host:{host_id}"));
     let request = JoinRequest { token: value, host_id, public_key, roles, principals };
     let joined = hosts::join(&state.ledger, &state.ssh, request, &metadata).await?;
     let cert = joined.event.cert();
@@ -396,7 +396,7 @@ pub async fn release(
 ) -> Result<StatusCode, ApiError> {
     let caller = administrator(&state, &context, Action::ReleaseHost)?;
     let host_id = HostId::parse(&id)?;
-    let metadata = context.metadata(caller.name(), state.ignore_ip());
+    let metadata = context.metadata(caller.name());
     hosts::release(&state.ledger, &host_id, caller.name(), &metadata).await?;
     Ok(StatusCode::NO_CONTENT)
 }

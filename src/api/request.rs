@@ -4,7 +4,7 @@
 //! event metadata and token records.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use utoipa::PartialSchema;
 use utoipa::openapi::{RefOr, Schema};
 
@@ -14,8 +14,10 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use serde_json::{Map, Value};
 
+use super::AppState;
 use super::error::{ApiError, CallId};
 use crate::app::EventMetadata;
+use crate::app::client_address::{self, Forwarded};
 use crate::domain::names::{is_blank, java_trim};
 use crate::domain::token::ClientInfo;
 use crate::domain::{AuthError, ErrorType, UserName};
@@ -375,8 +377,6 @@ pub fn removed_session_cookie() -> String {
 
 /// The most bytes of a `User-Agent` that events and token records keep.
 pub const MAX_USER_AGENT: usize = 256;
-/// The most bytes of a forwarded client address they keep (an address is far shorter).
-pub const MAX_FORWARDED_ADDRESS: usize = 64;
 /// What a value cut to its bound ends with.
 pub const TRUNCATED: &str = "…[truncated]";
 
@@ -397,28 +397,32 @@ pub fn bounded(text: String, limit: usize) -> String {
 #[derive(Debug, Clone)]
 pub struct RequestContext {
     pub call_id: String,
-    pub socket_ip: Option<String>,
-    pub forwarded_ip: Option<String>,
+    /// The client's address, as [`client_address::resolve`] decides it.
+    pub client: Option<IpAddr>,
     pub user_agent: Option<String>,
     pub headers: HeaderMap,
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for RequestContext {
+impl FromRequestParts<AppState> for RequestContext {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
-        let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
-        // Bounded, as every value an event or a token record keeps from a request.
-        let forwarded_ip = header("x-forwarded-for")
-            .and_then(|v| v.split(',').next().map(|s| s.trim().to_owned()))
-            .filter(|s| !s.is_empty())
-            .or_else(|| header("x-real-ip").map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()))
-            .map(|ip| bounded(ip, MAX_FORWARDED_ADDRESS));
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
+        let forwarded = Forwarded {
+            peer: parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()),
+            forwarded_for: parts.headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).collect(),
+            real_ip: header("x-real-ip"),
+        };
+        let client = client_address::resolve(&forwarded, &state.trusted_proxies, state.ignore_ip());
         Ok(Self {
             call_id: parts.extensions.get::<CallId>().map(|c| c.get().to_owned()).unwrap_or_default(),
-            socket_ip: parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()),
-            forwarded_ip,
-            user_agent: header("user-agent").map(|ua| bounded(ua, MAX_USER_AGENT)),
+            client,
+            // Bounded, as every value an event or a token record keeps from a request.
+            user_agent: parts
+                .headers
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .map(|ua| bounded(ua.to_owned(), MAX_USER_AGENT)),
             headers: parts.headers.clone(),
         })
     }
@@ -430,70 +434,44 @@ impl RequestContext {
         super::error::wants_html(&self.headers)
     }
 
-    /// The client's address: the proxy's word for it unless `ignore_ip` is set.
-    pub fn client_ip(&self, ignore_ip: bool) -> Option<String> {
-        if ignore_ip { self.socket_ip.clone() } else { self.forwarded_ip.clone().or_else(|| self.socket_ip.clone()) }
+    /// The client's address as the log and token records keep it.
+    pub fn client_ip(&self) -> Option<String> {
+        self.client.map(|ip| ip.to_string())
     }
 
-    /// Whom a bound on unauthenticated state counts this request against: an
-    /// address the client cannot choose. The connection's own address; when
-    /// that is a loopback or private address (a reverse proxy in front), the
-    /// address that proxy vouches for — the last `X-Forwarded-For` entry (the
-    /// first ones are the client's to write), else `X-Real-IP`. IPv6
-    /// addresses count by their /64.
+    /// Whom a bound on unauthenticated state counts this request against
+    /// (see [`client_address::quota_key`]).
     pub fn quota_key(&self) -> String {
-        use std::net::IpAddr;
-        let parse = |text: &str| text.trim().parse::<IpAddr>().ok();
-        let socket = self.socket_ip.as_deref().and_then(parse);
-        let proxied = socket.is_none_or(|ip| match ip {
-            IpAddr::V4(v4) => v4.is_loopback() || v4.is_private(),
-            IpAddr::V6(v6) => v6.is_loopback() || (v6.segments()[0] & 0xfe00) == 0xfc00,
-        });
-        let vouched = || {
-            let header = |name: &str| self.headers.get(name).and_then(|v| v.to_str().ok());
-            header("x-forwarded-for")
-                .and_then(|list| list.rsplit(',').next())
-                .and_then(parse)
-                .or_else(|| header("x-real-ip").and_then(parse))
-        };
-        let address = if proxied { vouched().or(socket) } else { socket };
-        match address {
-            Some(IpAddr::V6(v6)) => {
-                let s = v6.segments();
-                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
-            }
-            Some(IpAddr::V4(v4)) => v4.to_string(),
-            None => "unknown".to_owned(),
-        }
+        client_address::quota_key(self.client)
     }
 
     /// Metadata for the events this request causes.
-    pub fn metadata(&self, actor: &UserName, ignore_ip: bool) -> EventMetadata {
-        self.metadata_of(actor.as_str(), ignore_ip)
+    pub fn metadata(&self, actor: &UserName) -> EventMetadata {
+        self.metadata_of(actor.as_str())
     }
 
     /// Metadata of this request before its actor is known (the application names it).
-    pub fn anonymous_metadata(&self, ignore_ip: bool) -> EventMetadata {
-        EventMetadata { actor: None, ..self.metadata_of("", ignore_ip) }
+    pub fn anonymous_metadata(&self) -> EventMetadata {
+        EventMetadata { actor: None, ..self.metadata_of("") }
     }
 
     /// Metadata for events caused by an actor that is not a user (a joining host: `host:ID`).
-    pub fn metadata_of(&self, actor: &str, ignore_ip: bool) -> EventMetadata {
+    pub fn metadata_of(&self, actor: &str) -> EventMetadata {
         EventMetadata {
             actor: Some(actor.to_owned()),
             request_id: Some(self.call_id.clone()),
-            client_addr: self.client_ip(ignore_ip),
+            client_addr: self.client_ip(),
             user_agent: self.user_agent.clone(),
             reason: None,
         }
     }
 
     /// The client as a token records it: address and parsed user agent.
-    pub fn client_info(&self, ignore_ip: bool) -> ClientInfo {
+    pub fn client_info(&self) -> ClientInfo {
         let known = |s: &str| (!s.is_empty() && s != woothee::woothee::VALUE_UNKNOWN).then(|| s.to_owned());
         let parsed = self.user_agent.as_deref().and_then(|ua| woothee::parser::Parser::new().parse(ua));
         ClientInfo {
-            ip: self.client_ip(ignore_ip),
+            ip: self.client_ip(),
             os: parsed.as_ref().and_then(|p| known(p.os)),
             osver: parsed.as_ref().and_then(|p| known(&p.os_version)),
             agent: parsed.as_ref().and_then(|p| known(p.name)),
@@ -531,30 +509,6 @@ mod tests {
         assert_eq!(ctx.get("b").map(String::as_str), Some("2"));
         let error = parse_context_string(Some("a, 1, 2")).expect_err("bad pair");
         assert_eq!(error.to_string(), "30001 Illegal input parameter: Bad key/value pair in custom context: a, 1, 2");
-    }
-
-    fn context(socket: &str, forwarded: Option<&str>) -> RequestContext {
-        let mut headers = HeaderMap::new();
-        if let Some(forwarded) = forwarded {
-            headers.insert("x-forwarded-for", forwarded.parse().expect("header"));
-        }
-        RequestContext {
-            call_id: String::new(),
-            socket_ip: Some(socket.into()),
-            forwarded_ip: None,
-            user_agent: None,
-            headers,
-        }
-    }
-
-    #[test]
-    fn a_quota_counts_an_address_the_client_cannot_choose() {
-        // No proxy: the connection's address, whatever the headers claim.
-        assert_eq!(context("203.0.113.7", Some("198.51.100.1")).quota_key(), "203.0.113.7");
-        // Behind a proxy: what the proxy added (the last entry), not what the client wrote first.
-        assert_eq!(context("10.0.0.2", Some("1.2.3.4, 198.51.100.9")).quota_key(), "198.51.100.9");
-        assert_eq!(context("127.0.0.1", Some("garbage")).quota_key(), "127.0.0.1");
-        assert_eq!(context("2001:db8:1:2:3:4:5:6", None).quota_key(), "2001:db8:1:2::/64");
     }
 
     #[test]

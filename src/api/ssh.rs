@@ -179,7 +179,7 @@ pub async fn rotate(
     let ca = CaKind::parse(&json.string("ca")?.ok_or_else(|| AuthError::missing("ca"))?)?;
     let step = json.string("phase")?.map(|p| RotationStep::parse(&p)).transpose()?;
     let caller = administrator(&state, &context, Action::RotateCertAuthority)?;
-    let metadata = context.metadata(caller.name(), state.ignore_ip());
+    let metadata = context.metadata(caller.name());
     match step {
         None => {
             authority::install_key(&state.ledger, ca, Some(caller.name().clone()), &metadata).await?;
@@ -267,7 +267,7 @@ pub async fn user_certificate(
         }
         _ => caller.user.clone(),
     };
-    let metadata = context.metadata(caller.name(), state.ignore_ip());
+    let metadata = context.metadata(caller.name());
     let (certificate, event) =
         ssh::issue_user_certificate(&state.ledger, &state.ssh, &subject, caller.name(), &public_key, ttl, &metadata)
             .await?;
@@ -344,7 +344,7 @@ pub async fn set_logins(
     let caller = administrator(&state, &context, Action::ChangeLogins)?;
     target(&state, &name)?;
     let command = UserCommand::SetLogins { logins, by: caller.name().clone(), at: state.now() };
-    state.ledger.execute::<User>(&name, command, &context.metadata(caller.name(), state.ignore_ip())).await?;
+    state.ledger.execute::<User>(&name, command, &context.metadata(caller.name())).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -156,16 +156,15 @@ pub async fn create(State(state): State<AppState>, context: RequestContext, body
         ))
         .into());
     }
-    let ignore_ip = state.ignore_ip();
     let grant = NewToken {
         user: caller.name().clone(),
         kind,
         name: Some(name),
         custom,
-        client: context.client_info(ignore_ip),
+        client: context.client_info(),
         mfa: Mfa::Unknown,
     };
-    let (value, view) = tokens::issue(&state.ledger, grant, &context.metadata(caller.name(), ignore_ip)).await?;
+    let (value, view) = tokens::issue(&state.ledger, grant, &context.metadata(caller.name())).await?;
     if context.wants_html() {
         return pages::account::token_created(&caller.user, &value, &view);
     }
@@ -187,7 +186,7 @@ pub async fn revoke_token(
     reason: RevocationReason,
     context: &RequestContext,
 ) -> Result<(), ApiError> {
-    let metadata = context.metadata(by, state.ignore_ip());
+    let metadata = context.metadata(by);
     Ok(tokens::revoke(&state.ledger, token.id, by, reason, &metadata).await?)
 }
 
@@ -240,7 +239,7 @@ pub async fn revoke_all(State(state): State<AppState>, context: RequestContext) 
     let token = any_token(&context.headers)?;
     let view = state.token_view(&token)?;
     require_login(&view)?;
-    let metadata = context.metadata(&view.user, state.ignore_ip());
+    let metadata = context.metadata(&view.user);
     state
         .ledger
         .execute::<User>(&view.user, UserCommand::RevokeAllTokens { by: view.user.clone(), at: state.now() }, &metadata)

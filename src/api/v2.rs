@@ -97,16 +97,15 @@ pub async fn create_agent_token(
     let token = required_header_token(&context.headers)?;
     let name = TokenName::parse(body.string("name")?.as_deref())?;
     let caller = state.login_caller(&token, None)?;
-    let ignore_ip = state.ignore_ip();
     let grant = NewToken {
         user: caller.name().clone(),
         kind: TokenKind::Agent,
         name: Some(name),
         custom,
-        client: context.client_info(ignore_ip),
+        client: context.client_info(),
         mfa: Mfa::Unknown,
     };
-    let (value, view) = tokens::issue(&state.ledger, grant, &context.metadata(caller.name(), ignore_ip)).await?;
+    let (value, view) = tokens::issue(&state.ledger, grant, &context.metadata(caller.name())).await?;
     Ok(Json(views::NewApiToken::of(&view, &value, state.cache_for())))
 }
 
@@ -280,7 +279,7 @@ pub async fn anon_ids(
     if !ids.is_empty() {
         // Unmasking anonymous ids is recorded: who translated which.
         let command = AuditCommand::TranslateAnonIds { anon_ids: ids.clone(), at: state.now() };
-        state.ledger.execute::<Audit>(&user.name, command, &context.metadata(&user.name, state.ignore_ip())).await?;
+        state.ledger.execute::<Audit>(&user.name, command, &context.metadata(&user.name)).await?;
     }
     let model = state.ledger.model.read();
     let found = ids

@@ -52,6 +52,8 @@ pub struct LedgerOptions {
     /// A server writes a checkpoint of its projections every this many
     /// events, and at shutdown (0: never; `replay rebuild` still can).
     pub checkpoint_every: i64,
+    /// The proxies whose forwarded headers name the client (default: loopback).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// Events between two checkpoints a server writes, by default.
@@ -77,6 +79,7 @@ impl LedgerOptions {
             force_reset_ends_sessions: false,
             witness_file: None,
             checkpoint_every: CHECKPOINT_EVERY,
+            trusted_proxies: super::client_address::loopback(),
         }
     }
 }

@@ -27,12 +27,14 @@
 //!   [`consistency`]: read-your-writes across servers sharing the log; [`duties`]: what one server of them does;
 //!   [`health`]: liveness, readiness and metrics;
 //! - [`witness`]: signed heads of the log, kept outside it;
+//! - [`client_address`]: which address a request comes from (trusted proxies);
 //! - [`throttle`]: wrong passwords per client address (the per-account count is the domain's);
 //! - [`secrets`]: the key that seals the credentials store (a new key, a rotation);
 //! - [`passwords`], [`second_factor`], [`root_account`], [`background`]: the pieces they share.
 
 pub mod accounts;
 pub mod background;
+pub mod client_address;
 pub mod commands;
 pub mod consistency;
 pub mod duties;
