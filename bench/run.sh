@@ -14,7 +14,11 @@
 #   logins: full provider logins per second (start → the provider's sign-in → the way back, straight in)
 #        against a real OpenID Connect provider on loopback (node-oidc-provider, tests/oidc; needs node and
 #        `npm ci --prefix tests/oidc`), beside local password logins on the same SQLite server (every stored
-#        secret sealed under the key file), and what sealing and opening one secret costs beside an argon2id check.
+#        secret sealed under the key file), and what sealing and opening one secret costs beside an argon2id check;
+#        then, on a fresh server, 256 simultaneous wrong passwords (against one account, and against names that
+#        are no account from one address: password checks run, the most at once, RSS and its peak), an honest
+#        client's password logins/s with its device mark alone and while 256 guessers run, and the median time
+#        of a wrong password for an account and for a name that is none.
 #   replicas: introspection req/s on one server vs two servers on one PostgreSQL database (half the
 #        connections on each), tokens made on one and introspected on the other at once (success rate), and
 #        revocation propagation p50/p99 in ms (LISTEN/NOTIFY), one revocation at a time.
@@ -304,4 +308,9 @@ start_server "sqlite://$WORK/logins.db" --config "$WORK/logins.toml"
 "${BENCH[@]}" logins --base "http://127.0.0.1:$PORT" --admin-token-file "$WORK/loginslogin.txt" --seconds "${DURATION%s}" --concurrency 4
 stop_server
 kill "$PEER_PID" 2>/dev/null || true
+echo "== Logins under attack: 256 simultaneous wrong passwords (checks run, RSS), an honest client with its device mark while 256 guessers run, and what a wrong password costs for an account and for a name that is none"
+"${BENCH[@]}" seed --store "sqlite://$WORK/guesses.db" --tokens 0 --tokens-out "$WORK/none.txt" --login-out "$WORK/guesseslogin.txt" --admin >/dev/null
+start_server "sqlite://$WORK/guesses.db"
+"${BENCH[@]}" guesses --base "http://127.0.0.1:$PORT" --admin-token-file "$WORK/guesseslogin.txt" --pid "$SERVER_PID" --seconds "${DURATION%s}" --guessers 256
+stop_server
 fi

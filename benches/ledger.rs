@@ -131,6 +131,22 @@ enum Command {
         #[arg(long, default_value_t = 200)]
         revocations: usize,
     },
+    /// Password guesses: bursts and a sustained attack against a running
+    /// server (its process `pid` is read for memory), beside one honest client.
+    Guesses {
+        #[arg(long)]
+        base: String,
+        /// A file holding an Admin's Login token.
+        #[arg(long)]
+        admin_token_file: String,
+        /// The server's process id (its RSS is read from /proc).
+        #[arg(long)]
+        pid: u32,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        #[arg(long, default_value_t = 256)]
+        guessers: usize,
+    },
     Logins {
         /// The server's base URL; its provider `OIDC` must know `{base}/login/complete/OIDC`.
         #[arg(long)]
@@ -610,11 +626,208 @@ async fn logins(base: String, admin_token_file: String, seconds: u64, concurrenc
     );
 }
 
+/// A line of `/proc/PID/status` in MiB (`VmRSS`, `VmHWM`).
+fn memory_mib(pid: u32, field: &str) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kib: f64 = status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    kib / 1024.0
+}
+
+/// A counter or gauge of the server's `/metrics` (summed over its labels).
+async fn metric(http: &reqwest::Client, base: &str, name: &str) -> f64 {
+    let text = http.get(format!("{base}/metrics")).send().await.expect("metrics").text().await.unwrap_or_default();
+    text.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// One password login from forwarded address `from`, with device marks `marks`: status and milliseconds.
+async fn password_login(
+    http: &reqwest::Client,
+    base: &str,
+    user: &str,
+    password: &str,
+    from: &str,
+    marks: Option<&str>,
+) -> (u16, f64, Option<String>) {
+    let mut request = http
+        .post(format!("{base}/localaccount/login"))
+        .header("X-Forwarded-For", from)
+        .json(&serde_json::json!({"user": user, "pwd": password}));
+    if let Some(marks) = marks {
+        request = request.header("Cookie", format!("authledger_device={marks}"));
+    }
+    let began = Instant::now();
+    let answer = request.send().await.expect("answered: no dropped connection");
+    let status = answer.status().as_u16();
+    let set = answer
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|c| c.strip_prefix("authledger_device="))
+        .and_then(|c| c.split(';').next())
+        .map(str::to_owned);
+    let _ = answer.bytes().await;
+    (status, began.elapsed().as_secs_f64() * 1000.0, set)
+}
+
+/// `count` requests released at once; the statuses seen, with how many.
+async fn burst_of(count: usize, make: impl Fn(usize) -> tokio::task::JoinHandle<u16>) -> BTreeMap<u16, usize> {
+    let tasks: Vec<_> = (0..count).map(make).collect();
+    let mut statuses = BTreeMap::new();
+    for task in tasks {
+        *statuses.entry(task.await.expect("a task")).or_insert(0) += 1;
+    }
+    statuses
+}
+
+/// Honest password logins with a device mark for `seconds`: logins/s, p50, p99, and anything but 200.
+async fn honest(http: &reqwest::Client, base: &str, marks: &str, seconds: u64) -> (f64, f64, f64, usize) {
+    let deadline = Instant::now() + std::time::Duration::from_secs(seconds);
+    let started = Instant::now();
+    let (mut times, mut refused) = (Vec::new(), 0);
+    while Instant::now() < deadline {
+        let (status, ms, _) = password_login(http, base, "owner", HONEST_PASSWORD, "192.0.2.1", Some(marks)).await;
+        if status == 200 { times.push(ms) } else { refused += 1 }
+    }
+    times.sort_by(f64::total_cmp);
+    (times.len() as f64 / started.elapsed().as_secs_f64(), percentile(&times, 0.5), percentile(&times, 0.99), refused)
+}
+
+const HONEST_PASSWORD: &str = "a long bench passphrase 2024";
+
+/// What an attacker's guesses cost and what they leave an honest client:
+/// 256 simultaneous wrong passwords against one account and against names
+/// that are no account (argon2 runs, the most at once, RSS), an honest
+/// client's logins/s alone and while guessers run, and what a wrong
+/// password costs for an account and for a name that is none.
+async fn guesses(base: String, admin_token_file: String, pid: u32, seconds: u64, guessers: usize) {
+    let admin = std::fs::read_to_string(admin_token_file).expect("the admin's token").trim().to_owned();
+    let http = reqwest::Client::builder().pool_max_idle_per_host(1024).build().expect("a client");
+    let post = |path: &str, body: serde_json::Value| {
+        http.post(format!("{base}{path}")).header("Authorization", &admin).json(&body).send()
+    };
+    assert!(
+        post("/admin/config", serde_json::json!({"allowlogin": true})).await.expect("answer").status().is_success()
+    );
+    for n in 0..=10 {
+        let user = if n == 0 { "owner".to_owned() } else { format!("victim{n}") };
+        let body = serde_json::json!({"user": user, "display": "Bench", "email": "bench@example.org"});
+        let created: serde_json::Value =
+            post("/admin/localaccount/create", body).await.expect("answer").json().await.expect("created");
+        let reset = serde_json::json!({"user": user, "pwdold": created["pwd"], "pwdnew": HONEST_PASSWORD});
+        let changed = http.post(format!("{base}/localaccount/reset")).json(&reset).send().await.expect("answer");
+        assert!(changed.status().is_success(), "{}", changed.text().await.unwrap_or_default());
+    }
+    let (status, _, marks) = password_login(&http, &base, "owner", HONEST_PASSWORD, "192.0.2.1", None).await;
+    assert_eq!(status, 200);
+    let marks = marks.expect("a device mark");
+    let rss_before = memory_mib(pid, "VmRSS:");
+
+    for (what, target) in [("one account", None), ("names that are no account, from one address", Some(()))] {
+        let runs = metric(&http, &base, "authledger_password_checks_total").await;
+        let started = Instant::now();
+        let statuses = burst_of(guessers, |n| {
+            let (http, base) = (http.clone(), base.clone());
+            tokio::spawn(async move {
+                let (user, from) = match target {
+                    None => ("owner".to_owned(), format!("198.18.{}.{}", n / 250, n % 250 + 1)),
+                    Some(()) => (format!("nobody{n}"), "198.19.0.1".to_owned()),
+                };
+                password_login(&http, &base, &user, "wrong guess", &from, None).await.0
+            })
+        })
+        .await;
+        let checked = metric(&http, &base, "authledger_password_checks_total").await - runs;
+        println!(
+            "{guessers} simultaneous wrong passwords against {what}: {checked} checked, answers {statuses:?} in {:.2} s;              the most checks at once {}",
+            started.elapsed().as_secs_f64(),
+            metric(&http, &base, "authledger_password_checks_running_peak").await
+        );
+        // The owner's counts end with the next login (the burst's guesses are counted on the account).
+        let (status, _, _) = password_login(&http, &base, "owner", HONEST_PASSWORD, "192.0.2.1", Some(&marks)).await;
+        assert_eq!(status, 200, "the owner's known device gets in after the burst");
+    }
+    println!(
+        "server memory: RSS {rss_before:.0} MiB before the bursts, {:.0} MiB after; peak {:.0} MiB (VmHWM)",
+        memory_mib(pid, "VmRSS:"),
+        memory_mib(pid, "VmHWM:")
+    );
+
+    let (alone, p50, p99, refused) = honest(&http, &base, &marks, seconds).await;
+    println!("honest password logins alone: {alone:.0}/s, p50 {p50:.1} ms p99 {p99:.1} ms, {refused} refused");
+    for (what, spray) in [("guessing the owner's password", false), ("spraying names that are no account", true)] {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let sent = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let runs = metric(&http, &base, "authledger_password_checks_total").await;
+        let tasks: Vec<_> = (0..guessers)
+            .map(|n| {
+                let (http, base, stop, sent) = (http.clone(), base.clone(), stop.clone(), sent.clone());
+                tokio::spawn(async move {
+                    let from = format!("198.{}.{}.{}", if spray { 20 } else { 21 }, n / 250, n % 250 + 1);
+                    let mut k = 0;
+                    while !stop.load(Ordering::Relaxed) {
+                        let user = if spray { format!("nobody{n}x{k}") } else { "owner".to_owned() };
+                        password_login(&http, &base, &user, "wrong guess", &from, None).await;
+                        sent.fetch_add(1, Ordering::Relaxed);
+                        k += 1;
+                    }
+                })
+            })
+            .collect();
+        let (rate, p50, p99, refused) = honest(&http, &base, &marks, seconds).await;
+        stop.store(true, Ordering::Relaxed);
+        for task in tasks {
+            let _ = task.await;
+        }
+        let checked = metric(&http, &base, "authledger_password_checks_total").await - runs;
+        println!(
+            "honest password logins while {guessers} guessers are {what}: {rate:.0}/s ({:.0}% of alone),              p50 {p50:.1} ms p99 {p99:.1} ms, {refused} refused; the guessers sent {} and got {checked} checks",
+            100.0 * rate / alone,
+            sent.load(Ordering::Relaxed)
+        );
+    }
+
+    // What a wrong password costs: an account against a name that is none,
+    // alternating, each from a fresh address, none of them throttled.
+    let (mut account, mut none) = (Vec::new(), Vec::new());
+    for k in 0..80usize {
+        let from = format!("198.22.{}.{}", k / 250, k % 250 + 1);
+        let (user, into) = if k % 2 == 0 {
+            (format!("victim{}", 1 + (k / 2) % 10), &mut account)
+        } else {
+            (format!("ghost{k}"), &mut none)
+        };
+        let (status, ms, _) = password_login(&http, &base, &user, "wrong guess", &from, None).await;
+        assert_eq!(status, 401);
+        into.push(ms);
+    }
+    account.sort_by(f64::total_cmp);
+    none.sort_by(f64::total_cmp);
+    println!(
+        "a wrong password costs: {:.1} ms for an account, {:.1} ms for a name that is none (medians of 40 each;          p90 {:.1} vs {:.1})",
+        percentile(&account, 0.5),
+        percentile(&none, 0.5),
+        percentile(&account, 0.9),
+        percentile(&none, 0.9)
+    );
+}
+
 async fn secrets(count: u32) {
     use authledger::store::keyring::Keyring;
     let path = std::env::temp_dir().join(format!("authledger-bench-{}.key", std::process::id()));
     let keyring = Keyring::create(&path, None).expect("a key file");
-    let hash = authledger::app::passwords::hash("correct horse battery staple 77".into()).await.expect("a hash");
+    use authledger::app::passwords::{PasswordWork, PasswordWorkSettings};
+    let work = PasswordWork::new(PasswordWorkSettings::default());
+    let slot = work.slot().await.expect("a permit");
+    let hash = slot.hash("correct horse battery staple 77".into()).await.expect("a hash");
     let started = std::time::Instant::now();
     for n in 0..count {
         let id = format!("{n}");
@@ -625,7 +838,7 @@ async fn secrets(count: u32) {
     let rounds = 20;
     let started = std::time::Instant::now();
     for _ in 0..rounds {
-        assert!(authledger::app::passwords::verify("correct horse battery staple 77".into(), Some(hash.clone())).await);
+        assert!(slot.verify("correct horse battery staple 77".into(), Some(hash.clone())).await);
     }
     let argon2_us = started.elapsed().as_secs_f64() * 1e6 / f64::from(rounds);
     let _ = std::fs::remove_file(&path);
@@ -652,6 +865,9 @@ fn main() {
         Command::CatchUp { store } => runtime.block_on(catch_up(store)),
         Command::Replicas { a, b, login_file, count, revocations } => {
             runtime.block_on(replicas(a, b, login_file, count, revocations))
+        }
+        Command::Guesses { base, admin_token_file, pid, seconds, guessers } => {
+            runtime.block_on(guesses(base, admin_token_file, pid, seconds, guessers))
         }
         Command::Logins { base, admin_token_file, seconds, concurrency } => {
             runtime.block_on(logins(base, admin_token_file, seconds, concurrency))

@@ -83,6 +83,13 @@ pub struct FileConfig {
     /// addresses or networks (`"10.0.0.0/8"`). Default: loopback only. A
     /// request from any other peer is counted by the peer's own address.
     pub trusted_proxies: Option<Vec<String>>,
+    /// argon2 runs (password checks) at once (default: two per core, at
+    /// most an eighth of the available memory at 19 MiB each).
+    pub password_checks_at_once: Option<usize>,
+    /// Password checks that may wait for a run (default: 16 per run); more are answered 503.
+    pub password_check_queue: Option<usize>,
+    /// How long a password check waits for a run before it is answered 503 (default `"2s"`).
+    pub password_check_wait: Option<String>,
 }
 
 /// One alternate environment's table.
@@ -427,6 +434,30 @@ impl FileConfig {
             host_cert_ttl_ms: duration("host_cert_ttl", &self.host_cert_ttl, defaults.host_cert_ttl_ms)?,
             public_url: self.public_url.as_ref().map(|u| u.trim_end_matches('/').to_owned()),
         })
+    }
+
+    /// The bounds of argon2 work, checked (defaults: see `PasswordWorkSettings`).
+    pub fn password_work(&self) -> Result<crate::app::passwords::PasswordWorkSettings, ConfigError> {
+        let mut settings = crate::app::passwords::PasswordWorkSettings::default();
+        if let Some(at_once) = self.password_checks_at_once {
+            if at_once == 0 {
+                return Err(ConfigError::Invalid {
+                    key: "password_checks_at_once",
+                    reason: "0 would check none".into(),
+                });
+            }
+            settings.at_once = at_once;
+            settings.queue = 16 * at_once;
+        }
+        if let Some(queue) = self.password_check_queue {
+            settings.queue = queue;
+        }
+        if let Some(wait) = &self.password_check_wait {
+            let ms = parse_duration_ms(wait)
+                .map_err(|reason| ConfigError::Invalid { key: "password_check_wait", reason })?;
+            settings.wait = std::time::Duration::from_millis(ms.max(0) as u64);
+        }
+        Ok(settings)
     }
 
     /// The trusted proxies, checked (default: loopback only).

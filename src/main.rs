@@ -224,6 +224,7 @@ impl Common {
         options.witness_file = file.witness_file.clone();
         options.listen_for_commits = file.listen_for_commits.unwrap_or(true);
         options.trusted_proxies = file.trusted_proxies().map_err(|e| e.to_string())?;
+        options.password_work = file.password_work().map_err(|e| e.to_string())?;
         if let Some(every) = file.checkpoint_every {
             if every < 0 {
                 return Err(format!("checkpoint_every must be 0 (never) or a number of events, not {every}"));

@@ -54,6 +54,7 @@ pub struct Server {
     pub sign_in: Arc<SignIn>,
     /// Sweeps expired in-flight sign-ins.
     flow_sweeper: BackgroundTask,
+    throttle_sweeper: BackgroundTask,
     /// Signs the log's head now and then, and at shutdown.
     pub witness: Arc<Witness>,
     witnessing: BackgroundTask,
@@ -78,6 +79,22 @@ fn start_flow_sweeper(sign_in: Arc<SignIn>, ledger: Arc<Ledger>, duties: Arc<Dut
                     Ok(0) => {}
                     Ok(swept) => tracing::debug!(swept, "swept expired sign-ins"),
                     Err(error) => tracing::warn!(%error, "cannot sweep expired sign-ins"),
+                }
+            }
+            tokio::time::sleep(sign_in::SWEEP_EVERY).await;
+        }
+    }))
+}
+
+/// Forgets quiet rows of the throttle store every minute, when this server holds the duty lease.
+fn start_throttle_sweeper(ledger: Arc<Ledger>, duties: Arc<Duties>) -> BackgroundTask {
+    BackgroundTask::new(tokio::spawn(async move {
+        loop {
+            if duties.leading() {
+                let swept = ledger.password_guard.sweep(ledger.now()).await;
+                record_sweep("throttles", &swept);
+                if let Err(error) = swept {
+                    tracing::warn!(%error, "cannot sweep the throttle store");
                 }
             }
             tokio::time::sleep(sign_in::SWEEP_EVERY).await;
@@ -173,7 +190,12 @@ impl Server {
         // The in-flight store exists only where a flow can start.
         let flows = match options.providers.is_empty() {
             true => None,
-            false => Some(Flows::open(&options.store_url, &options.store).await.map_err(AppError::from)?),
+            false => Some(
+                Flows::open(&options.store_url, &options.store)
+                    .await
+                    .map_err(AppError::from)?
+                    .with_limits(options.flow_limits),
+            ),
         };
         let witness_file = witness_path(&options.store_url, options.witness_file.as_deref());
         if witness_file.is_none() {
@@ -212,6 +234,7 @@ impl Server {
         });
         let sweeper = start_secret_sweeper(ledger.clone(), duties.clone());
         let flow_sweeper = start_flow_sweeper(sign_in.clone(), ledger.clone(), duties.clone());
+        let throttle_sweeper = start_throttle_sweeper(ledger.clone(), duties.clone());
         let witnessing = start_witness(witness.clone(), ledger.clone(), duties.clone());
         let checkpointing = start_checkpointer(checkpointer.clone(), ledger.clone(), duties.clone());
         let discovering = sign_in.clone();
@@ -225,6 +248,7 @@ impl Server {
             sweeper,
             sign_in,
             flow_sweeper,
+            throttle_sweeper,
             witness,
             witnessing,
             duties,
@@ -244,6 +268,7 @@ impl Server {
     pub async fn stop(self) -> std::io::Result<()> {
         self.sweeper.stop().await;
         self.flow_sweeper.stop().await;
+        self.throttle_sweeper.stop().await;
         let _ = self.shutdown.send(());
         let result = self.task.await.unwrap_or_else(|e| Err(std::io::Error::other(e)));
         self.witnessing.stop().await;

@@ -35,6 +35,9 @@ pub const TOKEN_INDEX_SIZE: &str = "authledger_token_index_size";
 pub const USERS: &str = "authledger_users";
 /// Sign-ins and links through providers under way (the in-flight store).
 pub const LOGIN_STATES: &str = "authledger_login_states_in_flight";
+/// Sign-ins under way dropped to make room for newer ones, by the `bound`
+/// that made room (`client`, `network`, `user`, `fullest network`).
+pub const SIGNINS_EVICTED: &str = "authledger_signins_evicted_total";
 /// Sweeps run, by `sweep` (`signins`, `secrets`, `testmode`).
 pub const SWEEPS: &str = "authledger_sweeps_total";
 /// Rows a sweep removed, by `sweep`.
@@ -45,6 +48,18 @@ pub const COMMITS_HEARD: &str = "authledger_commit_notifications_total";
 pub const HEAD_CHECKS: &str = "authledger_head_checks_total";
 /// 1 when this server holds the duty lease, 0 otherwise.
 pub const DUTY_LEASE: &str = "authledger_duty_lease_held";
+/// argon2 runs (password checks and hashes) started.
+pub const PASSWORD_CHECKS: &str = "authledger_password_checks_total";
+/// argon2 runs running now (read at scrape time).
+pub const PASSWORD_CHECKS_RUNNING: &str = "authledger_password_checks_running";
+/// The most argon2 runs that went at once since the server started (read at scrape time).
+pub const PASSWORD_CHECKS_PEAK: &str = "authledger_password_checks_running_peak";
+/// Requests waiting for an argon2 run now (read at scrape time).
+pub const PASSWORD_CHECKS_WAITING: &str = "authledger_password_checks_waiting";
+/// Requests answered busy instead of waiting for a run, by `reason` (`queue full`, `deadline`).
+pub const PASSWORD_CHECKS_REFUSED: &str = "authledger_password_checks_refused_total";
+/// Password checks refused by a throttle before any run, by `count` (`client`, `account`, `address`).
+pub const PASSWORD_THROTTLED: &str = "authledger_password_checks_throttled_total";
 /// Checkpoints of the projections this server wrote.
 pub const CHECKPOINTS: &str = "authledger_checkpoints_written_total";
 

@@ -11,6 +11,7 @@ async fn bad_requests_are_refused_cleanly(h: Harness) -> Harness {
     let (_, admin) = h.administrators().await;
     let login = h.user_token(&admin, "wendy").await;
     let head = h.server.ledger.log.head().await.expect("head");
+    let reserved = h.store.payloads("PasswordCheckReserved").await.len();
 
     let cases: Vec<(Method, &str, &str, Vec<u8>, u16)> = vec![
         (Method::POST, "/api/V2/token", "application/json", b"{bad".to_vec(), 400),
@@ -99,9 +100,9 @@ async fn bad_requests_are_refused_cleanly(h: Harness) -> Harness {
         }
     }
     // `{"display": 5}` is read as the text "5" (as upstream's JSON binding does): one write above; and
-    // `{"pwd": 12}` as the wrong password "12" for wendy, which is counted (`PasswordRejected`): the other.
+    // `{"pwd": 12}` as the wrong password "12" for wendy, which is counted (`PasswordCheckReserved`): the other.
     assert_eq!(h.server.ledger.log.head().await.expect("head"), head + 2, "only the accepted requests wrote");
-    assert_eq!(h.store.payloads("PasswordRejected").await.len(), 1);
+    assert_eq!(h.store.payloads("PasswordCheckReserved").await.len(), reserved + 1);
     assert_eq!(h.get("/api/V2/me", Some(&login)).await.json()["display"], "5");
     assert_eq!(h.get("/", None).await.status, 200, "still serving");
     h

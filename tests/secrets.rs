@@ -92,7 +92,11 @@ async fn every_stored_secret_is_sealed(store: TestStore) {
     let mut kinds: Vec<&str> = rows.iter().map(|r| r.1.as_str()).collect();
     kinds.sort_unstable();
     kinds.dedup();
-    assert_eq!(kinds, ["ca-host", "ca-user", "password", "totp", "witness"], "every kind of secret is covered");
+    assert_eq!(
+        kinds,
+        ["ca-host", "ca-user", "device-marks", "password", "totp", "witness"],
+        "every kind of secret is covered"
+    );
     assert_eq!(sealed_under(&h.store).await, vec![Some(keyring.current_id()); rows.len()]);
     let dump = h.store.dump().await + &h.store.raw_files();
     assert!(dump.contains("v1:"), "the dump holds the secrets table");

@@ -53,6 +53,26 @@ async fn provider_events(h: &Harness, peer: &common::oidc::Peer, admin: &str) {
     ok(h.post("/admin/policyid", Some(admin), json!({"policyid": "tos"})).await).await;
 }
 
+/// Appends, as an earlier version wrote them, the events no command writes
+/// any more (`PasswordRejected`) on `user`'s stream: a log that holds them
+/// still reads, folds and rebuilds.
+async fn legacy_events(h: &Harness, user: &str) {
+    let log = &h.server.ledger.log;
+    let sequence = log.load("User", user, 0).await.expect("the user's stream").len();
+    let rejected = cqrs_es::persist::SerializedEvent::new(
+        user.to_owned(),
+        sequence + 1,
+        "User".into(),
+        "PasswordRejected".into(),
+        "1.0".into(),
+        json!({"PasswordRejected": {"failures": 1, "throttled_until": null, "at": h.now()}}),
+        json!({"actor": user, "client_addr": "127.0.0.1"}),
+    );
+    log.append(vec![rejected]).await.expect("appended");
+    let head = log.head().await.expect("the head");
+    h.server.ledger.reach(head).await.expect("folded");
+}
+
 /// Drives the server through every kind of event; returns (alice's login token, a live agent token's id).
 /// With `peer`, the provider's events too.
 async fn every_kind_of_event(h: &Harness, peer: Option<&common::oidc::Peer>) -> (String, String) {
@@ -61,6 +81,7 @@ async fn every_kind_of_event(h: &Harness, peer: Option<&common::oidc::Peer>) -> 
         provider_events(h, peer, &admin).await;
     }
     let alice = h.user_token(&admin, "alice").await;
+    legacy_events(h, "alice").await;
     ok(h.put("/api/V2/me", Some(&alice), json!({"display": "Alice Liddell", "email": "alice@wonder.land"})).await)
         .await;
     // The SSH side: certificates, logins, authorities, join tokens, invitations, second factors.

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::{AppendHeaders, IntoResponse, Response};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -16,7 +16,9 @@ use utoipa_axum::routes;
 use super::error::{ApiError, ErrorEnvelope};
 use super::pages::{self, Nav};
 use super::request::FirstQuery;
-use super::request::{Body, Input, RequestContext, parse_context_string, removed_session_cookie, session_cookie};
+use super::request::{
+    Body, Input, RequestContext, device_cookie, parse_context_string, removed_session_cookie, session_cookie,
+};
 use super::{AppState, views};
 use crate::app::accounts::{self, LoginOutcome, PasswordChange, PasswordLogin};
 use crate::domain::names::{is_blank, parse_custom_context};
@@ -167,9 +169,9 @@ pub async fn login(State(state): State<AppState>, context: RequestContext, body:
         second_factor: code,
         custom,
         client: context.client_info(),
-        from: context.quota_key(),
+        from: context.password_client(),
     };
-    let (value, view) = match accounts::log_in(&state.ledger, login, &metadata).await? {
+    let (value, view, marks) = match accounts::log_in(&state.ledger, login, &metadata).await? {
         LoginOutcome::MustReset if input.is_form() => {
             let target = format!("/localaccount/reset?user={name}");
             return Ok((StatusCode::SEE_OTHER, [(header::LOCATION, target)]).into_response());
@@ -180,15 +182,17 @@ pub async fn login(State(state): State<AppState>, context: RequestContext, body:
             ))
             .into());
         }
-        LoginOutcome::LoggedIn { value, token } => (value, *token),
+        LoginOutcome::LoggedIn { value, token, device_marks } => (value, *token, device_marks),
     };
+    // Appended: a response may set several cookies.
+    let marks = (header::SET_COOKIE, device_cookie(&marks));
     if input.is_form() {
         let max_age = stay_logged_in.then(|| ((view.expires - state.now()) / 1000).clamp(0, i64::from(i32::MAX)));
         let cookie = session_cookie(&value, max_age);
-        return Ok((StatusCode::SEE_OTHER, [(header::LOCATION, "/me".to_owned()), (header::SET_COOKIE, cookie)])
-            .into_response());
+        let headers = AppendHeaders([(header::LOCATION, "/me".to_owned()), (header::SET_COOKIE, cookie), marks]);
+        return Ok((StatusCode::SEE_OTHER, headers).into_response());
     }
-    Ok(Json(views::NewUiToken::of(&view, &value)).into_response())
+    Ok((AppendHeaders([marks]), Json(views::NewUiToken::of(&view, &value))).into_response())
 }
 
 /// Changes a local account's password (with the current one).
@@ -224,7 +228,8 @@ pub async fn reset(State(state): State<AppState>, context: RequestContext, body:
     let change = PasswordChange::new(old, new)?;
     let metadata = context.metadata(&name);
     let code = input.string("second_factor_token")?;
-    accounts::change_password(&state.ledger, &name, change, code.as_deref(), &context.quota_key(), &metadata).await?;
+    let from = context.password_client();
+    accounts::change_password(&state.ledger, &name, change, code.as_deref(), &from, &metadata).await?;
     if input.is_form() {
         let headers =
             [(header::LOCATION, "/localaccount/login".to_owned()), (header::SET_COOKIE, removed_session_cookie())];

@@ -18,6 +18,7 @@ use super::AppState;
 use super::error::{ApiError, CallId};
 use crate::app::EventMetadata;
 use crate::app::client_address::{self, Forwarded};
+use crate::app::throttle::PasswordClient;
 use crate::domain::names::{is_blank, java_trim};
 use crate::domain::token::ClientInfo;
 use crate::domain::{AuthError, ErrorType, UserName};
@@ -370,6 +371,16 @@ pub fn session_cookie(token: &str, max_age_secs: Option<i64>) -> String {
     }
 }
 
+/// The cookie of the device marks a client's password logins earned (see `app::device_marks`).
+pub const DEVICE_COOKIE: &str = "authledger_device";
+
+/// A `Set-Cookie` value for the device marks: sent only where passwords are
+/// checked, never to scripts, for a year.
+pub fn device_cookie(marks: &str) -> String {
+    let age = crate::app::device_marks::LIFETIME_MS / 1000;
+    format!("{DEVICE_COOKIE}={marks}; Path=/localaccount; Max-Age={age}; HttpOnly; SameSite=Strict")
+}
+
 /// A `Set-Cookie` value that removes the session cookie.
 pub fn removed_session_cookie() -> String {
     format!("{SESSION_COOKIE}=\"no token\"; Path=/; Max-Age=0; SameSite=Lax")
@@ -443,6 +454,11 @@ impl RequestContext {
     /// (see [`client_address::quota_key`]).
     pub fn quota_key(&self) -> String {
         client_address::quota_key(self.client)
+    }
+
+    /// Who a password check of this request comes from: its quota address and device marks.
+    pub fn password_client(&self) -> PasswordClient {
+        PasswordClient { quota: self.quota_key(), marks: cookie(&self.headers, DEVICE_COOKIE) }
     }
 
     /// Metadata for the events this request causes.

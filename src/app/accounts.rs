@@ -9,80 +9,99 @@ use std::collections::BTreeMap;
 use uuid::Uuid;
 
 use super::ledger::Ledger;
+use super::passwords::{Admitted, Turn};
+use super::throttle::{PasswordClient, Reservation};
 use super::tokens::{self, NewToken};
 use super::{AppError, forget_secret, passwords, second_factor, undo_secret};
+use crate::domain::throttle::PasswordSource;
 use crate::domain::token::{ClientInfo, Mfa};
-use crate::domain::user::{NewPassword, PASSWORD_FREE_FAILURES, check_can_reset_password, locked, throttled};
+use crate::domain::user::{NewPassword, check_can_reset_password, locked};
 use crate::domain::{
     Actor, AuthError, DisplayName, EmailAddress, ErrorType, RoleSet, TokenKind, User, UserCommand, UserName,
 };
 use crate::projections::{TokenView, UserRecord};
 use crate::store::EventMetadata;
 
+/// A password found right: the account, and the check reserved for it
+/// (released by whatever the flow ends in; see [`settle`]).
+pub struct Verified<'a> {
+    pub record: UserRecord,
+    reservation: Reservation,
+    /// The name's turn, held until the check is settled (see `passwords::PER_NAME_AT_ONCE`).
+    _turn: Turn<'a>,
+}
+
 /// Checks a local user's password, then whether they may log in now
 /// (upstream `getLocalUser`: password, non-admin login switch, disabled).
-/// A locked or throttled account, or a throttled client address, is refused
-/// first, whatever the password (so a lock is no oracle for password guesses,
-/// and a throttle bounds the argon2 work guesses cause). A wrong password is
-/// counted on the account (an event: exact under races, the wait computed by
-/// the domain) and on the client address `from`. The second factor is
-/// checked separately ([`verify_second_factor`]), after the caller's own checks.
-pub async fn verify_password(
-    ledger: &Ledger,
+///
+/// A locked account is refused first, whatever the password (a lock is no
+/// oracle for guesses). Then the throttles (`throttle`): a check that must
+/// wait is refused before anything runs; otherwise a permit to run argon2 is
+/// taken (a bounded queue: `Overloaded`, a 503, when full or too slow), the
+/// check is *reserved* — counted as a wrong password, on the account's
+/// stream or in the throttle store for a name that is no account, and for
+/// the client address — and only then is the password checked. A wrong one
+/// is answered at once: it was counted already, and a name that is no
+/// account paid the same two durable writes an account did. The second
+/// factor is checked separately ([`verify_second_factor`]).
+pub async fn verify_password<'a>(
+    ledger: &'a Ledger,
     name: &UserName,
     password: &str,
-    from: &str,
+    client: &PasswordClient,
     metadata: &EventMetadata,
-) -> Result<UserRecord, AppError> {
+) -> Result<Verified<'a>, AppError> {
     let now = ledger.now();
-    ledger.password_throttle.check(from, now)?;
     let record = ledger.model.read().users.get(name).cloned();
     if let Some(until) = record.as_ref().and_then(|r| r.locked_until).filter(|until| now < *until) {
         return Err(locked(until).into());
     }
-    if let Some(until) = record.as_ref().and_then(|r| r.password_throttled_until).filter(|until| now < *until) {
-        return Err(throttled(until).into());
-    }
-    // A name that is no account waits exactly as an account would.
-    let counted = record.as_ref().filter(|r| r.credential.is_some());
-    if counted.is_none() {
-        ledger.unknown_names.check(name.as_str(), now)?;
-    }
-    // Once the next failure would throttle, one check at a time: parallel
-    // guesses cannot all slip past the throttle before the first is recorded.
-    let failures = counted.map_or_else(|| ledger.unknown_names.failures(name.as_str()), |r| r.password_failures);
-    let _checking = match failures + 1 >= PASSWORD_FREE_FAILURES {
-        true => Some(ledger.password_gate.enter(name.as_str()).ok_or_else(|| throttled(now + 1000))?),
-        false => None,
-    };
-    let stored = match record.as_ref().and_then(|r| r.credential) {
+    // An account without a password is counted as a name that is none.
+    let account = record.filter(|r| r.credential.is_some());
+    let guard = &ledger.password_guard;
+    let source = guard.source(name, client, now);
+    guard.precheck(account.as_ref(), name, &source, client, now)?;
+    let Admitted { turn, slot } = ledger.password_work.admit(name.as_str()).await?;
+    let reservation = guard.reserve(ledger, account.as_ref(), name, source, client, metadata).await?;
+    let stored = match account.as_ref().and_then(|r| r.credential) {
         Some(id) => ledger.credentials.get(id).await?,
         None => None,
     };
-    let matched = passwords::verify(password.to_owned(), stored).await;
-    let record = match (matched, record) {
-        (true, Some(record)) => record,
-        (_, record) => {
-            ledger.password_throttle.failed(from, now);
-            match record.filter(|r| r.credential.is_some()) {
-                Some(record) => {
-                    ledger.execute::<User>(&record.name, UserCommand::RejectPassword { at: now }, metadata).await?;
-                }
-                None => ledger.unknown_names.failed(name.as_str(), now),
-            }
-            return Err(AuthError::new(ErrorType::PasswordMismatch, name.as_str()).into());
-        }
+    let matched = slot.verify(password.to_owned(), stored).await;
+    drop(slot);
+    let Some(record) = account.filter(|_| matched) else {
+        return Err(AuthError::new(ErrorType::PasswordMismatch, name.as_str()).into());
     };
-    let allow_login = ledger.model.read().config.allow_login;
-    if !allow_login && !record.roles.is_admin_like() {
-        return Err(
-            AuthError::unauthorized(format!("User {name} cannot log in because non-admin login is disabled")).into()
-        );
+    let verified = Verified { record, reservation, _turn: turn };
+    let refusal = match (ledger.model.read().config.allow_login, &verified.record) {
+        (false, r) if !r.roles.is_admin_like() => {
+            Some(AuthError::unauthorized(format!("User {name} cannot log in because non-admin login is disabled")))
+        }
+        (_, r) if r.is_disabled() => Some(AuthError::disabled(r.name.as_str())),
+        _ => None,
+    };
+    if let Some(refusal) = refusal {
+        settle(ledger, &verified, Settled::Alone, metadata).await;
+        return Err(refusal.into());
     }
-    if record.is_disabled() {
-        return Err(AuthError::disabled(record.name.as_str()).into());
-    }
-    Ok(record)
+    Ok(verified)
+}
+
+/// How a right password's check is given back to the account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settled {
+    /// By its own event (`PasswordCheckReleased`): nothing else followed.
+    Alone,
+    /// With the login's record (the same append).
+    WithTheLogin,
+    /// By the new password's record, which ends every count.
+    ByTheNewPassword,
+}
+
+/// Gives back a right password's check (see [`Settled`]); the client
+/// address's count is given back too.
+pub async fn settle(ledger: &Ledger, verified: &Verified<'_>, how: Settled, metadata: &EventMetadata) {
+    ledger.password_guard.release(ledger, &verified.reservation, how == Settled::Alone, metadata).await;
 }
 
 /// For an account with a second factor, checks its TOTP code; every wrong code
@@ -135,48 +154,64 @@ pub struct PasswordLogin {
     pub second_factor: Option<String>,
     pub custom: BTreeMap<String, String>,
     pub client: ClientInfo,
-    /// The client address wrong passwords are counted on (the request's quota key).
-    pub from: String,
+    /// Who the check comes from (address and device marks).
+    pub from: PasswordClient,
 }
 
 /// What a password login ends in.
 pub enum LoginOutcome {
-    /// The password is right but must be changed first (`/localaccount/reset`); nothing was written.
+    /// The password is right but must be changed first (`/localaccount/reset`); nothing is recorded but
+    /// the check's release.
     MustReset,
-    /// A new Login token: its value (shown once) and its view.
-    LoggedIn { value: String, token: Box<TokenView> },
+    /// A new Login token: its value (shown once) and its view, and the
+    /// client's device marks with this account's (the cookie's new value).
+    LoggedIn { value: String, token: Box<TokenView>, device_marks: String },
 }
 
 /// Logs a local user in: password, login switches, forced reset, second
 /// factor; then the login is recorded and, last, the token issued — so a
 /// failure leaves no token nobody was handed (see [`tokens::issue`]).
 pub async fn log_in(ledger: &Ledger, login: PasswordLogin, metadata: &EventMetadata) -> Result<LoginOutcome, AppError> {
-    let record = verify_password(ledger, &login.user, &login.password, &login.from, metadata).await?;
+    let verified = verify_password(ledger, &login.user, &login.password, &login.from, metadata).await?;
     // A forced reset is answered before the code is used: the reset asks for it.
-    if ledger.model.read().users.reset_required(&record) {
+    if ledger.model.read().users.reset_required(&verified.record) {
+        settle(ledger, &verified, Settled::Alone, metadata).await;
         return Ok(LoginOutcome::MustReset);
     }
-    let mfa = verify_second_factor(ledger, &record, login.second_factor.as_deref(), metadata).await?;
+    let mfa = match verify_second_factor(ledger, &verified.record, login.second_factor.as_deref(), metadata).await {
+        Ok(mfa) => mfa,
+        Err(error) => {
+            settle(ledger, &verified, Settled::Alone, metadata).await;
+            return Err(error);
+        }
+    };
     let grant = NewToken {
-        user: login.user,
+        user: login.user.clone(),
         kind: TokenKind::Login,
         name: None,
         custom: login.custom,
         client: login.client,
         mfa,
     };
-    let (value, token) = record_login_and_issue(ledger, grant, metadata).await?;
-    Ok(LoginOutcome::LoggedIn { value, token: Box::new(token) })
+    // The login's record gives the check back; the address's is given back after.
+    let from = Some(verified.reservation.source.clone());
+    let (value, token) = record_login_and_issue(ledger, grant, from, metadata).await?;
+    settle(ledger, &verified, Settled::WithTheLogin, metadata).await;
+    let device_marks = ledger.password_guard.marks.issue(&login.user, login.from.marks.as_deref(), ledger.now());
+    Ok(LoginOutcome::LoggedIn { value, token: Box::new(token), device_marks })
 }
 
-/// Records a login on the user's stream, then issues its Login token.
+/// Records a login on the user's stream (releasing the password check it
+/// passed, from `password_from`), then issues its Login token.
 pub(crate) async fn record_login_and_issue(
     ledger: &Ledger,
     grant: NewToken,
+    password_from: Option<PasswordSource>,
     metadata: &EventMetadata,
 ) -> Result<(String, TokenView), AppError> {
     let user = grant.user.clone();
-    ledger.execute::<User>(&user, UserCommand::RecordLogin { at: ledger.now() }, metadata).await?;
+    let command = UserCommand::RecordLogin { at: ledger.now(), password_from };
+    ledger.execute::<User>(&user, command, metadata).await?;
     tokens::issue(ledger, grant, metadata).await
 }
 
@@ -190,7 +225,7 @@ pub async fn set_password(
     by: &UserName,
 ) -> Result<(), AppError> {
     let now = ledger.now();
-    let credential_id = passwords::store(&ledger.credentials, password, now).await?;
+    let credential_id = passwords::store(&ledger.password_work, &ledger.credentials, password, now).await?;
     let command = UserCommand::SetPassword(NewPassword { credential_id, require_reset, by: by.clone(), at: now });
     if let Err(error) = ledger.execute::<User>(&user.name, command, metadata).await {
         return Err(undo_secret(ledger, error, credential_id, "a password hash whose recording failed").await);
@@ -226,12 +261,19 @@ pub async fn change_password(
     name: &UserName,
     change: PasswordChange,
     second_factor: Option<&str>,
-    from: &str,
+    from: &PasswordClient,
     metadata: &EventMetadata,
 ) -> Result<(), AppError> {
-    let record = verify_password(ledger, name, &change.old, from, metadata).await?;
-    verify_second_factor(ledger, &record, second_factor, metadata).await?;
-    set_password(ledger, &record, change.new, false, metadata, name).await
+    let verified = verify_password(ledger, name, &change.old, from, metadata).await?;
+    if let Err(error) = verify_second_factor(ledger, &verified.record, second_factor, metadata).await {
+        settle(ledger, &verified, Settled::Alone, metadata).await;
+        return Err(error);
+    }
+    // The new password's record ends the account's counts; the address's is given back.
+    let changed = set_password(ledger, &verified.record, change.new, false, metadata, name).await;
+    let how = if changed.is_ok() { Settled::ByTheNewPassword } else { Settled::Alone };
+    settle(ledger, &verified, how, metadata).await;
+    changed
 }
 
 /// A new local account as an administrator asks for it.
@@ -254,7 +296,7 @@ pub async fn create_local_account(
     }
     let temporary = passwords::temporary();
     let now = ledger.now();
-    let credential_id = passwords::store(&ledger.credentials, temporary.clone(), now).await?;
+    let credential_id = passwords::store(&ledger.password_work, &ledger.credentials, temporary.clone(), now).await?;
     let command = UserCommand::Create {
         user: account.user.clone(),
         display: account.display,

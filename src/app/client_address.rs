@@ -40,6 +40,7 @@ pub fn parse_proxy(entry: &str) -> Result<IpNet, String> {
 }
 
 impl TrustedProxies {
+    /// These networks trusted.
     pub fn new(nets: Vec<IpNet>) -> Self {
         Self(nets)
     }
@@ -127,6 +128,22 @@ pub fn quota_key(client: Option<IpAddr>) -> String {
     }
 }
 
+/// The network a quota key's address belongs to, for the quota above the
+/// address's: an IPv4 address's /24, an IPv6 /64's /48; any other key is its own.
+pub fn network_key(quota: &str) -> String {
+    if let Ok(v4) = quota.parse::<std::net::Ipv4Addr>() {
+        let [a, b, c, _] = v4.octets();
+        return format!("{a}.{b}.{c}.0/24");
+    }
+    match quota.strip_suffix("/64").and_then(|a| a.parse::<std::net::Ipv6Addr>().ok()) {
+        Some(v6) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}::/48", s[0], s[1], s[2])
+        }
+        None => quota.to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,6 +204,9 @@ mod tests {
         assert_eq!(quota_key(ip("2001:db8:1:2:3:4:5:6")), "2001:db8:1:2::/64");
         assert_eq!(quota_key(ip("203.0.113.7")), "203.0.113.7");
         assert_eq!(quota_key(None), "unknown");
+        assert_eq!(network_key("203.0.113.7"), "203.0.113.0/24");
+        assert_eq!(network_key("2001:db8:1:2::/64"), "2001:db8:1::/48");
+        assert_eq!(network_key("unknown"), "unknown");
         assert_eq!(parse_proxy("10.1.2.3/8").map(|n| n.to_string()), Ok("10.0.0.0/8".to_owned()));
         assert!(parse_proxy("nginx").is_err());
     }

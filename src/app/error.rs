@@ -18,11 +18,10 @@ pub enum AppError {
     /// the command's deadline. Nothing was written; retrying later succeeds.
     #[error("the {aggregate} record stayed busy with concurrent changes; try again shortly")]
     Busy { aggregate: &'static str, retry_after: Duration },
-    /// A bounded store of what unauthenticated requests leave behind (sign-ins
-    /// under way) is full of unexpired entries. Nothing was written; retrying
-    /// later succeeds once some expire.
-    #[error("too many {0} are under way; try again shortly")]
-    Full(&'static str),
+    /// A bounded amount of work (password checks) is taken and its queue is
+    /// full, or the wait outlasted its deadline. Nothing was checked or written.
+    #[error("too many {what} are waiting; try again shortly")]
+    Overloaded { what: &'static str, retry_after: Duration },
     /// The write committed, but the projections did not reach it in time.
     #[error("the projections did not reach position {0} in time")]
     Lagging(i64),
@@ -59,15 +58,14 @@ impl AppError {
     /// may or may not have. Compensations (forgetting a secret the command
     /// would have referred to) run only when this holds.
     pub fn wrote_nothing(&self) -> bool {
-        matches!(self, Self::Rejected(_) | Self::Busy { .. } | Self::Full(_))
+        matches!(self, Self::Rejected(_) | Self::Busy { .. } | Self::Overloaded { .. })
     }
 
     /// When a retry may succeed — the service was busy and wrote nothing: a
     /// record in conflict past the deadline, or no store connection free in time.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            Self::Busy { retry_after, .. } => Some(*retry_after),
-            Self::Full(_) => Some(Duration::from_secs(60)),
+            Self::Busy { retry_after, .. } | Self::Overloaded { retry_after, .. } => Some(*retry_after),
             Self::Store(StoreError::Database(sqlx::Error::PoolTimedOut)) => Some(Duration::from_secs(1)),
             _ => None,
         }
@@ -80,6 +78,7 @@ impl AppError {
             Self::Busy { aggregate, .. } => {
                 Self::Internal(format!("{spent} was spent, but the {aggregate} record stayed busy"))
             }
+            Self::Overloaded { what, .. } => Self::Internal(format!("{spent} was spent, but too many {what} waited")),
             other => other,
         }
     }

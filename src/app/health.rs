@@ -78,5 +78,8 @@ pub async fn metrics(ledger: &Ledger, sign_in: &SignIn, duties: &Duties, test_mo
         metrics::gauge!(telemetry::LOGIN_STATES).set(states as f64);
     }
     metrics::gauge!(telemetry::DUTY_LEASE).set(if duties.leading() { 1.0 } else { 0.0 });
+    metrics::gauge!(telemetry::PASSWORD_CHECKS_RUNNING).set(ledger.password_work.running() as f64);
+    metrics::gauge!(telemetry::PASSWORD_CHECKS_WAITING).set(ledger.password_work.waiting() as f64);
+    metrics::gauge!(telemetry::PASSWORD_CHECKS_PEAK).set(ledger.password_work.most_at_once() as f64);
     telemetry::render()
 }

@@ -207,7 +207,7 @@ pub async fn complete(ledger: &Ledger, completion: Completion, metadata: EventMe
         return Err(AuthError::new(ErrorType::UserAlreadyExists, invite.user.as_str()).into());
     }
     let display = DisplayName::parse(Some(invite.user.as_str()))?;
-    let credential_id = passwords::store(&ledger.credentials, completion.password, now).await?;
+    let credential_id = passwords::store(&ledger.password_work, &ledger.credentials, completion.password, now).await?;
     let metadata = metadata.acting_as(invite.user.as_str());
     // Spending the invitation first makes it single use even against a racing completion.
     let redeem = InviteCommand::Redeem { credential_id: offered, at: now };

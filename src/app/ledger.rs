@@ -11,12 +11,14 @@ use super::AppError;
 use super::background::BackgroundTask;
 use super::commands::CommandBus;
 use super::consistency::{HeadCheck, note_written};
+use super::device_marks::DeviceMarks;
 use super::ssh::SshOptions;
 use crate::clock::SharedClock;
 use crate::domain::canonical::Canonicalization;
 use crate::domain::{Addressed, ServerConfig, ServerConfigCommand, ServerSettings};
 use crate::projections::checkpoint::load_checkpoint;
 use crate::projections::{Projections, ReadModel, Runner};
+use crate::store::throttle::Throttles;
 use crate::store::{Checkpoints, Credentials, EventLog, EventMetadata, SecretsKey, Store, StoreOptions};
 
 #[derive(Debug, Clone)]
@@ -54,6 +56,10 @@ pub struct LedgerOptions {
     pub checkpoint_every: i64,
     /// The proxies whose forwarded headers name the client (default: loopback).
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// How many argon2 runs go at once, wait, and for how long (default: sized to the machine).
+    pub password_work: super::passwords::PasswordWorkSettings,
+    /// The bounds of the in-flight sign-in store (see `store::flows`).
+    pub flow_limits: crate::store::flows::FlowLimits,
 }
 
 /// Events between two checkpoints a server writes, by default.
@@ -80,6 +86,8 @@ impl LedgerOptions {
             witness_file: None,
             checkpoint_every: CHECKPOINT_EVERY,
             trusted_proxies: super::client_address::loopback(),
+            password_work: Default::default(),
+            flow_limits: Default::default(),
         }
     }
 }
@@ -122,12 +130,10 @@ pub struct Ledger {
     initial_settings: ServerSettings,
     /// Whether a forced password reset also revokes the user's tokens.
     force_reset_ends_sessions: bool,
-    /// Wrong passwords by client address (in memory, bounded).
-    pub password_throttle: super::throttle::Throttle,
-    /// Wrong passwords for names that are no account (in memory, bounded).
-    pub unknown_names: super::throttle::Throttle,
-    /// One password check at a time for an account about to be throttled.
-    pub password_gate: super::throttle::CheckGate,
+    /// The wrong-password throttles: what is reserved before a password is checked.
+    pub password_guard: super::throttle::PasswordGuard,
+    /// The argon2 runs, bounded.
+    pub password_work: super::passwords::PasswordWork,
 }
 
 impl Ledger {
@@ -135,6 +141,8 @@ impl Ledger {
     pub async fn open(options: LedgerOptions, clock: SharedClock) -> Result<Self, AppError> {
         let Store { log, credentials, checkpoints } =
             Store::open(&options.store_url, options.store.clone(), clock.clone()).await?;
+        let throttles = Throttles::open(&options.store_url, &options.store).await?;
+        let marks = DeviceMarks::open(&credentials, clock.now_ms()).await?;
         let loaded = load_checkpoint(&log, &checkpoints, options.canonicalization).await;
         let checkpoint = loaded.as_ref().map(|p| p.position);
         let model = Arc::new(ReadModel::new(loaded.unwrap_or_else(|| Projections::new(options.canonicalization))));
@@ -177,9 +185,8 @@ impl Ledger {
             settle_timeout,
             initial_settings,
             force_reset_ends_sessions,
-            password_throttle: super::throttle::Throttle::per_address(),
-            unknown_names: super::throttle::Throttle::per_unknown_name(),
-            password_gate: Default::default(),
+            password_guard: super::throttle::PasswordGuard::new(throttles, marks),
+            password_work: super::passwords::PasswordWork::new(options.password_work),
         };
         let initialize = ServerConfigCommand::Initialize(options.initial_settings);
         ledger.execute::<ServerConfig>((), initialize, &EventMetadata::actor("system")).await?;
@@ -283,6 +290,7 @@ impl Ledger {
     pub async fn close(&self) {
         self.listener.stop().await;
         self.runner.stop().await;
+        self.password_guard.store().close().await;
         self.log.close().await;
     }
 }

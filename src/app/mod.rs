@@ -28,7 +28,8 @@
 //!   [`health`]: liveness, readiness and metrics;
 //! - [`witness`]: signed heads of the log, kept outside it;
 //! - [`client_address`]: which address a request comes from (trusted proxies);
-//! - [`throttle`]: wrong passwords per client address (the per-account count is the domain's);
+//! - [`throttle`]: wrong passwords, reserved before they are checked; [`device_marks`]: the marks
+//!   that exempt an account's known clients from the waits guessers cause;
 //! - [`secrets`]: the key that seals the credentials store (a new key, a rotation);
 //! - [`passwords`], [`second_factor`], [`root_account`], [`background`]: the pieces they share.
 
@@ -37,6 +38,7 @@ pub mod background;
 pub mod client_address;
 pub mod commands;
 pub mod consistency;
+pub mod device_marks;
 pub mod duties;
 pub mod error;
 pub mod health;

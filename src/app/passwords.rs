@@ -1,12 +1,26 @@
 //! Passwords: the contract's strength rules (≤ 256 code points, zxcvbn score
-//! ≥ 3), argon2id hashing and verification (off the async threads — they are
-//! deliberately slow), and temporary passwords for new or reset accounts.
+//! ≥ 3), argon2id hashing and verification, and temporary passwords for new
+//! or reset accounts.
+//!
+//! argon2id is deliberately slow and takes 19 MiB a run, so its runs are
+//! bounded ([`PasswordWork`]): a few at once, off the async threads, each on
+//! memory kept for it (so many runs do not leave the allocator holding many
+//! 19 MiB arenas); the rest wait in a bounded queue, up to a deadline, and
+//! are then answered busy (503) — a burst of guesses costs a bounded amount
+//! of memory and CPU, however large.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::{Output, PasswordHash, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use rand::Rng;
 use rand::seq::SliceRandom;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, SemaphorePermit};
+use tokio::time::Instant;
 
 use crate::app::AppError;
 use crate::domain::{AuthError, ErrorType};
@@ -36,42 +50,321 @@ fn hasher() -> Argon2<'static> {
 /// The credentials-store kind of a password hash.
 pub const SECRET_KIND: &str = "password";
 
-/// Hashes `password` and keeps the hash in the credentials store; returns its
-/// id, which events carry instead of the hash.
-pub async fn store(credentials: &Credentials, password: String, now: i64) -> Result<uuid::Uuid, AppError> {
-    let hashed = hash(password).await.map_err(AppError::internal)?;
+/// How many argon2 runs may go at once, how many may wait, and how long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PasswordWorkSettings {
+    pub at_once: usize,
+    pub queue: usize,
+    pub wait: Duration,
+}
+
+/// Of the memory available at start, at most this share goes to argon2 runs.
+const MEMORY_SHARE: u64 = 8;
+/// The memory one run of the default parameters takes.
+const RUN_BYTES: u64 = (Params::DEFAULT_M_COST as u64) * 1024;
+
+impl Default for PasswordWorkSettings {
+    /// Two runs per core, but no more than an eighth of the available memory
+    /// holds; sixteen waiting per run; two seconds of waiting.
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        let by_memory = available_memory().map_or(usize::MAX, |bytes| (bytes / MEMORY_SHARE / RUN_BYTES) as usize);
+        let at_once = (2 * cores).min(by_memory).max(1);
+        Self { at_once, queue: 16 * at_once, wait: Duration::from_secs(2) }
+    }
+}
+
+/// `MemAvailable` of `/proc/meminfo`, in bytes (`None` where there is no such file).
+fn available_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// At most this many checks of one name go at once on a server, from its
+/// turn to its end: fewer than a client's free failures (a check counts as a
+/// failure until it is settled), so one client's own logins in parallel never
+/// make it wait.
+pub const PER_NAME_AT_ONCE: usize = (crate::domain::throttle::PER_CLIENT.free - 1) as usize;
+
+/// The bounded argon2 runs of one server (see the module documentation).
+pub struct PasswordWork {
+    settings: PasswordWorkSettings,
+    permits: Semaphore,
+    /// Each name being checked: its turns, and how many hold or await one.
+    names: Mutex<HashMap<String, (Arc<Semaphore>, usize)>>,
+    /// Requests waiting for a permit.
+    waiting: AtomicUsize,
+    /// Memory for runs, kept between them (at most one per permit).
+    memory: Mutex<Vec<Vec<Block>>>,
+    /// Runs started, and the most that ever ran at once.
+    runs: AtomicU64,
+    running: AtomicUsize,
+    most_running: AtomicUsize,
+}
+
+/// A place in the queue of work waiting for a permit or a turn.
+struct Queued<'a>(&'a AtomicUsize);
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// A permit to run argon2, taken from [`PasswordWork::slot`].
+pub struct Slot<'a> {
+    work: &'a PasswordWork,
+    _permit: SemaphorePermit<'a>,
+}
+
+/// One of a name's turns ([`PER_NAME_AT_ONCE`]), held until its check is settled.
+pub struct Turn<'a> {
+    work: &'a PasswordWork,
+    name: String,
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        drop(self.permit.take());
+        if let Ok(mut names) = self.work.names.lock()
+            && let Some(entry) = names.get_mut(&self.name)
+        {
+            entry.1 -= 1;
+            if entry.1 == 0 {
+                names.remove(&self.name);
+            }
+        }
+    }
+}
+
+/// What a password check holds while it runs: its name's turn, then a permit.
+pub struct Admitted<'a> {
+    pub turn: Turn<'a>,
+    pub slot: Slot<'a>,
+}
+
+impl PasswordWork {
+    /// Runs bounded by `settings`.
+    pub fn new(settings: PasswordWorkSettings) -> Self {
+        Self {
+            permits: Semaphore::new(settings.at_once.max(1)),
+            names: Mutex::default(),
+            waiting: AtomicUsize::new(0),
+            memory: Mutex::new(Vec::new()),
+            runs: AtomicU64::new(0),
+            running: AtomicUsize::new(0),
+            most_running: AtomicUsize::new(0),
+            settings,
+        }
+    }
+
+    fn busy() -> AppError {
+        AppError::Overloaded { what: "password checks", retry_after: Duration::from_secs(1) }
+    }
+
+    /// A permit to run argon2: at once when one is free; otherwise after
+    /// waiting in the queue, up to the deadline. A full queue, or the
+    /// deadline, is `Overloaded` (503 with `Retry-After`): nothing was checked.
+    pub async fn slot(&self) -> Result<Slot<'_>, AppError> {
+        self.slot_by(Instant::now() + self.settings.wait).await
+    }
+
+    async fn slot_by(&self, deadline: Instant) -> Result<Slot<'_>, AppError> {
+        if let Ok(permit) = self.permits.try_acquire() {
+            return Ok(Slot { work: self, _permit: permit });
+        }
+        let _queued = self.queue()?;
+        match tokio::time::timeout_at(deadline, self.permits.acquire()).await {
+            Ok(Ok(permit)) => Ok(Slot { work: self, _permit: permit }),
+            _ => {
+                metrics::counter!(crate::telemetry::PASSWORD_CHECKS_REFUSED, "reason" => "deadline").increment(1);
+                Err(Self::busy())
+            }
+        }
+    }
+
+    /// A place in the queue (`Overloaded` when it is full), given back when dropped.
+    fn queue(&self) -> Result<Queued<'_>, AppError> {
+        if self.waiting.fetch_add(1, Ordering::SeqCst) >= self.settings.queue {
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+            metrics::counter!(crate::telemetry::PASSWORD_CHECKS_REFUSED, "reason" => "queue full").increment(1);
+            return Err(Self::busy());
+        }
+        Ok(Queued(&self.waiting))
+    }
+
+    /// What a check of `name`'s password needs before it runs: one of the
+    /// name's turns, then a permit — both waited for in the one queue, up to
+    /// one deadline.
+    pub async fn admit(&self, name: &str) -> Result<Admitted<'_>, AppError> {
+        let deadline = Instant::now() + self.settings.wait;
+        let turn = self.turn(name, deadline).await?;
+        let slot = self.slot_by(deadline).await?;
+        Ok(Admitted { turn, slot })
+    }
+
+    async fn turn(&self, name: &str, deadline: Instant) -> Result<Turn<'_>, AppError> {
+        let gate = {
+            let mut names = self.names.lock().map_err(|_| AppError::internal("the password turns are unavailable"))?;
+            let entry = names.entry(name.to_owned()).or_insert_with(|| (Arc::new(Semaphore::new(PER_NAME_AT_ONCE)), 0));
+            entry.1 += 1;
+            entry.0.clone()
+        };
+        // Counted before waiting: a turn given up (deadline, a dropped request) still gives its count back.
+        let mut turn = Turn { work: self, name: name.to_owned(), permit: None };
+        if let Ok(permit) = gate.clone().try_acquire_owned() {
+            turn.permit = Some(permit);
+            return Ok(turn);
+        }
+        let _queued = self.queue()?;
+        match tokio::time::timeout_at(deadline, gate.acquire_owned()).await {
+            Ok(Ok(permit)) => {
+                turn.permit = Some(permit);
+                Ok(turn)
+            }
+            _ => {
+                metrics::counter!(crate::telemetry::PASSWORD_CHECKS_REFUSED, "reason" => "deadline").increment(1);
+                Err(Self::busy())
+            }
+        }
+    }
+
+    /// argon2 runs started since the server did.
+    pub fn runs(&self) -> u64 {
+        self.runs.load(Ordering::SeqCst)
+    }
+
+    /// The most runs that went at once.
+    pub fn most_at_once(&self) -> usize {
+        self.most_running.load(Ordering::SeqCst)
+    }
+
+    /// How many runs go now.
+    pub fn running(&self) -> usize {
+        self.running.load(Ordering::SeqCst)
+    }
+
+    /// How many requests wait for a permit now.
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::SeqCst)
+    }
+
+    /// Runs `job` on kept memory off the async threads.
+    async fn run<T: Send + 'static>(&self, job: impl FnOnce(&mut [Block]) -> T + Send + 'static) -> Option<T> {
+        let running = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most_running.fetch_max(running, Ordering::SeqCst);
+        self.runs.fetch_add(1, Ordering::SeqCst);
+        metrics::counter!(crate::telemetry::PASSWORD_CHECKS).increment(1);
+        let mut memory = self.memory.lock().ok().and_then(|mut kept| kept.pop()).unwrap_or_default();
+        let done = tokio::task::spawn_blocking(move || {
+            if memory.len() < Params::DEFAULT_M_COST as usize {
+                memory = vec![Block::default(); Params::DEFAULT_M_COST as usize];
+            }
+            let out = job(&mut memory);
+            (memory, out)
+        })
+        .await;
+        self.running.fetch_sub(1, Ordering::SeqCst);
+        let (memory, out) = done.ok()?;
+        if let Ok(mut kept) = self.memory.lock()
+            && kept.len() < self.settings.at_once
+        {
+            kept.push(memory);
+        }
+        Some(out)
+    }
+}
+
+impl Slot<'_> {
+    /// Whether `password` matches the stored hash (a decoy when there is
+    /// none, so the answer takes as long for a name that is no account).
+    pub async fn verify(&self, password: String, stored: Option<String>) -> bool {
+        let known = stored.is_some();
+        let stored = stored.unwrap_or_else(|| DECOY.to_owned());
+        let matched = self.work.run(move |memory| verify_with(memory, password.as_bytes(), &stored)).await;
+        known && matched.unwrap_or(false)
+    }
+
+    /// The argon2id PHC string of `password`.
+    pub async fn hash(&self, password: String) -> Result<String, String> {
+        let salt = SaltString::generate(&mut OsRng);
+        self.work
+            .run(move |memory| hash_with(memory, password.as_bytes(), &salt))
+            .await
+            .unwrap_or_else(|| Err("the hashing task failed".to_owned()))
+    }
+}
+
+/// argon2id of `password` with a fresh salt, on `memory`, as a PHC string.
+fn hash_with(memory: &mut [Block], password: &[u8], salt: &SaltString) -> Result<String, String> {
+    let hasher = hasher();
+    let mut salt_bytes = [0u8; 64];
+    let salt_bytes = salt.decode_b64(&mut salt_bytes).map_err(|e| e.to_string())?;
+    let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+    hasher.hash_password_into_with_memory(password, salt_bytes, &mut out, memory).map_err(|e| e.to_string())?;
+    let output = Output::new(&out).map_err(|e| e.to_string())?;
+    let params = argon2::password_hash::ParamsString::try_from(hasher.params()).map_err(|e| e.to_string())?;
+    let hash = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params,
+        salt: Some(salt.as_salt()),
+        hash: Some(output),
+    };
+    Ok(hash.to_string())
+}
+
+/// Whether `password` gives the output of the PHC string `stored` under its
+/// own parameters (on `memory` when they fit it), compared in constant time.
+fn verify_with(memory: &mut [Block], password: &[u8], stored: &str) -> bool {
+    let Ok(hash) = PasswordHash::new(stored) else {
+        return false;
+    };
+    let (Some(salt), Some(expected)) = (hash.salt, hash.hash) else {
+        return false;
+    };
+    let (Ok(algorithm), Ok(params)) = (Algorithm::try_from(hash.algorithm), Params::try_from(&hash)) else {
+        return false;
+    };
+    let version = match hash.version.map(Version::try_from) {
+        None => Version::default(),
+        Some(Ok(version)) => version,
+        Some(Err(_)) => return false,
+    };
+    let mut salt_bytes = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_bytes) else {
+        return false;
+    };
+    let blocks = params.block_count();
+    let argon = Argon2::new(algorithm, version, params);
+    let mut out = vec![0u8; expected.len()];
+    let computed = match memory.get_mut(..blocks) {
+        Some(memory) => argon.hash_password_into_with_memory(password, salt, &mut out, memory),
+        None => argon.hash_password_into(password, salt, &mut out),
+    };
+    computed.is_ok() && Output::new(&out).is_ok_and(|out| out == expected)
+}
+
+/// Hashes `password` (on a permit of `work`) and keeps the hash in the
+/// credentials store; returns its id, which events carry instead of the hash.
+pub async fn store(
+    work: &PasswordWork,
+    credentials: &Credentials,
+    password: String,
+    now: i64,
+) -> Result<uuid::Uuid, AppError> {
+    let hashed = work.slot().await?.hash(password).await.map_err(AppError::internal)?;
     let credential_id = uuid::Uuid::new_v4();
     credentials.put(credential_id, SECRET_KIND, &hashed, now).await?;
     Ok(credential_id)
 }
 
-/// The argon2id PHC string of `password`.
-pub async fn hash(password: String) -> Result<String, String> {
-    tokio::task::spawn_blocking(move || {
-        let salt = SaltString::generate(&mut OsRng);
-        hasher().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(|e| e.to_string())
-    })
-    .await
-    .map_err(|e| e.to_string())?
-}
-
 /// A hash of a password nobody has, verified against when the user is unknown
 /// so that a login's timing does not reveal whether the account exists.
 const DECOY: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$9Kr4mTMOHsl1TNgKZbhm4OHUzQGc1wGwD4GZJd4fHzI";
-
-/// Whether `password` matches the stored hash (a decoy when there is none).
-pub async fn verify(password: String, stored: Option<String>) -> bool {
-    let known = stored.is_some();
-    let stored = stored.unwrap_or_else(|| DECOY.to_owned());
-    let matched = tokio::task::spawn_blocking(move || {
-        PasswordHash::new(&stored)
-            .map(|parsed| hasher().verify_password(password.as_bytes(), &parsed).is_ok())
-            .unwrap_or(false)
-    })
-    .await
-    .unwrap_or(false);
-    known && matched
-}
 
 /// A fresh temporary password (upstream's alphabet and length).
 pub fn temporary() -> String {
@@ -95,13 +388,70 @@ mod tests {
         assert!(check_strength("correct horse battery staple 42!").is_ok());
     }
 
+    fn work(at_once: usize, queue: usize) -> PasswordWork {
+        PasswordWork::new(PasswordWorkSettings { at_once, queue, wait: Duration::from_millis(200) })
+    }
+
     #[tokio::test]
     async fn a_hash_verifies_its_password_only() {
-        let stored = hash("a long passphrase it is".into()).await.expect("hashed");
-        assert!(stored.starts_with("$argon2id$"));
-        assert!(verify("a long passphrase it is".into(), Some(stored.clone())).await);
-        assert!(!verify("another".into(), Some(stored)).await);
-        assert!(!verify("anything".into(), None).await);
+        let work = work(2, 4);
+        let slot = work.slot().await.expect("free");
+        let stored = slot.hash("a long passphrase it is".into()).await.expect("hashed");
+        assert!(stored.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{stored}");
+        assert!(slot.verify("a long passphrase it is".into(), Some(stored.clone())).await);
+        assert!(!slot.verify("another".into(), Some(stored.clone())).await);
+        assert!(!slot.verify("anything".into(), None).await);
+        // The library's own verifier agrees (the hashes are standard PHC strings), and ours reads its hashes.
+        use argon2::PasswordVerifier;
+        let parsed = PasswordHash::new(&stored).expect("PHC");
+        assert!(hasher().verify_password(b"a long passphrase it is", &parsed).is_ok());
+        let theirs = {
+            use argon2::PasswordHasher;
+            let salt = SaltString::generate(&mut OsRng);
+            hasher().hash_password(b"theirs", &salt).expect("hashed").to_string()
+        };
+        assert!(slot.verify("theirs".into(), Some(theirs)).await);
+        // A hash of other parameters is checked under its own.
+        let salt = SaltString::generate(&mut OsRng);
+        let small = {
+            use argon2::PasswordHasher;
+            let params = Params::new(64, 1, 1, None).expect("params");
+            Argon2::new(Algorithm::Argon2id, Version::V0x13, params).hash_password(b"small", &salt).expect("hashed")
+        }
+        .to_string();
+        assert!(slot.verify("small".into(), Some(small.clone())).await);
+        assert!(!slot.verify("large".into(), Some(small)).await);
+        assert_eq!(work.runs(), 7);
+    }
+
+    #[tokio::test]
+    async fn runs_beyond_the_permits_wait_in_a_bounded_queue_then_are_refused() {
+        let work = work(1, 1);
+        let held = work.slot().await.expect("free");
+        let (waiting, refused) = tokio::join!(work.slot(), async {
+            tokio::task::yield_now().await;
+            work.slot().await
+        });
+        assert!(matches!(refused, Err(AppError::Overloaded { .. })), "the queue holds one");
+        assert!(matches!(waiting, Err(AppError::Overloaded { .. })), "the deadline passed while the permit was held");
+        drop(held);
+        assert!(work.slot().await.is_ok(), "free again");
+        assert_eq!(work.waiting(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_name_is_checked_a_few_at_a_time_and_its_turns_leave_nothing_behind() {
+        let work = work(8, 8);
+        let mut held = Vec::new();
+        for _ in 0..PER_NAME_AT_ONCE {
+            held.push(work.admit("alice").await.expect("a turn").turn);
+        }
+        assert!(matches!(work.admit("alice").await, Err(AppError::Overloaded { .. })), "alice's turns are taken");
+        assert!(work.admit("bob").await.is_ok(), "bob does not wait for alice");
+        held.clear();
+        assert!(work.admit("alice").await.is_ok(), "free again");
+        assert_eq!(work.names.lock().map(|n| n.len()).unwrap_or(9), 0, "no name is left behind");
+        assert_eq!(work.waiting(), 0);
     }
 
     #[test]

@@ -29,7 +29,7 @@ pub async fn set_root_password(ledger: &Ledger, password: String) -> Result<Root
     passwords::check_strength(&password).map_err(RootError::WeakPassword)?;
     let root = UserName::root();
     let now = ledger.now();
-    let credential_id = passwords::store(&ledger.credentials, password, now).await?;
+    let credential_id = passwords::store(&ledger.password_work, &ledger.credentials, password, now).await?;
     let metadata = EventMetadata { reason: Some("set-root-password".into()), ..EventMetadata::actor(UserName::ROOT) };
     let password = NewPassword { credential_id, require_reset: false, by: root.clone(), at: now };
     let previous = ledger.model.read().users.get(&root).and_then(|r| r.credential);

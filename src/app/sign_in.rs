@@ -14,7 +14,7 @@ use super::tokens::random_value;
 use crate::domain::server_config::RedirectUrls;
 use crate::domain::token::Mfa;
 use crate::domain::{AuthError, ErrorType, IdentityId, RemoteIdentity};
-use crate::store::flows::{Flow, FlowError, FlowStep, Flows};
+use crate::store::flows::{Flow, FlowStep, Flows};
 
 /// A login's flow lives this long at each step (upstream: 30 minutes).
 pub const LOGIN_LIFETIME_MS: i64 = 30 * 60 * 1000;
@@ -397,20 +397,29 @@ impl SignIn {
         lifetime: i64,
     ) -> Result<i64, AppError> {
         let now = ledger.now();
+        let client = holder.client();
         let flow = Flow {
             step,
             user: holder.user(),
-            client: holder.client(),
+            prefix: client.as_deref().map(super::client_address::network_key),
+            client,
             provider: Some(provider.to_owned()),
             data: serde_json::to_string(data).map_err(AppError::internal)?,
             created_at: now,
             expires_at: now + lifetime,
         };
-        match self.flows()?.put(token, &flow, now).await {
-            Ok(()) => Ok(flow.expires_at),
-            Err(FlowError::Full) => Err(AppError::Full("sign-ins")),
-            Err(FlowError::Store(error)) => Err(error.into()),
+        let evicted = self.flows()?.put(token, &flow, now).await?;
+        for (bound, dropped) in [
+            ("client", evicted.client),
+            ("network", evicted.prefix),
+            ("user", evicted.user),
+            ("fullest network", evicted.fullest),
+        ] {
+            if dropped > 0 {
+                metrics::counter!(crate::telemetry::SIGNINS_EVICTED, "bound" => bound).increment(dropped);
+            }
         }
+        Ok(flow.expires_at)
     }
 
     /// Removes and opens the flow of `token`, which must be at `step` (upstream's errors otherwise).

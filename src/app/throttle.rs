@@ -1,130 +1,315 @@
-//! Wrong passwords counted in this process's memory, bounded: per client
-//! address, across accounts (password spraying; forgotten once quiet), and
-//! per name that is no account (so a throttle does not tell which names are
-//! accounts: they wait exactly as an account does). The per-account count is
-//! the domain's (`PasswordRejected` on the user's stream), exact under races
-//! and recorded. [`CheckGate`] lets one password check at a time run for an
-//! account about to be throttled, so parallel guesses cannot slip past it.
+//! What stands between a password and its argon2 check: the throttles.
+//!
+//! A check is counted *before* the password is checked — reserved, then
+//! checked — so a burst of guesses released at once gets no more checks than
+//! the counts allow, on one server or many:
+//! - an account's counts are events on its stream (`PasswordCheckReserved`),
+//!   decided by the `User` aggregate under the log's optimistic lock;
+//! - a client address's count over every name, and the counts of a name that
+//!   is no account (kept exactly as an account's would be, so the answers do
+//!   not tell which names are accounts), are rows of the throttle store, each
+//!   reserved in a transaction that holds its row.
+//!
+//! The rules are `domain::throttle`'s. What this server last learnt of each
+//! wait is kept in memory, so a client that must wait is refused before any
+//! query or any queue (for an account, the user directory holds it).
 
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::collections::HashMap;
+use std::sync::Mutex;
 
-use crate::domain::AuthError;
-use crate::domain::user::{PASSWORD_DELAY_CAP_MS, throttled};
+use super::AppError;
+use super::device_marks::DeviceMarks;
+use super::ledger::Ledger;
+use crate::domain::throttle::{Count, FORGET_AFTER_MS, PER_ADDRESS, PasswordSource, PasswordThrottle, throttled};
+use crate::domain::{User, UserCommand, UserName};
+use crate::projections::UserRecord;
+use crate::store::EventMetadata;
+use crate::store::throttle::Throttles;
 
-/// Wrong passwords one address may give (over any accounts) before its
-/// checks wait; more than an account's, as many people may share an address.
-pub const ADDRESS_FREE_FAILURES: u32 = 20;
-/// The most addresses tracked at once; past it, the quietest is forgotten.
-pub const MAX_ADDRESSES: usize = 100_000;
+/// The most waits this server remembers of each kind; past it the ones over are dropped first.
+pub const MAX_REMEMBERED: usize = 100_000;
 
-#[derive(Debug, Clone, Copy)]
-struct Entry {
-    failures: u32,
-    last: i64,
-    until: i64,
+/// Who a password check comes from, as the request tells it.
+#[derive(Debug, Clone)]
+pub struct PasswordClient {
+    /// The client address a quota counts (see `client_address::quota_key`).
+    pub quota: String,
+    /// The device-mark cookie's value, if the client sent one.
+    pub marks: Option<String>,
 }
 
-/// Wrong passwords by key (a client address, or a name that is no account).
-#[derive(Debug)]
-pub struct Throttle {
-    /// Failures answered at once; from this many on, checks wait.
-    free: u32,
-    /// Whether a count quiet for the cap starts again (an address's does; a
-    /// name's does not, as an account's recorded count does not).
-    decays: bool,
-    entries: Mutex<HashMap<String, Entry>>,
+/// A check counted against its source, to be released if its password proves right.
+#[derive(Debug, Clone)]
+pub struct Reservation {
+    pub source: PasswordSource,
+    /// The throttle store's key of the client address counted (none for a device).
+    address: Option<String>,
+    /// Whether the name is an account (its count is in the log).
+    account: bool,
+    name: UserName,
 }
 
-impl Throttle {
-    /// Per client address: [`ADDRESS_FREE_FAILURES`], forgotten once quiet.
-    pub fn per_address() -> Self {
-        Self { free: ADDRESS_FREE_FAILURES, decays: true, entries: Mutex::default() }
+/// The throttles of one server.
+pub struct PasswordGuard {
+    store: Throttles,
+    pub marks: DeviceMarks,
+    addresses: Remembered<Count>,
+    names: Remembered<PasswordThrottle>,
+}
+
+impl PasswordGuard {
+    /// The throttles over `store`, with `marks` telling known devices.
+    pub fn new(store: Throttles, marks: DeviceMarks) -> Self {
+        Self { store, marks, addresses: Remembered::default(), names: Remembered::default() }
     }
 
-    /// Per name that is no account: the schedule of an account's own count.
-    pub fn per_unknown_name() -> Self {
-        Self { free: crate::domain::user::PASSWORD_FREE_FAILURES, decays: false, entries: Mutex::default() }
+    /// The throttle store (sweeps, counts).
+    pub fn store(&self) -> &Throttles {
+        &self.store
     }
 
-    /// The failures counted for `key`.
-    pub fn failures(&self, key: &str) -> u32 {
-        self.entries.lock().ok().and_then(|e| e.get(key).map(|e| e.failures)).unwrap_or(0)
+    /// Where a check of `name`'s password from `client` comes from.
+    pub fn source(&self, name: &UserName, client: &PasswordClient, now: i64) -> PasswordSource {
+        self.marks.source(name, client.marks.as_deref(), &client.quota, now)
     }
 
-    /// Refuses a password check from `address` while it is throttled.
-    pub fn check(&self, address: &str, now: i64) -> Result<(), AuthError> {
-        let entries = self.entries.lock().map_err(|_| AuthError::illegal("the address throttle is unavailable"))?;
-        match entries.get(address) {
-            Some(entry) if now < entry.until => Err(throttled(entry.until)),
-            _ => Ok(()),
+    /// Refuses at once, from what this server knows, a check that must wait:
+    /// no query, no queue. `account` is the name's account (with a password).
+    pub fn precheck(
+        &self,
+        account: Option<&UserRecord>,
+        name: &UserName,
+        source: &PasswordSource,
+        client: &PasswordClient,
+        now: i64,
+    ) -> Result<(), AppError> {
+        let address = source.is_unmarked().then(|| self.addresses.get(&address_key(&client.quota))).flatten();
+        if let Some(until) = address.and_then(|count| count.waiting(now)) {
+            return Err(refused("address", until));
+        }
+        let counts = match account {
+            Some(record) => Some(record.password_throttle.clone()),
+            None => self.names.get(&name_key(name)),
+        };
+        match counts.and_then(|counts| counts.waiting(source, now)) {
+            Some(until) => Err(refused(if source.is_unmarked() { "account" } else { "client" }, until)),
+            None => Ok(()),
         }
     }
 
-    /// Counts a wrong password from `address`: a count quiet for the cap
-    /// starts again; from [`ADDRESS_FREE_FAILURES`] on, the next check waits
-    /// one second, doubling, up to the cap.
-    pub fn failed(&self, address: &str, now: i64) {
+    /// Reserves the check: the client address's count (an unmarked client),
+    /// then the name's — the account's in the log, else the throttle store's.
+    /// Refused (and nothing left counted) when either must wait.
+    pub async fn reserve(
+        &self,
+        ledger: &Ledger,
+        account: Option<&UserRecord>,
+        name: &UserName,
+        source: PasswordSource,
+        client: &PasswordClient,
+        metadata: &EventMetadata,
+    ) -> Result<Reservation, AppError> {
+        let now = ledger.now();
+        let address = source.is_unmarked().then(|| address_key(&client.quota));
+        if let Some(key) = &address {
+            self.reserve_address(key, now).await?;
+        }
+        let reserved = match account {
+            Some(record) => {
+                let command = UserCommand::ReservePasswordCheck { source: source.clone(), at: now };
+                ledger.execute::<User>(&record.name, command, metadata).await.map(|_| ())
+            }
+            None => self.reserve_name(name, &source, now).await,
+        };
+        if let Err(error) = reserved {
+            if let Some(key) = &address {
+                self.release_address(key, now).await;
+            }
+            if account.is_some() && error.rejection().is_some() {
+                let count = if source.is_unmarked() { "account" } else { "client" };
+                metrics::counter!(crate::telemetry::PASSWORD_THROTTLED, "count" => count).increment(1);
+            }
+            return Err(error);
+        }
+        Ok(Reservation { source, address, account: account.is_some(), name: name.clone() })
+    }
+
+    async fn reserve_address(&self, key: &str, now: i64) -> Result<(), AppError> {
+        let outcome = self
+            .store
+            .update::<Count, Result<Count, i64>>(key, now, |found| {
+                let count = found.unwrap_or_default();
+                match count.waiting(now) {
+                    Some(until) => (None, Err(until)),
+                    None => {
+                        let counted = count.counted(PER_ADDRESS, now);
+                        (Some(counted), Ok(counted))
+                    }
+                }
+            })
+            .await?;
+        match outcome {
+            Ok(count) => {
+                self.addresses.put(key, count, now);
+                Ok(())
+            }
+            Err(until) => {
+                self.addresses.put(key, Count { until: Some(until), ..Count::default() }, now);
+                Err(refused("address", until))
+            }
+        }
+    }
+
+    async fn reserve_name(&self, name: &UserName, source: &PasswordSource, now: i64) -> Result<(), AppError> {
+        let key = name_key(name);
+        let outcome = self
+            .store
+            .update::<PasswordThrottle, Result<PasswordThrottle, AppError>>(&key, now, |found| {
+                let mut counts = found.unwrap_or_default();
+                match counts.reserve(source.clone(), now) {
+                    Ok(reserved) => {
+                        counts.reserved(&reserved);
+                        (Some(counts.clone()), Ok(counts))
+                    }
+                    Err(refusal) => (None, Err(AppError::Rejected(refusal))),
+                }
+            })
+            .await?;
+        match outcome {
+            Ok(counts) => {
+                self.names.put(&key, counts, now);
+                Ok(())
+            }
+            Err(refusal) => {
+                metrics::counter!(crate::telemetry::PASSWORD_THROTTLED, "count" => "account").increment(1);
+                Err(refusal)
+            }
+        }
+    }
+
+    async fn release_address(&self, key: &str, now: i64) {
+        let released = self
+            .store
+            .update::<Count, Option<Count>>(key, now, |found| match found {
+                Some(count) if count.failures > 0 => {
+                    let released = count.released(PER_ADDRESS);
+                    (Some(released), Some(released))
+                }
+                _ => (None, None),
+            })
+            .await;
+        match released {
+            Ok(Some(count)) => self.addresses.put(key, count, now),
+            Ok(None) => {}
+            Err(error) => tracing::warn!(%error, "could not release a client address's reserved password check"),
+        }
+    }
+
+    /// Gives a reservation back: its password was right. The account's is
+    /// an event (`PasswordCheckReleased`) when `account_too` (otherwise the
+    /// flow's own record gives it back); the address's, and a name's that is
+    /// no account, the throttle store's. Failures are logged: the count stays.
+    pub async fn release(
+        &self,
+        ledger: &Ledger,
+        reservation: &Reservation,
+        account_too: bool,
+        metadata: &EventMetadata,
+    ) {
+        let now = ledger.now();
+        if let Some(key) = &reservation.address {
+            self.release_address(key, now).await;
+        }
+        if reservation.account {
+            if account_too {
+                let command = UserCommand::ReleasePasswordCheck { source: reservation.source.clone(), at: now };
+                if let Err(error) = ledger.execute::<User>(&reservation.name, command, metadata).await {
+                    tracing::warn!(%error, user = %reservation.name, "could not release a reserved password check");
+                }
+            }
+            return;
+        }
+        let key = name_key(&reservation.name);
+        let source = reservation.source.clone();
+        let released = self
+            .store
+            .update::<PasswordThrottle, Option<PasswordThrottle>>(&key, now, |found| match found {
+                Some(mut counts) if counts.releasable(&source) => {
+                    counts.released(&source);
+                    (Some(counts.clone()), Some(counts))
+                }
+                _ => (None, None),
+            })
+            .await;
+        match released {
+            Ok(Some(counts)) => self.names.put(&key, counts, now),
+            Ok(None) => {}
+            Err(error) => tracing::warn!(%error, "could not release a reserved password check"),
+        }
+    }
+
+    /// Drops the throttle store's rows quiet for [`FORGET_AFTER_MS`] (and the
+    /// quietest past its bound); how many.
+    pub async fn sweep(&self, now: i64) -> Result<u64, AppError> {
+        Ok(self.store.sweep(now - FORGET_AFTER_MS).await?)
+    }
+}
+
+/// The throttle store's key of a client address's count.
+fn address_key(quota: &str) -> String {
+    format!("address:{quota}")
+}
+
+/// The throttle store's key of the counts of a name that is no account.
+fn name_key(name: &UserName) -> String {
+    format!("name:{name}")
+}
+
+/// A refusal by the count named `count`, recorded in the metrics.
+fn refused(count: &'static str, until: i64) -> AppError {
+    metrics::counter!(crate::telemetry::PASSWORD_THROTTLED, "count" => count).increment(1);
+    throttled(until).into()
+}
+
+/// What this server last learnt of some keys' counts, bounded.
+struct Remembered<T> {
+    entries: Mutex<HashMap<String, (T, i64)>>,
+}
+
+impl<T> Default for Remembered<T> {
+    fn default() -> Self {
+        Self { entries: Mutex::default() }
+    }
+}
+
+impl<T: Clone> Remembered<T> {
+    fn get(&self, key: &str) -> Option<T> {
+        self.entries.lock().ok()?.get(key).map(|(value, _)| value.clone())
+    }
+
+    /// Remembers `value` for `key`, learnt at `now`; when full, what was
+    /// learnt longest ago goes first.
+    fn put(&self, key: &str, value: T, now: i64) {
         let Ok(mut entries) = self.entries.lock() else {
             return;
         };
-        if entries.len() >= MAX_ADDRESSES && !entries.contains_key(address) {
-            entries.retain(|_, e| now - e.last < PASSWORD_DELAY_CAP_MS && now < e.until.max(e.last + 1));
-            if entries.len() >= MAX_ADDRESSES
-                && let Some(quietest) = entries.iter().min_by_key(|(_, e)| e.last).map(|(k, _)| k.clone())
-            {
-                entries.remove(&quietest);
+        if entries.len() >= MAX_REMEMBERED && !entries.contains_key(key) {
+            entries.retain(|_, (_, learnt)| now - *learnt < FORGET_AFTER_MS);
+            if entries.len() >= MAX_REMEMBERED {
+                // A tenth at a time, so a full map costs one sort per many puts.
+                let mut learnt: Vec<i64> = entries.values().map(|(_, at)| *at).collect();
+                let cut = learnt.len() / 10;
+                learnt.select_nth_unstable(cut);
+                let before = learnt[cut];
+                entries.retain(|_, (_, at)| *at > before);
             }
         }
-        let entry = entries.entry(address.to_owned()).or_insert(Entry { failures: 0, last: now, until: 0 });
-        if self.decays && now - entry.last >= PASSWORD_DELAY_CAP_MS {
-            entry.failures = 0;
-        }
-        entry.failures = entry.failures.saturating_add(1);
-        entry.last = now;
-        if entry.failures >= self.free {
-            let doublings = (entry.failures - self.free).min(20);
-            entry.until = now + (1000_i64 << doublings).min(PASSWORD_DELAY_CAP_MS);
-        }
+        entries.insert(key.to_owned(), (value, now));
     }
 
-    /// How many addresses are tracked.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.entries.lock().map(|e| e.len()).unwrap_or(0)
-    }
-
-    /// Whether no address is tracked.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-/// One password check at a time per account name, for accounts about to be
-/// throttled (see [`CheckGate::enter`]).
-#[derive(Debug, Default)]
-pub struct CheckGate {
-    checking: Arc<Mutex<HashSet<String>>>,
-}
-
-/// Held while a check runs; leaving frees the name.
-pub struct Checking {
-    checking: Arc<Mutex<HashSet<String>>>,
-    name: String,
-}
-
-impl Drop for Checking {
-    fn drop(&mut self) {
-        if let Ok(mut checking) = self.checking.lock() {
-            checking.remove(&self.name);
-        }
-    }
-}
-
-impl CheckGate {
-    /// Enters the check of `name`; `None` while another check of it runs.
-    pub fn enter(&self, name: &str) -> Option<Checking> {
-        let mut checking = self.checking.lock().ok()?;
-        checking.insert(name.to_owned()).then(|| Checking { checking: self.checking.clone(), name: name.to_owned() })
     }
 }
 
@@ -133,57 +318,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_address_waits_after_its_free_failures_up_to_the_cap() {
-        let throttle = Throttle::per_address();
-        for n in 1..ADDRESS_FREE_FAILURES {
-            throttle.failed("a", n as i64);
-            assert!(throttle.check("a", n as i64).is_ok());
+    fn what_is_remembered_is_bounded() {
+        let remembered: Remembered<u32> = Remembered::default();
+        for n in 0..(MAX_REMEMBERED + 10) {
+            remembered.put(&n.to_string(), 1, n as i64);
         }
-        throttle.failed("a", 100);
-        assert!(throttle.check("a", 100).is_err());
-        assert!(throttle.check("a", 1_100).is_ok(), "one second");
-        assert!(throttle.check("b", 100).is_ok(), "another address is not slowed");
-        for _ in 0..30 {
-            throttle.failed("a", 2_000);
-        }
-        assert!(throttle.check("a", 2_000 + PASSWORD_DELAY_CAP_MS - 1).is_err());
-        assert!(throttle.check("a", 2_000 + PASSWORD_DELAY_CAP_MS).is_ok(), "capped");
-        // Quiet for the cap: the count starts again.
-        throttle.failed("a", 10 * PASSWORD_DELAY_CAP_MS);
-        assert!(throttle.check("a", 10 * PASSWORD_DELAY_CAP_MS).is_ok());
-    }
-
-    #[test]
-    fn one_check_at_a_time_per_name() {
-        let gate = CheckGate::default();
-        let first = gate.enter("alice");
-        assert!(first.is_some());
-        assert!(gate.enter("alice").is_none(), "a second check waits");
-        assert!(gate.enter("bob").is_some());
-        drop(first);
-        assert!(gate.enter("alice").is_some(), "free again");
-    }
-
-    #[test]
-    fn a_name_that_is_no_account_waits_as_an_account_does() {
-        let throttle = Throttle::per_unknown_name();
-        for n in 1..crate::domain::user::PASSWORD_FREE_FAILURES {
-            throttle.failed("ghost", n as i64);
-        }
-        assert!(throttle.check("ghost", 10).is_ok());
-        throttle.failed("ghost", 10);
-        assert!(throttle.check("ghost", 10).is_err());
-        assert!(throttle.check("ghost", 1_010).is_ok());
-        throttle.failed("ghost", 10 * PASSWORD_DELAY_CAP_MS);
-        assert_eq!(throttle.failures("ghost"), 6, "no decay, as an account's recorded count");
-    }
-
-    #[test]
-    fn the_tracked_addresses_are_bounded() {
-        let throttle = Throttle::per_address();
-        for n in 0..(MAX_ADDRESSES + 10) {
-            throttle.failed(&format!("10.0.{}.{}", n / 256, n % 256), n as i64);
-        }
-        assert!(throttle.len() <= MAX_ADDRESSES);
+        assert!(remembered.len() <= MAX_REMEMBERED);
+        assert_eq!(remembered.get(&(MAX_REMEMBERED + 9).to_string()), Some(1), "the newest is kept");
+        assert_eq!(remembered.get("0"), None, "the oldest went first");
     }
 }

@@ -5,6 +5,7 @@ use std::fmt::Display;
 
 use super::audit::TrailRead;
 use super::server_config::ConfigChange;
+use super::throttle::PasswordSource;
 use super::token::{RevocationReason, TokenIssued};
 use super::{
     AuditEvent, AuditSubject, CertAuthorityEvent, CertificateEvent, CustomRoleEvent, HostEvent, IdentityClaimEvent,
@@ -134,6 +135,24 @@ impl LedgerEvent {
                     ),
                     None => format!("{u} gave a wrong password ({failures} in a row)"),
                 },
+                UserEvent::PasswordCheckReserved { source, failures, throttled_until, account_failures, .. } => {
+                    let from = match source {
+                        PasswordSource::Address(_) => "a client without a device mark",
+                        PasswordSource::Device(_) => "a known device",
+                    };
+                    let account = account_failures
+                        .as_ref()
+                        .map(|n| format!(", {n} from clients without a mark"))
+                        .unwrap_or_default();
+                    let wait = throttled_until
+                        .as_ref()
+                        .map(|until| format!("; it waits until {}", timestamp(*until)))
+                        .unwrap_or_default();
+                    format!("a password of {u} is checked from {from} ({failures} unreleased from it{account}){wait}")
+                }
+                UserEvent::PasswordCheckReleased { .. } => {
+                    format!("a checked password of {u} was right: its reservation was taken back")
+                }
                 UserEvent::LoginThrottleCleared { by, .. } => {
                     format!("{by} cleared {u}'s wrong-password count and login locks")
                 }

@@ -20,6 +20,7 @@ pub mod roles;
 pub mod server_config;
 pub mod system;
 pub mod test_mode;
+pub mod throttle;
 pub mod token;
 pub mod user;
 

@@ -132,6 +132,18 @@ fn samples() -> Vec<(String, Value)> {
         stored(&UserEvent::SecondFactorAccepted { step: 56_669_840, at }),
         stored(&UserEvent::SecondFactorRejected { failures: 5, locked_until: Some(at + 900_000), at }),
         stored(&UserEvent::PasswordRejected { failures: 6, throttled_until: Some(at + 2_000), at }),
+        stored(&UserEvent::PasswordCheckReserved {
+            source: super::throttle::PasswordSource::Address("q2Vb0c3d4e5f6g7h8i9j0k".into()),
+            failures: 5,
+            throttled_until: Some(at + 1_000),
+            account_failures: Some(21),
+            account_throttled_until: Some(at + 2_000),
+            at,
+        }),
+        stored(&UserEvent::PasswordCheckReleased {
+            source: super::throttle::PasswordSource::Device("v5lBn3R0cXkq9S1uTzA8mQ".into()),
+            at,
+        }),
         stored(&UserEvent::LoginThrottleCleared { by: admin.clone(), at }),
         stored(&CertAuthorityEvent::CertAuthorityCreated {
             ca: CaKind::User,

@@ -16,6 +16,7 @@ use super::identity::{IdentityId, LinkVia, RemoteIdentity};
 use super::names::{CustomRoleId, DisplayName, EmailAddress, PolicyId, UserName};
 use super::principals::{InvitedIdentity, Login};
 use super::roles::{Role, RoleSet};
+use super::throttle::{Count, PasswordSource, PasswordThrottle, Reserved};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(test, derive(strum::VariantNames))]
@@ -149,12 +150,33 @@ pub enum UserEvent {
         locked_until: Option<i64>,
         at: i64,
     },
-    /// A login (or password change) gave a wrong password; `failures` counts
-    /// them since the last login, password change or clearing. From the
-    /// [`PASSWORD_FREE_FAILURES`]th on, no password is checked until `throttled_until`.
+    /// Written by versions before reserved checks: a wrong password, counted
+    /// for every client together (`failures` since the last login, password
+    /// change or clearing; no check until `throttled_until`). Still folded.
     PasswordRejected {
         failures: u32,
         throttled_until: Option<i64>,
+        at: i64,
+    },
+    /// A password check from `source` was reserved before the password was
+    /// checked; it counts as a wrong password until released (a password
+    /// change or a clearing ends every count). `failures` and
+    /// `throttled_until` are the source's count with it; `account_failures`
+    /// and `account_throttled_until` the account-wide count of clients
+    /// without a device mark (absent for a device's check).
+    PasswordCheckReserved {
+        source: PasswordSource,
+        failures: u32,
+        throttled_until: Option<i64>,
+        account_failures: Option<u32>,
+        account_throttled_until: Option<i64>,
+        at: i64,
+    },
+    /// The password checked from `source` was right: the source's count ends,
+    /// and its check is taken back from the account-wide count (the other
+    /// failures stand). Recorded with the login, or alone when none follows.
+    PasswordCheckReleased {
+        source: PasswordSource,
         at: i64,
     },
     /// An Admin cleared the wrong-password count and any throttle (and a second-factor lock).
@@ -192,6 +214,8 @@ impl DomainEvent for UserEvent {
             Self::SecondFactorAccepted { .. } => "SecondFactorAccepted",
             Self::SecondFactorRejected { .. } => "SecondFactorRejected",
             Self::PasswordRejected { .. } => "PasswordRejected",
+            Self::PasswordCheckReserved { .. } => "PasswordCheckReserved",
+            Self::PasswordCheckReleased { .. } => "PasswordCheckReleased",
             Self::LoginThrottleCleared { .. } => "LoginThrottleCleared",
         }
         .to_owned()
@@ -287,6 +311,8 @@ pub enum UserCommand {
     /// A password login.
     RecordLogin {
         at: i64,
+        /// The password check the login passed, released with it.
+        password_from: Option<PasswordSource>,
     },
     /// A login through a provider (refused for a disabled account).
     LogInWithProvider(Box<ProviderLogin>),
@@ -355,9 +381,16 @@ pub enum UserCommand {
         step: Option<u64>,
         at: i64,
     },
-    /// A wrong password was given: counted, and throttled from the
-    /// [`PASSWORD_FREE_FAILURES`]th failure on.
-    RejectPassword {
+    /// Reserves a password check from `source`, before the password is
+    /// checked (see `domain::throttle`); refused while the source waits.
+    ReservePasswordCheck {
+        source: PasswordSource,
+        at: i64,
+    },
+    /// Releases a check whose password was right (nothing when `source`
+    /// holds no reservation).
+    ReleasePasswordCheck {
+        source: PasswordSource,
         at: i64,
     },
     /// Clears the wrong-password count, any throttle and a second-factor lock (an Admin).
@@ -367,30 +400,25 @@ pub enum UserCommand {
     },
 }
 
-/// Wrong passwords in a row answered at once; from this many on, each further
-/// check waits [`password_delay_ms`].
-pub const PASSWORD_FREE_FAILURES: u32 = 5;
-/// The longest wait a wrong password causes: what an attacker can impose on
-/// a person at most, and one argon2 check per this much per account.
-pub const PASSWORD_DELAY_CAP_MS: i64 = 15 * 60 * 1000;
-
-/// The wait after `failures` wrong passwords in a row: none below
-/// [`PASSWORD_FREE_FAILURES`], then one second doubling with each failure, up
-/// to [`PASSWORD_DELAY_CAP_MS`] (reached at the 15th).
-pub fn password_delay_ms(failures: u32) -> i64 {
-    if failures < PASSWORD_FREE_FAILURES {
-        return 0;
-    }
-    let doublings = (failures - PASSWORD_FREE_FAILURES).min(20);
-    (1000_i64 << doublings).min(PASSWORD_DELAY_CAP_MS)
-}
-
-/// The error for an account whose password checks are throttled.
-pub fn throttled(until: i64) -> AuthError {
-    AuthError::new(
-        ErrorType::AuthenticationFailed,
-        format!("too many wrong passwords; the next attempt is possible at {until} (epoch ms)"),
-    )
+/// The reservation a `PasswordCheckReserved` records (what the aggregate
+/// and the user directory fold alike).
+pub fn reserved_of(event: &UserEvent) -> Option<Reserved> {
+    let UserEvent::PasswordCheckReserved {
+        source,
+        failures,
+        throttled_until,
+        account_failures,
+        account_throttled_until,
+        at,
+    } = event
+    else {
+        return None;
+    };
+    Some(Reserved {
+        source: source.clone(),
+        count: Count { failures: *failures, until: *throttled_until, last: *at },
+        unmarked: account_failures.map(|failures| Count { failures, until: *account_throttled_until, last: *at }),
+    })
 }
 
 /// An accepted invitation: the account it creates.
@@ -439,7 +467,7 @@ pub struct User {
     last_step: Option<u64>,
     failures: u32,
     locked_until: Option<i64>,
-    password_failures: u32,
+    password_throttle: PasswordThrottle,
     /// Created locally (not from a provider's identity).
     local: bool,
     /// The provider identities linked to the account.
@@ -571,7 +599,14 @@ impl User {
                 }
                 events
             }
-            UserCommand::RecordLogin { at } => vec![UserEvent::LoginRecorded { at, provider: None, identity: None }],
+            UserCommand::RecordLogin { at, password_from } => {
+                let mut events = Vec::new();
+                if let Some(source) = password_from.filter(|s| self.password_throttle.releasable(s)) {
+                    events.push(UserEvent::PasswordCheckReleased { source, at });
+                }
+                events.push(UserEvent::LoginRecorded { at, provider: None, identity: None });
+                events
+            }
             UserCommand::LogInWithProvider(login) => {
                 let ProviderLogin { provider, identity, link, policy_ids, at } = *login;
                 if self.disabled {
@@ -776,13 +811,21 @@ impl User {
                 events
             }
             UserCommand::SetLogins { logins, by, at } => vec![UserEvent::LoginsChanged { logins, by, at }],
-            UserCommand::RejectPassword { at } => {
-                // Counted even if a racing attempt slipped past a throttle: the
-                // wait only ever runs from the latest failure, and is capped.
-                let failures = self.password_failures.saturating_add(1);
-                let delay = password_delay_ms(failures);
-                vec![UserEvent::PasswordRejected { failures, throttled_until: (delay > 0).then_some(at + delay), at }]
+            UserCommand::ReservePasswordCheck { source, at } => {
+                let reserved = self.password_throttle.reserve(source, at)?;
+                vec![UserEvent::PasswordCheckReserved {
+                    source: reserved.source,
+                    failures: reserved.count.failures,
+                    throttled_until: reserved.count.until,
+                    account_failures: reserved.unmarked.map(|c| c.failures),
+                    account_throttled_until: reserved.unmarked.and_then(|c| c.until),
+                    at,
+                }]
             }
+            UserCommand::ReleasePasswordCheck { source, at } => match self.password_throttle.releasable(&source) {
+                true => vec![UserEvent::PasswordCheckReleased { source, at }],
+                false => Vec::new(),
+            },
             UserCommand::ClearLoginThrottle { by, at } => vec![UserEvent::LoginThrottleCleared { by, at }],
             UserCommand::VerifySecondFactor { step, at } => {
                 if !self.second_factor {
@@ -838,11 +881,11 @@ impl Aggregate for User {
             UserEvent::EmailChanged { email } => self.email = email,
             UserEvent::PasswordChanged { .. } => {
                 self.has_password = true;
-                self.password_failures = 0;
+                self.password_throttle = PasswordThrottle::default();
             }
             UserEvent::PasswordResetForced { .. } => self.reset_required = true,
             UserEvent::PasswordResetCleared { .. } => self.reset_required = false,
-            UserEvent::LoginRecorded { .. } => self.password_failures = 0,
+            UserEvent::LoginRecorded { .. } => self.password_throttle.logged_in(),
             UserEvent::UserTokensRevoked { .. } => {}
             UserEvent::RolesGranted { roles, .. } => self.roles.extend(roles),
             UserEvent::RolesRemoved { roles, .. } => self.roles.retain(|r| !roles.contains(r)),
@@ -871,9 +914,17 @@ impl Aggregate for User {
                 self.failures = if locked_until.is_some() { 0 } else { failures };
                 self.locked_until = locked_until;
             }
-            UserEvent::PasswordRejected { failures, .. } => self.password_failures = failures,
+            UserEvent::PasswordRejected { failures, throttled_until, at } => {
+                self.password_throttle.rejected_v1(failures, throttled_until, at);
+            }
+            event @ UserEvent::PasswordCheckReserved { .. } => {
+                if let Some(reserved) = reserved_of(&event) {
+                    self.password_throttle.reserved(&reserved);
+                }
+            }
+            UserEvent::PasswordCheckReleased { source, .. } => self.password_throttle.released(&source),
             UserEvent::LoginThrottleCleared { .. } => {
-                self.password_failures = 0;
+                self.password_throttle = PasswordThrottle::default();
                 self.failures = 0;
                 self.locked_until = None;
             }
@@ -1092,7 +1143,7 @@ pub(crate) mod tests {
     async fn commands_on_a_missing_user_fail() {
         TestFramework::<User>::with(())
             .given_no_previous_events()
-            .when_async(UserCommand::RecordLogin { at: 1 })
+            .when_async(UserCommand::RecordLogin { at: 1, password_from: None })
             .await
             .then_expect_error(AuthError::bare(ErrorType::NoSuchUser));
     }
@@ -1105,40 +1156,114 @@ pub(crate) mod tests {
         UserEvent::SecondFactorRejected { failures, locked_until, at: 10 }
     }
 
-    #[test]
-    fn the_password_wait_doubles_from_the_fifth_failure_up_to_the_cap() {
-        let waits: Vec<i64> = (1..=16).map(password_delay_ms).collect();
-        assert_eq!(&waits[..4], &[0, 0, 0, 0]);
-        assert_eq!(&waits[4..9], &[1_000, 2_000, 4_000, 8_000, 16_000]);
-        assert_eq!(waits[13], 512_000);
-        assert_eq!(&waits[14..], &[PASSWORD_DELAY_CAP_MS, PASSWORD_DELAY_CAP_MS]);
-        assert_eq!(password_delay_ms(u32::MAX), PASSWORD_DELAY_CAP_MS);
+    fn address(a: &str) -> PasswordSource {
+        PasswordSource::Address(a.into())
+    }
+
+    fn reservation(
+        source: &PasswordSource,
+        failures: u32,
+        until: Option<i64>,
+        account: Option<(u32, Option<i64>)>,
+    ) -> UserEvent {
+        UserEvent::PasswordCheckReserved {
+            source: source.clone(),
+            failures,
+            throttled_until: until,
+            account_failures: account.map(|a| a.0),
+            account_throttled_until: account.and_then(|a| a.1),
+            at: 10,
+        }
     }
 
     #[tokio::test]
-    async fn wrong_passwords_are_counted_until_a_login_or_a_clearing() {
-        let rejected = |failures, throttled_until| UserEvent::PasswordRejected { failures, throttled_until, at: 10 };
+    async fn a_check_is_reserved_until_the_source_waits() {
+        let guesser = address("guesser");
         let mut given = vec![created("dora")];
-        given.extend((1..5).map(|n| rejected(n, None)));
+        given.extend((1..5).map(|n| reservation(&guesser, n, None, Some((n, None)))));
         TestFramework::<User>::with(())
             .given(given.clone())
-            .when_async(UserCommand::RejectPassword { at: 10 })
+            .when_async(UserCommand::ReservePasswordCheck { source: guesser.clone(), at: 10 })
             .await
-            .then_expect_events(vec![rejected(5, Some(1_010))]);
-        given.push(UserEvent::LoginRecorded { at: 11, provider: None, identity: None });
+            .then_expect_events(vec![reservation(&guesser, 5, Some(1_010), Some((5, None)))]);
+        given.push(reservation(&guesser, 5, Some(1_010), Some((5, None))));
         TestFramework::<User>::with(())
             .given(given.clone())
-            .when_async(UserCommand::RejectPassword { at: 10 })
+            .when_async(UserCommand::ReservePasswordCheck { source: guesser.clone(), at: 10 })
             .await
-            .then_expect_events(vec![rejected(1, None)]);
-        let mut given = vec![created("dora")];
-        given.extend((1..9).map(|n| rejected(n, None)));
-        given.push(UserEvent::LoginThrottleCleared { by: name("admin"), at: 11 });
+            .then_expect_error_message(
+                "10000 Authentication failed: too many wrong passwords; the next attempt is possible at 1010 (epoch ms)",
+            );
+        // Another client of the account is not slowed; a device does not count account-wide.
+        TestFramework::<User>::with(())
+            .given(given.clone())
+            .when_async(UserCommand::ReservePasswordCheck { source: address("owner"), at: 10 })
+            .await
+            .then_expect_events(vec![reservation(&address("owner"), 1, None, Some((6, None)))]);
+        let device = PasswordSource::Device("d1".into());
+        TestFramework::<User>::with(())
+            .given(given.clone())
+            .when_async(UserCommand::ReservePasswordCheck { source: device.clone(), at: 10 })
+            .await
+            .then_expect_events(vec![reservation(&device, 1, None, None)]);
+        // A password change, or an administrator's clearing, ends every count.
+        for end in [
+            UserEvent::PasswordChanged { credential_id: Uuid::from_u128(3), changed_by: name("dora"), at: 11 },
+            UserEvent::LoginThrottleCleared { by: name("admin"), at: 11 },
+        ] {
+            let mut ended = given.clone();
+            ended.push(end);
+            TestFramework::<User>::with(())
+                .given(ended)
+                .when_async(UserCommand::ReservePasswordCheck { source: guesser.clone(), at: 10 })
+                .await
+                .then_expect_events(vec![reservation(&guesser, 1, None, Some((1, None)))]);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_password_login_releases_its_check_with_the_login() {
+        let source = address("a");
+        let given = vec![created("dora"), reservation(&source, 1, None, Some((1, None)))];
         TestFramework::<User>::with(())
             .given(given)
-            .when_async(UserCommand::RejectPassword { at: 10 })
+            .when_async(UserCommand::RecordLogin { at: 11, password_from: Some(source.clone()) })
             .await
-            .then_expect_events(vec![rejected(1, None)]);
+            .then_expect_events(vec![
+                UserEvent::PasswordCheckReleased { source, at: 11 },
+                UserEvent::LoginRecorded { at: 11, provider: None, identity: None },
+            ]);
+    }
+
+    #[tokio::test]
+    async fn a_release_takes_back_only_what_was_reserved() {
+        let source = address("a");
+        let given = vec![created("dora"), reservation(&source, 1, None, Some((1, None)))];
+        TestFramework::<User>::with(())
+            .given(given.clone())
+            .when_async(UserCommand::ReleasePasswordCheck { source: source.clone(), at: 11 })
+            .await
+            .then_expect_events(vec![UserEvent::PasswordCheckReleased { source: source.clone(), at: 11 }]);
+        let mut released = given;
+        released.push(UserEvent::PasswordCheckReleased { source: source.clone(), at: 11 });
+        TestFramework::<User>::with(())
+            .given(released)
+            .when_async(UserCommand::ReleasePasswordCheck { source, at: 12 })
+            .await
+            .then_expect_events(vec![]);
+    }
+
+    #[tokio::test]
+    async fn an_old_single_count_still_makes_every_client_wait() {
+        let given =
+            vec![created("dora"), UserEvent::PasswordRejected { failures: 9, throttled_until: Some(5_000), at: 10 }];
+        TestFramework::<User>::with(())
+            .given(given)
+            .when_async(UserCommand::ReservePasswordCheck { source: address("anyone"), at: 20 })
+            .await
+            .then_expect_error_message(
+                "10000 Authentication failed: too many wrong passwords; the next attempt is possible at 5000 (epoch ms)",
+            );
     }
 
     #[tokio::test]

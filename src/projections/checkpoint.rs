@@ -24,7 +24,8 @@ use crate::store::{Checkpoints, EventLog, StoreError, StoredCheckpoint};
 /// 8: hosts keep their extra principals; every bound host name is kept.
 /// 9: users keep their wrong-password count and throttle.
 /// 10: authorities keep a phased rotation in progress.
-pub const FORMAT: u32 = 10;
+/// 11: users keep their wrong passwords by client and account-wide (reserved checks).
+pub const FORMAT: u32 = 11;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Checkpoint {

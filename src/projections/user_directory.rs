@@ -13,6 +13,8 @@ use uuid::Uuid;
 
 use crate::domain::canonical::Canonicalization;
 use crate::domain::names::java_trim;
+use crate::domain::throttle::PasswordThrottle;
+use crate::domain::user::reserved_of;
 use crate::domain::{
     AuthError, CustomRoleEvent, CustomRoleId, IdentityId, InvitedIdentity, LinkVia, Login, PolicyId, RemoteIdentity,
     Role, SystemEvent, UserEvent, UserName,
@@ -55,10 +57,8 @@ pub struct UserRecord {
     pub last_step: Option<u64>,
     /// After too many wrong second-factor codes, logins are refused until this time.
     pub locked_until: Option<i64>,
-    /// Wrong passwords in a row (since the last login, password change or clearing).
-    pub password_failures: u32,
-    /// Until when no password of this account is checked (after too many wrong ones).
-    pub password_throttled_until: Option<i64>,
+    /// The account's wrong passwords, by client and account-wide (see `domain::throttle`).
+    pub password_throttle: PasswordThrottle,
     reset_forced: bool,
     /// The log position of the last password change.
     password_position: i64,
@@ -334,8 +334,7 @@ impl UserDirectory {
                     second_factor: None,
                     last_step: None,
                     locked_until: None,
-                    password_failures: 0,
-                    password_throttled_until: None,
+                    password_throttle: PasswordThrottle::default(),
                     reset_forced: false,
                     password_position: 0,
                     canonical: Vec::new(),
@@ -364,15 +363,13 @@ impl UserDirectory {
             UserEvent::PasswordChanged { credential_id, .. } => {
                 user.credential = Some(*credential_id);
                 user.password_position = position;
-                user.password_failures = 0;
-                user.password_throttled_until = None;
+                user.password_throttle = PasswordThrottle::default();
             }
             UserEvent::PasswordResetForced { .. } => user.reset_forced = true,
             UserEvent::PasswordResetCleared { .. } => user.reset_forced = false,
             UserEvent::LoginRecorded { at, .. } => {
                 user.last_login = Some(*at);
-                user.password_failures = 0;
-                user.password_throttled_until = None;
+                user.password_throttle.logged_in();
             }
             UserEvent::RolesGranted { roles, .. } => user.roles.extend(roles.iter().copied()),
             UserEvent::RolesRemoved { roles, .. } => user.roles.retain(|r| !roles.contains(r)),
@@ -431,13 +428,17 @@ impl UserDirectory {
                     user.locked_until = *locked_until;
                 }
             }
-            UserEvent::PasswordRejected { failures, throttled_until, .. } => {
-                user.password_failures = *failures;
-                user.password_throttled_until = *throttled_until;
+            UserEvent::PasswordRejected { failures, throttled_until, at } => {
+                user.password_throttle.rejected_v1(*failures, *throttled_until, *at);
             }
+            UserEvent::PasswordCheckReserved { .. } => {
+                if let Some(reserved) = reserved_of(event) {
+                    user.password_throttle.reserved(&reserved);
+                }
+            }
+            UserEvent::PasswordCheckReleased { source, .. } => user.password_throttle.released(source),
             UserEvent::LoginThrottleCleared { .. } => {
-                user.password_failures = 0;
-                user.password_throttled_until = None;
+                user.password_throttle = PasswordThrottle::default();
                 user.locked_until = None;
             }
         }

@@ -10,6 +10,17 @@
 //! sealed (XChaCha20-Poly1305) under a key derived from that token: the
 //! store alone — a copy of the database — reads no verifier, nonce or
 //! identity of a flow under way.
+//!
+//! A flood of unauthenticated starts degrades only the flooders: every bound
+//! keeps the newest flows — a client address (an IPv6 /64) keeps its newest
+//! [`MAX_FLOWS_PER_CLIENT`], a network (an IPv4 /24, an IPv6 /48) its newest
+//! [`MAX_FLOWS_PER_PREFIX`], a signed-in user the newest
+//! [`MAX_FLOWS_PER_USER`] links — and a full store makes room by dropping the
+//! oldest flow of the network that holds the most. A new start is never
+//! refused, and a browser from outside the flood keeps its flow. Each bound
+//! is counted and the flow inserted in one transaction (serialized across
+//! servers on PostgreSQL by a transaction-scoped advisory lock), so
+//! concurrent starts cannot pass a bound.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -27,14 +38,15 @@ use super::sql::Dialect;
 use super::{StoreError, StoreKind, StoreOptions};
 
 /// At most this many flows of people not signed in are kept; when full,
-/// expired ones are swept and a new flow is refused if none were (a flood of
-/// unauthenticated starts cannot grow the store without bound).
+/// expired ones are swept, then the oldest flow of the network holding the
+/// most is dropped.
 pub const MAX_FLOWS: i64 = 10_000;
-/// At most this many of them started from one client address (so one client
-/// cannot take the whole store from everyone else).
+/// At most this many of them from one client address (an IPv6 /64): its oldest goes first.
 pub const MAX_FLOWS_PER_CLIENT: i64 = 100;
+/// At most this many from one network (an IPv4 /24, an IPv6 /48): its oldest goes first.
+pub const MAX_FLOWS_PER_PREFIX: i64 = 1_000;
 /// At most this many links under way per signed-in user (links are not
-/// counted against [`MAX_FLOWS`]: a flood of sign-ins cannot stop them).
+/// counted against [`MAX_FLOWS`]: a flood of sign-ins cannot touch them).
 pub const MAX_FLOWS_PER_USER: i64 = 10;
 
 /// Which step a flow is at.
@@ -78,6 +90,8 @@ pub struct Flow {
     pub user: Option<String>,
     /// The client address that started a flow of someone not signed in.
     pub client: Option<String>,
+    /// The network of that address (a quota above the address's).
+    pub prefix: Option<String>,
     /// The provider the flow went to.
     pub provider: Option<String>,
     /// The step's data, JSON (the caller's to shape); stored sealed.
@@ -85,15 +99,6 @@ pub struct Flow {
     pub created_at: i64,
     /// Gone after this instant (epoch ms).
     pub expires_at: i64,
-}
-
-/// Why a flow could not be kept.
-#[derive(Debug, thiserror::Error)]
-pub enum FlowError {
-    #[error("too many sign-ins are under way; try again shortly")]
-    Full,
-    #[error(transparent)]
-    Store(#[from] StoreError),
 }
 
 enum Pool {
@@ -104,6 +109,7 @@ enum Pool {
 /// The in-flight store.
 pub struct Flows {
     pool: Pool,
+    lock: String,
     put: String,
     take: String,
     peek: String,
@@ -111,15 +117,51 @@ pub struct Flows {
     count: String,
     count_anonymous: String,
     count_client: String,
+    count_prefix: String,
     count_user: String,
+    drop_oldest_client: String,
+    drop_oldest_prefix: String,
+    drop_oldest_user: String,
+    fullest_prefix: String,
     drop_user: String,
-    /// The most flows of people not signed in ([`MAX_FLOWS`] unless set otherwise).
-    limit: i64,
-    /// The most of them from one client ([`MAX_FLOWS_PER_CLIENT`] unless set otherwise).
-    per_client: i64,
+    limits: FlowLimits,
 }
 
-type Row = (String, Option<String>, Option<String>, Option<String>, String, i64, i64);
+/// The bounds of a flows store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowLimits {
+    /// Flows of people not signed in, in all.
+    pub all: i64,
+    pub per_client: i64,
+    pub per_prefix: i64,
+    /// Links under way per signed-in user.
+    pub per_user: i64,
+}
+
+impl Default for FlowLimits {
+    fn default() -> Self {
+        Self {
+            all: MAX_FLOWS,
+            per_client: MAX_FLOWS_PER_CLIENT,
+            per_prefix: MAX_FLOWS_PER_PREFIX,
+            per_user: MAX_FLOWS_PER_USER,
+        }
+    }
+}
+
+/// What keeping a flow made room by dropping (each its oldest flows).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Evicted {
+    pub client: u64,
+    pub prefix: u64,
+    pub user: u64,
+    /// Of the fullest network, to make room in a full store.
+    pub fullest: u64,
+    /// Expired flows swept to make room.
+    pub expired: u64,
+}
+
+type Row = (String, Option<String>, Option<String>, Option<String>, String, i64, i64, Option<String>);
 
 impl Flows {
     /// Opens (creating if needed) the flows of the log at `url`.
@@ -156,9 +198,22 @@ impl Flows {
         };
         let p = |n| dialect.p(n);
         let columns = "step, user_name, client, provider, sealed, created_at, expires_at";
+        // The oldest `n` rows matching `filter` (`{1}` its key, `{2}` the number).
+        let oldest = |filter: &str| {
+            format!(
+                "DELETE FROM {table} WHERE token_hash IN
+                 (SELECT token_hash FROM {table} WHERE {filter} = {} ORDER BY created_at, token_hash LIMIT {})",
+                p(1),
+                p(2)
+            )
+        };
         let flows = Self {
+            lock: match dialect {
+                Dialect::Sqlite => String::new(),
+                Dialect::Postgres => format!("SELECT pg_advisory_xact_lock(hashtext('{table}'))"),
+            },
             put: format!(
-                "INSERT INTO {table} (token_hash, {columns}) VALUES ({}, {}, {}, {}, {}, {}, {}, {})",
+                "INSERT INTO {table} (token_hash, {columns}, prefix) VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {})",
                 p(1),
                 p(2),
                 p(3),
@@ -166,10 +221,11 @@ impl Flows {
                 p(5),
                 p(6),
                 p(7),
-                p(8)
+                p(8),
+                p(9)
             ),
-            take: format!("DELETE FROM {table} WHERE token_hash = {} RETURNING {columns}", p(1)),
-            peek: format!("SELECT {columns} FROM {table} WHERE token_hash = {}", p(1)),
+            take: format!("DELETE FROM {table} WHERE token_hash = {} RETURNING {columns}, prefix", p(1)),
+            peek: format!("SELECT {columns}, prefix FROM {table} WHERE token_hash = {}", p(1)),
             sweep: format!("DELETE FROM {table} WHERE expires_at < {}", p(1)),
             count: format!("SELECT COUNT(*) FROM {table}"),
             count_anonymous: format!("SELECT COUNT(*) FROM {table} WHERE user_name IS NULL"),
@@ -178,25 +234,38 @@ impl Flows {
                 p(1),
                 p(2)
             ),
+            count_prefix: format!(
+                "SELECT COUNT(*) FROM {table} WHERE user_name IS NULL AND prefix = {} AND expires_at >= {}",
+                p(1),
+                p(2)
+            ),
             count_user: format!("SELECT COUNT(*) FROM {table} WHERE user_name = {} AND expires_at >= {}", p(1), p(2)),
+            drop_oldest_client: oldest("user_name IS NULL AND client"),
+            drop_oldest_prefix: oldest("user_name IS NULL AND prefix"),
+            drop_oldest_user: oldest("user_name"),
+            fullest_prefix: format!(
+                "SELECT prefix FROM {table} WHERE user_name IS NULL AND prefix IS NOT NULL
+                 GROUP BY prefix ORDER BY COUNT(*) DESC, MIN(created_at) LIMIT 1"
+            ),
             drop_user: format!("DELETE FROM {table} WHERE user_name = {}", p(1)),
-            limit: MAX_FLOWS,
-            per_client: MAX_FLOWS_PER_CLIENT,
+            limits: FlowLimits::default(),
             pool,
         };
-        // A table from before flows recorded their client is dropped: it
+        // A table from before flows recorded their network is dropped: it
         // holds only sign-ins under way, which then start again.
-        if flows.execute(&format!("SELECT client FROM {table} LIMIT 0"), Vec::new()).await.is_err() {
+        if flows.execute(&format!("SELECT prefix FROM {table} LIMIT 0"), Vec::new()).await.is_err() {
             flows.execute(&format!("DROP TABLE IF EXISTS {table}"), Vec::new()).await?;
         }
         let create = [
             format!(
                 "CREATE TABLE IF NOT EXISTS {table} (token_hash TEXT PRIMARY KEY, step TEXT NOT NULL, user_name TEXT,
-                 client TEXT, provider TEXT, sealed TEXT NOT NULL, created_at BIGINT NOT NULL, expires_at BIGINT NOT NULL)"
+                 client TEXT, prefix TEXT, provider TEXT, sealed TEXT NOT NULL, created_at BIGINT NOT NULL,
+                 expires_at BIGINT NOT NULL)"
             ),
             format!("CREATE INDEX IF NOT EXISTS {table}_expires ON {table} (expires_at)"),
-            format!("CREATE INDEX IF NOT EXISTS {table}_user ON {table} (user_name)"),
-            format!("CREATE INDEX IF NOT EXISTS {table}_client ON {table} (client)"),
+            format!("CREATE INDEX IF NOT EXISTS {table}_user ON {table} (user_name, created_at)"),
+            format!("CREATE INDEX IF NOT EXISTS {table}_client ON {table} (client, created_at)"),
+            format!("CREATE INDEX IF NOT EXISTS {table}_prefix ON {table} (prefix, created_at)"),
         ];
         for statement in create {
             flows.execute(&statement, Vec::new()).await?;
@@ -204,11 +273,9 @@ impl Flows {
         Ok(flows)
     }
 
-    /// The same store, keeping at most `limit` flows of people not signed
-    /// in, `per_client` of them from one client.
-    pub fn with_limits(mut self, limit: i64, per_client: i64) -> Self {
-        self.limit = limit;
-        self.per_client = per_client;
+    /// The same store under other bounds (tests, and operators who size it).
+    pub fn with_limits(mut self, limits: FlowLimits) -> Self {
+        self.limits = limits;
         self
     }
 
@@ -238,39 +305,15 @@ impl Flows {
         })
     }
 
-    async fn count_of(&self, statement: &str, key: &str, now: i64) -> Result<i64, StoreError> {
-        Ok(match &self.pool {
-            Pool::Sqlite(pool) => sqlx::query_scalar(statement).bind(key).bind(now).fetch_one(pool).await?,
-            Pool::Postgres(pool) => sqlx::query_scalar(statement).bind(key).bind(now).fetch_one(pool).await?,
-        })
-    }
-
     /// Keeps `flow` for the holder of `token` (the random value its cookie
-    /// carries). Refused when its user has [`MAX_FLOWS_PER_USER`] links under
-    /// way, or — a flow of someone not signed in — its client has its share
-    /// or the store is full of flows that have not expired by `now`.
-    pub async fn put(&self, token: &str, flow: &Flow, now: i64) -> Result<(), FlowError> {
-        match &flow.user {
-            Some(user) => {
-                if self.count_of(&self.count_user, user, now).await? >= MAX_FLOWS_PER_USER {
-                    return Err(FlowError::Full);
-                }
-            }
-            None => {
-                let client = flow.client.as_deref().unwrap_or("unknown");
-                if self.count_of(&self.count_client, client, now).await? >= self.per_client {
-                    return Err(FlowError::Full);
-                }
-                let anonymous = || self.count_all(&self.count_anonymous);
-                if anonymous().await? >= self.limit && (self.sweep(now).await? == 0 || anonymous().await? >= self.limit)
-                {
-                    return Err(FlowError::Full);
-                }
-            }
-        }
+    /// carries), making room first (see the module documentation): the
+    /// oldest flows over its user's, client's or network's bound are dropped,
+    /// and in a full store the oldest of the fullest network. Counted and
+    /// inserted in one transaction. Answers what was dropped.
+    pub async fn put(&self, token: &str, flow: &Flow, now: i64) -> Result<Evicted, StoreError> {
         let sealed = seal(token, &flow.data)?;
         let hash = lookup_hash(token);
-        let args = vec![
+        let insert = vec![
             Arg::Text(Some(&hash)),
             Arg::Text(Some(flow.step.as_str())),
             Arg::Text(flow.user.as_deref()),
@@ -279,9 +322,53 @@ impl Flows {
             Arg::Text(Some(&sealed)),
             Arg::Int(flow.created_at),
             Arg::Int(flow.expires_at),
+            Arg::Text(flow.prefix.as_deref()),
         ];
-        self.execute(&self.put, args).await?;
-        Ok(())
+        match &self.pool {
+            Pool::Sqlite(pool) => {
+                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                let evicted = self.make_room(Tx::Sqlite(&mut tx), flow, now).await?;
+                bind_sqlite(sqlx::query(&self.put), insert).execute(&mut *tx).await?;
+                tx.commit().await?;
+                Ok(evicted)
+            }
+            Pool::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                sqlx::query(&self.lock).execute(&mut *tx).await?;
+                let evicted = self.make_room(Tx::Postgres(&mut tx), flow, now).await?;
+                bind_pg(sqlx::query(&self.put), insert).execute(&mut *tx).await?;
+                tx.commit().await?;
+                Ok(evicted)
+            }
+        }
+    }
+
+    /// Drops what must go for `flow` to fit, inside the caller's transaction.
+    async fn make_room(&self, mut tx: Tx<'_>, flow: &Flow, now: i64) -> Result<Evicted, StoreError> {
+        let mut evicted = Evicted::default();
+        let limits = self.limits;
+        if let Some(user) = &flow.user {
+            evicted.user = tx.drop_over(&self.count_user, &self.drop_oldest_user, user, now, limits.per_user).await?;
+            return Ok(evicted);
+        }
+        let client = flow.client.as_deref().unwrap_or("unknown");
+        evicted.client =
+            tx.drop_over(&self.count_client, &self.drop_oldest_client, client, now, limits.per_client).await?;
+        if let Some(prefix) = &flow.prefix {
+            evicted.prefix =
+                tx.drop_over(&self.count_prefix, &self.drop_oldest_prefix, prefix, now, limits.per_prefix).await?;
+        }
+        if tx.count(&self.count_anonymous, Vec::new()).await? >= limits.all {
+            evicted.expired = tx.run(&self.sweep, vec![Arg::Int(now)]).await?;
+            let over = tx.count(&self.count_anonymous, Vec::new()).await? - limits.all + 1;
+            if over > 0
+                && let Some(fullest) = tx.text(&self.fullest_prefix).await?
+            {
+                let args = vec![Arg::Text(Some(&fullest)), Arg::Int(over)];
+                evicted.fullest = tx.run(&self.drop_oldest_prefix, args).await?;
+            }
+        }
+        Ok(evicted)
     }
 
     /// Removes and answers the flow of `token` (single use); `None` when
@@ -355,7 +442,7 @@ fn unseal(token: &str, sealed: &str) -> Option<String> {
 /// A row back as `token`'s live flow (a row whose step this build does not
 /// know is dropped; one its token cannot open is the store's fault).
 fn opened(token: &str, row: Option<Row>, now: i64) -> Result<Option<Flow>, StoreError> {
-    let Some((step, user, client, provider, sealed, created_at, expires_at)) = row else {
+    let Some((step, user, client, provider, sealed, created_at, expires_at, prefix)) = row else {
         return Ok(None);
     };
     if expires_at < now {
@@ -365,12 +452,69 @@ fn opened(token: &str, row: Option<Row>, now: i64) -> Result<Option<Flow>, Store
         return Ok(None);
     };
     let data = unseal(token, &sealed).ok_or_else(|| StoreError::Failed("a flow's data cannot be opened".into()))?;
-    Ok(Some(Flow { step, user, client, provider, data, created_at, expires_at }))
+    Ok(Some(Flow { step, user, client, prefix, provider, data, created_at, expires_at }))
 }
 
 enum Arg<'a> {
     Text(Option<&'a str>),
     Int(i64),
+}
+
+/// A flows transaction under way, on either engine.
+enum Tx<'a> {
+    Sqlite(&'a mut sqlx::Transaction<'static, sqlx::Sqlite>),
+    Postgres(&'a mut sqlx::Transaction<'static, sqlx::Postgres>),
+}
+
+impl Tx<'_> {
+    async fn run(&mut self, statement: &str, args: Vec<Arg<'_>>) -> Result<u64, StoreError> {
+        Ok(match self {
+            Self::Sqlite(tx) => bind_sqlite(sqlx::query(statement), args).execute(&mut ***tx).await?.rows_affected(),
+            Self::Postgres(tx) => bind_pg(sqlx::query(statement), args).execute(&mut ***tx).await?.rows_affected(),
+        })
+    }
+
+    async fn count(&mut self, statement: &str, args: Vec<Arg<'_>>) -> Result<i64, StoreError> {
+        Ok(match self {
+            Self::Sqlite(tx) => {
+                let mut query = sqlx::query_scalar::<_, i64>(statement);
+                for arg in args {
+                    query = match arg {
+                        Arg::Text(text) => query.bind(text),
+                        Arg::Int(int) => query.bind(int),
+                    };
+                }
+                query.fetch_one(&mut ***tx).await?
+            }
+            Self::Postgres(tx) => {
+                let mut query = sqlx::query_scalar::<_, i64>(statement);
+                for arg in args {
+                    query = match arg {
+                        Arg::Text(text) => query.bind(text),
+                        Arg::Int(int) => query.bind(int),
+                    };
+                }
+                query.fetch_one(&mut ***tx).await?
+            }
+        })
+    }
+
+    async fn text(&mut self, statement: &str) -> Result<Option<String>, StoreError> {
+        Ok(match self {
+            Self::Sqlite(tx) => sqlx::query_scalar(statement).fetch_optional(&mut ***tx).await?,
+            Self::Postgres(tx) => sqlx::query_scalar(statement).fetch_optional(&mut ***tx).await?,
+        })
+    }
+
+    /// Drops the oldest flows of `key` (by `drop`) so that, counted by
+    /// `count` at `now`, one more fits within `bound`; how many.
+    async fn drop_over(&mut self, count: &str, drop: &str, key: &str, now: i64, bound: i64) -> Result<u64, StoreError> {
+        let over = self.count(count, vec![Arg::Text(Some(key)), Arg::Int(now)]).await? - bound + 1;
+        if over <= 0 {
+            return Ok(0);
+        }
+        self.run(drop, vec![Arg::Text(Some(key)), Arg::Int(over)]).await
+    }
 }
 
 fn bind_sqlite<'q>(

@@ -23,6 +23,7 @@ mod postgres;
 mod repository;
 mod sql;
 mod sqlite;
+pub mod throttle;
 pub mod witness;
 mod writer;
 

@@ -120,7 +120,7 @@ impl TestStore {
         if let Self::Postgres { url, prefix, .. } = self
             && let Ok(pool) = sqlx::PgPool::connect(url).await
         {
-            for table in ["events", "secrets", "schema_version", "checkpoints", "flows"] {
+            for table in ["events", "secrets", "schema_version", "checkpoints", "flows", "throttle"] {
                 let _ = sqlx::query(&format!("DROP TABLE IF EXISTS {prefix}{table}")).execute(&pool).await;
                 let _ = sqlx::query(&format!("DROP TABLE IF EXISTS {prefix}testmode_{table}")).execute(&pool).await;
             }
@@ -430,7 +430,7 @@ impl Harness {
         listener: tokio::net::TcpListener,
         providers: Vec<authledger::app::providers::ProviderSettings>,
     ) -> Self {
-        Self::start_on_with_clock(store, listener, providers, Arc::new(SystemClock)).await
+        Self::start_on_with_clock(store, listener, providers, Arc::new(SystemClock), |_| {}).await
     }
 
     /// [`Self::start_on`], on `clock`.
@@ -439,6 +439,7 @@ impl Harness {
         listener: tokio::net::TcpListener,
         providers: Vec<authledger::app::providers::ProviderSettings>,
         clock: Arc<dyn Clock>,
+        tune: impl FnOnce(&mut LedgerOptions),
     ) -> Self {
         let port = listener.local_addr().expect("its address").port();
         let bases = [format!("http://127.0.0.1:{port}"), format!("http://localhost:{port}")];
@@ -449,6 +450,7 @@ impl Harness {
             public_urls: [("env1".to_owned(), Some(bases[1].clone()))].into(),
         };
         options.ssh.public_url = Some(bases[0].clone());
+        tune(&mut options);
         let server = Server::start_on(options, clock.clone(), listener).await.expect("the server starts");
         Self {
             store,
@@ -466,19 +468,31 @@ impl Harness {
     /// `env1` as [`Self::start_on`] sets it. `None` when the peer cannot run
     /// here (see [`oidc::Peer::start`]).
     pub async fn with_provider(store: TestStore) -> Option<(Self, oidc::Peer)> {
-        Self::with_provider_on(store, Arc::new(SystemClock)).await
+        Self::with_provider_on(store, Arc::new(SystemClock), |_| {}).await
+    }
+
+    /// [`Self::with_provider`] with the in-flight store under `limits`.
+    pub async fn with_provider_and_limits(
+        store: TestStore,
+        limits: authledger::store::flows::FlowLimits,
+    ) -> Option<(Self, oidc::Peer)> {
+        Self::with_provider_on(store, Arc::new(SystemClock), |o| o.flow_limits = limits).await
     }
 
     /// [`Self::with_provider`] on a clock the test moves (starting now: the
     /// provider's tokens carry real times).
     pub async fn with_provider_and_manual_clock(store: TestStore) -> Option<(Self, oidc::Peer)> {
         let manual = ManualClock::new(SystemClock.now_ms());
-        let (mut harness, peer) = Self::with_provider_on(store, manual.clone()).await?;
+        let (mut harness, peer) = Self::with_provider_on(store, manual.clone(), |_| {}).await?;
         harness.manual = Some(manual);
         Some((harness, peer))
     }
 
-    async fn with_provider_on(store: TestStore, clock: Arc<dyn Clock>) -> Option<(Self, oidc::Peer)> {
+    async fn with_provider_on(
+        store: TestStore,
+        clock: Arc<dyn Clock>,
+        tune: impl FnOnce(&mut LedgerOptions),
+    ) -> Option<(Self, oidc::Peer)> {
         let (listener, bases) = Self::bind().await;
         let redirects: Vec<String> = bases
             .iter()
@@ -493,7 +507,7 @@ impl Harness {
             scopes: vec!["email".into(), "profile".into()],
             extra_params: Vec::new(),
         };
-        Some((Self::start_on_with_clock(store, listener, vec![provider], clock).await, peer))
+        Some((Self::start_on_with_clock(store, listener, vec![provider], clock, tune).await, peer))
     }
 
     /// A server with test mode on and a clock the test moves (starting at [`TEST_EPOCH`]).

@@ -15,6 +15,7 @@ use crate::app::providers::Providers;
 use crate::domain::CertificateEvent;
 use crate::domain::CustomRoleId;
 use crate::domain::server_config::{DAY_MS, ProviderSwitches, RedirectKind, RedirectUrls, ServerSettings};
+use crate::domain::throttle::PasswordThrottle;
 use crate::projections::access::CertificateRecord;
 use crate::projections::user_directory::MAX_SEARCH_RESULTS;
 use crate::projections::{TokenView, UserRecord};
@@ -184,6 +185,27 @@ pub struct UserFacts<'a> {
     pub now: i64,
 }
 
+/// An account's wrong-password counts as an administrator reads them.
+fn describe_throttle(throttle: &PasswordThrottle, now: i64) -> String {
+    if throttle.is_clear() {
+        return "none".to_owned();
+    }
+    let unmarked = throttle.unmarked.at(now).failures;
+    let devices = throttle.sources.iter().filter(|(s, c)| !s.is_unmarked() && c.at(now).failures > 0).count();
+    let mut parts = vec![format!("{unmarked} from clients without a device mark")];
+    if devices > 0 {
+        parts.push(format!("{devices} known device(s) with wrong passwords"));
+    }
+    let waiting = throttle.sources_waiting(now);
+    if waiting > 0 {
+        parts.push(format!("{waiting} client(s) waiting"));
+    }
+    if let Some(until) = throttle.unmarked.waiting(now) {
+        parts.push(format!("every client without a device mark waits until {}", at(until)));
+    }
+    parts.join("; ")
+}
+
 /// `GET /admin/user/{u}`, as `viewer` may use it.
 pub fn user(viewer: &UserRecord, user: &UserRecord, facts: UserFacts<'_>) -> Result<Response, ApiError> {
     let nav = Nav::of(viewer);
@@ -192,12 +214,8 @@ pub fn user(viewer: &UserRecord, user: &UserRecord, facts: UserFacts<'_>) -> Res
         Some(until) if until > facts.now => format!("until {}", at(until)),
         _ => "no".to_owned(),
     };
-    let password_throttle = match (user.password_failures, user.password_throttled_until) {
-        (0, _) => "none".to_owned(),
-        (n, Some(until)) if until > facts.now => format!("{n} in a row; no password is checked until {}", at(until)),
-        (n, _) => format!("{n} in a row"),
-    };
-    let may_unlock = user.password_failures > 0 || user.locked_until.is_some_and(|until| until > facts.now);
+    let password_throttle = describe_throttle(&user.password_throttle, facts.now);
+    let may_unlock = !user.password_throttle.is_clear() || user.locked_until.is_some_and(|until| until > facts.now);
     render(&AdminUserPage {
         nav,
         profile: Profile::of(user),

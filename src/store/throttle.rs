@@ -1,0 +1,224 @@
+//! The throttle store: wrong-password counts the log must not keep — per
+//! client address over every name, and per name that is no account (an
+//! account's counts are events on its stream). Its rows are short-lived
+//! state, swept once quiet, and shared by every server on one database, so a
+//! limit holds across servers: a reservation reads and rewrites its row in
+//! one transaction that holds the row against them.
+//!
+//! On SQLite it is its own file beside the log (`<stem>.throttle.db`), at
+//! the log's durability: a name that is no account then pays the same
+//! durable write for its reservation as an account's event does, so timing
+//! does not tell the two apart. On PostgreSQL it is a table in the same
+//! database. A row holds its state as JSON (the caller's to shape).
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqliteSynchronous};
+
+use super::sql::Dialect;
+use super::{StoreError, StoreKind, StoreOptions};
+
+/// At most about this many rows are kept: past it, a sweep forgets the quietest.
+pub const MAX_ROWS: i64 = 200_000;
+
+enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// The throttle store.
+pub struct Throttles {
+    pool: Pool,
+    create: String,
+    lock: String,
+    write: String,
+    sweep_quiet: String,
+    sweep_oldest: String,
+    count: String,
+}
+
+impl Throttles {
+    /// Opens (creating if needed) the throttle store of the log at `url`.
+    pub async fn open(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
+        let table = format!("{}throttle", options.table_prefix);
+        let (pool, dialect) = match StoreKind::parse(&StoreKind::beside(url, "throttle"))? {
+            StoreKind::Sqlite { path } => {
+                let file = std::path::PathBuf::from(path);
+                let synchronous =
+                    if options.sqlite_full_sync { SqliteSynchronous::Full } else { SqliteSynchronous::Normal };
+                let connect = SqliteConnectOptions::from_str("sqlite:")
+                    .map_err(|source| StoreError::Connect { url: file.display().to_string(), source })?
+                    .filename(&file)
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(synchronous)
+                    .busy_timeout(Duration::from_secs(10));
+                // One connection: reservations of this process take turns, and
+                // it is the only process on an SQLite log.
+                let pool = super::sqlite::sqlite_pool()
+                    .max_connections(1)
+                    .connect_with(connect)
+                    .await
+                    .map_err(|source| StoreError::Connect { url: file.display().to_string(), source })?;
+                (Pool::Sqlite(pool), Dialect::Sqlite)
+            }
+            StoreKind::Postgres { url } => {
+                let pool = PgPoolOptions::new()
+                    .max_connections(8)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect(&url)
+                    .await
+                    .map_err(|source| StoreError::Connect { url: super::postgres::redact(&url), source })?;
+                (Pool::Postgres(pool), Dialect::Postgres)
+            }
+        };
+        let p = |n| dialect.p(n);
+        let throttles = Self {
+            create: format!(
+                "INSERT INTO {table} (key, state, last_at) VALUES ({}, 'null', {}) ON CONFLICT (key) DO NOTHING",
+                p(1),
+                p(2)
+            ),
+            lock: match dialect {
+                Dialect::Sqlite => format!("SELECT state FROM {table} WHERE key = {}", p(1)),
+                Dialect::Postgres => format!("SELECT state FROM {table} WHERE key = {} FOR UPDATE", p(1)),
+            },
+            write: format!("UPDATE {table} SET state = {}, last_at = {} WHERE key = {}", p(1), p(2), p(3)),
+            sweep_quiet: format!("DELETE FROM {table} WHERE last_at < {}", p(1)),
+            sweep_oldest: format!(
+                "DELETE FROM {table} WHERE key IN (SELECT key FROM {table} ORDER BY last_at LIMIT {})",
+                p(1)
+            ),
+            count: format!("SELECT COUNT(*) FROM {table}"),
+            pool,
+        };
+        let ddl = [
+            format!(
+                "CREATE TABLE IF NOT EXISTS {table} (key TEXT PRIMARY KEY, state TEXT NOT NULL, last_at BIGINT NOT NULL)"
+            ),
+            format!("CREATE INDEX IF NOT EXISTS {table}_last ON {table} (last_at)"),
+        ];
+        for statement in ddl {
+            throttles.execute(&statement, &[]).await?;
+        }
+        Ok(throttles)
+    }
+
+    async fn execute(&self, statement: &str, ints: &[i64]) -> Result<u64, StoreError> {
+        Ok(match &self.pool {
+            Pool::Sqlite(pool) => {
+                let mut query = sqlx::query(statement);
+                for int in ints {
+                    query = query.bind(*int);
+                }
+                query.execute(pool).await?.rows_affected()
+            }
+            Pool::Postgres(pool) => {
+                let mut query = sqlx::query(statement);
+                for int in ints {
+                    query = query.bind(*int);
+                }
+                query.execute(pool).await?.rows_affected()
+            }
+        })
+    }
+
+    /// Reads the state kept under `key` (`None` when there is none) and lets
+    /// `decide` answer what to keep instead (`None`: nothing changes) and what
+    /// to return — in one transaction holding the row against every other
+    /// server, so two reservations of one key never both count from one state.
+    pub async fn update<T, R>(
+        &self,
+        key: &str,
+        now: i64,
+        decide: impl FnOnce(Option<T>) -> (Option<T>, R),
+    ) -> Result<R, StoreError>
+    where
+        T: Serialize + DeserializeOwned,
+    {
+        let read = |text: Option<String>| text.and_then(|t| serde_json::from_str::<Option<T>>(&t).ok()).flatten();
+        let encode = |state: &T| serde_json::to_string(state).map_err(|e| StoreError::Failed(e.to_string()));
+        match &self.pool {
+            Pool::Sqlite(pool) => {
+                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                let found: Option<String> = sqlx::query_scalar(&self.lock).bind(key).fetch_optional(&mut *tx).await?;
+                let (keep, outcome) = decide(read(found.clone()));
+                if let Some(state) = keep {
+                    let state = encode(&state)?;
+                    if found.is_none() {
+                        sqlx::query(&self.create).bind(key).bind(now).execute(&mut *tx).await?;
+                    }
+                    sqlx::query(&self.write).bind(state).bind(now).bind(key).execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                Ok(outcome)
+            }
+            Pool::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                // The row exists before it is locked: two first reservations of a key queue on it too.
+                sqlx::query(&self.create).bind(key).bind(now).execute(&mut *tx).await?;
+                let found: Option<String> = sqlx::query_scalar(&self.lock).bind(key).fetch_optional(&mut *tx).await?;
+                let (keep, outcome) = decide(read(found));
+                if let Some(state) = keep {
+                    sqlx::query(&self.write).bind(encode(&state)?).bind(now).bind(key).execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                Ok(outcome)
+            }
+        }
+    }
+
+    /// Forgets rows last written before `quiet_before`, then the quietest
+    /// beyond [`MAX_ROWS`]; how many.
+    pub async fn sweep(&self, quiet_before: i64) -> Result<u64, StoreError> {
+        let mut swept = self.execute(&self.sweep_quiet, &[quiet_before]).await?;
+        let excess = self.count().await? - MAX_ROWS;
+        if excess > 0 {
+            swept += self.execute(&self.sweep_oldest, &[excess]).await?;
+        }
+        Ok(swept)
+    }
+
+    /// How many rows are kept.
+    pub async fn count(&self) -> Result<i64, StoreError> {
+        Ok(match &self.pool {
+            Pool::Sqlite(pool) => sqlx::query_scalar(&self.count).fetch_one(pool).await?,
+            Pool::Postgres(pool) => sqlx::query_scalar(&self.count).fetch_one(pool).await?,
+        })
+    }
+
+    /// Closes the connections.
+    pub async fn close(&self) {
+        match &self.pool {
+            Pool::Sqlite(pool) => pool.close().await,
+            Pool::Postgres(pool) => pool.close().await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_row_is_read_and_rewritten_in_one_step_and_swept_once_quiet() {
+        let dir = tempfile::tempdir().expect("dir");
+        let url = format!("sqlite://{}", dir.path().join("events.db").display());
+        let store = Throttles::open(&url, &StoreOptions::default()).await.expect("opens");
+        let bump = |found: Option<u32>| {
+            let next = found.unwrap_or(0) + 1;
+            (Some(next), next)
+        };
+        assert_eq!(store.update("a", 10, bump).await.expect("first"), 1);
+        assert_eq!(store.update("a", 20, bump).await.expect("second"), 2);
+        assert_eq!(store.update::<u32, _>("a", 30, |found| (None, found)).await.expect("read"), Some(2));
+        assert_eq!(store.update("b", 40, bump).await.expect("other"), 1);
+        assert_eq!(store.sweep(25).await.expect("swept"), 1, "a was last written at 20");
+        assert_eq!(store.count().await.expect("counted"), 1);
+        assert!(dir.path().join("events.throttle.db").exists());
+    }
+}
