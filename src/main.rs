@@ -12,6 +12,7 @@ use clap::{Args, Parser, Subcommand};
 use authledger::api::client::{self, Client};
 use authledger::app::ledger::{Ledger, LedgerOptions};
 use authledger::app::root_account::{RootOutcome, set_root_password};
+use authledger::app::witness::{Accepted, Standing, Witness, accept};
 use authledger::clock::SystemClock;
 use authledger::config::{DEFAULT_LISTEN, DEFAULT_STORE, FileConfig, parse_duration_ms};
 use authledger::domain::InvitedIdentity;
@@ -82,6 +83,26 @@ enum Command {
     Secrets {
         #[command(subcommand)]
         action: SecretsAction,
+    },
+    /// The witness of the log's heads (the signed head kept outside the database).
+    Witness {
+        #[command(subcommand)]
+        action: WitnessAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum WitnessAction {
+    /// Accept that the witness file no longer matches the log (missing,
+    /// unreadable, or the log behind it) after restoring what can be
+    /// restored: records it with the reason, keeps the old file aside and
+    /// starts a new one. Servers refusing writes serve again.
+    Accept {
+        /// Why (recorded in the log; required).
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        common: Common,
     },
 }
 
@@ -302,6 +323,41 @@ async fn run(cli: Cli) -> Result<(), String> {
                 TokensAction::Rm { id } => {
                     client.remove_token(&id).await.map_err(|e| e.to_string())?;
                     println!("deleted provisioning token {id}");
+                }
+            }
+            Ok(())
+        }
+        Command::Witness { action: WitnessAction::Accept { reason, common } } => {
+            let (_, options) = common.resolve()?;
+            let file = authledger::store::witness::witness_path(&options.store_url, options.witness_file.as_deref());
+            let ledger = Ledger::open(options, Arc::new(SystemClock)).await.map_err(|e| e.to_string())?;
+            let accepted = async {
+                let witness = Witness::open(&ledger, file).await?;
+                accept(&ledger, &witness, &reason).await
+            }
+            .await;
+            ledger.close().await;
+            match accepted.map_err(|e| e.to_string())? {
+                Accepted::Nothing(standing) => eprintln!(
+                    "nothing to accept: {}",
+                    match standing {
+                        Standing::NotKept => "no witness file is kept (set witness_file)",
+                        Standing::Fresh =>
+                            "the log was never witnessed; a witness file starts with the next signed head",
+                        _ => "the witness holds the log",
+                    }
+                ),
+                Accepted::Reset { found, aside, head } => {
+                    eprintln!("recorded the reset (WitnessReset): {found}");
+                    if let Some(aside) = aside {
+                        eprintln!("the old witness file is kept as {}", aside.display());
+                    }
+                    if let Some(head) = head {
+                        eprintln!(
+                            "a new witness file holds the head at position {} (chain {})",
+                            head.position, head.chain
+                        );
+                    }
                 }
             }
             Ok(())

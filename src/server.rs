@@ -22,7 +22,7 @@ use crate::app::sign_in::{self, SignIn};
 use crate::app::ssh::SshService;
 use crate::app::ssh::authority::ensure_authorities;
 use crate::app::test_mode::{SWEEP_EVERY, TestLedger};
-use crate::app::witness::Witness;
+use crate::app::witness::{Standing, Witness};
 use crate::clock::SharedClock;
 use crate::store::flows::Flows;
 use crate::store::witness::witness_path;
@@ -102,12 +102,21 @@ fn start_throttle_sweeper(ledger: Arc<Ledger>, duties: Arc<Duties>) -> Backgroun
     }))
 }
 
-/// Signs the log's head whenever enough was appended (see `app::witness`), when this server holds the duty lease.
+/// Signs the log's head whenever enough was appended (see `app::witness`),
+/// when this server holds the duty lease; while writes are refused, looks
+/// again every two seconds whether an operator made the witness hold.
 fn start_witness(witness: Arc<Witness>, ledger: Arc<Ledger>, duties: Arc<Duties>) -> BackgroundTask {
     BackgroundTask::new(tokio::spawn(async move {
         let mut last = std::time::Instant::now();
         loop {
             tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            if ledger.writes_refused().is_some() {
+                if last.elapsed() >= std::time::Duration::from_secs(2) {
+                    last = std::time::Instant::now();
+                    stand_by_the_witness(&witness, &ledger).await;
+                }
+                continue;
+            }
             if duties.leading() && witness.due(&ledger, last.elapsed()) {
                 match witness.sign(&ledger).await {
                     Ok(_) => last = std::time::Instant::now(),
@@ -116,6 +125,37 @@ fn start_witness(witness: Arc<Witness>, ledger: Arc<Ledger>, duties: Arc<Duties>
             }
         }
     }))
+}
+
+/// Checks the witness and refuses writes while it does not hold (allowing
+/// them again once it does); a witness only starting signs its first head at
+/// once, so the log records from its start that it is witnessed.
+async fn stand_by_the_witness(witness: &Witness, ledger: &Ledger) {
+    match witness.check(ledger).await {
+        Ok(Standing::Fresh) => {
+            ledger.allow_writes();
+            if let Err(error) = witness.sign(ledger).await {
+                tracing::warn!(%error, "cannot start the witness file");
+            }
+        }
+        Ok(Standing::Broken { found, .. }) => {
+            if ledger.writes_refused().is_none() {
+                tracing::error!(
+                    %found,
+                    "the witness does not hold the log: writes are refused until an operator restores the witness \
+                     file or the log, or runs `authledger witness accept --reason ...`"
+                );
+            }
+            ledger.refuse_writes(found);
+        }
+        Ok(_) => {
+            if ledger.writes_refused().is_some() {
+                tracing::info!("the witness holds the log again: writes are accepted");
+            }
+            ledger.allow_writes();
+        }
+        Err(error) => tracing::warn!(%error, "cannot check the witness"),
+    }
 }
 
 /// Counts a sweep and what it removed.
@@ -209,6 +249,7 @@ impl Server {
         let checkpointer = Arc::new(Checkpointer::new(checkpoint_every, ledger.checkpoint.unwrap_or(0)));
         ensure_authorities(&ledger).await.map_err(StartError::Authorities)?;
         let witness = Arc::new(Witness::open(&ledger, witness_file).await?);
+        stand_by_the_witness(&witness, &ledger).await;
         let info = ServiceInfo { git_commit: env!("AUTHLEDGER_GIT_COMMIT").to_owned() };
         let ssh = Arc::new(SshService::new(ssh_options, addr));
         let sign_in = Arc::new(SignIn::new(providers, flows, ssh.public_url.clone()));
@@ -273,7 +314,7 @@ impl Server {
         let result = self.task.await.unwrap_or_else(|e| Err(std::io::Error::other(e)));
         self.witnessing.stop().await;
         self.checkpointing.stop().await;
-        if self.duties.leading() {
+        if self.duties.leading() && self.ledger.writes_refused().is_none() {
             // The last head, signed at shutdown, and the state a restart starts from.
             if let Err(error) = self.witness.sign(&self.ledger).await {
                 tracing::warn!(%error, "cannot sign the log's head at shutdown");

@@ -39,3 +39,4 @@ mod secrets;
 mod ssh_certificates;
 mod test_mode;
 mod throttle;
+mod witness;

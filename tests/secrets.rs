@@ -213,3 +213,38 @@ crate::on_both_stores_from_store!(
     plaintext_secrets_are_refused_until_an_operator_seals_them,
     a_rotation_moves_every_secret_to_a_new_key,
 );
+
+/// A key file its group or others can read is refused at start, in one line
+/// naming the fix (as ssh refuses such a private key).
+async fn a_key_file_others_can_read_is_refused_with_the_fix(store: TestStore) {
+    use std::os::unix::fs::PermissionsExt;
+    let h = Harness::start(store.clone()).await;
+    h.root_token().await;
+    h.server.stop().await.expect("the server stops");
+    let key = store.key_file();
+    for mode in [0o644, 0o640, 0o606] {
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(mode)).expect("chmod");
+        let refused = Ledger::open(store.options(), Arc::new(SystemClock)).await.err().expect("refused").to_string();
+        assert!(refused.contains(&format!("chmod 600 {}", key.display())), "{mode:o}: {refused}");
+        assert!(!refused.contains('\n'), "one line: {refused}");
+    }
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    Harness::start(store).await.finish().await;
+}
+
+/// The default key file gone while the store holds secrets sealed under it:
+/// a clear error, and no new key file (which would open nothing) left behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_default_key_is_an_error_that_makes_no_new_key() {
+    let store = TestStore::sqlite();
+    let h = Harness::start(store.clone()).await;
+    h.root_token().await;
+    let needed = Keyring::open(&store.key_file()).expect("the key file").current_id();
+    h.server.stop().await.expect("the server stops");
+    std::fs::remove_file(store.key_file()).expect("removed");
+    let refused = Ledger::open(store.options(), Arc::new(SystemClock)).await.err().expect("refused").to_string();
+    assert!(refused.contains("is missing") && refused.contains(&needed), "{refused}");
+    assert!(!store.key_file().exists(), "no new key file was made");
+}
+
+crate::on_both_stores_from_store!(a_key_file_others_can_read_is_refused_with_the_fix);

@@ -240,9 +240,27 @@ pub struct Moved {
     /// The key ids the moved secrets are sealed under (`""`: a plaintext
     /// row from before sealing): the key file the target's servers need.
     pub keys: std::collections::BTreeSet<String>,
+    /// Whether the log records that its heads are witnessed (`LogWitnessed`):
+    /// the target's servers need its witness file too.
+    pub witnessed: bool,
 }
 
 impl Moved {
+    fn event(&mut self, event_type: &str) {
+        self.events += 1;
+        self.witnessed |= event_type == "LogWitnessed";
+    }
+
+    /// What the target's servers need of the witness, in a line.
+    pub fn witness_needed(&self) -> Option<String> {
+        self.witnessed.then(|| {
+            "the log records that its heads are witnessed: copy the source's witness file to the target's \
+             witness_file (its signed head holds there too), or its servers refuse writes until an operator \
+             runs `authledger witness accept --reason ...`"
+                .to_owned()
+        })
+    }
+
     fn secret(&mut self, secret: &str) {
         self.secrets += 1;
         self.keys.insert(authledger::store::keyring::sealed_key_id(secret).unwrap_or_default().to_owned());
@@ -273,7 +291,7 @@ pub async fn export(store: &Store, out: &mut impl Write, mut progress: impl FnMu
         for row in rows {
             let line = serde_json::to_string(&Line::from_event(row)?).unwrap_or_default();
             writeln!(out, "{line}").map_err(io)?;
-            moved.events += 1;
+            moved.event(&row.event_type);
         }
         progress(rows.last().map_or(0, |r| r.position));
         Ok::<bool, ReplayError>(true)
@@ -319,7 +337,7 @@ pub fn verify_file(path: &str) -> Result<Moved, ReplayError> {
         match row?.1 {
             ImportRow::Event(event) => {
                 verifier.check(&event).map_err(|broken| ReplayError::Tampered { path: path.into(), broken })?;
-                moved.events += 1;
+                moved.event(&event.event_type);
             }
             ImportRow::Secret(secret) => moved.secret(&secret.secret),
         }
@@ -365,9 +383,10 @@ pub async fn check_heads(
     pinned_key: Option<&str>,
     head: Option<(i64, String)>,
 ) -> Result<Vec<HeadReport>, ReplayError> {
-    use authledger::store::witness::{SignedHead, check_head};
+    use authledger::store::witness::{HeadCheck, SignedHead, check_head};
     let log_head = log.head().await?;
     let mut reports = Vec::new();
+    let witnessed = authledger::app::witness::witnessed_under(log).await?;
     // (source, signature problem, pinned, position, chain)
     type Head = (String, Option<String>, Option<bool>, i64, String);
     let mut heads: Vec<Head> = Vec::new();
@@ -376,7 +395,10 @@ pub async fn check_heads(
             path: path.display().to_string(),
             source: std::io::Error::other(e.to_string()),
         })?;
-        let signature = signed.verify(pinned_key).err().map(|e| e.to_string());
+        let mut signature = signed.verify(pinned_key).err().map(|e| e.to_string());
+        if signature.is_none() && !witnessed.is_empty() && !witnessed.contains(&signed.public_key) {
+            signature = Some("signed by a key this log never recorded as its witness's".to_owned());
+        }
         let source = format!("witness {} (key {})", path.display(), signed.public_key);
         heads.push((source, signature, Some(pinned_key.is_some()), signed.position, signed.chain));
     }
@@ -386,6 +408,12 @@ pub async fn check_heads(
     for (source, signature, pinned, position, chain) in heads {
         let found = log.chain_at(position).await?;
         reports.push(HeadReport { source, signature, pinned, check: check_head(position, &chain, log_head, found) });
+    }
+    if witness.is_none()
+        && let Some(public_key) = witnessed.last()
+    {
+        let check = HeadCheck::WitnessMissing { public_key: public_key.clone() };
+        reports.push(HeadReport { source: "the log's LogWitnessed".to_owned(), signature: None, pinned: None, check });
     }
     Ok(reports)
 }

@@ -468,7 +468,7 @@ async fn run(cli: Cli) -> Result<bool, String> {
             let moved = replay::export(&store, &mut out, |p| bar.set_position(p as u64)).await.map_err(fail)?;
             bar.finish_and_clear();
             eprintln!("exported {} events and {} secrets to {file}", moved.events, moved.secrets);
-            if let Some(needed) = moved.key_needed() {
+            for needed in [moved.key_needed(), moved.witness_needed()].into_iter().flatten() {
                 eprintln!("{needed}");
             }
             Ok(true)
@@ -482,7 +482,7 @@ async fn run(cli: Cli) -> Result<bool, String> {
             log.close().await;
             let moved = moved?;
             eprintln!("imported {} events and {} secrets from {file}", moved.events, moved.secrets);
-            if let Some(needed) = moved.key_needed() {
+            for needed in [moved.key_needed(), moved.witness_needed()].into_iter().flatten() {
                 eprintln!("{needed}");
             }
             Ok(true)

@@ -82,6 +82,10 @@ async fn every_kind_of_event(h: &Harness, peer: Option<&common::oidc::Peer>) -> 
     }
     let alice = h.user_token(&admin, "alice").await;
     legacy_events(h, "alice").await;
+    // An operator accepts a lost witness file (the server starts a new one).
+    std::fs::remove_file(h.store.witness_file()).expect("the witness file");
+    let accepted = authledger::app::witness::accept(&h.server.ledger, &h.server.witness, "disk replaced").await;
+    assert!(matches!(accepted, Ok(authledger::app::witness::Accepted::Reset { .. })), "{accepted:?}");
     ok(h.put("/api/V2/me", Some(&alice), json!({"display": "Alice Liddell", "email": "alice@wonder.land"})).await)
         .await;
     // The SSH side: certificates, logins, authorities, join tokens, invitations, second factors.
@@ -309,7 +313,11 @@ async fn export_then_import_into_an_empty_store_answers_the_same(h: Harness) -> 
             .to_string();
     assert!(refused.contains(&source_key), "{refused}");
     std::fs::copy(h.store.key_file(), target.key_file()).expect("the source's key file");
+    // The log records that it is witnessed: its witness file moves with it.
+    assert!(exported.witness_needed().is_some_and(|line| line.contains("witness_file")));
+    std::fs::copy(h.store.witness_file(), target.witness_file()).expect("the source's witness file");
     let moved = Harness::start(target).await;
+    assert_eq!(moved.get("/readyz", None).await.status, 200, "the moved witness holds");
     assert_eq!(same_answers(&moved, &alice, &live).await, before);
     let verified = moved.server.ledger.log.verify_chain(|_| {}).await.expect("readable");
     assert!(verified.is_ok(), "{verified:?}");
@@ -379,6 +387,18 @@ async fn the_replay_command_reports_and_fails_loudly() {
 
     let verified = run(&["verify"]);
     assert!(String::from_utf8_lossy(&verified.stdout).starts_with("chain intact"));
+    assert!(verified.status.success(), "{}", String::from_utf8_lossy(&verified.stdout));
+    // The log records that it is witnessed: without its witness file, verify fails.
+    let witness = h.store.witness_file();
+    let aside = witness.with_extension("moved");
+    std::fs::rename(&witness, &aside).expect("moved away");
+    let unwitnessed = run(&["verify"]);
+    let text = String::from_utf8_lossy(&unwitnessed.stdout);
+    assert_eq!(unwitnessed.status.code(), Some(1), "{text}");
+    assert!(text.contains("a MISSING witness is evidence"), "{text}");
+    let given = run(&["verify", "--witness", aside.to_str().expect("a path")]);
+    assert!(given.status.success(), "{}", String::from_utf8_lossy(&given.stdout));
+    std::fs::rename(&aside, &witness).expect("moved back");
     // A head pinned beyond the log's end: truncated, exit 1.
     let beyond = format!("999999:{}", "ab".repeat(32));
     let truncated = run(&["verify", "--head", &beyond]);
@@ -584,21 +604,42 @@ async fn deleting_the_newest_rows_is_caught_by_the_signed_head(h: Harness) -> Ha
     assert_eq!(reports.len(), 2);
     assert_eq!(reports[0].check, HeadCheck::Truncated { position: final_head, log_head: pinned.0 - 2 });
     assert_eq!(reports[1].check, HeadCheck::Truncated { position: pinned.0, log_head: pinned.0 - 2 });
+    // Without its witness file, a log that records being witnessed does not verify either.
+    let unwitnessed = replay::check_heads(&reader.log, None, None, None).await.expect("checked");
+    assert!(matches!(unwitnessed[0].check, HeadCheck::WitnessMissing { .. }), "{unwitnessed:?}");
+    assert!(!unwitnessed[0].holds());
     reader.log.close().await;
-    // A server on the truncated log, grown past the signed position again, refuses to sign over the
-    // evidence: the witness file keeps its head.
+    // A server on the truncated log is not ready and refuses writes (reads go on); the witness file
+    // keeps its head as evidence.
     let h = Harness::start(store.clone()).await;
-    h.user_with_password(&admin_of(&h).await, "bob").await;
-    let refused = h.server.witness.sign(&h.server.ledger).await.expect_err("refused").to_string();
-    assert!(refused.contains("the witness refuses to sign: the log was REWRITTEN"), "{refused}");
+    let ready = h.get("/readyz", None).await;
+    assert_eq!(ready.status, 503, "{}", ready.text);
+    assert!(ready.json()["refused"].as_str().is_some_and(|r| r.contains("TRUNCATED")), "{}", ready.text);
+    let refused = h.post("/api/V2/token", Some(&admin), json!({"name": "after"})).await;
+    assert_eq!(refused.status, 503, "{}", refused.text);
+    assert!(refused.json()["error"]["message"].as_str().is_some_and(|m| m.contains("until an operator acts")));
+    assert_eq!(h.get("/api/V2/token", Some(&admin)).await.status, 200, "introspection goes on");
+    assert_eq!(h.get("/api/V2/admin/head", Some(&admin)).await.status, 503, "no head is signed over the evidence");
     assert_eq!(SignedHead::read(&store.witness_file()).expect("kept").position, final_head);
+    // The operator accepts the loss: recorded, the old file kept aside, a new one started; the server serves.
+    let accepted =
+        authledger::app::witness::accept(&h.server.ledger, &h.server.witness, "restored last night's backup")
+            .await
+            .expect("accepted");
+    assert!(matches!(accepted, authledger::app::witness::Accepted::Reset { aside: Some(_), .. }), "{accepted:?}");
+    let since = std::time::Instant::now();
+    while h.get("/readyz", None).await.status != 200 {
+        assert!(since.elapsed() < std::time::Duration::from_secs(10), "the server never saw the new witness file");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    ok(h.post("/api/V2/token", Some(&admin), json!({"name": "after"})).await).await;
+    assert!(SignedHead::read(&store.witness_file()).expect("a new file").position <= h.server.ledger.model.position());
+    let reset = h.store.payloads("WitnessReset").await;
+    assert_eq!(reset.len(), 1);
+    assert_eq!(reset[0]["position"], json!(final_head), "{reset:?}");
     h
 }
 on_both_stores!(deleting_the_newest_rows_is_caught_by_the_signed_head);
-
-async fn admin_of(h: &Harness) -> String {
-    h.login("admin", USER_PASSWORD).await
-}
 
 async fn read_only_store(store: &TestStore) -> authledger::store::Store {
     let mut options = store.options();

@@ -466,7 +466,7 @@ pub async fn signed_head(
 ) -> Result<Json<WitnessHead>, ApiError> {
     let token = required_header_token(&context.headers)?;
     auditor(&state, &token)?;
-    let head = state.witness.current(&state.ledger, state.duties.leading()).await?;
+    let head = state.witness.current(&state.ledger).await?;
     Ok(Json(WitnessHead { head, public_key: state.witness.public_key() }))
 }
 

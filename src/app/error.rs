@@ -22,6 +22,10 @@ pub enum AppError {
     /// full, or the wait outlasted its deadline. Nothing was checked or written.
     #[error("too many {what} are waiting; try again shortly")]
     Overloaded { what: &'static str, retry_after: Duration },
+    /// The log does not hold its witness's head (or the witness is missing):
+    /// writes are refused until an operator acts. Nothing was written.
+    #[error("writes are refused until an operator acts: {0}")]
+    Halted(String),
     /// The write committed, but the projections did not reach it in time.
     #[error("the projections did not reach position {0} in time")]
     Lagging(i64),
@@ -58,7 +62,7 @@ impl AppError {
     /// may or may not have. Compensations (forgetting a secret the command
     /// would have referred to) run only when this holds.
     pub fn wrote_nothing(&self) -> bool {
-        matches!(self, Self::Rejected(_) | Self::Busy { .. } | Self::Overloaded { .. })
+        matches!(self, Self::Rejected(_) | Self::Busy { .. } | Self::Overloaded { .. } | Self::Halted(_))
     }
 
     /// When a retry may succeed — the service was busy and wrote nothing: a
@@ -66,6 +70,7 @@ impl AppError {
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Self::Busy { retry_after, .. } | Self::Overloaded { retry_after, .. } => Some(*retry_after),
+            Self::Halted(_) => Some(Duration::from_secs(60)),
             Self::Store(StoreError::Database(sqlx::Error::PoolTimedOut)) => Some(Duration::from_secs(1)),
             _ => None,
         }

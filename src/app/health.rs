@@ -29,11 +29,14 @@ pub struct Readiness {
     pub head: Option<i64>,
     /// The log's head when the server started: what it must hold to be ready.
     pub started_at_head: i64,
+    /// Why writes are refused, while they are (the witness does not hold the
+    /// log: an operator acts — see `authledger witness accept`).
+    pub refused: Option<String>,
 }
 
 /// Whether the store answers within [`PROBE_TIMEOUT`], the projections hold
-/// the head the log had when this server started, and they are at most
-/// [`MAX_READY_LAG`] events behind its head now.
+/// the head the log had when this server started, they are at most
+/// [`MAX_READY_LAG`] events behind its head now, and writes are not refused.
 pub async fn readiness(ledger: &Ledger) -> Readiness {
     let head = match tokio::time::timeout(PROBE_TIMEOUT, ledger.log.head()).await {
         Ok(Ok(head)) => Some(head),
@@ -48,8 +51,10 @@ pub async fn readiness(ledger: &Ledger) -> Readiness {
     };
     let position = ledger.model.position();
     let started_at_head = ledger.started_at_head();
-    let ready = head.is_some_and(|head| position >= started_at_head && head - position <= MAX_READY_LAG);
-    Readiness { ready, position, head, started_at_head }
+    let refused = ledger.writes_refused();
+    let ready =
+        refused.is_none() && head.is_some_and(|head| position >= started_at_head && head - position <= MAX_READY_LAG);
+    Readiness { ready, position, head, started_at_head, refused }
 }
 
 /// The metrics, with the gauges read now: the log's head, the projections'

@@ -134,6 +134,8 @@ pub struct Ledger {
     pub password_guard: super::throttle::PasswordGuard,
     /// The argon2 runs, bounded.
     pub password_work: super::passwords::PasswordWork,
+    /// Why writes are refused, while they are (the witness does not hold: see `witness`).
+    refused: std::sync::RwLock<Option<String>>,
 }
 
 impl Ledger {
@@ -187,6 +189,7 @@ impl Ledger {
             force_reset_ends_sessions,
             password_guard: super::throttle::PasswordGuard::new(throttles, marks),
             password_work: super::passwords::PasswordWork::new(options.password_work),
+            refused: std::sync::RwLock::new(None),
         };
         let initialize = ServerConfigCommand::Initialize(options.initial_settings);
         ledger.execute::<ServerConfig>((), initialize, &EventMetadata::actor("system")).await?;
@@ -218,11 +221,48 @@ impl Ledger {
         settle(&self.model, position, self.settle_timeout).await
     }
 
+    /// Refuses every write from now on, for `reason`, until [`Self::allow_writes`].
+    pub fn refuse_writes(&self, reason: String) {
+        if let Ok(mut refused) = self.refused.write() {
+            *refused = Some(reason);
+        }
+    }
+
+    /// Accepts writes again.
+    pub fn allow_writes(&self) {
+        if let Ok(mut refused) = self.refused.write() {
+            *refused = None;
+        }
+    }
+
+    /// Why writes are refused, if they are.
+    pub fn writes_refused(&self) -> Option<String> {
+        self.refused.read().ok().and_then(|r| r.clone())
+    }
+
     /// The one command path: runs `command` on the instance of `A` named `id`
     /// (see [`CommandBus::execute`]) and answers once the projections have
     /// folded what it committed, so the caller reads its own write. Returns
     /// the position committed (`None`: nothing needed recording).
     pub async fn execute<A>(
+        &self,
+        id: impl Borrow<A::Id>,
+        command: A::Command,
+        metadata: &EventMetadata,
+    ) -> Result<Option<i64>, AppError>
+    where
+        A: Addressed,
+        A::Command: Clone,
+    {
+        if let Some(reason) = self.writes_refused() {
+            return Err(AppError::Halted(reason));
+        }
+        self.execute_even_if_refused::<A>(id, command, metadata).await
+    }
+
+    /// [`Self::execute`] while writes are refused too: for the records that
+    /// lift the refusal (the witness's own, an operator's acceptance).
+    pub(crate) async fn execute_even_if_refused<A>(
         &self,
         id: impl Borrow<A::Id>,
         command: A::Command,

@@ -191,6 +191,14 @@ impl LedgerEvent {
             LedgerEvent::ServerConfig(ServerConfigEvent::ServerConfigUpdated { changes, by, .. }) => {
                 format!("{by} changed settings: {}", changes.iter().map(change).collect::<Vec<_>>().join(", "))
             }
+            LedgerEvent::System(SystemEvent::LogWitnessed { public_key, .. }) => {
+                format!("the log's heads are witnessed from here on, under key {public_key}")
+            }
+            LedgerEvent::System(SystemEvent::WitnessReset { found, log_head, reason, .. }) => {
+                format!(
+                    "an operator accepted that the witness no longer matched the log at {log_head} ({found}): {reason}"
+                )
+            }
             LedgerEvent::System(SystemEvent::AllTokensRevoked { by, .. }) => {
                 format!("{by} revoked every token of every user")
             }

@@ -265,6 +265,15 @@ fn samples() -> Vec<(String, Value)> {
         }),
         stored(&SystemEvent::AllTokensRevoked { by: admin.clone(), at }),
         stored(&SystemEvent::AllPasswordResetsForced { by: admin, at, sessions_ended: true }),
+        stored(&SystemEvent::LogWitnessed { public_key: "Xq2dM8sV0qGk3hJz9cL1bN4wE7rT6yU5iO0pA2sD3fG=".into(), at }),
+        stored(&SystemEvent::WitnessReset {
+            found: "the log is TRUNCATED: a head was signed at position 38 but the log ends at 28".into(),
+            position: Some(38),
+            chain: Some("9f".repeat(32)),
+            log_head: 28,
+            reason: "restored from last night's backup; ten events lost".into(),
+            at,
+        }),
         stored(&AuditEvent::AuditTrailRead(TrailRead {
             subject: AuditSubject::User(name("bob")),
             since: Some(at - 86_400_000),

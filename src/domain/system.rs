@@ -24,6 +24,17 @@ pub enum SystemEvent {
         #[serde(default)]
         sessions_ended: bool,
     },
+    /// From here on the log's heads are signed by the witness key
+    /// `public_key` (base64) and kept in a witness file outside the
+    /// database: a missing witness is evidence (`replay verify` fails, a
+    /// server refuses writes) rather than a fresh start.
+    LogWitnessed { public_key: String, at: i64 },
+    /// An operator accepted that the witness file no longer matched the log
+    /// — `found` says how (missing, unreadable, or a log behind the signed
+    /// head at `position` with chain `chain`), the log then ending at
+    /// `log_head` — for `reason`; the old file was set aside and a new one
+    /// starts from here.
+    WitnessReset { found: String, position: Option<i64>, chain: Option<String>, log_head: i64, reason: String, at: i64 },
 }
 
 impl DomainEvent for SystemEvent {
@@ -31,6 +42,8 @@ impl DomainEvent for SystemEvent {
         match self {
             Self::AllTokensRevoked { .. } => "AllTokensRevoked",
             Self::AllPasswordResetsForced { .. } => "AllPasswordResetsForced",
+            Self::LogWitnessed { .. } => "LogWitnessed",
+            Self::WitnessReset { .. } => "WitnessReset",
         }
         .to_owned()
     }
@@ -40,6 +53,7 @@ impl DomainEvent for SystemEvent {
             Self::AllTokensRevoked { .. } => "1.0",
             // 1.1: `sessions_ended` (additive: a 1.0 payload reads as `false`).
             Self::AllPasswordResetsForced { .. } => "1.1",
+            Self::LogWitnessed { .. } | Self::WitnessReset { .. } => "1.0",
         }
         .to_owned()
     }
@@ -57,10 +71,27 @@ pub enum SystemCommand {
         at: i64,
         end_sessions: bool,
     },
+    /// Records that the log's heads are witnessed under `public_key` (nothing when already recorded).
+    RecordWitness {
+        public_key: String,
+        at: i64,
+    },
+    /// Records an operator's acceptance of a witness that no longer matches the log.
+    ResetWitness {
+        found: String,
+        position: Option<i64>,
+        chain: Option<String>,
+        log_head: i64,
+        reason: String,
+        at: i64,
+    },
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
-pub struct System;
+pub struct System {
+    /// The witness key the log's heads are recorded as witnessed under.
+    witness_key: Option<String>,
+}
 
 impl Aggregate for System {
     const TYPE: &'static str = "System";
@@ -75,12 +106,26 @@ impl Aggregate for System {
             SystemCommand::ForceAllPasswordResets { by, at, end_sessions } => {
                 SystemEvent::AllPasswordResetsForced { by, at, sessions_ended: end_sessions }
             }
+            SystemCommand::RecordWitness { public_key, .. } if self.witness_key.as_ref() == Some(&public_key) => {
+                return Ok(());
+            }
+            SystemCommand::RecordWitness { public_key, at } => SystemEvent::LogWitnessed { public_key, at },
+            SystemCommand::ResetWitness { found, position, chain, log_head, reason, at } => {
+                if reason.trim().is_empty() {
+                    return Err(AuthError::missing("reason"));
+                }
+                SystemEvent::WitnessReset { found, position, chain, log_head, reason, at }
+            }
         };
         sink.write(event, self).await;
         Ok(())
     }
 
-    fn apply(&mut self, _event: SystemEvent) {}
+    fn apply(&mut self, event: SystemEvent) {
+        if let SystemEvent::LogWitnessed { public_key, .. } = event {
+            self.witness_key = Some(public_key);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -95,5 +140,32 @@ mod tests {
             .when_async(SystemCommand::RevokeAllTokens { by: UserName::root(), at: 2 })
             .await
             .then_expect_events(vec![SystemEvent::AllTokensRevoked { by: UserName::root(), at: 2 }]);
+    }
+
+    #[tokio::test]
+    async fn the_witness_is_recorded_once_per_key() {
+        let witnessed = SystemEvent::LogWitnessed { public_key: "k1".into(), at: 1 };
+        TestFramework::<System>::with(())
+            .given(vec![witnessed.clone()])
+            .when_async(SystemCommand::RecordWitness { public_key: "k1".into(), at: 2 })
+            .await
+            .then_expect_events(vec![]);
+        TestFramework::<System>::with(())
+            .given(vec![witnessed])
+            .when_async(SystemCommand::RecordWitness { public_key: "k2".into(), at: 2 })
+            .await
+            .then_expect_events(vec![SystemEvent::LogWitnessed { public_key: "k2".into(), at: 2 }]);
+        TestFramework::<System>::with(())
+            .given_no_previous_events()
+            .when_async(SystemCommand::ResetWitness {
+                found: "missing".into(),
+                position: None,
+                chain: None,
+                log_head: 9,
+                reason: " ".into(),
+                at: 3,
+            })
+            .await
+            .then_expect_error_message("30000 Missing input parameter: reason");
     }
 }

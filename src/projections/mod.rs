@@ -115,7 +115,9 @@ impl Fold for Projections {
                             self.tokens.revoke_user(&user.name);
                         }
                     }
-                    SystemEvent::AllPasswordResetsForced { .. } => {}
+                    SystemEvent::AllPasswordResetsForced { .. }
+                    | SystemEvent::LogWitnessed { .. }
+                    | SystemEvent::WitnessReset { .. } => {}
                 }
                 self.users.apply_system(position, event);
             }

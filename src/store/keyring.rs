@@ -37,6 +37,8 @@ pub enum KeyringError {
     Read { path: String, source: std::io::Error },
     #[error("cannot create the secrets key file {path}: {source}")]
     Create { path: String, source: std::io::Error },
+    #[error("the secrets key file {path} can be read by others (mode {mode:04o}): run `chmod 600 {path}`")]
+    Exposed { path: String, mode: u32 },
     #[error("the secrets key file {path} holds no key (expected 32 bytes in base64 per line)")]
     Empty { path: String },
     #[error("the secrets key file {path}, line {line}: not a key (expected 32 bytes in base64)")]
@@ -211,7 +213,24 @@ fn read_lines(path: &Path) -> Result<Vec<String>, KeyringError> {
     Ok(text.lines().filter(|l| is_key_line(l)).map(|l| l.trim().to_owned()).collect())
 }
 
+/// Refuses a key file that its group or others may read or write (as ssh
+/// refuses such a private key): it opens every stored secret.
+fn check_private(path: &Path) -> Result<(), KeyringError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let metadata = std::fs::metadata(path)
+            .map_err(|source| KeyringError::Read { path: path.display().to_string(), source })?;
+        let mode = metadata.permissions().mode() & 0o7777;
+        if mode & 0o077 != 0 {
+            return Err(KeyringError::Exposed { path: path.display().to_string(), mode });
+        }
+    }
+    Ok(())
+}
+
 fn read_keys(path: &Path) -> Result<Vec<SecretKey>, KeyringError> {
+    check_private(path)?;
     let text = std::fs::read_to_string(path)
         .map_err(|source| KeyringError::Read { path: path.display().to_string(), source })?;
     let mut keys = Vec::new();
@@ -287,10 +306,27 @@ mod tests {
         }
         assert!(matches!(Keyring::create(&path, None), Err(KeyringError::Create { .. })));
         assert_eq!(Keyring::open(&path).unwrap().current_id(), keyring.current_id());
-        std::fs::write(dir.path().join("bad"), "not base64!\n").unwrap();
-        assert!(matches!(Keyring::open(&dir.path().join("bad")), Err(KeyringError::Malformed { line: 1, .. })));
-        std::fs::write(dir.path().join("empty"), "# nothing\n").unwrap();
-        assert!(matches!(Keyring::open(&dir.path().join("empty")), Err(KeyringError::Empty { .. })));
+        let private = |name: &str, text: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+            }
+            path
+        };
+        assert!(matches!(
+            Keyring::open(&private("bad", "not base64!\n")),
+            Err(KeyringError::Malformed { line: 1, .. })
+        ));
+        assert!(matches!(Keyring::open(&private("empty", "# nothing\n")), Err(KeyringError::Empty { .. })));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+            assert!(matches!(Keyring::open(&path), Err(KeyringError::Exposed { mode: 0o640, .. })));
+        }
     }
 
     #[test]

@@ -401,11 +401,22 @@ impl SecretsKey {
     }
 
     /// Opens the keyring for the store at `url`: a given file must exist; the
-    /// default one beside an SQLite log is created at first start.
-    fn keyring(&self, url: &str) -> Result<Option<keyring::Keyring>, StoreError> {
+    /// default one beside an SQLite log is created at first start — but never
+    /// for a store that already holds sealed secrets (`sealed_under`: the key
+    /// ids they need), whose key was lost or moved: a new key would open none.
+    fn keyring(&self, url: &str, sealed_under: &[String]) -> Result<Option<keyring::Keyring>, StoreError> {
         let Some(path) = self.path(url)? else {
             return Ok(None);
         };
+        let sealed: Vec<&str> = sealed_under.iter().map(String::as_str).filter(|id| !id.is_empty()).collect();
+        if matches!(self, Self::Beside) && !path.exists() && !sealed.is_empty() {
+            return Err(StoreError::SecretsKey(format!(
+                "{SECRETS_KEY_SETTING}: the key file {} is missing, but this store's secrets are sealed under key {}: \
+                 restore that key file (it is not in the database), or point {SECRETS_KEY_SETTING} at it",
+                path.display(),
+                sealed.join(", ")
+            )));
+        }
         let opened = match self {
             Self::Beside if !path.exists() => {
                 let created = keyring::Keyring::create(&path, None);
@@ -448,12 +459,16 @@ impl Store {
                 Self::over(engine, "postgres", &options, clock)
             }
         };
-        // The default key file is made once the log's directory exists.
-        let keyed = match options.secrets_key.keyring(url) {
-            Ok(keyring) => {
-                store.credentials.keyring = keyring.map(Arc::new);
-                store.credentials.check_key(options.seal_plaintext).await
-            }
+        // The default key file is made once the log's directory exists (and
+        // only for a store that holds no sealed secret yet).
+        let keyed = match store.credentials.sealed_under().await {
+            Ok(sealed) => match options.secrets_key.keyring(url, &sealed) {
+                Ok(keyring) => {
+                    store.credentials.keyring = keyring.map(Arc::new);
+                    store.credentials.check_key(options.seal_plaintext).await
+                }
+                Err(error) => Err(error),
+            },
             Err(error) => Err(error),
         };
         if let Err(error) = keyed {

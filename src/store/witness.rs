@@ -93,6 +93,9 @@ pub enum HeadCheck {
     Truncated { position: i64, log_head: i64 },
     /// The log's chain value at the position differs: the log was rewritten.
     Rewritten { position: i64, expected: String, found: String },
+    /// The log records that its heads are witnessed, but no witness file was
+    /// given to check it against: a missing witness is itself evidence.
+    WitnessMissing { public_key: String },
 }
 
 impl HeadCheck {
@@ -112,6 +115,11 @@ impl std::fmt::Display for HeadCheck {
             Self::Rewritten { position, expected, found } => write!(
                 f,
                 "the log was REWRITTEN: at position {position} the chain is {found}, the signed head says {expected}"
+            ),
+            Self::WitnessMissing { public_key } => write!(
+                f,
+                "the log records that its heads are witnessed (key {public_key}), but no witness file was given \
+                 (--witness): a MISSING witness is evidence that the log's end may have been removed"
             ),
         }
     }
