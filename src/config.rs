@@ -124,6 +124,10 @@ pub struct ProviderTable {
     /// Globus: only the identity the person signed in with, not those linked
     /// to it at Globus (upstream's custom key `ignore-secondary-identities`).
     pub ignore_secondary_identities: Option<bool>,
+    /// ORCID: do not ask for an ID token, so logins never say whether a second
+    /// factor was used (upstream's custom key `disable-mfa`).
+    #[serde(alias = "disable-mfa")]
+    pub disable_mfa: Option<bool>,
 }
 
 impl std::fmt::Debug for ProviderTable {
@@ -139,6 +143,7 @@ impl std::fmt::Debug for ProviderTable {
             .field("token_url", &self.token_url)
             .field("api_url", &self.api_url)
             .field("ignore_secondary_identities", &self.ignore_secondary_identities)
+            .field("disable_mfa", &self.disable_mfa)
             .finish()
     }
 }
@@ -248,6 +253,9 @@ impl FileConfig {
             if table.ignore_secondary_identities.is_some() && table.kind != "globus" {
                 return Err(invalid(name, "ignore_secondary_identities is for globus".into()));
             }
+            if table.disable_mfa.is_some() && table.kind != "orcid" {
+                return Err(invalid(name, "disable_mfa is for orcid".into()));
+            }
             let endpoints_given = table.authorize_url.is_some() || table.token_url.is_some() || table.api_url.is_some();
             let (kind, extra_params) = match table.kind.as_str() {
                 "oidc" | "google" if endpoints_given => {
@@ -285,7 +293,7 @@ impl FileConfig {
                             endpoints,
                             secondary_identities: !table.ignore_secondary_identities.unwrap_or(false),
                         },
-                        _ => ProviderKind::Orcid(endpoints),
+                        _ => ProviderKind::Orcid { endpoints, mfa: !table.disable_mfa.unwrap_or(false) },
                     };
                     (kind, Vec::new())
                 }
@@ -296,7 +304,7 @@ impl FileConfig {
             // Discovery, the keys, the codes and the client secret travel to these URLs.
             let urls: Vec<&str> = match &kind {
                 ProviderKind::Oidc { issuer } => vec![issuer],
-                ProviderKind::Globus { endpoints: e, .. } | ProviderKind::Orcid(e) => {
+                ProviderKind::Globus { endpoints: e, .. } | ProviderKind::Orcid { endpoints: e, .. } => {
                     vec![&e.authorize_url, &e.token_url, &e.api_url]
                 }
             };
@@ -600,10 +608,19 @@ mod tests {
         let globus = ProviderKind::Globus { endpoints: Endpoints::globus(), secondary_identities: true };
         assert_eq!(providers[0].kind, globus);
         let orcid = Endpoints { token_url: "http://127.0.0.1:9/token".into(), ..Endpoints::orcid() };
-        assert_eq!(providers[1].kind, ProviderKind::Orcid(orcid));
+        assert_eq!(providers[1].kind, ProviderKind::Orcid { endpoints: orcid, mfa: true });
         let plain = "[providers.X]\nkind = \"orcid\"\nclient_id = \"o\"\nclient_secret = \"s\"\napi_url = \"http://pub.orcid.org\"\n";
         let refused = FileConfig::parse(plain).ok().and_then(|c| c.provider_settings().err()).map(|e| e.to_string());
         assert!(refused.is_some_and(|e| e.contains("not an https URL")), "the API's URL too");
+        // auth2's own key turns the second-factor check off; it is for ORCID only.
+        let off = "[providers.OrcID]\nkind = \"orcid\"\nclient_id = \"o\"\nclient_secret = \"s\"\ndisable-mfa = true\n";
+        let providers = FileConfig::parse(off).unwrap_or_default().provider_settings().unwrap_or_default();
+        assert_eq!(providers[0].kind, ProviderKind::Orcid { endpoints: Endpoints::orcid(), mfa: false });
+        let misplaced =
+            "[providers.G]\nkind = \"globus\"\nclient_id = \"o\"\nclient_secret = \"s\"\ndisable_mfa = true\n";
+        let refused =
+            FileConfig::parse(misplaced).ok().and_then(|c| c.provider_settings().err()).map(|e| e.to_string());
+        assert!(refused.is_some_and(|e| e.contains("disable_mfa is for orcid")));
     }
 
     #[test]

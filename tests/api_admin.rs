@@ -505,3 +505,64 @@ async fn a_forced_reset_can_end_the_sessions_postgres() {
         a_forced_reset_can_end_the_sessions(store).await;
     }
 }
+
+/// `POST /api/V2/admin/users/{user}/roles` (auth2's develop line): built-in
+/// and custom roles added and removed in one step, by the rules of the two
+/// role endpoints, one event per kind of change; unknown members, roles and
+/// users refused with nothing written.
+async fn roles_and_custom_roles_change_in_one_step(h: Harness) -> Harness {
+    let (root, admin) = h.administrators().await;
+    let alice = h.user_token(&admin, "alice").await;
+    assert_eq!(
+        h.post("/admin/customroles/set", Some(&admin), json!({"id": "curator", "desc": "Curates"})).await.status,
+        204
+    );
+    let url = "/api/V2/admin/users/alice/roles";
+    let head = h.server.ledger.log.head().await.expect("head");
+    let added = h.post(url, Some(&admin), json!({"addRoles": ["DevToken"], "addCustomRoles": ["curator"]})).await;
+    assert_eq!(added.status, 204, "{}", added.text);
+    let record = h.get("/admin/user/alice", Some(&admin)).await.json();
+    let ids = |key: &str| -> Vec<String> {
+        record[key].as_array().into_iter().flatten().filter_map(|r| r["id"].as_str().map(str::to_owned)).collect()
+    };
+    assert_eq!(ids("roles"), ["DevToken"]);
+    assert_eq!(record["customroles"], json!(["curator"]), "{record}");
+    let written = h.server.ledger.log.read_after(head, 10).await.expect("read");
+    let kinds: Vec<&str> = written.iter().map(|e| e.event_type.as_str()).collect();
+    assert_eq!(kinds, ["RolesGranted", "CustomRolesGranted"], "one event per change, one append");
+    // Refusals write nothing.
+    let head = h.server.ledger.log.head().await.expect("head");
+    let refusals = [
+        (json!({"addRoles": ["Bogus"]}), 400, "50040 No such role: Bogus"),
+        (json!({"addCustomRoles": ["missing"]}), 400, "50040 No such role: missing"),
+        (
+            json!({"addRoles": ["DevToken"], "removeRoles": ["DevToken"]}),
+            400,
+            "30001 Illegal input parameter: One or more roles is to be both removed and added: Create developer tokens",
+        ),
+        (json!({"roles": ["DevToken"]}), 400, "30001 Illegal input parameter: Unexpected parameters in request: roles"),
+        (json!({"addRoles": [null]}), 400, "30001 Illegal input parameter: Null item in addRoles"),
+    ];
+    for (body, status, message) in refusals {
+        h.post(url, Some(&admin), body).await.assert_error(status, message);
+    }
+    h.post(url, Some(&alice), json!({"addRoles": ["DevToken"]})).await.assert_error(403, "20000 Unauthorized");
+    h.post(url, Some(&root), json!({"addRoles": ["Admin"]}))
+        .await
+        .assert_error(403, "20000 Unauthorized: User ***ROOT*** is not authorized to grant role(s): Administrator");
+    h.post("/api/V2/admin/users/***ROOT***/roles", Some(&admin), json!({"removeRoles": ["Admin"]}))
+        .await
+        .assert_error(403, "20000 Unauthorized: Cannot change ROOT roles");
+    h.post("/api/V2/admin/users/nobody/roles", Some(&admin), json!({}))
+        .await
+        .assert_error(404, "50000 No such user: nobody");
+    h.post(url, None, json!({})).await.assert_error(400, "10010 No authentication token: No user token provided");
+    assert_eq!(h.server.ledger.log.head().await.expect("head"), head, "nothing was written");
+    // And back.
+    let removed =
+        h.post(url, Some(&admin), json!({"removeRoles": ["DevToken"], "removeCustomRoles": ["curator"]})).await;
+    assert_eq!(removed.status, 204, "{}", removed.text);
+    assert_eq!(h.get("/admin/user/alice", Some(&admin)).await.json()["customroles"], json!([]));
+    h
+}
+on_both_stores!(roles_and_custom_roles_change_in_one_step);

@@ -36,7 +36,10 @@ type Shared = Arc<Fake>;
 /// The browser's sign-in: approves at once whoever `login` names.
 async fn authorize(State(fake): State<Shared>, Query(q): Query<HashMap<String, String>>) -> Response {
     let code = format!("code-{}", uuid::Uuid::new_v4().simple());
-    let who = q.get("login").cloned().unwrap_or_default();
+    let mut who = q.get("login").cloned().unwrap_or_default();
+    if q.get("scope").is_some_and(|s| s.split(' ').any(|s| s == "openid")) {
+        who.push_str("+openid");
+    }
     fake.codes.lock().expect("the codes").insert(code.clone(), (who, q.get("code_challenge").cloned()));
     let back = format!(
         "{}?code={code}&state={}",
@@ -122,13 +125,34 @@ async fn identities(headers: HeaderMap, Query(q): Query<HashMap<String, String>>
     Json(json!({ "identities": listed })).into_response()
 }
 
+/// ORCID's token answer; with scope `openid` (as the authorization asked:
+/// the fake sees it in the code's sign-in name, `<who>+openid`), an ID token
+/// whose `amr` is the sign-in name's: `josiah-mfa` used a second factor,
+/// `josiah-pwd` did not, `josiah-noamr` says nothing, `josiah-broken` gets a
+/// malformed token and `josiah-noid` none.
 async fn orcid_token(State(fake): State<Shared>, Form(f): Form<HashMap<String, String>>) -> Response {
     let known = f.get("code").and_then(|c| fake.codes.lock().expect("the codes").remove(c));
-    if f.get("client_secret").map(String::as_str) != Some(SECRET) || known.is_none() {
+    let Some((who, _)) = known.filter(|_| f.get("client_secret").map(String::as_str) == Some(SECRET)) else {
         return (StatusCode::BAD_REQUEST, Json(json!({"error": "invalid_grant", "error_description": "no"})))
             .into_response();
+    };
+    let mut answer = json!({"access_token": "AT-orcid", "orcid": ORCID, "name": "Josiah Carberry"});
+    if let Some(person) = who.strip_suffix("+openid") {
+        let encode = |v: Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+        let mut claims = json!({"iss": "https://orcid.org", "aud": CLIENT, "sub": ORCID});
+        match person.rsplit('-').next() {
+            Some("mfa") => claims["amr"] = json!("mfa"),
+            Some("pwd") => claims["amr"] = json!("pwd"),
+            _ => {}
+        }
+        let token = format!("{}.{}.signature", encode(json!({"alg": "RS256", "kid": "k"})), encode(claims));
+        match person.rsplit('-').next() {
+            Some("broken") => answer["id_token"] = json!("not-a-jwt"),
+            Some("noid") => {}
+            _ => answer["id_token"] = json!(token),
+        }
     }
-    Json(json!({"access_token": "AT-orcid", "orcid": ORCID, "name": "Josiah Carberry"})).into_response()
+    Json(answer).into_response()
 }
 
 async fn orcid_email(Path(orcid): Path<String>, headers: HeaderMap) -> Response {
@@ -179,12 +203,13 @@ async fn harness(store: TestStore) -> Harness {
             "GlobusPrimary",
             ProviderKind::Globus { endpoints: endpoints("/v2/oauth2/token"), secondary_identities: false },
         ),
-        provider("OrcID", ProviderKind::Orcid(endpoints("/oauth/token"))),
+        provider("OrcID", ProviderKind::Orcid { endpoints: endpoints("/oauth/token"), mfa: true }),
+        provider("OrcIDPlain", ProviderKind::Orcid { endpoints: endpoints("/oauth/token"), mfa: false }),
     ];
     let (listener, _) = Harness::bind().await;
     let h = Harness::start_on(store, listener, providers).await;
     let (_, admin) = h.administrators().await;
-    for name in ["Globus", "GlobusPrimary", "OrcID"] {
+    for name in ["Globus", "GlobusPrimary", "OrcID", "OrcIDPlain"] {
         let enabled = h.post("/admin/config/provider", Some(&admin), json!({"provider": name, "enabled": true})).await;
         assert_eq!(enabled.status, 204, "{}", enabled.text);
     }
@@ -353,7 +378,7 @@ async fn orcid_signs_in_by_its_id(store: TestStore) {
         )
         .await;
     let authorize = started.header("location").expect("the provider");
-    assert!(authorize.contains("scope=%2Fauthenticate") && !authorize.contains("code_challenge"), "{authorize}");
+    assert!(authorize.contains("scope=openid+%2Fauthenticate") && !authorize.contains("code_challenge"), "{authorize}");
     let (done, cookies) = sign_in(&h, "OrcID", "josiah").await;
     assert_eq!(done.header("location").as_deref(), Some("/login/choice"), "{}", done.text);
     let listed = choice(&h, &cookies).await;
@@ -366,7 +391,71 @@ async fn orcid_signs_in_by_its_id(store: TestStore) {
     h.finish().await;
 }
 
+/// ORCID asks for an ID token and its `amr` says whether the person used a
+/// second factor: the Login token's `mfa`, which a service admitting only
+/// `Used` reads. `disable_mfa` asks for none; a missing or malformed ID
+/// token when one was asked for fails the sign-in.
+async fn orcid_tells_whether_a_second_factor_was_used(store: TestStore) {
+    let h = harness(store).await;
+    let started = h
+        .send(
+            no_redirects()
+                .post(h.url("/login/start"))
+                .header("Accept", "application/json")
+                .form(&[("provider", "OrcID")]),
+        )
+        .await;
+    let authorize = started.header("location").expect("the provider");
+    assert!(authorize.contains("scope=openid+%2Fauthenticate"), "{authorize}");
+    // The first sign-in creates the account; every later one logs straight in.
+    let (done, cookies) = sign_in(&h, "OrcID", "josiah-mfa").await;
+    assert_eq!(done.header("location").as_deref(), Some("/login/choice"), "{}", done.text);
+    let body = json!({"id": id("OrcID", ORCID), "user": "josiah", "display": "Josiah", "email": "j@example.org"});
+    let created = h
+        .send(
+            no_redirects()
+                .post(h.url("/login/create"))
+                .header("Cookie", &cookies)
+                .header("Content-Type", "application/json")
+                .body(body.to_string()),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let token = created.json()["token"]["token"].as_str().expect("a token").to_owned();
+    assert_eq!(h.get("/api/V2/token", Some(&token)).await.json()["mfa"], json!("Used"));
+    for (who, expected) in [("josiah-pwd", "NotUsed"), ("josiah-noamr", "Unknown"), ("josiah-mfa", "Used")] {
+        let (done, cookies) = sign_in(&h, "OrcID", who).await;
+        assert_eq!(done.header("location").as_deref(), Some("/me"), "{who}: {}", done.text);
+        let session = cookies.split("; ").find_map(|c| c.strip_prefix("kbase_session=")).expect("a session").to_owned();
+        assert_eq!(h.get("/api/V2/token", Some(&session)).await.json()["mfa"], json!(expected), "{who}");
+    }
+    for who in ["josiah-broken", "josiah-noid"] {
+        let (done, _) = sign_in(&h, "OrcID", who).await;
+        assert_eq!(done.status, 401, "{who}: {}", done.text);
+        assert!(
+            done.text.contains("10030 Identity retrieval failed") && done.text.contains("ID token"),
+            "{}",
+            done.text
+        );
+    }
+    // Switched off: no ID token is asked for (nor needed).
+    let started = h
+        .send(
+            no_redirects()
+                .post(h.url("/login/start"))
+                .header("Accept", "application/json")
+                .form(&[("provider", "OrcIDPlain")]),
+        )
+        .await;
+    let authorize = started.header("location").expect("the provider");
+    assert!(authorize.contains("scope=%2Fauthenticate&"), "{authorize}");
+    let (done, _) = sign_in(&h, "OrcIDPlain", "josiah-noid").await;
+    assert_eq!(done.header("location").as_deref(), Some("/login/choice"), "{}", done.text);
+    h.finish().await;
+}
+
 on_both_stores_from_store!(
+    orcid_tells_whether_a_second_factor_was_used,
     globus_brings_several_identities,
     a_pick_among_several_accounts,
     globus_failures_are_upstreams_words,

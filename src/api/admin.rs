@@ -19,10 +19,11 @@ use super::error::{ApiError, ErrorEnvelope};
 use super::pages::{self, Nav};
 use super::permissions;
 use super::permissions::Action;
-use super::request::{Body, Input, RequestContext, any_token};
+use super::request::{Body, Input, JsonObject, RequestContext, any_token, required_header_token};
 use super::tokens::{no_content_clearing_cookie, owned_token, revoke_token};
 use super::{AppState, Caller, views};
 use crate::app::policies;
+use crate::app::roles::{self, RolesChange};
 use crate::domain::names::{check_length, is_blank, parse_role_description};
 use crate::domain::server_config::{ConfigChange, DAY_MS, ProviderSwitches, RedirectKind, RedirectUrls};
 use crate::domain::token::RevocationReason;
@@ -232,6 +233,75 @@ pub async fn set_roles(
     let remove: BTreeSet<Role> = current.difference(&wanted).copied().filter(|r| *r != Role::Root).collect();
     let command = UserCommand::UpdateRoles { add, remove, actor: actor(&caller), at: state.now() };
     state.ledger.execute::<User>(&name, command, &context.metadata(caller.name())).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/V2/admin/users/{user}/roles`'s body: roles to add and remove.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct UserRolesChange {
+    /// Built-in role ids to grant.
+    #[schema(rename = "addRoles")]
+    add_roles: Option<Vec<String>>,
+    /// Built-in role ids to remove.
+    #[schema(rename = "removeRoles")]
+    remove_roles: Option<Vec<String>>,
+    /// Custom role ids to grant.
+    #[schema(rename = "addCustomRoles")]
+    add_custom_roles: Option<Vec<String>>,
+    /// Custom role ids to remove.
+    #[schema(rename = "removeCustomRoles")]
+    remove_custom_roles: Option<Vec<String>>,
+}
+
+/// The role ids of `key` (null items refused).
+fn role_ids(json: &JsonObject, key: &str) -> Result<Vec<String>, ApiError> {
+    Ok(json.strings(key)?.unwrap_or_default())
+}
+
+/// Adds and removes a user's built-in and custom roles in one step (auth2's
+/// develop line), by the rules of the two role endpoints.
+#[utoipa::path(
+    post,
+    path = "/api/V2/admin/users/{user}/roles",
+    tag = "admin",
+    security(("token" = [])),
+    params(("user" = String, Path, description = "The user name.")),
+    request_body(content = UserRolesChange, content_type = "application/json"),
+    responses(
+        (status = 204, description = "Changed (one event per kind of change), or nothing to change."),
+        (status = 400, description = "An illegal user name, an unknown role, a role both added and removed, an \
+            unknown member, or no token.", body = ErrorEnvelope),
+        (status = 401, description = "An invalid token.", body = ErrorEnvelope),
+        (status = 403, description = "Not allowed to change these roles.", body = ErrorEnvelope),
+        (status = 404, description = "No such user.", body = ErrorEnvelope),
+    ),
+)]
+pub async fn change_user_roles(
+    State(state): State<AppState>,
+    context: RequestContext,
+    Path(user): Path<String>,
+    body: Body,
+) -> Result<StatusCode, ApiError> {
+    let name = parse_user(&user)?;
+    let json = body.json()?;
+    json.reject_unexpected_of::<UserRolesChange>()?;
+    let role = |id: String| Role::from_id(&id).ok_or_else(|| ApiError::from(AuthError::new(ErrorType::NoSuchRole, id)));
+    let custom = |id: String| CustomRoleId::parse(Some(&id)).map_err(ApiError::from);
+    let change = RolesChange {
+        add: role_ids(&json, "addRoles")?.into_iter().map(role).collect::<Result<_, _>>()?,
+        remove: role_ids(&json, "removeRoles")?.into_iter().map(role).collect::<Result<_, _>>()?,
+        add_custom: role_ids(&json, "addCustomRoles")?.into_iter().map(custom).collect::<Result<_, _>>()?,
+        remove_custom: role_ids(&json, "removeCustomRoles")?.into_iter().map(custom).collect::<Result<_, _>>()?,
+    };
+    let caller = state.login_caller(&required_header_token(&context.headers)?, None)?;
+    if change.touches_roles() {
+        permissions::check(Action::ChangeRoles, &caller.user.roles)?;
+    }
+    if change.touches_custom_roles() {
+        permissions::check(Action::ChangeCustomRolesOfUser, &caller.user.roles)?;
+    }
+    roles::change_roles(&state.ledger, actor(&caller), &name, change, &context.metadata(caller.name())).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -1436,6 +1506,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(user))
         .routes(routes!(set_roles))
         .routes(routes!(set_custom_roles))
+        .routes(routes!(change_user_roles))
         .routes(routes!(disable))
         .routes(routes!(force_reset))
         .routes(routes!(unlock))

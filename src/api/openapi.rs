@@ -197,6 +197,7 @@ mod tests {
         pin::<admin::PolicyIdRequest>(&["policyid"]);
         pin::<admin::ProviderConfigRequest>(&["enabled", "forcelinkchoice", "forceloginchoice", "provider"]);
         pin::<admin::RolesRequest>(&["roles"]);
+        pin::<admin::UserRolesChange>(&["addCustomRoles", "addRoles", "removeCustomRoles", "removeRoles"]);
         pin::<admin::TokenConfigRequest>(&["tokenagent", "tokendev", "tokenlogin", "tokenserv", "tokensugcache"]);
         pin::<admin::ViewTokenRequest>(&["token"]);
         pin::<invites::CompleteInviteRequest>(&["invite_token", "pass", "second_factor_token"]);

@@ -21,6 +21,7 @@
 //! - [`logins`]: signing in through identity providers (complete, choose, create);
 //!   [`links`]: linking and unlinking provider identities; [`policies`]: policy ids;
 //!   [`sign_in`]: what provider flows share (the providers, redirect URIs, the in-flight store);
+//! - [`roles`]: a user's built-in and custom roles changed in one step;
 //! - [`history`]: the auditor's queries over the log (history, as-of state);
 //! - [`test_mode`]: the separate, expiring test-mode ledger;
 //! - [`ledger`]: the running ledger (log, command bus, projections) every use case acts on;
@@ -51,6 +52,7 @@ pub mod logins;
 pub mod passwords;
 pub mod policies;
 pub mod providers;
+pub mod roles;
 pub mod root_account;
 pub mod second_factor;
 pub mod secrets;

@@ -343,6 +343,10 @@ pub enum UserCommand {
         actor: Actor,
         at: i64,
     },
+    /// Built-in and custom roles added and removed together (one append; one
+    /// event per kind of change), by the built-in roles' rules; a custom role
+    /// outside `known_custom` is refused.
+    ChangeRoles(Box<RoleChange>),
     /// Adds and removes custom roles; the caller checked that the roles exist.
     UpdateCustomRoles {
         add: BTreeSet<CustomRoleId>,
@@ -419,6 +423,19 @@ pub fn reserved_of(event: &UserEvent) -> Option<Reserved> {
         count: Count { failures: *failures, until: *throttled_until, last: *at },
         unmarked: account_failures.map(|failures| Count { failures, until: *account_throttled_until, last: *at }),
     })
+}
+
+/// Roles to add and remove, built-in and custom, by `actor`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoleChange {
+    pub add: BTreeSet<Role>,
+    pub remove: BTreeSet<Role>,
+    pub add_custom: BTreeSet<CustomRoleId>,
+    pub remove_custom: BTreeSet<CustomRoleId>,
+    /// The custom roles that exist.
+    pub known_custom: BTreeSet<CustomRoleId>,
+    pub actor: Actor,
+    pub at: i64,
 }
 
 /// An accepted invitation: the account it creates.
@@ -535,6 +552,80 @@ impl User {
             }
         }
         events
+    }
+
+    /// The events of adding and removing built-in roles, by `actor`'s rights (upstream's rules).
+    fn role_events(
+        &self,
+        name: &UserName,
+        add: BTreeSet<Role>,
+        remove: BTreeSet<Role>,
+        actor: Actor,
+        at: i64,
+    ) -> Result<Vec<UserEvent>, AuthError> {
+        let both: BTreeSet<Role> = add.intersection(&remove).copied().collect();
+        if !both.is_empty() {
+            return Err(AuthError::illegal(format!(
+                "One or more roles is to be both removed and added: {}",
+                describe(&both)
+            )));
+        }
+        if name.is_root() {
+            return Err(AuthError::unauthorized("Cannot change ROOT roles"));
+        }
+        let ungrantable: BTreeSet<Role> = add.iter().filter(|r| !actor.roles.may_grant(**r)).copied().collect();
+        if !ungrantable.is_empty() {
+            return Err(AuthError::unauthorized(format!(
+                "User {} is not authorized to grant role(s): {}",
+                actor.name,
+                describe(&ungrantable)
+            )));
+        }
+        let unremovable: BTreeSet<Role> = remove.iter().filter(|r| !actor.roles.may_grant(**r)).copied().collect();
+        if !unremovable.is_empty() && actor.name != *name {
+            return Err(AuthError::unauthorized(format!(
+                "User {} is not authorized to remove role(s): {}",
+                actor.name,
+                describe(&unremovable)
+            )));
+        }
+        let granted: BTreeSet<Role> = add.difference(&self.roles).copied().collect();
+        let removed: BTreeSet<Role> = remove.intersection(&self.roles).copied().collect();
+        let mut events = Vec::new();
+        if !granted.is_empty() {
+            events.push(UserEvent::RolesGranted { roles: granted, by: actor.name.clone(), at });
+        }
+        if !removed.is_empty() {
+            events.push(UserEvent::RolesRemoved { roles: removed, by: actor.name, at });
+        }
+        Ok(events)
+    }
+
+    /// The events of adding and removing custom roles (their existence checked by the caller or the command).
+    fn custom_role_events(
+        &self,
+        add: BTreeSet<CustomRoleId>,
+        remove: BTreeSet<CustomRoleId>,
+        by: UserName,
+        at: i64,
+    ) -> Result<Vec<UserEvent>, AuthError> {
+        let both: Vec<&str> = add.intersection(&remove).map(CustomRoleId::as_str).collect();
+        if !both.is_empty() {
+            return Err(AuthError::illegal(format!(
+                "One or more roles is to be both removed and added: {}",
+                both.join(", ")
+            )));
+        }
+        let granted: BTreeSet<CustomRoleId> = add.difference(&self.custom_roles).cloned().collect();
+        let removed: BTreeSet<CustomRoleId> = remove.intersection(&self.custom_roles).cloned().collect();
+        let mut events = Vec::new();
+        if !granted.is_empty() {
+            events.push(UserEvent::CustomRolesGranted { roles: granted, by: by.clone(), at });
+        }
+        if !removed.is_empty() {
+            events.push(UserEvent::CustomRolesRemoved { roles: removed, by, at });
+        }
+        Ok(events)
     }
 
     fn decide(&self, command: UserCommand) -> Result<Vec<UserEvent>, AuthError> {
@@ -688,62 +779,18 @@ impl User {
                 }
                 vec![UserEvent::IdentityUnlinked { id, at }]
             }
-            UserCommand::UpdateRoles { add, remove, actor, at } => {
-                let both: BTreeSet<Role> = add.intersection(&remove).copied().collect();
-                if !both.is_empty() {
-                    return Err(AuthError::illegal(format!(
-                        "One or more roles is to be both removed and added: {}",
-                        describe(&both)
-                    )));
+            UserCommand::UpdateRoles { add, remove, actor, at } => self.role_events(&name, add, remove, actor, at)?,
+            UserCommand::UpdateCustomRoles { add, remove, by, at } => self.custom_role_events(add, remove, by, at)?,
+            UserCommand::ChangeRoles(change) => {
+                let RoleChange { add, remove, add_custom, remove_custom, known_custom, actor, at } = *change;
+                if let Some(unknown) = add_custom.iter().chain(&remove_custom).find(|id| !known_custom.contains(*id)) {
+                    return Err(AuthError::new(ErrorType::NoSuchRole, unknown.as_str()));
                 }
-                if name.is_root() {
-                    return Err(AuthError::unauthorized("Cannot change ROOT roles"));
-                }
-                let ungrantable: BTreeSet<Role> = add.iter().filter(|r| !actor.roles.may_grant(**r)).copied().collect();
-                if !ungrantable.is_empty() {
-                    return Err(AuthError::unauthorized(format!(
-                        "User {} is not authorized to grant role(s): {}",
-                        actor.name,
-                        describe(&ungrantable)
-                    )));
-                }
-                let unremovable: BTreeSet<Role> =
-                    remove.iter().filter(|r| !actor.roles.may_grant(**r)).copied().collect();
-                if !unremovable.is_empty() && actor.name != name {
-                    return Err(AuthError::unauthorized(format!(
-                        "User {} is not authorized to remove role(s): {}",
-                        actor.name,
-                        describe(&unremovable)
-                    )));
-                }
-                let granted: BTreeSet<Role> = add.difference(&self.roles).copied().collect();
-                let removed: BTreeSet<Role> = remove.intersection(&self.roles).copied().collect();
                 let mut events = Vec::new();
-                if !granted.is_empty() {
-                    events.push(UserEvent::RolesGranted { roles: granted, by: actor.name.clone(), at });
+                if !add.is_empty() || !remove.is_empty() {
+                    events.extend(self.role_events(&name, add, remove, actor.clone(), at)?);
                 }
-                if !removed.is_empty() {
-                    events.push(UserEvent::RolesRemoved { roles: removed, by: actor.name, at });
-                }
-                events
-            }
-            UserCommand::UpdateCustomRoles { add, remove, by, at } => {
-                let both: Vec<&str> = add.intersection(&remove).map(CustomRoleId::as_str).collect();
-                if !both.is_empty() {
-                    return Err(AuthError::illegal(format!(
-                        "One or more roles is to be both removed and added: {}",
-                        both.join(", ")
-                    )));
-                }
-                let granted: BTreeSet<CustomRoleId> = add.difference(&self.custom_roles).cloned().collect();
-                let removed: BTreeSet<CustomRoleId> = remove.intersection(&self.custom_roles).cloned().collect();
-                let mut events = Vec::new();
-                if !granted.is_empty() {
-                    events.push(UserEvent::CustomRolesGranted { roles: granted, by: by.clone(), at });
-                }
-                if !removed.is_empty() {
-                    events.push(UserEvent::CustomRolesRemoved { roles: removed, by, at });
-                }
+                events.extend(self.custom_role_events(add_custom, remove_custom, actor.name, at)?);
                 events
             }
             UserCommand::Disable { reason, actor, at } => {

@@ -67,17 +67,15 @@ pub struct Endpoints {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProviderKind {
     /// Any OpenID Connect provider, by discovery from its issuer (Google too).
-    Oidc {
-        issuer: String,
-    },
+    Oidc { issuer: String },
     /// Globus; `secondary_identities`: also the identities linked to the
     /// person's at Globus (upstream's custom key `ignore-secondary-identities`
     /// turns them off).
-    Globus {
-        endpoints: Endpoints,
-        secondary_identities: bool,
-    },
-    Orcid(Endpoints),
+    Globus { endpoints: Endpoints, secondary_identities: bool },
+    /// ORCID; `mfa`: ask for an OpenID Connect ID token too (scope `openid`)
+    /// and read from its `amr` whether the person used a second factor
+    /// (auth2's develop line; `disable_mfa` turns it off).
+    Orcid { endpoints: Endpoints, mfa: bool },
 }
 
 impl Endpoints {
@@ -234,7 +232,9 @@ impl Provider {
     /// request to the provider: a page that asks must not wait on one).
     pub fn authorization_origin(&self) -> Result<String, ProviderError> {
         let url = match &self.settings.kind {
-            ProviderKind::Globus { endpoints, .. } | ProviderKind::Orcid(endpoints) => endpoints.authorize_url.clone(),
+            ProviderKind::Globus { endpoints, .. } | ProviderKind::Orcid { endpoints, .. } => {
+                endpoints.authorize_url.clone()
+            }
             ProviderKind::Oidc { issuer } => match self.client.try_lock() {
                 Ok(cached) => match cached.as_ref() {
                     Some((client, _)) => client.auth_uri().url().to_string(),
@@ -255,7 +255,9 @@ impl Provider {
             ProviderKind::Globus { endpoints, .. } => {
                 return globus::authorize(&self.settings, endpoints, state, redirect);
             }
-            ProviderKind::Orcid(endpoints) => return orcid::authorize(&self.settings, endpoints, state, redirect),
+            ProviderKind::Orcid { endpoints, mfa } => {
+                return orcid::authorize(&self.settings, endpoints, *mfa, state, redirect);
+            }
         }
         let client = self.client(false).await?;
         let redirect = redirect_url(redirect)?;
@@ -293,8 +295,8 @@ impl Provider {
                 };
                 globus::complete(&self.http, &self.settings, endpoints, exchange).await
             }
-            ProviderKind::Orcid(endpoints) => {
-                orcid::complete(&self.http, &self.settings, endpoints, code, redirect).await
+            ProviderKind::Orcid { endpoints, mfa } => {
+                orcid::complete(&self.http, &self.settings, endpoints, *mfa, code, redirect).await
             }
         }
     }
