@@ -90,6 +90,8 @@ pub struct FileConfig {
     pub password_check_queue: Option<usize>,
     /// How long a password check waits for a run before it is answered 503 (default `"2s"`).
     pub password_check_wait: Option<String>,
+    /// How long a check a throttle refused waits before it is answered (default `"250ms"`).
+    pub password_refusal_delay: Option<String>,
 }
 
 /// One alternate environment's table.
@@ -464,6 +466,11 @@ impl FileConfig {
             let ms = parse_duration_ms(wait)
                 .map_err(|reason| ConfigError::Invalid { key: "password_check_wait", reason })?;
             settings.wait = std::time::Duration::from_millis(ms.max(0) as u64);
+        }
+        if let Some(delay) = &self.password_refusal_delay {
+            let ms = parse_duration_ms(delay)
+                .map_err(|reason| ConfigError::Invalid { key: "password_refusal_delay", reason })?;
+            settings.refusal_delay = std::time::Duration::from_millis(ms.max(0) as u64);
         }
         Ok(settings)
     }

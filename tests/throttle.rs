@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use authledger::app::ledger::LedgerOptions;
-use authledger::app::passwords::PasswordWorkSettings;
+use authledger::app::passwords::{PasswordWorkSettings, REFUSAL_DELAY};
 use authledger::clock::{Clock, ManualClock};
 use authledger::server::Server;
 use common::{Answer, Harness, TEST_EPOCH, TestStore, USER_PASSWORD};
@@ -25,7 +25,8 @@ const CAP_MS: i64 = 15 * 60 * 1000;
 /// Four checks at once, sixty-four waiting, and time enough to wait: the
 /// figures a burst is measured against, whatever the machine.
 fn bounded(options: &mut LedgerOptions) {
-    options.password_work = PasswordWorkSettings { at_once: 4, queue: 64, wait: Duration::from_secs(60) };
+    options.password_work =
+        PasswordWorkSettings { at_once: 4, queue: 64, wait: Duration::from_secs(60), refusal_delay: REFUSAL_DELAY };
 }
 
 async fn manual_with(store: TestStore, tune: impl FnOnce(&mut LedgerOptions)) -> Harness {
@@ -159,7 +160,9 @@ async fn wrong_passwords_make_a_client_wait_up_to_the_cap(store: TestStore) {
     // The fifth in a row: no password is checked for a second — not even the right one.
     let until = h.now() + 1000;
     let before = reservations(&h).await.len();
+    let asked = std::time::Instant::now();
     attempt(&h, "alice", USER_PASSWORD).await.assert_error(401, &throttled_message(until));
+    assert!(asked.elapsed() >= REFUSAL_DELAY, "a refusal is answered after its delay, not at once");
     attempt(&h, "alice", "wrong").await.assert_error(401, &throttled_message(until));
     let reset = json!({"user": "alice", "pwdold": USER_PASSWORD, "pwdnew": "another fine passphrase 99"});
     h.post("/localaccount/reset", None, reset).await.assert_error(401, &throttled_message(until));

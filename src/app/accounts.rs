@@ -9,11 +9,11 @@ use std::collections::BTreeMap;
 use uuid::Uuid;
 
 use super::ledger::Ledger;
-use super::passwords::{Admitted, Turn};
+use super::passwords::{Admitted, Checked, Turn};
 use super::throttle::{PasswordClient, Reservation};
 use super::tokens::{self, NewToken};
 use super::{AppError, forget_secret, passwords, second_factor, undo_secret};
-use crate::domain::throttle::PasswordSource;
+use crate::domain::throttle::{PasswordSource, is_throttled};
 use crate::domain::token::{ClientInfo, Mfa};
 use crate::domain::user::{NewPassword, check_can_reset_password, locked};
 use crate::domain::{
@@ -44,7 +44,31 @@ pub struct Verified<'a> {
 /// is answered at once: it was counted already, and a name that is no
 /// account paid the same two durable writes an account did. The second
 /// factor is checked separately ([`verify_second_factor`]).
+///
+/// A check a throttle refuses, or one answered busy, is answered only after
+/// a short delay (`PasswordWorkSettings::refusal_delay`), holding nothing: a
+/// client that guesses in a loop cannot make the server answer refusals as
+/// fast as it can ask, and leaves the CPU to the clients that may be checked.
 pub async fn verify_password<'a>(
+    ledger: &'a Ledger,
+    name: &UserName,
+    password: &str,
+    client: &PasswordClient,
+    metadata: &EventMetadata,
+) -> Result<Verified<'a>, AppError> {
+    let verified = check_password(ledger, name, password, client, metadata).await;
+    let refused = match &verified {
+        Err(AppError::Rejected(refusal)) => is_throttled(refusal),
+        Err(AppError::Overloaded { .. }) => true,
+        _ => false,
+    };
+    if refused {
+        tokio::time::sleep(ledger.password_work.refusal_delay()).await;
+    }
+    verified
+}
+
+async fn check_password<'a>(
     ledger: &'a Ledger,
     name: &UserName,
     password: &str,
@@ -61,7 +85,11 @@ pub async fn verify_password<'a>(
     let guard = &ledger.password_guard;
     let source = guard.source(name, client, now);
     guard.precheck(account.as_ref(), name, &source, client, now)?;
-    let Admitted { turn, slot } = ledger.password_work.admit(name.as_str()).await?;
+    let device = match &source {
+        PasswordSource::Device(device) => Some(device.as_str()),
+        PasswordSource::Address(_) => None,
+    };
+    let Admitted { turn, slot } = ledger.password_work.admit(Checked { name: name.as_str(), device }).await?;
     let reservation = guard.reserve(ledger, account.as_ref(), name, source, client, metadata).await?;
     let stored = match account.as_ref().and_then(|r| r.credential) {
         Some(id) => ledger.credentials.get(id).await?,

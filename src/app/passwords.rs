@@ -56,8 +56,14 @@ pub struct PasswordWorkSettings {
     pub at_once: usize,
     pub queue: usize,
     pub wait: Duration,
+    /// How long a check a throttle refused waits before it is answered.
+    pub refusal_delay: Duration,
 }
 
+/// How long a throttle's refusal waits before it is answered, by default.
+pub const REFUSAL_DELAY: Duration = Duration::from_millis(250);
+/// Runs kept for known devices beside the shared ones (see `PasswordWork::marked`).
+pub const MARKED_RUNS: usize = 1;
 /// Of the memory available at start, at most this share goes to argon2 runs.
 const MEMORY_SHARE: u64 = 8;
 /// The memory one run of the default parameters takes.
@@ -70,7 +76,7 @@ impl Default for PasswordWorkSettings {
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
         let by_memory = available_memory().map_or(usize::MAX, |bytes| (bytes / MEMORY_SHARE / RUN_BYTES) as usize);
         let at_once = (2 * cores).min(by_memory).max(1);
-        Self { at_once, queue: 16 * at_once, wait: Duration::from_secs(2) }
+        Self { at_once, queue: 16 * at_once, wait: Duration::from_secs(2), refusal_delay: REFUSAL_DELAY }
     }
 }
 
@@ -82,17 +88,21 @@ fn available_memory() -> Option<u64> {
     Some(kib * 1024)
 }
 
-/// At most this many checks of one name go at once on a server, from its
-/// turn to its end: fewer than a client's free failures (a check counts as a
-/// failure until it is settled), so one client's own logins in parallel never
-/// make it wait.
+/// At most this many checks of one name go at once on a server from clients
+/// without a device mark, and as many from each known device, from the turn
+/// to the check's end: fewer than a client's free failures (a check counts as
+/// a failure until it is settled), so one client's own logins in parallel
+/// never make it wait — and guessers never queue ahead of the owner's device.
 pub const PER_NAME_AT_ONCE: usize = (crate::domain::throttle::PER_CLIENT.free - 1) as usize;
 
 /// The bounded argon2 runs of one server (see the module documentation).
 pub struct PasswordWork {
     settings: PasswordWorkSettings,
     permits: Semaphore,
-    /// Each name being checked: its turns, and how many hold or await one.
+    /// Runs kept for checks that bring a device mark (the owner's known
+    /// clients), beside the shared ones: guessers cannot take them.
+    marked: Semaphore,
+    /// Each name and kind of client being checked: its turns, and how many hold or await one.
     names: Mutex<HashMap<String, (Arc<Semaphore>, usize)>>,
     /// Requests waiting for a permit.
     waiting: AtomicUsize,
@@ -113,10 +123,28 @@ impl Drop for Queued<'_> {
     }
 }
 
-/// A permit to run argon2, taken from [`PasswordWork::slot`].
+/// A permit to run argon2, taken from [`PasswordWork::slot`] (or the known devices' own).
 pub struct Slot<'a> {
     work: &'a PasswordWork,
     _permit: SemaphorePermit<'a>,
+}
+
+/// Who a check is for, as its admission sees it: the name, and whether the
+/// client brought the account's device mark (its device id).
+#[derive(Debug, Clone, Copy)]
+pub struct Checked<'a> {
+    pub name: &'a str,
+    pub device: Option<&'a str>,
+}
+
+impl Checked<'_> {
+    /// The key of the check's turns: the name's clients without a mark share theirs; each device has its own.
+    fn turn_key(&self) -> String {
+        match self.device {
+            Some(device) => format!("{}\u{0}device\u{0}{device}", self.name),
+            None => format!("{}\u{0}unmarked", self.name),
+        }
+    }
 }
 
 /// One of a name's turns ([`PER_NAME_AT_ONCE`]), held until its check is settled.
@@ -151,6 +179,7 @@ impl PasswordWork {
     pub fn new(settings: PasswordWorkSettings) -> Self {
         Self {
             permits: Semaphore::new(settings.at_once.max(1)),
+            marked: Semaphore::new(MARKED_RUNS),
             names: Mutex::default(),
             waiting: AtomicUsize::new(0),
             memory: Mutex::new(Vec::new()),
@@ -196,30 +225,60 @@ impl PasswordWork {
         Ok(Queued(&self.waiting))
     }
 
-    /// What a check of `name`'s password needs before it runs: one of the
-    /// name's turns, then a permit — both waited for in the one queue, up to
-    /// one deadline.
-    pub async fn admit(&self, name: &str) -> Result<Admitted<'_>, AppError> {
+    /// What a check needs before it runs: one of its turns (see
+    /// [`PER_NAME_AT_ONCE`]; at most as many as the queue holds wait for one,
+    /// apart from the queue itself, so guessers waiting on one name take no
+    /// place from anyone else), then
+    /// a permit — a known device's from its own runs when the shared ones are
+    /// taken, anyone else's through the bounded queue — all up to one deadline.
+    pub async fn admit(&self, checked: Checked<'_>) -> Result<Admitted<'_>, AppError> {
         let deadline = Instant::now() + self.settings.wait;
-        let turn = self.turn(name, deadline).await?;
-        let slot = self.slot_by(deadline).await?;
+        let turn = self.turn(&checked.turn_key(), deadline).await?;
+        let slot = match checked.device {
+            Some(_) => self.marked_slot_by(deadline).await?,
+            None => self.slot_by(deadline).await?,
+        };
         Ok(Admitted { turn, slot })
     }
 
-    async fn turn(&self, name: &str, deadline: Instant) -> Result<Turn<'_>, AppError> {
+    /// A permit for a known device: a shared one if free, else one of the
+    /// devices' own, whichever comes first (their waiting bounded by the turns).
+    async fn marked_slot_by(&self, deadline: Instant) -> Result<Slot<'_>, AppError> {
+        if let Ok(permit) = self.permits.try_acquire().or_else(|_| self.marked.try_acquire()) {
+            return Ok(Slot { work: self, _permit: permit });
+        }
+        let either = async {
+            tokio::select! {
+                shared = self.permits.acquire() => shared,
+                own = self.marked.acquire() => own,
+            }
+        };
+        match tokio::time::timeout_at(deadline, either).await {
+            Ok(Ok(permit)) => Ok(Slot { work: self, _permit: permit }),
+            _ => {
+                metrics::counter!(crate::telemetry::PASSWORD_CHECKS_REFUSED, "reason" => "deadline").increment(1);
+                Err(Self::busy())
+            }
+        }
+    }
+
+    async fn turn(&self, key: &str, deadline: Instant) -> Result<Turn<'_>, AppError> {
         let gate = {
             let mut names = self.names.lock().map_err(|_| AppError::internal("the password turns are unavailable"))?;
-            let entry = names.entry(name.to_owned()).or_insert_with(|| (Arc::new(Semaphore::new(PER_NAME_AT_ONCE)), 0));
+            let entry = names.entry(key.to_owned()).or_insert_with(|| (Arc::new(Semaphore::new(PER_NAME_AT_ONCE)), 0));
+            if entry.1 >= PER_NAME_AT_ONCE + self.settings.queue {
+                metrics::counter!(crate::telemetry::PASSWORD_CHECKS_REFUSED, "reason" => "queue full").increment(1);
+                return Err(Self::busy());
+            }
             entry.1 += 1;
             entry.0.clone()
         };
         // Counted before waiting: a turn given up (deadline, a dropped request) still gives its count back.
-        let mut turn = Turn { work: self, name: name.to_owned(), permit: None };
+        let mut turn = Turn { work: self, name: key.to_owned(), permit: None };
         if let Ok(permit) = gate.clone().try_acquire_owned() {
             turn.permit = Some(permit);
             return Ok(turn);
         }
-        let _queued = self.queue()?;
         match tokio::time::timeout_at(deadline, gate.acquire_owned()).await {
             Ok(Ok(permit)) => {
                 turn.permit = Some(permit);
@@ -230,6 +289,11 @@ impl PasswordWork {
                 Err(Self::busy())
             }
         }
+    }
+
+    /// How long a throttle's refusal waits before it is answered.
+    pub fn refusal_delay(&self) -> Duration {
+        self.settings.refusal_delay
     }
 
     /// argon2 runs started since the server did.
@@ -270,7 +334,7 @@ impl PasswordWork {
         self.running.fetch_sub(1, Ordering::SeqCst);
         let (memory, out) = done.ok()?;
         if let Ok(mut kept) = self.memory.lock()
-            && kept.len() < self.settings.at_once
+            && kept.len() < self.settings.at_once + MARKED_RUNS
         {
             kept.push(memory);
         }
@@ -389,7 +453,12 @@ mod tests {
     }
 
     fn work(at_once: usize, queue: usize) -> PasswordWork {
-        PasswordWork::new(PasswordWorkSettings { at_once, queue, wait: Duration::from_millis(200) })
+        PasswordWork::new(PasswordWorkSettings {
+            at_once,
+            queue,
+            wait: Duration::from_millis(200),
+            refusal_delay: Duration::ZERO,
+        })
     }
 
     #[tokio::test]
@@ -440,16 +509,29 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_known_device_has_runs_guessers_cannot_take() {
+        let work = work(1, 4);
+        let guesser = work.slot().await.expect("the shared run");
+        assert!(matches!(work.admit(Checked { name: "x", device: None }).await, Err(AppError::Overloaded { .. })));
+        let owner = work.admit(Checked { name: "alice", device: Some("laptop") }).await;
+        assert!(owner.is_ok(), "the device's own run");
+        drop((guesser, owner));
+    }
+
+    #[tokio::test]
     async fn a_name_is_checked_a_few_at_a_time_and_its_turns_leave_nothing_behind() {
         let work = work(8, 8);
         let mut held = Vec::new();
+        let unmarked = |name| Checked { name, device: None };
         for _ in 0..PER_NAME_AT_ONCE {
-            held.push(work.admit("alice").await.expect("a turn").turn);
+            held.push(work.admit(unmarked("alice")).await.expect("a turn").turn);
         }
-        assert!(matches!(work.admit("alice").await, Err(AppError::Overloaded { .. })), "alice's turns are taken");
-        assert!(work.admit("bob").await.is_ok(), "bob does not wait for alice");
+        assert!(matches!(work.admit(unmarked("alice")).await, Err(AppError::Overloaded { .. })), "alice's are taken");
+        assert!(work.admit(unmarked("bob")).await.is_ok(), "bob does not wait for alice");
+        let device = Checked { name: "alice", device: Some("laptop") };
+        assert!(work.admit(device).await.is_ok(), "alice's known device does not wait for the others");
         held.clear();
-        assert!(work.admit("alice").await.is_ok(), "free again");
+        assert!(work.admit(unmarked("alice")).await.is_ok(), "free again");
         assert_eq!(work.names.lock().map(|n| n.len()).unwrap_or(9), 0, "no name is left behind");
         assert_eq!(work.waiting(), 0);
     }

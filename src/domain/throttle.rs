@@ -242,12 +242,17 @@ impl PasswordThrottle {
     }
 }
 
+/// What a throttle's refusal says first.
+const THROTTLED: &str = "too many wrong passwords; the next attempt is possible at";
+
 /// The refusal of a check that waits until `until`.
 pub fn throttled(until: i64) -> AuthError {
-    AuthError::new(
-        ErrorType::AuthenticationFailed,
-        format!("too many wrong passwords; the next attempt is possible at {until} (epoch ms)"),
-    )
+    AuthError::new(ErrorType::AuthenticationFailed, format!("{THROTTLED} {until} (epoch ms)"))
+}
+
+/// Whether `error` is a throttle's refusal ([`throttled`]).
+pub fn is_throttled(error: &AuthError) -> bool {
+    error.kind == ErrorType::AuthenticationFailed && error.detail.as_deref().is_some_and(|d| d.starts_with(THROTTLED))
 }
 
 #[cfg(test)]
