@@ -42,7 +42,7 @@ pub struct Verified<'a> {
 /// stream or in the throttle store for a name that is no account, and for
 /// the client address — and only then is the password checked. A wrong one
 /// is answered at once: it was counted already, and a name that is no
-/// account paid the same two durable writes an account did. The second
+/// account paid the same writes an account did. The second
 /// factor is checked separately ([`verify_second_factor`]).
 ///
 /// A check a throttle refuses, or one answered busy, is answered only after

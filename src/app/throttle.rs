@@ -8,7 +8,9 @@
 //! - a client address's count over every name, and the counts of a name that
 //!   is no account (kept exactly as an account's would be, so the answers do
 //!   not tell which names are accounts), are rows of the throttle store, each
-//!   reserved in a transaction that holds its row.
+//!   reserved in a transaction that holds its row — a name's as durably as
+//!   an account's event (so both cost the same), an address's unsynced
+//!   (every check pays it alike).
 //!
 //! The rules are `domain::throttle`'s. What this server last learnt of each
 //! wait is kept in memory, so a client that must wait is refused before any
@@ -24,7 +26,7 @@ use crate::domain::throttle::{Count, FORGET_AFTER_MS, PER_ADDRESS, PasswordSourc
 use crate::domain::{User, UserCommand, UserName};
 use crate::projections::UserRecord;
 use crate::store::EventMetadata;
-use crate::store::throttle::Throttles;
+use crate::store::throttle::{Durability, Throttles};
 
 /// The most waits this server remembers of each kind; past it the ones over are dropped first.
 pub const MAX_REMEMBERED: usize = 100_000;
@@ -137,7 +139,7 @@ impl PasswordGuard {
     async fn reserve_address(&self, key: &str, now: i64) -> Result<(), AppError> {
         let outcome = self
             .store
-            .update::<Count, Result<Count, i64>>(key, now, |found| {
+            .update::<Count, Result<Count, i64>>(key, now, Durability::Relaxed, |found| {
                 let count = found.unwrap_or_default();
                 match count.waiting(now) {
                     Some(until) => (None, Err(until)),
@@ -164,7 +166,7 @@ impl PasswordGuard {
         let key = name_key(name);
         let outcome = self
             .store
-            .update::<PasswordThrottle, Result<PasswordThrottle, AppError>>(&key, now, |found| {
+            .update::<PasswordThrottle, Result<PasswordThrottle, AppError>>(&key, now, Durability::AsTheLog, |found| {
                 let mut counts = found.unwrap_or_default();
                 match counts.reserve(source.clone(), now) {
                     Ok(reserved) => {
@@ -190,7 +192,7 @@ impl PasswordGuard {
     async fn release_address(&self, key: &str, now: i64) {
         let released = self
             .store
-            .update::<Count, Option<Count>>(key, now, |found| match found {
+            .update::<Count, Option<Count>>(key, now, Durability::Relaxed, |found| match found {
                 Some(count) if count.failures > 0 => {
                     let released = count.released(PER_ADDRESS);
                     (Some(released), Some(released))
@@ -231,16 +233,18 @@ impl PasswordGuard {
         }
         let key = name_key(&reservation.name);
         let source = reservation.source.clone();
-        let released = self
-            .store
-            .update::<PasswordThrottle, Option<PasswordThrottle>>(&key, now, |found| match found {
-                Some(mut counts) if counts.releasable(&source) => {
-                    counts.released(&source);
-                    (Some(counts.clone()), Some(counts))
-                }
-                _ => (None, None),
-            })
-            .await;
+        let released =
+            self.store
+                .update::<PasswordThrottle, Option<PasswordThrottle>>(&key, now, Durability::AsTheLog, |found| {
+                    match found {
+                        Some(mut counts) if counts.releasable(&source) => {
+                            counts.released(&source);
+                            (Some(counts.clone()), Some(counts))
+                        }
+                        _ => (None, None),
+                    }
+                })
+                .await;
         match released {
             Ok(Some(counts)) => self.names.put(&key, counts, now),
             Ok(None) => {}

@@ -2,11 +2,27 @@
 //! commit through cqrs-es while positions, metadata and recorded times are
 //! ours. The position a commit received is handed back to the command bus
 //! through a task-local (the commit runs inside the bus's call).
+//!
+//! Aggregates whose streams keep growing (a user's: every login, every
+//! reserved password check) are loaded from a snapshot kept in memory and
+//! the events after it, so a command costs the same on a long stream as on
+//! a short one (and a guesser who lengthens a victim's stream cannot slow it
+//! down). The log stays the only truth: a snapshot is the fold of events
+//! read back from the log (each load folds what it read on top of the
+//! snapshot it started from), never the state a command computed — cqrs-es
+//! 0.5's own snapshots apply a command's events twice (once in the event
+//! sink, once more when it snapshots), so its snapshot payloads are never
+//! asked for. Events other servers appended are read on top, and a missing
+//! snapshot (evicted, a restart) means a full load.
 
 use std::cell::Cell;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use cqrs_es::Aggregate;
-use cqrs_es::persist::{PersistedEventRepository, PersistenceError, ReplayStream, SerializedEvent, SerializedSnapshot};
+use cqrs_es::persist::{
+    EventUpcaster, PersistedEventRepository, PersistenceError, ReplayStream, SerializedEvent, SerializedSnapshot,
+};
 use serde_json::Value;
 
 use super::{AppendError, EventLog, StoreError};
@@ -16,15 +32,99 @@ tokio::task_local! {
     pub(crate) static COMMITTED: Cell<Option<i64>>;
 }
 
+/// The most snapshots kept in memory; past it, the least recently used go.
+pub const MAX_SNAPSHOTS: usize = 4_096;
+
+/// Snapshots by (aggregate type, id): the state's JSON, its sequence, and
+/// when it was last used.
+type Snapshots = HashMap<(String, String), (String, usize, u64)>;
+
 /// The repository cqrs-es uses for every aggregate type.
 #[derive(Clone)]
 pub struct LogRepository {
     log: EventLog,
+    snapshots: Arc<Mutex<(Snapshots, u64)>>,
+    /// The aggregate types loaded from snapshots.
+    snapshotted: &'static [&'static str],
+    /// The events' upcasters, for folding read events into a snapshot.
+    upcasters: Arc<Vec<Box<dyn EventUpcaster>>>,
 }
 
 impl LogRepository {
+    /// A repository that keeps no snapshot.
     pub fn new(log: EventLog) -> Self {
-        Self { log }
+        Self::with_snapshots(log, &[], Vec::new())
+    }
+
+    /// A repository that loads the aggregate types `snapshotted` from
+    /// snapshots it folds itself, reading events through `upcasters`.
+    pub fn with_snapshots(
+        log: EventLog,
+        snapshotted: &'static [&'static str],
+        upcasters: Vec<Box<dyn EventUpcaster>>,
+    ) -> Self {
+        Self { log, snapshots: Arc::default(), snapshotted, upcasters: Arc::new(upcasters) }
+    }
+
+    /// How many snapshots are kept.
+    pub fn snapshots(&self) -> usize {
+        self.snapshots.lock().map(|s| s.0.len()).unwrap_or(0)
+    }
+
+    /// The snapshot of `key` if it stands at `sequence` (0: the empty state).
+    fn snapshot_at<A: Aggregate>(&self, key: &(String, String), sequence: usize) -> Option<A> {
+        if sequence == 0 {
+            return Some(A::default());
+        }
+        let guard = self.snapshots.lock().ok()?;
+        let (state, at, _) = guard.0.get(key)?;
+        (*at == sequence).then(|| serde_json::from_str(state).ok()).flatten()
+    }
+
+    /// Folds `events` (read after `after`) on top of the snapshot at `after`
+    /// and keeps the result; nothing when there is no such snapshot or an
+    /// event does not read.
+    fn fold_snapshot<A: Aggregate>(&self, aggregate_id: &str, after: usize, events: &[SerializedEvent]) {
+        let Some(last) = events.last().map(|e| e.sequence) else {
+            return;
+        };
+        let key = (A::TYPE.to_owned(), aggregate_id.to_owned());
+        let Some(mut state) = self.snapshot_at::<A>(&key, after) else {
+            return;
+        };
+        for event in events {
+            let mut event = event.clone();
+            for upcaster in self.upcasters.iter() {
+                if upcaster.can_upcast(&event.event_type, &event.event_version) {
+                    event = upcaster.upcast(event);
+                }
+            }
+            let Ok(event) = serde_json::from_value::<A::Event>(event.payload) else {
+                return;
+            };
+            state.apply(event);
+        }
+        let Ok(text) = serde_json::to_string(&state) else {
+            return;
+        };
+        self.keep_snapshot(key, text, last);
+    }
+
+    fn keep_snapshot(&self, key: (String, String), state: String, sequence: usize) {
+        let Ok(mut guard) = self.snapshots.lock() else {
+            return;
+        };
+        let (snapshots, clock) = &mut *guard;
+        *clock += 1;
+        if snapshots.len() >= MAX_SNAPSHOTS && !snapshots.contains_key(&key) {
+            // An eighth at a time, the least recently used first.
+            let mut used: Vec<u64> = snapshots.values().map(|s| s.2).collect();
+            let cut = used.len() / 8;
+            used.select_nth_unstable(cut);
+            let before = used[cut];
+            snapshots.retain(|_, s| s.2 > before);
+        }
+        snapshots.insert(key, (state, sequence, *clock));
     }
 }
 
@@ -60,15 +160,36 @@ impl PersistedEventRepository for LogRepository {
         aggregate_id: &str,
         last_sequence: usize,
     ) -> Result<Vec<SerializedEvent>, PersistenceError> {
-        self.log.load(A::TYPE, aggregate_id, last_sequence as i64).await.map_err(store_error)
+        let events = self.log.load(A::TYPE, aggregate_id, last_sequence as i64).await.map_err(store_error)?;
+        if self.snapshotted.contains(&A::TYPE) {
+            self.fold_snapshot::<A>(aggregate_id, last_sequence, &events);
+        }
+        Ok(events)
     }
 
-    /// Aggregates are always rebuilt from their events; no snapshots are kept.
+    /// The snapshot kept in memory, if any (see the module documentation).
     async fn get_snapshot<A: Aggregate>(
         &self,
-        _aggregate_id: &str,
+        aggregate_id: &str,
     ) -> Result<Option<SerializedSnapshot>, PersistenceError> {
-        Ok(None)
+        let Ok(mut guard) = self.snapshots.lock() else {
+            return Ok(None);
+        };
+        let (snapshots, clock) = &mut *guard;
+        *clock += 1;
+        let Some(kept) = snapshots.get_mut(&(A::TYPE.to_owned(), aggregate_id.to_owned())) else {
+            return Ok(None);
+        };
+        kept.2 = *clock;
+        let Ok(aggregate) = serde_json::from_str(&kept.0) else {
+            return Ok(None);
+        };
+        Ok(Some(SerializedSnapshot {
+            aggregate_id: aggregate_id.to_owned(),
+            aggregate,
+            current_sequence: kept.1,
+            current_snapshot: 1,
+        }))
     }
 
     async fn persist<A: Aggregate>(
@@ -76,14 +197,13 @@ impl PersistedEventRepository for LogRepository {
         events: &[SerializedEvent],
         snapshot_update: Option<(String, Value, usize)>,
     ) -> Result<(), PersistenceError> {
-        if snapshot_update.is_some() {
-            return Err(PersistenceError::UnknownError("this log keeps no aggregate snapshots".into()));
-        }
         if events.is_empty() {
             return Ok(());
         }
         match self.log.append(events.to_vec()).await {
             Ok(position) => {
+                // cqrs-es's snapshot payload (never asked for: see the module documentation) is ignored.
+                let _ = snapshot_update;
                 let _ = COMMITTED.try_with(|c| c.set(Some(position)));
                 Ok(())
             }

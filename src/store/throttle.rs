@@ -5,11 +5,13 @@
 //! limit holds across servers: a reservation reads and rewrites its row in
 //! one transaction that holds the row against them.
 //!
-//! On SQLite it is its own file beside the log (`<stem>.throttle.db`), at
-//! the log's durability: a name that is no account then pays the same
-//! durable write for its reservation as an account's event does, so timing
-//! does not tell the two apart. On PostgreSQL it is a table in the same
-//! database. A row holds its state as JSON (the caller's to shape).
+//! On SQLite it is its own file beside the log (`<stem>.throttle.db`), on
+//! PostgreSQL a table in the same database. Each write says how durable it
+//! must be ([`Durability`]): a name that is no account pays the same durable
+//! write for its reservation as an account's event does, so timing does not
+//! tell the two apart; a client address's count, which every check pays
+//! alike, is not synced (a power cut forgets a few guesses, no more). A row
+//! holds its state as JSON (the caller's to shape).
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -30,9 +32,23 @@ enum Pool {
     Postgres(PgPool),
 }
 
+/// How durable a write must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// As durable as the log's own appends (SQLite at the log's
+    /// `synchronous`; PostgreSQL's `synchronous_commit`).
+    AsTheLog,
+    /// Committed without waiting for the disk (SQLite `synchronous=NORMAL`;
+    /// PostgreSQL `synchronous_commit = off`): survives a crash of the
+    /// process, maybe not a power cut.
+    Relaxed,
+}
+
 /// The throttle store.
 pub struct Throttles {
     pool: Pool,
+    /// SQLite's `synchronous` for [`Durability::AsTheLog`].
+    log_sync: &'static str,
     create: String,
     lock: String,
     write: String,
@@ -78,6 +94,7 @@ impl Throttles {
         };
         let p = |n| dialect.p(n);
         let throttles = Self {
+            log_sync: if options.sqlite_full_sync { "FULL" } else { "NORMAL" },
             create: format!(
                 "INSERT INTO {table} (key, state, last_at) VALUES ({}, 'null', {}) ON CONFLICT (key) DO NOTHING",
                 p(1),
@@ -135,6 +152,7 @@ impl Throttles {
         &self,
         key: &str,
         now: i64,
+        durability: Durability,
         decide: impl FnOnce(Option<T>) -> (Option<T>, R),
     ) -> Result<R, StoreError>
     where
@@ -144,7 +162,13 @@ impl Throttles {
         let encode = |state: &T| serde_json::to_string(state).map_err(|e| StoreError::Failed(e.to_string()));
         match &self.pool {
             Pool::Sqlite(pool) => {
-                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                let mut connection = pool.acquire().await?;
+                let sync = match durability {
+                    Durability::AsTheLog => self.log_sync,
+                    Durability::Relaxed => "NORMAL",
+                };
+                sqlx::query(&format!("PRAGMA synchronous = {sync}")).execute(&mut *connection).await?;
+                let mut tx = sqlx::Connection::begin_with(&mut *connection, "BEGIN IMMEDIATE").await?;
                 let found: Option<String> = sqlx::query_scalar(&self.lock).bind(key).fetch_optional(&mut *tx).await?;
                 let (keep, outcome) = decide(read(found.clone()));
                 if let Some(state) = keep {
@@ -159,6 +183,9 @@ impl Throttles {
             }
             Pool::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
+                if durability == Durability::Relaxed {
+                    sqlx::query("SET LOCAL synchronous_commit = off").execute(&mut *tx).await?;
+                }
                 // The row exists before it is locked: two first reservations of a key queue on it too.
                 sqlx::query(&self.create).bind(key).bind(now).execute(&mut *tx).await?;
                 let found: Option<String> = sqlx::query_scalar(&self.lock).bind(key).fetch_optional(&mut *tx).await?;
@@ -213,10 +240,11 @@ mod tests {
             let next = found.unwrap_or(0) + 1;
             (Some(next), next)
         };
-        assert_eq!(store.update("a", 10, bump).await.expect("first"), 1);
-        assert_eq!(store.update("a", 20, bump).await.expect("second"), 2);
-        assert_eq!(store.update::<u32, _>("a", 30, |found| (None, found)).await.expect("read"), Some(2));
-        assert_eq!(store.update("b", 40, bump).await.expect("other"), 1);
+        assert_eq!(store.update("a", 10, Durability::AsTheLog, bump).await.expect("first"), 1);
+        assert_eq!(store.update("a", 20, Durability::Relaxed, bump).await.expect("second"), 2);
+        let read = store.update::<u32, _>("a", 30, Durability::Relaxed, |found| (None, found)).await;
+        assert_eq!(read.expect("read"), Some(2));
+        assert_eq!(store.update("b", 40, Durability::AsTheLog, bump).await.expect("other"), 1);
         assert_eq!(store.sweep(25).await.expect("swept"), 1, "a was last written at 20");
         assert_eq!(store.count().await.expect("counted"), 1);
         assert!(dir.path().join("events.throttle.db").exists());
