@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand};
 
 use authledger::api::client::{self, Client};
 use authledger::app::ledger::{Ledger, LedgerOptions};
-use authledger::app::root_account::{RootOutcome, set_root_password};
+use authledger::app::root_account::{self, RootOutcome, set_root_password};
 use authledger::app::witness::{Accepted, Standing, Witness, accept};
 use authledger::clock::SystemClock;
 use authledger::config::{DEFAULT_LISTEN, DEFAULT_STORE, FileConfig, parse_duration_ms};
@@ -274,6 +274,25 @@ fn read_password() -> Result<String, String> {
     Ok(password.to_owned())
 }
 
+/// What a newcomer does next on a log with no root account: the command,
+/// with the same store and configuration as this server.
+fn root_hint(common: &Common) -> String {
+    let mut command = String::from("authledger set-root-password");
+    if let Some(store) = &common.store {
+        command.push_str(&format!(" --store {store}"));
+    }
+    if let Some(config) = &common.config {
+        command.push_str(&format!(" --config {}", config.display()));
+    }
+    if let Some(key) = &common.secrets_key_file {
+        command.push_str(&format!(" --secrets-key-file {}", key.display()));
+    }
+    format!(
+        "This log has no root account yet. Create it (the password is read from stdin), then log in as ***ROOT***:\n  \
+         {command}"
+    )
+}
+
 async fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
         Command::Serve { listen, test_mode, common } => {
@@ -283,6 +302,9 @@ async fn run(cli: Cli) -> Result<(), String> {
             let server = Server::start(options, Arc::new(SystemClock), &listen).await.map_err(|e| e.to_string())?;
             tracing::info!(addr = %server.addr, "authledger is serving");
             eprintln!("authledger listening on http://{}", server.addr);
+            if !root_account::exists(&server.ledger) {
+                eprintln!("{}", root_hint(&common));
+            }
             server.run_until_signal().await.map_err(|e| e.to_string())
         }
         Command::SetRootPassword { common } => {
@@ -418,7 +440,9 @@ async fn main() -> ExitCode {
         LogFormat::Json => "info,sqlx=warn,tower_http=info,authledger::request=debug",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default_filter.into());
-    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colour only for a person at a terminal: a log file gets no escape codes.
+    let colour = std::io::stderr().is_terminal();
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(colour);
     match cli.log_format {
         LogFormat::Text => logs.init(),
         LogFormat::Json => logs.json().with_current_span(true).with_span_list(false).init(),

@@ -280,6 +280,9 @@ async fn the_quickstart_works_and_leaks_no_secret() {
 
     let mut haystack = std::fs::read_to_string(&log).expect("the log");
     assert!(haystack.contains("TRACE") || haystack.contains("DEBUG"), "the server logged at trace level");
+    // stderr is a pipe here, not a terminal: no colour codes in the log.
+    assert!(!haystack.contains('\x1b'), "ANSI escapes in a log that is not a terminal");
+    assert!(!haystack.contains("no root account"), "root exists: no hint");
     // Normal operation logs no failure: the shutdown checkpoint is written (and pruned) on SQLite too.
     assert!(haystack.contains("wrote a checkpoint of the projections"), "no shutdown checkpoint");
     for line in haystack.lines().filter(|l| l.contains(" WARN ") || l.contains(" ERROR ")) {
@@ -298,6 +301,28 @@ async fn the_quickstart_works_and_leaks_no_secret() {
             secret.len()
         );
     }
+}
+
+/// A newcomer's first start on a new log says how to create the root
+/// account, with the store it was started with.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_log_says_how_to_create_the_root_account() {
+    let dir = tempfile::tempdir().expect("dir");
+    let log = dir.path().join("server.log");
+    let store = "sqlite://./elsewhere/events.db";
+    let server = serve(dir.path(), &["--store", store], &log);
+    let hint = format!("authledger set-root-password --store {store}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut said = String::new();
+    while std::time::Instant::now() < deadline && !said.contains(&hint) {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        said = std::fs::read_to_string(&log).unwrap_or_default();
+    }
+    assert!(said.contains("This log has no root account yet"), "{said}");
+    assert!(said.contains(&hint), "{said}");
+    drop(server);
+    let created = set_root_password(dir.path(), store, ROOT_PASSWORD);
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
 }
 
 /// Test mode is off unless the flag, the environment or the file turns it on;

@@ -24,6 +24,12 @@ pub enum RootError {
     Ledger(#[from] AppError),
 }
 
+/// Whether the log has the root account (a new log has none until
+/// `authledger set-root-password`).
+pub fn exists(ledger: &Ledger) -> bool {
+    ledger.model.read().users.get(&UserName::root()).is_some()
+}
+
 /// Creates root with `password`, or sets its password and re-enables it.
 pub async fn set_root_password(ledger: &Ledger, password: String) -> Result<RootOutcome, RootError> {
     passwords::check_strength(&password).map_err(RootError::WeakPassword)?;
@@ -33,8 +39,7 @@ pub async fn set_root_password(ledger: &Ledger, password: String) -> Result<Root
     let metadata = EventMetadata { reason: Some("set-root-password".into()), ..EventMetadata::actor(UserName::ROOT) };
     let password = NewPassword { credential_id, require_reset: false, by: root.clone(), at: now };
     let previous = ledger.model.read().users.get(&root).and_then(|r| r.credential);
-    let exists = ledger.model.read().users.get(&root).is_some();
-    if !exists {
+    if !exists(ledger) {
         let display = DisplayName::parse(Some("root")).map_err(RootError::WeakPassword)?;
         let command = UserCommand::Create {
             user: root.clone(),
