@@ -22,24 +22,17 @@ use super::permissions::Action;
 use super::request::{Body, Input, JsonObject, RequestContext, any_token, required_header_token};
 use super::tokens::{no_content_clearing_cookie, owned_token, revoke_token};
 use super::{AppState, Caller, views};
-use crate::app::policies;
 use crate::app::roles::{self, RolesChange};
+use crate::app::{admin, policies};
+use crate::domain::PolicyId;
 use crate::domain::names::{check_length, is_blank, parse_role_description};
 use crate::domain::server_config::{ConfigChange, DAY_MS, ProviderSwitches, RedirectKind, RedirectUrls};
 use crate::domain::token::RevocationReason;
-use crate::domain::{CustomRole, PolicyId, ServerConfig, System, User};
 
 use crate::app::accounts::{self, NewLocalAccount};
-use crate::domain::{
-    Actor, AuthError, CustomRoleCommand, CustomRoleId, DisplayName, EmailAddress, ErrorType, Role, ServerConfigCommand,
-    SystemCommand, TokenKind, UserCommand, UserName,
-};
+use crate::domain::{AuthError, CustomRoleId, DisplayName, EmailAddress, ErrorType, Role, TokenKind, UserName};
 use crate::projections::UserRecord;
 use crate::projections::user_directory::SearchSpec;
-
-fn actor(caller: &Caller) -> Actor {
-    Actor { name: caller.user.name.clone(), roles: caller.user.roles.clone() }
-}
 
 /// The calling administrator, checked for `action`.
 pub(super) fn administrator(state: &AppState, context: &RequestContext, action: Action) -> Result<Caller, ApiError> {
@@ -49,7 +42,7 @@ pub(super) fn administrator(state: &AppState, context: &RequestContext, action: 
 
 /// The named user (404 `No such user: <name>` when absent).
 pub(super) fn target(state: &AppState, name: &UserName) -> Result<UserRecord, ApiError> {
-    state.ledger.model.read().users.get(name).cloned().ok_or_else(|| AuthError::no_such_user(name.as_str()).into())
+    Ok(admin::user(&state.ledger, name)?)
 }
 
 pub(super) fn parse_user(raw: &str) -> Result<UserName, ApiError> {
@@ -228,11 +221,7 @@ pub async fn set_roles(
     let name = parse_user(&user)?;
     let wanted = requested_roles(&body.input()?)?;
     let caller = administrator(&state, &context, Action::ChangeRoles)?;
-    let current = target(&state, &name)?.roles;
-    let add: BTreeSet<Role> = wanted.difference(&current).copied().collect();
-    let remove: BTreeSet<Role> = current.difference(&wanted).copied().filter(|r| *r != Role::Root).collect();
-    let command = UserCommand::UpdateRoles { add, remove, actor: actor(&caller), at: state.now() };
-    state.ledger.execute::<User>(&name, command, &context.metadata(caller.name())).await?;
+    admin::set_roles(&state.ledger, &caller.acting(&context), &name, wanted).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -301,7 +290,7 @@ pub async fn change_user_roles(
     if change.touches_custom_roles() {
         permissions::check(Action::ChangeCustomRolesOfUser, &caller.user.roles)?;
     }
-    roles::change_roles(&state.ledger, actor(&caller), &name, change, &context.metadata(caller.name())).await?;
+    roles::change_roles(&state.ledger, &caller.acting(&context), &name, change).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -347,7 +336,6 @@ pub async fn set_custom_roles(
 ) -> Result<StatusCode, ApiError> {
     let name = parse_user(&user)?;
     let input = body.input()?;
-    let existing = state.ledger.model.read().users.custom_roles().clone();
     let wanted: BTreeSet<CustomRoleId> = match &input {
         Input::Json(json) => {
             json.reject_unexpected_of::<CustomRolesRequest>()?;
@@ -358,17 +346,13 @@ pub async fn set_custom_roles(
             }
             wanted
         }
-        Input::Form(form) => existing.keys().filter(|id| form.has(id.as_str())).cloned().collect(),
+        // A form names each wanted role as a key: those that are custom roles.
+        Input::Form(form) => {
+            admin::custom_role_ids(&state.ledger).into_iter().filter(|id| form.has(id.as_str())).collect()
+        }
     };
     let caller = administrator(&state, &context, Action::ChangeCustomRolesOfUser)?;
-    if let Some(missing) = wanted.iter().find(|id| !existing.contains_key(*id)) {
-        return Err(AuthError::new(ErrorType::NoSuchRole, missing.as_str()).into());
-    }
-    let current = target(&state, &name)?.custom_roles;
-    let add = wanted.difference(&current).cloned().collect();
-    let remove = current.difference(&wanted).cloned().collect();
-    let command = UserCommand::UpdateCustomRoles { add, remove, by: caller.name().clone(), at: state.now() };
-    state.ledger.execute::<User>(&name, command, &context.metadata(caller.name())).await?;
+    admin::set_custom_roles(&state.ledger, &caller.acting(&context), &name, wanted).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -436,8 +420,7 @@ pub async fn set_custom_role(
     let id = CustomRoleId::parse(input.string("id")?.as_deref())?;
     let description = parse_role_description(input.string("desc")?.as_deref())?;
     let caller = administrator(&state, &context, Action::SetCustomRole)?;
-    let command = CustomRoleCommand::Set { id: id.clone(), description, by: caller.name().clone(), at: state.now() };
-    state.ledger.execute::<CustomRole>(&id, command, &context.metadata(caller.name())).await?;
+    admin::set_custom_role(&state.ledger, &caller.acting(&context), &id, description).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -481,8 +464,7 @@ pub async fn delete_custom_role(
     }
     let caller = administrator(&state, &context, Action::DeleteCustomRole)?;
     let id = CustomRoleId::parse(raw.as_deref())?;
-    let command = CustomRoleCommand::Delete { id: id.clone(), by: caller.name().clone(), at: state.now() };
-    state.ledger.execute::<CustomRole>(&id, command, &context.metadata(caller.name())).await?;
+    admin::delete_custom_role(&state.ledger, &caller.acting(&context), &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -544,16 +526,7 @@ pub async fn disable(
     };
     let reason = if disable { Some(check_length(reason.as_deref(), "reason", 1000)?.to_owned()) } else { None };
     let caller = administrator(&state, &context, Action::DisableOrEnableUser)?;
-    target(&state, &name)?;
-    let at = state.now();
-    // The reason is the event's, and the request's too (auditors filter on metadata).
-    let mut metadata = context.metadata(caller.name());
-    metadata.reason = reason.clone();
-    let command = match reason {
-        Some(reason) => UserCommand::Disable { reason, actor: actor(&caller), at },
-        None => UserCommand::Enable { actor: actor(&caller), at },
-    };
-    state.ledger.execute::<User>(&name, command, &metadata).await?;
+    admin::disable(&state.ledger, &caller.acting(&context), &name, reason).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -580,10 +553,7 @@ pub async fn force_reset(
 ) -> Result<StatusCode, ApiError> {
     let name = parse_user(&user)?;
     let caller = administrator(&state, &context, Action::ForcePasswordReset)?;
-    target(&state, &name)?;
-    let end_sessions = state.ledger.force_reset_ends_sessions();
-    let command = UserCommand::ForceReset { actor: actor(&caller), at: state.now(), end_sessions };
-    state.ledger.execute::<User>(&name, command, &context.metadata(caller.name())).await?;
+    admin::force_reset(&state.ledger, &caller.acting(&context), &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -611,9 +581,7 @@ pub async fn unlock(
 ) -> Result<StatusCode, ApiError> {
     let name = parse_user(&user)?;
     let caller = administrator(&state, &context, Action::ClearLoginThrottle)?;
-    target(&state, &name)?;
-    let command = UserCommand::ClearLoginThrottle { by: caller.name().clone(), at: state.now() };
-    state.ledger.execute::<User>(&name, command, &context.metadata(caller.name())).await?;
+    admin::unlock(&state.ledger, &caller.acting(&context), &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -633,9 +601,7 @@ pub async fn unlock(
 )]
 pub async fn force_reset_all(State(state): State<AppState>, context: RequestContext) -> Result<StatusCode, ApiError> {
     let caller = administrator(&state, &context, Action::ForceAllPasswordResets)?;
-    let end_sessions = state.ledger.force_reset_ends_sessions();
-    let command = SystemCommand::ForceAllPasswordResets { by: caller.name().clone(), at: state.now(), end_sessions };
-    state.ledger.execute::<System>((), command, &context.metadata(caller.name())).await?;
+    admin::force_reset_all(&state.ledger, &caller.acting(&context)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -670,8 +636,7 @@ pub async fn reset_password(
 ) -> Result<Response, ApiError> {
     let name = parse_user(&user)?;
     let caller = administrator(&state, &context, Action::ResetPassword)?;
-    let metadata = context.metadata(caller.name());
-    let temporary = accounts::reset_to_temporary(&state.ledger, &actor(&caller), &name, &metadata).await?;
+    let temporary = accounts::reset_to_temporary(&state.ledger, &caller.acting(&context), &name).await?;
     if context.wants_html() {
         return pages::admin::password_reset(Nav::of_caller(&caller), name.as_str(), &temporary);
     }
@@ -768,10 +733,7 @@ pub async fn revoke_user_tokens(
 ) -> Result<StatusCode, ApiError> {
     let name = parse_user(&user)?;
     let caller = administrator(&state, &context, Action::RevokeUserTokens)?;
-    if state.ledger.model.read().users.get(&name).is_some() {
-        let command = UserCommand::RevokeAllTokens { by: caller.name().clone(), at: state.now() };
-        state.ledger.execute::<User>(&name, command, &context.metadata(caller.name())).await?;
-    }
+    admin::revoke_tokens_of(&state.ledger, &caller.acting(&context), &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -791,8 +753,7 @@ pub async fn revoke_user_tokens(
 )]
 pub async fn revoke_all(State(state): State<AppState>, context: RequestContext) -> Result<Response, ApiError> {
     let caller = administrator(&state, &context, Action::RevokeAllTokens)?;
-    let command = SystemCommand::RevokeAllTokens { by: caller.name().clone(), at: state.now() };
-    state.ledger.execute::<System>((), command, &context.metadata(caller.name())).await?;
+    admin::revoke_all_tokens(&state.ledger, &caller.acting(&context)).await?;
     Ok(no_content_clearing_cookie(&context))
 }
 
@@ -957,26 +918,15 @@ pub async fn config(State(state): State<AppState>, context: RequestContext) -> R
     Ok(Json(out).into_response())
 }
 
-/// Records a change of the server's configuration by `caller` (204).
-async fn record_config(
-    state: &AppState,
-    context: &RequestContext,
-    caller: &Caller,
-    command: ServerConfigCommand,
-) -> Result<StatusCode, ApiError> {
-    state.ledger.execute::<ServerConfig>((), command, &context.metadata(caller.name())).await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-/// Records `changes` to the server's configuration (those that alter nothing are dropped).
+/// Records `changes` to the server's configuration by `caller` (204).
 async fn record_config_changes(
     state: &AppState,
     context: &RequestContext,
     caller: &Caller,
     changes: Vec<ConfigChange>,
 ) -> Result<StatusCode, ApiError> {
-    let command = ServerConfigCommand::Update { changes, by: caller.name().clone(), at: state.now() };
-    record_config(state, context, caller, command).await
+    admin::change_config(&state.ledger, &caller.acting(context), changes).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// A redirect URL setting: blank is none; else an http(s) URL with a host.
@@ -1346,9 +1296,8 @@ pub async fn update_environment_config(
 )]
 pub async fn reset_config(State(state): State<AppState>, context: RequestContext) -> Result<StatusCode, ApiError> {
     let caller = administrator(&state, &context, Action::ChangeConfig)?;
-    let to = Box::new(state.ledger.initial_settings().clone());
-    let command = ServerConfigCommand::Reset { to, by: caller.name().clone(), at: state.now() };
-    record_config(&state, &context, &caller, command).await
+    admin::reset_config(&state.ledger, &caller.acting(&context)).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// The administration page: search, token lookup and the emergency measures.

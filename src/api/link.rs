@@ -18,7 +18,7 @@ use super::pages::{self, Nav};
 use super::request::{Body, FirstQuery, Input, RequestContext, any_token, cookie, cookie_token, no_token};
 use super::{AppState, Caller};
 use crate::app::links::{self, LinkCompleted};
-use crate::app::sign_in::{Back, Holder, Purpose};
+use crate::app::sign_in::{Back, Holder, Purpose, Refusal};
 use crate::domain::names::{is_blank, java_trim};
 use crate::domain::{AuthError, ErrorType, IdentityId};
 
@@ -192,13 +192,12 @@ pub async fn complete(
 ) -> Result<Response, ApiError> {
     let environment = environment_cookie(&context.headers);
     if let Some(error) = query.error.as_deref().filter(|e| !is_blank(Some(e))) {
-        // The choice page's address first: nothing is kept for a way back that cannot go on.
-        state.sign_in.urls(&state.ledger, environment.as_deref())?;
         let quota = context.quota_key();
         let replacing = link_cookie(&context.headers);
         let holder = Holder::Client(Some(&quota));
+        let failure = Refusal { provider: &provider, error, environment: environment.as_deref() };
         let (token, expires) =
-            state.sign_in.fail(&state.ledger, &provider, error, Purpose::Link, replacing.as_deref(), holder).await?;
+            state.sign_in.fail(&state.ledger, failure, Purpose::Link, replacing.as_deref(), holder).await?;
         return delayed(&state, environment.as_deref(), &token, expires);
     }
     let token = required_link_cookie(&context.headers)?;

@@ -22,7 +22,7 @@ use super::pages::{self, Nav};
 use super::request::{Body, FirstQuery, Input, RequestContext, cookie, parse_context_string, session_cookie};
 use super::{AppState, views};
 use crate::app::logins::{self, Choices, Completion, LoginCompleted, NewAccount};
-use crate::app::sign_in::{Back, Holder, Purpose};
+use crate::app::sign_in::{Back, Holder, Purpose, Refusal};
 use crate::domain::names::{is_blank, java_trim, parse_custom_context};
 use crate::domain::{AuthError, DisplayName, EmailAddress, ErrorType, IdentityId, PolicyId, UserName};
 use crate::projections::TokenView;
@@ -359,13 +359,11 @@ pub async fn complete(
     let redirect = cookies.checked_redirect(&state)?;
     let client = context.client_info();
     if let Some(error) = query.error.as_deref().filter(|e| !is_blank(Some(e))) {
-        // The choice page's address first: nothing is kept for a way back that cannot go on.
-        state.sign_in.urls(&state.ledger, cookies.environment.as_deref())?;
         let quota = context.quota_key();
         let holder = Holder::Client(Some(&quota));
         let replacing = cookies.token.as_deref();
-        let (token, expires) =
-            state.sign_in.fail(&state.ledger, &provider, error, Purpose::Login, replacing, holder).await?;
+        let failure = Refusal { provider: &provider, error, environment: cookies.environment.as_deref() };
+        let (token, expires) = state.sign_in.fail(&state.ledger, failure, Purpose::Login, replacing, holder).await?;
         return delayed(&state, &cookies, &token, expires);
     }
     let token = cookies.required_token()?;

@@ -19,8 +19,9 @@ use super::pages::{self, Nav};
 use super::request::{Body, Input, RequestContext, any_token};
 use super::v2::ProfileUpdate;
 use super::{AppState, views};
+use crate::app::accounts;
 use crate::domain::names::is_blank;
-use crate::domain::{Actor, AuthError, DisplayName, EmailAddress, ErrorType, Role, User, UserCommand};
+use crate::domain::{AuthError, DisplayName, EmailAddress, ErrorType, Role};
 
 /// The caller's account as `GET /me` shows it: the user and the forms' URLs.
 #[derive(Debug, Serialize, ToSchema)]
@@ -118,11 +119,8 @@ pub async fn change_profile(
 ) -> Result<StatusCode, ApiError> {
     let display = if is_blank(display.as_deref()) { None } else { Some(DisplayName::parse(display.as_deref())?) };
     let email = if is_blank(email.as_deref()) { None } else { Some(EmailAddress::parse(email.as_deref())?) };
-    let user = state.login_caller(token, None)?.user;
-    if display.is_some() || email.is_some() {
-        let metadata = context.metadata(&user.name);
-        state.ledger.execute::<User>(&user.name, UserCommand::UpdateProfile { display, email }, &metadata).await?;
-    }
+    let caller = state.login_caller(token, None)?;
+    accounts::update_profile(&state.ledger, &caller.acting(context), display, email).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -162,11 +160,8 @@ pub async fn remove_roles(
         }
         Input::Form(form) => remove.extend(form.keys().filter_map(Role::from_id)),
     }
-    let user = state.login_caller(&token, None)?.user;
-    let actor = Actor { name: user.name.clone(), roles: user.roles.clone() };
-    let metadata = context.metadata(&user.name);
-    let command = UserCommand::UpdateRoles { add: BTreeSet::new(), remove, actor, at: state.now() };
-    state.ledger.execute::<User>(&user.name, command, &metadata).await?;
+    let caller = state.login_caller(&token, None)?;
+    accounts::drop_own_roles(&state.ledger, &caller.acting(&context), remove).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -9,6 +9,8 @@ pub mod error;
 pub mod guard;
 pub mod invites;
 pub mod legacy;
+#[cfg(test)]
+mod layering;
 pub mod link;
 pub mod local_account;
 pub mod login;
@@ -76,6 +78,12 @@ pub struct Caller {
 impl Caller {
     pub fn name(&self) -> &UserName {
         &self.user.name
+    }
+
+    /// This caller acting through the request `context` (its events' metadata).
+    pub fn acting(&self, context: &request::RequestContext) -> crate::app::acting::Acting {
+        let actor = crate::domain::Actor { name: self.user.name.clone(), roles: self.user.roles.clone() };
+        crate::app::acting::Acting { actor, metadata: context.metadata(&self.user.name) }
     }
 }
 

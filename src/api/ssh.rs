@@ -18,11 +18,11 @@ use super::admin::{administrator, parse_user, target};
 use super::error::{ApiError, ErrorEnvelope};
 use super::permissions::{self, Action};
 use super::request::{Body, FirstQuery, Input, RequestContext, any_token};
+use crate::app::admin;
 use crate::app::ssh::{self, authority};
-use crate::domain::User;
 use crate::domain::cert_authority::RotationStep;
 use crate::domain::describe::timestamp;
-use crate::domain::{AuthError, CaKind, CertificateEvent, HostId, HostRole, JoinToken, Login, UserCommand, UserName};
+use crate::domain::{AuthError, CaKind, CertificateEvent, HostId, HostRole, JoinToken, Login, UserName};
 use crate::projections::access::CertificateRecord;
 
 /// A key clients or hosts trust: `{public_key, fingerprint}`.
@@ -342,9 +342,7 @@ pub async fn set_logins(
     };
     let logins: BTreeSet<Login> = Login::parse_list(listed.iter().map(String::as_str))?;
     let caller = administrator(&state, &context, Action::ChangeLogins)?;
-    target(&state, &name)?;
-    let command = UserCommand::SetLogins { logins, by: caller.name().clone(), at: state.now() };
-    state.ledger.execute::<User>(&name, command, &context.metadata(caller.name())).await?;
+    admin::set_logins(&state.ledger, &caller.acting(&context), &name, logins).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

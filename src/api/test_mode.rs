@@ -20,8 +20,6 @@ use super::{AppState, root, views};
 use crate::app::test_mode::TestLedger;
 use crate::app::tokens::NewToken;
 use crate::domain::names::parse_role_description;
-use crate::domain::test_mode::{TestCustomRole, TestUser};
-use crate::domain::test_mode::{TestCustomRoleCommand, TestUserCommand};
 use crate::domain::token::{ClientInfo, Mfa};
 use crate::domain::{AuthError, CustomRoleId, DisplayName, ErrorType, Role, TokenKind, TokenName, UserName};
 use crate::projections::test_mode::TestUserRecord;
@@ -276,9 +274,7 @@ pub async fn set_custom_role(State(state): State<AppState>, body: Body) -> Resul
     body.reject_unexpected_of::<TestCustomRoleRequest>()?;
     let id = CustomRoleId::parse(id.as_deref())?;
     let description = parse_role_description(description.as_deref())?;
-    let ledger = ledger(&state)?;
-    let now = state.now();
-    ledger.execute::<TestCustomRole>(&id, TestCustomRoleCommand::Set { id: id.clone(), description, now }).await?;
+    ledger(&state)?.set_custom_role(&id, description).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -345,21 +341,7 @@ pub async fn set_user_roles(State(state): State<AppState>, body: Body) -> Result
             None => return Err(AuthError::illegal(format!("Invalid role id: {id}")).into()),
         };
     }
-    let ledger = ledger(&state)?;
-    let now = state.now();
-    let mut custom_roles = BTreeSet::new();
-    {
-        let model = ledger.model.read();
-        for id in &custom {
-            let known = CustomRoleId::parse(Some(id)).ok().filter(|id| model.has_custom_role(id, now));
-            match known {
-                Some(id) => custom_roles.insert(id),
-                None => return Err(AuthError::new(ErrorType::NoSuchRole, id.as_str()).into()),
-            };
-        }
-    }
-    let command = TestUserCommand::ReplaceRoles { user: user.clone(), roles: built_in, custom_roles, now };
-    ledger.execute::<TestUser>(&user, command).await?;
+    ledger(&state)?.replace_roles(&user, built_in, &custom).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

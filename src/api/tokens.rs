@@ -23,10 +23,9 @@ use super::request::{
 };
 use super::{AppState, require_login, views};
 use crate::app::tokens::{self, NewToken};
-use crate::domain::User;
 use crate::domain::names::parse_custom_context;
 use crate::domain::token::{Mfa, RevocationReason};
-use crate::domain::{AuthError, ErrorType, TokenKind, TokenName, UserCommand, UserName};
+use crate::domain::{AuthError, ErrorType, TokenKind, TokenName, UserName};
 use crate::projections::TokenView;
 
 /// The caller's tokens as `GET /tokens` lists them, with the forms' URLs.
@@ -239,11 +238,7 @@ pub async fn revoke_all(State(state): State<AppState>, context: RequestContext) 
     let token = any_token(&context.headers)?;
     let view = state.token_view(&token)?;
     require_login(&view)?;
-    let metadata = context.metadata(&view.user);
-    state
-        .ledger
-        .execute::<User>(&view.user, UserCommand::RevokeAllTokens { by: view.user.clone(), at: state.now() }, &metadata)
-        .await?;
+    tokens::revoke_all_own(&state.ledger, &view.user, &context.metadata(&view.user)).await?;
     Ok(no_content_clearing_cookie(&context))
 }
 

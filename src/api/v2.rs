@@ -18,11 +18,11 @@ use super::error::{ApiError, ErrorEnvelope};
 use super::permissions::{self, Action};
 use super::request::{Body, FirstQuery, RequestContext, required_header_token};
 use super::{AppState, views};
+use crate::app::history;
 use crate::app::tokens::{self, NewToken};
-use crate::domain::Audit;
 use crate::domain::names::{is_blank, java_trim, parse_custom_context, parse_user_list};
 use crate::domain::token::Mfa;
-use crate::domain::{AuditCommand, AuthError, ErrorType, TokenKind, TokenName, UserName};
+use crate::domain::{AuthError, ErrorType, TokenKind, TokenName, UserName};
 use crate::projections::{SearchSpec, hash_token};
 
 /// The most users or anonymous ids one lookup may name.
@@ -276,18 +276,7 @@ pub async fn anon_ids(
     if ids.len() > MAX_LIST {
         return Err(AuthError::illegal(format!("Anonymous ID count exceeds maximum of {MAX_LIST}")).into());
     }
-    if !ids.is_empty() {
-        // Unmasking anonymous ids is recorded: who translated which.
-        let command = AuditCommand::TranslateAnonIds { anon_ids: ids.clone(), at: state.now() };
-        state.ledger.execute::<Audit>(&user.name, command, &context.metadata(&user.name)).await?;
-    }
-    let model = state.ledger.model.read();
-    let found = ids
-        .iter()
-        .filter_map(|id| model.users.by_anon_id(id))
-        .filter(|u| !u.is_disabled() && !u.name.is_root())
-        .map(|u| (u.anon_id.to_string(), u.name.to_string()))
-        .collect();
+    let found = history::translate_anon_ids(&state.ledger, &user.name, ids, &context.metadata(&user.name)).await?;
     Ok(Json(found))
 }
 

@@ -4,10 +4,11 @@
 //! stored here (argon2id, in the credentials store); the rules for who may do
 //! what are the domain's.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use uuid::Uuid;
 
+use super::acting::Acting;
 use super::ledger::Ledger;
 use super::passwords::{Admitted, Checked, Turn};
 use super::throttle::{PasswordClient, Reservation};
@@ -17,7 +18,7 @@ use crate::domain::throttle::{PasswordSource, is_throttled};
 use crate::domain::token::{ClientInfo, Mfa};
 use crate::domain::user::{NewPassword, check_can_reset_password, locked};
 use crate::domain::{
-    Actor, AuthError, DisplayName, EmailAddress, ErrorType, RoleSet, TokenKind, User, UserCommand, UserName,
+    AuthError, DisplayName, EmailAddress, ErrorType, Role, RoleSet, TokenKind, User, UserCommand, UserName,
 };
 use crate::projections::{TokenView, UserRecord};
 use crate::store::EventMetadata;
@@ -344,12 +345,8 @@ pub async fn create_local_account(
 
 /// An administrator's reset of `name`'s password to a new temporary one
 /// (changed at the next login); returns it, to be shown once.
-pub async fn reset_to_temporary(
-    ledger: &Ledger,
-    admin: &Actor,
-    name: &UserName,
-    metadata: &EventMetadata,
-) -> Result<String, AppError> {
+pub async fn reset_to_temporary(ledger: &Ledger, acting: &Acting, name: &UserName) -> Result<String, AppError> {
+    let (admin, metadata) = (&acting.actor, &acting.metadata);
     let record = ledger.model.read().users.get(name).cloned().ok_or_else(|| AuthError::no_such_user(name.as_str()))?;
     if record.credential.is_none() {
         return Err(AuthError::no_such_user(&format!("{name} is not a local user and has no password")).into());
@@ -358,4 +355,27 @@ pub async fn reset_to_temporary(
     let temporary = passwords::temporary();
     set_password(ledger, &record, temporary.clone(), true, metadata, &admin.name).await?;
     Ok(temporary)
+}
+
+/// Sets the acting user's display name and email; `None` leaves one as it is
+/// (and nothing is recorded when both are).
+pub async fn update_profile(
+    ledger: &Ledger,
+    acting: &Acting,
+    display: Option<DisplayName>,
+    email: Option<EmailAddress>,
+) -> Result<(), AppError> {
+    if display.is_none() && email.is_none() {
+        return Ok(());
+    }
+    ledger.execute::<User>(acting.name(), UserCommand::UpdateProfile { display, email }, &acting.metadata).await?;
+    Ok(())
+}
+
+/// Drops roles the acting user holds (a user may always give up their own).
+pub async fn drop_own_roles(ledger: &Ledger, acting: &Acting, remove: BTreeSet<Role>) -> Result<(), AppError> {
+    let command =
+        UserCommand::UpdateRoles { add: BTreeSet::new(), remove, actor: acting.actor.clone(), at: ledger.now() };
+    ledger.execute::<User>(acting.name(), command, &acting.metadata).await?;
+    Ok(())
 }

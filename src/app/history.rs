@@ -4,7 +4,7 @@
 //! projections, so it is what the server would have answered then. Used by
 //! the `replay` tool and the auditor API.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use serde::Serialize;
 use serde_json::Value;
@@ -500,4 +500,27 @@ pub async fn token_as_of(log: &EventLog, id: Uuid, at: i64) -> Result<TokenAsOf,
         because,
         ended_by: if view.is_some() { None } else { ended },
     })
+}
+
+/// The users behind anonymous ids, as `anon id → user name` (disabled users
+/// and root are never revealed); the translation is itself recorded: who
+/// unmasked which ids.
+pub async fn translate_anon_ids(
+    ledger: &Ledger,
+    reader: &UserName,
+    ids: Vec<Uuid>,
+    metadata: &EventMetadata,
+) -> Result<BTreeMap<String, String>, AppError> {
+    if ids.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let command = AuditCommand::TranslateAnonIds { anon_ids: ids.clone(), at: ledger.now() };
+    ledger.execute::<Audit>(reader, command, metadata).await?;
+    let model = ledger.model.read();
+    Ok(ids
+        .iter()
+        .filter_map(|id| model.users.by_anon_id(id))
+        .filter(|u| !u.is_disabled() && !u.name.is_root())
+        .map(|u| (u.anon_id.to_string(), u.name.to_string()))
+        .collect())
 }

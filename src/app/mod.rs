@@ -14,6 +14,8 @@
 //!
 //! Modules, one per use-case family:
 //! - [`accounts`]: local accounts — password login, reset, password changes, second factors;
+//! - [`admin`]: what administrators change — roles, custom roles, disabling, resets, unlocks,
+//!   users' tokens, the configuration; [`acting`]: who acts, with their events' metadata;
 //! - [`tokens`]: minting and issuing tokens;
 //! - [`invitations`]: sign-up invitations and their second-factor enrolment;
 //! - [`hosts`]: provisioning tokens and host joins; [`ssh`]: certificate
@@ -35,6 +37,8 @@
 //! - [`passwords`], [`second_factor`], [`root_account`], [`background`]: the pieces they share.
 
 pub mod accounts;
+pub mod acting;
+pub mod admin;
 pub mod background;
 pub mod client_address;
 pub mod commands;

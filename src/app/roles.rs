@@ -6,10 +6,10 @@
 use std::collections::BTreeSet;
 
 use super::AppError;
+use super::acting::Acting;
 use super::ledger::Ledger;
 use crate::domain::user::RoleChange;
-use crate::domain::{Actor, AuthError, CustomRoleId, Role, User, UserCommand, UserName};
-use crate::store::EventMetadata;
+use crate::domain::{AuthError, CustomRoleId, Role, User, UserCommand, UserName};
 
 /// The roles to add and remove.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -36,10 +36,9 @@ impl RolesChange {
 /// refused, nothing written, by any rule a part breaks).
 pub async fn change_roles(
     ledger: &Ledger,
-    actor: Actor,
+    acting: &Acting,
     user: &UserName,
     change: RolesChange,
-    metadata: &EventMetadata,
 ) -> Result<(), AppError> {
     let known_custom: BTreeSet<CustomRoleId> = {
         let model = ledger.model.read();
@@ -49,7 +48,15 @@ pub async fn change_roles(
         model.users.custom_roles().keys().cloned().collect()
     };
     let RolesChange { add, remove, add_custom, remove_custom } = change;
-    let change = RoleChange { add, remove, add_custom, remove_custom, known_custom, actor, at: ledger.now() };
-    ledger.execute::<User>(user, UserCommand::ChangeRoles(Box::new(change)), metadata).await?;
+    let change = RoleChange {
+        add,
+        remove,
+        add_custom,
+        remove_custom,
+        known_custom,
+        actor: acting.actor.clone(),
+        at: ledger.now(),
+    };
+    ledger.execute::<User>(user, UserCommand::ChangeRoles(Box::new(change)), &acting.metadata).await?;
     Ok(())
 }

@@ -180,6 +180,14 @@ pub(crate) struct Opened<T> {
     pub data: T,
 }
 
+/// A provider's refusal: the error it sent back (`?error=`) instead of a code, on the way
+/// back of a flow started in `environment`.
+pub(crate) struct Refusal<'a> {
+    pub provider: &'a str,
+    pub error: &'a str,
+    pub environment: Option<&'a str>,
+}
+
 /// The providers and the in-flight store.
 pub struct SignIn {
     pub providers: Providers,
@@ -324,17 +332,20 @@ impl SignIn {
 
     /// Keeps a provider's error (`?error=` on the way back) for the choice
     /// page, in place of the flow of `replacing` (the cookie's, if any); the
-    /// new temporary token and its expiry. The provider must be an enabled
-    /// one (upstream stores any: here an unknown provider stores nothing).
+    /// new temporary token and its expiry. The choice page's address is
+    /// checked first (nothing is kept for a way back that cannot go on), and
+    /// the provider must be an enabled one (upstream stores any: here an
+    /// unknown provider stores nothing).
     pub(crate) async fn fail(
         &self,
         ledger: &Ledger,
-        provider: &str,
-        error: &str,
+        failure: Refusal<'_>,
         purpose: Purpose,
         replacing: Option<&str>,
         holder: Holder<'_>,
     ) -> Result<(String, i64), AppError> {
+        let Refusal { provider, error, environment } = failure;
+        self.urls(ledger, environment)?;
         let provider = self.provider(ledger, provider)?;
         if let Some(token) = replacing {
             self.forget(ledger, token).await?;

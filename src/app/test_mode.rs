@@ -21,8 +21,12 @@ use super::commands::CommandBus;
 use super::ledger::{LedgerOptions, settle};
 use super::tokens::{Minted, NewToken, mint};
 use crate::clock::SharedClock;
-use crate::domain::test_mode::{TEST_DATA_LIFETIME_MS, TestData, TestDataCommand, TestUser, TestUserCommand};
-use crate::domain::{Addressed, AuthError, DisplayName, Token, TokenCommand, UserName};
+use std::collections::BTreeSet;
+
+use crate::domain::test_mode::{
+    TEST_DATA_LIFETIME_MS, TestCustomRole, TestCustomRoleCommand, TestData, TestDataCommand, TestUser, TestUserCommand,
+};
+use crate::domain::{Addressed, AuthError, CustomRoleId, DisplayName, ErrorType, Role, Token, TokenCommand, UserName};
 use crate::projections::TokenView;
 use crate::projections::{ReadModel, Runner, TestProjections};
 use crate::store::{EventLog, EventMetadata, Purge, SecretsKey, Store, StoreKind};
@@ -130,6 +134,38 @@ impl TestLedger {
     pub async fn create_user(&self, name: &UserName, display: DisplayName) -> Result<(), AppError> {
         let command = TestUserCommand::Create { user: name.clone(), display, anon_id: Uuid::new_v4(), now: self.now() };
         self.execute::<TestUser>(name, command).await?;
+        Ok(())
+    }
+
+    /// Creates the test custom role `id`, or sets its description.
+    pub async fn set_custom_role(&self, id: &CustomRoleId, description: String) -> Result<(), AppError> {
+        self.execute::<TestCustomRole>(id, TestCustomRoleCommand::Set { id: id.clone(), description, now: self.now() })
+            .await?;
+        Ok(())
+    }
+
+    /// Replaces a test user's roles: `custom` names live test custom roles
+    /// (`No such role` for the first that is none).
+    pub async fn replace_roles(
+        &self,
+        user: &UserName,
+        roles: BTreeSet<Role>,
+        custom: &[String],
+    ) -> Result<(), AppError> {
+        let now = self.now();
+        let mut custom_roles = BTreeSet::new();
+        {
+            let model = self.model.read();
+            for id in custom {
+                let known = CustomRoleId::parse(Some(id)).ok().filter(|id| model.has_custom_role(id, now));
+                match known {
+                    Some(id) => custom_roles.insert(id),
+                    None => return Err(AuthError::new(ErrorType::NoSuchRole, id.as_str()).into()),
+                };
+            }
+        }
+        let command = TestUserCommand::ReplaceRoles { user: user.clone(), roles, custom_roles, now };
+        self.execute::<TestUser>(user, command).await?;
         Ok(())
     }
 

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::AppError;
 use super::ledger::Ledger;
 use crate::domain::token::{ClientInfo, Mfa, RevocationReason, TokenIssued};
-use crate::domain::{ErrorType, Token, TokenCommand, TokenKind, TokenName, UserName};
+use crate::domain::{ErrorType, Token, TokenCommand, TokenKind, TokenName, User, UserCommand, UserName};
 use crate::projections::token_index::encode_hash;
 use crate::projections::{TokenView, hash_token};
 use crate::store::EventMetadata;
@@ -120,4 +120,11 @@ pub(crate) async fn withdraw(ledger: &Ledger, id: Uuid, user: &UserName, metadat
         Ok(_) | Err(AppError::Lagging(_)) => {}
         Err(error) => tracing::error!(%error, token = %id, "could not withdraw a token that was never handed out"),
     }
+}
+
+/// Revokes every token of `user`, at their own request.
+pub async fn revoke_all_own(ledger: &Ledger, user: &UserName, metadata: &EventMetadata) -> Result<(), AppError> {
+    let command = UserCommand::RevokeAllTokens { by: user.clone(), at: ledger.now() };
+    ledger.execute::<User>(user, command, metadata).await?;
+    Ok(())
 }
