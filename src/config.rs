@@ -28,7 +28,7 @@ pub struct FileConfig {
     pub display_name_rule: Option<Canonicalization>,
     /// Serve test mode (contract §8): off unless set.
     pub test_mode_enabled: Option<bool>,
-    /// Join tokens for hosts, `ROLE[,ROLE]:VALUE` (roles: node, proxy, auth); no expiry.
+    /// Static provisioning tokens for hosts, `ROLE[,ROLE]:VALUE` (roles: node, proxy, auth); no expiry.
     #[serde(default)]
     pub static_tokens: Vec<String>,
     /// The base URL of invitation links (default: the server's own address).

@@ -4,9 +4,12 @@
 //!
 //! - [`domain`]: aggregates, commands, events, rules; pure (no I/O, clock or randomness);
 //! - [`store`]: the event log (SQLite or PostgreSQL), the credentials store, checkpoints' storage;
-//! - [`projections`]: read models folded from the log, and the runner that feeds them;
-//! - [`app`]: the use cases — every multi-step flow, credential, random value and the one command path;
-//! - [`api`]: HTTP — parse, call one `app` function, render; the error envelope; the permission table.
+//! - [`projections`]: the in-memory state folded from the log, and the runner that feeds them;
+//! - [`app`]: the use cases — every rule that needs more than one aggregate, every multi-step
+//!   flow, credential, random value, and the one command path;
+//! - [`api`]: HTTP — parse the request, check the caller against the permission table, call
+//!   the application layer, render JSON or a page; the error envelope. It makes no decision
+//!   and executes no command (`src/api/layering.rs` holds it to that).
 //!
 //! Beside them: [`config`] (the configuration file → options), [`server`]
 //! (wires a ledger to the HTTP router and runs it), [`clock`] (the

@@ -65,7 +65,7 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
-    /// Provisioning (join) tokens for hosts, on a running server.
+    /// Provisioning tokens for hosts, on a running server.
     Tokens {
         #[command(subcommand)]
         action: TokensAction,

@@ -88,7 +88,7 @@ async fn every_kind_of_event(h: &Harness, peer: Option<&common::oidc::Peer>) -> 
     assert!(matches!(accepted, Ok(authledger::app::witness::Accepted::Reset { .. })), "{accepted:?}");
     ok(h.put("/api/V2/me", Some(&alice), json!({"display": "Alice Liddell", "email": "alice@wonder.land"})).await)
         .await;
-    // The SSH side: certificates, logins, authorities, join tokens, invitations, second factors.
+    // The SSH side: certificates, logins, authorities, provisioning tokens, invitations, second factors.
     let key = ssh_key::PrivateKey::random(&mut rand::rngs::OsRng, ssh_key::Algorithm::Ed25519).expect("a key");
     let public_key = key.public_key().to_openssh().expect("OpenSSH");
     ok(h.post("/admin/user/alice/logins", Some(&admin), json!({"logins": ["alice", "deploy"]})).await).await;

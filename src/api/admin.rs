@@ -147,16 +147,16 @@ pub async fn user(
     if !context.wants_html() {
         return Ok(Json(views::AdminUserView::of(&record)).into_response());
     }
-    let model = state.ledger.model.read();
     let roles = &caller.user.roles;
     // Certificates only for those who may list them through the API too.
     let certificates = match permissions::allows(Action::ViewCertificates, roles) {
-        true => Some(model.access.user_certificates(&name, MAX_CERTIFICATES_SHOWN)),
+        true => Some(state.ledger.user_certificates(&name, MAX_CERTIFICATES_SHOWN)),
         false => None,
     };
+    let custom_roles = state.ledger.custom_roles();
     let facts = pages::admin::UserFacts {
-        reset_required: model.users.reset_required(&record),
-        custom_roles: model.users.custom_roles(),
+        reset_required: state.ledger.reset_required(&record),
+        custom_roles: &custom_roles,
         certificates,
         now: state.now(),
     };
@@ -372,13 +372,12 @@ pub async fn set_custom_roles(
 )]
 pub async fn custom_roles(State(state): State<AppState>, context: RequestContext) -> Result<Response, ApiError> {
     let caller = administrator(&state, &context, Action::ListCustomRoles)?;
-    let model = state.ledger.model.read();
-    let roles = model.users.custom_roles();
+    let roles = state.ledger.custom_roles();
     if context.wants_html() {
         let manage = permissions::allows(Action::SetCustomRole, &caller.user.roles);
         return pages::account::custom_roles(Nav::of_caller(&caller), roles.iter(), manage);
     }
-    Ok(Json(views::CustomRoles::of(roles)).into_response())
+    Ok(Json(views::CustomRoles::of(&roles)).into_response())
 }
 
 /// Members of `POST /admin/customroles/set`'s body (JSON or form).
@@ -672,7 +671,7 @@ pub async fn user_tokens(
 ) -> Result<Response, ApiError> {
     let name = parse_user(&user)?;
     let caller = administrator(&state, &context, Action::ViewUserTokens)?;
-    let tokens = state.ledger.model.read().tokens.tokens_of(&name, state.now());
+    let tokens = state.ledger.tokens_of(&name);
     if context.wants_html() {
         return pages::admin::user_tokens(Nav::of_caller(&caller), name.as_str(), &tokens);
     }
@@ -874,7 +873,7 @@ pub struct ServerConfigView {
 )]
 pub async fn config(State(state): State<AppState>, context: RequestContext) -> Result<Response, ApiError> {
     let caller = administrator(&state, &context, Action::ViewConfig)?;
-    let config = state.ledger.model.read().config.clone();
+    let config = state.ledger.settings();
     if context.wants_html() {
         return pages::admin::config(Nav::of_caller(&caller), &config, &state.sign_in.providers);
     }
@@ -1317,8 +1316,7 @@ pub async fn reset_config(State(state): State<AppState>, context: RequestContext
 )]
 pub async fn start(State(state): State<AppState>, context: RequestContext) -> Result<Response, ApiError> {
     let caller = administrator(&state, &context, Action::ViewUser)?;
-    let model = state.ledger.model.read();
-    pages::admin::start(&caller.user, model.users.custom_roles())
+    pages::admin::start(&caller.user, &state.ledger.custom_roles())
 }
 
 /// A user found by the administrator's search.
@@ -1368,12 +1366,11 @@ pub async fn search(State(state): State<AppState>, context: RequestContext, body
     }
     let fields: Vec<&str> = ["username", "displayname"].into_iter().filter(|f| form.has(f)).collect();
     let caller = administrator(&state, &context, Action::ViewUser)?;
-    let model = state.ledger.model.read();
     let spec = match prefix.is_empty() {
         true => None,
-        false => Some(SearchSpec::parse(&prefix, Some(&fields.join(",")), model.users.rule())?),
+        false => Some(SearchSpec::parse(&prefix, Some(&fields.join(",")), state.ledger.name_rule())?),
     };
-    let found = model.users.admin_search(spec.as_ref(), &roles, &custom_roles);
+    let found = state.ledger.admin_search(spec.as_ref(), &roles, &custom_roles);
     if context.wants_html() {
         return pages::admin::search_results(Nav::of_caller(&caller), &prefix, &found);
     }

@@ -427,7 +427,7 @@ pub async fn digest(
 ) -> Result<Json<ProjectionDigest>, ApiError> {
     let token = required_header_token(&context.headers)?;
     auditor(&state, &token)?;
-    let checkpoint = state.ledger.model.read().checkpoint();
+    let checkpoint = state.ledger.checkpoint();
     Ok(Json(ProjectionDigest {
         position: checkpoint.position,
         rule: checkpoint.rule.name(),

@@ -49,13 +49,13 @@ pub async fn read_your_writes(State(state): State<AppState>, request: Request, n
                 *copy.extensions_mut() = request.extensions().clone();
                 copy
             });
-            let before = state.ledger.model.position();
+            let before = state.ledger.position();
             let (mut response, mut written) = recording_writes(next.clone().run(request)).await;
             // A read that recorded something (an auditor's read is an event) is not served twice.
             if let Some(again) = again
                 && written.is_none()
                 && is_miss(&response)
-                && state.ledger.catch_up().await.is_ok_and(|_| state.ledger.model.position() > before)
+                && state.ledger.catch_up().await.is_ok_and(|_| state.ledger.position() > before)
             {
                 (response, written) = recording_writes(next.run(again)).await;
             }
@@ -97,10 +97,7 @@ async fn catch_up_before(
             }
         };
     }
-    let unknown = token.is_some_and(|token| {
-        let hash = hash_token(&token);
-        !ledger.model.read().tokens.is_valid(&hash, ledger.now())
-    });
+    let unknown = token.is_some_and(|token| !ledger.is_valid_token(&hash_token(&token)));
     if !unknown {
         return Ok(false);
     }

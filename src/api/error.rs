@@ -278,7 +278,7 @@ async fn render(state: &AppState, accept: &[HeaderValue], call_id: &CallId, resp
         None => return response,
     };
     let media = accepted_of(accept.iter()).unwrap_or(MediaType::Json);
-    let show_stack = state.ledger.model.read().config.show_stack;
+    let show_stack = state.ledger.show_stack();
     let body = envelope(&error, error.routed.then(|| call_id.get()), state.ledger.now(), show_stack);
     let mut rendered = match media {
         MediaType::Json => (error.status, Json(ErrorEnvelope { error: body })).into_response(),

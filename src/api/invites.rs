@@ -154,8 +154,7 @@ pub struct Invites {
 )]
 pub async fn list(State(state): State<AppState>, context: RequestContext) -> Result<Json<Invites>, ApiError> {
     administrator(&state, &context, Action::InviteUser)?;
-    let model = state.ledger.model.read();
-    let invites = model.access.invites(state.now()).into_iter().map(InviteView::of).collect();
+    let invites = state.ledger.pending_invites().iter().map(InviteView::of).collect();
     Ok(Json(Invites { invites }))
 }
 

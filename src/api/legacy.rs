@@ -60,16 +60,12 @@ fn owner(state: &AppState, realm: Realm, token: &TokenView) -> Result<LegacyUser
 fn lookup(state: &AppState, realm: Realm, name: &UserName) -> Result<LegacyUser, ApiError> {
     match realm {
         Realm::Main => {
-            let model = state.ledger.model.read();
-            let user = model.users.get(name).filter(|u| !u.is_disabled()).ok_or_else(|| no_such_user(name))?;
-            Ok(LegacyUser { name: user.name.clone(), display: user.display.clone(), email: user.email.clone() })
+            let user = state.ledger.user(name).filter(|u| !u.is_disabled()).ok_or_else(|| no_such_user(name))?;
+            Ok(LegacyUser { name: user.name, display: user.display, email: user.email })
         }
         Realm::Test => {
-            let ledger = test_mode::ledger(state)?;
-            let now = state.now();
-            let model = ledger.model.read();
-            let user = model.user(name, now).ok_or_else(|| no_such_user(name))?;
-            Ok(LegacyUser { name: user.name.clone(), display: user.display.to_string(), email: None })
+            let user = test_mode::ledger(state)?.user(name).ok_or_else(|| no_such_user(name))?;
+            Ok(LegacyUser { name: user.name, display: user.display.to_string(), email: None })
         }
     }
 }

@@ -2,8 +2,10 @@
 //! the login page, start, the provider's way back, the choice, pick, create,
 //! cancel and the name suggestion. The flow's state travels in upstream's
 //! cookies (path `/login`; `HttpOnly` and `SameSite=Lax` here, so the way back
-//! from the provider — a top-level navigation — still carries them); each
-//! handler parses, calls one `app::logins` function and answers.
+//! from the provider — a top-level navigation — still carries them). The
+//! flows themselves are `app::logins` and `app::sign_in`'s; a handler reads
+//! the cookies and the query, calls them and answers with a redirect, a page
+//! or JSON.
 
 use std::collections::{BTreeMap, BTreeSet};
 

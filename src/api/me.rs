@@ -183,12 +183,11 @@ pub async fn remove_roles(
 pub async fn custom_roles(State(state): State<AppState>, context: RequestContext) -> Result<Response, ApiError> {
     let token = any_token(&context.headers)?;
     let user = state.login_caller(&token, None)?.user;
-    let model = state.ledger.model.read();
-    let roles = model.users.custom_roles();
+    let roles = state.ledger.custom_roles();
     if context.wants_html() {
         return pages::account::custom_roles(Nav::of(&user), roles.iter(), false);
     }
-    Ok(Json(views::CustomRoles::of(roles)).into_response())
+    Ok(Json(views::CustomRoles::of(&roles)).into_response())
 }
 
 /// This module's routes, each with its entry in the OpenAPI document.

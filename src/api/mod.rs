@@ -8,9 +8,9 @@ pub mod consistency;
 pub mod error;
 pub mod guard;
 pub mod invites;
-pub mod legacy;
 #[cfg(test)]
 mod layering;
+pub mod legacy;
 pub mod link;
 pub mod local_account;
 pub mod login;
@@ -94,23 +94,16 @@ impl AppState {
 
     /// The valid token with this value (401 10020 otherwise).
     pub fn token_view(&self, token: &str) -> Result<TokenView, ApiError> {
-        let hash = hash_token(token);
-        self.ledger
-            .model
-            .read()
-            .tokens
-            .find(&hash, self.now())
-            .ok_or_else(|| AuthError::bare(ErrorType::InvalidToken).into())
+        self.ledger.token(&hash_token(token)).ok_or_else(|| AuthError::bare(ErrorType::InvalidToken).into())
     }
 
     /// The token's enabled user (403 20010 when disabled).
     pub fn user_of(&self, token: &TokenView) -> Result<UserRecord, ApiError> {
-        let model = self.ledger.model.read();
-        let user = model.users.get(&token.user).ok_or_else(|| AuthError::bare(ErrorType::InvalidToken))?;
+        let user = self.ledger.user(&token.user).ok_or_else(|| AuthError::bare(ErrorType::InvalidToken))?;
         if user.is_disabled() {
             return Err(AuthError::disabled(user.name.as_str()).into());
         }
-        Ok(user.clone())
+        Ok(user)
     }
 
     /// Token, then token kind (Login only), then enabled user, then the permission.
@@ -126,12 +119,12 @@ impl AppState {
 
     /// The suggested client cache time (`cachefor`).
     pub fn cache_for(&self) -> i64 {
-        self.ledger.model.read().config.suggested_cache_ms
+        self.ledger.suggested_cache_ms()
     }
 
     /// Whether forwarded headers are ignored (auth2's `ignoreip`).
     pub fn ignore_ip(&self) -> bool {
-        self.ledger.model.read().config.ignore_ip
+        self.ledger.ignore_ip()
     }
 }
 

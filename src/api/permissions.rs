@@ -36,7 +36,7 @@ pub enum Action {
     RemovePolicyId,
     CreateDevToken,
     CreateServToken,
-    /// Issue, list and delete provisioning (join) tokens (Teleport's `GenerateToken`).
+    /// Issue, list and delete provisioning tokens (Teleport's `GenerateToken`).
     ManageProvisionTokens,
     /// Free a host name from the key it is bound to.
     ReleaseHost,

@@ -1,4 +1,4 @@
-//! Provisioning (join) tokens and hosts joining with them: admins issue,
+//! Provisioning tokens and hosts joining with them: admins issue,
 //! list and delete tokens; a host presents one with its public key and gets a
 //! host certificate signed by the host CA. Static tokens from the
 //! configuration file join any number of hosts; issued ones join one each.
@@ -169,19 +169,17 @@ pub struct ProvisionTokens {
 )]
 pub async fn list(State(state): State<AppState>, context: RequestContext) -> Result<Json<ProvisionTokens>, ApiError> {
     administrator(&state, &context, Action::ManageProvisionTokens)?;
-    let now = state.now();
-    let model = state.ledger.model.read();
-    let tokens = model
-        .access
-        .provision_tokens(now)
+    let tokens = state
+        .ledger
+        .pending_provision_tokens()
         .into_iter()
         .map(|t| PendingToken {
             id: t.id,
-            roles: t.roles.clone(),
+            roles: t.roles,
             expires: t.expires,
             created: t.created,
-            issued_by: t.issued_by.clone(),
-            hash: t.token_hash.clone(),
+            issued_by: t.issued_by,
+            hash: t.token_hash,
         })
         .collect();
     let statics = state
@@ -295,7 +293,7 @@ pub async fn join(
     let request = JoinRequest { token: value, host_id, public_key, roles, principals };
     let joined = hosts::join(&state.ledger, &state.ssh, request, &metadata).await?;
     let cert = joined.event.cert();
-    let user_ca = state.ledger.model.read().access.authority(CaKind::User).map(|a| a.key.public_key.clone());
+    let user_ca = state.ledger.authority(CaKind::User).map(|a| a.key.public_key);
     Ok(Json(JoinedHost {
         serial: cert.serial.to_string(),
         valid_after: cert.valid_after,
@@ -353,17 +351,17 @@ pub struct Hosts {
 )]
 pub async fn hosts(State(state): State<AppState>, context: RequestContext) -> Result<Json<Hosts>, ApiError> {
     administrator(&state, &context, Action::ViewCertificates)?;
-    let model = state.ledger.model.read();
-    let hosts = model
-        .access
+    let hosts = state
+        .ledger
         .hosts()
+        .into_iter()
         .map(|h| HostView {
-            host_id: h.host_id.clone(),
-            principals: h.principals.clone(),
-            roles: h.roles.clone(),
-            joined: h.joined,
             last_joined: h.last_joined(),
-            key_fingerprint: h.key_fingerprint.clone(),
+            host_id: h.host_id,
+            principals: h.principals,
+            roles: h.roles,
+            joined: h.joined,
+            key_fingerprint: h.key_fingerprint,
             serial: h.certificate.map(|c| c.serial.to_string()),
             valid_before: h.certificate.map(|c| c.valid_before),
         })

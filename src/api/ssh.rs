@@ -19,6 +19,7 @@ use super::error::{ApiError, ErrorEnvelope};
 use super::permissions::{self, Action};
 use super::request::{Body, FirstQuery, Input, RequestContext, any_token};
 use crate::app::admin;
+use crate::app::reads::CertificatesOf;
 use crate::app::ssh::{self, authority};
 use crate::domain::cert_authority::RotationStep;
 use crate::domain::describe::timestamp;
@@ -88,8 +89,7 @@ pub enum RotatedAuthority {
 
 /// An authority's key and its trust lines (`authorized_keys` for the user CA, `known_hosts` for the host CA).
 fn authority_key(state: &AppState, ca: CaKind) -> Option<(AuthorityKey, String)> {
-    let model = state.ledger.model.read();
-    let record = model.access.authority(ca)?;
+    let record = state.ledger.authority(ca)?;
     let trusted = record.trusted();
     // One trust line per trusted key (two while a rotation is in progress).
     let lines: Vec<String> = trusted
@@ -489,23 +489,15 @@ pub async fn certificates(
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(AuthError::illegal(format!("limit must be between 1 and {MAX_PAGE}")).into());
     }
-    let model = state.ledger.model.read();
-    let all = model.access.certificates();
-    let start = query.after.map_or(0, |after| all.partition_point(|r| r.position <= after));
-    let mut page: Vec<&CertificateRecord> = all[start..]
-        .iter()
-        .filter(|r| match &r.event {
-            CertificateEvent::UserCertIssued { user: u, .. } => host.is_none() && user.as_ref().is_none_or(|n| n == u),
-            CertificateEvent::HostCertIssued { host_id, .. } => {
-                user.is_none() && host.is_none_or(|h| h == host_id.as_str())
-            }
-        })
-        .take(limit + 1)
-        .collect();
-    let more = page.len() > limit;
-    page.truncate(limit);
-    let next = if more { page.last().map(|r| r.position) } else { None };
-    let certificates = page.into_iter().map(CertificateView::of).collect();
+    let of = match (&user, host) {
+        (Some(user), None) => CertificatesOf::User(user),
+        (None, Some(host)) => CertificatesOf::Host(host.as_str()),
+        (None, None) => CertificatesOf::All,
+        // A certificate is a user's or a host's, never both.
+        (Some(_), Some(_)) => return Ok(Json(CertificatePage { certificates: Vec::new(), next: None })),
+    };
+    let (page, next) = state.ledger.certificates_page(of, query.after, limit);
+    let certificates = page.iter().map(CertificateView::of).collect();
     Ok(Json(CertificatePage { certificates, next }))
 }
 

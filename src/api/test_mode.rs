@@ -22,8 +22,7 @@ use crate::app::tokens::NewToken;
 use crate::domain::names::parse_role_description;
 use crate::domain::token::{ClientInfo, Mfa};
 use crate::domain::{AuthError, CustomRoleId, DisplayName, ErrorType, Role, TokenKind, TokenName, UserName};
-use crate::projections::test_mode::TestUserRecord;
-use crate::projections::{TestProjections, TokenView, hash_token};
+use crate::projections::{TokenView, hash_token};
 
 /// The test-mode ledger; 400 70000 when test mode is off.
 pub fn ledger(state: &AppState) -> Result<&Arc<TestLedger>, ApiError> {
@@ -35,27 +34,17 @@ pub fn ledger(state: &AppState) -> Result<&Arc<TestLedger>, ApiError> {
 
 /// The valid test token with this value (after the test-mode check).
 pub fn token_view(state: &AppState, token: &str) -> Result<TokenView, ApiError> {
-    let ledger = ledger(state)?;
-    let now = state.now();
-    ledger
-        .model
-        .read()
-        .tokens
-        .find(&hash_token(token), now)
-        .ok_or_else(|| AuthError::bare(ErrorType::InvalidToken).into())
+    ledger(state)?.token(&hash_token(token)).ok_or_else(|| AuthError::bare(ErrorType::InvalidToken).into())
 }
 
-/// A test user as the user JSON: no email, never logged in; custom roles that still exist.
-fn user_view(model: &TestProjections, user: &TestUserRecord, now: i64) -> views::UserView {
-    let custom_roles = model.custom_roles_of(user, now).into_iter().map(ToString::to_string).collect();
-    views::UserView::bare(&user.name, user.anon_id, user.display.as_str(), user.created, &user.roles, custom_roles)
-}
-
-/// The live test user; 404 when there is none.
-fn user_answer(ledger: &TestLedger, name: &UserName, now: i64) -> Result<Json<views::UserView>, ApiError> {
-    let model = ledger.model.read();
-    let user = model.user(name, now).ok_or_else(|| AuthError::no_such_user(name.as_str()))?;
-    Ok(Json(user_view(&model, user, now)))
+/// The live test user as the user JSON (no email, never logged in; the
+/// custom roles that still exist); 404 when there is none.
+fn user_answer(ledger: &TestLedger, name: &UserName) -> Result<Json<views::UserView>, ApiError> {
+    let (user, custom) = ledger.user_with_custom_roles(name).ok_or_else(|| AuthError::no_such_user(name.as_str()))?;
+    let custom_roles = custom.iter().map(ToString::to_string).collect();
+    let view =
+        views::UserView::bare(&user.name, user.anon_id, user.display.as_str(), user.created, &user.roles, custom_roles);
+    Ok(Json(view))
 }
 
 /// Test mode's root document (works with test mode off).
@@ -101,7 +90,7 @@ pub async fn create_user(State(state): State<AppState>, body: Body) -> Result<Js
     let display = DisplayName::parse(display.as_deref())?;
     let ledger = ledger(&state)?;
     ledger.create_user(&name, display).await?;
-    user_answer(ledger, &name, state.now())
+    user_answer(ledger, &name)
 }
 
 /// A test user.
@@ -123,7 +112,7 @@ pub async fn get_user(
 ) -> Result<Json<views::UserView>, ApiError> {
     let name = UserName::parse(Some(&name))?;
     let ledger = ledger(&state)?;
-    user_answer(ledger, &name, state.now())
+    user_answer(ledger, &name)
 }
 
 /// Members of `POST /testmode/api/V2/testmodeonly/token`'s body.
@@ -213,7 +202,7 @@ pub async fn introspect(State(state): State<AppState>, headers: HeaderMap) -> Re
 pub async fn me(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<views::UserView>, ApiError> {
     let token = required_header_token(&headers)?;
     let view = token_view(&state, &token)?;
-    user_answer(ledger(&state)?, &view.user, state.now())
+    user_answer(ledger(&state)?, &view.user)
 }
 
 /// Display names of live test users.
@@ -236,14 +225,7 @@ pub async fn users(
     FirstQuery(query): FirstQuery<ListQuery>,
 ) -> Result<Json<BTreeMap<String, String>>, ApiError> {
     let names = lookup_names(query.list.as_deref(), &headers, |token| token_view(&state, token).map(drop))?;
-    let now = state.now();
-    let model = ledger(&state)?.model.read();
-    let found = names
-        .iter()
-        .filter_map(|name| model.user(name, now))
-        .map(|u| (u.name.to_string(), u.display.to_string()))
-        .collect();
-    Ok(Json(found))
+    Ok(Json(ledger(&state)?.display_names(&names)))
 }
 
 /// Members of `POST /testmode/api/V2/testmodeonly/customroles`'s body.
@@ -290,10 +272,7 @@ pub async fn set_custom_role(State(state): State<AppState>, body: Body) -> Resul
     ),
 )]
 pub async fn custom_roles(State(state): State<AppState>) -> Result<Json<views::CustomRoles>, ApiError> {
-    let ledger = ledger(&state)?;
-    let now = state.now();
-    let model = ledger.model.read();
-    Ok(Json(views::CustomRoles::of(model.custom_roles(now))))
+    Ok(Json(views::CustomRoles::of(&ledger(&state)?.custom_roles())))
 }
 
 /// Reads a role list member where `null` items are refused with `message`.

@@ -1,7 +1,7 @@
-//! The caller's own tokens and session (upstream `Tokens`, `Logout`, `Me`):
-//! listing, developer/service tokens, revocation, logout, and dropping one's
-//! own roles. The token comes from the `Authorization` header or the session
-//! cookie.
+//! The caller's own tokens and session (upstream `Tokens`, `Logout`):
+//! listing, developer/service tokens, revocation, revoke-all and logout, as
+//! JSON or pages. The token comes from the `Authorization` header or the
+//! session cookie.
 
 use std::collections::BTreeMap;
 
@@ -97,7 +97,7 @@ pub async fn list(State(state): State<AppState>, context: RequestContext) -> Res
     let view = state.token_view(&token)?;
     let user = state.user_of(&view)?;
     require_login(&view)?;
-    let mut others = state.ledger.model.read().tokens.tokens_of(&user.name, state.now());
+    let mut others = state.ledger.tokens_of(&user.name);
     others.retain(|t| t.id != view.id);
     let dev = permissions::allows(Action::CreateDevToken, &user.roles);
     let service = permissions::allows(Action::CreateServToken, &user.roles);
@@ -174,7 +174,7 @@ pub async fn create(State(state): State<AppState>, context: RequestContext, body
 pub fn owned_token(state: &AppState, user: &UserName, id: &str) -> Result<TokenView, ApiError> {
     let no_such = || AuthError::new(ErrorType::NoSuchToken, format!("No token {id} for user {user} exists"));
     let id = Uuid::parse_str(id).map_err(|_| ApiError::framework(StatusCode::NOT_FOUND, true))?;
-    let tokens = state.ledger.model.read().tokens.tokens_of(user, state.now());
+    let tokens = state.ledger.tokens_of(user);
     tokens.into_iter().find(|t| t.id == id).ok_or_else(|| no_such().into())
 }
 

@@ -61,14 +61,10 @@ pub struct ProfileUpdate {
 pub async fn introspect(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     let token = required_header_token(&headers)?;
     let hash = hash_token(&token);
-    let now = state.now();
-    let model = state.ledger.model.read();
-    let cache_for = model.config.suggested_cache_ms;
-    let body = model
-        .tokens
-        .with_token(&hash, now, |found| views::api_token_bytes(found, cache_for))
+    let body = state
+        .ledger
+        .with_token(&hash, views::api_token_bytes)
         .ok_or_else(|| AuthError::bare(ErrorType::InvalidToken))?;
-    drop(model);
     Ok(([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response())
 }
 
@@ -193,14 +189,7 @@ pub async fn users(
     FirstQuery(query): FirstQuery<ListQuery>,
 ) -> Result<Json<BTreeMap<String, String>>, ApiError> {
     let names = lookup_names(query.list.as_deref(), &headers, |token| state.token_view(token).map(drop))?;
-    let model = state.ledger.model.read();
-    let found = names
-        .iter()
-        .filter_map(|name| model.users.get(name))
-        .filter(|u| !u.is_disabled() && !u.name.is_root())
-        .map(|u| (u.name.to_string(), u.display.clone()))
-        .collect();
-    Ok(Json(found))
+    Ok(Json(state.ledger.display_names(&names)))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -230,13 +219,11 @@ pub async fn search(
     FirstQuery(query): FirstQuery<SearchQuery>,
 ) -> Result<Json<BTreeMap<String, String>>, ApiError> {
     let token = required_header_token(&headers)?;
-    let rule = state.ledger.model.read().users.rule();
+    let rule = state.ledger.name_rule();
     let spec = SearchSpec::parse(&prefix, query.fields.as_deref(), rule)?;
     let view = state.token_view(&token)?;
     state.user_of(&view)?;
-    let model = state.ledger.model.read();
-    let found = model.users.search(&spec).into_iter().map(|u| (u.name.to_string(), u.display.clone())).collect();
-    Ok(Json(found))
+    Ok(Json(state.ledger.search_users(&spec)))
 }
 
 /// User names behind anonymous ids (an administrator's lookup; recorded).

@@ -1,4 +1,4 @@
-//! Provisioning (join) tokens and hosts joining with them: administrators
+//! Provisioning tokens and hosts joining with them: administrators
 //! issue and delete tokens; a host presents one with its public key and gets a
 //! host certificate signed by the host CA. Static tokens from the
 //! configuration file join any number of hosts; issued ones join one each.

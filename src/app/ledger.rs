@@ -41,7 +41,7 @@ pub struct LedgerOptions {
     pub command_deadline: Duration,
     /// Serve test mode: a second, expiring log beside this one (see `test_mode`).
     pub test_mode: bool,
-    /// The SSH side's settings: static join tokens, certificate lifetimes, the public URL.
+    /// The SSH side's settings: static provisioning tokens, certificate lifetimes, the public URL.
     pub ssh: SshOptions,
     /// The identity providers of the configuration.
     pub providers: Vec<super::providers::ProviderSettings>,

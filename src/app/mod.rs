@@ -56,6 +56,7 @@ pub mod logins;
 pub mod passwords;
 pub mod policies;
 pub mod providers;
+pub mod reads;
 pub mod roles;
 pub mod root_account;
 pub mod second_factor;

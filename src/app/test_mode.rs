@@ -21,14 +21,15 @@ use super::commands::CommandBus;
 use super::ledger::{LedgerOptions, settle};
 use super::tokens::{Minted, NewToken, mint};
 use crate::clock::SharedClock;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::domain::test_mode::{
     TEST_DATA_LIFETIME_MS, TestCustomRole, TestCustomRoleCommand, TestData, TestDataCommand, TestUser, TestUserCommand,
 };
 use crate::domain::{Addressed, AuthError, CustomRoleId, DisplayName, ErrorType, Role, Token, TokenCommand, UserName};
-use crate::projections::TokenView;
+use crate::projections::test_mode::TestUserRecord;
 use crate::projections::{ReadModel, Runner, TestProjections};
+use crate::projections::{TokenHash, TokenView};
 use crate::store::{EventLog, EventMetadata, Purge, SecretsKey, Store, StoreKind};
 use uuid::Uuid;
 
@@ -135,6 +136,43 @@ impl TestLedger {
         let command = TestUserCommand::Create { user: name.clone(), display, anon_id: Uuid::new_v4(), now: self.now() };
         self.execute::<TestUser>(name, command).await?;
         Ok(())
+    }
+
+    /// The valid test token with this hash, now.
+    pub fn token(&self, hash: &TokenHash) -> Option<TokenView> {
+        self.model.read().tokens.find(hash, self.now())
+    }
+
+    /// The live test user named `name`.
+    pub fn user(&self, name: &UserName) -> Option<TestUserRecord> {
+        self.model.read().user(name, self.now()).cloned()
+    }
+
+    /// The live test user named `name` with the custom roles they hold that
+    /// still exist.
+    pub fn user_with_custom_roles(&self, name: &UserName) -> Option<(TestUserRecord, Vec<CustomRoleId>)> {
+        let now = self.now();
+        let model = self.model.read();
+        let user = model.user(name, now)?;
+        let custom = model.custom_roles_of(user, now).into_iter().cloned().collect();
+        Some((user.clone(), custom))
+    }
+
+    /// The display names of those of `names` who are live test users.
+    pub fn display_names(&self, names: &[UserName]) -> BTreeMap<String, String> {
+        let now = self.now();
+        let model = self.model.read();
+        names
+            .iter()
+            .filter_map(|name| model.user(name, now))
+            .map(|u| (u.name.to_string(), u.display.to_string()))
+            .collect()
+    }
+
+    /// The live test custom roles: id → description.
+    pub fn custom_roles(&self) -> BTreeMap<CustomRoleId, String> {
+        let now = self.now();
+        self.model.read().custom_roles(now).into_iter().map(|(id, desc)| (id.clone(), desc.to_owned())).collect()
     }
 
     /// Creates the test custom role `id`, or sets its description.

@@ -1,4 +1,4 @@
-//! The `ProvisionToken` aggregate: one per join token issued through the API
+//! The `ProvisionToken` aggregate: one per provisioning token issued through the API
 //! (static tokens from the configuration file are configuration, not events;
 //! their every use is a `HostCertIssued` event). An issued token is single
 //! use — an admin asks for `count` tokens to join `count` hosts — and only its

@@ -65,7 +65,7 @@ struct SearchResultsPage {
 }
 
 /// The answer to `POST /admin/search`.
-pub fn search_results(nav: Nav, prefix: &str, users: &[&UserRecord]) -> Result<Response, ApiError> {
+pub fn search_results(nav: Nav, prefix: &str, users: &[UserRecord]) -> Result<Response, ApiError> {
     let users = users
         .iter()
         .map(|u| UserSummary { name: u.name.to_string(), display: u.display.clone(), disabled: u.is_disabled() })
@@ -181,7 +181,7 @@ pub struct UserFacts<'a> {
     pub reset_required: bool,
     pub custom_roles: &'a BTreeMap<CustomRoleId, String>,
     /// `None` when the viewer may not list certificates.
-    pub certificates: Option<Vec<&'a CertificateRecord>>,
+    pub certificates: Option<Vec<CertificateRecord>>,
     pub now: i64,
 }
 
@@ -233,7 +233,7 @@ pub fn user(viewer: &UserRecord, user: &UserRecord, facts: UserFacts<'_>) -> Res
             .map(|(id, desc)| RoleRow { id: id.to_string(), desc: desc.clone(), held: user.custom_roles.contains(id) })
             .collect(),
         logins: user.effective_logins().iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
-        certificates: facts.certificates.map(|list| list.into_iter().map(CertRow::of).collect()),
+        certificates: facts.certificates.map(|list| list.iter().map(CertRow::of).collect()),
         powers: Powers {
             change_custom_roles: viewer_may(Action::ChangeCustomRolesOfUser),
             change_logins: viewer_may(Action::ChangeLogins),

@@ -1,5 +1,5 @@
 //! The SSH side of the service: certificate authorities and the certificates
-//! they sign, provisioning (join) tokens — static ones from the configuration
+//! they sign, provisioning tokens — static ones from the configuration
 //! file included — and TOTP second factors. The domain decides; this module
 //! holds what the domain may not: keys, randomness and the credentials store.
 
@@ -26,7 +26,7 @@ pub const HOUR_MS: i64 = 60 * 60 * 1000;
 /// Settings of the SSH side (configuration, not events).
 #[derive(Debug, Clone, PartialEq)]
 pub struct SshOptions {
-    /// Join tokens from the configuration file: no expiry, any number of uses.
+    /// Static provisioning tokens from the configuration file: no expiry, any number of uses.
     pub static_tokens: Vec<StaticToken>,
     /// The longest validity a user certificate may have.
     pub max_user_cert_ttl_ms: i64,
@@ -94,7 +94,7 @@ impl Default for SshOptions {
     }
 }
 
-/// A join token from the configuration file: `ROLE[,ROLE]:VALUE`.
+/// A static provisioning token from the configuration file: `ROLE[,ROLE]:VALUE`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StaticToken {
     /// The first 16 hex digits of the value's SHA-256: how the log and the API name it.
