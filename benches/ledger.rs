@@ -36,7 +36,7 @@ use authledger::domain::{
 };
 use authledger::domain::{Token, User};
 use authledger::projections::token_index::encode_hash;
-use authledger::projections::{Fold, Projections, ReadModel, Runner, hash_token};
+use authledger::projections::{Fold, Projections, Runner, SharedProjections, hash_token};
 use authledger::store::{EventLog, EventMetadata, Store, StoreOptions};
 use clap::{Parser, Subcommand};
 use cqrs_es::DomainEvent;
@@ -212,7 +212,7 @@ async fn seed(store: String, tokens: usize, tokens_out: String, sample: usize, l
     let ledger = Ledger::open(options, clock.clone()).await.expect("open");
     let user = UserName::parse(Some("bench")).expect("name");
     let meta = EventMetadata::actor("bench");
-    if ledger.model.read().users.get(&user).is_none() {
+    if ledger.projections.read().users.get(&user).is_none() {
         let create = UserCommand::Create {
             user: user.clone(),
             display: DisplayName::parse(Some("Bench User")).expect("display"),
@@ -364,8 +364,8 @@ async fn catch_up(store: String) {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let log = Store::open(&store, StoreOptions::default(), clock).await.expect("open").log;
     let (rows, before) = raw_read(&log).await;
-    let model = Arc::new(ReadModel::new(Projections::new(Canonicalization::default())));
-    let runner = Runner::new(log.clone(), model.clone());
+    let projections = Arc::new(SharedProjections::new(Projections::new(Canonicalization::default())));
+    let runner = Runner::new(log.clone(), projections.clone());
     let started = Instant::now();
     let folded = runner.catch_up().await.expect("catch up");
     let seconds = started.elapsed().as_secs_f64();

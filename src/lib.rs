@@ -11,13 +11,14 @@
 //!   the application layer, render JSON or a page; the error envelope. It makes no decision
 //!   and executes no command (`src/api/layering.rs` holds it to that).
 //!
-//! Beside them: [`config`] (the configuration file → options), [`server`]
+//! Beside them: [`cli`] (the administrative commands' HTTP client), [`config`] (the configuration file → options), [`server`]
 //! (wires a ledger to the HTTP router and runs it), [`clock`] (the
 //! injected time every layer above the domain reads) and [`telemetry`] (the
 //! metrics every layer records).
 
 pub mod api;
 pub mod app;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod domain;

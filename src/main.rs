@@ -9,10 +9,10 @@ use std::sync::Arc;
 use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand};
 
-use authledger::api::client::{self, Client};
 use authledger::app::ledger::{Ledger, LedgerOptions};
 use authledger::app::root_account::{self, RootOutcome, set_root_password};
 use authledger::app::witness::{Accepted, Standing, Witness, accept};
+use authledger::cli::client::{self, Client};
 use authledger::clock::SystemClock;
 use authledger::config::{DEFAULT_LISTEN, DEFAULT_STORE, FileConfig, parse_duration_ms};
 use authledger::domain::InvitedIdentity;
@@ -209,7 +209,7 @@ fn seconds(ttl: &str) -> Result<i64, String> {
     parse_duration_ms(ttl).map(|ms| ms / 1000).map_err(|e| format!("--ttl: {e}"))
 }
 
-fn print_json(value: &serde_json::Value) {
+fn print_json(value: &impl serde::Serialize) {
     println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
 }
 
@@ -328,9 +328,8 @@ async fn run(cli: Cli) -> Result<(), String> {
                     let answer = client.add_tokens(&roles, seconds(&ttl)?, count).await.map_err(|e| e.to_string())?;
                     match format {
                         Format::Json => {
-                            let values: Vec<&serde_json::Value> =
-                                answer["tokens"].as_array().into_iter().flatten().map(|t| &t["token"]).collect();
-                            print_json(&serde_json::json!(values));
+                            let values: Vec<&str> = answer.tokens.iter().map(|t| t.token.as_str()).collect();
+                            print_json(&values);
                         }
                         Format::Text => print!("{}", client::tokens_added_text(client.server(), &answer, &ttl)),
                     }

@@ -76,7 +76,7 @@ async fn racing_commands(store: TestStore) {
     for task in tasks {
         task.await.expect("task").expect("each grant lands");
     }
-    let roles = ledger.model.read().users.get(&name("carol")).map(|u| u.roles.clone()).unwrap_or_default();
+    let roles = ledger.projections.read().users.get(&name("carol")).map(|u| u.roles.clone()).unwrap_or_default();
     assert_eq!(roles, BTreeSet::from([Role::Admin, Role::DevToken, Role::ServToken]));
 
     // Racing revocations of one token: exactly one revokes, the others find it gone.

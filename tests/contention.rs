@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use authledger::clock::SystemClock;
 use authledger::domain::canonical::Canonicalization;
-use authledger::projections::{Projections, ReadModel, Runner};
+use authledger::projections::{Projections, Runner, SharedProjections};
 use authledger::server::Server;
 use common::{Answer, Harness, TestStore, USER_PASSWORD};
 use futures::stream::{self, StreamExt};
@@ -95,9 +95,9 @@ async fn parallel_role_changes_keep_the_live_state_equal_to_a_rebuild(harness: H
     assert!(answers.iter().all(|a| a.status == 204), "every role change lands");
     let live = harness.get("/api/V2/admin/digest", Some(&admin)).await.json();
     // A rebuild of every projection from the log, up to the same position.
-    let model = Arc::new(ReadModel::new(Projections::new(Canonicalization::default())));
-    Runner::new(harness.server.ledger.log.clone(), model.clone()).catch_up().await.expect("the log folds");
-    let rebuilt = model.read().checkpoint();
+    let projections = Arc::new(SharedProjections::new(Projections::new(Canonicalization::default())));
+    Runner::new(harness.server.ledger.log.clone(), projections.clone()).catch_up().await.expect("the log folds");
+    let rebuilt = projections.read().checkpoint();
     assert_eq!(json!(rebuilt.position), live["position"], "the rebuild reached the live position");
     assert_eq!(json!(rebuilt.digest()), live["digest"], "the live projections equal a rebuild");
     harness

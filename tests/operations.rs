@@ -81,7 +81,7 @@ async fn the_server_writes_checkpoints_itself_and_a_restart_starts_from_one(h: H
         for i in 0..21 {
             h.agent_token(&login, &format!("d{round}-{i}")).await;
         }
-        let target = h.server.ledger.model.position();
+        let target = h.server.ledger.projections.position();
         let since = Instant::now();
         loop {
             let latest = h.server.ledger.checkpoints.latest(rule).await.expect("readable");
@@ -101,7 +101,7 @@ async fn the_server_writes_checkpoints_itself_and_a_restart_starts_from_one(h: H
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let last = h.agent_token(&login, "after the checkpoint").await;
-    let head = h.server.ledger.model.position();
+    let head = h.server.ledger.projections.position();
     // At shutdown the newest state is written; the restart starts from it and folds nothing.
     let h = h.restart().await;
     assert_eq!(h.server.ledger.checkpoint, Some(head), "the restart started from the shutdown checkpoint");

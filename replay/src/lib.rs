@@ -23,7 +23,7 @@ pub enum ReplayError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
-    Audit(#[from] AuditError),
+    History(#[from] HistoryError),
     #[error(transparent)]
     App(#[from] authledger::app::AppError),
     #[error("event at position {position} cannot be read: {message}")]
@@ -47,7 +47,7 @@ pub fn read_only() -> StoreOptions {
 }
 
 pub use authledger::app::history::{
-    AuditError, Entry, LiveToken, Query, Subject, TokenAsOf, UserAsOf, history, token_as_of, user_as_of,
+    Entry, HistoryError, LiveToken, Query, Subject, TokenAsOf, UserAsOf, history, token_as_of, user_as_of,
 };
 
 // ------------------------------------------------------------------- verify

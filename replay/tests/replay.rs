@@ -520,10 +520,10 @@ async fn a_checkpoint_is_loaded_at_start_up_and_answers_the_same(h: Harness) -> 
     assert_eq!(h.server.ledger.checkpoint, Some(head), "started from the checkpoint");
     assert_eq!(same_answers(&h, &alice, &live).await, before);
     // The live state at the checkpoint's position is the checkpoint, byte for byte.
-    assert_eq!(h.server.ledger.model.read().checkpoint().digest(), digest);
+    assert_eq!(h.server.ledger.projections.read().checkpoint().digest(), digest);
     // Events after the checkpoint fold on top of it, and survive another restart.
     let newer = h.agent_token(&alice, "after the checkpoint").await;
-    let newer_head = h.server.ledger.model.position();
+    let newer_head = h.server.ledger.projections.position();
     assert!(newer_head > head);
     // The server wrote its own checkpoint at shutdown: the restart starts from the newer head.
     let h = h.restart().await;
@@ -633,7 +633,9 @@ async fn deleting_the_newest_rows_is_caught_by_the_signed_head(h: Harness) -> Ha
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
     ok(h.post("/api/V2/token", Some(&admin), json!({"name": "after"})).await).await;
-    assert!(SignedHead::read(&store.witness_file()).expect("a new file").position <= h.server.ledger.model.position());
+    assert!(
+        SignedHead::read(&store.witness_file()).expect("a new file").position <= h.server.ledger.projections.position()
+    );
     let reset = h.store.payloads("WitnessReset").await;
     assert_eq!(reset.len(), 1);
     assert_eq!(reset[0]["position"], json!(final_head), "{reset:?}");

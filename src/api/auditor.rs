@@ -216,7 +216,6 @@ pub struct AuditPage {
     responses(
         (status = 200, description = "A page of events.", body = AuditPage),
         (status = 400, description = "An illegal filter, limit or position, or no token.", body = ErrorEnvelope),
-        (status = 401, description = "An invalid token.", body = ErrorEnvelope),
         (status = 403, description = "Not allowed to read the audit trail.", body = ErrorEnvelope),
     ),
 )]
@@ -247,7 +246,6 @@ pub async fn audit_trail(
         (status = 200, description = "A page of events (the timeline for a browser).",
             content((AuditPage = "application/json"), (String = "text/html"))),
         (status = 400, description = "An illegal filter, limit or position, or no token.", body = ErrorEnvelope),
-        (status = 401, description = "An invalid token.", body = ErrorEnvelope),
         (status = 403, description = "Not allowed to read the audit trail, or a cross-site read with the cookie.",
             body = ErrorEnvelope),
     ),
@@ -309,7 +307,6 @@ pub struct UserHistoryPage {
         (status = 200, description = "A page of the user's events (the history page for a browser).",
             content((UserHistoryPage = "application/json"), (String = "text/html"))),
         (status = 400, description = "An illegal user name, instant or position, or no token.", body = ErrorEnvelope),
-        (status = 401, description = "An invalid token.", body = ErrorEnvelope),
         (status = 403, description = "Not allowed to read the audit trail, or a cross-site read with the cookie.",
             body = ErrorEnvelope),
         (status = 404, description = "No such user.", body = ErrorEnvelope),
@@ -372,7 +369,6 @@ pub struct AsOfQuery {
     responses(
         (status = 200, description = "The user as it stood then.", body = history::UserAsOf),
         (status = 400, description = "A missing or illegal user or instant, or no token.", body = ErrorEnvelope),
-        (status = 401, description = "An invalid token.", body = ErrorEnvelope),
         (status = 403, description = "Not allowed to read the audit trail.", body = ErrorEnvelope),
         (status = 404, description = "No such user (then or ever).", body = ErrorEnvelope),
     ),
@@ -417,7 +413,6 @@ pub struct ProjectionDigest {
     responses(
         (status = 200, description = "The position and digest.", body = ProjectionDigest),
         (status = 400, description = "No token.", body = ErrorEnvelope),
-        (status = 401, description = "An invalid token.", body = ErrorEnvelope),
         (status = 403, description = "Not allowed to read the audit trail.", body = ErrorEnvelope),
     ),
 )]
@@ -456,7 +451,6 @@ pub struct WitnessHead {
     responses(
         (status = 200, description = "The signed head.", body = WitnessHead),
         (status = 400, description = "No token.", body = ErrorEnvelope),
-        (status = 401, description = "An invalid token.", body = ErrorEnvelope),
         (status = 403, description = "Not allowed to read the audit trail.", body = ErrorEnvelope),
     ),
 )]

@@ -3,21 +3,16 @@
 //! explicitly prefers HTML (a browser). One rule for every endpoint that has
 //! both forms ([`wants_html`]): JSON unless `text/html` is preferred; no
 //! Accept, `*/*` and `application/*` get JSON. Handlers return `ApiError`;
-//! the `render_errors` middleware, which sees the request, picks the media
+//! the pipeline (`middleware::render_errors`), which sees the request, picks the media
 //! type, stamps the call id and the time, and writes the body — also for the
 //! errors the HTTP layer makes itself (no route, wrong method or media type, a
 //! body too large, a path that is not UTF-8, a target or headers too large).
 
-use axum::Json;
-use axum::extract::{Request, State};
-use axum::http::{HeaderValue, Method, StatusCode, header};
-use axum::middleware::Next;
-use axum::response::{Html, IntoResponse, Response};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::request::SESSION_COOKIE;
-use super::{AppState, guard, pages};
 use crate::app::AppError;
 use crate::domain::{AuthError, ErrorType};
 
@@ -162,13 +157,13 @@ pub async fn not_found() -> ApiError {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum MediaType {
+pub(super) enum MediaType {
     Json,
     Html,
 }
 
 /// The first of JSON and HTML in the client's Accept list, by q-value.
-fn accepted_of<'a>(values: impl Iterator<Item = &'a HeaderValue>) -> Option<MediaType> {
+pub(super) fn accepted_of<'a>(values: impl Iterator<Item = &'a HeaderValue>) -> Option<MediaType> {
     let mut entries: Vec<(f32, usize, MediaType)> = Vec::new();
     for (index, item) in values.filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).enumerate() {
         let mut parts = item.split(';');
@@ -193,138 +188,6 @@ fn accepted_of<'a>(values: impl Iterator<Item = &'a HeaderValue>) -> Option<Medi
 /// `application/*` — and JSON preferred — all mean JSON.
 pub fn wants_html(headers: &axum::http::HeaderMap) -> bool {
     accepted_of(headers.get_all(header::ACCEPT).iter()) == Some(MediaType::Html)
-}
-
-/// The call id of the current request, drawn when first needed (an error, or
-/// an event's metadata) so that answering successfully costs nothing.
-#[derive(Debug, Clone, Default)]
-pub struct CallId(std::sync::Arc<std::sync::OnceLock<String>>);
-
-impl CallId {
-    pub fn get(&self) -> &str {
-        self.0.get_or_init(crate::app::new_call_id)
-    }
-}
-
-/// The one middleware around every route (one layer, so introspection pays
-/// for one): refuses cross-site cookie writes ([`guard`]), gives each request
-/// a call id, turns every error response into the envelope, sends a browser
-/// whose form post succeeded back to its page, and adds the security headers
-/// to every answer.
-pub async fn render_errors(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
-    // Kept aside unparsed: only an error (or a browser's form post) needs it.
-    let accept: Vec<HeaderValue> = request.headers().get_all(header::ACCEPT).iter().cloned().collect();
-    let form_post = (request.method() == Method::POST).then(|| request.uri().path().to_owned());
-    let call_id = CallId::default();
-    request.extensions_mut().insert(call_id.clone());
-    // Every line logged for this request names it (when the request's span is on).
-    let span = tracing::Span::current();
-    if !span.is_disabled() {
-        span.record("call_id", call_id.get());
-    }
-    let checked = guard::check_size(request.headers())
-        .and_then(|()| guard::check_origin(request.method(), request.headers(), &state.ssh.public_url));
-    let response = match checked {
-        Ok(()) => next.run(request).await,
-        Err(refused) => refused.into_response(),
-    };
-    let response = match form_post {
-        Some(path) if response.status() == StatusCode::NO_CONTENT => back_to_page(&accept, &path, response),
-        _ => response,
-    };
-    let secure_cookie = state.ssh.public_url.starts_with("https://");
-    guard::with_security_headers(render(&state, &accept, &call_id, response).await, secure_cookie)
-}
-
-/// Post/redirect/get: a browser's successful form post (204) is answered
-/// with 303 to the form's page ([`pages::page_after_post`]); API clients
-/// keep their 204.
-fn back_to_page(accept: &[HeaderValue], path: &str, response: Response) -> Response {
-    if accepted_of(accept.iter()) != Some(MediaType::Html) {
-        return response;
-    }
-    let cleared = response
-        .headers()
-        .get_all(header::SET_COOKIE)
-        .iter()
-        .any(|c| c.to_str().is_ok_and(|c| c.starts_with(SESSION_COOKIE) && c.contains("Max-Age=0")));
-    let Some(page) = pages::page_after_post(path, cleared) else {
-        return response;
-    };
-    let Ok(location) = HeaderValue::from_str(&page) else {
-        return response;
-    };
-    let (mut parts, body) = response.into_parts();
-    parts.status = StatusCode::SEE_OTHER;
-    parts.headers.insert(header::LOCATION, location);
-    Response::from_parts(parts, body)
-}
-
-/// The envelope of an error response (others pass unchanged).
-async fn render(state: &AppState, accept: &[HeaderValue], call_id: &CallId, response: Response) -> Response {
-    let status = response.status();
-    let (response, error) = match response.extensions().get::<ApiError>() {
-        Some(error) => {
-            let error = error.clone();
-            (response, error)
-        }
-        None if status == StatusCode::METHOD_NOT_ALLOWED
-            || status == StatusCode::UNSUPPORTED_MEDIA_TYPE
-            || status == StatusCode::PAYLOAD_TOO_LARGE =>
-        {
-            (response, ApiError::framework(status, false))
-        }
-        None if is_plain_rejection(&response) => rejection(response).await,
-        None => return response,
-    };
-    let media = accepted_of(accept.iter()).unwrap_or(MediaType::Json);
-    let show_stack = state.ledger.show_stack();
-    let body = envelope(&error, error.routed.then(|| call_id.get()), state.ledger.now(), show_stack);
-    let mut rendered = match media {
-        MediaType::Json => (error.status, Json(ErrorEnvelope { error: body })).into_response(),
-        MediaType::Html => (error.status, Html(html_page(&error, &body))).into_response(),
-    };
-    if let Some(seconds) = error.retry_after {
-        rendered.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-    }
-    if let Some(allow) = response.headers().get(header::ALLOW) {
-        rendered.headers_mut().insert(header::ALLOW, allow.clone());
-    }
-    // A refusal that recorded something (an auditor's read) still says where.
-    if let Some(position) = response.headers().get(super::consistency::POSITION_HEADER) {
-        rendered.headers_mut().insert(super::consistency::POSITION_HEADER, position.clone());
-    }
-    for cookie in response.headers().get_all(header::SET_COOKIE) {
-        rendered.headers_mut().append(header::SET_COOKIE, cookie.clone());
-    }
-    if media == MediaType::Json {
-        rendered.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    }
-    rendered
-}
-
-/// A plain-text client error from the framework's extractors (a path segment
-/// that is not UTF-8 or does not parse): it gets the envelope like any other.
-fn is_plain_rejection(response: &Response) -> bool {
-    response.status().is_client_error()
-        && response
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("text/plain"))
-}
-
-/// The rejection's own text as the envelope's message (the first 1 KiB of it).
-async fn rejection(response: Response) -> (Response, ApiError) {
-    let (parts, body) = response.into_parts();
-    let text = axum::body::to_bytes(body, 1024).await.map(|b| String::from_utf8_lossy(&b).into_owned());
-    let status = parts.status;
-    let message = text
-        .ok()
-        .filter(|t| !t.trim().is_empty())
-        .unwrap_or_else(|| format!("HTTP {} {}", status.as_u16(), status.canonical_reason().unwrap_or("Error")));
-    let error = ApiError { status, kind: None, message, routed: true, exception: None, retry_after: None };
-    (Response::from_parts(parts, axum::body::Body::empty()), error)
 }
 
 /// The error envelope (contract §2): what every JSON error answers.
@@ -357,7 +220,7 @@ pub struct ErrorBody {
     pub exception: Option<String>,
 }
 
-fn envelope(error: &ApiError, call_id: Option<&str>, now: i64, show_stack: bool) -> ErrorBody {
+pub(super) fn envelope(error: &ApiError, call_id: Option<&str>, now: i64, show_stack: bool) -> ErrorBody {
     ErrorBody {
         httpcode: error.status.as_u16(),
         httpstatus: error.status.canonical_reason().unwrap_or("Error"),
@@ -368,25 +231,6 @@ fn envelope(error: &ApiError, call_id: Option<&str>, now: i64, show_stack: bool)
         time: now,
         exception: if show_stack { error.exception.clone() } else { None },
     }
-}
-
-/// The error page: the envelope in the site's layout, every field escaped.
-fn html_page(error: &ApiError, body: &ErrorBody) -> String {
-    let page = pages::ErrorPage {
-        nav: pages::Nav::anonymous(),
-        code: body.httpcode,
-        status: body.httpstatus,
-        message: &body.message,
-        appcode: body.appcode.map(i64::from),
-        apperror: body.apperror.unwrap_or_default(),
-        call_id: body.callid.as_deref(),
-        time: pages::at(body.time),
-        exception: body.exception.as_deref(),
-    };
-    askama::Template::render(&page).unwrap_or_else(|e| {
-        tracing::error!(error = %e, "the error page did not render");
-        format!("{} {}", error.status.as_u16(), error.status.canonical_reason().unwrap_or("Error"))
-    })
 }
 
 #[cfg(test)]

@@ -41,7 +41,7 @@ pub fn content_security_policy(form_targets: &[String]) -> String {
 
 /// Whether an unsafe cookie-authenticated request comes from this server's
 /// own origin (see the module's notes); the refusal otherwise. Checked by the
-/// error envelope's middleware (`error::render_errors`) before any handler.
+/// error envelope's middleware (`middleware::render_errors`) before any handler.
 pub fn check_origin(method: &Method, headers: &HeaderMap, public_url: &str) -> Result<(), ApiError> {
     let safe = matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
     if safe || header_token(headers).is_some() || (cookie_token(headers).is_none() && !is_form_body(headers)) {

@@ -4,7 +4,7 @@
 //! creates the account, spends the invitation and starts a session, even when
 //! non-admin login is off (the invitation is an admin's explicit grant).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -17,7 +17,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
-use super::admin::administrator;
+use super::caller::administrator;
 use super::error::{ApiError, ErrorEnvelope, wants_html};
 use super::pages;
 use super::permissions::{self, Action};
@@ -42,7 +42,7 @@ pub struct IssueInviteRequest {
 }
 
 /// A new invitation, with its token (shown once).
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct IssuedInvite {
     /// The invitation's token.
     pub token: String,
@@ -66,7 +66,6 @@ pub struct IssuedInvite {
     responses(
         (status = 200, description = "The invitation, with its token and URL.", body = IssuedInvite),
         (status = 400, description = "An illegal or taken user name, an illegal login, identity or ttl, an unknown member, or no token.", body = ErrorEnvelope),
-        (status = 401, description = "An invalid token.", body = ErrorEnvelope),
         (status = 403, description = "Not allowed to invite, or to name logins.", body = ErrorEnvelope),
     ),
 )]
@@ -148,7 +147,6 @@ pub struct Invites {
     responses(
         (status = 200, description = "The pending invitations.", body = Invites),
         (status = 400, description = "No token.", body = ErrorEnvelope),
-        (status = 401, description = "An invalid token.", body = ErrorEnvelope),
         (status = 403, description = "Not allowed to invite.", body = ErrorEnvelope),
     ),
 )]
@@ -169,7 +167,6 @@ pub async fn list(State(state): State<AppState>, context: RequestContext) -> Res
     responses(
         (status = 204, description = "Revoked."),
         (status = 400, description = "No token.", body = ErrorEnvelope),
-        (status = 401, description = "An invalid token.", body = ErrorEnvelope),
         (status = 403, description = "Not allowed to invite.", body = ErrorEnvelope),
         (status = 404, description = "No such pending invitation.", body = ErrorEnvelope),
     ),

@@ -14,7 +14,7 @@ const FORBIDDEN: [(&str, &str); 6] = [
     ("crate::store", "the store used from the HTTP layer"),
     ("rand::", "randomness in the HTTP layer: the app layer owns it"),
     ("use rand", "randomness in the HTTP layer: the app layer owns it"),
-    (".model", "the projections read directly: ask a named read of `app::reads` (or the test ledger's)"),
+    (".projections", "the projections read directly: ask a named read of `app::reads` (or the test ledger's)"),
 ];
 
 fn sources(dir: &Path, found: &mut Vec<PathBuf>) {
@@ -71,11 +71,11 @@ fn the_scan_catches_a_rule_put_back_into_a_handler() {
                    state.ledger.execute::<User>(&name, command, &metadata).await?;\n    \
                    let token = rand::random::<u64>();\n    \
                    let credentials = crate::store::Credentials::open();\n    \
-                   let user = state.ledger.model.read().users.get(&name);\n}";
+                   let user = state.ledger.projections.read().users.get(&name);\n}";
     let found = findings(&[("src/api/new_handler.rs".to_owned(), handler.to_owned())]);
     assert_eq!(found.len(), 4, "{found:#?}");
     assert!(found[0].contains("`.execute::<`"), "{found:#?}");
     assert!(found.iter().any(|f| f.contains("crate::store")), "{found:#?}");
     assert!(found.iter().any(|f| f.contains("rand::")), "{found:#?}");
-    assert!(found.iter().any(|f| f.contains("`.model`")), "{found:#?}");
+    assert!(found.iter().any(|f| f.contains("`.projections`")), "{found:#?}");
 }

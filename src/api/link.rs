@@ -111,7 +111,6 @@ pub struct LinkChoiceView {
     responses(
         (status = 200, description = "The link page.", content_type = "text/html", body = String),
         (status = 400, description = "No session cookie.", body = ErrorEnvelope),
-        (status = 401, description = "An invalid token.", body = ErrorEnvelope),
         (status = 403, description = "A disabled account.", body = ErrorEnvelope),
     ),
 )]
@@ -360,7 +359,6 @@ pub async fn cancel(State(state): State<AppState>, context: RequestContext) -> R
         (status = 204, description = "Unlinked."),
         (status = 303, description = "A browser's form post: back to `/me`."),
         (status = 400, description = "No token, or the identity cannot be unlinked (the account's last, or not its own).", body = ErrorEnvelope),
-        (status = 401, description = "An invalid token.", body = ErrorEnvelope),
         (status = 403, description = "Not a login token, or a disabled account.", body = ErrorEnvelope),
     ),
 )]

@@ -17,7 +17,6 @@ use utoipa_axum::routes;
 use super::error::{ApiError, ErrorEnvelope};
 use super::pages::{self, Nav};
 use super::request::{Body, Input, RequestContext, any_token};
-use super::v2::ProfileUpdate;
 use super::{AppState, views};
 use crate::app::accounts;
 use crate::domain::names::is_blank;
@@ -59,7 +58,6 @@ pub struct DropOwnRolesRequest {
         (status = 200, description = "The caller's account (a page for a browser).",
             content((MeView = "application/json"), (String = "text/html"))),
         (status = 400, description = "No token.", body = ErrorEnvelope),
-        (status = 401, description = "An invalid token.", body = ErrorEnvelope),
         (status = 403, description = "A disabled account.", body = ErrorEnvelope),
     ),
 )]
@@ -93,7 +91,6 @@ pub async fn show(State(state): State<AppState>, context: RequestContext) -> Res
         (status = 204, description = "Changed (or nothing to change)."),
         (status = 303, description = "A browser's form post: back to `/me`."),
         (status = 400, description = "An illegal display name or email, an unknown member, or no token.", body = ErrorEnvelope),
-        (status = 401, description = "An invalid token.", body = ErrorEnvelope),
         (status = 403, description = "Not a login token, or a disabled account.", body = ErrorEnvelope),
     ),
 )]
@@ -106,6 +103,14 @@ pub async fn update(
     input.reject_unexpected_of::<ProfileUpdate>()?;
     let token = any_token(&context.headers)?;
     change_profile(&state, &context, &token, input.string("display")?, input.string("email")?).await
+}
+
+/// Members of a profile change (`PUT /api/V2/me`, `POST /me`) (a blank member is left as it is).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct ProfileUpdate {
+    display: Option<String>,
+    email: Option<String>,
 }
 
 /// Sets the caller's display name and email; a blank field is left as it is
@@ -139,7 +144,6 @@ pub async fn change_profile(
         (status = 204, description = "Dropped."),
         (status = 303, description = "A browser's form post: back to `/me`."),
         (status = 400, description = "No such role (JSON), or no token.", body = ErrorEnvelope),
-        (status = 401, description = "An invalid token.", body = ErrorEnvelope),
         (status = 403, description = "Not a login token, or a disabled account.", body = ErrorEnvelope),
     ),
 )]
@@ -176,7 +180,6 @@ pub async fn remove_roles(
         (status = 200, description = "The custom roles (a page for a browser).",
             content((views::CustomRoles = "application/json"), (String = "text/html"))),
         (status = 400, description = "No token.", body = ErrorEnvelope),
-        (status = 401, description = "An invalid token.", body = ErrorEnvelope),
         (status = 403, description = "Not a login token, or a disabled account.", body = ErrorEnvelope),
     ),
 )]

@@ -3,7 +3,7 @@
 
 pub mod admin;
 pub mod auditor;
-pub mod client;
+pub mod caller;
 pub mod consistency;
 pub mod error;
 pub mod guard;
@@ -15,6 +15,7 @@ pub mod link;
 pub mod local_account;
 pub mod login;
 pub mod me;
+pub mod middleware;
 pub mod openapi;
 pub mod operations;
 pub mod pages;
@@ -31,7 +32,6 @@ pub mod views;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::middleware;
 use tower_http::trace::TraceLayer;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -39,10 +39,7 @@ use utoipa_axum::routes;
 use crate::app::ledger::Ledger;
 use crate::app::ssh::SshService;
 use crate::app::test_mode::TestLedger;
-use crate::domain::{AuthError, ErrorType, TokenKind, UserName};
-use crate::projections::{TokenView, UserRecord, hash_token};
-use error::ApiError;
-use permissions::Action;
+pub use caller::{Caller, require_login};
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -69,52 +66,9 @@ pub struct ServiceInfo {
     pub git_commit: String,
 }
 
-/// The caller behind a token: the token and its (enabled) user.
-pub struct Caller {
-    pub token: TokenView,
-    pub user: UserRecord,
-}
-
-impl Caller {
-    pub fn name(&self) -> &UserName {
-        &self.user.name
-    }
-
-    /// This caller acting through the request `context` (its events' metadata).
-    pub fn acting(&self, context: &request::RequestContext) -> crate::app::acting::Acting {
-        let actor = crate::domain::Actor { name: self.user.name.clone(), roles: self.user.roles.clone() };
-        crate::app::acting::Acting { actor, metadata: context.metadata(&self.user.name) }
-    }
-}
-
 impl AppState {
     pub fn now(&self) -> i64 {
         self.ledger.now()
-    }
-
-    /// The valid token with this value (401 10020 otherwise).
-    pub fn token_view(&self, token: &str) -> Result<TokenView, ApiError> {
-        self.ledger.token(&hash_token(token)).ok_or_else(|| AuthError::bare(ErrorType::InvalidToken).into())
-    }
-
-    /// The token's enabled user (403 20010 when disabled).
-    pub fn user_of(&self, token: &TokenView) -> Result<UserRecord, ApiError> {
-        let user = self.ledger.user(&token.user).ok_or_else(|| AuthError::bare(ErrorType::InvalidToken))?;
-        if user.is_disabled() {
-            return Err(AuthError::disabled(user.name.as_str()).into());
-        }
-        Ok(user)
-    }
-
-    /// Token, then token kind (Login only), then enabled user, then the permission.
-    pub fn login_caller(&self, token: &str, action: Option<Action>) -> Result<Caller, ApiError> {
-        let token = self.token_view(token)?;
-        require_login(&token)?;
-        let user = self.user_of(&token)?;
-        if let Some(action) = action {
-            permissions::check(action, &user.roles)?;
-        }
-        Ok(Caller { token, user })
     }
 
     /// The suggested client cache time (`cachefor`).
@@ -126,18 +80,6 @@ impl AppState {
     pub fn ignore_ip(&self) -> bool {
         self.ledger.ignore_ip()
     }
-}
-
-/// Most privileged operations take only Login tokens (403 otherwise).
-pub fn require_login(token: &TokenView) -> Result<(), ApiError> {
-    if token.kind != TokenKind::Login {
-        return Err(AuthError::unauthorized(format!(
-            "{} tokens are not allowed for this operation",
-            token.kind.description()
-        ))
-        .into());
-    }
-    Ok(())
 }
 
 /// A request's URI as the trace log shows it: an invitation's token (it is in
@@ -159,10 +101,10 @@ pub fn router(state: AppState) -> Router {
     let (routes, document) = routes().split_for_parts();
     openapi::publish(&document);
     routes
-        .route_layer(middleware::from_fn_with_state(state.clone(), consistency::read_your_writes))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), consistency::read_your_writes))
         .fallback(error::not_found)
-        .layer(middleware::from_fn_with_state(state.clone(), error::render_errors))
-        .layer(middleware::from_fn(operations::track))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::render_errors))
+        .layer(axum::middleware::from_fn(operations::track))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::extract::Request| {
             // Its own target, so a log collector can have it (and the call id) without debug events.
             tracing::debug_span!(

@@ -58,8 +58,36 @@ pub fn base() -> OpenApi {
     Fixed::openapi()
 }
 
+/// Operations behind a token that never refuse an invalid one: logging out
+/// ends whatever session it is given.
+const NO_INVALID_TOKEN_ANSWER: [&str; 1] = ["logout"];
+
+/// Whether `operation` is opened by a token (the `token` or `session`
+/// security scheme) and refuses an invalid one.
+fn behind_token(operation: &utoipa::openapi::path::Operation) -> bool {
+    let Some(security) = &operation.security else {
+        return false;
+    };
+    if operation.operation_id.as_deref().is_some_and(|id| NO_INVALID_TOKEN_ANSWER.contains(&id)) {
+        return false;
+    }
+    let schemes = serde_json::to_value(security).unwrap_or_default();
+    schemes.as_array().is_some_and(|all| all.iter().any(|r| r.get("token").is_some() || r.get("session").is_some()))
+}
+
+/// The standard answer to a token that is not valid (unknown, expired or revoked).
+fn invalid_token(method: &str) -> utoipa::openapi::Response {
+    let response = ResponseBuilder::new().description("An invalid token.");
+    if method == "head" {
+        return response.build();
+    }
+    response.content("application/json", Content::new(Some(Ref::from_schema_name("ErrorEnvelope")))).build()
+}
+
 /// Gives every operation the envelope for the 4xx and 5xx it did not name
-/// itself: any route can answer 400 (a bad body), 404, 405, 413, 415 or 503.
+/// itself: any route can answer 400 (a bad body), 404, 405, 413, 415 or 503;
+/// and every operation behind a token the 401 of an invalid one, so no
+/// handler's attribute repeats it.
 pub fn finish(openapi: &mut OpenApi) {
     let page = || Content::new(Some(RefOr::T(Schema::Object(ObjectBuilder::new().schema_type(Type::String).build()))));
     let envelope = |method: &str| {
@@ -82,7 +110,12 @@ pub fn finish(openapi: &mut OpenApi) {
     }
     for item in openapi.paths.paths.values_mut() {
         for (method, operation) in operations_mut(item) {
+            let behind_token = behind_token(operation);
             let responses = &mut operation.responses.responses;
+            // Every operation a token opens answers 401 for an invalid one: said once, here.
+            if behind_token {
+                responses.entry("401".to_owned()).or_insert_with(|| invalid_token(method).into());
+            }
             for range in ["4XX", "5XX"] {
                 responses.entry(range.to_owned()).or_insert_with(|| envelope(method).into());
             }
@@ -159,7 +192,7 @@ pub async fn document() -> Result<Response, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::super::request::members_of;
-    use super::super::{admin, invites, link, local_account, login, provisioning, ssh, test_mode, tokens, v2};
+    use super::super::{admin, invites, link, local_account, login, me, provisioning, ssh, test_mode, tokens, v2};
 
     /// The members each checked JSON body may hold, as its handler accepts
     /// them: renaming a documented field changes what clients may send, so it
@@ -172,7 +205,7 @@ mod tests {
             members.sort();
             assert_eq!(members, expected, "{}", std::any::type_name::<T>());
         }
-        pin::<admin::ConfigRequest>(&[
+        pin::<admin::config::ConfigRequest>(&[
             "allowedloginredirect",
             "allowlogin",
             "completelinkredirect",
@@ -182,24 +215,30 @@ mod tests {
             "remove",
             "showstack",
         ]);
-        pin::<admin::CustomRoleDeleteRequest>(&["id"]);
-        pin::<admin::CustomRoleRequest>(&["desc", "id"]);
-        pin::<admin::CustomRolesRequest>(&["customroles"]);
-        pin::<admin::DisableRequest>(&["disable", "disabledreason"]);
-        pin::<admin::EnvironmentConfigRequest>(&[
+        pin::<admin::custom_roles::CustomRoleDeleteRequest>(&["id"]);
+        pin::<admin::custom_roles::CustomRoleRequest>(&["desc", "id"]);
+        pin::<admin::users::CustomRolesRequest>(&["customroles"]);
+        pin::<admin::users::DisableRequest>(&["disable", "disabledreason"]);
+        pin::<admin::config::EnvironmentConfigRequest>(&[
             "allowedloginredirect",
             "completelinkredirect",
             "completeloginredirect",
             "environment",
             "postlinkredirect",
         ]);
-        pin::<admin::LocalAccountRequest>(&["display", "email", "user"]);
-        pin::<admin::PolicyIdRequest>(&["policyid"]);
-        pin::<admin::ProviderConfigRequest>(&["enabled", "forcelinkchoice", "forceloginchoice", "provider"]);
-        pin::<admin::RolesRequest>(&["roles"]);
-        pin::<admin::UserRolesChange>(&["addCustomRoles", "addRoles", "removeCustomRoles", "removeRoles"]);
-        pin::<admin::TokenConfigRequest>(&["tokenagent", "tokendev", "tokenlogin", "tokenserv", "tokensugcache"]);
-        pin::<admin::ViewTokenRequest>(&["token"]);
+        pin::<admin::users::LocalAccountRequest>(&["display", "email", "user"]);
+        pin::<admin::search::PolicyIdRequest>(&["policyid"]);
+        pin::<admin::config::ProviderConfigRequest>(&["enabled", "forcelinkchoice", "forceloginchoice", "provider"]);
+        pin::<admin::users::RolesRequest>(&["roles"]);
+        pin::<admin::users::UserRolesChange>(&["addCustomRoles", "addRoles", "removeCustomRoles", "removeRoles"]);
+        pin::<admin::config::TokenConfigRequest>(&[
+            "tokenagent",
+            "tokendev",
+            "tokenlogin",
+            "tokenserv",
+            "tokensugcache",
+        ]);
+        pin::<admin::tokens::ViewTokenRequest>(&["token"]);
         pin::<invites::CompleteInviteRequest>(&["invite_token", "pass", "second_factor_token"]);
         pin::<invites::IssueInviteRequest>(&["identities", "logins", "ttl", "user"]);
         pin::<link::LinkPickRequest>(&["id"]);
@@ -224,6 +263,6 @@ mod tests {
         pin::<test_mode::TestUserRolesRequest>(&["customroles", "roles", "user"]);
         pin::<tokens::DevTokenRequest>(&["customcontext", "name", "type"]);
         pin::<v2::AgentTokenRequest>(&["customcontext", "name"]);
-        pin::<v2::ProfileUpdate>(&["display", "email"]);
+        pin::<me::ProfileUpdate>(&["display", "email"]);
     }
 }

@@ -3,7 +3,7 @@
 //! host certificate signed by the host CA. Static tokens from the
 //! configuration file join any number of hosts; issued ones join one each.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -15,7 +15,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 
 use super::AppState;
-use super::admin::administrator;
+use super::caller::administrator;
 use super::error::{ApiError, ErrorEnvelope};
 use super::permissions::Action;
 use super::request::{Body, JsonObject, RequestContext};
@@ -50,7 +50,7 @@ pub struct IssueTokensRequest {
 }
 
 /// A new provisioning token, with its value (shown once).
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct IssuedTokenView {
     /// The token's value.
     pub token: String,
@@ -62,7 +62,7 @@ pub struct IssuedTokenView {
 }
 
 /// The tokens issued.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct IssuedTokens {
     pub tokens: Vec<IssuedTokenView>,
     /// Epoch milliseconds.
@@ -84,7 +84,6 @@ pub struct IssuedTokens {
     responses(
         (status = 200, description = "The new tokens, with their values (shown once).", body = IssuedTokens),
         (status = 400, description = "Missing or unknown roles, an illegal ttl or count, an unknown member, or no token.", body = ErrorEnvelope),
-        (status = 401, description = "An invalid token.", body = ErrorEnvelope),
         (status = 403, description = "Not allowed to manage provisioning tokens.", body = ErrorEnvelope),
     ),
 )]
@@ -119,7 +118,7 @@ pub async fn issue(
 }
 
 /// A pending provisioning token (never its value).
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct PendingToken {
     pub id: Uuid,
     #[schema(value_type = Vec<String>)]
@@ -135,7 +134,7 @@ pub struct PendingToken {
 }
 
 /// A static token from the configuration file.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct StaticTokenView {
     /// The first 16 hex digits of the value's SHA-256.
     pub id: String,
@@ -146,7 +145,7 @@ pub struct StaticTokenView {
 }
 
 /// The provisioning tokens.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ProvisionTokens {
     pub tokens: Vec<PendingToken>,
     #[serde(rename = "static")]
@@ -163,7 +162,6 @@ pub struct ProvisionTokens {
     responses(
         (status = 200, description = "The tokens.", body = ProvisionTokens),
         (status = 400, description = "No token.", body = ErrorEnvelope),
-        (status = 401, description = "An invalid token.", body = ErrorEnvelope),
         (status = 403, description = "Not allowed to manage provisioning tokens.", body = ErrorEnvelope),
     ),
 )]
@@ -203,7 +201,6 @@ pub async fn list(State(state): State<AppState>, context: RequestContext) -> Res
     responses(
         (status = 204, description = "Deleted."),
         (status = 400, description = "No token.", body = ErrorEnvelope),
-        (status = 401, description = "An invalid token.", body = ErrorEnvelope),
         (status = 403, description = "Not allowed to manage provisioning tokens.", body = ErrorEnvelope),
         (status = 404, description = "No such pending provisioning token.", body = ErrorEnvelope),
     ),
@@ -345,7 +342,6 @@ pub struct Hosts {
     responses(
         (status = 200, description = "The hosts.", body = Hosts),
         (status = 400, description = "No token.", body = ErrorEnvelope),
-        (status = 401, description = "An invalid token.", body = ErrorEnvelope),
         (status = 403, description = "Not allowed to view certificates.", body = ErrorEnvelope),
     ),
 )]
@@ -382,7 +378,6 @@ pub async fn hosts(State(state): State<AppState>, context: RequestContext) -> Re
     responses(
         (status = 204, description = "Released."),
         (status = 400, description = "An illegal host id, or no token.", body = ErrorEnvelope),
-        (status = 401, description = "An invalid token.", body = ErrorEnvelope),
         (status = 403, description = "Not allowed to release hosts.", body = ErrorEnvelope),
         (status = 404, description = "No host is bound to that id.", body = ErrorEnvelope),
     ),

@@ -15,7 +15,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use serde_json::{Map, Value};
 
 use super::AppState;
-use super::error::{ApiError, CallId};
+use super::error::ApiError;
 use crate::app::EventMetadata;
 use crate::app::client_address::{self, Forwarded};
 use crate::app::throttle::PasswordClient;
@@ -475,7 +475,7 @@ impl RequestContext {
     pub fn metadata_of(&self, actor: &str) -> EventMetadata {
         EventMetadata {
             actor: Some(actor.to_owned()),
-            request_id: Some(self.call_id.clone()),
+            call_id: Some(self.call_id.clone()),
             client_addr: self.client_ip(),
             user_agent: self.user_agent.clone(),
             reason: None,
@@ -494,6 +494,17 @@ impl RequestContext {
             agentver: parsed.as_ref().and_then(|p| known(p.version)),
             device: parsed.as_ref().and_then(|p| known(p.category)),
         }
+    }
+}
+
+/// The call id of the current request, drawn when first needed (an error, or
+/// an event's metadata) so that answering successfully costs nothing.
+#[derive(Debug, Clone, Default)]
+pub struct CallId(std::sync::Arc<std::sync::OnceLock<String>>);
+
+impl CallId {
+    pub fn get(&self) -> &str {
+        self.0.get_or_init(crate::app::new_call_id)
     }
 }
 

@@ -14,7 +14,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 
 use super::AppState;
-use super::admin::{administrator, parse_user, target};
+use super::caller::{administrator, parse_user, target};
 use super::error::{ApiError, ErrorEnvelope};
 use super::permissions::{self, Action};
 use super::request::{Body, FirstQuery, Input, RequestContext, any_token};
@@ -165,7 +165,6 @@ pub struct RotateRequest {
     responses(
         (status = 200, description = "The authority after the rotation, under its name.", body = RotatedAuthority),
         (status = 400, description = "A missing or unknown CA, an illegal phase or step, an unknown member, or no token.", body = ErrorEnvelope),
-        (status = 401, description = "An invalid token.", body = ErrorEnvelope),
         (status = 403, description = "Not allowed to rotate an authority.", body = ErrorEnvelope),
     ),
 )]
@@ -235,7 +234,6 @@ pub struct UserCertificate {
     responses(
         (status = 200, description = "The certificate.", body = UserCertificate),
         (status = 400, description = "A missing or illegal public key, ttl or user, an unknown member, a user without logins, or no token.", body = ErrorEnvelope),
-        (status = 401, description = "An invalid token.", body = ErrorEnvelope),
         (status = 403, description = "Not a login token, not allowed to certify another user, or a disabled account.", body = ErrorEnvelope),
         (status = 404, description = "No such user.", body = ErrorEnvelope),
     ),
@@ -314,7 +312,6 @@ pub struct SetLoginsForm {
         (status = 204, description = "The logins are set."),
         (status = 303, description = "A browser's form post: back to the user's page."),
         (status = 400, description = "An illegal user name or login, missing logins, an unknown member, or no token.", body = ErrorEnvelope),
-        (status = 401, description = "An invalid token.", body = ErrorEnvelope),
         (status = 403, description = "Not allowed to change logins.", body = ErrorEnvelope),
         (status = 404, description = "No such user.", body = ErrorEnvelope),
     ),
@@ -473,7 +470,6 @@ const MAX_PAGE: usize = 10_000;
     responses(
         (status = 200, description = "A page of certificates.", body = CertificatePage),
         (status = 400, description = "An illegal user name or limit, or no token.", body = ErrorEnvelope),
-        (status = 401, description = "An invalid token.", body = ErrorEnvelope),
         (status = 403, description = "Not allowed to view certificates.", body = ErrorEnvelope),
     ),
 )]

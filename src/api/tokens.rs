@@ -88,7 +88,6 @@ pub struct DevTokenForm {
         (status = 200, description = "The caller's tokens (a page for a browser).",
             content((MyTokens = "application/json"), (String = "text/html"))),
         (status = 400, description = "No token.", body = ErrorEnvelope),
-        (status = 401, description = "An invalid token.", body = ErrorEnvelope),
         (status = 403, description = "Not a login token, or a disabled account.", body = ErrorEnvelope),
     ),
 )]
@@ -130,7 +129,6 @@ pub async fn list(State(state): State<AppState>, context: RequestContext) -> Res
         (status = 200, description = "The new token, with its value (shown once; a page for a browser).",
             content((views::NewUiToken = "application/json"), (String = "text/html"))),
         (status = 400, description = "A missing or illegal name or context, an unknown member, or no token.", body = ErrorEnvelope),
-        (status = 401, description = "An invalid token.", body = ErrorEnvelope),
         (status = 403, description = "Not a login token, a disabled account, or not allowed this token type.", body = ErrorEnvelope),
     ),
 )]
@@ -201,7 +199,6 @@ pub async fn revoke_token(
         (status = 204, description = "Revoked."),
         (status = 303, description = "A browser's form post: back to `/tokens`."),
         (status = 400, description = "No token.", body = ErrorEnvelope),
-        (status = 401, description = "An invalid token.", body = ErrorEnvelope),
         (status = 403, description = "Not a login token.", body = ErrorEnvelope),
         (status = 404, description = "The caller has no such token.", body = ErrorEnvelope),
     ),
@@ -230,7 +227,6 @@ pub async fn revoke(
         (status = 204, description = "Revoked (the session cookie removed when it was used)."),
         (status = 303, description = "A browser's form post: on to the login page."),
         (status = 400, description = "No token.", body = ErrorEnvelope),
-        (status = 401, description = "An invalid token.", body = ErrorEnvelope),
         (status = 403, description = "Not a login token.", body = ErrorEnvelope),
     ),
 )]
@@ -261,7 +257,6 @@ pub fn no_content_clearing_cookie(context: &RequestContext) -> Response {
         (status = 200, description = "Whose session it is (a page for a browser).",
             content((LogoutView = "application/json"), (String = "text/html"))),
         (status = 400, description = "No token.", body = ErrorEnvelope),
-        (status = 401, description = "An invalid token.", body = ErrorEnvelope),
         (status = 403, description = "A disabled account.", body = ErrorEnvelope),
     ),
 )]

@@ -15,6 +15,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::error::{ApiError, ErrorEnvelope};
+use super::me::ProfileUpdate;
 use super::permissions::{self, Action};
 use super::request::{Body, FirstQuery, RequestContext, required_header_token};
 use super::{AppState, views};
@@ -37,14 +38,6 @@ pub struct AgentTokenRequest {
     name: String,
     /// Free key/value context stored with the token.
     customcontext: Option<BTreeMap<String, String>>,
-}
-
-/// Members of `PUT /api/V2/me`'s body (a blank member is left as it is).
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct ProfileUpdate {
-    display: Option<String>,
-    email: Option<String>,
 }
 
 /// Introspects the token the `Authorization` header carries (the token itself, no scheme word).
@@ -78,7 +71,6 @@ pub async fn introspect(State(state): State<AppState>, headers: HeaderMap) -> Re
     responses(
         (status = 200, description = "The new token, with its value (shown once).", body = views::NewApiToken),
         (status = 400, description = "A missing name, or an illegal member.", body = ErrorEnvelope),
-        (status = 401, description = "An invalid token.", body = ErrorEnvelope),
         (status = 403, description = "Not a login token, or a disabled account.", body = ErrorEnvelope),
     ),
 )]
@@ -113,7 +105,6 @@ pub async fn create_agent_token(
     security(("token" = [])),
     responses(
         (status = 200, description = "The caller's account.", body = views::UserView),
-        (status = 401, description = "An invalid token.", body = ErrorEnvelope),
         (status = 403, description = "A disabled account.", body = ErrorEnvelope),
     ),
 )]
@@ -134,7 +125,6 @@ pub async fn me(State(state): State<AppState>, headers: HeaderMap) -> Result<Jso
     responses(
         (status = 204, description = "Changed (or nothing to change)."),
         (status = 400, description = "An illegal display name or email, or an unknown member.", body = ErrorEnvelope),
-        (status = 401, description = "An invalid token.", body = ErrorEnvelope),
     ),
 )]
 pub async fn update_me(
@@ -180,7 +170,6 @@ pub fn lookup_names(
     responses(
         (status = 200, description = "User name to display name.", body = BTreeMap<String, String>),
         (status = 400, description = "An illegal name, or too many.", body = ErrorEnvelope),
-        (status = 401, description = "An invalid token.", body = ErrorEnvelope),
     ),
 )]
 pub async fn users(
@@ -209,7 +198,6 @@ pub struct SearchQuery {
     responses(
         (status = 200, description = "User name to display name.", body = BTreeMap<String, String>),
         (status = 400, description = "An illegal prefix or field.", body = ErrorEnvelope),
-        (status = 401, description = "An invalid token.", body = ErrorEnvelope),
     ),
 )]
 pub async fn search(
@@ -236,7 +224,6 @@ pub async fn search(
     responses(
         (status = 200, description = "Anonymous id to user name.", body = BTreeMap<String, String>),
         (status = 400, description = "An illegal id, or too many.", body = ErrorEnvelope),
-        (status = 401, description = "An invalid token.", body = ErrorEnvelope),
         (status = 403, description = "Not allowed to see anonymous ids.", body = ErrorEnvelope),
     ),
 )]

@@ -77,7 +77,7 @@ async fn check_password<'a>(
     metadata: &EventMetadata,
 ) -> Result<Verified<'a>, AppError> {
     let now = ledger.now();
-    let record = ledger.model.read().users.get(name).cloned();
+    let record = ledger.projections.read().users.get(name).cloned();
     if let Some(until) = record.as_ref().and_then(|r| r.locked_until).filter(|until| now < *until) {
         return Err(locked(until).into());
     }
@@ -102,7 +102,7 @@ async fn check_password<'a>(
         return Err(AuthError::new(ErrorType::PasswordMismatch, name.as_str()).into());
     };
     let verified = Verified { record, reservation, _turn: turn };
-    let refusal = match (ledger.model.read().config.allow_login, &verified.record) {
+    let refusal = match (ledger.projections.read().config.allow_login, &verified.record) {
         (false, r) if !r.roles.is_admin_like() => {
             Some(AuthError::unauthorized(format!("User {name} cannot log in because non-admin login is disabled")))
         }
@@ -166,7 +166,7 @@ pub async fn verify_second_factor(
     let step = second_factor::check(&secret, record.name.as_str(), code, now)?;
     ledger.execute::<User>(&record.name, UserCommand::VerifySecondFactor { step, at: now }, metadata).await?;
     if step.is_none() {
-        let locked_until = ledger.model.read().users.get(&record.name).and_then(|r| r.locked_until);
+        let locked_until = ledger.projections.read().users.get(&record.name).and_then(|r| r.locked_until);
         return Err(match locked_until.filter(|until| now < *until) {
             Some(until) => locked(until),
             None => AuthError::new(ErrorType::AuthenticationFailed, "wrong second-factor code"),
@@ -203,7 +203,7 @@ pub enum LoginOutcome {
 pub async fn log_in(ledger: &Ledger, login: PasswordLogin, metadata: &EventMetadata) -> Result<LoginOutcome, AppError> {
     let verified = verify_password(ledger, &login.user, &login.password, &login.from, metadata).await?;
     // A forced reset is answered before the code is used: the reset asks for it.
-    if ledger.model.read().users.reset_required(&verified.record) {
+    if ledger.projections.read().users.reset_required(&verified.record) {
         settle(ledger, &verified, Settled::Alone, metadata).await;
         return Ok(LoginOutcome::MustReset);
     }
@@ -347,7 +347,8 @@ pub async fn create_local_account(
 /// (changed at the next login); returns it, to be shown once.
 pub async fn reset_to_temporary(ledger: &Ledger, acting: &Acting, name: &UserName) -> Result<String, AppError> {
     let (admin, metadata) = (&acting.actor, &acting.metadata);
-    let record = ledger.model.read().users.get(name).cloned().ok_or_else(|| AuthError::no_such_user(name.as_str()))?;
+    let record =
+        ledger.projections.read().users.get(name).cloned().ok_or_else(|| AuthError::no_such_user(name.as_str()))?;
     if record.credential.is_none() {
         return Err(AuthError::no_such_user(&format!("{name} is not a local user and has no password")).into());
     }

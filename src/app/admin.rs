@@ -19,7 +19,7 @@ use crate::projections::UserRecord;
 
 /// The named user (404 `No such user: <name>` when absent).
 pub fn user(ledger: &Ledger, name: &UserName) -> Result<UserRecord, AppError> {
-    ledger.model.read().users.get(name).cloned().ok_or_else(|| AuthError::no_such_user(name.as_str()).into())
+    ledger.projections.read().users.get(name).cloned().ok_or_else(|| AuthError::no_such_user(name.as_str()).into())
 }
 
 /// Gives `user` exactly the built-in roles `wanted` (root is never removed);
@@ -47,8 +47,8 @@ pub async fn set_custom_roles(
     wanted: BTreeSet<CustomRoleId>,
 ) -> Result<(), AppError> {
     {
-        let model = ledger.model.read();
-        if let Some(missing) = wanted.iter().find(|id| !model.users.custom_roles().contains_key(*id)) {
+        let projections = ledger.projections.read();
+        if let Some(missing) = wanted.iter().find(|id| !projections.users.custom_roles().contains_key(*id)) {
             return Err(AuthError::new(ErrorType::NoSuchRole, missing.as_str()).into());
         }
     }
@@ -62,7 +62,7 @@ pub async fn set_custom_roles(
 
 /// The ids of every custom role, in order.
 pub fn custom_role_ids(ledger: &Ledger) -> Vec<CustomRoleId> {
-    ledger.model.read().users.custom_roles().keys().cloned().collect()
+    ledger.projections.read().users.custom_roles().keys().cloned().collect()
 }
 
 /// Creates the custom role `id`, or sets its description.
@@ -145,7 +145,7 @@ pub async fn set_logins(
 
 /// Revokes every token of `user`; nothing to do for a user that does not exist.
 pub async fn revoke_tokens_of(ledger: &Ledger, acting: &Acting, name: &UserName) -> Result<(), AppError> {
-    if ledger.model.read().users.get(name).is_none() {
+    if ledger.projections.read().users.get(name).is_none() {
         return Ok(());
     }
     let command = UserCommand::RevokeAllTokens { by: acting.name().clone(), at: ledger.now() };

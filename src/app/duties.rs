@@ -106,19 +106,19 @@ impl Checkpointer {
 
     /// Whether `every` events were folded since the newest checkpoint (never with `every` 0).
     pub fn due(&self, ledger: &Ledger) -> bool {
-        self.every > 0 && ledger.model.position() - self.last.load(Ordering::SeqCst) >= self.every
+        self.every > 0 && ledger.projections.position() - self.last.load(Ordering::SeqCst) >= self.every
     }
 
     /// Writes a checkpoint of the projections as they are now, unless there
     /// is one at this position already; returns its position.
     pub async fn write(&self, ledger: &Ledger) -> Result<Option<i64>, AppError> {
-        if ledger.model.position() <= self.last.load(Ordering::SeqCst) {
+        if ledger.projections.position() <= self.last.load(Ordering::SeqCst) {
             return Ok(None);
         }
         let started = std::time::Instant::now();
         // Copying the whole state is CPU work: off the request workers.
-        let model = ledger.model.clone();
-        let checkpoint = tokio::task::spawn_blocking(move || model.read().checkpoint())
+        let projections = ledger.projections.clone();
+        let checkpoint = tokio::task::spawn_blocking(move || projections.read().checkpoint())
             .await
             .map_err(|e| AppError::internal(format!("the checkpoint could not be made: {e}")))?;
         let (digest, bytes) = store_checkpoint(&ledger.log, &ledger.checkpoints, &checkpoint, ledger.now()).await?;

@@ -41,16 +41,6 @@ pub enum AppError {
     Internal(String),
 }
 
-/// A history that cannot be read is the server's fault (its log).
-impl From<super::history::AuditError> for AppError {
-    fn from(error: super::history::AuditError) -> Self {
-        match error {
-            super::history::AuditError::Store(e) => Self::Store(e),
-            decode => Self::internal(decode),
-        }
-    }
-}
-
 impl AppError {
     /// A server-side fault, described for the log (never shown to callers unless `showstack` is on).
     pub fn internal(detail: impl std::fmt::Display) -> Self {

@@ -49,7 +49,7 @@ pub async fn readiness(ledger: &Ledger) -> Readiness {
             None
         }
     };
-    let position = ledger.model.position();
+    let position = ledger.projections.position();
     let started_at_head = ledger.started_at_head();
     let refused = ledger.writes_refused();
     let ready =
@@ -61,17 +61,17 @@ pub async fn readiness(ledger: &Ledger) -> Readiness {
 /// positions and lag, the token index's and directory's sizes, the sign-ins
 /// under way and whether this server holds the duty lease.
 pub async fn metrics(ledger: &Ledger, sign_in: &SignIn, duties: &Duties, test_mode: Option<&TestLedger>) -> String {
-    let position = ledger.model.position();
+    let position = ledger.projections.position();
     let (tokens, users) = {
-        let model = ledger.model.read();
-        (model.tokens.len(), model.users.len())
+        let projections = ledger.projections.read();
+        (projections.tokens.len(), projections.users.len())
     };
     for projection in ["tokens", "users", "config", "access"] {
         metrics::gauge!(telemetry::PROJECTION_POSITION, "projection" => projection).set(position as f64);
     }
     if let Some(test_mode) = test_mode {
         metrics::gauge!(telemetry::PROJECTION_POSITION, "projection" => "testmode")
-            .set(test_mode.model.position() as f64);
+            .set(test_mode.projections.position() as f64);
     }
     if let Ok(Ok(head)) = tokio::time::timeout(PROBE_TIMEOUT, ledger.log.head()).await {
         metrics::gauge!(telemetry::LOG_HEAD).set(head as f64);

@@ -22,19 +22,29 @@ use crate::projections::{Fold, Projections, TokenView};
 use crate::store::{EventLog, StoreError, StoredEvent};
 
 #[derive(Debug, thiserror::Error)]
-pub enum AuditError {
+pub enum HistoryError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("event at position {position} cannot be read: {message}")]
     Decode { position: i64, message: String },
 }
 
+/// A history that cannot be read is the server's fault (its log).
+impl From<HistoryError> for AppError {
+    fn from(error: HistoryError) -> Self {
+        match error {
+            HistoryError::Store(e) => Self::Store(e),
+            decode => Self::internal(decode),
+        }
+    }
+}
+
 fn decode(
     row: &StoredEvent,
     upcasters: &[Box<dyn cqrs_es::persist::EventUpcaster>],
-) -> Result<LedgerEvent, AuditError> {
+) -> Result<LedgerEvent, HistoryError> {
     LedgerEvent::decode(&row.aggregate_type, &row.event_type, &row.event_version, &row.payload, upcasters)
-        .map_err(|e| AuditError::Decode { position: row.position, message: e.to_string() })
+        .map_err(|e| HistoryError::Decode { position: row.position, message: e.to_string() })
 }
 
 /// Whose history.
@@ -62,7 +72,9 @@ pub struct Entry {
     pub client_addr: Option<String>,
     pub user_agent: Option<String>,
     pub reason: Option<String>,
-    pub request_id: Option<String>,
+    /// The call id of the request that caused it (stored as `request_id`).
+    #[serde(rename = "request_id")]
+    pub call_id: Option<String>,
     pub description: String,
 }
 
@@ -160,13 +172,13 @@ fn entry(row: &StoredEvent, event: &LedgerEvent) -> Entry {
         client_addr: field("client_addr"),
         user_agent: field("user_agent"),
         reason: field("reason"),
-        request_id: field("request_id"),
+        call_id: field("request_id"),
         description: event.describe(&row.aggregate_id),
     }
 }
 
 /// The events of `query`, in commit order; `progress` hears the position reached.
-pub async fn history(log: &EventLog, query: &Query, progress: impl FnMut(i64)) -> Result<Vec<Entry>, AuditError> {
+pub async fn history(log: &EventLog, query: &Query, progress: impl FnMut(i64)) -> Result<Vec<Entry>, HistoryError> {
     Ok(history_page(log, query, 0, usize::MAX, progress).await?.0)
 }
 
@@ -178,7 +190,7 @@ pub async fn history_page(
     after: i64,
     limit: usize,
     mut progress: impl FnMut(i64),
-) -> Result<(Vec<Entry>, Option<i64>), AuditError> {
+) -> Result<(Vec<Entry>, Option<i64>), HistoryError> {
     let upcasters = upcasters();
     let mut selector = Selector {
         subject: query.subject.clone(),
@@ -208,7 +220,7 @@ pub async fn history_page(
             }
         }
         progress(rows.last().map_or(0, |r| r.position));
-        Ok::<bool, AuditError>(true)
+        Ok::<bool, HistoryError>(true)
     })
     .await?;
     let next = if more { entries.last().map(|e| e.position) } else { None };
@@ -274,7 +286,7 @@ pub async fn user_history(
     user: &UserName,
     at: Option<i64>,
 ) -> Result<UserHistory, AppError> {
-    if ledger.model.read().users.get(user).is_none() {
+    if ledger.projections.read().users.get(user).is_none() {
         return Err(AuthError::no_such_user(user.as_str()).into());
     }
     let query = Query::of(Subject::User(user.clone()));
@@ -353,7 +365,7 @@ pub async fn fold(
     mut projections: Projections,
     stop: impl Fn(&StoredEvent) -> bool,
     mut each: impl FnMut(&StoredEvent, &LedgerEvent),
-) -> Result<Projections, AuditError> {
+) -> Result<Projections, HistoryError> {
     let upcasters = upcasters();
     log.scan(projections.position, |rows| {
         for row in rows {
@@ -364,7 +376,7 @@ pub async fn fold(
             projections.apply(row.position, row.recorded_at, &row.aggregate_id, row.sequence, &event);
             each(row, &event);
         }
-        Ok::<bool, AuditError>(true)
+        Ok::<bool, HistoryError>(true)
     })
     .await?;
     Ok(projections)
@@ -375,7 +387,7 @@ async fn fold_until(
     log: &EventLog,
     at: i64,
     each: impl FnMut(&StoredEvent, &LedgerEvent),
-) -> Result<Projections, AuditError> {
+) -> Result<Projections, HistoryError> {
     fold(log, Projections::new(Default::default()), |row| row.recorded_at > at, each).await
 }
 
@@ -390,7 +402,7 @@ fn live(view: &TokenView) -> LiveToken {
 }
 
 /// The user as it stood at `at` (`None`: it did not exist yet).
-pub async fn user_as_of(log: &EventLog, user: &UserName, at: i64) -> Result<Option<UserAsOf>, AuditError> {
+pub async fn user_as_of(log: &EventLog, user: &UserName, at: i64) -> Result<Option<UserAsOf>, HistoryError> {
     let projections = fold_until(log, at, |_, _| {}).await?;
     let Some(record) = projections.users.get(user) else {
         return Ok(None);
@@ -432,7 +444,7 @@ pub async fn user_as_of(log: &EventLog, user: &UserName, at: i64) -> Result<Opti
 }
 
 /// Whether token `id` was valid at `at`, and what ended it if it was not.
-pub async fn token_as_of(log: &EventLog, id: Uuid, at: i64) -> Result<TokenAsOf, AuditError> {
+pub async fn token_as_of(log: &EventLog, id: Uuid, at: i64) -> Result<TokenAsOf, HistoryError> {
     let key = id.to_string();
     let mut issued: Option<TokenIssued> = None;
     let mut ended: Option<Entry> = None;
@@ -516,10 +528,10 @@ pub async fn translate_anon_ids(
     }
     let command = AuditCommand::TranslateAnonIds { anon_ids: ids.clone(), at: ledger.now() };
     ledger.execute::<Audit>(reader, command, metadata).await?;
-    let model = ledger.model.read();
+    let projections = ledger.projections.read();
     Ok(ids
         .iter()
-        .filter_map(|id| model.users.by_anon_id(id))
+        .filter_map(|id| projections.users.by_anon_id(id))
         .filter(|u| !u.is_disabled() && !u.name.is_root())
         .map(|u| (u.anon_id.to_string(), u.name.to_string()))
         .collect())

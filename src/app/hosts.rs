@@ -96,7 +96,7 @@ async fn withdraw(ledger: &Ledger, ids: impl Iterator<Item = Uuid>, by: &UserNam
 pub async fn delete_token(ledger: &Ledger, id: &str, by: &UserName, metadata: &EventMetadata) -> Result<(), AppError> {
     let no_such = || AuthError::new(ErrorType::NoSuchToken, format!("no such provisioning token {id}"));
     let id = Uuid::parse_str(id).map_err(|_| no_such())?;
-    if !ledger.model.read().access.has_provision_token(&id) {
+    if !ledger.projections.read().access.has_provision_token(&id) {
         return Err(no_such().into());
     }
     let command = ProvisionTokenCommand::Delete { by: by.clone(), at: ledger.now() };
@@ -136,10 +136,10 @@ fn names_free(
     principals: &BTreeSet<HostId>,
     key_fingerprint: &str,
 ) -> Result<(), AppError> {
-    let model = ledger.model.read();
+    let projections = ledger.projections.read();
     let taken = std::iter::once(host_id)
         .chain(principals)
-        .any(|name| model.access.host_name(name).is_some_and(|bound| bound.key_fingerprint != key_fingerprint));
+        .any(|name| projections.access.host_name(name).is_some_and(|bound| bound.key_fingerprint != key_fingerprint));
     match taken {
         true => Err(Host::taken().into()),
         false => Ok(()),
@@ -172,7 +172,9 @@ pub async fn join(
         None => {
             let hash = encode_hash(&hash_token(value.trim()));
             let (id, granted) = ledger
-                .find_fresh(|model| model.access.provision_token(&hash, now).map(|t| (t.id, t.roles.clone())))
+                .find_fresh(|projections| {
+                    projections.access.provision_token(&hash, now).map(|t| (t.id, t.roles.clone()))
+                })
                 .await
                 .ok_or_else(invalid)?;
             // Looked up again if the lookup caught up with the log: the names, on that newer state.
@@ -258,15 +260,15 @@ pub async fn release(
     metadata: &EventMetadata,
 ) -> Result<Released, AppError> {
     let principals: Vec<HostId> = {
-        let model = ledger.model.read();
-        match model.access.host(host_id) {
+        let projections = ledger.projections.read();
+        match projections.access.host(host_id) {
             Some(host) => host
                 .principals
                 .iter()
-                .filter(|p| model.access.host_name(p).is_some_and(|b| b.host == *host_id))
+                .filter(|p| projections.access.host_name(p).is_some_and(|b| b.host == *host_id))
                 .cloned()
                 .collect(),
-            None if model.access.host_name(host_id).is_some() => Vec::new(),
+            None if projections.access.host_name(host_id).is_some() => Vec::new(),
             None => {
                 return Err(AuthError::new(ErrorType::NoSuchHost, format!("no host is bound to {host_id}")).into());
             }

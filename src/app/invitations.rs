@@ -95,7 +95,7 @@ pub async fn issue(
     metadata: &EventMetadata,
 ) -> Result<Issued, AppError> {
     let user = request.user;
-    if ledger.model.read().users.get(&user).is_some() {
+    if ledger.projections.read().users.get(&user).is_some() {
         return Err(AuthError::new(ErrorType::UserAlreadyExists, user.as_str()).into());
     }
     let mut secret = [0u8; 32];
@@ -121,7 +121,7 @@ pub async fn issue(
 pub async fn revoke(ledger: &Ledger, id: &str, by: &UserName, metadata: &EventMetadata) -> Result<(), AppError> {
     let no_such = || AuthError::new(ErrorType::NoSuchToken, format!("no such pending invitation {id}"));
     let id = Uuid::parse_str(id).map_err(|_| no_such())?;
-    let Some(offered) = ledger.model.read().access.invite_by_id(&id).map(|i| i.offered) else {
+    let Some(offered) = ledger.projections.read().access.invite_by_id(&id).map(|i| i.offered) else {
         return Err(no_such().into());
     };
     ledger.execute::<Invite>(id, InviteCommand::Revoke { by: by.clone(), at: ledger.now() }, metadata).await?;
@@ -136,14 +136,17 @@ pub async fn revoke(ledger: &Ledger, id: &str, by: &UserName, metadata: &EventMe
 /// serves again after catching up; a completion (a write) looks again here.
 pub fn pending(ledger: &Ledger, token: &str) -> Result<InviteRecord, AppError> {
     let hash = encode_hash(&hash_token(token.trim()));
-    ledger.model.read().access.invite(&hash, ledger.now()).cloned().ok_or_else(|| unusable().into())
+    ledger.projections.read().access.invite(&hash, ledger.now()).cloned().ok_or_else(|| unusable().into())
 }
 
 /// [`pending`], looked up again after catching up with the log when not found.
 async fn pending_fresh(ledger: &Ledger, token: &str) -> Result<InviteRecord, AppError> {
     let hash = encode_hash(&hash_token(token.trim()));
     let now = ledger.now();
-    ledger.find_fresh(|model| model.access.invite(&hash, now).cloned()).await.ok_or_else(|| unusable().into())
+    ledger
+        .find_fresh(|projections| projections.access.invite(&hash, now).cloned())
+        .await
+        .ok_or_else(|| unusable().into())
 }
 
 /// An opened invitation: who it is for and the second factor it now offers.
@@ -203,7 +206,7 @@ pub async fn complete(ledger: &Ledger, completion: Completion, metadata: EventMe
     let Some(step) = second_factor::check(&secret, invite.user.as_str(), &completion.second_factor, now)? else {
         return Err(AuthError::new(ErrorType::AuthenticationFailed, "wrong second-factor code").into());
     };
-    if ledger.model.read().users.get(&invite.user).is_some() {
+    if ledger.projections.read().users.get(&invite.user).is_some() {
         return Err(AuthError::new(ErrorType::UserAlreadyExists, invite.user.as_str()).into());
     }
     let display = DisplayName::parse(Some(invite.user.as_str()))?;

@@ -17,7 +17,7 @@ use crate::clock::SharedClock;
 use crate::domain::canonical::Canonicalization;
 use crate::domain::{Addressed, ServerConfig, ServerConfigCommand, ServerSettings};
 use crate::projections::checkpoint::load_checkpoint;
-use crate::projections::{Projections, ReadModel, Runner};
+use crate::projections::{Projections, Runner, SharedProjections};
 use crate::store::throttle::Throttles;
 use crate::store::{Checkpoints, Credentials, EventLog, EventMetadata, SecretsKey, Store, StoreOptions};
 
@@ -92,14 +92,14 @@ impl LedgerOptions {
     }
 }
 
-/// Waits up to `limit` for `model` to reach `position` (read-your-writes).
+/// Waits up to `limit` for `projections` to reach `position` (read-your-writes).
 pub(crate) async fn settle<P>(
-    model: &ReadModel<P>,
+    projections: &SharedProjections<P>,
     position: Option<i64>,
     limit: Duration,
 ) -> Result<Option<i64>, AppError> {
     match position {
-        Some(position) if !model.wait_for(position, limit).await => Err(AppError::Lagging(position)),
+        Some(position) if !projections.wait_for(position, limit).await => Err(AppError::Lagging(position)),
         _ => Ok(position),
     }
 }
@@ -110,7 +110,7 @@ pub struct Ledger {
     pub credentials: Credentials,
     /// Stored projection states, for fast start-up.
     pub checkpoints: Checkpoints,
-    pub model: Arc<ReadModel>,
+    pub projections: Arc<SharedProjections>,
     /// The position of the checkpoint the projections started from (`None`: folded from the start).
     pub checkpoint: Option<i64>,
     bus: CommandBus,
@@ -147,15 +147,16 @@ impl Ledger {
         let marks = DeviceMarks::open(&credentials, clock.now_ms()).await?;
         let loaded = load_checkpoint(&log, &checkpoints, options.canonicalization).await;
         let checkpoint = loaded.as_ref().map(|p| p.position);
-        let model = Arc::new(ReadModel::new(loaded.unwrap_or_else(|| Projections::new(options.canonicalization))));
-        let runner = Runner::new(log.clone(), model.clone());
+        let projections =
+            Arc::new(SharedProjections::new(loaded.unwrap_or_else(|| Projections::new(options.canonicalization))));
+        let runner = Runner::new(log.clone(), projections.clone());
         let started_at_head = log.head().await?;
         let folded = runner.catch_up().await?;
-        tracing::info!(events = folded, position = model.position(), store = log.kind(), "projections caught up");
+        tracing::info!(events = folded, position = projections.position(), store = log.kind(), "projections caught up");
         let waker = runner.waker();
         let wake = waker.clone();
         let bus = CommandBus::with_deadline(&log, Arc::new(move |_| wake.notify_one()), options.command_deadline);
-        let (wake, folded) = (waker.clone(), model.clone());
+        let (wake, folded) = (waker.clone(), projections.clone());
         let signal: crate::store::CommitSignal = Arc::new(move |heard| {
             metrics::counter!(crate::telemetry::COMMITS_HEARD).increment(1);
             match heard {
@@ -175,7 +176,7 @@ impl Ledger {
             log,
             credentials,
             checkpoints,
-            model,
+            projections,
             checkpoint,
             bus,
             clock,
@@ -218,7 +219,7 @@ impl Ledger {
 
     /// Waits for the projections to reach `position`.
     pub async fn settle(&self, position: Option<i64>) -> Result<Option<i64>, AppError> {
-        settle(&self.model, position, self.settle_timeout).await
+        settle(&self.projections, position, self.settle_timeout).await
     }
 
     /// Refuses every write from now on, for `reason`, until [`Self::allow_writes`].
@@ -289,7 +290,7 @@ impl Ledger {
 
     /// Wakes the runner and waits until the projections hold `position`.
     async fn fold_to(&self, position: i64) -> Result<(), AppError> {
-        if position > self.model.position() {
+        if position > self.projections.position() {
             self.waker.notify_one();
             self.settle(Some(position)).await?;
         }
@@ -300,21 +301,21 @@ impl Ledger {
     /// catches up with the log's head first (another server may have just
     /// written it) and reads again. For tokens a request carries in its body.
     pub async fn find_fresh<T>(&self, find: impl Fn(&Projections) -> Option<T>) -> Option<T> {
-        if let Some(found) = find(&self.model.read()) {
+        if let Some(found) = find(&self.projections.read()) {
             return Some(found);
         }
         if let Err(error) = self.catch_up().await {
             tracing::warn!(%error, "could not catch up with the log for a lookup that found nothing");
             return None;
         }
-        find(&self.model.read())
+        find(&self.projections.read())
     }
 
     /// Waits until the projections hold `position` (a position another
     /// server answered a write with); `Ok(false)` when the log holds no such
     /// position, so there is nothing to wait for.
     pub async fn reach(&self, position: i64) -> Result<bool, AppError> {
-        if self.model.position() >= position {
+        if self.projections.position() >= position {
             return Ok(true);
         }
         // Committed before the client could name it, so within the head read now.

@@ -63,7 +63,7 @@ pub async fn complete(
     check_may_link(&user)?;
     logins::refresh_details(ledger, &received.returned, metadata).await;
     let candidates = unlinked(ledger, &received.returned, None);
-    let forced = ledger.model.read().config.provider(&received.provider).force_link_choice;
+    let forced = ledger.projections.read().config.provider(&received.provider).force_link_choice;
     let metadata = metadata.clone().acting_as(user.name.as_str());
     if let [only] = candidates.as_slice()
         && !forced
@@ -86,7 +86,7 @@ pub async fn complete(
 /// The account a link flow belongs to.
 fn owner_of(ledger: &Ledger, user: Option<&str>) -> Result<UserRecord, AppError> {
     let name = user.and_then(|u| UserName::parse(Some(u)).ok());
-    name.and_then(|n| ledger.model.read().users.get(&n).cloned())
+    name.and_then(|n| ledger.projections.read().users.get(&n).cloned())
         .ok_or_else(|| AppError::internal("a link flow names no existing account"))
 }
 
@@ -132,11 +132,11 @@ async fn open_own(
 pub async fn choice(sign_in: &SignIn, ledger: &Ledger, user: &UserRecord, token: &str) -> Result<LinkChoice, AppError> {
     check_may_link(user)?;
     let opened = open_own(sign_in, ledger, user, token, false).await?;
-    let model = ledger.model.read();
+    let projections = ledger.projections.read();
     let mut identities = Vec::new();
     let mut linked = Vec::new();
     for r in &opened.data.identities {
-        match model.users.by_identity(&r.identity.id) {
+        match projections.users.by_identity(&r.identity.id) {
             Some(owner) => linked.push(Linked {
                 user: owner.name.clone(),
                 id: r.identity.id.clone(),
@@ -181,7 +181,7 @@ pub async fn pick(
         )
         .into());
     };
-    match ledger.model.read().users.by_identity(&id) {
+    match ledger.projections.read().users.by_identity(&id) {
         Some(owner) if owner.name == user.name => return Ok(()),
         Some(_) => return Err(AuthError::new(ErrorType::IdentityAlreadyLinked, id.as_str()).into()),
         None => {}

@@ -130,9 +130,9 @@ pub async fn complete(
 pub(crate) async fn refresh_details(ledger: &Ledger, returned: &[Returned], metadata: &EventMetadata) {
     let mut by_owner: BTreeMap<UserName, Vec<RemoteIdentity>> = BTreeMap::new();
     {
-        let model = ledger.model.read();
+        let projections = ledger.projections.read();
         for r in returned {
-            if let Some(owner) = model.users.by_identity(&r.identity.id)
+            if let Some(owner) = projections.users.by_identity(&r.identity.id)
                 && owner.remote_identities.get(&r.identity.id) != Some(&r.identity)
             {
                 by_owner.entry(owner.name.clone()).or_default().push(r.identity.clone());
@@ -157,12 +157,12 @@ async fn link_invited(ledger: &Ledger, returned: &[Returned], metadata: &EventMe
             continue;
         };
         let owner = {
-            let model = ledger.model.read();
-            if model.users.by_identity(&r.identity.id).is_some() {
+            let projections = ledger.projections.read();
+            if projections.users.by_identity(&r.identity.id).is_some() {
                 continue;
             }
             let invited: Vec<UserName> =
-                model.users.invited_with(&r.identity.provider, email).map(|u| u.name.clone()).collect();
+                projections.users.invited_with(&r.identity.provider, email).map(|u| u.name.clone()).collect();
             match invited.as_slice() {
                 [one] => one.clone(),
                 _ => continue,
@@ -236,7 +236,7 @@ pub(crate) async fn claim(
     metadata: &EventMetadata,
 ) -> Result<(), AppError> {
     let now = ledger.now();
-    let unowned = ledger.model.read().users.by_identity(id).is_none();
+    let unowned = ledger.projections.read().users.by_identity(id).is_none();
     let takeover_before = unowned.then(|| now - CLAIM_LEASE_MS);
     let command = IdentityClaimCommand::Claim { id: id.clone(), user: user.clone(), takeover_before, at: now };
     ledger.execute::<IdentityClaim>(id, command, metadata).await.map(|_| ())
@@ -272,20 +272,20 @@ pub(crate) async fn release(ledger: &Ledger, user: &UserName, id: &IdentityId, m
 /// all to one account, no forced choice, logins allowed for it, not disabled.
 /// The account and the lowest of its returned identities' ids.
 fn immediate(ledger: &Ledger, provider: &str, returned: &[Returned]) -> Option<(UserName, IdentityId)> {
-    let model = ledger.model.read();
-    if model.config.provider(provider).force_login_choice {
+    let projections = ledger.projections.read();
+    if projections.config.provider(provider).force_login_choice {
         return None;
     }
     let mut owners = BTreeSet::new();
     for r in returned {
-        owners.insert(model.users.by_identity(&r.identity.id)?.name.clone());
+        owners.insert(projections.users.by_identity(&r.identity.id)?.name.clone());
     }
     if owners.len() != 1 {
         return None;
     }
     let owner = owners.into_iter().next()?;
-    let record = model.users.get(&owner)?;
-    if record.is_disabled() || (!model.config.allow_login && !record.roles.is_admin_like()) {
+    let record = projections.users.get(&owner)?;
+    if record.is_disabled() || (!projections.config.allow_login && !record.roles.is_admin_like()) {
         return None;
     }
     let id = returned.iter().map(|r| r.identity.id.clone()).min()?;
@@ -352,20 +352,20 @@ pub struct LoginChoice {
 pub async fn choice(sign_in: &SignIn, ledger: &Ledger, token: &str) -> Result<LoginChoice, AppError> {
     let opened: Opened<Choosing> = sign_in.peek(ledger, token, FlowStep::LoginChoice).await?;
     let invited = invited_names(ledger);
-    let model = ledger.model.read();
-    let allow_login = model.config.allow_login;
+    let projections = ledger.projections.read();
+    let allow_login = projections.config.allow_login;
     let mut create = Vec::new();
     let mut accounts: BTreeMap<UserName, Vec<&RemoteIdentity>> = BTreeMap::new();
     let mut identities: Vec<&Returned> = opened.data.identities.iter().collect();
     identities.sort_by(|a, b| a.identity.id.cmp(&b.identity.id));
     for r in identities {
-        match model.users.by_identity(&r.identity.id) {
+        match projections.users.by_identity(&r.identity.id) {
             Some(owner) => accounts.entry(owner.name.clone()).or_default().push(&r.identity),
             None => {
                 let wanted = r.identity.username.split('@').next().unwrap_or_default();
                 create.push(CreateOption {
                     id: r.identity.id.clone(),
-                    available_name: suggest(&model.users, &invited, wanted),
+                    available_name: suggest(&projections.users, &invited, wanted),
                     provider_username: r.identity.username.clone(),
                     provider_fullname: r
                         .identity
@@ -386,7 +386,7 @@ pub async fn choice(sign_in: &SignIn, ledger: &Ledger, token: &str) -> Result<Lo
     let login = accounts
         .into_iter()
         .filter_map(|(name, ids)| {
-            let record = model.users.get(&name)?;
+            let record = projections.users.get(&name)?;
             let admin_only = !allow_login && !record.roles.is_admin_like();
             Some(LoginOption {
                 id: ids.first()?.id.clone(),
@@ -410,8 +410,8 @@ pub async fn choice(sign_in: &SignIn, ledger: &Ledger, token: &str) -> Result<Lo
 
 /// The user names pending invitations are for (a suggestion never offers one).
 fn invited_names(ledger: &Ledger) -> BTreeSet<String> {
-    let model = ledger.model.read();
-    model.access.invites(ledger.now()).into_iter().map(|i| i.user.as_str().to_owned()).collect()
+    let projections = ledger.projections.read();
+    projections.access.invites(ledger.now()).into_iter().map(|i| i.user.as_str().to_owned()).collect()
 }
 
 fn suggest(users: &crate::projections::UserDirectory, invited: &BTreeSet<String>, wanted: &str) -> String {
@@ -424,7 +424,7 @@ fn suggest(users: &crate::projections::UserDirectory, invited: &BTreeSet<String>
 /// disabled ones included, and the names pending invitations are for.
 pub fn suggest_name(ledger: &Ledger, wanted: &str) -> String {
     let invited = invited_names(ledger);
-    suggest(&ledger.model.read().users, &invited, wanted)
+    suggest(&ledger.projections.read().users, &invited, wanted)
 }
 
 /// A pick or a creation's common choices.
@@ -453,7 +453,7 @@ pub async fn pick(
         ))
         .into());
     }
-    let record = ledger.model.read().users.by_identity(&choices.id).cloned().ok_or_else(|| {
+    let record = ledger.projections.read().users.by_identity(&choices.id).cloned().ok_or_else(|| {
         AuthError::new(ErrorType::AuthenticationFailed, "There is no account linked to the provided identity ID")
     })?;
     check_may_log_in(ledger, &record)?;
@@ -479,7 +479,7 @@ pub async fn pick(
 
 /// Logins allowed for the account (non-admins only with `allowlogin`), not disabled.
 fn check_may_log_in(ledger: &Ledger, record: &UserRecord) -> Result<(), AppError> {
-    if !ledger.model.read().config.allow_login && !record.roles.is_admin_like() {
+    if !ledger.projections.read().config.allow_login && !record.roles.is_admin_like() {
         return Err(AuthError::unauthorized(format!(
             "User {} cannot log in because non-admin login is disabled",
             record.name
@@ -517,7 +517,7 @@ pub async fn create(
     if account.user.is_root() {
         return Err(AuthError::unauthorized("Cannot create ROOT user").into());
     }
-    if !ledger.model.read().config.allow_login {
+    if !ledger.projections.read().config.allow_login {
         return Err(AuthError::unauthorized("Account creation is disabled").into());
     }
     let opened: Opened<Choosing> = sign_in.take(ledger, token, FlowStep::LoginChoice).await?;
@@ -530,10 +530,10 @@ pub async fn create(
     };
     let user = account.user;
     // A name a pending invitation is for is taken too: the invitation would fail.
-    if ledger.model.read().users.get(&user).is_some() || invited_names(ledger).contains(user.as_str()) {
+    if ledger.projections.read().users.get(&user).is_some() || invited_names(ledger).contains(user.as_str()) {
         return Err(AuthError::new(ErrorType::UserAlreadyExists, user.as_str()).into());
     }
-    if ledger.model.read().users.by_identity(&choices.id).is_some() {
+    if ledger.projections.read().users.by_identity(&choices.id).is_some() {
         return Err(AuthError::new(ErrorType::IdentityAlreadyLinked, choices.id.as_str()).into());
     }
     let metadata = metadata.clone().acting_as(user.as_str());

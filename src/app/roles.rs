@@ -41,11 +41,11 @@ pub async fn change_roles(
     change: RolesChange,
 ) -> Result<(), AppError> {
     let known_custom: BTreeSet<CustomRoleId> = {
-        let model = ledger.model.read();
-        if model.users.get(user).is_none() {
+        let projections = ledger.projections.read();
+        if projections.users.get(user).is_none() {
             return Err(AuthError::no_such_user(user.as_str()).into());
         }
-        model.users.custom_roles().keys().cloned().collect()
+        projections.users.custom_roles().keys().cloned().collect()
     };
     let RolesChange { add, remove, add_custom, remove_custom } = change;
     let change = RoleChange {

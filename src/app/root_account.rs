@@ -27,7 +27,7 @@ pub enum RootError {
 /// Whether the log has the root account (a new log has none until
 /// `authledger set-root-password`).
 pub fn exists(ledger: &Ledger) -> bool {
-    ledger.model.read().users.get(&UserName::root()).is_some()
+    ledger.projections.read().users.get(&UserName::root()).is_some()
 }
 
 /// Creates root with `password`, or sets its password and re-enables it.
@@ -38,7 +38,7 @@ pub async fn set_root_password(ledger: &Ledger, password: String) -> Result<Root
     let credential_id = passwords::store(&ledger.password_work, &ledger.credentials, password, now).await?;
     let metadata = EventMetadata { reason: Some("set-root-password".into()), ..EventMetadata::actor(UserName::ROOT) };
     let password = NewPassword { credential_id, require_reset: false, by: root.clone(), at: now };
-    let previous = ledger.model.read().users.get(&root).and_then(|r| r.credential);
+    let previous = ledger.projections.read().users.get(&root).and_then(|r| r.credential);
     if !exists(ledger) {
         let display = DisplayName::parse(Some("root")).map_err(RootError::WeakPassword)?;
         let command = UserCommand::Create {

@@ -22,9 +22,9 @@ pub async fn forget_orphans(ledger: &crate::app::ledger::Ledger) -> Result<usize
     let now = ledger.now();
     let stored = ledger.credentials.ids_older_than(SECRET_KIND, now - ORPHAN_AGE_MS).await?;
     let live: std::collections::HashSet<uuid::Uuid> = {
-        let model = ledger.model.read();
-        let enrolled = model.users.users().filter_map(|u| u.second_factor);
-        let offered = model.access.invites(now).into_iter().filter_map(|i| i.offered).collect::<Vec<_>>();
+        let projections = ledger.projections.read();
+        let enrolled = projections.users.users().filter_map(|u| u.second_factor);
+        let offered = projections.access.invites(now).into_iter().filter_map(|i| i.offered).collect::<Vec<_>>();
         enrolled.chain(offered).collect()
     };
     let mut forgotten = 0;

@@ -208,14 +208,14 @@ impl SignIn {
     pub fn provider(&self, ledger: &Ledger, name: &str) -> Result<&Provider, AppError> {
         let found = self.providers.names().find(|n| n.eq_ignore_ascii_case(name)).and_then(|n| self.providers.get(n));
         match found {
-            Some(provider) if ledger.model.read().config.provider(provider.name()).enabled => Ok(provider),
+            Some(provider) if ledger.projections.read().config.provider(provider.name()).enabled => Ok(provider),
             _ => Err(AuthError::new(ErrorType::NoSuchIdentityProvider, name).into()),
         }
     }
 
     /// The enabled providers' names, sorted ignoring case (the login and link pages).
     pub fn enabled(&self, ledger: &Ledger) -> Vec<String> {
-        let config = ledger.model.read().config.clone();
+        let config = ledger.projections.read().config.clone();
         let mut names: Vec<String> =
             self.providers.names().filter(|n| config.provider(n).enabled).map(str::to_owned).collect();
         names.sort_by_key(|n| n.to_lowercase());
@@ -235,8 +235,8 @@ impl SignIn {
             .filter_map(|provider| provider.authorization_origin().ok())
             .collect();
         urls.extend(self.providers.environments.public_urls.values().flatten().cloned());
-        let model = ledger.model.read();
-        let sets = std::iter::once(&model.config.redirects).chain(model.config.environments.values());
+        let projections = ledger.projections.read();
+        let sets = std::iter::once(&projections.config.redirects).chain(projections.config.environments.values());
         for set in sets {
             let next = match purpose {
                 Purpose::Login => [&set.allowed_login, &set.complete_login],
@@ -300,10 +300,10 @@ impl SignIn {
     /// default environment's for `None`); 400 50040 for an unknown one.
     pub fn urls(&self, ledger: &Ledger, environment: Option<&str>) -> Result<RedirectUrls, AppError> {
         self.check_environment(environment)?;
-        let model = ledger.model.read();
+        let projections = ledger.projections.read();
         Ok(match environment {
-            Some(environment) => model.config.environments.get(environment).cloned().unwrap_or_default(),
-            None => model.config.redirects.clone(),
+            Some(environment) => projections.config.environments.get(environment).cloned().unwrap_or_default(),
+            None => projections.config.redirects.clone(),
         })
     }
 
@@ -537,10 +537,10 @@ pub(crate) fn retrieval_failed(provider: &str, error: ProviderError) -> AppError
 
 /// The returned identities no account has, but `except`.
 pub(crate) fn unlinked(ledger: &Ledger, returned: &[Returned], except: Option<&IdentityId>) -> Vec<RemoteIdentity> {
-    let model = ledger.model.read();
+    let projections = ledger.projections.read();
     returned
         .iter()
-        .filter(|r| Some(&r.identity.id) != except && model.users.by_identity(&r.identity.id).is_none())
+        .filter(|r| Some(&r.identity.id) != except && projections.users.by_identity(&r.identity.id).is_none())
         .map(|r| r.identity.clone())
         .collect()
 }

@@ -28,7 +28,7 @@ use crate::domain::test_mode::{
 };
 use crate::domain::{Addressed, AuthError, CustomRoleId, DisplayName, ErrorType, Role, Token, TokenCommand, UserName};
 use crate::projections::test_mode::TestUserRecord;
-use crate::projections::{ReadModel, Runner, TestProjections};
+use crate::projections::{Runner, SharedProjections, TestProjections};
 use crate::projections::{TokenHash, TokenView};
 use crate::store::{EventLog, EventMetadata, Purge, SecretsKey, Store, StoreKind};
 use uuid::Uuid;
@@ -60,7 +60,7 @@ pub struct Swept {
 
 pub struct TestLedger {
     pub log: EventLog,
-    pub model: Arc<ReadModel<TestProjections>>,
+    pub projections: Arc<SharedProjections<TestProjections>>,
     bus: CommandBus,
     clock: SharedClock,
     runner: BackgroundTask,
@@ -74,16 +74,16 @@ impl TestLedger {
         let options = test_log_options(main);
         // Test mode keeps no secrets and no checkpoints: only its log is used.
         let log = Store::open(&options.store_url, options.store.clone(), clock.clone()).await?.log;
-        let model = Arc::new(ReadModel::new(TestProjections::default()));
-        let runner = Runner::new(log.clone(), model.clone());
+        let projections = Arc::new(SharedProjections::new(TestProjections::default()));
+        let runner = Runner::new(log.clone(), projections.clone());
         let folded = runner.catch_up().await?;
-        tracing::info!(events = folded, position = model.position(), "test-mode projections caught up");
+        tracing::info!(events = folded, position = projections.position(), "test-mode projections caught up");
         let waker = runner.waker();
         let bus = CommandBus::with_deadline(&log, Arc::new(move |_| waker.notify_one()), options.command_deadline);
         let runner = BackgroundTask::new(runner.spawn(options.poll));
         Ok(Arc::new(Self {
             log,
-            model,
+            projections,
             bus,
             clock,
             runner,
@@ -117,7 +117,7 @@ impl TestLedger {
     }
 
     async fn settle(&self, position: Option<i64>) -> Result<Option<i64>, AppError> {
-        settle(&self.model, position, self.settle_timeout).await
+        settle(&self.projections, position, self.settle_timeout).await
     }
 
     /// The one command path, on the test-mode log (see [`crate::app::ledger::Ledger::execute`]);
@@ -140,31 +140,31 @@ impl TestLedger {
 
     /// The valid test token with this hash, now.
     pub fn token(&self, hash: &TokenHash) -> Option<TokenView> {
-        self.model.read().tokens.find(hash, self.now())
+        self.projections.read().tokens.find(hash, self.now())
     }
 
     /// The live test user named `name`.
     pub fn user(&self, name: &UserName) -> Option<TestUserRecord> {
-        self.model.read().user(name, self.now()).cloned()
+        self.projections.read().user(name, self.now()).cloned()
     }
 
     /// The live test user named `name` with the custom roles they hold that
     /// still exist.
     pub fn user_with_custom_roles(&self, name: &UserName) -> Option<(TestUserRecord, Vec<CustomRoleId>)> {
         let now = self.now();
-        let model = self.model.read();
-        let user = model.user(name, now)?;
-        let custom = model.custom_roles_of(user, now).into_iter().cloned().collect();
+        let projections = self.projections.read();
+        let user = projections.user(name, now)?;
+        let custom = projections.custom_roles_of(user, now).into_iter().cloned().collect();
         Some((user.clone(), custom))
     }
 
     /// The display names of those of `names` who are live test users.
     pub fn display_names(&self, names: &[UserName]) -> BTreeMap<String, String> {
         let now = self.now();
-        let model = self.model.read();
+        let projections = self.projections.read();
         names
             .iter()
-            .filter_map(|name| model.user(name, now))
+            .filter_map(|name| projections.user(name, now))
             .map(|u| (u.name.to_string(), u.display.to_string()))
             .collect()
     }
@@ -172,7 +172,7 @@ impl TestLedger {
     /// The live test custom roles: id → description.
     pub fn custom_roles(&self) -> BTreeMap<CustomRoleId, String> {
         let now = self.now();
-        self.model.read().custom_roles(now).into_iter().map(|(id, desc)| (id.clone(), desc.to_owned())).collect()
+        self.projections.read().custom_roles(now).into_iter().map(|(id, desc)| (id.clone(), desc.to_owned())).collect()
     }
 
     /// Creates the test custom role `id`, or sets its description.
@@ -193,9 +193,9 @@ impl TestLedger {
         let now = self.now();
         let mut custom_roles = BTreeSet::new();
         {
-            let model = self.model.read();
+            let projections = self.projections.read();
             for id in custom {
-                let known = CustomRoleId::parse(Some(id)).ok().filter(|id| model.has_custom_role(id, now));
+                let known = CustomRoleId::parse(Some(id)).ok().filter(|id| projections.has_custom_role(id, now));
                 match known {
                     Some(id) => custom_roles.insert(id),
                     None => return Err(AuthError::new(ErrorType::NoSuchRole, id.as_str()).into()),
@@ -210,7 +210,7 @@ impl TestLedger {
     /// Creates a token for a live test user: its value (shown once) and its view.
     pub async fn create_token(&self, grant: NewToken) -> Result<(String, TokenView), AppError> {
         let now = self.now();
-        if self.model.read().user(&grant.user, now).is_none() {
+        if self.projections.read().user(&grant.user, now).is_none() {
             return Err(AuthError::no_such_user(grant.user.as_str()).into());
         }
         let Minted { value, issued, view } = mint(grant, now, TEST_DATA_LIFETIME_MS);
@@ -235,8 +235,8 @@ impl TestLedger {
     pub async fn sweep(&self) -> Result<Swept, AppError> {
         let now = self.now();
         let (expired, cleared_below) = {
-            let model = self.model.read();
-            (model.expired(now), model.cleared_below())
+            let projections = self.projections.read();
+            (projections.expired(now), projections.cleared_below())
         };
         if expired.is_empty() {
             return Ok(Swept::default());

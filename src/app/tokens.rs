@@ -83,7 +83,7 @@ pub async fn issue(
     grant: NewToken,
     metadata: &EventMetadata,
 ) -> Result<(String, TokenView), AppError> {
-    let lifetime = ledger.model.read().config.token_lifetimes.of(grant.kind);
+    let lifetime = ledger.projections.read().config.token_lifetimes.of(grant.kind);
     let minted = mint(grant, ledger.now(), lifetime);
     let id = minted.view.id;
     match ledger.execute::<Token>(id, TokenCommand::Issue(Box::new(minted.issued)), metadata).await {

@@ -211,7 +211,7 @@ impl Witness {
     /// again: read from the position the projections have folded (no query;
     /// they tail the log), the head itself is read only when signing.
     pub fn due(&self, ledger: &Ledger, since: Duration) -> bool {
-        let position = ledger.model.position();
+        let position = ledger.projections.position();
         let signed = self.latest().map_or(0, |l| l.position);
         position > signed && (position - signed >= SIGN_EVERY_EVENTS || since >= SIGN_EVERY)
     }
@@ -224,7 +224,7 @@ impl Witness {
             return Err(AppError::Halted(reason));
         }
         match self.latest() {
-            Some(head) if head.position >= ledger.model.position() => Ok(Some(head)),
+            Some(head) if head.position >= ledger.projections.position() => Ok(Some(head)),
             _ => self.sign(ledger).await,
         }
     }

@@ -143,7 +143,7 @@ impl fmt::Display for AuthError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {}", self.kind.appcode(), self.kind.name())?;
         // As upstream: a blank detail is no detail.
-        if let Some(detail) = self.detail.as_deref().filter(|d| !super::names::java_trim(d).is_empty()) {
+        if let Some(detail) = self.detail.as_deref().filter(|d| !super::text::java_trim(d).is_empty()) {
             write!(f, ": {detail}")?;
         }
         Ok(())

@@ -20,12 +20,13 @@ pub mod roles;
 pub mod server_config;
 pub mod system;
 pub mod test_mode;
+pub mod text;
 pub mod throttle;
 pub mod token;
 pub mod user;
 
 #[cfg(test)]
-mod snapshots;
+mod event_shapes;
 
 use std::collections::BTreeSet;
 

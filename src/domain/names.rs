@@ -10,15 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{AuthError, ErrorType};
 
-/// Java's `String.trim()`: strips leading and trailing code points ≤ U+0020.
-pub fn java_trim(s: &str) -> &str {
-    s.trim_matches(|c: char| c <= '\u{20}')
-}
-
-/// True when the value is absent or empty after [`java_trim`].
-pub fn is_blank(s: Option<&str>) -> bool {
-    s.is_none_or(|s| java_trim(s).is_empty())
-}
+pub use super::text::{is_blank, java_trim};
 
 fn is_iso_control(c: char) -> bool {
     matches!(c, '\u{0}'..='\u{1f}' | '\u{7f}'..='\u{9f}')

@@ -148,12 +148,12 @@ impl Fold for Projections {
 }
 
 /// The projections shared by every request, and the position they have reached.
-pub struct ReadModel<P = Projections> {
+pub struct SharedProjections<P = Projections> {
     state: RwLock<P>,
     applied: watch::Sender<i64>,
 }
 
-impl<P: Fold> ReadModel<P> {
+impl<P: Fold> SharedProjections<P> {
     /// Projections that have folded the log up to their position (0 when fresh, or a checkpoint's).
     pub fn new(projections: P) -> Self {
         let (applied, _) = watch::channel(projections.position());
@@ -161,7 +161,7 @@ impl<P: Fold> ReadModel<P> {
     }
 }
 
-impl<P> ReadModel<P> {
+impl<P> SharedProjections<P> {
     pub fn read(&self) -> RwLockReadGuard<'_, P> {
         self.state.read().unwrap_or_else(PoisonError::into_inner)
     }

@@ -11,7 +11,7 @@ use cqrs_es::persist::EventUpcaster;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
-use super::{Fold, Projections, ReadModel};
+use super::{Fold, Projections, SharedProjections};
 use crate::domain::{DecodeError, LogEvent, upcasters};
 use crate::store::{EventLog, StoreError};
 
@@ -27,14 +27,14 @@ pub enum RunnerError {
 
 pub struct Runner<P = Projections> {
     log: EventLog,
-    model: Arc<ReadModel<P>>,
+    projections: Arc<SharedProjections<P>>,
     wake: Arc<Notify>,
     upcasters: Vec<Box<dyn EventUpcaster>>,
 }
 
 impl<P: Fold> Runner<P> {
-    pub fn new(log: EventLog, model: Arc<ReadModel<P>>) -> Self {
-        Self { log, model, wake: Arc::new(Notify::new()), upcasters: upcasters() }
+    pub fn new(log: EventLog, projections: Arc<SharedProjections<P>>) -> Self {
+        Self { log, projections, wake: Arc::new(Notify::new()), upcasters: upcasters() }
     }
 
     /// A handle that wakes the runner (call it after a local commit).
@@ -56,7 +56,7 @@ impl<P: Fold> Runner<P> {
 
     /// Folds the next batch; returns how many events it held.
     async fn step(&self) -> Result<u64, RunnerError> {
-        let from = self.model.position();
+        let from = self.projections.position();
         let rows = self.log.read_after(from, BATCH).await?;
         let Some(last) = rows.last().map(|r| r.position) else {
             return Ok(0);
@@ -75,12 +75,12 @@ impl<P: Fold> Runner<P> {
         }
         let folded = decoded.len() as u64;
         {
-            let mut state = self.model.write();
+            let mut state = self.projections.write();
             for (position, recorded_at, aggregate_id, sequence, event) in &decoded {
                 state.apply(*position, *recorded_at, aggregate_id, *sequence, event);
             }
         }
-        self.model.publish(last);
+        self.projections.publish(last);
         Ok(folded)
     }
 

@@ -63,7 +63,8 @@ pub struct StoredEvent {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EventMetadata {
     pub actor: Option<String>,
-    pub request_id: Option<String>,
+    /// The call id of the request (stored under its first name, `request_id`).
+    pub call_id: Option<String>,
     pub client_addr: Option<String>,
     pub user_agent: Option<String>,
     pub reason: Option<String>,
@@ -83,7 +84,7 @@ impl EventMetadata {
         let mut map = HashMap::new();
         let pairs = [
             ("actor", self.actor),
-            ("request_id", self.request_id),
+            ("request_id", self.call_id),
             ("client_addr", self.client_addr),
             ("user_agent", self.user_agent),
             ("reason", self.reason),

@@ -124,7 +124,7 @@ mod tests {
             client_addr: None,
             user_agent: None,
             reason: None,
-            request_id: None,
+            call_id: None,
             description: String::new(),
         }
     }

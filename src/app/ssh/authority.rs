@@ -90,12 +90,14 @@ pub async fn rotate_in_phases(
             }
         }
         RotationStep::Rollback => {
-            let abandoned = ledger.model.read().access.authority(ca).and_then(|a| a.rotation.clone()).map(|r| r.new);
+            let abandoned =
+                ledger.projections.read().access.authority(ca).and_then(|a| a.rotation.clone()).map(|r| r.new);
             ledger.execute::<CertAuthority>(ca, at(None), metadata).await?;
             // Forgotten only if no longer trusted once the rollback is folded
             // (another Admin's steps in between may have made it the current key).
-            let still_trusted =
-                |key: &SigningKey| ledger.model.read().access.authority(ca).is_some_and(|a| a.trusts(&key.fingerprint));
+            let still_trusted = |key: &SigningKey| {
+                ledger.projections.read().access.authority(ca).is_some_and(|a| a.trusts(&key.fingerprint))
+            };
             if let Some(key) = abandoned.filter(|key| !still_trusted(key)) {
                 crate::app::forget_secret(ledger, key.credential_id, "a rolled-back rotation key").await;
             }
@@ -110,7 +112,7 @@ pub async fn rotate_in_phases(
 /// Creates whichever authority does not exist yet (on first start).
 pub async fn ensure_authorities(ledger: &Ledger) -> Result<(), AppError> {
     for ca in CaKind::ALL {
-        if ledger.model.read().access.authority(ca).is_some() {
+        if ledger.projections.read().access.authority(ca).is_some() {
             continue;
         }
         match install_key(ledger, ca, None, &EventMetadata::actor("system")).await {
@@ -133,7 +135,7 @@ impl KeyCache {
     /// The current signing key of `ca`, with its public parts.
     pub async fn signer(&self, ledger: &Ledger, ca: CaKind) -> Result<(SigningKey, Arc<PrivateKey>), AppError> {
         let key = ledger
-            .model
+            .projections
             .read()
             .access
             .authority(ca)

@@ -1,0 +1,5 @@
+//! The command line's side of the service: the client of the administrative
+//! commands (`authledger tokens …`, `authledger users add`) that talk to a
+//! running server over its HTTP API.
+
+pub mod client;
