@@ -51,7 +51,7 @@ pub struct FileConfig {
     /// name is the provider's name in every URL and answer.
     #[serde(default)]
     pub providers: BTreeMap<String, ProviderTable>,
-    /// The header naming the environment at the start of a sign-in or link
+    /// The header naming the environment at the start of a provider login or link
     /// (`X-...`); the form field `environment` otherwise.
     pub environment_header: Option<String>,
     /// Alternate environments (`[environments.ci]`), each with its own public
@@ -408,11 +408,6 @@ impl FileConfig {
                 },
             }
         };
-        if let Some(url) = &self.public_url
-            && url::Url::parse(url).is_err()
-        {
-            return Err(ConfigError::Invalid { key: "public_url", reason: format!("{url:?} is not a URL") });
-        }
         let known_hosts_pattern = self.known_hosts_pattern.clone();
         if let Some(pattern) = &known_hosts_pattern
             && (pattern.is_empty() || pattern.chars().any(char::is_whitespace))
@@ -442,8 +437,17 @@ impl FileConfig {
                 defaults.max_user_cert_ttl_ms,
             )?,
             host_cert_ttl_ms: duration("host_cert_ttl", &self.host_cert_ttl, defaults.host_cert_ttl_ms)?,
-            public_url: self.public_url.as_ref().map(|u| u.trim_end_matches('/').to_owned()),
         })
+    }
+
+    /// The service's public base URL, checked (no trailing slash).
+    pub fn public_url(&self) -> Result<Option<String>, ConfigError> {
+        match &self.public_url {
+            Some(url) if url::Url::parse(url).is_err() => {
+                Err(ConfigError::Invalid { key: "public_url", reason: format!("{url:?} is not a URL") })
+            }
+            url => Ok(url.as_ref().map(|u| u.trim_end_matches('/').to_owned())),
+        }
     }
 
     /// The bounds of argon2 work, checked (defaults: see `PasswordWorkSettings`).

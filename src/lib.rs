@@ -24,5 +24,7 @@ pub mod config;
 pub mod domain;
 pub mod projections;
 pub mod server;
+#[cfg(test)]
+mod source_files;
 pub mod store;
 pub mod telemetry;

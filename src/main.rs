@@ -16,7 +16,7 @@ use authledger::cli::client::{self, Client};
 use authledger::clock::SystemClock;
 use authledger::config::{DEFAULT_LISTEN, DEFAULT_STORE, FileConfig, parse_duration_ms};
 use authledger::domain::InvitedIdentity;
-use authledger::server::Server;
+use authledger::server::{Server, ServerOptions};
 use authledger::store::SecretsKey;
 
 #[derive(Parser)]
@@ -228,32 +228,36 @@ struct Common {
 }
 
 impl Common {
-    fn resolve(&self) -> Result<(FileConfig, LedgerOptions), String> {
+    /// The configuration file and the options it and the flags make: the
+    /// ledger's, and the server's around it.
+    fn resolve(&self) -> Result<(FileConfig, ServerOptions), String> {
         let file = match &self.config {
             Some(path) => FileConfig::load(path).map_err(|e| e.to_string())?,
             None => FileConfig::default(),
         };
         let store = self.store.clone().or_else(|| file.store.clone()).unwrap_or_else(|| DEFAULT_STORE.to_owned());
-        let mut options = LedgerOptions::new(store);
-        options.store.sqlite_full_sync = file.sqlite_full_sync().map_err(|e| e.to_string())?;
-        options.canonicalization = file.display_name_rule.unwrap_or_default();
-        options.initial_settings = file.initial_settings().map_err(|e| e.to_string())?;
+        let mut ledger = LedgerOptions::new(store);
+        ledger.store.sqlite_full_sync = file.sqlite_full_sync().map_err(|e| e.to_string())?;
+        ledger.canonicalization = file.display_name_rule.unwrap_or_default();
+        ledger.initial_settings = file.initial_settings().map_err(|e| e.to_string())?;
+        ledger.force_reset_ends_sessions = file.forcereset_revokes;
+        ledger.listen_for_commits = file.listen_for_commits.unwrap_or(true);
+        ledger.password_work = file.password_work().map_err(|e| e.to_string())?;
+        if let Some(path) = self.secrets_key_file.clone().or_else(|| file.secrets_key_file.clone()) {
+            ledger.store.secrets_key = SecretsKey::File(path);
+        }
+        let mut options = ServerOptions::new(ledger);
+        options.public_url = file.public_url().map_err(|e| e.to_string())?;
         options.ssh = file.ssh_options().map_err(|e| e.to_string())?;
         options.providers = file.provider_settings().map_err(|e| e.to_string())?;
         options.environments = file.environments().map_err(|e| e.to_string())?;
-        options.force_reset_ends_sessions = file.forcereset_revokes;
         options.witness_file = file.witness_file.clone();
-        options.listen_for_commits = file.listen_for_commits.unwrap_or(true);
         options.trusted_proxies = file.trusted_proxies().map_err(|e| e.to_string())?;
-        options.password_work = file.password_work().map_err(|e| e.to_string())?;
         if let Some(every) = file.checkpoint_every {
             if every < 0 {
                 return Err(format!("checkpoint_every must be 0 (never) or a number of events, not {every}"));
             }
             options.checkpoint_every = every;
-        }
-        if let Some(path) = self.secrets_key_file.clone().or_else(|| file.secrets_key_file.clone()) {
-            options.store.secrets_key = SecretsKey::File(path);
         }
         Ok((file, options))
     }
@@ -310,7 +314,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::SetRootPassword { common } => {
             let (_, options) = common.resolve()?;
             let password = read_password()?;
-            let ledger = Ledger::open(options, Arc::new(SystemClock)).await.map_err(|e| e.to_string())?;
+            let ledger = Ledger::open(options.ledger, Arc::new(SystemClock)).await.map_err(|e| e.to_string())?;
             let outcome = set_root_password(&ledger, password).await.map_err(|e| e.to_string());
             ledger.close().await;
             match outcome? {
@@ -350,8 +354,9 @@ async fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Witness { action: WitnessAction::Accept { reason, common } } => {
             let (_, options) = common.resolve()?;
-            let file = authledger::store::witness::witness_path(&options.store_url, options.witness_file.as_deref());
-            let ledger = Ledger::open(options, Arc::new(SystemClock)).await.map_err(|e| e.to_string())?;
+            let file =
+                authledger::store::witness::witness_path(&options.ledger.store_url, options.witness_file.as_deref());
+            let ledger = Ledger::open(options.ledger, Arc::new(SystemClock)).await.map_err(|e| e.to_string())?;
             let accepted = async {
                 let witness = Witness::open(&ledger, file).await?;
                 accept(&ledger, &witness, &reason).await
@@ -393,14 +398,15 @@ async fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Secrets { action: SecretsAction::Seal { common } } => {
             let (_, options) = common.resolve()?;
-            let sealed = authledger::app::secrets::seal(&options).await.map_err(|e| e.to_string())?;
+            let sealed = authledger::app::secrets::seal(&options.ledger).await.map_err(|e| e.to_string())?;
             eprintln!("sealed {sealed} secrets that were stored in the clear");
             Ok(())
         }
         Command::Secrets { action: SecretsAction::RotateKey { new_key_file, common } } => {
             let (_, options) = common.resolve()?;
-            let rotated =
-                authledger::app::secrets::rotate_key(&options, &new_key_file).await.map_err(|e| e.to_string())?;
+            let rotated = authledger::app::secrets::rotate_key(&options.ledger, &new_key_file)
+                .await
+                .map_err(|e| e.to_string())?;
             eprintln!(
                 "sealed {} secrets under key {} in {} (which also keeps key {} to open anything sealed meanwhile).\n\
                  Set secrets_key_file to {} (or move it over the old file: running servers re-read their key file \

@@ -16,15 +16,15 @@ use crate::app::AppError;
 use crate::app::background::BackgroundTask;
 use crate::app::duties::{Checkpointer, Duties};
 use crate::app::ledger::{Ledger, LedgerOptions};
-use crate::app::providers::Providers;
+use crate::app::provider_flows::{self, ProviderFlows};
+use crate::app::providers::{Environments, ProviderSettings, Providers};
 use crate::app::second_factor::forget_orphans;
-use crate::app::sign_in::{self, SignIn};
-use crate::app::ssh::SshService;
 use crate::app::ssh::authority::ensure_authorities;
+use crate::app::ssh::{SshOptions, SshService};
 use crate::app::test_mode::{SWEEP_EVERY, TestLedger};
 use crate::app::witness::{Standing, Witness};
 use crate::clock::SharedClock;
-use crate::store::flows::Flows;
+use crate::store::flows::{FlowLimits, Flows};
 use crate::store::witness::witness_path;
 use crate::telemetry;
 
@@ -51,8 +51,8 @@ pub struct Server {
     /// Forgets orphaned second-factor secrets now and then.
     sweeper: BackgroundTask,
     /// The providers and the in-flight store of their flows.
-    pub sign_in: Arc<SignIn>,
-    /// Sweeps expired in-flight sign-ins.
+    pub provider_flows: Arc<ProviderFlows>,
+    /// Sweeps expired flows.
     flow_sweeper: BackgroundTask,
     throttle_sweeper: BackgroundTask,
     /// Signs the log's head now and then, and at shutdown.
@@ -68,20 +68,20 @@ pub struct Server {
 /// How often orphaned second-factor secrets are looked for.
 const SECRET_SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
 
-/// Drops expired in-flight sign-ins every minute (at start too), when this server holds the duty lease.
-fn start_flow_sweeper(sign_in: Arc<SignIn>, ledger: Arc<Ledger>, duties: Arc<Duties>) -> BackgroundTask {
+/// Drops expired flows every minute (at start too), when this server holds the duty lease.
+fn start_flow_sweeper(provider_flows: Arc<ProviderFlows>, ledger: Arc<Ledger>, duties: Arc<Duties>) -> BackgroundTask {
     BackgroundTask::new(tokio::spawn(async move {
         loop {
             if duties.leading() {
-                let swept = sign_in.sweep(ledger.now()).await;
+                let swept = provider_flows.sweep(ledger.now()).await;
                 record_sweep("signins", &swept);
                 match swept {
                     Ok(0) => {}
-                    Ok(swept) => tracing::debug!(swept, "swept expired sign-ins"),
-                    Err(error) => tracing::warn!(%error, "cannot sweep expired sign-ins"),
+                    Ok(swept) => tracing::debug!(swept, "swept expired flows"),
+                    Err(error) => tracing::warn!(%error, "cannot sweep expired flows"),
                 }
             }
-            tokio::time::sleep(sign_in::SWEEP_EVERY).await;
+            tokio::time::sleep(provider_flows::SWEEP_EVERY).await;
         }
     }))
 }
@@ -97,7 +97,7 @@ fn start_throttle_sweeper(ledger: Arc<Ledger>, duties: Arc<Duties>) -> Backgroun
                     tracing::warn!(%error, "cannot sweep the throttle store");
                 }
             }
-            tokio::time::sleep(sign_in::SWEEP_EVERY).await;
+            tokio::time::sleep(provider_flows::SWEEP_EVERY).await;
         }
     }))
 }
@@ -199,9 +199,60 @@ fn start_checkpointer(checkpointer: Arc<Checkpointer>, ledger: Arc<Ledger>, duti
     }))
 }
 
+/// Events between two checkpoints a server writes, by default.
+pub const CHECKPOINT_EVERY: i64 = 100_000;
+
+/// What a server runs with: its ledger's options, and everything around
+/// the ledger that `Ledger::open` does not read.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    pub ledger: LedgerOptions,
+    /// The service's public base URL: the origin the cross-site check
+    /// compares with, whether cookies are `Secure`, where identity providers
+    /// send people back and where invitation links point. The server's own
+    /// address when unset.
+    pub public_url: Option<String>,
+    /// Serve test mode: a second, expiring log beside this one (see `app::test_mode`).
+    pub test_mode: bool,
+    /// The SSH side's settings: static provisioning tokens, certificate lifetimes, the cluster.
+    pub ssh: SshOptions,
+    /// The identity providers of the configuration.
+    pub providers: Vec<ProviderSettings>,
+    /// The alternate environments of the configuration.
+    pub environments: Environments,
+    /// Where the witness keeps the newest signed head (default: beside an SQLite log; none for PostgreSQL).
+    pub witness_file: Option<std::path::PathBuf>,
+    /// A server writes a checkpoint of its projections every this many
+    /// events, and at shutdown (0: never; `replay rebuild` still can).
+    pub checkpoint_every: i64,
+    /// The proxies whose forwarded headers name the client (default: loopback).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The bounds of the in-flight store of flows (see `store::flows`).
+    pub flow_limits: FlowLimits,
+}
+
+impl ServerOptions {
+    /// Defaults around `ledger`: no public URL (the server's address), test
+    /// mode off, no providers, loopback the only trusted proxy.
+    pub fn new(ledger: LedgerOptions) -> Self {
+        Self {
+            ledger,
+            public_url: None,
+            test_mode: false,
+            ssh: SshOptions::default(),
+            providers: Vec::new(),
+            environments: Environments::default(),
+            witness_file: None,
+            checkpoint_every: CHECKPOINT_EVERY,
+            trusted_proxies: crate::app::client_address::loopback(),
+            flow_limits: FlowLimits::default(),
+        }
+    }
+}
+
 impl Server {
     /// Opens the ledger at `options` and serves it on `listen` (port 0 picks a free port).
-    pub async fn start(options: LedgerOptions, clock: SharedClock, listen: &str) -> Result<Self, StartError> {
+    pub async fn start(options: ServerOptions, clock: SharedClock, listen: &str) -> Result<Self, StartError> {
         let listener =
             TcpListener::bind(listen).await.map_err(|source| StartError::Listen { addr: listen.to_owned(), source })?;
         Self::start_on(options, clock, listener).await
@@ -211,12 +262,25 @@ impl Server {
     /// already, so a caller can tell others the address first — an identity
     /// provider the redirect URIs).
     pub async fn start_on(
-        options: LedgerOptions,
+        options: ServerOptions,
         clock: SharedClock,
         listener: TcpListener,
     ) -> Result<Self, StartError> {
         let addr = listener.local_addr().map_err(|source| StartError::Listen { addr: "?".to_owned(), source })?;
-        let test_mode = match options.test_mode {
+        let ServerOptions {
+            ledger: options,
+            public_url,
+            test_mode,
+            ssh: ssh_options,
+            providers,
+            environments,
+            witness_file,
+            checkpoint_every,
+            trusted_proxies,
+            flow_limits,
+        } = options;
+        let public_url = public_url.unwrap_or_else(|| format!("http://{addr}"));
+        let test_mode = match test_mode {
             true => {
                 let test_mode = TestLedger::open(&options, clock.clone()).await?;
                 test_mode.start_sweeper(SWEEP_EVERY);
@@ -224,25 +288,18 @@ impl Server {
             }
             false => None,
         };
-        let ssh_options = options.ssh.clone();
-        let providers = Providers::new(options.providers.clone(), options.environments.clone())
-            .map_err(|e| StartError::Providers(e.to_string()))?;
         // The in-flight store exists only where a flow can start.
-        let flows = match options.providers.is_empty() {
+        let flows = match providers.is_empty() {
             true => None,
             false => Some(
-                Flows::open(&options.store_url, &options.store)
-                    .await
-                    .map_err(AppError::from)?
-                    .with_limits(options.flow_limits),
+                Flows::open(&options.store_url, &options.store).await.map_err(AppError::from)?.with_limits(flow_limits),
             ),
         };
-        let witness_file = witness_path(&options.store_url, options.witness_file.as_deref());
+        let providers = Providers::new(providers, environments).map_err(|e| StartError::Providers(e.to_string()))?;
+        let witness_file = witness_path(&options.store_url, witness_file.as_deref());
         if witness_file.is_none() {
             tracing::warn!("no witness_file: signed heads are served but not kept outside the database");
         }
-        let checkpoint_every = options.checkpoint_every;
-        let trusted_proxies = options.trusted_proxies.clone();
         telemetry::install();
         let ledger = Arc::new(Ledger::open(options, clock).await?);
         let duties = Arc::new(Duties::start(ledger.log.clone()).await);
@@ -251,14 +308,15 @@ impl Server {
         let witness = Arc::new(Witness::open(&ledger, witness_file).await?);
         stand_by_the_witness(&witness, &ledger).await;
         let info = ServiceInfo { git_commit: env!("AUTHLEDGER_GIT_COMMIT").to_owned() };
-        let ssh = Arc::new(SshService::new(ssh_options, addr));
-        let sign_in = Arc::new(SignIn::new(providers, flows, ssh.public_url.clone()));
+        let ssh = Arc::new(SshService::new(ssh_options));
+        let provider_flows = Arc::new(ProviderFlows::new(providers, flows, public_url.clone()));
         let state = AppState {
             ledger: ledger.clone(),
             test_mode: test_mode.clone(),
             info: Arc::new(info),
+            public_url: Arc::from(public_url.trim_end_matches('/')),
             ssh,
-            sign_in: sign_in.clone(),
+            provider_flows: provider_flows.clone(),
             witness: witness.clone(),
             duties: duties.clone(),
             trusted_proxies: Arc::new(crate::app::client_address::TrustedProxies::new(trusted_proxies)),
@@ -274,11 +332,11 @@ impl Server {
                 .await
         });
         let sweeper = start_secret_sweeper(ledger.clone(), duties.clone());
-        let flow_sweeper = start_flow_sweeper(sign_in.clone(), ledger.clone(), duties.clone());
+        let flow_sweeper = start_flow_sweeper(provider_flows.clone(), ledger.clone(), duties.clone());
         let throttle_sweeper = start_throttle_sweeper(ledger.clone(), duties.clone());
         let witnessing = start_witness(witness.clone(), ledger.clone(), duties.clone());
         let checkpointing = start_checkpointer(checkpointer.clone(), ledger.clone(), duties.clone());
-        let discovering = sign_in.clone();
+        let discovering = provider_flows.clone();
         tokio::spawn(async move { discovering.discover().await });
         Ok(Self {
             addr,
@@ -287,7 +345,7 @@ impl Server {
             shutdown,
             task,
             sweeper,
-            sign_in,
+            provider_flows,
             flow_sweeper,
             throttle_sweeper,
             witness,
@@ -327,7 +385,7 @@ impl Server {
         }
         self.duties.stop().await;
         self.ledger.close().await;
-        self.sign_in.close().await;
+        self.provider_flows.close().await;
         if let Some(test_mode) = &self.test_mode {
             test_mode.close().await;
         }

@@ -33,9 +33,9 @@ pub const PROJECTION_LAG: &str = "authledger_projection_lag_events";
 pub const TOKEN_INDEX_SIZE: &str = "authledger_token_index_size";
 /// Users in the user directory.
 pub const USERS: &str = "authledger_users";
-/// Sign-ins and links through providers under way (the in-flight store).
+/// Flows (provider logins and links) under way (the in-flight store).
 pub const LOGIN_STATES: &str = "authledger_login_states_in_flight";
-/// Sign-ins under way dropped to make room for newer ones, by the `bound`
+/// Provider logins under way dropped to make room for newer ones, by the `bound`
 /// that made room (`client`, `network`, `user`, `fullest network`).
 pub const SIGNINS_EVICTED: &str = "authledger_signins_evicted_total";
 /// Sweeps run, by `sweep` (`signins`, `secrets`, `testmode`).

@@ -471,7 +471,7 @@ on_both_stores!(every_privileged_endpoint_obeys_the_permission_table);
 /// forced reset leaves tokens alone.
 async fn a_forced_reset_can_end_the_sessions(store: common::TestStore) {
     let h = Harness::start_with(store, std::sync::Arc::new(authledger::clock::SystemClock), |o| {
-        o.force_reset_ends_sessions = true
+        o.ledger.force_reset_ends_sessions = true
     })
     .await;
     let (root, admin) = h.administrators().await;
@@ -483,7 +483,7 @@ async fn a_forced_reset_can_end_the_sessions(store: common::TestStore) {
     assert_eq!(h.post("/admin/forcereset", Some(&root), json!({})).await.status, 204);
     h.get("/api/V2/token", Some(&bob)).await.assert_error(401, "10020 Invalid token");
     // The default: a forced reset leaves the sessions.
-    let h = h.restart_with(|o| o.force_reset_ends_sessions = false).await;
+    let h = h.restart_with(|o| o.ledger.force_reset_ends_sessions = false).await;
     let renewed = "the admin's renewed passphrase 31";
     let reset = json!({"user": "admin", "pwdold": USER_PASSWORD, "pwdnew": renewed});
     assert_eq!(h.post("/localaccount/reset", None, reset).await.status, 204);

@@ -151,7 +151,7 @@ async fn every_answer_carries_the_security_headers(h: Harness) -> Harness {
         assert_eq!(answer.header("x-content-type-options").as_deref(), Some("nosniff"));
     }
     // Behind https, the session cookie is Secure (and SameSite=Lax; not HttpOnly: see docs/compatibility.md).
-    let h = h.restart_with(|o| o.ssh.public_url = Some("https://auth.example.org".into())).await;
+    let h = h.restart_with(|o| o.public_url = Some("https://auth.example.org".into())).await;
     let (_, admin) = h.administrators().await;
     h.user_with_password(&admin, "dave").await;
     let cookie = h.form_login("dave").await;

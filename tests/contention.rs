@@ -53,8 +53,8 @@ on_both_stores!(parallel_profile_updates_of_one_user_all_land);
 /// so what is tested is the account under contention, not the queue's bound.)
 async fn parallel_logins_of_one_account_hand_out_every_token_that_exists(store: TestStore) {
     let harness = Harness::start_with(store, Arc::new(SystemClock), |o| {
-        o.password_work.queue = 200;
-        o.password_work.wait = Duration::from_secs(60);
+        o.ledger.password_work.queue = 200;
+        o.ledger.password_work.wait = Duration::from_secs(60);
     })
     .await;
     let (_, admin) = harness.administrators().await;
@@ -107,8 +107,8 @@ on_both_stores!(parallel_role_changes_keep_the_live_state_equal_to_a_rebuild);
 /// A second server on the same store: its own process state (projections,
 /// per-stream turns), so the two race on the log's optimistic lock as two
 /// processes would.
-async fn second_server(harness: &Harness, tune: impl FnOnce(&mut authledger::app::ledger::LedgerOptions)) -> Server {
-    let mut options = harness.store.options();
+async fn second_server(harness: &Harness, tune: impl FnOnce(&mut authledger::server::ServerOptions)) -> Server {
+    let mut options = harness.store.server_options();
     tune(&mut options);
     Server::start(options, Arc::new(SystemClock), "127.0.0.1:0").await.expect("the second server starts")
 }
@@ -145,8 +145,8 @@ async fn a_conflict_past_the_deadline_is_a_503_that_wrote_nothing(harness: Harne
     let (_, admin) = harness.administrators().await;
     let user = harness.user_token(&admin, "hurried").await;
     // Both servers give up at the first lost race.
-    let harness = harness.restart_with(|o| o.command_deadline = Duration::ZERO).await;
-    let other = second_server(&harness, |o| o.command_deadline = Duration::ZERO).await;
+    let harness = harness.restart_with(|o| o.ledger.command_deadline = Duration::ZERO).await;
+    let other = second_server(&harness, |o| o.ledger.command_deadline = Duration::ZERO).await;
     let bases = [harness.base.clone(), format!("http://{}", other.addr)];
     let answers = updates_through(&harness, &bases, &user, 300).await;
     other.stop().await.expect("the second server stops");

@@ -29,7 +29,7 @@ async fn a_suggested_name_is_free_among_every_account(h: Harness) -> Harness {
 }
 on_both_stores!(a_suggested_name_is_free_among_every_account);
 
-fn with_providers(options: &mut authledger::app::ledger::LedgerOptions) {
+fn with_providers(options: &mut authledger::server::ServerOptions) {
     let provider = |name: &str| authledger::app::providers::ProviderSettings {
         name: name.into(),
         kind: authledger::app::providers::ProviderKind::Oidc { issuer: "http://127.0.0.1:9".into() },

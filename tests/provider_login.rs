@@ -722,10 +722,10 @@ async fn linking_and_unlinking(store: TestStore) {
     // A logout ends the user's links under way.
     let started = post_form(&h, "/link/start", &Jar::default(), &[("provider", "OIDC"), ("token", &bob)]).await;
     assert_eq!(started.status, 303, "{}", started.text);
-    let before = h.server.sign_in.count().await.expect("counted");
+    let before = h.server.provider_flows.count().await.expect("counted");
     let logout = h.send(no_redirects().post(h.url("/logout")).header("Authorization", bob.clone())).await;
     assert_eq!(logout.status, 200, "{}", logout.text);
-    assert_eq!(h.server.sign_in.count().await.expect("counted"), before - 1);
+    assert_eq!(h.server.provider_flows.count().await.expect("counted"), before - 1);
     h.finish().await;
 }
 

@@ -27,9 +27,9 @@ on_both_stores!(issued_tokens_are_introspectable_at_once);
 /// at all): whatever it learns of the other's writes, it learns by catching
 /// up on a miss.
 async fn deaf_second_server(h: &Harness) -> authledger::server::Server {
-    let mut options = h.store.options();
-    options.poll = std::time::Duration::from_secs(3600);
-    options.listen_for_commits = false;
+    let mut options = h.store.server_options();
+    options.ledger.poll = std::time::Duration::from_secs(3600);
+    options.ledger.listen_for_commits = false;
     authledger::server::Server::start(options, std::sync::Arc::new(authledger::clock::SystemClock), "127.0.0.1:0")
         .await
         .expect("the second server starts")
@@ -98,15 +98,15 @@ async fn a_server_catches_up_before_refusing_a_token_or_user_it_does_not_know(h:
     let issued =
         h.post("/api/V2/admin/provisiontokens", Some(&admin), serde_json::json!({"roles": ["node"], "ttl": 900})).await;
     assert_eq!(issued.status, 200, "{}", issued.text);
-    let join_token = issued.json()["tokens"][0]["token"].as_str().expect("a join token").to_owned();
+    let provisioning_token = issued.json()["tokens"][0]["token"].as_str().expect("a provisioning token").to_owned();
     let key = ssh_key::PrivateKey::random(&mut rand::rngs::OsRng, ssh_key::Algorithm::Ed25519).expect("a key");
     let body = serde_json::json!({
-        "token": join_token,
+        "token": provisioning_token,
         "host_id": format!("web-1.{}", common::TEST_CLUSTER),
         "public_key": key.public_key().to_openssh().expect("OpenSSH"),
     });
     let joined = h.send(h.http.post(format!("{other_base}/api/V2/hosts/join")).json(&body)).await;
-    assert_eq!(joined.status, 200, "a join token made on one server works on the other: {}", joined.text);
+    assert_eq!(joined.status, 200, "a provisioning token made on one server works on the other: {}", joined.text);
     // An unknown token is still refused, after a bounded number of head queries.
     let before = other.ledger.head_check.queries();
     let started = std::time::Instant::now();

@@ -31,7 +31,7 @@ async fn changing_the_rule_and_restarting_recanonicalizes(h: Harness) -> Harness
     assert_eq!(search(&h, &admin, "jr").await, json!({"smith": "J.R. Smith"}));
     assert_eq!(search(&h, &admin, "oneil").await, json!({"oneil": "Mary O'Neil"}));
 
-    let h = h.restart_with(|o| o.canonicalization = Canonicalization::V1).await;
+    let h = h.restart_with(|o| o.ledger.canonicalization = Canonicalization::V1).await;
     let admin = h.login("admin", common::USER_PASSWORD).await;
     // pre-0.6.0: whitespace splits, interior punctuation stays.
     assert_eq!(search(&h, &admin, "luc").await, json!({}));
@@ -40,7 +40,7 @@ async fn changing_the_rule_and_restarting_recanonicalizes(h: Harness) -> Harness
     assert_eq!(search(&h, &admin, "j.r").await, json!({"smith": "J.R. Smith"}));
     assert_eq!(search(&h, &admin, "oneil").await, json!({}));
 
-    let h = h.restart_with(|o| o.canonicalization = Canonicalization::V2).await;
+    let h = h.restart_with(|o| o.ledger.canonicalization = Canonicalization::V2).await;
     let admin = h.login("admin", common::USER_PASSWORD).await;
     assert_eq!(search(&h, &admin, "luc").await, json!({"picard": "Jean-Luc Picard"}));
     h

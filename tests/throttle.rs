@@ -13,10 +13,9 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use authledger::app::ledger::LedgerOptions;
 use authledger::app::passwords::{PasswordWorkSettings, REFUSAL_DELAY};
 use authledger::clock::{Clock, ManualClock};
-use authledger::server::Server;
+use authledger::server::{Server, ServerOptions};
 use common::{Answer, Harness, TEST_EPOCH, TestStore, USER_PASSWORD};
 use serde_json::{Value, json};
 
@@ -24,12 +23,12 @@ const CAP_MS: i64 = 15 * 60 * 1000;
 
 /// Four checks at once, sixty-four waiting, and time enough to wait: the
 /// figures a burst is measured against, whatever the machine.
-fn bounded(options: &mut LedgerOptions) {
-    options.password_work =
+fn bounded(options: &mut ServerOptions) {
+    options.ledger.password_work =
         PasswordWorkSettings { at_once: 4, queue: 64, wait: Duration::from_secs(60), refusal_delay: REFUSAL_DELAY };
 }
 
-async fn manual_with(store: TestStore, tune: impl FnOnce(&mut LedgerOptions)) -> Harness {
+async fn manual_with(store: TestStore, tune: impl FnOnce(&mut ServerOptions)) -> Harness {
     let clock = ManualClock::new(TEST_EPOCH);
     let shared: Arc<dyn Clock> = clock.clone();
     let mut h = Harness::start_with(store, shared, |o| {
@@ -363,9 +362,9 @@ async fn a_right_password_gives_its_check_back(store: TestStore) {
 /// 503 with `Retry-After`, in the envelope; the server goes on serving.
 async fn a_full_queue_answers_busy(store: TestStore) {
     let h = manual_with(store, |o| {
-        o.password_work.at_once = 1;
-        o.password_work.queue = 2;
-        o.password_work.wait = Duration::from_secs(30);
+        o.ledger.password_work.at_once = 1;
+        o.ledger.password_work.queue = 2;
+        o.ledger.password_work.wait = Duration::from_secs(30);
     })
     .await;
     let answers = burst(&h, 24, |http, base, n| {
@@ -406,7 +405,7 @@ async fn the_counts_hold_across_servers_on_one_postgresql() {
     h.manual = Some(clock);
     let (_, admin) = h.administrators().await;
     h.user_with_password(&admin, "jo").await;
-    let mut options = store.options();
+    let mut options = store.server_options();
     bounded(&mut options);
     let other = Server::start(options, shared, "127.0.0.1:0").await.expect("a second server");
     let bases = [h.base.clone(), format!("http://{}", other.addr)];

@@ -29,7 +29,7 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; img-src 'self' data:;
 
 /// The policy of a page whose forms may end, after a redirect, at these
 /// other origins (a browser checks a form's redirects against
-/// `form-action` too): the sign-in page's provider, the post-login redirect.
+/// `form-action` too): the login page's provider, the post-login redirect.
 pub fn content_security_policy(form_targets: &[String]) -> String {
     match form_targets {
         [] => CONTENT_SECURITY_POLICY.to_owned(),

@@ -94,7 +94,7 @@ pub async fn issue(
     }
     let metadata = context.metadata(caller.name());
     let issued = invitations::issue(&state.ledger, request, caller.name(), &metadata).await?;
-    let url = format!("{}/web/newuser/{}", state.ssh.public_url, issued.token);
+    let url = format!("{}/web/newuser/{}", state.public_url, issued.token);
     Ok(Json(IssuedInvite { token: issued.token, url, expires: issued.expires, id: issued.id, user: issued.user }))
 }
 

@@ -4,7 +4,9 @@
 //! random-number generator touched, or the projections read other than
 //! through the named reads of `app::reads`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+use crate::source_files::sources;
 
 /// What no file of `src/api` may contain: each a write, a store access,
 /// randomness or a projection read that belongs to `src/app`.
@@ -16,17 +18,6 @@ const FORBIDDEN: [(&str, &str); 6] = [
     ("use rand", "randomness in the HTTP layer: the app layer owns it"),
     (".projections", "the projections read directly: ask a named read of `app::reads` (or the test ledger's)"),
 ];
-
-fn sources(dir: &Path, found: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            sources(&path, found);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            found.push(path);
-        }
-    }
-}
 
 /// The code of a source file, its comment lines left out.
 fn code(path: &Path) -> String {

@@ -18,7 +18,7 @@ use super::pages::{self, Nav};
 use super::request::{Body, FirstQuery, Input, RequestContext, any_token, cookie, cookie_token, no_token};
 use super::{AppState, Caller};
 use crate::app::links::{self, LinkCompleted};
-use crate::app::sign_in::{Back, Holder, Purpose, Refusal};
+use crate::app::provider_flows::{Back, Holder, Purpose, Refusal};
 use crate::domain::names::{is_blank, java_trim};
 use crate::domain::{AuthError, ErrorType, IdentityId};
 
@@ -118,8 +118,8 @@ pub async fn page(State(state): State<AppState>, context: RequestContext) -> Res
     let token = cookie_token(&context.headers).ok_or_else(no_token)?;
     let view = state.token_view(&token)?;
     let user = state.user_of(&view)?;
-    let providers = if user.local { Vec::new() } else { state.sign_in.enabled(&state.ledger) };
-    let origins = if user.local { Vec::new() } else { state.sign_in.form_targets(&state.ledger, Purpose::Link) };
+    let providers = if user.local { Vec::new() } else { state.provider_flows.enabled(&state.ledger) };
+    let origins = if user.local { Vec::new() } else { state.provider_flows.form_targets(&state.ledger, Purpose::Link) };
     pages::account::link(&user, providers, &origins)
 }
 
@@ -152,14 +152,15 @@ pub async fn start(State(state): State<AppState>, context: RequestContext, body:
         .or_else(|| cookie_token(&context.headers))
         .ok_or_else(no_token)?;
     // Upstream's order: the provider and the environment before the token.
-    let found = state.sign_in.provider(&state.ledger, provider)?;
-    state.sign_in.redirect_uri(found, environment.as_deref(), Purpose::Link)?;
+    let found = state.provider_flows.provider(&state.ledger, provider)?;
+    state.provider_flows.redirect_uri(found, environment.as_deref(), Purpose::Link)?;
     let caller = state.login_caller(&token, None)?;
     // A restart replaces the link the browser still has under way.
     if let Some(previous) = link_cookie(&context.headers) {
-        state.sign_in.forget(&state.ledger, &previous).await?;
+        state.provider_flows.forget(&state.ledger, &previous).await?;
     }
-    let started = links::start(&state.sign_in, &state.ledger, &caller.user, provider, environment.as_deref()).await?;
+    let started =
+        links::start(&state.provider_flows, &state.ledger, &caller.user, provider, environment.as_deref()).await?;
     let cookies = vec![
         match &environment {
             Some(e) => flow_cookie(ENVIRONMENT_COOKIE, e, "/link", Some(START_COOKIE_AGE)),
@@ -196,7 +197,7 @@ pub async fn complete(
         let holder = Holder::Client(Some(&quota));
         let failure = Refusal { provider: &provider, error, environment: environment.as_deref() };
         let (token, expires) =
-            state.sign_in.fail(&state.ledger, failure, Purpose::Link, replacing.as_deref(), holder).await?;
+            state.provider_flows.fail(&state.ledger, failure, Purpose::Link, replacing.as_deref(), holder).await?;
         return delayed(&state, environment.as_deref(), &token, expires);
     }
     let token = required_link_cookie(&context.headers)?;
@@ -211,7 +212,7 @@ pub async fn complete(
         environment: environment.as_deref(),
     };
     let metadata = context.anonymous_metadata();
-    match links::complete(&state.sign_in, &state.ledger, back, &metadata).await? {
+    match links::complete(&state.provider_flows, &state.ledger, back, &metadata).await? {
         LinkCompleted::Linked => linked(&state, environment.as_deref()),
         LinkCompleted::Choose { expires } => delayed(&state, environment.as_deref(), &token, expires),
     }
@@ -219,14 +220,17 @@ pub async fn complete(
 
 /// After a link: on to the environment's `postlinkredirect` or `/me`, the link cookies removed.
 fn linked(state: &AppState, environment: Option<&str>) -> Result<Response, ApiError> {
-    let target = state.sign_in.urls(&state.ledger, environment)?.post_link.unwrap_or_else(|| "/me".to_owned());
+    let target = state.provider_flows.urls(&state.ledger, environment)?.post_link.unwrap_or_else(|| "/me".to_owned());
     Ok(see_other(&target, removed_link_cookies()))
 }
 
 /// On to the link choice, the flow's cookies kept for its remaining life.
 fn delayed(state: &AppState, environment: Option<&str>, token: &str, expires: i64) -> Result<Response, ApiError> {
-    let target =
-        state.sign_in.urls(&state.ledger, environment)?.complete_link.unwrap_or_else(|| "/link/choice".to_owned());
+    let target = state
+        .provider_flows
+        .urls(&state.ledger, environment)?
+        .complete_link
+        .unwrap_or_else(|| "/link/choice".to_owned());
     let age = Some(((expires - state.now()) / 1000).max(0));
     let cookies = vec![
         flow_cookie(LINK_TOKEN_COOKIE, token, "/link", None),
@@ -257,10 +261,10 @@ pub async fn choice(State(state): State<AppState>, context: RequestContext) -> R
     let token = any_token(&context.headers)?;
     let link = required_link_cookie(&context.headers)?;
     let caller = linking_caller(&state, &token)?;
-    let choice = links::choice(&state.sign_in, &state.ledger, &caller.user, &link).await?;
+    let choice = links::choice(&state.provider_flows, &state.ledger, &caller.user, &link).await?;
     if context.wants_html() {
         let environment = environment_cookie(&context.headers);
-        let post_link = state.sign_in.urls(&state.ledger, environment.as_deref())?.post_link;
+        let post_link = state.provider_flows.urls(&state.ledger, environment.as_deref())?.post_link;
         return pages::account::link_choice(Nav::of_caller(&caller), &choice, post_link.as_deref());
     }
     let identities: Vec<_> = choice
@@ -319,7 +323,7 @@ pub async fn pick(State(state): State<AppState>, context: RequestContext, body: 
         Input::Form(_) => Some(linked(&state, environment_cookie(&context.headers).as_deref())?),
         Input::Json(_) => None,
     };
-    links::pick(&state.sign_in, &state.ledger, &caller.user, &link, id, &metadata).await?;
+    links::pick(&state.provider_flows, &state.ledger, &caller.user, &link, id, &metadata).await?;
     if let Some(after) = after {
         return Ok(after);
     }
@@ -342,7 +346,7 @@ pub async fn pick(State(state): State<AppState>, context: RequestContext, body: 
 )]
 pub async fn cancel(State(state): State<AppState>, context: RequestContext) -> Result<Response, ApiError> {
     let link = required_link_cookie(&context.headers)?;
-    state.sign_in.forget(&state.ledger, &link).await?;
+    state.provider_flows.forget(&state.ledger, &link).await?;
     let mut response = StatusCode::NO_CONTENT.into_response();
     append_cookies(&mut response, removed_link_cookies());
     Ok(response)

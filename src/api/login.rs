@@ -3,7 +3,7 @@
 //! cancel and the name suggestion. The flow's state travels in upstream's
 //! cookies (path `/login`; `HttpOnly` and `SameSite=Lax` here, so the way back
 //! from the provider — a top-level navigation — still carries them). The
-//! flows themselves are `app::logins` and `app::sign_in`'s; a handler reads
+//! flows themselves are `app::provider_login` and `app::provider_flows`'s; a handler reads
 //! the cookies and the query, calls them and answers with a redirect, a page
 //! or JSON.
 
@@ -23,8 +23,8 @@ use super::error::{ApiError, ErrorEnvelope};
 use super::pages::{self, Nav};
 use super::request::{Body, FirstQuery, Input, RequestContext, cookie, parse_context_string, session_cookie};
 use super::{AppState, views};
-use crate::app::logins::{self, Choices, Completion, LoginCompleted, NewAccount};
-use crate::app::sign_in::{Back, Holder, Purpose, Refusal};
+use crate::app::provider_flows::{Back, Holder, Purpose, Refusal};
+use crate::app::provider_login::{self, Choices, Completion, LoginCompleted, NewAccount};
 use crate::domain::names::{is_blank, java_trim, parse_custom_context};
 use crate::domain::{AuthError, DisplayName, EmailAddress, ErrorType, IdentityId, PolicyId, UserName};
 use crate::projections::TokenView;
@@ -76,7 +76,7 @@ pub(crate) fn append_cookies(response: &mut Response, cookies: Vec<String>) {
 /// The environment of a start (upstream §1.3): the configured header, else the form's field.
 pub(crate) fn start_environment(state: &AppState, headers: &HeaderMap, field: Option<&str>) -> Option<String> {
     let from_header = state
-        .sign_in
+        .provider_flows
         .providers
         .environments
         .header
@@ -109,7 +109,7 @@ impl LoginCookies {
     /// The redirect cookie, checked ("fail early"); `None` when there is none.
     fn checked_redirect(&self, state: &AppState) -> Result<Option<String>, ApiError> {
         if let Some(url) = &self.redirect {
-            logins::check_redirect(&state.sign_in, &state.ledger, self.environment.as_deref(), url)?;
+            provider_login::check_redirect(&state.provider_flows, &state.ledger, self.environment.as_deref(), url)?;
         }
         Ok(self.redirect.clone())
     }
@@ -274,8 +274,8 @@ pub struct SuggestedName {
     responses((status = 200, description = "The login page.", content_type = "text/html", body = String)),
 )]
 pub async fn page(State(state): State<AppState>, context: RequestContext) -> Result<Response, ApiError> {
-    let providers = state.sign_in.enabled(&state.ledger);
-    let origins = state.sign_in.form_targets(&state.ledger, Purpose::Login);
+    let providers = state.provider_flows.enabled(&state.ledger);
+    let origins = state.provider_flows.form_targets(&state.ledger, Purpose::Login);
     pages::account::provider_login(Nav::from_cookie(&state, &context.headers), providers, &origins)
 }
 
@@ -301,15 +301,16 @@ pub async fn start(State(state): State<AppState>, context: RequestContext, body:
     };
     let redirect = form.get("redirecturl").map(java_trim).filter(|r| !r.is_empty());
     if let Some(url) = redirect {
-        logins::check_redirect(&state.sign_in, &state.ledger, environment.as_deref(), url)?;
+        provider_login::check_redirect(&state.provider_flows, &state.ledger, environment.as_deref(), url)?;
     }
     let quota = context.quota_key();
     // A restart replaces the flow of the cookie the browser still has.
     if let Some(previous) = LoginCookies::of(&context.headers).token {
-        state.sign_in.forget(&state.ledger, &previous).await?;
+        state.provider_flows.forget(&state.ledger, &previous).await?;
     }
     let holder = Holder::Client(Some(&quota));
-    let started = state.sign_in.send(&state.ledger, provider, environment.as_deref(), Purpose::Login, holder).await?;
+    let started =
+        state.provider_flows.send(&state.ledger, provider, environment.as_deref(), Purpose::Login, holder).await?;
     let session = if form.checked("stayloggedin") { "false" } else { "true" };
     let cookies = vec![
         flow_cookie(SESSION_CHOICE_COOKIE, session, "/login", Some(START_COOKIE_AGE)),
@@ -365,7 +366,8 @@ pub async fn complete(
         let holder = Holder::Client(Some(&quota));
         let replacing = cookies.token.as_deref();
         let failure = Refusal { provider: &provider, error, environment: cookies.environment.as_deref() };
-        let (token, expires) = state.sign_in.fail(&state.ledger, failure, Purpose::Login, replacing, holder).await?;
+        let (token, expires) =
+            state.provider_flows.fail(&state.ledger, failure, Purpose::Login, replacing, holder).await?;
         return delayed(&state, &cookies, &token, expires);
     }
     let token = cookies.required_token()?;
@@ -381,7 +383,7 @@ pub async fn complete(
     };
     let completion = Completion { back, client, quota: context.quota_key() };
     let metadata = context.anonymous_metadata();
-    match logins::complete(&state.sign_in, &state.ledger, completion, &metadata).await? {
+    match provider_login::complete(&state.provider_flows, &state.ledger, completion, &metadata).await? {
         LoginCompleted::LoggedIn { value, token } => Ok(logged_in(&state, &cookies, redirect, &value, &token)),
         LoginCompleted::Choose { token, expires } => delayed(&state, &cookies, &token, expires),
     }
@@ -404,7 +406,7 @@ fn logged_in(
 /// On to the choice: the new in-process token, the other cookies kept for the flow's remaining life.
 fn delayed(state: &AppState, cookies: &LoginCookies, token: &str, expires: i64) -> Result<Response, ApiError> {
     let environment = cookies.environment.as_deref();
-    let urls = state.sign_in.urls(&state.ledger, environment)?;
+    let urls = state.provider_flows.urls(&state.ledger, environment)?;
     let target = urls.complete_login.unwrap_or_else(|| "/login/choice".to_owned());
     let age = Some(((expires - state.now()) / 1000).max(0));
     let keep = |name: &str, value: Option<&str>, placeholder: &str| match value {
@@ -438,7 +440,7 @@ pub async fn choice(State(state): State<AppState>, context: RequestContext) -> R
     let cookies = LoginCookies::of(&context.headers);
     let redirect = cookies.checked_redirect(&state)?;
     let token = cookies.required_token()?;
-    let choice = logins::choice(&state.sign_in, &state.ledger, token).await?;
+    let choice = provider_login::choice(&state.provider_flows, &state.ledger, token).await?;
     if context.wants_html() {
         let nav = Nav::from_cookie(&state, &context.headers);
         return pages::account::login_choice(nav, &choice, redirect.as_deref());
@@ -579,7 +581,8 @@ pub async fn pick(State(state): State<AppState>, context: RequestContext, body: 
     input.reject_unexpected_of::<LoginPickRequest>()?;
     let (chosen, cookies) = read_choices(&state, &context, &input, || Ok(()))?;
     let metadata = context.anonymous_metadata();
-    let issued = logins::pick(&state.sign_in, &state.ledger, &chosen.token, chosen.choices, &metadata).await?;
+    let issued =
+        provider_login::pick(&state.provider_flows, &state.ledger, &chosen.token, chosen.choices, &metadata).await?;
     Ok(chosen_answer(&state, &input, &cookies, chosen.redirect, StatusCode::OK, issued))
 }
 
@@ -615,7 +618,8 @@ pub async fn create(State(state): State<AppState>, context: RequestContext, body
     let account = account.ok_or_else(|| ApiError::internal("the new account's fields were not read"))?;
     let metadata = context.anonymous_metadata();
     let issued =
-        logins::create(&state.sign_in, &state.ledger, &chosen.token, account, chosen.choices, &metadata).await?;
+        provider_login::create(&state.provider_flows, &state.ledger, &chosen.token, account, chosen.choices, &metadata)
+            .await?;
     Ok(chosen_answer(&state, &input, &cookies, chosen.redirect, StatusCode::CREATED, issued))
 }
 
@@ -640,7 +644,7 @@ fn is_yes(value: &str) -> bool {
 pub async fn cancel(State(state): State<AppState>, context: RequestContext) -> Result<Response, ApiError> {
     let cookies = LoginCookies::of(&context.headers);
     let token = cookies.required_token()?;
-    state.sign_in.forget(&state.ledger, token).await?;
+    state.provider_flows.forget(&state.ledger, token).await?;
     let mut response = StatusCode::NO_CONTENT.into_response();
     append_cookies(&mut response, removed_login_cookies());
     Ok(response)
@@ -658,7 +662,7 @@ pub async fn cancel(State(state): State<AppState>, context: RequestContext) -> R
     responses((status = 200, description = "A free user name.", body = SuggestedName)),
 )]
 pub async fn suggest_name(State(state): State<AppState>, Path(name): Path<String>) -> Json<SuggestedName> {
-    Json(SuggestedName { availablename: logins::suggest_name(&state.ledger, &name) })
+    Json(SuggestedName { availablename: provider_login::suggest_name(&state.ledger, &name) })
 }
 
 /// This module's routes, each with its entry in the OpenAPI document.

@@ -34,7 +34,7 @@ pub async fn render_errors(State(state): State<AppState>, mut request: Request, 
         span.record("call_id", call_id.get());
     }
     let checked = guard::check_size(request.headers())
-        .and_then(|()| guard::check_origin(request.method(), request.headers(), &state.ssh.public_url));
+        .and_then(|()| guard::check_origin(request.method(), request.headers(), &state.public_url));
     let response = match checked {
         Ok(()) => next.run(request).await,
         Err(refused) => refused.into_response(),
@@ -43,7 +43,7 @@ pub async fn render_errors(State(state): State<AppState>, mut request: Request, 
         Some(path) if response.status() == StatusCode::NO_CONTENT => back_to_page(&accept, &path, response),
         _ => response,
     };
-    let secure_cookie = state.ssh.public_url.starts_with("https://");
+    let secure_cookie = state.public_url.starts_with("https://");
     guard::with_security_headers(render(&state, &accept, &call_id, response).await, secure_cookie)
 }
 

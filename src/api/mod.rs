@@ -48,10 +48,13 @@ pub struct AppState {
     /// The test-mode log, when test mode is on.
     pub test_mode: Option<Arc<TestLedger>>,
     pub info: Arc<ServiceInfo>,
+    /// The service's public base URL (no trailing slash): the origin of
+    /// same-site requests, whether cookies are `Secure`, invitation links.
+    pub public_url: Arc<str>,
     /// The SSH side: settings, the authorities' key cache, the public URL.
     pub ssh: Arc<SshService>,
     /// The configured identity providers and their flows under way.
-    pub sign_in: Arc<crate::app::sign_in::SignIn>,
+    pub provider_flows: Arc<crate::app::provider_flows::ProviderFlows>,
     /// Signs the log's head and keeps the newest signed head.
     pub witness: Arc<crate::app::witness::Witness>,
     /// Whether this server holds the duty lease.

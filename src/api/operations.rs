@@ -60,7 +60,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     responses((status = 200, description = "The metrics (Prometheus text format 0.0.4).", content_type = "text/plain", body = String)),
 )]
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    let body = health::metrics(&state.ledger, &state.sign_in, &state.duties, state.test_mode.as_deref()).await;
+    let body = health::metrics(&state.ledger, &state.provider_flows, &state.duties, state.test_mode.as_deref()).await;
     let content_type = HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8");
     ([(header::CONTENT_TYPE, content_type)], body).into_response()
 }

@@ -23,7 +23,7 @@ use crate::app::reads::CertificatesOf;
 use crate::app::ssh::{self, authority};
 use crate::domain::cert_authority::RotationStep;
 use crate::domain::describe::timestamp;
-use crate::domain::{AuthError, CaKind, CertificateEvent, HostId, HostRole, JoinToken, Login, UserName};
+use crate::domain::{AuthError, CaKind, CertificateEvent, HostId, HostRole, Login, ProvisionTokenId, UserName};
 use crate::projections::access::CertificateRecord;
 
 /// A key clients or hosts trust: `{public_key, fingerprint}`.
@@ -345,7 +345,7 @@ pub async fn set_logins(
 
 /// The provisioning token a host joined with: `{"static": id}` or `{"issued": id}`.
 #[derive(Debug, Serialize, ToSchema)]
-pub enum JoinTokenView {
+pub enum ProvisionTokenIdView {
     /// A token from the configuration file, by its id (a prefix of its hash).
     #[serde(rename = "static")]
     Static(String),
@@ -374,7 +374,7 @@ pub enum CertificateSubject {
         host_id: HostId,
         #[schema(value_type = Vec<String>)]
         roles: BTreeSet<HostRole>,
-        token: JoinTokenView,
+        token: ProvisionTokenIdView,
     },
 }
 
@@ -414,8 +414,8 @@ impl CertificateView {
                 host_id: host_id.clone(),
                 roles: roles.clone(),
                 token: match token {
-                    JoinToken::Static { id } => JoinTokenView::Static(id.clone()),
-                    JoinToken::Issued { id } => JoinTokenView::Issued(*id),
+                    ProvisionTokenId::Static { id } => ProvisionTokenIdView::Static(id.clone()),
+                    ProvisionTokenId::Issued { id } => ProvisionTokenIdView::Issued(*id),
                 },
             },
         };

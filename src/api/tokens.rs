@@ -290,7 +290,7 @@ pub async fn logout(State(state): State<AppState>, context: RequestContext) -> R
             revoke_token(&state, &view, &view.user, RevocationReason::Logout, &context).await?;
             // The user's links under way end with the session (a failure
             // leaves them to expire; the logout itself is done).
-            if let Err(error) = state.sign_in.forget_user(view.user.as_str()).await {
+            if let Err(error) = state.provider_flows.forget_user(view.user.as_str()).await {
                 tracing::warn!(%error, user = %view.user, "cannot drop the links under way of a user who logged out");
             }
             Some(view.user)

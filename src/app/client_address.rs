@@ -1,6 +1,6 @@
 //! Which address a request comes from: one function ([`resolve`]) decides it
 //! for everything that keeps or counts one — the log's metadata, token
-//! records, the wrong-password throttles and the in-flight sign-in quotas.
+//! records, the wrong-password throttles and the in-flight store's quotas.
 //!
 //! A forwarded header is a claim, and only a proxy the operator trusts
 //! (`trusted_proxies`, loopback by default) may make it. Behind trusted

@@ -1,6 +1,6 @@
 //! The duties that one server does for all that share a log: writing
 //! checkpoints of the projections, signing the log's head, and the sweeps
-//! (expired sign-ins, expired test-mode data, orphaned second-factor
+//! (expired flows, expired test-mode data, orphaned second-factor
 //! secrets). One server holds the log's duty lease (`store::DutyLease`: a
 //! PostgreSQL session advisory lock) and does them; the others look for the
 //! lease every [`LEASE_CHECK`] and take it over when its holder or its

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::duties::Duties;
 use super::ledger::Ledger;
-use super::sign_in::SignIn;
+use super::provider_flows::ProviderFlows;
 use super::test_mode::TestLedger;
 use crate::telemetry;
 
@@ -58,9 +58,14 @@ pub async fn readiness(ledger: &Ledger) -> Readiness {
 }
 
 /// The metrics, with the gauges read now: the log's head, the projections'
-/// positions and lag, the token index's and directory's sizes, the sign-ins
+/// positions and lag, the token index's and directory's sizes, the flows
 /// under way and whether this server holds the duty lease.
-pub async fn metrics(ledger: &Ledger, sign_in: &SignIn, duties: &Duties, test_mode: Option<&TestLedger>) -> String {
+pub async fn metrics(
+    ledger: &Ledger,
+    flows: &ProviderFlows,
+    duties: &Duties,
+    test_mode: Option<&TestLedger>,
+) -> String {
     let position = ledger.projections.position();
     let (tokens, users) = {
         let projections = ledger.projections.read();
@@ -79,7 +84,7 @@ pub async fn metrics(ledger: &Ledger, sign_in: &SignIn, duties: &Duties, test_mo
     }
     metrics::gauge!(telemetry::TOKEN_INDEX_SIZE).set(tokens as f64);
     metrics::gauge!(telemetry::USERS).set(users as f64);
-    if let Ok(Ok(states)) = tokio::time::timeout(PROBE_TIMEOUT, sign_in.count()).await {
+    if let Ok(Ok(states)) = tokio::time::timeout(PROBE_TIMEOUT, flows.count()).await {
         metrics::gauge!(telemetry::LOGIN_STATES).set(states as f64);
     }
     metrics::gauge!(telemetry::DUTY_LEASE).set(if duties.leading() { 1.0 } else { 0.0 });

@@ -30,8 +30,8 @@ use super::ssh::authority::{self, CertSpec};
 use super::ssh::{SshService, issue_certificate};
 use crate::domain::provision_token::check_roles_allowed;
 use crate::domain::{
-    AuthError, CaKind, CertificateEvent, ErrorType, Host, HostCommand, HostId, HostRole, JoinHost, JoinToken,
-    ProvisionToken, ProvisionTokenCommand, Signed, SigningKey, UserName,
+    AuthError, CaKind, CertificateEvent, ErrorType, Host, HostCommand, HostId, HostRole, JoinHost, ProvisionToken,
+    ProvisionTokenCommand, ProvisionTokenId, Signed, SigningKey, UserName,
 };
 use crate::projections::hash_token;
 use crate::projections::token_index::encode_hash;
@@ -167,7 +167,7 @@ pub async fn join(
         Some(token) => {
             let roles = requested.unwrap_or_else(|| token.roles.clone());
             check_roles_allowed(&token.roles, &roles)?;
-            (JoinToken::Static { id: token.id.clone() }, roles)
+            (ProvisionTokenId::Static { id: token.id.clone() }, roles)
         }
         None => {
             let hash = encode_hash(&hash_token(value.trim()));
@@ -182,7 +182,7 @@ pub async fn join(
             let roles = requested.unwrap_or(granted);
             let command = ProvisionTokenCommand::Use { host_id: host_id.clone(), roles: roles.clone(), at: now };
             ledger.execute::<ProvisionToken>(id, command, metadata).await?;
-            (JoinToken::Issued { id }, roles)
+            (ProvisionTokenId::Issued { id }, roles)
         }
     };
     // Binds each extra principal, then the host id, to the key.
@@ -220,10 +220,10 @@ pub async fn join(
 }
 
 /// An error after the token was spent says so (a static token is never spent).
-fn spent(token: &JoinToken, error: AppError) -> AppError {
+fn spent(token: &ProvisionTokenId, error: AppError) -> AppError {
     match token {
-        JoinToken::Issued { .. } => error.after_spending("the provisioning token"),
-        JoinToken::Static { .. } => error,
+        ProvisionTokenId::Issued { .. } => error.after_spending("the provisioning token"),
+        ProvisionTokenId::Static { .. } => error,
     }
 }
 
@@ -300,7 +300,7 @@ impl HostSigner<'_> {
         serial: u64,
         valid_before: i64,
         roles: &BTreeSet<HostRole>,
-        token: &JoinToken,
+        token: &ProvisionTokenId,
         key_fingerprint: &str,
     ) -> Result<(String, CertificateEvent), AppError> {
         let valid_after = (self.now - 60_000) / 1000;

@@ -12,7 +12,6 @@ use super::background::BackgroundTask;
 use super::commands::CommandBus;
 use super::consistency::{HeadCheck, note_written};
 use super::device_marks::DeviceMarks;
-use super::ssh::SshOptions;
 use crate::clock::SharedClock;
 use crate::domain::canonical::Canonicalization;
 use crate::domain::{Addressed, ServerConfig, ServerConfigCommand, ServerSettings};
@@ -39,35 +38,15 @@ pub struct LedgerOptions {
     /// How long a command may wait for its turn and retry races lost to other
     /// processes before it is answered busy (503).
     pub command_deadline: Duration,
-    /// Serve test mode: a second, expiring log beside this one (see `test_mode`).
-    pub test_mode: bool,
-    /// The SSH side's settings: static provisioning tokens, certificate lifetimes, the public URL.
-    pub ssh: SshOptions,
-    /// The identity providers of the configuration.
-    pub providers: Vec<super::providers::ProviderSettings>,
-    /// The alternate environments of the configuration.
-    pub environments: super::providers::Environments,
     /// A forced password reset also ends the user's sessions (revokes their tokens).
     pub force_reset_ends_sessions: bool,
-    /// Where the witness keeps the newest signed head (default: beside an SQLite log; none for PostgreSQL).
-    pub witness_file: Option<std::path::PathBuf>,
-    /// A server writes a checkpoint of its projections every this many
-    /// events, and at shutdown (0: never; `replay rebuild` still can).
-    pub checkpoint_every: i64,
-    /// The proxies whose forwarded headers name the client (default: loopback).
-    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// How many argon2 runs go at once, wait, and for how long (default: sized to the machine).
     pub password_work: super::passwords::PasswordWorkSettings,
-    /// The bounds of the in-flight sign-in store (see `store::flows`).
-    pub flow_limits: crate::store::flows::FlowLimits,
 }
-
-/// Events between two checkpoints a server writes, by default.
-pub const CHECKPOINT_EVERY: i64 = 100_000;
 
 impl LedgerOptions {
     /// Defaults for the log at `store_url`: the default display-name rule and
-    /// settings, a 250 ms poll, a 10 s settle timeout and command deadline, test mode off.
+    /// settings, a 250 ms poll, a 10 s settle timeout and command deadline.
     pub fn new(store_url: impl Into<String>) -> Self {
         Self {
             store_url: store_url.into(),
@@ -78,16 +57,8 @@ impl LedgerOptions {
             listen_for_commits: true,
             settle_timeout: Duration::from_secs(10),
             command_deadline: super::commands::COMMAND_DEADLINE,
-            test_mode: false,
-            ssh: SshOptions::default(),
-            providers: Vec::new(),
-            environments: Default::default(),
             force_reset_ends_sessions: false,
-            witness_file: None,
-            checkpoint_every: CHECKPOINT_EVERY,
-            trusted_proxies: super::client_address::loopback(),
             password_work: Default::default(),
-            flow_limits: Default::default(),
         }
     }
 }

@@ -6,8 +6,10 @@
 
 use super::AppError;
 use super::ledger::Ledger;
-use super::logins;
-use super::sign_in::{Back, Choosing, Holder, LINK_CHOICE_LIFETIME_MS, Opened, Purpose, Sent, SignIn, unlinked};
+use super::provider_flows::{
+    Back, Choosing, Holder, LINK_CHOICE_LIFETIME_MS, Opened, ProviderFlows, Purpose, Sent, unlinked,
+};
+use super::provider_login;
 use crate::domain::{AuthError, ErrorType, IdentityId, LinkVia, RemoteIdentity, User, UserCommand, UserName};
 use crate::projections::UserRecord;
 use crate::store::EventMetadata;
@@ -27,14 +29,14 @@ pub fn check_may_link(user: &UserRecord) -> Result<(), AppError> {
 
 /// Starts linking an identity of `provider` (enabled, any case) to `user` in `environment`.
 pub async fn start(
-    sign_in: &SignIn,
+    flows: &ProviderFlows,
     ledger: &Ledger,
     user: &UserRecord,
     provider: &str,
     environment: Option<&str>,
 ) -> Result<Sent, AppError> {
     check_may_link(user)?;
-    sign_in.send(ledger, provider, environment, Purpose::Link, Holder::User(user.name.as_str())).await
+    flows.send(ledger, provider, environment, Purpose::Link, Holder::User(user.name.as_str())).await
 }
 
 /// What a completed link ends in.
@@ -50,25 +52,25 @@ pub enum LinkCompleted {
 /// only new one linked at once (unless the provider forces a choice), else a
 /// choice under the same token.
 pub async fn complete(
-    sign_in: &SignIn,
+    flows: &ProviderFlows,
     ledger: &Ledger,
     back: Back<'_>,
     metadata: &EventMetadata,
 ) -> Result<LinkCompleted, AppError> {
-    let received = sign_in.receive(ledger, back, Purpose::Link).await?;
+    let received = flows.receive(ledger, back, Purpose::Link).await?;
     let user = owner_of(ledger, received.user.as_deref())?;
     if user.is_disabled() {
         return Err(AuthError::disabled(user.name.as_str()).into());
     }
     check_may_link(&user)?;
-    logins::refresh_details(ledger, &received.returned, metadata).await;
+    provider_login::refresh_details(ledger, &received.returned, metadata).await;
     let candidates = unlinked(ledger, &received.returned, None);
     let forced = ledger.projections.read().config.provider(&received.provider).force_link_choice;
     let metadata = metadata.clone().acting_as(user.name.as_str());
     if let [only] = candidates.as_slice()
         && !forced
     {
-        let linked = logins::link(ledger, &user.name, vec![only.clone()], LinkVia::Link, &metadata).await?;
+        let linked = provider_login::link(ledger, &user.name, vec![only.clone()], LinkVia::Link, &metadata).await?;
         // Lost to another account's link meanwhile: the choice shows it.
         if !linked.is_empty() {
             return Ok(LinkCompleted::Linked);
@@ -77,7 +79,7 @@ pub async fn complete(
     let provider = received.provider.clone();
     let choosing = Choosing { provider: received.provider, identities: received.returned, mfa: received.mfa };
     let holder = Holder::User(user.name.as_str());
-    let expires = sign_in
+    let expires = flows
         .put_as(ledger, back.token, FlowStep::LinkChoice, holder, &provider, &choosing, LINK_CHOICE_LIFETIME_MS)
         .await?;
     Ok(LinkCompleted::Choose { expires })
@@ -112,15 +114,15 @@ pub struct LinkChoice {
 
 /// Opens `user`'s link flow of `token` (403 when it is another account's).
 async fn open_own(
-    sign_in: &SignIn,
+    flows: &ProviderFlows,
     ledger: &Ledger,
     user: &UserRecord,
     token: &str,
     take: bool,
 ) -> Result<Opened<Choosing>, AppError> {
     let opened: Opened<Choosing> = match take {
-        true => sign_in.take(ledger, token, FlowStep::LinkChoice).await?,
-        false => sign_in.peek(ledger, token, FlowStep::LinkChoice).await?,
+        true => flows.take(ledger, token, FlowStep::LinkChoice).await?,
+        false => flows.peek(ledger, token, FlowStep::LinkChoice).await?,
     };
     if opened.flow.user.as_deref() != Some(user.name.as_str()) {
         return Err(AuthError::unauthorized(format!("User {} may not access this identity set", user.name)).into());
@@ -129,9 +131,14 @@ async fn open_own(
 }
 
 /// The choice of `user`'s link flow of `token` (read-only).
-pub async fn choice(sign_in: &SignIn, ledger: &Ledger, user: &UserRecord, token: &str) -> Result<LinkChoice, AppError> {
+pub async fn choice(
+    flows: &ProviderFlows,
+    ledger: &Ledger,
+    user: &UserRecord,
+    token: &str,
+) -> Result<LinkChoice, AppError> {
     check_may_link(user)?;
-    let opened = open_own(sign_in, ledger, user, token, false).await?;
+    let opened = open_own(flows, ledger, user, token, false).await?;
     let projections = ledger.projections.read();
     let mut identities = Vec::new();
     let mut linked = Vec::new();
@@ -159,7 +166,7 @@ pub async fn choice(sign_in: &SignIn, ledger: &Ledger, user: &UserRecord, token:
 /// Links identity `id` of `user`'s flow of `token` — or, with no `id`, every
 /// identity of it no account has (never an error). The flow is spent as soon as it is read.
 pub async fn pick(
-    sign_in: &SignIn,
+    flows: &ProviderFlows,
     ledger: &Ledger,
     user: &UserRecord,
     token: &str,
@@ -167,11 +174,11 @@ pub async fn pick(
     metadata: &EventMetadata,
 ) -> Result<(), AppError> {
     check_may_link(user)?;
-    let opened = open_own(sign_in, ledger, user, token, true).await?;
+    let opened = open_own(flows, ledger, user, token, true).await?;
     let metadata = metadata.clone().acting_as(user.name.as_str());
     let Some(id) = id else {
         let all = unlinked(ledger, &opened.data.identities, None);
-        logins::link(ledger, &user.name, all, LinkVia::Link, &metadata).await?;
+        provider_login::link(ledger, &user.name, all, LinkVia::Link, &metadata).await?;
         return Ok(());
     };
     let Some(chosen) = opened.data.identities.iter().find(|r| r.identity.id == id) else {
@@ -186,7 +193,8 @@ pub async fn pick(
         Some(_) => return Err(AuthError::new(ErrorType::IdentityAlreadyLinked, id.as_str()).into()),
         None => {}
     }
-    let linked = logins::link(ledger, &user.name, vec![chosen.identity.clone()], LinkVia::Link, &metadata).await?;
+    let linked =
+        provider_login::link(ledger, &user.name, vec![chosen.identity.clone()], LinkVia::Link, &metadata).await?;
     if linked.is_empty() {
         return Err(AuthError::new(ErrorType::IdentityAlreadyLinked, id.as_str()).into());
     }
@@ -202,6 +210,6 @@ pub async fn unlink(
 ) -> Result<(), AppError> {
     let command = UserCommand::UnlinkIdentity { id: id.clone(), at: ledger.now() };
     ledger.execute::<User>(user, command, metadata).await?;
-    logins::release(ledger, user, &id, metadata).await;
+    provider_login::release(ledger, user, &id, metadata).await;
     Ok(())
 }

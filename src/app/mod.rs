@@ -20,9 +20,9 @@
 //! - [`invitations`]: sign-up invitations and their second-factor enrolment;
 //! - [`hosts`]: provisioning tokens and host joins; [`ssh`]: certificate
 //!   authorities and user certificates;
-//! - [`logins`]: signing in through identity providers (complete, choose, create);
+//! - [`provider_login`]: signing in through identity providers (complete, choose, create);
 //!   [`links`]: linking and unlinking provider identities; [`policies`]: policy ids;
-//!   [`sign_in`]: what provider flows share (the providers, redirect URIs, the in-flight store);
+//!   [`provider_flows`]: what provider flows share (the providers, redirect URIs, the in-flight store);
 //! - [`roles`]: a user's built-in and custom roles changed in one step;
 //! - [`history`]: the auditor's queries over the log (history, as-of state);
 //! - [`test_mode`]: the separate, expiring test-mode ledger;
@@ -52,16 +52,16 @@ pub mod hosts;
 pub mod invitations;
 pub mod ledger;
 pub mod links;
-pub mod logins;
 pub mod passwords;
 pub mod policies;
+pub mod provider_flows;
+pub mod provider_login;
 pub mod providers;
 pub mod reads;
 pub mod roles;
 pub mod root_account;
 pub mod second_factor;
 pub mod secrets;
-pub mod sign_in;
 pub mod ssh;
 pub mod test_mode;
 pub mod throttle;
@@ -103,18 +103,9 @@ pub(crate) async fn forget_secret(ledger: &ledger::Ledger, id: uuid::Uuid, what:
 
 #[cfg(test)]
 mod tests {
-    use std::path::{Path, PathBuf};
+    use std::path::Path;
 
-    fn sources(dir: &Path, found: &mut Vec<PathBuf>) {
-        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                sources(&path, found);
-            } else if path.extension().is_some_and(|e| e == "rs") {
-                found.push(path);
-            }
-        }
-    }
+    use crate::source_files::sources;
 
     /// The lines of `file` declaring a function matched by `declares` with no `///` above it (attributes skipped).
     fn undocumented(file: &Path, declares: impl Fn(&str) -> bool) -> Vec<String> {

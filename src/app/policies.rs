@@ -1,5 +1,5 @@
 //! Policy ids (reference §7): users agree to them at a provider login's pick
-//! or create (`app::logins`); an administrator removes one from every user.
+//! or create (`app::provider_login`); an administrator removes one from every user.
 
 use super::AppError;
 use super::ledger::Ledger;

@@ -37,7 +37,7 @@ pub struct Minted {
 }
 
 /// A new random secret value: 20 random bytes in base32 (32 characters of
-/// `A-Z2-7`) — token values, and the temporary tokens of sign-ins under way.
+/// `A-Z2-7`) — token values, and the temporary tokens of provider logins under way.
 pub fn random_value() -> String {
     let mut secret = [0u8; 20];
     rand::thread_rng().fill_bytes(&mut secret);

@@ -31,7 +31,7 @@ pub struct Signed {
 
 /// The provisioning token a host joined with.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum JoinToken {
+pub enum ProvisionTokenId {
     /// A token from the configuration file, by its id (a prefix of its hash).
     Static { id: String },
     /// A token issued through the API (`ProvisionToken` aggregate id).
@@ -42,7 +42,7 @@ pub enum JoinToken {
 #[cfg_attr(test, derive(strum::VariantNames))]
 pub enum CertificateEvent {
     UserCertIssued { user: UserName, principals: BTreeSet<Login>, requested_by: UserName, cert: Signed },
-    HostCertIssued { host_id: HostId, roles: BTreeSet<HostRole>, token: JoinToken, cert: Signed },
+    HostCertIssued { host_id: HostId, roles: BTreeSet<HostRole>, token: ProvisionTokenId, cert: Signed },
 }
 
 impl CertificateEvent {

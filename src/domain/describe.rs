@@ -9,8 +9,8 @@ use super::throttle::PasswordSource;
 use super::token::{RevocationReason, TokenIssued};
 use super::{
     AuditEvent, AuditSubject, CertAuthorityEvent, CertificateEvent, CustomRoleEvent, HostEvent, IdentityClaimEvent,
-    InviteEvent, JoinToken, LedgerEvent, LinkVia, PolicyEvent, ProvisionTokenEvent, ServerConfigEvent, SystemEvent,
-    TokenEvent, UserEvent,
+    InviteEvent, LedgerEvent, LinkVia, PolicyEvent, ProvisionTokenEvent, ProvisionTokenId, ServerConfigEvent,
+    SystemEvent, TokenEvent, UserEvent,
 };
 
 fn list<T: Display>(items: &BTreeSet<T>) -> String {
@@ -30,10 +30,10 @@ fn issued(grant: &TokenIssued, token_id: &str) -> String {
     format!("{:?} token{name} {token_id} issued to {}, expires {}", grant.kind, grant.user, timestamp(grant.expires))
 }
 
-fn join_token(token: &JoinToken) -> String {
+fn join_token(token: &ProvisionTokenId) -> String {
     match token {
-        JoinToken::Static { id } => format!("static token {id}"),
-        JoinToken::Issued { id } => format!("provisioning token {id}"),
+        ProvisionTokenId::Static { id } => format!("static token {id}"),
+        ProvisionTokenId::Issued { id } => format!("provisioning token {id}"),
     }
 }
 

@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::audit::{AuditEvent, AuditSubject, TrailRead};
 use super::cert_authority::{CaKind, CertAuthorityEvent};
-use super::certificate::{CertificateEvent, JoinToken, Signed};
+use super::certificate::{CertificateEvent, ProvisionTokenId, Signed};
 use super::custom_role::CustomRoleEvent;
 use super::host::HostEvent;
 use super::identity::{IdentityClaimEvent, IdentityId, LinkVia, RemoteIdentity};
@@ -184,13 +184,13 @@ fn samples() -> Vec<(String, Value)> {
         stored(&CertificateEvent::HostCertIssued {
             host_id: HostId::parse("web-1.example.org").unwrap_or_else(|e| panic!("{e}")),
             roles: BTreeSet::from([HostRole::Node, HostRole::Proxy]),
-            token: JoinToken::Issued { id: Uuid::from_u128(0x3c) },
+            token: ProvisionTokenId::Issued { id: Uuid::from_u128(0x3c) },
             cert: signed(42),
         }),
         stored(&HostEvent::HostJoined {
             roles: BTreeSet::from([HostRole::Node]),
             key_fingerprint: "SHA256:Bq2vqg0yW8f1mR3+0kq8C7uW0m3kUeD1m4yYx8n4m2E".into(),
-            token: JoinToken::Static { id: "8c2a1f0e9d3b7c64".into() },
+            token: ProvisionTokenId::Static { id: "8c2a1f0e9d3b7c64".into() },
             at,
             principals: BTreeSet::from([HostId::parse("www.example.org").unwrap_or_else(|e| panic!("{e}"))]),
             principal_of: None,

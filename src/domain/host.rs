@@ -12,7 +12,7 @@ use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 
-use super::certificate::JoinToken;
+use super::certificate::ProvisionTokenId;
 use super::error::AuthError;
 use super::names::UserName;
 use super::principals::{HostId, HostRole};
@@ -26,7 +26,7 @@ pub enum HostEvent {
     HostJoined {
         roles: BTreeSet<HostRole>,
         key_fingerprint: String,
-        token: JoinToken,
+        token: ProvisionTokenId,
         at: i64,
         /// Since v1.1: the host id's extra principals (a v1.0 payload has none).
         #[serde(default)]
@@ -70,7 +70,7 @@ pub enum HostCommand {
 pub struct JoinHost {
     pub roles: BTreeSet<HostRole>,
     pub key_fingerprint: String,
-    pub token: JoinToken,
+    pub token: ProvisionTokenId,
     pub at: i64,
     /// A host id's extra principals (empty for a principal's own name).
     pub principals: BTreeSet<HostId>,
@@ -142,7 +142,7 @@ pub(crate) mod tests {
     use cqrs_es::test::TestFramework;
     use uuid::Uuid;
 
-    pub(crate) fn joined(key: &str, token: JoinToken) -> HostEvent {
+    pub(crate) fn joined(key: &str, token: ProvisionTokenId) -> HostEvent {
         HostEvent::HostJoined {
             roles: BTreeSet::from([HostRole::Node]),
             key_fingerprint: key.into(),
@@ -153,7 +153,7 @@ pub(crate) mod tests {
         }
     }
 
-    fn join(key: &str, token: JoinToken) -> HostCommand {
+    fn join(key: &str, token: ProvisionTokenId) -> HostCommand {
         HostCommand::Join(JoinHost {
             roles: BTreeSet::from([HostRole::Node]),
             key_fingerprint: key.into(),
@@ -164,12 +164,12 @@ pub(crate) mod tests {
         })
     }
 
-    fn shared() -> JoinToken {
-        JoinToken::Static { id: "0123456789abcdef".into() }
+    fn shared() -> ProvisionTokenId {
+        ProvisionTokenId::Static { id: "0123456789abcdef".into() }
     }
 
-    fn issued() -> JoinToken {
-        JoinToken::Issued { id: Uuid::from_u128(1) }
+    fn issued() -> ProvisionTokenId {
+        ProvisionTokenId::Issued { id: Uuid::from_u128(1) }
     }
 
     fn admin() -> UserName {

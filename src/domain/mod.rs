@@ -36,7 +36,7 @@ use serde::de::DeserializeOwned;
 
 pub use audit::{Audit, AuditCommand, AuditEvent, AuditSubject};
 pub use cert_authority::{CaKind, CertAuthority, CertAuthorityCommand, CertAuthorityEvent, SigningKey};
-pub use certificate::{Certificate, CertificateEvent, JoinToken, RecordCertificate, Signed};
+pub use certificate::{Certificate, CertificateEvent, ProvisionTokenId, RecordCertificate, Signed};
 pub use custom_role::{CustomRole, CustomRoleCommand, CustomRoleEvent};
 pub use error::{AuthError, ErrorType};
 pub use host::{Host, HostCommand, HostEvent, JoinHost};

@@ -234,7 +234,7 @@ impl DomainEvent for UserEvent {
 /// `UserCreated` 2.0 added `local`; see [`upcast_user_created_v1`].
 pub const USER_CREATED_VERSION: &str = "2.0";
 
-/// `UserCreated` 1.0 → 2.0: every account created before provider sign-in existed is local.
+/// `UserCreated` 1.0 → 2.0: every account created before provider login existed is local.
 pub fn upcast_user_created_v1(mut payload: serde_json::Value) -> serde_json::Value {
     if let Some(event) = payload.get_mut("UserCreated").and_then(serde_json::Value::as_object_mut) {
         event.entry("local").or_insert(serde_json::Value::Bool(true));
@@ -245,7 +245,7 @@ pub fn upcast_user_created_v1(mut payload: serde_json::Value) -> serde_json::Val
 /// `LoginRecorded` 2.0 added `provider` and `identity`; see [`upcast_login_recorded_v1`].
 pub const LOGIN_RECORDED_VERSION: &str = "2.0";
 
-/// `LoginRecorded` 1.0 → 2.0: every login before provider sign-in existed was a password login.
+/// `LoginRecorded` 1.0 → 2.0: every login before provider login existed was a password login.
 pub fn upcast_login_recorded_v1(mut payload: serde_json::Value) -> serde_json::Value {
     if let Some(event) = payload.get_mut("LoginRecorded").and_then(serde_json::Value::as_object_mut) {
         event.entry("provider").or_insert(serde_json::Value::Null);

@@ -392,7 +392,7 @@ impl UserDirectory {
             }
             UserEvent::IdentityLinked { identity, via, .. } => {
                 // An expected identity, once found, is no longer expected: an
-                // unlink of it is not undone by the next sign-in.
+                // unlink of it is not undone by the next provider login.
                 if *via == LinkVia::Invitation {
                     let email = identity.email.as_deref().unwrap_or_default();
                     user.invited_identities.retain(|i| {

@@ -1,4 +1,4 @@
-//! The in-flight store of provider sign-ins and links: what a login or link
+//! The in-flight store of flows: provider logins and links: what a login or link
 //! under way needs between its requests (the OAuth2 state's hash, the PKCE
 //! verifier, the nonce; then the identities awaiting a choice). It is
 //! short-lived, single use and bounded, and kept out of the immutable log —
@@ -46,7 +46,7 @@ pub const MAX_FLOWS_PER_CLIENT: i64 = 100;
 /// At most this many from one network (an IPv4 /24, an IPv6 /48): its oldest goes first.
 pub const MAX_FLOWS_PER_PREFIX: i64 = 1_000;
 /// At most this many links under way per signed-in user (links are not
-/// counted against [`MAX_FLOWS`]: a flood of sign-ins cannot touch them).
+/// counted against [`MAX_FLOWS`]: a flood of provider logins cannot touch them).
 pub const MAX_FLOWS_PER_USER: i64 = 10;
 
 /// Which step a flow is at.
@@ -175,7 +175,7 @@ impl Flows {
                     .filename(&file)
                     .create_if_missing(true)
                     .journal_mode(SqliteJournalMode::Wal)
-                    // Losing an in-flight sign-in to a crash only restarts it.
+                    // Losing a flow to a crash only restarts it.
                     .synchronous(SqliteSynchronous::Normal)
                     .busy_timeout(Duration::from_secs(10))
                     .pragma("secure_delete", "on");
@@ -252,7 +252,7 @@ impl Flows {
             pool,
         };
         // A table from before flows recorded their network is dropped: it
-        // holds only sign-ins under way, which then start again.
+        // holds only flows under way, which then start again.
         if flows.execute(&format!("SELECT prefix FROM {table} LIMIT 0"), Vec::new()).await.is_err() {
             flows.execute(&format!("DROP TABLE IF EXISTS {table}"), Vec::new()).await?;
         }

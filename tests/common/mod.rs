@@ -15,7 +15,7 @@ use std::sync::Arc;
 use authledger::app::ledger::LedgerOptions;
 use authledger::app::root_account::set_root_password;
 use authledger::clock::{Clock, ManualClock, SystemClock};
-use authledger::server::Server;
+use authledger::server::{Server, ServerOptions};
 use authledger::store::SecretsKey;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -92,20 +92,24 @@ impl TestStore {
         }
     }
 
-    pub fn options(&self) -> LedgerOptions {
-        let mut options = self.store_options();
+    /// The options of a server on this store: its ledger's, the test cluster, the witness file.
+    pub fn server_options(&self) -> ServerOptions {
+        let mut options = ServerOptions::new(self.options());
         options.ssh.cluster_name = TEST_CLUSTER.into();
+        if let Self::Postgres { keys, .. } = self {
+            options.witness_file = Some(keys.path().join("witness.json"));
+        }
         options
     }
 
-    fn store_options(&self) -> LedgerOptions {
+    /// The options of a ledger on this store.
+    pub fn options(&self) -> LedgerOptions {
         match self {
             Self::Sqlite { dir } => LedgerOptions::new(format!("sqlite://{}", dir.path().join("events.db").display())),
             Self::Postgres { url, prefix, keys } => {
                 let mut options = LedgerOptions::new(url.clone());
                 options.store.table_prefix = prefix.clone();
                 options.store.secrets_key = SecretsKey::File(keys.path().join("secrets.key"));
-                options.witness_file = Some(keys.path().join("witness.json"));
                 options
             }
         }
@@ -273,8 +277,8 @@ impl TestStore {
 
     /// The witness file of this store's log.
     pub fn witness_file(&self) -> std::path::PathBuf {
-        let options = self.options();
-        authledger::store::witness::witness_path(&options.store_url, options.witness_file.as_deref())
+        let options = self.server_options();
+        authledger::store::witness::witness_path(&options.ledger.store_url, options.witness_file.as_deref())
             .expect("a witness file")
     }
 
@@ -404,8 +408,8 @@ impl Harness {
         Self::start_with(store, Arc::new(SystemClock), |_| {}).await
     }
 
-    pub async fn start_with(store: TestStore, clock: Arc<dyn Clock>, tune: impl FnOnce(&mut LedgerOptions)) -> Self {
-        let mut options = store.options();
+    pub async fn start_with(store: TestStore, clock: Arc<dyn Clock>, tune: impl FnOnce(&mut ServerOptions)) -> Self {
+        let mut options = store.server_options();
         tune(&mut options);
         let test_mode = options.test_mode;
         let server = Server::start(options, clock.clone(), "127.0.0.1:0").await.expect("the server starts");
@@ -439,17 +443,17 @@ impl Harness {
         listener: tokio::net::TcpListener,
         providers: Vec<authledger::app::providers::ProviderSettings>,
         clock: Arc<dyn Clock>,
-        tune: impl FnOnce(&mut LedgerOptions),
+        tune: impl FnOnce(&mut ServerOptions),
     ) -> Self {
         let port = listener.local_addr().expect("its address").port();
         let bases = [format!("http://127.0.0.1:{port}"), format!("http://localhost:{port}")];
-        let mut options = store.options();
+        let mut options = store.server_options();
         options.providers = providers;
         options.environments = authledger::app::providers::Environments {
             header: Some("X-Auth-Env".into()),
             public_urls: [("env1".to_owned(), Some(bases[1].clone()))].into(),
         };
-        options.ssh.public_url = Some(bases[0].clone());
+        options.public_url = Some(bases[0].clone());
         tune(&mut options);
         let server = Server::start_on(options, clock.clone(), listener).await.expect("the server starts");
         Self {
@@ -491,7 +495,7 @@ impl Harness {
     async fn with_provider_on(
         store: TestStore,
         clock: Arc<dyn Clock>,
-        tune: impl FnOnce(&mut LedgerOptions),
+        tune: impl FnOnce(&mut ServerOptions),
     ) -> Option<(Self, oidc::Peer)> {
         let (listener, bases) = Self::bind().await;
         let redirects: Vec<String> = bases
@@ -538,7 +542,7 @@ impl Harness {
     }
 
     /// Stops the server and starts a new one on the same store, with changed options.
-    pub async fn restart_with(self, tune: impl FnOnce(&mut LedgerOptions)) -> Self {
+    pub async fn restart_with(self, tune: impl FnOnce(&mut ServerOptions)) -> Self {
         let store = self.store.clone();
         let clock = self.clock.clone();
         let (manual, test_mode) = (self.manual.clone(), self.test_mode);

@@ -97,10 +97,10 @@ pub async fn config(State(state): State<AppState>, context: RequestContext) -> R
     let caller = administrator(&state, &context, Action::ViewConfig)?;
     let config = state.ledger.settings();
     if context.wants_html() {
-        return pages::admin::config(Nav::of_caller(&caller), &config, &state.sign_in.providers);
+        return pages::admin::config(Nav::of_caller(&caller), &config, &state.provider_flows.providers);
     }
     let providers = state
-        .sign_in
+        .provider_flows
         .providers
         .names()
         .map(|name| {
@@ -114,7 +114,7 @@ pub async fn config(State(state): State<AppState>, context: RequestContext) -> R
         })
         .collect();
     let environments = state
-        .sign_in
+        .provider_flows
         .providers
         .environments
         .names()
@@ -428,7 +428,7 @@ pub async fn update_provider_config(
     };
     let caller = administrator(&state, &context, Action::ChangeConfig)?;
     let name = crate::domain::names::java_trim(name.as_deref().unwrap_or_default()).to_owned();
-    if state.sign_in.providers.get(&name).is_none() {
+    if state.provider_flows.providers.get(&name).is_none() {
         return Err(AuthError::new(ErrorType::NoSuchIdentityProvider, name).into());
     }
     let changes = vec![ConfigChange::Provider { name, switches }];
@@ -483,7 +483,7 @@ pub async fn update_environment_config(
         return Err(AuthError::missing("environment").into());
     }
     let environment = crate::domain::names::java_trim(environment.as_deref().unwrap_or_default()).to_owned();
-    if !state.sign_in.providers.environments.contains(&environment) {
+    if !state.provider_flows.providers.environments.contains(&environment) {
         return Err(AuthError::new(ErrorType::NoSuchEnvironment, environment).into());
     }
     let mut changes = Vec::new();

@@ -239,7 +239,7 @@ pub fn provider_login(nav: Nav, providers: Vec<String>, sign_in_origins: &[Strin
 #[template(path = "login_choice.html")]
 struct LoginChoicePage<'a> {
     nav: Nav,
-    choice: &'a crate::app::logins::LoginChoice,
+    choice: &'a crate::app::provider_login::LoginChoice,
     expires: String,
 }
 
@@ -253,7 +253,7 @@ impl LoginChoicePage<'_> {
 /// one from (the forms go on to the post-login `redirect`, if any).
 pub fn login_choice(
     nav: Nav,
-    choice: &crate::app::logins::LoginChoice,
+    choice: &crate::app::provider_login::LoginChoice,
     redirect: Option<&str>,
 ) -> Result<Response, ApiError> {
     let targets: Vec<String> = redirect.and_then(super::origin_of).into_iter().collect();

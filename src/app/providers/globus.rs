@@ -1,7 +1,7 @@
 //! Globus (reference §9.2): OAuth2 with PKCE, then the access token's
 //! introspection for the person's primary identity and the ids of their
 //! linked identities, then Globus' identities API for those — several
-//! identities per sign-in, each a [`ProviderIdentity`] of the provider.
+//! identities per login, each a [`ProviderIdentity`] of the provider.
 
 use serde_json::Value;
 use url::Url;

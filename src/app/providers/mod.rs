@@ -6,7 +6,7 @@
 //! the signature against the provider's keys (never HS256, which anyone with
 //! the client secret could forge), issuer, audience, expiry and nonce. And the
 //! two plain OAuth2 providers KBase users sign in with: [`globus`] (several
-//! identities per sign-in) and [`orcid`]. What a provider says of a person is
+//! identities per login) and [`orcid`]. What a provider says of a person is
 //! a [`ProviderIdentity`].
 
 mod globus;
@@ -142,7 +142,7 @@ pub struct ProviderIdentity {
     pub mfa: Mfa,
 }
 
-/// Why a provider sign-in failed.
+/// Why a provider login failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ProviderError {
     #[error("the provider's configuration cannot be read: {0}")]
@@ -247,7 +247,7 @@ impl Provider {
         Ok(parsed.origin().ascii_serialization())
     }
 
-    /// The authorization request for a sign-in that will come back to
+    /// The authorization request for a login that will come back to
     /// `redirect` with `state`.
     pub async fn authorize(&self, state: &str, redirect: &str) -> Result<Authorization, ProviderError> {
         match &self.settings.kind {
@@ -342,7 +342,7 @@ impl Provider {
 /// `identity-provider-envs` and `environment-header`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Environments {
-    /// The header that names the environment of a sign-in or link.
+    /// The header that names the environment of a provider login or link.
     pub header: Option<String>,
     /// Each environment's public URL (`None`: the server's own).
     pub public_urls: std::collections::BTreeMap<String, Option<String>>,

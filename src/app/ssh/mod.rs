@@ -32,9 +32,6 @@ pub struct SshOptions {
     pub max_user_cert_ttl_ms: i64,
     /// The validity of a host certificate.
     pub host_cert_ttl_ms: i64,
-    /// The base URL invitations point at (`{public_url}/web/newuser/TOKEN`);
-    /// the server's own address when unset.
-    pub public_url: Option<String>,
     /// The cluster's name: host ids and principals are names inside it
     /// (`web1.{cluster_name}`), and clients trust the host CA for it only.
     pub cluster_name: String,
@@ -87,7 +84,6 @@ impl Default for SshOptions {
             static_tokens: Vec::new(),
             max_user_cert_ttl_ms: 30 * HOUR_MS,
             host_cert_ttl_ms: 30 * 24 * HOUR_MS,
-            public_url: None,
             cluster_name: default_cluster_name(),
             known_hosts_pattern: None,
         }
@@ -141,15 +137,12 @@ fn redact(entry: &str) -> String {
 pub struct SshService {
     pub options: SshOptions,
     pub keys: KeyCache,
-    /// Where invitation links point: the configured public URL, else the server's address.
-    pub public_url: String,
 }
 
 impl SshService {
-    /// The SSH side of a server listening at `listening` (the public URL's default).
-    pub fn new(options: SshOptions, listening: std::net::SocketAddr) -> Self {
-        let public_url = options.public_url.clone().unwrap_or_else(|| format!("http://{listening}"));
-        Self { options, keys: KeyCache::default(), public_url }
+    /// The SSH side of a server, with `options`.
+    pub fn new(options: SshOptions) -> Self {
+        Self { options, keys: KeyCache::default() }
     }
 
     /// The static token with this value.

@@ -189,7 +189,7 @@ pub(crate) struct Refusal<'a> {
 }
 
 /// The providers and the in-flight store.
-pub struct SignIn {
+pub struct ProviderFlows {
     pub providers: Providers,
     /// `None` when no provider is configured: no flow can start.
     flows: Option<Flows>,
@@ -197,7 +197,7 @@ pub struct SignIn {
     public_url: String,
 }
 
-impl SignIn {
+impl ProviderFlows {
     /// `flows` may be `None` only when `providers` is empty.
     pub fn new(providers: Providers, flows: Option<Flows>, public_url: impl Into<String>) -> Self {
         Self { providers, flows, public_url: public_url.into().trim_end_matches('/').to_owned() }
@@ -225,7 +225,7 @@ impl SignIn {
     /// Every origin a `purpose` flow started from a page's form may take the
     /// browser to without another page in between (a browser checks a form's
     /// redirects against the page's `form-action`): the enabled providers'
-    /// sign-in pages, the environments' public URLs (their way back), and the
+    /// login pages, the environments' public URLs (their way back), and the
     /// redirect URLs an administrator set for the flow's next steps.
     pub fn form_targets(&self, ledger: &Ledger, purpose: Purpose) -> Vec<String> {
         let mut urls: Vec<String> = self
@@ -257,8 +257,8 @@ impl SignIn {
     }
 
     /// Looks each OpenID Connect provider up now (discovery), so the first
-    /// sign-in page already knows where its form leads; failures are logged
-    /// (a later sign-in tries again).
+    /// login page already knows where its form leads; failures are logged
+    /// (a later login tries again).
     pub async fn discover(&self) {
         for name in self.providers.names() {
             if let Some(provider) = self.providers.get(name)

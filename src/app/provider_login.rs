@@ -11,7 +11,9 @@ use uuid::Uuid;
 
 use super::AppError;
 use super::ledger::Ledger;
-use super::sign_in::{Back, Choosing, Holder, LOGIN_LIFETIME_MS, Opened, Purpose, Returned, SignIn, unlinked};
+use super::provider_flows::{
+    Back, Choosing, Holder, LOGIN_LIFETIME_MS, Opened, ProviderFlows, Purpose, Returned, unlinked,
+};
 use super::tokens::{self, NewToken, random_value};
 use crate::domain::names::suggest_user_name;
 use crate::domain::token::{ClientInfo, Mfa};
@@ -29,13 +31,18 @@ use crate::store::flows::FlowStep;
 /// there, and under the allowed prefix — compared as URLs (same origin, the
 /// path under the prefix's path), not as upstream's plain string prefix,
 /// which let `https://a.org` admit `https://a.org.evil.com/`.
-pub fn check_redirect(sign_in: &SignIn, ledger: &Ledger, environment: Option<&str>, url: &str) -> Result<(), AppError> {
+pub fn check_redirect(
+    flows: &ProviderFlows,
+    ledger: &Ledger,
+    environment: Option<&str>,
+    url: &str,
+) -> Result<(), AppError> {
     let illegal = || AuthError::illegal(format!("Illegal redirect URL: {url}"));
     let parsed = url::Url::parse(url).map_err(|_| illegal())?;
     if !url.chars().all(is_uri_char) || parsed.cannot_be_a_base() || has_dot_segment(url) {
         return Err(illegal().into());
     }
-    let Some(prefix) = sign_in.urls(ledger, environment)?.allowed_login else {
+    let Some(prefix) = flows.urls(ledger, environment)?.allowed_login else {
         let suffix = environment.map(|e| format!(" for environment {e}")).unwrap_or_default();
         return Err(AuthError::illegal(format!("Post-login redirects are not enabled{suffix}")).into());
     };
@@ -96,12 +103,12 @@ pub struct Completion<'a> {
 /// the provider, linked identities' details refreshed, identities an
 /// invitation expected linked; then straight in, or a choice.
 pub async fn complete(
-    sign_in: &SignIn,
+    flows: &ProviderFlows,
     ledger: &Ledger,
     completion: Completion<'_>,
     metadata: &EventMetadata,
 ) -> Result<LoginCompleted, AppError> {
-    let received = sign_in.receive(ledger, completion.back, Purpose::Login).await?;
+    let received = flows.receive(ledger, completion.back, Purpose::Login).await?;
     refresh_details(ledger, &received.returned, metadata).await;
     link_invited(ledger, &received.returned, metadata).await;
     if let Some((user, identity)) = immediate(ledger, &received.provider, &received.returned) {
@@ -122,7 +129,7 @@ pub async fn complete(
     let token = random_value();
     let holder = Holder::Client(Some(&completion.quota));
     let expires =
-        sign_in.put_as(ledger, &token, FlowStep::LoginChoice, holder, &provider, &choosing, LOGIN_LIFETIME_MS).await?;
+        flows.put_as(ledger, &token, FlowStep::LoginChoice, holder, &provider, &choosing, LOGIN_LIFETIME_MS).await?;
     Ok(LoginCompleted::Choose { token, expires })
 }
 
@@ -349,8 +356,8 @@ pub struct LoginChoice {
 
 /// The choice of the flow of `token` (read-only; recomputed from the current
 /// accounts and settings on every call).
-pub async fn choice(sign_in: &SignIn, ledger: &Ledger, token: &str) -> Result<LoginChoice, AppError> {
-    let opened: Opened<Choosing> = sign_in.peek(ledger, token, FlowStep::LoginChoice).await?;
+pub async fn choice(flows: &ProviderFlows, ledger: &Ledger, token: &str) -> Result<LoginChoice, AppError> {
+    let opened: Opened<Choosing> = flows.peek(ledger, token, FlowStep::LoginChoice).await?;
     let invited = invited_names(ledger);
     let projections = ledger.projections.read();
     let allow_login = projections.config.allow_login;
@@ -439,13 +446,13 @@ pub struct Choices {
 /// Logs in to the account that has identity `choices.id` of the flow of
 /// `token` (upstream `/login/pick`). The flow is spent as soon as it is read.
 pub async fn pick(
-    sign_in: &SignIn,
+    flows: &ProviderFlows,
     ledger: &Ledger,
     token: &str,
     choices: Choices,
     metadata: &EventMetadata,
 ) -> Result<(String, TokenView), AppError> {
-    let opened: Opened<Choosing> = sign_in.take(ledger, token, FlowStep::LoginChoice).await?;
+    let opened: Opened<Choosing> = flows.take(ledger, token, FlowStep::LoginChoice).await?;
     if !opened.data.identities.iter().any(|r| r.identity.id == choices.id) {
         return Err(AuthError::unauthorized(format!(
             "Not authorized to login to user with remote identity {}",
@@ -507,7 +514,7 @@ pub struct NewAccount {
 /// Creates an account from identity `choices.id` of the flow of `token` and
 /// logs it in. The flow is spent as soon as it is read.
 pub async fn create(
-    sign_in: &SignIn,
+    flows: &ProviderFlows,
     ledger: &Ledger,
     token: &str,
     account: NewAccount,
@@ -520,7 +527,7 @@ pub async fn create(
     if !ledger.projections.read().config.allow_login {
         return Err(AuthError::unauthorized("Account creation is disabled").into());
     }
-    let opened: Opened<Choosing> = sign_in.take(ledger, token, FlowStep::LoginChoice).await?;
+    let opened: Opened<Choosing> = flows.take(ledger, token, FlowStep::LoginChoice).await?;
     let Some(chosen) = opened.data.identities.iter().find(|r| r.identity.id == choices.id) else {
         return Err(AuthError::unauthorized(format!(
             "Not authorized to create user with remote identity {}",
