@@ -92,8 +92,7 @@ pub async fn issue(
     if request.names_logins && !permissions::allows(Action::ChangeLogins, &caller.user.roles) {
         return Err(AuthError::unauthorized("Only an Admin may set the logins of an invitation").into());
     }
-    let metadata = context.metadata(caller.name());
-    let issued = invitations::issue(&state.ledger, request, caller.name(), &metadata).await?;
+    let issued = invitations::issue(&state.ledger, request, &caller.acting(&context)).await?;
     let url = format!("{}/web/newuser/{}", state.public_url, issued.token);
     Ok(Json(IssuedInvite { token: issued.token, url, expires: issued.expires, id: issued.id, user: issued.user }))
 }
@@ -177,8 +176,7 @@ pub async fn revoke(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let caller = administrator(&state, &context, Action::InviteUser)?;
-    let metadata = context.metadata(caller.name());
-    invitations::revoke(&state.ledger, &id, caller.name(), &metadata).await?;
+    invitations::revoke(&state.ledger, &id, &caller.acting(&context)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

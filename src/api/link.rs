@@ -377,8 +377,7 @@ pub async fn unlink(
         return Err(AuthError::missing("identityID").into());
     }
     let caller = state.login_caller(&token, None)?;
-    let metadata = context.metadata(caller.name());
-    links::unlink(&state.ledger, caller.name(), IdentityId::named(&id), &metadata).await?;
+    links::unlink(&state.ledger, &caller.acting(&context), IdentityId::named(&id)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

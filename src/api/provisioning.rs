@@ -211,8 +211,7 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let caller = administrator(&state, &context, Action::ManageProvisionTokens)?;
-    let metadata = context.metadata(caller.name());
-    hosts::delete_token(&state.ledger, &id, caller.name(), &metadata).await?;
+    hosts::delete_token(&state.ledger, &id, &caller.acting(&context)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -389,8 +388,7 @@ pub async fn release(
 ) -> Result<StatusCode, ApiError> {
     let caller = administrator(&state, &context, Action::ReleaseHost)?;
     let host_id = HostId::parse(&id)?;
-    let metadata = context.metadata(caller.name());
-    hosts::release(&state.ledger, &host_id, caller.name(), &metadata).await?;
+    hosts::release(&state.ledger, &host_id, &caller.acting(&context)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -317,9 +317,9 @@ pub struct NewLocalAccount {
 pub async fn create_local_account(
     ledger: &Ledger,
     account: NewLocalAccount,
-    by: &UserName,
-    metadata: &EventMetadata,
+    acting: &Acting,
 ) -> Result<String, AppError> {
+    let (by, metadata) = (acting.name(), &acting.metadata);
     if account.user.is_root() {
         return Err(AuthError::unauthorized("Cannot create ROOT user").into());
     }

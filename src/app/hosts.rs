@@ -16,6 +16,7 @@
 //! name is checked against the bindings before the token is spent; a race
 //! lost after it leaves the token spent, and the error is the answer.
 
+use super::acting::Acting;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -93,7 +94,8 @@ async fn withdraw(ledger: &Ledger, ids: impl Iterator<Item = Uuid>, by: &UserNam
 }
 
 /// Deletes a pending provisioning token (`id` as the caller wrote it).
-pub async fn delete_token(ledger: &Ledger, id: &str, by: &UserName, metadata: &EventMetadata) -> Result<(), AppError> {
+pub async fn delete_token(ledger: &Ledger, id: &str, acting: &Acting) -> Result<(), AppError> {
+    let (by, metadata) = (acting.name(), &acting.metadata);
     let no_such = || AuthError::new(ErrorType::NoSuchToken, format!("no such provisioning token {id}"));
     let id = Uuid::parse_str(id).map_err(|_| no_such())?;
     if !ledger.projections.read().access.has_provision_token(&id) {
@@ -253,12 +255,8 @@ pub struct Released {
 /// brings). A principal another host id has since taken is left alone. A
 /// name bound on its own — an extra principal a host no longer asks for, or
 /// one bound by a join that then lost a race — is freed by its name.
-pub async fn release(
-    ledger: &Ledger,
-    host_id: &HostId,
-    by: &UserName,
-    metadata: &EventMetadata,
-) -> Result<Released, AppError> {
+pub async fn release(ledger: &Ledger, host_id: &HostId, acting: &Acting) -> Result<Released, AppError> {
+    let (by, metadata) = (acting.name(), &acting.metadata);
     let principals: Vec<HostId> = {
         let projections = ledger.projections.read();
         match projections.access.host(host_id) {

@@ -11,6 +11,7 @@
 //! last. A failure after the invitation is spent leaves it spent (its name
 //! cannot be invited into twice) and forgets the new password hash.
 
+use super::acting::Acting;
 use std::collections::BTreeSet;
 
 use rand::RngCore;
@@ -88,12 +89,8 @@ pub struct Issued {
 }
 
 /// Issues an invitation for a user name nobody has yet.
-pub async fn issue(
-    ledger: &Ledger,
-    request: InviteRequest,
-    by: &UserName,
-    metadata: &EventMetadata,
-) -> Result<Issued, AppError> {
+pub async fn issue(ledger: &Ledger, request: InviteRequest, acting: &Acting) -> Result<Issued, AppError> {
+    let (by, metadata) = (acting.name(), &acting.metadata);
     let user = request.user;
     if ledger.projections.read().users.get(&user).is_some() {
         return Err(AuthError::new(ErrorType::UserAlreadyExists, user.as_str()).into());
@@ -118,7 +115,8 @@ pub async fn issue(
 }
 
 /// Revokes a pending invitation and forgets the secret it offered.
-pub async fn revoke(ledger: &Ledger, id: &str, by: &UserName, metadata: &EventMetadata) -> Result<(), AppError> {
+pub async fn revoke(ledger: &Ledger, id: &str, acting: &Acting) -> Result<(), AppError> {
+    let (by, metadata) = (acting.name(), &acting.metadata);
     let no_such = || AuthError::new(ErrorType::NoSuchToken, format!("no such pending invitation {id}"));
     let id = Uuid::parse_str(id).map_err(|_| no_such())?;
     let Some(offered) = ledger.projections.read().access.invite_by_id(&id).map(|i| i.offered) else {

@@ -5,6 +5,7 @@
 //! provider's identity.
 
 use super::AppError;
+use super::acting::Acting;
 use super::ledger::Ledger;
 use super::provider_flows::{
     Back, Choosing, Holder, LINK_CHOICE_LIFETIME_MS, Opened, ProviderFlows, Purpose, Sent, unlinked,
@@ -202,12 +203,8 @@ pub async fn pick(
 }
 
 /// Unlinks identity `id` from `user` (upstream `POST /me/unlink/{id}`), then releases its claim.
-pub async fn unlink(
-    ledger: &Ledger,
-    user: &UserName,
-    id: IdentityId,
-    metadata: &EventMetadata,
-) -> Result<(), AppError> {
+pub async fn unlink(ledger: &Ledger, acting: &Acting, id: IdentityId) -> Result<(), AppError> {
+    let (user, metadata) = (acting.name(), &acting.metadata);
     let command = UserCommand::UnlinkIdentity { id: id.clone(), at: ledger.now() };
     ledger.execute::<User>(user, command, metadata).await?;
     provider_login::release(ledger, user, &id, metadata).await;

@@ -3,16 +3,12 @@
 
 use super::AppError;
 use super::ledger::Ledger;
-use crate::domain::{Policy, PolicyCommand, PolicyId, UserName};
-use crate::store::EventMetadata;
+use crate::app::acting::Acting;
+use crate::domain::{Policy, PolicyCommand, PolicyId};
 
 /// Removes policy id `id` from every user (upstream `POST /admin/policyid`).
-pub async fn remove_policy_id(
-    ledger: &Ledger,
-    id: &PolicyId,
-    by: &UserName,
-    metadata: &EventMetadata,
-) -> Result<(), AppError> {
+pub async fn remove_policy_id(ledger: &Ledger, id: &PolicyId, acting: &Acting) -> Result<(), AppError> {
+    let (by, metadata) = (acting.name(), &acting.metadata);
     let command = PolicyCommand::Remove { by: by.clone(), at: ledger.now() };
     ledger.execute::<Policy>(id, command, metadata).await.map(|_| ())
 }

@@ -140,8 +140,7 @@ pub async fn remove_policy_id(
     let token = any_token(&context.headers)?;
     let id = PolicyId::parse(input.string("policyid")?.as_deref())?;
     let caller = state.login_caller(&token, Some(Action::RemovePolicyId))?;
-    let metadata = context.metadata(caller.name());
-    policies::remove_policy_id(&state.ledger, &id, caller.name(), &metadata).await?;
+    policies::remove_policy_id(&state.ledger, &id, &caller.acting(&context)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -81,8 +81,7 @@ pub async fn create_local_account(
     let email_address = EmailAddress::parse(email.as_deref())?;
     let caller = state.login_caller(&token, Some(Action::CreateLocalAccount))?;
     let account = NewLocalAccount { user: name, display: display_name, email: email_address };
-    let metadata = context.metadata(caller.name());
-    let temporary = accounts::create_local_account(&state.ledger, account, caller.name(), &metadata).await?;
+    let temporary = accounts::create_local_account(&state.ledger, account, &caller.acting(&context)).await?;
     if context.wants_html() {
         let display = display.unwrap_or_default();
         return pages::admin::account_created(Nav::of_caller(&caller), created.as_str(), &display, &temporary);
