@@ -9,7 +9,7 @@
 //!   flow, credential, random value, and the one command path;
 //! - [`api`]: HTTP — parse the request, check the caller against the permission table, call
 //!   the application layer, render JSON or a page; the error envelope. It makes no decision
-//!   and executes no command (`src/api/layering.rs` holds it to that).
+//!   and executes no command (`src/code_rules/layering.rs` holds it to that).
 //!
 //! Beside them: [`cli`] (the administrative commands' HTTP client), [`config`] (the configuration file → options), [`server`]
 //! (wires a ledger to the HTTP router and runs it), [`clock`] (the
@@ -20,11 +20,11 @@ pub mod api;
 pub mod app;
 pub mod cli;
 pub mod clock;
+#[cfg(test)]
+mod code_rules;
 pub mod config;
 pub mod domain;
 pub mod projections;
 pub mod server;
-#[cfg(test)]
-mod source_files;
 pub mod store;
 pub mod telemetry;

@@ -24,9 +24,14 @@ impl Caller {
 
     /// This caller acting through the request `context` (its events' metadata).
     pub fn acting(&self, context: &RequestContext) -> Acting {
-        let actor = Actor { name: self.user.name.clone(), roles: self.user.roles.clone() };
-        Acting { actor, metadata: context.metadata(&self.user.name) }
+        acting(&self.user, context)
     }
+}
+
+/// `user` acting through the request `context` (its events' metadata).
+pub fn acting(user: &UserRecord, context: &RequestContext) -> Acting {
+    let actor = Actor { name: user.name.clone(), roles: user.roles.clone() };
+    Acting { actor, metadata: context.metadata(&user.name) }
 }
 
 impl AppState {

@@ -317,13 +317,12 @@ pub async fn pick(State(state): State<AppState>, context: RequestContext, body: 
     let link = required_link_cookie(&context.headers)?;
     let caller = linking_caller(&state, &token)?;
     let id = input.string("id")?.filter(|i| !is_blank(Some(i))).map(|i| IdentityId::named(&i));
-    let metadata = context.metadata(caller.name());
     // Where a form goes after, first: nothing is linked for a request that cannot be answered.
     let after = match input {
         Input::Form(_) => Some(linked(&state, environment_cookie(&context.headers).as_deref())?),
         Input::Json(_) => None,
     };
-    links::pick(&state.provider_flows, &state.ledger, &caller.user, &link, id, &metadata).await?;
+    links::pick(&state.provider_flows, &state.ledger, &caller.user, &caller.acting(&context), &link, id).await?;
     if let Some(after) = after {
         return Ok(after);
     }

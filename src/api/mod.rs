@@ -8,8 +8,6 @@ pub mod consistency;
 pub mod error;
 pub mod guard;
 pub mod invites;
-#[cfg(test)]
-mod layering;
 pub mod legacy;
 pub mod link;
 pub mod local_account;

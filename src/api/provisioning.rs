@@ -104,10 +104,9 @@ pub async fn issue(
         return Err(AuthError::illegal(format!("count must be between 1 and {MAX_COUNT}")).into());
     }
     let caller = administrator(&state, &context, Action::ManageProvisionTokens)?;
-    let metadata = context.metadata(caller.name());
     let expires = state.now().saturating_add(ttl * 1000);
     let count = usize::try_from(count).unwrap_or(1);
-    let issued = hosts::issue_tokens(&state.ledger, &roles, expires, count, caller.name(), &metadata).await?;
+    let issued = hosts::issue_tokens(&state.ledger, &caller.acting(&context), &roles, expires, count).await?;
     let tokens = issued
         .into_iter()
         .map(|t| IssuedTokenView { token: t.value, id: t.id, roles: roles.clone(), expires })

@@ -178,12 +178,12 @@ pub async fn rotate(
     let ca = CaKind::parse(&json.string("ca")?.ok_or_else(|| AuthError::missing("ca"))?)?;
     let step = json.string("phase")?.map(|p| RotationStep::parse(&p)).transpose()?;
     let caller = administrator(&state, &context, Action::RotateCertAuthority)?;
-    let metadata = context.metadata(caller.name());
+    let acting = caller.acting(&context);
     match step {
         None => {
-            authority::install_key(&state.ledger, ca, Some(caller.name().clone()), &metadata).await?;
+            authority::install_key(&state.ledger, ca, Some(acting.name().clone()), &acting.metadata).await?;
         }
-        Some(step) => authority::rotate_in_phases(&state.ledger, ca, step, caller.name(), &metadata).await?,
+        Some(step) => authority::rotate_in_phases(&state.ledger, &acting, ca, step).await?,
     }
     Ok(Json(match ca {
         CaKind::User => RotatedAuthority::User(user_authority(&state)),
@@ -265,9 +265,8 @@ pub async fn user_certificate(
         }
         _ => caller.user.clone(),
     };
-    let metadata = context.metadata(caller.name());
     let (certificate, event) =
-        ssh::issue_user_certificate(&state.ledger, &state.ssh, &subject, caller.name(), &public_key, ttl, &metadata)
+        ssh::issue_user_certificate(&state.ledger, &state.ssh, &caller.acting(&context), &subject, &public_key, ttl)
             .await?;
     let cert = event.cert();
     Ok(Json(UserCertificate {

@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use uuid::Uuid;
 
+use super::caller::acting;
 use super::error::{ApiError, ErrorEnvelope};
 use super::me::ProfileUpdate;
 use super::permissions::{self, Action};
@@ -250,7 +251,7 @@ pub async fn anon_ids(
     if ids.len() > MAX_LIST {
         return Err(AuthError::illegal(format!("Anonymous ID count exceeds maximum of {MAX_LIST}")).into());
     }
-    let found = history::translate_anon_ids(&state.ledger, &user.name, ids, &context.metadata(&user.name)).await?;
+    let found = history::translate_anon_ids(&state.ledger, &acting(&user, &context), ids).await?;
     Ok(Json(found))
 }
 

@@ -10,6 +10,7 @@ use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;
 
+use super::acting::Acting;
 use super::ledger::Ledger;
 use super::{AppError, EventMetadata};
 use crate::domain::audit::TrailRead;
@@ -519,15 +520,14 @@ pub async fn token_as_of(log: &EventLog, id: Uuid, at: i64) -> Result<TokenAsOf,
 /// unmasked which ids.
 pub async fn translate_anon_ids(
     ledger: &Ledger,
-    reader: &UserName,
+    reader: &Acting,
     ids: Vec<Uuid>,
-    metadata: &EventMetadata,
 ) -> Result<BTreeMap<String, String>, AppError> {
     if ids.is_empty() {
         return Ok(BTreeMap::new());
     }
     let command = AuditCommand::TranslateAnonIds { anon_ids: ids.clone(), at: ledger.now() };
-    ledger.execute::<Audit>(reader, command, metadata).await?;
+    ledger.execute::<Audit>(reader.name(), command, &reader.metadata).await?;
     let projections = ledger.projections.read();
     Ok(ids
         .iter()

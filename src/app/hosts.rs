@@ -49,12 +49,12 @@ pub struct IssuedToken {
 /// their values were never shown to anyone.
 pub async fn issue_tokens(
     ledger: &Ledger,
+    acting: &Acting,
     roles: &BTreeSet<HostRole>,
     expires: i64,
     count: usize,
-    by: &UserName,
-    metadata: &EventMetadata,
 ) -> Result<Vec<IssuedToken>, AppError> {
+    let (by, metadata) = (acting.name(), &acting.metadata);
     let now = ledger.now();
     let mut issued = Vec::with_capacity(count);
     for _ in 0..count {

@@ -170,16 +170,16 @@ pub async fn pick(
     flows: &ProviderFlows,
     ledger: &Ledger,
     user: &UserRecord,
+    acting: &Acting,
     token: &str,
     id: Option<IdentityId>,
-    metadata: &EventMetadata,
 ) -> Result<(), AppError> {
     check_may_link(user)?;
     let opened = open_own(flows, ledger, user, token, true).await?;
-    let metadata = metadata.clone().acting_as(user.name.as_str());
+    let metadata = &acting.metadata;
     let Some(id) = id else {
         let all = unlinked(ledger, &opened.data.identities, None);
-        provider_login::link(ledger, &user.name, all, LinkVia::Link, &metadata).await?;
+        provider_login::link(ledger, &user.name, all, LinkVia::Link, metadata).await?;
         return Ok(());
     };
     let Some(chosen) = opened.data.identities.iter().find(|r| r.identity.id == id) else {
@@ -195,7 +195,7 @@ pub async fn pick(
         None => {}
     }
     let linked =
-        provider_login::link(ledger, &user.name, vec![chosen.identity.clone()], LinkVia::Link, &metadata).await?;
+        provider_login::link(ledger, &user.name, vec![chosen.identity.clone()], LinkVia::Link, metadata).await?;
     if linked.is_empty() {
         return Err(AuthError::new(ErrorType::IdentityAlreadyLinked, id.as_str()).into());
     }

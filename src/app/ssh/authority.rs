@@ -12,6 +12,7 @@ use ssh_key::{Algorithm, HashAlg, LineEnding, PrivateKey, PublicKey};
 use uuid::Uuid;
 
 use crate::app::AppError;
+use crate::app::acting::Acting;
 use crate::app::ledger::Ledger;
 use crate::domain::cert_authority::RotationStep;
 use crate::domain::{AuthError, CaKind, CertAuthority, CertAuthorityCommand, SigningKey};
@@ -65,15 +66,10 @@ pub async fn install_key(
 /// Takes one step of a phased rotation of `ca` (see `domain::cert_authority`):
 /// `init` stores a new key's private half first; `rollback` forgets the
 /// abandoned key's private half once the log has recorded it.
-pub async fn rotate_in_phases(
-    ledger: &Ledger,
-    ca: CaKind,
-    step: RotationStep,
-    by: &crate::domain::UserName,
-    metadata: &EventMetadata,
-) -> Result<(), AppError> {
+pub async fn rotate_in_phases(ledger: &Ledger, by: &Acting, ca: CaKind, step: RotationStep) -> Result<(), AppError> {
+    let metadata = &by.metadata;
     let now = ledger.now();
-    let at = |key| CertAuthorityCommand::RotateInPhases { step, key, by: by.clone(), at: now };
+    let at = |key| CertAuthorityCommand::RotateInPhases { step, key, by: by.name().clone(), at: now };
     match step {
         RotationStep::Init => {
             let (key, private) = generate_key()?;

@@ -11,9 +11,10 @@ use rand::Rng;
 use sha2::{Digest, Sha256};
 
 use crate::app::AppError;
+use crate::app::acting::Acting;
 use crate::app::ledger::Ledger;
 use crate::domain::certificate::SERIAL_TAKEN;
-use crate::domain::{AuthError, CaKind, Certificate, CertificateEvent, HostRole, RecordCertificate, Signed, UserName};
+use crate::domain::{AuthError, CaKind, Certificate, CertificateEvent, HostRole, RecordCertificate, Signed};
 use crate::projections::UserRecord;
 use crate::store::EventMetadata;
 use authority::CertSpec;
@@ -187,12 +188,12 @@ fn seconds(ms: i64) -> u64 {
 pub async fn issue_user_certificate(
     ledger: &Ledger,
     ssh: &SshService,
+    requested_by: &Acting,
     subject: &UserRecord,
-    requested_by: &UserName,
     public_key: &PublicKey,
     ttl_seconds: i64,
-    metadata: &EventMetadata,
 ) -> Result<(String, CertificateEvent), AppError> {
+    let metadata = &requested_by.metadata;
     let principals = subject.effective_logins();
     if principals.is_empty() {
         return Err(
@@ -230,7 +231,7 @@ pub async fn issue_user_certificate(
         let event = CertificateEvent::UserCertIssued {
             user: subject.name.clone(),
             principals: principals.clone(),
-            requested_by: requested_by.clone(),
+            requested_by: requested_by.name().clone(),
             cert,
         };
         Ok((certificate, event))

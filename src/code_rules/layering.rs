@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use crate::source_files::sources;
+use super::{root, sources};
 
 /// What no file of `src/api` may contain: each a write, a store access,
 /// randomness or a projection read that belongs to `src/app`.
@@ -39,14 +39,10 @@ fn findings(files: &[(String, String)]) -> Vec<String> {
 }
 
 fn api_files() -> Vec<(String, String)> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = root();
     let mut paths = Vec::new();
     sources(&root.join("src/api"), &mut paths);
-    paths
-        .iter()
-        .filter(|p| !p.ends_with("layering.rs"))
-        .map(|p| (p.strip_prefix(root).unwrap_or(p).display().to_string(), code(p)))
-        .collect()
+    paths.iter().map(|p| (p.strip_prefix(root).unwrap_or(p).display().to_string(), code(p))).collect()
 }
 
 #[test]
