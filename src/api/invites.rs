@@ -21,7 +21,7 @@ use super::caller::administrator;
 use super::error::{ApiError, ErrorEnvelope, wants_html};
 use super::pages;
 use super::permissions::{self, Action};
-use super::request::{Body, RequestContext, session_cookie};
+use super::request::{Body, Form, FormBody, JsonBody, JsonObject, RequestContext, session_cookie};
 use crate::app::invitations::{self, Completed, Completion, InviteRequest, Opened};
 use crate::domain::invite::MAX_INVITE_TTL_MS;
 use crate::domain::{AuthError, InvitedIdentity, Login, UserName};
@@ -29,16 +29,27 @@ use crate::projections::access::InviteRecord;
 
 /// Members of `POST /api/V2/admin/invites`'s body.
 #[derive(ToSchema)]
-#[allow(dead_code)]
 pub struct IssueInviteRequest {
     /// The user name the invitation is for.
-    user: String,
+    #[schema(value_type = String, required)]
+    user: Option<String>,
     /// The logins the user's SSH certificates will carry (Admin only); the user name by default.
     logins: Option<Vec<String>>,
     /// Provider identities (`connector:email`) to link to the new account.
     identities: Option<Vec<String>>,
     /// How long the invitation is valid, in seconds.
     ttl: Option<i64>,
+}
+
+impl JsonBody for IssueInviteRequest {
+    fn from_json(json: &JsonObject) -> Result<Self, ApiError> {
+        Ok(Self {
+            user: json.string("user")?,
+            logins: json.strings("logins")?,
+            identities: json.strings("identities")?,
+            ttl: json.integer("ttl")?,
+        })
+    }
 }
 
 /// A new invitation, with its token (shown once).
@@ -74,17 +85,12 @@ pub async fn issue(
     context: RequestContext,
     body: Body,
 ) -> Result<Json<IssuedInvite>, ApiError> {
-    let json = body.json()?;
-    json.reject_unexpected_of::<IssueInviteRequest>()?;
-    let user = UserName::parse(json.string("user")?.as_deref())?;
-    let request = InviteRequest::new(user)?.with_logins(json.strings("logins")?)?;
-    let identities: BTreeSet<InvitedIdentity> = json
-        .strings("identities")?
-        .unwrap_or_default()
-        .iter()
-        .map(|i| InvitedIdentity::parse(i))
-        .collect::<Result<_, _>>()?;
-    let ttl_seconds = json.integer("ttl")?.unwrap_or(MAX_INVITE_TTL_MS / 1000);
+    let invite: IssueInviteRequest = body.read()?;
+    let user = UserName::parse(invite.user.as_deref())?;
+    let request = InviteRequest::new(user)?.with_logins(invite.logins)?;
+    let identities: BTreeSet<InvitedIdentity> =
+        invite.identities.unwrap_or_default().iter().map(|i| InvitedIdentity::parse(i)).collect::<Result<_, _>>()?;
+    let ttl_seconds = invite.ttl.unwrap_or(MAX_INVITE_TTL_MS / 1000);
     let request = request.with_identities(identities).valid_for(ttl_seconds)?;
     let caller = administrator(&state, &context, Action::InviteUser)?;
     // Logins are what SSH certificates will carry: naming them is an Admin's call,
@@ -267,14 +273,36 @@ pub async fn open(
 
 /// Members of `POST /api/V2/invites/complete`'s body.
 #[derive(ToSchema)]
-#[allow(dead_code)]
 pub struct CompleteInviteRequest {
     /// The invitation's token.
-    invite_token: String,
+    #[schema(value_type = String, required)]
+    invite_token: Option<String>,
     /// The new account's password.
-    pass: String,
+    #[schema(value_type = String, required)]
+    pass: Option<String>,
     /// A code from the authenticator enrolled when the invitation was opened.
-    second_factor_token: String,
+    #[schema(value_type = String, required)]
+    second_factor_token: Option<String>,
+}
+
+impl JsonBody for CompleteInviteRequest {
+    fn from_json(json: &JsonObject) -> Result<Self, ApiError> {
+        Ok(Self {
+            invite_token: json.string("invite_token")?,
+            pass: json.string("pass")?,
+            second_factor_token: json.string("second_factor_token")?,
+        })
+    }
+}
+
+impl FormBody for CompleteInviteRequest {
+    fn from_form(form: &Form) -> Self {
+        Self {
+            invite_token: form.text("invite_token"),
+            pass: form.text("pass"),
+            second_factor_token: form.text("second_factor_token"),
+        }
+    }
 }
 
 /// The new account's first session.
@@ -320,10 +348,10 @@ pub async fn complete(
     body: Body,
 ) -> Result<Response, ApiError> {
     let input = body.input()?;
-    input.reject_unexpected_of::<CompleteInviteRequest>()?;
-    let token = input.string("invite_token")?.ok_or_else(|| AuthError::missing("invite_token"))?;
-    let password = input.string("pass")?.filter(|p| !p.is_empty()).ok_or_else(|| AuthError::missing("pass"))?;
-    let code = input.string("second_factor_token")?.ok_or_else(|| AuthError::missing("second_factor_token"))?;
+    let request: CompleteInviteRequest = input.read()?;
+    let token = request.invite_token.ok_or_else(|| AuthError::missing("invite_token"))?;
+    let password = request.pass.filter(|p| !p.is_empty()).ok_or_else(|| AuthError::missing("pass"))?;
+    let code = request.second_factor_token.ok_or_else(|| AuthError::missing("second_factor_token"))?;
     let completion = Completion { token, password, second_factor: code, client: context.client_info() };
     let metadata = context.anonymous_metadata();
     let Completed { user, value, token: view } = invitations::complete(&state.ledger, completion, metadata).await?;

@@ -15,7 +15,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::error::{ApiError, ErrorEnvelope};
-use super::request::{Body, FirstQuery, Form};
+use super::request::{Body, FirstQuery, Form, FormBody};
 use super::{AppState, test_mode};
 use crate::domain::names::java_trim;
 use crate::domain::{AuthError, ErrorType, UserName};
@@ -148,12 +148,18 @@ pub async fn test_kbase_get(headers: HeaderMap) -> Response {
 /// The legacy KBase login's form. Only `application/x-www-form-urlencoded`
 /// with no parameters (a `charset` reads as no token).
 #[derive(ToSchema)]
-#[allow(dead_code)]
 pub struct KBaseLoginForm {
     /// The token to look up.
-    token: String,
+    #[schema(value_type = String, required)]
+    token: Option<String>,
     /// Comma-separated extra members to answer: `name`, `email`, `token`.
     fields: Option<String>,
+}
+
+impl FormBody for KBaseLoginForm {
+    fn from_form(form: &Form) -> Self {
+        Self { token: form.text("token"), fields: form.text("fields") }
+    }
 }
 
 /// The legacy KBase login's answer: `user_id`, and the members `fields` asked for.
@@ -218,21 +224,23 @@ fn kbase(state: &AppState, realm: Realm, headers: &HeaderMap, body: &Body) -> Re
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
     let media = content_type.map(|v| v.split(';').next().unwrap_or_default().trim().to_ascii_lowercase());
     let missing_token = || ApiError::from(AuthError::missing("token"));
-    let form = match (content_type, media.as_deref()) {
+    let form: KBaseLoginForm = match (content_type, media.as_deref()) {
         // Upstream compares the whole media type, so a charset parameter is "no token".
-        (Some(value), Some("application/x-www-form-urlencoded")) if !value.contains(';') => Form::parse(&body.bytes)?,
+        (Some(value), Some("application/x-www-form-urlencoded")) if !value.contains(';') => {
+            Form::parse(&body.bytes)?.read()
+        }
         (Some(_), Some("application/x-www-form-urlencoded")) => return Err(missing_token()),
         // No content type: an empty body reads as no form; any other is octet-stream, which nothing reads.
         (None, _) if body.bytes.is_empty() => return Err(missing_token()),
         (None, _) => return Err(ApiError::framework(StatusCode::UNSUPPORTED_MEDIA_TYPE, true)),
         _ => return Err(ApiError::framework(StatusCode::UNSUPPORTED_MEDIA_TYPE, false)),
     };
-    let token = java_trim(form.get("token").unwrap_or_default());
+    let token = java_trim(form.token.as_deref().unwrap_or_default());
     if token.is_empty() {
         return Err(missing_token());
     }
     let (mut name, mut email, mut echo) = (false, false, false);
-    for field in form.get("fields").unwrap_or_default().split(',').map(java_trim) {
+    for field in form.fields.as_deref().unwrap_or_default().split(',').map(java_trim) {
         match field {
             "name" => name = true,
             "email" => email = true,

@@ -15,7 +15,10 @@ use utoipa_axum::routes;
 use super::error::{ApiError, ErrorEnvelope};
 use super::login::{CompleteQuery, append_cookies, flow_cookie, removed_cookie, see_other, start_environment};
 use super::pages::{self, Nav};
-use super::request::{Body, FirstQuery, Input, RequestContext, any_token, cookie, cookie_token, no_token};
+use super::request::{
+    Body, Deferred, FirstQuery, Form, FormBody, Input, JsonBody, JsonObject, RequestContext, any_token, cookie,
+    cookie_token, no_token,
+};
 use super::{AppState, Caller};
 use crate::app::links::{self, LinkCompleted};
 use crate::app::provider_flows::{Back, Holder, Purpose, Refusal};
@@ -53,22 +56,41 @@ fn linking_caller(state: &AppState, token: &str) -> Result<Caller, ApiError> {
 
 /// The fields of `POST /link/start`'s form (other fields are ignored).
 #[derive(ToSchema)]
-#[allow(dead_code)]
 pub struct LinkStartForm {
     /// The identity provider to link an identity of.
-    provider: String,
+    #[schema(value_type = String, required)]
+    provider: Option<String>,
     /// The environment (when the configured environment header does not name one).
     environment: Option<String>,
     /// The caller's login token (else the session cookie's).
     token: Option<String>,
 }
 
+impl FormBody for LinkStartForm {
+    fn from_form(form: &Form) -> Self {
+        Self { provider: form.text("provider"), environment: form.text("environment"), token: form.text("token") }
+    }
+}
+
 /// Members of `POST /link/pick`'s body.
 #[derive(ToSchema)]
-#[allow(dead_code)]
 pub struct LinkPickRequest {
     /// The identity to link; without it, every identity of the flow no account has.
-    id: Option<String>,
+    #[schema(value_type = Option<String>)]
+    id: Deferred<String>,
+}
+
+impl JsonBody for LinkPickRequest {
+    fn from_json(json: &JsonObject) -> Result<Self, ApiError> {
+        // Its type answers after the token, the link cookie and the caller, where it is used.
+        Ok(Self { id: json.string("id") })
+    }
+}
+
+impl FormBody for LinkPickRequest {
+    fn from_form(form: &Form) -> Self {
+        Self { id: Ok(form.text("id")) }
+    }
 }
 
 /// An identity of the link flow that no account has.
@@ -139,13 +161,14 @@ pub async fn page(State(state): State<AppState>, context: RequestContext) -> Res
     ),
 )]
 pub async fn start(State(state): State<AppState>, context: RequestContext, body: Body) -> Result<Response, ApiError> {
-    let form = body.form()?;
-    let environment = start_environment(&state, &context.headers, form.get("environment"));
-    let Some(provider) = form.get("provider").map(java_trim).filter(|p| !p.is_empty()) else {
+    let form: LinkStartForm = body.form()?.read();
+    let environment = start_environment(&state, &context.headers, form.environment.as_deref());
+    let Some(provider) = form.provider.as_deref().map(java_trim).filter(|p| !p.is_empty()) else {
         return Err(AuthError::missing("provider").into());
     };
     let token = form
-        .get("token")
+        .token
+        .as_deref()
         .map(java_trim)
         .filter(|t| !t.is_empty())
         .map(str::to_owned)
@@ -312,11 +335,11 @@ pub async fn choice(State(state): State<AppState>, context: RequestContext) -> R
 )]
 pub async fn pick(State(state): State<AppState>, context: RequestContext, body: Body) -> Result<Response, ApiError> {
     let input = body.input()?;
-    input.reject_unexpected_of::<LinkPickRequest>()?;
+    let request: LinkPickRequest = input.read()?;
     let token = any_token(&context.headers)?;
     let link = required_link_cookie(&context.headers)?;
     let caller = linking_caller(&state, &token)?;
-    let id = input.string("id")?.filter(|i| !is_blank(Some(i))).map(|i| IdentityId::named(&i));
+    let id = request.id?.filter(|i| !is_blank(Some(i))).map(|i| IdentityId::named(&i));
     // Where a form goes after, first: nothing is linked for a request that cannot be answered.
     let after = match input {
         Input::Form(_) => Some(linked(&state, environment_cookie(&context.headers).as_deref())?),

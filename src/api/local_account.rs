@@ -17,7 +17,8 @@ use super::error::{ApiError, ErrorEnvelope};
 use super::pages::{self, Nav};
 use super::request::FirstQuery;
 use super::request::{
-    Body, Input, RequestContext, device_cookie, parse_context_string, removed_session_cookie, session_cookie,
+    Body, Deferred, Form, FormBody, Input, JsonBody, JsonObject, RequestContext, device_cookie, parse_context_string,
+    removed_session_cookie, session_cookie,
 };
 use super::{AppState, views};
 use crate::app::accounts::{self, LoginOutcome, PasswordChange, PasswordLogin};
@@ -34,12 +35,13 @@ pub struct UserQuery {
 
 /// Members of `POST /localaccount/login`'s JSON body.
 #[derive(ToSchema)]
-#[allow(dead_code)]
 pub struct LocalLoginRequest {
     /// The user name.
-    user: String,
+    #[schema(value_type = String, required)]
+    user: Option<String>,
     /// The password.
-    pwd: String,
+    #[schema(value_type = String, required)]
+    pwd: Option<String>,
     /// Ignored in JSON (the token is in the answer).
     stayloggedin: Option<bool>,
     /// Free key/value context stored with the token.
@@ -48,14 +50,27 @@ pub struct LocalLoginRequest {
     second_factor_token: Option<String>,
 }
 
+impl JsonBody for LocalLoginRequest {
+    fn from_json(json: &JsonObject) -> Result<Self, ApiError> {
+        Ok(Self {
+            user: json.string("user")?,
+            pwd: json.string("pwd")?,
+            stayloggedin: json.boolean("stayloggedin")?,
+            customcontext: json.string_map("customcontext")?,
+            second_factor_token: json.string("second_factor_token")?,
+        })
+    }
+}
+
 /// The fields of `POST /localaccount/login`'s form (other fields are ignored).
 #[derive(ToSchema)]
-#[allow(dead_code)]
 pub struct LocalLoginForm {
     /// The user name.
-    user: String,
+    #[schema(value_type = String, required)]
+    user: Option<String>,
     /// The password.
-    pwd: String,
+    #[schema(value_type = String, required)]
+    pwd: Option<String>,
     /// Present: a persistent session cookie; absent: a browser-session cookie.
     stayloggedin: Option<String>,
     /// Key/value pairs: `k1, v1; k2, v2`.
@@ -64,18 +79,56 @@ pub struct LocalLoginForm {
     second_factor_token: Option<String>,
 }
 
+impl FormBody for LocalLoginForm {
+    fn from_form(form: &Form) -> Self {
+        Self {
+            user: form.text("user"),
+            pwd: form.text("pwd"),
+            stayloggedin: form.text("stayloggedin"),
+            customcontext: form.text("customcontext"),
+            second_factor_token: form.text("second_factor_token"),
+        }
+    }
+}
+
 /// Members of `POST /localaccount/reset`'s body.
 #[derive(ToSchema)]
-#[allow(dead_code)]
 pub struct LocalResetRequest {
     /// The user name.
-    user: String,
+    #[schema(value_type = String, required)]
+    user: Option<String>,
     /// The current password.
-    pwdold: String,
+    #[schema(value_type = String, required)]
+    pwdold: Option<String>,
     /// The new password.
-    pwdnew: String,
+    #[schema(value_type = String, required)]
+    pwdnew: Option<String>,
     /// The second factor's current code, when the account has one.
-    second_factor_token: Option<String>,
+    #[schema(value_type = Option<String>)]
+    second_factor_token: Deferred<String>,
+}
+
+impl JsonBody for LocalResetRequest {
+    fn from_json(json: &JsonObject) -> Result<Self, ApiError> {
+        Ok(Self {
+            user: json.string("user")?,
+            pwdold: json.string("pwdold")?,
+            pwdnew: json.string("pwdnew")?,
+            // Its type answers after the password rules, where it is used.
+            second_factor_token: json.string("second_factor_token"),
+        })
+    }
+}
+
+impl FormBody for LocalResetRequest {
+    fn from_form(form: &Form) -> Self {
+        Self {
+            user: form.text("user"),
+            pwdold: form.text("pwdold"),
+            pwdnew: form.text("pwdnew"),
+            second_factor_token: Ok(form.text("second_factor_token")),
+        }
+    }
 }
 
 /// The local-account login form.
@@ -133,35 +186,34 @@ fn missing(field: &str) -> ApiError {
 )]
 pub async fn login(State(state): State<AppState>, context: RequestContext, body: Body) -> Result<Response, ApiError> {
     let input = body.input()?;
-    let (user, password, stay_logged_in, custom) = match &input {
+    let (user, password, stay_logged_in, custom, code) = match &input {
         Input::Form(form) => {
-            let user = form.get("user").map(str::to_owned);
-            let password = form.get("pwd").map(str::to_owned);
+            let request: LocalLoginForm = form.read();
+            let (user, password) = (request.user, request.pwd);
             if is_blank(user.as_deref()) {
                 return Err(missing("user"));
             }
             if is_blank(password.as_deref()) {
                 return Err(missing("pwd"));
             }
-            (user, password, form.has("stayloggedin"), parse_context_string(form.get("customcontext"))?)
+            let custom = parse_context_string(request.customcontext.as_deref())?;
+            (user, password, request.stayloggedin.is_some(), custom, request.second_factor_token)
         }
         Input::Json(json) => {
-            json.reject_unexpected_of::<LocalLoginRequest>()?;
-            let user = json.string("user")?;
-            let password = json.string("pwd")?;
+            let request: LocalLoginRequest = json.read()?;
+            let (user, password) = (request.user, request.pwd);
             if is_blank(user.as_deref()) {
                 return Err(missing("user"));
             }
             if is_blank(password.as_deref()) {
                 return Err(missing("pwd"));
             }
-            let stay = json.boolean("stayloggedin")?.unwrap_or(false);
-            (user, password, stay, json.string_map("customcontext")?.unwrap_or_default())
+            let stay = request.stayloggedin.unwrap_or(false);
+            (user, password, stay, request.customcontext.unwrap_or_default(), request.second_factor_token)
         }
     };
     let custom = parse_custom_context(&custom)?;
     let name = UserName::parse(user.as_deref())?;
-    let code = input.string("second_factor_token")?;
     let metadata = context.metadata(&name);
     let login = PasswordLogin {
         user: name.clone(),
@@ -212,22 +264,19 @@ pub async fn login(State(state): State<AppState>, context: RequestContext, body:
 )]
 pub async fn reset(State(state): State<AppState>, context: RequestContext, body: Body) -> Result<Response, ApiError> {
     let input = body.input()?;
-    input.reject_unexpected_of::<LocalResetRequest>()?;
-    let fields: BTreeMap<&str, Option<String>> =
-        [("user", input.string("user")?), ("pwdold", input.string("pwdold")?), ("pwdnew", input.string("pwdnew")?)]
-            .into();
-    for field in ["user", "pwdold", "pwdnew"] {
-        if is_blank(fields[field].as_deref()) {
+    let request: LocalResetRequest = input.read()?;
+    for (field, value) in [("user", &request.user), ("pwdold", &request.pwdold), ("pwdnew", &request.pwdnew)] {
+        if is_blank(value.as_deref()) {
             return Err(missing(field));
         }
     }
-    let name = UserName::parse(fields["user"].as_deref())?;
-    let old = fields["pwdold"].clone().unwrap_or_default();
-    let new = fields["pwdnew"].clone().unwrap_or_default();
+    let name = UserName::parse(request.user.as_deref())?;
+    let old = request.pwdold.unwrap_or_default();
+    let new = request.pwdnew.unwrap_or_default();
     // The password rules answer before the code's type (the contract's order).
     let change = PasswordChange::new(old, new)?;
     let metadata = context.metadata(&name);
-    let code = input.string("second_factor_token")?;
+    let code = request.second_factor_token?;
     let from = context.password_client();
     accounts::change_password(&state.ledger, &name, change, code.as_deref(), &from, &metadata).await?;
     if input.is_form() {

@@ -21,7 +21,10 @@ use utoipa_axum::routes;
 
 use super::error::{ApiError, ErrorEnvelope};
 use super::pages::{self, Nav};
-use super::request::{Body, FirstQuery, Input, RequestContext, cookie, parse_context_string, session_cookie};
+use super::request::{
+    Body, Deferred, FirstQuery, Form, FormBody, Input, JsonBody, JsonObject, RequestContext, cookie,
+    parse_context_string, session_cookie,
+};
 use super::{AppState, views};
 use crate::app::provider_flows::{Back, Holder, Purpose, Refusal};
 use crate::app::provider_login::{self, Choices, Completion, LoginCompleted, NewAccount};
@@ -129,10 +132,10 @@ impl LoginCookies {
 
 /// The fields of `POST /login/start`'s form (other fields are ignored).
 #[derive(ToSchema)]
-#[allow(dead_code)]
 pub struct LoginStartForm {
     /// The identity provider to sign in with.
-    provider: String,
+    #[schema(value_type = String, required)]
+    provider: Option<String>,
     /// Where to go after the login (must match the configured redirect prefix).
     redirecturl: Option<String>,
     /// The environment (when the configured environment header does not name one).
@@ -141,72 +144,147 @@ pub struct LoginStartForm {
     stayloggedin: Option<String>,
 }
 
+impl FormBody for LoginStartForm {
+    fn from_form(form: &Form) -> Self {
+        Self {
+            provider: form.text("provider"),
+            redirecturl: form.text("redirecturl"),
+            environment: form.text("environment"),
+            stayloggedin: form.text("stayloggedin"),
+        }
+    }
+}
+
 /// Members of `POST /login/pick`'s JSON body.
 #[derive(ToSchema)]
-#[allow(dead_code)]
 pub struct LoginPickRequest {
     /// The chosen identity's id.
-    id: String,
+    #[schema(value_type = String, required)]
+    id: Deferred<String>,
     /// Policy ids the user agrees to.
-    policyids: Option<Vec<String>>,
+    #[schema(value_type = Option<Vec<String>>)]
+    policyids: Deferred<Vec<Option<String>>>,
     /// Free key/value context stored with the token.
-    customcontext: Option<BTreeMap<String, String>>,
+    #[schema(value_type = Option<BTreeMap<String, String>>)]
+    customcontext: Deferred<BTreeMap<String, String>>,
     /// Link the flow's other unlinked identities to the account too.
-    linkall: Option<bool>,
+    #[schema(value_type = Option<bool>)]
+    linkall: Option<Value>,
+}
+
+impl JsonBody for LoginPickRequest {
+    fn from_json(json: &JsonObject) -> Result<Self, ApiError> {
+        // Their types answer in upstream's order, after the process cookies (see `read_choices`).
+        Ok(Self {
+            id: json.string("id"),
+            policyids: json.string_list("policyids"),
+            customcontext: json.string_map("customcontext"),
+            linkall: json.value("linkall").cloned(),
+        })
+    }
 }
 
 /// The fields of `POST /login/pick`'s form (other fields are ignored).
 #[derive(ToSchema)]
-#[allow(dead_code)]
 pub struct LoginPickForm {
     /// The chosen identity's id.
-    id: String,
+    #[schema(value_type = String, required)]
+    id: Option<String>,
     /// Comma-separated policy ids the user agrees to.
     policyids: Option<String>,
     /// Key/value pairs: `k1, v1; k2, v2`.
     customcontext: Option<String>,
     /// A yes (not blank, `false`, `off`, `no` or `0`): link the flow's other unlinked identities too.
     linkall: Option<String>,
+}
+
+impl FormBody for LoginPickForm {
+    fn from_form(form: &Form) -> Self {
+        Self {
+            id: form.text("id"),
+            policyids: form.text("policyids"),
+            customcontext: form.text("customcontext"),
+            linkall: form.text("linkall"),
+        }
+    }
 }
 
 /// Members of `POST /login/create`'s JSON body.
 #[derive(ToSchema)]
-#[allow(dead_code)]
 pub struct LoginCreateRequest {
     /// The chosen identity's id.
-    id: String,
+    #[schema(value_type = String, required)]
+    id: Deferred<String>,
     /// The new account's user name.
-    user: String,
+    #[schema(value_type = String, required)]
+    user: Option<String>,
     /// The new account's display name.
-    display: String,
+    #[schema(value_type = String, required)]
+    display: Option<String>,
     /// The new account's email address.
-    email: String,
+    #[schema(value_type = String, required)]
+    email: Option<String>,
     /// Policy ids the user agrees to.
-    policyids: Option<Vec<String>>,
+    #[schema(value_type = Option<Vec<String>>)]
+    policyids: Deferred<Vec<Option<String>>>,
     /// Free key/value context stored with the token.
-    customcontext: Option<BTreeMap<String, String>>,
+    #[schema(value_type = Option<BTreeMap<String, String>>)]
+    customcontext: Deferred<BTreeMap<String, String>>,
     /// Link the flow's other unlinked identities to the account too.
-    linkall: Option<bool>,
+    #[schema(value_type = Option<bool>)]
+    linkall: Option<Value>,
+}
+
+impl JsonBody for LoginCreateRequest {
+    fn from_json(json: &JsonObject) -> Result<Self, ApiError> {
+        // As `LoginPickRequest`'s; the account's members' types answer first, as before the choice.
+        Ok(Self {
+            id: json.string("id"),
+            user: json.string("user")?,
+            display: json.string("display")?,
+            email: json.string("email")?,
+            policyids: json.string_list("policyids"),
+            customcontext: json.string_map("customcontext"),
+            linkall: json.value("linkall").cloned(),
+        })
+    }
 }
 
 /// The fields of `POST /login/create`'s form (other fields are ignored).
 #[derive(ToSchema)]
-#[allow(dead_code)]
 pub struct LoginCreateForm {
     /// The chosen identity's id.
-    id: String,
+    #[schema(value_type = String, required)]
+    id: Option<String>,
     /// The new account's user name.
-    user: String,
+    #[schema(value_type = String, required)]
+    user: Option<String>,
     /// The new account's display name.
-    display: String,
+    #[schema(value_type = String, required)]
+    display: Option<String>,
     /// The new account's email address.
-    email: String,
+    #[schema(value_type = String, required)]
+    email: Option<String>,
     /// Comma-separated policy ids the user agrees to.
     policyids: Option<String>,
     /// Key/value pairs: `k1, v1; k2, v2`.
     customcontext: Option<String>,
     /// A yes (not blank, `false`, `off`, `no` or `0`): link the flow's other unlinked identities too.
     linkall: Option<String>,
+}
+
+impl FormBody for LoginCreateForm {
+    fn from_form(form: &Form) -> Self {
+        Self {
+            id: form.text("id"),
+            user: form.text("user"),
+            display: form.text("display"),
+            email: form.text("email"),
+            policyids: form.text("policyids"),
+            customcontext: form.text("customcontext"),
+            linkall: form.text("linkall"),
+        }
+    }
 }
 
 /// An identity the login choice offers to create an account from.
@@ -293,13 +371,13 @@ pub async fn page(State(state): State<AppState>, context: RequestContext) -> Res
     ),
 )]
 pub async fn start(State(state): State<AppState>, context: RequestContext, body: Body) -> Result<Response, ApiError> {
-    let form = body.form()?;
-    let environment = start_environment(&state, &context.headers, form.get("environment"));
-    let provider = form.get("provider").map(java_trim).filter(|p| !p.is_empty());
+    let form: LoginStartForm = body.form()?.read();
+    let environment = start_environment(&state, &context.headers, form.environment.as_deref());
+    let provider = form.provider.as_deref().map(java_trim).filter(|p| !p.is_empty());
     let Some(provider) = provider else {
         return Err(AuthError::missing("provider").into());
     };
-    let redirect = form.get("redirecturl").map(java_trim).filter(|r| !r.is_empty());
+    let redirect = form.redirecturl.as_deref().map(java_trim).filter(|r| !r.is_empty());
     if let Some(url) = redirect {
         provider_login::check_redirect(&state.provider_flows, &state.ledger, environment.as_deref(), url)?;
     }
@@ -311,7 +389,7 @@ pub async fn start(State(state): State<AppState>, context: RequestContext, body:
     let holder = Holder::Client(Some(&quota));
     let started =
         state.provider_flows.send(&state.ledger, provider, environment.as_deref(), Purpose::Login, holder).await?;
-    let session = if form.checked("stayloggedin") { "false" } else { "true" };
+    let session = if is_blank(form.stayloggedin.as_deref()) { "true" } else { "false" };
     let cookies = vec![
         flow_cookie(SESSION_CHOICE_COOKIE, session, "/login", Some(START_COOKIE_AGE)),
         match redirect {
@@ -497,42 +575,54 @@ struct Chosen {
     choices: Choices,
 }
 
+/// The members pick and create read alike, from the JSON body or the form.
+enum Choosing {
+    Json(LoginPickRequest),
+    Form(LoginPickForm),
+}
+
 fn read_choices(
     state: &AppState,
     context: &RequestContext,
-    input: &Input,
+    choosing: &Choosing,
     before_policy_ids: impl FnOnce() -> Result<(), ApiError>,
 ) -> Result<(Chosen, LoginCookies), ApiError> {
     let cookies = LoginCookies::of(&context.headers);
     let redirect = cookies.checked_redirect(state)?;
-    let custom = match input {
-        Input::Form(form) => parse_context_string(form.get("customcontext"))?,
-        Input::Json(json) => json.string_map("customcontext")?.unwrap_or_default(),
+    let custom = match choosing {
+        Choosing::Form(form) => parse_context_string(form.customcontext.as_deref())?,
+        Choosing::Json(json) => json.customcontext.clone()?.unwrap_or_default(),
     };
     let custom = parse_custom_context(&custom)?;
     let token = cookies.required_token()?.to_owned();
-    let id = input.string("id")?.filter(|i| !is_blank(Some(i))).ok_or_else(|| AuthError::missing("id"))?;
+    let id = match choosing {
+        Choosing::Form(form) => form.id.clone(),
+        Choosing::Json(json) => json.id.clone()?,
+    };
+    let id = id.filter(|i| !is_blank(Some(i))).ok_or_else(|| AuthError::missing("id"))?;
     before_policy_ids()?;
-    let policy_ids = match input {
-        Input::Form(form) => form
-            .get("policyids")
+    let policy_ids = match choosing {
+        Choosing::Form(form) => form
+            .policyids
+            .as_deref()
             .unwrap_or_default()
             .split(',')
             .map(java_trim)
             .filter(|p| !p.is_empty())
             .map(|p| PolicyId::parse(Some(p)))
             .collect::<Result<BTreeSet<_>, _>>()?,
-        Input::Json(json) => json
-            .string_list("policyids")?
+        Choosing::Json(json) => json
+            .policyids
+            .clone()?
             .unwrap_or_default()
             .iter()
             .map(|p| PolicyId::parse(p.as_deref()))
             .collect::<Result<BTreeSet<_>, _>>()?,
     };
-    let link_all = match input {
+    let link_all = match choosing {
         // Upstream links all for any value, `false` too; here only for a yes.
-        Input::Form(form) => form.get("linkall").is_some_and(is_yes),
-        Input::Json(json) => match json.value("linkall") {
+        Choosing::Form(form) => form.linkall.as_deref().is_some_and(is_yes),
+        Choosing::Json(json) => match &json.linkall {
             None | Some(Value::Null) => false,
             Some(Value::Bool(b)) => *b,
             Some(_) => return Err(AuthError::illegal("linkall must be a boolean").into()),
@@ -578,8 +668,11 @@ fn chosen_answer(
 )]
 pub async fn pick(State(state): State<AppState>, context: RequestContext, body: Body) -> Result<Response, ApiError> {
     let input = body.input()?;
-    input.reject_unexpected_of::<LoginPickRequest>()?;
-    let (chosen, cookies) = read_choices(&state, &context, &input, || Ok(()))?;
+    let choosing = match &input {
+        Input::Json(json) => Choosing::Json(json.read()?),
+        Input::Form(form) => Choosing::Form(form.read()),
+    };
+    let (chosen, cookies) = read_choices(&state, &context, &choosing, || Ok(()))?;
     let metadata = context.anonymous_metadata();
     let issued =
         provider_login::pick(&state.provider_flows, &state.ledger, &chosen.token, chosen.choices, &metadata).await?;
@@ -603,11 +696,18 @@ pub async fn pick(State(state): State<AppState>, context: RequestContext, body: 
 )]
 pub async fn create(State(state): State<AppState>, context: RequestContext, body: Body) -> Result<Response, ApiError> {
     let input = body.input()?;
-    input.reject_unexpected_of::<LoginCreateRequest>()?;
+    let ((user, display, email), choosing) = match &input {
+        Input::Json(json) => {
+            let LoginCreateRequest { id, user, display, email, policyids, customcontext, linkall } = json.read()?;
+            ((user, display, email), Choosing::Json(LoginPickRequest { id, policyids, customcontext, linkall }))
+        }
+        Input::Form(form) => {
+            let LoginCreateForm { id, user, display, email, policyids, customcontext, linkall } = form.read();
+            ((user, display, email), Choosing::Form(LoginPickForm { id, policyids, customcontext, linkall }))
+        }
+    };
     let mut account = None;
-    let fields = |key: &str| input.string(key);
-    let (user, display, email) = (fields("user")?, fields("display")?, fields("email")?);
-    let (chosen, cookies) = read_choices(&state, &context, &input, || {
+    let (chosen, cookies) = read_choices(&state, &context, &choosing, || {
         account = Some(NewAccount {
             user: UserName::parse(user.as_deref())?,
             display: DisplayName::parse(display.as_deref())?,

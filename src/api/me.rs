@@ -16,7 +16,7 @@ use utoipa_axum::routes;
 
 use super::error::{ApiError, ErrorEnvelope};
 use super::pages::{self, Nav};
-use super::request::{Body, Input, RequestContext, any_token};
+use super::request::{Body, Deferred, Form, FormBody, Input, JsonBody, JsonObject, RequestContext, any_token};
 use super::{AppState, views};
 use crate::app::accounts;
 use crate::domain::names::is_blank;
@@ -41,10 +41,16 @@ pub struct MeView {
 
 /// Members of `POST /me/roles`'s JSON body (other members are ignored).
 #[derive(ToSchema)]
-#[allow(dead_code)]
 pub struct DropOwnRolesRequest {
     /// Ids of built-in roles the caller holds and drops.
-    roles: Option<Vec<String>>,
+    #[schema(value_type = Option<Vec<String>>)]
+    roles: Option<Vec<Option<String>>>,
+}
+
+impl JsonBody for DropOwnRolesRequest {
+    fn from_json(json: &JsonObject) -> Result<Self, ApiError> {
+        Ok(Self { roles: json.string_list("roles")? })
+    }
 }
 
 /// The caller's account: the profile page, or the user JSON with the forms' URLs.
@@ -99,18 +105,31 @@ pub async fn update(
     context: RequestContext,
     body: Body,
 ) -> Result<StatusCode, ApiError> {
-    let input = body.input()?;
-    input.reject_unexpected_of::<ProfileUpdate>()?;
+    let request: ProfileUpdate = body.input()?.read()?;
     let token = any_token(&context.headers)?;
-    change_profile(&state, &context, &token, input.string("display")?, input.string("email")?).await
+    change_profile(&state, &context, &token, request).await
 }
 
 /// Members of a profile change (`PUT /api/V2/me`, `POST /me`) (a blank member is left as it is).
 #[derive(ToSchema)]
-#[allow(dead_code)]
 pub struct ProfileUpdate {
-    display: Option<String>,
-    email: Option<String>,
+    #[schema(value_type = Option<String>)]
+    display: Deferred<String>,
+    #[schema(value_type = Option<String>)]
+    email: Deferred<String>,
+}
+
+impl JsonBody for ProfileUpdate {
+    fn from_json(json: &JsonObject) -> Result<Self, ApiError> {
+        // Their types answer after the token's presence, where they are used.
+        Ok(Self { display: json.string("display"), email: json.string("email") })
+    }
+}
+
+impl FormBody for ProfileUpdate {
+    fn from_form(form: &Form) -> Self {
+        Self { display: Ok(form.text("display")), email: Ok(form.text("email")) }
+    }
 }
 
 /// Sets the caller's display name and email; a blank field is left as it is
@@ -119,9 +138,9 @@ pub async fn change_profile(
     state: &AppState,
     context: &RequestContext,
     token: &str,
-    display: Option<String>,
-    email: Option<String>,
+    request: ProfileUpdate,
 ) -> Result<StatusCode, ApiError> {
+    let (display, email) = (request.display?, request.email?);
     let display = if is_blank(display.as_deref()) { None } else { Some(DisplayName::parse(display.as_deref())?) };
     let email = if is_blank(email.as_deref()) { None } else { Some(EmailAddress::parse(email.as_deref())?) };
     let caller = state.login_caller(token, None)?;
@@ -157,7 +176,9 @@ pub async fn remove_roles(
     let mut remove = BTreeSet::new();
     match &input {
         Input::Json(json) => {
-            for id in json.string_list("roles")?.unwrap_or_default() {
+            // Other members are ignored, never refused.
+            let request = DropOwnRolesRequest::from_json(json)?;
+            for id in request.roles.unwrap_or_default() {
                 let id = id.unwrap_or_default();
                 remove.insert(Role::from_id(&id).ok_or_else(|| AuthError::new(ErrorType::NoSuchRole, id.clone()))?);
             }

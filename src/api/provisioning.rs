@@ -18,7 +18,7 @@ use super::AppState;
 use super::caller::administrator;
 use super::error::{ApiError, ErrorEnvelope};
 use super::permissions::Action;
-use super::request::{Body, JsonObject, RequestContext};
+use super::request::{Body, JsonBody, JsonObject, RequestContext};
 use crate::app::hosts::{self, JoinRequest};
 use crate::app::ssh::authority;
 use crate::domain::{AuthError, CaKind, HostId, HostRole, UserName};
@@ -29,8 +29,8 @@ const DEFAULT_TTL_SECONDS: i64 = 30 * 60;
 /// The most tokens one request may ask for.
 const MAX_COUNT: i64 = 100;
 
-fn roles_of(json: &JsonObject, required: bool) -> Result<Option<BTreeSet<HostRole>>, ApiError> {
-    match json.strings("roles")? {
+fn roles_of(listed: Option<Vec<String>>, required: bool) -> Result<Option<BTreeSet<HostRole>>, ApiError> {
+    match listed {
         None if required => Err(AuthError::missing("roles").into()),
         None => Ok(None),
         Some(listed) => Ok(Some(HostRole::parse_list(listed.iter().map(String::as_str))?)),
@@ -39,14 +39,20 @@ fn roles_of(json: &JsonObject, required: bool) -> Result<Option<BTreeSet<HostRol
 
 /// Members of `POST /api/V2/admin/provisiontokens`'s body.
 #[derive(ToSchema)]
-#[allow(dead_code)]
 pub struct IssueTokensRequest {
     /// The roles a host joining with the tokens may take: `node`, `proxy`, `auth`.
-    roles: Vec<String>,
+    #[schema(value_type = Vec<String>, required)]
+    roles: Option<Vec<String>>,
     /// How long the tokens live, in seconds (1800 by default; at most 30 days).
     ttl: Option<i64>,
     /// How many tokens to issue (1 by default; at most 100).
     count: Option<i64>,
+}
+
+impl JsonBody for IssueTokensRequest {
+    fn from_json(json: &JsonObject) -> Result<Self, ApiError> {
+        Ok(Self { roles: json.strings("roles")?, ttl: json.integer("ttl")?, count: json.integer("count")? })
+    }
 }
 
 /// A new provisioning token, with its value (shown once).
@@ -92,14 +98,13 @@ pub async fn issue(
     context: RequestContext,
     body: Body,
 ) -> Result<Json<IssuedTokens>, ApiError> {
-    let json = body.json()?;
-    json.reject_unexpected_of::<IssueTokensRequest>()?;
-    let roles = roles_of(&json, true)?.unwrap_or_default();
-    let ttl = json.integer("ttl")?.unwrap_or(DEFAULT_TTL_SECONDS);
+    let request: IssueTokensRequest = body.read()?;
+    let roles = roles_of(request.roles, true)?.unwrap_or_default();
+    let ttl = request.ttl.unwrap_or(DEFAULT_TTL_SECONDS);
     if !(1..=MAX_TTL_SECONDS).contains(&ttl) {
         return Err(AuthError::illegal(format!("ttl must be between 1 and {MAX_TTL_SECONDS} seconds")).into());
     }
-    let count = json.integer("count")?.unwrap_or(1);
+    let count = request.count.unwrap_or(1);
     if !(1..=MAX_COUNT).contains(&count) {
         return Err(AuthError::illegal(format!("count must be between 1 and {MAX_COUNT}")).into());
     }
@@ -216,18 +221,32 @@ pub async fn delete(
 
 /// Members of `POST /api/V2/hosts/join`'s body.
 #[derive(ToSchema)]
-#[allow(dead_code)]
 pub struct JoinHostRequest {
     /// The provisioning token's value.
-    token: String,
+    #[schema(value_type = String, required)]
+    token: Option<String>,
     /// The host's name (its certificate's first principal).
-    host_id: String,
+    #[schema(value_type = String, required)]
+    host_id: Option<String>,
     /// The host's OpenSSH public key.
-    public_key: String,
+    #[schema(value_type = String, required)]
+    public_key: Option<String>,
     /// The roles asked for (`node`, `proxy`, `auth`); all the token grants by default.
     roles: Option<Vec<String>>,
     /// Extra names the certificate carries (at most 16).
     principals: Option<Vec<String>>,
+}
+
+impl JsonBody for JoinHostRequest {
+    fn from_json(json: &JsonObject) -> Result<Self, ApiError> {
+        Ok(Self {
+            token: json.string("token")?,
+            host_id: json.string("host_id")?,
+            public_key: json.string("public_key")?,
+            roles: json.strings("roles")?,
+            principals: json.strings("principals")?,
+        })
+    }
 }
 
 /// A joined host and its certificate.
@@ -272,14 +291,12 @@ pub async fn join(
     context: RequestContext,
     body: Body,
 ) -> Result<Json<JoinedHost>, ApiError> {
-    let json = body.json()?;
-    json.reject_unexpected_of::<JoinHostRequest>()?;
-    let value = json.string("token")?.filter(|t| !t.trim().is_empty()).ok_or_else(|| AuthError::missing("token"))?;
-    let host_id = HostId::parse(&json.string("host_id")?.ok_or_else(|| AuthError::missing("host_id"))?)?;
-    let public_key =
-        authority::parse_public_key(&json.string("public_key")?.ok_or_else(|| AuthError::missing("public_key"))?)?;
-    let roles = roles_of(&json, false)?;
-    let listed = json.strings("principals")?.unwrap_or_default();
+    let request: JoinHostRequest = body.read()?;
+    let value = request.token.filter(|t| !t.trim().is_empty()).ok_or_else(|| AuthError::missing("token"))?;
+    let host_id = HostId::parse(&request.host_id.ok_or_else(|| AuthError::missing("host_id"))?)?;
+    let public_key = authority::parse_public_key(&request.public_key.ok_or_else(|| AuthError::missing("public_key"))?)?;
+    let roles = roles_of(request.roles, false)?;
+    let listed = request.principals.unwrap_or_default();
     if listed.len() > hosts::MAX_PRINCIPALS {
         return Err(AuthError::illegal(format!("at most {} principals", hosts::MAX_PRINCIPALS)).into());
     }

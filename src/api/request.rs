@@ -19,7 +19,7 @@ use super::error::ApiError;
 use crate::app::EventMetadata;
 use crate::app::client_address::{self, Forwarded};
 use crate::app::throttle::PasswordClient;
-use crate::domain::names::{is_blank, java_trim};
+use crate::domain::names::java_trim;
 use crate::domain::token::ClientInfo;
 use crate::domain::{AuthError, ErrorType, UserName};
 
@@ -67,6 +67,11 @@ impl<S: Send + Sync> FromRequest<S> for Body {
 }
 
 impl Body {
+    /// The body as `T`, for endpoints that take only JSON (see [`JsonBody`]).
+    pub fn read<T: JsonBody>(&self) -> Result<T, ApiError> {
+        self.json()?.read()
+    }
+
     /// The body as a JSON object, for endpoints that take only JSON.
     pub fn json(&self) -> Result<JsonObject, ApiError> {
         match self.kind {
@@ -100,6 +105,31 @@ impl Body {
     }
 }
 
+/// A request body as one type that both documents it (its OpenAPI schema)
+/// and reads it. Reading does what Jackson does upstream before a handler
+/// runs: each member to its type, and a member the schema does not have
+/// refused (30001). What the contract checks after that — which members are
+/// required, lengths, names, the order of its messages — stays with the
+/// handler, on the typed value.
+pub trait JsonBody: PartialSchema + Sized {
+    /// The members of `json` as this type (only type errors here).
+    fn from_json(json: &JsonObject) -> Result<Self, ApiError>;
+}
+
+/// A member read to its type, its type error kept for the handler to raise
+/// where the contract's order puts it: after a check that comes first (the
+/// caller's token, a flow's cookie, a rule on another member), or only where
+/// the member is used at all. `Ok(None)`: absent or `null`. A form's field is
+/// always `Ok`, unless the type reads it as a number.
+pub type Deferred<T> = Result<Option<T>, ApiError>;
+
+/// A form body as one type that documents and reads it (see [`JsonBody`]);
+/// a form's members are text, so reading one never fails on a type.
+pub trait FormBody: PartialSchema + Sized {
+    /// The fields of `form` as this type.
+    fn from_form(form: &Form) -> Self;
+}
+
 /// A JSON request body: an object whose members are read with the contract's checks.
 #[derive(Debug, Default)]
 pub struct JsonObject(Map<String, Value>);
@@ -119,6 +149,21 @@ impl JsonObject {
             Ok(_) => Err(ApiError::unreadable("Unable to read the request body: expected a JSON object")),
             Err(e) => Err(ApiError::unreadable(format!("Unable to parse the request body as JSON: {e}"))),
         }
+    }
+
+    /// The body as `T`: a member outside `T`'s schema refused, then each member read to its type.
+    pub fn read<T: JsonBody>(&self) -> Result<T, ApiError> {
+        self.reject_unexpected_of::<T>()?;
+        T::from_json(self)
+    }
+
+    /// The body as `T` in the order Jackson maps it: each member to its type
+    /// first, then a member outside `T`'s schema refused (a wrong type beats
+    /// an unexpected member).
+    pub fn read_types_first<T: JsonBody>(&self) -> Result<T, ApiError> {
+        let body = T::from_json(self)?;
+        self.reject_unexpected_of::<T>()?;
+        Ok(body)
     }
 
     /// Refuses members outside `allowed` (30001, sorted, comma-joined).
@@ -242,9 +287,14 @@ impl Form {
         self.0.iter().map(|(k, _)| k.as_str())
     }
 
-    /// A checkbox: present and not blank.
-    pub fn checked(&self, key: &str) -> bool {
-        !is_blank(self.get(key))
+    /// The form as `T`.
+    pub fn read<T: FormBody>(&self) -> T {
+        T::from_form(self)
+    }
+
+    /// A field's text, owned.
+    pub fn text(&self, key: &str) -> Option<String> {
+        self.get(key).map(str::to_owned)
     }
 }
 
@@ -255,25 +305,11 @@ pub enum Input {
 }
 
 impl Input {
-    pub fn string(&self, key: &str) -> Result<Option<String>, ApiError> {
+    /// The body as `T`, whichever way it came (see [`JsonBody`], [`FormBody`]).
+    pub fn read<T: JsonBody + FormBody>(&self) -> Result<T, ApiError> {
         match self {
-            Input::Json(json) => json.string(key),
-            Input::Form(form) => Ok(form.get(key).map(str::to_owned)),
-        }
-    }
-
-    pub fn reject_unexpected(&self, allowed: &[&str]) -> Result<(), ApiError> {
-        match self {
-            Input::Json(json) => json.reject_unexpected(allowed),
-            Input::Form(_) => Ok(()),
-        }
-    }
-
-    /// Refuses JSON members the documented request type does not have (see [`members_of`]).
-    pub fn reject_unexpected_of<T: PartialSchema>(&self) -> Result<(), ApiError> {
-        match self {
-            Input::Json(json) => json.reject_unexpected_of::<T>(),
-            Input::Form(_) => Ok(()),
+            Input::Json(json) => json.read(),
+            Input::Form(form) => Ok(form.read()),
         }
     }
 
@@ -282,10 +318,10 @@ impl Input {
     }
 }
 
-/// The members of a request body as its OpenAPI schema documents them. The
-/// handlers read bodies member by member (the contract's checks, in its
-/// order), and refuse any member outside this list: what the document says a
-/// body may hold is, by construction, what the handler accepts.
+/// The members of a request body as its OpenAPI schema documents them. A
+/// body is read as its documented type ([`JsonBody`]), which refuses any
+/// member outside this list: what the document says a body may hold is, by
+/// construction, what the handler accepts.
 pub fn members_of<T: PartialSchema>() -> Vec<String> {
     match T::schema() {
         RefOr::T(Schema::Object(object)) => object.properties.keys().cloned().collect(),

@@ -17,7 +17,7 @@ use super::AppState;
 use super::caller::{administrator, parse_user, target};
 use super::error::{ApiError, ErrorEnvelope};
 use super::permissions::{self, Action};
-use super::request::{Body, FirstQuery, Input, RequestContext, any_token};
+use super::request::{Body, FirstQuery, Form, FormBody, Input, JsonBody, JsonObject, RequestContext, any_token};
 use crate::app::admin;
 use crate::app::reads::CertificatesOf;
 use crate::app::ssh::{self, authority};
@@ -141,13 +141,19 @@ pub async fn authorities(State(state): State<AppState>) -> Json<Authorities> {
 
 /// Members of `POST /api/V2/admin/ca/rotate`'s body.
 #[derive(ToSchema)]
-#[allow(dead_code)]
 pub struct RotateRequest {
     /// `user` or `host`.
-    ca: String,
+    #[schema(value_type = String, required)]
+    ca: Option<String>,
     /// A step of a phased rotation: `init`, `update_clients`, `update_servers`,
     /// `standby` or `rollback`. Without one, a new signing key from now on.
     phase: Option<String>,
+}
+
+impl JsonBody for RotateRequest {
+    fn from_json(json: &JsonObject) -> Result<Self, ApiError> {
+        Ok(Self { ca: json.string("ca")?, phase: json.string("phase")? })
+    }
 }
 
 /// Rotates a certificate authority's signing key (Admin).
@@ -173,10 +179,9 @@ pub async fn rotate(
     context: RequestContext,
     body: Body,
 ) -> Result<Json<RotatedAuthority>, ApiError> {
-    let json = body.json()?;
-    json.reject_unexpected_of::<RotateRequest>()?;
-    let ca = CaKind::parse(&json.string("ca")?.ok_or_else(|| AuthError::missing("ca"))?)?;
-    let step = json.string("phase")?.map(|p| RotationStep::parse(&p)).transpose()?;
+    let request: RotateRequest = body.read()?;
+    let ca = CaKind::parse(&request.ca.ok_or_else(|| AuthError::missing("ca"))?)?;
+    let step = request.phase.map(|p| RotationStep::parse(&p)).transpose()?;
     let caller = administrator(&state, &context, Action::RotateCertAuthority)?;
     let acting = caller.acting(&context);
     match step {
@@ -193,14 +198,21 @@ pub async fn rotate(
 
 /// Members of `POST /api/V2/certs/ssh`'s body.
 #[derive(ToSchema)]
-#[allow(dead_code)]
 pub struct UserCertificateRequest {
     /// The OpenSSH public key to certify.
-    public_key: String,
+    #[schema(value_type = String, required)]
+    public_key: Option<String>,
     /// How long the certificate is valid, in seconds (positive).
-    ttl: i64,
+    #[schema(value_type = i64, required)]
+    ttl: Option<i64>,
     /// Whom the certificate is for (another user: Admin only); the caller by default.
     user: Option<String>,
+}
+
+impl JsonBody for UserCertificateRequest {
+    fn from_json(json: &JsonObject) -> Result<Self, ApiError> {
+        Ok(Self { public_key: json.string("public_key")?, ttl: json.integer("ttl")?, user: json.string("user")? })
+    }
 }
 
 /// A user certificate, as issued.
@@ -243,15 +255,13 @@ pub async fn user_certificate(
     context: RequestContext,
     body: Body,
 ) -> Result<Json<UserCertificate>, ApiError> {
-    let json = body.json()?;
-    json.reject_unexpected_of::<UserCertificateRequest>()?;
-    let public_key =
-        authority::parse_public_key(&json.string("public_key")?.ok_or_else(|| AuthError::missing("public_key"))?)?;
-    let ttl = json.integer("ttl")?.ok_or_else(|| AuthError::missing("ttl"))?;
+    let request: UserCertificateRequest = body.read()?;
+    let public_key = authority::parse_public_key(&request.public_key.ok_or_else(|| AuthError::missing("public_key"))?)?;
+    let ttl = request.ttl.ok_or_else(|| AuthError::missing("ttl"))?;
     if ttl < 1 {
         return Err(AuthError::illegal("ttl must be a positive number of seconds").into());
     }
-    let named = json.string("user")?.map(|u| parse_user(&u)).transpose()?;
+    let named = request.user.map(|u| parse_user(&u)).transpose()?;
     let token = any_token(&context.headers)?;
     let caller = state.login_caller(&token, None)?;
     let subject = match named {
@@ -282,18 +292,30 @@ pub async fn user_certificate(
 
 /// Members of `POST /admin/user/{user}/logins`'s JSON body.
 #[derive(ToSchema)]
-#[allow(dead_code)]
 pub struct SetLoginsRequest {
     /// The logins (principals) the user's certificates carry.
-    logins: Vec<String>,
+    #[schema(value_type = Vec<String>, required)]
+    logins: Option<Vec<String>>,
+}
+
+impl JsonBody for SetLoginsRequest {
+    fn from_json(json: &JsonObject) -> Result<Self, ApiError> {
+        Ok(Self { logins: json.strings("logins")? })
+    }
 }
 
 /// `POST /admin/user/{user}/logins`'s form (the user page's).
 #[derive(ToSchema)]
-#[allow(dead_code)]
 pub struct SetLoginsForm {
     /// The logins, comma-separated.
-    logins: String,
+    #[schema(value_type = String, required)]
+    logins: Option<String>,
+}
+
+impl FormBody for SetLoginsForm {
+    fn from_form(form: &Form) -> Self {
+        Self { logins: form.text("logins") }
+    }
 }
 
 /// Sets the logins (principals) a user's certificates carry (Admin).
@@ -323,12 +345,12 @@ pub async fn set_logins(
 ) -> Result<StatusCode, ApiError> {
     let name = parse_user(&user)?;
     let input = body.input()?;
-    input.reject_unexpected_of::<SetLoginsRequest>()?;
     // JSON: a list; the user page's form: one comma-separated field.
     let listed: Vec<String> = match &input {
-        Input::Json(json) => json.strings("logins")?.ok_or_else(|| AuthError::missing("logins"))?,
+        Input::Json(json) => json.read::<SetLoginsRequest>()?.logins.ok_or_else(|| AuthError::missing("logins"))?,
         Input::Form(form) => form
-            .get("logins")
+            .read::<SetLoginsForm>()
+            .logins
             .ok_or_else(|| AuthError::missing("logins"))?
             .split(',')
             .map(str::trim)

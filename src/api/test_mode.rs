@@ -14,7 +14,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::error::{ApiError, ErrorEnvelope};
-use super::request::{Body, FirstQuery, required_header_token};
+use super::request::{Body, FirstQuery, JsonBody, JsonObject, required_header_token};
 use super::v2::{ListQuery, lookup_names};
 use super::{AppState, root, views};
 use crate::app::test_mode::TestLedger;
@@ -61,12 +61,19 @@ pub async fn root(State(state): State<AppState>) -> Json<root::RootDocument> {
 
 /// Members of `POST /testmode/api/V2/testmodeonly/user`'s body.
 #[derive(ToSchema)]
-#[allow(dead_code)]
 pub struct CreateTestUserRequest {
     /// The user name.
-    user: String,
+    #[schema(value_type = String, required)]
+    user: Option<String>,
     /// The display name.
-    display: String,
+    #[schema(value_type = String, required)]
+    display: Option<String>,
+}
+
+impl JsonBody for CreateTestUserRequest {
+    fn from_json(json: &JsonObject) -> Result<Self, ApiError> {
+        Ok(Self { user: json.string("user")?, display: json.string("display")? })
+    }
 }
 
 /// Creates a test user (it lives for an hour).
@@ -82,12 +89,10 @@ pub struct CreateTestUserRequest {
     ),
 )]
 pub async fn create_user(State(state): State<AppState>, body: Body) -> Result<Json<views::UserView>, ApiError> {
-    let body = body.json()?;
     // Members are read (and type-checked) first, as Jackson maps the whole body before anything else.
-    let (name, display) = (body.string("user")?, body.string("display")?);
-    body.reject_unexpected_of::<CreateTestUserRequest>()?;
-    let name = UserName::parse(name.as_deref())?;
-    let display = DisplayName::parse(display.as_deref())?;
+    let request: CreateTestUserRequest = body.json()?.read_types_first()?;
+    let name = UserName::parse(request.user.as_deref())?;
+    let display = DisplayName::parse(request.display.as_deref())?;
     let ledger = ledger(&state)?;
     ledger.create_user(&name, display).await?;
     user_answer(ledger, &name)
@@ -117,17 +122,29 @@ pub async fn get_user(
 
 /// Members of `POST /testmode/api/V2/testmodeonly/token`'s body.
 #[derive(ToSchema)]
-#[allow(dead_code)]
 pub struct CreateTestTokenRequest {
     /// The token's owner (a test user).
-    user: String,
+    #[schema(value_type = String, required)]
+    user: Option<String>,
     /// The token's name.
     name: Option<String>,
     /// `Login`, `Agent`, `Dev` or `Serv`.
     #[serde(rename = "type")]
-    kind: String,
+    #[schema(value_type = String, required)]
+    kind: Option<String>,
     /// `Used`, `NotUsed` or `Unknown` (the default).
     mfa: Option<String>,
+}
+
+impl JsonBody for CreateTestTokenRequest {
+    fn from_json(json: &JsonObject) -> Result<Self, ApiError> {
+        Ok(Self {
+            user: json.string("user")?,
+            name: json.string("name")?,
+            kind: json.string("type")?,
+            mfa: json.string("mfa")?,
+        })
+    }
 }
 
 /// Creates a test token.
@@ -144,12 +161,10 @@ pub struct CreateTestTokenRequest {
     ),
 )]
 pub async fn create_token(State(state): State<AppState>, body: Body) -> Result<Json<views::NewApiToken>, ApiError> {
-    let body = body.json()?;
-    let (user, name, kind) = (body.string("user")?, body.string("name")?, body.string("type")?);
-    let mfa = body.string("mfa")?;
-    body.reject_unexpected_of::<CreateTestTokenRequest>()?;
-    let user = UserName::parse(user.as_deref())?;
-    let name = match name {
+    let request: CreateTestTokenRequest = body.json()?.read_types_first()?;
+    let (kind, mfa) = (request.kind, request.mfa);
+    let user = UserName::parse(request.user.as_deref())?;
+    let name = match request.name {
         Some(name) => Some(TokenName::parse(Some(&name))?),
         None => None,
     };
@@ -230,12 +245,19 @@ pub async fn users(
 
 /// Members of `POST /testmode/api/V2/testmodeonly/customroles`'s body.
 #[derive(ToSchema)]
-#[allow(dead_code)]
 pub struct TestCustomRoleRequest {
     /// The role's id.
-    id: String,
+    #[schema(value_type = String, required)]
+    id: Option<String>,
     /// The role's description.
-    desc: String,
+    #[schema(value_type = String, required)]
+    desc: Option<String>,
+}
+
+impl JsonBody for TestCustomRoleRequest {
+    fn from_json(json: &JsonObject) -> Result<Self, ApiError> {
+        Ok(Self { id: json.string("id")?, desc: json.string("desc")? })
+    }
 }
 
 /// Creates or replaces a test custom role, whose hour starts again.
@@ -251,11 +273,9 @@ pub struct TestCustomRoleRequest {
     ),
 )]
 pub async fn set_custom_role(State(state): State<AppState>, body: Body) -> Result<StatusCode, ApiError> {
-    let body = body.json()?;
-    let (id, description) = (body.string("id")?, body.string("desc")?);
-    body.reject_unexpected_of::<TestCustomRoleRequest>()?;
-    let id = CustomRoleId::parse(id.as_deref())?;
-    let description = parse_role_description(description.as_deref())?;
+    let request: TestCustomRoleRequest = body.json()?.read_types_first()?;
+    let id = CustomRoleId::parse(request.id.as_deref())?;
+    let description = parse_role_description(request.desc.as_deref())?;
     ledger(&state)?.set_custom_role(&id, description).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -282,14 +302,26 @@ fn list_without_nulls(items: Option<Vec<Option<String>>>, message: &str) -> Resu
 
 /// Members of `PUT /testmode/api/V2/testmodeonly/userroles`'s body.
 #[derive(ToSchema)]
-#[allow(dead_code)]
 pub struct TestUserRolesRequest {
     /// The test user.
-    user: String,
+    #[schema(value_type = String, required)]
+    user: Option<String>,
     /// Built-in role ids (none when absent).
-    roles: Option<Vec<String>>,
+    #[schema(value_type = Option<Vec<String>>)]
+    roles: Option<Vec<Option<String>>>,
     /// Test custom role ids (none when absent).
-    customroles: Option<Vec<String>>,
+    #[schema(value_type = Option<Vec<String>>)]
+    customroles: Option<Vec<Option<String>>>,
+}
+
+impl JsonBody for TestUserRolesRequest {
+    fn from_json(json: &JsonObject) -> Result<Self, ApiError> {
+        Ok(Self {
+            user: json.string("user")?,
+            roles: json.string_list("roles")?,
+            customroles: json.string_list("customroles")?,
+        })
+    }
 }
 
 /// Replaces a test user's roles (absent lists mean none).
@@ -306,12 +338,10 @@ pub struct TestUserRolesRequest {
     ),
 )]
 pub async fn set_user_roles(State(state): State<AppState>, body: Body) -> Result<StatusCode, ApiError> {
-    let body = body.json()?;
-    let (user, roles, custom) = (body.string("user")?, body.string_list("roles")?, body.string_list("customroles")?);
-    body.reject_unexpected_of::<TestUserRolesRequest>()?;
-    let roles = list_without_nulls(roles, "Null item in roles")?;
-    let custom = list_without_nulls(custom, "Null item in custom roles")?;
-    let user = UserName::parse(user.as_deref())?;
+    let request: TestUserRolesRequest = body.json()?.read_types_first()?;
+    let roles = list_without_nulls(request.roles, "Null item in roles")?;
+    let custom = list_without_nulls(request.customroles, "Null item in custom roles")?;
+    let user = UserName::parse(request.user.as_deref())?;
     let mut built_in = BTreeSet::new();
     for id in &roles {
         // Root is not a role a test user can hold (upstream: a 500 from its storage layer).

@@ -19,7 +19,8 @@ use super::error::{ApiError, ErrorEnvelope};
 use super::pages;
 use super::permissions::{self, Action};
 use super::request::{
-    Body, Input, RequestContext, any_token, cookie_token, header_token, parse_context_string, removed_session_cookie,
+    Body, Deferred, Form, FormBody, Input, JsonBody, JsonObject, RequestContext, any_token, cookie_token, header_token,
+    parse_context_string, removed_session_cookie,
 };
 use super::{AppState, require_login, views};
 use crate::app::tokens::{self, NewToken};
@@ -53,28 +54,46 @@ pub struct LogoutView {
 
 /// Members of `POST /tokens`'s JSON body.
 #[derive(ToSchema)]
-#[allow(dead_code)]
 pub struct DevTokenRequest {
     /// The token's name.
-    name: String,
+    #[schema(value_type = String, required)]
+    name: Deferred<String>,
     /// `service` for a service token; anything else (or nothing) makes a developer token.
-    #[schema(rename = "type")]
-    kind: Option<String>,
+    #[schema(rename = "type", value_type = Option<String>)]
+    kind: Deferred<String>,
     /// Free key/value context stored with the token.
-    customcontext: Option<BTreeMap<String, String>>,
+    #[schema(value_type = Option<BTreeMap<String, String>>)]
+    customcontext: Deferred<BTreeMap<String, String>>,
+}
+
+impl JsonBody for DevTokenRequest {
+    fn from_json(json: &JsonObject) -> Result<Self, ApiError> {
+        // Their types answer after the token's presence, where they are used.
+        Ok(Self {
+            name: json.string("name"),
+            kind: json.string("type"),
+            customcontext: json.string_map("customcontext"),
+        })
+    }
 }
 
 /// The fields of `POST /tokens`'s form (the JSON body's, with the context as text).
 #[derive(ToSchema)]
-#[allow(dead_code)]
 pub struct DevTokenForm {
     /// The token's name.
-    name: String,
+    #[schema(value_type = String, required)]
+    name: Option<String>,
     /// `service` for a service token; anything else (or nothing) makes a developer token.
     #[schema(rename = "type")]
     kind: Option<String>,
     /// Key/value pairs: `k1, v1; k2, v2`.
     customcontext: Option<String>,
+}
+
+impl FormBody for DevTokenForm {
+    fn from_form(form: &Form) -> Self {
+        Self { name: form.text("name"), kind: form.text("type"), customcontext: form.text("customcontext") }
+    }
 }
 
 /// The caller's tokens: the current one and the others (a page for a browser).
@@ -133,16 +152,20 @@ pub async fn list(State(state): State<AppState>, context: RequestContext) -> Res
     ),
 )]
 pub async fn create(State(state): State<AppState>, context: RequestContext, body: Body) -> Result<Response, ApiError> {
-    let input = body.input()?;
-    input.reject_unexpected_of::<DevTokenRequest>()?;
-    let token = any_token(&context.headers)?;
-    let custom = match &input {
-        Input::Form(form) => parse_context_string(form.get("customcontext"))?,
-        Input::Json(json) => json.string_map("customcontext")?.unwrap_or_default(),
+    // The form's fields as the JSON body's members: what is wrong with the context (its
+    // type, or a form's bad pair) and the name's and type's types answer after the token's presence.
+    let request = match body.input()? {
+        Input::Json(json) => json.read()?,
+        Input::Form(form) => {
+            let form: DevTokenForm = form.read();
+            let custom = parse_context_string(form.customcontext.as_deref()).map(Some).map_err(ApiError::from);
+            DevTokenRequest { name: Ok(form.name), kind: Ok(form.kind), customcontext: custom }
+        }
     };
-    let custom = parse_custom_context(&custom)?;
-    let name = TokenName::parse(input.string("name")?.as_deref())?;
-    let kind = if input.string("type")?.as_deref() == Some("service") { TokenKind::Serv } else { TokenKind::Dev };
+    let token = any_token(&context.headers)?;
+    let custom = parse_custom_context(&request.customcontext?.unwrap_or_default())?;
+    let name = TokenName::parse(request.name?.as_deref())?;
+    let kind = if request.kind?.as_deref() == Some("service") { TokenKind::Serv } else { TokenKind::Dev };
     let caller = state.login_caller(&token, None)?;
     let needed = if kind == TokenKind::Serv { Action::CreateServToken } else { Action::CreateDevToken };
     if !permissions::allows(needed, &caller.user.roles) {

@@ -18,7 +18,7 @@ use super::caller::acting;
 use super::error::{ApiError, ErrorEnvelope};
 use super::me::ProfileUpdate;
 use super::permissions::{self, Action};
-use super::request::{Body, FirstQuery, RequestContext, required_header_token};
+use super::request::{Body, Deferred, FirstQuery, JsonBody, JsonObject, RequestContext, required_header_token};
 use super::{AppState, views};
 use crate::app::history;
 use crate::app::tokens::{self, NewToken};
@@ -33,12 +33,19 @@ pub const MAX_LIST: usize = 10_000;
 /// Members of `POST /api/V2/token`'s body. Read member by member in the
 /// contract's order; a member outside these is refused (see `members_of`).
 #[derive(ToSchema)]
-#[allow(dead_code)]
 pub struct AgentTokenRequest {
     /// The token's name.
-    name: String,
+    #[schema(value_type = String, required)]
+    name: Deferred<String>,
     /// Free key/value context stored with the token.
     customcontext: Option<BTreeMap<String, String>>,
+}
+
+impl JsonBody for AgentTokenRequest {
+    fn from_json(json: &JsonObject) -> Result<Self, ApiError> {
+        // The name's type answers after the token's presence, where it is used.
+        Ok(Self { name: json.string("name"), customcontext: json.string_map("customcontext")? })
+    }
 }
 
 /// Introspects the token the `Authorization` header carries (the token itself, no scheme word).
@@ -80,11 +87,10 @@ pub async fn create_agent_token(
     context: RequestContext,
     body: Body,
 ) -> Result<Json<views::NewApiToken>, ApiError> {
-    let body = body.json()?;
-    body.reject_unexpected_of::<AgentTokenRequest>()?;
-    let custom = parse_custom_context(&body.string_map("customcontext")?.unwrap_or_default())?;
+    let request: AgentTokenRequest = body.read()?;
+    let custom = parse_custom_context(&request.customcontext.unwrap_or_default())?;
     let token = required_header_token(&context.headers)?;
-    let name = TokenName::parse(body.string("name")?.as_deref())?;
+    let name = TokenName::parse(request.name?.as_deref())?;
     let caller = state.login_caller(&token, None)?;
     let grant = NewToken {
         user: caller.name().clone(),
@@ -133,10 +139,9 @@ pub async fn update_me(
     context: RequestContext,
     body: Body,
 ) -> Result<StatusCode, ApiError> {
-    let body = body.json()?;
-    body.reject_unexpected_of::<ProfileUpdate>()?;
+    let request: ProfileUpdate = body.read()?;
     let token = required_header_token(&context.headers)?;
-    super::me::change_profile(&state, &context, &token, body.string("display")?, body.string("email")?).await
+    super::me::change_profile(&state, &context, &token, request).await
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -17,7 +17,7 @@ use crate::api::caller::administrator;
 use crate::api::error::{ApiError, ErrorEnvelope};
 use crate::api::pages::{self, Nav};
 use crate::api::permissions::Action;
-use crate::api::request::{Body, Input, RequestContext};
+use crate::api::request::{Body, Deferred, Form, FormBody, Input, JsonBody, JsonObject, RequestContext};
 use crate::api::{AppState, Caller};
 use crate::app::admin;
 use crate::domain::names::is_blank;
@@ -161,20 +161,54 @@ fn redirect_url(raw: Option<&str>) -> Result<Option<String>, ApiError> {
     }
 }
 
+/// The four redirect URL members with their kinds, in [`RedirectKind::ALL`]'s order.
+fn by_kind<T>(allowed_login: T, complete_login: T, post_link: T, complete_link: T) -> [(RedirectKind, T); 4] {
+    [
+        (RedirectKind::AllowedLogin, allowed_login),
+        (RedirectKind::CompleteLogin, complete_login),
+        (RedirectKind::PostLink, post_link),
+        (RedirectKind::CompleteLink, complete_link),
+    ]
+}
+
 /// Members of `POST /admin/config`'s body: an absent member is unchanged.
 #[derive(ToSchema)]
-#[allow(dead_code)]
 pub struct ConfigRequest {
     allowlogin: Option<bool>,
-    showstack: Option<bool>,
-    ignoreip: Option<bool>,
+    #[schema(value_type = Option<bool>)]
+    showstack: Deferred<bool>,
+    #[schema(value_type = Option<bool>)]
+    ignoreip: Deferred<bool>,
     /// Settings to remove (a redirect URL, `ignoreip` or `showstack`), by member name.
-    remove: Option<Vec<String>>,
+    #[schema(value_type = Option<Vec<String>>)]
+    remove: Option<Vec<Option<String>>>,
     /// An http(s) URL; blank leaves it as it is.
-    allowedloginredirect: Option<String>,
-    completeloginredirect: Option<String>,
-    postlinkredirect: Option<String>,
-    completelinkredirect: Option<String>,
+    #[schema(value_type = Option<String>)]
+    allowedloginredirect: Deferred<String>,
+    #[schema(value_type = Option<String>)]
+    completeloginredirect: Deferred<String>,
+    #[schema(value_type = Option<String>)]
+    postlinkredirect: Deferred<String>,
+    #[schema(value_type = Option<String>)]
+    completelinkredirect: Deferred<String>,
+}
+
+impl JsonBody for ConfigRequest {
+    fn from_json(json: &JsonObject) -> Result<Self, ApiError> {
+        // A setting `remove` names is never read (its type never answers); the
+        // others' types answer in turn, each with its URL's check.
+        let url = |kind: RedirectKind| json.string(kind.key());
+        Ok(Self {
+            allowlogin: json.boolean("allowlogin")?,
+            showstack: json.boolean("showstack"),
+            ignoreip: json.boolean("ignoreip"),
+            remove: json.string_list("remove")?,
+            allowedloginredirect: url(RedirectKind::AllowedLogin),
+            completeloginredirect: url(RedirectKind::CompleteLogin),
+            postlinkredirect: url(RedirectKind::PostLink),
+            completelinkredirect: url(RedirectKind::CompleteLink),
+        })
+    }
 }
 
 /// Sets, or removes, the server's switches and redirect URLs.
@@ -197,28 +231,35 @@ pub async fn update_config(
     context: RequestContext,
     body: Body,
 ) -> Result<StatusCode, ApiError> {
-    let body = body.json()?;
-    body.reject_unexpected_of::<ConfigRequest>()?;
-    let remove: Vec<String> = body.string_list("remove")?.unwrap_or_default().into_iter().flatten().collect();
+    let request: ConfigRequest = body.read()?;
+    let remove: Vec<String> = request.remove.unwrap_or_default().into_iter().flatten().collect();
     let removing = |key: &str| remove.iter().any(|r| r == key);
     let mut changes = Vec::new();
-    for kind in RedirectKind::ALL {
+    let urls = by_kind(
+        request.allowedloginredirect,
+        request.completeloginredirect,
+        request.postlinkredirect,
+        request.completelinkredirect,
+    );
+    for (kind, url) in urls {
         if removing(kind.key()) {
             changes.push(ConfigChange::RedirectUrl { which: kind, url: None });
-        } else if let Some(url) = redirect_url(body.string(kind.key())?.as_deref())? {
+        } else if let Some(url) = redirect_url(url?.as_deref())? {
             changes.push(ConfigChange::RedirectUrl { which: kind, url: Some(url) });
         }
     }
-    for (key, change) in
-        [("ignoreip", ConfigChange::IgnoreIp as fn(bool) -> ConfigChange), ("showstack", ConfigChange::ShowStack)]
-    {
+    let switches = [
+        ("ignoreip", request.ignoreip, ConfigChange::IgnoreIp as fn(bool) -> ConfigChange),
+        ("showstack", request.showstack, ConfigChange::ShowStack),
+    ];
+    for (key, value, change) in switches {
         if removing(key) {
             changes.push(change(false));
-        } else if let Some(value) = body.boolean(key)? {
+        } else if let Some(value) = value? {
             changes.push(change(value));
         }
     }
-    if let Some(allow) = body.boolean("allowlogin")? {
+    if let Some(allow) = request.allowlogin {
         changes.push(ConfigChange::AllowLogin(allow));
     }
     let token = crate::api::request::required_header_token(&context.headers)?;
@@ -228,18 +269,56 @@ pub async fn update_config(
 
 /// Members of `POST /admin/config/token`'s body (JSON or form): each at least 1.
 #[derive(ToSchema)]
-#[allow(dead_code)]
 pub struct TokenConfigRequest {
     /// The suggested token cache time, in minutes.
-    tokensugcache: i64,
+    #[schema(value_type = i64, required)]
+    tokensugcache: Deferred<i64>,
     /// Login token lifetime, in days.
-    tokenlogin: i64,
+    #[schema(value_type = i64, required)]
+    tokenlogin: Deferred<i64>,
     /// Agent token lifetime, in days.
-    tokenagent: i64,
+    #[schema(value_type = i64, required)]
+    tokenagent: Deferred<i64>,
     /// Developer token lifetime, in days.
-    tokendev: i64,
+    #[schema(value_type = i64, required)]
+    tokendev: Deferred<i64>,
     /// Service token lifetime, in days.
-    tokenserv: i64,
+    #[schema(value_type = i64, required)]
+    tokenserv: Deferred<i64>,
+}
+
+impl JsonBody for TokenConfigRequest {
+    fn from_json(json: &JsonObject) -> Result<Self, ApiError> {
+        // Each value's type answers in turn with its bound, as a form's (any text) must.
+        Ok(Self {
+            tokensugcache: json.integer("tokensugcache"),
+            tokenlogin: json.integer("tokenlogin"),
+            tokenagent: json.integer("tokenagent"),
+            tokendev: json.integer("tokendev"),
+            tokenserv: json.integer("tokenserv"),
+        })
+    }
+}
+
+impl FormBody for TokenConfigRequest {
+    fn from_form(form: &Form) -> Self {
+        let number = |key: &str| -> Deferred<i64> {
+            match form.get(key).map(str::trim).filter(|v| !v.is_empty()) {
+                None => Ok(None),
+                Some(v) => v
+                    .parse()
+                    .map(Some)
+                    .map_err(|_| ApiError::unreadable(format!("Unable to read the form: {key} must be a number"))),
+            }
+        };
+        Self {
+            tokensugcache: number("tokensugcache"),
+            tokenlogin: number("tokenlogin"),
+            tokenagent: number("tokenagent"),
+            tokendev: number("tokendev"),
+            tokenserv: number("tokenserv"),
+        }
+    }
 }
 
 /// Sets the suggested cache time (minutes) and the token lifetimes (days).
@@ -267,29 +346,17 @@ pub async fn update_token_config(
     context: RequestContext,
     body: Body,
 ) -> Result<StatusCode, ApiError> {
-    let input = body.input()?;
-    input.reject_unexpected_of::<TokenConfigRequest>()?;
-    let number = |key: &str| -> Result<i64, ApiError> {
-        match &input {
-            Input::Json(json) => Ok(json.integer(key)?.unwrap_or(0)),
-            Input::Form(form) => match form.get(key).map(str::trim).filter(|v| !v.is_empty()) {
-                None => Ok(0),
-                Some(v) => v
-                    .parse()
-                    .map_err(|_| ApiError::unreadable(format!("Unable to read the form: {key} must be a number"))),
-            },
-        }
-    };
+    let request: TokenConfigRequest = body.input()?.read()?;
     let fields = [
-        ("tokensugcache", "Suggested token cache time", None),
-        ("tokenlogin", "Login token expiration time", Some(TokenKind::Login)),
-        ("tokenagent", "Agent token expiration time", Some(TokenKind::Agent)),
-        ("tokendev", "Developer token expiration time", Some(TokenKind::Dev)),
-        ("tokenserv", "Server token expiration time", Some(TokenKind::Serv)),
+        (request.tokensugcache, "Suggested token cache time", None),
+        (request.tokenlogin, "Login token expiration time", Some(TokenKind::Login)),
+        (request.tokenagent, "Agent token expiration time", Some(TokenKind::Agent)),
+        (request.tokendev, "Developer token expiration time", Some(TokenKind::Dev)),
+        (request.tokenserv, "Server token expiration time", Some(TokenKind::Serv)),
     ];
     let mut changes = Vec::new();
-    for (key, label, kind) in fields {
-        let value = number(key)?;
+    for (value, label, kind) in fields {
+        let value = value?.unwrap_or(0);
         if value < 1 {
             return Err(AuthError::illegal(format!("{label} must be at least 1")).into());
         }
@@ -304,7 +371,6 @@ pub async fn update_token_config(
 
 /// The configuration page's form of `POST /admin/config/basic`.
 #[derive(ToSchema)]
-#[allow(dead_code)]
 pub struct BasicConfigForm {
     /// A checkbox: present is on, absent is off.
     allowlogin: Option<String>,
@@ -317,6 +383,21 @@ pub struct BasicConfigForm {
     completeloginredirect: Option<String>,
     postlinkredirect: Option<String>,
     completelinkredirect: Option<String>,
+}
+
+impl FormBody for BasicConfigForm {
+    fn from_form(form: &Form) -> Self {
+        let url = |kind: RedirectKind| form.text(kind.key());
+        Self {
+            allowlogin: form.text("allowlogin"),
+            showstack: form.text("showstack"),
+            ignoreip: form.text("ignoreip"),
+            allowedloginredirect: url(RedirectKind::AllowedLogin),
+            completeloginredirect: url(RedirectKind::CompleteLogin),
+            postlinkredirect: url(RedirectKind::PostLink),
+            completelinkredirect: url(RedirectKind::CompleteLink),
+        }
+    }
 }
 
 /// Sets the switches and redirect URLs from the configuration page's form.
@@ -344,14 +425,20 @@ pub async fn update_basic_config(
 ) -> Result<StatusCode, ApiError> {
     // A form only: its unticked boxes are absent, which means off (JSON
     // clients use `POST /admin/config`, where absent means unchanged).
-    let form = body.form()?;
+    let form: BasicConfigForm = body.form()?.read();
     let mut changes = vec![
-        ConfigChange::AllowLogin(form.has("allowlogin")),
-        ConfigChange::ShowStack(form.has("showstack")),
-        ConfigChange::IgnoreIp(form.has("ignoreip")),
+        ConfigChange::AllowLogin(form.allowlogin.is_some()),
+        ConfigChange::ShowStack(form.showstack.is_some()),
+        ConfigChange::IgnoreIp(form.ignoreip.is_some()),
     ];
-    for kind in RedirectKind::ALL {
-        changes.push(ConfigChange::RedirectUrl { which: kind, url: redirect_url(form.get(kind.key()))? });
+    let urls = by_kind(
+        form.allowedloginredirect,
+        form.completeloginredirect,
+        form.postlinkredirect,
+        form.completelinkredirect,
+    );
+    for (kind, url) in urls {
+        changes.push(ConfigChange::RedirectUrl { which: kind, url: redirect_url(url.as_deref())? });
     }
     let caller = administrator(&state, &context, Action::ChangeConfig)?;
     record_config_changes(&state, &context, &caller, changes).await
@@ -359,27 +446,49 @@ pub async fn update_basic_config(
 
 /// Members of `POST /admin/config/provider`'s JSON body (an absent switch is off).
 #[derive(ToSchema)]
-#[allow(dead_code)]
 pub struct ProviderConfigRequest {
     /// The configured identity provider's name.
-    provider: String,
+    #[schema(value_type = String, required)]
+    provider: Option<String>,
     enabled: Option<bool>,
     forceloginchoice: Option<bool>,
     forcelinkchoice: Option<bool>,
 }
 
+impl JsonBody for ProviderConfigRequest {
+    fn from_json(json: &JsonObject) -> Result<Self, ApiError> {
+        Ok(Self {
+            provider: json.string("provider")?,
+            enabled: json.boolean("enabled")?,
+            forceloginchoice: json.boolean("forceloginchoice")?,
+            forcelinkchoice: json.boolean("forcelinkchoice")?,
+        })
+    }
+}
+
 /// The same as a form: each switch is a checkbox.
 #[derive(ToSchema)]
-#[allow(dead_code)]
 pub struct ProviderConfigForm {
     /// The configured identity provider's name.
-    provider: String,
+    #[schema(value_type = String, required)]
+    provider: Option<String>,
     /// A checkbox: on when present and not blank.
     enabled: Option<String>,
     /// A checkbox: on when present and not blank.
     forceloginchoice: Option<String>,
     /// A checkbox: on when present and not blank.
     forcelinkchoice: Option<String>,
+}
+
+impl FormBody for ProviderConfigForm {
+    fn from_form(form: &Form) -> Self {
+        Self {
+            provider: form.text("provider"),
+            enabled: form.text("enabled"),
+            forceloginchoice: form.text("forceloginchoice"),
+            forcelinkchoice: form.text("forcelinkchoice"),
+        }
+    }
 }
 
 /// Sets a configured identity provider's switches.
@@ -409,23 +518,31 @@ pub async fn update_provider_config(
     context: RequestContext,
     body: Body,
 ) -> Result<StatusCode, ApiError> {
-    let input = body.input()?;
-    input.reject_unexpected_of::<ProviderConfigRequest>()?;
-    let name = input.string("provider")?;
+    let (name, switches) = match body.input()? {
+        Input::Json(json) => {
+            let request: ProviderConfigRequest = json.read()?;
+            let on = |switch: Option<bool>| switch.unwrap_or(false);
+            let switches = ProviderSwitches {
+                enabled: on(request.enabled),
+                force_login_choice: on(request.forceloginchoice),
+                force_link_choice: on(request.forcelinkchoice),
+            };
+            (request.provider, switches)
+        }
+        Input::Form(form) => {
+            let request: ProviderConfigForm = form.read();
+            let on = |checkbox: Option<String>| !is_blank(checkbox.as_deref());
+            let switches = ProviderSwitches {
+                enabled: on(request.enabled),
+                force_login_choice: on(request.forceloginchoice),
+                force_link_choice: on(request.forcelinkchoice),
+            };
+            (request.provider, switches)
+        }
+    };
     if is_blank(name.as_deref()) {
         return Err(AuthError::missing("provider").into());
     }
-    let on = |key: &str| -> Result<bool, ApiError> {
-        match &input {
-            Input::Form(form) => Ok(form.get(key).is_some_and(|v| !is_blank(Some(v)))),
-            Input::Json(json) => Ok(json.boolean(key)?.unwrap_or(false)),
-        }
-    };
-    let switches = ProviderSwitches {
-        enabled: on("enabled")?,
-        force_login_choice: on("forceloginchoice")?,
-        force_link_choice: on("forcelinkchoice")?,
-    };
     let caller = administrator(&state, &context, Action::ChangeConfig)?;
     let name = crate::domain::names::java_trim(name.as_deref().unwrap_or_default()).to_owned();
     if state.provider_flows.providers.get(&name).is_none() {
@@ -438,15 +555,41 @@ pub async fn update_provider_config(
 /// Members of `POST /admin/config/environment`'s body (JSON or form): a
 /// blank or absent URL removes it.
 #[derive(ToSchema)]
-#[allow(dead_code)]
 pub struct EnvironmentConfigRequest {
     /// The configured alternate environment's name.
-    environment: String,
+    #[schema(value_type = String, required)]
+    environment: Option<String>,
     /// An http(s) URL.
     allowedloginredirect: Option<String>,
     completeloginredirect: Option<String>,
     postlinkredirect: Option<String>,
     completelinkredirect: Option<String>,
+}
+
+impl JsonBody for EnvironmentConfigRequest {
+    fn from_json(json: &JsonObject) -> Result<Self, ApiError> {
+        let url = |kind: RedirectKind| json.string(kind.key());
+        Ok(Self {
+            environment: json.string("environment")?,
+            allowedloginredirect: url(RedirectKind::AllowedLogin)?,
+            completeloginredirect: url(RedirectKind::CompleteLogin)?,
+            postlinkredirect: url(RedirectKind::PostLink)?,
+            completelinkredirect: url(RedirectKind::CompleteLink)?,
+        })
+    }
+}
+
+impl FormBody for EnvironmentConfigRequest {
+    fn from_form(form: &Form) -> Self {
+        let url = |kind: RedirectKind| form.text(kind.key());
+        Self {
+            environment: form.text("environment"),
+            allowedloginredirect: url(RedirectKind::AllowedLogin),
+            completeloginredirect: url(RedirectKind::CompleteLogin),
+            postlinkredirect: url(RedirectKind::PostLink),
+            completelinkredirect: url(RedirectKind::CompleteLink),
+        }
+    }
 }
 
 /// Sets an alternate environment's four redirect URLs.
@@ -476,9 +619,8 @@ pub async fn update_environment_config(
     context: RequestContext,
     body: Body,
 ) -> Result<StatusCode, ApiError> {
-    let input = body.input()?;
-    input.reject_unexpected_of::<EnvironmentConfigRequest>()?;
-    let environment = input.string("environment")?;
+    let request: EnvironmentConfigRequest = body.input()?.read()?;
+    let environment = request.environment;
     if is_blank(environment.as_deref()) {
         return Err(AuthError::missing("environment").into());
     }
@@ -487,8 +629,14 @@ pub async fn update_environment_config(
         return Err(AuthError::new(ErrorType::NoSuchEnvironment, environment).into());
     }
     let mut changes = Vec::new();
-    for which in RedirectKind::ALL {
-        let url = redirect_url(input.string(which.key())?.as_deref())?;
+    let urls = by_kind(
+        request.allowedloginredirect,
+        request.completeloginredirect,
+        request.postlinkredirect,
+        request.completelinkredirect,
+    );
+    for (which, url) in urls {
+        let url = redirect_url(url.as_deref())?;
         changes.push(ConfigChange::EnvironmentRedirect { environment: environment.clone(), which, url });
     }
     let caller = administrator(&state, &context, Action::ChangeConfig)?;

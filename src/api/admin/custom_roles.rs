@@ -13,7 +13,7 @@ use crate::api::error::{ApiError, ErrorEnvelope};
 use crate::api::pages::{self, Nav};
 use crate::api::permissions;
 use crate::api::permissions::Action;
-use crate::api::request::{Body, RequestContext};
+use crate::api::request::{Body, Form, FormBody, JsonBody, JsonObject, RequestContext};
 use crate::api::{AppState, views};
 use crate::app::admin;
 use crate::domain::names::{is_blank, parse_role_description};
@@ -45,12 +45,25 @@ pub async fn custom_roles(State(state): State<AppState>, context: RequestContext
 
 /// Members of `POST /admin/customroles/set`'s body (JSON or form).
 #[derive(ToSchema)]
-#[allow(dead_code)]
 pub struct CustomRoleRequest {
     /// The custom role's id.
-    id: String,
+    #[schema(value_type = String, required)]
+    id: Option<String>,
     /// Its description.
-    desc: String,
+    #[schema(value_type = String, required)]
+    desc: Option<String>,
+}
+
+impl JsonBody for CustomRoleRequest {
+    fn from_json(json: &JsonObject) -> Result<Self, ApiError> {
+        Ok(Self { id: json.string("id")?, desc: json.string("desc")? })
+    }
+}
+
+impl FormBody for CustomRoleRequest {
+    fn from_form(form: &Form) -> Self {
+        Self { id: form.text("id"), desc: form.text("desc") }
+    }
 }
 
 /// Creates a custom role, or changes its description.
@@ -77,9 +90,9 @@ pub async fn set_custom_role(
     body: Body,
 ) -> Result<StatusCode, ApiError> {
     let input = body.input()?;
-    input.reject_unexpected_of::<CustomRoleRequest>()?;
-    let id = CustomRoleId::parse(input.string("id")?.as_deref())?;
-    let description = parse_role_description(input.string("desc")?.as_deref())?;
+    let request: CustomRoleRequest = input.read()?;
+    let id = CustomRoleId::parse(request.id.as_deref())?;
+    let description = parse_role_description(request.desc.as_deref())?;
     let caller = administrator(&state, &context, Action::SetCustomRole)?;
     admin::set_custom_role(&state.ledger, &caller.acting(&context), &id, description).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -87,10 +100,22 @@ pub async fn set_custom_role(
 
 /// Members of `POST /admin/customroles/delete`'s body (JSON or form).
 #[derive(ToSchema)]
-#[allow(dead_code)]
 pub struct CustomRoleDeleteRequest {
     /// The custom role's id.
-    id: String,
+    #[schema(value_type = String, required)]
+    id: Option<String>,
+}
+
+impl JsonBody for CustomRoleDeleteRequest {
+    fn from_json(json: &JsonObject) -> Result<Self, ApiError> {
+        Ok(Self { id: json.string("id")? })
+    }
+}
+
+impl FormBody for CustomRoleDeleteRequest {
+    fn from_form(form: &Form) -> Self {
+        Self { id: form.text("id") }
+    }
 }
 
 /// Deletes a custom role (and takes it from every user).
@@ -117,8 +142,8 @@ pub async fn delete_custom_role(
     body: Body,
 ) -> Result<StatusCode, ApiError> {
     let input = body.input()?;
-    input.reject_unexpected_of::<CustomRoleDeleteRequest>()?;
-    let raw = input.string("id")?;
+    let request: CustomRoleDeleteRequest = input.read()?;
+    let raw = request.id;
     if is_blank(raw.as_deref()) {
         return Err(AuthError::missing("roleId cannot be null or empty").into());
     }

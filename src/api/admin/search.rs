@@ -17,7 +17,7 @@ use crate::api::caller::administrator;
 use crate::api::error::{ApiError, ErrorEnvelope};
 use crate::api::pages::{self, Nav};
 use crate::api::permissions::Action;
-use crate::api::request::{Body, RequestContext, any_token};
+use crate::api::request::{Body, Deferred, Form, FormBody, JsonBody, JsonObject, RequestContext, any_token};
 use crate::app::policies;
 use crate::domain::PolicyId;
 
@@ -106,10 +106,23 @@ pub async fn search(State(state): State<AppState>, context: RequestContext, body
 
 /// Members of `POST /admin/policyid`'s body (JSON or form).
 #[derive(ToSchema)]
-#[allow(dead_code)]
 pub struct PolicyIdRequest {
     /// The policy id to remove.
-    policyid: String,
+    #[schema(value_type = String, required)]
+    policyid: Deferred<String>,
+}
+
+impl JsonBody for PolicyIdRequest {
+    fn from_json(json: &JsonObject) -> Result<Self, ApiError> {
+        // Its type answers after the token's presence, where it is used.
+        Ok(Self { policyid: json.string("policyid") })
+    }
+}
+
+impl FormBody for PolicyIdRequest {
+    fn from_form(form: &Form) -> Self {
+        Self { policyid: Ok(form.text("policyid")) }
+    }
 }
 
 /// Removes a policy id from every user (an Admin).
@@ -136,9 +149,9 @@ pub async fn remove_policy_id(
     body: Body,
 ) -> Result<StatusCode, ApiError> {
     let input = body.input()?;
-    input.reject_unexpected_of::<PolicyIdRequest>()?;
+    let request: PolicyIdRequest = input.read()?;
     let token = any_token(&context.headers)?;
-    let id = PolicyId::parse(input.string("policyid")?.as_deref())?;
+    let id = PolicyId::parse(request.policyid?.as_deref())?;
     let caller = state.login_caller(&token, Some(Action::RemovePolicyId))?;
     policies::remove_policy_id(&state.ledger, &id, &caller.acting(&context)).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -14,7 +14,7 @@ use crate::api::caller::{administrator, parse_user};
 use crate::api::error::{ApiError, ErrorEnvelope};
 use crate::api::pages::{self, Nav};
 use crate::api::permissions::Action;
-use crate::api::request::{Body, RequestContext};
+use crate::api::request::{Body, Form, FormBody, JsonBody, JsonObject, RequestContext};
 use crate::api::tokens::{no_content_clearing_cookie, owned_token, revoke_token};
 use crate::api::{AppState, views};
 use crate::app::admin;
@@ -135,10 +135,22 @@ pub async fn revoke_all(State(state): State<AppState>, context: RequestContext) 
 
 /// Members of `POST /admin/token`'s body (JSON or form).
 #[derive(ToSchema)]
-#[allow(dead_code)]
 pub struct ViewTokenRequest {
     /// The token to look up (its value).
-    token: String,
+    #[schema(value_type = String, required)]
+    token: Option<String>,
+}
+
+impl JsonBody for ViewTokenRequest {
+    fn from_json(json: &JsonObject) -> Result<Self, ApiError> {
+        Ok(Self { token: json.string("token")? })
+    }
+}
+
+impl FormBody for ViewTokenRequest {
+    fn from_form(form: &Form) -> Self {
+        Self { token: form.text("token") }
+    }
 }
 
 /// Looks a token up by its value.
@@ -166,8 +178,8 @@ pub async fn view_token(
     body: Body,
 ) -> Result<Response, ApiError> {
     let input = body.input()?;
-    input.reject_unexpected_of::<ViewTokenRequest>()?;
-    let token = input.string("token")?;
+    let request: ViewTokenRequest = input.read()?;
+    let token = request.token;
     if is_blank(token.as_deref()) {
         return Err(AuthError::missing("token").into());
     }

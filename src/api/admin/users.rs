@@ -18,7 +18,9 @@ use crate::api::error::{ApiError, ErrorEnvelope};
 use crate::api::pages::{self, Nav};
 use crate::api::permissions;
 use crate::api::permissions::Action;
-use crate::api::request::{Body, Input, JsonObject, RequestContext, any_token, required_header_token};
+use crate::api::request::{
+    Body, Deferred, Form, FormBody, Input, JsonBody, JsonObject, RequestContext, any_token, required_header_token,
+};
 use crate::api::{AppState, views};
 use crate::app::admin;
 use crate::app::roles::{self, RolesChange};
@@ -29,12 +31,27 @@ use crate::domain::{AuthError, CustomRoleId, DisplayName, EmailAddress, ErrorTyp
 
 /// Members of `POST /admin/localaccount/create`'s body (JSON or form).
 #[derive(ToSchema)]
-#[allow(dead_code)]
 pub struct LocalAccountRequest {
     /// The new account's user name.
-    user: String,
-    display: String,
-    email: String,
+    #[schema(value_type = String, required)]
+    user: Deferred<String>,
+    #[schema(value_type = String, required)]
+    display: Deferred<String>,
+    #[schema(value_type = String, required)]
+    email: Deferred<String>,
+}
+
+impl JsonBody for LocalAccountRequest {
+    fn from_json(json: &JsonObject) -> Result<Self, ApiError> {
+        // Their types answer after the token's presence, where they are used.
+        Ok(Self { user: json.string("user"), display: json.string("display"), email: json.string("email") })
+    }
+}
+
+impl FormBody for LocalAccountRequest {
+    fn from_form(form: &Form) -> Self {
+        Self { user: Ok(form.text("user")), display: Ok(form.text("display")), email: Ok(form.text("email")) }
+    }
 }
 
 /// The local account made, with its temporary password (shown once).
@@ -72,9 +89,9 @@ pub async fn create_local_account(
     body: Body,
 ) -> Result<Response, ApiError> {
     let input = body.input()?;
-    input.reject_unexpected_of::<LocalAccountRequest>()?;
+    let request: LocalAccountRequest = input.read()?;
     let token = any_token(&context.headers)?;
-    let (user, display, email) = (input.string("user")?, input.string("display")?, input.string("email")?);
+    let (user, display, email) = (request.user?, request.display?, request.email?);
     let name = UserName::parse(user.as_deref())?;
     let created = name.clone();
     let display_name = DisplayName::parse(display.as_deref())?;
@@ -144,19 +161,25 @@ const MAX_CERTIFICATES_SHOWN: usize = 50;
 /// Members of `POST /admin/user/{user}/roles`'s JSON body (a form instead
 /// names each wanted role as a key).
 #[derive(ToSchema)]
-#[allow(dead_code)]
 pub struct RolesRequest {
     /// The built-in role ids the user should hold (`Root` never changes here).
-    roles: Option<Vec<String>>,
+    #[schema(value_type = Option<Vec<String>>)]
+    roles: Option<Vec<Option<String>>>,
+}
+
+impl JsonBody for RolesRequest {
+    fn from_json(json: &JsonObject) -> Result<Self, ApiError> {
+        Ok(Self { roles: json.string_list("roles")? })
+    }
 }
 
 /// The built-in roles a body asks for: `{"roles": [...]}` or form keys named after roles.
 fn requested_roles(input: &Input) -> Result<BTreeSet<Role>, ApiError> {
     match input {
         Input::Json(json) => {
-            json.reject_unexpected_of::<RolesRequest>()?;
+            let request: RolesRequest = json.read()?;
             let mut roles = BTreeSet::new();
-            for id in json.string_list("roles")?.unwrap_or_default() {
+            for id in request.roles.unwrap_or_default() {
                 let id = id.ok_or_else(|| AuthError::illegal("Null item in roles"))?;
                 roles.insert(Role::from_id(&id).ok_or_else(|| AuthError::new(ErrorType::NoSuchRole, id))?);
             }
@@ -201,7 +224,6 @@ pub async fn set_roles(
 
 /// `POST /api/V2/admin/users/{user}/roles`'s body: roles to add and remove.
 #[derive(ToSchema)]
-#[allow(dead_code)]
 pub struct UserRolesChange {
     /// Built-in role ids to grant.
     #[schema(rename = "addRoles")]
@@ -217,9 +239,16 @@ pub struct UserRolesChange {
     remove_custom_roles: Option<Vec<String>>,
 }
 
-/// The role ids of `key` (null items refused).
-fn role_ids(json: &JsonObject, key: &str) -> Result<Vec<String>, ApiError> {
-    Ok(json.strings(key)?.unwrap_or_default())
+impl JsonBody for UserRolesChange {
+    /// Each list's null items refused.
+    fn from_json(json: &JsonObject) -> Result<Self, ApiError> {
+        Ok(Self {
+            add_roles: json.strings("addRoles")?,
+            remove_roles: json.strings("removeRoles")?,
+            add_custom_roles: json.strings("addCustomRoles")?,
+            remove_custom_roles: json.strings("removeCustomRoles")?,
+        })
+    }
 }
 
 /// Adds and removes a user's built-in and custom roles in one step (auth2's
@@ -246,15 +275,15 @@ pub async fn change_user_roles(
     body: Body,
 ) -> Result<StatusCode, ApiError> {
     let name = parse_user(&user)?;
-    let json = body.json()?;
-    json.reject_unexpected_of::<UserRolesChange>()?;
+    let request: UserRolesChange = body.read()?;
     let role = |id: String| Role::from_id(&id).ok_or_else(|| ApiError::from(AuthError::new(ErrorType::NoSuchRole, id)));
     let custom = |id: String| CustomRoleId::parse(Some(&id)).map_err(ApiError::from);
+    let ids = |ids: Option<Vec<String>>| ids.unwrap_or_default().into_iter();
     let change = RolesChange {
-        add: role_ids(&json, "addRoles")?.into_iter().map(role).collect::<Result<_, _>>()?,
-        remove: role_ids(&json, "removeRoles")?.into_iter().map(role).collect::<Result<_, _>>()?,
-        add_custom: role_ids(&json, "addCustomRoles")?.into_iter().map(custom).collect::<Result<_, _>>()?,
-        remove_custom: role_ids(&json, "removeCustomRoles")?.into_iter().map(custom).collect::<Result<_, _>>()?,
+        add: ids(request.add_roles).map(role).collect::<Result<_, _>>()?,
+        remove: ids(request.remove_roles).map(role).collect::<Result<_, _>>()?,
+        add_custom: ids(request.add_custom_roles).map(custom).collect::<Result<_, _>>()?,
+        remove_custom: ids(request.remove_custom_roles).map(custom).collect::<Result<_, _>>()?,
     };
     let caller = state.login_caller(&required_header_token(&context.headers)?, None)?;
     if change.touches_roles() {
@@ -270,10 +299,16 @@ pub async fn change_user_roles(
 /// Members of `POST /admin/user/{user}/customroles`'s JSON body (a form
 /// instead names each wanted custom role as a key).
 #[derive(ToSchema)]
-#[allow(dead_code)]
 pub struct CustomRolesRequest {
     /// The custom role ids the user should hold.
-    customroles: Option<Vec<String>>,
+    #[schema(value_type = Option<Vec<String>>)]
+    customroles: Option<Vec<Option<String>>>,
+}
+
+impl JsonBody for CustomRolesRequest {
+    fn from_json(json: &JsonObject) -> Result<Self, ApiError> {
+        Ok(Self { customroles: json.string_list("customroles")? })
+    }
 }
 
 /// Replaces the user's custom roles with the requested set.
@@ -310,9 +345,9 @@ pub async fn set_custom_roles(
     let input = body.input()?;
     let wanted: BTreeSet<CustomRoleId> = match &input {
         Input::Json(json) => {
-            json.reject_unexpected_of::<CustomRolesRequest>()?;
+            let request: CustomRolesRequest = json.read()?;
             let mut wanted = BTreeSet::new();
-            for id in json.string_list("customroles")?.unwrap_or_default() {
+            for id in request.customroles.unwrap_or_default() {
                 let id = id.ok_or_else(|| AuthError::illegal("Null item in custom roles"))?;
                 wanted.insert(CustomRoleId::parse(Some(&id))?);
             }
@@ -330,22 +365,33 @@ pub async fn set_custom_roles(
 
 /// Members of `POST /admin/user/{user}/disable`'s JSON body.
 #[derive(ToSchema)]
-#[allow(dead_code)]
 pub struct DisableRequest {
     /// `true` disables the account, `false` enables it.
-    disable: bool,
+    #[schema(value_type = bool, required)]
+    disable: Option<bool>,
     /// Why (required to disable; at most 1000 characters).
     disabledreason: Option<String>,
 }
 
+impl JsonBody for DisableRequest {
+    fn from_json(json: &JsonObject) -> Result<Self, ApiError> {
+        Ok(Self { disable: json.boolean("disable")?, disabledreason: json.string("disabledreason")? })
+    }
+}
+
 /// The same as a form: a present `disable` disables, an absent one enables.
 #[derive(ToSchema)]
-#[allow(dead_code)]
 pub struct DisableForm {
     /// Present (any value): disable; absent: enable.
     disable: Option<String>,
     /// Why (required to disable).
     disabledreason: Option<String>,
+}
+
+impl FormBody for DisableForm {
+    fn from_form(form: &Form) -> Self {
+        Self { disable: form.text("disable"), disabledreason: form.text("disabledreason") }
+    }
 }
 
 /// Disables an account (a reason is required) or enables it again.
@@ -377,11 +423,13 @@ pub async fn disable(
     let input = body.input()?;
     let (disable, reason) = match &input {
         Input::Json(json) => {
-            json.reject_unexpected_of::<DisableRequest>()?;
-            let disable = json.boolean("disable")?.ok_or_else(|| AuthError::missing("disable"))?;
-            (disable, json.string("disabledreason")?)
+            let request: DisableRequest = json.read()?;
+            (request.disable.ok_or_else(|| AuthError::missing("disable"))?, request.disabledreason)
         }
-        Input::Form(form) => (form.has("disable"), form.get("disabledreason").map(str::to_owned)),
+        Input::Form(form) => {
+            let request: DisableForm = form.read();
+            (request.disable.is_some(), request.disabledreason)
+        }
     };
     let reason = if disable { Some(check_length(reason.as_deref(), "reason", 1000)?.to_owned()) } else { None };
     let caller = administrator(&state, &context, Action::DisableOrEnableUser)?;
