@@ -9,6 +9,7 @@ use std::sync::Arc;
 use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand};
 
+use authledger::app::import_auth2::{self, ImportError};
 use authledger::app::ledger::{Ledger, LedgerOptions};
 use authledger::app::root_account::{self, RootOutcome, set_root_password};
 use authledger::app::witness::{Accepted, Standing, Witness, accept};
@@ -83,6 +84,23 @@ enum Command {
     Secrets {
         #[command(subcommand)]
         action: SecretsAction,
+    },
+    /// Bring a KBase auth2 deployment over from a `mongodump` of its database
+    /// into an empty log: users with their anonymous ids, identities, roles and
+    /// passwords, live tokens, custom roles and settings. All of it is written
+    /// in one transaction, or nothing is.
+    ImportAuth2 {
+        /// The folder mongodump wrote for auth2's database (`dump/<database>`;
+        /// `--gzip` dumps are read too).
+        dir: PathBuf,
+        /// Read and check everything and say what would come over; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Leave out the documents that do not fit (each is listed) instead of refusing the dump.
+        #[arg(long)]
+        skip_invalid: bool,
+        #[command(flatten)]
+        common: Common,
     },
     /// The witness of the log's heads (the signed head kept outside the database).
     Witness {
@@ -388,6 +406,27 @@ async fn run(cli: Cli) -> Result<(), String> {
             }
             Ok(())
         }
+        Command::ImportAuth2 { dir, dry_run, skip_invalid, common } => {
+            let (_, options) = common.resolve()?;
+            let clock: authledger::clock::SharedClock = Arc::new(SystemClock);
+            let dump = import_auth2::Dump::open(&dir).map_err(|e| e.to_string())?;
+            let plan = match import_auth2::plan(&dump, clock.now_ms(), skip_invalid) {
+                Err(ImportError::Refused(refused)) => {
+                    eprint!("{}", import_auth2::describe_refused(&refused));
+                    return Err(ImportError::Refused(refused).to_string());
+                }
+                planned => planned.map_err(|e| e.to_string())?,
+            };
+            if dry_run {
+                print!("{}", import_auth2::describe(&plan.report, true));
+                return Ok(());
+            }
+            let bar = progress(plan.report.events as u64, "importing");
+            let imported = import_auth2::import_into(&options.ledger, plan, clock, |n| bar.set_position(n)).await;
+            bar.finish_and_clear();
+            print!("{}", import_auth2::describe(&imported.map_err(|e| e.to_string())?, false));
+            Ok(())
+        }
         Command::Secrets { action: SecretsAction::NewKey { file } } => {
             let id = authledger::app::secrets::new_key(&file).map_err(|e| e.to_string())?;
             eprintln!(
@@ -459,4 +498,18 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// A progress bar up to `total` on a terminal; hidden when piped.
+fn progress(total: u64, what: &str) -> indicatif::ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{msg} {bar:40} {pos}/{len} ({per_sec}, {eta})")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar.set_message(what.to_owned());
+    bar
 }

@@ -18,6 +18,7 @@ mod concurrency;
 mod contention;
 mod flows;
 mod forwarded;
+mod import_auth2;
 mod integrity;
 mod invites;
 mod legacy;

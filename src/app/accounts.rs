@@ -13,7 +13,7 @@ use super::ledger::Ledger;
 use super::passwords::{Admitted, Checked, Turn};
 use super::throttle::{PasswordClient, Reservation};
 use super::tokens::{self, NewToken};
-use super::{AppError, forget_secret, passwords, second_factor, undo_secret};
+use super::{AppError, forget_secret, legacy_password, passwords, second_factor, undo_secret};
 use crate::domain::throttle::{PasswordSource, is_throttled};
 use crate::domain::token::{ClientInfo, Mfa};
 use crate::domain::user::{NewPassword, check_can_reset_password, locked};
@@ -96,6 +96,7 @@ async fn check_password<'a>(
         Some(id) => ledger.credentials.get(id).await?,
         None => None,
     };
+    let legacy = stored.as_deref().is_some_and(legacy_password::is_legacy);
     let matched = slot.verify(password.to_owned(), stored).await;
     drop(slot);
     let Some(record) = account.filter(|_| matched) else {
@@ -113,7 +114,38 @@ async fn check_password<'a>(
         settle(ledger, &verified, Settled::Alone, metadata).await;
         return Err(refusal.into());
     }
+    if legacy {
+        rehash(ledger, &verified.record, password, metadata).await;
+    }
     Ok(verified)
+}
+
+/// Replaces an imported account's auth2 hash with an argon2id hash of the
+/// same password, which has just matched it. A failure is reported and
+/// leaves the old hash, which still works: the next login tries again.
+async fn rehash(ledger: &Ledger, record: &UserRecord, password: &str, metadata: &EventMetadata) {
+    let now = ledger.now();
+    let credential_id = match passwords::store(&ledger.password_work, &ledger.credentials, password.to_owned(), now)
+        .await
+    {
+        Ok(id) => id,
+        Err(error) => {
+            tracing::warn!(%error, user = %record.name, "could not hash an imported password anew; it stays as it is");
+            return;
+        }
+    };
+    let command = UserCommand::RehashPassword { credential_id, at: now };
+    match ledger.execute::<User>(&record.name, command, metadata).await {
+        Ok(_) | Err(AppError::Lagging(_)) => {
+            if let Some(old) = record.credential {
+                forget_secret(ledger, old, "an imported password hash, replaced").await;
+            }
+        }
+        Err(error) => {
+            tracing::warn!(%error, user = %record.name, "could not record an imported password's new hash");
+            forget_secret(ledger, credential_id, "a new password hash whose recording failed").await;
+        }
+    }
 }
 
 /// How a right password's check is given back to the account.

@@ -22,7 +22,7 @@ use rand::seq::SliceRandom;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, SemaphorePermit};
 use tokio::time::Instant;
 
-use crate::app::AppError;
+use crate::app::{AppError, legacy_password};
 use crate::domain::{AuthError, ErrorType};
 use crate::store::Credentials;
 
@@ -348,7 +348,13 @@ impl Slot<'_> {
     pub async fn verify(&self, password: String, stored: Option<String>) -> bool {
         let known = stored.is_some();
         let stored = stored.unwrap_or_else(|| DECOY.to_owned());
-        let matched = self.work.run(move |memory| verify_with(memory, password.as_bytes(), &stored)).await;
+        let matched = self
+            .work
+            .run(move |memory| match legacy_password::is_legacy(&stored) {
+                true => legacy_password::verify(password.as_bytes(), &stored),
+                false => verify_with(memory, password.as_bytes(), &stored),
+            })
+            .await;
         known && matched.unwrap_or(false)
     }
 

@@ -12,8 +12,24 @@ use super::names::{CustomRoleId, UserName};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(test, derive(strum::VariantNames))]
 pub enum CustomRoleEvent {
-    CustomRoleSet { id: CustomRoleId, description: String, by: UserName, at: i64 },
-    CustomRoleDeleted { id: CustomRoleId, by: UserName, at: i64 },
+    CustomRoleSet {
+        id: CustomRoleId,
+        description: String,
+        by: UserName,
+        at: i64,
+    },
+    CustomRoleDeleted {
+        id: CustomRoleId,
+        by: UserName,
+        at: i64,
+    },
+    /// A role brought over from KBase auth2 (`import-auth2`), which never
+    /// recorded who made it or when; `at` is the import's time.
+    CustomRoleImported {
+        id: CustomRoleId,
+        description: String,
+        at: i64,
+    },
 }
 
 impl DomainEvent for CustomRoleEvent {
@@ -21,6 +37,7 @@ impl DomainEvent for CustomRoleEvent {
         match self {
             Self::CustomRoleSet { .. } => "CustomRoleSet",
             Self::CustomRoleDeleted { .. } => "CustomRoleDeleted",
+            Self::CustomRoleImported { .. } => "CustomRoleImported",
         }
         .to_owned()
     }
@@ -65,7 +82,7 @@ impl Aggregate for CustomRole {
     }
 
     fn apply(&mut self, event: CustomRoleEvent) {
-        self.exists = matches!(event, CustomRoleEvent::CustomRoleSet { .. });
+        self.exists = !matches!(event, CustomRoleEvent::CustomRoleDeleted { .. });
     }
 }
 

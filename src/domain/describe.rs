@@ -69,6 +69,20 @@ impl LedgerEvent {
                     let email = email.as_ref().map(|e| format!(" <{e}>")).unwrap_or_default();
                     format!("{created_by} created account {u} ({display}{email})")
                 }
+                UserEvent::UserImported(account) => {
+                    let email = account.email.as_ref().map(|e| format!(" <{e}>")).unwrap_or_default();
+                    let kind = if account.local { "local account" } else { "account" };
+                    let disabled = if account.disabled() { ", disabled" } else { "" };
+                    format!(
+                        "{kind} {u} ({}{email}{disabled}) came over from KBase auth2 ({}); created there {}",
+                        account.display,
+                        account.source,
+                        timestamp(account.created)
+                    )
+                }
+                UserEvent::PasswordRehashed { .. } => {
+                    format!("{u}'s imported password hash was replaced by an argon2id hash at its first login")
+                }
                 UserEvent::DisplayNameChanged { display } => format!("{u} changed display name to \"{display}\""),
                 UserEvent::EmailChanged { email } => match email {
                     Some(email) => format!("{u} changed email to {email}"),
@@ -184,6 +198,9 @@ impl LedgerEvent {
             }
             LedgerEvent::CustomRole(CustomRoleEvent::CustomRoleDeleted { by, .. }) => {
                 format!("{by} deleted custom role {u}")
+            }
+            LedgerEvent::CustomRole(CustomRoleEvent::CustomRoleImported { description, .. }) => {
+                format!("custom role {u} came over from KBase auth2: \"{description}\"")
             }
             LedgerEvent::ServerConfig(ServerConfigEvent::ServerConfigInitialized { .. }) => {
                 "the server's settings were initialized".to_owned()

@@ -15,6 +15,7 @@ use super::certificate::{CertificateEvent, ProvisionTokenId, Signed};
 use super::custom_role::CustomRoleEvent;
 use super::host::HostEvent;
 use super::identity::{IdentityClaimEvent, IdentityId, LinkVia, RemoteIdentity};
+use super::imported::{ImportedAccount, ImportedToggle};
 use super::invite::InviteEvent;
 use super::names::{CustomRoleId, DisplayName, EmailAddress, PolicyId, UserName};
 use super::policy::PolicyEvent;
@@ -145,6 +146,28 @@ fn samples() -> Vec<(String, Value)> {
             at,
         }),
         stored(&UserEvent::LoginThrottleCleared { by: admin.clone(), at }),
+        stored(&UserEvent::UserImported(Box::new(ImportedAccount {
+            user: name("bob"),
+            display: DisplayName::parse(Some("Bob Builder")).unwrap_or_else(|e| panic!("{e}")),
+            email: EmailAddress::parse(Some("bob@example.org")).ok(),
+            anon_id: Uuid::from_u128(0x2c1b5a8e_4f5b_4d8e_9d6e_0d7f1c1a0b9e),
+            local: true,
+            created: 1_500_000_000_000,
+            last_login: Some(1_600_000_000_000),
+            roles: BTreeSet::from([Role::DevToken]),
+            custom_roles: BTreeSet::from([role("curator")]),
+            policy_ids: BTreeMap::from([(
+                PolicyId::parse(Some("kbase-user")).unwrap_or_else(|e| panic!("{e}")),
+                1_500_000_000_000,
+            )]),
+            identities: vec![remote()],
+            toggle: Some(ImportedToggle { by: admin.clone(), at: 1_550_000_000_000, reason: Some("left".into()) }),
+            reset_required: true,
+            credential_id: Some(Uuid::from_u128(42)),
+            password_set: Some(1_550_000_000_000),
+            source: "auth2 dump /backups/auth2".into(),
+        }))),
+        stored(&UserEvent::PasswordRehashed { credential_id: Uuid::from_u128(43), at }),
         stored(&CertAuthorityEvent::CertAuthorityCreated {
             ca: CaKind::User,
             key: super::cert_authority::tests::key(1),
@@ -238,6 +261,7 @@ fn samples() -> Vec<(String, Value)> {
             at,
         }),
         stored(&CustomRoleEvent::CustomRoleDeleted { id: role("curator"), by: admin.clone(), at }),
+        stored(&CustomRoleEvent::CustomRoleImported { id: role("curator"), description: "Curates data".into(), at }),
         stored(&ServerConfigEvent::ServerConfigInitialized { settings: ServerSettings::default() }),
         stored(&ServerConfigEvent::ServerConfigUpdated {
             changes: vec![

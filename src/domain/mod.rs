@@ -11,6 +11,7 @@ pub mod describe;
 pub mod error;
 pub mod host;
 pub mod identity;
+pub mod imported;
 pub mod invite;
 pub mod names;
 pub mod policy;

@@ -13,6 +13,7 @@ use uuid::Uuid;
 use super::Actor;
 use super::error::{AuthError, ErrorType};
 use super::identity::{IdentityId, LinkVia, RemoteIdentity};
+use super::imported::ImportedAccount;
 use super::names::{CustomRoleId, DisplayName, EmailAddress, PolicyId, UserName};
 use super::principals::{InvitedIdentity, Login};
 use super::roles::{Role, RoleSet};
@@ -184,6 +185,16 @@ pub enum UserEvent {
         by: UserName,
         at: i64,
     },
+    /// An account brought over from KBase auth2 with all it held there
+    /// (`authledger import-auth2`): the first and only creating event of its stream.
+    UserImported(Box<ImportedAccount>),
+    /// The same password, hashed anew (argon2id) at its first right check
+    /// after an import; the old hash is forgotten. Not a password change: the
+    /// password's age and a forced reset stand.
+    PasswordRehashed {
+        credential_id: Uuid,
+        at: i64,
+    },
 }
 
 impl DomainEvent for UserEvent {
@@ -217,6 +228,8 @@ impl DomainEvent for UserEvent {
             Self::PasswordCheckReserved { .. } => "PasswordCheckReserved",
             Self::PasswordCheckReleased { .. } => "PasswordCheckReleased",
             Self::LoginThrottleCleared { .. } => "LoginThrottleCleared",
+            Self::UserImported(_) => "UserImported",
+            Self::PasswordRehashed { .. } => "PasswordRehashed",
         }
         .to_owned()
     }
@@ -400,6 +413,12 @@ pub enum UserCommand {
     /// Clears the wrong-password count, any throttle and a second-factor lock (an Admin).
     ClearLoginThrottle {
         by: UserName,
+        at: i64,
+    },
+    /// Replaces an imported password hash with a new hash of the same
+    /// password (the caller checked it), kept under `credential_id`.
+    RehashPassword {
+        credential_id: Uuid,
         at: i64,
     },
 }
@@ -874,6 +893,12 @@ impl User {
                 false => Vec::new(),
             },
             UserCommand::ClearLoginThrottle { by, at } => vec![UserEvent::LoginThrottleCleared { by, at }],
+            UserCommand::RehashPassword { credential_id, at } => {
+                if !self.has_password {
+                    return Err(AuthError::new(ErrorType::NoSuchUser, format!("{name} has no password")));
+                }
+                vec![UserEvent::PasswordRehashed { credential_id, at }]
+            }
             UserCommand::VerifySecondFactor { step, at } => {
                 if !self.second_factor {
                     return Err(AuthError::illegal(format!("{name} has no second factor")));
@@ -975,6 +1000,20 @@ impl Aggregate for User {
                 self.failures = 0;
                 self.locked_until = None;
             }
+            UserEvent::UserImported(account) => {
+                let account = *account;
+                self.disabled = account.disabled();
+                self.name = Some(account.user);
+                self.display = Some(account.display);
+                self.email = account.email;
+                self.local = account.local;
+                self.roles = account.roles;
+                self.custom_roles = account.custom_roles;
+                self.has_password = account.credential_id.is_some();
+                self.reset_required = account.reset_required;
+                self.identities = account.identities.into_iter().map(|i| (i.id.clone(), i)).collect();
+            }
+            UserEvent::PasswordRehashed { .. } => {}
         }
     }
 }

@@ -90,6 +90,7 @@ impl Fold for Projections {
                         self.tokens.set_disabled(&name, false);
                     }
                     UserEvent::UserTokensRevoked { .. } => self.tokens.revoke_user(&name),
+                    UserEvent::UserImported(account) if account.disabled() => self.tokens.set_disabled(&name, true),
                     _ => {}
                 }
             }

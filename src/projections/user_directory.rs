@@ -12,6 +12,7 @@ use std::ops::Bound;
 use uuid::Uuid;
 
 use crate::domain::canonical::Canonicalization;
+use crate::domain::imported::ImportedAccount;
 use crate::domain::names::java_trim;
 use crate::domain::throttle::PasswordThrottle;
 use crate::domain::user::reserved_of;
@@ -310,6 +311,10 @@ impl UserDirectory {
     }
 
     pub(crate) fn apply_user(&mut self, position: i64, name: &UserName, event: &UserEvent) {
+        if let UserEvent::UserImported(account) = event {
+            self.import(position, account);
+            return;
+        }
         if let UserEvent::UserCreated { user, display, email, anon_id, created, local, .. } = event {
             self.users.insert(
                 user.clone(),
@@ -441,12 +446,60 @@ impl UserDirectory {
                 user.password_throttle = PasswordThrottle::default();
                 user.locked_until = None;
             }
+            UserEvent::UserImported(_) => {}
+            // The same password's new hash: its position (the password's age) stands.
+            UserEvent::PasswordRehashed { credential_id, .. } => user.credential = Some(*credential_id),
         }
+    }
+
+    /// An account as auth2 held it; its custom roles as far as the catalogue knows them.
+    fn import(&mut self, position: i64, account: &ImportedAccount) {
+        let name = account.user.clone();
+        let custom_roles =
+            account.custom_roles.iter().filter(|r| self.custom_roles.contains_key(*r)).cloned().collect();
+        let identities: BTreeMap<IdentityId, RemoteIdentity> =
+            account.identities.iter().map(|i| (i.id.clone(), i.clone())).collect();
+        for id in identities.keys() {
+            self.by_identity.insert(id.clone(), name.clone());
+        }
+        let toggle = account.toggle.as_ref();
+        self.users.insert(
+            name.clone(),
+            UserRecord {
+                name: name.clone(),
+                display: account.display.to_string(),
+                email: account.email.as_ref().map(|e| e.to_string()),
+                anon_id: account.anon_id,
+                created: account.created,
+                last_login: account.last_login,
+                roles: account.roles.clone(),
+                custom_roles,
+                disabled_reason: toggle.and_then(|t| t.reason.clone()),
+                enable_toggle: toggle.map(|t| (t.at, t.by.clone())),
+                credential: account.credential_id,
+                logins: None,
+                invited_identities: BTreeSet::new(),
+                local: account.local,
+                remote_identities: identities,
+                policy_ids: account.policy_ids.clone(),
+                invited: None,
+                second_factor: None,
+                last_step: None,
+                locked_until: None,
+                password_throttle: PasswordThrottle::default(),
+                reset_forced: account.reset_required,
+                password_position: position,
+                canonical: Vec::new(),
+            },
+        );
+        self.anon_ids.insert(account.anon_id, name.clone());
+        self.index_display(&name);
     }
 
     pub(crate) fn apply_custom_role(&mut self, event: &CustomRoleEvent) {
         match event {
-            CustomRoleEvent::CustomRoleSet { id, description, .. } => {
+            CustomRoleEvent::CustomRoleSet { id, description, .. }
+            | CustomRoleEvent::CustomRoleImported { id, description, .. } => {
                 self.custom_roles.insert(id.clone(), description.clone());
             }
             CustomRoleEvent::CustomRoleDeleted { id, .. } => {

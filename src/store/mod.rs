@@ -19,6 +19,7 @@
 pub mod chain;
 pub mod flows;
 pub mod keyring;
+pub mod new_log;
 mod postgres;
 mod repository;
 mod sql;
@@ -523,6 +524,12 @@ impl Credentials {
     pub async fn put(&self, id: Uuid, kind: &str, secret: &str, created_at: i64) -> Result<(), StoreError> {
         let sealed = self.keyring()?.seal(&id.to_string(), kind, secret)?;
         self.backend.put_secret(id, kind, &sealed, created_at).await
+    }
+
+    /// `secret` of `kind` sealed as a row for [`EventLog::import`], not yet stored.
+    pub fn sealed_row(&self, id: Uuid, kind: &str, secret: &str, created_at: i64) -> Result<SecretRow, StoreError> {
+        let sealed = self.keyring()?.seal(&id.to_string(), kind, secret)?;
+        Ok(SecretRow { id: id.to_string(), kind: kind.to_owned(), secret: sealed, created_at })
     }
 
     /// The secret stored under `id`, if any, opened.

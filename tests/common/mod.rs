@@ -119,6 +119,14 @@ impl TestStore {
         self.options().store_url
     }
 
+    /// A new, empty store on the same engine.
+    pub async fn another(&self) -> Self {
+        match self {
+            Self::Sqlite { .. } => Self::sqlite(),
+            Self::Postgres { .. } => Self::postgres().await.expect("PostgreSQL, as for the first store"),
+        }
+    }
+
     /// Drops this test's PostgreSQL tables.
     pub async fn cleanup(&self) {
         if let Self::Postgres { url, prefix, .. } = self
