@@ -255,7 +255,7 @@ async fn a_log_with_events_and_a_dump_that_does_not_fit_are_refused_whole(store:
     let dir = tempfile::tempdir().expect("a folder");
     dump(dir.path(), false);
     // A token of a user the dump does not have, and a user with an unknown role.
-    let mut users = Dump::open(dir.path()).expect("a dump").documents("users").expect("users");
+    let mut users = Dump::open(dir.path()).expect("a dump").all("users").expect("users");
     users.push(doc! {"_id": ObjectId::new(), "user": "mallory", "lcl": false, "display": "M", "roles": ["Superuser"],
     "custrls": [], "idents": [], "policyids": [], "create": at(now())});
     write(dir.path(), "users", &users, false);

@@ -36,6 +36,8 @@ pub(crate) struct Queries {
     pub load_type: String,
     pub read_after: String,
     pub put_secret: String,
+    /// The start of a many-row insert of secrets: `INSERT … VALUES` (SQLite's import).
+    pub insert_secrets: String,
     pub get_secret: String,
     pub delete_secret: String,
     pub secret_ids: String,
@@ -95,6 +97,7 @@ impl Queries {
                 p(1),
                 p(2)
             ),
+            insert_secrets: format!("INSERT INTO {secrets} (id, kind, secret, created_at) VALUES"),
             put_secret: format!(
                 "INSERT INTO {secrets} (id, kind, secret, created_at) VALUES ({}, {}, {}, {})",
                 p(1),

@@ -15,8 +15,8 @@ use sqlx::{Row, SqliteConnection, SqlitePool};
 
 use super::sql::{Dialect, Queries};
 use super::{
-    EVENT_COLUMNS, ImportRow, LogBackend, Purge, SCHEMA_VERSION, StoreError, StoreOptions, StoredEvent, Tables,
-    backfill_chain, batch_aggregates, chain, check_schema, plan_batch, seal, serialized,
+    EVENT_COLUMNS, ImportRow, LogBackend, Purge, SCHEMA_VERSION, SecretRow, StoreError, StoreOptions, StoredEvent,
+    Tables, backfill_chain, batch_aggregates, chain, check_schema, plan_batch, seal, serialized,
 };
 
 pub(crate) struct SqliteBackend {
@@ -217,6 +217,48 @@ impl SqliteBackend {
     }
 }
 
+impl SqliteBackend {
+    /// Inserts exported rows as they are, in one statement (at most [`ROWS_PER_INSERT`]).
+    async fn insert_verbatim(&self, conn: &mut SqliteConnection, rows: &[StoredEvent]) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; rows.len()].join(", ");
+        let sql = format!("{} {values}", self.q.insert);
+        let mut query = sqlx::query(&sql).persistent(rows.len() == ROWS_PER_INSERT);
+        for e in rows {
+            query = query
+                .bind(e.position)
+                .bind(&e.aggregate_type)
+                .bind(&e.aggregate_id)
+                .bind(e.sequence)
+                .bind(&e.event_type)
+                .bind(&e.event_version)
+                .bind(&e.payload)
+                .bind(&e.metadata)
+                .bind(e.recorded_at)
+                .bind(&e.chain);
+        }
+        query.execute(&mut *conn).await?;
+        Ok(())
+    }
+
+    /// Inserts exported secrets as they are, in one statement (at most [`ROWS_PER_INSERT`]).
+    async fn insert_secrets(&self, conn: &mut SqliteConnection, rows: &[SecretRow]) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let values = vec!["(?, ?, ?, ?)"; rows.len()].join(", ");
+        let sql = format!("{} {values}", self.q.insert_secrets);
+        let mut query = sqlx::query(&sql).persistent(rows.len() == ROWS_PER_INSERT);
+        for s in rows {
+            query = query.bind(&s.id).bind(&s.kind).bind(&s.secret).bind(s.created_at);
+        }
+        query.execute(&mut *conn).await?;
+        Ok(())
+    }
+}
+
 /// Bound variables stay far below SQLite's limit (32766).
 const KEYS_PER_QUERY: usize = 500;
 const ROWS_PER_INSERT: usize = 256;
@@ -285,36 +327,26 @@ impl LogBackend for SqliteBackend {
             if events + secrets > 0 {
                 return Err(StoreError::NotEmpty { events, secrets });
             }
+            // Many rows a statement: one statement a row costs a round trip to sqlx's SQLite thread each.
             let mut written = 0;
+            let (mut events, mut secrets) = (Vec::new(), Vec::new());
             for row in rows {
                 match row.map_err(StoreError::Import)? {
-                    ImportRow::Event(e) => {
-                        sqlx::query(&format!("{} (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", self.q.insert))
-                            .bind(e.position)
-                            .bind(&e.aggregate_type)
-                            .bind(&e.aggregate_id)
-                            .bind(e.sequence)
-                            .bind(&e.event_type)
-                            .bind(&e.event_version)
-                            .bind(&e.payload)
-                            .bind(&e.metadata)
-                            .bind(e.recorded_at)
-                            .bind(&e.chain)
-                            .execute(&mut *conn)
-                            .await?;
-                    }
-                    ImportRow::Secret(s) => {
-                        sqlx::query(&self.q.put_secret)
-                            .bind(&s.id)
-                            .bind(&s.kind)
-                            .bind(&s.secret)
-                            .bind(s.created_at)
-                            .execute(&mut *conn)
-                            .await?;
-                    }
+                    ImportRow::Event(e) => events.push(e),
+                    ImportRow::Secret(s) => secrets.push(s),
                 }
                 written += 1;
+                if events.len() == ROWS_PER_INSERT {
+                    self.insert_verbatim(&mut conn, &events).await?;
+                    events.clear();
+                }
+                if secrets.len() == ROWS_PER_INSERT {
+                    self.insert_secrets(&mut conn, &secrets).await?;
+                    secrets.clear();
+                }
             }
+            self.insert_verbatim(&mut conn, &events).await?;
+            self.insert_secrets(&mut conn, &secrets).await?;
             sqlx::query("COMMIT").execute(&mut *conn).await?;
             Ok::<u64, StoreError>(written)
         }

@@ -62,56 +62,81 @@ impl Dump {
         self.file(collection).is_some()
     }
 
-    /// Every document of `collection` (none when the dump has no such file:
-    /// mongodump writes no file for a collection that was never created).
-    pub fn documents(&self, collection: &str) -> Result<Vec<Document>, DumpError> {
+    /// The documents of `collection`, read one at a time (none when the dump
+    /// has no such file: mongodump writes none for a collection never created).
+    pub fn documents(&self, collection: &str) -> Result<Documents, DumpError> {
         let Some(file) = self.file(collection) else {
-            return Ok(Vec::new());
+            return Ok(Documents { reader: Box::new(std::io::empty()), file: PathBuf::new(), offset: 0, done: true });
         };
         let unreadable = |error| DumpError::Unreadable { file: file.clone(), error };
         let opened = File::open(&file).map_err(unreadable)?;
-        let mut reader: Box<dyn Read> = if file.extension().is_some_and(|e| e == "gz") {
+        let reader: Box<dyn Read + Send> = if file.extension().is_some_and(|e| e == "gz") {
             Box::new(flate2::read::MultiGzDecoder::new(BufReader::new(opened)))
         } else {
             Box::new(BufReader::new(opened))
         };
-        read_all(&mut reader, &file)
+        Ok(Documents { reader, file, offset: 0, done: false })
+    }
+
+    /// Every document of `collection` at once (for the small ones).
+    pub fn all(&self, collection: &str) -> Result<Vec<Document>, DumpError> {
+        self.documents(collection)?.collect()
     }
 }
 
-/// The documents of one file, one after another, each checked whole.
-fn read_all(reader: &mut dyn Read, file: &Path) -> Result<Vec<Document>, DumpError> {
-    let mut documents = Vec::new();
-    let mut offset = 0u64;
-    loop {
+/// The documents of one file, one after another, each checked whole; the
+/// first error ends them.
+pub struct Documents {
+    reader: Box<dyn Read + Send>,
+    file: PathBuf,
+    offset: u64,
+    done: bool,
+}
+
+impl Iterator for Documents {
+    type Item = Result<Document, DumpError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let read = self.read();
+        self.done = !matches!(read, Ok(Some(_)));
+        read.transpose()
+    }
+}
+
+impl Documents {
+    fn read(&mut self) -> Result<Option<Document>, DumpError> {
+        let (file, offset) = (&self.file, self.offset);
         let mut length = [0u8; 4];
-        let got =
-            read_up_to(reader, &mut length).map_err(|error| DumpError::Unreadable { file: file.into(), error })?;
+        let got = read_up_to(&mut self.reader, &mut length)
+            .map_err(|error| DumpError::Unreadable { file: file.clone(), error })?;
         match got {
-            0 => return Ok(documents),
+            0 => return Ok(None),
             4 => {}
-            _ => return Err(DumpError::Truncated { file: file.into(), offset }),
+            _ => return Err(DumpError::Truncated { file: file.clone(), offset }),
         }
         let size = i32::from_le_bytes(length);
         let size = usize::try_from(size).ok().filter(|s| (5..=MAX_DOCUMENT).contains(s)).ok_or_else(|| {
-            DumpError::NotBson { file: file.into(), offset, why: format!("claims a length of {size} bytes") }
+            DumpError::NotBson { file: file.clone(), offset, why: format!("claims a length of {size} bytes") }
         })?;
         let mut bytes = vec![0u8; size];
         bytes[..4].copy_from_slice(&length);
-        match reader.read_exact(&mut bytes[4..]) {
+        match self.reader.read_exact(&mut bytes[4..]) {
             Ok(()) => {}
             Err(error) if error.kind() == ErrorKind::UnexpectedEof => {
-                return Err(DumpError::Truncated { file: file.into(), offset });
+                return Err(DumpError::Truncated { file: file.clone(), offset });
             }
-            Err(error) => return Err(DumpError::Unreadable { file: file.into(), error }),
+            Err(error) => return Err(DumpError::Unreadable { file: file.clone(), error }),
         }
         let document = Document::from_reader(bytes.as_slice()).map_err(|e| DumpError::NotBson {
-            file: file.into(),
+            file: file.clone(),
             offset,
             why: e.to_string(),
         })?;
-        documents.push(document);
-        offset += size as u64;
+        self.offset += size as u64;
+        Ok(Some(document))
     }
 }
 
@@ -134,6 +159,11 @@ mod tests {
     use super::*;
     use bson::doc;
 
+    fn read_all(bytes: &[u8], file: &Path) -> Result<Vec<Document>, DumpError> {
+        let reader = Box::new(std::io::Cursor::new(bytes.to_vec()));
+        Documents { reader, file: file.to_owned(), offset: 0, done: false }.collect()
+    }
+
     fn written(documents: &[Document]) -> Vec<u8> {
         let mut bytes = Vec::new();
         for d in documents {
@@ -145,15 +175,15 @@ mod tests {
     #[test]
     fn documents_are_read_one_after_another_and_a_cut_one_is_named() {
         let bytes = written(&[doc! {"user": "alice"}, doc! {"user": "bob"}]);
-        let read = read_all(&mut bytes.as_slice(), Path::new("users.bson")).unwrap_or_else(|e| panic!("{e}"));
+        let read = read_all(&bytes, Path::new("users.bson")).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(read.len(), 2);
         assert_eq!(read[1].get_str("user").ok(), Some("bob"));
         let cut = &bytes[..bytes.len() - 3];
-        let error = read_all(&mut &cut[..], Path::new("users.bson")).err().map(|e| e.to_string());
+        let error = read_all(cut, Path::new("users.bson")).err().map(|e| e.to_string());
         let first = doc! {"user": "alice"};
         let offset = written(&[first]).len();
         assert_eq!(error, Some(format!("users.bson: truncated: the document at byte {offset} ends early")));
-        let error = read_all(&mut &b"not bson at all"[..], Path::new("users.bson")).err().map(|e| e.to_string());
+        let error = read_all(b"not bson at all", Path::new("users.bson")).err().map(|e| e.to_string());
         assert!(error.is_some_and(|e| e.starts_with("users.bson: not BSON: the document at byte 0")));
     }
 }

@@ -96,22 +96,20 @@ pub struct Plan {
 /// unless `skip_invalid`, which leaves it out and reports it.
 pub fn plan(dump: &Dump, now: i64, skip_invalid: bool) -> Result<Plan, ImportError> {
     let source = format!("auth2 dump {}", dump.dir().display());
-    config::check_schema(&dump.documents("config")?)?;
+    config::check_schema(&dump.all("config")?)?;
     let mut report = Report::default();
     let refuse = |collection: &'static str, id: String, why: String| Refused { collection, id, why };
     let mut refused = Vec::new();
 
-    let (settings, bad_settings) = config::settings(
-        &dump.documents("config_app")?,
-        &dump.documents("config_prov")?,
-        &dump.documents("config_ext")?,
-    );
+    let (settings, bad_settings) =
+        config::settings(&dump.all("config_app")?, &dump.all("config_prov")?, &dump.all("config_ext")?);
     refused.extend(bad_settings.into_iter().map(|(collection, id, why)| refuse(collection, id, why)));
     report.providers = settings.providers.len();
 
     let mut roles = Vec::new();
     let mut role_ids = HashSet::new();
     for document in dump.documents("cust_roles")? {
+        let document = document?;
         match documents::custom_role(&document) {
             Ok(role) if !role_ids.insert(role.id.clone()) => {
                 refused.push(refuse("cust_roles", role.object_id, format!("a second role {}", role.id)))
@@ -128,6 +126,7 @@ pub fn plan(dump: &Dump, now: i64, skip_invalid: bool) -> Result<Plan, ImportErr
     let mut anon_ids = HashSet::new();
     let mut identities = HashSet::new();
     for document in dump.documents("users")? {
+        let document = document?;
         let id = documents::document_id(&document, "user");
         let user = match documents::user(&document, &by_object_id, &source) {
             Ok(user) => user,
@@ -164,6 +163,7 @@ pub fn plan(dump: &Dump, now: i64, skip_invalid: bool) -> Result<Plan, ImportErr
     let mut token_ids = HashSet::new();
     let mut hashes = HashSet::new();
     for document in dump.documents("tokens")? {
+        let document = document?;
         let id = documents::document_id(&document, "id");
         let (token_id, grant) = match documents::token(&document) {
             Ok(token) => token,
