@@ -22,6 +22,7 @@ const ALICE_PASSWORD: &str = "correct horse battery staple";
 const ALICE_ANON: &str = "3f0e2f6a-9a55-4d0c-b6d3-2e8c1b9d7a10";
 const BOB_ANON: &str = "7b1a7c2e-1f4d-4e4b-9c55-0a6e3d2f8b21";
 const LOGIN_TOKEN: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+const LOGIN_TOKEN_ID: &str = "9d3f1c2b-7a6e-4b5d-8c4f-3e2d1c0b9a87";
 const SERV_TOKEN: &str = "QRSTUVWXYZ234567ABCDEFGHIJKLMNOP";
 const EXPIRED_TOKEN: &str = "MNOPQRSTUVWXYZ234567ABCDEFGHIJKL";
 const DISABLED_TOKEN: &str = "IJKLMNOPQRSTUVWXYZ234567ABCDEFGH";
@@ -146,11 +147,13 @@ fn dump(dir: &Path, gzip: bool) {
     };
     let mut serv = token("Serv", "bob", SERV_TOKEN, now() + 1000 * DAY, Bson::String("pipeline".into()));
     serv.remove("custctx"); // tokens from before 2017 have none
+    let mut login = token("Login", "alice", LOGIN_TOKEN, now() + 7 * DAY, Bson::Null);
+    login.insert("id", LOGIN_TOKEN_ID);
     write(
         dir,
         "tokens",
         &[
-            token("Login", "alice", LOGIN_TOKEN, now() + 7 * DAY, Bson::Null),
+            login,
             serv,
             token("Login", "alice", EXPIRED_TOKEN, now() - 1, Bson::Null),
             token("Login", "carol", DISABLED_TOKEN, now() + DAY, Bson::Null),
@@ -191,6 +194,7 @@ async fn a_dump_comes_over_whole(store: TestStore) {
         let token = answer.json();
         assert_eq!((token["user"].as_str(), token["type"].as_str()), (Some("alice"), Some("Login")));
         assert_eq!(token["custom"], json!({"client": "narrative"}));
+        assert_eq!(token["id"], LOGIN_TOKEN_ID);
         assert_eq!(token["cachefor"], 600_000);
         let serv = h.get("/api/V2/token", Some(SERV_TOKEN)).await.json();
         assert_eq!((serv["type"].as_str(), serv["name"].as_str()), (Some("Service"), Some("pipeline")));
@@ -228,6 +232,9 @@ async fn a_dump_comes_over_whole(store: TestStore) {
         assert_eq!(ids.json(), json!({ALICE_ANON: "alice", BOB_ANON: "bob"}), "{}", ids.text);
         let found = h.get("/api/V2/users/search/builder", Some(&alice)).await.json();
         assert_eq!(found, json!({"bob": "Bob Builder"}));
+        // Test mode's users stayed behind.
+        let listed = h.get("/api/V2/users/?list=testy,bob", Some(&alice)).await.json();
+        assert_eq!(listed, json!({"bob": "Bob Builder"}));
         // Bob's history says where his account came from and when auth2 created it.
         let history = h.get("/admin/user/bob/history", Some(&alice)).await;
         assert_eq!(history.status, 200, "{}", history.text);
@@ -308,3 +315,48 @@ fn the_command_imports_once_and_a_dry_run_writes_nothing() {
     assert!(!again.status.success());
     assert!(text(&again.stderr).contains("the log already holds events"), "{}", text(&again.stderr));
 }
+
+/// An identity brought over from auth2 keeps auth2's id: signing in through
+/// the same provider (a real OpenID Connect one here) lands on its account.
+async fn an_imported_identity_signs_in_to_its_account(store: TestStore) {
+    let dir = tempfile::tempdir().expect("a folder");
+    let created = now() - 10 * DAY;
+    let none = Bson::Null;
+    let identity = authledger::domain::IdentityId::of("OIDC", "imported-1").to_string();
+    write(dir.path(), "config_app", &[doc! {"_id": ObjectId::new(), "key": "allowlogin", "val": true}], false);
+    write(
+        dir.path(),
+        "config_prov",
+        &[
+            doc! {"_id": ObjectId::new(), "key": "enabled", "prov": "OIDC", "val": true},
+            doc! {"_id": ObjectId::new(), "key": "loginchoice", "prov": "OIDC", "val": false},
+            doc! {"_id": ObjectId::new(), "key": "linkchoice", "prov": "OIDC", "val": false},
+        ],
+        false,
+    );
+    write(
+        dir.path(),
+        "users",
+        &[doc! {
+            "_id": ObjectId::new(), "user": "ivan", "anonid": uuid::Uuid::new_v4().to_string(), "lcl": false,
+            "email": "ivan@example.org", "display": "Ivan", "dispcan": ["ivan"], "roles": [], "custrls": [],
+            "idents": [{"id": identity.clone(), "prov": "OIDC", "prov_id": "imported-1", "uid": "ivan",
+                "fullname": none.clone(), "email": none.clone()}],
+            "policyids": [], "create": at(created), "login": none.clone(),
+            "dsbleadmin": none.clone(), "dsbledate": none.clone(), "dsblereas": none.clone(),
+        }],
+        false,
+    );
+    imported(&store, dir.path()).await;
+    let Some((h, peer)) = Harness::with_provider(store).await else {
+        return;
+    };
+    let (done, _) = crate::provider_login::flow(&h, &peer, "imported-1").await;
+    assert_eq!(crate::provider_login::location(&done), "/me", "{}", done.text);
+    let token = crate::provider_login::session_token(&done);
+    let me = h.get("/api/V2/me", Some(&token)).await.json();
+    assert_eq!(me["user"], "ivan");
+    assert_eq!(me["idents"][0]["id"], identity.as_str());
+    h.finish().await;
+}
+on_both_stores_from_store!(an_imported_identity_signs_in_to_its_account);

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 /// The cookies a browser keeps for authledger.
 #[derive(Default, Clone)]
-struct Jar(Vec<(String, String)>);
+pub(crate) struct Jar(Vec<(String, String)>);
 
 impl Jar {
     fn absorb(&mut self, answer: &Answer) {
@@ -58,7 +58,7 @@ fn set_cookie(answer: &Answer, name: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-fn location(answer: &Answer) -> String {
+pub(crate) fn location(answer: &Answer) -> String {
     assert_eq!(answer.status, 303, "{}", answer.text);
     answer.header("location").expect("a Location")
 }
@@ -104,7 +104,7 @@ async fn flow_with(h: &Harness, peer: &Peer, sub: &str, methods: &str, fields: &
     (done, jar)
 }
 
-async fn flow(h: &Harness, peer: &Peer, sub: &str) -> (Answer, Jar) {
+pub(crate) async fn flow(h: &Harness, peer: &Peer, sub: &str) -> (Answer, Jar) {
     flow_with(h, peer, sub, "pwd", &[]).await
 }
 
@@ -144,7 +144,7 @@ async fn configure(h: &Harness, admin: &str, settings: Value) {
 }
 
 /// The value of the session cookie an answer sets.
-fn session_token(answer: &Answer) -> String {
+pub(crate) fn session_token(answer: &Answer) -> String {
     let cookie = set_cookie(answer, "kbase_session").expect("the login cookie");
     cookie.split(';').next().and_then(|p| p.split_once('=')).map(|(_, v)| v.to_owned()).expect("a value")
 }

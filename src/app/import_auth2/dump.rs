@@ -27,6 +27,7 @@ pub enum DumpError {
 }
 
 /// A dump folder.
+#[derive(Debug, Clone)]
 pub struct Dump {
     dir: PathBuf,
 }

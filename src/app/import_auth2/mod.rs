@@ -15,11 +15,8 @@ mod rows;
 
 use std::collections::{BTreeMap, HashSet};
 
-use uuid::Uuid;
-
 use crate::app::ledger::LedgerOptions;
 use crate::clock::SharedClock;
-use crate::domain::token::TokenIssued;
 use crate::domain::{CustomRoleId, ServerSettings, UserName};
 use crate::store::{Store, StoreError};
 use documents::{CustomRoleDoc, UserDoc};
@@ -86,7 +83,9 @@ pub struct Plan {
     settings: ServerSettings,
     roles: Vec<CustomRoleDoc>,
     users: Vec<UserDoc>,
-    tokens: Vec<(Uuid, TokenIssued)>,
+    /// For each document of `tokens.bson`, in order: whether it comes over.
+    tokens: Vec<bool>,
+    dump: Dump,
     source: String,
     pub report: Report,
 }
@@ -159,6 +158,8 @@ pub fn plan(dump: &Dump, now: i64, skip_invalid: bool) -> Result<Plan, ImportErr
     }
     let disabled: HashSet<&UserName> = users.iter().filter(|u| u.account.disabled()).map(|u| &u.account.user).collect();
 
+    // Which documents of tokens.bson come over: read again when written, so a
+    // million tokens are never all in memory.
     let mut tokens = Vec::new();
     let mut token_ids = HashSet::new();
     let mut hashes = HashSet::new();
@@ -169,9 +170,11 @@ pub fn plan(dump: &Dump, now: i64, skip_invalid: bool) -> Result<Plan, ImportErr
             Ok(token) => token,
             Err(why) => {
                 refused.push(refuse("tokens", id, why));
+                tokens.push(false);
                 continue;
             }
         };
+        tokens.push(false);
         if grant.expires <= now {
             report.expired_tokens += 1;
         } else if !names.contains(&grant.user) {
@@ -181,11 +184,11 @@ pub fn plan(dump: &Dump, now: i64, skip_invalid: bool) -> Result<Plan, ImportErr
             report.disabled_users_tokens += 1;
         } else if !token_ids.insert(token_id) || !hashes.insert(grant.token_hash.clone()) {
             refused.push(refuse("tokens", id, "a second token with this id or value".into()));
-        } else {
-            tokens.push((token_id, grant));
+        } else if let Some(kept) = tokens.last_mut() {
+            *kept = true;
         }
     }
-    drop(disabled);
+    drop((disabled, token_ids, hashes));
 
     for (collection, why) in LEFT_BEHIND {
         if dump.has(collection) {
@@ -201,11 +204,11 @@ pub fn plan(dump: &Dump, now: i64, skip_invalid: bool) -> Result<Plan, ImportErr
     report.disabled_users = users.iter().filter(|u| u.account.disabled()).count();
     report.identities = users.iter().map(|u| u.account.identities.len()).sum();
     report.passwords = users.iter().filter(|u| u.password.is_some()).count();
-    report.tokens = tokens.len();
+    report.tokens = tokens.iter().filter(|kept| **kept).count();
     report.custom_roles = roles.len();
     // The settings, each role, each claim and account, each token.
-    report.events = (1 + roles.len() + report.identities + users.len() + tokens.len()) as i64;
-    Ok(Plan { settings, roles, users, tokens, source, report })
+    report.events = (1 + roles.len() + report.identities + users.len() + report.tokens) as i64;
+    Ok(Plan { settings, roles, users, tokens, dump: dump.clone(), source, report })
 }
 
 /// Writes `plan` into `store`, whose log must be empty, in one transaction;

@@ -8,7 +8,8 @@ use std::collections::VecDeque;
 use uuid::Uuid;
 
 use super::Plan;
-use super::documents::{CustomRoleDoc, UserDoc};
+use super::documents::{self, CustomRoleDoc, UserDoc};
+use super::dump::{Documents, Dump};
 use crate::app::passwords::SECRET_KIND;
 use crate::domain::token::TokenIssued;
 use crate::domain::{
@@ -30,7 +31,9 @@ pub struct Rows<'a> {
     settings: Option<ServerSettings>,
     roles: std::vec::IntoIter<CustomRoleDoc>,
     users: std::vec::IntoIter<UserDoc>,
-    tokens: std::vec::IntoIter<(Uuid, TokenIssued)>,
+    tokens: Option<std::iter::Zip<Documents, std::vec::IntoIter<bool>>>,
+    dump: Dump,
+    kept: Vec<bool>,
     progress: Box<dyn FnMut(u64) + Send + 'a>,
 }
 
@@ -50,7 +53,9 @@ impl<'a> Rows<'a> {
             settings: Some(plan.settings),
             roles: plan.roles.into_iter(),
             users: plan.users.into_iter(),
-            tokens: plan.tokens.into_iter(),
+            tokens: None,
+            dump: plan.dump,
+            kept: plan.tokens,
             progress: Box::new(progress),
         }
     }
@@ -58,6 +63,26 @@ impl<'a> Rows<'a> {
     /// How many events have been made.
     pub fn events(&self) -> i64 {
         self.log.len()
+    }
+
+    /// The next token that comes over, read again from the dump as the plan chose.
+    fn next_token(&mut self) -> Result<Option<(Uuid, TokenIssued)>, String> {
+        if self.tokens.is_none() {
+            let documents = self.dump.documents("tokens").map_err(|e| e.to_string())?;
+            self.tokens = Some(documents.zip(std::mem::take(&mut self.kept)));
+        }
+        let Some(tokens) = self.tokens.as_mut() else {
+            return Ok(None);
+        };
+        for (document, kept) in tokens.by_ref() {
+            let document = document.map_err(|e| e.to_string())?;
+            if kept {
+                return documents::token(&document)
+                    .map(Some)
+                    .map_err(|why| format!("tokens.bson changed while it was imported: {why}"));
+            }
+        }
+        Ok(None)
     }
 
     /// The rows of the next source document into `pending`; false when all are made.
@@ -89,9 +114,10 @@ impl<'a> Rows<'a> {
             let name = account.user.clone();
             let imported = UserEvent::UserImported(Box::new(account));
             self.pending.push_back(ImportRow::Event(log.row::<User>(&name, &imported, metadata).map_err(event)?));
-        } else if let Some((id, grant)) = self.tokens.next() {
+        } else if let Some((id, grant)) = self.next_token()? {
             let issued = TokenEvent::TokenIssued(grant);
-            self.pending.push_back(ImportRow::Event(log.row::<Token>(&id, &issued, metadata).map_err(event)?));
+            self.pending
+                .push_back(ImportRow::Event(self.log.row::<Token>(&id, &issued, &self.metadata).map_err(event)?));
         } else {
             (self.progress)(self.log.len() as u64);
             return Ok(false);
