@@ -247,6 +247,13 @@ async fn a_dump_comes_over_whole(store: TestStore) {
             "{description}"
         );
         assert!(first["reason"].as_str().is_some_and(|r| r.starts_with("imported from KBase auth2")), "{first}");
+        // The audit trail holds the import's own events (no running server writes them).
+        let trail = h.get("/api/V2/admin/audit?limit=1000", Some(&alice)).await.json();
+        let types: Vec<&str> =
+            trail["events"].as_array().into_iter().flatten().filter_map(|e| e["event_type"].as_str()).collect();
+        for kind in ["UserImported", "CustomRoleImported", "PasswordRehashed"] {
+            assert!(types.contains(&kind), "{kind} in the trail: {types:?}");
+        }
         // The settings came over; the secret hashes are sealed like every other.
         let config = h.get("/admin/config", Some(&alice)).await.json();
         assert_eq!(config["allowlogin"], true);

@@ -16,12 +16,17 @@ use replay::{Query, Subject};
 use serde_json::{Value, json};
 
 /// The event types events.md documents for the main log.
+/// Events only `import-auth2` writes, into an empty log (so no running
+/// server makes them); `tests/import_auth2.rs` finds each in the history.
+const IMPORT_ONLY: [&str; 3] = ["UserImported", "CustomRoleImported", "PasswordRehashed"];
+
 fn documented_types() -> BTreeSet<String> {
     let doc = include_str!("../../events.md");
     let main = doc.split("# The test-mode log").next().unwrap_or_default();
     main.lines()
         .filter_map(|l| l.strip_prefix("### `"))
         .filter_map(|l| l.split_once('`').map(|(name, _)| name.to_owned()))
+        .filter(|name| !IMPORT_ONLY.contains(&name.as_str()))
         .collect()
 }
 

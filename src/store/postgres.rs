@@ -16,8 +16,8 @@ use sqlx::{PgConnection, PgPool, Row};
 
 use super::sql::{Dialect, Queries};
 use super::{
-    EVENT_COLUMNS, ImportRow, LogBackend, NewRow, Purge, SCHEMA_VERSION, StoreError, StoreOptions, StoredEvent, Tables,
-    backfill_chain, batch_aggregates, chain, check_schema, plan_batch, seal, serialized,
+    EVENT_COLUMNS, ImportRow, LogBackend, NewRow, Purge, SCHEMA_VERSION, SecretRow, StoreError, StoreOptions,
+    StoredEvent, Tables, backfill_chain, batch_aggregates, chain, check_schema, plan_batch, seal, serialized,
 };
 
 pub(crate) struct PostgresBackend {
@@ -103,6 +103,7 @@ impl PostgresBackend {
 #[derive(Default)]
 struct ImportColumns {
     events: Vec<StoredEvent>,
+    secrets: Vec<SecretRow>,
 }
 
 impl PostgresBackend {
@@ -125,6 +126,28 @@ impl PostgresBackend {
             c.chain.push(e.chain.unwrap_or_default());
         }
         c.insert(&self.q.insert, conn).await
+    }
+
+    /// Writes the waiting imported secrets as they were exported, in one statement.
+    async fn insert_secrets(&self, conn: &mut PgConnection, waiting: &mut ImportColumns) -> Result<(), StoreError> {
+        if waiting.secrets.is_empty() {
+            return Ok(());
+        }
+        let (mut id, mut kind, mut secret, mut created_at) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for s in waiting.secrets.drain(..) {
+            id.push(s.id);
+            kind.push(s.kind);
+            secret.push(s.secret);
+            created_at.push(s.created_at);
+        }
+        sqlx::query(&self.q.insert_secrets)
+            .bind(id)
+            .bind(kind)
+            .bind(secret)
+            .bind(created_at)
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
     }
 }
 
@@ -356,22 +379,18 @@ impl LogBackend for PostgresBackend {
         for row in rows {
             match row.map_err(StoreError::Import)? {
                 ImportRow::Event(e) => columns.events.push(e),
-                ImportRow::Secret(s) => {
-                    sqlx::query(&self.q.put_secret)
-                        .bind(&s.id)
-                        .bind(&s.kind)
-                        .bind(&s.secret)
-                        .bind(s.created_at)
-                        .execute(&mut *tx)
-                        .await?;
-                }
+                ImportRow::Secret(s) => columns.secrets.push(s),
             }
             written += 1;
             if columns.events.len() >= CHUNK {
                 self.insert_verbatim(&mut tx, &mut columns).await?;
             }
+            if columns.secrets.len() >= CHUNK {
+                self.insert_secrets(&mut tx, &mut columns).await?;
+            }
         }
         self.insert_verbatim(&mut tx, &mut columns).await?;
+        self.insert_secrets(&mut tx, &mut columns).await?;
         tx.commit().await?;
         Ok(written)
     }

@@ -36,7 +36,8 @@ pub(crate) struct Queries {
     pub load_type: String,
     pub read_after: String,
     pub put_secret: String,
-    /// The start of a many-row insert of secrets: `INSERT … VALUES` (SQLite's import).
+    /// A many-row insert of secrets for an import: SQLite's `INSERT … VALUES` to
+    /// be followed by its rows, PostgreSQL's from column arrays.
     pub insert_secrets: String,
     pub get_secret: String,
     pub delete_secret: String,
@@ -97,7 +98,13 @@ impl Queries {
                 p(1),
                 p(2)
             ),
-            insert_secrets: format!("INSERT INTO {secrets} (id, kind, secret, created_at) VALUES"),
+            insert_secrets: match dialect {
+                Dialect::Sqlite => format!("INSERT INTO {secrets} (id, kind, secret, created_at) VALUES"),
+                Dialect::Postgres => format!(
+                    "INSERT INTO {secrets} (id, kind, secret, created_at)
+                     SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[])"
+                ),
+            },
             put_secret: format!(
                 "INSERT INTO {secrets} (id, kind, secret, created_at) VALUES ({}, {}, {}, {})",
                 p(1),
