@@ -421,7 +421,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 print!("{}", import_auth2::describe(&plan.report, true));
                 return Ok(());
             }
-            let bar = progress(plan.report.events as u64, "importing");
+            let bar = authledger::cli::progress::bar(plan.report.events as u64, "importing");
             let imported = import_auth2::import_into(&options.ledger, plan, clock, |n| bar.set_position(n)).await;
             bar.finish_and_clear();
             print!("{}", import_auth2::describe(&imported.map_err(|e| e.to_string())?, false));
@@ -498,18 +498,4 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// A progress bar up to `total` on a terminal; hidden when piped.
-fn progress(total: u64, what: &str) -> indicatif::ProgressBar {
-    if !std::io::stderr().is_terminal() {
-        return indicatif::ProgressBar::hidden();
-    }
-    let bar = indicatif::ProgressBar::new(total);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{msg} {bar:40} {pos}/{len} ({per_sec}, {eta})")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    bar.set_message(what.to_owned());
-    bar
 }

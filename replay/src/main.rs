@@ -1,15 +1,14 @@
 //! The `replay` command. Readable tables by default, `--format json` for
 //! machines; a progress bar on a terminal, silence when piped.
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 
+use authledger::cli::progress::{bar as progress, spinner};
 use authledger::config::DEFAULT_STORE;
 use authledger::domain::UserName;
 use authledger::domain::canonical::Canonicalization;
 use authledger::store::StoreOptions;
 use clap::{Parser, Subcommand, ValueEnum};
-use indicatif::{ProgressBar, ProgressStyle};
 use replay::{Entry, Query, Subject};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -128,31 +127,6 @@ fn parse_time(text: &str) -> Result<i64, String> {
 
 fn rfc3339(ms: i64) -> String {
     authledger::domain::describe::timestamp(ms)
-}
-
-/// A spinner for work without a known length, on a terminal; hidden when piped.
-fn spinner(what: &str) -> ProgressBar {
-    if !std::io::stderr().is_terminal() {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new_spinner();
-    bar.set_message(what.to_owned());
-    bar.enable_steady_tick(std::time::Duration::from_millis(120));
-    bar
-}
-
-/// A progress bar up to `total` on a terminal; hidden when piped.
-fn progress(total: u64, what: &str) -> ProgressBar {
-    if !std::io::stderr().is_terminal() {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(total);
-    bar.set_style(
-        ProgressStyle::with_template("{msg} {bar:40} {pos}/{len} ({per_sec}, {eta})")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    bar.set_message(what.to_owned());
-    bar
 }
 
 fn print_history(entries: &[Entry], format: Format) {
