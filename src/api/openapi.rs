@@ -192,6 +192,28 @@ pub async fn document() -> Result<Response, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::super::request::members_of;
+
+    /// The document is kept in the repository as `docs/openapi.json`, for
+    /// clients to generate from and for review: a change to any operation,
+    /// schema or answer shows there as a diff. Run the tests with
+    /// `AUTHLEDGER_WRITE_OPENAPI=1` to write it anew after such a change.
+    #[test]
+    fn the_document_is_the_one_kept_in_docs() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/openapi.json");
+        let (_, document) = super::super::routes().split_for_parts();
+        let served = document.to_pretty_json().expect("the document serializes") + "\n";
+        if std::env::var_os("AUTHLEDGER_WRITE_OPENAPI").is_some() {
+            std::fs::write(&path, &served).expect("docs/openapi.json is writable");
+            return;
+        }
+        let kept = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            kept == served,
+            "docs/openapi.json is not the document this build serves; if the change is meant, \
+             run `AUTHLEDGER_WRITE_OPENAPI=1 cargo test --lib the_document_is_the_one_kept_in_docs` \
+             and commit the file"
+        );
+    }
     use super::super::{admin, invites, link, local_account, login, me, provisioning, ssh, test_mode, tokens, v2};
 
     /// The members each checked JSON body may hold, as its handler accepts
