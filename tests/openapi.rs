@@ -174,6 +174,54 @@ async fn every_documented_operation_is_routed(h: Harness) -> Harness {
 }
 on_both_stores!(every_documented_operation_is_routed, test_mode);
 
+/// The document says which operations a token opens, and the server holds
+/// to it: every operation with a security requirement, asked with no token
+/// and no cookie, refuses with 400 10010 (or refuses its input first, an
+/// empty body or a missing parameter, as upstream orders it); and an
+/// operation the document calls public never answers 10010 unless its own
+/// 400 or 403 says it reads a token or a cookie of its own (the legacy
+/// endpoints take theirs in a form or their own header; a sign-in in
+/// progress is a cookie).
+async fn the_documents_security_is_what_the_server_requires(h: Harness) -> Harness {
+    let document = document(&h).await;
+    let mut wrong = Vec::new();
+    for (method, path) in operations(&document) {
+        let operation = &document["paths"][&path][&method];
+        let concrete = path.split('/').map(|s| if s.starts_with('{') { "x" } else { s }).collect::<Vec<_>>().join("/");
+        let verb = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).expect("a method");
+        let mut request = common::no_redirects().request(verb, h.url(&concrete));
+        let body = &operation["requestBody"]["content"];
+        if body.get("application/json").is_some() {
+            request = request.header("content-type", "application/json").body("{}");
+        } else if body.get("application/x-www-form-urlencoded").is_some() {
+            request = request.header("content-type", "application/x-www-form-urlencoded").body("");
+        }
+        let answer = h.send(request).await;
+        let appcode = serde_json::from_str::<Value>(&answer.text).ok().and_then(|v| v["error"]["appcode"].as_u64());
+        let secured = operation.get("security").is_some();
+        if secured {
+            let refused_for_the_token = answer.status == 400 && appcode == Some(10010);
+            let refused_for_the_input = answer.status == 400 && appcode.is_some_and(|c| c / 1000 == 30);
+            if !refused_for_the_token && !refused_for_the_input {
+                wrong.push(format!("{method} {path} needs a token, yet answered {} {:?}", answer.status, appcode));
+            }
+        } else if appcode == Some(10010) {
+            let says = |status: &str| {
+                operation["responses"][status]["description"].as_str().is_some_and(|d| {
+                    let d = d.to_lowercase();
+                    d.contains("no token") || d.contains("cookie")
+                })
+            };
+            if !says("400") && !says("403") {
+                wrong.push(format!("{method} {path} is public in the document, yet wants a token"));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "the document's security is not the server's:\n{}", wrong.join("\n"));
+    h
+}
+on_both_stores!(the_documents_security_is_what_the_server_requires, test_mode);
+
 /// The schemathesis command, or `None` (with a loud message) when it is not installed.
 fn schemathesis() -> Option<PathBuf> {
     let st = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/schemathesis/.venv/bin/st")).to_path_buf();

@@ -12,6 +12,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::error::{ApiError, ErrorEnvelope};
+use super::openapi::{Access, behind};
 use super::pages::{self, Nav};
 use super::permissions::{self, Action};
 use super::request::{FirstQuery, RequestContext, any_token, required_header_token};
@@ -211,11 +212,10 @@ pub struct AuditPage {
     get,
     path = "/api/V2/admin/audit",
     tag = "auditor",
-    security(("token" = [])),
     params(AuditQuery),
     responses(
         (status = 200, description = "A page of events.", body = AuditPage),
-        (status = 400, description = "An illegal filter, limit or position, or no token.", body = ErrorEnvelope),
+        (status = 400, description = "An illegal filter, limit or position.", body = ErrorEnvelope),
         (status = 403, description = "Not allowed to read the audit trail.", body = ErrorEnvelope),
     ),
 )]
@@ -240,12 +240,11 @@ pub async fn audit_trail(
     get,
     path = "/admin/audit",
     tag = "auditor",
-    security(("token" = []), ("session" = [])),
     params(AuditQuery),
     responses(
         (status = 200, description = "A page of events (the timeline for a browser).",
             content((AuditPage = "application/json"), (String = "text/html"))),
-        (status = 400, description = "An illegal filter, limit or position, or no token.", body = ErrorEnvelope),
+        (status = 400, description = "An illegal filter, limit or position.", body = ErrorEnvelope),
         (status = 403, description = "Not allowed to read the audit trail, or a cross-site read with the cookie.",
             body = ErrorEnvelope),
     ),
@@ -301,12 +300,11 @@ pub struct UserHistoryPage {
     get,
     path = "/admin/user/{user}/history",
     tag = "auditor",
-    security(("token" = []), ("session" = [])),
     params(("user" = String, Path, description = "The user name."), HistoryQuery),
     responses(
         (status = 200, description = "A page of the user's events (the history page for a browser).",
             content((UserHistoryPage = "application/json"), (String = "text/html"))),
-        (status = 400, description = "An illegal user name, instant or position, or no token.", body = ErrorEnvelope),
+        (status = 400, description = "An illegal user name, instant or position.", body = ErrorEnvelope),
         (status = 403, description = "Not allowed to read the audit trail, or a cross-site read with the cookie.",
             body = ErrorEnvelope),
         (status = 404, description = "No such user.", body = ErrorEnvelope),
@@ -364,11 +362,10 @@ pub struct AsOfQuery {
     get,
     path = "/api/V2/admin/asof",
     tag = "auditor",
-    security(("token" = [])),
     params(AsOfQuery),
     responses(
         (status = 200, description = "The user as it stood then.", body = history::UserAsOf),
-        (status = 400, description = "A missing or illegal user or instant, or no token.", body = ErrorEnvelope),
+        (status = 400, description = "A missing or illegal user or instant.", body = ErrorEnvelope),
         (status = 403, description = "Not allowed to read the audit trail.", body = ErrorEnvelope),
         (status = 404, description = "No such user (then or ever).", body = ErrorEnvelope),
     ),
@@ -409,10 +406,8 @@ pub struct ProjectionDigest {
     get,
     path = "/api/V2/admin/digest",
     tag = "auditor",
-    security(("token" = [])),
     responses(
         (status = 200, description = "The position and digest.", body = ProjectionDigest),
-        (status = 400, description = "No token.", body = ErrorEnvelope),
         (status = 403, description = "Not allowed to read the audit trail.", body = ErrorEnvelope),
     ),
 )]
@@ -447,10 +442,8 @@ pub struct WitnessHead {
     get,
     path = "/api/V2/admin/head",
     tag = "auditor",
-    security(("token" = [])),
     responses(
         (status = 200, description = "The signed head.", body = WitnessHead),
-        (status = 400, description = "No token.", body = ErrorEnvelope),
         (status = 403, description = "Not allowed to read the audit trail.", body = ErrorEnvelope),
     ),
 )]
@@ -466,13 +459,13 @@ pub async fn signed_head(
 
 /// This module's routes, each with its entry in the OpenAPI document.
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
+    let api = OpenApiRouter::new()
         .routes(routes!(audit_trail))
         .routes(routes!(as_of))
         .routes(routes!(digest))
-        .routes(routes!(signed_head))
-        .routes(routes!(timeline))
-        .routes(routes!(user_history))
+        .routes(routes!(signed_head));
+    let pages = OpenApiRouter::new().routes(routes!(timeline)).routes(routes!(user_history));
+    behind(Access::Token, api).merge(behind(Access::TokenOrSession, pages))
 }
 
 #[cfg(test)]

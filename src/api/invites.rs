@@ -19,6 +19,7 @@ use axum::response::{IntoResponse, Response};
 use super::AppState;
 use super::caller::administrator;
 use super::error::{ApiError, ErrorEnvelope, wants_html};
+use super::openapi::{Access, behind};
 use super::pages;
 use super::permissions::{self, Action};
 use super::request::{Body, Form, FormBody, JsonBody, JsonObject, RequestContext, session_cookie};
@@ -72,11 +73,10 @@ pub struct IssuedInvite {
     path = "/api/V2/admin/invites",
     operation_id = "issue_invite",
     tag = "invites",
-    security(("token" = []), ("session" = [])),
     request_body = IssueInviteRequest,
     responses(
         (status = 200, description = "The invitation, with its token and URL.", body = IssuedInvite),
-        (status = 400, description = "An illegal or taken user name, an illegal login, identity or ttl, an unknown member, or no token.", body = ErrorEnvelope),
+        (status = 400, description = "An illegal or taken user name, an illegal login, identity or ttl, an unknown member.", body = ErrorEnvelope),
         (status = 403, description = "Not allowed to invite, or to name logins.", body = ErrorEnvelope),
     ),
 )]
@@ -148,10 +148,8 @@ pub struct Invites {
     path = "/api/V2/admin/invites",
     operation_id = "list_invites",
     tag = "invites",
-    security(("token" = []), ("session" = [])),
     responses(
         (status = 200, description = "The pending invitations.", body = Invites),
-        (status = 400, description = "No token.", body = ErrorEnvelope),
         (status = 403, description = "Not allowed to invite.", body = ErrorEnvelope),
     ),
 )]
@@ -167,11 +165,9 @@ pub async fn list(State(state): State<AppState>, context: RequestContext) -> Res
     path = "/api/V2/admin/invites/{id}",
     operation_id = "revoke_invite",
     tag = "invites",
-    security(("token" = []), ("session" = [])),
     params(("id" = String, Path, description = "The invitation's id.")),
     responses(
         (status = 204, description = "Revoked."),
-        (status = 400, description = "No token.", body = ErrorEnvelope),
         (status = 403, description = "Not allowed to invite.", body = ErrorEnvelope),
         (status = 404, description = "No such pending invitation.", body = ErrorEnvelope),
     ),
@@ -367,9 +363,9 @@ pub async fn complete(
 
 /// This module's routes, each with its entry in the OpenAPI document.
 pub fn routes() -> OpenApiRouter<AppState> {
+    let admin = OpenApiRouter::new().routes(routes!(list, issue)).routes(routes!(revoke));
     OpenApiRouter::new()
-        .routes(routes!(list, issue))
-        .routes(routes!(revoke))
         .routes(routes!(open, probe))
         .routes(routes!(complete))
+        .merge(behind(Access::TokenOrSession, admin))
 }

@@ -14,6 +14,7 @@ use utoipa_axum::routes;
 
 use super::error::{ApiError, ErrorEnvelope};
 use super::login::{CompleteQuery, append_cookies, flow_cookie, removed_cookie, see_other, start_environment};
+use super::openapi::{Access, behind};
 use super::pages::{self, Nav};
 use super::request::{
     Body, Deferred, FirstQuery, Form, FormBody, Input, JsonBody, JsonObject, RequestContext, any_token, cookie,
@@ -129,7 +130,6 @@ pub struct LinkChoiceView {
     path = "/link",
     operation_id = "link_page",
     tag = "link",
-    security(("session" = [])),
     responses(
         (status = 200, description = "The link page.", content_type = "text/html", body = String),
         (status = 400, description = "No session cookie.", body = ErrorEnvelope),
@@ -151,11 +151,10 @@ pub async fn page(State(state): State<AppState>, context: RequestContext) -> Res
     path = "/link/start",
     operation_id = "link_start",
     tag = "link",
-    security(("session" = [])),
     request_body(content((LinkStartForm = "application/x-www-form-urlencoded"))),
     responses(
         (status = 303, description = "On to the provider's authorization page, with the link process cookies."),
-        (status = 400, description = "A missing provider, an unknown environment, or no token.", body = ErrorEnvelope),
+        (status = 400, description = "A missing provider, an unknown environment.", body = ErrorEnvelope),
         (status = 401, description = "No such provider, or an invalid token.", body = ErrorEnvelope),
         (status = 403, description = "Not a login token, or a disabled account.", body = ErrorEnvelope),
     ),
@@ -271,7 +270,6 @@ fn delayed(state: &AppState, environment: Option<&str>, token: &str, expires: i6
     path = "/link/choice",
     operation_id = "link_choice",
     tag = "link",
-    security(("token" = []), ("session" = [])),
     responses(
         (status = 200, description = "The choice (a page for a browser).",
             content((LinkChoiceView = "application/json"), (String = "text/html"))),
@@ -323,7 +321,6 @@ pub async fn choice(State(state): State<AppState>, context: RequestContext) -> R
     path = "/link/pick",
     operation_id = "link_pick",
     tag = "link",
-    security(("token" = []), ("session" = [])),
     request_body(content((LinkPickRequest = "application/json"), (LinkPickRequest = "application/x-www-form-urlencoded"))),
     responses(
         (status = 204, description = "JSON: linked; the link process cookies removed."),
@@ -379,7 +376,6 @@ pub async fn cancel(State(state): State<AppState>, context: RequestContext) -> R
     post,
     path = "/me/unlink/{id}",
     tag = "link",
-    security(("token" = []), ("session" = [])),
     params(("id" = String, Path, description = "The identity's id.")),
     responses(
         (status = 204, description = "Unlinked."),
@@ -405,12 +401,11 @@ pub async fn unlink(
 
 /// This module's routes, each with its entry in the OpenAPI document.
 pub fn routes() -> OpenApiRouter<AppState> {
+    let browser = OpenApiRouter::new().routes(routes!(page)).routes(routes!(start));
+    let signed_in = OpenApiRouter::new().routes(routes!(choice)).routes(routes!(pick)).routes(routes!(unlink));
     OpenApiRouter::new()
-        .routes(routes!(page))
-        .routes(routes!(start))
         .routes(routes!(complete))
-        .routes(routes!(choice))
-        .routes(routes!(pick))
         .routes(routes!(cancel))
-        .routes(routes!(unlink))
+        .merge(behind(Access::Session, browser))
+        .merge(behind(Access::TokenOrSession, signed_in))
 }

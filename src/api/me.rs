@@ -59,11 +59,9 @@ impl JsonBody for DropOwnRolesRequest {
     path = "/me",
     operation_id = "show_me",
     tag = "account",
-    security(("token" = []), ("session" = [])),
     responses(
         (status = 200, description = "The caller's account (a page for a browser).",
             content((MeView = "application/json"), (String = "text/html"))),
-        (status = 400, description = "No token.", body = ErrorEnvelope),
         (status = 403, description = "A disabled account.", body = ErrorEnvelope),
     ),
 )]
@@ -91,12 +89,11 @@ pub async fn show(State(state): State<AppState>, context: RequestContext) -> Res
     path = "/me",
     operation_id = "update_profile",
     tag = "account",
-    security(("token" = []), ("session" = [])),
     request_body(content((ProfileUpdate = "application/json"), (ProfileUpdate = "application/x-www-form-urlencoded"))),
     responses(
         (status = 204, description = "Changed (or nothing to change)."),
         (status = 303, description = "A browser's form post: back to `/me`."),
-        (status = 400, description = "An illegal display name or email, an unknown member, or no token.", body = ErrorEnvelope),
+        (status = 400, description = "An illegal display name or email, an unknown member.", body = ErrorEnvelope),
         (status = 403, description = "Not a login token, or a disabled account.", body = ErrorEnvelope),
     ),
 )]
@@ -154,7 +151,6 @@ pub async fn change_profile(
     path = "/me/roles",
     operation_id = "remove_own_roles",
     tag = "account",
-    security(("token" = []), ("session" = [])),
     request_body(content(
         (DropOwnRolesRequest = "application/json"),
         (BTreeMap<String, String> = "application/x-www-form-urlencoded"),
@@ -162,7 +158,7 @@ pub async fn change_profile(
     responses(
         (status = 204, description = "Dropped."),
         (status = 303, description = "A browser's form post: back to `/me`."),
-        (status = 400, description = "No such role (JSON), or no token.", body = ErrorEnvelope),
+        (status = 400, description = "No such role (JSON).", body = ErrorEnvelope),
         (status = 403, description = "Not a login token, or a disabled account.", body = ErrorEnvelope),
     ),
 )]
@@ -196,11 +192,9 @@ pub async fn remove_roles(
     path = "/customroles",
     operation_id = "list_custom_roles",
     tag = "account",
-    security(("token" = []), ("session" = [])),
     responses(
         (status = 200, description = "The custom roles (a page for a browser).",
             content((views::CustomRoles = "application/json"), (String = "text/html"))),
-        (status = 400, description = "No token.", body = ErrorEnvelope),
         (status = 403, description = "Not a login token, or a disabled account.", body = ErrorEnvelope),
     ),
 )]

@@ -38,6 +38,7 @@ use crate::app::ledger::Ledger;
 use crate::app::ssh::SshService;
 use crate::app::test_mode::TestLedger;
 pub use caller::{Caller, require_login};
+use openapi::Access;
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -126,7 +127,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(openapi::document))
         .merge(root::routes())
         .merge(operations::routes())
-        .merge(v2::routes())
+        .merge(openapi::behind(Access::Token, v2::routes()))
         .merge(auditor::routes())
         .merge(ssh::routes())
         .merge(provisioning::routes())
@@ -134,10 +135,10 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(pages::routes())
         .merge(login::routes())
         .merge(link::routes())
-        .merge(admin::routes())
+        .merge(openapi::behind(Access::TokenOrSession, admin::routes()))
         .merge(local_account::routes())
-        .merge(me::routes())
-        .merge(tokens::routes())
+        .merge(openapi::behind(Access::TokenOrSession, me::routes()))
+        .merge(openapi::behind(Access::TokenOrSession, tokens::routes()))
         .merge(legacy::routes())
         .merge(test_mode::routes());
     openapi::finish(all.get_openapi_mut());

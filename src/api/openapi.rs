@@ -3,6 +3,10 @@
 //! path and methods from the handler's `#[utoipa::path]`: a route cannot
 //! exist without its entry, and the schemas are the handlers' own request
 //! and response types. Every operation answers its errors in the envelope.
+//! What opens an operation (a token, a session cookie) is declared once for
+//! a group of routes where they are registered ([`behind`]); the standard
+//! 400 and 401 of an operation behind a token are added here ([`finish`]),
+//! not written on each handler.
 
 use std::sync::OnceLock;
 
@@ -10,10 +14,12 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use utoipa::openapi::path::{Operation, PathItem};
 use utoipa::openapi::schema::{ObjectBuilder, Type};
-use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{Content, OpenApi, Ref, RefOr, ResponseBuilder, Schema};
 use utoipa::{Modify, OpenApi as _};
+use utoipa_axum::router::OpenApiRouter;
 
+use super::AppState;
 use super::error::{ApiError, ErrorBody, ErrorEnvelope};
 
 /// The document's fixed parts: what the service is, its security schemes and the envelope.
@@ -58,6 +64,70 @@ pub fn base() -> OpenApi {
     Fixed::openapi()
 }
 
+/// What opens a group of operations (see [`behind`]).
+#[derive(Clone, Copy)]
+pub enum Access {
+    /// The token in `Authorization` (the JSON API).
+    Token,
+    /// A browser's session cookie only.
+    Session,
+    /// The token in `Authorization`, else the session cookie (the pages and
+    /// the JSON they call).
+    TokenOrSession,
+}
+
+impl Access {
+    fn requirement(self) -> Vec<SecurityRequirement> {
+        let scheme = |name: &str| SecurityRequirement::new::<&str, [&str; 0], &str>(name, []);
+        match self {
+            Access::Token => vec![scheme("token")],
+            Access::Session => vec![scheme("session")],
+            Access::TokenOrSession => vec![scheme("token"), scheme("session")],
+        }
+    }
+}
+
+/// Declares every operation of `routes` opened by `access`, unless its own
+/// attribute names another security requirement. [`finish`] then gives each
+/// such operation its standard answers: 400 for no token and 401 for an
+/// invalid one.
+pub fn behind(access: Access, mut routes: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
+    for item in routes.get_openapi_mut().paths.paths.values_mut() {
+        for (_, operation) in operations_mut(item) {
+            operation.security.get_or_insert_with(|| access.requirement());
+        }
+    }
+    routes
+}
+
+/// The 400 of an operation behind a token says "no token" too: appended to
+/// the operation's own reasons (`A, B, or no token.`), unless they already
+/// speak of the token or the cookie.
+fn add_no_token(responses: &mut std::collections::BTreeMap<String, RefOr<utoipa::openapi::Response>>, method: &str) {
+    match responses.get_mut("400") {
+        Some(RefOr::T(response)) => {
+            let reasons = response.description.trim_end_matches('.');
+            if reasons.contains("token") || reasons.contains("cookie") {
+                return;
+            }
+            response.description = match reasons.rsplit_once(", or ") {
+                Some((first, last)) => format!("{first}, {last}, or no token."),
+                None => format!("{reasons}, or no token."),
+            };
+        }
+        Some(RefOr::Ref(_)) => {}
+        None => {
+            let response = ResponseBuilder::new().description("No token.");
+            let response = if method == "head" {
+                response
+            } else {
+                response.content("application/json", Content::new(Some(Ref::from_schema_name("ErrorEnvelope"))))
+            };
+            responses.insert("400".to_owned(), response.build().into());
+        }
+    }
+}
+
 /// Operations behind a token that never refuse an invalid one: logging out
 /// ends whatever session it is given.
 const NO_INVALID_TOKEN_ANSWER: [&str; 1] = ["logout"];
@@ -86,8 +156,8 @@ fn invalid_token(method: &str) -> utoipa::openapi::Response {
 
 /// Gives every operation the envelope for the 4xx and 5xx it did not name
 /// itself: any route can answer 400 (a bad body), 404, 405, 413, 415 or 503;
-/// and every operation behind a token the 401 of an invalid one, so no
-/// handler's attribute repeats it.
+/// and every operation behind a token the 400 of a missing one and the 401
+/// of an invalid one, so no handler's attribute repeats them.
 pub fn finish(openapi: &mut OpenApi) {
     let page = || Content::new(Some(RefOr::T(Schema::Object(ObjectBuilder::new().schema_type(Type::String).build()))));
     let envelope = |method: &str| {
@@ -110,9 +180,14 @@ pub fn finish(openapi: &mut OpenApi) {
     }
     for item in openapi.paths.paths.values_mut() {
         for (method, operation) in operations_mut(item) {
+            let secured = operation.security.is_some();
             let behind_token = behind_token(operation);
             let responses = &mut operation.responses.responses;
-            // Every operation a token opens answers 401 for an invalid one: said once, here.
+            // Every operation a token opens answers 400 without one and 401
+            // for an invalid one: said once, here.
+            if secured {
+                add_no_token(responses, method);
+            }
             if behind_token {
                 responses.entry("401".to_owned()).or_insert_with(|| invalid_token(method).into());
             }

@@ -17,6 +17,7 @@ use axum::http::StatusCode;
 use super::AppState;
 use super::caller::administrator;
 use super::error::{ApiError, ErrorEnvelope};
+use super::openapi::{Access, behind};
 use super::permissions::Action;
 use super::request::{Body, JsonBody, JsonObject, RequestContext};
 use crate::app::hosts::{self, JoinRequest};
@@ -85,11 +86,10 @@ pub struct IssuedTokens {
     path = "/api/V2/admin/provisiontokens",
     operation_id = "issue_provision_tokens",
     tag = "provisioning",
-    security(("token" = []), ("session" = [])),
     request_body = IssueTokensRequest,
     responses(
         (status = 200, description = "The new tokens, with their values (shown once).", body = IssuedTokens),
-        (status = 400, description = "Missing or unknown roles, an illegal ttl or count, an unknown member, or no token.", body = ErrorEnvelope),
+        (status = 400, description = "Missing or unknown roles, an illegal ttl or count, an unknown member.", body = ErrorEnvelope),
         (status = 403, description = "Not allowed to manage provisioning tokens.", body = ErrorEnvelope),
     ),
 )]
@@ -162,10 +162,8 @@ pub struct ProvisionTokens {
     path = "/api/V2/admin/provisiontokens",
     operation_id = "list_provision_tokens",
     tag = "provisioning",
-    security(("token" = []), ("session" = [])),
     responses(
         (status = 200, description = "The tokens.", body = ProvisionTokens),
-        (status = 400, description = "No token.", body = ErrorEnvelope),
         (status = 403, description = "Not allowed to manage provisioning tokens.", body = ErrorEnvelope),
     ),
 )]
@@ -200,11 +198,9 @@ pub async fn list(State(state): State<AppState>, context: RequestContext) -> Res
     path = "/api/V2/admin/provisiontokens/{id}",
     operation_id = "delete_provision_token",
     tag = "provisioning",
-    security(("token" = []), ("session" = [])),
     params(("id" = String, Path, description = "The token's id.")),
     responses(
         (status = 204, description = "Deleted."),
-        (status = 400, description = "No token.", body = ErrorEnvelope),
         (status = 403, description = "Not allowed to manage provisioning tokens.", body = ErrorEnvelope),
         (status = 404, description = "No such pending provisioning token.", body = ErrorEnvelope),
     ),
@@ -353,10 +349,8 @@ pub struct Hosts {
     path = "/api/V2/admin/hosts",
     operation_id = "list_hosts",
     tag = "provisioning",
-    security(("token" = []), ("session" = [])),
     responses(
         (status = 200, description = "The hosts.", body = Hosts),
-        (status = 400, description = "No token.", body = ErrorEnvelope),
         (status = 403, description = "Not allowed to view certificates.", body = ErrorEnvelope),
     ),
 )]
@@ -388,11 +382,10 @@ pub async fn hosts(State(state): State<AppState>, context: RequestContext) -> Re
     path = "/api/V2/admin/hosts/{id}",
     operation_id = "release_host",
     tag = "provisioning",
-    security(("token" = []), ("session" = [])),
     params(("id" = String, Path, description = "The host id.")),
     responses(
         (status = 204, description = "Released."),
-        (status = 400, description = "An illegal host id, or no token.", body = ErrorEnvelope),
+        (status = 400, description = "An illegal host id.", body = ErrorEnvelope),
         (status = 403, description = "Not allowed to release hosts.", body = ErrorEnvelope),
         (status = 404, description = "No host is bound to that id.", body = ErrorEnvelope),
     ),
@@ -410,10 +403,10 @@ pub async fn release(
 
 /// This module's routes, each with its entry in the OpenAPI document.
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
+    let admin = OpenApiRouter::new()
         .routes(routes!(list, issue))
         .routes(routes!(delete))
-        .routes(routes!(join))
         .routes(routes!(hosts))
-        .routes(routes!(release))
+        .routes(routes!(release));
+    OpenApiRouter::new().routes(routes!(join)).merge(behind(Access::TokenOrSession, admin))
 }

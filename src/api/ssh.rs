@@ -16,6 +16,7 @@ use axum::http::StatusCode;
 use super::AppState;
 use super::caller::{administrator, parse_user, target};
 use super::error::{ApiError, ErrorEnvelope};
+use super::openapi::{Access, behind};
 use super::permissions::{self, Action};
 use super::request::{Body, FirstQuery, Form, FormBody, Input, JsonBody, JsonObject, RequestContext, any_token};
 use crate::app::admin;
@@ -166,11 +167,10 @@ impl JsonBody for RotateRequest {
     path = "/api/V2/admin/ca/rotate",
     operation_id = "rotate_cert_authority",
     tag = "ssh",
-    security(("token" = []), ("session" = [])),
     request_body = RotateRequest,
     responses(
         (status = 200, description = "The authority after the rotation, under its name.", body = RotatedAuthority),
-        (status = 400, description = "A missing or unknown CA, an illegal phase or step, an unknown member, or no token.", body = ErrorEnvelope),
+        (status = 400, description = "A missing or unknown CA, an illegal phase or step, an unknown member.", body = ErrorEnvelope),
         (status = 403, description = "Not allowed to rotate an authority.", body = ErrorEnvelope),
     ),
 )]
@@ -241,11 +241,10 @@ pub struct UserCertificate {
     post,
     path = "/api/V2/certs/ssh",
     tag = "ssh",
-    security(("token" = []), ("session" = [])),
     request_body = UserCertificateRequest,
     responses(
         (status = 200, description = "The certificate.", body = UserCertificate),
-        (status = 400, description = "A missing or illegal public key, ttl or user, an unknown member, a user without logins, or no token.", body = ErrorEnvelope),
+        (status = 400, description = "A missing or illegal public key, ttl or user, an unknown member, a user without logins.", body = ErrorEnvelope),
         (status = 403, description = "Not a login token, not allowed to certify another user, or a disabled account.", body = ErrorEnvelope),
         (status = 404, description = "No such user.", body = ErrorEnvelope),
     ),
@@ -323,7 +322,6 @@ impl FormBody for SetLoginsForm {
     post,
     path = "/admin/user/{user}/logins",
     tag = "ssh",
-    security(("token" = []), ("session" = [])),
     params(("user" = String, Path, description = "The user's name.")),
     request_body(content(
         (SetLoginsRequest = "application/json"),
@@ -332,7 +330,7 @@ impl FormBody for SetLoginsForm {
     responses(
         (status = 204, description = "The logins are set."),
         (status = 303, description = "A browser's form post: back to the user's page."),
-        (status = 400, description = "An illegal user name or login, missing logins, an unknown member, or no token.", body = ErrorEnvelope),
+        (status = 400, description = "An illegal user name or login, missing logins, an unknown member.", body = ErrorEnvelope),
         (status = 403, description = "Not allowed to change logins.", body = ErrorEnvelope),
         (status = 404, description = "No such user.", body = ErrorEnvelope),
     ),
@@ -486,11 +484,10 @@ const MAX_PAGE: usize = 10_000;
     path = "/api/V2/admin/certs",
     operation_id = "list_certificates",
     tag = "ssh",
-    security(("token" = []), ("session" = [])),
     params(CertificateQuery),
     responses(
         (status = 200, description = "A page of certificates.", body = CertificatePage),
-        (status = 400, description = "An illegal user name or limit, or no token.", body = ErrorEnvelope),
+        (status = 400, description = "An illegal user name or limit.", body = ErrorEnvelope),
         (status = 403, description = "Not allowed to view certificates.", body = ErrorEnvelope),
     ),
 )]
@@ -520,10 +517,10 @@ pub async fn certificates(
 
 /// This module's routes, each with its entry in the OpenAPI document.
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(authorities))
+    let signed_in = OpenApiRouter::new()
         .routes(routes!(rotate))
         .routes(routes!(user_certificate))
         .routes(routes!(certificates))
-        .routes(routes!(set_logins))
+        .routes(routes!(set_logins));
+    OpenApiRouter::new().routes(routes!(authorities)).merge(behind(Access::TokenOrSession, signed_in))
 }

@@ -14,6 +14,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::error::{ApiError, ErrorEnvelope};
+use super::openapi::{Access, behind};
 use super::request::{Body, FirstQuery, JsonBody, JsonObject, required_header_token};
 use super::v2::{ListQuery, lookup_names};
 use super::{AppState, root, views};
@@ -187,7 +188,6 @@ pub async fn create_token(State(state): State<AppState>, body: Body) -> Result<J
     path = "/testmode/api/V2/token",
     operation_id = "testmode_introspect",
     tag = "testmode",
-    security(("token" = [])),
     responses(
         (status = 200, description = "The token.", body = views::ApiToken),
         (status = 400, description = "No token, or test mode is off.", body = ErrorEnvelope),
@@ -206,7 +206,6 @@ pub async fn introspect(State(state): State<AppState>, headers: HeaderMap) -> Re
     path = "/testmode/api/V2/me",
     operation_id = "testmode_me",
     tag = "testmode",
-    security(("token" = [])),
     responses(
         (status = 200, description = "The token's owner.", body = views::UserView),
         (status = 400, description = "No token, or test mode is off.", body = ErrorEnvelope),
@@ -226,7 +225,6 @@ pub async fn me(State(state): State<AppState>, headers: HeaderMap) -> Result<Jso
     path = "/testmode/api/V2/users",
     operation_id = "testmode_users",
     tag = "testmode",
-    security(("token" = [])),
     params(ListQuery),
     responses(
         (status = 200, description = "User name to display name.", body = BTreeMap<String, String>),
@@ -379,7 +377,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(custom_roles, set_custom_role))
         .routes(routes!(set_user_roles))
         .routes(routes!(clear))
-        .routes(routes!(introspect))
-        .routes(routes!(me))
-        .routes(routes!(users))
+        .merge(behind(
+            Access::Token,
+            OpenApiRouter::new().routes(routes!(introspect)).routes(routes!(me)).routes(routes!(users)),
+        ))
 }

@@ -102,11 +102,9 @@ impl FormBody for DevTokenForm {
     path = "/tokens",
     operation_id = "list_tokens",
     tag = "tokens",
-    security(("token" = []), ("session" = [])),
     responses(
         (status = 200, description = "The caller's tokens (a page for a browser).",
             content((MyTokens = "application/json"), (String = "text/html"))),
-        (status = 400, description = "No token.", body = ErrorEnvelope),
         (status = 403, description = "Not a login token, or a disabled account.", body = ErrorEnvelope),
     ),
 )]
@@ -142,12 +140,11 @@ pub async fn list(State(state): State<AppState>, context: RequestContext) -> Res
     path = "/tokens",
     operation_id = "create_token",
     tag = "tokens",
-    security(("token" = []), ("session" = [])),
     request_body(content((DevTokenRequest = "application/json"), (DevTokenForm = "application/x-www-form-urlencoded"))),
     responses(
         (status = 200, description = "The new token, with its value (shown once; a page for a browser).",
             content((views::NewUiToken = "application/json"), (String = "text/html"))),
-        (status = 400, description = "A missing or illegal name or context, an unknown member, or no token.", body = ErrorEnvelope),
+        (status = 400, description = "A missing or illegal name or context, an unknown member.", body = ErrorEnvelope),
         (status = 403, description = "Not a login token, a disabled account, or not allowed this token type.", body = ErrorEnvelope),
     ),
 )]
@@ -216,12 +213,10 @@ pub async fn revoke_token(
     path = "/tokens/revoke/{id}",
     operation_id = "revoke_own_token",
     tag = "tokens",
-    security(("token" = []), ("session" = [])),
     params(("id" = String, Path, description = "The token's id.")),
     responses(
         (status = 204, description = "Revoked."),
         (status = 303, description = "A browser's form post: back to `/tokens`."),
-        (status = 400, description = "No token.", body = ErrorEnvelope),
         (status = 403, description = "Not a login token.", body = ErrorEnvelope),
         (status = 404, description = "The caller has no such token.", body = ErrorEnvelope),
     ),
@@ -245,11 +240,9 @@ pub async fn revoke(
     path = "/tokens/revokeall",
     operation_id = "revoke_all_own_tokens",
     tag = "tokens",
-    security(("token" = []), ("session" = [])),
     responses(
         (status = 204, description = "Revoked (the session cookie removed when it was used)."),
         (status = 303, description = "A browser's form post: on to the login page."),
-        (status = 400, description = "No token.", body = ErrorEnvelope),
         (status = 403, description = "Not a login token.", body = ErrorEnvelope),
     ),
 )]
@@ -275,11 +268,9 @@ pub fn no_content_clearing_cookie(context: &RequestContext) -> Response {
     path = "/logout",
     operation_id = "logout_page",
     tag = "tokens",
-    security(("token" = []), ("session" = [])),
     responses(
         (status = 200, description = "Whose session it is (a page for a browser).",
             content((LogoutView = "application/json"), (String = "text/html"))),
-        (status = 400, description = "No token.", body = ErrorEnvelope),
         (status = 403, description = "A disabled account.", body = ErrorEnvelope),
     ),
 )]
@@ -299,11 +290,9 @@ pub async fn logout_page(State(state): State<AppState>, context: RequestContext)
     path = "/logout",
     operation_id = "logout",
     tag = "tokens",
-    security(("token" = []), ("session" = [])),
     responses(
         (status = 200, description = "Logged out; the session and flow cookies removed when the token came from the cookie (a page for a browser).",
             content((LogoutView = "application/json"), (String = "text/html"))),
-        (status = 400, description = "No token.", body = ErrorEnvelope),
     ),
 )]
 pub async fn logout(State(state): State<AppState>, context: RequestContext) -> Result<Response, ApiError> {

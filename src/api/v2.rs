@@ -53,7 +53,6 @@ impl JsonBody for AgentTokenRequest {
     get,
     path = "/api/V2/token",
     tag = "api",
-    security(("token" = [])),
     responses(
         (status = 200, description = "The token.", body = views::ApiToken),
         (status = 401, description = "No such token, or it expired (10020).", body = ErrorEnvelope),
@@ -74,7 +73,6 @@ pub async fn introspect(State(state): State<AppState>, headers: HeaderMap) -> Re
     post,
     path = "/api/V2/token",
     tag = "api",
-    security(("token" = [])),
     request_body = AgentTokenRequest,
     responses(
         (status = 200, description = "The new token, with its value (shown once).", body = views::NewApiToken),
@@ -109,7 +107,6 @@ pub async fn create_agent_token(
     get,
     path = "/api/V2/me",
     tag = "api",
-    security(("token" = [])),
     responses(
         (status = 200, description = "The caller's account.", body = views::UserView),
         (status = 403, description = "A disabled account.", body = ErrorEnvelope),
@@ -127,7 +124,6 @@ pub async fn me(State(state): State<AppState>, headers: HeaderMap) -> Result<Jso
     put,
     path = "/api/V2/me",
     tag = "api",
-    security(("token" = [])),
     request_body = ProfileUpdate,
     responses(
         (status = 204, description = "Changed (or nothing to change)."),
@@ -171,7 +167,6 @@ pub fn lookup_names(
     get,
     path = "/api/V2/users",
     tag = "api",
-    security(("token" = [])),
     params(ListQuery),
     responses(
         (status = 200, description = "User name to display name.", body = BTreeMap<String, String>),
@@ -199,7 +194,6 @@ pub struct SearchQuery {
     get,
     path = "/api/V2/users/search/{prefix}",
     tag = "api",
-    security(("token" = [])),
     params(("prefix" = String, Path, description = "What the names start with."), SearchQuery),
     responses(
         (status = 200, description = "User name to display name.", body = BTreeMap<String, String>),
@@ -225,7 +219,6 @@ pub async fn search(
     get,
     path = "/api/V2/admin/anonids",
     tag = "api",
-    security(("token" = [])),
     params(ListQuery),
     responses(
         (status = 200, description = "Anonymous id to user name.", body = BTreeMap<String, String>),

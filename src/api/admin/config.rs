@@ -85,11 +85,9 @@ pub struct ServerConfigView {
     get,
     path = "/admin/config",
     tag = "admin",
-    security(("token" = []), ("session" = [])),
     responses(
         (status = 200, description = "The configuration (a page for a browser).",
             content((ServerConfigView = "application/json"), (String = "text/html"))),
-        (status = 400, description = "No token.", body = ErrorEnvelope),
         (status = 403, description = "Not allowed to view the configuration.", body = ErrorEnvelope),
     ),
 )]
@@ -222,7 +220,7 @@ impl JsonBody for ConfigRequest {
     request_body = ConfigRequest,
     responses(
         (status = 204, description = "Changed."),
-        (status = 400, description = "An illegal URL or value, an unknown member, or no token.", body = ErrorEnvelope),
+        (status = 400, description = "An illegal URL or value, an unknown member.", body = ErrorEnvelope),
         (status = 403, description = "Not allowed to change the configuration.", body = ErrorEnvelope),
     ),
 )]
@@ -328,7 +326,6 @@ impl FormBody for TokenConfigRequest {
     post,
     path = "/admin/config/token",
     tag = "admin",
-    security(("token" = []), ("session" = [])),
     request_body(content(
         (TokenConfigRequest = "application/json"),
         (TokenConfigRequest = "application/x-www-form-urlencoded"),
@@ -336,7 +333,7 @@ impl FormBody for TokenConfigRequest {
     responses(
         (status = 204, description = "Changed."),
         (status = 303, description = "A browser's form post: back to the configuration page."),
-        (status = 400, description = "A value missing, not a number or below 1, an unknown member, or no token.",
+        (status = 400, description = "A value missing, not a number or below 1, an unknown member.",
             body = ErrorEnvelope),
         (status = 403, description = "Not allowed to change the configuration.", body = ErrorEnvelope),
     ),
@@ -408,12 +405,11 @@ impl FormBody for BasicConfigForm {
     post,
     path = "/admin/config/basic",
     tag = "admin",
-    security(("token" = []), ("session" = [])),
     request_body(content((BasicConfigForm = "application/x-www-form-urlencoded"))),
     responses(
         (status = 204, description = "Changed."),
         (status = 303, description = "A browser's form post: back to the configuration page."),
-        (status = 400, description = "An illegal URL, or no token.", body = ErrorEnvelope),
+        (status = 400, description = "An illegal URL.", body = ErrorEnvelope),
         (status = 403, description = "Not allowed to change the configuration.", body = ErrorEnvelope),
         (status = 415, description = "Not a form.", body = ErrorEnvelope),
     ),
@@ -500,7 +496,6 @@ impl FormBody for ProviderConfigForm {
     post,
     path = "/admin/config/provider",
     tag = "admin",
-    security(("token" = []), ("session" = [])),
     request_body(content(
         (ProviderConfigRequest = "application/json"),
         (ProviderConfigForm = "application/x-www-form-urlencoded"),
@@ -508,7 +503,7 @@ impl FormBody for ProviderConfigForm {
     responses(
         (status = 204, description = "Changed."),
         (status = 303, description = "A browser's form post: back to the configuration page."),
-        (status = 400, description = "A missing provider, an unknown member, or no token.", body = ErrorEnvelope),
+        (status = 400, description = "A missing provider, an unknown member.", body = ErrorEnvelope),
         (status = 401, description = "An invalid token, or no such identity provider (50020).", body = ErrorEnvelope),
         (status = 403, description = "Not allowed to change the configuration.", body = ErrorEnvelope),
     ),
@@ -601,7 +596,6 @@ impl FormBody for EnvironmentConfigRequest {
     post,
     path = "/admin/config/environment",
     tag = "admin",
-    security(("token" = []), ("session" = [])),
     request_body(content(
         (EnvironmentConfigRequest = "application/json"),
         (EnvironmentConfigRequest = "application/x-www-form-urlencoded"),
@@ -609,7 +603,7 @@ impl FormBody for EnvironmentConfigRequest {
     responses(
         (status = 204, description = "Changed."),
         (status = 303, description = "A browser's form post: back to the configuration page."),
-        (status = 400, description = "A missing or unknown environment, an illegal URL or member, or no token.",
+        (status = 400, description = "A missing or unknown environment, an illegal URL or member.",
             body = ErrorEnvelope),
         (status = 403, description = "Not allowed to change the configuration.", body = ErrorEnvelope),
     ),
@@ -650,11 +644,9 @@ pub async fn update_environment_config(
     post,
     path = "/admin/config/reset",
     tag = "admin",
-    security(("token" = []), ("session" = [])),
     responses(
         (status = 204, description = "Reset."),
         (status = 303, description = "A browser's form post: back to the configuration page."),
-        (status = 400, description = "No token.", body = ErrorEnvelope),
         (status = 403, description = "Not allowed to change the configuration.", body = ErrorEnvelope),
     ),
 )]

@@ -25,11 +25,9 @@ use crate::domain::{AuthError, CustomRoleId};
     get,
     path = "/admin/customroles",
     tag = "admin",
-    security(("token" = []), ("session" = [])),
     responses(
         (status = 200, description = "The custom roles (a page for a browser).",
             content((views::CustomRoles = "application/json"), (String = "text/html"))),
-        (status = 400, description = "No token.", body = ErrorEnvelope),
         (status = 403, description = "Not allowed to list custom roles.", body = ErrorEnvelope),
     ),
 )]
@@ -71,7 +69,6 @@ impl FormBody for CustomRoleRequest {
     post,
     path = "/admin/customroles/set",
     tag = "admin",
-    security(("token" = []), ("session" = [])),
     request_body(content(
         (CustomRoleRequest = "application/json"),
         (CustomRoleRequest = "application/x-www-form-urlencoded"),
@@ -79,7 +76,7 @@ impl FormBody for CustomRoleRequest {
     responses(
         (status = 204, description = "The role is set."),
         (status = 303, description = "A browser's form post: back to the custom roles page."),
-        (status = 400, description = "A missing or illegal id or description, an unknown member, or no token.",
+        (status = 400, description = "A missing or illegal id or description, an unknown member.",
             body = ErrorEnvelope),
         (status = 403, description = "Not allowed to set custom roles.", body = ErrorEnvelope),
     ),
@@ -123,7 +120,6 @@ impl FormBody for CustomRoleDeleteRequest {
     post,
     path = "/admin/customroles/delete",
     tag = "admin",
-    security(("token" = []), ("session" = [])),
     request_body(content(
         (CustomRoleDeleteRequest = "application/json"),
         (CustomRoleDeleteRequest = "application/x-www-form-urlencoded"),
@@ -131,7 +127,7 @@ impl FormBody for CustomRoleDeleteRequest {
     responses(
         (status = 204, description = "The role is deleted."),
         (status = 303, description = "A browser's form post: back to the custom roles page."),
-        (status = 400, description = "A missing or illegal id, an unknown role or member, or no token.",
+        (status = 400, description = "A missing or illegal id, an unknown role or member.",
             body = ErrorEnvelope),
         (status = 403, description = "Not allowed to delete custom roles.", body = ErrorEnvelope),
     ),

@@ -31,10 +31,8 @@ use crate::projections::user_directory::SearchSpec;
     get,
     path = "/admin",
     tag = "admin",
-    security(("token" = []), ("session" = [])),
     responses(
         (status = 200, description = "The page.", content_type = "text/html", body = String),
-        (status = 400, description = "No token.", body = ErrorEnvelope),
         (status = 403, description = "Not an administrator.", body = ErrorEnvelope),
     ),
 )]
@@ -65,7 +63,6 @@ pub struct AdminSearchResults {
     post,
     path = "/admin/search",
     tag = "admin",
-    security(("token" = []), ("session" = [])),
     request_body(
         description = "`prefix`; boxes `username` and `displayname` (the fields to search, both when neither); a key \
                        per required built-in role id, and `crole_<id>` per required custom role.",
@@ -74,7 +71,7 @@ pub struct AdminSearchResults {
     responses(
         (status = 200, description = "The users found (a page for a browser).",
             content((AdminSearchResults = "application/json"), (String = "text/html"))),
-        (status = 400, description = "An illegal prefix or custom role id, or no token.", body = ErrorEnvelope),
+        (status = 400, description = "An illegal prefix or custom role id.", body = ErrorEnvelope),
         (status = 403, description = "Not an administrator.", body = ErrorEnvelope),
         (status = 415, description = "Not a form.", body = ErrorEnvelope),
     ),
@@ -130,7 +127,6 @@ impl FormBody for PolicyIdRequest {
     post,
     path = "/admin/policyid",
     tag = "admin",
-    security(("token" = []), ("session" = [])),
     request_body(content(
         (PolicyIdRequest = "application/json"),
         (PolicyIdRequest = "application/x-www-form-urlencoded"),
@@ -138,7 +134,7 @@ impl FormBody for PolicyIdRequest {
     responses(
         (status = 204, description = "Removed."),
         (status = 303, description = "A browser's form post: back to the administration page."),
-        (status = 400, description = "A missing or illegal policy id, an unknown member, or no token.",
+        (status = 400, description = "A missing or illegal policy id, an unknown member.",
             body = ErrorEnvelope),
         (status = 403, description = "Not allowed to remove policy ids.", body = ErrorEnvelope),
     ),

@@ -35,12 +35,11 @@ pub struct UserTokens {
     get,
     path = "/admin/user/{user}/tokens",
     tag = "admin",
-    security(("token" = []), ("session" = [])),
     params(("user" = String, Path, description = "The user name.")),
     responses(
         (status = 200, description = "The user's tokens (a page for a browser).",
             content((UserTokens = "application/json"), (String = "text/html"))),
-        (status = 400, description = "An illegal user name, or no token.", body = ErrorEnvelope),
+        (status = 400, description = "An illegal user name.", body = ErrorEnvelope),
         (status = 403, description = "Not allowed to view users' tokens.", body = ErrorEnvelope),
     ),
 )]
@@ -64,7 +63,6 @@ pub async fn user_tokens(
     post,
     path = "/admin/user/{user}/tokens/revoke/{id}",
     tag = "admin",
-    security(("token" = []), ("session" = [])),
     params(
         ("user" = String, Path, description = "The user name."),
         ("id" = String, Path, description = "The token's id."),
@@ -72,7 +70,7 @@ pub async fn user_tokens(
     responses(
         (status = 204, description = "Revoked."),
         (status = 303, description = "A browser's form post: back to the user's tokens page."),
-        (status = 400, description = "An illegal user name, or no token.", body = ErrorEnvelope),
+        (status = 400, description = "An illegal user name.", body = ErrorEnvelope),
         (status = 403, description = "Not allowed to revoke users' tokens.", body = ErrorEnvelope),
         (status = 404, description = "The user has no such token (or the id is not a UUID).", body = ErrorEnvelope),
     ),
@@ -94,12 +92,11 @@ pub async fn revoke_user_token(
     post,
     path = "/admin/user/{user}/tokens/revokeall",
     tag = "admin",
-    security(("token" = []), ("session" = [])),
     params(("user" = String, Path, description = "The user name.")),
     responses(
         (status = 204, description = "Revoked (or no such user)."),
         (status = 303, description = "A browser's form post: back to the user's tokens page."),
-        (status = 400, description = "An illegal user name, or no token.", body = ErrorEnvelope),
+        (status = 400, description = "An illegal user name.", body = ErrorEnvelope),
         (status = 403, description = "Not allowed to revoke users' tokens.", body = ErrorEnvelope),
     ),
 )]
@@ -119,11 +116,9 @@ pub async fn revoke_user_tokens(
     post,
     path = "/admin/revokeall",
     tag = "admin",
-    security(("token" = []), ("session" = [])),
     responses(
         (status = 204, description = "Revoked; a caller using the session cookie has it removed."),
         (status = 303, description = "A browser's form post: to the login page (its session ended too)."),
-        (status = 400, description = "No token.", body = ErrorEnvelope),
         (status = 403, description = "Not allowed to revoke every token.", body = ErrorEnvelope),
     ),
 )]
@@ -158,7 +153,6 @@ impl FormBody for ViewTokenRequest {
     post,
     path = "/admin/token",
     tag = "admin",
-    security(("token" = []), ("session" = [])),
     request_body(content(
         (ViewTokenRequest = "application/json"),
         (ViewTokenRequest = "application/x-www-form-urlencoded"),

@@ -70,7 +70,6 @@ pub struct LocalAccountCreated {
     post,
     path = "/admin/localaccount/create",
     tag = "admin",
-    security(("token" = []), ("session" = [])),
     request_body(content(
         (LocalAccountRequest = "application/json"),
         (LocalAccountRequest = "application/x-www-form-urlencoded"),
@@ -78,7 +77,7 @@ pub struct LocalAccountCreated {
     responses(
         (status = 200, description = "The account and its temporary password (a page for a browser).",
             content((LocalAccountCreated = "application/json"), (String = "text/html"))),
-        (status = 400, description = "A missing or illegal member, an unknown member, a taken user name, or no token.",
+        (status = 400, description = "A missing or illegal member, an unknown member, a taken user name.",
             body = ErrorEnvelope),
         (status = 403, description = "Not allowed to create local accounts.", body = ErrorEnvelope),
     ),
@@ -118,12 +117,11 @@ pub async fn create_local_account(
     get,
     path = "/admin/user/{user}",
     tag = "admin",
-    security(("token" = []), ("session" = [])),
     params(("user" = String, Path, description = "The user name.")),
     responses(
         (status = 200, description = "The account (a page for a browser).",
             content((views::AdminUserView = "application/json"), (String = "text/html"))),
-        (status = 400, description = "An illegal user name, or no token.", body = ErrorEnvelope),
+        (status = 400, description = "An illegal user name.", body = ErrorEnvelope),
         (status = 403, description = "Not allowed to view users.", body = ErrorEnvelope),
         (status = 404, description = "No such user.", body = ErrorEnvelope),
     ),
@@ -194,7 +192,6 @@ fn requested_roles(input: &Input) -> Result<BTreeSet<Role>, ApiError> {
     post,
     path = "/admin/user/{user}/roles",
     tag = "admin",
-    security(("token" = []), ("session" = [])),
     params(("user" = String, Path, description = "The user name.")),
     request_body(
         description = "JSON: `roles`, a list of role ids. A form: each wanted role id as a key (values ignored).",
@@ -203,7 +200,7 @@ fn requested_roles(input: &Input) -> Result<BTreeSet<Role>, ApiError> {
     responses(
         (status = 204, description = "The roles are set."),
         (status = 303, description = "A browser's form post: back to the user's page."),
-        (status = 400, description = "An illegal user name, an unknown role or member, or no token.",
+        (status = 400, description = "An illegal user name, an unknown role or member.",
             body = ErrorEnvelope),
         (status = 403, description = "Not allowed to grant or remove these roles.", body = ErrorEnvelope),
         (status = 404, description = "No such user.", body = ErrorEnvelope),
@@ -256,14 +253,15 @@ impl JsonBody for UserRolesChange {
 #[utoipa::path(
     post,
     path = "/api/V2/admin/users/{user}/roles",
-    tag = "admin",
+    // The JSON API: the header token only, not the session cookie of the admin pages.
     security(("token" = [])),
+    tag = "admin",
     params(("user" = String, Path, description = "The user name.")),
     request_body(content = UserRolesChange, content_type = "application/json"),
     responses(
         (status = 204, description = "Changed (one event per kind of change), or nothing to change."),
         (status = 400, description = "An illegal user name, an unknown role, a role both added and removed, an \
-            unknown member, or no token.", body = ErrorEnvelope),
+            unknown member.", body = ErrorEnvelope),
         (status = 403, description = "Not allowed to change these roles.", body = ErrorEnvelope),
         (status = 404, description = "No such user.", body = ErrorEnvelope),
     ),
@@ -316,7 +314,6 @@ impl JsonBody for CustomRolesRequest {
     post,
     path = "/admin/user/{user}/customroles",
     tag = "admin",
-    security(("token" = []), ("session" = [])),
     params(("user" = String, Path, description = "The user name.")),
     request_body(
         description = "JSON: `customroles`, a list of custom role ids. A form: each wanted custom role id as a key \
@@ -329,7 +326,7 @@ impl JsonBody for CustomRolesRequest {
     responses(
         (status = 204, description = "The custom roles are set."),
         (status = 303, description = "A browser's form post: back to the user's page."),
-        (status = 400, description = "An illegal user name or role id, an unknown role or member, or no token.",
+        (status = 400, description = "An illegal user name or role id, an unknown role or member.",
             body = ErrorEnvelope),
         (status = 403, description = "Not allowed to change custom roles.", body = ErrorEnvelope),
         (status = 404, description = "No such user.", body = ErrorEnvelope),
@@ -401,13 +398,12 @@ impl FormBody for DisableForm {
     post,
     path = "/admin/user/{user}/disable",
     tag = "admin",
-    security(("token" = []), ("session" = [])),
     params(("user" = String, Path, description = "The user name.")),
     request_body(content((DisableRequest = "application/json"), (DisableForm = "application/x-www-form-urlencoded"))),
     responses(
         (status = 204, description = "Disabled or enabled."),
         (status = 303, description = "A browser's form post: back to the user's page."),
-        (status = 400, description = "An illegal user name, no `disable` or reason, an unknown member, or no token.",
+        (status = 400, description = "An illegal user name, no `disable` or reason, an unknown member.",
             body = ErrorEnvelope),
         (status = 403, description = "Not allowed to disable this user.", body = ErrorEnvelope),
         (status = 404, description = "No such user.", body = ErrorEnvelope),
@@ -442,12 +438,11 @@ pub async fn disable(
     post,
     path = "/admin/user/{user}/forcereset",
     tag = "admin",
-    security(("token" = []), ("session" = [])),
     params(("user" = String, Path, description = "The user name.")),
     responses(
         (status = 204, description = "The reset is required."),
         (status = 303, description = "A browser's form post: back to the user's page."),
-        (status = 400, description = "An illegal user name, or no token.", body = ErrorEnvelope),
+        (status = 400, description = "An illegal user name.", body = ErrorEnvelope),
         (status = 403, description = "Not allowed to force password resets.", body = ErrorEnvelope),
         (status = 404, description = "No such user.", body = ErrorEnvelope),
     ),
@@ -470,11 +465,10 @@ pub async fn force_reset(
     post,
     path = "/admin/user/{user}/unlock",
     tag = "admin",
-    security(("token" = []), ("session" = [])),
     params(("user" = String, Path, description = "The user name.")),
     responses(
         (status = 204, description = "Unlocked."),
-        (status = 400, description = "An illegal user name, or no token.", body = ErrorEnvelope),
+        (status = 400, description = "An illegal user name.", body = ErrorEnvelope),
         (status = 403, description = "Not allowed to unlock accounts.", body = ErrorEnvelope),
         (status = 404, description = "No such user.", body = ErrorEnvelope),
     ),
@@ -495,11 +489,9 @@ pub async fn unlock(
     post,
     path = "/admin/forcereset",
     tag = "admin",
-    security(("token" = []), ("session" = [])),
     responses(
         (status = 204, description = "The resets are required."),
         (status = 303, description = "A browser's form post: back to the administration page."),
-        (status = 400, description = "No token.", body = ErrorEnvelope),
         (status = 403, description = "Not allowed to force every password reset.", body = ErrorEnvelope),
     ),
 )]
@@ -522,12 +514,11 @@ pub struct TemporaryPassword {
     post,
     path = "/admin/user/{user}/reset",
     tag = "admin",
-    security(("token" = []), ("session" = [])),
     params(("user" = String, Path, description = "The user name.")),
     responses(
         (status = 200, description = "The temporary password (a page for a browser).",
             content((TemporaryPassword = "application/json"), (String = "text/html"))),
-        (status = 400, description = "An illegal user name, or no token.", body = ErrorEnvelope),
+        (status = 400, description = "An illegal user name.", body = ErrorEnvelope),
         (status = 403, description = "Not allowed to reset passwords.", body = ErrorEnvelope),
         (status = 404, description = "No such user, or not a local user.", body = ErrorEnvelope),
     ),
@@ -551,10 +542,8 @@ pub async fn reset_password(
     get,
     path = "/admin/localaccount",
     tag = "admin",
-    security(("token" = []), ("session" = [])),
     responses(
         (status = 200, description = "The page.", content_type = "text/html", body = String),
-        (status = 400, description = "No token.", body = ErrorEnvelope),
         (status = 403, description = "Not allowed to create local accounts.", body = ErrorEnvelope),
     ),
 )]
