@@ -22,20 +22,17 @@
 //! servers on PostgreSQL by a transaction-scoped advisory lock), so
 //! concurrent starts cannot pass a bound.
 
-use std::str::FromStr;
-use std::time::Duration;
-
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use sha2::{Digest, Sha256};
 
-use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqliteSynchronous};
+use sqlx::sqlite::SqliteSynchronous;
 
+use super::side::{SidePool as Pool, SideStore};
 use super::sql::Dialect;
-use super::{StoreError, StoreKind, StoreOptions};
+use super::{StoreError, StoreOptions};
 
 /// At most this many flows of people not signed in are kept; when full,
 /// expired ones are swept, then the oldest flow of the network holding the
@@ -101,11 +98,6 @@ pub struct Flow {
     pub expires_at: i64,
 }
 
-enum Pool {
-    Sqlite(SqlitePool),
-    Postgres(PgPool),
-}
-
 /// The in-flight store.
 pub struct Flows {
     pool: Pool,
@@ -167,35 +159,14 @@ impl Flows {
     /// Opens (creating if needed) the flows of the log at `url`.
     pub async fn open(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
         let table = format!("{}flows", options.table_prefix);
-        let (pool, dialect) = match StoreKind::parse(&StoreKind::beside(url, "flows"))? {
-            StoreKind::Sqlite { path } => {
-                let file = std::path::PathBuf::from(path);
-                let connect = SqliteConnectOptions::from_str("sqlite:")
-                    .map_err(|source| StoreError::Connect { url: file.display().to_string(), source })?
-                    .filename(&file)
-                    .create_if_missing(true)
-                    .journal_mode(SqliteJournalMode::Wal)
-                    // Losing a flow to a crash only restarts it.
-                    .synchronous(SqliteSynchronous::Normal)
-                    .busy_timeout(Duration::from_secs(10))
-                    .pragma("secure_delete", "on");
-                let pool = super::sqlite::sqlite_pool()
-                    .max_connections(1)
-                    .connect_with(connect)
-                    .await
-                    .map_err(|source| StoreError::Connect { url: file.display().to_string(), source })?;
-                (Pool::Sqlite(pool), Dialect::Sqlite)
-            }
-            StoreKind::Postgres { url } => {
-                let pool = PgPoolOptions::new()
-                    .max_connections(4)
-                    .acquire_timeout(Duration::from_secs(10))
-                    .connect(&url)
-                    .await
-                    .map_err(|source| StoreError::Connect { url: super::postgres::redact(&url), source })?;
-                (Pool::Postgres(pool), Dialect::Postgres)
-            }
+        // Losing a flow to a crash only restarts it; a flow's bytes are gone from the file once it ends.
+        let side = SideStore {
+            name: "flows",
+            synchronous: SqliteSynchronous::Normal,
+            secure_delete: true,
+            postgres_connections: 4,
         };
+        let (pool, dialect) = side.open(url).await?;
         let p = |n| dialect.p(n);
         let columns = "step, user_name, client, provider, sealed, created_at, expires_at";
         // The oldest `n` rows matching `filter` (`{1}` its key, `{2}` the number).

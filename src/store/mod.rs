@@ -22,6 +22,7 @@ pub mod keyring;
 pub mod new_log;
 mod postgres;
 mod repository;
+mod side;
 mod sql;
 mod sqlite;
 pub mod throttle;

@@ -13,24 +13,16 @@
 //! alike, is not synced (a power cut forgets a few guesses, no more). A row
 //! holds its state as JSON (the caller's to shape).
 
-use std::str::FromStr;
-use std::time::Duration;
-
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqliteSynchronous};
+use sqlx::sqlite::SqliteSynchronous;
 
+use super::side::{SidePool as Pool, SideStore};
 use super::sql::Dialect;
-use super::{StoreError, StoreKind, StoreOptions};
+use super::{StoreError, StoreOptions};
 
 /// At most about this many rows are kept: past it, a sweep forgets the quietest.
 pub const MAX_ROWS: i64 = 200_000;
-
-enum Pool {
-    Sqlite(SqlitePool),
-    Postgres(PgPool),
-}
 
 /// How durable a write must be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,37 +53,9 @@ impl Throttles {
     /// Opens (creating if needed) the throttle store of the log at `url`.
     pub async fn open(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
         let table = format!("{}throttle", options.table_prefix);
-        let (pool, dialect) = match StoreKind::parse(&StoreKind::beside(url, "throttle"))? {
-            StoreKind::Sqlite { path } => {
-                let file = std::path::PathBuf::from(path);
-                let synchronous =
-                    if options.sqlite_full_sync { SqliteSynchronous::Full } else { SqliteSynchronous::Normal };
-                let connect = SqliteConnectOptions::from_str("sqlite:")
-                    .map_err(|source| StoreError::Connect { url: file.display().to_string(), source })?
-                    .filename(&file)
-                    .create_if_missing(true)
-                    .journal_mode(SqliteJournalMode::Wal)
-                    .synchronous(synchronous)
-                    .busy_timeout(Duration::from_secs(10));
-                // One connection: reservations of this process take turns, and
-                // it is the only process on an SQLite log.
-                let pool = super::sqlite::sqlite_pool()
-                    .max_connections(1)
-                    .connect_with(connect)
-                    .await
-                    .map_err(|source| StoreError::Connect { url: file.display().to_string(), source })?;
-                (Pool::Sqlite(pool), Dialect::Sqlite)
-            }
-            StoreKind::Postgres { url } => {
-                let pool = PgPoolOptions::new()
-                    .max_connections(8)
-                    .acquire_timeout(Duration::from_secs(10))
-                    .connect(&url)
-                    .await
-                    .map_err(|source| StoreError::Connect { url: super::postgres::redact(&url), source })?;
-                (Pool::Postgres(pool), Dialect::Postgres)
-            }
-        };
+        let synchronous = if options.sqlite_full_sync { SqliteSynchronous::Full } else { SqliteSynchronous::Normal };
+        let side = SideStore { name: "throttle", synchronous, secure_delete: false, postgres_connections: 8 };
+        let (pool, dialect) = side.open(url).await?;
         let p = |n| dialect.p(n);
         let throttles = Self {
             log_sync: if options.sqlite_full_sync { "FULL" } else { "NORMAL" },
