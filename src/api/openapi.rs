@@ -117,13 +117,7 @@ fn add_no_token(responses: &mut std::collections::BTreeMap<String, RefOr<utoipa:
         }
         Some(RefOr::Ref(_)) => {}
         None => {
-            let response = ResponseBuilder::new().description("No token.");
-            let response = if method == "head" {
-                response
-            } else {
-                response.content("application/json", Content::new(Some(Ref::from_schema_name("ErrorEnvelope"))))
-            };
-            responses.insert("400".to_owned(), response.build().into());
+            responses.insert("400".to_owned(), enveloped("No token.", method).into());
         }
     }
 }
@@ -145,9 +139,9 @@ fn behind_token(operation: &utoipa::openapi::path::Operation) -> bool {
     schemes.as_array().is_some_and(|all| all.iter().any(|r| r.get("token").is_some() || r.get("session").is_some()))
 }
 
-/// The standard answer to a token that is not valid (unknown, expired or revoked).
-fn invalid_token(method: &str) -> utoipa::openapi::Response {
-    let response = ResponseBuilder::new().description("An invalid token.");
+/// A standard error answer: `description`, and the envelope (a HEAD answer has no body).
+fn enveloped(description: &str, method: &str) -> utoipa::openapi::Response {
+    let response = ResponseBuilder::new().description(description);
     if method == "head" {
         return response.build();
     }
@@ -189,7 +183,7 @@ pub fn finish(openapi: &mut OpenApi) {
                 add_no_token(responses, method);
             }
             if behind_token {
-                responses.entry("401".to_owned()).or_insert_with(|| invalid_token(method).into());
+                responses.entry("401".to_owned()).or_insert_with(|| enveloped("An invalid token.", method).into());
             }
             for range in ["4XX", "5XX"] {
                 responses.entry(range.to_owned()).or_insert_with(|| envelope(method).into());
