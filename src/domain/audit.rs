@@ -4,8 +4,8 @@
 //! unmasked this anonymous id?". One aggregate per reader keeps concurrent
 //! readers from contending.
 
+use cqrs_es::Aggregate;
 use cqrs_es::event_sink::EventSink;
-use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -33,7 +33,7 @@ pub enum AuditSubject {
     Token(Uuid),
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, strum::IntoStaticStr)]
 #[cfg_attr(test, derive(strum::VariantNames))]
 pub enum AuditEvent {
     /// The reader asked for a part of the history.
@@ -44,24 +44,10 @@ pub enum AuditEvent {
     AnonIdsTranslated { anon_ids: Vec<Uuid>, at: i64 },
 }
 
-impl DomainEvent for AuditEvent {
-    fn event_type(&self) -> String {
-        match self {
-            Self::AuditTrailRead(_) => "AuditTrailRead",
-            Self::StateAsOfRead { .. } => "StateAsOfRead",
-            Self::AnonIdsTranslated { .. } => "AnonIdsTranslated",
-        }
-        .to_owned()
-    }
-
-    fn event_version(&self) -> String {
-        match self {
-            Self::AuditTrailRead(_) => AUDIT_TRAIL_READ_VERSION,
-            Self::StateAsOfRead { .. } | Self::AnonIdsTranslated { .. } => "1.0",
-        }
-        .to_owned()
-    }
-}
+domain_event!(AuditEvent, |event| match event {
+    Self::AuditTrailRead(_) => AUDIT_TRAIL_READ_VERSION,
+    Self::StateAsOfRead { .. } | Self::AnonIdsTranslated { .. } => "1.0",
+});
 
 /// `AuditTrailRead` 2.0 added the `actor` and `event_type` filters.
 pub const AUDIT_TRAIL_READ_VERSION: &str = "2.0";

@@ -12,8 +12,8 @@
 
 use std::fmt;
 
+use cqrs_es::Aggregate;
 use cqrs_es::event_sink::EventSink;
-use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -65,7 +65,7 @@ pub struct SigningKey {
     pub credential_id: Uuid,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, strum::IntoStaticStr)]
 #[cfg_attr(test, derive(strum::VariantNames))]
 pub enum CertAuthorityEvent {
     CertAuthorityCreated {
@@ -160,22 +160,7 @@ impl RotationStep {
     }
 }
 
-impl DomainEvent for CertAuthorityEvent {
-    fn event_type(&self) -> String {
-        match self {
-            Self::CertAuthorityCreated { .. } => "CertAuthorityCreated",
-            Self::CertAuthorityRotated { .. } => "CertAuthorityRotated",
-            Self::CertAuthorityRotationStarted { .. } => "CertAuthorityRotationStarted",
-            Self::CertAuthorityRotationPhaseChanged { .. } => "CertAuthorityRotationPhaseChanged",
-            Self::CertAuthorityRotationRolledBack { .. } => "CertAuthorityRotationRolledBack",
-        }
-        .to_owned()
-    }
-
-    fn event_version(&self) -> String {
-        "1.0".to_owned()
-    }
-}
+domain_event!(CertAuthorityEvent);
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum CertAuthorityCommand {

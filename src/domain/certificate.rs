@@ -6,8 +6,8 @@
 
 use std::collections::BTreeSet;
 
+use cqrs_es::Aggregate;
 use cqrs_es::event_sink::EventSink;
-use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -38,7 +38,7 @@ pub enum ProvisionTokenId {
     Issued { id: Uuid },
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, strum::IntoStaticStr)]
 #[cfg_attr(test, derive(strum::VariantNames))]
 pub enum CertificateEvent {
     UserCertIssued { user: UserName, principals: BTreeSet<Login>, requested_by: UserName, cert: Signed },
@@ -53,19 +53,7 @@ impl CertificateEvent {
     }
 }
 
-impl DomainEvent for CertificateEvent {
-    fn event_type(&self) -> String {
-        match self {
-            Self::UserCertIssued { .. } => "UserCertIssued",
-            Self::HostCertIssued { .. } => "HostCertIssued",
-        }
-        .to_owned()
-    }
-
-    fn event_version(&self) -> String {
-        "1.0".to_owned()
-    }
-}
+domain_event!(CertificateEvent);
 
 /// Records an issued certificate under its serial (the aggregate id).
 #[derive(Debug, Clone, PartialEq)]

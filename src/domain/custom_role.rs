@@ -2,14 +2,14 @@
 //! it or replaces its description; deleting it also takes it from every user
 //! (the user directory folds that, no per-user events are needed).
 
+use cqrs_es::Aggregate;
 use cqrs_es::event_sink::EventSink;
-use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 
 use super::error::{AuthError, ErrorType};
 use super::names::{CustomRoleId, UserName};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, strum::IntoStaticStr)]
 #[cfg_attr(test, derive(strum::VariantNames))]
 pub enum CustomRoleEvent {
     CustomRoleSet {
@@ -32,20 +32,7 @@ pub enum CustomRoleEvent {
     },
 }
 
-impl DomainEvent for CustomRoleEvent {
-    fn event_type(&self) -> String {
-        match self {
-            Self::CustomRoleSet { .. } => "CustomRoleSet",
-            Self::CustomRoleDeleted { .. } => "CustomRoleDeleted",
-            Self::CustomRoleImported { .. } => "CustomRoleImported",
-        }
-        .to_owned()
-    }
-
-    fn event_version(&self) -> String {
-        "1.0".to_owned()
-    }
-}
+domain_event!(CustomRoleEvent);
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum CustomRoleCommand {

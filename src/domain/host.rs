@@ -8,8 +8,8 @@
 
 use std::collections::BTreeSet;
 
+use cqrs_es::Aggregate;
 use cqrs_es::event_sink::EventSink;
-use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 
 use super::certificate::ProvisionTokenId;
@@ -17,7 +17,7 @@ use super::error::AuthError;
 use super::names::UserName;
 use super::principals::{HostId, HostRole};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, strum::IntoStaticStr)]
 #[cfg_attr(test, derive(strum::VariantNames))]
 pub enum HostEvent {
     /// The name was bound to the key `key_fingerprint` (or its principals
@@ -39,24 +39,11 @@ pub enum HostEvent {
     HostReleased { by: UserName, at: i64 },
 }
 
-impl DomainEvent for HostEvent {
-    fn event_type(&self) -> String {
-        match self {
-            Self::HostJoined { .. } => "HostJoined",
-            Self::HostReleased { .. } => "HostReleased",
-        }
-        .to_owned()
-    }
-
-    fn event_version(&self) -> String {
-        match self {
-            // 1.1: `principals`, `principal_of` (additive: a 1.0 payload reads as none).
-            Self::HostJoined { .. } => "1.1",
-            Self::HostReleased { .. } => "1.0",
-        }
-        .to_owned()
-    }
-}
+domain_event!(HostEvent, |event| match event {
+    // 1.1: `principals`, `principal_of` (additive: a 1.0 payload reads as none).
+    Self::HostJoined { .. } => "1.1",
+    Self::HostReleased { .. } => "1.0",
+});
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum HostCommand {

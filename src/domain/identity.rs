@@ -7,8 +7,8 @@
 
 use std::fmt;
 
+use cqrs_es::Aggregate;
 use cqrs_es::event_sink::EventSink;
-use cqrs_es::{Aggregate, DomainEvent};
 use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
 
@@ -90,7 +90,7 @@ pub enum LinkVia {
     Invitation,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, strum::IntoStaticStr)]
 #[cfg_attr(test, derive(strum::VariantNames))]
 pub enum IdentityClaimEvent {
     /// The identity now belongs to `user`.
@@ -99,19 +99,7 @@ pub enum IdentityClaimEvent {
     IdentityReleased { user: UserName, at: i64 },
 }
 
-impl DomainEvent for IdentityClaimEvent {
-    fn event_type(&self) -> String {
-        match self {
-            Self::IdentityClaimed { .. } => "IdentityClaimed",
-            Self::IdentityReleased { .. } => "IdentityReleased",
-        }
-        .to_owned()
-    }
-
-    fn event_version(&self) -> String {
-        "1.0".to_owned()
-    }
-}
+domain_event!(IdentityClaimEvent);
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum IdentityClaimCommand {

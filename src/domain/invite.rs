@@ -6,8 +6,8 @@
 
 use std::collections::BTreeSet;
 
+use cqrs_es::Aggregate;
 use cqrs_es::event_sink::EventSink;
-use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -18,7 +18,7 @@ use super::principals::{InvitedIdentity, Login};
 /// The longest an invitation may live.
 pub const MAX_INVITE_TTL_MS: i64 = 60 * 60 * 1000;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, strum::IntoStaticStr)]
 #[cfg_attr(test, derive(strum::VariantNames))]
 pub enum InviteEvent {
     InviteIssued {
@@ -48,21 +48,7 @@ pub enum InviteEvent {
     },
 }
 
-impl DomainEvent for InviteEvent {
-    fn event_type(&self) -> String {
-        match self {
-            Self::InviteIssued { .. } => "InviteIssued",
-            Self::InviteSecondFactorOffered { .. } => "InviteSecondFactorOffered",
-            Self::InviteRedeemed { .. } => "InviteRedeemed",
-            Self::InviteRevoked { .. } => "InviteRevoked",
-        }
-        .to_owned()
-    }
-
-    fn event_version(&self) -> String {
-        "1.0".to_owned()
-    }
-}
+domain_event!(InviteEvent);
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum InviteCommand {

@@ -2,6 +2,28 @@
 //! Pure: no I/O, no clock, no randomness — commands carry the times and ids
 //! the application chose.
 
+/// Implements `cqrs_es::DomainEvent` for an event enum that derives
+/// `strum::IntoStaticStr`: an event's type is its variant's name (the stored
+/// name; a rename needs an upcaster), its version "1.0" unless the second
+/// argument, a function of the event, names another (events.md keeps them).
+macro_rules! domain_event {
+    ($event:ty) => {
+        domain_event!($event, |_| "1.0");
+    };
+    ($event:ty, $version:expr) => {
+        impl cqrs_es::DomainEvent for $event {
+            fn event_type(&self) -> String {
+                <&'static str>::from(self).to_owned()
+            }
+
+            fn event_version(&self) -> String {
+                let version: fn(&Self) -> &'static str = $version;
+                version(self).to_owned()
+            }
+        }
+    };
+}
+
 pub mod audit;
 pub mod canonical;
 pub mod cert_authority;

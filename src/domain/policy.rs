@@ -4,32 +4,21 @@
 //! here that the user directory applies to every user — later agreements to
 //! the same id count again.
 
+use cqrs_es::Aggregate;
 use cqrs_es::event_sink::EventSink;
-use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 
 use super::error::AuthError;
 use super::names::UserName;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, strum::IntoStaticStr)]
 #[cfg_attr(test, derive(strum::VariantNames))]
 pub enum PolicyEvent {
     /// The policy id was removed from every user who had agreed to it.
     PolicyIdRemoved { by: UserName, at: i64 },
 }
 
-impl DomainEvent for PolicyEvent {
-    fn event_type(&self) -> String {
-        match self {
-            Self::PolicyIdRemoved { .. } => "PolicyIdRemoved",
-        }
-        .to_owned()
-    }
-
-    fn event_version(&self) -> String {
-        "1.0".to_owned()
-    }
-}
+domain_event!(PolicyEvent);
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum PolicyCommand {

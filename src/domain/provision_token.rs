@@ -6,15 +6,15 @@
 
 use std::collections::BTreeSet;
 
+use cqrs_es::Aggregate;
 use cqrs_es::event_sink::EventSink;
-use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 
 use super::error::{AuthError, ErrorType};
 use super::names::UserName;
 use super::principals::{HostId, HostRole};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, strum::IntoStaticStr)]
 #[cfg_attr(test, derive(strum::VariantNames))]
 pub enum ProvisionTokenEvent {
     ProvisionTokenIssued {
@@ -37,20 +37,7 @@ pub enum ProvisionTokenEvent {
     },
 }
 
-impl DomainEvent for ProvisionTokenEvent {
-    fn event_type(&self) -> String {
-        match self {
-            Self::ProvisionTokenIssued { .. } => "ProvisionTokenIssued",
-            Self::ProvisionTokenUsed { .. } => "ProvisionTokenUsed",
-            Self::ProvisionTokenDeleted { .. } => "ProvisionTokenDeleted",
-        }
-        .to_owned()
-    }
-
-    fn event_version(&self) -> String {
-        "1.0".to_owned()
-    }
-}
+domain_event!(ProvisionTokenEvent);
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum ProvisionTokenCommand {

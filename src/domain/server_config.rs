@@ -5,8 +5,8 @@
 
 use std::collections::BTreeMap;
 
+use cqrs_es::Aggregate;
 use cqrs_es::event_sink::EventSink;
-use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 
 use super::error::AuthError;
@@ -252,31 +252,18 @@ impl ServerSettings {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, strum::IntoStaticStr)]
 #[cfg_attr(test, derive(strum::VariantNames))]
 pub enum ServerConfigEvent {
     ServerConfigInitialized { settings: ServerSettings },
     ServerConfigUpdated { changes: Vec<ConfigChange>, by: UserName, at: i64 },
 }
 
-impl DomainEvent for ServerConfigEvent {
-    fn event_type(&self) -> String {
-        match self {
-            Self::ServerConfigInitialized { .. } => "ServerConfigInitialized",
-            Self::ServerConfigUpdated { .. } => "ServerConfigUpdated",
-        }
-        .to_owned()
-    }
-
-    fn event_version(&self) -> String {
-        match self {
-            Self::ServerConfigInitialized { .. } => SERVER_CONFIG_INITIALIZED_VERSION,
-            // 1.1: the `Provider` change (additive: every 1.0 payload reads as it is).
-            Self::ServerConfigUpdated { .. } => "1.1",
-        }
-        .to_owned()
-    }
-}
+domain_event!(ServerConfigEvent, |event| match event {
+    Self::ServerConfigInitialized { .. } => SERVER_CONFIG_INITIALIZED_VERSION,
+    // 1.1: the `Provider` change (additive: every 1.0 payload reads as it is).
+    Self::ServerConfigUpdated { .. } => "1.1",
+});
 
 /// `ServerConfigInitialized` 2.0 added the providers' switches; see
 /// [`upcast_server_config_initialized_v1`].

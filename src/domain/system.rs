@@ -1,8 +1,8 @@
 //! The `System` aggregate (a single instance, id `system`): server-wide facts
 //! that are one event each, however many users they touch.
 
+use cqrs_es::Aggregate;
 use cqrs_es::event_sink::EventSink;
-use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 
 use super::error::AuthError;
@@ -10,7 +10,7 @@ use super::names::UserName;
 
 pub const SYSTEM_ID: &str = "system";
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, strum::IntoStaticStr)]
 #[cfg_attr(test, derive(strum::VariantNames))]
 pub enum SystemEvent {
     /// Every token issued before this event is invalid (a watermark, not a list).
@@ -37,27 +37,12 @@ pub enum SystemEvent {
     WitnessReset { found: String, position: Option<i64>, chain: Option<String>, log_head: i64, reason: String, at: i64 },
 }
 
-impl DomainEvent for SystemEvent {
-    fn event_type(&self) -> String {
-        match self {
-            Self::AllTokensRevoked { .. } => "AllTokensRevoked",
-            Self::AllPasswordResetsForced { .. } => "AllPasswordResetsForced",
-            Self::LogWitnessed { .. } => "LogWitnessed",
-            Self::WitnessReset { .. } => "WitnessReset",
-        }
-        .to_owned()
-    }
-
-    fn event_version(&self) -> String {
-        match self {
-            Self::AllTokensRevoked { .. } => "1.0",
-            // 1.1: `sessions_ended` (additive: a 1.0 payload reads as `false`).
-            Self::AllPasswordResetsForced { .. } => "1.1",
-            Self::LogWitnessed { .. } | Self::WitnessReset { .. } => "1.0",
-        }
-        .to_owned()
-    }
-}
+domain_event!(SystemEvent, |event| match event {
+    Self::AllTokensRevoked { .. } => "1.0",
+    // 1.1: `sessions_ended` (additive: a 1.0 payload reads as `false`).
+    Self::AllPasswordResetsForced { .. } => "1.1",
+    Self::LogWitnessed { .. } | Self::WitnessReset { .. } => "1.0",
+});
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum SystemCommand {

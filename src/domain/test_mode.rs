@@ -15,8 +15,8 @@
 
 use std::collections::BTreeSet;
 
+use cqrs_es::Aggregate;
 use cqrs_es::event_sink::EventSink;
-use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -36,13 +36,9 @@ pub fn is_live(expires: i64, now: i64) -> bool {
     now < expires
 }
 
-fn versioned() -> String {
-    "1.0".to_owned()
-}
-
 // ---------------------------------------------------------------- TestUser
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, strum::IntoStaticStr)]
 #[cfg_attr(test, derive(strum::VariantNames))]
 pub enum TestUserEvent {
     /// A test user came into being (or back, after its previous hour ran out).
@@ -51,19 +47,7 @@ pub enum TestUserEvent {
     TestUserRolesReplaced { roles: BTreeSet<Role>, custom_roles: BTreeSet<CustomRoleId>, at: i64 },
 }
 
-impl DomainEvent for TestUserEvent {
-    fn event_type(&self) -> String {
-        match self {
-            Self::TestUserCreated { .. } => "TestUserCreated",
-            Self::TestUserRolesReplaced { .. } => "TestUserRolesReplaced",
-        }
-        .to_owned()
-    }
-
-    fn event_version(&self) -> String {
-        versioned()
-    }
-}
+domain_event!(TestUserEvent);
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum TestUserCommand {
@@ -130,25 +114,14 @@ impl Aggregate for TestUser {
 
 // ---------------------------------------------------------- TestCustomRole
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, strum::IntoStaticStr)]
 #[cfg_attr(test, derive(strum::VariantNames))]
 pub enum TestCustomRoleEvent {
     /// The role exists with this description until `expires`.
     TestCustomRoleSet { id: CustomRoleId, description: String, expires: i64 },
 }
 
-impl DomainEvent for TestCustomRoleEvent {
-    fn event_type(&self) -> String {
-        match self {
-            Self::TestCustomRoleSet { .. } => "TestCustomRoleSet",
-        }
-        .to_owned()
-    }
-
-    fn event_version(&self) -> String {
-        versioned()
-    }
-}
+domain_event!(TestCustomRoleEvent);
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum TestCustomRoleCommand {
@@ -182,7 +155,7 @@ impl Aggregate for TestCustomRole {
 
 // ---------------------------------------------------------------- TestData
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, strum::IntoStaticStr)]
 #[cfg_attr(test, derive(strum::VariantNames))]
 pub enum TestDataEvent {
     /// Every test record made before this event is gone (`DELETE .../clear`).
@@ -191,19 +164,7 @@ pub enum TestDataEvent {
     TestDataSwept { before: i64 },
 }
 
-impl DomainEvent for TestDataEvent {
-    fn event_type(&self) -> String {
-        match self {
-            Self::TestDataCleared { .. } => "TestDataCleared",
-            Self::TestDataSwept { .. } => "TestDataSwept",
-        }
-        .to_owned()
-    }
-
-    fn event_version(&self) -> String {
-        versioned()
-    }
-}
+domain_event!(TestDataEvent);
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum TestDataCommand {

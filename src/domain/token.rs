@@ -6,8 +6,8 @@
 
 use std::collections::BTreeMap;
 
+use cqrs_es::Aggregate;
 use cqrs_es::event_sink::EventSink;
-use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 
 use super::error::{AuthError, ErrorType};
@@ -139,30 +139,17 @@ pub enum RevocationReason {
     Administrator,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, strum::IntoStaticStr)]
 #[cfg_attr(test, derive(strum::VariantNames))]
 pub enum TokenEvent {
     TokenIssued(TokenIssued),
     TokenRevoked(TokenRevoked),
 }
 
-impl DomainEvent for TokenEvent {
-    fn event_type(&self) -> String {
-        match self {
-            Self::TokenIssued(_) => "TokenIssued",
-            Self::TokenRevoked(_) => "TokenRevoked",
-        }
-        .to_owned()
-    }
-
-    fn event_version(&self) -> String {
-        match self {
-            Self::TokenIssued(_) => TOKEN_ISSUED_VERSION,
-            Self::TokenRevoked(_) => "1.0",
-        }
-        .to_owned()
-    }
-}
+domain_event!(TokenEvent, |event| match event {
+    Self::TokenIssued(_) => TOKEN_ISSUED_VERSION,
+    Self::TokenRevoked(_) => "1.0",
+});
 
 /// `TokenIssued` 2.0 added `mfa`; [`upcast_token_issued_v1`] reads 1.0 as `Unknown`.
 pub const TOKEN_ISSUED_VERSION: &str = "2.0";
@@ -226,6 +213,7 @@ impl Aggregate for Token {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use cqrs_es::DomainEvent;
     use cqrs_es::test::TestFramework;
 
     pub(crate) fn grant() -> TokenIssued {

@@ -5,8 +5,8 @@
 
 use std::collections::BTreeSet;
 
+use cqrs_es::Aggregate;
 use cqrs_es::event_sink::EventSink;
-use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -19,7 +19,7 @@ use super::principals::{InvitedIdentity, Login};
 use super::roles::{Role, RoleSet};
 use super::throttle::{Count, PasswordSource, PasswordThrottle, Reserved};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, strum::IntoStaticStr)]
 #[cfg_attr(test, derive(strum::VariantNames))]
 pub enum UserEvent {
     /// An account was created: a local one (its password, if any, follows as
@@ -197,52 +197,11 @@ pub enum UserEvent {
     },
 }
 
-impl DomainEvent for UserEvent {
-    fn event_type(&self) -> String {
-        match self {
-            Self::UserCreated { .. } => "UserCreated",
-            Self::DisplayNameChanged { .. } => "DisplayNameChanged",
-            Self::EmailChanged { .. } => "EmailChanged",
-            Self::PasswordChanged { .. } => "PasswordChanged",
-            Self::PasswordResetForced { .. } => "PasswordResetForced",
-            Self::PasswordResetCleared { .. } => "PasswordResetCleared",
-            Self::LoginRecorded { .. } => "LoginRecorded",
-            Self::RolesGranted { .. } => "RolesGranted",
-            Self::RolesRemoved { .. } => "RolesRemoved",
-            Self::CustomRolesGranted { .. } => "CustomRolesGranted",
-            Self::CustomRolesRemoved { .. } => "CustomRolesRemoved",
-            Self::UserDisabled { .. } => "UserDisabled",
-            Self::UserEnabled { .. } => "UserEnabled",
-            Self::UserTokensRevoked { .. } => "UserTokensRevoked",
-            Self::InvitationAccepted { .. } => "InvitationAccepted",
-            Self::LoginsChanged { .. } => "LoginsChanged",
-            Self::IdentitiesLinked { .. } => "IdentitiesLinked",
-            Self::IdentityLinked { .. } => "IdentityLinked",
-            Self::IdentityUnlinked { .. } => "IdentityUnlinked",
-            Self::IdentityDetailsRefreshed { .. } => "IdentityDetailsRefreshed",
-            Self::PolicyIdsAgreed { .. } => "PolicyIdsAgreed",
-            Self::SecondFactorEnrolled { .. } => "SecondFactorEnrolled",
-            Self::SecondFactorAccepted { .. } => "SecondFactorAccepted",
-            Self::SecondFactorRejected { .. } => "SecondFactorRejected",
-            Self::PasswordRejected { .. } => "PasswordRejected",
-            Self::PasswordCheckReserved { .. } => "PasswordCheckReserved",
-            Self::PasswordCheckReleased { .. } => "PasswordCheckReleased",
-            Self::LoginThrottleCleared { .. } => "LoginThrottleCleared",
-            Self::UserImported(_) => "UserImported",
-            Self::PasswordRehashed { .. } => "PasswordRehashed",
-        }
-        .to_owned()
-    }
-
-    fn event_version(&self) -> String {
-        match self {
-            Self::UserCreated { .. } => USER_CREATED_VERSION,
-            Self::LoginRecorded { .. } => LOGIN_RECORDED_VERSION,
-            _ => "1.0",
-        }
-        .to_owned()
-    }
-}
+domain_event!(UserEvent, |event| match event {
+    Self::UserCreated { .. } => USER_CREATED_VERSION,
+    Self::LoginRecorded { .. } => LOGIN_RECORDED_VERSION,
+    _ => "1.0",
+});
 
 /// `UserCreated` 2.0 added `local`; see [`upcast_user_created_v1`].
 pub const USER_CREATED_VERSION: &str = "2.0";
