@@ -359,7 +359,6 @@ pub async fn pick(State(state): State<AppState>, context: RequestContext, body: 
     tag = "link",
     responses(
         (status = 204, description = "Cancelled; the link process cookies removed."),
-        (status = 303, description = "A browser's form post: back to `/me`."),
         (status = 400, description = "No link process cookie.", body = ErrorEnvelope),
     ),
 )]
@@ -379,7 +378,6 @@ pub async fn cancel(State(state): State<AppState>, context: RequestContext) -> R
     params(("id" = String, Path, description = "The identity's id.")),
     responses(
         (status = 204, description = "Unlinked."),
-        (status = 303, description = "A browser's form post: back to `/me`."),
         (status = 400, description = "No token, or the identity cannot be unlinked (the account's last, or not its own).", body = ErrorEnvelope),
         (status = 403, description = "Not a login token, or a disabled account.", body = ErrorEnvelope),
     ),

@@ -737,7 +737,6 @@ fn is_yes(value: &str) -> bool {
     tag = "login",
     responses(
         (status = 204, description = "Cancelled; the process cookies removed."),
-        (status = 303, description = "A browser's form post: back to `/login`."),
         (status = 400, description = "No login process cookie.", body = ErrorEnvelope),
     ),
 )]

@@ -92,7 +92,6 @@ pub async fn show(State(state): State<AppState>, context: RequestContext) -> Res
     request_body(content((ProfileUpdate = "application/json"), (ProfileUpdate = "application/x-www-form-urlencoded"))),
     responses(
         (status = 204, description = "Changed (or nothing to change)."),
-        (status = 303, description = "A browser's form post: back to `/me`."),
         (status = 400, description = "An illegal display name or email, an unknown member.", body = ErrorEnvelope),
         (status = 403, description = "Not a login token, or a disabled account.", body = ErrorEnvelope),
     ),
@@ -157,7 +156,6 @@ pub async fn change_profile(
     )),
     responses(
         (status = 204, description = "Dropped."),
-        (status = 303, description = "A browser's form post: back to `/me`."),
         (status = 400, description = "No such role (JSON).", body = ErrorEnvelope),
         (status = 403, description = "Not a login token, or a disabled account.", body = ErrorEnvelope),
     ),

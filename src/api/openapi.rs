@@ -5,8 +5,8 @@
 //! and response types. Every operation answers its errors in the envelope.
 //! What opens an operation (a token, a session cookie) is declared once for
 //! a group of routes where they are registered ([`behind`]); the standard
-//! 400 and 401 of an operation behind a token are added here ([`finish`]),
-//! not written on each handler.
+//! 400 and 401 of an operation behind a token, and the 303 of a browser's
+//! form post, are added here ([`finish`]), not written on each handler.
 
 use std::sync::OnceLock;
 
@@ -19,8 +19,8 @@ use utoipa::openapi::{Content, OpenApi, Ref, RefOr, ResponseBuilder, Schema};
 use utoipa::{Modify, OpenApi as _};
 use utoipa_axum::router::OpenApiRouter;
 
-use super::AppState;
 use super::error::{ApiError, ErrorBody, ErrorEnvelope};
+use super::{AppState, pages};
 
 /// The document's fixed parts: what the service is, its security schemes and the envelope.
 #[derive(utoipa::OpenApi)]
@@ -172,9 +172,16 @@ pub fn finish(openapi: &mut OpenApi) {
             }
         }
     }
-    for item in openapi.paths.paths.values_mut() {
+    for (path, item) in openapi.paths.paths.iter_mut() {
         for (method, operation) in operations_mut(item) {
             let secured = operation.security.is_some();
+            // A browser's successful form post goes back to its page (the
+            // pipeline's post/redirect/get): the 303 is said where the page is chosen.
+            if let ("post", Some(page)) = (method, pages::page_after_post(path, false)) {
+                let description = format!("A browser's form post (an API client gets the 204): back to `{page}`.");
+                let response = ResponseBuilder::new().description(description).build();
+                operation.responses.responses.entry("303".to_owned()).or_insert_with(|| response.into());
+            }
             let behind_token = behind_token(operation);
             let responses = &mut operation.responses.responses;
             // Every operation a token opens answers 400 without one and 401

@@ -329,7 +329,6 @@ impl FormBody for SetLoginsForm {
     )),
     responses(
         (status = 204, description = "The logins are set."),
-        (status = 303, description = "A browser's form post: back to the user's page."),
         (status = 400, description = "An illegal user name or login, missing logins, an unknown member.", body = ErrorEnvelope),
         (status = 403, description = "Not allowed to change logins.", body = ErrorEnvelope),
         (status = 404, description = "No such user.", body = ErrorEnvelope),

@@ -216,7 +216,6 @@ pub async fn revoke_token(
     params(("id" = String, Path, description = "The token's id.")),
     responses(
         (status = 204, description = "Revoked."),
-        (status = 303, description = "A browser's form post: back to `/tokens`."),
         (status = 403, description = "Not a login token.", body = ErrorEnvelope),
         (status = 404, description = "The caller has no such token.", body = ErrorEnvelope),
     ),

@@ -332,7 +332,6 @@ impl FormBody for TokenConfigRequest {
     )),
     responses(
         (status = 204, description = "Changed."),
-        (status = 303, description = "A browser's form post: back to the configuration page."),
         (status = 400, description = "A value missing, not a number or below 1, an unknown member.",
             body = ErrorEnvelope),
         (status = 403, description = "Not allowed to change the configuration.", body = ErrorEnvelope),
@@ -408,7 +407,6 @@ impl FormBody for BasicConfigForm {
     request_body(content((BasicConfigForm = "application/x-www-form-urlencoded"))),
     responses(
         (status = 204, description = "Changed."),
-        (status = 303, description = "A browser's form post: back to the configuration page."),
         (status = 400, description = "An illegal URL.", body = ErrorEnvelope),
         (status = 403, description = "Not allowed to change the configuration.", body = ErrorEnvelope),
         (status = 415, description = "Not a form.", body = ErrorEnvelope),
@@ -502,7 +500,6 @@ impl FormBody for ProviderConfigForm {
     )),
     responses(
         (status = 204, description = "Changed."),
-        (status = 303, description = "A browser's form post: back to the configuration page."),
         (status = 400, description = "A missing provider, an unknown member.", body = ErrorEnvelope),
         (status = 401, description = "An invalid token, or no such identity provider (50020).", body = ErrorEnvelope),
         (status = 403, description = "Not allowed to change the configuration.", body = ErrorEnvelope),
@@ -602,7 +599,6 @@ impl FormBody for EnvironmentConfigRequest {
     )),
     responses(
         (status = 204, description = "Changed."),
-        (status = 303, description = "A browser's form post: back to the configuration page."),
         (status = 400, description = "A missing or unknown environment, an illegal URL or member.",
             body = ErrorEnvelope),
         (status = 403, description = "Not allowed to change the configuration.", body = ErrorEnvelope),
@@ -646,7 +642,6 @@ pub async fn update_environment_config(
     tag = "admin",
     responses(
         (status = 204, description = "Reset."),
-        (status = 303, description = "A browser's form post: back to the configuration page."),
         (status = 403, description = "Not allowed to change the configuration.", body = ErrorEnvelope),
     ),
 )]

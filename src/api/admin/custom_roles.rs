@@ -75,7 +75,6 @@ impl FormBody for CustomRoleRequest {
     )),
     responses(
         (status = 204, description = "The role is set."),
-        (status = 303, description = "A browser's form post: back to the custom roles page."),
         (status = 400, description = "A missing or illegal id or description, an unknown member.",
             body = ErrorEnvelope),
         (status = 403, description = "Not allowed to set custom roles.", body = ErrorEnvelope),
@@ -126,7 +125,6 @@ impl FormBody for CustomRoleDeleteRequest {
     )),
     responses(
         (status = 204, description = "The role is deleted."),
-        (status = 303, description = "A browser's form post: back to the custom roles page."),
         (status = 400, description = "A missing or illegal id, an unknown role or member.",
             body = ErrorEnvelope),
         (status = 403, description = "Not allowed to delete custom roles.", body = ErrorEnvelope),

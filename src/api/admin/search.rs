@@ -133,7 +133,6 @@ impl FormBody for PolicyIdRequest {
     )),
     responses(
         (status = 204, description = "Removed."),
-        (status = 303, description = "A browser's form post: back to the administration page."),
         (status = 400, description = "A missing or illegal policy id, an unknown member.",
             body = ErrorEnvelope),
         (status = 403, description = "Not allowed to remove policy ids.", body = ErrorEnvelope),

@@ -69,7 +69,6 @@ pub async fn user_tokens(
     ),
     responses(
         (status = 204, description = "Revoked."),
-        (status = 303, description = "A browser's form post: back to the user's tokens page."),
         (status = 400, description = "An illegal user name.", body = ErrorEnvelope),
         (status = 403, description = "Not allowed to revoke users' tokens.", body = ErrorEnvelope),
         (status = 404, description = "The user has no such token (or the id is not a UUID).", body = ErrorEnvelope),
@@ -95,7 +94,6 @@ pub async fn revoke_user_token(
     params(("user" = String, Path, description = "The user name.")),
     responses(
         (status = 204, description = "Revoked (or no such user)."),
-        (status = 303, description = "A browser's form post: back to the user's tokens page."),
         (status = 400, description = "An illegal user name.", body = ErrorEnvelope),
         (status = 403, description = "Not allowed to revoke users' tokens.", body = ErrorEnvelope),
     ),

@@ -199,7 +199,6 @@ fn requested_roles(input: &Input) -> Result<BTreeSet<Role>, ApiError> {
     ),
     responses(
         (status = 204, description = "The roles are set."),
-        (status = 303, description = "A browser's form post: back to the user's page."),
         (status = 400, description = "An illegal user name, an unknown role or member.",
             body = ErrorEnvelope),
         (status = 403, description = "Not allowed to grant or remove these roles.", body = ErrorEnvelope),
@@ -325,7 +324,6 @@ impl JsonBody for CustomRolesRequest {
     ),
     responses(
         (status = 204, description = "The custom roles are set."),
-        (status = 303, description = "A browser's form post: back to the user's page."),
         (status = 400, description = "An illegal user name or role id, an unknown role or member.",
             body = ErrorEnvelope),
         (status = 403, description = "Not allowed to change custom roles.", body = ErrorEnvelope),
@@ -402,7 +400,6 @@ impl FormBody for DisableForm {
     request_body(content((DisableRequest = "application/json"), (DisableForm = "application/x-www-form-urlencoded"))),
     responses(
         (status = 204, description = "Disabled or enabled."),
-        (status = 303, description = "A browser's form post: back to the user's page."),
         (status = 400, description = "An illegal user name, no `disable` or reason, an unknown member.",
             body = ErrorEnvelope),
         (status = 403, description = "Not allowed to disable this user.", body = ErrorEnvelope),
@@ -441,7 +438,6 @@ pub async fn disable(
     params(("user" = String, Path, description = "The user name.")),
     responses(
         (status = 204, description = "The reset is required."),
-        (status = 303, description = "A browser's form post: back to the user's page."),
         (status = 400, description = "An illegal user name.", body = ErrorEnvelope),
         (status = 403, description = "Not allowed to force password resets.", body = ErrorEnvelope),
         (status = 404, description = "No such user.", body = ErrorEnvelope),
@@ -491,7 +487,6 @@ pub async fn unlock(
     tag = "admin",
     responses(
         (status = 204, description = "The resets are required."),
-        (status = 303, description = "A browser's form post: back to the administration page."),
         (status = 403, description = "Not allowed to force every password reset.", body = ErrorEnvelope),
     ),
 )]
