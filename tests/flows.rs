@@ -185,7 +185,7 @@ async fn store_rows(store: &TestStore, filter: &str) -> i64 {
 /// 10 per address): 2,000 provider sign-ins started over 250 addresses in 250
 /// networks fill it twice over; a browser from outside the flood then
 /// completes a provider sign-in, and the flood never held more than the store.
-async fn a_browser_outside_a_flood_completes_a_provider_sign_in(store: TestStore) {
+async fn a_browser_outside_a_flood_completes_a_provider_login(store: TestStore) {
     let Some((h, peer)) = common::Harness::with_provider_and_limits(store, limits(1_000, 10, 100, 10)).await else {
         return;
     };
@@ -237,5 +237,5 @@ crate::on_both_stores_from_store!(
     flows_are_single_use_expiring_and_bounded,
     each_bound_keeps_the_newest_and_a_full_store_spares_the_few,
     concurrent_starts_cannot_pass_a_bound,
-    a_browser_outside_a_flood_completes_a_provider_sign_in,
+    a_browser_outside_a_flood_completes_a_provider_login,
 );

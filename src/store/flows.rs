@@ -34,6 +34,21 @@ use super::side::{SidePool as Pool, SideStore};
 use super::sql::Dialect;
 use super::{StoreError, StoreOptions};
 
+/// Binds `args` in order to a query of either engine and any kind (their
+/// query types differ; their `bind` is the same).
+macro_rules! bound {
+    ($query:expr, $args:expr) => {{
+        let mut query = $query;
+        for arg in $args {
+            query = match arg {
+                Arg::Text(text) => query.bind(text),
+                Arg::Int(int) => query.bind(int),
+            };
+        }
+        query
+    }};
+}
+
 /// At most this many flows of people not signed in are kept; when full,
 /// expired ones are swept, then the oldest flow of the network holding the
 /// most is dropped.
@@ -167,50 +182,35 @@ impl Flows {
             postgres_connections: 4,
         };
         let (pool, dialect) = side.open(url).await?;
-        let p = |n| dialect.p(n);
+        let q = |statement: String| dialect.numbered(&statement);
         let columns = "step, user_name, client, provider, sealed, created_at, expires_at";
         // The oldest `n` rows matching `filter` (`{1}` its key, `{2}` the number).
         let oldest = |filter: &str| {
-            format!(
+            q(format!(
                 "DELETE FROM {table} WHERE token_hash IN
-                 (SELECT token_hash FROM {table} WHERE {filter} = {} ORDER BY created_at, token_hash LIMIT {})",
-                p(1),
-                p(2)
-            )
+                 (SELECT token_hash FROM {table} WHERE {filter} = $1 ORDER BY created_at, token_hash LIMIT $2)"
+            ))
         };
         let flows = Self {
             lock: match dialect {
                 Dialect::Sqlite => String::new(),
                 Dialect::Postgres => format!("SELECT pg_advisory_xact_lock(hashtext('{table}'))"),
             },
-            put: format!(
-                "INSERT INTO {table} (token_hash, {columns}, prefix) VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {})",
-                p(1),
-                p(2),
-                p(3),
-                p(4),
-                p(5),
-                p(6),
-                p(7),
-                p(8),
-                p(9)
-            ),
-            take: format!("DELETE FROM {table} WHERE token_hash = {} RETURNING {columns}, prefix", p(1)),
-            peek: format!("SELECT {columns}, prefix FROM {table} WHERE token_hash = {}", p(1)),
-            sweep: format!("DELETE FROM {table} WHERE expires_at < {}", p(1)),
+            put: q(format!(
+                "INSERT INTO {table} (token_hash, {columns}, prefix) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+            )),
+            take: q(format!("DELETE FROM {table} WHERE token_hash = $1 RETURNING {columns}, prefix")),
+            peek: q(format!("SELECT {columns}, prefix FROM {table} WHERE token_hash = $1")),
+            sweep: q(format!("DELETE FROM {table} WHERE expires_at < $1")),
             count: format!("SELECT COUNT(*) FROM {table}"),
             count_anonymous: format!("SELECT COUNT(*) FROM {table} WHERE user_name IS NULL"),
-            count_client: format!(
-                "SELECT COUNT(*) FROM {table} WHERE user_name IS NULL AND client = {} AND expires_at >= {}",
-                p(1),
-                p(2)
-            ),
-            count_prefix: format!(
-                "SELECT COUNT(*) FROM {table} WHERE user_name IS NULL AND prefix = {} AND expires_at >= {}",
-                p(1),
-                p(2)
-            ),
-            count_user: format!("SELECT COUNT(*) FROM {table} WHERE user_name = {} AND expires_at >= {}", p(1), p(2)),
+            count_client: q(format!(
+                "SELECT COUNT(*) FROM {table} WHERE user_name IS NULL AND client = $1 AND expires_at >= $2"
+            )),
+            count_prefix: q(format!(
+                "SELECT COUNT(*) FROM {table} WHERE user_name IS NULL AND prefix = $1 AND expires_at >= $2"
+            )),
+            count_user: q(format!("SELECT COUNT(*) FROM {table} WHERE user_name = $1 AND expires_at >= $2")),
             drop_oldest_client: oldest("user_name IS NULL AND client"),
             drop_oldest_prefix: oldest("user_name IS NULL AND prefix"),
             drop_oldest_user: oldest("user_name"),
@@ -218,7 +218,7 @@ impl Flows {
                 "SELECT prefix FROM {table} WHERE user_name IS NULL AND prefix IS NOT NULL
                  GROUP BY prefix ORDER BY COUNT(*) DESC, MIN(created_at) LIMIT 1"
             ),
-            drop_user: format!("DELETE FROM {table} WHERE user_name = {}", p(1)),
+            drop_user: q(format!("DELETE FROM {table} WHERE user_name = $1")),
             limits: FlowLimits::default(),
             pool,
         };
@@ -252,8 +252,8 @@ impl Flows {
 
     async fn execute(&self, statement: &str, args: Vec<Arg<'_>>) -> Result<u64, StoreError> {
         Ok(match &self.pool {
-            Pool::Sqlite(pool) => bind_sqlite(sqlx::query(statement), args).execute(pool).await?.rows_affected(),
-            Pool::Postgres(pool) => bind_pg(sqlx::query(statement), args).execute(pool).await?.rows_affected(),
+            Pool::Sqlite(pool) => bound!(sqlx::query(statement), args).execute(pool).await?.rows_affected(),
+            Pool::Postgres(pool) => bound!(sqlx::query(statement), args).execute(pool).await?.rows_affected(),
         })
     }
 
@@ -299,7 +299,7 @@ impl Flows {
             Pool::Sqlite(pool) => {
                 let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
                 let evicted = self.make_room(Tx::Sqlite(&mut tx), flow, now).await?;
-                bind_sqlite(sqlx::query(&self.put), insert).execute(&mut *tx).await?;
+                bound!(sqlx::query(&self.put), insert).execute(&mut *tx).await?;
                 tx.commit().await?;
                 Ok(evicted)
             }
@@ -307,7 +307,7 @@ impl Flows {
                 let mut tx = pool.begin().await?;
                 sqlx::query(&self.lock).execute(&mut *tx).await?;
                 let evicted = self.make_room(Tx::Postgres(&mut tx), flow, now).await?;
-                bind_pg(sqlx::query(&self.put), insert).execute(&mut *tx).await?;
+                bound!(sqlx::query(&self.put), insert).execute(&mut *tx).await?;
                 tx.commit().await?;
                 Ok(evicted)
             }
@@ -440,33 +440,15 @@ enum Tx<'a> {
 impl Tx<'_> {
     async fn run(&mut self, statement: &str, args: Vec<Arg<'_>>) -> Result<u64, StoreError> {
         Ok(match self {
-            Self::Sqlite(tx) => bind_sqlite(sqlx::query(statement), args).execute(&mut ***tx).await?.rows_affected(),
-            Self::Postgres(tx) => bind_pg(sqlx::query(statement), args).execute(&mut ***tx).await?.rows_affected(),
+            Self::Sqlite(tx) => bound!(sqlx::query(statement), args).execute(&mut ***tx).await?.rows_affected(),
+            Self::Postgres(tx) => bound!(sqlx::query(statement), args).execute(&mut ***tx).await?.rows_affected(),
         })
     }
 
     async fn count(&mut self, statement: &str, args: Vec<Arg<'_>>) -> Result<i64, StoreError> {
         Ok(match self {
-            Self::Sqlite(tx) => {
-                let mut query = sqlx::query_scalar::<_, i64>(statement);
-                for arg in args {
-                    query = match arg {
-                        Arg::Text(text) => query.bind(text),
-                        Arg::Int(int) => query.bind(int),
-                    };
-                }
-                query.fetch_one(&mut ***tx).await?
-            }
-            Self::Postgres(tx) => {
-                let mut query = sqlx::query_scalar::<_, i64>(statement);
-                for arg in args {
-                    query = match arg {
-                        Arg::Text(text) => query.bind(text),
-                        Arg::Int(int) => query.bind(int),
-                    };
-                }
-                query.fetch_one(&mut ***tx).await?
-            }
+            Self::Sqlite(tx) => bound!(sqlx::query_scalar::<_, i64>(statement), args).fetch_one(&mut ***tx).await?,
+            Self::Postgres(tx) => bound!(sqlx::query_scalar::<_, i64>(statement), args).fetch_one(&mut ***tx).await?,
         })
     }
 
@@ -486,32 +468,6 @@ impl Tx<'_> {
         }
         self.run(drop, vec![Arg::Text(Some(key)), Arg::Int(over)]).await
     }
-}
-
-fn bind_sqlite<'q>(
-    mut query: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
-    args: Vec<Arg<'q>>,
-) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
-    for arg in args {
-        query = match arg {
-            Arg::Text(text) => query.bind(text),
-            Arg::Int(int) => query.bind(int),
-        };
-    }
-    query
-}
-
-fn bind_pg<'q>(
-    mut query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
-    args: Vec<Arg<'q>>,
-) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
-    for arg in args {
-        query = match arg {
-            Arg::Text(text) => query.bind(text),
-            Arg::Int(int) => query.bind(int),
-        };
-    }
-    query
 }
 
 #[cfg(test)]

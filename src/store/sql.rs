@@ -13,12 +13,21 @@ pub(crate) enum Dialect {
 }
 
 impl Dialect {
-    /// The `n`th (1-based) statement parameter, numbered on both engines:
-    /// a statement may name one parameter twice (a bare `?` would be a new one).
-    pub(crate) fn p(self, n: usize) -> String {
+    /// `statement`, written with PostgreSQL's numbered parameters (`$1`,
+    /// `$2`, …), for this engine: SQLite's are `?1`, `?2`, … (a statement may
+    /// name one parameter twice; a bare `?` would be a new one).
+    pub(crate) fn numbered(self, statement: &str) -> String {
         match self {
-            Self::Sqlite => format!("?{n}"),
-            Self::Postgres => format!("${n}"),
+            Self::Postgres => statement.to_owned(),
+            Self::Sqlite => {
+                let mut out = String::with_capacity(statement.len());
+                let mut chars = statement.chars().peekable();
+                while let Some(c) = chars.next() {
+                    let numbered = c == '$' && chars.peek().is_some_and(char::is_ascii_digit);
+                    out.push(if numbered { '?' } else { c });
+                }
+                out
+            }
         }
     }
 }
@@ -56,11 +65,11 @@ pub(crate) struct Queries {
 
 impl Queries {
     pub fn new(t: &Tables, dialect: Dialect) -> Self {
-        let p = |n| dialect.p(n);
+        let q = |statement: String| dialect.numbered(&statement);
         let events = &t.events;
         let (secrets, checkpoints) = (&t.secrets, &t.checkpoints);
         let checkpoint_columns = "position, rule, chain, digest, created_at, data";
-        let checkpoint_values = (1..=6).map(p).collect::<Vec<_>>().join(", ");
+        let checkpoint_values = dialect.numbered("$1, $2, $3, $4, $5, $6");
         Self {
             head: format!("SELECT COALESCE(MAX(position), 0) FROM {events}"),
             last: head_query(events),
@@ -82,22 +91,14 @@ impl Queries {
                                           $6::text[], $7::text[], $8::text[], $9::bigint[], $10::text[])"
                 ),
             },
-            load: format!(
+            load: q(format!(
                 "SELECT {EVENT_COLUMNS} FROM {events}
-                 WHERE aggregate_type = {} AND aggregate_id = {} AND sequence > {} ORDER BY sequence",
-                p(1),
-                p(2),
-                p(3)
-            ),
-            load_type: format!(
-                "SELECT {EVENT_COLUMNS} FROM {events} WHERE aggregate_type = {} ORDER BY position",
-                p(1)
-            ),
-            read_after: format!(
-                "SELECT {EVENT_COLUMNS} FROM {events} WHERE position > {} ORDER BY position LIMIT {}",
-                p(1),
-                p(2)
-            ),
+                 WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence > $3 ORDER BY sequence"
+            )),
+            load_type: q(format!("SELECT {EVENT_COLUMNS} FROM {events} WHERE aggregate_type = $1 ORDER BY position")),
+            read_after: q(format!(
+                "SELECT {EVENT_COLUMNS} FROM {events} WHERE position > $1 ORDER BY position LIMIT $2"
+            )),
             insert_secrets: match dialect {
                 Dialect::Sqlite => format!("INSERT INTO {secrets} (id, kind, secret, created_at) VALUES"),
                 Dialect::Postgres => format!(
@@ -105,33 +106,23 @@ impl Queries {
                      SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[])"
                 ),
             },
-            put_secret: format!(
-                "INSERT INTO {secrets} (id, kind, secret, created_at) VALUES ({}, {}, {}, {})",
-                p(1),
-                p(2),
-                p(3),
-                p(4)
-            ),
-            get_secret: format!("SELECT kind, secret FROM {secrets} WHERE id = {}", p(1)),
-            delete_secret: format!("DELETE FROM {secrets} WHERE id = {}", p(1)),
-            secret_ids: format!("SELECT id FROM {secrets} WHERE kind = {} AND created_at < {} ORDER BY id", p(1), p(2)),
+            put_secret: q(format!("INSERT INTO {secrets} (id, kind, secret, created_at) VALUES ($1, $2, $3, $4)")),
+            get_secret: q(format!("SELECT kind, secret FROM {secrets} WHERE id = $1")),
+            delete_secret: q(format!("DELETE FROM {secrets} WHERE id = $1")),
+            secret_ids: q(format!("SELECT id FROM {secrets} WHERE kind = $1 AND created_at < $2 ORDER BY id")),
             all_secrets: format!("SELECT id, kind, secret, created_at FROM {secrets} ORDER BY created_at, id"),
-            reseal_secret: format!("UPDATE {secrets} SET secret = {} WHERE id = {} AND secret = {}", p(1), p(2), p(3)),
+            reseal_secret: q(format!("UPDATE {secrets} SET secret = $1 WHERE id = $2 AND secret = $3")),
             secret_key_ids: format!(
                 "SELECT DISTINCT CASE WHEN secret LIKE 'v1:%' THEN substr(secret, 4, {}) ELSE '' END FROM {secrets}",
                 super::keyring::SEALED_HEADER_LEN - 4
             ),
             count_events: format!("SELECT COUNT(*) FROM {events}"),
             count_secrets: format!("SELECT COUNT(*) FROM {secrets}"),
-            purge_below: format!("DELETE FROM {events} WHERE position < {}", p(1)),
-            purge_aggregate: format!(
+            purge_below: q(format!("DELETE FROM {events} WHERE position < $1")),
+            purge_aggregate: q(format!(
                 "DELETE FROM {events}
-                 WHERE aggregate_type = {} AND aggregate_id = {} AND sequence <= {} AND position < {}",
-                p(1),
-                p(2),
-                p(3),
-                p(4)
-            ),
+                 WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence <= $3 AND position < $4"
+            )),
             put_checkpoint: match dialect {
                 Dialect::Sqlite => {
                     format!("INSERT OR REPLACE INTO {checkpoints} ({checkpoint_columns}) VALUES ({checkpoint_values})")
@@ -142,16 +133,13 @@ impl Queries {
                      created_at = EXCLUDED.created_at, data = EXCLUDED.data"
                 ),
             },
-            latest_checkpoint: format!(
-                "SELECT {checkpoint_columns} FROM {checkpoints} WHERE rule = {} ORDER BY position DESC LIMIT 1",
-                p(1)
-            ),
-            prune_checkpoints: format!(
-                "DELETE FROM {checkpoints} WHERE rule = {rule} AND position < (
-                     SELECT position FROM {checkpoints} WHERE rule = {rule} ORDER BY position DESC LIMIT 1 OFFSET {skip})",
-                rule = p(1),
-                skip = p(2)
-            ),
+            latest_checkpoint: q(format!(
+                "SELECT {checkpoint_columns} FROM {checkpoints} WHERE rule = $1 ORDER BY position DESC LIMIT 1"
+            )),
+            prune_checkpoints: q(format!(
+                "DELETE FROM {checkpoints} WHERE rule = $1 AND position < (
+                     SELECT position FROM {checkpoints} WHERE rule = $1 ORDER BY position DESC LIMIT 1 OFFSET $2)"
+            )),
         }
     }
 }
@@ -279,3 +267,15 @@ macro_rules! credential_and_checkpoint_backends {
     };
 }
 pub(crate) use credential_and_checkpoint_backends;
+
+#[cfg(test)]
+mod tests {
+    use super::Dialect;
+
+    #[test]
+    fn numbered_parameters_are_written_once_for_both_engines() {
+        let statement = "UPDATE t SET a = $1, b = '$x' WHERE k = $12 AND c = $1::text";
+        assert_eq!(Dialect::Postgres.numbered(statement), statement);
+        assert_eq!(Dialect::Sqlite.numbered(statement), "UPDATE t SET a = ?1, b = '$x' WHERE k = ?12 AND c = ?1::text");
+    }
+}

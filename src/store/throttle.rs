@@ -56,24 +56,21 @@ impl Throttles {
         let synchronous = if options.sqlite_full_sync { SqliteSynchronous::Full } else { SqliteSynchronous::Normal };
         let side = SideStore { name: "throttle", synchronous, secure_delete: false, postgres_connections: 8 };
         let (pool, dialect) = side.open(url).await?;
-        let p = |n| dialect.p(n);
+        let q = |statement: String| dialect.numbered(&statement);
         let throttles = Self {
             log_sync: if options.sqlite_full_sync { "FULL" } else { "NORMAL" },
-            create: format!(
-                "INSERT INTO {table} (key, state, last_at) VALUES ({}, 'null', {}) ON CONFLICT (key) DO NOTHING",
-                p(1),
-                p(2)
-            ),
+            create: q(format!(
+                "INSERT INTO {table} (key, state, last_at) VALUES ($1, 'null', $2) ON CONFLICT (key) DO NOTHING"
+            )),
             lock: match dialect {
-                Dialect::Sqlite => format!("SELECT state FROM {table} WHERE key = {}", p(1)),
-                Dialect::Postgres => format!("SELECT state FROM {table} WHERE key = {} FOR UPDATE", p(1)),
+                Dialect::Sqlite => q(format!("SELECT state FROM {table} WHERE key = $1")),
+                Dialect::Postgres => q(format!("SELECT state FROM {table} WHERE key = $1 FOR UPDATE")),
             },
-            write: format!("UPDATE {table} SET state = {}, last_at = {} WHERE key = {}", p(1), p(2), p(3)),
-            sweep_quiet: format!("DELETE FROM {table} WHERE last_at < {}", p(1)),
-            sweep_oldest: format!(
-                "DELETE FROM {table} WHERE key IN (SELECT key FROM {table} ORDER BY last_at LIMIT {})",
-                p(1)
-            ),
+            write: q(format!("UPDATE {table} SET state = $1, last_at = $2 WHERE key = $3")),
+            sweep_quiet: q(format!("DELETE FROM {table} WHERE last_at < $1")),
+            sweep_oldest: q(format!(
+                "DELETE FROM {table} WHERE key IN (SELECT key FROM {table} ORDER BY last_at LIMIT $1)"
+            )),
             count: format!("SELECT COUNT(*) FROM {table}"),
             pool,
         };
