@@ -154,7 +154,7 @@ impl Browser {
     }
 
     /// At the provider's sign-in page (if it asks), signs in as `who`.
-    async fn sign_in_at_provider(&self, who: &str) {
+    async fn log_in_at_provider(&self, who: &str) {
         if self.client.current_url().await.expect("the URL").path().starts_with("/interaction/") {
             self.fill("input[name=login]", who).await;
             self.click("form button[type=submit]").await;
@@ -329,7 +329,7 @@ async fn a_person_signs_up_and_in_through_a_provider(store: TestStore, label: &s
     b.open("/login").await;
     b.shot("01-login").await;
     b.click("#provider-login-form button[type=submit]").await;
-    b.sign_in_at_provider("walter").await;
+    b.log_in_at_provider("walter").await;
     assert_eq!(b.path().await, "/login/choice", "{}", b.source().await);
     b.shot("02-choice").await;
     assert_eq!(
@@ -351,7 +351,7 @@ async fn a_person_signs_up_and_in_through_a_provider(store: TestStore, label: &s
     b.log_out().await;
     b.open("/login").await;
     b.click("#provider-login-form button[type=submit]").await;
-    b.sign_in_at_provider("walter").await;
+    b.log_in_at_provider("walter").await;
     assert_eq!(b.path().await, "/me", "straight in: {}", b.source().await);
     assert!(b.text("#facts").await.contains("walter"), "{}", b.source().await);
     b.finish().await;

@@ -229,7 +229,7 @@ fn cookies_of(answer: &Answer) -> String {
 }
 
 /// A sign-in at `provider` as `who`: the way back's answer and the cookies after it.
-async fn sign_in(h: &Harness, provider: &str, who: &str) -> (Answer, String) {
+async fn log_in(h: &Harness, provider: &str, who: &str) -> (Answer, String) {
     let started = h
         .send(
             no_redirects()
@@ -266,7 +266,7 @@ async fn choice(h: &Harness, cookies: &str) -> Value {
 
 async fn globus_brings_several_identities(store: TestStore) {
     let h = harness(store).await;
-    let (done, cookies) = sign_in(&h, "Globus", "multi").await;
+    let (done, cookies) = log_in(&h, "Globus", "multi").await;
     assert_eq!(done.header("location").as_deref(), Some("/login/choice"), "{}", done.text);
     let listed = choice(&h, &cookies).await;
     let offered: Vec<&str> =
@@ -296,15 +296,15 @@ async fn globus_brings_several_identities(store: TestStore) {
     let me = h.get("/api/V2/me", Some(&token)).await.json();
     assert_eq!(me["idents"].as_array().map(Vec::len), Some(3), "{me}");
     // All linked to one account: straight in.
-    let (done, _) = sign_in(&h, "Globus", "multi").await;
+    let (done, _) = log_in(&h, "Globus", "multi").await;
     assert_eq!(done.header("location").as_deref(), Some("/me"), "{}", done.text);
     // Upstream's ignore-secondary-identities: only the identity signed in with.
-    let (_, cookies) = sign_in(&h, "GlobusPrimary", "multi").await;
+    let (_, cookies) = log_in(&h, "GlobusPrimary", "multi").await;
     let listed = choice(&h, &cookies).await;
     assert_eq!(listed["create"].as_array().map(Vec::len), Some(1), "{listed}");
     assert_eq!(listed["create"][0]["id"], json!(id("GlobusPrimary", "multi-id")));
     // A form's linkall=false links only the chosen one.
-    let (_, cookies) = sign_in(&h, "Globus", "multiple").await;
+    let (_, cookies) = log_in(&h, "Globus", "multiple").await;
     let fields = [
         ("id", id("Globus", "multiple-id")),
         ("user", "multiple".into()),
@@ -335,11 +335,11 @@ async fn post_json(h: &Harness, path: &str, cookies: &str, body: Value) -> Answe
 async fn a_pick_among_several_accounts(store: TestStore) {
     let h = harness(store).await;
     let body = |sub: &str, user: &str| json!({"id": id("Globus", sub), "user": user, "display": user, "email": format!("{user}@x.org")});
-    let (_, cookies) = sign_in(&h, "Globus", "multix").await;
+    let (_, cookies) = log_in(&h, "Globus", "multix").await;
     assert_eq!(post_json(&h, "/login/create", &cookies, body("multix-id", "first")).await.status, 201);
-    let (_, cookies) = sign_in(&h, "Globus", "multix").await;
+    let (_, cookies) = log_in(&h, "Globus", "multix").await;
     assert_eq!(post_json(&h, "/login/create", &cookies, body("multix-2", "second")).await.status, 201);
-    let (done, cookies) = sign_in(&h, "Globus", "multix").await;
+    let (done, cookies) = log_in(&h, "Globus", "multix").await;
     assert_eq!(done.header("location").as_deref(), Some("/login/choice"), "two accounts: a choice");
     let listed = choice(&h, &cookies).await;
     let users: Vec<&str> =
@@ -354,12 +354,12 @@ async fn a_pick_among_several_accounts(store: TestStore) {
 
 async fn globus_failures_are_upstreams_words(store: TestStore) {
     let h = harness(store).await;
-    let (done, _) = sign_in(&h, "Globus", "badaud").await;
+    let (done, _) = log_in(&h, "Globus", "badaud").await;
     done.assert_error(
         401,
         "10030 Identity retrieval failed: The audience for the Globus request does not include this client",
     );
-    let (done, _) = sign_in(&h, "Globus", "denied").await;
+    let (done, _) = log_in(&h, "Globus", "denied").await;
     done.assert_error(
         401,
         "10030 Identity retrieval failed: Authtoken retrieval failed: Globus service returned an error. HTTP code: 400. Error: invalid_grant.",
@@ -379,7 +379,7 @@ async fn orcid_signs_in_by_its_id(store: TestStore) {
         .await;
     let authorize = started.header("location").expect("the provider");
     assert!(authorize.contains("scope=openid+%2Fauthenticate") && !authorize.contains("code_challenge"), "{authorize}");
-    let (done, cookies) = sign_in(&h, "OrcID", "josiah").await;
+    let (done, cookies) = log_in(&h, "OrcID", "josiah").await;
     assert_eq!(done.header("location").as_deref(), Some("/login/choice"), "{}", done.text);
     let listed = choice(&h, &cookies).await;
     assert_eq!(
@@ -408,7 +408,7 @@ async fn orcid_tells_whether_a_second_factor_was_used(store: TestStore) {
     let authorize = started.header("location").expect("the provider");
     assert!(authorize.contains("scope=openid+%2Fauthenticate"), "{authorize}");
     // The first sign-in creates the account; every later one logs straight in.
-    let (done, cookies) = sign_in(&h, "OrcID", "josiah-mfa").await;
+    let (done, cookies) = log_in(&h, "OrcID", "josiah-mfa").await;
     assert_eq!(done.header("location").as_deref(), Some("/login/choice"), "{}", done.text);
     let body = json!({"id": id("OrcID", ORCID), "user": "josiah", "display": "Josiah", "email": "j@example.org"});
     let created = h
@@ -424,13 +424,13 @@ async fn orcid_tells_whether_a_second_factor_was_used(store: TestStore) {
     let token = created.json()["token"]["token"].as_str().expect("a token").to_owned();
     assert_eq!(h.get("/api/V2/token", Some(&token)).await.json()["mfa"], json!("Used"));
     for (who, expected) in [("josiah-pwd", "NotUsed"), ("josiah-noamr", "Unknown"), ("josiah-mfa", "Used")] {
-        let (done, cookies) = sign_in(&h, "OrcID", who).await;
+        let (done, cookies) = log_in(&h, "OrcID", who).await;
         assert_eq!(done.header("location").as_deref(), Some("/me"), "{who}: {}", done.text);
         let session = cookies.split("; ").find_map(|c| c.strip_prefix("kbase_session=")).expect("a session").to_owned();
         assert_eq!(h.get("/api/V2/token", Some(&session)).await.json()["mfa"], json!(expected), "{who}");
     }
     for who in ["josiah-broken", "josiah-noid"] {
-        let (done, _) = sign_in(&h, "OrcID", who).await;
+        let (done, _) = log_in(&h, "OrcID", who).await;
         assert_eq!(done.status, 401, "{who}: {}", done.text);
         assert!(
             done.text.contains("10030 Identity retrieval failed") && done.text.contains("ID token"),
@@ -449,7 +449,7 @@ async fn orcid_tells_whether_a_second_factor_was_used(store: TestStore) {
         .await;
     let authorize = started.header("location").expect("the provider");
     assert!(authorize.contains("scope=%2Fauthenticate&"), "{authorize}");
-    let (done, _) = sign_in(&h, "OrcIDPlain", "josiah-noid").await;
+    let (done, _) = log_in(&h, "OrcIDPlain", "josiah-noid").await;
     assert_eq!(done.header("location").as_deref(), Some("/login/choice"), "{}", done.text);
     h.finish().await;
 }

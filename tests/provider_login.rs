@@ -98,7 +98,7 @@ async fn flow_with(h: &Harness, peer: &Peer, sub: &str, methods: &str, fields: &
     let authorize = location(&started);
     let mut jar = Jar::default();
     jar.absorb(&started);
-    let back = peer.sign_in(&authorize, sub, methods).await;
+    let back = peer.log_in(&authorize, sub, methods).await;
     let done = get_with_cookies(h, &back, &jar).await;
     jar.absorb(&done);
     (done, jar)
@@ -257,7 +257,7 @@ async fn starting_and_coming_back(store: TestStore) {
         .assert_error(401, "10000 Authentication failed: State values do not match, this may be a CSRF attack");
     // A wrong state leaves the flow in place: the right one still completes.
     let authorize = location(&started);
-    let back = peer.sign_in(&authorize, "s0", "pwd").await;
+    let back = peer.log_in(&authorize, "s0", "pwd").await;
     assert_eq!(get_with_cookies(&h, &back, &jar).await.status, 303, "the flow survived the forged state");
     // …once: the same way back again finds no flow.
     get_with_cookies(&h, &back, &jar).await.assert_error(401, "10020 Invalid token: Temporary token");
@@ -280,7 +280,7 @@ async fn starting_and_coming_back(store: TestStore) {
     let started = start(&h, &[("provider", "OIDC")], &[]).await;
     let mut jar = Jar::default();
     jar.absorb(&started);
-    let back = peer.sign_in(&location(&started), "s0", "pwd").await;
+    let back = peer.log_in(&location(&started), "s0", "pwd").await;
     peer.tamper().await;
     let forged = get_with_cookies(&h, &back, &jar).await;
     assert_eq!(forged.status, 401, "{}", forged.text);
@@ -304,7 +304,7 @@ async fn starting_and_coming_back(store: TestStore) {
         })
         .collect();
     authorize.query_pairs_mut().clear().extend_pairs(pairs);
-    let back = peer.sign_in(authorize.as_str(), "s0", "pwd").await;
+    let back = peer.log_in(authorize.as_str(), "s0", "pwd").await;
     assert_eq!(get_with_cookies(&h, &back, &jar).await.status, 401, "a wrong nonce");
     h.finish().await;
 }
@@ -559,7 +559,7 @@ async fn link_flow(h: &Harness, peer: &Peer, token: &str, sub: &str) -> (Answer,
     let authorize = location(&started);
     let mut jar = Jar::default();
     jar.absorb(&started);
-    let back = peer.sign_in(&authorize, sub, "pwd").await;
+    let back = peer.log_in(&authorize, sub, "pwd").await;
     let done = get_with_cookies(h, &back, &jar).await;
     jar.absorb(&done);
     (done, jar)
@@ -772,7 +772,7 @@ async fn flows_expire_and_environments_go_their_own_way(store: TestStore) {
     let started = start(&h, &[("provider", "OIDC")], &[]).await;
     let mut jar = Jar::default();
     jar.absorb(&started);
-    let back = peer.sign_in(&location(&started), "late", "pwd").await;
+    let back = peer.log_in(&location(&started), "late", "pwd").await;
     h.advance(31 * 60 * 1000);
     get_with_cookies(&h, &back, &jar).await.assert_error(401, "10020 Invalid token: Temporary token");
     // A choice left 31 minutes: gone too.
@@ -787,7 +787,7 @@ async fn flows_expire_and_environments_go_their_own_way(store: TestStore) {
     let started = start(&h, &[("provider", "OIDC")], &[("X-Auth-Env", "env1")]).await;
     let mut jar = Jar::default();
     jar.absorb(&started);
-    let back = peer.sign_in(&location(&started), "traveller", "pwd").await;
+    let back = peer.log_in(&location(&started), "traveller", "pwd").await;
     assert!(back.starts_with(&format!("http://localhost:{}/login/complete/OIDC", h.server.addr.port())), "{back}");
     let done = get_with_cookies(&h, &back, &jar).await;
     assert_eq!(location(&done), "https://env1.test/choice");

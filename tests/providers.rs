@@ -29,8 +29,8 @@ fn provider(peer: &Peer) -> Provider {
 }
 
 /// Signs `account` in at `authorize`; the redirect's `code` and `state`.
-async fn sign_in(peer: &Peer, authorize: &str, account: &str, methods: &str) -> (String, String) {
-    let back = peer.sign_in(authorize, account, methods).await;
+async fn log_in(peer: &Peer, authorize: &str, account: &str, methods: &str) -> (String, String) {
+    let back = peer.log_in(authorize, account, methods).await;
     assert!(back.starts_with(REDIRECT), "{back}");
     let url = url::Url::parse(&back).expect("the redirect");
     let param = |name: &str| url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned());
@@ -60,7 +60,7 @@ async fn a_real_provider_signs_a_person_in() {
     let query: Vec<(String, String)> = started.url.query_pairs().into_owned().collect();
     let has = |k: &str, v: &str| query.iter().any(|(key, value)| key == k && value == v);
     assert!(has("code_challenge_method", "S256") && has("state", "STATE-1") && has("client_id", "authledger"));
-    let (code, state) = sign_in(&peer, started.url.as_str(), "alice", "pwd,otp").await;
+    let (code, state) = log_in(&peer, started.url.as_str(), "alice", "pwd,otp").await;
     assert_eq!(state, "STATE-1");
     let identity = one(provider.complete(&code, &started.pkce_verifier, &started.nonce, REDIRECT).await);
     assert_eq!(identity.provider, "OIDC");
@@ -75,7 +75,7 @@ async fn a_real_provider_signs_a_person_in() {
     assert!(matches!(again, Err(ProviderError::Exchange(_))), "{again:?}");
     // One factor, an email the provider does not vouch for.
     let started = provider.authorize("STATE-2", REDIRECT).await.expect("an authorization request");
-    let (code, _) = sign_in(&peer, started.url.as_str(), "unverified-bob", "pwd").await;
+    let (code, _) = log_in(&peer, started.url.as_str(), "unverified-bob", "pwd").await;
     let bob = one(provider.complete(&code, &started.pkce_verifier, &started.nonce, REDIRECT).await);
     assert_eq!((bob.mfa, bob.email_verified), (Mfa::NotUsed, false));
 }
@@ -88,18 +88,18 @@ async fn forged_or_mismatched_answers_are_refused() {
     let provider = provider(&peer);
     // A wrong PKCE verifier: the provider refuses the code.
     let started = provider.authorize("S", REDIRECT).await.expect("an authorization request");
-    let (code, _) = sign_in(&peer, started.url.as_str(), "carol", "pwd").await;
+    let (code, _) = log_in(&peer, started.url.as_str(), "carol", "pwd").await;
     let wrong_verifier = "x".repeat(64);
     let refused = provider.complete(&code, &wrong_verifier, &started.nonce, REDIRECT).await;
     assert!(matches!(refused, Err(ProviderError::Exchange(_))), "{refused:?}");
     // A nonce that is not the request's: the ID token is refused.
     let started = provider.authorize("S", REDIRECT).await.expect("an authorization request");
-    let (code, _) = sign_in(&peer, started.url.as_str(), "carol", "pwd").await;
+    let (code, _) = log_in(&peer, started.url.as_str(), "carol", "pwd").await;
     let refused = provider.complete(&code, &started.pkce_verifier, "another-nonce", REDIRECT).await;
     assert!(matches!(refused, Err(ProviderError::IdToken(_))), "{refused:?}");
     // A signature that does not verify (the provider corrupts its next ID token).
     let started = provider.authorize("S", REDIRECT).await.expect("an authorization request");
-    let (code, _) = sign_in(&peer, started.url.as_str(), "carol", "pwd").await;
+    let (code, _) = log_in(&peer, started.url.as_str(), "carol", "pwd").await;
     peer.tamper().await;
     let refused = provider.complete(&code, &started.pkce_verifier, &started.nonce, REDIRECT).await;
     assert!(matches!(refused, Err(ProviderError::IdToken(_))), "{refused:?}");

@@ -1358,7 +1358,7 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn events_from_before_provider_sign_in_read_as_local_password_logins() {
+    fn events_from_before_provider_login_read_as_local_password_logins() {
         use crate::domain::{LedgerEvent, LogEvent};
         let decode = |event_type: &str, payload: &str| {
             LedgerEvent::decode("User", event_type, "1.0", payload, &crate::domain::upcasters()).ok()

@@ -818,7 +818,7 @@ impl Harness {
         assert_eq!(started.status, 303, "{}", started.text);
         keep(&started, &mut cookies);
         let authorize = started.header("location").expect("the provider");
-        let back = peer.sign_in_named(&authorize, who, "pwd", name).await;
+        let back = peer.log_in_named(&authorize, who, "pwd", name).await;
         let header = |cookies: &std::collections::BTreeMap<String, String>| {
             cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")
         };

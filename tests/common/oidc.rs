@@ -63,12 +63,12 @@ impl Peer {
     /// Signs `account` in with `methods` (`amr`, comma-separated) in a fresh
     /// browser at `authorize`; where the provider sends the browser back
     /// (the client's redirect URI with `code`, `state` and `iss`).
-    pub async fn sign_in(&self, authorize: &str, account: &str, methods: &str) -> String {
-        self.sign_in_named(authorize, account, methods, None).await
+    pub async fn log_in(&self, authorize: &str, account: &str, methods: &str) -> String {
+        self.log_in_named(authorize, account, methods, None).await
     }
 
-    /// [`Self::sign_in`], the provider calling the person `name` from now on.
-    pub async fn sign_in_named(&self, authorize: &str, account: &str, methods: &str, name: Option<&str>) -> String {
+    /// [`Self::log_in`], the provider calling the person `name` from now on.
+    pub async fn log_in_named(&self, authorize: &str, account: &str, methods: &str, name: Option<&str>) -> String {
         let mut browser = Browser::default();
         let interaction = location_of(browser.get(authorize).await);
         let mut form = vec![("login", account), ("amr", methods)];

@@ -86,9 +86,9 @@ struct LinkPage {
 }
 
 /// `GET /link`: the providers to link an identity of (a local account
-/// cannot; the form goes on to their `sign_in_origins`).
-pub fn link(user: &UserRecord, providers: Vec<String>, sign_in_origins: &[String]) -> Result<Response, ApiError> {
-    super::render_posting_to(&LinkPage { nav: Nav::of(user), local: user.local, providers }, sign_in_origins)
+/// cannot; the form goes on to their `login_origins`).
+pub fn link(user: &UserRecord, providers: Vec<String>, login_origins: &[String]) -> Result<Response, ApiError> {
+    super::render_posting_to(&LinkPage { nav: Nav::of(user), local: user.local, providers }, login_origins)
 }
 
 #[derive(Template)]
@@ -230,9 +230,9 @@ struct ProviderLoginPage {
 }
 
 /// `GET /login`: the enabled providers to sign in with (the form goes on to
-/// their `sign_in_origins`).
-pub fn provider_login(nav: Nav, providers: Vec<String>, sign_in_origins: &[String]) -> Result<Response, ApiError> {
-    super::render_posting_to(&ProviderLoginPage { nav, providers }, sign_in_origins)
+/// their `login_origins`).
+pub fn provider_login(nav: Nav, providers: Vec<String>, login_origins: &[String]) -> Result<Response, ApiError> {
+    super::render_posting_to(&ProviderLoginPage { nav, providers }, login_origins)
 }
 
 #[derive(Template)]
