@@ -175,12 +175,7 @@ impl Flows {
     pub async fn open(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
         let table = format!("{}flows", options.table_prefix);
         // Losing a flow to a crash only restarts it; a flow's bytes are gone from the file once it ends.
-        let side = SideStore {
-            name: "flows",
-            synchronous: SqliteSynchronous::Normal,
-            secure_delete: true,
-            postgres_connections: 4,
-        };
+        let side = SideStore { name: "flows", synchronous: SqliteSynchronous::Normal, postgres_connections: 4 };
         let (pool, dialect) = side.open(url).await?;
         let q = |statement: String| dialect.numbered(&statement);
         let columns = "step, user_name, client, provider, sealed, created_at, expires_at";
@@ -355,9 +350,14 @@ impl Flows {
         opened(token, row, now)
     }
 
-    /// Drops the flows that expired before `now`; how many.
+    /// Drops the flows that expired before `now`, leaving no byte of them in
+    /// the files ([`Pool::scrub`]); how many.
     pub async fn sweep(&self, now: i64) -> Result<u64, StoreError> {
-        self.execute(&self.sweep, vec![Arg::Int(now)]).await
+        let swept = self.execute(&self.sweep, vec![Arg::Int(now)]).await?;
+        if swept > 0 {
+            self.pool.scrub().await?;
+        }
+        Ok(swept)
     }
 
     /// Drops every flow of `user` (a logout ends the user's links under way).
@@ -483,5 +483,35 @@ mod tests {
         assert_eq!(unseal("TOKEN-A", "not base64!"), None);
         assert_ne!(seal("TOKEN-A", "x").unwrap_or_default(), seal("TOKEN-A", "x").unwrap_or_default(), "fresh nonces");
         assert_ne!(lookup_hash("TOKEN-A"), lookup_hash("TOKEN-B"));
+    }
+
+    #[tokio::test]
+    async fn a_swept_flow_leaves_no_byte_of_whose_it_was_in_the_files() {
+        let dir = tempfile::tempdir().expect("dir");
+        let url = format!("sqlite://{}", dir.path().join("events.db").display());
+        let flows = Flows::open(&url, &StoreOptions::default()).await.expect("opens");
+        let flow = |user: &str, expires_at: i64| Flow {
+            step: FlowStep::LinkStarted,
+            user: Some(user.to_owned()),
+            client: None,
+            prefix: None,
+            provider: Some("google".to_owned()),
+            data: "{}".to_owned(),
+            created_at: 1,
+            expires_at,
+        };
+        for i in 0..100 {
+            flows.put(&format!("TOKEN-{i}"), &flow(&format!("kept{i}"), 1_000), 1).await.expect("kept");
+        }
+        let marker = "marker-user-5512";
+        flows.put("TOKEN-M", &flow(marker, 10), 1).await.expect("written");
+        assert!(crate::store::side::occurrences(dir.path(), marker) > 0, "the user is in the files");
+        assert_eq!(flows.sweep(50).await.expect("swept"), 1);
+        assert_eq!(
+            crate::store::side::occurrences(dir.path(), marker),
+            0,
+            "no copy in the file, its free pages or the WAL"
+        );
+        assert_eq!(flows.count().await.expect("counted"), 100);
     }
 }

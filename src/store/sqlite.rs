@@ -379,6 +379,13 @@ impl LogBackend for SqliteBackend {
                     .rows_affected();
             }
             sqlx::query("COMMIT").execute(&mut *conn).await?;
+            if deleted > 0 {
+                // The purged rows' bytes are zeroed in the file (`secure_delete`);
+                // their page images leave the write-ahead log when it is truncated.
+                if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&mut *conn).await {
+                    tracing::warn!(%error, "truncating the write-ahead log after a purge failed");
+                }
+            }
             Ok::<u64, StoreError>(deleted)
         }
         .await;

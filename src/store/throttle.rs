@@ -54,7 +54,7 @@ impl Throttles {
     pub async fn open(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
         let table = format!("{}throttle", options.table_prefix);
         let synchronous = if options.sqlite_full_sync { SqliteSynchronous::Full } else { SqliteSynchronous::Normal };
-        let side = SideStore { name: "throttle", synchronous, secure_delete: false, postgres_connections: 8 };
+        let side = SideStore { name: "throttle", synchronous, postgres_connections: 8 };
         let (pool, dialect) = side.open(url).await?;
         let q = |statement: String| dialect.numbered(&statement);
         let throttles = Self {
@@ -161,12 +161,16 @@ impl Throttles {
     }
 
     /// Forgets rows last written before `quiet_before`, then the quietest
-    /// beyond [`MAX_ROWS`]; how many.
+    /// beyond [`MAX_ROWS`], leaving no byte of their keys (client addresses,
+    /// names) in the files ([`Pool::scrub`]); how many.
     pub async fn sweep(&self, quiet_before: i64) -> Result<u64, StoreError> {
         let mut swept = self.execute(&self.sweep_quiet, &[quiet_before]).await?;
         let excess = self.count().await? - MAX_ROWS;
         if excess > 0 {
             swept += self.execute(&self.sweep_oldest, &[excess]).await?;
+        }
+        if swept > 0 {
+            self.pool.scrub().await?;
         }
         Ok(swept)
     }
@@ -209,5 +213,26 @@ mod tests {
         assert_eq!(store.sweep(25).await.expect("swept"), 1, "a was last written at 20");
         assert_eq!(store.count().await.expect("counted"), 1);
         assert!(dir.path().join("events.throttle.db").exists());
+    }
+
+    #[tokio::test]
+    async fn a_swept_row_leaves_no_byte_of_its_key_in_the_files() {
+        let dir = tempfile::tempdir().expect("dir");
+        let url = format!("sqlite://{}", dir.path().join("events.db").display());
+        let store = Throttles::open(&url, &StoreOptions::default()).await.expect("opens");
+        let marker = "address:198.51.100.77";
+        let set = |_: Option<u32>| (Some(1), ());
+        for i in 0..200 {
+            store.update(&format!("address:192.0.2.{i}"), 100, Durability::AsTheLog, set).await.expect("kept");
+        }
+        store.update(marker, 10, Durability::AsTheLog, set).await.expect("written");
+        assert!(crate::store::side::occurrences(dir.path(), marker) > 0, "the key is in the files");
+        assert_eq!(store.sweep(50).await.expect("swept"), 1);
+        assert_eq!(
+            crate::store::side::occurrences(dir.path(), marker),
+            0,
+            "no copy in the file, its free pages or the WAL"
+        );
+        assert_eq!(store.count().await.expect("counted"), 200);
     }
 }
