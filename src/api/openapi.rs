@@ -122,6 +122,9 @@ fn add_no_token(responses: &mut std::collections::BTreeMap<String, RefOr<utoipa:
     }
 }
 
+/// How the 303 of the pipeline's post/redirect/get is described (see [`finish`]).
+const FORM_POST: &str = "A browser's form post";
+
 /// Operations behind a token that never refuse an invalid one: logging out
 /// ends whatever session it is given.
 const NO_INVALID_TOKEN_ANSWER: [&str; 1] = ["logout"];
@@ -176,11 +179,19 @@ pub fn finish(openapi: &mut OpenApi) {
         for (method, operation) in operations_mut(item) {
             let secured = operation.security.is_some();
             // A browser's successful form post goes back to its page (the
-            // pipeline's post/redirect/get): the 303 is said where the page is chosen.
+            // pipeline's post/redirect/get): the 303 is said where the page is
+            // chosen, and only of a POST, the one method the pipeline does it for
+            // (an attribute shared by two methods names it for both).
             if let ("post", Some(page)) = (method, pages::page_after_post(path, false)) {
-                let description = format!("A browser's form post (an API client gets the 204): back to `{page}`.");
+                let description = format!("{FORM_POST} (an API client gets the 204): back to `{page}`.");
                 let response = ResponseBuilder::new().description(description).build();
                 operation.responses.responses.entry("303".to_owned()).or_insert_with(|| response.into());
+            }
+            if method != "post"
+                && let Some(RefOr::T(response)) = operation.responses.responses.get("303")
+                && response.description.starts_with(FORM_POST)
+            {
+                operation.responses.responses.remove("303");
             }
             let behind_token = behind_token(operation);
             let responses = &mut operation.responses.responses;

@@ -241,7 +241,7 @@ pub async fn revoke(
     tag = "tokens",
     responses(
         (status = 204, description = "Revoked (the session cookie removed when it was used)."),
-        (status = 303, description = "A browser's form post: on to the login page."),
+        (status = 303, description = "A browser's form post: on to the login page when its session cookie was used (the session ended), else back to `/tokens`."),
         (status = 403, description = "Not a login token.", body = ErrorEnvelope),
     ),
 )]

@@ -116,7 +116,7 @@ pub async fn revoke_user_tokens(
     tag = "admin",
     responses(
         (status = 204, description = "Revoked; a caller using the session cookie has it removed."),
-        (status = 303, description = "A browser's form post: to the login page (its session ended too)."),
+        (status = 303, description = "A browser's form post: on to the login page when its session cookie was used (that session ended too), else back to `/admin`."),
         (status = 403, description = "Not allowed to revoke every token.", body = ErrorEnvelope),
     ),
 )]
