@@ -142,26 +142,25 @@ impl TestStore {
 
     /// The raw bytes of an SQLite store's files (WAL included), as text; empty for PostgreSQL.
     pub fn raw_files(&self) -> String {
-        let mut out = String::new();
-        if let Self::Sqlite { dir } = self {
-            for name in ["events.db", "events.db-wal"] {
-                if let Ok(bytes) = std::fs::read(dir.path().join(name)) {
-                    out.push_str(&String::from_utf8_lossy(&bytes));
-                }
-            }
-        }
-        out
+        self.raw_sqlite_files("events.db")
+    }
+
+    /// The raw bytes of the SQLite database `name` beside the log (`events.flows.db`,
+    /// `events.testmode.db`, …) and of its WAL, as text; empty for PostgreSQL.
+    pub fn raw_sqlite_files(&self, name: &str) -> String {
+        let Self::Sqlite { dir } = self else { return String::new() };
+        [name.to_owned(), format!("{name}-wal")]
+            .iter()
+            .filter_map(|name| std::fs::read(dir.path().join(name)).ok())
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+            .collect()
     }
 
     /// Everything the in-flight store holds, as text: its SQLite files (WAL
     /// included), or its PostgreSQL table's rows.
     pub async fn raw_flows(&self) -> String {
         match self {
-            Self::Sqlite { dir } => ["events.flows.db", "events.flows.db-wal"]
-                .iter()
-                .filter_map(|name| std::fs::read(dir.path().join(name)).ok())
-                .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
-                .collect(),
+            Self::Sqlite { .. } => self.raw_sqlite_files("events.flows.db"),
             Self::Postgres { url, prefix, .. } => {
                 let pool = sqlx::PgPool::connect(url).await.expect("PostgreSQL");
                 let sql = format!("SELECT token_hash || step || sealed FROM {prefix}flows");
