@@ -14,6 +14,7 @@
 # Needs wrk (apt-get install wrk) and, for p2, a PostgreSQL at $PG_BASE (trust auth).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 
 [ $# -eq 2 ] || { echo "usage: bench/compare.sh A_BINARY B_BINARY" >&2; exit 2; }
 A=$(realpath "$1")
@@ -51,14 +52,10 @@ start() { # binary store
     RUST_LOG=warn "$1" serve --store "$2" --listen "127.0.0.1:$PORT" --config "$WORK/no-checkpoints.toml" \
         >/dev/null 2>"$WORK/server.log" &
     SERVER_PID=$!
-    until curl -sf -o /dev/null "http://127.0.0.1:$PORT/"; do
-        kill -0 "$SERVER_PID" 2>/dev/null || { cat "$WORK/server.log" >&2; exit 1; }
-        sleep 0.05
-    done
+    wait_until_serving "$SERVER_PID" "$PORT" "$WORK/server.log"
 }
 stop() { kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=; }
 rps() { awk '/Requests\/sec/ {print $2}'; }
-median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2 ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2)}'; }
 order() { if [ $(($1 % 2)) -eq 1 ]; then echo "A B"; else echo "B A"; fi; }
 binary() { if [ "$1" = A ]; then echo "$A"; else echo "$B"; fi; }
 report() { # label file-prefix

@@ -32,6 +32,7 @@
 # bench/introspect.lua), so the load generator costs the same in each.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 
 TOKENS=${TOKENS:-1000000}
 DURATION=${DURATION:-10s}
@@ -74,10 +75,7 @@ start_server() { # store [more serve flags]; sets SERVER_PID and STARTUP (second
     # shellcheck disable=SC2086
     RUST_LOG=warn,authledger::app::duties=info $SERVER serve --store "$store" --listen "127.0.0.1:$PORT" "$@" >/dev/null 2>"$WORK/server.log" &
     SERVER_PID=$!
-    until curl -sf -o /dev/null "http://127.0.0.1:$PORT/"; do
-        kill -0 "$SERVER_PID" 2>/dev/null || { cat "$WORK/server.log" >&2; exit 1; }
-        sleep 0.05
-    done
+    wait_until_serving "$SERVER_PID" "$PORT" "$WORK/server.log"
     STARTUP=$(echo "$(date +%s.%N) - $started" | bc)
 }
 stop_server() {
@@ -105,7 +103,6 @@ fi
 
 if part p1; then
 echo "== P1: introspection vs GET / with $TOKENS live tokens (SQLite store)"
-median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2 ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2)}'; }
 p1_round() { # label, then the prefixes for server and wrk (taskset or nothing), wrk threads
     local label=$1 server_prefix=$2 wrk_prefix=$3 threads=$4
     SERVER="$server_prefix $SERVER_BIN" start_server "sqlite://$WORK/p1.db"
