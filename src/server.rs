@@ -11,7 +11,7 @@ use tokio::task::JoinHandle;
 use tower::Layer;
 use tower_http::normalize_path::NormalizePathLayer;
 
-use crate::api::{self, AppState, ServiceInfo};
+use crate::api::{self, AppState, ServiceInfo, Shared};
 use crate::app::AppError;
 use crate::app::background::BackgroundTask;
 use crate::app::duties::{Checkpointer, Duties};
@@ -310,7 +310,7 @@ impl Server {
         let info = ServiceInfo { git_commit: env!("AUTHLEDGER_GIT_COMMIT").to_owned() };
         let ssh = Arc::new(SshService::new(ssh_options));
         let provider_flows = Arc::new(ProviderFlows::new(providers, flows, public_url.clone()));
-        let state = AppState {
+        let state = AppState::new(Shared {
             ledger: ledger.clone(),
             test_mode: test_mode.clone(),
             info: Arc::new(info),
@@ -320,7 +320,7 @@ impl Server {
             witness: witness.clone(),
             duties: duties.clone(),
             trusted_proxies: Arc::new(crate::app::client_address::TrustedProxies::new(trusted_proxies)),
-        };
+        });
         // Every path also answers with one trailing slash (contract §1).
         let app = NormalizePathLayer::trim_trailing_slash().layer(api::router(state));
         let (shutdown, stopped) = oneshot::channel::<()>();

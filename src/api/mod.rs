@@ -40,9 +40,29 @@ use crate::app::test_mode::TestLedger;
 pub use caller::{Caller, require_login};
 use openapi::Access;
 
-/// What every handler shares.
+/// What every handler shares: one pointer, so the clones axum makes of the
+/// state for each request (several per request, one per extractor and layer)
+/// touch one reference count rather than one per service. Fields are read
+/// through `Deref`, as `state.ledger`.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    pub fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The services and settings behind [`AppState`].
+pub struct Shared {
     pub ledger: Arc<Ledger>,
     /// The test-mode log, when test mode is on.
     pub test_mode: Option<Arc<TestLedger>>,
