@@ -186,7 +186,7 @@ async fn a_dump_comes_over_whole(store: TestStore) {
 
         let h = Harness::start(store).await;
         // The imported log's chain holds, and so does what the server appended at its start.
-        let verified = h.server.ledger.log.verify_chain(|_| {}).await.expect("readable");
+        let verified = h.server.ledger.log.verify_chain(None, |_| {}).await.expect("readable");
         assert!(verified.is_ok_and(|v| v.checked() >= report.events), "the chain verifies");
         // The Login token introspects with its own id, name, dates and context.
         let answer = h.get("/api/V2/token", Some(LOGIN_TOKEN)).await;

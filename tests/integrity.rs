@@ -1,14 +1,23 @@
 //! The integrity chain over real stores: an untouched log verifies; a row
 //! altered, deleted or inserted behind the server's back is found at its
-//! position; a log from before the chain is chained on upgrade.
+//! position; a log from before the chain is chained on upgrade; rows a
+//! forget rewrote verify against its signed commitment, and nothing else does.
+
+use std::sync::Arc;
 
 use crate::common;
 
-use authledger::store::chain::ChainBreak;
-use common::Harness;
+use authledger::store::StoredEvent;
+use authledger::store::chain::{self, ChainBreak};
+use authledger::store::forget::{Commitment, Forgetting, RewrittenRow};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use common::{Harness, TestStore};
+use cqrs_es::persist::SerializedEvent;
+use ed25519_dalek::{Signer, SigningKey};
 
 async fn verify(h: &Harness) -> Result<i64, ChainBreak> {
-    let verified = h.server.ledger.log.verify_chain(|_| {}).await.expect("the log is readable");
+    let verified = h.server.ledger.log.verify_chain(None, |_| {}).await.expect("the log is readable");
     verified.map(|v| v.checked())
 }
 
@@ -54,3 +63,85 @@ async fn a_log_from_before_the_chain_is_chained_on_upgrade(h: Harness) -> Harnes
     h
 }
 on_both_stores!(a_log_from_before_the_chain_is_chained_on_upgrade);
+
+/// A forget as the store carries it out, told here simply to replace one
+/// name everywhere (which fields a real forget rewrites is the application's).
+struct ReplaceName {
+    name: &'static str,
+    pseudonym: &'static str,
+    key: SigningKey,
+}
+
+impl Forgetting for ReplaceName {
+    fn rewrite(&self, row: &StoredEvent) -> Option<RewrittenRow> {
+        let texts = [&row.aggregate_id, &row.payload, &row.metadata];
+        texts.iter().any(|t| t.contains(self.name)).then(|| RewrittenRow {
+            aggregate_id: row.aggregate_id.replace(self.name, self.pseudonym),
+            payload: row.payload.replace(self.name, self.pseudonym),
+            metadata: row.metadata.replace(self.name, self.pseudonym),
+        })
+    }
+
+    fn event(&self, commitment: &Commitment) -> Result<SerializedEvent, String> {
+        let signature = self.key.sign(chain::forget_message(self.pseudonym, &commitment.digest).as_bytes());
+        let payload = serde_json::json!({
+            "pseudonym": self.pseudonym,
+            "rows": commitment.rows,
+            "digest": chain::encode(&commitment.digest),
+            "public_key": STANDARD.encode(self.key.verifying_key().as_bytes()),
+            "signature": STANDARD.encode(signature.to_bytes()),
+        });
+        let (kind, id) = ("Forgotten".to_owned(), self.pseudonym.to_owned());
+        Ok(SerializedEvent::new(id, 1, kind, "PersonForgotten".into(), "1.0".into(), payload, serde_json::json!({})))
+    }
+}
+
+async fn a_forget_rewrites_in_place_and_the_chain_still_verifies(store: TestStore) {
+    let h = Harness::start(store).await;
+    let (_root, admin) = h.administrators().await;
+    let login = h.user_token(&admin, "zelda").await;
+    h.agent_token(&login, "script").await;
+    h.user_token(&admin, "bob").await;
+    let log = &h.server.ledger.log;
+    let head = log.head().await.expect("a head");
+    let signed_before = log.chain_at(head).await.expect("readable");
+    let store = h.store.clone();
+    h.server.stop().await.expect("the server stops");
+    assert!(store.everything().await.contains("zelda"), "the person is in the store");
+
+    let opened =
+        authledger::store::Store::open(&store.url(), store.options().store, Arc::new(authledger::clock::SystemClock))
+            .await
+            .expect("the store opens");
+    let key = SigningKey::from_bytes(&[9; 32]);
+    let pinned = Some(STANDARD.encode(key.verifying_key().as_bytes()));
+    let forgetting = ReplaceName { name: "zelda", pseudonym: "forgotten_7f3a", key };
+    let forgot = opened.log.forget(&forgetting, 0).await.expect("the forget is written");
+    assert_eq!(forgot.position, head + 1, "the forget's event follows the head");
+    assert!(forgot.rows >= 4, "the account, its password, its logins and its tokens: {forgot:?}");
+
+    let verified = opened.log.verify_chain(pinned.clone(), |_| {}).await.expect("readable");
+    let verified = verified.expect("the forgotten log verifies");
+    assert_eq!((verified.checked(), verified.rewritten(), verified.forgets()), (head + 1, forgot.rows, 1));
+    assert_eq!(opened.log.chain_at(head).await.expect("readable"), signed_before, "a head signed before still holds");
+    assert!(!store.everything().await.contains("zelda"), "no byte of the name is left in the store");
+
+    // The log records its witness's key; a forget signed by another is refused unless pinned.
+    let unpinned = opened.log.verify_chain(None, |_| {}).await.expect("readable");
+    assert!(matches!(unpinned, Err(ChainBreak::Forget { position, .. }) if position == head + 1), "{unpinned:?}");
+
+    // A rewritten row changed after the forget is found at its position.
+    store
+        .execute(
+            "UPDATE {events} SET recorded_at = recorded_at + 1 WHERE position = (SELECT MIN(position) FROM {redactions})",
+        )
+        .await;
+    let tampered = opened.log.verify_chain(pinned, |_| {}).await.expect("readable");
+    assert!(
+        matches!(tampered, Err(ChainBreak::Rewritten { forget_position, .. }) if forget_position == head + 1),
+        "{tampered:?}"
+    );
+    opened.log.close().await;
+    store.cleanup().await;
+}
+on_both_stores_from_store!(a_forget_rewrites_in_place_and_the_chain_still_verifies);

@@ -52,12 +52,15 @@ pub use authledger::app::history::{
 
 // ------------------------------------------------------------------- verify
 
-/// Checks the integrity chain over the whole log.
+/// Checks the integrity chain over the whole log; a forget's signature must
+/// be by `witness_key` (base64) when given, else by a key the log recorded as
+/// its witness's.
 pub async fn verify_chain(
     log: &EventLog,
+    witness_key: Option<&str>,
     progress: impl FnMut(i64),
 ) -> Result<Result<ChainVerifier, ChainBreak>, ReplayError> {
-    Ok(log.verify_chain(progress).await?)
+    Ok(log.verify_chain(witness_key.map(str::to_owned), progress).await?)
 }
 
 // -------------------------------------------------------------- checkpoints

@@ -341,7 +341,9 @@ async fn run(cli: Cli) -> Result<bool, String> {
             let log = &store.log;
             let head = log.head().await.map_err(|e| e.to_string())?;
             let bar = progress(head as u64, "verifying");
-            let outcome = replay::verify_chain(log, |p| bar.set_position(p as u64)).await.map_err(fail)?;
+            let outcome = replay::verify_chain(log, witness_key.as_deref(), |p| bar.set_position(p as u64))
+                .await
+                .map_err(fail)?;
             bar.finish_and_clear();
             let check = match &outcome {
                 Ok(_) => replay::verify_checkpoint(&store, display_name_rule).await.map_err(fail)?,
@@ -366,6 +368,8 @@ async fn run(cli: Cli) -> Result<bool, String> {
                             "chain": "intact",
                             "events": v.checked(),
                             "head_chain": authledger::store::chain::encode(&v.head()),
+                            "rewritten": v.rewritten(),
+                            "forgets": v.forgets(),
                         }),
                         Err(broken) => serde_json::json!({
                             "chain": "broken", "position": broken.position(), "problem": broken.to_string(),
@@ -389,6 +393,15 @@ async fn run(cli: Cli) -> Result<bool, String> {
                             authledger::store::chain::encode(&v.head())
                         ),
                         Err(broken) => println!("chain BROKEN at position {}: {broken}", broken.position()),
+                    }
+                    if let Ok(v) = &outcome
+                        && v.forgets() > 0
+                    {
+                        println!(
+                            "{} rows were rewritten by {} forgets, each row checked against its forget's signed commitment",
+                            v.rewritten(),
+                            v.forgets()
+                        );
                     }
                     match &check {
                         None if outcome.is_ok() => {

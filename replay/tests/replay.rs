@@ -324,7 +324,7 @@ async fn export_then_import_into_an_empty_store_answers_the_same(h: Harness) -> 
     let moved = Harness::start(target).await;
     assert_eq!(moved.get("/readyz", None).await.status, 200, "the moved witness holds");
     assert_eq!(same_answers(&moved, &alice, &live).await, before);
-    let verified = moved.server.ledger.log.verify_chain(|_| {}).await.expect("readable");
+    let verified = moved.server.ledger.log.verify_chain(None, |_| {}).await.expect("readable");
     assert!(verified.is_ok(), "{verified:?}");
     // The password hashes came along: alice can log in on the new store.
     let alice = moved.login("alice", USER_PASSWORD).await;
@@ -602,7 +602,7 @@ async fn deleting_the_newest_rows_is_caught_by_the_signed_head(h: Harness) -> Ha
     h.server.stop().await.expect("stops");
     store.execute(&format!("DELETE FROM {{events}} WHERE position > {}", pinned.0 - 2)).await;
     let reader = read_only_store(&store).await;
-    assert!(reader.log.verify_chain(|_| {}).await.expect("readable").is_ok(), "the chain alone sees nothing");
+    assert!(reader.log.verify_chain(None, |_| {}).await.expect("readable").is_ok(), "the chain alone sees nothing");
     let reports = replay::check_heads(&reader.log, Some(&store.witness_file()), None, Some(pinned.clone()))
         .await
         .expect("checked");

@@ -18,6 +18,7 @@
 
 pub mod chain;
 pub mod flows;
+pub mod forget;
 pub mod keyring;
 pub mod new_log;
 mod postgres;
@@ -167,6 +168,23 @@ pub(crate) trait LogBackend: Send + Sync + 'static {
     async fn read_after(&self, position: i64, limit: i64) -> Result<Vec<StoredEvent>, StoreError>;
     /// The position of the newest event (0 for an empty log).
     async fn head(&self) -> Result<i64, StoreError>;
+    /// Every forget's commitments to the rows it rewrote, by position.
+    async fn redactions(&self) -> Result<Vec<chain::Redaction>, StoreError>;
+    /// Carries out a forget in one transaction under the log's write lock:
+    /// `planned` holds the rewrites of the rows up to `scanned` (whose chain
+    /// value is `scanned_chain`), planned without the lock; the rows after it
+    /// are read and planned here. Rewrites the rows, records their
+    /// redactions, deletes every checkpoint (each holds projections folded
+    /// from the rows as they were) and appends the forget's event, recorded
+    /// no earlier than `now` nor than the newest row; then scrubs what the
+    /// engine can at once.
+    async fn forget(
+        &self,
+        planned: Vec<forget::Planned>,
+        scanned: (i64, [u8; 32]),
+        forgetting: &dyn forget::Forgetting,
+        now: i64,
+    ) -> Result<forget::Forgot, StoreError>;
     /// Writes exported rows verbatim (positions, times and chain values kept)
     /// into an empty store — events and secrets — in one transaction; refused
     /// when the store is not empty.
@@ -710,13 +728,17 @@ impl EventLog {
         }
     }
 
-    /// Checks the integrity chain over the whole log, in position order;
-    /// `progress` hears how many rows have been checked so far.
+    /// Checks the integrity chain over the whole log, in position order, with
+    /// the rows forgets rewrote checked against their commitments (a forget
+    /// must be signed by `pinned_key` when given, else by a key the log
+    /// recorded as its witness's); `progress` hears how many rows have been
+    /// checked so far.
     pub async fn verify_chain(
         &self,
+        pinned_key: Option<String>,
         mut progress: impl FnMut(i64),
     ) -> Result<Result<chain::ChainVerifier, chain::ChainBreak>, StoreError> {
-        let mut verifier = chain::ChainVerifier::default();
+        let mut verifier = chain::ChainVerifier::new(self.backend.redactions().await?, pinned_key);
         let mut broken = None;
         self.scan(0, |rows| {
             broken = rows.iter().find_map(|row| verifier.check(row).err());
@@ -724,10 +746,26 @@ impl EventLog {
             Ok::<bool, StoreError>(broken.is_none())
         })
         .await?;
-        Ok(match broken {
-            Some(broken) => Err(broken),
-            None => Ok(verifier),
+        Ok(match broken.map_or_else(|| verifier.finish(), Err) {
+            Err(broken) => Err(broken),
+            Ok(()) => Ok(verifier),
         })
+    }
+
+    /// Forgets: rewrites every row `forgetting` asks for, keeping each row's
+    /// chain value, and appends its event committing to them (see
+    /// [`forget`]). The log is read once without the write lock; only the
+    /// rows appended meanwhile are read under it.
+    pub async fn forget(&self, forgetting: &dyn forget::Forgetting, now: i64) -> Result<forget::Forgot, StoreError> {
+        let mut planned = Vec::new();
+        let mut scanned = (0, chain::GENESIS);
+        self.scan(0, |rows| {
+            scanned.1 = forget::plan(rows, scanned.1, forgetting, &mut planned)?;
+            scanned.0 = rows.last().map_or(scanned.0, |r| r.position);
+            Ok::<bool, StoreError>(true)
+        })
+        .await?;
+        self.backend.forget(planned, scanned, forgetting, now).await
     }
 
     /// The chain value of the event at `position`, if there is such an event.
@@ -781,6 +819,8 @@ pub(crate) struct Tables {
     pub checkpoints: String,
     pub secrets: String,
     pub schema: String,
+    /// What each forget committed to about the rows it rewrote (see `chain::Redaction`).
+    pub redactions: String,
 }
 
 impl Tables {
@@ -790,6 +830,7 @@ impl Tables {
             checkpoints: format!("{prefix}checkpoints"),
             secrets: format!("{prefix}secrets"),
             schema: format!("{prefix}schema_version"),
+            redactions: format!("{prefix}redactions"),
         }
     }
 }
@@ -807,6 +848,22 @@ pub(crate) fn check_schema(found: Option<i64>, location: &str) -> Result<(), Sto
 /// The schema version this build writes and understands.
 /// 1: the events and secrets tables. 2: the `chain` column (backfilled on upgrade).
 pub(crate) const SCHEMA_VERSION: i64 = 2;
+
+/// A row of the redactions table as both engines read it; an error names a
+/// row whose values are not 64 hex digits.
+pub(crate) fn redaction(
+    position: i64,
+    forget_position: i64,
+    previous: &str,
+    content: &str,
+) -> Result<chain::Redaction, StoreError> {
+    match (chain::decode(previous), chain::decode(content)) {
+        (Some(previous), Some(content)) => Ok(chain::Redaction { position, forget_position, previous, content }),
+        _ => Err(StoreError::Failed(format!(
+            "the redaction of position {position} by the forget at {forget_position} is not hex chain values"
+        ))),
+    }
+}
 
 /// Columns of a stored event, in the order every SELECT lists them.
 pub(crate) const EVENT_COLUMNS: &str = "position, aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, recorded_at, chain";

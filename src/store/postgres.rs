@@ -17,7 +17,7 @@ use sqlx::{PgConnection, PgPool, Row};
 use super::sql::{Dialect, Queries};
 use super::{
     EVENT_COLUMNS, ImportRow, LogBackend, NewRow, Purge, SCHEMA_VERSION, SecretRow, StoreError, StoreOptions,
-    StoredEvent, Tables, backfill_chain, batch_aggregates, chain, check_schema, plan_batch, seal, serialized,
+    StoredEvent, Tables, backfill_chain, batch_aggregates, chain, check_schema, forget, plan_batch, seal, serialized,
 };
 
 pub(crate) struct PostgresBackend {
@@ -98,6 +98,67 @@ impl PostgresBackend {
         Ok(results)
     }
 }
+
+impl PostgresBackend {
+    /// The forget's work inside its transaction (see [`LogBackend::forget`]).
+    async fn forget_locked(
+        &self,
+        conn: &mut PgConnection,
+        mut planned: Vec<forget::Planned>,
+        (mut after, mut previous): (i64, [u8; 32]),
+        forgetting: &dyn forget::Forgetting,
+        now: i64,
+    ) -> Result<forget::Forgot, StoreError> {
+        // The appends' lock, taken again (re-entrant) by `append_locked` below.
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(self.lock_key).execute(&mut *conn).await?;
+        loop {
+            let rows = sqlx::query(&self.q.read_after).bind(after).bind(FORGET_READ).fetch_all(&mut *conn).await?;
+            let rows = rows.iter().map(stored_event).collect::<Result<Vec<_>, _>>()?;
+            let Some(last) = rows.last() else { break };
+            after = last.position;
+            previous = forget::plan(&rows, previous, forgetting, &mut planned)?;
+        }
+        let (redactions, commitment) = forget::commit(&planned, after + 1);
+        let event = forgetting.event(&commitment).map_err(StoreError::Failed)?;
+        let (mut positions, mut ids, mut payloads, mut metadata) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for p in &planned {
+            positions.push(p.position);
+            ids.push(p.row.aggregate_id.as_str());
+            payloads.push(p.row.payload.as_str());
+            metadata.push(p.row.metadata.as_str());
+        }
+        sqlx::query(&self.q.rewrite_rows)
+            .bind(&ids)
+            .bind(&payloads)
+            .bind(&metadata)
+            .bind(&positions)
+            .execute(&mut *conn)
+            .await?;
+        let (mut positions, mut forgets, mut previous, mut content) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for r in &redactions {
+            positions.push(r.position);
+            forgets.push(r.forget_position);
+            previous.push(chain::encode(&r.previous));
+            content.push(chain::encode(&r.content));
+        }
+        sqlx::query(&self.q.put_redactions)
+            .bind(&positions)
+            .bind(&forgets)
+            .bind(&previous)
+            .bind(&content)
+            .execute(&mut *conn)
+            .await?;
+        // Every checkpoint holds projections folded from the rows as they were.
+        sqlx::query(&self.q.delete_checkpoints).execute(&mut *conn).await?;
+        let newest: Option<i64> = sqlx::query_scalar(&self.q.last_recorded_at).fetch_optional(&mut *conn).await?;
+        let appended =
+            self.append_locked(conn, &[std::slice::from_ref(&event)], now.max(newest.unwrap_or(now))).await?;
+        forget::appended(appended, after + 1, commitment.rows)
+    }
+}
+
+/// Rows read at a time by a forget under the write lock.
+const FORGET_READ: i64 = 10_000;
 
 /// Imported events waiting to be written.
 #[derive(Default)]
@@ -247,11 +308,19 @@ async fn migrate(pool: &PgPool, t: &Tables, lock_key: i64) -> Result<(), StoreEr
             created_at bigint NOT NULL,
             data       bytea  NOT NULL,
             PRIMARY KEY (rule, position)
+        );
+        CREATE TABLE IF NOT EXISTS {redactions} (
+            position        bigint NOT NULL,
+            forget_position bigint NOT NULL,
+            previous        text    NOT NULL,
+            content         text    NOT NULL,
+            PRIMARY KEY (position, forget_position)
         );",
         checkpoints = t.checkpoints,
         events = t.events,
         secrets = t.secrets,
-        schema = t.schema
+        schema = t.schema,
+        redactions = t.redactions
     );
     sqlx::raw_sql(&ddl).execute(&mut *tx).await?;
     let found: Option<i32> =
@@ -355,6 +424,29 @@ impl LogBackend for PostgresBackend {
     async fn read_after(&self, position: i64, limit: i64) -> Result<Vec<StoredEvent>, StoreError> {
         let rows = sqlx::query(&self.q.read_after).bind(position).bind(limit).fetch_all(&self.pool).await?;
         Ok(rows.iter().map(stored_event).collect::<Result<_, _>>()?)
+    }
+
+    async fn redactions(&self) -> Result<Vec<chain::Redaction>, StoreError> {
+        // A log only ever opened read-only by this build has no such table yet.
+        let tables: i64 = sqlx::query_scalar(&self.q.redactions_exist).fetch_one(&self.pool).await?;
+        let rows: Vec<(i64, i64, String, String)> = match tables {
+            0 => Vec::new(),
+            _ => sqlx::query_as(&self.q.redactions).fetch_all(&self.pool).await?,
+        };
+        rows.iter().map(|(at, by, previous, content)| super::redaction(*at, *by, previous, content)).collect()
+    }
+
+    async fn forget(
+        &self,
+        planned: Vec<forget::Planned>,
+        scanned: (i64, [u8; 32]),
+        forgetting: &dyn forget::Forgetting,
+        now: i64,
+    ) -> Result<forget::Forgot, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let forgot = self.forget_locked(&mut tx, planned, scanned, forgetting, now).await?;
+        tx.commit().await?;
+        Ok(forgot)
     }
 
     async fn head(&self) -> Result<i64, StoreError> {

@@ -44,6 +44,16 @@ pub(crate) struct Queries {
     pub load: String,
     pub load_type: String,
     pub read_after: String,
+    pub redactions: String,
+    /// Counts the redactions table (0 in a log this build only ever opened read-only).
+    pub redactions_exist: String,
+    /// SQLite: one row per statement; PostgreSQL: `put_redactions`/`rewrite_rows` take arrays.
+    pub put_redaction: String,
+    pub rewrite_row: String,
+    pub put_redactions: String,
+    pub rewrite_rows: String,
+    pub last_recorded_at: String,
+    pub delete_checkpoints: String,
     pub put_secret: String,
     /// A many-row insert of secrets for an import: SQLite's `INSERT … VALUES` to
     /// be followed by its rows, PostgreSQL's from column arrays.
@@ -99,6 +109,38 @@ impl Queries {
             read_after: q(format!(
                 "SELECT {EVENT_COLUMNS} FROM {events} WHERE position > $1 ORDER BY position LIMIT $2"
             )),
+            redactions: format!(
+                "SELECT position, forget_position, previous, content FROM {} ORDER BY position, forget_position",
+                t.redactions
+            ),
+            redactions_exist: match dialect {
+                Dialect::Sqlite => {
+                    format!("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '{}'", t.redactions)
+                }
+                Dialect::Postgres => format!(
+                    "SELECT COUNT(*) FROM pg_tables WHERE tablename = '{}' AND schemaname = ANY (current_schemas(false))",
+                    t.redactions
+                ),
+            },
+            put_redaction: q(format!(
+                "INSERT INTO {} (position, forget_position, previous, content) VALUES ($1, $2, $3, $4)",
+                t.redactions
+            )),
+            rewrite_row: q(format!(
+                "UPDATE {events} SET aggregate_id = $1, payload = $2, metadata = $3 WHERE position = $4"
+            )),
+            put_redactions: format!(
+                "INSERT INTO {} (position, forget_position, previous, content)
+                 SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[])",
+                t.redactions
+            ),
+            rewrite_rows: format!(
+                "UPDATE {events} AS e SET aggregate_id = r.aggregate_id, payload = r.payload, metadata = r.metadata
+                 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[]) AS r(aggregate_id, payload, metadata, position)
+                 WHERE e.position = r.position"
+            ),
+            delete_checkpoints: format!("DELETE FROM {checkpoints}"),
+            last_recorded_at: format!("SELECT recorded_at FROM {events} ORDER BY position DESC LIMIT 1"),
             insert_secrets: match dialect {
                 Dialect::Sqlite => format!("INSERT INTO {secrets} (id, kind, secret, created_at) VALUES"),
                 Dialect::Postgres => format!(

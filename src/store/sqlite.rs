@@ -16,7 +16,7 @@ use sqlx::{Row, SqliteConnection, SqlitePool};
 use super::sql::{Dialect, Queries};
 use super::{
     EVENT_COLUMNS, ImportRow, LogBackend, Purge, SCHEMA_VERSION, SecretRow, StoreError, StoreOptions, StoredEvent,
-    Tables, backfill_chain, batch_aggregates, chain, check_schema, plan_batch, seal, serialized,
+    Tables, backfill_chain, batch_aggregates, chain, check_schema, forget, plan_batch, seal, serialized,
 };
 
 pub(crate) struct SqliteBackend {
@@ -104,11 +104,19 @@ async fn migrate(pool: &SqlitePool, t: &Tables) -> Result<(), StoreError> {
             created_at INTEGER NOT NULL,
             data       BLOB    NOT NULL,
             PRIMARY KEY (rule, position)
+        ) STRICT;
+        CREATE TABLE IF NOT EXISTS {redactions} (
+            position        INTEGER NOT NULL,
+            forget_position INTEGER NOT NULL,
+            previous        TEXT    NOT NULL,
+            content         TEXT    NOT NULL,
+            PRIMARY KEY (position, forget_position)
         ) STRICT;",
         checkpoints = t.checkpoints,
         events = t.events,
         secrets = t.secrets,
-        schema = t.schema
+        schema = t.schema,
+        redactions = t.redactions
     );
     sqlx::raw_sql(&ddl).execute(&mut *tx).await?;
     let found: Option<i64> =
@@ -259,6 +267,55 @@ impl SqliteBackend {
     }
 }
 
+impl SqliteBackend {
+    /// The forget's work inside its transaction (see [`LogBackend::forget`]).
+    async fn forget_locked(
+        &self,
+        conn: &mut SqliteConnection,
+        mut planned: Vec<forget::Planned>,
+        (mut after, mut previous): (i64, [u8; 32]),
+        forgetting: &dyn forget::Forgetting,
+        now: i64,
+    ) -> Result<forget::Forgot, StoreError> {
+        loop {
+            let rows = sqlx::query(&self.q.read_after).bind(after).bind(FORGET_READ).fetch_all(&mut *conn).await?;
+            let rows = rows.iter().map(stored_event).collect::<Result<Vec<_>, _>>()?;
+            let Some(last) = rows.last() else { break };
+            after = last.position;
+            previous = forget::plan(&rows, previous, forgetting, &mut planned)?;
+        }
+        let (redactions, commitment) = forget::commit(&planned, after + 1);
+        let event = forgetting.event(&commitment).map_err(StoreError::Failed)?;
+        for p in &planned {
+            sqlx::query(&self.q.rewrite_row)
+                .bind(&p.row.aggregate_id)
+                .bind(&p.row.payload)
+                .bind(&p.row.metadata)
+                .bind(p.position)
+                .execute(&mut *conn)
+                .await?;
+        }
+        for r in &redactions {
+            sqlx::query(&self.q.put_redaction)
+                .bind(r.position)
+                .bind(r.forget_position)
+                .bind(chain::encode(&r.previous))
+                .bind(chain::encode(&r.content))
+                .execute(&mut *conn)
+                .await?;
+        }
+        // Every checkpoint holds projections folded from the rows as they were.
+        sqlx::query(&self.q.delete_checkpoints).execute(&mut *conn).await?;
+        let newest: Option<i64> = sqlx::query_scalar(&self.q.last_recorded_at).fetch_optional(&mut *conn).await?;
+        let appended =
+            self.append_locked(conn, &[std::slice::from_ref(&event)], now.max(newest.unwrap_or(now))).await?;
+        forget::appended(appended, after + 1, commitment.rows)
+    }
+}
+
+/// Rows read at a time by a forget under the write lock.
+const FORGET_READ: i64 = 10_000;
+
 /// Bound variables stay far below SQLite's limit (32766).
 const KEYS_PER_QUERY: usize = 500;
 const ROWS_PER_INSERT: usize = 256;
@@ -309,6 +366,42 @@ impl LogBackend for SqliteBackend {
     async fn read_after(&self, position: i64, limit: i64) -> Result<Vec<StoredEvent>, StoreError> {
         let rows = sqlx::query(&self.q.read_after).bind(position).bind(limit).fetch_all(&self.readers).await?;
         Ok(rows.iter().map(stored_event).collect::<Result<_, _>>()?)
+    }
+
+    async fn redactions(&self) -> Result<Vec<chain::Redaction>, StoreError> {
+        // A log only ever opened read-only by this build has no such table yet.
+        let tables: i64 = sqlx::query_scalar(&self.q.redactions_exist).fetch_one(&self.readers).await?;
+        let rows: Vec<(i64, i64, String, String)> = match tables {
+            0 => Vec::new(),
+            _ => sqlx::query_as(&self.q.redactions).fetch_all(&self.readers).await?,
+        };
+        rows.iter().map(|(at, by, previous, content)| super::redaction(*at, *by, previous, content)).collect()
+    }
+
+    async fn forget(
+        &self,
+        planned: Vec<forget::Planned>,
+        scanned: (i64, [u8; 32]),
+        forgetting: &dyn forget::Forgetting,
+        now: i64,
+    ) -> Result<forget::Forgot, StoreError> {
+        let mut conn = self.writer.acquire().await?;
+        sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+        let outcome = match self.forget_locked(&mut conn, planned, scanned, forgetting, now).await {
+            Ok(forgot) => sqlx::query("COMMIT").execute(&mut *conn).await.map(|_| forgot).map_err(StoreError::from),
+            Err(error) => Err(error),
+        };
+        match &outcome {
+            // What the rewrite replaced is overwritten in the file (`secure_delete`); the
+            // WAL that still holds it goes now.
+            Ok(_) => super::side::truncate_wal(&mut *conn).await,
+            Err(_) => {
+                if let Err(error) = sqlx::query("ROLLBACK").execute(&mut *conn).await {
+                    tracing::warn!(%error, "rolling back a failed forget failed");
+                }
+            }
+        }
+        outcome
     }
 
     async fn head(&self) -> Result<i64, StoreError> {

@@ -132,7 +132,7 @@ impl TestStore {
         if let Self::Postgres { url, prefix, .. } = self
             && let Ok(pool) = sqlx::PgPool::connect(url).await
         {
-            for table in ["events", "secrets", "schema_version", "checkpoints", "flows", "throttle"] {
+            for table in ["events", "secrets", "schema_version", "checkpoints", "redactions", "flows", "throttle"] {
                 let _ = sqlx::query(&format!("DROP TABLE IF EXISTS {prefix}{table}")).execute(&pool).await;
                 let _ = sqlx::query(&format!("DROP TABLE IF EXISTS {prefix}testmode_{table}")).execute(&pool).await;
             }
@@ -198,7 +198,7 @@ impl TestStore {
     }
 
     /// Runs SQL on the main log's database directly (tampering, downgrades):
-    /// `{events}` and `{schema}` name this log's tables.
+    /// `{events}`, `{schema}`, `{checkpoints}`, `{secrets}` and `{redactions}` name this log's tables.
     pub async fn execute(&self, sql: &str) {
         match self {
             Self::Sqlite { dir } => {
@@ -206,7 +206,8 @@ impl TestStore {
                     .replace("{events}", "events")
                     .replace("{schema}", "schema_version")
                     .replace("{checkpoints}", "checkpoints")
-                    .replace("{secrets}", "secrets");
+                    .replace("{secrets}", "secrets")
+                    .replace("{redactions}", "redactions");
                 let url = format!("sqlite://{}", dir.path().join("events.db").display());
                 let pool = sqlx::SqlitePool::connect(&url).await.expect("open the SQLite file");
                 sqlx::raw_sql(&sql).execute(&pool).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
@@ -217,7 +218,8 @@ impl TestStore {
                     .replace("{events}", &format!("{prefix}events"))
                     .replace("{schema}", &format!("{prefix}schema_version"))
                     .replace("{checkpoints}", &format!("{prefix}checkpoints"))
-                    .replace("{secrets}", &format!("{prefix}secrets"));
+                    .replace("{secrets}", &format!("{prefix}secrets"))
+                    .replace("{redactions}", &format!("{prefix}redactions"));
                 let pool = sqlx::PgPool::connect(url).await.expect("connect");
                 sqlx::raw_sql(&sql).execute(&pool).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
                 pool.close().await;
@@ -314,6 +316,37 @@ impl TestStore {
                     .expect("secrets");
                 pool.close().await;
                 rows
+            }
+        }
+    }
+
+    /// Every byte this store keeps, as text, for a search: for SQLite every
+    /// file in its directory (databases, WALs, free pages, key and witness
+    /// files); for PostgreSQL every row of every table of this test, whole.
+    pub async fn everything(&self) -> String {
+        match self {
+            Self::Sqlite { dir } => std::fs::read_dir(dir.path())
+                .map(|entries| entries.flatten().filter_map(|e| std::fs::read(e.path()).ok()).collect::<Vec<_>>())
+                .unwrap_or_default()
+                .iter()
+                .map(|bytes| String::from_utf8_lossy(bytes).into_owned())
+                .collect(),
+            Self::Postgres { url, prefix, .. } => {
+                let pool = sqlx::PgPool::connect(url).await.expect("connect");
+                let tables: Vec<(String,)> =
+                    sqlx::query_as("SELECT tablename FROM pg_tables WHERE starts_with(tablename, $1)")
+                        .bind(prefix)
+                        .fetch_all(&pool)
+                        .await
+                        .expect("tables");
+                let mut out = String::new();
+                for (table,) in tables {
+                    let rows: Vec<(String,)> =
+                        sqlx::query_as(&format!("SELECT t::text FROM {table} t")).fetch_all(&pool).await.expect("rows");
+                    rows.into_iter().for_each(|(row,)| out.push_str(&row));
+                }
+                pool.close().await;
+                out
             }
         }
     }
