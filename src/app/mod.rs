@@ -25,6 +25,7 @@
 //!   [`provider_flows`]: what provider flows share (the providers, redirect URIs, the in-flight store);
 //! - [`roles`]: a user's built-in and custom roles changed in one step;
 //! - [`history`]: the auditor's queries over the log (history, as-of state);
+//!   [`forgetting`]: what a forget of a person rewrites in the log's rows;
 //! - [`test_mode`]: the separate, expiring test-mode ledger;
 //! - [`ledger`]: the running ledger (log, command bus, projections) every use case acts on;
 //!   [`consistency`]: read-your-writes across servers sharing the log; [`duties`]: what one server of them does;
@@ -46,6 +47,7 @@ pub mod consistency;
 pub mod device_marks;
 pub mod duties;
 pub mod error;
+pub mod forgetting;
 pub mod health;
 pub mod history;
 pub mod hosts;

@@ -70,7 +70,7 @@ fn signed(serial: u64) -> Signed {
 }
 
 /// One sample of every event type, in the stored form (type, version, payload).
-fn samples() -> Vec<(String, Value)> {
+pub(crate) fn samples() -> Vec<(String, Value)> {
     let admin = name("alice");
     let at = 1_700_000_000_000;
     let mut all = vec![
@@ -338,7 +338,7 @@ fn samples() -> Vec<(String, Value)> {
 /// Every event type that exists, from the event enums themselves: a variant
 /// added to any of them, or an aggregate added to either log, fails
 /// [`every_event_type_has_a_sample`] until it has a sample (and so a snapshot).
-fn every_event_type() -> BTreeSet<String> {
+pub(crate) fn every_event_type() -> BTreeSet<String> {
     use strum::{IntoEnumIterator, VariantNames};
 
     use super::test_mode::{TestCustomRoleEvent, TestDataEvent, TestUserEvent};

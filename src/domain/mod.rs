@@ -49,7 +49,7 @@ pub mod token;
 pub mod user;
 
 #[cfg(test)]
-mod event_shapes;
+pub(crate) mod event_shapes;
 
 use std::collections::BTreeSet;
 
