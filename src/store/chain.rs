@@ -170,6 +170,12 @@ pub fn forget_message(pseudonym: &str, digest: &[u8; 32]) -> String {
 const FORGET: (&str, &str) = ("Forgotten", "PersonForgotten");
 const WITNESSED: (&str, &str) = ("System", "LogWitnessed");
 
+/// A `PersonForgotten` payload as stored (externally tagged, as every event).
+#[derive(serde::Deserialize)]
+enum StoredForget {
+    PersonForgotten(ForgetCommitment),
+}
+
 /// The fields of a `PersonForgotten` payload the verifier checks.
 #[derive(serde::Deserialize)]
 struct ForgetCommitment {
@@ -300,8 +306,8 @@ impl ChainVerifier {
     fn note(&mut self, row: &StoredEvent) -> Result<(), ChainBreak> {
         let kind = (row.aggregate_type.as_str(), row.event_type.as_str());
         if kind == WITNESSED {
-            if let Ok(serde_json::Value::Object(payload)) = serde_json::from_str(&row.payload)
-                && let Some(serde_json::Value::String(key)) = payload.get("public_key")
+            if let Ok(payload) = serde_json::from_str::<serde_json::Value>(&row.payload)
+                && let Some(serde_json::Value::String(key)) = payload.pointer("/LogWitnessed/public_key")
             {
                 self.witness_keys.insert(key.clone());
             }
@@ -311,7 +317,7 @@ impl ChainVerifier {
             return Ok(());
         }
         let broken = |problem| ChainBreak::Forget { position: row.position, problem };
-        let forget: ForgetCommitment =
+        let StoredForget::PersonForgotten(forget) =
             serde_json::from_str(&row.payload).map_err(|_| broken("its payload is not a forget's"))?;
         let rows = self.pending.remove(&row.position).unwrap_or_default();
         if rows.len() as i64 != forget.rows {
@@ -459,7 +465,7 @@ mod tests {
             let mut rows = log(5);
             rows[0].aggregate_type = "System".into();
             rows[0].event_type = "LogWitnessed".into();
-            rows[0].payload = format!("{{\"public_key\":\"{}\",\"at\":1}}", public(witness));
+            rows[0].payload = format!("{{\"LogWitnessed\":{{\"public_key\":\"{}\",\"at\":1}}}}", public(witness));
             rows[2].payload = "{\"name\":\"alice\"}".into();
             rows[3].payload = "{\"email\":\"alice@example.org\"}".into();
             rechain(&mut rows, 0);
@@ -491,13 +497,13 @@ mod tests {
             event.aggregate_type = "Forgotten".into();
             event.aggregate_id = "forgotten-1".into();
             event.event_type = "PersonForgotten".into();
-            event.payload = serde_json::json!({
+            event.payload = serde_json::json!({"PersonForgotten": {
                 "pseudonym": "forgotten-1",
                 "rows": positions.len(),
                 "digest": encode(&digest),
                 "public_key": public(signer),
                 "signature": STANDARD.encode(signature.to_bytes()),
-            })
+            }})
             .to_string();
             event.chain = Some(encode(&link(&previous, RowRef::from(&event))));
             rows.push(event);
