@@ -13,7 +13,7 @@ use std::sync::Arc;
 use authledger::clock::SystemClock;
 use authledger::domain::canonical::Canonicalization;
 use authledger::projections::Projections;
-use authledger::store::chain::{ChainBreak, ChainVerifier};
+use authledger::store::chain::{self, ChainBreak, ChainVerifier, Redaction};
 use authledger::store::{EventLog, ImportRow, SecretRow, Store, StoreError, StoreOptions, StoredEvent};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -180,6 +180,8 @@ pub enum Line {
     },
     /// A password hash referenced by a `PasswordChanged` event.
     Secret { id: String, secret_kind: String, secret: String, created_at: i64 },
+    /// A forget's commitment to a row it rewrote (hex chain values).
+    Redaction { position: i64, forget_position: i64, previous: String, content: String },
 }
 
 impl Line {
@@ -203,8 +205,8 @@ impl Line {
     }
 
     /// The row as stored (payload and metadata in their stored text form).
-    fn into_row(self) -> ImportRow {
-        match self {
+    fn into_row(self) -> Result<ImportRow, String> {
+        Ok(match self {
             Line::Event {
                 position,
                 aggregate_type,
@@ -231,7 +233,15 @@ impl Line {
             Line::Secret { id, secret_kind, secret, created_at } => {
                 ImportRow::Secret(SecretRow { id, kind: secret_kind, secret, created_at })
             }
-        }
+            Line::Redaction { position, forget_position, previous, content } => {
+                match (chain::decode(&previous), chain::decode(&content)) {
+                    (Some(previous), Some(content)) => {
+                        ImportRow::Redaction(Redaction { position, forget_position, previous, content })
+                    }
+                    _ => return Err(format!("the redaction of position {position} is not hex chain values")),
+                }
+            }
+        })
     }
 }
 
@@ -246,6 +256,8 @@ pub struct Moved {
     /// Whether the log records that its heads are witnessed (`LogWitnessed`):
     /// the target's servers need its witness file too.
     pub witnessed: bool,
+    /// Rows of the redactions table (what forgets committed to).
+    pub redactions: u64,
 }
 
 impl Moved {
@@ -310,6 +322,16 @@ pub async fn export(store: &Store, out: &mut impl Write, mut progress: impl FnMu
         };
         writeln!(out, "{}", serde_json::to_string(&line).unwrap_or_default()).map_err(io)?;
     }
+    for redaction in log.redactions().await? {
+        let line = Line::Redaction {
+            position: redaction.position,
+            forget_position: redaction.forget_position,
+            previous: chain::encode(&redaction.previous),
+            content: chain::encode(&redaction.content),
+        };
+        writeln!(out, "{}", serde_json::to_string(&line).unwrap_or_default()).map_err(io)?;
+        moved.redactions += 1;
+    }
     out.flush().map_err(io)?;
     Ok(moved)
 }
@@ -324,27 +346,41 @@ fn lines(path: &str) -> Result<impl Iterator<Item = Result<(usize, ImportRow), R
             Ok(line) => line,
             Err(source) => return Some(Err(ReplayError::File { path: owned.clone(), source })),
         };
-        Some(serde_json::from_str::<Line>(&line).map(|l| (n + 1, l.into_row())).map_err(|e| ReplayError::Format {
-            path: owned.clone(),
-            line: n + 1,
-            message: e.to_string(),
-        }))
+        let format = |message: String| ReplayError::Format { path: owned.clone(), line: n + 1, message };
+        Some(
+            serde_json::from_str::<Line>(&line)
+                .map_err(|e| format(e.to_string()))
+                .and_then(|l| l.into_row().map_err(format))
+                .map(|row| (n + 1, row)),
+        )
     }))
 }
 
 /// Checks an export file's chain without writing anything; returns its counts.
+/// Rows a forget rewrote are checked against the file's redactions (which
+/// follow the events), and each forget against the witness key the file's
+/// log recorded.
 pub fn verify_file(path: &str) -> Result<Moved, ReplayError> {
-    let mut verifier = ChainVerifier::default();
+    let mut redactions = Vec::new();
+    for row in lines(path)? {
+        if let ImportRow::Redaction(redaction) = row?.1 {
+            redactions.push(redaction);
+        }
+    }
+    let mut verifier = ChainVerifier::new(redactions, None);
+    let tampered = |broken| ReplayError::Tampered { path: path.into(), broken };
     let mut moved = Moved::default();
     for row in lines(path)? {
         match row?.1 {
             ImportRow::Event(event) => {
-                verifier.check(&event).map_err(|broken| ReplayError::Tampered { path: path.into(), broken })?;
+                verifier.check(&event).map_err(tampered)?;
                 moved.event(&event.event_type);
             }
             ImportRow::Secret(secret) => moved.secret(&secret.secret),
+            ImportRow::Redaction(_) => moved.redactions += 1,
         }
     }
+    verifier.finish().map_err(tampered)?;
     Ok(moved)
 }
 

@@ -659,3 +659,52 @@ async fn read_only_store(store: &TestStore) -> authledger::store::Store {
     .await
     .expect("the log opens")
 }
+
+/// A forgotten log moves with its redactions: the export names no one and
+/// verifies, the import verifies, and an export stripped of its redactions
+/// is refused where the first rewritten row is.
+async fn a_forgotten_log_moves_with_its_redactions(h: Harness) -> Harness {
+    let (_root, admin) = h.administrators().await;
+    let login = h.user_token(&admin, "zelda").await;
+    h.post("/api/V2/token", Some(&login), json!({"name": "zelda's script"})).await;
+    let answer = h.post("/admin/user/zelda/forget", Some(&admin), json!({"reason": "asked to be forgotten"})).await;
+    assert_eq!(answer.status, 204, "{}", answer.text);
+
+    let dir = tempfile::tempdir().expect("a directory");
+    let file = dir.path().join("log.jsonl");
+    let store = read_only(&h).await;
+    let mut out = std::fs::File::create(&file).expect("a file");
+    let exported = replay::export(&store, &mut out, |_| {}).await.expect("export");
+    store.log.close().await;
+    assert!(exported.redactions >= 5, "{exported:?}");
+    let text = std::fs::read_to_string(&file).expect("the export");
+    assert!(!text.contains("zelda"), "the export names no one");
+    let path = file.to_str().expect("a path");
+    assert_eq!(replay::verify_file(path).expect("the export verifies"), exported);
+
+    let target = match &h.store {
+        TestStore::Sqlite { .. } => TestStore::sqlite(),
+        TestStore::Postgres { .. } => TestStore::postgres().await.expect("PostgreSQL"),
+    };
+    let options = target.options();
+    let moved = replay::open(
+        &options.store_url,
+        StoreOptions { table_prefix: options.store.table_prefix.clone(), ..StoreOptions::default() },
+    )
+    .await
+    .expect("open the target");
+    replay::import(path, &moved).await.expect("import");
+    let verified = moved.log.verify_chain(None, |_| {}).await.expect("readable").expect("the moved log verifies");
+    assert_eq!((verified.forgets(), verified.rewritten()), (1, exported.redactions as i64));
+    moved.log.close().await;
+    target.cleanup().await;
+
+    // Without its redactions, the rewritten rows do not match their chain.
+    let stripped = dir.path().join("stripped.jsonl");
+    let kept: Vec<&str> = text.lines().filter(|l| !l.contains("\"kind\":\"redaction\"")).collect();
+    std::fs::write(&stripped, kept.join("\n")).expect("written");
+    let refused = replay::verify_file(stripped.to_str().expect("a path")).expect_err("refused");
+    assert!(refused.to_string().contains("does not match its chain"), "{refused}");
+    h
+}
+on_both_stores!(a_forgotten_log_moves_with_its_redactions);

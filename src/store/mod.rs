@@ -299,6 +299,8 @@ pub struct Resealed {
 pub enum ImportRow {
     Event(StoredEvent),
     Secret(SecretRow),
+    /// A forget's commitment to a row it rewrote (see [`chain::Redaction`]).
+    Redaction(chain::Redaction),
 }
 
 /// Rows an expiring log (test mode's) deletes. The main log never deletes.
@@ -512,7 +514,7 @@ impl Store {
         let backend: Arc<dyn LogBackend> = engine.clone();
         let writer = writer::spawn(backend.clone(), clock, if options.expiring { "testmode" } else { "main" });
         Self {
-            log: EventLog { backend, writer, kind, expiring: options.expiring },
+            log: EventLog { backend, writer, kind, expiring: options.expiring, forgets: Arc::default() },
             credentials: Credentials { backend: engine.clone(), keyring: None },
             checkpoints: Checkpoints { backend: engine },
         }
@@ -677,6 +679,9 @@ pub struct EventLog {
     writer: writer::WriterHandle,
     kind: &'static str,
     expiring: bool,
+    /// How many forgets this process has seen (made, or read in the log):
+    /// what this process keeps of streams (aggregate snapshots) is stale after one.
+    forgets: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl EventLog {
@@ -765,7 +770,24 @@ impl EventLog {
             Ok::<bool, StoreError>(true)
         })
         .await?;
-        self.backend.forget(planned, scanned, forgetting, now).await
+        let forgot = self.backend.forget(planned, scanned, forgetting, now).await?;
+        self.note_forget();
+        Ok(forgot)
+    }
+
+    /// Every forget's commitments to the rows it rewrote (for exports).
+    pub async fn redactions(&self) -> Result<Vec<chain::Redaction>, StoreError> {
+        self.backend.redactions().await
+    }
+
+    /// Marks that a forget happened: streams may have been renamed under what this process keeps.
+    pub fn note_forget(&self) {
+        self.forgets.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// How many forgets this process has seen.
+    pub fn forgets_seen(&self) -> u64 {
+        self.forgets.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// The chain value of the event at `position`, if there is such an event.

@@ -472,6 +472,15 @@ impl LogBackend for PostgresBackend {
             match row.map_err(StoreError::Import)? {
                 ImportRow::Event(e) => columns.events.push(e),
                 ImportRow::Secret(s) => columns.secrets.push(s),
+                ImportRow::Redaction(r) => {
+                    sqlx::query(&self.q.put_redaction)
+                        .bind(r.position)
+                        .bind(r.forget_position)
+                        .bind(chain::encode(&r.previous))
+                        .bind(chain::encode(&r.content))
+                        .execute(&mut *tx)
+                        .await?;
+                }
             }
             written += 1;
             if columns.events.len() >= CHUNK {

@@ -296,13 +296,7 @@ impl SqliteBackend {
                 .await?;
         }
         for r in &redactions {
-            sqlx::query(&self.q.put_redaction)
-                .bind(r.position)
-                .bind(r.forget_position)
-                .bind(chain::encode(&r.previous))
-                .bind(chain::encode(&r.content))
-                .execute(&mut *conn)
-                .await?;
+            self.put_redaction(conn, r).await?;
         }
         // Every checkpoint holds projections folded from the rows as they were.
         sqlx::query(&self.q.delete_checkpoints).execute(&mut *conn).await?;
@@ -310,6 +304,19 @@ impl SqliteBackend {
         let appended =
             self.append_locked(conn, &[std::slice::from_ref(&event)], now.max(newest.unwrap_or(now))).await?;
         forget::appended(appended, after + 1, commitment.rows)
+    }
+}
+
+impl SqliteBackend {
+    async fn put_redaction(&self, conn: &mut SqliteConnection, r: &chain::Redaction) -> Result<(), StoreError> {
+        sqlx::query(&self.q.put_redaction)
+            .bind(r.position)
+            .bind(r.forget_position)
+            .bind(chain::encode(&r.previous))
+            .bind(chain::encode(&r.content))
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
     }
 }
 
@@ -427,6 +434,7 @@ impl LogBackend for SqliteBackend {
                 match row.map_err(StoreError::Import)? {
                     ImportRow::Event(e) => events.push(e),
                     ImportRow::Secret(s) => secrets.push(s),
+                    ImportRow::Redaction(r) => self.put_redaction(&mut conn, &r).await?,
                 }
                 written += 1;
                 if events.len() == ROWS_PER_INSERT {
