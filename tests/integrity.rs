@@ -15,6 +15,7 @@ use base64::engine::general_purpose::STANDARD;
 use common::{Harness, TestStore};
 use cqrs_es::persist::SerializedEvent;
 use ed25519_dalek::{Signer, SigningKey};
+use serde_json::json;
 
 async fn verify(h: &Harness) -> Result<i64, ChainBreak> {
     let verified = h.server.ledger.log.verify_chain(None, |_| {}).await.expect("the log is readable");
@@ -84,13 +85,13 @@ impl Forgetting for ReplaceName {
 
     fn event(&self, commitment: &Commitment) -> Result<SerializedEvent, String> {
         let signature = self.key.sign(chain::forget_message(self.pseudonym, &commitment.digest).as_bytes());
-        let payload = serde_json::json!({
+        let payload = serde_json::json!({"PersonForgotten": {
             "pseudonym": self.pseudonym,
             "rows": commitment.rows,
             "digest": chain::encode(&commitment.digest),
             "public_key": STANDARD.encode(self.key.verifying_key().as_bytes()),
             "signature": STANDARD.encode(signature.to_bytes()),
-        });
+        }});
         let (kind, id) = ("Forgotten".to_owned(), self.pseudonym.to_owned());
         Ok(SerializedEvent::new(id, 1, kind, "PersonForgotten".into(), "1.0".into(), payload, serde_json::json!({})))
     }
@@ -145,3 +146,85 @@ async fn a_forget_rewrites_in_place_and_the_chain_still_verifies(store: TestStor
     store.cleanup().await;
 }
 on_both_stores_from_store!(a_forget_rewrites_in_place_and_the_chain_still_verifies);
+
+/// `POST /admin/user/{user}/forget` over a real server: the person is gone
+/// from every answer, the name is free, the log still verifies (the head
+/// signed before holds, the forget's signature is the witness's), no byte of
+/// the name is left in the store, and a restart folds the rewritten log to
+/// the same answers.
+async fn a_forgotten_person_is_gone_and_the_log_still_verifies(h: Harness) -> Harness {
+    let (_root, admin) = h.administrators().await;
+    let login = h.user_token(&admin, "zelda").await;
+    let agent = h.agent_token(&login, "zelda's laptop").await;
+    let anon = h.get("/api/V2/me", Some(&login)).await.json()["anonid"].as_str().expect("an anon id").to_owned();
+    let granted = h.post("/admin/user/zelda/roles", Some(&admin), json!({"roles": ["DevToken"]})).await;
+    assert_eq!(granted.status, 204, "{}", granted.text);
+    h.user_token(&admin, "bob").await;
+    let log = &h.server.ledger.log;
+    let head = log.head().await.expect("a head");
+    let signed_before = log.chain_at(head).await.expect("readable");
+
+    // Refused, with nothing written.
+    for (user, token, body, status, message) in [
+        ("zelda", &admin, json!({}), 400, "30000 Missing input parameter: reason"),
+        ("zelda", &admin, json!({"reason": "  "}), 400, "30000 Missing input parameter: reason"),
+        ("nobody", &admin, json!({"reason": "asked"}), 404, "50000 No such user: nobody"),
+        (
+            "***ROOT***",
+            &admin,
+            json!({"reason": "asked"}),
+            403,
+            "20000 Unauthorized: The root account cannot be forgotten",
+        ),
+        ("zelda", &login, json!({"reason": "asked"}), 403, "20000 Unauthorized"),
+    ] {
+        h.post(&format!("/admin/user/{user}/forget"), Some(token), body).await.assert_error(status, message);
+    }
+    assert_eq!(log.head().await.expect("a head"), head, "a refused forget writes nothing");
+
+    let secrets = h.store.rows("secrets").await;
+    let answer = h.post("/admin/user/zelda/forget", Some(&admin), json!({"reason": "Asked to be forgotten"})).await;
+    assert_eq!(answer.status, 204, "{}", answer.text);
+    assert_eq!(h.store.rows("secrets").await, secrets - 1, "her password hash is gone");
+    assert_gone(&h, &admin, &[&login, &agent], &anon).await;
+    assert_eq!(h.get("/api/V2/users/?list=zelda,bob", Some(&admin)).await.json(), json!({"bob": "User bob"}));
+    assert_eq!(h.get("/api/V2/users/search/zel", Some(&admin)).await.json(), json!({}));
+    h.get("/admin/user/zelda", Some(&admin)).await.assert_error(404, "50000 No such user: zelda");
+    assert_eq!(log.chain_at(head).await.expect("readable"), signed_before, "the head signed before holds");
+    assert!(!names_zelda(&h).await, "no byte of the name is left in the store");
+
+    // A new server folds the rewritten log from its start to the same answers,
+    // and what the old one wrote as it stopped (its checkpoint) names no one.
+    let h = h.restart().await;
+    assert!(!names_zelda(&h).await, "nothing of the name after a restart (its checkpoint included)");
+    assert_gone(&h, &admin, &[&login, &agent], &anon).await;
+    h.get("/admin/user/zelda", Some(&admin)).await.assert_error(404, "50000 No such user: zelda");
+
+    // The name is free, and its new holder inherits nothing.
+    let again = h.user_token(&admin, "zelda").await;
+    let me = h.get("/api/V2/me", Some(&again)).await.json();
+    assert_ne!(me["anonid"], json!(anon));
+    assert_eq!(me["roles"], json!([]), "{me}");
+    h.get("/api/V2/token", Some(&agent)).await.assert_error(401, "10020 Invalid token");
+    h
+}
+on_both_stores!(a_forgotten_person_is_gone_and_the_log_still_verifies);
+
+/// Whether the store holds "zelda": as text, or as PostgreSQL prints binary
+/// columns (checkpoints), in hex.
+async fn names_zelda(h: &Harness) -> bool {
+    let everything = h.store.everything().await;
+    everything.contains("zelda") || everything.contains(&data_encoding::HEXLOWER.encode(b"zelda"))
+}
+
+/// The forgotten zelda's tokens and anonymous id answer nothing, and the log verifies with one forget.
+async fn assert_gone(h: &Harness, admin: &str, tokens: &[&str], anon: &str) {
+    for token in tokens {
+        h.get("/api/V2/token", Some(token)).await.assert_error(401, "10020 Invalid token");
+    }
+    assert_eq!(h.get(&format!("/api/V2/admin/anonids?list={anon}"), Some(admin)).await.json(), json!({}));
+    let verified = h.server.ledger.log.verify_chain(None, |_| {}).await.expect("readable");
+    let verified = verified.expect("the forgotten log verifies, its forget signed by the witness");
+    assert_eq!(verified.forgets(), 1);
+    assert!(verified.rewritten() >= 5, "{}", verified.rewritten());
+}

@@ -51,10 +51,12 @@ pub enum Action {
     /// List every certificate issued and every joined host.
     ViewCertificates,
     RotateCertAuthority,
+    /// Forget a person: erase them from the log (issue 26).
+    ForgetUser,
 }
 
 impl Action {
-    pub const ALL: [Action; 30] = [
+    pub const ALL: [Action; 31] = [
         Action::ViewAnonIds,
         Action::ReadAuditTrail,
         Action::CreateLocalAccount,
@@ -85,6 +87,7 @@ impl Action {
         Action::IssueCertForOthers,
         Action::ViewCertificates,
         Action::RotateCertAuthority,
+        Action::ForgetUser,
     ];
 }
 
@@ -119,7 +122,8 @@ fn requirement(action: Action) -> Requirement {
         | ChangeLogins
         | IssueCertForOthers
         | ViewCertificates
-        | RotateCertAuthority => Requirement::Holds(&[Role::Admin]),
+        | RotateCertAuthority
+        | ForgetUser => Requirement::Holds(&[Role::Admin]),
         ForceAllPasswordResets => Requirement::Holds(&[Role::Root, Role::CreateAdmin]),
         CreateDevToken => Requirement::Confers(&[Role::DevToken]),
         CreateServToken => Requirement::Confers(&[Role::ServToken]),
@@ -179,6 +183,7 @@ mod tests {
             IssueCertForOthers => &[Admin],
             ViewCertificates => &[Admin],
             RotateCertAuthority => &[Admin],
+            ForgetUser => &[Admin],
         }
     }
 

@@ -18,6 +18,7 @@ use super::AppError;
 use super::background::BackgroundTask;
 use super::ledger::Ledger;
 use crate::projections::checkpoint::store_checkpoint;
+use crate::projections::{Projections, Runner, SharedProjections};
 use crate::store::{DutyLease, EventLog};
 use crate::telemetry;
 
@@ -116,8 +117,18 @@ impl Checkpointer {
             return Ok(None);
         }
         let started = std::time::Instant::now();
+        // Projections that folded rows a forget then rewrote may still name the
+        // person: the checkpoint is a fresh fold of the (rewritten) log instead.
+        let projections = match ledger.holds_forgotten_rows() {
+            false => ledger.projections.clone(),
+            true => {
+                let rule = ledger.projections.read().users.rule();
+                let fresh = Arc::new(SharedProjections::new(Projections::new(rule)));
+                Runner::new(ledger.log.clone(), fresh.clone()).catch_up().await?;
+                fresh
+            }
+        };
         // Copying the whole state is CPU work: off the request workers.
-        let projections = ledger.projections.clone();
         let checkpoint = tokio::task::spawn_blocking(move || projections.read().checkpoint())
             .await
             .map_err(|e| AppError::internal(format!("the checkpoint could not be made: {e}")))?;

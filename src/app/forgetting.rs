@@ -23,10 +23,145 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Mutex;
 
+use cqrs_es::persist::SerializedEvent;
+use cqrs_es::{Aggregate, DomainEvent};
 use serde_json::{Map, Value};
+use uuid::Uuid;
 
-use crate::store::StoredEvent;
-use crate::store::forget::RewrittenRow;
+use super::acting::Acting;
+use super::error::AppError;
+use super::ledger::Ledger;
+use super::provider_flows::ProviderFlows;
+use super::witness::Witness;
+use crate::domain::forgotten::{self, Forget, Forgotten, ForgottenEvent};
+use crate::domain::{IdentityClaim, UserName};
+use crate::store::forget::{Commitment, Forgetting, RewrittenRow};
+use crate::store::{EventMetadata, StoredEvent};
+
+/// Forgets `name` for `reason` (docs/design/forgetting.md): every row of the
+/// log that names them is rewritten to a new pseudonym, in one transaction
+/// with the `PersonForgotten` event, signed by the witness key; then their
+/// sealed secrets and in-flight flows go, and this server's projections drop
+/// them. Returns the forget's position once this server has folded it.
+pub async fn forget(
+    ledger: &Ledger,
+    witness: &Witness,
+    flows: &ProviderFlows,
+    acting: &Acting,
+    name: &UserName,
+    reason: &str,
+) -> Result<i64, AppError> {
+    forgotten::decide(name, reason)?;
+    let user = super::admin::user(ledger, name)?;
+    // The forget's transaction is a write like any other: not while writes are refused.
+    if let Some(refused) = ledger.writes_refused() {
+        return Err(AppError::Halted(refused));
+    }
+    // The key that signs the forget must be one the log names as its witness's.
+    witness.record(ledger).await?;
+    let pseudonym = forgotten::pseudonym(Uuid::new_v4());
+    let person = Person {
+        name: name.as_str().to_owned(),
+        pseudonym: pseudonym.clone(),
+        anon_id: Some((user.anon_id.to_string(), Uuid::new_v4().to_string())),
+        claims: own_claims(ledger, name, user.remote_identities.keys().map(|id| id.as_str().to_owned())).await?,
+    };
+    let run = Run {
+        rewriter: Rewriter::new(person),
+        witness,
+        first_position: user.created_position,
+        by: acting.name().clone(),
+        at: ledger.now(),
+        reason: reason.trim().to_owned(),
+        metadata: acting.metadata.clone(),
+    };
+    let forgot = ledger.log.forget(&run, ledger.now()).await?;
+    tracing::info!(position = forgot.position, rows = forgot.rows, %pseudonym, "a person was forgotten");
+    // Their secrets are referenced from rows that now name the pseudonym: gone with them.
+    let invites = ledger
+        .projections
+        .read()
+        .access
+        .invites(i64::MIN)
+        .into_iter()
+        .filter(|i| i.user == *name)
+        .filter_map(|i| i.offered)
+        .collect::<Vec<_>>();
+    for id in user.credential.into_iter().chain(user.second_factor).chain(invites) {
+        ledger.credentials.delete(id).await?;
+    }
+    flows.forget_user(name.as_str()).await?;
+    ledger.fold_to(forgot.position).await?;
+    Ok(forgot.position)
+}
+
+/// The identity-claim streams of `ids` that only `name` ever claimed, each
+/// with the new id it is renamed to (a stream another account claimed too
+/// keeps its id: that account may hold it now).
+async fn own_claims(
+    ledger: &Ledger,
+    name: &UserName,
+    ids: impl Iterator<Item = String>,
+) -> Result<BTreeMap<String, String>, AppError> {
+    let mut claims = BTreeMap::new();
+    for id in ids {
+        let events = ledger.log.load(IdentityClaim::TYPE, &id, 0).await?;
+        let only_theirs = events.iter().all(|e| {
+            ["/IdentityClaimed/user", "/IdentityReleased/user"]
+                .iter()
+                .filter_map(|p| e.payload.pointer(p))
+                .all(|user| *user == *name.as_str())
+        });
+        if only_theirs {
+            claims.insert(id, format!("forgotten-{}", Uuid::new_v4().simple()));
+        }
+    }
+    Ok(claims)
+}
+
+/// One forget as the store carries it out.
+struct Run<'a> {
+    rewriter: Rewriter,
+    witness: &'a Witness,
+    first_position: i64,
+    by: UserName,
+    at: i64,
+    reason: String,
+    metadata: EventMetadata,
+}
+
+impl Forgetting for Run<'_> {
+    fn rewrite(&self, row: &StoredEvent) -> Option<RewrittenRow> {
+        self.rewriter.rewrite(row)
+    }
+
+    fn event(&self, commitment: &Commitment) -> Result<SerializedEvent, String> {
+        let pseudonym = &self.rewriter.person().pseudonym;
+        let (public_key, signature) = self.witness.sign_forget(pseudonym, &commitment.digest);
+        let event = ForgottenEvent::PersonForgotten(Forget {
+            pseudonym: pseudonym.clone(),
+            first_position: self.first_position,
+            by: self.by.clone(),
+            at: self.at,
+            reason: self.reason.clone(),
+            rows: commitment.rows,
+            digest: crate::store::chain::encode(&commitment.digest),
+            public_key,
+            signature,
+        });
+        let payload = serde_json::to_value(&event).map_err(|e| e.to_string())?;
+        let metadata = serde_json::to_value(self.metadata.clone().into_map()).map_err(|e| e.to_string())?;
+        Ok(SerializedEvent::new(
+            pseudonym.clone(),
+            1,
+            Forgotten::TYPE.to_owned(),
+            event.event_type(),
+            event.event_version(),
+            payload,
+            metadata,
+        ))
+    }
+}
 
 /// Where, inside one event type's payload, the forget looks.
 #[derive(Debug, Clone, Copy, Default)]
@@ -154,6 +289,8 @@ pub const FIELDS: &[(&str, Fields)] = &[
     ("InviteSecondFactorOffered", NONE),
     ("InviteRedeemed", NONE),
     ("InviteRevoked", names(&["by"])),
+    // Forgets: the administrator who forgot someone may be forgotten in turn.
+    ("PersonForgotten", names(&["by"])),
     // Test mode's own log: its users are test data, expiring within a day.
     ("TestUserCreated", NONE),
     ("TestUserRolesReplaced", NONE),
@@ -190,10 +327,12 @@ pub struct Rewriter {
 }
 
 impl Rewriter {
+    /// A rewriter for one forget of `person`, that has seen no row yet.
     pub fn new(person: Person) -> Self {
         Self { person, streams: Mutex::new(HashSet::new()) }
     }
 
+    /// Whom it rewrites, and as what.
     pub fn person(&self) -> &Person {
         &self.person
     }
@@ -368,7 +507,7 @@ mod tests {
 
     const ANON_ID: &str = "2c1b5a8e-4f5b-4d8e-9d6e-0d7f1c1a0b9e";
     const NEW_ANON_ID: &str = "00000000-0000-4000-8000-000000000001";
-    const MAIN: [&str; 13] = [
+    const MAIN: [&str; 14] = [
         "User",
         "Token",
         "CustomRole",
@@ -382,6 +521,7 @@ mod tests {
         "Host",
         "IdentityClaim",
         "Policy",
+        "Forgotten",
     ];
     const TEST_MODE: [&str; 4] = ["Token", "TestUser", "TestCustomRole", "TestData"];
 

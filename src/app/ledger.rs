@@ -5,6 +5,7 @@
 
 use std::borrow::Borrow;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use super::AppError;
@@ -107,6 +108,8 @@ pub struct Ledger {
     pub password_work: super::passwords::PasswordWork,
     /// Why writes are refused, while they are (the witness does not hold: see `witness`).
     refused: std::sync::RwLock<Option<String>>,
+    /// Set by the runner (see [`Ledger::holds_forgotten_rows`]).
+    hold_forgotten_rows: Arc<AtomicBool>,
 }
 
 impl Ledger {
@@ -116,11 +119,14 @@ impl Ledger {
             Store::open(&options.store_url, options.store.clone(), clock.clone()).await?;
         let throttles = Throttles::open(&options.store_url, &options.store).await?;
         let marks = DeviceMarks::open(&credentials, clock.now_ms()).await?;
+        let opened_at = log.head().await?;
         let loaded = load_checkpoint(&log, &checkpoints, options.canonicalization).await;
         let checkpoint = loaded.as_ref().map(|p| p.position);
         let projections =
             Arc::new(SharedProjections::new(loaded.unwrap_or_else(|| Projections::new(options.canonicalization))));
-        let runner = Runner::new(log.clone(), projections.clone());
+        let hold_forgotten_rows = Arc::new(AtomicBool::new(false));
+        let runner =
+            Runner::new(log.clone(), projections.clone()).watching_forgets(opened_at, hold_forgotten_rows.clone());
         let started_at_head = log.head().await?;
         let folded = runner.catch_up().await?;
         tracing::info!(events = folded, position = projections.position(), store = log.kind(), "projections caught up");
@@ -162,10 +168,18 @@ impl Ledger {
             password_guard: super::throttle::PasswordGuard::new(throttles, marks),
             password_work: super::passwords::PasswordWork::new(options.password_work),
             refused: std::sync::RwLock::new(None),
+            hold_forgotten_rows,
         };
         let initialize = ServerConfigCommand::Initialize(options.initial_settings);
         ledger.execute::<ServerConfig>((), initialize, &EventMetadata::actor("system")).await?;
         Ok(ledger)
+    }
+
+    /// Whether these projections folded rows a forget rewrote after they
+    /// read them: they may still hold the forgotten person's data, so a
+    /// checkpoint is made from a fresh fold of the log instead of from them.
+    pub fn holds_forgotten_rows(&self) -> bool {
+        self.hold_forgotten_rows.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// The settings a new log starts with on this server.
@@ -260,7 +274,7 @@ impl Ledger {
     }
 
     /// Wakes the runner and waits until the projections hold `position`.
-    async fn fold_to(&self, position: i64) -> Result<(), AppError> {
+    pub(crate) async fn fold_to(&self, position: i64) -> Result<(), AppError> {
         if position > self.projections.position() {
             self.waker.notify_one();
             self.settle(Some(position)).await?;

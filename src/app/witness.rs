@@ -90,6 +90,23 @@ impl Witness {
         STANDARD.encode(self.key.verifying_key().to_bytes())
     }
 
+    /// Signs a forget's commitment (`store::chain::forget_message`): the
+    /// public key and the signature, base64.
+    pub fn sign_forget(&self, pseudonym: &str, digest: &[u8; 32]) -> (String, String) {
+        let signature = self.key.sign(crate::store::chain::forget_message(pseudonym, digest).as_bytes());
+        (self.public_key(), STANDARD.encode(signature.to_bytes()))
+    }
+
+    /// Records in the log that this key is its witness's, unless it says so
+    /// already: the key a forget is signed with is checked against it.
+    pub async fn record(&self, ledger: &Ledger) -> Result<(), AppError> {
+        if !witnessed_under(&ledger.log).await?.contains(&self.public_key()) {
+            let command = SystemCommand::RecordWitness { public_key: self.public_key(), at: ledger.now() };
+            ledger.execute_even_if_refused::<System>((), command, &EventMetadata::actor("system")).await?;
+        }
+        Ok(())
+    }
+
     /// The newest signed head.
     pub fn latest(&self) -> Option<SignedHead> {
         self.latest.lock().ok().and_then(|l| l.clone())
@@ -162,10 +179,7 @@ impl Witness {
         if !kept || self.recorded.load(Ordering::SeqCst) {
             return Ok(head);
         }
-        if !witnessed_under(&ledger.log).await?.contains(&self.public_key()) {
-            let command = SystemCommand::RecordWitness { public_key: self.public_key(), at: ledger.now() };
-            ledger.execute_even_if_refused::<System>((), command, &EventMetadata::actor("system")).await?;
-        }
+        self.record(ledger).await?;
         self.recorded.store(true, Ordering::SeqCst);
         self.sign_head(ledger).await
     }

@@ -8,9 +8,9 @@ use super::server_config::ConfigChange;
 use super::throttle::PasswordSource;
 use super::token::{RevocationReason, TokenIssued};
 use super::{
-    AuditEvent, AuditSubject, CertAuthorityEvent, CertificateEvent, CustomRoleEvent, HostEvent, IdentityClaimEvent,
-    InviteEvent, LedgerEvent, LinkVia, PolicyEvent, ProvisionTokenEvent, ProvisionTokenId, ServerConfigEvent,
-    SystemEvent, TokenEvent, UserEvent,
+    AuditEvent, AuditSubject, CertAuthorityEvent, CertificateEvent, CustomRoleEvent, ForgottenEvent, HostEvent,
+    IdentityClaimEvent, InviteEvent, LedgerEvent, LinkVia, PolicyEvent, ProvisionTokenEvent, ProvisionTokenId,
+    ServerConfigEvent, SystemEvent, TokenEvent, UserEvent,
 };
 
 fn list<T: Display>(items: &BTreeSet<T>) -> String {
@@ -188,6 +188,10 @@ impl LedgerEvent {
             LedgerEvent::Policy(PolicyEvent::PolicyIdRemoved { by, .. }) => {
                 format!("{by} removed policy id {u} from every user")
             }
+            LedgerEvent::Forgotten(ForgottenEvent::PersonForgotten(forget)) => format!(
+                "{} forgot the person now called {u} ({} rows rewritten): \"{}\"",
+                forget.by, forget.rows, forget.reason
+            ),
             LedgerEvent::Token(TokenEvent::TokenRevoked(revoked)) => match revoked.reason {
                 RevocationReason::Revoked => format!("{} revoked token {u}", revoked.revoked_by),
                 RevocationReason::Logout => format!("{} logged out, revoking token {u}", revoked.revoked_by),

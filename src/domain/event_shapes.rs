@@ -13,6 +13,7 @@ use super::audit::{AuditEvent, AuditSubject, TrailRead};
 use super::cert_authority::{CaKind, CertAuthorityEvent};
 use super::certificate::{CertificateEvent, ProvisionTokenId, Signed};
 use super::custom_role::CustomRoleEvent;
+use super::forgotten::{Forget, ForgottenEvent};
 use super::host::HostEvent;
 use super::identity::{IdentityClaimEvent, IdentityId, LinkVia, RemoteIdentity};
 use super::imported::{ImportedAccount, ImportedToggle};
@@ -311,6 +312,17 @@ pub(crate) fn samples() -> Vec<(String, Value)> {
             anon_ids: vec![Uuid::from_u128(0x2c1b5a8e_4f5b_4d8e_9d6e_0d7f1c1a0b9e)],
             at,
         }),
+        stored(&ForgottenEvent::PersonForgotten(Forget {
+            pseudonym: "forgotten-6f1c2a9e-3b7d-4e58-a1c0-9d2f4b6e8a17".into(),
+            first_position: 42,
+            by: name("alice"),
+            at,
+            reason: "Asked to be forgotten (ticket 1234)".into(),
+            rows: 17,
+            digest: "9f2c4b1d8e7a6f5c3b2a1908d7e6f5c4b3a29180f7e6d5c4b3a291807f6e5d4c".into(),
+            public_key: "PUAXw+hDiVqStwqnTRt+vJyYLM8uxJaMwM1V8Sr0Zgw=".into(),
+            signature: "c2lnbmF0dXJl".into(),
+        })),
         stored(&TestUserEvent::TestUserCreated {
             user: name("tester"),
             display: DisplayName::parse(Some("Test User")).unwrap_or_else(|e| panic!("{e}")),
@@ -343,9 +355,9 @@ pub(crate) fn every_event_type() -> BTreeSet<String> {
 
     use super::test_mode::{TestCustomRoleEvent, TestDataEvent, TestUserEvent};
     use super::{
-        AuditEvent, CertAuthorityEvent, CertificateEvent, CustomRoleEvent, HostEvent, IdentityClaimEvent, InviteEvent,
-        LedgerEventKind, PolicyEvent, ProvisionTokenEvent, ServerConfigEvent, SystemEvent, TestModeEventKind,
-        TokenEvent, UserEvent,
+        AuditEvent, CertAuthorityEvent, CertificateEvent, CustomRoleEvent, ForgottenEvent, HostEvent,
+        IdentityClaimEvent, InviteEvent, LedgerEventKind, PolicyEvent, ProvisionTokenEvent, ServerConfigEvent,
+        SystemEvent, TestModeEventKind, TokenEvent, UserEvent,
     };
 
     // Exhaustive matches: a new aggregate does not compile here until it is listed.
@@ -363,6 +375,7 @@ pub(crate) fn every_event_type() -> BTreeSet<String> {
         LedgerEventKind::Host => HostEvent::VARIANTS,
         LedgerEventKind::IdentityClaim => IdentityClaimEvent::VARIANTS,
         LedgerEventKind::Policy => PolicyEvent::VARIANTS,
+        LedgerEventKind::Forgotten => ForgottenEvent::VARIANTS,
     });
     let test_mode = TestModeEventKind::iter().map(|kind| match kind {
         TestModeEventKind::Token => TokenEvent::VARIANTS,

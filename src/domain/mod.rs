@@ -31,6 +31,7 @@ pub mod certificate;
 pub mod custom_role;
 pub mod describe;
 pub mod error;
+pub mod forgotten;
 pub mod host;
 pub mod identity;
 pub mod imported;
@@ -62,6 +63,7 @@ pub use cert_authority::{CaKind, CertAuthority, CertAuthorityCommand, CertAuthor
 pub use certificate::{Certificate, CertificateEvent, ProvisionTokenId, RecordCertificate, Signed};
 pub use custom_role::{CustomRole, CustomRoleCommand, CustomRoleEvent};
 pub use error::{AuthError, ErrorType};
+pub use forgotten::{Forgotten, ForgottenEvent};
 pub use host::{Host, HostCommand, HostEvent, JoinHost};
 pub use identity::{IdentityClaim, IdentityClaimCommand, IdentityClaimEvent, IdentityId, LinkVia, RemoteIdentity};
 pub use invite::{Invite, InviteCommand, InviteEvent};
@@ -142,6 +144,7 @@ pub enum LedgerEvent {
     Host(HostEvent),
     IdentityClaim(IdentityClaimEvent),
     Policy(PolicyEvent),
+    Forgotten(ForgottenEvent),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -265,6 +268,7 @@ impl LogEvent for LedgerEvent {
             Host::TYPE => parse::<Host>(payload).map(Self::Host),
             IdentityClaim::TYPE => parse::<IdentityClaim>(payload).map(Self::IdentityClaim),
             Policy::TYPE => parse::<Policy>(payload).map(Self::Policy),
+            Forgotten::TYPE => parse::<Forgotten>(payload).map(Self::Forgotten),
             _ => return None,
         })
     }

@@ -328,6 +328,14 @@ impl Access {
         }
     }
 
+    /// Drops what is pending for a forgotten user: their invitations and the
+    /// records of their certificates.
+    pub(crate) fn forget_user(&mut self, user: &UserName) {
+        self.invites.retain(|_, invite| invite.user != *user);
+        self.certificates
+            .retain(|r| !matches!(&r.event, CertificateEvent::UserCertIssued { user: subject, .. } if subject == user));
+    }
+
     pub(crate) fn apply_invite(&mut self, id: Uuid, event: &InviteEvent) {
         match event {
             InviteEvent::InviteIssued { token_hash, user, logins, identities, expires, issued_by, at } => {

@@ -25,7 +25,8 @@ use crate::store::{Checkpoints, EventLog, StoreError, StoredCheckpoint};
 /// 9: users keep their wrong-password count and throttle.
 /// 10: authorities keep a phased rotation in progress.
 /// 11: users keep their wrong passwords by client and account-wide (reserved checks).
-pub const FORMAT: u32 = 11;
+/// 12: users keep the position of their account's first event (what a forget names).
+pub const FORMAT: u32 = 12;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Checkpoint {

@@ -19,8 +19,8 @@ use uuid::Uuid;
 
 use crate::domain::canonical::Canonicalization;
 use crate::domain::{
-    HostId, LedgerEvent, LogEvent, PolicyEvent, PolicyId, ServerConfigEvent, ServerSettings, SystemEvent, TokenEvent,
-    UserEvent, UserName,
+    ForgottenEvent, HostId, LedgerEvent, LogEvent, PolicyEvent, PolicyId, ServerConfigEvent, ServerSettings,
+    SystemEvent, TokenEvent, UserEvent, UserName,
 };
 
 pub use access::Access;
@@ -143,6 +143,14 @@ impl Fold for Projections {
                 Ok(id) => self.access.apply_invite(id, event),
                 Err(_) => tracing::error!(position, "invitation event with a malformed aggregate id"),
             },
+            // The person is dropped for good: tokens gone, nothing resolves them, the name is free.
+            LedgerEvent::Forgotten(ForgottenEvent::PersonForgotten(forget)) => {
+                if let Some(name) = self.users.forget(forget.first_position) {
+                    self.tokens.revoke_user(&name);
+                    self.tokens.set_disabled(&name, false);
+                    self.access.forget_user(&name);
+                }
+            }
         }
         self.position = position;
     }

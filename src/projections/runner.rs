@@ -5,8 +5,10 @@
 //! commits made by other processes sharing the log.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use cqrs_es::Aggregate;
 use cqrs_es::persist::EventUpcaster;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -30,11 +32,22 @@ pub struct Runner<P = Projections> {
     projections: Arc<SharedProjections<P>>,
     wake: Arc<Notify>,
     upcasters: Vec<Box<dyn EventUpcaster>>,
+    /// Set when a forget committed after `opened_at` is folded (see [`Runner::watching_forgets`]).
+    stale: Option<(i64, Arc<AtomicBool>)>,
 }
 
 impl<P: Fold> Runner<P> {
     pub fn new(log: EventLog, projections: Arc<SharedProjections<P>>) -> Self {
-        Self { log, projections, wake: Arc::new(Notify::new()), upcasters: upcasters() }
+        Self { log, projections, wake: Arc::new(Notify::new()), upcasters: upcasters(), stale: None }
+    }
+
+    /// Sets `stale` when this runner folds a forget at a position after
+    /// `opened_at` (the log's head before these projections started
+    /// reading it): they may have folded the forgotten rows before they were
+    /// rewritten, so they still hold the person's data somewhere (another
+    /// user's record naming them, say), and must not be written out.
+    pub fn watching_forgets(self, opened_at: i64, stale: Arc<AtomicBool>) -> Self {
+        Self { stale: Some((opened_at, stale)), ..self }
     }
 
     /// A handle that wakes the runner (call it after a local commit).
@@ -61,6 +74,15 @@ impl<P: Fold> Runner<P> {
         let Some(last) = rows.last().map(|r| r.position) else {
             return Ok(0);
         };
+        if let Some(forget) = rows.iter().rev().find(|r| r.aggregate_type == crate::domain::Forgotten::TYPE) {
+            // Another process's forget (or this one's, seen again): streams were renamed.
+            self.log.note_forget();
+            if let Some((opened_at, stale)) = &self.stale
+                && forget.position > *opened_at
+            {
+                stale.store(true, Ordering::SeqCst);
+            }
+        }
         let mut decoded = Vec::with_capacity(rows.len());
         for row in rows {
             let event = P::Event::decode(

@@ -31,6 +31,8 @@ pub struct UserRecord {
     pub email: Option<String>,
     pub anon_id: Uuid,
     pub created: i64,
+    /// The log position of the account's first event (how a forget names it).
+    pub created_position: i64,
     pub last_login: Option<i64>,
     pub roles: BTreeSet<Role>,
     pub custom_roles: BTreeSet<CustomRoleId>,
@@ -310,6 +312,24 @@ impl UserDirectory {
         }
     }
 
+    /// Drops the account created at `first_position` (a forget): its record
+    /// and every index entry; returns its name (as this directory knew it).
+    pub(crate) fn forget(&mut self, first_position: i64) -> Option<UserName> {
+        let name = self.users.values().find(|u| u.created_position == first_position)?.name.clone();
+        let user = self.users.remove(&name)?;
+        self.anon_ids.remove(&user.anon_id);
+        for term in &user.canonical {
+            if let Some(names) = self.display_terms.get_mut(term) {
+                names.remove(&name);
+                if names.is_empty() {
+                    self.display_terms.remove(term);
+                }
+            }
+        }
+        self.by_identity.retain(|_, holder| *holder != name);
+        Some(name)
+    }
+
     pub(crate) fn apply_user(&mut self, position: i64, name: &UserName, event: &UserEvent) {
         if let UserEvent::UserImported(account) = event {
             self.import(position, account);
@@ -324,6 +344,7 @@ impl UserDirectory {
                     email: email.as_ref().map(|e| e.to_string()),
                     anon_id: *anon_id,
                     created: *created,
+                    created_position: position,
                     last_login: None,
                     roles: BTreeSet::new(),
                     custom_roles: BTreeSet::new(),
@@ -471,6 +492,7 @@ impl UserDirectory {
                 email: account.email.as_ref().map(|e| e.to_string()),
                 anon_id: account.anon_id,
                 created: account.created,
+                created_position: position,
                 last_login: account.last_login,
                 roles: account.roles.clone(),
                 custom_roles,

@@ -48,6 +48,8 @@ pub struct LogRepository {
     snapshotted: &'static [&'static str],
     /// The events' upcasters, for folding read events into a snapshot.
     upcasters: Arc<Vec<Box<dyn EventUpcaster>>>,
+    /// The log's forget count the snapshots were kept under (see `get_snapshot`).
+    forgets: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl LogRepository {
@@ -63,7 +65,7 @@ impl LogRepository {
         snapshotted: &'static [&'static str],
         upcasters: Vec<Box<dyn EventUpcaster>>,
     ) -> Self {
-        Self { log, snapshots: Arc::default(), snapshotted, upcasters: Arc::new(upcasters) }
+        Self { log, snapshots: Arc::default(), snapshotted, upcasters: Arc::new(upcasters), forgets: Arc::default() }
     }
 
     /// How many snapshots are kept.
@@ -176,6 +178,11 @@ impl PersistedEventRepository for LogRepository {
             return Ok(None);
         };
         let (snapshots, clock) = &mut *guard;
+        // A forget renames the person's streams under the snapshots: none is trusted after one.
+        let forgets = self.log.forgets_seen();
+        if self.forgets.swap(forgets, std::sync::atomic::Ordering::SeqCst) != forgets {
+            snapshots.clear();
+        }
         *clock += 1;
         let Some(kept) = snapshots.get_mut(&(A::TYPE.to_owned(), aggregate_id.to_owned())) else {
             return Ok(None);

@@ -22,8 +22,8 @@ use crate::api::request::{
     Body, Deferred, Form, FormBody, Input, JsonBody, JsonObject, RequestContext, any_token, required_header_token,
 };
 use crate::api::{AppState, views};
-use crate::app::admin;
 use crate::app::roles::{self, RolesChange};
+use crate::app::{admin, forgetting};
 use crate::domain::names::check_length;
 
 use crate::app::accounts::{self, NewLocalAccount};
@@ -430,6 +430,51 @@ pub async fn disable(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Members of `POST /admin/user/{user}/forget`'s JSON body.
+#[derive(ToSchema)]
+pub struct ForgetRequest {
+    /// Why (required; at most 1000 characters). Kept in the log with the forget.
+    #[schema(value_type = String, required)]
+    reason: Option<String>,
+}
+
+impl JsonBody for ForgetRequest {
+    fn from_json(json: &JsonObject) -> Result<Self, ApiError> {
+        Ok(Self { reason: json.string("reason")? })
+    }
+}
+
+/// Forgets a person: every row of the log that names them is rewritten to a
+/// pseudonym (the chain still verifies), their tokens and secrets go, and
+/// nothing resolves them any more. Answers once this server is done.
+#[utoipa::path(
+    post,
+    path = "/admin/user/{user}/forget",
+    tag = "admin",
+    params(("user" = String, Path, description = "The user name.")),
+    request_body(content((ForgetRequest = "application/json"))),
+    responses(
+        (status = 204, description = "Forgotten."),
+        (status = 400, description = "An illegal user name, no reason, an unknown member.", body = ErrorEnvelope),
+        (status = 403, description = "Not an Admin, or the root account.", body = ErrorEnvelope),
+        (status = 404, description = "No such user.", body = ErrorEnvelope),
+    ),
+)]
+pub async fn forget(
+    State(state): State<AppState>,
+    context: RequestContext,
+    Path(user): Path<String>,
+    body: Body,
+) -> Result<StatusCode, ApiError> {
+    let name = parse_user(&user)?;
+    let request: ForgetRequest = body.read()?;
+    let reason = check_length(request.reason.as_deref(), "reason", 1000)?.to_owned();
+    let caller = administrator(&state, &context, Action::ForgetUser)?;
+    let acting = caller.acting(&context);
+    forgetting::forget(&state.ledger, &state.witness, &state.provider_flows, &acting, &name, &reason).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// Requires the user to change the password at the next login.
 #[utoipa::path(
     post,
@@ -557,6 +602,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(set_custom_roles))
         .routes(routes!(change_user_roles))
         .routes(routes!(disable))
+        .routes(routes!(forget))
         .routes(routes!(force_reset))
         .routes(routes!(unlock))
         .routes(routes!(reset_password))
