@@ -416,6 +416,7 @@ async fn every_privileged_endpoint_obeys_the_permission_table(h: Harness) -> Har
         (Action::ClearLoginThrottle, reqwest::Method::POST, "/admin/user/nobody/unlock".into(), json!({})),
         (Action::ReleaseHost, reqwest::Method::DELETE, "/api/V2/admin/hosts/nobody.example.org".into(), Value::Null),
         (Action::RotateCertAuthority, reqwest::Method::POST, "/api/V2/admin/ca/rotate".into(), json!({"ca": "host"})),
+        (Action::ForgetUser, reqwest::Method::POST, "/admin/user/nobody/forget".into(), json!({"reason": "asked"})),
     ];
     let every_action: BTreeSet<Action> = calls.iter().map(|c| c.0).collect();
     let elsewhere =

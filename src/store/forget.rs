@@ -86,6 +86,27 @@ pub(crate) fn plan(
     Ok(previous)
 }
 
+/// [`plan`] for the rows appended after the unlocked scan, read under the
+/// append lock: another forget among them rewrote rows the scan planned
+/// from, so this one stops (nothing written; the caller may try again).
+pub(crate) fn plan_after_scan(
+    rows: &[StoredEvent],
+    previous: [u8; 32],
+    forgetting: &dyn Forgetting,
+    planned: &mut Vec<Planned>,
+) -> Result<[u8; 32], StoreError> {
+    if let Some(other) = rows.iter().find(|r| r.aggregate_type == FORGOTTEN) {
+        return Err(StoreError::Failed(format!(
+            "another forget (position {}) was written while this one read the log: nothing was rewritten, try again",
+            other.position
+        )));
+    }
+    plan(rows, previous, forgetting, planned)
+}
+
+/// The aggregate type of the forgets' own events (`domain::forgotten`).
+const FORGOTTEN: &str = "Forgotten";
+
 /// The redactions of `planned` under the forget at `forget_position`, and what its event commits to.
 pub(crate) fn commit(planned: &[Planned], forget_position: i64) -> (Vec<Redaction>, Commitment) {
     let redactions: Vec<Redaction> = planned
@@ -112,5 +133,49 @@ pub(crate) fn appended(results: Vec<Option<i64>>, position: i64, rows: i64) -> R
     match results.as_slice() {
         [Some(at)] if *at == position => Ok(Forgot { position, rows }),
         _ => Err(StoreError::Failed("the forget's stream exists already: nothing was rewritten".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Nothing;
+
+    impl Forgetting for Nothing {
+        fn rewrite(&self, _row: &StoredEvent) -> Option<RewrittenRow> {
+            None
+        }
+
+        fn event(&self, _commitment: &Commitment) -> Result<SerializedEvent, String> {
+            Err("not asked".into())
+        }
+    }
+
+    fn row(position: i64, aggregate_type: &str) -> StoredEvent {
+        let mut row = StoredEvent {
+            position,
+            aggregate_type: aggregate_type.into(),
+            aggregate_id: "x".into(),
+            sequence: 1,
+            event_type: "E".into(),
+            event_version: "1.0".into(),
+            payload: "{}".into(),
+            metadata: "{}".into(),
+            recorded_at: 1,
+            chain: None,
+        };
+        row.chain = Some(chain::encode(&chain::link(&chain::GENESIS, RowRef::from(&row))));
+        row
+    }
+
+    #[test]
+    fn a_forget_written_meanwhile_stops_this_one() {
+        let mut planned = Vec::new();
+        assert!(plan_after_scan(&[row(7, "User")], chain::GENESIS, &Nothing, &mut planned).is_ok());
+        let other = plan_after_scan(&[row(7, "User"), row(8, "Forgotten")], chain::GENESIS, &Nothing, &mut planned);
+        assert!(matches!(other, Err(StoreError::Failed(m)) if m.contains("position 8")));
+        // The unlocked scan reads old forgets like any row.
+        assert!(plan(&[row(8, "Forgotten")], chain::GENESIS, &Nothing, &mut planned).is_ok());
     }
 }

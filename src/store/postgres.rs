@@ -116,7 +116,7 @@ impl PostgresBackend {
             let rows = rows.iter().map(stored_event).collect::<Result<Vec<_>, _>>()?;
             let Some(last) = rows.last() else { break };
             after = last.position;
-            previous = forget::plan(&rows, previous, forgetting, &mut planned)?;
+            previous = forget::plan_after_scan(&rows, previous, forgetting, &mut planned)?;
         }
         let (redactions, commitment) = forget::commit(&planned, after + 1);
         let event = forgetting.event(&commitment).map_err(StoreError::Failed)?;
