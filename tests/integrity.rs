@@ -84,7 +84,8 @@ impl Forgetting for ReplaceName {
     }
 
     fn event(&self, commitment: &Commitment) -> Result<SerializedEvent, String> {
-        let signature = self.key.sign(chain::forget_message(self.pseudonym, &commitment.digest).as_bytes());
+        let signature =
+            self.key.sign(chain::forget_message(commitment.position, self.pseudonym, &commitment.digest).as_bytes());
         let payload = serde_json::json!({"PersonForgotten": {
             "pseudonym": self.pseudonym,
             "rows": commitment.rows,
@@ -142,6 +143,15 @@ async fn a_forget_rewrites_in_place_and_the_chain_still_verifies(store: TestStor
         matches!(tampered, Err(ChainBreak::Rewritten { forget_position, .. }) if forget_position == head + 1),
         "{tampered:?}"
     );
+    // A forget signs what the rows hold: on a log that does not verify it writes nothing.
+    let head = opened.log.head().await.expect("a head");
+    let again = ReplaceName { name: "bob", pseudonym: "forgotten_8e1b", key: SigningKey::from_bytes(&[9; 32]) };
+    let refused = opened.log.forget(&again, 0).await.expect_err("refused");
+    assert!(
+        refused.to_string().contains("does not verify") && refused.to_string().contains("altered after"),
+        "{refused}"
+    );
+    assert_eq!(opened.log.head().await.expect("a head"), head);
     opened.log.close().await;
     store.cleanup().await;
 }
@@ -177,6 +187,13 @@ async fn a_forgotten_person_is_gone_and_the_log_still_verifies(h: Harness) -> Ha
             "20000 Unauthorized: The root account cannot be forgotten",
         ),
         ("zelda", &login, json!({"reason": "asked"}), 403, "20000 Unauthorized"),
+        (
+            "admin",
+            &admin,
+            json!({"reason": "asked"}),
+            403,
+            "20000 Unauthorized: An administrator cannot forget their own account",
+        ),
     ] {
         h.post(&format!("/admin/user/{user}/forget"), Some(token), body).await.assert_error(status, message);
     }

@@ -119,7 +119,8 @@ impl Checkpointer {
         let started = std::time::Instant::now();
         // Projections that folded rows a forget then rewrote may still name the
         // person: the checkpoint is a fresh fold of the (rewritten) log instead.
-        let projections = match ledger.holds_forgotten_rows() {
+        let stale = ledger.holds_forgotten_rows();
+        let projections = match stale {
             false => ledger.projections.clone(),
             true => {
                 let rule = ledger.projections.read().users.rule();
@@ -132,6 +133,10 @@ impl Checkpointer {
         let checkpoint = tokio::task::spawn_blocking(move || projections.read().checkpoint())
             .await
             .map_err(|e| AppError::internal(format!("the checkpoint could not be made: {e}")))?;
+        if !stale && ledger.holds_forgotten_rows() {
+            // A forget was folded while the copy was made: the copy may hold what it erased.
+            return Ok(None);
+        }
         let (digest, bytes) = store_checkpoint(&ledger.log, &ledger.checkpoints, &checkpoint, ledger.now()).await?;
         self.last.fetch_max(checkpoint.position, Ordering::SeqCst);
         // Each is the whole state: older ones are only kept for a step back.

@@ -51,7 +51,7 @@ pub async fn forget(
     name: &UserName,
     reason: &str,
 ) -> Result<i64, AppError> {
-    forgotten::decide(name, reason)?;
+    forgotten::decide(acting.name(), name, reason)?;
     let user = super::admin::user(ledger, name)?;
     // The forget's transaction is a write like any other: not while writes are refused.
     if let Some(refused) = ledger.writes_refused() {
@@ -137,7 +137,7 @@ impl Forgetting for Run<'_> {
 
     fn event(&self, commitment: &Commitment) -> Result<SerializedEvent, String> {
         let pseudonym = &self.rewriter.person().pseudonym;
-        let (public_key, signature) = self.witness.sign_forget(pseudonym, &commitment.digest);
+        let (public_key, signature) = self.witness.sign_forget(commitment.position, pseudonym, &commitment.digest);
         let event = ForgottenEvent::PersonForgotten(Forget {
             pseudonym: pseudonym.clone(),
             first_position: self.first_position,
@@ -213,7 +213,7 @@ pub const FIELDS: &[(&str, Fields)] = &[
     ("UserEnabled", names(&["by"])),
     ("UserTokensRevoked", names(&["by"])),
     ("InvitationAccepted", names(&["invited_by"])),
-    ("LoginsChanged", names(&["by", "logins[]"])),
+    ("LoginsChanged", Fields { names: &["by"], personal: &["logins[]"], ..NONE }),
     ("IdentitiesLinked", personal(&["identities[].email"])),
     ("IdentityLinked", personal(&IDENTITY)),
     ("IdentityUnlinked", personal(&["id"])),
@@ -274,7 +274,15 @@ pub const FIELDS: &[(&str, Fields)] = &[
     ("CertAuthorityRotationStarted", names(&["by"])),
     ("CertAuthorityRotationPhaseChanged", names(&["by"])),
     ("CertAuthorityRotationRolledBack", names(&["by"])),
-    ("UserCertIssued", Fields { subject: &["user"], names: &["requested_by", "principals[]"], ..NONE }),
+    (
+        "UserCertIssued",
+        Fields {
+            subject: &["user"],
+            names: &["requested_by"],
+            personal: &["principals[]", "cert.key_fingerprint"],
+            ..NONE
+        },
+    ),
     ("HostCertIssued", NONE),
     ("HostJoined", NONE),
     ("HostReleased", names(&["by"])),
@@ -340,8 +348,11 @@ impl Rewriter {
     /// What `row` holds after the forget, or `None` when the forget leaves it.
     pub fn rewrite(&self, row: &StoredEvent) -> Option<RewrittenRow> {
         let person = &self.person;
-        let mut payload: Value = serde_json::from_str(&row.payload).ok()?;
+        // A payload that does not read is left as it is; the row's stream is still renamed.
+        let parsed: Option<Value> = serde_json::from_str(&row.payload).ok();
+        let mut payload = parsed.clone().unwrap_or(Value::Null);
         let mut metadata: Value = serde_json::from_str(&row.metadata).unwrap_or(Value::Null);
+        let metadata_read = !metadata.is_null();
         let fields = fields(&row.event_type).copied().unwrap_or(NONE);
         let stream = (row.aggregate_type.clone(), row.aggregate_id.clone());
         let about = {
@@ -383,7 +394,12 @@ impl Rewriter {
                 .unwrap_or_else(|| row.aggregate_id.clone()),
         };
         changed |= aggregate_id != row.aggregate_id;
-        changed.then(|| RewrittenRow { aggregate_id, payload: payload.to_string(), metadata: metadata.to_string() })
+        let payload = match parsed {
+            Some(_) => payload.to_string(),
+            None => row.payload.clone(),
+        };
+        let metadata = if metadata_read { metadata.to_string() } else { row.metadata.clone() };
+        changed.then_some(RewrittenRow { aggregate_id, payload, metadata })
     }
 
     /// The request's actor renamed; its client address, user agent and

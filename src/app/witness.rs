@@ -92,8 +92,8 @@ impl Witness {
 
     /// Signs a forget's commitment (`store::chain::forget_message`): the
     /// public key and the signature, base64.
-    pub fn sign_forget(&self, pseudonym: &str, digest: &[u8; 32]) -> (String, String) {
-        let signature = self.key.sign(crate::store::chain::forget_message(pseudonym, digest).as_bytes());
+    pub fn sign_forget(&self, position: i64, pseudonym: &str, digest: &[u8; 32]) -> (String, String) {
+        let signature = self.key.sign(crate::store::chain::forget_message(position, pseudonym, digest).as_bytes());
         (self.public_key(), STANDARD.encode(signature.to_bytes()))
     }
 

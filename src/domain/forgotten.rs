@@ -50,10 +50,14 @@ pub fn pseudonym(random: uuid::Uuid) -> String {
     format!("forgotten-{random}")
 }
 
-/// Whether `target` may be forgotten for `reason`.
-pub fn decide(target: &UserName, reason: &str) -> Result<(), AuthError> {
+/// Whether `by` may forget `target` for `reason`. Nobody forgets themselves:
+/// the forget's own event names who made it.
+pub fn decide(by: &UserName, target: &UserName, reason: &str) -> Result<(), AuthError> {
     if target.is_root() {
         return Err(AuthError::unauthorized("The root account cannot be forgotten"));
+    }
+    if by == target {
+        return Err(AuthError::unauthorized("An administrator cannot forget their own account"));
     }
     if reason.trim().is_empty() {
         return Err(AuthError::missing("reason"));

@@ -110,6 +110,20 @@ pub async fn load_checkpoint(log: &EventLog, checkpoints: &Checkpoints, rule: Ca
             return None;
         }
     };
+    match forgotten_after(log, stored.position).await {
+        Ok(false) => {}
+        Ok(true) => {
+            tracing::warn!(
+                position = stored.position,
+                "the checkpoint is older than a forget (a server wrote it before folding the forget); folding the whole log"
+            );
+            return None;
+        }
+        Err(error) => {
+            tracing::warn!(%error, "cannot read the forgets; folding the whole log");
+            return None;
+        }
+    }
     match log.chain_at(stored.position).await {
         Ok(chain) if chain.is_some() && chain == stored.chain => {}
         Ok(_) => {
@@ -145,6 +159,12 @@ pub async fn store_checkpoint(
     checkpoint: &Checkpoint,
     now: i64,
 ) -> Result<(String, usize), StoreError> {
+    if forgotten_after(log, checkpoint.position).await? {
+        return Err(StoreError::Failed(format!(
+            "a forget came after position {}: a checkpoint there would hold what it erased",
+            checkpoint.position
+        )));
+    }
     let data = checkpoint.encode();
     let digest = digest_of(&data);
     let bytes = data.len();
@@ -158,4 +178,10 @@ pub async fn store_checkpoint(
     };
     checkpoints.put(&stored).await?;
     Ok((digest, bytes))
+}
+
+/// Whether a forget was written after `position`: projections folded up to
+/// there hold rows as they were before it.
+async fn forgotten_after(log: &EventLog, position: i64) -> Result<bool, StoreError> {
+    Ok(log.redactions().await?.iter().any(|r| r.forget_position > position))
 }

@@ -94,6 +94,12 @@ impl Fold for Projections {
                     _ => {}
                 }
             }
+            // A token for no account is not indexed: one issued to a forgotten person
+            // in the moment before this server folded the forget must not serve
+            // whoever takes the name next.
+            LedgerEvent::Token(TokenEvent::TokenIssued(grant)) if self.users.get(&grant.user).is_none() => {
+                tracing::warn!(position, "a token for an account the directory does not hold; not indexed")
+            }
             LedgerEvent::Token(TokenEvent::TokenIssued(grant)) => match Uuid::parse_str(aggregate_id) {
                 Ok(id) => self.tokens.issue(id, grant),
                 Err(_) => tracing::error!(position, "token event with a malformed aggregate id; not indexed"),

@@ -17,7 +17,7 @@
 //! digest signed by the log's witness key. The next row's link, recomputed
 //! from the kept value, pins that value.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -159,10 +159,11 @@ pub fn forget_digest<'a>(rows: impl IntoIterator<Item = (&'a Redaction, &'a [u8;
     hasher.finalize().into()
 }
 
-/// What the witness key signs for a forget: a fixed label, the pseudonym and
-/// the digest (hex), a line each.
-pub fn forget_message(pseudonym: &str, digest: &[u8; 32]) -> String {
-    format!("authledger forget v1\n{pseudonym}\n{}\n", encode(digest))
+/// What the witness key signs for a forget: a fixed label, the forget's
+/// position, the pseudonym and the digest (hex), a line each. The position
+/// binds the signature to its place: a copy appended later does not verify.
+pub fn forget_message(position: i64, pseudonym: &str, digest: &[u8; 32]) -> String {
+    format!("authledger forget v1\n{position}\n{pseudonym}\n{}\n", encode(digest))
 }
 
 /// The event a forget appends, and the one that names the witness's key, as
@@ -187,7 +188,7 @@ struct ForgetCommitment {
 }
 
 /// Whether the forget's signature holds under the key it names.
-fn signed(forget: &ForgetCommitment, digest: &[u8; 32]) -> bool {
+fn signed(position: i64, forget: &ForgetCommitment, digest: &[u8; 32]) -> bool {
     let key = STANDARD.decode(&forget.public_key).ok().and_then(|b| <[u8; 32]>::try_from(b).ok());
     let signature = STANDARD.decode(&forget.signature).ok().and_then(|b| <[u8; 64]>::try_from(b).ok());
     let (Some(key), Some(signature)) = (key, signature) else {
@@ -196,7 +197,8 @@ fn signed(forget: &ForgetCommitment, digest: &[u8; 32]) -> bool {
     let Ok(key) = VerifyingKey::from_bytes(&key) else {
         return false;
     };
-    key.verify(forget_message(&forget.pseudonym, digest).as_bytes(), &Signature::from_bytes(&signature)).is_ok()
+    key.verify(forget_message(position, &forget.pseudonym, digest).as_bytes(), &Signature::from_bytes(&signature))
+        .is_ok()
 }
 
 /// Checks rows in position order against the chain.
@@ -208,10 +210,11 @@ pub struct ChainVerifier {
     redactions: BTreeMap<i64, Vec<Redaction>>,
     /// Per forget still ahead, the redactions checked so far with their rows' chain values.
     pending: BTreeMap<i64, Vec<(Redaction, [u8; 32])>>,
-    /// The keys a forget may be signed with: the pinned one, or every key the
-    /// log recorded as its witness's before the forget.
+    /// The key a forget must be signed with: the pinned one, or the first key
+    /// the log recorded as its witness's (a key recorded later could be a
+    /// forger's, appended with the forget it signs).
     pinned_key: Option<String>,
-    witness_keys: BTreeSet<String>,
+    witness_key: Option<String>,
     /// How many rows were checked as rewritten, and by how many forgets.
     rewritten: i64,
     forgets: i64,
@@ -240,7 +243,7 @@ impl ChainVerifier {
             redactions: by_position,
             pending: BTreeMap::new(),
             pinned_key,
-            witness_keys: BTreeSet::new(),
+            witness_key: None,
             rewritten: 0,
             forgets: 0,
         }
@@ -309,7 +312,7 @@ impl ChainVerifier {
             if let Ok(payload) = serde_json::from_str::<serde_json::Value>(&row.payload)
                 && let Some(serde_json::Value::String(key)) = payload.pointer("/LogWitnessed/public_key")
             {
-                self.witness_keys.insert(key.clone());
+                self.witness_key.get_or_insert_with(|| key.clone());
             }
             return Ok(());
         }
@@ -329,12 +332,12 @@ impl ChainVerifier {
         }
         let trusted = match &self.pinned_key {
             Some(pinned) => pinned == &forget.public_key,
-            None => self.witness_keys.contains(&forget.public_key),
+            None => self.witness_key.as_ref() == Some(&forget.public_key),
         };
         if !trusted {
             return Err(broken("it is signed by a key that is not the witness's"));
         }
-        if !signed(&forget, &digest) {
+        if !signed(row.position, &forget, &digest) {
             return Err(broken("its signature does not verify"));
         }
         self.forgets += 1;
@@ -491,7 +494,7 @@ mod tests {
             }
             let chains: Vec<[u8; 32]> = positions.iter().map(|&p| chain_of(&rows[(p - 1) as usize])).collect();
             let digest = forget_digest(redactions.iter().zip(chains.iter()));
-            let signature = signer.sign(forget_message("forgotten-1", &digest).as_bytes());
+            let signature = signer.sign(forget_message(forget_position, "forgotten-1", &digest).as_bytes());
             let previous = chain_of(&rows[rows.len() - 1]);
             let mut event = row(forget_position, "{}", &previous);
             event.aggregate_type = "Forgotten".into();
@@ -605,6 +608,45 @@ mod tests {
             rows[1].payload = "{\"n\":\"altered\"}".into();
             rechain(&mut rows[..2], 0);
             assert_eq!(verify_with(&rows, redactions), Err(ChainBreak::Mismatch { position: 2 }));
+        }
+
+        #[test]
+        fn a_key_recorded_after_the_first_signs_no_forget() {
+            let witness = key(1);
+            let mut rows = witnessed_log(&witness);
+            // Someone able to write the database records a key of their own, then forgets with it.
+            let previous = chain_of(&rows[4]);
+            let mut recorded = row(6, "{}", &previous);
+            recorded.aggregate_type = "System".into();
+            recorded.event_type = "LogWitnessed".into();
+            recorded.payload = format!("{{\"LogWitnessed\":{{\"public_key\":\"{}\",\"at\":2}}}}", public(&key(2)));
+            recorded.chain = Some(encode(&link(&previous, RowRef::from(&recorded))));
+            rows.push(recorded);
+            let redactions = forget(&mut rows, &[3], &key(2));
+            assert_eq!(
+                verify_with(&rows, redactions),
+                Err(ChainBreak::Forget { position: 7, problem: "it is signed by a key that is not the witness's" })
+            );
+        }
+
+        #[test]
+        fn a_forget_copied_to_another_position_does_not_verify() {
+            let witness = key(1);
+            let mut rows = witnessed_log(&witness);
+            let mut redactions = forget(&mut rows, &[3], &witness);
+            // The same signed payload appended again, with a copy of its redaction
+            // (what would let an old row's content come back past a later forget).
+            let previous = chain_of(&rows[5]);
+            let mut copy = rows[5].clone();
+            copy.position = 7;
+            copy.sequence = 2;
+            copy.chain = Some(encode(&link(&previous, RowRef::from(&copy))));
+            rows.push(copy);
+            redactions.push(Redaction { forget_position: 7, ..redactions[0].clone() });
+            assert_eq!(
+                verify_with(&rows, redactions),
+                Err(ChainBreak::Forget { position: 7, problem: "its signature does not verify" })
+            );
         }
 
         #[test]

@@ -26,6 +26,8 @@ pub struct RewrittenRow {
 /// What the forget's event commits to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Commitment {
+    /// The position the forget's event will have.
+    pub position: i64,
     /// How many rows were rewritten.
     pub rows: i64,
     /// [`chain::forget_digest`] over the forget's redactions.
@@ -95,13 +97,34 @@ pub(crate) fn plan_after_scan(
     forgetting: &dyn Forgetting,
     planned: &mut Vec<Planned>,
 ) -> Result<[u8; 32], StoreError> {
-    if let Some(other) = rows.iter().find(|r| r.aggregate_type == FORGOTTEN) {
-        return Err(StoreError::Failed(format!(
+    refuse_forgets_after(rows, 0)?;
+    plan(rows, previous, forgetting, planned)
+}
+
+/// Checks `rows` on against the chain: a forget rewrites and signs what the
+/// rows hold, so it refuses a log that does not verify (it would make an
+/// earlier tampering part of what it signs).
+pub(crate) fn verified(verifier: &mut chain::ChainVerifier, rows: &[StoredEvent]) -> Result<(), StoreError> {
+    for row in rows {
+        verifier.check(row).map_err(|broken| {
+            StoreError::Failed(format!(
+                "the log does not verify ({broken}): nothing was rewritten; run `replay verify`"
+            ))
+        })?;
+    }
+    Ok(())
+}
+
+/// Refuses when `rows` hold a forget after `opened` (the head when this
+/// forget began reading): one written meanwhile.
+pub(crate) fn refuse_forgets_after(rows: &[StoredEvent], opened: i64) -> Result<(), StoreError> {
+    match rows.iter().find(|r| r.aggregate_type == FORGOTTEN && r.position > opened) {
+        Some(other) => Err(StoreError::Failed(format!(
             "another forget (position {}) was written while this one read the log: nothing was rewritten, try again",
             other.position
-        )));
+        ))),
+        None => Ok(()),
     }
-    plan(rows, previous, forgetting, planned)
 }
 
 /// The aggregate type of the forgets' own events (`domain::forgotten`).
@@ -115,7 +138,7 @@ pub(crate) fn commit(planned: &[Planned], forget_position: i64) -> (Vec<Redactio
         .collect();
     let digest = chain::forget_digest(redactions.iter().zip(planned.iter().map(|p| &p.chain)));
     let rows = redactions.len() as i64;
-    (redactions, Commitment { rows, digest })
+    (redactions, Commitment { position: forget_position, rows, digest })
 }
 
 /// What a forget did.

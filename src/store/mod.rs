@@ -173,7 +173,8 @@ pub(crate) trait LogBackend: Send + Sync + 'static {
     /// Carries out a forget in one transaction under the log's write lock:
     /// `planned` holds the rewrites of the rows up to `scanned` (whose chain
     /// value is `scanned_chain`), planned without the lock; the rows after it
-    /// are read and planned here. Rewrites the rows, records their
+    /// are read, checked on by `verifier` (which checked the scanned ones)
+    /// and planned here. Rewrites the rows, records their
     /// redactions, deletes every checkpoint (each holds projections folded
     /// from the rows as they were) and appends the forget's event, recorded
     /// no earlier than `now` nor than the newest row; then scrubs what the
@@ -182,6 +183,7 @@ pub(crate) trait LogBackend: Send + Sync + 'static {
         &self,
         planned: Vec<forget::Planned>,
         scanned: (i64, [u8; 32]),
+        verifier: chain::ChainVerifier,
         forgetting: &dyn forget::Forgetting,
         now: i64,
     ) -> Result<forget::Forgot, StoreError>;
@@ -764,13 +766,19 @@ impl EventLog {
     pub async fn forget(&self, forgetting: &dyn forget::Forgetting, now: i64) -> Result<forget::Forgot, StoreError> {
         let mut planned = Vec::new();
         let mut scanned = (0, chain::GENESIS);
+        // A forget committed while this one reads would make its plan stale.
+        let opened = self.head().await?;
+        // The forget signs what the rows hold: it must hold what was appended (and forgotten) before.
+        let mut verifier = chain::ChainVerifier::new(self.backend.redactions().await?, None);
         self.scan(0, |rows| {
+            forget::refuse_forgets_after(rows, opened)?;
+            forget::verified(&mut verifier, rows)?;
             scanned.1 = forget::plan(rows, scanned.1, forgetting, &mut planned)?;
             scanned.0 = rows.last().map_or(scanned.0, |r| r.position);
             Ok::<bool, StoreError>(true)
         })
         .await?;
-        let forgot = self.backend.forget(planned, scanned, forgetting, now).await?;
+        let forgot = self.backend.forget(planned, scanned, verifier, forgetting, now).await?;
         self.note_forget();
         Ok(forgot)
     }

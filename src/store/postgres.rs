@@ -106,6 +106,7 @@ impl PostgresBackend {
         conn: &mut PgConnection,
         mut planned: Vec<forget::Planned>,
         (mut after, mut previous): (i64, [u8; 32]),
+        mut verifier: chain::ChainVerifier,
         forgetting: &dyn forget::Forgetting,
         now: i64,
     ) -> Result<forget::Forgot, StoreError> {
@@ -116,6 +117,7 @@ impl PostgresBackend {
             let rows = rows.iter().map(stored_event).collect::<Result<Vec<_>, _>>()?;
             let Some(last) = rows.last() else { break };
             after = last.position;
+            forget::verified(&mut verifier, &rows)?;
             previous = forget::plan_after_scan(&rows, previous, forgetting, &mut planned)?;
         }
         let (redactions, commitment) = forget::commit(&planned, after + 1);
@@ -440,11 +442,12 @@ impl LogBackend for PostgresBackend {
         &self,
         planned: Vec<forget::Planned>,
         scanned: (i64, [u8; 32]),
+        verifier: chain::ChainVerifier,
         forgetting: &dyn forget::Forgetting,
         now: i64,
     ) -> Result<forget::Forgot, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let forgot = self.forget_locked(&mut tx, planned, scanned, forgetting, now).await?;
+        let forgot = self.forget_locked(&mut tx, planned, scanned, verifier, forgetting, now).await?;
         tx.commit().await?;
         Ok(forgot)
     }

@@ -274,6 +274,7 @@ impl SqliteBackend {
         conn: &mut SqliteConnection,
         mut planned: Vec<forget::Planned>,
         (mut after, mut previous): (i64, [u8; 32]),
+        mut verifier: chain::ChainVerifier,
         forgetting: &dyn forget::Forgetting,
         now: i64,
     ) -> Result<forget::Forgot, StoreError> {
@@ -282,6 +283,7 @@ impl SqliteBackend {
             let rows = rows.iter().map(stored_event).collect::<Result<Vec<_>, _>>()?;
             let Some(last) = rows.last() else { break };
             after = last.position;
+            forget::verified(&mut verifier, &rows)?;
             previous = forget::plan_after_scan(&rows, previous, forgetting, &mut planned)?;
         }
         let (redactions, commitment) = forget::commit(&planned, after + 1);
@@ -389,12 +391,13 @@ impl LogBackend for SqliteBackend {
         &self,
         planned: Vec<forget::Planned>,
         scanned: (i64, [u8; 32]),
+        verifier: chain::ChainVerifier,
         forgetting: &dyn forget::Forgetting,
         now: i64,
     ) -> Result<forget::Forgot, StoreError> {
         let mut conn = self.writer.acquire().await?;
         sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
-        let outcome = match self.forget_locked(&mut conn, planned, scanned, forgetting, now).await {
+        let outcome = match self.forget_locked(&mut conn, planned, scanned, verifier, forgetting, now).await {
             Ok(forgot) => sqlx::query("COMMIT").execute(&mut *conn).await.map(|_| forgot).map_err(StoreError::from),
             Err(error) => Err(error),
         };
