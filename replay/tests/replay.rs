@@ -153,6 +153,9 @@ async fn every_kind_of_event(h: &Harness, peer: Option<&common::oidc::Peer>) -> 
     .await)
     .await;
     let alice = h.login("alice", "a new and lengthy passphrase 9").await;
+    // Someone forgotten (PersonForgotten; their rows now read as a pseudonym).
+    h.user_token(&admin, "gone").await;
+    ok(h.post("/admin/user/gone/forget", Some(&admin), json!({"reason": "asked to be forgotten"})).await).await;
     h.agent_token(&alice, "revoked with all").await;
     ok(h.delete("/tokens/revokeall", Some(&alice)).await).await;
     ok(h.post("/admin/revokeall", Some(&admin), json!({})).await).await;
