@@ -191,6 +191,14 @@ enum UsersAction {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// Forget a person: every row of the log that names them is rewritten to a
+    /// pseudonym, their tokens and secrets go (docs/security.md).
+    Forget {
+        name: String,
+        /// Why (required; kept in the log with the forget: name no one in it).
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -456,6 +464,11 @@ async fn run(cli: Cli) -> Result<(), String> {
                 rotated.kept.join(", "),
                 new_key_file.display()
             );
+            Ok(())
+        }
+        Command::Users { action: UsersAction::Forget { name, reason }, remote } => {
+            remote.client()?.forget_user(&name, &reason).await.map_err(|e| e.to_string())?;
+            println!("Forgot {name}: the log names them no more.");
             Ok(())
         }
         Command::Users { action: UsersAction::Add { name, logins, identities, ttl, format }, remote } => {

@@ -1,5 +1,5 @@
 //! The administrative commands end to end: `authledger tokens add|ls|rm` and
-//! `authledger users add` run as processes against a running server (on both
+//! `authledger users add|forget` run as processes against a running server (on both
 //! stores), with an Admin's token from the environment; and a malformed
 //! static token in the configuration stops `serve` with an error naming it.
 
@@ -127,6 +127,25 @@ async fn users_are_invited_from_the_command_line(h: Harness) -> Harness {
     h
 }
 on_both_stores!(users_are_invited_from_the_command_line);
+
+async fn a_user_is_forgotten_from_the_command_line(h: Harness) -> Harness {
+    let (_, admin) = h.administrators().await;
+    let login = h.user_token(&admin, "gwen").await;
+    let text = stdout(&run(&h, &admin, &["users", "forget", "gwen", "--reason", "asked to be forgotten"]));
+    assert_eq!(text.trim(), "Forgot gwen: the log names them no more.");
+    h.get("/api/V2/token", Some(&login)).await.assert_error(401, "10020 Invalid token");
+    h.get("/admin/user/gwen", Some(&admin)).await.assert_error(404, "50000 No such user: gwen");
+    let again = run(&h, &admin, &["users", "forget", "gwen", "--reason", "twice"]);
+    assert!(!again.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&again.stderr).trim(),
+        "authledger: the server refused: 50000 No such user: gwen"
+    );
+    let no_reason = run(&h, &admin, &["users", "forget", "gwen"]);
+    assert!(!no_reason.status.success(), "clap requires --reason");
+    h
+}
+on_both_stores!(a_user_is_forgotten_from_the_command_line);
 
 #[test]
 fn a_malformed_static_token_stops_serve_naming_it() {

@@ -111,6 +111,13 @@ impl Client {
         self.typed(Method::POST, "/api/V2/admin/invites", Some(body)).await
     }
 
+    /// Forgets a user (`POST /admin/user/{user}/forget`).
+    pub async fn forget_user(&self, user: &str, reason: &str) -> Result<(), ClientError> {
+        let path =
+            format!("/admin/user/{}/forget", url::form_urlencoded::byte_serialize(user.as_bytes()).collect::<String>());
+        self.call(Method::POST, &path, Some(json!({"reason": reason}))).await.map(|_| ())
+    }
+
     pub fn server(&self) -> &str {
         &self.server
     }
