@@ -168,7 +168,7 @@ pub fn forget_message(position: i64, pseudonym: &str, digest: &[u8; 32]) -> Stri
 
 /// The event a forget appends, and the one that names the witness's key, as
 /// the verifier reads them (their stored names; see events.md).
-const FORGET: (&str, &str) = ("Forgotten", "PersonForgotten");
+pub(crate) const FORGET: (&str, &str) = ("Forgotten", "PersonForgotten");
 const WITNESSED: (&str, &str) = ("System", "LogWitnessed");
 
 /// A `PersonForgotten` payload as stored (externally tagged, as every event).

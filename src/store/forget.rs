@@ -118,7 +118,7 @@ pub(crate) fn verified(verifier: &mut chain::ChainVerifier, rows: &[StoredEvent]
 /// Refuses when `rows` hold a forget after `opened` (the head when this
 /// forget began reading): one written meanwhile.
 pub(crate) fn refuse_forgets_after(rows: &[StoredEvent], opened: i64) -> Result<(), StoreError> {
-    match rows.iter().find(|r| r.aggregate_type == FORGOTTEN && r.position > opened) {
+    match rows.iter().find(|r| r.aggregate_type == chain::FORGET.0 && r.position > opened) {
         Some(other) => Err(StoreError::Failed(format!(
             "another forget (position {}) was written while this one read the log: nothing was rewritten, try again",
             other.position
@@ -127,8 +127,8 @@ pub(crate) fn refuse_forgets_after(rows: &[StoredEvent], opened: i64) -> Result<
     }
 }
 
-/// The aggregate type of the forgets' own events (`domain::forgotten`).
-const FORGOTTEN: &str = "Forgotten";
+/// Rows a forget reads at a time under the append lock (both engines).
+pub(crate) const READ_UNDER_LOCK: i64 = 10_000;
 
 /// The redactions of `planned` under the forget at `forget_position`, and what its event commits to.
 pub(crate) fn commit(planned: &[Planned], forget_position: i64) -> (Vec<Redaction>, Commitment) {

@@ -113,7 +113,8 @@ impl PostgresBackend {
         // The appends' lock, taken again (re-entrant) by `append_locked` below.
         sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(self.lock_key).execute(&mut *conn).await?;
         loop {
-            let rows = sqlx::query(&self.q.read_after).bind(after).bind(FORGET_READ).fetch_all(&mut *conn).await?;
+            let rows =
+                sqlx::query(&self.q.read_after).bind(after).bind(forget::READ_UNDER_LOCK).fetch_all(&mut *conn).await?;
             let rows = rows.iter().map(stored_event).collect::<Result<Vec<_>, _>>()?;
             let Some(last) = rows.last() else { break };
             after = last.position;
@@ -158,9 +159,6 @@ impl PostgresBackend {
         forget::appended(appended, after + 1, commitment.rows)
     }
 }
-
-/// Rows read at a time by a forget under the write lock.
-const FORGET_READ: i64 = 10_000;
 
 /// Imported events waiting to be written.
 #[derive(Default)]

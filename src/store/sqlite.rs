@@ -279,7 +279,8 @@ impl SqliteBackend {
         now: i64,
     ) -> Result<forget::Forgot, StoreError> {
         loop {
-            let rows = sqlx::query(&self.q.read_after).bind(after).bind(FORGET_READ).fetch_all(&mut *conn).await?;
+            let rows =
+                sqlx::query(&self.q.read_after).bind(after).bind(forget::READ_UNDER_LOCK).fetch_all(&mut *conn).await?;
             let rows = rows.iter().map(stored_event).collect::<Result<Vec<_>, _>>()?;
             let Some(last) = rows.last() else { break };
             after = last.position;
@@ -321,9 +322,6 @@ impl SqliteBackend {
         Ok(())
     }
 }
-
-/// Rows read at a time by a forget under the write lock.
-const FORGET_READ: i64 = 10_000;
 
 /// Bound variables stay far below SQLite's limit (32766).
 const KEYS_PER_QUERY: usize = 500;
