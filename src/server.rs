@@ -15,6 +15,7 @@ use crate::api::{self, AppState, ServiceInfo, Shared};
 use crate::app::AppError;
 use crate::app::background::BackgroundTask;
 use crate::app::duties::{Checkpointer, Duties};
+use crate::app::forgetting::{Forgetter, Journal};
 use crate::app::ledger::{Ledger, LedgerOptions};
 use crate::app::provider_flows::{self, ProviderFlows};
 use crate::app::providers::{Environments, ProviderSettings, Providers};
@@ -25,6 +26,7 @@ use crate::app::test_mode::{SWEEP_EVERY, TestLedger};
 use crate::app::witness::{Standing, Witness};
 use crate::clock::SharedClock;
 use crate::store::flows::{FlowLimits, Flows};
+use crate::store::forget_journal::journal_path;
 use crate::store::witness::witness_path;
 use crate::telemetry;
 
@@ -63,6 +65,8 @@ pub struct Server {
     /// Writes checkpoints of the projections now and then, and at shutdown.
     checkpointer: Arc<Checkpointer>,
     checkpointing: BackgroundTask,
+    /// Keeps the forget journal up with the forgets other servers write.
+    journaling: BackgroundTask,
 }
 
 /// How often orphaned second-factor secrets are looked for.
@@ -82,6 +86,24 @@ fn start_flow_sweeper(provider_flows: Arc<ProviderFlows>, ledger: Arc<Ledger>, d
                 }
             }
             tokio::time::sleep(provider_flows::SWEEP_EVERY).await;
+        }
+    }))
+}
+
+/// Adds the forgets this server folds to its journal (those it writes
+/// itself are kept at once), looking every two seconds whether any came.
+fn start_journal(journal: Arc<Journal>, ledger: Arc<Ledger>) -> BackgroundTask {
+    BackgroundTask::new(tokio::spawn(async move {
+        let mut seen = ledger.log.forgets_seen();
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+            let now = ledger.log.forgets_seen();
+            if now != seen {
+                match journal.keep_up(&ledger).await {
+                    Ok(_) => seen = now,
+                    Err(error) => tracing::warn!(%error, "cannot keep the forget journal up"),
+                }
+            }
         }
     }))
 }
@@ -300,6 +322,8 @@ impl Server {
         if witness_file.is_none() {
             tracing::warn!("no witness_file: signed heads are served but not kept outside the database");
         }
+        let journal = options.store.secrets_key.path(&options.store_url).map_err(AppError::from)?;
+        let journal = Arc::new(Journal::open(journal.as_deref().map(journal_path))?);
         telemetry::install();
         let ledger = Arc::new(Ledger::open(options, clock).await?);
         let duties = Arc::new(Duties::start(ledger.log.clone()).await);
@@ -310,6 +334,10 @@ impl Server {
         let info = ServiceInfo { git_commit: env!("AUTHLEDGER_GIT_COMMIT").to_owned() };
         let ssh = Arc::new(SshService::new(ssh_options));
         let provider_flows = Arc::new(ProviderFlows::new(providers, flows, public_url.clone()));
+        // A log restored from before a forget the journal keeps forgets the person again before it serves.
+        let forgetter = Forgetter { ledger: &ledger, witness: &witness, flows: &provider_flows, journal: &journal };
+        forgetter.reapply().await?;
+        journal.keep_up(&ledger).await?;
         let state = AppState::new(Shared {
             ledger: ledger.clone(),
             test_mode: test_mode.clone(),
@@ -320,6 +348,7 @@ impl Server {
             witness: witness.clone(),
             duties: duties.clone(),
             trusted_proxies: Arc::new(crate::app::client_address::TrustedProxies::new(trusted_proxies)),
+            forget_journal: journal.clone(),
         });
         // Every path also answers with one trailing slash (contract §1).
         let app = NormalizePathLayer::trim_trailing_slash().layer(api::router(state));
@@ -336,6 +365,7 @@ impl Server {
         let throttle_sweeper = start_throttle_sweeper(ledger.clone(), duties.clone());
         let witnessing = start_witness(witness.clone(), ledger.clone(), duties.clone());
         let checkpointing = start_checkpointer(checkpointer.clone(), ledger.clone(), duties.clone());
+        let journaling = start_journal(journal, ledger.clone());
         let discovering = provider_flows.clone();
         tokio::spawn(async move { discovering.discover().await });
         Ok(Self {
@@ -353,6 +383,7 @@ impl Server {
             duties,
             checkpointer,
             checkpointing,
+            journaling,
         })
     }
 
@@ -372,6 +403,7 @@ impl Server {
         let result = self.task.await.unwrap_or_else(|e| Err(std::io::Error::other(e)));
         self.witnessing.stop().await;
         self.checkpointing.stop().await;
+        self.journaling.stop().await;
         if self.duties.leading() && self.ledger.writes_refused().is_none() {
             // The last head, signed at shutdown, and the state a restart starts from.
             if let Err(error) = self.witness.sign(&self.ledger).await {

@@ -227,10 +227,70 @@ async fn a_forgotten_person_is_gone_and_the_log_still_verifies(h: Harness) -> Ha
 }
 on_both_stores!(a_forgotten_person_is_gone_and_the_log_still_verifies);
 
+/// A log restored from a backup taken before a forget forgets the person
+/// again before it serves anything (the journal beside the key file knows the
+/// forget), under the same pseudonym; a log that holds the forget is left as is.
+async fn a_log_restored_from_before_a_forget_forgets_them_again(h: Harness) -> Harness {
+    let (_root, admin) = h.administrators().await;
+    let login = h.user_token(&admin, "zelda").await;
+    let anon = h.get("/api/V2/me", Some(&login)).await.json()["anonid"].as_str().expect("an anon id").to_owned();
+    h.user_token(&admin, "bob").await;
+    let backup = h.store.backup().await;
+    let answer = h.post("/admin/user/zelda/forget", Some(&admin), json!({"reason": "Asked to be forgotten"})).await;
+    assert_eq!(answer.status, 204, "{}", answer.text);
+    let (pseudonym, _) = the_forget(&h).await;
+
+    // The operator restores the database alone, from before the forget.
+    let store = h.store.clone();
+    h.server.stop().await.expect("the server stops");
+    store.restore(backup).await;
+    assert!(names_zelda_in(&store).await, "the restored backup holds her");
+    let h = Harness::start(store).await;
+    // She is forgotten before anything is served, though writes are refused
+    // (the restored log is behind its witness) until the operator accepts it.
+    h.get("/api/V2/token", Some(&login)).await.assert_error(401, "10020 Invalid token");
+    assert!(h.server.ledger.writes_refused().is_some_and(|r| r.contains("TRUNCATED")));
+    let server = &h.server;
+    authledger::app::witness::accept(&server.ledger, &server.witness, "restored a backup").await.expect("accepted");
+    for _ in 0..100 {
+        if server.ledger.writes_refused().is_none() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_gone(&h, &admin, &[&login], &anon).await;
+    h.get("/admin/user/zelda", Some(&admin)).await.assert_error(404, "50000 No such user: zelda");
+    assert_eq!(h.get("/api/V2/users/?list=zelda,bob", Some(&admin)).await.json(), json!({"bob": "User bob"}));
+    assert!(!names_zelda(&h).await, "no byte of the name is left once she is forgotten again");
+    let (again, metadata) = the_forget(&h).await;
+    assert_eq!(again, pseudonym, "the same pseudonym, so what auditors hold still names the same someone");
+    assert!(metadata.contains("applied again at start: the log was restored from before the forget"), "{metadata}");
+
+    // A log that holds the forget is not forgotten twice.
+    let h = h.restart().await;
+    assert_gone(&h, &admin, &[&login], &anon).await;
+    h
+}
+on_both_stores!(a_log_restored_from_before_a_forget_forgets_them_again);
+
+/// The pseudonym and metadata of the log's one forget.
+async fn the_forget(h: &Harness) -> (String, String) {
+    let log = &h.server.ledger.log;
+    let redactions = log.redactions().await.expect("readable");
+    let position = redactions.first().expect("a forget").forget_position;
+    let row = log.read_after(position - 1, 1).await.expect("readable").remove(0);
+    assert_eq!(row.aggregate_type, "Forgotten");
+    (row.aggregate_id, row.metadata)
+}
+
 /// Whether the store holds "zelda": as text, or as PostgreSQL prints binary
 /// columns (checkpoints), in hex.
 async fn names_zelda(h: &Harness) -> bool {
-    let everything = h.store.everything().await;
+    names_zelda_in(&h.store).await
+}
+
+async fn names_zelda_in(store: &TestStore) -> bool {
+    let everything = store.everything().await;
     everything.contains("zelda") || everything.contains(&data_encoding::HEXLOWER.encode(b"zelda"))
 }
 

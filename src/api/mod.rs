@@ -80,6 +80,20 @@ pub struct Shared {
     pub duties: Arc<crate::app::duties::Duties>,
     /// The proxies whose forwarded headers name the client (see `client_address`).
     pub trusted_proxies: Arc<crate::app::client_address::TrustedProxies>,
+    /// The forgets this server keeps outside the database.
+    pub forget_journal: Arc<crate::app::forgetting::Journal>,
+}
+
+impl Shared {
+    /// What a forget needs beside the log.
+    pub fn forgetter(&self) -> crate::app::forgetting::Forgetter<'_> {
+        crate::app::forgetting::Forgetter {
+            ledger: &self.ledger,
+            witness: &self.witness,
+            flows: &self.provider_flows,
+            journal: &self.forget_journal,
+        }
+    }
 }
 
 /// Facts about this build, for the root document.

@@ -312,10 +312,15 @@ impl UserDirectory {
         }
     }
 
+    /// The account created at `position` (the position of its first event).
+    pub fn created_at(&self, position: i64) -> Option<&UserRecord> {
+        self.users.values().find(|u| u.created_position == position)
+    }
+
     /// Drops the account created at `first_position` (a forget): its record
     /// and every index entry; returns its name (as this directory knew it).
     pub(crate) fn forget(&mut self, first_position: i64) -> Option<UserName> {
-        let name = self.users.values().find(|u| u.created_position == first_position)?.name.clone();
+        let name = self.created_at(first_position)?.name.clone();
         let user = self.users.remove(&name)?;
         self.anon_ids.remove(&user.anon_id);
         for term in &user.canonical {

@@ -119,10 +119,7 @@ pub(crate) fn verified(verifier: &mut chain::ChainVerifier, rows: &[StoredEvent]
 /// forget began reading): one written meanwhile.
 pub(crate) fn refuse_forgets_after(rows: &[StoredEvent], opened: i64) -> Result<(), StoreError> {
     match rows.iter().find(|r| r.aggregate_type == chain::FORGET.0 && r.position > opened) {
-        Some(other) => Err(StoreError::Failed(format!(
-            "another forget (position {}) was written while this one read the log: nothing was rewritten, try again",
-            other.position
-        ))),
+        Some(other) => Err(StoreError::ForgetRaced(other.position)),
         None => Ok(()),
     }
 }
@@ -197,7 +194,7 @@ mod tests {
         let mut planned = Vec::new();
         assert!(plan_after_scan(&[row(7, "User")], chain::GENESIS, &Nothing, &mut planned).is_ok());
         let other = plan_after_scan(&[row(7, "User"), row(8, "Forgotten")], chain::GENESIS, &Nothing, &mut planned);
-        assert!(matches!(other, Err(StoreError::Failed(m)) if m.contains("position 8")));
+        assert!(matches!(other, Err(StoreError::ForgetRaced(8))));
         // The unlocked scan reads old forgets like any row.
         assert!(plan(&[row(8, "Forgotten")], chain::GENESIS, &Nothing, &mut planned).is_ok());
     }

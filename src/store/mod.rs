@@ -19,6 +19,7 @@
 pub mod chain;
 pub mod flows;
 pub mod forget;
+pub mod forget_journal;
 pub mod keyring;
 pub mod new_log;
 mod postgres;
@@ -123,6 +124,10 @@ pub enum StoreError {
     WriterGone,
     #[error("appending failed: {0}")]
     Failed(String),
+    /// Another forget was written (at this position) while one read the log:
+    /// nothing was rewritten; the forget must read the log again.
+    #[error("another forget (position {0}) was written while this one read the log: nothing was rewritten")]
+    ForgetRaced(i64),
     #[error("the target log is not empty ({events} events, {secrets} secrets): import only into an empty store")]
     NotEmpty { events: i64, secrets: i64 },
     #[error("the import stopped: {0}")]

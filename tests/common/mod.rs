@@ -62,6 +62,15 @@ pub enum TestStore {
     },
 }
 
+/// A backup of a test store's log database ([`TestStore::backup`]).
+pub enum Backup {
+    Sqlite { _dir: tempfile::TempDir, file: std::path::PathBuf },
+    Postgres,
+}
+
+/// The log's tables a PostgreSQL backup copies.
+const BACKED_UP: [&str; 5] = ["events", "secrets", "schema_version", "checkpoints", "redactions"];
+
 impl TestStore {
     pub fn sqlite() -> Self {
         Self::Sqlite { dir: Arc::new(tempfile::tempdir().expect("a temporary directory")) }
@@ -124,6 +133,58 @@ impl TestStore {
         match self {
             Self::Sqlite { .. } => Self::sqlite(),
             Self::Postgres { .. } => Self::postgres().await.expect("PostgreSQL, as for the first store"),
+        }
+    }
+
+    /// A copy of the log's database as it is now, as an operator's backup
+    /// takes it (the server may be running): `VACUUM INTO` a file apart for
+    /// SQLite, copies of the log's tables (outside this store's prefix) for PostgreSQL.
+    pub async fn backup(&self) -> Backup {
+        match self {
+            Self::Sqlite { dir } => {
+                let apart = tempfile::tempdir().expect("a temporary directory");
+                let file = apart.path().join("backup.db");
+                let url = format!("sqlite://{}", dir.path().join("events.db").display());
+                let pool = sqlx::SqlitePool::connect(&url).await.expect("open the SQLite file");
+                sqlx::query(&format!("VACUUM INTO '{}'", file.display())).execute(&pool).await.expect("a backup");
+                pool.close().await;
+                Backup::Sqlite { _dir: apart, file }
+            }
+            Self::Postgres { url, prefix, .. } => {
+                let pool = sqlx::PgPool::connect(url).await.expect("connect");
+                for table in BACKED_UP {
+                    let sql = format!("CREATE TABLE bk_{prefix}{table} AS SELECT * FROM {prefix}{table}");
+                    sqlx::query(&sql).execute(&pool).await.expect("a backup");
+                }
+                pool.close().await;
+                Backup::Postgres
+            }
+        }
+    }
+
+    /// Puts `backup` back in place of the log's database (no server running on it).
+    pub async fn restore(&self, backup: Backup) {
+        match (self, backup) {
+            (Self::Sqlite { dir }, Backup::Sqlite { file, .. }) => {
+                for stale in ["events.db-wal", "events.db-shm"] {
+                    let _ = std::fs::remove_file(dir.path().join(stale));
+                }
+                std::fs::copy(&file, dir.path().join("events.db")).expect("restored");
+            }
+            (Self::Postgres { url, prefix, .. }, Backup::Postgres) => {
+                let pool = sqlx::PgPool::connect(url).await.expect("connect");
+                for table in BACKED_UP {
+                    for sql in [
+                        format!("DELETE FROM {prefix}{table}"),
+                        format!("INSERT INTO {prefix}{table} SELECT * FROM bk_{prefix}{table}"),
+                        format!("DROP TABLE bk_{prefix}{table}"),
+                    ] {
+                        sqlx::query(&sql).execute(&pool).await.expect("restored");
+                    }
+                }
+                pool.close().await;
+            }
+            _ => panic!("a backup of another engine"),
         }
     }
 

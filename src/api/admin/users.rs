@@ -471,7 +471,7 @@ pub async fn forget(
     let reason = check_length(request.reason.as_deref(), "reason", 1000)?.to_owned();
     let caller = administrator(&state, &context, Action::ForgetUser)?;
     let acting = caller.acting(&context);
-    forgetting::forget(&state.ledger, &state.witness, &state.provider_flows, &acting, &name, &reason).await?;
+    forgetting::forget(&state.forgetter(), &acting, &name, &reason).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

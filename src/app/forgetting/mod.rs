@@ -1,0 +1,244 @@
+//! Forgetting a person (docs/design/forgetting.md): the flow that carries a
+//! forget out ([`forget`]), which bytes it rewrites ([`rewrite`]), and the
+//! journal that re-applies it to a log restored from before it ([`journal`]).
+
+mod journal;
+mod rewrite;
+
+use std::collections::BTreeMap;
+
+use cqrs_es::persist::SerializedEvent;
+use cqrs_es::{Aggregate, DomainEvent};
+use uuid::Uuid;
+
+pub use journal::Journal;
+pub use rewrite::{FIELDS, Fields, Person, Rewriter};
+
+use super::acting::Acting;
+use super::error::AppError;
+use super::ledger::Ledger;
+use super::provider_flows::ProviderFlows;
+use super::witness::Witness;
+use crate::domain::forgotten::{self, Forget, Forgotten, ForgottenEvent};
+use crate::domain::{IdentityClaim, UserName};
+use crate::store::forget::{Commitment, Forgetting, RewrittenRow};
+use crate::store::forget_journal::JournalEntry;
+use crate::store::{EventMetadata, StoreError, StoredEvent};
+
+/// Forgets `name` for `reason` (docs/design/forgetting.md): every row of the
+/// log that names them is rewritten to a new pseudonym, in one transaction
+/// with the `PersonForgotten` event, signed by the witness key; then their
+/// sealed secrets and in-flight flows go, the journal keeps the forget, and
+/// this server's projections drop them. Returns the forget's position once
+/// this server has folded it.
+pub async fn forget(
+    forgetter: &Forgetter<'_>,
+    acting: &Acting,
+    name: &UserName,
+    reason: &str,
+) -> Result<i64, AppError> {
+    let ledger = forgetter.ledger;
+    forgotten::decide(acting.name(), name, reason)?;
+    super::admin::user(ledger, name)?;
+    // The forget's transaction is a write like any other: not while writes are refused.
+    if let Some(refused) = ledger.writes_refused() {
+        return Err(AppError::Halted(refused));
+    }
+    let order = Order {
+        name: name.clone(),
+        pseudonym: forgotten::pseudonym(Uuid::new_v4()),
+        by: acting.name().clone(),
+        reason: reason.trim().to_owned(),
+        metadata: acting.metadata.clone(),
+    };
+    forgetter.carry_out(order).await
+}
+
+/// What a forget needs beside the log: the witness key that signs it, the
+/// in-flight flows it drops, the journal that keeps it.
+pub struct Forgetter<'a> {
+    pub ledger: &'a Ledger,
+    pub witness: &'a Witness,
+    pub flows: &'a ProviderFlows,
+    pub journal: &'a Journal,
+}
+
+/// One forget to carry out.
+struct Order {
+    name: UserName,
+    pseudonym: String,
+    by: UserName,
+    reason: String,
+    metadata: EventMetadata,
+}
+
+/// How many times a forget reads the log again when another forget was
+/// written while it read it.
+const RACES: usize = 3;
+
+impl Forgetter<'_> {
+    async fn carry_out(&self, order: Order) -> Result<i64, AppError> {
+        let ledger = self.ledger;
+        // The key that signs the forget must be one the log names as its witness's.
+        self.witness.record(ledger).await?;
+        let mut raced = 0;
+        let (user, forgot) = loop {
+            let user = super::admin::user(ledger, &order.name)?;
+            let person = Person {
+                name: order.name.as_str().to_owned(),
+                pseudonym: order.pseudonym.clone(),
+                anon_id: Some((user.anon_id.to_string(), Uuid::new_v4().to_string())),
+                claims: own_claims(ledger, &order.name, user.remote_identities.keys().map(|id| id.as_str().to_owned()))
+                    .await?,
+            };
+            let run = Run {
+                rewriter: Rewriter::new(person),
+                witness: self.witness,
+                first_position: user.created_position,
+                order: &order,
+                at: ledger.now(),
+            };
+            match ledger.log.forget(&run, ledger.now()).await {
+                Ok(forgot) => break (user, forgot),
+                // Another forget rewrote rows this one read (it may even be theirs): read again.
+                Err(StoreError::ForgetRaced(other)) if raced < RACES => {
+                    raced += 1;
+                    ledger.fold_to(other).await?;
+                }
+                Err(error) => return Err(error.into()),
+            }
+        };
+        tracing::info!(position = forgot.position, rows = forgot.rows, pseudonym = %order.pseudonym, "a person was forgotten");
+        // Their secrets are referenced from rows that now name the pseudonym: gone with them.
+        let invites = ledger
+            .projections
+            .read()
+            .access
+            .invites(i64::MIN)
+            .into_iter()
+            .filter(|i| i.user == order.name)
+            .filter_map(|i| i.offered)
+            .collect::<Vec<_>>();
+        for id in user.credential.into_iter().chain(user.second_factor).chain(invites) {
+            ledger.credentials.delete(id).await?;
+        }
+        self.flows.forget_user(order.name.as_str()).await?;
+        let first_chain = ledger.log.chain_at(user.created_position).await?.unwrap_or_default();
+        self.journal.keep(JournalEntry {
+            pseudonym: order.pseudonym.clone(),
+            position: forgot.position,
+            first_position: user.created_position,
+            first_chain,
+            by: order.by.as_str().to_owned(),
+            reason: order.reason.clone(),
+            at: ledger.now(),
+        })?;
+        ledger.fold_to(forgot.position).await?;
+        Ok(forgot.position)
+    }
+
+    /// Applies again, before the server serves anything, every forget the
+    /// journal keeps that this log lacks while it holds the person's first
+    /// event (a log restored from a backup taken before the forget): under the
+    /// same pseudonym, by the same administrator, for the same reason; even
+    /// while writes are refused (a restored log is behind its witness).
+    /// Returns the pseudonyms forgotten again.
+    pub async fn reapply(&self) -> Result<Vec<String>, AppError> {
+        let ledger = self.ledger;
+        let mut again = Vec::new();
+        for entry in self.journal.entries() {
+            if !ledger.log.load(Forgotten::TYPE, &entry.pseudonym, 0).await?.is_empty() {
+                continue;
+            }
+            // Another log, or one restored from before the person was: nothing of them here.
+            if ledger.log.chain_at(entry.first_position).await?.as_deref() != Some(entry.first_chain.as_str()) {
+                continue;
+            }
+            let name = ledger.projections.read().users.created_at(entry.first_position).map(|u| u.name.clone());
+            let Some(name) = name else {
+                tracing::warn!(pseudonym = %entry.pseudonym, "the journal's forget names an account this log no longer holds");
+                continue;
+            };
+            let by =
+                UserName::parse(Some(&entry.by)).map_err(|e| AppError::internal(format!("the forget journal: {e}")))?;
+            let metadata = EventMetadata {
+                reason: Some(format!(
+                    "applied again at start: the log was restored from before the forget at position {}",
+                    entry.position
+                )),
+                ..EventMetadata::actor("system")
+            };
+            let order = Order { name, pseudonym: entry.pseudonym.clone(), by, reason: entry.reason.clone(), metadata };
+            let position = self.carry_out(order).await?;
+            tracing::warn!(pseudonym = %entry.pseudonym, position, "a forget was applied again: this log was restored from before it");
+            again.push(entry.pseudonym);
+        }
+        Ok(again)
+    }
+}
+
+/// The identity-claim streams of `ids` that only `name` ever claimed, each
+/// with the new id it is renamed to (a stream another account claimed too
+/// keeps its id: that account may hold it now).
+async fn own_claims(
+    ledger: &Ledger,
+    name: &UserName,
+    ids: impl Iterator<Item = String>,
+) -> Result<BTreeMap<String, String>, AppError> {
+    let mut claims = BTreeMap::new();
+    for id in ids {
+        let events = ledger.log.load(IdentityClaim::TYPE, &id, 0).await?;
+        let only_theirs = events.iter().all(|e| {
+            ["/IdentityClaimed/user", "/IdentityReleased/user"]
+                .iter()
+                .filter_map(|p| e.payload.pointer(p))
+                .all(|user| *user == *name.as_str())
+        });
+        if only_theirs {
+            claims.insert(id, format!("forgotten-{}", Uuid::new_v4().simple()));
+        }
+    }
+    Ok(claims)
+}
+
+/// One forget as the store carries it out.
+struct Run<'a> {
+    rewriter: Rewriter,
+    witness: &'a Witness,
+    first_position: i64,
+    order: &'a Order,
+    at: i64,
+}
+
+impl Forgetting for Run<'_> {
+    fn rewrite(&self, row: &StoredEvent) -> Option<RewrittenRow> {
+        self.rewriter.rewrite(row)
+    }
+
+    fn event(&self, commitment: &Commitment) -> Result<SerializedEvent, String> {
+        let pseudonym = &self.rewriter.person().pseudonym;
+        let (public_key, signature) = self.witness.sign_forget(commitment.position, pseudonym, &commitment.digest);
+        let event = ForgottenEvent::PersonForgotten(Forget {
+            pseudonym: pseudonym.clone(),
+            first_position: self.first_position,
+            by: self.order.by.clone(),
+            at: self.at,
+            reason: self.order.reason.clone(),
+            rows: commitment.rows,
+            digest: crate::store::chain::encode(&commitment.digest),
+            public_key,
+            signature,
+        });
+        let payload = serde_json::to_value(&event).map_err(|e| e.to_string())?;
+        let metadata = serde_json::to_value(self.order.metadata.clone().into_map()).map_err(|e| e.to_string())?;
+        Ok(SerializedEvent::new(
+            pseudonym.clone(),
+            1,
+            Forgotten::TYPE.to_owned(),
+            event.event_type(),
+            event.event_version(),
+            payload,
+            metadata,
+        ))
+    }
+}
