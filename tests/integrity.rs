@@ -164,6 +164,10 @@ on_both_stores_from_store!(a_forget_rewrites_in_place_and_the_chain_still_verifi
 /// the same answers.
 async fn a_forgotten_person_is_gone_and_the_log_still_verifies(h: Harness) -> Harness {
     let (_root, admin) = h.administrators().await;
+    // A guess at the name before it was an account is counted under the name (the throttle store).
+    let guess = h.post("/localaccount/login", None, json!({"user": "zelda", "pwd": "not it"})).await;
+    assert_eq!(guess.status, 401, "{}", guess.text);
+    assert!(names_zelda(&h).await, "the throttle store counts guesses at her name");
     let login = h.user_token(&admin, "zelda").await;
     let agent = h.agent_token(&login, "zelda's laptop").await;
     let anon = h.get("/api/V2/me", Some(&login)).await.json()["anonid"].as_str().expect("an anon id").to_owned();
@@ -209,6 +213,9 @@ async fn a_forgotten_person_is_gone_and_the_log_still_verifies(h: Harness) -> Ha
     h.get("/admin/user/zelda", Some(&admin)).await.assert_error(404, "50000 No such user: zelda");
     assert_eq!(log.chain_at(head).await.expect("readable"), signed_before, "the head signed before holds");
     assert!(!names_zelda(&h).await, "no byte of the name is left in the store");
+    if let Some(files) = h.store.relation_files().await {
+        assert!(!files.contains("zelda"), "no old row version of hers is left in PostgreSQL's files");
+    }
 
     // A new server folds the rewritten log from its start to the same answers,
     // and what the old one wrote as it stopped (its checkpoint) names no one.
@@ -262,6 +269,9 @@ async fn a_log_restored_from_before_a_forget_forgets_them_again(h: Harness) -> H
     h.get("/admin/user/zelda", Some(&admin)).await.assert_error(404, "50000 No such user: zelda");
     assert_eq!(h.get("/api/V2/users/?list=zelda,bob", Some(&admin)).await.json(), json!({"bob": "User bob"}));
     assert!(!names_zelda(&h).await, "no byte of the name is left once she is forgotten again");
+    if let Some(files) = h.store.relation_files().await {
+        assert!(!files.contains("zelda"), "nor in PostgreSQL's files");
+    }
     let (again, metadata) = the_forget(&h).await;
     assert_eq!(again, pseudonym, "the same pseudonym, so what auditors hold still names the same someone");
     assert!(metadata.contains("applied again at start: the log was restored from before the forget"), "{metadata}");

@@ -259,6 +259,15 @@ impl PasswordGuard {
     }
 }
 
+impl PasswordGuard {
+    /// Drops the counts kept under `name` while it was no account (a forget:
+    /// whoever takes the name next inherits none of them).
+    pub async fn forget_name(&self, name: &UserName) -> Result<(), AppError> {
+        self.store.remove(&name_key(name)).await?;
+        Ok(())
+    }
+}
+
 /// The throttle store's key of a client address's count.
 fn address_key(quota: &str) -> String {
     format!("address:{quota}")

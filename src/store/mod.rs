@@ -149,6 +149,16 @@ pub enum AppendError {
     Store(#[from] StoreError),
 }
 
+/// What a scrub did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scrubbed {
+    /// The tables vacuumed.
+    pub tables: Vec<String>,
+    /// Transactions older than the forget still open when the wait for them
+    /// ended: what they can see was not dropped (their server's next vacuum does).
+    pub still_open: i64,
+}
+
 /// The event log's side of a storage engine. Both engines own their schema.
 #[async_trait]
 pub(crate) trait LogBackend: Send + Sync + 'static {
@@ -192,6 +202,13 @@ pub(crate) trait LogBackend: Send + Sync + 'static {
         forgetting: &dyn forget::Forgetting,
         now: i64,
     ) -> Result<forget::Forgot, StoreError>;
+    /// Makes the engine drop what a forget left of the old rows in the
+    /// store's files, once every server's older snapshots are gone (see
+    /// docs/design/forgetting.md §2); SQLite did at the forget (its WAL is
+    /// truncated and freed pages are overwritten).
+    async fn scrub(&self, _forget_position: i64) -> Result<Scrubbed, StoreError> {
+        Ok(Scrubbed::default())
+    }
     /// Writes exported rows verbatim (positions, times and chain values kept)
     /// into an empty store — events and secrets — in one transaction; refused
     /// when the store is not empty.
@@ -786,6 +803,13 @@ impl EventLog {
         let forgot = self.backend.forget(planned, scanned, verifier, forgetting, now).await?;
         self.note_forget();
         Ok(forgot)
+    }
+
+    /// After the forget at `forget_position` and the side stores' deletions:
+    /// drops the old row versions from the store's files where the engine
+    /// keeps them (PostgreSQL's vacuum).
+    pub async fn scrub(&self, forget_position: i64) -> Result<Scrubbed, StoreError> {
+        self.backend.scrub(forget_position).await
     }
 
     /// Every forget's commitments to the rows it rewrote (for exports).

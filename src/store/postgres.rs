@@ -29,7 +29,12 @@ pub(crate) struct PostgresBackend {
     /// The channel every commit is announced on (`NOTIFY`, with its last position).
     channel: String,
     q: Queries,
+    /// The tables a scrub vacuums: the log's (events first) and the side stores' beside it.
+    scrubbed: Vec<String>,
 }
+
+/// How long a scrub waits for transactions older than it to end.
+const SCRUB_WAIT: Duration = Duration::from_secs(10);
 
 fn lock_key(events_table: &str) -> i64 {
     advisory_key(&format!("authledger:{events_table}"))
@@ -63,7 +68,15 @@ impl PostgresBackend {
         }
         let duty_key = advisory_key(&format!("authledger-duties:{}", tables.events));
         let channel = format!("{}_commits", tables.events);
-        Ok(Self { pool, lock_key, duty_key, channel, q: Queries::new(&tables, Dialect::Postgres) })
+        let prefix = &options.table_prefix;
+        let scrubbed = vec![
+            tables.events.clone(),
+            tables.checkpoints.clone(),
+            tables.secrets.clone(),
+            format!("{prefix}flows"),
+            format!("{prefix}throttle"),
+        ];
+        Ok(Self { pool, lock_key, duty_key, channel, q: Queries::new(&tables, Dialect::Postgres), scrubbed })
     }
 
     async fn append_locked(
@@ -452,6 +465,42 @@ impl LogBackend for PostgresBackend {
 
     async fn head(&self) -> Result<i64, StoreError> {
         Ok(sqlx::query_scalar(&self.q.head).fetch_one(&self.pool).await?)
+    }
+
+    async fn scrub(&self, forget_position: i64) -> Result<super::Scrubbed, StoreError> {
+        // A vacuum keeps the row versions any snapshot taken before the forget's
+        // transaction ended can see, and those of transactions older than it.
+        let forget_xid: Option<String> =
+            sqlx::query_scalar(&format!("SELECT xmin::text FROM {} WHERE position = $1", self.scrubbed[0]))
+                .bind(forget_position)
+                .fetch_optional(&self.pool)
+                .await?;
+        let older = "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() \
+                     AND pid <> pg_backend_pid() AND backend_type = 'client backend' \
+                     AND ((backend_xmin IS NOT NULL AND age(backend_xmin) >= age($1::text::xid)) \
+                       OR (backend_xid IS NOT NULL AND age(backend_xid) > age($1::text::xid)))";
+        let waited = tokio::time::Instant::now();
+        let still_open = loop {
+            let Some(xid) = &forget_xid else { break 0 };
+            let open: i64 = sqlx::query_scalar(older).bind(xid).fetch_one(&self.pool).await?;
+            if open == 0 || waited.elapsed() >= SCRUB_WAIT {
+                break open;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let mut tables = Vec::new();
+        for table in &self.scrubbed {
+            let exists: bool =
+                sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL").bind(table).fetch_one(&self.pool).await?;
+            if exists {
+                // A plain vacuum compacts pages but leaves the bytes of what it freed
+                // in the gap it opens (measured: the old versions' names were still
+                // in the file); a full one writes the table and its indexes anew.
+                sqlx::raw_sql(&format!("VACUUM FULL {table}")).execute(&self.pool).await?;
+                tables.push(table.clone());
+            }
+        }
+        Ok(super::Scrubbed { tables, still_open })
     }
 
     async fn import(

@@ -47,6 +47,7 @@ pub struct Throttles {
     sweep_quiet: String,
     sweep_oldest: String,
     count: String,
+    remove: String,
 }
 
 impl Throttles {
@@ -72,6 +73,7 @@ impl Throttles {
                 "DELETE FROM {table} WHERE key IN (SELECT key FROM {table} ORDER BY last_at LIMIT $1)"
             )),
             count: format!("SELECT COUNT(*) FROM {table}"),
+            remove: q(format!("DELETE FROM {table} WHERE key = $1")),
             pool,
         };
         let ddl = [
@@ -171,6 +173,17 @@ impl Throttles {
         }
         self.pool.scrub().await;
         Ok(swept)
+    }
+
+    /// Drops the row kept under `key` (a forgotten person's name) and leaves
+    /// no byte of it in the files ([`Pool::scrub`]); whether there was one.
+    pub async fn remove(&self, key: &str) -> Result<bool, StoreError> {
+        let removed = match &self.pool {
+            Pool::Sqlite(pool) => sqlx::query(&self.remove).bind(key).execute(pool).await?.rows_affected(),
+            Pool::Postgres(pool) => sqlx::query(&self.remove).bind(key).execute(pool).await?.rows_affected(),
+        };
+        self.pool.scrub().await;
+        Ok(removed > 0)
     }
 
     /// How many rows are kept.

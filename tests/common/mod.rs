@@ -412,6 +412,57 @@ impl TestStore {
         }
     }
 
+    /// The bytes of this PostgreSQL store's relation files (its tables, their
+    /// indexes, TOAST tables and TOAST indexes), as text, after a
+    /// `CHECKPOINT` wrote every dirty page out; `None` for SQLite, or (said
+    /// loudly) when the data directory cannot be read from here, unless
+    /// PostgreSQL is required (`AUTHLEDGER_REQUIRE_PG=1`, CI), where it fails.
+    pub async fn relation_files(&self) -> Option<String> {
+        let Self::Postgres { url, prefix, .. } = self else { return None };
+        let pool = sqlx::PgPool::connect(url).await.expect("connect");
+        sqlx::query("CHECKPOINT").execute(&pool).await.expect("a checkpoint (the test role is a superuser)");
+        let data: String = sqlx::query_scalar("SELECT current_setting('data_directory')")
+            .fetch_one(&pool)
+            .await
+            .expect("the data directory");
+        let files: Vec<(String, String)> = sqlx::query_as(
+            "WITH own AS (SELECT oid, reltoastrelid FROM pg_class WHERE starts_with(relname, $1) AND relkind IN ('r', 'i')),
+                  rels AS (SELECT oid FROM own
+                           UNION SELECT reltoastrelid FROM own WHERE reltoastrelid <> 0
+                           UNION SELECT indexrelid FROM pg_index WHERE indrelid IN (SELECT reltoastrelid FROM own))
+             SELECT pg_relation_filepath(oid), oid::regclass::text FROM rels",
+        )
+        .bind(prefix)
+        .fetch_all(&pool)
+        .await
+        .expect("the relation files");
+        pool.close().await;
+        let mut out = String::new();
+        for (file, relation) in &files {
+            let path = std::path::Path::new(&data).join(file);
+            match std::fs::read(&path) {
+                Ok(bytes) => out.push_str(&String::from_utf8_lossy(&bytes)),
+                Err(error) if std::env::var("AUTHLEDGER_REQUIRE_PG").is_ok_and(|v| v == "1") => {
+                    panic!("cannot read PostgreSQL's relation file {} ({relation}): {error}", path.display())
+                }
+                Err(error) => {
+                    eprintln!(
+                        "\n!!!!! SKIPPING a byte search of PostgreSQL's files: {} ({error}) !!!!!\n",
+                        path.display()
+                    );
+                    return None;
+                }
+            }
+            // Relations over 1 GiB continue in numbered segments.
+            for segment in 1.. {
+                let Ok(bytes) = std::fs::read(format!("{}.{segment}", path.display())) else { break };
+                out.push_str(&String::from_utf8_lossy(&bytes));
+            }
+        }
+        assert!(files.len() >= 8, "the log's tables and their indexes: {files:?}");
+        Some(out)
+    }
+
     /// Every stored text of this log (events and secrets, as rows), for scans.
     pub async fn dump(&self) -> String {
         let mut out = String::new();

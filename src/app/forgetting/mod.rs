@@ -123,6 +123,16 @@ impl Forgetter<'_> {
             ledger.credentials.delete(id).await?;
         }
         self.flows.forget_user(order.name.as_str()).await?;
+        ledger.password_guard.forget_name(&order.name).await?;
+        // The rewrite is committed: a scrub that cannot run is the operator's to finish, not a failed forget.
+        match ledger.log.scrub(forgot.position).await {
+            Ok(scrubbed) if scrubbed.still_open > 0 => tracing::warn!(
+                open = scrubbed.still_open,
+                "transactions older than the forget were still open: the old row versions they see stay until the next vacuum"
+            ),
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "cannot vacuum after the forget: run VACUUM on the log's tables"),
+        }
         let first_chain = ledger.log.chain_at(user.created_position).await?.unwrap_or_default();
         self.journal.keep(JournalEntry {
             pseudonym: order.pseudonym.clone(),
