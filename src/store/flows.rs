@@ -173,7 +173,7 @@ type Row = (String, Option<String>, Option<String>, Option<String>, String, i64,
 impl Flows {
     /// Opens (creating if needed) the flows of the log at `url`.
     pub async fn open(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
-        let table = format!("{}flows", options.table_prefix);
+        let table = super::Tables::new(&options.table_prefix).flows;
         // Losing a flow to a crash only restarts it; a flow's bytes are gone from the file once it ends.
         let side = SideStore { name: "flows", synchronous: SqliteSynchronous::Normal, postgres_connections: 4 };
         let (pool, dialect) = side.open(url).await?;

@@ -880,6 +880,9 @@ pub(crate) struct Tables {
     pub schema: String,
     /// What each forget committed to about the rows it rewrote (see `chain::Redaction`).
     pub redactions: String,
+    /// The side stores' tables on PostgreSQL (SQLite keeps each in its own file).
+    pub flows: String,
+    pub throttle: String,
 }
 
 impl Tables {
@@ -890,6 +893,8 @@ impl Tables {
             secrets: format!("{prefix}secrets"),
             schema: format!("{prefix}schema_version"),
             redactions: format!("{prefix}redactions"),
+            flows: format!("{prefix}flows"),
+            throttle: format!("{prefix}throttle"),
         }
     }
 }

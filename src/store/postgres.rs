@@ -68,13 +68,12 @@ impl PostgresBackend {
         }
         let duty_key = advisory_key(&format!("authledger-duties:{}", tables.events));
         let channel = format!("{}_commits", tables.events);
-        let prefix = &options.table_prefix;
         let scrubbed = vec![
             tables.events.clone(),
             tables.checkpoints.clone(),
             tables.secrets.clone(),
-            format!("{prefix}flows"),
-            format!("{prefix}throttle"),
+            tables.flows.clone(),
+            tables.throttle.clone(),
         ];
         Ok(Self { pool, lock_key, duty_key, channel, q: Queries::new(&tables, Dialect::Postgres), scrubbed })
     }

@@ -53,7 +53,7 @@ pub struct Throttles {
 impl Throttles {
     /// Opens (creating if needed) the throttle store of the log at `url`.
     pub async fn open(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
-        let table = format!("{}throttle", options.table_prefix);
+        let table = super::Tables::new(&options.table_prefix).throttle;
         let synchronous = if options.sqlite_full_sync { SqliteSynchronous::Full } else { SqliteSynchronous::Normal };
         let side = SideStore { name: "throttle", synchronous, postgres_connections: 8 };
         let (pool, dialect) = side.open(url).await?;

@@ -37,11 +37,7 @@ impl Journal {
         self.entries.lock().map(|e| e.clone()).unwrap_or_default()
     }
 
-    /// Keeps `entry` (replacing the one of its pseudonym) and writes the file.
-    pub(super) fn keep(&self, entry: JournalEntry) -> Result<(), AppError> {
-        self.keep_all(vec![entry])
-    }
-
+    /// Keeps `new` (each replacing the entry of its pseudonym) and writes the file.
     fn keep_all(&self, new: Vec<JournalEntry>) -> Result<(), AppError> {
         let Some(path) = &self.path else {
             return Ok(());
@@ -62,9 +58,10 @@ impl Journal {
         Ok(())
     }
 
-    /// Adds every forget the log holds that the journal does not (those other
-    /// servers wrote, or written before the journal was kept); returns how
-    /// many it added.
+    /// Adds every forget the log holds that the journal does not (this
+    /// server's, those other servers wrote, those written before the journal
+    /// was kept; a forget applied again replaces its pseudonym's entry);
+    /// returns how many it added.
     pub async fn keep_up(&self, ledger: &Ledger) -> Result<usize, AppError> {
         if self.path.is_none() {
             return Ok(0);

@@ -22,7 +22,6 @@ use super::witness::Witness;
 use crate::domain::forgotten::{self, Forget, Forgotten, ForgottenEvent};
 use crate::domain::{IdentityClaim, UserName};
 use crate::store::forget::{Commitment, Forgetting, RewrittenRow};
-use crate::store::forget_journal::JournalEntry;
 use crate::store::{EventMetadata, StoreError, StoredEvent};
 
 /// Forgets `name` for `reason` (docs/design/forgetting.md): every row of the
@@ -133,16 +132,8 @@ impl Forgetter<'_> {
             Ok(_) => {}
             Err(error) => tracing::warn!(%error, "cannot vacuum after the forget: run VACUUM on the log's tables"),
         }
-        let first_chain = ledger.log.chain_at(user.created_position).await?.unwrap_or_default();
-        self.journal.keep(JournalEntry {
-            pseudonym: order.pseudonym.clone(),
-            position: forgot.position,
-            first_position: user.created_position,
-            first_chain,
-            by: order.by.as_str().to_owned(),
-            reason: order.reason.clone(),
-            at: ledger.now(),
-        })?;
+        // The journal reads the forget from the log, as it does those of other servers.
+        self.journal.keep_up(ledger).await?;
         ledger.fold_to(forgot.position).await?;
         Ok(forgot.position)
     }
