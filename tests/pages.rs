@@ -158,6 +158,40 @@ async fn pages_refuse_the_wrong_people(h: Harness) -> Harness {
 }
 on_both_stores!(pages_refuse_the_wrong_people);
 
+async fn the_user_page_forgets_a_person_once_their_name_is_typed(h: Harness) -> Harness {
+    let (_, admin) = h.administrators().await;
+    h.user_with_password(&admin, "fiona").await;
+    let cookie = h.session_cookie("admin").await;
+    let page = h.page("/admin/user/fiona", Some(&cookie)).await;
+    assert_page(&page, "action=\"/admin/user/fiona/forget\"");
+    assert!(page.text.contains("name=\"confirm\""), "{}", page.text);
+    // Root cannot be forgotten: no form on its page.
+    assert!(!h.page("/admin/user/***ROOT***", Some(&cookie)).await.text.contains("forget-form"));
+    // A name typed wrong, or none, is refused and forgets nothing.
+    for confirm in [None, Some("fion"), Some("admin")] {
+        let mut fields = vec![("reason", "asked in writing")];
+        fields.extend(confirm.map(|c| ("confirm", c)));
+        let refused = h.form("/admin/user/fiona/forget", &cookie, &fields).await;
+        assert_eq!(refused.status, 400, "{confirm:?}: {}", refused.text);
+        assert!(is_html(&refused) && refused.text.contains("to confirm the forget"), "{}", refused.text);
+    }
+    let no_reason = h.form("/admin/user/fiona/forget", &cookie, &[("confirm", "fiona")]).await;
+    assert_eq!(no_reason.status, 400, "{}", no_reason.text);
+    assert_page(&h.page("/admin/user/fiona", Some(&cookie)).await, "forget-form");
+    // Typed right: forgotten, and back to the search.
+    let forgot =
+        h.form("/admin/user/fiona/forget", &cookie, &[("reason", "asked in writing"), ("confirm", "fiona")]).await;
+    assert_eq!(
+        (forgot.status.as_u16(), forgot.header("location").as_deref()),
+        (303, Some("/admin")),
+        "{}",
+        forgot.text
+    );
+    assert_eq!(h.page("/admin/user/fiona", Some(&cookie)).await.status, 404);
+    h
+}
+on_both_stores!(the_user_page_forgets_a_person_once_their_name_is_typed);
+
 async fn the_administrators_pages_work_their_forms(h: Harness) -> Harness {
     let (_, _admin) = h.administrators().await;
     let cookie = h.session_cookie("admin").await;

@@ -444,6 +444,24 @@ impl JsonBody for ForgetRequest {
     }
 }
 
+/// Fields of the user page's forget form.
+#[derive(ToSchema)]
+pub struct ForgetForm {
+    /// Why (required; at most 1000 characters).
+    #[schema(value_type = String, required)]
+    reason: Option<String>,
+    /// The user name typed again: a browser's forget is refused unless it
+    /// names the account it forgets.
+    #[schema(value_type = String, required)]
+    confirm: Option<String>,
+}
+
+impl FormBody for ForgetForm {
+    fn from_form(form: &Form) -> Self {
+        Self { reason: form.text("reason"), confirm: form.text("confirm") }
+    }
+}
+
 /// Forgets a person: every row of the log that names them is rewritten to a
 /// pseudonym (the chain still verifies), their tokens and secrets go, and
 /// nothing resolves them any more. Answers once this server is done.
@@ -452,10 +470,11 @@ impl JsonBody for ForgetRequest {
     path = "/admin/user/{user}/forget",
     tag = "admin",
     params(("user" = String, Path, description = "The user name.")),
-    request_body(content((ForgetRequest = "application/json"))),
+    request_body(content((ForgetRequest = "application/json"), (ForgetForm = "application/x-www-form-urlencoded"))),
     responses(
         (status = 204, description = "Forgotten."),
-        (status = 400, description = "An illegal user name, no reason, an unknown member.", body = ErrorEnvelope),
+        (status = 400, description = "An illegal user name, no reason, an unknown member; a form whose `confirm` \
+            is not the user name.", body = ErrorEnvelope),
         (status = 403, description = "Not an Admin, or the root account.", body = ErrorEnvelope),
         (status = 404, description = "No such user.", body = ErrorEnvelope),
     ),
@@ -467,8 +486,17 @@ pub async fn forget(
     body: Body,
 ) -> Result<StatusCode, ApiError> {
     let name = parse_user(&user)?;
-    let request: ForgetRequest = body.read()?;
-    let reason = check_length(request.reason.as_deref(), "reason", 1000)?.to_owned();
+    let reason = match body.input()? {
+        Input::Json(json) => json.read::<ForgetRequest>()?.reason,
+        Input::Form(form) => {
+            let request: ForgetForm = form.read();
+            if request.confirm.as_deref().map(str::trim) != Some(name.as_str()) {
+                return Err(AuthError::illegal(format!("type the user name {name} to confirm the forget")).into());
+            }
+            request.reason
+        }
+    };
+    let reason = check_length(reason.as_deref(), "reason", 1000)?.to_owned();
     let caller = administrator(&state, &context, Action::ForgetUser)?;
     let acting = caller.acting(&context);
     forgetting::forget(&state.forgetter(), &acting, &name, &reason).await?;

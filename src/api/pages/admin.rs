@@ -174,6 +174,8 @@ pub struct Powers {
     pub change_custom_roles: bool,
     pub change_logins: bool,
     pub view_tokens: bool,
+    /// Not for the root account, which cannot be forgotten.
+    pub forget: bool,
 }
 
 /// What `/admin/user/{u}` shows besides the record itself.
@@ -238,6 +240,7 @@ pub fn user(viewer: &UserRecord, user: &UserRecord, facts: UserFacts<'_>) -> Res
             change_custom_roles: viewer_may(Action::ChangeCustomRolesOfUser),
             change_logins: viewer_may(Action::ChangeLogins),
             view_tokens: viewer_may(Action::ViewUserTokens),
+            forget: viewer_may(Action::ForgetUser) && !user.name.is_root(),
         },
     })
 }

@@ -127,6 +127,8 @@ pub fn page_after_post(path: &str, session_cleared: bool) -> Option<String> {
         ["admin", "user", user, "tokens", "revoke", _] | ["admin", "user", user, "tokens", "revokeall"] => {
             format!("/admin/user/{user}/tokens")
         }
+        // The account is gone: back to the search.
+        ["admin", "user", _, "forget"] => "/admin".to_owned(),
         ["admin", "user", user, "roles" | "customroles" | "disable" | "forcereset" | "logins"] => {
             format!("/admin/user/{user}")
         }
@@ -260,6 +262,7 @@ mod tests {
         assert_eq!(after("/tokens/revoke/5f0e").as_deref(), Some("/tokens"));
         assert_eq!(after("/admin/user/alice/roles").as_deref(), Some("/admin/user/alice"));
         assert_eq!(after("/admin/user/alice/tokens/revokeall").as_deref(), Some("/admin/user/alice/tokens"));
+        assert_eq!(after("/admin/user/alice/forget").as_deref(), Some("/admin"), "the account is gone");
         assert_eq!(after("/admin/config/basic").as_deref(), Some("/admin/config"));
         assert_eq!(after("/admin/customroles/delete").as_deref(), Some("/admin/customroles"));
         assert_eq!(after("/api/V2/me"), None, "the API is not a page");
