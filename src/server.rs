@@ -335,7 +335,13 @@ impl Server {
         let ssh = Arc::new(SshService::new(ssh_options));
         let provider_flows = Arc::new(ProviderFlows::new(providers, flows, public_url.clone()));
         // A log restored from before a forget the journal keeps forgets the person again before it serves.
-        let forgetter = Forgetter { ledger: &ledger, witness: &witness, flows: &provider_flows, journal: &journal };
+        let forgetter = Forgetter {
+            ledger: &ledger,
+            witness: &witness,
+            flows: &provider_flows,
+            journal: &journal,
+            test_mode: test_mode.as_deref(),
+        };
         forgetter.reapply().await?;
         journal.keep_up(&ledger).await?;
         let state = AppState::new(Shared {

@@ -525,3 +525,37 @@ async fn request_parsing_follows_upstreams_framework() {
     assert!(untyped.json()["error"].get("callid").is_some());
     h.finish().await;
 }
+
+/// A forget on the main log drops the test user of the same name and its
+/// tokens from the test-mode log: no byte of the name is left in either.
+async fn a_forget_drops_the_test_user_of_the_same_name(h: Harness) -> Harness {
+    let (_root, admin) = h.administrators().await;
+    h.user_token(&admin, "zelda").await;
+    create_user(&h, "zelda", "Zelda Tested").await;
+    let test_token = token_of(&create_token(&h, "zelda", "Login").await);
+    create_user(&h, "yann", "Yann Tested").await;
+    let yann_token = token_of(&create_token(&h, "yann", "Login").await);
+    assert!(h.store.everything().await.contains("Zelda Tested"), "the test user is in the store");
+
+    let forgot = h.post("/admin/user/zelda/forget", Some(&admin), json!({"reason": "asked"})).await;
+    assert_eq!(forgot.status, StatusCode::NO_CONTENT, "{}", forgot.text);
+    h.get("/testmode/api/V2/testmodeonly/user/zelda", None).await.assert_error(404, "50000 No such user: zelda");
+    h.get("/testmode/api/V2/token", Some(&test_token)).await.assert_error(401, "10020 Invalid token");
+    assert_eq!(h.get("/testmode/api/V2/me", Some(&yann_token)).await.json()["user"], "yann", "others stay");
+    let rows = h.store.test_log_rows().await;
+    assert!(rows.iter().any(|(_, _, t)| t == "TestUserDropped"), "{rows:?}");
+    assert!(rows.iter().all(|(_, id, _)| id != "zelda"), "{rows:?}");
+    let everything = h.store.everything().await;
+    assert!(!everything.contains("zelda") && !everything.contains("Zelda Tested"), "no byte of her is left");
+    if let Some(files) = h.store.relation_files().await {
+        assert!(!files.contains("Zelda Tested"), "no old row version of the test user in PostgreSQL's files");
+    }
+
+    // A restart folds what is left to the same answers; the name may be a test user again.
+    let h = h.restart().await;
+    h.get("/testmode/api/V2/testmodeonly/user/zelda", None).await.assert_error(404, "50000 No such user: zelda");
+    assert_eq!(h.get("/testmode/api/V2/me", Some(&yann_token)).await.json()["user"], "yann");
+    create_user(&h, "zelda", "Zelda Again").await;
+    h
+}
+on_both_stores!(a_forget_drops_the_test_user_of_the_same_name, test_mode);

@@ -92,6 +92,7 @@ impl Shared {
             witness: &self.witness,
             flows: &self.provider_flows,
             journal: &self.forget_journal,
+            test_mode: self.test_mode.as_deref(),
         }
     }
 }

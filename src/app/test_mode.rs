@@ -229,6 +229,27 @@ impl TestLedger {
         Ok(())
     }
 
+    /// Drops the test user named `name` (live, or expired and not yet swept)
+    /// and every test token it held: a drop marker that names no one, then
+    /// their rows are deleted. Returns how many rows went (none: no such test user).
+    pub async fn forget_user(&self, name: &UserName) -> Result<u64, AppError> {
+        let Some((anon_id, aggregates)) = self.projections.read().records_of(name) else {
+            return Ok(0);
+        };
+        let Some(marker) = self.execute::<TestData>((), TestDataCommand::DropUser { anon_id }).await? else {
+            return Ok(0);
+        };
+        let aggregates =
+            aggregates.into_iter().map(|a| (a.aggregate_type.to_owned(), a.aggregate_id, a.through_sequence)).collect();
+        let purge = Purge { below: marker, everything_below: None, aggregates };
+        let rows = self.log.purge(&purge).await?;
+        // PostgreSQL keeps deleted rows' bytes until a vacuum writes the table anew.
+        if let Err(error) = self.log.scrub(marker).await {
+            tracing::warn!(%error, "cannot vacuum the test-mode tables after dropping a test user");
+        }
+        Ok(rows)
+    }
+
     /// Deletes what has expired by now: a sweep marker (which drops the same
     /// records from the projections), then the expired aggregates' rows, older
     /// markers, and anything an interrupted clear left behind.

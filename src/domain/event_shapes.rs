@@ -342,6 +342,7 @@ pub(crate) fn samples() -> Vec<(String, Value)> {
         }),
         stored(&TestDataEvent::TestDataCleared { at }),
         stored(&TestDataEvent::TestDataSwept { before: at }),
+        stored(&TestDataEvent::TestUserDropped { anon_id: Uuid::from_u128(0x51) }),
     ];
     all.sort_by(|a, b| a.0.cmp(&b.0));
     all

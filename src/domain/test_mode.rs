@@ -8,8 +8,9 @@
 //!   wholesale. A user whose hour is over counts as absent, so the name can be
 //!   taken again (a new incarnation in the same aggregate).
 //! - `TestCustomRole` (one per role id): set, re-setting restarts its hour.
-//! - `TestData` (one instance): "forget everything before here" (clear) and
-//!   "forget what expired before here" (the sweeper's marker). Physical
+//! - `TestData` (one instance): "forget everything before here" (clear),
+//!   "forget what expired before here" (the sweeper's marker) and "forget
+//!   this test user" (when a person of that name is forgotten). Physical
 //!   deletion of the rows follows each marker; the marker tells the
 //!   projections to drop the same records, so they stay a pure fold.
 
@@ -162,6 +163,9 @@ pub enum TestDataEvent {
     TestDataCleared { at: i64 },
     /// Every test record that expired at or before `before` is gone (the sweeper).
     TestDataSwept { before: i64 },
+    /// The test user with this anonymous id is gone with its tokens: a person
+    /// of the same name was forgotten on the main log. Names no one.
+    TestUserDropped { anon_id: Uuid },
 }
 
 domain_event!(TestDataEvent);
@@ -170,6 +174,7 @@ domain_event!(TestDataEvent);
 pub enum TestDataCommand {
     Clear { now: i64 },
     Sweep { before: i64 },
+    DropUser { anon_id: Uuid },
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -186,6 +191,7 @@ impl Aggregate for TestData {
         let event = match command {
             TestDataCommand::Clear { now } => TestDataEvent::TestDataCleared { at: now },
             TestDataCommand::Sweep { before } => TestDataEvent::TestDataSwept { before },
+            TestDataCommand::DropUser { anon_id } => TestDataEvent::TestUserDropped { anon_id },
         };
         sink.write(event, self).await;
         Ok(())

@@ -3,7 +3,7 @@
 //! its expiry and is answered only while the request's time is before it.
 //!
 //! A clear marker empties everything folded before it; a sweep marker drops
-//! what expired by its time. Both follow the physical deletion of the same
+//! what expired by its time; a drop marker drops one test user and its tokens. Both follow the physical deletion of the same
 //! rows, so a rebuild from what remains of the log gives this same state. The
 //! sweeper asks [`TestProjections::expired`] what to delete.
 
@@ -106,6 +106,23 @@ impl TestProjections {
         users.chain(roles).chain(tokens).collect()
     }
 
+    /// The test user named `name`, live or expired but not yet swept: its
+    /// anonymous id, and the aggregates whose events hold it and its tokens.
+    pub fn records_of(&self, name: &UserName) -> Option<(Uuid, Vec<ExpiredAggregate>)> {
+        let user = self.users.get(name)?;
+        let own = ExpiredAggregate {
+            aggregate_type: "TestUser",
+            aggregate_id: user.name.to_string(),
+            through_sequence: user.sequence,
+        };
+        let tokens = self.tokens.tokens_of(name, i64::MIN).into_iter().map(|t| ExpiredAggregate {
+            aggregate_type: "Token",
+            aggregate_id: t.id.to_string(),
+            through_sequence: 1,
+        });
+        Some((user.anon_id, std::iter::once(own).chain(tokens).collect()))
+    }
+
     fn apply_user(&mut self, aggregate_id: &str, sequence: i64, event: &TestUserEvent) {
         match event {
             TestUserEvent::TestUserCreated { user, display, anon_id, created, expires } => {
@@ -143,6 +160,13 @@ impl TestProjections {
                 self.tokens.evict_expired(*before);
                 self.users.retain(|_, u| u.expires > *before);
                 self.roles.retain(|_, r| r.expires > *before);
+            }
+            TestDataEvent::TestUserDropped { anon_id } => {
+                let name = self.users.values().find(|u| u.anon_id == *anon_id).map(|u| u.name.clone());
+                if let Some(name) = name {
+                    self.users.remove(&name);
+                    self.tokens.revoke_user(&name);
+                }
             }
         }
     }
@@ -236,5 +260,25 @@ mod tests {
         p.apply(5, 0, "testdata", 2, &TestModeEvent::Data(TestDataEvent::TestDataCleared { at: swept }));
         assert!(p.user(&UserName::from_log("amy".into()), swept).is_none());
         assert_eq!(p.cleared_below(), Some(5));
+    }
+
+    #[test]
+    fn a_drop_marker_drops_one_test_user_and_its_tokens() {
+        let mut p = TestProjections::default();
+        p.apply(1, 0, "bob", 1, &user_created("bob", 1_000));
+        p.apply(2, 0, &Uuid::from_u128(1).to_string(), 1, &token_issued("T", 1_000));
+        let mut amy = user_created("amy", 1_000);
+        if let TestModeEvent::User(TestUserEvent::TestUserCreated { anon_id, .. }) = &mut amy {
+            *anon_id = Uuid::from_u128(8);
+        }
+        p.apply(3, 0, "amy", 1, &amy);
+        let (anon_id, aggregates) = p.records_of(&bob()).unwrap_or_else(|| panic!("bob's records"));
+        assert_eq!(anon_id, Uuid::from_u128(7));
+        let ids: Vec<_> = aggregates.iter().map(|a| (a.aggregate_type, a.aggregate_id.as_str())).collect();
+        assert_eq!(ids, [("TestUser", "bob"), ("Token", Uuid::from_u128(1).to_string().as_str())]);
+        p.apply(4, 0, "testdata", 1, &TestModeEvent::Data(TestDataEvent::TestUserDropped { anon_id }));
+        assert!(p.user(&bob(), 1_000).is_none() && p.records_of(&bob()).is_none());
+        assert!(p.tokens.find(&hash_token("T"), 1_000).is_none(), "bob's token went with him");
+        assert!(p.user(&UserName::from_log("amy".into()), 1_000).is_some(), "amy stays");
     }
 }

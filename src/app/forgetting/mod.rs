@@ -18,6 +18,7 @@ use super::acting::Acting;
 use super::error::AppError;
 use super::ledger::Ledger;
 use super::provider_flows::ProviderFlows;
+use super::test_mode::TestLedger;
 use super::witness::Witness;
 use crate::domain::forgotten::{self, Forget, Forgotten, ForgottenEvent};
 use crate::domain::{IdentityClaim, UserName};
@@ -60,6 +61,9 @@ pub struct Forgetter<'a> {
     pub witness: &'a Witness,
     pub flows: &'a ProviderFlows,
     pub journal: &'a Journal,
+    /// The test-mode log, when this server serves one: a test user of the
+    /// same name goes with the person.
+    pub test_mode: Option<&'a TestLedger>,
 }
 
 /// One forget to carry out.
@@ -78,6 +82,7 @@ const RACES: usize = 3;
 impl Forgetter<'_> {
     async fn carry_out(&self, order: Order) -> Result<i64, AppError> {
         let ledger = self.ledger;
+        let started = std::time::Instant::now();
         // The key that signs the forget must be one the log names as its witness's.
         self.witness.record(ledger).await?;
         let mut raced = 0;
@@ -107,7 +112,13 @@ impl Forgetter<'_> {
                 Err(error) => return Err(error.into()),
             }
         };
-        tracing::info!(position = forgot.position, rows = forgot.rows, pseudonym = %order.pseudonym, "a person was forgotten");
+        tracing::info!(
+            position = forgot.position,
+            rows = forgot.rows,
+            pseudonym = %order.pseudonym,
+            ms = started.elapsed().as_millis(),
+            "a person was forgotten"
+        );
         // Their secrets are referenced from rows that now name the pseudonym: gone with them.
         let invites = ledger
             .projections
@@ -122,14 +133,31 @@ impl Forgetter<'_> {
             ledger.credentials.delete(id).await?;
         }
         self.flows.forget_user(order.name.as_str()).await?;
+        if let Some(test_mode) = self.test_mode {
+            let rows = test_mode.forget_user(&order.name).await?;
+            if rows > 0 {
+                tracing::info!(rows, "a test user of the same name was dropped from the test-mode log");
+            }
+        }
         ledger.password_guard.forget_name(&order.name).await?;
         // The rewrite is committed: a scrub that cannot run is the operator's to finish, not a failed forget.
+        let scrubbing = std::time::Instant::now();
         match ledger.log.scrub(forgot.position).await {
-            Ok(scrubbed) if scrubbed.still_open > 0 => tracing::warn!(
-                open = scrubbed.still_open,
-                "transactions older than the forget were still open: the old row versions they see stay until the next vacuum"
-            ),
-            Ok(_) => {}
+            Ok(scrubbed) => {
+                if !scrubbed.tables.is_empty() {
+                    tracing::info!(
+                        tables = scrubbed.tables.len(),
+                        ms = scrubbing.elapsed().as_millis(),
+                        "the tables were written anew without the old row versions"
+                    );
+                }
+                if scrubbed.still_open > 0 {
+                    tracing::warn!(
+                        open = scrubbed.still_open,
+                        "transactions older than the forget were still open: the old row versions they see stay until the next vacuum"
+                    );
+                }
+            }
             Err(error) => tracing::warn!(%error, "cannot vacuum after the forget: run VACUUM on the log's tables"),
         }
         // The journal reads the forget from the log, as it does those of other servers.

@@ -164,12 +164,14 @@ pub const FIELDS: &[(&str, Fields)] = &[
     ("InviteRevoked", names(&["by"])),
     // Forgets: the administrator who forgot someone may be forgotten in turn.
     ("PersonForgotten", names(&["by"])),
-    // Test mode's own log: its users are test data, expiring within a day.
+    // Test mode's own log: its users are test data, expiring within the hour; a
+    // forget drops the test user of the same name from it (`TestUserDropped`).
     ("TestUserCreated", NONE),
     ("TestUserRolesReplaced", NONE),
     ("TestCustomRoleSet", NONE),
     ("TestDataCleared", NONE),
     ("TestDataSwept", NONE),
+    ("TestUserDropped", NONE),
 ];
 
 fn fields(event_type: &str) -> Option<&'static Fields> {
