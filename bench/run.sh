@@ -25,6 +25,10 @@
 #   ssh: SSH certificates per second (user certificates, host joins with a static token: new hosts, and
 #        one host renewing its certificate 16 connections at a time) beside
 #        POST /api/V2/token on the same SQLite server: what signing and recording a certificate cost.
+#   forget: how long forgetting a person takes — one whose name is in FORGET_PERSON_TOKENS (10,000) token events
+#        spread through a log of FORGET_EVENTS (1,000,000) — on SQLite and on PostgreSQL (where it includes the
+#        VACUUM FULL), and what an introspection probe and a token-making probe (one request at a time each) waited
+#        meanwhile. Not in the default PARTS (seeding two logs of a million events takes minutes).
 # Needs wrk (apt-get install wrk) and a PostgreSQL reachable at $PG_BASE (trust auth).
 # Knobs: TOKENS (1000000), DURATION (10s per wrk run), ROUNDS (5), PG_BASE (postgres://postgres@127.0.0.1:5432),
 # PARTS ("p5 p1 p3 p4 p2 durability" by default: which measurements to run).
@@ -73,7 +77,7 @@ start_server() { # store [more serve flags]; sets SERVER_PID and STARTUP (second
     shift
     started=$(date +%s.%N)
     # shellcheck disable=SC2086
-    RUST_LOG=warn,authledger::app::duties=info $SERVER serve --store "$store" --listen "127.0.0.1:$PORT" "$@" >/dev/null 2>"$WORK/server.log" &
+    RUST_LOG=${SERVER_LOG:-warn,authledger::app::duties=info} $SERVER serve --store "$store" --listen "127.0.0.1:$PORT" "$@" >/dev/null 2>"$WORK/server.log" &
     SERVER_PID=$!
     wait_until_serving "$SERVER_PID" "$PORT" "$WORK/server.log"
     STARTUP=$(echo "$(date +%s.%N) - $started" | bc)
@@ -241,6 +245,24 @@ page_run "GET /me                         " /me
 page_run "GET /admin/user/bench           " /admin/user/bench
 page_run "GET /admin/user/bench/tokens    " /admin/user/bench/tokens
 stop_server
+fi
+
+if part forget; then
+FORGET_EVENTS=${FORGET_EVENTS:-1000000}
+FORGET_PERSON_TOKENS=${FORGET_PERSON_TOKENS:-10000}
+echo "== Forget: one person named in $FORGET_PERSON_TOKENS token events spread through $FORGET_EVENTS, on SQLite and PostgreSQL"
+FPGDB="authledger_forget_$$"
+psql -q "$PG_BASE/postgres" -c "CREATE DATABASE \"$FPGDB\""
+for store in "sqlite://$WORK/forget.db" "$PG_BASE/$FPGDB"; do
+    "${BENCH[@]}" seed --store "$store" --tokens "$FORGET_EVENTS" --tokens-out "$WORK/none.txt" --sample 0 \
+        --login-out "$WORK/forgetlogin.txt" --admin --person zelda --person-tokens "$FORGET_PERSON_TOKENS"
+    SERVER_LOG=warn,authledger::app::forgetting=info start_server "$store"
+    echo "[${store%%:*}]"
+    "${BENCH[@]}" forget --base "http://127.0.0.1:$PORT" --admin-token-file "$WORK/forgetlogin.txt" --person zelda
+    grep -E "a person was forgotten|written anew" "$WORK/server.log" | sed -E 's/\x1b\[[0-9;]*m//g; s/^/  server: /'
+    stop_server
+done
+psql -q "$PG_BASE/postgres" -c "DROP DATABASE IF EXISTS \"$FPGDB\" WITH (FORCE)"
 fi
 
 if part replicas; then

@@ -3,6 +3,8 @@
 //! - `seed`: a user and N live tokens, appended as real `TokenIssued` events
 //!   through the store (the bulk path), plus a Login token for HTTP load;
 //!   writes token values to files for wrk.
+//! - `forget`: a forget over HTTP of a person seeded with `seed --person`,
+//!   with an introspection probe and a token-making probe running meanwhile.
 //! - `commit-rate`: one-event commands (token issues) through the command bus
 //!   and the store, from T tasks: the raw commit rate.
 //! - `memory`: bytes the token index holds per live token (counted by the
@@ -97,6 +99,23 @@ enum Command {
         /// Make the seeded user an administrator (for the page benchmarks).
         #[arg(long)]
         admin: bool,
+        /// Also a second user, to be forgotten, holding `person_tokens` of the
+        /// tokens (spread through the log).
+        #[arg(long)]
+        person: Option<String>,
+        #[arg(long, default_value_t = 0)]
+        person_tokens: usize,
+    },
+    /// A forget over HTTP while two probes run: one introspecting, one making
+    /// tokens; reports how long the forget took and what the probes waited.
+    Forget {
+        #[arg(long)]
+        base: String,
+        /// A file holding an Admin's Login token (also the probes' token).
+        #[arg(long)]
+        admin_token_file: String,
+        #[arg(long)]
+        person: String,
     },
     CommitRate {
         #[arg(long)]
@@ -202,7 +221,31 @@ fn resident_kib() -> i64 {
         .unwrap_or(0)
 }
 
-async fn seed(store: String, tokens: usize, tokens_out: String, sample: usize, login_out: String, admin: bool) {
+async fn create_user(ledger: &Ledger, user: &UserName, display: &str) {
+    if ledger.projections.read().users.get(user).is_some() {
+        return;
+    }
+    let create = UserCommand::Create {
+        user: user.clone(),
+        display: DisplayName::parse(Some(display)).expect("display"),
+        email: None,
+        anon_id: Uuid::new_v4(),
+        created: ledger.now(),
+        by: UserName::root(),
+        password: None,
+    };
+    ledger.execute::<User>(user, create, &EventMetadata::actor("bench")).await.expect("user");
+}
+
+async fn seed(
+    store: String,
+    tokens: usize,
+    tokens_out: String,
+    sample: usize,
+    login_out: String,
+    admin: bool,
+    person: Option<(UserName, usize)>,
+) {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let mut options = LedgerOptions::new(store.clone());
     options.store.sqlite_full_sync = false;
@@ -212,18 +255,15 @@ async fn seed(store: String, tokens: usize, tokens_out: String, sample: usize, l
     let ledger = Ledger::open(options, clock.clone()).await.expect("open");
     let user = UserName::parse(Some("bench")).expect("name");
     let meta = EventMetadata::actor("bench");
-    if ledger.projections.read().users.get(&user).is_none() {
-        let create = UserCommand::Create {
-            user: user.clone(),
-            display: DisplayName::parse(Some("Bench User")).expect("display"),
-            email: None,
-            anon_id: Uuid::new_v4(),
-            created: clock.now_ms(),
-            by: UserName::root(),
-            password: None,
-        };
-        ledger.execute::<User>(&user, create, &meta).await.expect("user");
-    }
+    create_user(&ledger, &user, "Bench User").await;
+    // Every `every`-th token is the person's, so their rows lie all through the log.
+    let (person, every) = match person {
+        Some((name, count)) if count > 0 => {
+            create_user(&ledger, &name, "Person To Forget").await;
+            (Some(name), tokens / count.min(tokens))
+        }
+        _ => (None, usize::MAX),
+    };
     if admin {
         // Granted as root's CreateAdmin would (the grant rules apply).
         let actor = Actor { name: UserName::root(), roles: [Role::CreateAdmin].into() };
@@ -253,7 +293,7 @@ async fn seed(store: String, tokens: usize, tokens_out: String, sample: usize, l
     let mut handles = Vec::new();
     for w in 0..workers {
         let log: EventLog = ledger.log.clone();
-        let user = user.clone();
+        let (user, person) = (user.clone(), person.clone());
         let keep = sample.div_ceil(workers);
         handles.push(tokio::spawn(async move {
             let mut kept = Vec::new();
@@ -263,9 +303,10 @@ async fn seed(store: String, tokens: usize, tokens_out: String, sample: usize, l
                     break;
                 }
                 let token = new_token();
-                let event = TokenEvent::TokenIssued(grant(&user, &token, TokenKind::Agent, n, now));
+                let theirs = person.as_ref().filter(|_| n % every == every - 1);
+                let event = TokenEvent::TokenIssued(grant(theirs.unwrap_or(&user), &token, TokenKind::Agent, n, now));
                 log.append(vec![serialized(Uuid::new_v4(), event)]).await.expect("append");
-                if kept.len() < keep {
+                if theirs.is_none() && kept.len() < keep {
                     kept.push(token);
                 }
             }
@@ -823,6 +864,92 @@ async fn guesses(base: String, admin_token_file: String, pid: u32, seconds: u64,
     );
 }
 
+/// One probe's requests: when each started and how long it took (ms); how many failed.
+#[derive(Default)]
+struct Probe {
+    answers: Vec<(Instant, f64)>,
+    failed: usize,
+}
+
+impl Probe {
+    /// The requests that started from `from` on, as one line.
+    fn report(&self, what: &str, from: Instant) -> String {
+        let mut ms: Vec<f64> = self.answers.iter().filter(|(at, _)| *at >= from).map(|(_, ms)| *ms).collect();
+        ms.sort_by(f64::total_cmp);
+        format!(
+            "{what}: {} answered, p50 {:.2} ms, p99 {:.2} ms, longest {:.1} ms",
+            ms.len(),
+            percentile(&ms, 0.5),
+            percentile(&ms, 0.99),
+            ms.last().copied().unwrap_or(0.0),
+        )
+    }
+}
+
+/// Runs `request` one at a time until `stop`, timing each.
+async fn probe<F, Fut>(stop: Arc<std::sync::atomic::AtomicBool>, request: F) -> Probe
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<reqwest::Response, reqwest::Error>>,
+{
+    let mut probe = Probe::default();
+    while !stop.load(Ordering::Relaxed) {
+        let started = Instant::now();
+        match request().await {
+            Ok(answer) if answer.status().is_success() => {
+                probe.answers.push((started, started.elapsed().as_secs_f64() * 1e3))
+            }
+            _ => probe.failed += 1,
+        }
+    }
+    probe
+}
+
+/// One forget of `person` while an introspection probe and a token-making
+/// probe run, each one request at a time; the probes start a second before
+/// the forget and stop when it answers.
+async fn forget(base: String, admin_token_file: String, person: String) {
+    let admin = std::fs::read_to_string(admin_token_file).expect("the Login token").trim().to_owned();
+    let http = reqwest::Client::new();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let introspect = {
+        let (http, base, admin, stop) = (http.clone(), base.clone(), admin.clone(), stop.clone());
+        tokio::spawn(async move {
+            probe(stop, || http.get(format!("{base}/api/V2/token")).header("Authorization", &admin).send()).await
+        })
+    };
+    let make = {
+        let (http, base, admin, stop) = (http.clone(), base.clone(), admin.clone(), stop.clone());
+        tokio::spawn(async move {
+            let body = serde_json::json!({"name": "probe"});
+            probe(stop, || http.post(format!("{base}/api/V2/token")).header("Authorization", &admin).json(&body).send())
+                .await
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let started = Instant::now();
+    let answer = http
+        .post(format!("{base}/admin/user/{person}/forget"))
+        .header("Authorization", &admin)
+        .json(&serde_json::json!({"reason": "bench: asked to be forgotten"}))
+        .send()
+        .await
+        .expect("the forget answers");
+    let took = started.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    let status = answer.status();
+    assert_eq!(status.as_u16(), 204, "the forget: {}", answer.text().await.unwrap_or_default());
+    println!("forget: {took:.2} s from request to answer");
+    let before = started - std::time::Duration::from_secs(1);
+    for (what, probe) in [("introspection", introspect), ("token creation", make)] {
+        let probe = probe.await.expect("the probe");
+        assert_eq!(probe.failed, 0, "{what}: every request of the probe succeeds");
+        let during = probe.report(&format!("{what} during it"), started);
+        let all = probe.report("from a second before", before);
+        println!("  {during} ({all})");
+    }
+}
+
 async fn secrets(count: u32) {
     use authledger::store::keyring::Keyring;
     let path = std::env::temp_dir().join(format!("authledger-bench-{}.key", std::process::id()));
@@ -857,9 +984,11 @@ fn main() {
     let cli = Cli::parse_from(args);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     match cli.command {
-        Command::Seed { store, tokens, tokens_out, sample, login_out, admin } => {
-            runtime.block_on(seed(store, tokens, tokens_out, sample, login_out, admin))
+        Command::Seed { store, tokens, tokens_out, sample, login_out, admin, person, person_tokens } => {
+            let person = person.map(|name| (UserName::parse(Some(&name)).expect("a user name"), person_tokens));
+            runtime.block_on(seed(store, tokens, tokens_out, sample, login_out, admin, person))
         }
+        Command::Forget { base, admin_token_file, person } => runtime.block_on(forget(base, admin_token_file, person)),
         Command::CommitRate { store, tasks, commands, sqlite_normal } => {
             runtime.block_on(commit_rate(store, tasks, commands, sqlite_normal))
         }
