@@ -90,13 +90,18 @@ fn start_flow_sweeper(provider_flows: Arc<ProviderFlows>, ledger: Arc<Ledger>, d
     }))
 }
 
-/// Adds the forgets this server folds to its journal (those it writes
-/// itself are kept at once), looking every two seconds whether any came.
+/// Follows the forgets this server folds (those it writes itself are dealt
+/// with at once), looking every two seconds whether any came: adds them to
+/// its journal, and folds its projections afresh so that nothing in memory
+/// names the person.
 fn start_journal(journal: Arc<Journal>, ledger: Arc<Ledger>) -> BackgroundTask {
     BackgroundTask::new(tokio::spawn(async move {
         let mut seen = ledger.log.forgets_seen();
         loop {
             tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+            if let Err(error) = ledger.refold().await {
+                tracing::warn!(%error, "cannot fold the projections afresh after a forget; trying again");
+            }
             let now = ledger.log.forgets_seen();
             if now != seen {
                 match journal.keep_up(&ledger).await {

@@ -174,6 +174,16 @@ async fn a_forgotten_person_is_gone_and_the_log_still_verifies(h: Harness) -> Ha
     let granted = h.post("/admin/user/zelda/roles", Some(&admin), json!({"roles": ["DevToken"]})).await;
     assert_eq!(granted.status, 204, "{}", granted.text);
     h.user_token(&admin, "bob").await;
+    // As an Admin, she disables bob: his record names her.
+    let made_admin = h.post("/admin/user/zelda/roles", Some(&admin), json!({"roles": ["Admin", "DevToken"]})).await;
+    assert_eq!(made_admin.status, 204, "{}", made_admin.text);
+    let disabled =
+        h.post("/admin/user/bob/disable", Some(&login), json!({"disable": true, "disabledreason": "on leave"})).await;
+    assert_eq!(disabled.status, 204, "{}", disabled.text);
+    let enabled = h.post("/admin/user/bob/disable", Some(&login), json!({"disable": false})).await;
+    assert_eq!(enabled.status, 204, "{}", enabled.text);
+    assert_eq!(h.get("/admin/user/bob", Some(&admin)).await.json()["enabletoggledby"], "zelda");
+    let carl = h.user_token(&admin, "carl").await;
     let log = &h.server.ledger.log;
     let head = log.head().await.expect("a head");
     let signed_before = log.chain_at(head).await.expect("readable");
@@ -190,7 +200,7 @@ async fn a_forgotten_person_is_gone_and_the_log_still_verifies(h: Harness) -> Ha
             403,
             "20000 Unauthorized: The root account cannot be forgotten",
         ),
-        ("zelda", &login, json!({"reason": "asked"}), 403, "20000 Unauthorized"),
+        ("zelda", &carl, json!({"reason": "asked"}), 403, "20000 Unauthorized"),
         (
             "admin",
             &admin,
@@ -209,6 +219,9 @@ async fn a_forgotten_person_is_gone_and_the_log_still_verifies(h: Harness) -> Ha
     assert_eq!(h.store.rows("secrets").await, secrets - 1, "her password hash is gone");
     assert_gone(&h, &admin, &[&login, &agent], &anon).await;
     assert_eq!(h.get("/api/V2/users/?list=zelda,bob", Some(&admin)).await.json(), json!({"bob": "User bob"}));
+    // Records of others that named her name the pseudonym, in memory as in the log.
+    let toggled = h.get("/admin/user/bob", Some(&admin)).await.json()["enabletoggledby"].clone();
+    assert!(toggled.as_str().is_some_and(|by| by.starts_with("forgotten-")), "{toggled}");
     assert_eq!(h.get("/api/V2/users/search/zel", Some(&admin)).await.json(), json!({}));
     h.get("/admin/user/zelda", Some(&admin)).await.assert_error(404, "50000 No such user: zelda");
     assert_eq!(log.chain_at(head).await.expect("readable"), signed_before, "the head signed before holds");

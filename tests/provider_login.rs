@@ -726,6 +726,16 @@ async fn linking_and_unlinking(store: TestStore) {
     let logout = h.send(no_redirects().post(h.url("/logout")).header("Authorization", bob.clone())).await;
     assert_eq!(logout.status, 200, "{}", logout.text);
     assert_eq!(h.server.provider_flows.count().await.expect("counted"), before - 1);
+    // A forget renames the identity claims only alice ever held, unlinked ones too
+    // (s5); s3, which bob holds now, keeps its id.
+    assert_eq!(unlink(&alice, id("s5")).await.status, 204);
+    let forgot = h.post("/admin/user/alice/forget", Some(&admin), json!({"reason": "asked"})).await;
+    assert_eq!(forgot.status, 204, "{}", forgot.text);
+    let log = &h.server.ledger.log;
+    for (claim, kept) in [("s1", false), ("s5", false), ("s3", true)] {
+        let rows = log.load("IdentityClaim", &id(claim), 0).await.expect("readable");
+        assert_eq!(!rows.is_empty(), kept, "{claim}: {rows:?}");
+    }
     h.finish().await;
 }
 

@@ -462,3 +462,56 @@ async fn three_servers_racing_on_one_account_retry_and_never_answer_500() {
     drop(servers);
     cluster.drop_database().await;
 }
+
+/// A person forgotten through one server is gone on the other: their tokens
+/// stop working there, nothing resolves them, and what the other server held
+/// of them in memory (another account's record naming them) names the
+/// pseudonym within seconds, as the log does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_forgotten_on_one_server_is_gone_on_the_other() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let Some(cluster) = Cluster::new().await else { return };
+    let (a, b) = (cluster.start("replica-a"), cluster.start("replica-b"));
+    let boss = cluster.admin(&a).await;
+    let zelda = cluster.user(&a, "zelda").await;
+    cluster.user(&a, "bob").await;
+    async fn post(cluster: &Cluster, url: String, token: &str, body: Value) -> Reply {
+        cluster.call(reqwest::Method::POST, url, Some(token), Some(body)).await
+    }
+    let (boss, zelda) = (boss.as_str(), zelda.as_str());
+    let granted = post(&cluster, a.url("/admin/user/zelda/roles"), boss, json!({"roles": ["Admin"]})).await;
+    assert_eq!(granted.status, 204, "{}", granted.text);
+    let (agent, _, _) = cluster.agent_token(&a, zelda, "laptop").await;
+    // As an Admin she disables bob and enables him again: his record names her, on both servers.
+    let body = json!({"disable": true, "disabledreason": "checking"});
+    assert_eq!(post(&cluster, a.url("/admin/user/bob/disable"), zelda, body).await.status, 204);
+    let enabled = post(&cluster, a.url("/admin/user/bob/disable"), zelda, json!({"disable": false})).await;
+    assert_eq!(enabled.status, 204, "{}", enabled.text);
+    let position = enabled.position.expect("a write answers its position").to_string();
+    let bob_on_b = cluster.read_at(&b, "/admin/user/bob", boss, &position).await;
+    assert_eq!(bob_on_b.body["enabletoggledby"], "zelda", "{}", bob_on_b.text);
+
+    let forgot = post(&cluster, a.url("/admin/user/zelda/forget"), boss, json!({"reason": "asked"})).await;
+    assert_eq!(forgot.status, 204, "{}", forgot.text);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let toggled = cluster.call(reqwest::Method::GET, b.url("/admin/user/bob"), Some(boss), None).await;
+        let by = toggled.body["enabletoggledby"].as_str().unwrap_or_default().to_owned();
+        if by.starts_with("forgotten-") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "B still names her in bob's record: {by}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for token in [zelda, agent.as_str()] {
+        let seen = cluster.introspect(&b, token).await;
+        assert_eq!((seen.status, seen.body["error"]["appcode"].clone()), (401, json!(10020)), "{}", seen.text);
+    }
+    let user = cluster.call(reqwest::Method::GET, b.url("/admin/user/zelda"), Some(boss), None).await;
+    assert_eq!(user.status, 404, "{}", user.text);
+    let listed = cluster.call(reqwest::Method::GET, b.url("/api/V2/users/?list=zelda,bob"), Some(boss), None).await;
+    assert_eq!(listed.body, json!({"bob": "User bob"}));
+    assert!(b.log_text().contains("the projections were folded afresh after a forget"), "{}", b.log_text());
+    drop((a, b));
+    cluster.drop_database().await;
+}

@@ -112,6 +112,10 @@ pub struct Ledger {
     hold_forgotten_rows: Arc<AtomicBool>,
 }
 
+/// How many times [`Ledger::refold`] catches its fresh fold up before it
+/// leaves the swap for a later try.
+const REFOLD_ROUNDS: usize = 100;
+
 impl Ledger {
     /// Opens the log, folds it, starts tailing, and records the initial settings on a new log.
     pub async fn open(options: LedgerOptions, clock: SharedClock) -> Result<Self, AppError> {
@@ -280,6 +284,54 @@ impl Ledger {
             self.settle(Some(position)).await?;
         }
         Ok(())
+    }
+
+    /// Replaces the projections with a fresh fold of the log when they hold
+    /// rows a forget rewrote after they folded them: records of others that
+    /// named the forgotten person (who disabled whom, who granted what) then
+    /// name the pseudonym, as the log does. Requests read the old state until
+    /// the swap, which waits for the fresh fold to reach the live one's
+    /// position. Returns whether it swapped.
+    pub async fn refold(&self) -> Result<bool, AppError> {
+        use std::sync::atomic::Ordering;
+        if !self.hold_forgotten_rows.swap(false, Ordering::SeqCst) {
+            return Ok(false);
+        }
+        let started = std::time::Instant::now();
+        let rule = self.projections.read().users.rule();
+        let fresh = Arc::new(SharedProjections::new(Projections::new(rule)));
+        // A forget committed while the fresh fold reads makes it stale in turn (the flag again).
+        let opened_at = self.log.head().await?;
+        let runner =
+            Runner::new(self.log.clone(), fresh.clone()).watching_forgets(opened_at, self.hold_forgotten_rows.clone());
+        // Under a steady stream of writes the two may take a few rounds to meet.
+        for _ in 0..REFOLD_ROUNDS {
+            if let Err(error) = runner.catch_up().await {
+                self.hold_forgotten_rows.store(true, Ordering::SeqCst);
+                return Err(error.into());
+            }
+            let reached = fresh.position();
+            let swapped = {
+                let mut live = self.projections.write();
+                let meet = reached == crate::projections::Fold::position(&*live);
+                if meet {
+                    *live = std::mem::replace(&mut *fresh.write(), Projections::new(rule));
+                }
+                meet
+            };
+            if swapped {
+                let ms = started.elapsed().as_millis();
+                tracing::info!(position = reached, ms, "the projections were folded afresh after a forget");
+                return Ok(true);
+            }
+            // The live projections moved on meanwhile (or are behind): read on and look again.
+            if reached > self.projections.position() {
+                self.fold_to(reached).await?;
+            }
+        }
+        tracing::warn!("the fresh fold could not meet the live projections; trying again later");
+        self.hold_forgotten_rows.store(true, Ordering::SeqCst);
+        Ok(false)
     }
 
     /// Reads what `find` finds in the projections; when it finds nothing,

@@ -499,7 +499,13 @@ pub async fn forget(
     let reason = check_length(reason.as_deref(), "reason", 1000)?.to_owned();
     let caller = administrator(&state, &context, Action::ForgetUser)?;
     let acting = caller.acting(&context);
-    forgetting::forget(&state.forgetter(), &acting, &name, &reason).await?;
+    // A client that goes away drops its handler's future: the forget runs on
+    // in its own task, so the steps after the log's transaction (secrets,
+    // flows, the vacuum, the journal) are never cut off halfway.
+    let state = state.clone();
+    tokio::spawn(async move { forgetting::forget(&state.forgetter(), &acting, &name, &reason).await })
+        .await
+        .map_err(|e| crate::app::AppError::internal(format!("the forget's task ended: {e}")))??;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -5,7 +5,7 @@
 mod journal;
 mod rewrite;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use cqrs_es::persist::SerializedEvent;
 use cqrs_es::{Aggregate, DomainEvent};
@@ -21,7 +21,8 @@ use super::provider_flows::ProviderFlows;
 use super::test_mode::TestLedger;
 use super::witness::Witness;
 use crate::domain::forgotten::{self, Forget, Forgotten, ForgottenEvent};
-use crate::domain::{IdentityClaim, UserName};
+use crate::domain::{IdentityClaim, User, UserName};
+use crate::projections::UserRecord;
 use crate::store::forget::{Commitment, Forgetting, RewrittenRow};
 use crate::store::{EventMetadata, StoreError, StoredEvent};
 
@@ -92,7 +93,7 @@ impl Forgetter<'_> {
                 name: order.name.as_str().to_owned(),
                 pseudonym: order.pseudonym.clone(),
                 anon_id: Some((user.anon_id.to_string(), Uuid::new_v4().to_string())),
-                claims: own_claims(ledger, &order.name, user.remote_identities.keys().map(|id| id.as_str().to_owned()))
+                claims: own_claims(ledger, &order.name, ever_linked(ledger, &order.name, &user).await?.into_iter())
                     .await?,
             };
             let run = Run {
@@ -163,6 +164,8 @@ impl Forgetter<'_> {
         // The journal reads the forget from the log, as it does those of other servers.
         self.journal.keep_up(ledger).await?;
         ledger.fold_to(forgot.position).await?;
+        // What others' records kept of them (who disabled whom, say) goes from memory too.
+        ledger.refold().await?;
         Ok(forgot.position)
     }
 
@@ -204,6 +207,18 @@ impl Forgetter<'_> {
         }
         Ok(again)
     }
+}
+
+/// Every identity `name` ever had: those linked now, and those unlinked
+/// (their ids are in the account's `IdentityUnlinked` events).
+async fn ever_linked(ledger: &Ledger, name: &UserName, user: &UserRecord) -> Result<BTreeSet<String>, AppError> {
+    let mut ids: BTreeSet<String> = user.remote_identities.keys().map(|id| id.as_str().to_owned()).collect();
+    for event in ledger.log.load(User::TYPE, name.as_str(), 0).await? {
+        if let Some(id) = event.payload.pointer("/IdentityUnlinked/id").and_then(|id| id.as_str()) {
+            ids.insert(id.to_owned());
+        }
+    }
+    Ok(ids)
 }
 
 /// The identity-claim streams of `ids` that only `name` ever claimed, each
