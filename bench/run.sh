@@ -256,10 +256,10 @@ psql -q "$PG_BASE/postgres" -c "CREATE DATABASE \"$FPGDB\""
 for store in "sqlite://$WORK/forget.db" "$PG_BASE/$FPGDB"; do
     "${BENCH[@]}" seed --store "$store" --tokens "$FORGET_EVENTS" --tokens-out "$WORK/none.txt" --sample 0 \
         --login-out "$WORK/forgetlogin.txt" --admin --person zelda --person-tokens "$FORGET_PERSON_TOKENS"
-    SERVER_LOG=warn,authledger::app::forgetting=info start_server "$store"
+    SERVER_LOG=warn,authledger::app::forgetting=info,authledger::app::ledger=info start_server "$store"
     echo "[${store%%:*}]"
     "${BENCH[@]}" forget --base "http://127.0.0.1:$PORT" --admin-token-file "$WORK/forgetlogin.txt" --person zelda
-    grep -E "a person was forgotten|written anew" "$WORK/server.log" | sed -E 's/\x1b\[[0-9;]*m//g; s/^/  server: /'
+    grep -E "a person was forgotten|written anew|folded afresh" "$WORK/server.log" | sed -E 's/\x1b\[[0-9;]*m//g; s/^/  server: /'
     stop_server
 done
 psql -q "$PG_BASE/postgres" -c "DROP DATABASE IF EXISTS \"$FPGDB\" WITH (FORCE)"

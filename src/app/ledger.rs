@@ -110,6 +110,8 @@ pub struct Ledger {
     refused: std::sync::RwLock<Option<String>>,
     /// Set by the runner (see [`Ledger::holds_forgotten_rows`]).
     hold_forgotten_rows: Arc<AtomicBool>,
+    /// One fresh fold at a time: a second caller waits for the one under way.
+    refolding: tokio::sync::Mutex<()>,
 }
 
 /// How many times [`Ledger::refold`] catches its fresh fold up before it
@@ -173,6 +175,7 @@ impl Ledger {
             password_work: super::passwords::PasswordWork::new(options.password_work),
             refused: std::sync::RwLock::new(None),
             hold_forgotten_rows,
+            refolding: tokio::sync::Mutex::new(()),
         };
         let initialize = ServerConfigCommand::Initialize(options.initial_settings);
         ledger.execute::<ServerConfig>((), initialize, &EventMetadata::actor("system")).await?;
@@ -291,9 +294,12 @@ impl Ledger {
     /// named the forgotten person (who disabled whom, who granted what) then
     /// name the pseudonym, as the log does. Requests read the old state until
     /// the swap, which waits for the fresh fold to reach the live one's
-    /// position. Returns whether it swapped.
+    /// position. Returns whether it swapped (false: nothing to do, or
+    /// another call had just done it).
     pub async fn refold(&self) -> Result<bool, AppError> {
         use std::sync::atomic::Ordering;
+        // A fold under way (the background's, say) is waited for: when this returns, it is done.
+        let _one = self.refolding.lock().await;
         if !self.hold_forgotten_rows.swap(false, Ordering::SeqCst) {
             return Ok(false);
         }

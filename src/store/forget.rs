@@ -41,6 +41,11 @@ pub trait Forgetting: Send + Sync {
     /// The forget's own event (the first of its stream), given what it
     /// commits to; an error stops the forget before anything is written.
     fn event(&self, commitment: &Commitment) -> Result<SerializedEvent, String>;
+    /// The stored secrets (password hashes, second-factor seeds) the forget
+    /// deletes in its transaction: nothing of the person is left sealed.
+    fn secrets(&self) -> &[uuid::Uuid] {
+        &[]
+    }
 }
 
 /// A row to rewrite, with what its redaction commits to.

@@ -165,6 +165,9 @@ impl PostgresBackend {
             .await?;
         // Every checkpoint holds projections folded from the rows as they were.
         sqlx::query(&self.q.delete_checkpoints).execute(&mut *conn).await?;
+        for id in forgetting.secrets() {
+            sqlx::query(&self.q.delete_secret).bind(id.to_string()).execute(&mut *conn).await?;
+        }
         let newest: Option<i64> = sqlx::query_scalar(&self.q.last_recorded_at).fetch_optional(&mut *conn).await?;
         let appended =
             self.append_locked(conn, &[std::slice::from_ref(&event)], now.max(newest.unwrap_or(now))).await?;

@@ -87,7 +87,7 @@ impl Forgetter<'_> {
         // The key that signs the forget must be one the log names as its witness's.
         self.witness.record(ledger).await?;
         let mut raced = 0;
-        let (user, forgot) = loop {
+        let forgot = loop {
             let user = super::admin::user(ledger, &order.name)?;
             let person = Person {
                 name: order.name.as_str().to_owned(),
@@ -98,13 +98,14 @@ impl Forgetter<'_> {
             };
             let run = Run {
                 rewriter: Rewriter::new(person),
+                secrets: own_secrets(ledger, &order.name, &user),
                 witness: self.witness,
                 first_position: user.created_position,
                 order: &order,
                 at: ledger.now(),
             };
             match ledger.log.forget(&run, ledger.now()).await {
-                Ok(forgot) => break (user, forgot),
+                Ok(forgot) => break forgot,
                 // Another forget rewrote rows this one read (it may even be theirs): read again.
                 Err(StoreError::ForgetRaced(other)) if raced < RACES => {
                     raced += 1;
@@ -120,19 +121,6 @@ impl Forgetter<'_> {
             ms = started.elapsed().as_millis(),
             "a person was forgotten"
         );
-        // Their secrets are referenced from rows that now name the pseudonym: gone with them.
-        let invites = ledger
-            .projections
-            .read()
-            .access
-            .invites(i64::MIN)
-            .into_iter()
-            .filter(|i| i.user == order.name)
-            .filter_map(|i| i.offered)
-            .collect::<Vec<_>>();
-        for id in user.credential.into_iter().chain(user.second_factor).chain(invites) {
-            ledger.credentials.delete(id).await?;
-        }
         self.flows.forget_user(order.name.as_str()).await?;
         if let Some(test_mode) = self.test_mode {
             let rows = test_mode.forget_user(&order.name).await?;
@@ -209,6 +197,15 @@ impl Forgetter<'_> {
     }
 }
 
+/// The stored secrets of `name`: their password hash and second-factor
+/// seed, and the seeds offered with their pending invitations.
+fn own_secrets(ledger: &Ledger, name: &UserName, user: &UserRecord) -> Vec<Uuid> {
+    let projections = ledger.projections.read();
+    let invites =
+        projections.access.invites(i64::MIN).into_iter().filter(|i| i.user == *name).filter_map(|i| i.offered);
+    user.credential.into_iter().chain(user.second_factor).chain(invites).collect()
+}
+
 /// Every identity `name` ever had: those linked now, and those unlinked
 /// (their ids are in the account's `IdentityUnlinked` events).
 async fn ever_linked(ledger: &Ledger, name: &UserName, user: &UserRecord) -> Result<BTreeSet<String>, AppError> {
@@ -248,6 +245,7 @@ async fn own_claims(
 /// One forget as the store carries it out.
 struct Run<'a> {
     rewriter: Rewriter,
+    secrets: Vec<Uuid>,
     witness: &'a Witness,
     first_position: i64,
     order: &'a Order,
@@ -257,6 +255,10 @@ struct Run<'a> {
 impl Forgetting for Run<'_> {
     fn rewrite(&self, row: &StoredEvent) -> Option<RewrittenRow> {
         self.rewriter.rewrite(row)
+    }
+
+    fn secrets(&self) -> &[Uuid] {
+        &self.secrets
     }
 
     fn event(&self, commitment: &Commitment) -> Result<SerializedEvent, String> {
