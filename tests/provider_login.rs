@@ -729,9 +729,12 @@ async fn linking_and_unlinking(store: TestStore) {
     // A forget renames the identity claims only alice ever held, unlinked ones too
     // (s5); s3, which bob holds now, keeps its id.
     assert_eq!(unlink(&alice, id("s5")).await.status, 204);
+    let log = &h.server.ledger.log;
+    for claim in ["s1", "s5", "s3"] {
+        assert!(!log.load("IdentityClaim", &id(claim), 0).await.expect("readable").is_empty(), "{claim} is claimed");
+    }
     let forgot = h.post("/admin/user/alice/forget", Some(&admin), json!({"reason": "asked"})).await;
     assert_eq!(forgot.status, 204, "{}", forgot.text);
-    let log = &h.server.ledger.log;
     for (claim, kept) in [("s1", false), ("s5", false), ("s3", true)] {
         let rows = log.load("IdentityClaim", &id(claim), 0).await.expect("readable");
         assert_eq!(!rows.is_empty(), kept, "{claim}: {rows:?}");

@@ -125,7 +125,7 @@ impl Checkpointer {
             true => {
                 let rule = ledger.projections.read().users.rule();
                 let fresh = Arc::new(SharedProjections::new(Projections::new(rule)));
-                Runner::new(ledger.log.clone(), fresh.clone()).catch_up().await?;
+                Runner::new(ledger.log.clone(), fresh.clone()).not_counting_forgets().catch_up().await?;
                 fresh
             }
         };

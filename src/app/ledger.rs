@@ -300,28 +300,31 @@ impl Ledger {
         use std::sync::atomic::Ordering;
         // A fold under way (the background's, say) is waited for: when this returns, it is done.
         let _one = self.refolding.lock().await;
-        if !self.hold_forgotten_rows.swap(false, Ordering::SeqCst) {
+        // The flag stays set until the swap: checkpoints meanwhile are made from fresh folds.
+        if !self.hold_forgotten_rows.load(Ordering::SeqCst) {
             return Ok(false);
         }
         let started = std::time::Instant::now();
         let rule = self.projections.read().users.rule();
         let fresh = Arc::new(SharedProjections::new(Projections::new(rule)));
-        // A forget committed while the fresh fold reads makes it stale in turn (the flag again).
+        // A forget committed while the fresh fold reads makes it stale in turn: its own flag.
         let opened_at = self.log.head().await?;
-        let runner =
-            Runner::new(self.log.clone(), fresh.clone()).watching_forgets(opened_at, self.hold_forgotten_rows.clone());
+        let fresh_is_stale = Arc::new(AtomicBool::new(false));
+        let runner = Runner::new(self.log.clone(), fresh.clone())
+            .watching_forgets(opened_at, fresh_is_stale.clone())
+            .not_counting_forgets();
         // Under a steady stream of writes the two may take a few rounds to meet.
         for _ in 0..REFOLD_ROUNDS {
-            if let Err(error) = runner.catch_up().await {
-                self.hold_forgotten_rows.store(true, Ordering::SeqCst);
-                return Err(error.into());
-            }
+            runner.catch_up().await?;
             let reached = fresh.position();
             let swapped = {
                 let mut live = self.projections.write();
                 let meet = reached == crate::projections::Fold::position(&*live);
                 if meet {
                     *live = std::mem::replace(&mut *fresh.write(), Projections::new(rule));
+                    // Under the write lock: the live runner marks a forget it folds after
+                    // applying it, so a forget folded after this swap marks them again.
+                    self.hold_forgotten_rows.store(fresh_is_stale.load(Ordering::SeqCst), Ordering::SeqCst);
                 }
                 meet
             };
@@ -336,7 +339,6 @@ impl Ledger {
             }
         }
         tracing::warn!("the fresh fold could not meet the live projections; trying again later");
-        self.hold_forgotten_rows.store(true, Ordering::SeqCst);
         Ok(false)
     }
 

@@ -231,17 +231,40 @@ impl TestLedger {
 
     /// Drops the test user named `name` (live, or expired and not yet swept)
     /// and every test token it held: a drop marker that names no one, then
-    /// their rows are deleted. Returns how many rows went (none: no such test user).
+    /// every row below it of their stream and of tokens issued to them is
+    /// deleted (read from the log, so rows committed while the marker was
+    /// written go too). Returns how many rows went (none: no such test user).
     pub async fn forget_user(&self, name: &UserName) -> Result<u64, AppError> {
-        let Some((anon_id, aggregates)) = self.projections.read().records_of(name) else {
+        let Some(anon_id) = self.projections.read().anon_id_of(name) else {
             return Ok(0);
         };
         let Some(marker) = self.execute::<TestData>((), TestDataCommand::DropUser { anon_id }).await? else {
             return Ok(0);
         };
-        let aggregates =
-            aggregates.into_iter().map(|a| (a.aggregate_type.to_owned(), a.aggregate_id, a.through_sequence)).collect();
-        let purge = Purge { below: marker, everything_below: None, aggregates };
+        let mut aggregates = BTreeSet::new();
+        let mut after = 0;
+        while after < marker {
+            let rows = self.log.read_after(after, 1_000).await?;
+            let Some(last) = rows.last().map(|r| r.position) else { break };
+            for row in rows.iter().filter(|r| r.position < marker) {
+                let theirs = match row.aggregate_type.as_str() {
+                    "TestUser" => row.aggregate_id == name.as_str(),
+                    "Token" => {
+                        row.payload.contains(name.as_str())
+                            && serde_json::from_str::<serde_json::Value>(&row.payload)
+                                .ok()
+                                .and_then(|p| p.pointer("/TokenIssued/user").cloned())
+                                .is_some_and(|user| user == name.as_str())
+                    }
+                    _ => false,
+                };
+                if theirs {
+                    aggregates.insert((row.aggregate_type.clone(), row.aggregate_id.clone(), i64::MAX));
+                }
+            }
+            after = last;
+        }
+        let purge = Purge { below: marker, everything_below: None, aggregates: aggregates.into_iter().collect() };
         let rows = self.log.purge(&purge).await?;
         // PostgreSQL keeps deleted rows' bytes until a vacuum writes the table anew.
         if let Err(error) = self.log.scrub(marker).await {

@@ -34,11 +34,26 @@ pub struct Runner<P = Projections> {
     upcasters: Vec<Box<dyn EventUpcaster>>,
     /// Set when a forget committed after `opened_at` is folded (see [`Runner::watching_forgets`]).
     stale: Option<(i64, Arc<AtomicBool>)>,
+    /// Whether the forgets it reads count as seen by the process (see [`Runner::not_counting_forgets`]).
+    counts_forgets: bool,
 }
 
 impl<P: Fold> Runner<P> {
     pub fn new(log: EventLog, projections: Arc<SharedProjections<P>>) -> Self {
-        Self { log, projections, wake: Arc::new(Notify::new()), upcasters: upcasters(), stale: None }
+        Self {
+            log,
+            projections,
+            wake: Arc::new(Notify::new()),
+            upcasters: upcasters(),
+            stale: None,
+            counts_forgets: true,
+        }
+    }
+
+    /// A fold of the log beside the live one (a checkpoint's, a refold's):
+    /// the forgets it passes are old news to the process, not new ones.
+    pub fn not_counting_forgets(self) -> Self {
+        Self { counts_forgets: false, ..self }
     }
 
     /// Sets `stale` when this runner folds a forget at a position after
@@ -74,14 +89,13 @@ impl<P: Fold> Runner<P> {
         let Some(last) = rows.last().map(|r| r.position) else {
             return Ok(0);
         };
+        let mut stale_after = false;
         if let Some(forget) = rows.iter().rev().find(|r| r.aggregate_type == crate::domain::Forgotten::TYPE) {
             // Another process's forget (or this one's, seen again): streams were renamed.
-            self.log.note_forget();
-            if let Some((opened_at, stale)) = &self.stale
-                && forget.position > *opened_at
-            {
-                stale.store(true, Ordering::SeqCst);
+            if self.counts_forgets {
+                self.log.note_forget();
             }
+            stale_after = self.stale.as_ref().is_some_and(|(opened_at, _)| forget.position > *opened_at);
         }
         let mut decoded = Vec::with_capacity(rows.len());
         for row in rows {
@@ -100,6 +114,11 @@ impl<P: Fold> Runner<P> {
             let mut state = self.projections.write();
             for (position, recorded_at, aggregate_id, sequence, event) in &decoded {
                 state.apply(*position, *recorded_at, aggregate_id, *sequence, event);
+            }
+            // Marked while the state is locked, once what the forget affects is in it
+            // (a swap of a fresh fold, under the same lock, cannot pass it by).
+            if let Some((_, stale)) = self.stale.as_ref().filter(|_| stale_after) {
+                stale.store(true, Ordering::SeqCst);
             }
         }
         self.projections.publish(last);

@@ -121,14 +121,21 @@ impl Forgetter<'_> {
             ms = started.elapsed().as_millis(),
             "a person was forgotten"
         );
-        self.flows.forget_user(order.name.as_str()).await?;
+        // The forget is committed: each step after it is tried whatever the others do
+        // (a failure is logged for the operator; a retry would find no such user).
+        if let Err(error) = ledger.password_guard.forget_name(&order.name).await {
+            tracing::warn!(%error, "cannot drop the throttle's counts under the forgotten name");
+        }
+        if let Err(error) = self.flows.forget_user(order.name.as_str()).await {
+            tracing::warn!(%error, "cannot drop the forgotten person's sign-ins in progress");
+        }
         if let Some(test_mode) = self.test_mode {
-            let rows = test_mode.forget_user(&order.name).await?;
-            if rows > 0 {
-                tracing::info!(rows, "a test user of the same name was dropped from the test-mode log");
+            match test_mode.forget_user(&order.name).await {
+                Ok(0) => {}
+                Ok(rows) => tracing::info!(rows, "a test user of the same name was dropped from the test-mode log"),
+                Err(error) => tracing::warn!(%error, "cannot drop the test user of the forgotten name"),
             }
         }
-        ledger.password_guard.forget_name(&order.name).await?;
         // The rewrite is committed: a scrub that cannot run is the operator's to finish, not a failed forget.
         let scrubbing = std::time::Instant::now();
         match ledger.log.scrub(forgot.position).await {
@@ -149,8 +156,11 @@ impl Forgetter<'_> {
             }
             Err(error) => tracing::warn!(%error, "cannot vacuum after the forget: run VACUUM on the log's tables"),
         }
-        // The journal reads the forget from the log, as it does those of other servers.
-        self.journal.keep_up(ledger).await?;
+        // The journal reads the forget from the log, as it does those of other servers
+        // (and its background task tries again every two seconds).
+        if let Err(error) = self.journal.keep_up(ledger).await {
+            tracing::warn!(%error, "cannot keep the forget journal up");
+        }
         ledger.fold_to(forgot.position).await?;
         // What others' records kept of them (who disabled whom, say) goes from memory too.
         ledger.refold().await?;
