@@ -18,7 +18,6 @@ use super::AppError;
 use super::background::BackgroundTask;
 use super::ledger::Ledger;
 use crate::projections::checkpoint::store_checkpoint;
-use crate::projections::{Projections, Runner, SharedProjections};
 use crate::store::{DutyLease, EventLog};
 use crate::telemetry;
 
@@ -118,22 +117,17 @@ impl Checkpointer {
         }
         let started = std::time::Instant::now();
         // Projections that folded rows a forget then rewrote may still name the
-        // person: the checkpoint is a fresh fold of the (rewritten) log instead.
-        let stale = ledger.holds_forgotten_rows();
-        let projections = match stale {
-            false => ledger.projections.clone(),
-            true => {
-                let rule = ledger.projections.read().users.rule();
-                let fresh = Arc::new(SharedProjections::new(Projections::new(rule)));
-                Runner::new(ledger.log.clone(), fresh.clone()).not_counting_forgets().catch_up().await?;
-                fresh
-            }
-        };
+        // person: they are folded afresh first (the swap a forget makes), and no
+        // checkpoint is written from projections that still hold such rows.
+        if ledger.holds_forgotten_rows() && (!ledger.refold().await? || ledger.holds_forgotten_rows()) {
+            return Ok(None);
+        }
+        let projections = ledger.projections.clone();
         // Copying the whole state is CPU work: off the request workers.
         let checkpoint = tokio::task::spawn_blocking(move || projections.read().checkpoint())
             .await
             .map_err(|e| AppError::internal(format!("the checkpoint could not be made: {e}")))?;
-        if !stale && ledger.holds_forgotten_rows() {
+        if ledger.holds_forgotten_rows() {
             // A forget was folded while the copy was made: the copy may hold what it erased.
             return Ok(None);
         }

@@ -30,7 +30,7 @@ use crate::domain::{Addressed, AuthError, CustomRoleId, DisplayName, ErrorType, 
 use crate::projections::test_mode::TestUserRecord;
 use crate::projections::{Runner, SharedProjections, TestProjections};
 use crate::projections::{TokenHash, TokenView};
-use crate::store::{EventLog, EventMetadata, Purge, SecretsKey, Store, StoreKind};
+use crate::store::{EventLog, EventMetadata, Purge, SecretsKey, Store, StoreError, StoreKind};
 use uuid::Uuid;
 
 /// How often the sweeper deletes expired test data by default.
@@ -242,28 +242,27 @@ impl TestLedger {
             return Ok(0);
         };
         let mut aggregates = BTreeSet::new();
-        let mut after = 0;
-        while after < marker {
-            let rows = self.log.read_after(after, 1_000).await?;
-            let Some(last) = rows.last().map(|r| r.position) else { break };
-            for row in rows.iter().filter(|r| r.position < marker) {
-                let theirs = match row.aggregate_type.as_str() {
-                    "TestUser" => row.aggregate_id == name.as_str(),
-                    "Token" => {
-                        row.payload.contains(name.as_str())
-                            && serde_json::from_str::<serde_json::Value>(&row.payload)
-                                .ok()
-                                .and_then(|p| p.pointer("/TokenIssued/user").cloned())
-                                .is_some_and(|user| user == name.as_str())
+        self.log
+            .scan(0, |rows| {
+                for row in rows.iter().filter(|r| r.position < marker) {
+                    let theirs = match row.aggregate_type.as_str() {
+                        "TestUser" => row.aggregate_id == name.as_str(),
+                        "Token" => {
+                            row.payload.contains(name.as_str())
+                                && serde_json::from_str::<serde_json::Value>(&row.payload)
+                                    .ok()
+                                    .and_then(|p| p.pointer("/TokenIssued/user").cloned())
+                                    .is_some_and(|user| user == name.as_str())
+                        }
+                        _ => false,
+                    };
+                    if theirs {
+                        aggregates.insert((row.aggregate_type.clone(), row.aggregate_id.clone(), i64::MAX));
                     }
-                    _ => false,
-                };
-                if theirs {
-                    aggregates.insert((row.aggregate_type.clone(), row.aggregate_id.clone(), i64::MAX));
                 }
-            }
-            after = last;
-        }
+                Ok::<bool, StoreError>(rows.last().is_some_and(|r| r.position < marker))
+            })
+            .await?;
         let purge = Purge { below: marker, everything_below: None, aggregates: aggregates.into_iter().collect() };
         let rows = self.log.purge(&purge).await?;
         // PostgreSQL keeps deleted rows' bytes until a vacuum writes the table anew.
